@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the Debian packages anvil builds and tests with, when missing.
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+set -eu
+
+PKGS="pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler \
+libsqlite3-dev libcmocka-dev libjansson-dev"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+        grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "anvil: missing Debian packages:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >&2

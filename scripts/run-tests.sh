@@ -1,0 +1,28 @@
+#!/bin/sh
+# Runs cmocka test binaries, each under a time limit, and prints one closing
+# line "tests: N passed, N failed". Exits non-zero if any test failed or any
+# binary crashed or timed out.
+set -u
+passed=0
+failed=0
+broken=""
+limit=${ANVIL_TEST_TIMEOUT:-300}
+for t in "$@"; do
+    echo "== $t"
+    out=$(mktemp)
+    CMOCKA_TEST_ABORT=1 timeout "$limit" "$t" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ "$rc" -ne 0 ] && [ -z "$f" ]; then
+        broken="$broken $t(exit $rc)"
+        failed=$((failed + 1))
+    fi
+    rm -f "$out"
+done
+[ -n "$broken" ] && echo "crashed or timed out:$broken"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

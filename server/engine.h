@@ -1,0 +1,176 @@
+// engine.h - the engine: one thread that owns the store and every piece of
+// job state, and applies commands in batches (group commit).
+//
+// Any thread posts a struct cmd with engine_submit(). The engine thread
+// takes every command waiting, applies them all in ONE transaction (a
+// savepoint each, so one failing command does not undo the others),
+// commits, and only then calls each command's done() callback, on the
+// engine thread. A long-poll (Poll, WaitJob) may be parked: its done() runs
+// later, when work arrives or its wait ends. The command's memory belongs to
+// the caller throughout; borrowed input pointers must stay valid until
+// done() runs. After done() the caller frees outputs with engine_cmd_fini().
+//
+// Lock: engine.lock guards the incoming command list and the stop flag;
+// everything else is touched by the engine thread alone.
+#ifndef SERVER_ENGINE_H
+#define SERVER_ENGINE_H
+
+#include "job.h"
+#include "store.h"
+
+#include <anvil/anvil.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum cmd_kind {
+    CMD_SUBMIT,
+    CMD_GET,
+    CMD_LIST,
+    CMD_WAIT,
+    CMD_CANCEL,
+    CMD_POLL,
+    CMD_HEARTBEAT,
+    CMD_COMPLETE,
+    CMD_FAIL,
+    CMD_HEALTH,
+};
+
+struct lease_ref {
+    int64_t  id;
+    uint32_t token;
+};
+
+struct cmd_submit {
+    const char    *type;
+    const char    *queue;
+    const char    *key; // idempotency key; NULL = none
+    const uint8_t *payload;
+    size_t         len;
+    int32_t        priority;
+    int64_t        delay_ms;
+    int64_t        run_at_ms;
+    int64_t        timeout_ms;
+    uint32_t       max_attempts; // 0 = default
+    int64_t        id;           // out
+    bool           existed;      // out
+};
+
+struct cmd_job { // GET, CANCEL
+    int64_t    id;
+    struct job job; // out
+};
+
+struct cmd_wait {
+    int64_t    id;
+    uint32_t   timeout_ms;
+    struct job job;  // out
+    bool       done; // out: the job is final
+};
+
+struct cmd_list {
+    struct store_list_filter f;
+    struct job              *jobs;        // out
+    size_t                   n;           // out
+    int64_t                  next_before; // out; 0 = last page
+};
+
+struct cmd_poll {
+    const char        *worker;
+    const char *const *queues;
+    size_t             nq;
+    const char *const *types;
+    size_t             nt;
+    uint32_t           max;
+    uint32_t           wait_ms;
+    struct job        *jobs; // out: leased jobs; token = attempt,
+    size_t             n;    // deadline = lease_deadline
+};
+
+struct cmd_heartbeat {
+    const char             *worker;
+    const struct lease_ref *refs;
+    size_t                  n;
+    int64_t                *canceled; // out
+    size_t                  ncanceled;
+    int64_t                *lost; // out
+    size_t                  nlost;
+    int64_t                 deadline; // out
+};
+
+struct cmd_complete {
+    int64_t        id;
+    uint32_t       token;
+    const uint8_t *result;
+    size_t         len;
+};
+
+struct cmd_fail {
+    int64_t     id;
+    uint32_t    token;
+    const char *error;
+    bool        no_retry;
+    int         state;    // out
+    int64_t     retry_at; // out
+};
+
+struct cmd_health {
+    struct store_depth *depths; // out
+    size_t              n;
+    uint64_t            total;
+    int64_t             uptime_ms;
+};
+
+struct cmd {
+    enum cmd_kind kind;
+    uint64_t      request_id; // envelope request id; 0 = none
+    union {
+        struct cmd_submit    submit;
+        struct cmd_job       get;
+        struct cmd_job       cancel;
+        struct cmd_wait      wait;
+        struct cmd_list      list;
+        struct cmd_poll      poll;
+        struct cmd_heartbeat heartbeat;
+        struct cmd_complete  complete;
+        struct cmd_fail      fail;
+        struct cmd_health    health;
+    } u;
+    struct anvil_error err; // result: code and message
+    void (*done)(struct cmd *c, void *arg);
+    void *done_arg;
+    // Engine-private.
+    struct cmd *next;
+    uint64_t    waiter_seq;
+};
+
+struct engine_config {
+    int64_t  lease_ms;     // default lease; 30000
+    uint32_t max_attempts; // default max attempts; 3
+};
+
+struct engine;
+
+// Rebuilds the ready queues and timers from the store and starts the
+// engine thread. The store stays the caller's but only the engine may use
+// it until engine_stop() returns. *out is the caller's.
+int engine_start(struct store *st, const struct engine_config *cfg,
+    struct engine **out, struct anvil_error *err);
+
+// Posts a command. Any thread. c->done(c, c->done_arg) is called exactly
+// once, on the engine thread (or on this thread, with UNAVAILABLE, when the
+// engine is stopping).
+void engine_submit(struct engine *e, struct cmd *c);
+
+// Applies what was posted, answers parked long-polls with UNAVAILABLE,
+// joins the thread and frees the engine. NULL is ignored.
+void engine_stop(struct engine *e);
+
+// Frees a command's outputs (after its done() ran).
+void engine_cmd_fini(struct cmd *c);
+
+// Retry delay before attempt+1 after `attempt` failed: initial *
+// multiplier^(attempt-1), capped at max, scaled by jitter in [0.8, 1.2).
+int64_t engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
+    double multiplier, double jitter);
+
+#endif

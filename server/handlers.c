@@ -1,0 +1,688 @@
+// handlers.c - per-rpc decode/validate and encode, found through the
+// service descriptor. Every bad input is named in the error message.
+#include "handlers.h"
+
+#include "anvil/v1/anvil.pb-c.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME 128
+#define MAX_KEY 256
+#define MAX_ERROR_TEXT 65536
+#define MAX_LIST_LIMIT 1000
+#define DEFAULT_LIST_LIMIT 50
+#define MAX_WAIT_MS 300000u
+#define MAX_POLL_WAIT_MS 60000u
+#define MAX_POLL_JOBS 1000u
+#define MAX_POLL_NAMES 64
+#define MAX_HEARTBEAT_LEASES 10000
+#define MAX_ATTEMPTS_LIMIT 1000u
+
+typedef int (*decode_fn)(const struct handler_limits *, struct call *,
+    struct anvil_error *);
+typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);
+
+struct handler {
+    const char *name;
+    decode_fn   decode;
+    encode_fn   encode;
+    void (*free_reply)(void *scratch); // what encode allocated
+};
+
+bool
+handlers_valid_name(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+            return false;
+    }
+    return n >= 1 && n <= MAX_NAME;
+}
+
+static int
+check_name(const char *field, const char *s, struct anvil_error *err)
+{
+    if (handlers_valid_name(s))
+        return ANVIL_OK;
+    return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+        "%s '%.64s%s' is not a valid name: use 1 to %d of A-Z a-z 0-9 _ . -",
+        field, s, strlen(s) > 64 ? "..." : "", MAX_NAME);
+}
+
+static int
+parse_id(const char *s, int64_t *id, struct anvil_error *err)
+{
+    if (job_id_parse(s, id) == 0)
+        return ANVIL_OK;
+    if (s[0] == '\0')
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "job id is empty");
+    return av_error_set(err, ANVIL_NOT_FOUND,
+        "no job with id '%.64s' (job ids look like j42)", s);
+}
+
+// ---- decode ----
+
+static int
+decode_submit(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) call->req;
+    struct cmd_submit           *s = &call->cmd.u.submit;
+    const char *queue = r->queue[0] != '\0' ? r->queue : "default";
+    if (check_name("type", r->type, err) || check_name("queue", queue, err))
+        return err->code;
+    if (r->payload.len > lim->max_payload)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "payload is %zu bytes, over the server's limit of %zu bytes "
+            "(anvild --max-payload)",
+            r->payload.len, lim->max_payload);
+    if (strlen(r->idempotency_key) > MAX_KEY)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "idempotency_key is longer than %d bytes", MAX_KEY);
+    if (r->delay_ms < 0 || r->run_at_ms < 0 || r->timeout_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "delay_ms, run_at_ms and timeout_ms must not be negative");
+    if (r->max_attempts > MAX_ATTEMPTS_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "max_attempts %u is over the limit of %u", r->max_attempts,
+            MAX_ATTEMPTS_LIMIT);
+    call->cmd.kind  = CMD_SUBMIT;
+    s->type         = r->type;
+    s->queue        = queue;
+    s->key = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
+    s->payload      = r->payload.data;
+    s->len          = r->payload.len;
+    s->priority     = r->priority;
+    s->delay_ms     = r->delay_ms;
+    s->run_at_ms    = r->run_at_ms;
+    s->timeout_ms   = r->timeout_ms;
+    s->max_attempts = r->max_attempts;
+    return ANVIL_OK;
+}
+
+static int
+decode_get(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__GetJobRequest *r = (Anvil__V1__GetJobRequest *) call->req;
+    call->cmd.kind              = CMD_GET;
+    return parse_id(r->id, &call->cmd.u.get.id, err);
+}
+
+static int
+decode_cancel(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__CancelJobRequest *r = (Anvil__V1__CancelJobRequest *) call->req;
+    call->cmd.kind                 = CMD_CANCEL;
+    return parse_id(r->id, &call->cmd.u.cancel.id, err);
+}
+
+static int
+decode_wait(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__WaitJobRequest *r = (Anvil__V1__WaitJobRequest *) call->req;
+    if (r->timeout_ms > MAX_WAIT_MS)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "timeout_ms %u is over the limit of %u ms; wait again instead",
+            r->timeout_ms, MAX_WAIT_MS);
+    call->cmd.kind              = CMD_WAIT;
+    call->cmd.u.wait.timeout_ms = r->timeout_ms;
+    return parse_id(r->id, &call->cmd.u.wait.id, err);
+}
+
+static int
+decode_list(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__ListJobsRequest *r = (Anvil__V1__ListJobsRequest *) call->req;
+    struct store_list_filter   *f = &call->cmd.u.list.f;
+    if (r->limit > MAX_LIST_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "limit %u is over the maximum page size of %d", r->limit,
+            MAX_LIST_LIMIT);
+    if ((int) r->state < 0 || (int) r->state > ANVIL_JOB_CANCELED)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "state %d is not a job state", (int) r->state);
+    if ((r->type[0] && check_name("type", r->type, err)) ||
+        (r->queue[0] && check_name("queue", r->queue, err)))
+        return err->code;
+    if (r->cursor[0] != '\0' && job_id_parse(r->cursor, &f->before_id) != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "cursor '%.64s' is not a cursor this server returned", r->cursor);
+    call->cmd.kind = CMD_LIST;
+    f->state       = (int) r->state;
+    f->type        = r->type[0] ? r->type : NULL;
+    f->queue       = r->queue[0] ? r->queue : NULL;
+    f->limit       = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
+    return ANVIL_OK;
+}
+
+static int
+check_names(const char *field, char **names, size_t n, struct anvil_error *err)
+{
+    if (n > MAX_POLL_NAMES)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s names %zu entries, over the limit of %d", field, n,
+            MAX_POLL_NAMES);
+    for (size_t i = 0; i < n; i++) {
+        if (check_name(field, names[i], err))
+            return err->code;
+    }
+    return ANVIL_OK;
+}
+
+static const char *const default_queues[] = { "default" };
+
+static int
+decode_poll(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__PollRequest *r = (Anvil__V1__PollRequest *) call->req;
+    struct cmd_poll        *p = &call->cmd.u.poll;
+    if (check_name("worker_id", r->worker_id, err) ||
+        check_names("queues", r->queues, r->n_queues, err) ||
+        check_names("types", r->types, r->n_types, err))
+        return err->code;
+    if (r->n_types == 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "types is empty: name the job types this worker runs");
+    if (r->max_jobs > MAX_POLL_JOBS || r->wait_ms > MAX_POLL_WAIT_MS)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "max_jobs is at most %u and wait_ms at most %u", MAX_POLL_JOBS,
+            MAX_POLL_WAIT_MS);
+    call->cmd.kind = CMD_POLL;
+    p->worker      = r->worker_id;
+    p->queues      = r->n_queues ? (const char *const *) r->queues
+                                 : default_queues;
+    p->nq          = r->n_queues ? r->n_queues : 1;
+    p->types       = (const char *const *) r->types;
+    p->nt          = r->n_types;
+    p->max         = r->max_jobs ? r->max_jobs : 1;
+    p->wait_ms     = r->wait_ms;
+    return ANVIL_OK;
+}
+
+static int
+decode_heartbeat(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__HeartbeatRequest *r = (Anvil__V1__HeartbeatRequest *) call->req;
+    if (check_name("worker_id", r->worker_id, err))
+        return err->code;
+    if (r->n_leases > MAX_HEARTBEAT_LEASES)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "leases holds %zu entries, over the limit of %d", r->n_leases,
+            MAX_HEARTBEAT_LEASES);
+    struct lease_ref *refs = calloc(r->n_leases + 1, sizeof(*refs));
+    if (refs == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    call->scratch = refs;
+    for (size_t i = 0; i < r->n_leases; i++) {
+        if (parse_id(r->leases[i]->job_id, &refs[i].id, err))
+            return err->code;
+        refs[i].token = r->leases[i]->token;
+    }
+    call->cmd.kind             = CMD_HEARTBEAT;
+    call->cmd.u.heartbeat.worker = r->worker_id;
+    call->cmd.u.heartbeat.refs = refs;
+    call->cmd.u.heartbeat.n    = r->n_leases;
+    return ANVIL_OK;
+}
+
+static int
+decode_complete(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    Anvil__V1__CompleteRequest *r = (Anvil__V1__CompleteRequest *) call->req;
+    if (r->result.len > lim->max_payload)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "result is %zu bytes, over the server's limit of %zu bytes",
+            r->result.len, lim->max_payload);
+    call->cmd.kind              = CMD_COMPLETE;
+    call->cmd.u.complete.token  = r->token;
+    call->cmd.u.complete.result = r->result.data;
+    call->cmd.u.complete.len    = r->result.len;
+    return parse_id(r->job_id, &call->cmd.u.complete.id, err);
+}
+
+static int
+decode_fail(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__FailRequest *r = (Anvil__V1__FailRequest *) call->req;
+    if (strlen(r->error) > MAX_ERROR_TEXT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "error text is over the limit of %d bytes", MAX_ERROR_TEXT);
+    call->cmd.kind            = CMD_FAIL;
+    call->cmd.u.fail.token    = r->token;
+    call->cmd.u.fail.error    = r->error[0] ? r->error : "failed";
+    call->cmd.u.fail.no_retry = r->no_retry;
+    return parse_id(r->job_id, &call->cmd.u.fail.id, err);
+}
+
+static int
+decode_health(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    (void) err;
+    call->cmd.kind = CMD_HEALTH;
+    return ANVIL_OK;
+}
+
+// ---- encode ----
+
+// A wire job and the text of its id.
+struct pb_job {
+    Anvil__V1__Job m;
+    char           id[24];
+};
+
+static void
+job_to_pb(const struct job *j, struct pb_job *p)
+{
+    anvil__v1__job__init(&p->m);
+    job_id_format(j->id, p->id, sizeof(p->id));
+    Anvil__V1__Job *m  = &p->m;
+    m->id              = p->id;
+    m->type            = j->type;
+    m->queue           = j->queue;
+    m->payload         = (ProtobufCBinaryData) { j->payload_len, j->payload };
+    m->priority        = j->priority;
+    m->state           = (Anvil__V1__JobState) j->state;
+    m->attempt         = j->attempt;
+    m->max_attempts    = j->max_attempts;
+    m->result          = (ProtobufCBinaryData) { j->result_len, j->result };
+    m->error           = j->error;
+    m->created_at_ms   = j->created_at;
+    m->started_at_ms   = j->started_at;
+    m->finished_at_ms  = j->finished_at;
+    m->run_at_ms       = j->run_at;
+    m->timeout_ms      = j->timeout_ms;
+    m->idempotency_key = j->idem_key;
+    m->worker_id       = j->worker_id;
+}
+
+// Encoders build the response in *scratch (freed by the caller) and
+// point *out at it.
+
+static int
+encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct {
+        Anvil__V1__SubmitJobResponse m;
+        char                         id[24];
+    } *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__submit_job_response__init(&r->m);
+    job_id_format(call->cmd.u.submit.id, r->id, sizeof(r->id));
+    r->m.id      = r->id;
+    r->m.existed = call->cmd.u.submit.existed;
+    *scratch     = r;
+    *out         = &r->m.base;
+    return ANVIL_OK;
+}
+
+// GetJob, CancelJob and WaitJob answer a job (WaitJob also `done`).
+struct job_reply {
+    union {
+        Anvil__V1__GetJobResponse    get;
+        Anvil__V1__CancelJobResponse cancel;
+        Anvil__V1__WaitJobResponse   wait;
+    } m;
+    struct pb_job job;
+};
+
+static int
+encode_job_reply(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct job_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch = r;
+    switch (call->cmd.kind) {
+    case CMD_WAIT:
+        anvil__v1__wait_job_response__init(&r->m.wait);
+        job_to_pb(&call->cmd.u.wait.job, &r->job);
+        r->m.wait.job  = &r->job.m;
+        r->m.wait.done = call->cmd.u.wait.done;
+        *out           = &r->m.wait.base;
+        break;
+    case CMD_CANCEL:
+        anvil__v1__cancel_job_response__init(&r->m.cancel);
+        job_to_pb(&call->cmd.u.cancel.job, &r->job);
+        r->m.cancel.job = &r->job.m;
+        *out            = &r->m.cancel.base;
+        break;
+    default:
+        anvil__v1__get_job_response__init(&r->m.get);
+        job_to_pb(&call->cmd.u.get.job, &r->job);
+        r->m.get.job = &r->job.m;
+        *out         = &r->m.get.base;
+        break;
+    }
+    return ANVIL_OK;
+}
+
+struct list_reply {
+    Anvil__V1__ListJobsResponse m;
+    char                        cursor[24];
+    Anvil__V1__Job            **ptrs;
+    struct pb_job              *jobs;
+};
+
+static int
+encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct cmd_list   *l = &call->cmd.u.list;
+    struct list_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch = r;
+    r->ptrs  = calloc(l->n + 1, sizeof(*r->ptrs));
+    r->jobs  = calloc(l->n + 1, sizeof(*r->jobs));
+    if (r->ptrs == NULL || r->jobs == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__list_jobs_response__init(&r->m);
+    for (size_t i = 0; i < l->n; i++) {
+        job_to_pb(&l->jobs[i], &r->jobs[i]);
+        r->ptrs[i] = &r->jobs[i].m;
+    }
+    r->m.n_jobs = l->n;
+    r->m.jobs   = r->ptrs;
+    if (l->next_before > 0)
+        job_id_format(l->next_before, r->cursor, sizeof(r->cursor));
+    r->m.next_cursor = r->cursor;
+    *out             = &r->m.base;
+    return ANVIL_OK;
+}
+
+static void
+free_list_reply(void *p)
+{
+    struct list_reply *r = p;
+    if (r == NULL)
+        return;
+    free(r->ptrs);
+    free(r->jobs);
+    free(r);
+}
+
+struct poll_reply {
+    Anvil__V1__PollResponse m;
+    Anvil__V1__Lease      **ptrs;
+    Anvil__V1__Lease       *leases;
+    struct pb_job          *jobs;
+};
+
+static int
+encode_poll(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct cmd_poll   *p = &call->cmd.u.poll;
+    struct poll_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch  = r;
+    r->ptrs   = calloc(p->n + 1, sizeof(*r->ptrs));
+    r->leases = calloc(p->n + 1, sizeof(*r->leases));
+    r->jobs   = calloc(p->n + 1, sizeof(*r->jobs));
+    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__poll_response__init(&r->m);
+    for (size_t i = 0; i < p->n; i++) {
+        anvil__v1__lease__init(&r->leases[i]);
+        job_to_pb(&p->jobs[i], &r->jobs[i]);
+        r->leases[i].job         = &r->jobs[i].m;
+        r->leases[i].token       = p->jobs[i].attempt;
+        r->leases[i].deadline_ms = p->jobs[i].lease_deadline;
+        r->ptrs[i]               = &r->leases[i];
+    }
+    r->m.n_leases = p->n;
+    r->m.leases   = r->ptrs;
+    *out          = &r->m.base;
+    return ANVIL_OK;
+}
+
+static void
+free_poll_reply(void *p)
+{
+    struct poll_reply *r = p;
+    if (r == NULL)
+        return;
+    free(r->ptrs);
+    free(r->leases);
+    free(r->jobs);
+    free(r);
+}
+
+struct heartbeat_reply {
+    Anvil__V1__HeartbeatResponse m;
+    char                       **canceled;
+    char                       **lost;
+    char (*ids)[24];
+};
+
+static int
+encode_heartbeat(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct cmd_heartbeat   *h = &call->cmd.u.heartbeat;
+    struct heartbeat_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch    = r;
+    r->canceled = calloc(h->ncanceled + 1, sizeof(char *));
+    r->lost     = calloc(h->nlost + 1, sizeof(char *));
+    r->ids      = calloc(h->ncanceled + h->nlost + 1, sizeof(*r->ids));
+    if (r->canceled == NULL || r->lost == NULL || r->ids == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__heartbeat_response__init(&r->m);
+    size_t k = 0;
+    for (size_t i = 0; i < h->ncanceled; i++, k++) {
+        job_id_format(h->canceled[i], r->ids[k], sizeof(r->ids[k]));
+        r->canceled[i] = r->ids[k];
+    }
+    for (size_t i = 0; i < h->nlost; i++, k++) {
+        job_id_format(h->lost[i], r->ids[k], sizeof(r->ids[k]));
+        r->lost[i] = r->ids[k];
+    }
+    r->m.n_canceled  = h->ncanceled;
+    r->m.canceled    = r->canceled;
+    r->m.n_lost      = h->nlost;
+    r->m.lost        = r->lost;
+    r->m.deadline_ms = h->deadline;
+    *out             = &r->m.base;
+    return ANVIL_OK;
+}
+
+static void
+free_heartbeat_reply(void *p)
+{
+    struct heartbeat_reply *r = p;
+    if (r == NULL)
+        return;
+    free(r->canceled);
+    free(r->lost);
+    free(r->ids);
+    free(r);
+}
+
+static int
+encode_complete(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    (void) call;
+    Anvil__V1__CompleteResponse *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__complete_response__init(r);
+    *scratch = r;
+    *out     = &r->base;
+    return ANVIL_OK;
+}
+
+static int
+encode_fail(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    Anvil__V1__FailResponse *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__fail_response__init(r);
+    r->state       = (Anvil__V1__JobState) call->cmd.u.fail.state;
+    r->retry_at_ms = call->cmd.u.fail.retry_at;
+    *scratch       = r;
+    *out           = &r->base;
+    return ANVIL_OK;
+}
+
+struct health_reply {
+    Anvil__V1__HealthResponse m;
+    Anvil__V1__QueueDepth   **ptrs;
+    Anvil__V1__QueueDepth    *depths;
+};
+
+static int
+encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct cmd_health   *h = &call->cmd.u.health;
+    struct health_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch  = r;
+    r->ptrs   = calloc(h->n + 1, sizeof(*r->ptrs));
+    r->depths = calloc(h->n + 1, sizeof(*r->depths));
+    if (r->ptrs == NULL || r->depths == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__health_response__init(&r->m);
+    for (size_t i = 0; i < h->n; i++) {
+        anvil__v1__queue_depth__init(&r->depths[i]);
+        r->depths[i].queue   = h->depths[i].queue;
+        r->depths[i].type    = h->depths[i].type;
+        r->depths[i].queued  = h->depths[i].queued;
+        r->depths[i].running = h->depths[i].running;
+        r->ptrs[i]           = &r->depths[i];
+    }
+    r->m.version    = ANVIL_VERSION;
+    r->m.uptime_ms  = h->uptime_ms;
+    r->m.jobs_total = h->total;
+    r->m.n_depths   = h->n;
+    r->m.depths     = r->ptrs;
+    *out            = &r->m.base;
+    return ANVIL_OK;
+}
+
+static void
+free_health_reply(void *p)
+{
+    struct health_reply *r = p;
+    if (r == NULL)
+        return;
+    free(r->ptrs);
+    free(r->depths);
+    free(r);
+}
+
+// In the order of `service Anvil` in the .proto (handlers_check verifies).
+static const struct handler table[] = {
+    { "SubmitJob", decode_submit, encode_submit, free },
+    { "GetJob", decode_get, encode_job_reply, free },
+    { "ListJobs", decode_list, encode_list, free_list_reply },
+    { "WaitJob", decode_wait, encode_job_reply, free },
+    { "CancelJob", decode_cancel, encode_job_reply, free },
+    { "Poll", decode_poll, encode_poll, free_poll_reply },
+    { "Heartbeat", decode_heartbeat, encode_heartbeat, free_heartbeat_reply },
+    { "Complete", decode_complete, encode_complete, free },
+    { "Fail", decode_fail, encode_fail, free },
+    { "Health", decode_health, encode_health, free_health_reply },
+};
+
+#define NHANDLERS (sizeof(table) / sizeof(table[0]))
+
+static const ProtobufCServiceDescriptor *const service =
+    &anvil__v1__anvil__descriptor;
+
+int
+handlers_check(void)
+{
+    if (service->n_methods != NHANDLERS) {
+        AV_ERR("handlers.mismatch", "methods=%u handlers=%zu",
+            service->n_methods, NHANDLERS);
+        return -1;
+    }
+    for (size_t i = 0; i < NHANDLERS; i++) {
+        if (strcmp(service->methods[i].name, table[i].name) != 0) {
+            AV_ERR("handlers.mismatch", "index=%zu method=%s handler=%s", i,
+                service->methods[i].name, table[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+handlers_decode(const struct handler_limits *lim, const char *method,
+    const uint8_t *body, size_t len, struct call *call,
+    struct anvil_error *err)
+{
+    memset(call, 0, sizeof(*call));
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(service, method);
+    if (md == NULL)
+        return av_error_set(err, ANVIL_UNIMPLEMENTED,
+            "unknown method '%.64s': this server implements anvil.v1.Anvil",
+            method);
+    call->method = (int) (md - service->methods);
+    call->req    = protobuf_c_message_unpack(md->input, NULL, len, body);
+    if (call->req == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "body is not a valid %s message", md->input->name);
+    return table[call->method].decode(lim, call, err);
+}
+
+int
+handlers_encode(struct call *call, uint8_t **out, size_t *len,
+    struct anvil_error *err)
+{
+    ProtobufCMessage *msg     = NULL;
+    void             *scratch = NULL;
+    int rc = table[call->method].encode(call, &msg, &scratch);
+    if (rc == ANVIL_OK) {
+        *len = protobuf_c_message_get_packed_size(msg);
+        *out = malloc(*len + 1);
+        if (*out == NULL)
+            rc = ANVIL_RESOURCE_EXHAUSTED;
+        else
+            protobuf_c_message_pack(msg, *out);
+    }
+    table[call->method].free_reply(scratch);
+    if (rc != ANVIL_OK)
+        return av_error_set(err, rc, "out of memory encoding the reply");
+    return ANVIL_OK;
+}
+
+void
+handlers_call_fini(struct call *call)
+{
+    engine_cmd_fini(&call->cmd);
+    if (call->req != NULL)
+        protobuf_c_message_free_unpacked(call->req, NULL);
+    free(call->scratch);
+    call->req     = NULL;
+    call->scratch = NULL;
+}

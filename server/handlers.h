@@ -1,0 +1,51 @@
+// handlers.h - one function pair per rpc: decode and validate the request
+// body into an engine command, and encode the engine's result as the
+// response body. The table is checked against protobuf-c's service
+// descriptor, so adding an rpc is: add it to the .proto, write its pair.
+//
+// Protobuf types stop here and in rpc.c. Any thread; no shared state.
+#ifndef SERVER_HANDLERS_H
+#define SERVER_HANDLERS_H
+
+#include "engine.h"
+
+#include <anvil/anvil.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct handler_limits {
+    size_t max_payload; // payload and result bytes
+};
+
+// One request in flight: its decoded body and its engine command.
+struct call {
+    int               method; // index in the service descriptor
+    ProtobufCMessage *req;    // unpacked body; freed by call_fini
+    void             *scratch; // inputs converted for the engine
+    struct cmd        cmd;
+};
+
+// Checks that the handler table matches the service descriptor. Returns
+// 0, or -1 (a build mistake) after logging what differs.
+int handlers_check(void);
+
+// Decodes body as the request of rpc `method`, validates it and fills
+// call->cmd. Errors: UNIMPLEMENTED (unknown method), INVALID_ARGUMENT
+// (undecodable body, bad field), NOT_FOUND (malformed job id).
+int handlers_decode(const struct handler_limits *lim, const char *method,
+    const uint8_t *body, size_t len, struct call *call,
+    struct anvil_error *err);
+
+// Encodes the response body of a call whose command succeeded into a new
+// buffer (*out, *len; free with free()).
+int handlers_encode(struct call *call, uint8_t **out, size_t *len,
+    struct anvil_error *err);
+
+// Frees what decode and the engine left in call; call may be reused.
+void handlers_call_fini(struct call *call);
+
+// True if s matches [A-Za-z0-9_.-]{1,128}.
+bool handlers_valid_name(const char *s);
+
+#endif

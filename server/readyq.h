@@ -1,0 +1,37 @@
+// readyq.h - in-memory ready queues: the QUEUED jobs, keyed by (queue,
+// type), each a heap ordered by priority (higher first) then by the order
+// they became ready (FIFO).
+//
+// Owned by the engine thread; not thread-safe. Entries are deleted lazily:
+// a job cancelled while queued stays here until popped, and the engine
+// skips it then (the store says it is no longer QUEUED).
+#ifndef SERVER_READYQ_H
+#define SERVER_READYQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct readyq;
+
+// NULL if out of memory.
+struct readyq *readyq_new(void);
+void           readyq_free(struct readyq *q);
+
+// Adds a job; 0, or -1 if out of memory.
+int readyq_push(struct readyq *q, const char *queue, const char *type,
+    int64_t id, int32_t priority);
+
+// Removes and returns the best job over every (queue, type) pair of
+// queues x types: highest priority, then first ready. False if none.
+bool readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt, int64_t *id);
+
+// True if a pop with these queues and types would find a job.
+bool readyq_any(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt);
+
+// Entries held, stale ones included.
+size_t readyq_size(const struct readyq *q);
+
+#endif

@@ -1,0 +1,279 @@
+// rpc.c - nng REP with contexts (the shape of nng's demo/async server).
+//
+// Each context loops RECV -> (engine) -> SEND -> RECV. A long-poll keeps
+// its context parked in the engine, so whenever a request arrives and fewer
+// than `contexts` remain receiving, another context is opened: parked
+// long-polls never starve new requests.
+#include "rpc.h"
+
+#include "anvil/v1/anvil.pb-c.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum ctx_state { CTX_RECV, CTX_SEND };
+
+struct rpc_ctx {
+    struct rpc         *rpc;
+    nng_aio            *aio;
+    nng_ctx             ctx;
+    enum ctx_state      state;
+    uint64_t            request_id;
+    struct call         call;
+    struct rpc_ctx     *next; // all contexts, under rpc.lock
+};
+
+struct rpc {
+    struct rpc_config cfg;
+    nng_socket        sock;
+    pthread_mutex_t   lock; // guards all, receiving, closing
+    struct rpc_ctx   *all;
+    int               receiving;
+    bool              closing;
+};
+
+static void ctx_cb(void *arg);
+
+static int
+nng_to_code(int rv)
+{
+    switch (rv) {
+    case NNG_EADDRINUSE:
+        return ANVIL_UNAVAILABLE;
+    case NNG_EADDRINVAL:
+    case NNG_EINVAL:
+    case NNG_ENOTSUP:
+        return ANVIL_INVALID_ARGUMENT;
+    case NNG_ENOMEM:
+        return ANVIL_RESOURCE_EXHAUSTED;
+    default:
+        return ANVIL_INTERNAL;
+    }
+}
+
+// Opens one more context and starts it receiving.
+static int
+ctx_add(struct rpc *r)
+{
+    struct rpc_ctx *x = calloc(1, sizeof(*x));
+    if (x == NULL)
+        return NNG_ENOMEM;
+    x->rpc = r;
+    int rv = nng_aio_alloc(&x->aio, ctx_cb, x);
+    if (rv == 0 && (rv = nng_ctx_open(&x->ctx, r->sock)) != 0)
+        nng_aio_free(x->aio);
+    if (rv != 0) {
+        free(x);
+        return rv;
+    }
+    pthread_mutex_lock(&r->lock);
+    x->next = r->all;
+    r->all  = x;
+    r->receiving++;
+    pthread_mutex_unlock(&r->lock);
+    x->state = CTX_RECV;
+    nng_ctx_recv(x->ctx, x->aio);
+    return 0;
+}
+
+// Packs and sends a Reply envelope. On failure the context goes back to
+// receiving and the client's REQ will resend.
+static void
+send_reply(struct rpc_ctx *x, int code, const char *message,
+    const uint8_t *body, size_t len)
+{
+    Anvil__V1__Reply rep = ANVIL__V1__REPLY__INIT;
+    rep.code             = (Anvil__V1__Code) code;
+    rep.message          = (char *) (message ? message : "");
+    rep.body             = (ProtobufCBinaryData) { len, (uint8_t *) body };
+    rep.request_id       = x->request_id;
+    size_t   n           = anvil__v1__reply__get_packed_size(&rep);
+    nng_msg *msg;
+    x->state = CTX_SEND;
+    if (nng_msg_alloc(&msg, n) != 0) {
+        AV_ERR("rpc.oom", "bytes=%zu", n);
+        x->state = CTX_RECV;
+        nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    anvil__v1__reply__pack(&rep, nng_msg_body(msg));
+    nng_aio_set_msg(x->aio, msg);
+    nng_ctx_send(x->ctx, x->aio);
+}
+
+static void
+log_error(struct rpc_ctx *x, const char *method, const struct anvil_error *e)
+{
+    int level = e->code == ANVIL_INTERNAL ? AV_LOG_ERROR : AV_LOG_DEBUG;
+    AV_LOG(level, "rpc.error", "method=%.64s request_id=%llu code=%s "
+        "msg=\"%s\"", method, (unsigned long long) x->request_id,
+        anvil_code_name(e->code), e->msg);
+}
+
+// Engine thread: the command finished; encode and send its reply.
+static void
+call_done(struct cmd *c, void *arg)
+{
+    struct rpc_ctx *x = arg;
+    (void) c;
+    uint8_t        *body = NULL;
+    size_t          len  = 0;
+    struct anvil_error err = x->call.cmd.err;
+    if (err.code == ANVIL_OK)
+        handlers_encode(&x->call, &body, &len, &err);
+    if (err.code != ANVIL_OK)
+        log_error(x, "-", &err);
+    handlers_call_fini(&x->call);
+    send_reply(x, err.code, err.code ? err.msg : NULL, body, len);
+    free(body);
+}
+
+static void
+handle_request(struct rpc_ctx *x, nng_msg *msg)
+{
+    struct anvil_error err = { 0 };
+    Anvil__V1__Request *req = anvil__v1__request__unpack(NULL,
+        nng_msg_len(msg), nng_msg_body(msg));
+    nng_msg_free(msg);
+    x->request_id = 0;
+    if (req == NULL) {
+        av_error_set(&err, ANVIL_INVALID_ARGUMENT,
+            "request is not an anvil.v1.Request envelope");
+        log_error(x, "-", &err);
+        send_reply(x, err.code, err.msg, NULL, 0);
+        return;
+    }
+    x->request_id = req->request_id;
+    int rc = handlers_decode(&x->rpc->cfg.limits, req->method, req->body.data,
+        req->body.len, &x->call, &err);
+    if (rc != ANVIL_OK) {
+        log_error(x, req->method, &err);
+        anvil__v1__request__free_unpacked(req, NULL);
+        handlers_call_fini(&x->call);
+        send_reply(x, err.code, err.msg, NULL, 0);
+        return;
+    }
+    anvil__v1__request__free_unpacked(req, NULL);
+    x->call.cmd.request_id = x->request_id;
+    x->call.cmd.done       = call_done;
+    x->call.cmd.done_arg   = x;
+    engine_submit(x->rpc->cfg.engine, &x->call.cmd);
+}
+
+// Keeps at least cfg.contexts contexts receiving.
+static void
+top_up(struct rpc *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->receiving--;
+    bool more = !r->closing && r->receiving < r->cfg.contexts;
+    pthread_mutex_unlock(&r->lock);
+    if (more && ctx_add(r) != 0)
+        AV_WARN("rpc.context", "msg=\"cannot open another context\"");
+}
+
+static void
+back_to_recv(struct rpc_ctx *x)
+{
+    pthread_mutex_lock(&x->rpc->lock);
+    x->rpc->receiving++;
+    pthread_mutex_unlock(&x->rpc->lock);
+    x->state = CTX_RECV;
+    nng_ctx_recv(x->ctx, x->aio);
+}
+
+static void
+ctx_cb(void *arg)
+{
+    struct rpc_ctx *x  = arg;
+    int             rv = nng_aio_result(x->aio);
+    if (x->state == CTX_SEND) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(x->aio));
+        if (rv != NNG_ECLOSED)
+            back_to_recv(x);
+        return;
+    }
+    if (rv != 0) {
+        if (rv != NNG_ECLOSED) {
+            AV_WARN("rpc.recv", "err=\"%s\"", nng_strerror(rv));
+            nng_ctx_recv(x->ctx, x->aio);
+        }
+        return;
+    }
+    top_up(x->rpc);
+    handle_request(x, nng_aio_get_msg(x->aio));
+}
+
+int
+rpc_start(const struct rpc_config *cfg, struct rpc **out,
+    struct anvil_error *err)
+{
+    struct rpc *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    r->cfg = *cfg;
+    pthread_mutex_init(&r->lock, NULL);
+    int rv = nng_rep0_open(&r->sock);
+    if (rv != 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return av_error_set(err, ANVIL_INTERNAL, "cannot open socket: %s",
+            nng_strerror(rv));
+    }
+    nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
+    rv = nng_listen(r->sock, cfg->url, NULL, 0);
+    if (rv != 0) {
+        av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s",
+            cfg->url, nng_strerror(rv));
+        rpc_close(r);
+        rpc_free(r);
+        return err ? err->code : ANVIL_INTERNAL;
+    }
+    for (int i = 0; i < cfg->contexts && rv == 0; i++)
+        rv = ctx_add(r);
+    if (rv != 0) {
+        av_error_set(err, nng_to_code(rv), "cannot open contexts: %s",
+            nng_strerror(rv));
+        rpc_close(r);
+        rpc_free(r);
+        return err ? err->code : ANVIL_INTERNAL;
+    }
+    *out = r;
+    return ANVIL_OK;
+}
+
+void
+rpc_close(struct rpc *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->closing = true;
+    pthread_mutex_unlock(&r->lock);
+    nng_close(r->sock);
+}
+
+void
+rpc_free(struct rpc *r)
+{
+    if (r == NULL)
+        return;
+    // No callback adds contexts once closing is set, so the list is final.
+    for (struct rpc_ctx *x = r->all; x != NULL; x = x->next)
+        nng_aio_stop(x->aio);
+    while (r->all != NULL) {
+        struct rpc_ctx *x = r->all;
+        r->all            = x->next;
+        nng_ctx_close(x->ctx);
+        nng_aio_free(x->aio);
+        free(x);
+    }
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}

@@ -1,0 +1,37 @@
+// rpc.h - the nng REP endpoint: contexts, the aio state machine, envelope
+// decode and reply encode. It never touches SQLite: decoded requests go to
+// the engine as commands.
+//
+// Threads: nng's aio callbacks run on nng's threads; replies are sent from
+// the engine thread (a command's done callback). rpc.lock guards the list
+// of contexts and the idle count.
+#ifndef SERVER_RPC_H
+#define SERVER_RPC_H
+
+#include "engine.h"
+#include "handlers.h"
+
+#include <anvil/anvil.h>
+
+struct rpc_config {
+    const char           *url;
+    size_t                recv_max;  // NNG_OPT_RECVMAXSZ
+    int                   contexts;  // contexts kept receiving
+    struct handler_limits limits;
+    struct engine        *engine;
+};
+
+struct rpc;
+
+// Listens on cfg->url (synchronously: on return, clients can connect).
+// Errors: INVALID_ARGUMENT (bad URL), UNAVAILABLE (address in use).
+int rpc_start(const struct rpc_config *cfg, struct rpc **out,
+    struct anvil_error *err);
+
+// Closes the socket: no request is taken after this returns.
+void rpc_close(struct rpc *r);
+
+// Frees every context; call after engine_stop(). NULL is ignored.
+void rpc_free(struct rpc *r);
+
+#endif

@@ -1,0 +1,42 @@
+// server.h - the lifecycle of one anvild: config, start, stop.
+//
+// A struct server owns the store, the engine thread and the rpc endpoint.
+// server_start() returns once the endpoint listens, so a test may connect
+// the moment it returns. Several servers may run in one process (tests),
+// each on its own URL and database. Call from one thread; server_stop() from
+// the thread that started it.
+#ifndef SERVER_SERVER_H
+#define SERVER_SERVER_H
+
+#include <anvil/anvil.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server_config {
+    const char *listen_url;   // default "tcp://127.0.0.1:7700"
+    const char *db_path;      // default "./anvil.db"
+    size_t      max_payload;  // payload and result limit; default 1 MiB
+    int         synchronous;  // SQLite synchronous: 2 FULL (default), 1 NORMAL
+    int         contexts;     // REP contexts receiving at once; default 64
+    int64_t     lease_ms;     // default lease of a polled job; 30000
+};
+
+// Fills cfg with the defaults above.
+void server_config_init(struct server_config *cfg);
+
+struct server;
+
+// Opens the database (creating or migrating it), rebuilds in-memory state
+// from it, starts the engine thread and listens on cfg->listen_url.
+// On success *out is the caller's, to stop with server_stop(). cfg's
+// strings must outlive the server. Errors: INVALID_ARGUMENT (bad URL or
+// option), UNAVAILABLE (address in use), INTERNAL (database).
+int server_start(
+    const struct server_config *cfg, struct server **out,
+    struct anvil_error *err);
+
+// Stops accepting, lets the engine finish its batch, closes the database
+// and frees the server. NULL is ignored.
+void server_stop(struct server *s);
+
+#endif

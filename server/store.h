@@ -1,0 +1,147 @@
+// store.h - all of anvil's SQL: schema and migrations, prepared statements,
+// transactions, and the job rows.
+//
+// A struct store wraps one SQLite connection in WAL mode. It is owned by the
+// engine thread: no other thread may call it (tests call it from their own
+// single thread). Every function returns 0 (ANVIL_OK) or ANVIL_INTERNAL /
+// ANVIL_NOT_FOUND / ANVIL_ALREADY_EXISTS with err set; on ANVIL_INTERNAL the
+// caller rolls back.
+#ifndef SERVER_STORE_H
+#define SERVER_STORE_H
+
+#include "job.h"
+
+#include <anvil/anvil.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+// Opens (creating or migrating) the database at path. synchronous is
+// SQLite's PRAGMA synchronous (2 FULL, 1 NORMAL). *out is the caller's.
+int store_open(const char *path, int synchronous, struct store **out,
+    struct anvil_error *err);
+
+// Closes the database; NULL is ignored.
+void store_close(struct store *st);
+
+// Transactions: one per engine batch, a savepoint per command inside it.
+int store_begin(struct store *st, struct anvil_error *err);
+int store_commit(struct store *st, struct anvil_error *err);
+void store_rollback(struct store *st);
+int store_savepoint(struct store *st, struct anvil_error *err);
+int store_release(struct store *st, struct anvil_error *err);
+void store_rollback_savepoint(struct store *st);
+
+// A new job's fields. Strings are borrowed for the call.
+struct store_new_job {
+    const char    *type;
+    const char    *queue;
+    const uint8_t *payload;
+    size_t         payload_len;
+    int32_t        priority;
+    int            state; // QUEUED or SCHEDULED
+    uint32_t       max_attempts;
+    int64_t        created_at;
+    int64_t        run_at;
+    int64_t        timeout_ms;
+    int64_t        lease_ms;
+    const char    *idem_key;   // NULL = none
+    uint64_t       request_id; // 0 = none
+};
+
+// Inserts a job; *id receives its id.
+int store_job_insert(struct store *st, const struct store_new_job *nj,
+    int64_t *id, struct anvil_error *err);
+
+// Finds the job created by request id rid or idempotency key; ANVIL_OK and
+// *id, or ANVIL_NOT_FOUND (err untouched).
+int store_job_by_request(
+    struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
+int store_job_by_key(
+    struct store *st, const char *key, int64_t *id, struct anvil_error *err);
+
+// Reads a whole job into *out (caller job_fini's it). NOT_FOUND if absent.
+int store_job_get(
+    struct store *st, int64_t id, struct job *out, struct anvil_error *err);
+
+// QUEUED -> RUNNING: attempt+1, lease to worker until deadline. Fills *out
+// with the leased job. NOT_FOUND if the job is no longer QUEUED.
+int store_job_lease(struct store *st, int64_t id, const char *worker,
+    int64_t now, int64_t deadline, struct job *out, struct anvil_error *err);
+
+// Sets a final state (SUCCEEDED, FAILED, CANCELED) with result or error.
+int store_job_finish(struct store *st, int64_t id, int state,
+    const uint8_t *result, size_t result_len, const char *error, int64_t now,
+    struct anvil_error *err);
+
+// Back to waiting after a failed attempt or a delay: state QUEUED or
+// SCHEDULED, earliest start run_at, last error kept.
+int store_job_requeue(struct store *st, int64_t id, int state,
+    int64_t run_at, const char *error, struct anvil_error *err);
+
+// SCHEDULED -> QUEUED. NOT_FOUND if it was not SCHEDULED.
+int store_job_make_ready(struct store *st, int64_t id, struct anvil_error *err);
+
+int store_job_extend(struct store *st, int64_t id, int64_t deadline,
+    struct anvil_error *err);
+int store_job_request_cancel(
+    struct store *st, int64_t id, struct anvil_error *err);
+
+// The fields the engine checks before a transition.
+struct store_job_brief {
+    int      state;
+    uint32_t attempt;
+    uint32_t max_attempts;
+    int64_t  lease_deadline;
+    int64_t  started_at;
+    int64_t  timeout_ms;
+    int64_t  lease_ms;
+    int64_t  run_at;
+    int32_t  priority;
+    bool     cancel_requested;
+};
+int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
+    struct anvil_error *err);
+
+struct store_list_filter {
+    int         state; // 0 = any
+    const char *type;  // NULL = any
+    const char *queue; // NULL = any
+    int64_t     before_id; // 0 = from the newest
+    uint32_t    limit;
+};
+
+// Newest first. *jobs is an array of *n jobs (job_array_free).
+int store_job_list(struct store *st, const struct store_list_filter *f,
+    struct job **jobs, size_t *n, struct anvil_error *err);
+
+// Calls fn for each job in state SCHEDULED, QUEUED or RUNNING, oldest
+// first, to rebuild the engine's memory on start. The struct job passed
+// holds id, type, queue, priority, state, attempt, run_at, lease_deadline,
+// started_at, timeout_ms; it is valid for the call only.
+int store_scan_active(struct store *st,
+    int (*fn)(void *arg, const struct job *j), void *arg,
+    struct anvil_error *err);
+
+struct store_depth {
+    char    *queue;
+    char    *type;
+    uint64_t queued;
+    uint64_t running;
+};
+
+// Queue depths per (queue, type) and the number of jobs ever created.
+int store_depths(struct store *st, struct store_depth **out, size_t *n,
+    uint64_t *total, struct anvil_error *err);
+void store_depths_free(struct store_depth *d, size_t n);
+
+// Failure seam for tests: when set, called before each statement step
+// with the statement's index; a non-zero return makes the step fail as if
+// SQLite had returned SQLITE_IOERR.
+extern int (*store_hook_step)(int stmt);
+
+#endif
