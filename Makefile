@@ -42,7 +42,7 @@ obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 SDK_SRCS    := $(wildcard sdk/*.c sdk/util/*.c) worker/runtime.c
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 WORKERD_SRCS := $(filter-out worker/main.c worker/runtime.c,$(wildcard worker/*.c))
-CLI_SRCS    := $(wildcard cli/*.c)
+CLI_SRCS    := $(filter-out cli/main.c,$(wildcard cli/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
@@ -50,7 +50,8 @@ EXAMPLE_SRCS := $(wildcard examples/*.c)
 LIBANVIL  := $(B)/libanvil.a
 LIBSERVER := $(B)/libanvild.a
 LIBWORKERD := $(B)/libanvil-workerd.a
-LIBS_ALL  := $(LIBSERVER) $(LIBWORKERD) $(LIBANVIL)
+LIBCLI    := $(B)/libanvil-cli.a
+LIBS_ALL  := $(LIBSERVER) $(LIBWORKERD) $(LIBCLI) $(LIBANVIL)
 
 PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker
 EXAMPLES := $(patsubst examples/%.c,$(BIN)/examples/%,$(EXAMPLE_SRCS))
@@ -91,6 +92,9 @@ $(LIBSERVER): $(call obj,$(SERVER_SRCS))
 $(LIBWORKERD): $(call obj,$(WORKERD_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
+$(LIBCLI): $(call obj,$(CLI_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BIN)/anvild: $(call obj,server/main.c) $(LIBSERVER) $(LIBANVIL)
 	@mkdir -p $(@D)
@@ -98,7 +102,7 @@ $(BIN)/anvild: $(call obj,server/main.c) $(LIBSERVER) $(LIBANVIL)
 $(BIN)/anvil-worker: $(call obj,worker/main.c) $(LIBWORKERD) $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
-$(BIN)/anvil: $(call obj,$(CLI_SRCS)) $(LIBANVIL)
+$(BIN)/anvil: $(call obj,cli/main.c) $(LIBCLI) $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 $(BIN)/examples/%: $(B)/obj/examples/%.o $(LIBANVIL)

@@ -1,0 +1,130 @@
+// cli.h - the anvil command: argument parsing, the verb table, dispatch.
+//
+// cli_parse() turns argv into a struct cli_opts without touching the
+// network, so every usage error is found (and tested) before a server is
+// contacted. cli_main() parses, opens a client and runs the verb. Each verb
+// lives in cli/cmd_<group>.c and is described by a struct cli_verb: its
+// flags, its one positional argument and its run function. Adding a verb is
+// one struct and one line in the table in cli.c. Single-threaded.
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+#include <anvil/anvil.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+// Exit statuses of the anvil command.
+enum cli_exit {
+    CLI_EXIT_OK      = 0, // success; for wait: the job SUCCEEDED
+    CLI_EXIT_FAILED  = 1, // server error, or the job FAILED / was CANCELED
+    CLI_EXIT_USAGE   = 2, // bad arguments; nothing was sent
+    CLI_EXIT_TIMEOUT = 4, // wait: --timeout-ms passed, job not finished
+};
+
+// How long one WaitJob long-poll lasts when waiting without a limit.
+#define CLI_WAIT_CHUNK_MS 30000
+
+// Largest --timeout-ms accepted.
+#define CLI_TIMEOUT_MAX_MS INT32_MAX
+
+// Everything argv says. Strings are borrowed from argv.
+struct cli_opts {
+    const char            *server;   // --server; NULL = $ANVIL_SERVER/default
+    bool                   json;     // --json
+    bool                   help;     // --help, -h, `help [VERB]`
+    bool                   version;  // --version
+    const struct cli_verb *verb;     // NULL only with help or version
+    const char            *id;       // status, wait, cancel
+    const char            *type;     // submit TYPE, list --type
+    const char            *data;     // submit --data (valid JSON)
+    const char            *queue;    // submit, list --queue
+    const char            *cursor;   // list --cursor
+    int32_t                priority; // submit --priority
+    bool                   wait;     // submit --wait
+    bool                   has_timeout;    // --timeout-ms given
+    int64_t                timeout_ms;     // 0..CLI_TIMEOUT_MAX_MS
+    int                    state;          // list --state; 0 = any
+    uint32_t               limit;          // list --limit; 0 = server default
+    bool                   positional_set; // the verb's argument was given
+};
+
+// What a running verb gets: parsed options, an open client, its streams.
+struct cli_ctx {
+    const struct cli_opts *opts;
+    anvil_client          *client;
+    FILE                  *out;
+    FILE                  *err;
+};
+
+// A flag of a verb. set() checks and stores the value (NULL for a switch)
+// and returns 0, or CLI_EXIT_USAGE with err->msg naming the flag.
+struct cli_flag {
+    const char *name; // "--priority"
+    const char *arg;  // "N"; NULL for a switch
+    int (*set)(struct cli_opts *o, const char *value, struct anvil_error *err);
+};
+
+struct cli_verb {
+    const char            *name;       // "submit"
+    const char            *positional; // "TYPE", "ID", or NULL
+    const char            *synopsis;   // flags after the positional
+    const char            *summary;    // one line, for `anvil --help`
+    const char            *help;       // flag descriptions for VERB --help
+    const struct cli_flag *flags;      // ends with a { NULL } entry
+    // Stores the positional argument (may be NULL when there is none).
+    int (*set_positional)(
+        struct cli_opts *o, const char *value, struct anvil_error *err);
+    // Checks flags against each other after parsing (may be NULL).
+    int (*check)(struct cli_opts *o, struct anvil_error *err);
+    // Runs the verb; returns an enum cli_exit.
+    int (*run)(struct cli_ctx *ctx);
+};
+
+extern const struct cli_verb cli_verb_submit;
+extern const struct cli_verb cli_verb_status;
+extern const struct cli_verb cli_verb_wait;
+extern const struct cli_verb cli_verb_cancel;
+extern const struct cli_verb cli_verb_list;
+extern const struct cli_verb cli_verb_health;
+
+// Parses argv (argv[0] is the program). Returns CLI_EXIT_OK with *o filled,
+// or CLI_EXIT_USAGE with a one-line message in err->msg (no "anvil: "
+// prefix) naming the bad flag or argument. Never contacts a server.
+int cli_parse(
+    int argc, char **argv, struct cli_opts *o, struct anvil_error *err);
+
+// The verb called name, or NULL.
+const struct cli_verb *cli_verb_find(const char *name);
+
+// Prints the usage of verb, or of the whole command when verb is NULL.
+void cli_usage(FILE *f, const struct cli_verb *verb);
+
+// The server URL to use: --server, else $ANVIL_SERVER when set and not
+// empty, else ANVIL_DEFAULT_URL. Borrowed.
+const char *cli_server_url(const struct cli_opts *o);
+
+// Parses the whole command line, runs it, writes to out and err; returns
+// the exit status (enum cli_exit).
+int cli_main(int argc, char **argv, FILE *out, FILE *err);
+
+// Reports a failed call on ctx->err as "anvil: CODE_NAME: message" and
+// returns CLI_EXIT_FAILED.
+int cli_report(struct cli_ctx *ctx, int code, const struct anvil_error *err);
+
+// Fills err with code INVALID_ARGUMENT and a message; returns
+// CLI_EXIT_USAGE, so setters can `return cli_usage_error(err, ...)`.
+int cli_usage_error(struct anvil_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+// Parses s as a decimal integer in [min, max] for flag. Returns 0, or
+// CLI_EXIT_USAGE with err naming the flag.
+int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
+    int64_t *out, struct anvil_error *err);
+
+// The exit status of wait (and submit --wait) given anvil_job_wait's
+// return code and job: OK when the job SUCCEEDED, FAILED when it ended
+// FAILED or CANCELED or the call failed, TIMEOUT when it is unfinished.
+int cli_wait_exit(int rc, const struct anvil_job *job);
+
+#endif

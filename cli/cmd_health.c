@@ -1,0 +1,41 @@
+// cmd_health.c - `anvil health`: the server's version, uptime and queues.
+#include "cli.h"
+#include "output.h"
+
+static int
+run_health(struct cli_ctx *x)
+{
+    struct anvil_health *h   = NULL;
+    struct anvil_error   err = { 0, "" };
+    int                  rc  = anvil_health(x->client, &h, &err);
+    if (rc != ANVIL_OK) {
+        anvil_health_free(h);
+        return cli_report(x, rc, &err);
+    }
+    rc = CLI_EXIT_OK;
+    if (x->opts->json) {
+        json_t *j = output_health_json(h);
+        if (output_json_print(x->out, j) != 0) {
+            fprintf(x->err, "anvil: cannot write JSON output\n");
+            rc = CLI_EXIT_FAILED;
+        }
+        json_decref(j);
+    } else {
+        output_health_human(x->out, h);
+    }
+    anvil_health_free(h);
+    return rc;
+}
+
+static const struct cli_flag health_flags[] = { { NULL, NULL, NULL } };
+
+const struct cli_verb cli_verb_health = {
+    .name     = "health",
+    .synopsis = "",
+    .summary  = "show the server's version, uptime and queue depths",
+    .help     = "With --json: {\"version\", \"uptime_ms\", \"jobs_total\", "
+                "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
+                "\"running\"}]}.\n",
+    .flags    = health_flags,
+    .run      = run_health,
+};

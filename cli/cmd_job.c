@@ -1,0 +1,421 @@
+// cmd_job.c - the job verbs: submit, status, wait, cancel, list.
+//
+// Each verb is a struct cli_verb: flag setters that check their value
+// without a server (cli_parse), then a run function over the public SDK.
+#include "cli.h"
+#include "output.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <util/clock.h>
+
+// ---- Flag setters
+
+static int
+set_nonempty(const char *what, const char *value, const char **dst,
+    struct anvil_error *err)
+{
+    if (value[0] == '\0')
+        return cli_usage_error(err, "%s must not be empty", what);
+    *dst = value;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_type_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("TYPE", value, &o->type, err);
+}
+
+static int
+set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("ID", value, &o->id, err);
+}
+
+static int
+set_type(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("--type", value, &o->type, err);
+}
+
+static int
+set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("--queue", value, &o->queue, err);
+}
+
+static int
+set_cursor(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("--cursor", value, &o->cursor, err);
+}
+
+// The payload is sent exactly as given; jansson only checks it.
+static int
+set_data(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    json_error_t jerr;
+    json_t      *j = json_loads(value, JSON_DECODE_ANY, &jerr);
+    if (j == NULL)
+        return cli_usage_error(err,
+            "--data is not valid JSON: %s at line %d column %d", jerr.text,
+            jerr.line, jerr.column);
+    json_decref(j);
+    o->data = value;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_priority(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int64_t v;
+    int rc = cli_parse_int("--priority", value, INT32_MIN, INT32_MAX, &v, err);
+    if (rc == CLI_EXIT_OK)
+        o->priority = (int32_t) v;
+    return rc;
+}
+
+static int
+set_wait(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    (void) value;
+    (void) err;
+    o->wait = true;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int rc = cli_parse_int(
+        "--timeout-ms", value, 0, CLI_TIMEOUT_MAX_MS, &o->timeout_ms, err);
+    o->has_timeout = rc == CLI_EXIT_OK;
+    return rc;
+}
+
+static int
+set_state(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int state = 0;
+    if (anvil_job_state_parse(value, &state) != ANVIL_OK
+        || state == ANVIL_JOB_UNSPECIFIED)
+        return cli_usage_error(err,
+            "--state: unknown state '%s' (PENDING, SCHEDULED, QUEUED, "
+            "RUNNING, SUCCEEDED, FAILED or CANCELED)",
+            value);
+    o->state = state;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_limit(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int64_t v;
+    int     rc = cli_parse_int("--limit", value, 1, 1000, &v, err);
+    if (rc == CLI_EXIT_OK)
+        o->limit = (uint32_t) v;
+    return rc;
+}
+
+static int
+check_submit(struct cli_opts *o, struct anvil_error *err)
+{
+    if (o->has_timeout && !o->wait)
+        return cli_usage_error(err, "submit: --timeout-ms needs --wait");
+    return CLI_EXIT_OK;
+}
+
+// ---- Printing and waiting
+
+static int
+print_json(struct cli_ctx *x, json_t *j)
+{
+    int rc = output_json_print(x->out, j);
+    json_decref(j);
+    if (rc != 0) {
+        fprintf(x->err, "anvil: cannot write JSON output\n");
+        return CLI_EXIT_FAILED;
+    }
+    return CLI_EXIT_OK;
+}
+
+static int
+print_job(struct cli_ctx *x, const struct anvil_job *job)
+{
+    if (x->opts->json)
+        return print_json(x, output_job_json(job));
+    output_job_human(x->out, job, av_now_ms());
+    return CLI_EXIT_OK;
+}
+
+int
+cli_wait_exit(int rc, const struct anvil_job *job)
+{
+    if (job == NULL)
+        return CLI_EXIT_FAILED;
+    if (rc == ANVIL_DEADLINE_EXCEEDED && !anvil_job_state_final(job->state))
+        return CLI_EXIT_TIMEOUT;
+    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+        return CLI_EXIT_FAILED;
+    return job->state == ANVIL_JOB_SUCCEEDED ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+// Waits for id to finish, for at most timeout_ms (< 0: no limit), in
+// long-polls of at most CLI_WAIT_CHUNK_MS. Returns anvil_job_wait's code
+// and job of the last poll.
+static int
+wait_job(anvil_client *c, const char *id, int64_t timeout_ms,
+    struct anvil_job **out, struct anvil_error *err)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : av_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t chunk = CLI_WAIT_CHUNK_MS;
+        if (deadline >= 0) {
+            int64_t left = deadline - av_mono_ms();
+            chunk        = left < 0 ? 0 : left < chunk ? left : chunk;
+        }
+        struct anvil_job *job   = NULL;
+        int               rc    = anvil_job_wait(c, id, (int) chunk, &job, err);
+        bool              again = rc == ANVIL_DEADLINE_EXCEEDED && job != NULL
+            && !anvil_job_state_final(job->state)
+            && (deadline < 0 || av_mono_ms() < deadline);
+        if (!again) {
+            *out = job;
+            return rc;
+        }
+        anvil_job_free(job);
+    }
+}
+
+// Waits for id, prints the job and returns the exit status of `wait`.
+// submitted: the job was just submitted, so say its id if the wait fails.
+static int
+wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
+{
+    const struct cli_opts *o       = x->opts;
+    struct anvil_job      *job     = NULL;
+    struct anvil_error     err     = { 0, "" };
+    int64_t                timeout = o->has_timeout ? o->timeout_ms : -1;
+    int                    rc = wait_job(x->client, id, timeout, &job, &err);
+    if (job == NULL) {
+        cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
+        if (submitted)
+            fprintf(x->err, "anvil: job %s was submitted\n", id);
+        return CLI_EXIT_FAILED;
+    }
+    int ec    = cli_wait_exit(rc, job);
+    int print = print_job(x, job);
+    if (ec == CLI_EXIT_TIMEOUT)
+        fprintf(x->err, "anvil: %s is still %s after %lld ms\n", id,
+            anvil_job_state_name(job->state), (long long) o->timeout_ms);
+    else if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+        cli_report(x, rc, &err);
+    anvil_job_free(job);
+    return print != CLI_EXIT_OK ? print : ec;
+}
+
+// ---- Verbs
+
+static int
+run_submit(struct cli_ctx *x)
+{
+    const struct cli_opts   *o       = x->opts;
+    struct anvil_submit_opts so      = { 0 };
+    struct anvil_error       err     = { 0, "" };
+    char                    *id      = NULL;
+    bool                     existed = false;
+    size_t                   len     = o->data ? strlen(o->data) : 0;
+
+    so.queue    = o->queue;
+    so.priority = o->priority;
+    int rc      = anvil_job_submit(
+             x->client, o->type, o->data, len, &so, &id, &existed, &err);
+    if (rc != ANVIL_OK)
+        return cli_report(x, rc, &err);
+    if (o->wait) {
+        rc = wait_and_print(x, id, true);
+    } else if (o->json) {
+        rc = print_json(x, output_submit_json(id, existed));
+    } else {
+        fprintf(x->out, "%s\n", id);
+        rc = CLI_EXIT_OK;
+    }
+    anvil_free(id);
+    return rc;
+}
+
+static int
+run_status(struct cli_ctx *x)
+{
+    struct anvil_job  *job = NULL;
+    struct anvil_error err = { 0, "" };
+    int                rc  = anvil_job_get(x->client, x->opts->id, &job, &err);
+    if (rc != ANVIL_OK) {
+        anvil_job_free(job);
+        return cli_report(x, rc, &err);
+    }
+    rc = print_job(x, job);
+    anvil_job_free(job);
+    return rc;
+}
+
+static int
+run_wait(struct cli_ctx *x)
+{
+    return wait_and_print(x, x->opts->id, false);
+}
+
+static int
+run_cancel(struct cli_ctx *x)
+{
+    struct anvil_job  *job = NULL;
+    struct anvil_error err = { 0, "" };
+    int rc = anvil_job_cancel(x->client, x->opts->id, &job, &err);
+    if (rc != ANVIL_OK || job == NULL) {
+        anvil_job_free(job);
+        return cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
+    }
+    if (x->opts->json)
+        rc = print_json(x, output_job_json(job));
+    else if (job->state == ANVIL_JOB_CANCELED)
+        fprintf(x->out, "%s CANCELED\n", job->id);
+    else
+        fprintf(x->out, "%s is %s; it stops at its worker's next heartbeat\n",
+            job->id, anvil_job_state_name(job->state));
+    anvil_job_free(job);
+    return rc;
+}
+
+static int
+run_list(struct cli_ctx *x)
+{
+    const struct cli_opts   *o    = x->opts;
+    struct anvil_list_filter f    = { 0 };
+    struct anvil_job_list   *list = NULL;
+    struct anvil_error       err  = { 0, "" };
+    f.state                       = o->state;
+    f.type                        = o->type;
+    f.queue                       = o->queue;
+    f.limit                       = o->limit;
+    f.cursor                      = o->cursor;
+    int rc                        = anvil_job_list(x->client, &f, &list, &err);
+    if (rc != ANVIL_OK) {
+        anvil_job_list_free(list);
+        return cli_report(x, rc, &err);
+    }
+    if (o->json)
+        rc = print_json(x, output_list_json(list));
+    else
+        output_list_human(x->out, list);
+    anvil_job_list_free(list);
+    return rc;
+}
+
+// ---- Verb table entries
+
+static const struct cli_flag submit_flags[] = {
+    { "--data", "JSON", set_data },
+    { "--queue", "Q", set_queue },
+    { "--priority", "N", set_priority },
+    { "--wait", NULL, set_wait },
+    { "--timeout-ms", "N", set_timeout },
+    { NULL, NULL, NULL },
+};
+
+const struct cli_verb cli_verb_submit = {
+    .name       = "submit",
+    .positional = "TYPE",
+    .synopsis   = "[--data JSON] [--queue Q] [--priority N] [--wait] "
+                  "[--timeout-ms N]",
+    .summary    = "submit a job of type TYPE and print its id",
+    .help
+    = "Flags:\n"
+      "  --data JSON     the payload, sent byte for byte; must be valid "
+      "JSON\n"
+      "  --queue Q       queue to put the job in (default: default)\n"
+      "  --priority N    higher runs first (default 0; 32-bit integer)\n"
+      "  --wait          wait until the job finishes, then print and exit "
+      "as\n"
+      "                  'anvil wait' does\n"
+      "  --timeout-ms N  with --wait: stop waiting after N ms (exit 4)\n"
+      "\nPrints the id alone on a line; with --json {\"id\": ID, "
+      "\"existed\": BOOL}.\n",
+    .flags          = submit_flags,
+    .set_positional = set_type_arg,
+    .check          = check_submit,
+    .run            = run_submit,
+};
+
+static const struct cli_flag no_flags[] = { { NULL, NULL, NULL } };
+
+const struct cli_verb cli_verb_status = {
+    .name           = "status",
+    .positional     = "ID",
+    .synopsis       = "",
+    .summary        = "show a job",
+    .help           = "",
+    .flags          = no_flags,
+    .set_positional = set_id_arg,
+    .run            = run_status,
+};
+
+static const struct cli_flag wait_flags[] = {
+    { "--timeout-ms", "N", set_timeout },
+    { NULL, NULL, NULL },
+};
+
+const struct cli_verb cli_verb_wait = {
+    .name       = "wait",
+    .positional = "ID",
+    .synopsis   = "[--timeout-ms N]",
+    .summary    = "wait until a job finishes, then show it",
+    .help
+    = "Flags:\n"
+      "  --timeout-ms N  stop waiting after N ms (0: look once); default: "
+      "no limit\n"
+      "\nExit status: 0 if the job SUCCEEDED, 1 if it FAILED or was "
+      "CANCELED,\n"
+      "4 if it had not finished when the timeout passed.\n",
+    .flags          = wait_flags,
+    .set_positional = set_id_arg,
+    .run            = run_wait,
+};
+
+const struct cli_verb cli_verb_cancel = {
+    .name           = "cancel",
+    .positional     = "ID",
+    .synopsis       = "",
+    .summary        = "cancel a job (a running one at its next heartbeat)",
+    .help           = "Fails with FAILED_PRECONDITION when the job had already "
+                      "finished.\n",
+    .flags          = no_flags,
+    .set_positional = set_id_arg,
+    .run            = run_cancel,
+};
+
+static const struct cli_flag list_flags[] = {
+    { "--state", "S", set_state },
+    { "--type", "T", set_type },
+    { "--queue", "Q", set_queue },
+    { "--limit", "N", set_limit },
+    { "--cursor", "C", set_cursor },
+    { NULL, NULL, NULL },
+};
+
+const struct cli_verb cli_verb_list = {
+    .name     = "list",
+    .synopsis = "[--state S] [--type T] [--queue Q] [--limit N] [--cursor C]",
+    .summary  = "list jobs, newest first",
+    .help     = "Flags:\n"
+                "  --state S   only jobs in state S: PENDING, SCHEDULED, QUEUED, "
+                "RUNNING,\n"
+                "              SUCCEEDED, FAILED or CANCELED (any case)\n"
+                "  --type T    only jobs of type T\n"
+                "  --queue Q   only jobs in queue Q\n"
+                "  --limit N   at most N jobs, 1..1000 (default 50)\n"
+                "  --cursor C  the next page, as printed after the previous one\n",
+    .flags    = list_flags,
+    .run      = run_list,
+};

@@ -1,0 +1,573 @@
+// output.c - printing jobs, lists and health for people and for scripts.
+//
+// Everything a server sends is untrusted text: human output replaces
+// control characters and invalid UTF-8 with '?', so a job's error message
+// cannot move the cursor or clear a terminal; JSON output never loses a
+// byte (see output.h for the base64 rule).
+#include "output.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <util/clock.h>
+
+#define TIME_LEN 40
+
+// ---- UTF-8
+
+// Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes there
+// are not one (overlong forms, surrogates, > U+10FFFF, truncated).
+static size_t
+utf8_seq(const uint8_t *p, size_t len, uint32_t *cp)
+{
+    size_t   n;
+    uint32_t c;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    } else if ((p[0] & 0xe0) == 0xc0) {
+        n = 2;
+        c = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3;
+        c = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4;
+        c = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+bool
+output_utf8_valid(const void *p, size_t len)
+{
+    const uint8_t *s = p;
+    size_t         i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t   n = utf8_seq(s + i, len - i, &cp);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+// Copy of p[0..len) fit for a terminal: valid UTF-8 minus control
+// characters (newline and tab kept), '?' for anything else; trailing
+// newlines dropped. Caller frees; NULL on OOM.
+static char *
+text_clean(const void *p, size_t len)
+{
+    const uint8_t *s   = p;
+    char          *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t   n    = utf8_seq(s + i, len - i, &cp);
+        bool     ctrl = cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+        if (n == 0 || (ctrl && cp != '\n' && cp != '\t')) {
+            out[o++] = '?';
+            i += n == 0 ? 1 : n;
+            continue;
+        }
+        memcpy(out + o, s + i, n);
+        o += n;
+        i += n;
+    }
+    while (o > 0 && out[o - 1] == '\n')
+        o--;
+    out[o] = '\0';
+    return out;
+}
+
+// Display width of s, counted in code points (good enough for the names
+// and numbers in our tables).
+static size_t
+text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s != '\0'; s++)
+        w += ((unsigned char) *s & 0xc0) != 0x80;
+    return w;
+}
+
+// ---- Bytes to JSON
+
+char *
+output_base64(const void *p, size_t len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "abcdefghijklmnopqrstuvwxyz0123456789+/";
+    const uint8_t    *s     = p;
+    char             *out   = malloc((len + 2) / 3 * 4 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t) s[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t) s[i + 1] << 8;
+        if (i + 2 < len)
+            v |= s[i + 2];
+        out[o++] = abc[(v >> 18) & 63];
+        out[o++] = abc[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+// A JSON string of text that should be UTF-8 (names, messages): invalid
+// bytes become U+FFFD rather than failing the whole object.
+static json_t *
+json_text(const char *s)
+{
+    size_t len = strlen(s);
+    if (output_utf8_valid(s, len))
+        return json_stringn(s, len);
+    char *fixed = malloc(len * 3 + 1);
+    if (fixed == NULL)
+        return NULL;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t   n = utf8_seq((const uint8_t *) s + i, len - i, &cp);
+        if (n == 0) {
+            memcpy(fixed + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+            continue;
+        }
+        memcpy(fixed + o, s + i, n);
+        o += n;
+        i += n;
+    }
+    json_t *j = json_stringn(fixed, o);
+    free(fixed);
+    return j;
+}
+
+// Sets obj[key] to the bytes as a string, or to null plus
+// obj[key "_base64"] when they are not UTF-8. 0 or -1 (OOM).
+static int
+json_set_bytes(json_t *obj, const char *key, const uint8_t *p, size_t len)
+{
+    if (len == 0)
+        return json_object_set_new(obj, key, json_null());
+    if (output_utf8_valid(p, len))
+        return json_object_set_new(
+            obj, key, json_stringn((const char *) p, len));
+    char  b64key[64];
+    char *b64 = output_base64(p, len);
+    snprintf(b64key, sizeof(b64key), "%s_base64", key);
+    int rc = json_object_set_new(obj, key, json_null());
+    if (rc == 0)
+        rc = json_object_set_new(obj, b64key, b64 ? json_string(b64) : NULL);
+    free(b64);
+    return rc;
+}
+
+static json_t *
+json_time(int64_t ms)
+{
+    char buf[TIME_LEN];
+    if (ms <= 0)
+        return json_null();
+    return json_string(av_format_time(ms, buf, sizeof(buf)));
+}
+
+json_t *
+output_job_json(const struct anvil_job *job)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : 0;
+    rc |= json_object_set_new(o, "id", json_text(job->id));
+    rc |= json_object_set_new(o, "type", json_text(job->type));
+    rc |= json_object_set_new(o, "queue", json_text(job->queue));
+    rc |= json_object_set_new(
+        o, "state", json_string(anvil_job_state_name(job->state)));
+    rc |= json_object_set_new(o, "attempt", json_integer(job->attempt));
+    rc |= json_object_set_new(
+        o, "max_attempts", json_integer(job->max_attempts));
+    rc |= json_object_set_new(o, "priority", json_integer(job->priority));
+    rc |= json_set_bytes(o, "payload", job->payload, job->payload_len);
+    rc |= json_set_bytes(o, "result", job->result, job->result_len);
+    rc |= json_object_set_new(o, "error",
+        job->error[0] != '\0' ? json_text(job->error) : json_null());
+    rc |= json_object_set_new(o, "created_at", json_time(job->created_at_ms));
+    rc |= json_object_set_new(o, "started_at", json_time(job->started_at_ms));
+    rc |= json_object_set_new(o, "finished_at", json_time(job->finished_at_ms));
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+output_list_json(const struct anvil_job_list *list)
+{
+    json_t *o    = json_object();
+    json_t *jobs = json_array();
+    int     rc   = o == NULL || jobs == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < list->n; i++)
+        rc = json_array_append_new(jobs, output_job_json(&list->jobs[i]));
+    rc |= json_object_set(o, "jobs", jobs);
+    const char *cur = list->next_cursor;
+    rc |= json_object_set_new(o, "next_cursor",
+        cur != NULL && cur[0] != '\0' ? json_text(cur) : json_null());
+    json_decref(jobs);
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+// Integers beyond what JSON consumers read exactly do not occur in
+// practice; clamp rather than wrap.
+static json_t *
+json_u64(uint64_t v)
+{
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t) v);
+}
+
+static json_t *
+depth_json(const struct anvil_queue_depth *d)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : 0;
+    rc |= json_object_set_new(o, "queue", json_text(d->queue));
+    rc |= json_object_set_new(o, "type", json_text(d->type));
+    rc |= json_object_set_new(o, "queued", json_u64(d->queued));
+    rc |= json_object_set_new(o, "running", json_u64(d->running));
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+output_health_json(const struct anvil_health *h)
+{
+    json_t *o  = json_object();
+    json_t *qs = json_array();
+    int     rc = o == NULL || qs == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < h->n_depths; i++)
+        rc = json_array_append_new(qs, depth_json(&h->depths[i]));
+    rc |= json_object_set_new(o, "version", json_text(h->version));
+    rc |= json_object_set_new(o, "uptime_ms", json_integer(h->uptime_ms));
+    rc |= json_object_set_new(o, "jobs_total", json_u64(h->jobs_total));
+    rc |= json_object_set(o, "queues", qs);
+    json_decref(qs);
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+output_submit_json(const char *id, bool existed)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : 0;
+    rc |= json_object_set_new(o, "id", json_text(id));
+    rc |= json_object_set_new(o, "existed", json_boolean(existed));
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+int
+output_json_print(FILE *f, const json_t *obj)
+{
+    if (obj == NULL || json_dumpf(obj, f, 0) != 0)
+        return -1;
+    return fputc('\n', f) == EOF ? -1 : 0;
+}
+
+// ---- Text
+
+char *
+output_duration(int64_t ms, char *buf, size_t len)
+{
+    long long h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60;
+    long long frac = ms % 1000;
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else if (ms < 1000)
+        snprintf(buf, len, "%lldms", frac);
+    else if (ms < 60000)
+        snprintf(buf, len, "%lld.%03llds", s, frac);
+    else if (ms < 3600000)
+        snprintf(buf, len, "%lldm%lld.%03llds", m, s, frac);
+    else
+        snprintf(buf, len, "%lldh%lldm%llds", h, m, s);
+    return buf;
+}
+
+void
+output_fields(
+    FILE *f, const char *const *labels, const char *const *values, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t lw = text_width(labels[i]) + 1;
+        w         = lw > w ? lw : w;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *v = values[i] != NULL && values[i][0] ? values[i] : "-";
+        fprintf(
+            f, "%s:%*s ", labels[i], (int) (w - text_width(labels[i]) - 1), "");
+        for (; *v != '\0'; v++) {
+            fputc(*v, f);
+            if (*v == '\n')
+                fprintf(f, "%*s", (int) w + 1, "");
+        }
+        fputc('\n', f);
+    }
+}
+
+// Text of a result for people: the text itself, or a note for binary data.
+static char *
+result_text(const struct anvil_job *job)
+{
+    if (job->result_len > 0
+        && !output_utf8_valid(job->result, job->result_len)) {
+        char note[96];
+        snprintf(note, sizeof(note), "<%zu bytes, not UTF-8; see --json>",
+            job->result_len);
+        return strdup(note);
+    }
+    return text_clean(job->result, job->result_len);
+}
+
+static void
+job_duration(const struct anvil_job *job, int64_t now_ms, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (job->started_at_ms <= 0)
+        return;
+    if (job->finished_at_ms > 0) {
+        output_duration(job->finished_at_ms - job->started_at_ms, buf, len);
+        return;
+    }
+    char d[32];
+    output_duration(now_ms - job->started_at_ms, d, sizeof(d));
+    snprintf(buf, len, "%s so far", d);
+}
+
+void
+output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
+{
+    enum { N = 12 };
+    static const char *const labels[N]
+        = { "ID", "Type", "Queue", "State", "Attempt", "Priority", "Created",
+              "Started", "Finished", "Duration", "Result", "Error" };
+    char  attempt[32], prio[16], created[TIME_LEN], started[TIME_LEN];
+    char  finished[TIME_LEN], dur[48];
+    char *id     = text_clean(job->id, strlen(job->id));
+    char *type   = text_clean(job->type, strlen(job->type));
+    char *queue  = text_clean(job->queue, strlen(job->queue));
+    char *result = result_text(job);
+    char *error  = text_clean(job->error, strlen(job->error));
+    snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) job->attempt,
+        (unsigned) job->max_attempts);
+    snprintf(prio, sizeof(prio), "%d", (int) job->priority);
+    job_duration(job, now_ms, dur, sizeof(dur));
+    const char *values[N]
+        = { id, type, queue, anvil_job_state_name(job->state), attempt, prio,
+              av_format_time(job->created_at_ms, created, sizeof(created)),
+              av_format_time(job->started_at_ms, started, sizeof(started)),
+              av_format_time(job->finished_at_ms, finished, sizeof(finished)),
+              dur, result, error };
+    output_fields(f, labels, values, N);
+    free(id);
+    free(type);
+    free(queue);
+    free(result);
+    free(error);
+}
+
+// ---- Tables
+
+struct output_table {
+    size_t ncols;
+    size_t nrows; // rows of cells, the header included
+    size_t cap;   // rows allocated
+    char **cells; // nrows * ncols, row-major
+    bool  *right; // ncols flags
+};
+
+struct output_table *
+output_table_new(size_t ncols, const char *const *headers)
+{
+    struct output_table *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->ncols = ncols;
+    t->right = calloc(ncols, sizeof(bool));
+    if (t->right == NULL || output_table_add(t, headers) != 0) {
+        output_table_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void
+output_table_align_right(struct output_table *t, size_t col)
+{
+    if (col < t->ncols)
+        t->right[col] = true;
+}
+
+int
+output_table_add(struct output_table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        char **c   = realloc(t->cells, cap * t->ncols * sizeof(char *));
+        if (c == NULL)
+            return -1;
+        t->cells = c;
+        t->cap   = cap;
+    }
+    char **row = t->cells + t->nrows * t->ncols;
+    for (size_t i = 0; i < t->ncols; i++) {
+        const char *s = cells[i] != NULL && cells[i][0] ? cells[i] : "-";
+        row[i]        = text_clean(s, strlen(s));
+        if (row[i] == NULL) {
+            for (size_t j = 0; j < i; j++)
+                free(row[j]);
+            return -1;
+        }
+        // One cell, one line.
+        for (char *p = strchr(row[i], '\n'); p != NULL; p = strchr(p, '\n'))
+            *p = ' ';
+    }
+    t->nrows++;
+    return 0;
+}
+
+void
+output_table_print(const struct output_table *t, FILE *f)
+{
+    size_t *w = calloc(t->ncols, sizeof(size_t));
+    if (w == NULL)
+        return;
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols; c++) {
+            size_t cw = text_width(t->cells[r * t->ncols + c]);
+            w[c]      = cw > w[c] ? cw : w[c];
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s    = t->cells[r * t->ncols + c];
+            int         pad  = (int) (w[c] - text_width(s));
+            bool        last = c + 1 == t->ncols;
+            if (t->right[c])
+                fprintf(f, "%*s%s", pad, "", s);
+            else
+                fprintf(f, "%s%*s", s, last ? 0 : pad, "");
+            fputs(last ? "\n" : "  ", f);
+        }
+    }
+    free(w);
+}
+
+void
+output_table_free(struct output_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    free(t->right);
+    free(t);
+}
+
+void
+output_list_human(FILE *f, const struct anvil_job_list *list)
+{
+    static const char *const hdr[]
+        = { "ID", "TYPE", "QUEUE", "STATE", "ATTEMPT", "CREATED" };
+    if (list->n == 0) {
+        fputs("No jobs.\n", f);
+    } else {
+        struct output_table *t = output_table_new(6, hdr);
+        for (size_t i = 0; t != NULL && i < list->n; i++) {
+            const struct anvil_job *j = &list->jobs[i];
+            char                    attempt[32], created[TIME_LEN];
+            snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) j->attempt,
+                (unsigned) j->max_attempts);
+            const char *row[] = { j->id, j->type, j->queue,
+                anvil_job_state_name(j->state), attempt,
+                av_format_time(j->created_at_ms, created, sizeof(created)) };
+            output_table_add(t, row);
+        }
+        if (t != NULL)
+            output_table_print(t, f);
+        output_table_free(t);
+    }
+    if (list->next_cursor != NULL && list->next_cursor[0] != '\0') {
+        char *cur = text_clean(list->next_cursor, strlen(list->next_cursor));
+        fprintf(f, "More jobs: add --cursor %s to see the next page.\n",
+            cur ? cur : "?");
+        free(cur);
+    }
+}
+
+void
+output_health_human(FILE *f, const struct anvil_health *h)
+{
+    static const char *const labels[] = { "Version", "Uptime", "Jobs" };
+    static const char *const hdr[] = { "QUEUE", "TYPE", "QUEUED", "RUNNING" };
+    char                     up[32], total[24];
+    char *version = text_clean(h->version, strlen(h->version));
+    snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
+    const char *values[]
+        = { version, output_duration(h->uptime_ms, up, 32), total };
+    output_fields(f, labels, values, 3);
+    free(version);
+    fputc('\n', f);
+    if (h->n_depths == 0) {
+        fputs("No queued or running jobs.\n", f);
+        return;
+    }
+    struct output_table *t = output_table_new(4, hdr);
+    if (t == NULL)
+        return;
+    output_table_align_right(t, 2);
+    output_table_align_right(t, 3);
+    for (size_t i = 0; i < h->n_depths; i++) {
+        const struct anvil_queue_depth *d = &h->depths[i];
+        char                            q[24], r[24];
+        snprintf(q, sizeof(q), "%llu", (unsigned long long) d->queued);
+        snprintf(r, sizeof(r), "%llu", (unsigned long long) d->running);
+        const char *row[] = { d->queue, d->type, q, r };
+        output_table_add(t, row);
+    }
+    output_table_print(t, f);
+    output_table_free(t);
+}
