@@ -33,6 +33,11 @@ enum cmd_kind {
     CMD_COMPLETE,
     CMD_FAIL,
     CMD_HEALTH,
+    CMD_WF_SUBMIT,
+    CMD_WF_GET,
+    CMD_WF_LIST,
+    CMD_WF_WAIT,
+    CMD_WF_CANCEL,
 };
 
 struct lease_ref {
@@ -120,6 +125,45 @@ struct cmd_health {
     int64_t             uptime_ms;
 };
 
+struct cmd_wf_step {
+    const char        *name;
+    const char        *type;
+    const char        *queue;
+    const uint8_t     *payload;
+    size_t             len;
+    int32_t            priority;
+    uint32_t           max_attempts; // 0 = default
+    int64_t            timeout_ms;
+};
+
+struct dag;
+
+struct cmd_wf_submit {
+    const char               *name;
+    int                       on_failure; // enum wf_policy
+    int64_t                   timeout_ms;
+    const char               *key; // idempotency key; NULL = none
+    const struct cmd_wf_step *steps;
+    size_t                    n;
+    const struct dag         *dag; // validated graph of steps
+    int64_t                   id;      // out
+    bool                      existed; // out
+};
+
+struct cmd_wf { // WF_GET, WF_WAIT, WF_CANCEL
+    int64_t         id;
+    uint32_t        timeout_ms; // WF_WAIT
+    struct workflow wf;         // out, with steps
+    bool            done;       // out (WF_WAIT): the workflow is final
+};
+
+struct cmd_wf_list {
+    struct store_list_filter f; // f.type filters by workflow name
+    struct workflow         *wfs; // out, without steps
+    size_t                   n;
+    int64_t                  next_before;
+};
+
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
@@ -134,6 +178,9 @@ struct cmd {
         struct cmd_complete  complete;
         struct cmd_fail      fail;
         struct cmd_health    health;
+        struct cmd_wf_submit wf_submit;
+        struct cmd_wf        wf;
+        struct cmd_wf_list   wf_list;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);

@@ -1,8 +1,9 @@
 // handlers.c - per-rpc decode/validate and encode, found through the
 // service descriptor. Every bad input is named in the error message.
-#include "handlers.h"
+#include "handlers_impl.h"
 
 #include "anvil/v1/anvil.pb-c.h"
+#include "dag.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -11,21 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_NAME 128
-#define MAX_KEY 256
 #define MAX_ERROR_TEXT 65536
-#define MAX_LIST_LIMIT 1000
-#define DEFAULT_LIST_LIMIT 50
-#define MAX_WAIT_MS 300000u
 #define MAX_POLL_WAIT_MS 60000u
 #define MAX_POLL_JOBS 1000u
 #define MAX_POLL_NAMES 64
 #define MAX_HEARTBEAT_LEASES 10000
-#define MAX_ATTEMPTS_LIMIT 1000u
-
-typedef int (*decode_fn)(const struct handler_limits *, struct call *,
-    struct anvil_error *);
-typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);
 
 struct handler {
     const char *name;
@@ -47,8 +38,8 @@ handlers_valid_name(const char *s)
     return n >= 1 && n <= MAX_NAME;
 }
 
-static int
-check_name(const char *field, const char *s, struct anvil_error *err)
+int
+handlers_check_name(const char *field, const char *s, struct anvil_error *err)
 {
     if (handlers_valid_name(s))
         return ANVIL_OK;
@@ -77,7 +68,7 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) call->req;
     struct cmd_submit           *s = &call->cmd.u.submit;
     const char *queue = r->queue[0] != '\0' ? r->queue : "default";
-    if (check_name("type", r->type, err) || check_name("queue", queue, err))
+    if (handlers_check_name("type", r->type, err) || handlers_check_name("queue", queue, err))
         return err->code;
     if (r->payload.len > lim->max_payload)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -157,8 +148,8 @@ decode_list(const struct handler_limits *lim, struct call *call,
     if ((int) r->state < 0 || (int) r->state > ANVIL_JOB_CANCELED)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "state %d is not a job state", (int) r->state);
-    if ((r->type[0] && check_name("type", r->type, err)) ||
-        (r->queue[0] && check_name("queue", r->queue, err)))
+    if ((r->type[0] && handlers_check_name("type", r->type, err)) ||
+        (r->queue[0] && handlers_check_name("queue", r->queue, err)))
         return err->code;
     if (r->cursor[0] != '\0' && job_id_parse(r->cursor, &f->before_id) != 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -179,7 +170,7 @@ check_names(const char *field, char **names, size_t n, struct anvil_error *err)
             "%s names %zu entries, over the limit of %d", field, n,
             MAX_POLL_NAMES);
     for (size_t i = 0; i < n; i++) {
-        if (check_name(field, names[i], err))
+        if (handlers_check_name(field, names[i], err))
             return err->code;
     }
     return ANVIL_OK;
@@ -194,7 +185,7 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__PollRequest *r = (Anvil__V1__PollRequest *) call->req;
     struct cmd_poll        *p = &call->cmd.u.poll;
-    if (check_name("worker_id", r->worker_id, err) ||
+    if (handlers_check_name("worker_id", r->worker_id, err) ||
         check_names("queues", r->queues, r->n_queues, err) ||
         check_names("types", r->types, r->n_types, err))
         return err->code;
@@ -223,7 +214,7 @@ decode_heartbeat(const struct handler_limits *lim, struct call *call,
 {
     (void) lim;
     Anvil__V1__HeartbeatRequest *r = (Anvil__V1__HeartbeatRequest *) call->req;
-    if (check_name("worker_id", r->worker_id, err))
+    if (handlers_check_name("worker_id", r->worker_id, err))
         return err->code;
     if (r->n_leases > MAX_HEARTBEAT_LEASES)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -289,14 +280,8 @@ decode_health(const struct handler_limits *lim, struct call *call,
 
 // ---- encode ----
 
-// A wire job and the text of its id.
-struct pb_job {
-    Anvil__V1__Job m;
-    char           id[24];
-};
-
-static void
-job_to_pb(const struct job *j, struct pb_job *p)
+void
+handlers_job_to_pb(const struct job *j, struct pb_job *p)
 {
     anvil__v1__job__init(&p->m);
     job_id_format(j->id, p->id, sizeof(p->id));
@@ -318,6 +303,13 @@ job_to_pb(const struct job *j, struct pb_job *p)
     m->timeout_ms      = j->timeout_ms;
     m->idempotency_key = j->idem_key;
     m->worker_id       = j->worker_id;
+    if (j->workflow_id != 0) {
+        workflow_id_format(j->workflow_id, p->wf, sizeof(p->wf));
+        m->workflow_id = p->wf;
+        m->step        = j->step;
+        m->n_after     = j->n_after;
+        m->after       = j->after;
+    }
 }
 
 // Encoders build the response in *scratch (freed by the caller) and
@@ -361,20 +353,20 @@ encode_job_reply(struct call *call, ProtobufCMessage **out, void **scratch)
     switch (call->cmd.kind) {
     case CMD_WAIT:
         anvil__v1__wait_job_response__init(&r->m.wait);
-        job_to_pb(&call->cmd.u.wait.job, &r->job);
+        handlers_job_to_pb(&call->cmd.u.wait.job, &r->job);
         r->m.wait.job  = &r->job.m;
         r->m.wait.done = call->cmd.u.wait.done;
         *out           = &r->m.wait.base;
         break;
     case CMD_CANCEL:
         anvil__v1__cancel_job_response__init(&r->m.cancel);
-        job_to_pb(&call->cmd.u.cancel.job, &r->job);
+        handlers_job_to_pb(&call->cmd.u.cancel.job, &r->job);
         r->m.cancel.job = &r->job.m;
         *out            = &r->m.cancel.base;
         break;
     default:
         anvil__v1__get_job_response__init(&r->m.get);
-        job_to_pb(&call->cmd.u.get.job, &r->job);
+        handlers_job_to_pb(&call->cmd.u.get.job, &r->job);
         r->m.get.job = &r->job.m;
         *out         = &r->m.get.base;
         break;
@@ -403,7 +395,7 @@ encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__list_jobs_response__init(&r->m);
     for (size_t i = 0; i < l->n; i++) {
-        job_to_pb(&l->jobs[i], &r->jobs[i]);
+        handlers_job_to_pb(&l->jobs[i], &r->jobs[i]);
         r->ptrs[i] = &r->jobs[i].m;
     }
     r->m.n_jobs = l->n;
@@ -427,11 +419,30 @@ free_list_reply(void *p)
 }
 
 struct poll_reply {
-    Anvil__V1__PollResponse m;
-    Anvil__V1__Lease      **ptrs;
-    Anvil__V1__Lease       *leases;
-    struct pb_job          *jobs;
+    Anvil__V1__PollResponse  m;
+    Anvil__V1__Lease       **ptrs;
+    Anvil__V1__Lease        *leases;
+    struct pb_job           *jobs;
+    Anvil__V1__ParentResult  *parents; // every lease's, one after another
+    Anvil__V1__ParentResult **pptrs;
 };
+
+// Points a lease at its parents' results, taken from r->parents at *at.
+static void
+lease_parents(struct poll_reply *r, Anvil__V1__Lease *l, const struct job *j,
+    size_t *at)
+{
+    l->n_parents = j->n_parents;
+    l->parents   = &r->pptrs[*at];
+    for (size_t k = 0; k < j->n_parents; k++, (*at)++) {
+        Anvil__V1__ParentResult *pr = &r->parents[*at];
+        anvil__v1__parent_result__init(pr);
+        pr->step       = j->parents[k].step;
+        pr->result     = (ProtobufCBinaryData) { j->parents[k].len,
+                j->parents[k].result };
+        r->pptrs[*at] = pr;
+    }
+}
 
 static int
 encode_poll(struct call *call, ProtobufCMessage **out, void **scratch)
@@ -444,12 +455,19 @@ encode_poll(struct call *call, ProtobufCMessage **out, void **scratch)
     r->ptrs   = calloc(p->n + 1, sizeof(*r->ptrs));
     r->leases = calloc(p->n + 1, sizeof(*r->leases));
     r->jobs   = calloc(p->n + 1, sizeof(*r->jobs));
-    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL)
+    size_t np = 0, at = 0;
+    for (size_t i = 0; i < p->n; i++)
+        np += p->jobs[i].n_parents;
+    r->parents = calloc(np + 1, sizeof(*r->parents));
+    r->pptrs   = calloc(np + 1, sizeof(*r->pptrs));
+    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL ||
+        r->parents == NULL || r->pptrs == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__poll_response__init(&r->m);
     for (size_t i = 0; i < p->n; i++) {
         anvil__v1__lease__init(&r->leases[i]);
-        job_to_pb(&p->jobs[i], &r->jobs[i]);
+        lease_parents(r, &r->leases[i], &p->jobs[i], &at);
+        handlers_job_to_pb(&p->jobs[i], &r->jobs[i]);
         r->leases[i].job         = &r->jobs[i].m;
         r->leases[i].token       = p->jobs[i].attempt;
         r->leases[i].deadline_ms = p->jobs[i].lease_deadline;
@@ -470,6 +488,8 @@ free_poll_reply(void *p)
     free(r->ptrs);
     free(r->leases);
     free(r->jobs);
+    free(r->parents);
+    free(r->pptrs);
     free(r);
 }
 
@@ -598,7 +618,8 @@ free_health_reply(void *p)
     free(r);
 }
 
-// In the order of `service Anvil` in the .proto (handlers_check verifies).
+// Each names an rpc of `service Anvil` (handlers_check verifies); an rpc
+// without an entry answers UNIMPLEMENTED.
 static const struct handler table[] = {
     { "SubmitJob", decode_submit, encode_submit, free },
     { "GetJob", decode_get, encode_job_reply, free },
@@ -610,6 +631,14 @@ static const struct handler table[] = {
     { "Complete", decode_complete, encode_complete, free },
     { "Fail", decode_fail, encode_fail, free },
     { "Health", decode_health, encode_health, free_health_reply },
+    { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free },
+    { "GetWorkflow", hflow_decode_get, hflow_encode_workflow,
+        hflow_free_workflow },
+    { "ListWorkflows", hflow_decode_list, hflow_encode_list, hflow_free_list },
+    { "WaitWorkflow", hflow_decode_wait, hflow_encode_workflow,
+        hflow_free_workflow },
+    { "CancelWorkflow", hflow_decode_cancel, hflow_encode_workflow,
+        hflow_free_workflow },
 };
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))
@@ -620,19 +649,25 @@ static const ProtobufCServiceDescriptor *const service =
 int
 handlers_check(void)
 {
-    if (service->n_methods != NHANDLERS) {
-        AV_ERR("handlers.mismatch", "methods=%u handlers=%zu",
-            service->n_methods, NHANDLERS);
-        return -1;
-    }
     for (size_t i = 0; i < NHANDLERS; i++) {
-        if (strcmp(service->methods[i].name, table[i].name) != 0) {
-            AV_ERR("handlers.mismatch", "index=%zu method=%s handler=%s", i,
-                service->methods[i].name, table[i].name);
+        if (protobuf_c_service_descriptor_get_method_by_name(service,
+                table[i].name) == NULL) {
+            AV_ERR("handlers.mismatch", "handler=%s msg=\"not in the "
+                "service descriptor\"", table[i].name);
             return -1;
         }
     }
     return 0;
+}
+
+static int
+find_handler(const char *name)
+{
+    for (size_t i = 0; i < NHANDLERS; i++) {
+        if (strcmp(table[i].name, name) == 0)
+            return (int) i;
+    }
+    return -1;
 }
 
 int
@@ -647,8 +682,11 @@ handlers_decode(const struct handler_limits *lim, const char *method,
         return av_error_set(err, ANVIL_UNIMPLEMENTED,
             "unknown method '%.64s': this server implements anvil.v1.Anvil",
             method);
-    call->method = (int) (md - service->methods);
-    call->req    = protobuf_c_message_unpack(md->input, NULL, len, body);
+    call->method = find_handler(md->name);
+    if (call->method < 0)
+        return av_error_set(err, ANVIL_UNIMPLEMENTED,
+            "method %s is not implemented by this server", md->name);
+    call->req = protobuf_c_message_unpack(md->input, NULL, len, body);
     if (call->req == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "body is not a valid %s message", md->input->name);
@@ -682,7 +720,10 @@ handlers_call_fini(struct call *call)
     engine_cmd_fini(&call->cmd);
     if (call->req != NULL)
         protobuf_c_message_free_unpacked(call->req, NULL);
-    free(call->scratch);
+    if (call->scratch_free != NULL)
+        call->scratch_free(call->scratch);
+    else
+        free(call->scratch);
     call->req     = NULL;
     call->scratch = NULL;
 }

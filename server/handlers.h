@@ -23,6 +23,7 @@ struct call {
     int               method; // index in the service descriptor
     ProtobufCMessage *req;    // unpacked body; freed by call_fini
     void             *scratch; // inputs converted for the engine
+    void (*scratch_free)(void *); // NULL = free()
     struct cmd        cmd;
 };
 

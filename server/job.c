@@ -18,7 +18,36 @@ job_fini(struct job *j)
     free(j->error);
     free(j->worker_id);
     free(j->idem_key);
+    free(j->step);
+    for (size_t i = 0; j->parents != NULL && i < j->n_parents; i++) {
+        free(j->parents[i].step);
+        free(j->parents[i].result);
+    }
+    free(j->parents);
+    for (size_t i = 0; j->after != NULL && i < j->n_after; i++)
+        free(j->after[i]);
+    free(j->after);
     memset(j, 0, sizeof(*j));
+}
+
+void
+workflow_fini(struct workflow *w)
+{
+    if (w == NULL)
+        return;
+    free(w->name);
+    free(w->error);
+    free(w->idem_key);
+    job_array_free(w->steps, w->n);
+    memset(w, 0, sizeof(*w));
+}
+
+void
+workflow_array_free(struct workflow *w, size_t n)
+{
+    for (size_t i = 0; w != NULL && i < n; i++)
+        workflow_fini(&w[i]);
+    free(w);
 }
 
 void
@@ -35,10 +64,10 @@ job_id_format(int64_t id, char *buf, size_t len)
     snprintf(buf, len, "j%lld", (long long) id);
 }
 
-int
-job_id_parse(const char *s, int64_t *id)
+static int
+id_parse(const char *s, char prefix, int64_t *id)
 {
-    if (s == NULL || s[0] != 'j' || s[1] < '1' || s[1] > '9')
+    if (s == NULL || s[0] != prefix || s[1] < '1' || s[1] > '9')
         return -1;
     char *end;
     errno       = 0;
@@ -47,4 +76,22 @@ job_id_parse(const char *s, int64_t *id)
         return -1;
     *id = v;
     return 0;
+}
+
+int
+job_id_parse(const char *s, int64_t *id)
+{
+    return id_parse(s, 'j', id);
+}
+
+void
+workflow_id_format(int64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "w%lld", (long long) id);
+}
+
+int
+workflow_id_parse(const char *s, int64_t *id)
+{
+    return id_parse(s, 'w', id);
 }

@@ -1,12 +1,33 @@
-// job.h - the plain job record shared by the engine, the store and the rpc
-// handlers (no protobuf past handlers.c). A struct job owns its strings and
-// bytes; job_fini() frees them.
+// job.h - the plain job and workflow records shared by the engine, the
+// store and the rpc handlers (no protobuf past handlers.c). A struct job or
+// struct workflow owns its strings and bytes; job_fini() / workflow_fini()
+// free them.
 #ifndef SERVER_JOB_H
 #define SERVER_JOB_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// Workflow states and failure policies, numbered as in the .proto.
+enum wf_state {
+    WF_RUNNING   = 1,
+    WF_SUCCEEDED = 2,
+    WF_FAILED    = 3,
+    WF_CANCELED  = 4,
+};
+
+enum wf_policy {
+    WF_FAIL_FAST = 0,
+    WF_CONTINUE  = 1,
+};
+
+// A parent step's result, handed to a child step with its lease.
+struct parent_result {
+    char    *step;
+    uint8_t *result;
+    size_t   len;
+};
 
 struct job {
     int64_t  id;
@@ -30,7 +51,38 @@ struct job {
     char    *worker_id;
     char    *idem_key;
     bool     cancel_requested;
+    int64_t  workflow_id; // 0 = a plain job
+    char    *step;        // "" for a plain job
+    struct parent_result *parents; // with a lease: the parents' results
+    size_t                n_parents;
+    char                **after; // in a workflow's status: parents' names
+    size_t                n_after;
 };
+
+struct workflow {
+    int64_t     id;
+    char       *name;
+    int         state;      // enum wf_state
+    int         on_failure; // enum wf_policy
+    int64_t     created_at;
+    int64_t     finished_at;
+    int64_t     timeout_ms;
+    char       *error;
+    char       *idem_key;
+    uint32_t    n_steps;
+    uint32_t    n_settled;
+    uint32_t    n_succeeded;
+    uint32_t    n_failed;
+    struct job *steps; // GetWorkflow: every step in submission order
+    size_t      n;
+};
+
+void workflow_fini(struct workflow *w);
+void workflow_array_free(struct workflow *w, size_t n);
+
+// Workflow ids travel as "w<decimal>".
+void workflow_id_format(int64_t id, char *buf, size_t len);
+int  workflow_id_parse(const char *s, int64_t *id);
 
 // Frees what j owns and zeroes it; NULL is ignored.
 void job_fini(struct job *j);

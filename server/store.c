@@ -38,6 +38,21 @@ enum stmt_id {
     STMT_SCAN_ACTIVE,
     STMT_DEPTHS,
     STMT_TOTAL,
+    STMT_WF_INSERT,
+    STMT_WF_BY_RID,
+    STMT_WF_BY_KEY,
+    STMT_WF_GET,
+    STMT_WF_STEPS,
+    STMT_WF_EDGES,
+    STMT_WF_LIST,
+    STMT_WF_SETTLE,
+    STMT_WF_FINISH,
+    STMT_WF_UNFINISHED,
+    STMT_WF_SCAN_ACTIVE,
+    STMT_EDGE_INSERT,
+    STMT_CHILDREN,
+    STMT_PARENT_RESULTS,
+    STMT_PARENT_DONE,
     STMT_COUNT
 };
 
@@ -45,7 +60,12 @@ enum stmt_id {
 #define JOB_COLS                                                             \
     "id, type, queue, payload, priority, state, attempt, max_attempts, "     \
     "result, error, created_at, started_at, finished_at, run_at, "           \
-    "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested"
+    "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, "    \
+    "workflow_id, step"
+
+#define WF_COLS                                                              \
+    "id, name, state, on_failure, created_at, finished_at, timeout_ms, "     \
+    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN]       = "BEGIN IMMEDIATE",
@@ -56,9 +76,10 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [STMT_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
                         "state, max_attempts, created_at, run_at, "
-                        "timeout_ms, lease_ms, idem_key, request_id) "
+                        "timeout_ms, lease_ms, idem_key, request_id, "
+                        "workflow_id, step, pending_parents) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                        "?11, ?12)",
+                        "?11, ?12, ?13, ?14, ?15)",
     [STMT_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = ?1",
     [STMT_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = ?1",
     [STMT_JOB_GET]     = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
@@ -72,13 +93,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_REQUEUE] = "UPDATE jobs SET state = ?2, run_at = ?3, "
                          "error = ?4, lease_deadline = NULL WHERE id = ?1",
     [STMT_JOB_MAKE_READY] = "UPDATE jobs SET state = 3 "
-                            "WHERE id = ?1 AND state = 2",
+                            "WHERE id = ?1 AND state IN (1, 2)",
     [STMT_JOB_EXTEND] = "UPDATE jobs SET lease_deadline = ?2 WHERE id = ?1",
     [STMT_JOB_CANCEL_REQ] = "UPDATE jobs SET cancel_requested = 1 "
                             "WHERE id = ?1",
     [STMT_JOB_BRIEF] = "SELECT state, attempt, max_attempts, lease_deadline, "
                        "started_at, timeout_ms, lease_ms, run_at, priority, "
-                       "cancel_requested FROM jobs WHERE id = ?1",
+                       "cancel_requested, workflow_id FROM jobs "
+                       "WHERE id = ?1",
     [STMT_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
                       "WHERE (?1 = 0 OR state = ?1) "
                       "AND (?2 IS NULL OR type = ?2) "
@@ -91,6 +113,40 @@ static const char *const stmt_sql[STMT_COUNT] = {
                     "FROM jobs WHERE state IN (3, 4) "
                     "GROUP BY queue, type ORDER BY queue, type",
     [STMT_TOTAL]  = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+    [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
+                       "created_at, timeout_ms, idem_key, request_id, "
+                       "n_steps) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_WF_BY_RID] = "SELECT id FROM workflows WHERE request_id = ?1",
+    [STMT_WF_BY_KEY] = "SELECT id FROM workflows WHERE idem_key = ?1",
+    [STMT_WF_GET]    = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
+    [STMT_WF_STEPS]  = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 "
+                      "ORDER BY id",
+    [STMT_WF_EDGES] = "SELECT e.child, p.step FROM jobs p "
+                      "JOIN edges e ON e.parent = p.id "
+                      "WHERE p.workflow_id = ?1 ORDER BY e.child, p.id",
+    [STMT_WF_LIST]  = "SELECT " WF_COLS " FROM workflows "
+                     "WHERE (?1 = 0 OR state = ?1) "
+                     "AND (?2 IS NULL OR name = ?2) "
+                     "AND id < ?3 ORDER BY id DESC LIMIT ?4",
+    [STMT_WF_SETTLE] = "UPDATE workflows SET n_settled = n_settled + 1, "
+                       "n_succeeded = n_succeeded + ?2, "
+                       "n_failed = n_failed + ?3 WHERE id = ?1 "
+                       "RETURNING state, on_failure, n_steps, n_settled, "
+                       "n_succeeded, n_failed",
+    [STMT_WF_FINISH] = "UPDATE workflows SET state = ?2, error = ?3, "
+                       "finished_at = ?4 WHERE id = ?1 AND state = 1",
+    [STMT_WF_UNFINISHED] = "SELECT id FROM jobs WHERE workflow_id = ?1 "
+                           "AND state IN (1, 2, 3, 4) ORDER BY id",
+    [STMT_WF_SCAN_ACTIVE] = "SELECT id, created_at + timeout_ms FROM "
+                            "workflows WHERE state = 1 AND timeout_ms > 0",
+    [STMT_EDGE_INSERT] = "INSERT INTO edges(parent, child) VALUES(?1, ?2)",
+    [STMT_CHILDREN]    = "SELECT child FROM edges WHERE parent = ?1",
+    [STMT_PARENT_RESULTS] = "SELECT p.step, p.result FROM edges e "
+                            "JOIN jobs p ON p.id = e.parent "
+                            "WHERE e.child = ?1 ORDER BY p.id",
+    [STMT_PARENT_DONE] = "UPDATE jobs SET pending_parents = "
+                         "pending_parents - 1 WHERE id = ?1 AND state = 1 "
+                         "RETURNING pending_parents",
 };
 
 // Migration i takes the schema from version i to i + 1.
@@ -122,6 +178,37 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id)"
     " WHERE request_id IS NOT NULL;"
     "CREATE INDEX jobs_active ON jobs(state) WHERE state IN (2, 3, 4);",
+
+    "CREATE TABLE workflows ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " on_failure INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " finished_at INTEGER,"
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " idem_key TEXT,"
+    " request_id INTEGER,"
+    " n_steps INTEGER NOT NULL,"
+    " n_settled INTEGER NOT NULL DEFAULT 0,"
+    " n_succeeded INTEGER NOT NULL DEFAULT 0,"
+    " n_failed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX workflows_idem_key ON workflows(idem_key)"
+    " WHERE idem_key IS NOT NULL;"
+    "CREATE UNIQUE INDEX workflows_request_id ON workflows(request_id)"
+    " WHERE request_id IS NOT NULL;"
+    "CREATE INDEX workflows_state ON workflows(state, id);"
+    "ALTER TABLE jobs ADD COLUMN workflow_id INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN step TEXT;"
+    "ALTER TABLE jobs ADD COLUMN pending_parents INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_workflow ON jobs(workflow_id, id)"
+    " WHERE workflow_id IS NOT NULL;"
+    "CREATE TABLE edges ("
+    " parent INTEGER NOT NULL,"
+    " child INTEGER NOT NULL,"
+    " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
+    "CREATE INDEX edges_child ON edges(child, parent);",
 };
 
 struct store {
@@ -317,6 +404,11 @@ store_job_insert(struct store *st, const struct store_new_job *nj,
     bind_text_or_null(s, 11, nj->idem_key);
     if (nj->request_id != 0)
         sqlite3_bind_int64(s, 12, (sqlite3_int64) nj->request_id);
+    if (nj->workflow_id != 0) {
+        sqlite3_bind_int64(s, 13, nj->workflow_id);
+        sqlite3_bind_text(s, 14, nj->step, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 15, (sqlite3_int64) nj->pending_parents);
     int rc = exec_stmt(st, STMT_JOB_INSERT, err, "inserting a job");
     if (rc == ANVIL_OK)
         *id = sqlite3_last_insert_rowid(st->db);
@@ -403,8 +495,10 @@ read_job(sqlite3_stmt *s, struct job *j)
     j->worker_id        = col_str(s, 16);
     j->idem_key         = col_str(s, 17);
     j->cancel_requested = sqlite3_column_int(s, 18) != 0;
+    j->workflow_id      = sqlite3_column_int64(s, 19);
+    j->step             = col_str(s, 20);
     if (!j->type || !j->queue || !j->payload || !j->result || !j->error ||
-        !j->worker_id || !j->idem_key) {
+        !j->worker_id || !j->idem_key || !j->step) {
         job_fini(j);
         return ANVIL_RESOURCE_EXHAUSTED;
     }
@@ -530,6 +624,7 @@ store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
         b->run_at           = sqlite3_column_int64(s, 7);
         b->priority         = sqlite3_column_int(s, 8);
         b->cancel_requested = sqlite3_column_int(s, 9) != 0;
+        b->workflow_id      = sqlite3_column_int64(s, 10);
     }
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
@@ -677,4 +772,383 @@ store_depths_free(struct store_depth *d, size_t n)
         free(d[i].type);
     }
     free(d);
+}
+
+// ---- workflows ----
+
+int
+store_workflow_insert(struct store *st, const struct store_new_workflow *nw,
+    int64_t *id, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_INSERT);
+    sqlite3_bind_text(s, 1, nw->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, nw->on_failure);
+    sqlite3_bind_int64(s, 3, nw->created_at);
+    sqlite3_bind_int64(s, 4, nw->timeout_ms);
+    bind_text_or_null(s, 5, nw->idem_key);
+    if (nw->request_id != 0)
+        sqlite3_bind_int64(s, 6, (sqlite3_int64) nw->request_id);
+    sqlite3_bind_int64(s, 7, nw->n_steps);
+    int rc = exec_stmt(st, STMT_WF_INSERT, err, "inserting a workflow");
+    if (rc == ANVIL_OK)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int
+store_workflow_by_request(
+    struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_BY_RID);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64) rid);
+    return find_id(st, STMT_WF_BY_RID, id, err);
+}
+
+int
+store_workflow_by_key(
+    struct store *st, const char *key, int64_t *id, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_BY_KEY);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    return find_id(st, STMT_WF_BY_KEY, id, err);
+}
+
+int
+store_edge_insert(
+    struct store *st, int64_t parent, int64_t child, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_EDGE_INSERT);
+    sqlite3_bind_int64(s, 1, parent);
+    sqlite3_bind_int64(s, 2, child);
+    return exec_stmt(st, STMT_EDGE_INSERT, err, "inserting an edge");
+}
+
+static int
+read_workflow(sqlite3_stmt *s, struct workflow *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->id          = sqlite3_column_int64(s, 0);
+    w->name        = col_str(s, 1);
+    w->state       = sqlite3_column_int(s, 2);
+    w->on_failure  = sqlite3_column_int(s, 3);
+    w->created_at  = sqlite3_column_int64(s, 4);
+    w->finished_at = sqlite3_column_int64(s, 5);
+    w->timeout_ms  = sqlite3_column_int64(s, 6);
+    w->error       = col_str(s, 7);
+    w->idem_key    = col_str(s, 8);
+    w->n_steps     = (uint32_t) sqlite3_column_int64(s, 9);
+    w->n_settled   = (uint32_t) sqlite3_column_int64(s, 10);
+    w->n_succeeded = (uint32_t) sqlite3_column_int64(s, 11);
+    w->n_failed    = (uint32_t) sqlite3_column_int64(s, 12);
+    if (!w->name || !w->error || !w->idem_key) {
+        workflow_fini(w);
+        return ANVIL_RESOURCE_EXHAUSTED;
+    }
+    return ANVIL_OK;
+}
+
+// Reads a statement's job rows into a new array.
+static int
+read_jobs(struct store *st, int sid, struct job **jobs, size_t *n,
+    struct anvil_error *err)
+{
+    struct job *out = NULL;
+    size_t      cnt = 0, cap = 0;
+    int         rc, code = ANVIL_OK;
+    while ((rc = step(st, sid)) == SQLITE_ROW) {
+        if (grow(&out, &cap, cnt + 1) || read_job(st->stmt[sid], &out[cnt])) {
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+                "out of memory reading jobs");
+            break;
+        }
+        cnt++;
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "reading jobs");
+    sqlite3_reset(st->stmt[sid]);
+    if (code != ANVIL_OK) {
+        job_array_free(out, cnt);
+        return code;
+    }
+    *jobs = out;
+    *n    = cnt;
+    return ANVIL_OK;
+}
+
+// Finds the step with id in steps (sorted by id).
+static struct job *
+step_by_id(struct workflow *w, int64_t id)
+{
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (w->steps[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->n && w->steps[lo].id == id ? &w->steps[lo] : NULL;
+}
+
+static int
+add_after(struct job *j, const char *name)
+{
+    char **p = realloc(j->after, (j->n_after + 1) * sizeof(*p));
+    if (p == NULL)
+        return -1;
+    j->after = p;
+    p[j->n_after] = strdup(name);
+    return p[j->n_after++] ? 0 : -1;
+}
+
+// Fills each step's `after` with its parents' names.
+static int
+read_edges(struct store *st, struct workflow *w, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_EDGES);
+    sqlite3_bind_int64(s, 1, w->id);
+    int rc, code = ANVIL_OK;
+    while ((rc = step(st, STMT_WF_EDGES)) == SQLITE_ROW) {
+        struct job *child = step_by_id(w, sqlite3_column_int64(s, 0));
+        const char *name  = (const char *) sqlite3_column_text(s, 1);
+        if (child != NULL && add_after(child, name ? name : "") != 0) {
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "reading workflow edges");
+    sqlite3_reset(s);
+    return code;
+}
+
+int
+store_workflow_get(struct store *st, int64_t id, bool with_steps,
+    struct workflow *out, struct anvil_error *err)
+{
+    sqlite3_stmt *s  = stmt_get(st, STMT_WF_GET);
+    sqlite3_bind_int64(s, 1, id);
+    int rc   = step(st, STMT_WF_GET);
+    int code = ANVIL_OK;
+    if (rc == SQLITE_ROW)
+        code = read_workflow(s, out);
+    else if (rc == SQLITE_DONE)
+        code = ANVIL_NOT_FOUND;
+    else
+        code = db_error(st, err, "reading a workflow");
+    sqlite3_reset(s);
+    if (code != ANVIL_OK || !with_steps)
+        return code;
+    sqlite3_bind_int64(stmt_get(st, STMT_WF_STEPS), 1, id);
+    code = read_jobs(st, STMT_WF_STEPS, &out->steps, &out->n, err);
+    if (code == ANVIL_OK)
+        code = read_edges(st, out, err);
+    if (code != ANVIL_OK)
+        workflow_fini(out);
+    return code;
+}
+
+int
+store_workflow_list(struct store *st, const struct store_list_filter *f,
+    struct workflow **out, size_t *n, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_LIST);
+    sqlite3_bind_int(s, 1, f->state);
+    bind_text_or_null(s, 2, f->type);
+    sqlite3_bind_int64(s, 3, f->before_id > 0 ? f->before_id : INT64_MAX);
+    sqlite3_bind_int64(s, 4, f->limit);
+    struct workflow *w   = NULL;
+    size_t           cnt = 0;
+    int              rc, code = ANVIL_OK;
+    while ((rc = step(st, STMT_WF_LIST)) == SQLITE_ROW) {
+        struct workflow *p = realloc(w, (cnt + 1) * sizeof(*w));
+        if (p == NULL || read_workflow(s, &p[cnt]) != ANVIL_OK) {
+            if (p != NULL)
+                w = p;
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+        w = p;
+        cnt++;
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "listing workflows");
+    sqlite3_reset(s);
+    if (code != ANVIL_OK) {
+        workflow_array_free(w, cnt);
+        return code;
+    }
+    *out = w;
+    *n   = cnt;
+    return ANVIL_OK;
+}
+
+int
+store_workflow_settle(struct store *st, int64_t id, bool succeeded,
+    bool failed, struct store_wf_counts *c, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_SETTLE);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, succeeded);
+    sqlite3_bind_int(s, 3, failed);
+    int rc = step(st, STMT_WF_SETTLE);
+    if (rc == SQLITE_ROW) {
+        c->state       = sqlite3_column_int(s, 0);
+        c->on_failure  = sqlite3_column_int(s, 1);
+        c->n_steps     = (uint32_t) sqlite3_column_int64(s, 2);
+        c->n_settled   = (uint32_t) sqlite3_column_int64(s, 3);
+        c->n_succeeded = (uint32_t) sqlite3_column_int64(s, 4);
+        c->n_failed    = (uint32_t) sqlite3_column_int64(s, 5);
+        rc             = step(st, STMT_WF_SETTLE);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_ROW;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return ANVIL_OK;
+    if (rc == SQLITE_DONE)
+        return ANVIL_NOT_FOUND;
+    return db_error(st, err, "counting a workflow's steps");
+}
+
+int
+store_workflow_finish(struct store *st, int64_t id, int state,
+    const char *error, int64_t now, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_FINISH);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, state);
+    bind_text_or_null(s, 3, error);
+    sqlite3_bind_int64(s, 4, now);
+    int rc = exec_stmt(st, STMT_WF_FINISH, err, "finishing a workflow");
+    if (rc == ANVIL_OK && sqlite3_changes(st->db) == 0)
+        return ANVIL_NOT_FOUND;
+    return rc;
+}
+
+// Collects column 0 of a statement's rows as ids.
+static int
+read_ids(struct store *st, int sid, int64_t **ids, size_t *n,
+    struct anvil_error *err)
+{
+    int64_t *out = NULL;
+    size_t   cnt = 0, cap = 0;
+    int      rc, code = ANVIL_OK;
+    while ((rc = step(st, sid)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap        = cap ? cap * 2 : 16;
+            int64_t *p = realloc(out, cap * sizeof(*p));
+            if (p == NULL) {
+                code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+                    "out of memory");
+                break;
+            }
+            out = p;
+        }
+        out[cnt++] = sqlite3_column_int64(st->stmt[sid], 0);
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "reading ids");
+    sqlite3_reset(st->stmt[sid]);
+    if (code != ANVIL_OK) {
+        free(out);
+        return code;
+    }
+    *ids = out;
+    *n   = cnt;
+    return ANVIL_OK;
+}
+
+int
+store_workflow_unfinished(struct store *st, int64_t id, int64_t **ids,
+    size_t *n, struct anvil_error *err)
+{
+    sqlite3_bind_int64(stmt_get(st, STMT_WF_UNFINISHED), 1, id);
+    return read_ids(st, STMT_WF_UNFINISHED, ids, n, err);
+}
+
+int
+store_job_children(struct store *st, int64_t parent, int64_t **ids,
+    size_t *n, struct anvil_error *err)
+{
+    sqlite3_bind_int64(stmt_get(st, STMT_CHILDREN), 1, parent);
+    return read_ids(st, STMT_CHILDREN, ids, n, err);
+}
+
+int
+store_workflow_scan_active(struct store *st,
+    int (*fn)(void *arg, int64_t id, int64_t deadline), void *arg,
+    struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_SCAN_ACTIVE);
+    int           rc, code = ANVIL_OK;
+    while ((rc = step(st, STMT_WF_SCAN_ACTIVE)) == SQLITE_ROW) {
+        code = fn(arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1));
+        if (code != ANVIL_OK)
+            break;
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "scanning workflows");
+    sqlite3_reset(s);
+    return code;
+}
+
+int
+store_job_parent_results(struct store *st, int64_t child,
+    struct parent_result **out, size_t *n, struct anvil_error *err)
+{
+    sqlite3_stmt         *s   = stmt_get(st, STMT_PARENT_RESULTS);
+    struct parent_result *r   = NULL;
+    size_t                cnt = 0;
+    int                   rc, code = ANVIL_OK;
+    sqlite3_bind_int64(s, 1, child);
+    while ((rc = step(st, STMT_PARENT_RESULTS)) == SQLITE_ROW) {
+        struct parent_result *p = realloc(r, (cnt + 1) * sizeof(*r));
+        if (p != NULL) {
+            r           = p;
+            r[cnt].step = col_str(s, 0);
+            r[cnt].result = col_blob(s, 1, &r[cnt].len);
+        }
+        if (p == NULL || !r[cnt].step || !r[cnt].result) {
+            if (p != NULL)
+                cnt++;
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+        cnt++;
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "reading parents' results");
+    sqlite3_reset(s);
+    if (code != ANVIL_OK) {
+        for (size_t i = 0; i < cnt; i++) {
+            free(r[i].step);
+            free(r[i].result);
+        }
+        free(r);
+        return code;
+    }
+    *out = r;
+    *n   = cnt;
+    return ANVIL_OK;
+}
+
+int
+store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
+    struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_PARENT_DONE);
+    sqlite3_bind_int64(s, 1, child);
+    int rc = step(st, STMT_PARENT_DONE);
+    if (rc == SQLITE_ROW) {
+        *pending = (uint32_t) sqlite3_column_int64(s, 0);
+        rc       = step(st, STMT_PARENT_DONE) == SQLITE_DONE ? SQLITE_ROW
+                                                             : SQLITE_ERROR;
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return ANVIL_OK;
+    if (rc == SQLITE_DONE)
+        return ANVIL_NOT_FOUND;
+    return db_error(st, err, "unblocking a step");
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -51,6 +51,9 @@ struct store_new_job {
     int64_t        lease_ms;
     const char    *idem_key;   // NULL = none
     uint64_t       request_id; // 0 = none
+    int64_t        workflow_id; // 0 = a plain job
+    const char    *step;        // with workflow_id
+    uint32_t       pending_parents; // parents yet to succeed (PENDING)
 };
 
 // Inserts a job; *id receives its id.
@@ -83,7 +86,7 @@ int store_job_finish(struct store *st, int64_t id, int state,
 int store_job_requeue(struct store *st, int64_t id, int state,
     int64_t run_at, const char *error, struct anvil_error *err);
 
-// SCHEDULED -> QUEUED. NOT_FOUND if it was not SCHEDULED.
+// SCHEDULED or PENDING -> QUEUED. NOT_FOUND if it was neither.
 int store_job_make_ready(struct store *st, int64_t id, struct anvil_error *err);
 
 int store_job_extend(struct store *st, int64_t id, int64_t deadline,
@@ -103,6 +106,7 @@ struct store_job_brief {
     int64_t  run_at;
     int32_t  priority;
     bool     cancel_requested;
+    int64_t  workflow_id;
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
@@ -138,6 +142,77 @@ struct store_depth {
 int store_depths(struct store *st, struct store_depth **out, size_t *n,
     uint64_t *total, struct anvil_error *err);
 void store_depths_free(struct store_depth *d, size_t n);
+
+// ---- workflows ----
+
+struct store_new_workflow {
+    const char *name;
+    int         on_failure;
+    int64_t     created_at;
+    int64_t     timeout_ms;
+    const char *idem_key;   // NULL = none
+    uint64_t    request_id; // 0 = none
+    uint32_t    n_steps;
+};
+
+int store_workflow_insert(struct store *st, const struct store_new_workflow *nw,
+    int64_t *id, struct anvil_error *err);
+int store_workflow_by_request(
+    struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
+int store_workflow_by_key(
+    struct store *st, const char *key, int64_t *id, struct anvil_error *err);
+
+// Records that child runs after parent.
+int store_edge_insert(
+    struct store *st, int64_t parent, int64_t child, struct anvil_error *err);
+
+// Reads a workflow (caller workflow_fini's it); with_steps also reads every
+// step, in submission order, with its parents' names in `after`.
+int store_workflow_get(struct store *st, int64_t id, bool with_steps,
+    struct workflow *out, struct anvil_error *err);
+
+// Newest first, without steps. f->type filters by workflow name.
+int store_workflow_list(struct store *st, const struct store_list_filter *f,
+    struct workflow **out, size_t *n, struct anvil_error *err);
+
+struct store_wf_counts {
+    int      state;
+    int      on_failure;
+    uint32_t n_steps;
+    uint32_t n_settled;
+    uint32_t n_succeeded;
+    uint32_t n_failed;
+};
+
+// Counts one more step as settled (final); returns the counts after.
+int store_workflow_settle(struct store *st, int64_t id, bool succeeded,
+    bool failed, struct store_wf_counts *c, struct anvil_error *err);
+
+// RUNNING -> state. NOT_FOUND if the workflow was no longer RUNNING.
+int store_workflow_finish(struct store *st, int64_t id, int state,
+    const char *error, int64_t now, struct anvil_error *err);
+
+// Ids of the steps not yet in a final state, oldest first (free()).
+int store_workflow_unfinished(struct store *st, int64_t id, int64_t **ids,
+    size_t *n, struct anvil_error *err);
+
+// Calls fn for each RUNNING workflow with a timeout, with its deadline.
+int store_workflow_scan_active(struct store *st,
+    int (*fn)(void *arg, int64_t id, int64_t deadline), void *arg,
+    struct anvil_error *err);
+
+// The steps that run after parent (free()).
+int store_job_children(struct store *st, int64_t parent, int64_t **ids,
+    size_t *n, struct anvil_error *err);
+
+// The parents' names and results of a step, for its lease.
+int store_job_parent_results(struct store *st, int64_t child,
+    struct parent_result **out, size_t *n, struct anvil_error *err);
+
+// One more parent of a PENDING step succeeded; *pending receives how many
+// remain. NOT_FOUND if the step is not PENDING.
+int store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
+    struct anvil_error *err);
 
 // Failure seam for tests: when set, called before each statement step
 // with the statement's index; a non-zero return makes the step fail as if

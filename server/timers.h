@@ -16,6 +16,7 @@ enum timer_kind {
     TIMER_RUN_AT,  // id = job: SCHEDULED -> QUEUED
     TIMER_TIMEOUT, // id = job, attempt: attempt run-time limit
     TIMER_WAITER,  // id = parked long-poll's sequence number
+    TIMER_WORKFLOW, // id = workflow: its whole-workflow timeout
 };
 
 struct timer {

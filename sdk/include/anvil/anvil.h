@@ -1,0 +1,299 @@
+// anvil.h - the public C API of libanvil, the anvil client SDK.
+//
+// A client talks to one anvild over nng request/reply (tcp://, ipc://,
+// ws://; tls+tcp:// needs TLS settings this API does not expose yet).
+// Every call is synchronous, returns an int that is 0 (ANVIL_OK) or an enum
+// anvil_code, and on failure fills the caller's struct anvil_error (which
+// may be NULL) with a sentence a user can act on.
+//
+// Thread safety: one anvil_client may be used from any number of threads at
+// once; each call uses its own nng context. Objects returned to the caller
+// are the caller's, to free with the matching *_free function.
+#ifndef ANVIL_ANVIL_H
+#define ANVIL_ANVIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ANVIL_API __attribute__((visibility("default")))
+
+#define ANVIL_VERSION "0.1.0"
+#define ANVIL_DEFAULT_URL "tcp://127.0.0.1:7700"
+
+// Status codes: the gRPC status numbers, as carried in Reply.code.
+enum anvil_code {
+    ANVIL_OK                  = 0,
+    ANVIL_CANCELLED           = 1,
+    ANVIL_UNKNOWN             = 2,
+    ANVIL_INVALID_ARGUMENT    = 3,
+    ANVIL_DEADLINE_EXCEEDED   = 4,
+    ANVIL_NOT_FOUND           = 5,
+    ANVIL_ALREADY_EXISTS      = 6,
+    ANVIL_PERMISSION_DENIED   = 7,
+    ANVIL_RESOURCE_EXHAUSTED  = 8,
+    ANVIL_FAILED_PRECONDITION = 9,
+    ANVIL_ABORTED             = 10,
+    ANVIL_OUT_OF_RANGE        = 11,
+    ANVIL_UNIMPLEMENTED       = 12,
+    ANVIL_INTERNAL            = 13,
+    ANVIL_UNAVAILABLE         = 14,
+    ANVIL_DATA_LOSS           = 15,
+    ANVIL_UNAUTHENTICATED     = 16,
+};
+
+// Job states, numbered as JobState in the .proto.
+enum anvil_job_state {
+    ANVIL_JOB_UNSPECIFIED = 0,
+    ANVIL_JOB_PENDING     = 1, // workflow step waiting on its parents
+    ANVIL_JOB_SCHEDULED   = 2, // waiting for its run time (delay, backoff)
+    ANVIL_JOB_QUEUED      = 3, // ready for the next worker that polls
+    ANVIL_JOB_RUNNING     = 4, // leased to a worker
+    ANVIL_JOB_SUCCEEDED   = 5, // final
+    ANVIL_JOB_FAILED      = 6, // final
+    ANVIL_JOB_CANCELED    = 7, // final
+};
+
+// What went wrong: a status code and a sentence naming the problem.
+struct anvil_error {
+    int  code;
+    char msg[256];
+};
+
+typedef struct anvil_client anvil_client;
+
+// "INVALID_ARGUMENT" for ANVIL_INVALID_ARGUMENT; "UNKNOWN_CODE" if unknown.
+ANVIL_API const char *anvil_code_name(int code);
+
+// A short lower-case description of a code, e.g. "invalid argument".
+ANVIL_API const char *anvil_strerror(int code);
+
+// "QUEUED" for ANVIL_JOB_QUEUED; "UNSPECIFIED" if unknown.
+ANVIL_API const char *anvil_job_state_name(int state);
+
+// Parses a state name, case-insensitive ("queued", "SUCCEEDED").
+// Returns ANVIL_OK and sets *state, or ANVIL_INVALID_ARGUMENT.
+ANVIL_API int anvil_job_state_parse(const char *name, int *state);
+
+// True for SUCCEEDED, FAILED and CANCELED.
+ANVIL_API bool anvil_job_state_final(int state);
+
+// Log callback for library events; the library itself never prints.
+// level: 0 error, 1 warn, 2 info, 3 debug. Set once, before any client or
+// worker exists; NULL (the default) discards every line.
+typedef void (*anvil_log_fn)(void *arg, int level, const char *line);
+ANVIL_API void anvil_set_logger(anvil_log_fn fn, void *arg);
+
+// Opens a client for url (NULL: $ANVIL_SERVER, else ANVIL_DEFAULT_URL).
+// The connection is made in the background (from the first call on) and
+// remade after a loss, so this succeeds while the server is still down;
+// calls then wait for it up to their timeout. On success *out is the caller's;
+// close with anvil_client_close(). Returns ANVIL_INVALID_ARGUMENT for a bad
+// url.
+ANVIL_API int anvil_client_open(
+    anvil_client **out, const char *url, struct anvil_error *err);
+
+// Sets how long a call waits for its reply, long-polls excluded
+// (default 10000 ms; timeout_ms <= 0 restores it). A call fails with
+// ANVIL_UNAVAILABLE if no server took its request within this time (it was
+// not delivered: safe to retry), and with ANVIL_DEADLINE_EXCEEDED if a
+// server took it but no reply came (it may have been applied: retrying a
+// submit is safe with an idempotency key). Long-polls (anvil_job_wait,
+// anvil_poll) wait their own time on top. Safe to call at any time.
+ANVIL_API void anvil_client_set_timeout(anvil_client *c, int timeout_ms);
+
+// Sets the bearer token sent in every request's envelope (NULL or "":
+// none). anvil_client_open() starts with $ANVIL_TOKEN, if set. Not to be
+// called while other threads use the client. INVALID_ARGUMENT if c is NULL.
+ANVIL_API int anvil_client_set_token(
+    anvil_client *c, const char *token, struct anvil_error *err);
+
+// Closes the client; NULL is ignored. Calls still running on other threads
+// fail at once with ANVIL_UNAVAILABLE; close waits for them to return
+// before freeing the client (no call may start once close has begun).
+ANVIL_API void anvil_client_close(anvil_client *c);
+
+// Frees memory the library returned (ids, strings). NULL is ignored.
+ANVIL_API void anvil_free(void *p);
+
+// A job, as the server reports it. Strings are NUL-terminated and never
+// NULL ("" when unset). payload and result are bytes with a NUL after them.
+struct anvil_job {
+    char    *id;
+    char    *type;
+    char    *queue;
+    uint8_t *payload;
+    size_t   payload_len;
+    int32_t  priority;
+    int      state; // enum anvil_job_state
+    uint32_t attempt;
+    uint32_t max_attempts;
+    uint8_t *result;
+    size_t   result_len;
+    char    *error;
+    int64_t  created_at_ms; // Unix epoch ms; 0 = not yet
+    int64_t  started_at_ms;
+    int64_t  finished_at_ms;
+    int64_t  run_at_ms;
+    int64_t  timeout_ms;
+    char    *workflow_id;
+    char    *step;
+    char    *idempotency_key;
+    char    *worker_id;
+    char   **after; // workflow steps: names of the steps this one runs after
+    size_t   n_after;
+};
+
+// Frees a job returned by the library; NULL is ignored.
+ANVIL_API void anvil_job_free(struct anvil_job *job);
+
+// Options of a submit; zero-initialise, then set what you need.
+struct anvil_submit_opts {
+    const char *queue;           // NULL = "default"
+    int32_t     priority;        // higher first
+    int64_t     delay_ms;        // run no earlier than now + delay_ms
+    int64_t     run_at_ms;       // or no earlier than this epoch time
+    uint32_t    max_attempts;    // 0 = server default (3)
+    int64_t     timeout_ms;      // per attempt; 0 = none
+    const char *idempotency_key; // NULL = none
+};
+
+// Submits a job of `type` with an opaque payload (len bytes; may be 0).
+// opts may be NULL. On success *id_out (may be NULL) is the new job's id,
+// freed with anvil_free(), and *existed (may be NULL) says the idempotency
+// key had been used before, in which case the id is the first job's.
+// Errors: INVALID_ARGUMENT (bad type/queue name, payload too large),
+// UNAVAILABLE/DEADLINE_EXCEEDED (no server reply).
+ANVIL_API int anvil_job_submit(anvil_client *c, const char *type,
+    const void *payload, size_t len, const struct anvil_submit_opts *opts,
+    char **id_out, bool *existed, struct anvil_error *err);
+
+// Fetches one job. *out is the caller's (anvil_job_free). NOT_FOUND if no
+// job has that id.
+ANVIL_API int anvil_job_get(anvil_client *c, const char *id,
+    struct anvil_job **out, struct anvil_error *err);
+
+// Waits up to timeout_ms for the job to reach a final state. Returns
+// ANVIL_OK with the finished job (whatever its final state) or
+// ANVIL_DEADLINE_EXCEEDED with the job as it is now; *out is set in both
+// cases and is the caller's.
+ANVIL_API int anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
+    struct anvil_job **out, struct anvil_error *err);
+
+// Cancels a job: at once if it has not started, at its worker's next
+// heartbeat if it runs. *out (may be NULL) receives the job after the call.
+// FAILED_PRECONDITION if the job had already finished.
+ANVIL_API int anvil_job_cancel(anvil_client *c, const char *id,
+    struct anvil_job **out, struct anvil_error *err);
+
+// Filters of a list; zero-initialise. Unset fields match anything.
+struct anvil_list_filter {
+    int         state; // enum anvil_job_state; 0 = any
+    const char *type;
+    const char *queue;
+    uint32_t    limit;  // 0 = 50; at most 1000
+    const char *cursor; // next_cursor of the previous page
+};
+
+struct anvil_job_list {
+    struct anvil_job *jobs; // n jobs, newest first
+    size_t            n;
+    char             *next_cursor; // "" on the last page
+};
+
+// Lists jobs. *out is the caller's (anvil_job_list_free).
+ANVIL_API int anvil_job_list(anvil_client *c,
+    const struct anvil_list_filter *filter, struct anvil_job_list **out,
+    struct anvil_error *err);
+
+ANVIL_API void anvil_job_list_free(struct anvil_job_list *list);
+
+struct anvil_queue_depth {
+    char    *queue;
+    char    *type;
+    uint64_t queued;
+    uint64_t running;
+};
+
+struct anvil_health {
+    char                     *version;
+    int64_t                   uptime_ms;
+    uint64_t                  jobs_total;
+    struct anvil_queue_depth *depths;
+    size_t                    n_depths;
+};
+
+// Asks the server how it is. *out is the caller's (anvil_health_free).
+ANVIL_API int anvil_health(
+    anvil_client *c, struct anvil_health **out, struct anvil_error *err);
+
+ANVIL_API void anvil_health_free(struct anvil_health *h);
+
+// ---- Worker calls. Most programs use anvil/worker.h instead. ----
+
+struct anvil_parent_result {
+    char    *step;
+    uint8_t *result;
+    size_t   result_len;
+};
+
+// A job leased to this worker until deadline_ms unless extended.
+struct anvil_lease {
+    struct anvil_job            job;
+    uint32_t                    token; // fencing token; pass to complete/fail
+    int64_t                     deadline_ms;
+    struct anvil_parent_result *parents; // workflow steps: parents' results
+    size_t                      n_parents;
+};
+
+struct anvil_poll_req {
+    const char        *worker_id;
+    const char *const *queues; // n_queues names; 0 = {"default"}
+    size_t             n_queues;
+    const char *const *types; // job types this worker runs
+    size_t             n_types;
+    uint32_t           max_jobs; // free slots
+    uint32_t           wait_ms;  // long-poll for up to this long
+};
+
+// Leases up to max_jobs jobs; waits up to wait_ms when none is ready.
+// *leases is an array of *n leases (may be 0), freed with
+// anvil_leases_free().
+ANVIL_API int anvil_poll(anvil_client *c, const struct anvil_poll_req *req,
+    struct anvil_lease **leases, size_t *n, struct anvil_error *err);
+
+ANVIL_API void anvil_leases_free(struct anvil_lease *leases, size_t n);
+
+// Reports success. FAILED_PRECONDITION if the lease is no longer held
+// (expired, cancelled, or replaced by a newer attempt): nothing changes.
+ANVIL_API int anvil_complete(anvil_client *c, const char *job_id,
+    uint32_t token, const void *result, size_t len, struct anvil_error *err);
+
+// Reports a failed attempt. retryable=false makes it final. *state (may be
+// NULL) receives the job's state after it: SCHEDULED, FAILED or CANCELED.
+ANVIL_API int anvil_fail(anvil_client *c, const char *job_id, uint32_t token,
+    const char *error, bool retryable, int *state, struct anvil_error *err);
+
+struct anvil_lease_ref {
+    const char *job_id;
+    uint32_t    token;
+};
+
+// Extends the leases this worker holds. *canceled / *lost (each may be
+// NULL) receive arrays of job ids to stop: cancelled by a user, or no longer
+// this worker's. Free each with anvil_strv_free().
+ANVIL_API int anvil_heartbeat(anvil_client *c, const char *worker_id,
+    const struct anvil_lease_ref *refs, size_t n, char ***canceled,
+    size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err);
+
+ANVIL_API void anvil_strv_free(char **v, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // ANVIL_ANVIL_H

@@ -1,0 +1,89 @@
+// engine_impl.h - the engine's private state, shared by its three files:
+// engine.c (thread, batches, timers, parked long-polls), jobs.c (the job
+// state machine) and flow.c (the workflow state machine). Everything here
+// is touched by the engine thread only, except engine.lock's fields.
+#ifndef SERVER_ENGINE_IMPL_H
+#define SERVER_ENGINE_IMPL_H
+
+#include "engine.h"
+#include "readyq.h"
+#include "timers.h"
+
+#include <pthread.h>
+
+#define POLL_MEMORY 256
+
+// A recent Poll: its request id and what it leased, so that a resent Poll
+// gets the same jobs back instead of a second lease nobody reads.
+struct poll_memo {
+    uint64_t rid;
+    int64_t *ids;
+    size_t   n;
+};
+
+struct engine {
+    struct store        *st;
+    struct engine_config cfg;
+    struct readyq       *ready;
+    struct timers       *timers;
+    pthread_t            thread;
+    int64_t              started_at;
+
+    pthread_mutex_t lock; // guards incoming, tail, stopping
+    pthread_cond_t  wake;
+    struct cmd     *incoming;
+    struct cmd     *tail;
+    bool            stopping;
+
+    // Engine thread only.
+    struct cmd      *parked_polls; // FIFO
+    struct cmd      *parked_waits; // WaitJob
+    struct cmd      *parked_flows; // WaitWorkflow
+    uint64_t         waiter_seq;
+    struct poll_memo memo[POLL_MEMORY];
+    size_t           memo_next;
+    uint32_t         rand_state;
+};
+
+// What one batch did, for after the commit.
+struct id_list {
+    int64_t *ids;
+    size_t   n, cap;
+};
+
+struct batch {
+    struct cmd    *reply;    // commands to answer after the commit
+    struct id_list finished; // jobs that reached a final state
+    struct id_list flows;    // workflows that reached a final state
+    bool           ready_added;
+    int64_t        now;
+};
+
+// engine.c
+void engine_timer_add(
+    struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
+void engine_mark(struct id_list *l, int64_t id);
+int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
+     const char *queue, const char *type, int32_t priority);
+void engine_park(
+    struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
+
+// jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
+// code; ANVIL_ABORTED with err.code OK means it was parked.
+int  jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
+int  jobs_finish(struct engine *e, struct batch *b, int64_t id,
+     int64_t workflow_id, int state, const uint8_t *result, size_t len,
+     const char *error, struct anvil_error *err);
+int  jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
+void jobs_memo_add(
+    struct engine *e, uint64_t rid, const struct job *jobs, size_t n);
+void jobs_lease_timers(struct engine *e, const struct job *j);
+void jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+
+// flow.c: workflow commands (CMD_WF_*), and what a step's end does.
+int flow_apply(struct engine *e, struct batch *b, struct cmd *c);
+int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,
+    int64_t step_id, int state, struct anvil_error *err);
+void flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);
+
+#endif

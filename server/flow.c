@@ -1,0 +1,375 @@
+// flow.c - the workflow state machine: submit a DAG of steps in one
+// transaction, queue a step the moment its last parent succeeds, apply the
+// failure policy, cancel, time out, and end the workflow when its steps
+// have settled. Runs on the engine thread inside a batch's transaction.
+//
+// A step is a job row with workflow_id and pending_parents. Its state is
+// PENDING until pending_parents reaches 0 (every parent SUCCEEDED), then
+// QUEUED in the same transaction as the parent's Complete.
+#include "dag.h"
+#include "engine_impl.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+wf_not_found(struct cmd *c, int64_t id)
+{
+    return av_error_set(&c->err, ANVIL_NOT_FOUND, "no workflow with id w%lld",
+        (long long) id);
+}
+
+// Ends a RUNNING workflow; a no-op if it had already ended.
+static int
+end_flow(struct engine *e, struct batch *b, int64_t wf, int state,
+    const char *error, struct anvil_error *err)
+{
+    int rc = store_workflow_finish(e->st, wf, state, error, b->now, err);
+    if (rc == ANVIL_NOT_FOUND)
+        return ANVIL_OK;
+    if (rc == ANVIL_OK) {
+        engine_mark(&b->flows, wf);
+        AV_INFO("workflow.finished", "workflow=w%lld state=%s err=\"%s\"",
+            (long long) wf,
+            state == WF_SUCCEEDED ? "SUCCEEDED"
+                : state == WF_FAILED ? "FAILED"
+                                     : "CANCELED",
+            error ? error : "");
+    }
+    return rc;
+}
+
+// Marks a waiting step CANCELED and counts it settled.
+static int
+cancel_waiting(struct engine *e, struct batch *b, int64_t wf, int64_t id,
+    const char *why, struct anvil_error *err)
+{
+    struct store_wf_counts cnt;
+    int rc = store_job_finish(e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why,
+        b->now, err);
+    if (rc == ANVIL_OK)
+        rc = store_workflow_settle(e->st, wf, false, false, &cnt, err);
+    if (rc == ANVIL_OK)
+        engine_mark(&b->finished, id);
+    return rc;
+}
+
+// Cancels every step not yet finished: waiting ones at once, running ones
+// at their worker's next heartbeat or report.
+static int
+cancel_unfinished(struct engine *e, struct batch *b, int64_t wf,
+    const char *why, struct anvil_error *err)
+{
+    int64_t *ids = NULL;
+    size_t   n   = 0;
+    int      rc  = store_workflow_unfinished(e->st, wf, &ids, &n, err);
+    for (size_t i = 0; rc == ANVIL_OK && i < n; i++) {
+        struct store_job_brief br;
+        rc = store_job_brief(e->st, ids[i], &br, err);
+        if (rc != ANVIL_OK)
+            break;
+        if (br.state == ANVIL_JOB_RUNNING)
+            rc = store_job_request_cancel(e->st, ids[i], err);
+        else
+            rc = cancel_waiting(e, b, wf, ids[i], why, err);
+    }
+    free(ids);
+    return rc;
+}
+
+// Cancels the PENDING descendants of a step that will never succeed.
+static int
+cancel_descendants(struct engine *e, struct batch *b, int64_t wf,
+    int64_t from, struct anvil_error *err)
+{
+    struct id_list todo = { 0 };
+    engine_mark(&todo, from);
+    int rc = todo.n == 1 ? ANVIL_OK : ANVIL_RESOURCE_EXHAUSTED;
+    while (rc == ANVIL_OK && todo.n > 0) {
+        int64_t  parent = todo.ids[--todo.n];
+        int64_t *kids   = NULL;
+        size_t   nk     = 0;
+        rc = store_job_children(e->st, parent, &kids, &nk, err);
+        for (size_t i = 0; rc == ANVIL_OK && i < nk; i++) {
+            struct store_job_brief br;
+            rc = store_job_brief(e->st, kids[i], &br, err);
+            if (rc != ANVIL_OK || br.state != ANVIL_JOB_PENDING)
+                continue;
+            rc = cancel_waiting(e, b, wf, kids[i],
+                "a step it runs after did not succeed", err);
+            engine_mark(&todo, kids[i]);
+        }
+        free(kids);
+    }
+    free(todo.ids);
+    return rc;
+}
+
+// A parent succeeded: children whose parents have all succeeded are queued.
+static int
+unblock_children(struct engine *e, struct batch *b, int64_t parent,
+    struct anvil_error *err)
+{
+    int64_t *kids = NULL;
+    size_t   nk   = 0;
+    int      rc   = store_job_children(e->st, parent, &kids, &nk, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    for (size_t i = 0; rc == ANVIL_OK && i < nk; i++) {
+        uint32_t   pending;
+        struct job j = { 0 };
+        rc = store_job_parent_done(e->st, kids[i], &pending, err);
+        if (rc == ANVIL_NOT_FOUND) {
+            rc = ANVIL_OK; // cancelled meanwhile
+            continue;
+        }
+        if (rc != ANVIL_OK || pending > 0)
+            continue;
+        rc = store_job_make_ready(e->st, kids[i], err);
+        if (rc == ANVIL_OK)
+            rc = store_job_get(e->st, kids[i], &j, err);
+        if (rc == ANVIL_OK)
+            rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+        job_fini(&j);
+    }
+    free(kids);
+    return rc;
+}
+
+// Ends the workflow once every step has settled.
+static int
+settle_flow(struct engine *e, struct batch *b, int64_t wf,
+    struct anvil_error *err)
+{
+    struct workflow w;
+    int             rc = store_workflow_get(e->st, wf, false, &w, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (w.state == WF_RUNNING && w.n_settled >= w.n_steps) {
+        char why[96] = "";
+        int  state   = WF_SUCCEEDED;
+        if (w.n_failed > 0) {
+            state = WF_FAILED;
+            snprintf(why, sizeof(why), "%u of %u steps failed", w.n_failed,
+                w.n_steps);
+        } else if (w.n_succeeded < w.n_steps) {
+            state = WF_CANCELED;
+            snprintf(why, sizeof(why), "%u of %u steps were canceled",
+                w.n_steps - w.n_succeeded, w.n_steps);
+        }
+        rc = end_flow(e, b, wf, state, why[0] ? why : NULL, err);
+    }
+    workflow_fini(&w);
+    return rc;
+}
+
+int
+flow_step_final(struct engine *e, struct batch *b, int64_t wf, int64_t id,
+    int state, struct anvil_error *err)
+{
+    struct store_wf_counts cnt;
+    int rc = store_workflow_settle(e->st, wf, state == ANVIL_JOB_SUCCEEDED,
+        state == ANVIL_JOB_FAILED, &cnt, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (state == ANVIL_JOB_SUCCEEDED) {
+        rc = unblock_children(e, b, id, err);
+    } else if (state == ANVIL_JOB_FAILED && cnt.state == WF_RUNNING &&
+        cnt.on_failure == WF_FAIL_FAST) {
+        struct job j = { 0 };
+        char       why[320];
+        rc = store_job_get(e->st, id, &j, err);
+        snprintf(why, sizeof(why), "step '%s' failed: %.200s",
+            j.step ? j.step : "?", j.error ? j.error : "");
+        job_fini(&j);
+        if (rc == ANVIL_OK)
+            rc = end_flow(e, b, wf, WF_FAILED, why, err);
+        if (rc == ANVIL_OK)
+            rc = cancel_unfinished(e, b, wf, "the workflow failed", err);
+    } else {
+        rc = cancel_descendants(e, b, wf, id, err);
+    }
+    if (rc == ANVIL_OK)
+        rc = settle_flow(e, b, wf, err);
+    return rc;
+}
+
+void
+flow_fire_timer(struct engine *e, struct batch *b, int64_t wf)
+{
+    struct anvil_error err = { 0 };
+    struct workflow    w;
+    if (store_workflow_get(e->st, wf, false, &w, &err) != ANVIL_OK)
+        return;
+    bool running = w.state == WF_RUNNING;
+    workflow_fini(&w);
+    if (!running)
+        return;
+    AV_WARN("workflow.timeout", "workflow=w%lld", (long long) wf);
+    if (end_flow(e, b, wf, WF_FAILED, "workflow timed out", &err) == ANVIL_OK)
+        cancel_unfinished(e, b, wf, "the workflow timed out", &err);
+}
+
+// ---- commands ----
+
+// Inserts the steps in submission order, then the edges.
+static int
+insert_steps(struct engine *e, struct batch *b, struct cmd *c, int64_t wf,
+    int64_t *ids)
+{
+    struct cmd_wf_submit *s   = &c->u.wf_submit;
+    const struct dag     *dag = s->dag;
+    int                   rc  = ANVIL_OK;
+    for (size_t i = 0; rc == ANVIL_OK && i < s->n; i++) {
+        const struct cmd_wf_step *st = &s->steps[i];
+        struct store_new_job      nj = {
+                 .type            = st->type,
+                 .queue           = st->queue,
+                 .payload         = st->payload,
+                 .payload_len     = st->len,
+                 .priority        = st->priority,
+                 .state           = dag->n_parents[i] ? ANVIL_JOB_PENDING
+                                                      : ANVIL_JOB_QUEUED,
+                 .max_attempts    = st->max_attempts ? st->max_attempts
+                                                     : e->cfg.max_attempts,
+                 .created_at      = b->now,
+                 .run_at          = b->now,
+                 .timeout_ms      = st->timeout_ms,
+                 .workflow_id     = wf,
+                 .step            = st->name,
+                 .pending_parents = (uint32_t) dag->n_parents[i],
+        };
+        rc = store_job_insert(e->st, &nj, &ids[i], &c->err);
+        if (rc == ANVIL_OK && nj.state == ANVIL_JOB_QUEUED)
+            rc = engine_push_ready(e, b, ids[i], st->queue, st->type,
+                st->priority);
+    }
+    for (size_t i = 0; rc == ANVIL_OK && i < s->n; i++) {
+        for (size_t k = 0; rc == ANVIL_OK && k < dag->n_parents[i]; k++)
+            rc = store_edge_insert(e->st, ids[dag->parents[i][k]], ids[i],
+                &c->err);
+    }
+    return rc;
+}
+
+static int
+apply_submit(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_wf_submit *s = &c->u.wf_submit;
+    if (c->request_id != 0 &&
+        store_workflow_by_request(e->st, c->request_id, &s->id, &c->err) !=
+            ANVIL_NOT_FOUND)
+        return c->err.code; // a resend of a submit already applied
+    if (s->key != NULL &&
+        store_workflow_by_key(e->st, s->key, &s->id, &c->err) !=
+            ANVIL_NOT_FOUND) {
+        s->existed = c->err.code == ANVIL_OK;
+        return c->err.code;
+    }
+    struct store_new_workflow nw = {
+        .name       = s->name,
+        .on_failure = s->on_failure,
+        .created_at = b->now,
+        .timeout_ms = s->timeout_ms,
+        .idem_key   = s->key,
+        .request_id = c->request_id,
+        .n_steps    = (uint32_t) s->n,
+    };
+    int64_t *ids = calloc(s->n, sizeof(*ids));
+    if (ids == NULL)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    int rc = store_workflow_insert(e->st, &nw, &s->id, &c->err);
+    if (rc == ANVIL_OK)
+        rc = insert_steps(e, b, c, s->id, ids);
+    free(ids);
+    if (rc == ANVIL_OK && s->timeout_ms > 0)
+        engine_timer_add(e, TIMER_WORKFLOW, b->now + s->timeout_ms, s->id, 0);
+    if (rc == ANVIL_OK)
+        AV_INFO("workflow.submitted", "workflow=w%lld name=%s steps=%zu",
+            (long long) s->id, s->name, s->n);
+    return rc;
+}
+
+static int
+apply_get(struct engine *e, struct cmd *c)
+{
+    int rc = store_workflow_get(e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
+    return rc == ANVIL_NOT_FOUND ? wf_not_found(c, c->u.wf.id) : rc;
+}
+
+static int
+apply_wait(struct engine *e, struct batch *b, struct cmd *c)
+{
+    int rc = apply_get(e, c);
+    if (rc != ANVIL_OK)
+        return rc;
+    c->u.wf.done = c->u.wf.wf.state != WF_RUNNING;
+    if (c->u.wf.done || c->u.wf.timeout_ms == 0)
+        return ANVIL_OK;
+    workflow_fini(&c->u.wf.wf);
+    engine_park(e, &e->parked_flows, c, b->now + c->u.wf.timeout_ms);
+    return ANVIL_ABORTED;
+}
+
+static int
+apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct workflow w;
+    int64_t         id = c->u.wf.id;
+    int             rc = store_workflow_get(e->st, id, false, &w, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return wf_not_found(c, id);
+    if (rc != ANVIL_OK)
+        return rc;
+    int state = w.state;
+    workflow_fini(&w);
+    if (state == WF_CANCELED) // cancelling twice is no error
+        return apply_get(e, c);
+    if (state != WF_RUNNING)
+        return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+            "workflow w%lld already finished: it is %s", (long long) id,
+            state == WF_SUCCEEDED ? "SUCCEEDED" : "FAILED");
+    rc = end_flow(e, b, id, WF_CANCELED, "canceled", &c->err);
+    if (rc == ANVIL_OK)
+        rc = cancel_unfinished(e, b, id, "the workflow was canceled", &c->err);
+    if (rc == ANVIL_OK)
+        rc = apply_get(e, c);
+    return rc;
+}
+
+static int
+apply_list(struct engine *e, struct cmd *c)
+{
+    struct cmd_wf_list      *l = &c->u.wf_list;
+    struct store_list_filter f = l->f;
+    f.limit++;
+    int rc = store_workflow_list(e->st, &f, &l->wfs, &l->n, &c->err);
+    if (rc == ANVIL_OK && l->n > l->f.limit) {
+        workflow_fini(&l->wfs[--l->n]);
+        l->next_before = l->wfs[l->n - 1].id;
+    }
+    return rc;
+}
+
+int
+flow_apply(struct engine *e, struct batch *b, struct cmd *c)
+{
+    switch (c->kind) {
+    case CMD_WF_SUBMIT:
+        return apply_submit(e, b, c);
+    case CMD_WF_GET:
+        return apply_get(e, c);
+    case CMD_WF_LIST:
+        return apply_list(e, c);
+    case CMD_WF_WAIT:
+        return apply_wait(e, b, c);
+    case CMD_WF_CANCEL:
+        return apply_cancel(e, b, c);
+    default:
+        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
+            (int) c->kind);
+    }
+}

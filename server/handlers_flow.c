@@ -1,0 +1,379 @@
+// handlers_flow.c - decode/validate and encode of the workflow rpcs:
+// SubmitWorkflow, GetWorkflow, ListWorkflows, WaitWorkflow, CancelWorkflow.
+// A workflow spec is validated whole (graph included, by dag.c) here, on
+// the rpc thread, so a bad spec never reaches the engine.
+#include "dag.h"
+#include "handlers_impl.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// What a SubmitWorkflow decode hands to the engine, kept in call->scratch.
+struct wf_input {
+    struct cmd_wf_step *steps;
+    struct dag_step    *dsteps;
+    struct dag         *dag;
+};
+
+static void
+free_wf_input(void *p)
+{
+    struct wf_input *in = p;
+    if (in == NULL)
+        return;
+    dag_free(in->dag);
+    free(in->steps);
+    free(in->dsteps);
+    free(in);
+}
+
+static int
+parse_wf_id(const char *s, int64_t *id, struct anvil_error *err)
+{
+    if (workflow_id_parse(s, id) == 0)
+        return ANVIL_OK;
+    if (s[0] == '\0')
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "workflow id is empty");
+    return av_error_set(err, ANVIL_NOT_FOUND,
+        "no workflow with id '%.64s' (workflow ids look like w7)", s);
+}
+
+// Checks one step's own fields; the graph was checked by dag_build.
+static int
+check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
+    struct cmd_wf_step *out, struct anvil_error *err)
+{
+    struct anvil_error e     = { 0 };
+    const char        *queue = st->queue[0] ? st->queue : "default";
+    if (handlers_check_name("type", st->type, &e) ||
+        handlers_check_name("queue", queue, &e))
+        return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
+    if (st->payload.len > lim->max_payload)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "step '%s': payload is %zu bytes, over the server's limit of %zu "
+            "bytes",
+            st->name, st->payload.len, lim->max_payload);
+    if (st->max_attempts > MAX_ATTEMPTS_LIMIT || st->timeout_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "step '%s': max_attempts must be at most %u and timeout_ms not "
+            "negative",
+            st->name, MAX_ATTEMPTS_LIMIT);
+    *out = (struct cmd_wf_step) {
+        .name         = st->name,
+        .type         = st->type,
+        .queue        = queue,
+        .payload      = st->payload.data,
+        .len          = st->payload.len,
+        .priority     = st->priority,
+        .max_attempts = st->max_attempts,
+        .timeout_ms   = st->timeout_ms,
+    };
+    return ANVIL_OK;
+}
+
+static int
+check_spec(const Anvil__V1__WorkflowSpec *spec, struct anvil_error *err)
+{
+    if (spec == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "spec is missing: a workflow needs a name and steps");
+    if (handlers_check_name("workflow name", spec->name, err))
+        return err->code;
+    if ((int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__FAIL_FAST &&
+        (int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__CONTINUE)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "on_failure %d is not a failure policy (0 FAIL_FAST, 1 CONTINUE)",
+            (int) spec->on_failure);
+    if (spec->timeout_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "timeout_ms must not be negative");
+    if (strlen(spec->idempotency_key) > MAX_KEY)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "idempotency_key is longer than %d bytes", MAX_KEY);
+    if (spec->n_steps > DAG_MAX_STEPS)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "workflow has %zu steps, over the limit of %d", spec->n_steps,
+            DAG_MAX_STEPS);
+    return ANVIL_OK;
+}
+
+int
+hflow_decode_submit(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    Anvil__V1__SubmitWorkflowRequest *r =
+        (Anvil__V1__SubmitWorkflowRequest *) call->req;
+    const Anvil__V1__WorkflowSpec *spec = r->spec;
+    if (check_spec(spec, err) != ANVIL_OK)
+        return err->code;
+    size_t           n  = spec->n_steps;
+    struct wf_input *in = calloc(1, sizeof(*in));
+    if (in == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    call->scratch      = in;
+    call->scratch_free = free_wf_input;
+    in->steps          = calloc(n + 1, sizeof(*in->steps));
+    in->dsteps         = calloc(n + 1, sizeof(*in->dsteps));
+    if (in->steps == NULL || in->dsteps == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        in->dsteps[i] = (struct dag_step) {
+            .name    = spec->steps[i]->name,
+            .after   = (const char *const *) spec->steps[i]->after,
+            .n_after = spec->steps[i]->n_after,
+        };
+    if (dag_build(in->dsteps, n, &in->dag, err) != ANVIL_OK)
+        return err->code;
+    for (size_t i = 0; i < n; i++) {
+        if (check_step(lim, spec->steps[i], &in->steps[i], err))
+            return err->code;
+    }
+    struct cmd_wf_submit *s = &call->cmd.u.wf_submit;
+    call->cmd.kind          = CMD_WF_SUBMIT;
+    s->name                 = spec->name;
+    s->on_failure           = (int) spec->on_failure;
+    s->timeout_ms           = spec->timeout_ms;
+    s->key   = spec->idempotency_key[0] ? spec->idempotency_key : NULL;
+    s->steps = in->steps;
+    s->n     = n;
+    s->dag   = in->dag;
+    return ANVIL_OK;
+}
+
+int
+hflow_decode_get(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__GetWorkflowRequest *r =
+        (Anvil__V1__GetWorkflowRequest *) call->req;
+    call->cmd.kind = CMD_WF_GET;
+    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+}
+
+int
+hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__CancelWorkflowRequest *r =
+        (Anvil__V1__CancelWorkflowRequest *) call->req;
+    call->cmd.kind = CMD_WF_CANCEL;
+    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+}
+
+int
+hflow_decode_wait(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__WaitWorkflowRequest *r =
+        (Anvil__V1__WaitWorkflowRequest *) call->req;
+    if (r->timeout_ms > MAX_WAIT_MS)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "timeout_ms %u is over the limit of %u ms; wait again instead",
+            r->timeout_ms, MAX_WAIT_MS);
+    call->cmd.kind          = CMD_WF_WAIT;
+    call->cmd.u.wf.timeout_ms = r->timeout_ms;
+    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+}
+
+int
+hflow_decode_list(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__ListWorkflowsRequest *r =
+        (Anvil__V1__ListWorkflowsRequest *) call->req;
+    struct store_list_filter *f = &call->cmd.u.wf_list.f;
+    if (r->limit > MAX_LIST_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "limit %u is over the maximum page size of %d", r->limit,
+            MAX_LIST_LIMIT);
+    if ((int) r->state < 0 || (int) r->state > WF_CANCELED)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "state %d is not a workflow state", (int) r->state);
+    if (r->name[0] && handlers_check_name("name", r->name, err))
+        return err->code;
+    if (r->cursor[0] != '\0' &&
+        workflow_id_parse(r->cursor, &f->before_id) != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "cursor '%.64s' is not a cursor this server returned", r->cursor);
+    call->cmd.kind = CMD_WF_LIST;
+    f->state       = (int) r->state;
+    f->type        = r->name[0] ? r->name : NULL;
+    f->limit       = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
+    return ANVIL_OK;
+}
+
+// ---- encode ----
+
+// A wire workflow and what it points at.
+struct pb_flow {
+    Anvil__V1__Workflow m;
+    char                id[24];
+    Anvil__V1__Job    **ptrs;
+    struct pb_job      *jobs;
+};
+
+static int
+flow_to_pb(const struct workflow *w, struct pb_flow *p)
+{
+    Anvil__V1__Workflow *m = &p->m;
+    anvil__v1__workflow__init(m);
+    workflow_id_format(w->id, p->id, sizeof(p->id));
+    m->id              = p->id;
+    m->name            = w->name;
+    m->state           = (Anvil__V1__WorkflowState) w->state;
+    m->on_failure      = (Anvil__V1__FailurePolicy) w->on_failure;
+    m->created_at_ms   = w->created_at;
+    m->finished_at_ms  = w->finished_at;
+    m->error           = w->error;
+    m->timeout_ms      = w->timeout_ms;
+    m->steps_total     = w->n_steps;
+    m->steps_succeeded = w->n_succeeded;
+    m->steps_failed    = w->n_failed;
+    m->steps_settled   = w->n_settled;
+    m->idempotency_key = w->idem_key;
+    if (w->n == 0)
+        return ANVIL_OK;
+    p->ptrs = calloc(w->n, sizeof(*p->ptrs));
+    p->jobs = calloc(w->n, sizeof(*p->jobs));
+    if (p->ptrs == NULL || p->jobs == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    for (size_t i = 0; i < w->n; i++) {
+        handlers_job_to_pb(&w->steps[i], &p->jobs[i]);
+        p->ptrs[i] = &p->jobs[i].m;
+    }
+    m->n_steps = w->n;
+    m->steps   = p->ptrs;
+    return ANVIL_OK;
+}
+
+static void
+flow_pb_fini(struct pb_flow *p)
+{
+    free(p->ptrs);
+    free(p->jobs);
+}
+
+int
+hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s)
+{
+    struct {
+        Anvil__V1__SubmitWorkflowResponse m;
+        char                              id[24];
+    } *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__submit_workflow_response__init(&r->m);
+    workflow_id_format(call->cmd.u.wf_submit.id, r->id, sizeof(r->id));
+    r->m.id      = r->id;
+    r->m.existed = call->cmd.u.wf_submit.existed;
+    *s           = r;
+    *out         = &r->m.base;
+    return ANVIL_OK;
+}
+
+// GetWorkflow, WaitWorkflow and CancelWorkflow answer a workflow.
+struct flow_reply {
+    union {
+        Anvil__V1__GetWorkflowResponse    get;
+        Anvil__V1__WaitWorkflowResponse   wait;
+        Anvil__V1__CancelWorkflowResponse cancel;
+    } m;
+    struct pb_flow flow;
+};
+
+int
+hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s)
+{
+    struct flow_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *s = r;
+    if (flow_to_pb(&call->cmd.u.wf.wf, &r->flow) != ANVIL_OK)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    switch (call->cmd.kind) {
+    case CMD_WF_WAIT:
+        anvil__v1__wait_workflow_response__init(&r->m.wait);
+        r->m.wait.workflow = &r->flow.m;
+        r->m.wait.done     = call->cmd.u.wf.done;
+        *out               = &r->m.wait.base;
+        break;
+    case CMD_WF_CANCEL:
+        anvil__v1__cancel_workflow_response__init(&r->m.cancel);
+        r->m.cancel.workflow = &r->flow.m;
+        *out                 = &r->m.cancel.base;
+        break;
+    default:
+        anvil__v1__get_workflow_response__init(&r->m.get);
+        r->m.get.workflow = &r->flow.m;
+        *out              = &r->m.get.base;
+        break;
+    }
+    return ANVIL_OK;
+}
+
+void
+hflow_free_workflow(void *s)
+{
+    struct flow_reply *r = s;
+    if (r == NULL)
+        return;
+    flow_pb_fini(&r->flow);
+    free(r);
+}
+
+struct list_reply {
+    Anvil__V1__ListWorkflowsResponse m;
+    char                             cursor[24];
+    Anvil__V1__Workflow            **ptrs;
+    struct pb_flow                  *flows;
+    size_t                           n;
+};
+
+int
+hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s)
+{
+    struct cmd_wf_list *l = &call->cmd.u.wf_list;
+    struct list_reply  *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *s       = r;
+    r->ptrs  = calloc(l->n + 1, sizeof(*r->ptrs));
+    r->flows = calloc(l->n + 1, sizeof(*r->flows));
+    if (r->ptrs == NULL || r->flows == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__list_workflows_response__init(&r->m);
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = flow_to_pb(&l->wfs[i], &r->flows[i]);
+        r->n++;
+        if (rc != ANVIL_OK)
+            return rc;
+        r->ptrs[i] = &r->flows[i].m;
+    }
+    r->m.n_workflows = l->n;
+    r->m.workflows   = r->ptrs;
+    if (l->next_before > 0)
+        workflow_id_format(l->next_before, r->cursor, sizeof(r->cursor));
+    r->m.next_cursor = r->cursor;
+    *out             = &r->m.base;
+    return ANVIL_OK;
+}
+
+void
+hflow_free_list(void *s)
+{
+    struct list_reply *r = s;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; r->flows != NULL && i < r->n; i++)
+        flow_pb_fini(&r->flows[i]);
+    free(r->ptrs);
+    free(r->flows);
+    free(r);
+}

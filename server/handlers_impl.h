@@ -1,0 +1,52 @@
+// handlers_impl.h - what handlers.c (jobs, workers, health) and
+// handlers_flow.c (workflows) share: limits, name checks, the wire job, and
+// the workflow rpcs' decode/encode pairs for the handler table.
+#ifndef SERVER_HANDLERS_IMPL_H
+#define SERVER_HANDLERS_IMPL_H
+
+#include "anvil/v1/anvil.pb-c.h"
+#include "handlers.h"
+
+#define MAX_NAME 128
+#define MAX_KEY 256
+#define MAX_LIST_LIMIT 1000
+#define DEFAULT_LIST_LIMIT 50
+#define MAX_WAIT_MS 300000u
+#define MAX_ATTEMPTS_LIMIT 1000u
+
+typedef int (*decode_fn)(const struct handler_limits *, struct call *,
+    struct anvil_error *);
+typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);
+
+// INVALID_ARGUMENT naming field unless s is a valid name.
+int handlers_check_name(const char *field, const char *s,
+    struct anvil_error *err);
+
+// A wire job and the text of its ids.
+struct pb_job {
+    Anvil__V1__Job m;
+    char           id[24];
+    char           wf[24];
+};
+
+// Points p's message at j's fields (borrowed: j must outlive the pack).
+void handlers_job_to_pb(const struct job *j, struct pb_job *p);
+
+int hflow_decode_submit(
+    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int hflow_decode_get(
+    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int hflow_decode_list(
+    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int hflow_decode_wait(
+    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int hflow_decode_cancel(
+    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+
+int  hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
+int  hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s);
+int  hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s);
+void hflow_free_workflow(void *s);
+void hflow_free_list(void *s);
+
+#endif

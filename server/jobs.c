@@ -1,0 +1,465 @@
+// jobs.c - the job state machine: submit, lease (Poll), heartbeat,
+// complete, fail, cancel, retries with backoff, lease expiry and attempt
+// timeouts. Runs on the engine thread inside a batch's transaction; see
+// engine.c for the batch and docs/architecture.md for the states.
+#include "engine_impl.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BACKOFF_INITIAL_MS 1000
+#define BACKOFF_MAX_MS 60000
+#define BACKOFF_MULTIPLIER 2.0
+
+static double
+rand01(struct engine *e)
+{
+    // xorshift32: jitter needs spread, not strength.
+    uint32_t x = e->rand_state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    e->rand_state = x;
+    return (double) x / 4294967296.0;
+}
+
+int64_t
+engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
+    double multiplier, double jitter)
+{
+    double d = (double) initial;
+    for (uint32_t i = 1; i < attempt && d < (double) max; i++)
+        d *= multiplier;
+    if (d > (double) max)
+        d = (double) max;
+    return (int64_t) (d * (0.8 + 0.4 * jitter));
+}
+
+int
+jobs_finish(struct engine *e, struct batch *b, int64_t id,
+    int64_t workflow_id, int state, const uint8_t *result, size_t len,
+    const char *error, struct anvil_error *err)
+{
+    int rc = store_job_finish(e->st, id, state, result, len, error, b->now,
+        err);
+    if (rc != ANVIL_OK)
+        return rc;
+    engine_mark(&b->finished, id);
+    AV_INFO("job.finished", "job=j%lld state=%s", (long long) id,
+        anvil_job_state_name(state));
+    if (workflow_id == 0)
+        return ANVIL_OK;
+    return flow_step_final(e, b, workflow_id, id, state, err);
+}
+
+// A failed attempt: retry after a backoff, or fail for good.
+static int
+fail_attempt(struct engine *e, struct batch *b, int64_t id,
+    const struct store_job_brief *br, const char *error, bool retryable,
+    int *state, int64_t *retry_at, struct anvil_error *err)
+{
+    *retry_at = 0;
+    if (br->cancel_requested) {
+        *state = ANVIL_JOB_CANCELED;
+        return jobs_finish(e, b, id, br->workflow_id, *state, NULL, 0,
+            "canceled", err);
+    }
+    if (!retryable || br->attempt >= br->max_attempts) {
+        *state = ANVIL_JOB_FAILED;
+        return jobs_finish(e, b, id, br->workflow_id, *state, NULL, 0,
+            error, err);
+    }
+    int64_t delay = engine_backoff_ms(br->attempt, BACKOFF_INITIAL_MS,
+        BACKOFF_MAX_MS, BACKOFF_MULTIPLIER, rand01(e));
+    *state        = ANVIL_JOB_SCHEDULED;
+    *retry_at     = b->now + delay;
+    int rc = store_job_requeue(e->st, id, *state, *retry_at, error, err);
+    if (rc == ANVIL_OK) {
+        engine_timer_add(e, TIMER_RUN_AT, *retry_at, id, br->attempt);
+        AV_INFO("job.retry", "job=j%lld attempt=%u delay_ms=%lld err=\"%s\"",
+            (long long) id, br->attempt, (long long) delay, error);
+    }
+    return rc;
+}
+
+static int
+apply_submit(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_submit *s = &c->u.submit;
+    if (c->request_id != 0 &&
+        store_job_by_request(e->st, c->request_id, &s->id, &c->err) !=
+            ANVIL_NOT_FOUND)
+        return c->err.code; // a resend of a submit already applied
+    if (s->key != NULL && store_job_by_key(e->st, s->key, &s->id, &c->err) !=
+            ANVIL_NOT_FOUND) {
+        s->existed = c->err.code == ANVIL_OK;
+        return c->err.code;
+    }
+    int64_t run_at = s->run_at_ms;
+    if (s->delay_ms > 0 && b->now + s->delay_ms > run_at)
+        run_at = b->now + s->delay_ms;
+    struct store_new_job nj = {
+        .type         = s->type,
+        .queue        = s->queue,
+        .payload      = s->payload,
+        .payload_len  = s->len,
+        .priority     = s->priority,
+        .state        = run_at > b->now ? ANVIL_JOB_SCHEDULED : ANVIL_JOB_QUEUED,
+        .max_attempts = s->max_attempts ? s->max_attempts : e->cfg.max_attempts,
+        .created_at   = b->now,
+        .run_at       = run_at > b->now ? run_at : b->now,
+        .timeout_ms   = s->timeout_ms,
+        .idem_key     = s->key,
+        .request_id   = c->request_id,
+    };
+    int rc = store_job_insert(e->st, &nj, &s->id, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (nj.state == ANVIL_JOB_SCHEDULED)
+        engine_timer_add(e, TIMER_RUN_AT, nj.run_at, s->id, 0);
+    else if (engine_push_ready(e, b, s->id, s->queue, s->type, s->priority))
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    AV_INFO("job.submitted", "job=j%lld type=%s queue=%s", (long long) s->id,
+        s->type, s->queue);
+    return ANVIL_OK;
+}
+
+static int
+not_found(struct cmd *c, int64_t id)
+{
+    return av_error_set(&c->err, ANVIL_NOT_FOUND, "no job with id j%lld",
+        (long long) id);
+}
+
+static int
+apply_get(struct engine *e, struct cmd *c)
+{
+    int rc = store_job_get(e->st, c->u.get.id, &c->u.get.job, &c->err);
+    return rc == ANVIL_NOT_FOUND ? not_found(c, c->u.get.id) : rc;
+}
+
+static int
+apply_list(struct engine *e, struct cmd *c)
+{
+    // One row more than the page tells whether another page follows.
+    struct cmd_list         *l = &c->u.list;
+    struct store_list_filter f = l->f;
+    f.limit++;
+    int rc = store_job_list(e->st, &f, &l->jobs, &l->n, &c->err);
+    if (rc == ANVIL_OK && l->n > l->f.limit) {
+        job_fini(&l->jobs[--l->n]);
+        l->next_before = l->jobs[l->n - 1].id;
+    }
+    return rc;
+}
+
+// Returns ANVIL_ABORTED when the command was parked (no answer yet).
+static int
+apply_wait(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_wait *w  = &c->u.wait;
+    int              rc = store_job_get(e->st, w->id, &w->job, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, w->id);
+    if (rc != ANVIL_OK)
+        return rc;
+    w->done = anvil_job_state_final(w->job.state);
+    if (w->done || w->timeout_ms == 0)
+        return ANVIL_OK;
+    job_fini(&w->job);
+    engine_park(e, &e->parked_waits, c, b->now + w->timeout_ms);
+    return ANVIL_ABORTED;
+}
+
+static int
+apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
+{
+    int64_t                id = c->u.cancel.id;
+    struct store_job_brief br;
+    int                    rc = store_job_brief(e->st, id, &br, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, id);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (br.state == ANVIL_JOB_CANCELED) // cancelling twice is no error
+        return store_job_get(e->st, id, &c->u.cancel.job, &c->err);
+    if (anvil_job_state_final(br.state))
+        return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+            "job j%lld already finished: it is %s", (long long) id,
+            anvil_job_state_name(br.state));
+    if (br.state == ANVIL_JOB_RUNNING)
+        rc = store_job_request_cancel(e->st, id, &c->err);
+    else
+        rc = jobs_finish(e, b, id, br.workflow_id, ANVIL_JOB_CANCELED, NULL,
+            0, "canceled", &c->err);
+    if (rc == ANVIL_OK)
+        rc = store_job_get(e->st, id, &c->u.cancel.job, &c->err);
+    return rc;
+}
+
+static struct poll_memo *
+memo_find(struct engine *e, uint64_t rid)
+{
+    for (size_t i = 0; rid != 0 && i < POLL_MEMORY; i++) {
+        if (e->memo[i].rid == rid)
+            return &e->memo[i];
+    }
+    return NULL;
+}
+
+void
+jobs_memo_add(struct engine *e, uint64_t rid, const struct job *jobs, size_t n)
+{
+    if (rid == 0 || n == 0)
+        return;
+    struct poll_memo *m = &e->memo[e->memo_next++ % POLL_MEMORY];
+    free(m->ids);
+    m->ids = malloc(n * sizeof(*m->ids));
+    m->rid = m->ids ? rid : 0;
+    m->n   = m->ids ? n : 0;
+    for (size_t i = 0; i < m->n; i++)
+        m->ids[i] = jobs[i].id;
+}
+
+// A resent Poll: answer with the jobs the first one leased, if still held.
+static int
+poll_replay(struct engine *e, struct cmd *c, const struct poll_memo *m)
+{
+    struct cmd_poll *p = &c->u.poll;
+    p->jobs            = calloc(m->n, sizeof(*p->jobs));
+    if (p->jobs == NULL)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    for (size_t i = 0; i < m->n; i++) {
+        int rc = store_job_get(e->st, m->ids[i], &p->jobs[p->n], &c->err);
+        if (rc == ANVIL_NOT_FOUND)
+            continue;
+        if (rc != ANVIL_OK)
+            return rc;
+        if (p->jobs[p->n].state == ANVIL_JOB_RUNNING)
+            p->n++;
+        else
+            job_fini(&p->jobs[p->n]);
+    }
+    return ANVIL_OK;
+}
+
+void
+jobs_lease_timers(struct engine *e, const struct job *j)
+{
+    engine_timer_add(e, TIMER_LEASE, j->lease_deadline, j->id, j->attempt);
+    if (j->timeout_ms > 0)
+        engine_timer_add(e, TIMER_TIMEOUT, j->started_at + j->timeout_ms, j->id,
+            j->attempt);
+}
+
+// Leases up to p->max ready jobs to the polling worker.
+int
+jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_poll *p = &c->u.poll;
+    int64_t          id;
+    if (p->jobs == NULL)
+        p->jobs = calloc(p->max, sizeof(*p->jobs));
+    if (p->jobs == NULL)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    while (p->n < p->max &&
+        readyq_pop(e->ready, p->queues, p->nq, p->types, p->nt, &id)) {
+        int rc = store_job_lease(e->st, id, p->worker, b->now,
+            b->now + e->cfg.lease_ms, &p->jobs[p->n], &c->err);
+        if (rc == ANVIL_NOT_FOUND)
+            continue; // cancelled while queued: a stale entry
+        struct job *j = &p->jobs[p->n];
+        if (rc == ANVIL_OK && j->workflow_id != 0)
+            rc = store_job_parent_results(e->st, id, &j->parents,
+                &j->n_parents, &c->err);
+        if (rc != ANVIL_OK) {
+            job_fini(j);
+            return rc;
+        }
+        jobs_lease_timers(e, j);
+        AV_INFO("job.leased", "job=j%lld worker=%s attempt=%u",
+            (long long) id, p->worker, p->jobs[p->n].attempt);
+        p->n++;
+    }
+    return ANVIL_OK;
+}
+
+static int
+apply_poll(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct poll_memo *m = memo_find(e, c->request_id);
+    if (m != NULL)
+        return poll_replay(e, c, m);
+    int rc = jobs_poll_take(e, b, c);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (c->u.poll.n == 0 && c->u.poll.wait_ms > 0) {
+        engine_park(e, &e->parked_polls, c, b->now + c->u.poll.wait_ms);
+        return ANVIL_ABORTED;
+    }
+    jobs_memo_add(e, c->request_id, c->u.poll.jobs, c->u.poll.n);
+    return ANVIL_OK;
+}
+
+static int
+lease_lost(const struct store_job_brief *br, uint32_t token)
+{
+    return br->state != ANVIL_JOB_RUNNING || br->attempt != token;
+}
+
+static int
+apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_heartbeat *h = &c->u.heartbeat;
+    h->canceled             = calloc(h->n + 1, sizeof(*h->canceled));
+    h->lost                 = calloc(h->n + 1, sizeof(*h->lost));
+    if (h->canceled == NULL || h->lost == NULL)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    h->deadline = b->now + e->cfg.lease_ms;
+    for (size_t i = 0; i < h->n; i++) {
+        struct store_job_brief br;
+        int64_t                id = h->refs[i].id;
+        int rc = store_job_brief(e->st, id, &br, &c->err);
+        if (rc == ANVIL_NOT_FOUND || (rc == ANVIL_OK &&
+                lease_lost(&br, h->refs[i].token))) {
+            h->lost[h->nlost++] = id;
+            continue;
+        }
+        if (rc == ANVIL_OK)
+            rc = store_job_extend(e->st, id, h->deadline, &c->err);
+        if (rc != ANVIL_OK)
+            return rc;
+        engine_timer_add(e, TIMER_LEASE, h->deadline, id, br.attempt);
+        if (br.cancel_requested)
+            h->canceled[h->ncanceled++] = id;
+    }
+    return ANVIL_OK;
+}
+
+static int
+stale(struct cmd *c, int64_t id, uint32_t token,
+    const struct store_job_brief *br)
+{
+    return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+        "lease of job j%lld attempt %u is no longer held (the job is %s at "
+        "attempt %u)",
+        (long long) id, token, anvil_job_state_name(br->state), br->attempt);
+}
+
+static int
+apply_complete(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_complete   *k = &c->u.complete;
+    struct store_job_brief br;
+    int                    rc = store_job_brief(e->st, k->id, &br, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, k->id);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (br.attempt == k->token && (br.state == ANVIL_JOB_SUCCEEDED ||
+            (br.state == ANVIL_JOB_CANCELED && br.cancel_requested)))
+        return ANVIL_OK; // a resend of a Complete already applied
+    if (lease_lost(&br, k->token))
+        return stale(c, k->id, k->token, &br);
+    if (br.cancel_requested)
+        return jobs_finish(e, b, k->id, br.workflow_id, ANVIL_JOB_CANCELED,
+            NULL, 0, "canceled", &c->err);
+    return jobs_finish(e, b, k->id, br.workflow_id, ANVIL_JOB_SUCCEEDED,
+        k->result, k->len, NULL, &c->err);
+}
+
+static int
+apply_fail(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_fail       *f = &c->u.fail;
+    struct store_job_brief br;
+    int                    rc = store_job_brief(e->st, f->id, &br, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, f->id);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (lease_lost(&br, f->token)) {
+        bool repeat = br.attempt == f->token &&
+            br.state != ANVIL_JOB_RUNNING && br.state != ANVIL_JOB_SUCCEEDED;
+        if (!repeat)
+            return stale(c, f->id, f->token, &br);
+        f->state = br.state; // a resend of a Fail already applied
+        return ANVIL_OK;
+    }
+    return fail_attempt(e, b, f->id, &br, f->error, !f->no_retry, &f->state,
+        &f->retry_at, &c->err);
+}
+
+static int
+apply_health(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_health *h = &c->u.health;
+    h->uptime_ms         = b->now - e->started_at;
+    return store_depths(e->st, &h->depths, &h->n, &h->total, &c->err);
+}
+
+void
+jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t)
+{
+    struct store_job_brief br;
+    struct anvil_error     err = { 0 };
+    if (store_job_brief(e->st, t->id, &br, &err) != ANVIL_OK)
+        return;
+    if (t->kind == TIMER_RUN_AT) {
+        if (br.state != ANVIL_JOB_SCHEDULED || br.run_at > b->now)
+            return;
+        struct job j = { 0 };
+        if (store_job_make_ready(e->st, t->id, &err) == ANVIL_OK &&
+            store_job_get(e->st, t->id, &j, &err) == ANVIL_OK)
+            engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+        job_fini(&j);
+        return;
+    }
+    if (br.state != ANVIL_JOB_RUNNING || br.attempt != t->attempt)
+        return;
+    char why[96] = "lease expired";
+    if (t->kind == TIMER_LEASE && br.lease_deadline > b->now)
+        return; // extended by a heartbeat
+    if (t->kind == TIMER_TIMEOUT)
+        snprintf(why, sizeof(why), "timed out after %lld ms",
+            (long long) br.timeout_ms);
+    int     state;
+    int64_t at;
+    AV_WARN("job.attempt_lost", "job=j%lld attempt=%u why=\"%s\"",
+        (long long) t->id, br.attempt, why);
+    fail_attempt(e, b, t->id, &br, why, true, &state, &at, &err);
+}
+
+int
+jobs_apply(struct engine *e, struct batch *b, struct cmd *c)
+{
+    switch (c->kind) {
+    case CMD_SUBMIT:
+        return apply_submit(e, b, c);
+    case CMD_GET:
+        return apply_get(e, c);
+    case CMD_LIST:
+        return apply_list(e, c);
+    case CMD_WAIT:
+        return apply_wait(e, b, c);
+    case CMD_CANCEL:
+        return apply_cancel(e, b, c);
+    case CMD_POLL:
+        return apply_poll(e, b, c);
+    case CMD_HEARTBEAT:
+        return apply_heartbeat(e, b, c);
+    case CMD_COMPLETE:
+        return apply_complete(e, b, c);
+    case CMD_FAIL:
+        return apply_fail(e, b, c);
+    case CMD_HEALTH:
+        return apply_health(e, b, c);
+    default:
+        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
+            (int) c->kind);
+    }
+}
