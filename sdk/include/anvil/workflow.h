@@ -1,0 +1,166 @@
+// workflow.h - workflows: DAGs of steps that anvil runs in dependency
+// order, passing each step its parents' results.
+//
+// Build a workflow in memory (anvil_workflow_new, anvil_workflow_step,
+// anvil_workflow_after, or the chain/group helpers), then submit it; the
+// server validates it whole (unique names, known parents, no cycle) and
+// stores all of it or none. A step becomes QUEUED the moment its last
+// parent SUCCEEDED; its worker sees the parents' results in
+// anvil_lease.parents. Or parse the JSON definition format of
+// docs/workflows.md with anvil_workflow_parse_json().
+//
+// Thread safety: a builder (anvil_workflow_spec) belongs to one thread at a
+// time. The calls that take an anvil_client are as thread-safe as the
+// client. Returned objects are the caller's.
+#ifndef ANVIL_WORKFLOW_H
+#define ANVIL_WORKFLOW_H
+
+#include <anvil/anvil.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Workflow states, numbered as WorkflowState in the .proto.
+enum anvil_workflow_state {
+    ANVIL_WORKFLOW_UNSPECIFIED = 0,
+    ANVIL_WORKFLOW_RUNNING     = 1,
+    ANVIL_WORKFLOW_SUCCEEDED   = 2,
+    ANVIL_WORKFLOW_FAILED      = 3,
+    ANVIL_WORKFLOW_CANCELED    = 4,
+};
+
+// What a step's final failure does to the rest.
+enum anvil_failure_policy {
+    ANVIL_FAIL_FAST = 0, // cancel every unfinished step; workflow FAILED
+    ANVIL_CONTINUE  = 1, // cancel only the failed step's dependents
+};
+
+// "RUNNING" for ANVIL_WORKFLOW_RUNNING; "UNSPECIFIED" if unknown.
+ANVIL_API const char *anvil_workflow_state_name(int state);
+
+// Parses "running", "SUCCEEDED", ... Returns ANVIL_OK or INVALID_ARGUMENT.
+ANVIL_API int anvil_workflow_state_parse(const char *name, int *state);
+
+// ---- building ----
+
+typedef struct anvil_workflow_spec anvil_workflow_spec;
+
+// A new, empty workflow called name, FAIL_FAST, no timeout. *out is the
+// caller's (anvil_workflow_spec_free). INVALID_ARGUMENT for a NULL name.
+ANVIL_API int anvil_workflow_new(
+    anvil_workflow_spec **out, const char *name, struct anvil_error *err);
+
+ANVIL_API void anvil_workflow_spec_free(anvil_workflow_spec *wf);
+
+ANVIL_API void anvil_workflow_set_policy(anvil_workflow_spec *wf, int policy);
+ANVIL_API void anvil_workflow_set_timeout(anvil_workflow_spec *wf,
+    int64_t timeout_ms);
+ANVIL_API int  anvil_workflow_set_key(anvil_workflow_spec *wf,
+     const char *idempotency_key, struct anvil_error *err);
+
+// Options of one step; zero-initialise. queue NULL = "default".
+struct anvil_step_opts {
+    const char *queue;
+    int32_t     priority;
+    uint32_t    max_attempts; // 0 = server default (3)
+    int64_t     timeout_ms;   // per attempt; 0 = none
+};
+
+// Adds a step (payload copied; opts may be NULL). ALREADY_EXISTS if the
+// name is taken in this workflow; INVALID_ARGUMENT for NULL arguments.
+ANVIL_API int anvil_workflow_step(anvil_workflow_spec *wf, const char *name,
+    const char *type, const void *payload, size_t len,
+    const struct anvil_step_opts *opts, struct anvil_error *err);
+
+// Makes step `name` run after step `parent` (both added already).
+// NOT_FOUND for an unknown name; INVALID_ARGUMENT for a step after itself.
+// Cycles are found when the workflow is submitted.
+ANVIL_API int anvil_workflow_after(anvil_workflow_spec *wf, const char *name,
+    const char *parent, struct anvil_error *err);
+
+// Chain: each of steps[1..n-1] runs after the one before it.
+ANVIL_API int anvil_workflow_chain(anvil_workflow_spec *wf,
+    const char *const *steps, size_t n, struct anvil_error *err);
+
+// Group: steps[0..n-1] run in parallel after `after` (NULL: at once), and
+// `join` (NULL: none) runs after all of them (a chord).
+ANVIL_API int anvil_workflow_group(anvil_workflow_spec *wf,
+    const char *after, const char *const *steps, size_t n, const char *join,
+    struct anvil_error *err);
+
+// Parses the JSON definition format (docs/workflows.md) into a new spec.
+// INVALID_ARGUMENT with a message naming the key or step at fault.
+ANVIL_API int anvil_workflow_parse_json(const char *json, size_t len,
+    anvil_workflow_spec **out, struct anvil_error *err);
+
+// ---- running ----
+
+// Submits the workflow. *id_out (may be NULL) is its id ("w7"), freed with
+// anvil_free(); *existed (may be NULL) says its idempotency key was seen.
+// INVALID_ARGUMENT names the step at fault (duplicate name, unknown parent,
+// cycle such as "a -> b -> a", bad type, payload too large).
+ANVIL_API int anvil_workflow_submit(anvil_client *c,
+    const anvil_workflow_spec *wf, char **id_out, bool *existed,
+    struct anvil_error *err);
+
+// A workflow as the server reports it. steps (each an anvil_job whose step,
+// after, workflow_id are set) in submission order; n_steps == 0 in lists.
+struct anvil_workflow {
+    char             *id;
+    char             *name;
+    int               state;      // enum anvil_workflow_state
+    int               on_failure; // enum anvil_failure_policy
+    int64_t           created_at_ms;
+    int64_t           finished_at_ms;
+    int64_t           timeout_ms;
+    char             *error;
+    uint32_t          steps_total;
+    uint32_t          steps_succeeded;
+    uint32_t          steps_failed;
+    uint32_t          steps_settled;
+    struct anvil_job *steps;
+    size_t            n_steps;
+};
+
+ANVIL_API void anvil_workflow_free(struct anvil_workflow *wf);
+
+// Fetches a workflow with every step. NOT_FOUND for an unknown id.
+ANVIL_API int anvil_workflow_get(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err);
+
+// Waits up to timeout_ms for the workflow to end: ANVIL_OK with the ended
+// workflow (whatever its state), or DEADLINE_EXCEEDED with it as it is now.
+ANVIL_API int anvil_workflow_wait(anvil_client *c, const char *id,
+    int timeout_ms, struct anvil_workflow **out, struct anvil_error *err);
+
+// Cancels what has not finished: waiting steps at once, running steps at
+// their worker's next heartbeat. The workflow ends CANCELED. *out may be
+// NULL. FAILED_PRECONDITION if it had already SUCCEEDED or FAILED.
+ANVIL_API int anvil_workflow_cancel(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err);
+
+struct anvil_workflow_filter {
+    int         state; // 0 = any
+    const char *name;  // NULL = any
+    uint32_t    limit; // 0 = 50; at most 1000
+    const char *cursor;
+};
+
+struct anvil_workflow_list {
+    struct anvil_workflow *workflows; // newest first, without steps
+    size_t                 n;
+    char                  *next_cursor; // "" on the last page
+};
+
+ANVIL_API int anvil_workflow_list(anvil_client *c,
+    const struct anvil_workflow_filter *filter,
+    struct anvil_workflow_list **out, struct anvil_error *err);
+
+ANVIL_API void anvil_workflow_list_free(struct anvil_workflow_list *list);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // ANVIL_WORKFLOW_H
