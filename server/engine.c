@@ -18,6 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#define SWEEP_JOBS 500
+#define SWEEP_FLOWS 20
+#define SWEEP_INTERVAL_MS 60000
+
 static void
 list_push(struct cmd **head, struct cmd *c)
 {
@@ -140,6 +144,24 @@ unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
     }
 }
 
+// Retention: deletes a bounded slice of old finished work per batch, and
+// comes back at once while there is more, so the engine never stalls on it.
+static void
+sweep(struct engine *e, struct batch *b)
+{
+    struct anvil_error err = { 0 };
+    int64_t            before = b->now - e->cfg.retention_ms;
+    int                jobs = 0, flows = 0;
+    if (store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err) ||
+        store_sweep_workflows(e->st, before, SWEEP_FLOWS, &flows, &err))
+        AV_ERR("retention.error", "msg=\"%s\"", err.msg);
+    if (jobs + flows > 0)
+        AV_INFO("retention.deleted", "jobs=%d workflows=%d", jobs, flows);
+    bool    more = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS;
+    int64_t next = more ? b->now : b->now + SWEEP_INTERVAL_MS;
+    engine_timer_add(e, TIMER_SWEEP, next, 0, 0);
+}
+
 static void
 fire_timers(struct engine *e, struct batch *b)
 {
@@ -149,6 +171,8 @@ fire_timers(struct engine *e, struct batch *b)
             unpark_expired(e, b, (uint64_t) t.id);
         else if (t.kind == TIMER_WORKFLOW)
             flow_fire_timer(e, b, t.id);
+        else if (t.kind == TIMER_SWEEP)
+            sweep(e, b);
         else
             jobs_fire_timer(e, b, &t);
     }
@@ -366,6 +390,8 @@ rebuild(struct engine *e, struct anvil_error *err)
             engine_timer_add(e, TIMER_WAITER, av_now_ms(), (int64_t) c->waiter_seq,
                 0);
     }
+    if (e->cfg.retention_ms > 0)
+        engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
     int rc = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_scan_active(e->st, rebuild_flow, e, err);

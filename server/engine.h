@@ -56,6 +56,10 @@ struct cmd_submit {
     int64_t        run_at_ms;
     int64_t        timeout_ms;
     uint32_t       max_attempts; // 0 = default
+    int64_t        lease_ms;     // 0 = default
+    int64_t        backoff_initial_ms; // 0 = default (1000)
+    int64_t        backoff_max_ms;     // 0 = default (60000)
+    double         backoff_multiplier; // 0 = default (2)
     int64_t        id;           // out
     bool           existed;      // out
 };
@@ -134,6 +138,10 @@ struct cmd_wf_step {
     int32_t            priority;
     uint32_t           max_attempts; // 0 = default
     int64_t            timeout_ms;
+    int64_t            lease_ms;
+    int64_t            backoff_initial_ms;
+    int64_t            backoff_max_ms;
+    double             backoff_multiplier;
 };
 
 struct dag;
@@ -193,7 +201,13 @@ struct cmd {
 struct engine_config {
     int64_t  lease_ms;     // default lease; 30000
     uint32_t max_attempts; // default max attempts; 3
+    int64_t  retention_ms; // finished work kept this long; 0 = forever
 };
+
+// Retry defaults, used where a job or step sets none.
+#define ENGINE_BACKOFF_INITIAL_MS 1000
+#define ENGINE_BACKOFF_MAX_MS 60000
+#define ENGINE_BACKOFF_MULTIPLIER 2.0
 
 struct engine;
 

@@ -241,6 +241,15 @@ insert_steps(struct engine *e, struct batch *b, struct cmd *c, int64_t wf,
                  .workflow_id     = wf,
                  .step            = st->name,
                  .pending_parents = (uint32_t) dag->n_parents[i],
+                 .lease_ms        = st->lease_ms,
+                 .backoff_initial_ms = st->backoff_initial_ms
+                     ? st->backoff_initial_ms
+                     : ENGINE_BACKOFF_INITIAL_MS,
+                 .backoff_max_ms = st->backoff_max_ms ? st->backoff_max_ms
+                                                      : ENGINE_BACKOFF_MAX_MS,
+                 .backoff_multiplier = st->backoff_multiplier > 0
+                     ? st->backoff_multiplier
+                     : ENGINE_BACKOFF_MULTIPLIER,
         };
         rc = store_job_insert(e->st, &nj, &ids[i], &c->err);
         if (rc == ANVIL_OK && nj.state == ANVIL_JOB_QUEUED)

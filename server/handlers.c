@@ -48,6 +48,29 @@ handlers_check_name(const char *field, const char *s, struct anvil_error *err)
         field, s, strlen(s) > 64 ? "..." : "", MAX_NAME);
 }
 
+int
+handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
+{
+    if (p->max_attempts > MAX_ATTEMPTS_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "max_attempts %u is over the limit of %u", p->max_attempts,
+            MAX_ATTEMPTS_LIMIT);
+    if (p->timeout_ms < 0 || p->backoff_initial_ms < 0 ||
+        p->backoff_max_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "timeout_ms, initial_backoff_ms and max_backoff_ms must not be "
+            "negative");
+    if (p->lease_ms != 0 && (p->lease_ms < MIN_LEASE_MS ||
+                                p->lease_ms > MAX_LEASE_MS))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "lease_ms %lld is outside %d..%d ms", (long long) p->lease_ms,
+            MIN_LEASE_MS, MAX_LEASE_MS);
+    if (!(p->backoff_multiplier >= 0 && p->backoff_multiplier <= 100))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "backoff_multiplier must be between 0 (default) and 100");
+    return ANVIL_OK;
+}
+
 static int
 parse_id(const char *s, int64_t *id, struct anvil_error *err)
 {
@@ -78,13 +101,19 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     if (strlen(r->idempotency_key) > MAX_KEY)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "idempotency_key is longer than %d bytes", MAX_KEY);
-    if (r->delay_ms < 0 || r->run_at_ms < 0 || r->timeout_ms < 0)
+    if (r->delay_ms < 0 || r->run_at_ms < 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "delay_ms, run_at_ms and timeout_ms must not be negative");
-    if (r->max_attempts > MAX_ATTEMPTS_LIMIT)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "max_attempts %u is over the limit of %u", r->max_attempts,
-            MAX_ATTEMPTS_LIMIT);
+            "delay_ms and run_at_ms must not be negative");
+    struct handler_policy pol = {
+        .max_attempts       = r->max_attempts,
+        .timeout_ms         = r->timeout_ms,
+        .lease_ms           = r->lease_ms,
+        .backoff_initial_ms = r->initial_backoff_ms,
+        .backoff_max_ms     = r->max_backoff_ms,
+        .backoff_multiplier = r->backoff_multiplier,
+    };
+    if (handlers_check_policy(&pol, err) != ANVIL_OK)
+        return err->code;
     call->cmd.kind  = CMD_SUBMIT;
     s->type         = r->type;
     s->queue        = queue;
@@ -96,6 +125,10 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     s->run_at_ms    = r->run_at_ms;
     s->timeout_ms   = r->timeout_ms;
     s->max_attempts = r->max_attempts;
+    s->lease_ms     = r->lease_ms;
+    s->backoff_initial_ms = r->initial_backoff_ms;
+    s->backoff_max_ms     = r->max_backoff_ms;
+    s->backoff_multiplier = r->backoff_multiplier;
     return ANVIL_OK;
 }
 
@@ -303,6 +336,10 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->timeout_ms      = j->timeout_ms;
     m->idempotency_key = j->idem_key;
     m->worker_id       = j->worker_id;
+    m->lease_ms        = j->lease_ms;
+    m->initial_backoff_ms = j->backoff_initial_ms;
+    m->max_backoff_ms     = j->backoff_max_ms;
+    m->backoff_multiplier = j->backoff_multiplier;
     if (j->workflow_id != 0) {
         workflow_id_format(j->workflow_id, p->wf, sizeof(p->wf));
         m->workflow_id = p->wf;

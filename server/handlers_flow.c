@@ -56,11 +56,16 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
             "step '%s': payload is %zu bytes, over the server's limit of %zu "
             "bytes",
             st->name, st->payload.len, lim->max_payload);
-    if (st->max_attempts > MAX_ATTEMPTS_LIMIT || st->timeout_ms < 0)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "step '%s': max_attempts must be at most %u and timeout_ms not "
-            "negative",
-            st->name, MAX_ATTEMPTS_LIMIT);
+    struct handler_policy pol = {
+        .max_attempts       = st->max_attempts,
+        .timeout_ms         = st->timeout_ms,
+        .lease_ms           = st->lease_ms,
+        .backoff_initial_ms = st->initial_backoff_ms,
+        .backoff_max_ms     = st->max_backoff_ms,
+        .backoff_multiplier = st->backoff_multiplier,
+    };
+    if (handlers_check_policy(&pol, &e) != ANVIL_OK)
+        return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
     *out = (struct cmd_wf_step) {
         .name         = st->name,
         .type         = st->type,
@@ -70,6 +75,10 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
         .priority     = st->priority,
         .max_attempts = st->max_attempts,
         .timeout_ms   = st->timeout_ms,
+        .lease_ms     = st->lease_ms,
+        .backoff_initial_ms = st->initial_backoff_ms,
+        .backoff_max_ms     = st->max_backoff_ms,
+        .backoff_multiplier = st->backoff_multiplier,
     };
     return ANVIL_OK;
 }

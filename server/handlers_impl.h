@@ -14,6 +14,23 @@
 #define MAX_WAIT_MS 300000u
 #define MAX_ATTEMPTS_LIMIT 1000u
 
+#define MIN_LEASE_MS 100
+#define MAX_LEASE_MS (24 * 3600 * 1000)
+
+// A job's or step's retry, timeout and lease settings (0 = default).
+struct handler_policy {
+    uint32_t max_attempts;
+    int64_t  timeout_ms;
+    int64_t  lease_ms;
+    int64_t  backoff_initial_ms;
+    int64_t  backoff_max_ms;
+    double   backoff_multiplier;
+};
+
+// INVALID_ARGUMENT naming the setting unless every one is in range.
+int handlers_check_policy(const struct handler_policy *p,
+    struct anvil_error *err);
+
 typedef int (*decode_fn)(const struct handler_limits *, struct call *,
     struct anvil_error *);
 typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);

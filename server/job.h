@@ -57,6 +57,10 @@ struct job {
     size_t                n_parents;
     char                **after; // in a workflow's status: parents' names
     size_t                n_after;
+    int64_t               lease_ms; // 0 = the server's default
+    int64_t               backoff_initial_ms;
+    int64_t               backoff_max_ms;
+    double                backoff_multiplier;
 };
 
 struct workflow {

@@ -11,9 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BACKOFF_INITIAL_MS 1000
-#define BACKOFF_MAX_MS 60000
-#define BACKOFF_MULTIPLIER 2.0
 
 static double
 rand01(struct engine *e)
@@ -73,8 +70,8 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
         return jobs_finish(e, b, id, br->workflow_id, *state, NULL, 0,
             error, err);
     }
-    int64_t delay = engine_backoff_ms(br->attempt, BACKOFF_INITIAL_MS,
-        BACKOFF_MAX_MS, BACKOFF_MULTIPLIER, rand01(e));
+    int64_t delay = engine_backoff_ms(br->attempt, br->backoff_initial_ms,
+        br->backoff_max_ms, br->backoff_multiplier, rand01(e));
     *state        = ANVIL_JOB_SCHEDULED;
     *retry_at     = b->now + delay;
     int rc = store_job_requeue(e->st, id, *state, *retry_at, error, err);
@@ -113,8 +110,16 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
         .created_at   = b->now,
         .run_at       = run_at > b->now ? run_at : b->now,
         .timeout_ms   = s->timeout_ms,
+        .lease_ms     = s->lease_ms,
         .idem_key     = s->key,
         .request_id   = c->request_id,
+        .backoff_initial_ms = s->backoff_initial_ms ? s->backoff_initial_ms
+                                                    : ENGINE_BACKOFF_INITIAL_MS,
+        .backoff_max_ms = s->backoff_max_ms ? s->backoff_max_ms
+                                            : ENGINE_BACKOFF_MAX_MS,
+        .backoff_multiplier = s->backoff_multiplier > 0
+            ? s->backoff_multiplier
+            : ENGINE_BACKOFF_MULTIPLIER,
     };
     int rc = store_job_insert(e->st, &nj, &s->id, &c->err);
     if (rc != ANVIL_OK)
@@ -269,7 +274,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
     while (p->n < p->max &&
         readyq_pop(e->ready, p->queues, p->nq, p->types, p->nt, &id)) {
         int rc = store_job_lease(e->st, id, p->worker, b->now,
-            b->now + e->cfg.lease_ms, &p->jobs[p->n], &c->err);
+            e->cfg.lease_ms, &p->jobs[p->n], &c->err);
         if (rc == ANVIL_NOT_FOUND)
             continue; // cancelled while queued: a stale entry
         struct job *j = &p->jobs[p->n];
@@ -319,7 +324,8 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
     h->lost                 = calloc(h->n + 1, sizeof(*h->lost));
     if (h->canceled == NULL || h->lost == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    h->deadline = b->now + e->cfg.lease_ms;
+    h->deadline = INT64_MAX; // the earliest of the extended leases
+
     for (size_t i = 0; i < h->n; i++) {
         struct store_job_brief br;
         int64_t                id = h->refs[i].id;
@@ -329,14 +335,20 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
             h->lost[h->nlost++] = id;
             continue;
         }
+        int64_t until = b->now + (br.lease_ms > 0 ? br.lease_ms
+                                                  : e->cfg.lease_ms);
         if (rc == ANVIL_OK)
-            rc = store_job_extend(e->st, id, h->deadline, &c->err);
+            rc = store_job_extend(e->st, id, until, &c->err);
         if (rc != ANVIL_OK)
             return rc;
-        engine_timer_add(e, TIMER_LEASE, h->deadline, id, br.attempt);
+        if (until < h->deadline)
+            h->deadline = until;
+        engine_timer_add(e, TIMER_LEASE, until, id, br.attempt);
         if (br.cancel_requested)
             h->canceled[h->ncanceled++] = id;
     }
+    if (h->deadline == INT64_MAX)
+        h->deadline = 0;
     return ANVIL_OK;
 }
 

@@ -1,6 +1,7 @@
 // main.c - anvild: parse flags, block signals, start the server, wait for
 // SIGINT/SIGTERM, stop cleanly.
 #include "server.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -17,15 +18,19 @@ usage(FILE *f)
         "usage: anvild [--listen URL] [--db PATH] [--log-level LEVEL]\n"
         "              [--log-format text|json] [--max-payload BYTES]\n"
         "              [--durability full|normal] [--lease-ms MS]\n"
+        "              [--retention DURATION]\n"
         "\n"
         "  --listen URL        nng URL to serve (default tcp://127.0.0.1:7700;\n"
         "                      also ipc:///path, ws://host:port)\n"
         "  --db PATH           SQLite database (default ./anvil.db)\n"
         "  --log-level LEVEL   error, warn, info (default) or debug\n"
         "  --log-format FMT    text (default) or json lines\n"
-        "  --max-payload BYTES payload and result limit (default 1048576)\n"
+        "  --max-payload BYTES payload and result limit (default 1048576,\n"
+        "                      at most 4194304)\n"
         "  --durability MODE   full (default: fsync every commit) or normal\n"
-        "  --lease-ms MS       default job lease (default 30000)\n");
+        "  --lease-ms MS       default job lease (default 30000)\n"
+        "  --retention DUR     keep finished jobs and workflows this long,\n"
+        "                      e.g. 7d (default), 12h, 30m; 0 = forever\n");
 }
 
 static int
@@ -77,8 +82,8 @@ parse_args(int argc, char **argv, struct server_config *cfg)
                 return bad(a, v, "use text or json");
             av_log_set_json(strcmp(v, "json") == 0);
         } else if (strcmp(a, "--max-payload") == 0) {
-            if (parse_size(v, 1, 64LL << 20, &n) != 0)
-                return bad(a, v, "a byte count from 1 to 67108864");
+            if (parse_size(v, 1, SERVER_MAX_PAYLOAD, &n) != 0)
+                return bad(a, v, "a byte count from 1 to 4194304");
             cfg->max_payload = (size_t) n;
         } else if (strcmp(a, "--durability") == 0) {
             if (strcmp(v, "full") != 0 && strcmp(v, "normal") != 0)
@@ -88,6 +93,9 @@ parse_args(int argc, char **argv, struct server_config *cfg)
             if (parse_size(v, 100, 24LL * 3600 * 1000, &n) != 0)
                 return bad(a, v, "milliseconds from 100 to 86400000");
             cfg->lease_ms = n;
+        } else if (strcmp(a, "--retention") == 0) {
+            if (av_parse_duration(v, &cfg->retention_ms) != 0)
+                return bad(a, v, "a duration such as 7d, 12h, 30m or 0");
         } else {
             fprintf(stderr, "anvild: unknown option '%s'\n", a);
             usage(stderr);

@@ -28,20 +28,22 @@ server_config_init(struct server_config *cfg)
     cfg->synchronous = 2;
     cfg->contexts    = 64;
     cfg->lease_ms    = 30000;
+    cfg->retention_ms = 7LL * 24 * 3600 * 1000;
 }
 
 static int
 check_config(const struct server_config *cfg, struct anvil_error *err)
 {
-    if (cfg->max_payload == 0 || cfg->max_payload > 64 * 1024 * 1024)
+    if (cfg->max_payload == 0 || cfg->max_payload > SERVER_MAX_PAYLOAD)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "max payload must be between 1 byte and 64 MiB");
+            "max payload must be between 1 byte and 4 MiB");
     if (cfg->synchronous < 0 || cfg->synchronous > 3)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "synchronous must be 0 (OFF), 1 (NORMAL), 2 (FULL) or 3 (EXTRA)");
-    if (cfg->contexts < 1 || cfg->lease_ms < 100)
+    if (cfg->contexts < 1 || cfg->lease_ms < 100 || cfg->retention_ms < 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "contexts must be at least 1 and lease_ms at least 100");
+            "contexts must be at least 1, lease_ms at least 100 and "
+            "retention_ms not negative");
     if (handlers_check() != 0)
         return av_error_set(err, ANVIL_INTERNAL,
             "rpc handler table does not match the service descriptor");
@@ -58,7 +60,11 @@ server_start(const struct server_config *cfg, struct server **out,
     if (s == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     s->cfg                   = *cfg;
-    struct engine_config ecf = { .lease_ms = cfg->lease_ms, .max_attempts = 3 };
+    struct engine_config ecf = {
+        .lease_ms     = cfg->lease_ms,
+        .max_attempts = 3,
+        .retention_ms = cfg->retention_ms,
+    };
     int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
     if (rc == ANVIL_OK)
         rc = engine_start(s->store, &ecf, &s->engine, err);

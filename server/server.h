@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The largest --max-payload: replies carry payloads and results, and must
+// stay below the clients' 16 MiB receive limit.
+#define SERVER_MAX_PAYLOAD (4 * 1024 * 1024)
+
 struct server_config {
     const char *listen_url;   // default "tcp://127.0.0.1:7700"
     const char *db_path;      // default "./anvil.db"
@@ -19,6 +23,7 @@ struct server_config {
     int         synchronous;  // SQLite synchronous: 2 FULL (default), 1 NORMAL
     int         contexts;     // REP contexts receiving at once; default 64
     int64_t     lease_ms;     // default lease of a polled job; 30000
+    int64_t     retention_ms; // finished work kept; 7 days; 0 = forever
 };
 
 // Fills cfg with the defaults above.

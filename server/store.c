@@ -53,6 +53,11 @@ enum stmt_id {
     STMT_CHILDREN,
     STMT_PARENT_RESULTS,
     STMT_PARENT_DONE,
+    STMT_SWEEP_JOBS,
+    STMT_SWEEP_FLOWS,
+    STMT_SWEEP_FLOW_EDGES,
+    STMT_SWEEP_FLOW_STEPS,
+    STMT_SWEEP_FLOW,
     STMT_COUNT
 };
 
@@ -61,7 +66,8 @@ enum stmt_id {
     "id, type, queue, payload, priority, state, attempt, max_attempts, "     \
     "result, error, created_at, started_at, finished_at, run_at, "           \
     "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, "    \
-    "workflow_id, step"
+    "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "      \
+    "backoff_multiplier"
 
 #define WF_COLS                                                              \
     "id, name, state, on_failure, created_at, finished_at, timeout_ms, "     \
@@ -77,15 +83,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
                         "state, max_attempts, created_at, run_at, "
                         "timeout_ms, lease_ms, idem_key, request_id, "
-                        "workflow_id, step, pending_parents) "
+                        "workflow_id, step, pending_parents, "
+                        "backoff_initial_ms, backoff_max_ms, "
+                        "backoff_multiplier) "
                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                        "?11, ?12, ?13, ?14, ?15)",
+                        "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [STMT_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = ?1",
     [STMT_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = ?1",
     [STMT_JOB_GET]     = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [STMT_JOB_LEASE] = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
-                       "started_at = ?2, lease_deadline = ?3, worker_id = ?4, "
-                       "finished_at = NULL "
+                       "started_at = ?2, lease_deadline = ?2 + CASE WHEN "
+                       "lease_ms > 0 THEN lease_ms ELSE ?3 END, "
+                       "worker_id = ?4, finished_at = NULL "
                        "WHERE id = ?1 AND state = 3 RETURNING " JOB_COLS,
     [STMT_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
                         "finished_at = ?5, lease_deadline = NULL "
@@ -99,7 +108,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                             "WHERE id = ?1",
     [STMT_JOB_BRIEF] = "SELECT state, attempt, max_attempts, lease_deadline, "
                        "started_at, timeout_ms, lease_ms, run_at, priority, "
-                       "cancel_requested, workflow_id FROM jobs "
+                       "cancel_requested, workflow_id, backoff_initial_ms, "
+                       "backoff_max_ms, backoff_multiplier FROM jobs "
                        "WHERE id = ?1",
     [STMT_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
                       "WHERE (?1 = 0 OR state = ?1) "
@@ -147,6 +157,16 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_PARENT_DONE] = "UPDATE jobs SET pending_parents = "
                          "pending_parents - 1 WHERE id = ?1 AND state = 1 "
                          "RETURNING pending_parents",
+    [STMT_SWEEP_JOBS]  = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
+                        "WHERE state IN (5, 6, 7) AND workflow_id IS NULL "
+                        "AND finished_at < ?1 LIMIT ?2)",
+    [STMT_SWEEP_FLOWS] = "SELECT id FROM workflows WHERE state IN (2, 3, 4) "
+                         "AND finished_at < ?1 AND n_settled >= n_steps "
+                         "LIMIT ?2",
+    [STMT_SWEEP_FLOW_EDGES] = "DELETE FROM edges WHERE child IN "
+                              "(SELECT id FROM jobs WHERE workflow_id = ?1)",
+    [STMT_SWEEP_FLOW_STEPS] = "DELETE FROM jobs WHERE workflow_id = ?1",
+    [STMT_SWEEP_FLOW]       = "DELETE FROM workflows WHERE id = ?1",
 };
 
 // Migration i takes the schema from version i to i + 1.
@@ -209,6 +229,17 @@ static const char *const migrations[] = {
     " child INTEGER NOT NULL,"
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);",
+
+    "ALTER TABLE jobs ADD COLUMN backoff_initial_ms INTEGER NOT NULL"
+    " DEFAULT 1000;"
+    "ALTER TABLE jobs ADD COLUMN backoff_max_ms INTEGER NOT NULL"
+    " DEFAULT 60000;"
+    "ALTER TABLE jobs ADD COLUMN backoff_multiplier REAL NOT NULL"
+    " DEFAULT 2.0;"
+    "CREATE INDEX jobs_finished ON jobs(finished_at)"
+    " WHERE state IN (5, 6, 7) AND workflow_id IS NULL;"
+    "CREATE INDEX workflows_finished ON workflows(finished_at)"
+    " WHERE state IN (2, 3, 4);",
 };
 
 struct store {
@@ -409,6 +440,9 @@ store_job_insert(struct store *st, const struct store_new_job *nj,
         sqlite3_bind_text(s, 14, nj->step, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int64(s, 15, (sqlite3_int64) nj->pending_parents);
+    sqlite3_bind_int64(s, 16, nj->backoff_initial_ms);
+    sqlite3_bind_int64(s, 17, nj->backoff_max_ms);
+    sqlite3_bind_double(s, 18, nj->backoff_multiplier);
     int rc = exec_stmt(st, STMT_JOB_INSERT, err, "inserting a job");
     if (rc == ANVIL_OK)
         *id = sqlite3_last_insert_rowid(st->db);
@@ -497,6 +531,10 @@ read_job(sqlite3_stmt *s, struct job *j)
     j->cancel_requested = sqlite3_column_int(s, 18) != 0;
     j->workflow_id      = sqlite3_column_int64(s, 19);
     j->step             = col_str(s, 20);
+    j->lease_ms         = sqlite3_column_int64(s, 21);
+    j->backoff_initial_ms = sqlite3_column_int64(s, 22);
+    j->backoff_max_ms     = sqlite3_column_int64(s, 23);
+    j->backoff_multiplier = sqlite3_column_double(s, 24);
     if (!j->type || !j->queue || !j->payload || !j->result || !j->error ||
         !j->worker_id || !j->idem_key || !j->step) {
         job_fini(j);
@@ -540,12 +578,12 @@ store_job_get(
 
 int
 store_job_lease(struct store *st, int64_t id, const char *worker, int64_t now,
-    int64_t deadline, struct job *out, struct anvil_error *err)
+    int64_t default_lease, struct job *out, struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_JOB_LEASE);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_int64(s, 3, deadline);
+    sqlite3_bind_int64(s, 3, default_lease);
     sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
     return one_job(st, STMT_JOB_LEASE, out, err, "leasing a job");
 }
@@ -625,6 +663,9 @@ store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
         b->priority         = sqlite3_column_int(s, 8);
         b->cancel_requested = sqlite3_column_int(s, 9) != 0;
         b->workflow_id      = sqlite3_column_int64(s, 10);
+        b->backoff_initial_ms = sqlite3_column_int64(s, 11);
+        b->backoff_max_ms     = sqlite3_column_int64(s, 12);
+        b->backoff_multiplier = sqlite3_column_double(s, 13);
     }
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
@@ -1151,4 +1192,49 @@ store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
     if (rc == SQLITE_DONE)
         return ANVIL_NOT_FOUND;
     return db_error(st, err, "unblocking a step");
+}
+
+// ---- retention ----
+
+int
+store_sweep_jobs(struct store *st, int64_t before, int limit, int *deleted,
+    struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_SWEEP_JOBS);
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, limit);
+    int rc = exec_stmt(st, STMT_SWEEP_JOBS, err, "deleting old jobs");
+    *deleted = rc == ANVIL_OK ? sqlite3_changes(st->db) : 0;
+    return rc;
+}
+
+static int
+delete_flow(struct store *st, int64_t id, struct anvil_error *err)
+{
+    const int sids[] = { STMT_SWEEP_FLOW_EDGES, STMT_SWEEP_FLOW_STEPS,
+        STMT_SWEEP_FLOW };
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_bind_int64(stmt_get(st, sids[i]), 1, id);
+        int rc = exec_stmt(st, sids[i], err, "deleting an old workflow");
+        if (rc != ANVIL_OK)
+            return rc;
+    }
+    return ANVIL_OK;
+}
+
+int
+store_sweep_workflows(struct store *st, int64_t before, int limit,
+    int *deleted, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_SWEEP_FLOWS);
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, limit);
+    int64_t *ids = NULL;
+    size_t   n   = 0;
+    int      rc  = read_ids(st, STMT_SWEEP_FLOWS, &ids, &n, err);
+    for (size_t i = 0; rc == ANVIL_OK && i < n; i++)
+        rc = delete_flow(st, ids[i], err);
+    free(ids);
+    *deleted = rc == ANVIL_OK ? (int) n : 0;
+    return rc;
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -54,6 +54,9 @@ struct store_new_job {
     int64_t        workflow_id; // 0 = a plain job
     const char    *step;        // with workflow_id
     uint32_t       pending_parents; // parents yet to succeed (PENDING)
+    int64_t        backoff_initial_ms;
+    int64_t        backoff_max_ms;
+    double         backoff_multiplier;
 };
 
 // Inserts a job; *id receives its id.
@@ -71,10 +74,12 @@ int store_job_by_key(
 int store_job_get(
     struct store *st, int64_t id, struct job *out, struct anvil_error *err);
 
-// QUEUED -> RUNNING: attempt+1, lease to worker until deadline. Fills *out
+// QUEUED -> RUNNING: attempt+1, leased to worker until now + the job's
+// lease_ms (default_lease when it has none). Fills *out
 // with the leased job. NOT_FOUND if the job is no longer QUEUED.
 int store_job_lease(struct store *st, int64_t id, const char *worker,
-    int64_t now, int64_t deadline, struct job *out, struct anvil_error *err);
+    int64_t now, int64_t default_lease, struct job *out,
+    struct anvil_error *err);
 
 // Sets a final state (SUCCEEDED, FAILED, CANCELED) with result or error.
 int store_job_finish(struct store *st, int64_t id, int state,
@@ -107,6 +112,9 @@ struct store_job_brief {
     int32_t  priority;
     bool     cancel_requested;
     int64_t  workflow_id;
+    int64_t  backoff_initial_ms;
+    int64_t  backoff_max_ms;
+    double   backoff_multiplier;
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
@@ -213,6 +221,13 @@ int store_job_parent_results(struct store *st, int64_t child,
 // remain. NOT_FOUND if the step is not PENDING.
 int store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
     struct anvil_error *err);
+
+// Retention: deletes up to limit finished plain jobs / settled workflows
+// (with their steps) that finished before `before`; *deleted says how many.
+int store_sweep_jobs(struct store *st, int64_t before, int limit,
+    int *deleted, struct anvil_error *err);
+int store_sweep_workflows(struct store *st, int64_t before, int limit,
+    int *deleted, struct anvil_error *err);
 
 // Failure seam for tests: when set, called before each statement step
 // with the statement's index; a non-zero return makes the step fail as if

@@ -17,6 +17,7 @@ enum timer_kind {
     TIMER_TIMEOUT, // id = job, attempt: attempt run-time limit
     TIMER_WAITER,  // id = parked long-poll's sequence number
     TIMER_WORKFLOW, // id = workflow: its whole-workflow timeout
+    TIMER_SWEEP,    // retention: delete old finished work
 };
 
 struct timer {

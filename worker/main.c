@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_GRACE_MS 30000
 
@@ -147,8 +148,21 @@ parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
+// While the worker drains on the first signal, a second one ends the
+// process at once; the jobs it held run again elsewhere after their leases.
+static void *
+second_signal(void *arg)
+{
+    int sig = 0;
+    sigwait(arg, &sig);
+    AV_WARN("worker.exit", "msg=\"second signal: exiting without waiting "
+                           "for running jobs\"");
+    _exit(130);
+    return NULL;
+}
+
 static int
-run(const struct options *o, const sigset_t *sigs)
+run(const struct options *o, sigset_t *sigs)
 {
     struct anvil_worker_opts wo = { 0 };
     wo.url                      = o->server;
@@ -175,6 +189,9 @@ run(const struct options *o, const sigset_t *sigs)
     sigwait(sigs, &sig);
     AV_INFO("worker.signal", "signal=%s grace_ms=%d",
         sig == SIGINT ? "SIGINT" : "SIGTERM", o->grace_ms);
+    pthread_t watcher;
+    if (pthread_create(&watcher, NULL, second_signal, sigs) == 0)
+        pthread_detach(watcher);
     anvil_worker_stop(w, o->grace_ms);
     anvil_worker_free(w);
     return 0;

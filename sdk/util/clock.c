@@ -123,3 +123,33 @@ av_parse_time(const char *s, int64_t *ms)
     *ms = ((days * 86400 + h * 3600 + mi * 60 + se) - off) * 1000 + frac;
     return 0;
 }
+
+int
+av_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        int64_t     ms;
+    } units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+        { "h", 3600000 }, { "d", 86400000 } };
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    int64_t v = 0;
+    size_t  i = 0;
+    for (; isdigit((unsigned char) s[i]); i++) {
+        if (v > INT64_MAX / 10 / 86400000)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (i == 0)
+        return -1;
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (strcmp(s + i, units[u].unit) == 0) {
+            *ms = v * units[u].ms;
+            return 0;
+        }
+    }
+    return -1;
+}

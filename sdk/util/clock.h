@@ -20,4 +20,8 @@ char *av_format_time(int64_t ms, char *buf, size_t len);
 // +hh:mm) into epoch ms. Returns 0 on success, -1 if malformed.
 int av_parse_time(const char *s, int64_t *ms);
 
+// Parses a duration: a whole number with a unit, "500ms", "30s", "15m",
+// "12h", "7d", or "0". Returns 0 on success, -1 if malformed or negative.
+int av_parse_duration(const char *s, int64_t *ms);
+
 #endif
