@@ -45,6 +45,7 @@ WORKERD_SRCS := $(filter-out worker/main.c worker/runtime.c,$(wildcard worker/*.
 CLI_SRCS    := $(filter-out cli/main.c,$(wildcard cli/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
+CRASH_SRCS  := $(wildcard tests/crash/*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 
 LIBANVIL  := $(B)/libanvil.a
@@ -57,8 +58,10 @@ PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker
 EXAMPLES := $(patsubst examples/%.c,$(BIN)/examples/%,$(EXAMPLE_SRCS))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRCS))
+CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
 
-.PHONY: all deps test test-unit test-integration check-asan bench demo run \
+.PHONY: all deps test test-unit test-integration test-crash check-asan bench \
+        demo run \
         format format-check clean tests
 .DEFAULT_GOAL := all
 
@@ -116,10 +119,20 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harnes
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
-tests: all $(UNIT_BINS) $(INTEG_BINS)
+$(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
+tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
+
+# make test runs the crash test small (2,000 jobs, for CI); make test-crash
+# runs it with 20,000 jobs.
 test: tests
-	@sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
+	@sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
+
+test-crash: tests
+	@ANVIL_CRASH_JOBS=20000 ANVIL_CRASH_KILLS=12 ANVIL_TEST_TIMEOUT=3000 \
+	    sh scripts/run-tests.sh $(CRASH_BINS)
 
 test-unit: all $(UNIT_BINS)
 	@sh scripts/run-tests.sh $(UNIT_BINS)

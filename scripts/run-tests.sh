@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs cmocka test binaries, each under a time limit, and prints one closing
-# line "tests: N passed, N failed". Exits non-zero if any test failed or any
-# binary crashed or timed out.
+# Runs test binaries, each under a time limit, and prints one closing line
+# "tests: N passed, N failed". A cmocka binary counts its tests; any other
+# binary (the crash test) counts as one test, passed if it exits 0. Exits
+# non-zero if any test failed or any binary crashed or timed out.
 set -u
 passed=0
 failed=0
@@ -20,6 +21,8 @@ for t in "$@"; do
     if [ "$rc" -ne 0 ] && [ -z "$f" ]; then
         broken="$broken $t(exit $rc)"
         failed=$((failed + 1))
+    elif [ "$rc" -eq 0 ] && [ -z "$p" ] && [ -z "$f" ]; then
+        passed=$((passed + 1))
     fi
     rm -f "$out"
 done

@@ -83,6 +83,7 @@ static bool
 is_read_only(enum cmd_kind k)
 {
     return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH ||
+        k == CMD_WORKERS ||
         k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
 }
 
@@ -146,35 +147,50 @@ unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
 
 // Retention: deletes a bounded slice of old finished work per batch, and
 // comes back at once while there is more, so the engine never stalls on it.
-static void
+static int
 sweep(struct engine *e, struct batch *b)
 {
     struct anvil_error err = { 0 };
     int64_t            before = b->now - e->cfg.retention_ms;
     int                jobs = 0, flows = 0;
-    if (store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err) ||
-        store_sweep_workflows(e->st, before, SWEEP_FLOWS, &flows, &err))
-        AV_ERR("retention.error", "msg=\"%s\"", err.msg);
+    int rc = store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err);
+    if (rc == ANVIL_OK)
+        rc = store_sweep_workflows(e->st, before, SWEEP_FLOWS, &flows, &err);
+    if (rc != ANVIL_OK)
+        return rc; // retried by fire_timers
     if (jobs + flows > 0)
         AV_INFO("retention.deleted", "jobs=%d workflows=%d", jobs, flows);
     bool    more = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS;
     int64_t next = more ? b->now : b->now + SWEEP_INTERVAL_MS;
     engine_timer_add(e, TIMER_SWEEP, next, 0, 0);
+    return ANVIL_OK;
 }
 
+// Fires every due timer, each in its own savepoint: one that fails is
+// rolled back alone and tried again a second later.
 static void
 fire_timers(struct engine *e, struct batch *b)
 {
     struct timer t;
     while (timers_pop_due(e->timers, b->now, &t)) {
-        if (t.kind == TIMER_WAITER)
+        if (t.kind == TIMER_WAITER) {
             unpark_expired(e, b, (uint64_t) t.id);
-        else if (t.kind == TIMER_WORKFLOW)
-            flow_fire_timer(e, b, t.id);
-        else if (t.kind == TIMER_SWEEP)
-            sweep(e, b);
-        else
-            jobs_fire_timer(e, b, &t);
+            continue;
+        }
+        struct anvil_error err = { 0 };
+        if (store_savepoint(e->st, &err) != ANVIL_OK) {
+            engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
+            break;
+        }
+        int rc = t.kind == TIMER_SWEEP  ? sweep(e, b)
+            : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
+                                       : jobs_fire_timer(e, b, &t);
+        if (rc == ANVIL_OK && store_release(e->st, &err) == ANVIL_OK)
+            continue;
+        store_rollback_savepoint(e->st);
+        AV_ERR("engine.timer", "kind=%d id=%lld code=%s", t.kind,
+            (long long) t.id, anvil_code_name(rc));
+        engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
     }
 }
 
@@ -409,12 +425,19 @@ engine_start(struct store *st, const struct engine_config *cfg,
     e->cfg        = *cfg;
     e->started_at = av_now_ms();
     e->rand_state = (uint32_t) av_mono_us() | 1u;
+    e->workers    = registry_new(cfg->worker_lost_ms > 0 ? cfg->worker_lost_ms
+                                                         : 15000);
+    if (e->workers == NULL) {
+        free(e);
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     int rc = rebuild(e, err);
     if (rc == ANVIL_OK && pthread_create(&e->thread, NULL, engine_main, e))
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start engine thread");
     if (rc != ANVIL_OK) {
+        registry_free(e->workers);
         readyq_free(e->ready);
         timers_free(e->timers);
         pthread_mutex_destroy(&e->lock);
@@ -462,6 +485,7 @@ engine_stop(struct engine *e)
         free(e->memo[i].ids);
     readyq_free(e->ready);
     timers_free(e->timers);
+    registry_free(e->workers);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);
@@ -498,6 +522,11 @@ engine_cmd_fini(struct cmd *c)
         store_depths_free(c->u.health.depths, c->u.health.n);
         c->u.health.depths = NULL;
         c->u.health.n      = 0;
+        break;
+    case CMD_WORKERS:
+        registry_entries_free(c->u.workers.w, c->u.workers.n);
+        c->u.workers.w = NULL;
+        c->u.workers.n = 0;
         break;
     case CMD_WF_GET:
     case CMD_WF_WAIT:

@@ -16,6 +16,7 @@
 #define SERVER_ENGINE_H
 
 #include "job.h"
+#include "registry.h"
 #include "store.h"
 
 #include <anvil/anvil.h>
@@ -33,6 +34,7 @@ enum cmd_kind {
     CMD_COMPLETE,
     CMD_FAIL,
     CMD_HEALTH,
+    CMD_WORKERS,
     CMD_WF_SUBMIT,
     CMD_WF_GET,
     CMD_WF_LIST,
@@ -91,6 +93,7 @@ struct cmd_poll {
     size_t             nt;
     uint32_t           max;
     uint32_t           wait_ms;
+    const struct worker_info *info; // NULL = not sent
     struct job        *jobs; // out: leased jobs; token = attempt,
     size_t             n;    // deadline = lease_deadline
 };
@@ -99,6 +102,7 @@ struct cmd_heartbeat {
     const char             *worker;
     const struct lease_ref *refs;
     size_t                  n;
+    const struct worker_info *info; // NULL = not sent
     int64_t                *canceled; // out
     size_t                  ncanceled;
     int64_t                *lost; // out
@@ -120,6 +124,11 @@ struct cmd_fail {
     bool        no_retry;
     int         state;    // out
     int64_t     retry_at; // out
+};
+
+struct cmd_workers {
+    struct registry_entry *w; // out
+    size_t                 n;
 };
 
 struct cmd_health {
@@ -186,6 +195,7 @@ struct cmd {
         struct cmd_complete  complete;
         struct cmd_fail      fail;
         struct cmd_health    health;
+        struct cmd_workers   workers;
         struct cmd_wf_submit wf_submit;
         struct cmd_wf        wf;
         struct cmd_wf_list   wf_list;
@@ -202,6 +212,7 @@ struct engine_config {
     int64_t  lease_ms;     // default lease; 30000
     uint32_t max_attempts; // default max attempts; 3
     int64_t  retention_ms; // finished work kept this long; 0 = forever
+    int64_t  worker_lost_ms; // a worker unheard of this long is lost
 };
 
 // Retry defaults, used where a job or step sets none.

@@ -26,6 +26,7 @@ struct engine {
     struct engine_config cfg;
     struct readyq       *ready;
     struct timers       *timers;
+    struct registry     *workers;
     pthread_t            thread;
     int64_t              started_at;
 
@@ -78,12 +79,14 @@ int  jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
 void jobs_memo_add(
     struct engine *e, uint64_t rid, const struct job *jobs, size_t n);
 void jobs_lease_timers(struct engine *e, const struct job *j);
-void jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+// Timers run inside a savepoint; a non-OK return rolls it back and the
+// engine tries the timer again a second later.
+int  jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
 
 // flow.c: workflow commands (CMD_WF_*), and what a step's end does.
 int flow_apply(struct engine *e, struct batch *b, struct cmd *c);
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,
     int64_t step_id, int state, struct anvil_error *err);
-void flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);
+int flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);
 
 #endif

@@ -197,20 +197,23 @@ flow_step_final(struct engine *e, struct batch *b, int64_t wf, int64_t id,
     return rc;
 }
 
-void
+int
 flow_fire_timer(struct engine *e, struct batch *b, int64_t wf)
 {
     struct anvil_error err = { 0 };
     struct workflow    w;
-    if (store_workflow_get(e->st, wf, false, &w, &err) != ANVIL_OK)
-        return;
+    int                rc = store_workflow_get(e->st, wf, false, &w, &err);
+    if (rc != ANVIL_OK)
+        return rc == ANVIL_NOT_FOUND ? ANVIL_OK : rc;
     bool running = w.state == WF_RUNNING;
     workflow_fini(&w);
     if (!running)
-        return;
+        return ANVIL_OK;
     AV_WARN("workflow.timeout", "workflow=w%lld", (long long) wf);
-    if (end_flow(e, b, wf, WF_FAILED, "workflow timed out", &err) == ANVIL_OK)
-        cancel_unfinished(e, b, wf, "the workflow timed out", &err);
+    rc = end_flow(e, b, wf, WF_FAILED, "workflow timed out", &err);
+    if (rc == ANVIL_OK)
+        rc = cancel_unfinished(e, b, wf, "the workflow timed out", &err);
+    return rc;
 }
 
 // ---- commands ----

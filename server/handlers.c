@@ -195,8 +195,8 @@ decode_list(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
-static int
-check_names(const char *field, char **names, size_t n, struct anvil_error *err)
+int
+handlers_check_names(const char *field, char **names, size_t n, struct anvil_error *err)
 {
     if (n > MAX_POLL_NAMES)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -211,6 +211,31 @@ check_names(const char *field, char **names, size_t n, struct anvil_error *err)
 
 static const char *const default_queues[] = { "default" };
 
+// Checks what a worker says of itself (Poll/Heartbeat `info`) into out.
+static int
+decode_info(const Anvil__V1__WorkerInfo *pi, struct worker_info *out,
+    struct anvil_error *err)
+{
+    if (handlers_check_names("info.types", pi->types, pi->n_types, err) ||
+        handlers_check_names("info.queues", pi->queues, pi->n_queues, err))
+        return err->code;
+    if (strlen(pi->host) > MAX_HOST || strlen(pi->version) > MAX_NAME)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "info.host is at most %d bytes and info.version at most %d",
+            MAX_HOST, MAX_NAME);
+    *out = (struct worker_info) {
+        .host     = pi->host,
+        .pid      = pi->pid,
+        .version  = pi->version,
+        .types    = (const char *const *) pi->types,
+        .n_types  = pi->n_types,
+        .queues   = (const char *const *) pi->queues,
+        .n_queues = pi->n_queues,
+        .slots    = pi->slots,
+    };
+    return ANVIL_OK;
+}
+
 static int
 decode_poll(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
@@ -219,8 +244,8 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     Anvil__V1__PollRequest *r = (Anvil__V1__PollRequest *) call->req;
     struct cmd_poll        *p = &call->cmd.u.poll;
     if (handlers_check_name("worker_id", r->worker_id, err) ||
-        check_names("queues", r->queues, r->n_queues, err) ||
-        check_names("types", r->types, r->n_types, err))
+        handlers_check_names("queues", r->queues, r->n_queues, err) ||
+        handlers_check_names("types", r->types, r->n_types, err))
         return err->code;
     if (r->n_types == 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -229,6 +254,16 @@ decode_poll(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_jobs is at most %u and wait_ms at most %u", MAX_POLL_JOBS,
             MAX_POLL_WAIT_MS);
+    if (r->info != NULL) {
+        struct worker_info *info = calloc(1, sizeof(*info));
+        if (info == NULL)
+            return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+                "out of memory");
+        call->scratch = info;
+        if (decode_info(r->info, info, err) != ANVIL_OK)
+            return err->code;
+        p->info = info;
+    }
     call->cmd.kind = CMD_POLL;
     p->worker      = r->worker_id;
     p->queues      = r->n_queues ? (const char *const *) r->queues
@@ -240,6 +275,11 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     p->wait_ms     = r->wait_ms;
     return ANVIL_OK;
 }
+
+struct heartbeat_input {
+    struct worker_info info;
+    struct lease_ref   refs[]; // n_leases + 1
+};
 
 static int
 decode_heartbeat(const struct handler_limits *lim, struct call *call,
@@ -253,19 +293,26 @@ decode_heartbeat(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "leases holds %zu entries, over the limit of %d", r->n_leases,
             MAX_HEARTBEAT_LEASES);
-    struct lease_ref *refs = calloc(r->n_leases + 1, sizeof(*refs));
-    if (refs == NULL)
+    struct heartbeat_input *in = calloc(1, sizeof(*in) +
+        (r->n_leases + 1) * sizeof(in->refs[0]));
+    if (in == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    call->scratch = refs;
+    call->scratch = in;
     for (size_t i = 0; i < r->n_leases; i++) {
-        if (parse_id(r->leases[i]->job_id, &refs[i].id, err))
+        if (parse_id(r->leases[i]->job_id, &in->refs[i].id, err))
             return err->code;
-        refs[i].token = r->leases[i]->token;
+        in->refs[i].token = r->leases[i]->token;
     }
-    call->cmd.kind             = CMD_HEARTBEAT;
-    call->cmd.u.heartbeat.worker = r->worker_id;
-    call->cmd.u.heartbeat.refs = refs;
-    call->cmd.u.heartbeat.n    = r->n_leases;
+    struct cmd_heartbeat *h = &call->cmd.u.heartbeat;
+    if (r->info != NULL) {
+        if (decode_info(r->info, &in->info, err) != ANVIL_OK)
+            return err->code;
+        h->info = &in->info;
+    }
+    call->cmd.kind = CMD_HEARTBEAT;
+    h->worker      = r->worker_id;
+    h->refs        = in->refs;
+    h->n           = r->n_leases;
     return ANVIL_OK;
 }
 
@@ -308,6 +355,16 @@ decode_health(const struct handler_limits *lim, struct call *call,
     (void) lim;
     (void) err;
     call->cmd.kind = CMD_HEALTH;
+    return ANVIL_OK;
+}
+
+static int
+decode_workers(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    (void) err;
+    call->cmd.kind = CMD_WORKERS;
     return ANVIL_OK;
 }
 
@@ -633,6 +690,7 @@ encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         r->depths[i].type    = h->depths[i].type;
         r->depths[i].queued  = h->depths[i].queued;
         r->depths[i].running = h->depths[i].running;
+        r->depths[i].no_worker = h->depths[i].no_worker;
         r->ptrs[i]           = &r->depths[i];
     }
     r->m.version    = ANVIL_VERSION;
@@ -655,6 +713,65 @@ free_health_reply(void *p)
     free(r);
 }
 
+struct workers_reply {
+    Anvil__V1__ListWorkersResponse m;
+    Anvil__V1__Worker            **ptrs;
+    Anvil__V1__Worker             *w;
+    Anvil__V1__WorkerInfo         *info;
+};
+
+static int
+encode_workers(struct call *call, ProtobufCMessage **out, void **scratch)
+{
+    struct cmd_workers   *c = &call->cmd.u.workers;
+    struct workers_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *scratch = r;
+    r->ptrs  = calloc(c->n + 1, sizeof(*r->ptrs));
+    r->w     = calloc(c->n + 1, sizeof(*r->w));
+    r->info  = calloc(c->n + 1, sizeof(*r->info));
+    if (r->ptrs == NULL || r->w == NULL || r->info == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    anvil__v1__list_workers_response__init(&r->m);
+    for (size_t i = 0; i < c->n; i++) {
+        const struct registry_entry *e = &c->w[i];
+        anvil__v1__worker__init(&r->w[i]);
+        anvil__v1__worker_info__init(&r->info[i]);
+        r->info[i].host     = e->host;
+        r->info[i].pid      = e->pid;
+        r->info[i].version  = e->version;
+        r->info[i].n_types  = e->n_types;
+        r->info[i].types    = e->types;
+        r->info[i].n_queues = e->n_queues;
+        r->info[i].queues   = e->queues;
+        r->info[i].slots    = e->slots;
+        r->w[i].name          = e->name;
+        r->w[i].info          = &r->info[i];
+        r->w[i].first_seen_ms = e->first_seen;
+        r->w[i].last_seen_ms  = e->last_seen;
+        r->w[i].running       = e->running;
+        r->w[i].lost          = e->lost;
+        r->ptrs[i]            = &r->w[i];
+    }
+    r->m.n_workers = c->n;
+    r->m.workers   = r->ptrs;
+    *out           = &r->m.base;
+    return ANVIL_OK;
+}
+
+static void
+free_workers_reply(void *p)
+{
+    struct workers_reply *r = p;
+    if (r == NULL)
+        return;
+    free(r->ptrs);
+    free(r->w);
+    free(r->info);
+    free(r);
+}
+
 // Each names an rpc of `service Anvil` (handlers_check verifies); an rpc
 // without an entry answers UNIMPLEMENTED.
 static const struct handler table[] = {
@@ -668,6 +785,7 @@ static const struct handler table[] = {
     { "Complete", decode_complete, encode_complete, free },
     { "Fail", decode_fail, encode_fail, free },
     { "Health", decode_health, encode_health, free_health_reply },
+    { "ListWorkers", decode_workers, encode_workers, free_workers_reply },
     { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free },
     { "GetWorkflow", hflow_decode_get, hflow_encode_workflow,
         hflow_free_workflow },

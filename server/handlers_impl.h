@@ -14,6 +14,7 @@
 #define MAX_WAIT_MS 300000u
 #define MAX_ATTEMPTS_LIMIT 1000u
 
+#define MAX_HOST 255
 #define MIN_LEASE_MS 100
 #define MAX_LEASE_MS (24 * 3600 * 1000)
 
@@ -37,6 +38,10 @@ typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);
 
 // INVALID_ARGUMENT naming field unless s is a valid name.
 int handlers_check_name(const char *field, const char *s,
+    struct anvil_error *err);
+
+// INVALID_ARGUMENT unless names holds at most 64 valid names.
+int handlers_check_names(const char *field, char **names, size_t n,
     struct anvil_error *err);
 
 // A wire job and the text of its ids.

@@ -262,6 +262,27 @@ jobs_lease_timers(struct engine *e, const struct job *j)
 }
 
 // Leases up to p->max ready jobs to the polling worker.
+// A lease failed and the command's savepoint will be rolled back: the
+// failed job and those leased before it in this command are QUEUED again
+// in the database, so they go back to the ready queues too.
+static void
+unpop(struct engine *e, struct cmd *c, int64_t failed)
+{
+    struct cmd_poll   *p   = &c->u.poll;
+    struct job         j   = { 0 };
+    struct anvil_error err = { 0 };
+    // The failed job's row is unchanged: read where it belongs.
+    if (store_job_get(e->st, failed, &j, &err) == ANVIL_OK)
+        readyq_push(e->ready, j.queue, j.type, j.id, j.priority);
+    job_fini(&j);
+    for (size_t i = 0; i < p->n; i++)
+        readyq_push(e->ready, p->jobs[i].queue, p->jobs[i].type,
+            p->jobs[i].id, p->jobs[i].priority);
+    job_array_free(p->jobs, p->n);
+    p->jobs = NULL;
+    p->n    = 0;
+}
+
 int
 jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
 {
@@ -283,6 +304,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
                 &j->n_parents, &c->err);
         if (rc != ANVIL_OK) {
             job_fini(j);
+            unpop(e, c, id);
             return rc;
         }
         jobs_lease_timers(e, j);
@@ -294,8 +316,19 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 static int
+seen(struct engine *e, struct batch *b, struct cmd *c, const char *worker,
+    const struct worker_info *info)
+{
+    if (registry_seen(e->workers, worker, info, b->now) != 0)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    return ANVIL_OK;
+}
+
+static int
 apply_poll(struct engine *e, struct batch *b, struct cmd *c)
 {
+    if (seen(e, b, c, c->u.poll.worker, c->u.poll.info) != ANVIL_OK)
+        return c->err.code;
     struct poll_memo *m = memo_find(e, c->request_id);
     if (m != NULL)
         return poll_replay(e, c, m);
@@ -320,6 +353,8 @@ static int
 apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_heartbeat *h = &c->u.heartbeat;
+    if (seen(e, b, c, h->worker, h->info) != ANVIL_OK)
+        return c->err.code;
     h->canceled             = calloc(h->n + 1, sizeof(*h->canceled));
     h->lost                 = calloc(h->n + 1, sizeof(*h->lost));
     if (h->canceled == NULL || h->lost == NULL)
@@ -411,31 +446,72 @@ apply_health(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_health *h = &c->u.health;
     h->uptime_ms         = b->now - e->started_at;
-    return store_depths(e->st, &h->depths, &h->n, &h->total, &c->err);
+    int rc = store_depths(e->st, &h->depths, &h->n, &h->total, &c->err);
+    for (size_t i = 0; rc == ANVIL_OK && i < h->n; i++)
+        h->depths[i].no_worker = !registry_serves(e->workers,
+            h->depths[i].queue, h->depths[i].type, b->now);
+    return rc;
 }
 
-void
+static void
+count_running(void *arg, const char *worker, uint32_t running)
+{
+    struct cmd_workers *w = arg;
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->w[i].name, worker) == 0)
+            w->w[i].running = running;
+    }
+}
+
+// A worker parked in a long-poll is connected and waiting: not lost.
+static void
+mark_waiting(struct engine *e, struct cmd_workers *w, int64_t now)
+{
+    for (struct cmd *p = e->parked_polls; p != NULL; p = p->next) {
+        for (size_t i = 0; i < w->n; i++) {
+            if (strcmp(w->w[i].name, p->u.poll.worker) == 0) {
+                w->w[i].lost      = false;
+                w->w[i].last_seen = now;
+            }
+        }
+    }
+}
+
+static int
+apply_workers(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_workers *w = &c->u.workers;
+    if (registry_list(e->workers, b->now, &w->w, &w->n) != 0)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    mark_waiting(e, w, b->now);
+    return store_running_by_worker(e->st, count_running, w, &c->err);
+}
+
+int
 jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t)
 {
     struct store_job_brief br;
     struct anvil_error     err = { 0 };
-    if (store_job_brief(e->st, t->id, &br, &err) != ANVIL_OK)
-        return;
+    int                    rc  = store_job_brief(e->st, t->id, &br, &err);
+    if (rc != ANVIL_OK)
+        return rc == ANVIL_NOT_FOUND ? ANVIL_OK : rc;
     if (t->kind == TIMER_RUN_AT) {
         if (br.state != ANVIL_JOB_SCHEDULED || br.run_at > b->now)
-            return;
+            return ANVIL_OK;
         struct job j = { 0 };
-        if (store_job_make_ready(e->st, t->id, &err) == ANVIL_OK &&
-            store_job_get(e->st, t->id, &j, &err) == ANVIL_OK)
-            engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+        rc           = store_job_make_ready(e->st, t->id, &err);
+        if (rc == ANVIL_OK)
+            rc = store_job_get(e->st, t->id, &j, &err);
+        if (rc == ANVIL_OK)
+            rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
         job_fini(&j);
-        return;
+        return rc;
     }
     if (br.state != ANVIL_JOB_RUNNING || br.attempt != t->attempt)
-        return;
+        return ANVIL_OK;
     char why[96] = "lease expired";
     if (t->kind == TIMER_LEASE && br.lease_deadline > b->now)
-        return; // extended by a heartbeat
+        return ANVIL_OK; // extended by a heartbeat
     if (t->kind == TIMER_TIMEOUT)
         snprintf(why, sizeof(why), "timed out after %lld ms",
             (long long) br.timeout_ms);
@@ -443,7 +519,7 @@ jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t)
     int64_t at;
     AV_WARN("job.attempt_lost", "job=j%lld attempt=%u why=\"%s\"",
         (long long) t->id, br.attempt, why);
-    fail_attempt(e, b, t->id, &br, why, true, &state, &at, &err);
+    return fail_attempt(e, b, t->id, &br, why, true, &state, &at, &err);
 }
 
 int
@@ -470,6 +546,8 @@ jobs_apply(struct engine *e, struct batch *b, struct cmd *c)
         return apply_fail(e, b, c);
     case CMD_HEALTH:
         return apply_health(e, b, c);
+    case CMD_WORKERS:
+        return apply_workers(e, b, c);
     default:
         return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
             (int) c->kind);

@@ -18,7 +18,7 @@ usage(FILE *f)
         "usage: anvild [--listen URL] [--db PATH] [--log-level LEVEL]\n"
         "              [--log-format text|json] [--max-payload BYTES]\n"
         "              [--durability full|normal] [--lease-ms MS]\n"
-        "              [--retention DURATION]\n"
+        "              [--retention DURATION] [--worker-timeout DURATION]\n"
         "\n"
         "  --listen URL        nng URL to serve (default tcp://127.0.0.1:7700;\n"
         "                      also ipc:///path, ws://host:port)\n"
@@ -30,7 +30,9 @@ usage(FILE *f)
         "  --durability MODE   full (default: fsync every commit) or normal\n"
         "  --lease-ms MS       default job lease (default 30000)\n"
         "  --retention DUR     keep finished jobs and workflows this long,\n"
-        "                      e.g. 7d (default), 12h, 30m; 0 = forever\n");
+        "                      e.g. 7d (default), 12h, 30m; 0 = forever\n"
+        "  --worker-timeout DUR a worker unheard of this long is shown lost\n"
+        "                      (default 15s)\n");
 }
 
 static int
@@ -96,6 +98,10 @@ parse_args(int argc, char **argv, struct server_config *cfg)
         } else if (strcmp(a, "--retention") == 0) {
             if (av_parse_duration(v, &cfg->retention_ms) != 0)
                 return bad(a, v, "a duration such as 7d, 12h, 30m or 0");
+        } else if (strcmp(a, "--worker-timeout") == 0) {
+            if (av_parse_duration(v, &cfg->worker_lost_ms) != 0 ||
+                cfg->worker_lost_ms < 100)
+                return bad(a, v, "a duration of at least 100ms, e.g. 15s");
         } else {
             fprintf(stderr, "anvild: unknown option '%s'\n", a);
             usage(stderr);

@@ -29,6 +29,7 @@ server_config_init(struct server_config *cfg)
     cfg->contexts    = 64;
     cfg->lease_ms    = 30000;
     cfg->retention_ms = 7LL * 24 * 3600 * 1000;
+    cfg->worker_lost_ms = 15000;
 }
 
 static int
@@ -64,6 +65,7 @@ server_start(const struct server_config *cfg, struct server **out,
         .lease_ms     = cfg->lease_ms,
         .max_attempts = 3,
         .retention_ms = cfg->retention_ms,
+        .worker_lost_ms = cfg->worker_lost_ms,
     };
     int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
     if (rc == ANVIL_OK)

@@ -24,6 +24,7 @@ struct server_config {
     int         contexts;     // REP contexts receiving at once; default 64
     int64_t     lease_ms;     // default lease of a polled job; 30000
     int64_t     retention_ms; // finished work kept; 7 days; 0 = forever
+    int64_t     worker_lost_ms; // worker unheard of this long is lost; 15 s
 };
 
 // Fills cfg with the defaults above.

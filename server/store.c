@@ -58,6 +58,7 @@ enum stmt_id {
     STMT_SWEEP_FLOW_EDGES,
     STMT_SWEEP_FLOW_STEPS,
     STMT_SWEEP_FLOW,
+    STMT_RUNNING_BY_WORKER,
     STMT_COUNT
 };
 
@@ -167,6 +168,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                               "(SELECT id FROM jobs WHERE workflow_id = ?1)",
     [STMT_SWEEP_FLOW_STEPS] = "DELETE FROM jobs WHERE workflow_id = ?1",
     [STMT_SWEEP_FLOW]       = "DELETE FROM workflows WHERE id = ?1",
+    [STMT_RUNNING_BY_WORKER] = "SELECT worker_id, COUNT(*) FROM jobs "
+                               "WHERE state = 4 GROUP BY worker_id",
 };
 
 // Migration i takes the schema from version i to i + 1.
@@ -336,25 +339,25 @@ store_open(const char *path, int synchronous, struct store **out,
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
         SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
-        av_error_set(err, ANVIL_INTERNAL, "cannot open database %s: %s",
+    int rc = ANVIL_OK;
+    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK)
+        rc = av_error_set(err, ANVIL_INTERNAL, "cannot open database %s: %s",
             path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        goto fail;
-    }
-    if (configure(st, synchronous, err) || migrate(st, err))
-        goto fail;
-    for (int i = 0; i < STMT_COUNT; i++) {
+    if (rc == ANVIL_OK)
+        rc = configure(st, synchronous, err);
+    if (rc == ANVIL_OK)
+        rc = migrate(st, err);
+    for (int i = 0; rc == ANVIL_OK && i < STMT_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
-                SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
-            db_error(st, err, "preparing statements");
-            goto fail;
-        }
+                SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
+            rc = db_error(st, err, "preparing statements");
+    }
+    if (rc != ANVIL_OK) {
+        store_close(st);
+        return rc;
     }
     *out = st;
     return ANVIL_OK;
-fail:
-    store_close(st);
-    return err ? err->code : ANVIL_INTERNAL;
 }
 
 void
@@ -1237,4 +1240,21 @@ store_sweep_workflows(struct store *st, int64_t before, int limit,
     free(ids);
     *deleted = rc == ANVIL_OK ? (int) n : 0;
     return rc;
+}
+
+int
+store_running_by_worker(struct store *st,
+    void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
+    struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_RUNNING_BY_WORKER);
+    int           rc;
+    while ((rc = step(st, STMT_RUNNING_BY_WORKER)) == SQLITE_ROW) {
+        const char *w = (const char *) sqlite3_column_text(s, 0);
+        fn(arg, w ? w : "", (uint32_t) sqlite3_column_int64(s, 1));
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_error(st, err, "counting running jobs");
+    return ANVIL_OK;
 }

@@ -144,6 +144,7 @@ struct store_depth {
     char    *type;
     uint64_t queued;
     uint64_t running;
+    bool     no_worker; // filled by the engine from its registry
 };
 
 // Queue depths per (queue, type) and the number of jobs ever created.
@@ -228,6 +229,11 @@ int store_sweep_jobs(struct store *st, int64_t before, int limit,
     int *deleted, struct anvil_error *err);
 int store_sweep_workflows(struct store *st, int64_t before, int limit,
     int *deleted, struct anvil_error *err);
+
+// Calls fn with each worker that holds RUNNING jobs and how many.
+int store_running_by_worker(struct store *st,
+    void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
+    struct anvil_error *err);
 
 // Failure seam for tests: when set, called before each statement step
 // with the statement's index; a non-zero return makes the step fail as if
