@@ -83,13 +83,15 @@ static bool
 is_read_only(enum cmd_kind k)
 {
     return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH ||
-        k == CMD_WORKERS ||
+        k == CMD_WORKERS || k == CMD_TOKEN_LIST ||
         k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
 }
 
 static int
 dispatch(struct engine *e, struct batch *b, struct cmd *c)
 {
+    if (c->kind >= CMD_TOKEN_CREATE)
+        return tokens_apply(e, b, c);
     if (c->kind >= CMD_WF_SUBMIT)
         return flow_apply(e, b, c);
     return jobs_apply(e, b, c);
@@ -338,6 +340,7 @@ take_incoming(struct engine *e, bool *stopping)
     }
     struct cmd *cmds = e->incoming;
     e->incoming = e->tail = NULL;
+    e->queued             = 0;
     *stopping             = e->stopping;
     pthread_mutex_unlock(&e->lock);
     return cmds;
@@ -423,6 +426,8 @@ engine_start(struct store *st, const struct engine_config *cfg,
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     e->st         = st;
     e->cfg        = *cfg;
+    if (e->cfg.max_queue <= 0)
+        e->cfg.max_queue = 100000;
     e->started_at = av_now_ms();
     e->rand_state = (uint32_t) av_mono_us() | 1u;
     e->workers    = registry_new(cfg->worker_lost_ms > 0 ? cfg->worker_lost_ms
@@ -456,12 +461,19 @@ engine_submit(struct engine *e, struct cmd *c)
 {
     c->next = NULL;
     pthread_mutex_lock(&e->lock);
-    if (e->stopping) {
+    if (e->stopping || e->queued >= e->cfg.max_queue) {
+        bool stopping = e->stopping;
         pthread_mutex_unlock(&e->lock);
-        av_error_set(&c->err, ANVIL_UNAVAILABLE, "the server is stopping");
+        if (stopping)
+            av_error_set(&c->err, ANVIL_UNAVAILABLE, "the server is stopping");
+        else
+            av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED,
+                "the server has %d requests waiting, its limit; retry later",
+                e->cfg.max_queue);
         c->done(c, c->done_arg);
         return;
     }
+    e->queued++;
     if (e->tail != NULL)
         e->tail->next = c;
     else
@@ -522,6 +534,14 @@ engine_cmd_fini(struct cmd *c)
         store_depths_free(c->u.health.depths, c->u.health.n);
         c->u.health.depths = NULL;
         c->u.health.n      = 0;
+        break;
+    case CMD_TOKEN_CREATE:
+    case CMD_TOKEN_LIST:
+    case CMD_TOKEN_REVOKE:
+        store_tokens_free(c->u.token.tokens, c->u.token.n);
+        c->u.token.tokens = NULL;
+        c->u.token.n      = 0;
+        memset(c->u.token.secret, 0, sizeof(c->u.token.secret));
         break;
     case CMD_WORKERS:
         registry_entries_free(c->u.workers.w, c->u.workers.n);

@@ -40,6 +40,9 @@ enum cmd_kind {
     CMD_WF_LIST,
     CMD_WF_WAIT,
     CMD_WF_CANCEL,
+    CMD_TOKEN_CREATE,
+    CMD_TOKEN_LIST,
+    CMD_TOKEN_REVOKE,
 };
 
 struct lease_ref {
@@ -131,6 +134,16 @@ struct cmd_workers {
     size_t                 n;
 };
 
+struct cmd_token {
+    int                 role;       // CREATE
+    const char         *name;       // CREATE
+    int64_t             expires_in; // CREATE; 0 = never
+    int64_t             id;         // REVOKE
+    struct store_token *tokens;     // out: the one created or revoked; LIST
+    size_t              n;
+    char                secret[96]; // out, CREATE: shown once
+};
+
 struct cmd_health {
     struct store_depth *depths; // out
     size_t              n;
@@ -184,6 +197,8 @@ struct cmd_wf_list {
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
+    int64_t       token_id;   // caller's API token; 0 = auth off
+    int           role;       // caller's role (enum role in auth.h)
     union {
         struct cmd_submit    submit;
         struct cmd_job       get;
@@ -196,6 +211,7 @@ struct cmd {
         struct cmd_fail      fail;
         struct cmd_health    health;
         struct cmd_workers   workers;
+        struct cmd_token     token;
         struct cmd_wf_submit wf_submit;
         struct cmd_wf        wf;
         struct cmd_wf_list   wf_list;
@@ -208,11 +224,15 @@ struct cmd {
     uint64_t    waiter_seq;
 };
 
+struct auth;
+
 struct engine_config {
+    struct auth *auth;     // token table to update; may be NULL
     int64_t  lease_ms;     // default lease; 30000
     uint32_t max_attempts; // default max attempts; 3
     int64_t  retention_ms; // finished work kept this long; 0 = forever
     int64_t  worker_lost_ms; // a worker unheard of this long is lost
+    int      max_queue;      // commands waiting for the engine; 0 = 100000
 };
 
 // Retry defaults, used where a job or step sets none.

@@ -30,10 +30,11 @@ struct engine {
     pthread_t            thread;
     int64_t              started_at;
 
-    pthread_mutex_t lock; // guards incoming, tail, stopping
+    pthread_mutex_t lock; // guards incoming, tail, queued, stopping
     pthread_cond_t  wake;
     struct cmd     *incoming;
     struct cmd     *tail;
+    int             queued;
     bool            stopping;
 
     // Engine thread only.
@@ -82,6 +83,9 @@ void jobs_lease_timers(struct engine *e, const struct job *j);
 // Timers run inside a savepoint; a non-OK return rolls it back and the
 // engine tries the timer again a second later.
 int  jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+
+// tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
+int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);
 
 // flow.c: workflow commands (CMD_WF_*), and what a step's end does.
 int flow_apply(struct engine *e, struct batch *b, struct cmd *c);

@@ -794,6 +794,9 @@ static const struct handler table[] = {
         hflow_free_workflow },
     { "CancelWorkflow", hflow_decode_cancel, hflow_encode_workflow,
         hflow_free_workflow },
+    { "CreateToken", hadmin_decode_create, hadmin_encode, hadmin_free },
+    { "ListTokens", hadmin_decode_list, hadmin_encode, hadmin_free },
+    { "RevokeToken", hadmin_decode_revoke, hadmin_encode, hadmin_free },
 };
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))

@@ -71,4 +71,13 @@ int  hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s);
 void hflow_free_workflow(void *s);
 void hflow_free_list(void *s);
 
+int  hadmin_decode_create(
+     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int  hadmin_decode_list(
+     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int  hadmin_decode_revoke(
+     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int  hadmin_encode(struct call *call, ProtobufCMessage **out, void **s);
+void hadmin_free(void *s);
+
 #endif

@@ -2,6 +2,7 @@
 // complete, fail, cancel, retries with backoff, lease expiry and attempt
 // timeouts. Runs on the engine thread inside a batch's transaction; see
 // engine.c for the batch and docs/architecture.md for the states.
+#include "auth.h"
 #include "engine_impl.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -294,7 +295,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     while (p->n < p->max &&
         readyq_pop(e->ready, p->queues, p->nq, p->types, p->nt, &id)) {
-        int rc = store_job_lease(e->st, id, p->worker, b->now,
+        int rc = store_job_lease(e->st, id, p->worker, c->token_id, b->now,
             e->cfg.lease_ms, &p->jobs[p->n], &c->err);
         if (rc == ANVIL_NOT_FOUND)
             continue; // cancelled while queued: a stale entry
@@ -349,6 +350,22 @@ lease_lost(const struct store_job_brief *br, uint32_t token)
     return br->state != ANVIL_JOB_RUNNING || br->attempt != token;
 }
 
+// With auth on, only the API token that took a lease may report on it
+// (admin tokens may report on any).
+static bool
+not_holder(const struct cmd *c, const struct store_job_brief *br)
+{
+    return c->token_id != 0 && c->role != ROLE_ADMIN &&
+        br->lease_token != c->token_id;
+}
+
+static int
+not_yours(struct cmd *c, int64_t id)
+{
+    return av_error_set(&c->err, ANVIL_PERMISSION_DENIED,
+        "job j%lld is leased to another worker's token", (long long) id);
+}
+
 static int
 apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
 {
@@ -366,7 +383,7 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
         int64_t                id = h->refs[i].id;
         int rc = store_job_brief(e->st, id, &br, &c->err);
         if (rc == ANVIL_NOT_FOUND || (rc == ANVIL_OK &&
-                lease_lost(&br, h->refs[i].token))) {
+                (lease_lost(&br, h->refs[i].token) || not_holder(c, &br)))) {
             h->lost[h->nlost++] = id;
             continue;
         }
@@ -407,6 +424,8 @@ apply_complete(struct engine *e, struct batch *b, struct cmd *c)
         return not_found(c, k->id);
     if (rc != ANVIL_OK)
         return rc;
+    if (not_holder(c, &br))
+        return not_yours(c, k->id);
     if (br.attempt == k->token && (br.state == ANVIL_JOB_SUCCEEDED ||
             (br.state == ANVIL_JOB_CANCELED && br.cancel_requested)))
         return ANVIL_OK; // a resend of a Complete already applied
@@ -429,6 +448,8 @@ apply_fail(struct engine *e, struct batch *b, struct cmd *c)
         return not_found(c, f->id);
     if (rc != ANVIL_OK)
         return rc;
+    if (not_holder(c, &br))
+        return not_yours(c, f->id);
     if (lease_lost(&br, f->token)) {
         bool repeat = br.attempt == f->token &&
             br.state != ANVIL_JOB_RUNNING && br.state != ANVIL_JOB_SUCCEEDED;

@@ -11,32 +11,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-usage(FILE *f)
-{
-    fprintf(f,
-        "usage: anvild [--listen URL] [--db PATH] [--log-level LEVEL]\n"
-        "              [--log-format text|json] [--max-payload BYTES]\n"
-        "              [--durability full|normal] [--lease-ms MS]\n"
-        "              [--retention DURATION] [--worker-timeout DURATION]\n"
-        "\n"
-        "  --listen URL        nng URL to serve (default tcp://127.0.0.1:7700;\n"
-        "                      also ipc:///path, ws://host:port)\n"
-        "  --db PATH           SQLite database (default ./anvil.db)\n"
-        "  --log-level LEVEL   error, warn, info (default) or debug\n"
-        "  --log-format FMT    text (default) or json lines\n"
-        "  --max-payload BYTES payload and result limit (default 1048576,\n"
-        "                      at most 4194304)\n"
-        "  --durability MODE   full (default: fsync every commit) or normal\n"
-        "  --lease-ms MS       default job lease (default 30000)\n"
-        "  --retention DUR     keep finished jobs and workflows this long,\n"
-        "                      e.g. 7d (default), 12h, 30m; 0 = forever\n"
-        "  --worker-timeout DUR a worker unheard of this long is shown lost\n"
-        "                      (default 15s)\n");
-}
+static const char usage_text[] =
+    "usage: anvild [options]\n"
+    "\n"
+    "  --listen URL            nng URL to serve (default tcp://127.0.0.1:7700;\n"
+    "                          also ipc:///path, ws://host:port/path,\n"
+    "                          tls+tcp://host:port)\n"
+    "  --db PATH               SQLite database (default ./anvil.db)\n"
+    "  --log-level LEVEL       error, warn, info (default) or debug\n"
+    "  --log-format FMT        text (default) or json lines\n"
+    "  --max-payload BYTES     payload and result limit (default 1048576,\n"
+    "                          at most 4194304)\n"
+    "  --durability MODE       full (default: fsync every commit) or normal\n"
+    "  --lease-ms MS           default job lease (default 30000)\n"
+    "  --retention DUR         keep finished jobs and workflows this long:\n"
+    "                          7d (default), 12h, 30m, ...; 0 = forever\n"
+    "  --worker-timeout DUR    a worker unheard of this long is shown lost\n"
+    "                          (default 15s)\n"
+    "  --auth                  require API tokens (the default for any URL\n"
+    "                          but ipc:// and loopback addresses)\n"
+    "  --insecure              serve without tokens even off loopback\n"
+    "  --bootstrap-token-file F  make sure an admin token exists: read it\n"
+    "                          from F, or create one and write it to F\n"
+    "  --tls-cert FILE         PEM certificate for tls+tcp://\n"
+    "  --tls-key FILE          PEM private key for tls+tcp://\n"
+    "  --tls-client-ca FILE    require client certificates signed by this CA\n"
+    "  --max-waits N           long-polls in flight, total (default 10000)\n"
+    "  --max-waits-per-conn N  long-polls in flight per connection (256)\n"
+    "  --max-queue N           requests waiting for the engine (100000)\n";
 
 static int
-parse_size(const char *s, long long min, long long max, long long *out)
+parse_int(const char *s, long long min, long long max, long long *out)
 {
     char *end;
     errno       = 0;
@@ -47,64 +52,209 @@ parse_size(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
-static int
-bad(const char *flag, const char *value, const char *want)
+// Each option sets cfg from its value, or returns what a valid value is.
+typedef const char *(*setter)(struct server_config *cfg, const char *v);
+
+static const char *
+set_listen(struct server_config *cfg, const char *v)
 {
-    fprintf(stderr, "anvild: %s '%s' is invalid: %s\n", flag, value, want);
-    return 2;
+    cfg->listen_url = v;
+    return NULL;
 }
 
+static const char *
+set_db(struct server_config *cfg, const char *v)
+{
+    cfg->db_path = v;
+    return NULL;
+}
+
+static const char *
+set_level(struct server_config *cfg, const char *v)
+{
+    int level;
+    (void) cfg;
+    if (av_log_parse_level(v, &level) != 0)
+        return "use error, warn, info or debug";
+    av_log_set_level(level);
+    return NULL;
+}
+
+static const char *
+set_format(struct server_config *cfg, const char *v)
+{
+    (void) cfg;
+    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+        return "use text or json";
+    av_log_set_json(strcmp(v, "json") == 0);
+    return NULL;
+}
+
+static const char *
+set_payload(struct server_config *cfg, const char *v)
+{
+    long long n;
+    if (parse_int(v, 1, SERVER_MAX_PAYLOAD, &n) != 0)
+        return "a byte count from 1 to 4194304";
+    cfg->max_payload = (size_t) n;
+    return NULL;
+}
+
+static const char *
+set_durability(struct server_config *cfg, const char *v)
+{
+    if (strcmp(v, "full") != 0 && strcmp(v, "normal") != 0)
+        return "use full or normal";
+    cfg->synchronous = strcmp(v, "full") == 0 ? 2 : 1;
+    return NULL;
+}
+
+static const char *
+set_lease(struct server_config *cfg, const char *v)
+{
+    long long n;
+    if (parse_int(v, 100, 24LL * 3600 * 1000, &n) != 0)
+        return "milliseconds from 100 to 86400000";
+    cfg->lease_ms = n;
+    return NULL;
+}
+
+static const char *
+set_retention(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->retention_ms) != 0)
+        return "a duration such as 7d, 12h, 30m or 0";
+    return NULL;
+}
+
+static const char *
+set_worker_timeout(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->worker_lost_ms) != 0 ||
+        cfg->worker_lost_ms < 100)
+        return "a duration of at least 100ms, e.g. 15s";
+    return NULL;
+}
+
+static const char *
+set_auth(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->auth = SERVER_AUTH_ON;
+    return NULL;
+}
+
+static const char *
+set_insecure(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->auth = SERVER_AUTH_OFF;
+    return NULL;
+}
+
+static const char *
+set_bootstrap(struct server_config *cfg, const char *v)
+{
+    cfg->bootstrap_token_file = v;
+    return NULL;
+}
+
+static const char *
+set_tls_cert(struct server_config *cfg, const char *v)
+{
+    cfg->tls_cert = v;
+    return NULL;
+}
+
+static const char *
+set_tls_key(struct server_config *cfg, const char *v)
+{
+    cfg->tls_key = v;
+    return NULL;
+}
+
+static const char *
+set_tls_ca(struct server_config *cfg, const char *v)
+{
+    cfg->tls_client_ca = v;
+    return NULL;
+}
+
+static const char *
+set_count(int *field, const char *v)
+{
+    long long n;
+    if (parse_int(v, 1, 10000000, &n) != 0)
+        return "a count from 1 to 10000000";
+    *field = (int) n;
+    return NULL;
+}
+
+static const char *
+set_max_waits(struct server_config *cfg, const char *v)
+{
+    return set_count(&cfg->max_waits, v);
+}
+
+static const char *
+set_max_waits_conn(struct server_config *cfg, const char *v)
+{
+    return set_count(&cfg->max_waits_per_conn, v);
+}
+
+static const char *
+set_max_queue(struct server_config *cfg, const char *v)
+{
+    return set_count(&cfg->max_queue, v);
+}
+
+static const struct {
+    const char *flag;
+    bool        value;
+    setter      set;
+} options[] = {
+    { "--listen", true, set_listen },
+    { "--db", true, set_db },
+    { "--log-level", true, set_level },
+    { "--log-format", true, set_format },
+    { "--max-payload", true, set_payload },
+    { "--durability", true, set_durability },
+    { "--lease-ms", true, set_lease },
+    { "--retention", true, set_retention },
+    { "--worker-timeout", true, set_worker_timeout },
+    { "--auth", false, set_auth },
+    { "--insecure", false, set_insecure },
+    { "--bootstrap-token-file", true, set_bootstrap },
+    { "--tls-cert", true, set_tls_cert },
+    { "--tls-key", true, set_tls_key },
+    { "--tls-client-ca", true, set_tls_ca },
+    { "--max-waits", true, set_max_waits },
+    { "--max-waits-per-conn", true, set_max_waits_conn },
+    { "--max-queue", true, set_max_queue },
+};
+
+// 0 to run, 1 after --help, 2 for a usage error (printed).
 static int
 parse_args(int argc, char **argv, struct server_config *cfg)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            exit(0);
+            fputs(usage_text, stdout);
+            return 1;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "anvild: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
+        size_t k = 0, n = sizeof(options) / sizeof(options[0]);
+        while (k < n && strcmp(options[k].flag, a) != 0)
+            k++;
+        if (k == n || (options[k].value && i + 1 >= argc)) {
+            fprintf(stderr, "anvild: %s option '%s'\n%s",
+                k == n ? "unknown" : "missing the value of", a, usage_text);
             return 2;
         }
-        const char *v = argv[++i];
-        long long   n;
-        int         level;
-        if (strcmp(a, "--listen") == 0) {
-            cfg->listen_url = v;
-        } else if (strcmp(a, "--db") == 0) {
-            cfg->db_path = v;
-        } else if (strcmp(a, "--log-level") == 0) {
-            if (av_log_parse_level(v, &level) != 0)
-                return bad(a, v, "use error, warn, info or debug");
-            av_log_set_level(level);
-        } else if (strcmp(a, "--log-format") == 0) {
-            if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
-                return bad(a, v, "use text or json");
-            av_log_set_json(strcmp(v, "json") == 0);
-        } else if (strcmp(a, "--max-payload") == 0) {
-            if (parse_size(v, 1, SERVER_MAX_PAYLOAD, &n) != 0)
-                return bad(a, v, "a byte count from 1 to 4194304");
-            cfg->max_payload = (size_t) n;
-        } else if (strcmp(a, "--durability") == 0) {
-            if (strcmp(v, "full") != 0 && strcmp(v, "normal") != 0)
-                return bad(a, v, "use full or normal");
-            cfg->synchronous = strcmp(v, "full") == 0 ? 2 : 1;
-        } else if (strcmp(a, "--lease-ms") == 0) {
-            if (parse_size(v, 100, 24LL * 3600 * 1000, &n) != 0)
-                return bad(a, v, "milliseconds from 100 to 86400000");
-            cfg->lease_ms = n;
-        } else if (strcmp(a, "--retention") == 0) {
-            if (av_parse_duration(v, &cfg->retention_ms) != 0)
-                return bad(a, v, "a duration such as 7d, 12h, 30m or 0");
-        } else if (strcmp(a, "--worker-timeout") == 0) {
-            if (av_parse_duration(v, &cfg->worker_lost_ms) != 0 ||
-                cfg->worker_lost_ms < 100)
-                return bad(a, v, "a duration of at least 100ms, e.g. 15s");
-        } else {
-            fprintf(stderr, "anvild: unknown option '%s'\n", a);
-            usage(stderr);
+        const char *v    = options[k].value ? argv[++i] : NULL;
+        const char *want = options[k].set(cfg, v);
+        if (want != NULL) {
+            fprintf(stderr, "anvild: %s '%s' is invalid: %s\n", a, v, want);
             return 2;
         }
     }
@@ -120,7 +270,7 @@ main(int argc, char **argv)
     av_log_set_component("anvild");
     int rc = parse_args(argc, argv, &cfg);
     if (rc != 0)
-        return rc;
+        return rc == 1 ? 0 : rc;
 
     // Block the stop signals in every thread; main waits for them.
     sigset_t set;

@@ -7,11 +7,14 @@
 #include "rpc.h"
 
 #include "anvil/v1/anvil.pb-c.h"
+#include "auth.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +27,26 @@ struct rpc_ctx {
     nng_ctx             ctx;
     enum ctx_state      state;
     uint64_t            request_id;
+    uint32_t            pipe;    // the connection the request came on
+    bool                waiting; // counted as a long-poll in flight
     struct call         call;
     struct rpc_ctx     *next; // all contexts, under rpc.lock
 };
 
+// Long-polls in flight per connection, in slots by pipe id modulo
+// WAIT_SLOTS: two connections sharing a slot share its limit, which can
+// only make the limit stricter, never looser.
+#define WAIT_SLOTS 4096
+
 struct rpc {
     struct rpc_config cfg;
     nng_socket        sock;
-    pthread_mutex_t   lock; // guards all, receiving, closing
+    pthread_mutex_t   lock; // guards all, receiving, closing, waits*
     struct rpc_ctx   *all;
     int               receiving;
     bool              closing;
+    int               waits;
+    uint16_t          waits_by_pipe[WAIT_SLOTS];
 };
 
 static void ctx_cb(void *arg);
@@ -109,10 +121,61 @@ send_reply(struct rpc_ctx *x, int code, const char *message,
 static void
 log_error(struct rpc_ctx *x, const char *method, const struct anvil_error *e)
 {
-    int level = e->code == ANVIL_INTERNAL ? AV_LOG_ERROR : AV_LOG_DEBUG;
+    int level = e->code == ANVIL_INTERNAL ? AV_LOG_ERROR
+        : e->code == ANVIL_UNAUTHENTICATED || e->code == ANVIL_PERMISSION_DENIED
+        ? AV_LOG_WARN
+        : AV_LOG_DEBUG;
     AV_LOG(level, "rpc.error", "method=%.64s request_id=%llu code=%s "
         "msg=\"%s\"", method, (unsigned long long) x->request_id,
         anvil_code_name(e->code), e->msg);
+}
+
+static bool
+is_long_poll(const struct cmd *c)
+{
+    return (c->kind == CMD_POLL && c->u.poll.wait_ms > 0) ||
+        (c->kind == CMD_WAIT && c->u.wait.timeout_ms > 0) ||
+        (c->kind == CMD_WF_WAIT && c->u.wf.timeout_ms > 0);
+}
+
+// Counts a long-poll in, unless that passes a limit.
+static int
+wait_enter(struct rpc_ctx *x, struct anvil_error *err)
+{
+    struct rpc *r    = x->rpc;
+    uint16_t   *slot = &r->waits_by_pipe[x->pipe % WAIT_SLOTS];
+    int         rc   = ANVIL_OK;
+    pthread_mutex_lock(&r->lock);
+    if (r->waits >= r->cfg.max_waits)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+            "the server holds %d long-polls, its limit (anvild "
+            "--max-waits); retry later",
+            r->waits);
+    else if (*slot >= r->cfg.max_waits_per_conn)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+            "this connection holds %d long-polls, the limit per connection "
+            "(anvild --max-waits-per-conn)",
+            (int) *slot);
+    else {
+        r->waits++;
+        (*slot)++;
+        x->waiting = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static void
+wait_leave(struct rpc_ctx *x)
+{
+    if (!x->waiting)
+        return;
+    struct rpc *r = x->rpc;
+    pthread_mutex_lock(&r->lock);
+    r->waits--;
+    r->waits_by_pipe[x->pipe % WAIT_SLOTS]--;
+    pthread_mutex_unlock(&r->lock);
+    x->waiting = false;
 }
 
 // Engine thread: the command finished; encode and send its reply.
@@ -121,6 +184,7 @@ call_done(struct cmd *c, void *arg)
 {
     struct rpc_ctx *x = arg;
     (void) c;
+    wait_leave(x);
     uint8_t        *body = NULL;
     size_t          len  = 0;
     struct anvil_error err = x->call.cmd.err;
@@ -139,7 +203,9 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     struct anvil_error err = { 0 };
     Anvil__V1__Request *req = anvil__v1__request__unpack(NULL,
         nng_msg_len(msg), nng_msg_body(msg));
+    x->pipe = nng_msg_get_pipe(msg).id;
     nng_msg_free(msg);
+    memset(&x->call, 0, sizeof(x->call));
     x->request_id = 0;
     if (req == NULL) {
         av_error_set(&err, ANVIL_INVALID_ARGUMENT,
@@ -149,8 +215,15 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
         return;
     }
     x->request_id = req->request_id;
-    int rc = handlers_decode(&x->rpc->cfg.limits, req->method, req->body.data,
-        req->body.len, &x->call, &err);
+    int64_t token_id;
+    int     role;
+    int     rc = auth_check(x->rpc->cfg.auth, req->token, req->method,
+            av_now_ms(), &token_id, &role, &err);
+    if (rc == ANVIL_OK)
+        rc = handlers_decode(&x->rpc->cfg.limits, req->method,
+            req->body.data, req->body.len, &x->call, &err);
+    if (rc == ANVIL_OK && is_long_poll(&x->call.cmd))
+        rc = wait_enter(x, &err);
     if (rc != ANVIL_OK) {
         log_error(x, req->method, &err);
         anvil__v1__request__free_unpacked(req, NULL);
@@ -160,6 +233,8 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     }
     anvil__v1__request__free_unpacked(req, NULL);
     x->call.cmd.request_id = x->request_id;
+    x->call.cmd.token_id   = token_id;
+    x->call.cmd.role       = role;
     x->call.cmd.done       = call_done;
     x->call.cmd.done_arg   = x;
     engine_submit(x->rpc->cfg.engine, &x->call.cmd);
@@ -210,6 +285,21 @@ ctx_cb(void *arg)
     handle_request(x, nng_aio_get_msg(x->aio));
 }
 
+// Listens synchronously, with the TLS configuration when there is one.
+static int
+listen_on(struct rpc *r, const struct rpc_config *cfg)
+{
+    nng_listener l;
+    int          rv = nng_listener_create(&l, r->sock, cfg->url);
+    if (rv == 0 && cfg->tls != NULL)
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    return rv;
+}
+
 int
 rpc_start(const struct rpc_config *cfg, struct rpc **out,
     struct anvil_error *err)
@@ -227,7 +317,7 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
             nng_strerror(rv));
     }
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-    rv = nng_listen(r->sock, cfg->url, NULL, 0);
+    rv = listen_on(r, cfg);
     if (rv != 0) {
         av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s",
             cfg->url, nng_strerror(rv));

@@ -13,12 +13,19 @@
 
 #include <anvil/anvil.h>
 
+struct auth;
+struct nng_tls_config;
+
 struct rpc_config {
     const char           *url;
     size_t                recv_max;  // NNG_OPT_RECVMAXSZ
     int                   contexts;  // contexts kept receiving
     struct handler_limits limits;
     struct engine        *engine;
+    struct auth          *auth;
+    int                   max_waits;          // long-polls in flight, total
+    int                   max_waits_per_conn; // ... per connection
+    struct nng_tls_config *tls; // for tls+tcp:// URLs; NULL otherwise
 };
 
 struct rpc;

@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "handlers.h"
 #include "rpc.h"
+#include "security.h"
 #include "store.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -15,6 +16,8 @@
 struct server {
     struct server_config cfg;
     struct store        *store;
+    struct auth         *auth;
+    nng_tls_config      *tls;
     struct engine       *engine;
     struct rpc          *rpc;
 };
@@ -30,6 +33,14 @@ server_config_init(struct server_config *cfg)
     cfg->lease_ms    = 30000;
     cfg->retention_ms = 7LL * 24 * 3600 * 1000;
     cfg->worker_lost_ms = 15000;
+    cfg->auth           = SERVER_AUTH_AUTO;
+    cfg->bootstrap_token_file = NULL;
+    cfg->tls_cert       = NULL;
+    cfg->tls_key        = NULL;
+    cfg->tls_client_ca  = NULL;
+    cfg->max_waits      = 10000;
+    cfg->max_waits_per_conn = 256;
+    cfg->max_queue      = 100000;
 }
 
 static int
@@ -45,10 +56,37 @@ check_config(const struct server_config *cfg, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "contexts must be at least 1, lease_ms at least 100 and "
             "retention_ms not negative");
+    if (cfg->max_waits < 1 || cfg->max_waits_per_conn < 1 ||
+        cfg->max_queue < 1)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "max_waits, max_waits_per_conn and max_queue must be at least 1");
     if (handlers_check() != 0)
         return av_error_set(err, ANVIL_INTERNAL,
             "rpc handler table does not match the service descriptor");
     return ANVIL_OK;
+}
+
+// Store, tokens and TLS: what must be ready before any request.
+static int
+prepare(struct server *s, struct anvil_error *err)
+{
+    const struct server_config *cfg = &s->cfg;
+    bool                        on  = security_auth_on(cfg);
+    int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
+    if (rc == ANVIL_OK && (s->auth = auth_new(on)) == NULL)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK)
+        rc = security_load_tokens(s->store, s->auth, err);
+    if (rc == ANVIL_OK && cfg->bootstrap_token_file != NULL)
+        rc = security_bootstrap(s->store, s->auth, cfg->bootstrap_token_file,
+            err);
+    if (rc == ANVIL_OK)
+        rc = security_tls(cfg, &s->tls, err);
+    if (rc == ANVIL_OK && !on && !security_is_local(cfg->listen_url))
+        AV_WARN("server.insecure", "url=%s msg=\"--insecure: anyone who can "
+                "reach this address can use the server\"",
+            cfg->listen_url);
+    return rc;
 }
 
 int
@@ -62,12 +100,15 @@ server_start(const struct server_config *cfg, struct server **out,
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     s->cfg                   = *cfg;
     struct engine_config ecf = {
-        .lease_ms     = cfg->lease_ms,
-        .max_attempts = 3,
-        .retention_ms = cfg->retention_ms,
+        .auth           = NULL,
+        .lease_ms       = cfg->lease_ms,
+        .max_attempts   = 3,
+        .retention_ms   = cfg->retention_ms,
         .worker_lost_ms = cfg->worker_lost_ms,
+        .max_queue      = cfg->max_queue,
     };
-    int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
+    int rc = prepare(s, err);
+    ecf.auth = s->auth;
     if (rc == ANVIL_OK)
         rc = engine_start(s->store, &ecf, &s->engine, err);
     if (rc == ANVIL_OK) {
@@ -77,14 +118,19 @@ server_start(const struct server_config *cfg, struct server **out,
             .contexts = cfg->contexts,
             .limits   = { .max_payload = cfg->max_payload },
             .engine   = s->engine,
+            .auth     = s->auth,
+            .max_waits          = cfg->max_waits,
+            .max_waits_per_conn = cfg->max_waits_per_conn,
+            .tls                = s->tls,
         };
         rc = rpc_start(&rcf, &s->rpc, err);
     }
     if (rc != ANVIL_OK) {
         server_stop(s);
-        return rc;
+        return err ? err->code : rc;
     }
-    AV_INFO("server.listening", "url=%s db=%s", cfg->listen_url, cfg->db_path);
+    AV_INFO("server.listening", "url=%s db=%s auth=%s", cfg->listen_url,
+        cfg->db_path, auth_enabled(s->auth) ? "tokens" : "off");
     *out = s;
     return ANVIL_OK;
 }
@@ -98,6 +144,9 @@ server_stop(struct server *s)
     engine_stop(s->engine);
     rpc_free(s->rpc);
     store_close(s->store);
+    auth_free(s->auth);
+    if (s->tls != NULL)
+        nng_tls_config_free(s->tls);
     if (s->rpc != NULL)
         AV_INFO("server.stopped", "url=%s", s->cfg.listen_url);
     free(s);

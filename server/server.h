@@ -16,6 +16,12 @@
 // stay below the clients' 16 MiB receive limit.
 #define SERVER_MAX_PAYLOAD (4 * 1024 * 1024)
 
+enum server_auth {
+    SERVER_AUTH_AUTO = 0, // tokens required unless the URL is local-only
+    SERVER_AUTH_ON   = 1, // --auth
+    SERVER_AUTH_OFF  = 2, // --insecure
+};
+
 struct server_config {
     const char *listen_url;   // default "tcp://127.0.0.1:7700"
     const char *db_path;      // default "./anvil.db"
@@ -25,6 +31,14 @@ struct server_config {
     int64_t     lease_ms;     // default lease of a polled job; 30000
     int64_t     retention_ms; // finished work kept; 7 days; 0 = forever
     int64_t     worker_lost_ms; // worker unheard of this long is lost; 15 s
+    int         auth;           // enum server_auth
+    const char *bootstrap_token_file; // NULL = none
+    const char *tls_cert;       // PEM files, for tls+tcp:// URLs
+    const char *tls_key;
+    const char *tls_client_ca;  // NULL = client certificates not required
+    int         max_waits;          // long-polls in flight; 10000
+    int         max_waits_per_conn; // per connection; 256
+    int         max_queue;          // requests waiting for the engine; 100000
 };
 
 // Fills cfg with the defaults above.

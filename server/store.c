@@ -59,6 +59,9 @@ enum stmt_id {
     STMT_SWEEP_FLOW_STEPS,
     STMT_SWEEP_FLOW,
     STMT_RUNNING_BY_WORKER,
+    STMT_TOKEN_INSERT,
+    STMT_TOKEN_LIST,
+    STMT_TOKEN_REVOKE,
     STMT_COUNT
 };
 
@@ -95,7 +98,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_LEASE] = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
                        "started_at = ?2, lease_deadline = ?2 + CASE WHEN "
                        "lease_ms > 0 THEN lease_ms ELSE ?3 END, "
-                       "worker_id = ?4, finished_at = NULL "
+                       "worker_id = ?4, lease_token = ?5, "
+                       "finished_at = NULL "
                        "WHERE id = ?1 AND state = 3 RETURNING " JOB_COLS,
     [STMT_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
                         "finished_at = ?5, lease_deadline = NULL "
@@ -110,8 +114,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_BRIEF] = "SELECT state, attempt, max_attempts, lease_deadline, "
                        "started_at, timeout_ms, lease_ms, run_at, priority, "
                        "cancel_requested, workflow_id, backoff_initial_ms, "
-                       "backoff_max_ms, backoff_multiplier FROM jobs "
-                       "WHERE id = ?1",
+                       "backoff_max_ms, backoff_multiplier, lease_token "
+                       "FROM jobs WHERE id = ?1",
     [STMT_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
                       "WHERE (?1 = 0 OR state = ?1) "
                       "AND (?2 IS NULL OR type = ?2) "
@@ -170,6 +174,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SWEEP_FLOW]       = "DELETE FROM workflows WHERE id = ?1",
     [STMT_RUNNING_BY_WORKER] = "SELECT worker_id, COUNT(*) FROM jobs "
                                "WHERE state = 4 GROUP BY worker_id",
+    [STMT_TOKEN_INSERT] = "INSERT INTO tokens(name, role, hash, created_at, "
+                          "expires_at) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [STMT_TOKEN_LIST]   = "SELECT id, name, role, hash, created_at, "
+                        "expires_at, revoked_at FROM tokens ORDER BY id",
+    [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 "
+                          "AND revoked_at = 0",
 };
 
 // Migration i takes the schema from version i to i + 1.
@@ -243,6 +253,16 @@ static const char *const migrations[] = {
     " WHERE state IN (5, 6, 7) AND workflow_id IS NULL;"
     "CREATE INDEX workflows_finished ON workflows(finished_at)"
     " WHERE state IN (2, 3, 4);",
+
+    "CREATE TABLE tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL,"
+    " role INTEGER NOT NULL,"
+    " hash BLOB NOT NULL UNIQUE,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0,"
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct store {
@@ -580,14 +600,16 @@ store_job_get(
 }
 
 int
-store_job_lease(struct store *st, int64_t id, const char *worker, int64_t now,
-    int64_t default_lease, struct job *out, struct anvil_error *err)
+store_job_lease(struct store *st, int64_t id, const char *worker,
+    int64_t token_id, int64_t now, int64_t default_lease, struct job *out,
+    struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_JOB_LEASE);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, default_lease);
     sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, token_id);
     return one_job(st, STMT_JOB_LEASE, out, err, "leasing a job");
 }
 
@@ -669,6 +691,7 @@ store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
         b->backoff_initial_ms = sqlite3_column_int64(s, 11);
         b->backoff_max_ms     = sqlite3_column_int64(s, 12);
         b->backoff_multiplier = sqlite3_column_double(s, 13);
+        b->lease_token        = sqlite3_column_int64(s, 14);
     }
     sqlite3_reset(s);
     if (rc == SQLITE_ROW)
@@ -1257,4 +1280,88 @@ store_running_by_worker(struct store *st,
     if (rc != SQLITE_DONE)
         return db_error(st, err, "counting running jobs");
     return ANVIL_OK;
+}
+
+// ---- tokens ----
+
+int
+store_token_insert(struct store *st, const char *name, int role,
+    const uint8_t *hash, size_t hash_len, int64_t created_at,
+    int64_t expires_at, int64_t *id, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_TOKEN_INSERT);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, role);
+    sqlite3_bind_blob(s, 3, hash, (int) hash_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, created_at);
+    sqlite3_bind_int64(s, 5, expires_at);
+    int rc = exec_stmt(st, STMT_TOKEN_INSERT, err, "inserting a token");
+    if (rc == ANVIL_OK)
+        *id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+int
+store_token_list(struct store *st, struct store_token **out, size_t *n,
+    struct anvil_error *err)
+{
+    sqlite3_stmt       *s   = stmt_get(st, STMT_TOKEN_LIST);
+    struct store_token *t   = NULL;
+    size_t              cnt = 0;
+    int                 rc, code = ANVIL_OK;
+    while ((rc = step(st, STMT_TOKEN_LIST)) == SQLITE_ROW) {
+        struct store_token *p = realloc(t, (cnt + 1) * sizeof(*t));
+        if (p == NULL) {
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+        t                  = p;
+        struct store_token *r = &t[cnt];
+        memset(r, 0, sizeof(*r));
+        r->id         = sqlite3_column_int64(s, 0);
+        r->name       = col_str(s, 1);
+        r->role       = sqlite3_column_int(s, 2);
+        int hl        = sqlite3_column_bytes(s, 3);
+        if (hl == (int) sizeof(r->hash))
+            memcpy(r->hash, sqlite3_column_blob(s, 3), sizeof(r->hash));
+        r->created_at = sqlite3_column_int64(s, 4);
+        r->expires_at = sqlite3_column_int64(s, 5);
+        r->revoked_at = sqlite3_column_int64(s, 6);
+        cnt++;
+        if (r->name == NULL) {
+            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+    }
+    if (code == ANVIL_OK && rc != SQLITE_DONE)
+        code = db_error(st, err, "listing tokens");
+    sqlite3_reset(s);
+    if (code != ANVIL_OK) {
+        store_tokens_free(t, cnt);
+        return code;
+    }
+    *out = t;
+    *n   = cnt;
+    return ANVIL_OK;
+}
+
+void
+store_tokens_free(struct store_token *t, size_t n)
+{
+    for (size_t i = 0; t != NULL && i < n; i++)
+        free(t[i].name);
+    free(t);
+}
+
+int
+store_token_revoke(
+    struct store *st, int64_t id, int64_t now, struct anvil_error *err)
+{
+    sqlite3_stmt *s = stmt_get(st, STMT_TOKEN_REVOKE);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    int rc = exec_stmt(st, STMT_TOKEN_REVOKE, err, "revoking a token");
+    if (rc == ANVIL_OK && sqlite3_changes(st->db) == 0)
+        return ANVIL_NOT_FOUND;
+    return rc;
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -77,8 +77,10 @@ int store_job_get(
 // QUEUED -> RUNNING: attempt+1, leased to worker until now + the job's
 // lease_ms (default_lease when it has none). Fills *out
 // with the leased job. NOT_FOUND if the job is no longer QUEUED.
+// token_id is the caller's API token (0 without auth): only it may report
+// on the lease.
 int store_job_lease(struct store *st, int64_t id, const char *worker,
-    int64_t now, int64_t default_lease, struct job *out,
+    int64_t token_id, int64_t now, int64_t default_lease, struct job *out,
     struct anvil_error *err);
 
 // Sets a final state (SUCCEEDED, FAILED, CANCELED) with result or error.
@@ -115,6 +117,7 @@ struct store_job_brief {
     int64_t  backoff_initial_ms;
     int64_t  backoff_max_ms;
     double   backoff_multiplier;
+    int64_t  lease_token; // the API token that holds the lease
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
@@ -234,6 +237,28 @@ int store_sweep_workflows(struct store *st, int64_t before, int limit,
 int store_running_by_worker(struct store *st,
     void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
     struct anvil_error *err);
+
+// ---- tokens ----
+
+struct store_token {
+    int64_t id;
+    char   *name;
+    int     role;
+    uint8_t hash[32];
+    int64_t created_at;
+    int64_t expires_at; // 0 = never
+    int64_t revoked_at; // 0 = not revoked
+};
+
+int  store_token_insert(struct store *st, const char *name, int role,
+     const uint8_t *hash, size_t hash_len, int64_t created_at,
+     int64_t expires_at, int64_t *id, struct anvil_error *err);
+int  store_token_list(struct store *st, struct store_token **out, size_t *n,
+     struct anvil_error *err);
+void store_tokens_free(struct store_token *t, size_t n);
+// NOT_FOUND if there is no such token or it was already revoked.
+int store_token_revoke(
+    struct store *st, int64_t id, int64_t now, struct anvil_error *err);
 
 // Failure seam for tests: when set, called before each statement step
 // with the statement's index; a non-zero return makes the step fail as if

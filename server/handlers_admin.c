@@ -1,0 +1,137 @@
+// handlers_admin.c - decode/encode of the token rpcs: CreateToken,
+// ListTokens, RevokeToken (admin only; see auth.c).
+#include "auth.h"
+#include "handlers_impl.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+hadmin_decode_create(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__CreateTokenRequest *r =
+        (Anvil__V1__CreateTokenRequest *) call->req;
+    if (auth_role_name((int) r->role) == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "role %d is not a role: use admin, client, worker or reader",
+            (int) r->role);
+    if (r->name[0] && handlers_check_name("name", r->name, err))
+        return err->code;
+    if (r->expires_in_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "expires_in_ms must not be negative");
+    call->cmd.kind             = CMD_TOKEN_CREATE;
+    call->cmd.u.token.role     = (int) r->role;
+    call->cmd.u.token.name     = r->name;
+    call->cmd.u.token.expires_in = r->expires_in_ms;
+    return ANVIL_OK;
+}
+
+int
+hadmin_decode_list(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    (void) err;
+    call->cmd.kind = CMD_TOKEN_LIST;
+    return ANVIL_OK;
+}
+
+int
+hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__RevokeTokenRequest *r =
+        (Anvil__V1__RevokeTokenRequest *) call->req;
+    const char *s = r->id;
+    char       *end;
+    long long   v = s[0] == 't' ? strtoll(s + 1, &end, 10) : 0;
+    if (v <= 0 || *end != '\0')
+        return av_error_set(err, ANVIL_NOT_FOUND,
+            "no token with id '%.64s' (token ids look like t3)", s);
+    call->cmd.kind       = CMD_TOKEN_REVOKE;
+    call->cmd.u.token.id = v;
+    return ANVIL_OK;
+}
+
+struct pb_token {
+    Anvil__V1__Token m;
+    char             id[24];
+};
+
+static void
+token_to_pb(const struct store_token *t, struct pb_token *p)
+{
+    anvil__v1__token__init(&p->m);
+    snprintf(p->id, sizeof(p->id), "t%lld", (long long) t->id);
+    p->m.id            = p->id;
+    p->m.name          = t->name;
+    p->m.role          = (Anvil__V1__Role) t->role;
+    p->m.created_at_ms = t->created_at;
+    p->m.expires_at_ms = t->expires_at;
+    p->m.revoked_at_ms = t->revoked_at;
+}
+
+struct token_reply {
+    union {
+        Anvil__V1__CreateTokenResponse create;
+        Anvil__V1__RevokeTokenResponse revoke;
+        Anvil__V1__ListTokensResponse  list;
+    } m;
+    struct pb_token   *t;
+    Anvil__V1__Token **ptrs;
+};
+
+int
+hadmin_encode(struct call *call, ProtobufCMessage **out, void **s)
+{
+    struct cmd_token   *c = &call->cmd.u.token;
+    struct token_reply *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    *s      = r;
+    r->t    = calloc(c->n + 1, sizeof(*r->t));
+    r->ptrs = calloc(c->n + 1, sizeof(*r->ptrs));
+    if (r->t == NULL || r->ptrs == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    for (size_t i = 0; i < c->n; i++) {
+        token_to_pb(&c->tokens[i], &r->t[i]);
+        r->ptrs[i] = &r->t[i].m;
+    }
+    switch (call->cmd.kind) {
+    case CMD_TOKEN_CREATE:
+        anvil__v1__create_token_response__init(&r->m.create);
+        r->m.create.token  = c->n ? r->ptrs[0] : NULL;
+        r->m.create.secret = c->secret;
+        *out               = &r->m.create.base;
+        break;
+    case CMD_TOKEN_REVOKE:
+        anvil__v1__revoke_token_response__init(&r->m.revoke);
+        r->m.revoke.token = c->n ? r->ptrs[0] : NULL;
+        *out              = &r->m.revoke.base;
+        break;
+    default:
+        anvil__v1__list_tokens_response__init(&r->m.list);
+        r->m.list.n_tokens = c->n;
+        r->m.list.tokens   = r->ptrs;
+        *out               = &r->m.list.base;
+        break;
+    }
+    return ANVIL_OK;
+}
+
+void
+hadmin_free(void *s)
+{
+    struct token_reply *r = s;
+    if (r == NULL)
+        return;
+    free(r->t);
+    free(r->ptrs);
+    free(r);
+}

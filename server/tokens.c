@@ -1,0 +1,92 @@
+// tokens.c - API token commands on the engine thread: create (the secret
+// is made here, shown once in the reply, and only its hash is stored),
+// list, revoke. The auth table the rpc threads check is updated in step.
+#include "auth.h"
+#include "engine_impl.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int
+one_token(struct engine *e, struct cmd *c, int64_t id)
+{
+    struct store_token *all;
+    size_t              n;
+    int rc = store_token_list(e->st, &all, &n, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].id != id)
+            continue;
+        c->u.token.tokens = malloc(sizeof(*c->u.token.tokens));
+        if (c->u.token.tokens == NULL)
+            break;
+        c->u.token.tokens[0] = all[i];
+        c->u.token.n         = 1;
+        all[i].name          = NULL; // moved
+        break;
+    }
+    store_tokens_free(all, n);
+    if (c->u.token.n == 0)
+        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    return ANVIL_OK;
+}
+
+static int
+apply_create(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_token *t = &c->u.token;
+    uint8_t           hash[AV_SHA256_LEN];
+    int64_t           id;
+    if (auth_token_new(t->secret, sizeof(t->secret), hash) != 0)
+        return av_error_set(&c->err, ANVIL_INTERNAL,
+            "cannot read random bytes for a token");
+    int64_t expires = t->expires_in > 0 ? b->now + t->expires_in : 0;
+    int     rc = store_token_insert(e->st, t->name, t->role, hash,
+        sizeof(hash), b->now, expires, &id, &c->err);
+    if (rc == ANVIL_OK && e->cfg.auth != NULL &&
+        auth_put(e->cfg.auth, hash, id, t->role, expires, 0) != 0)
+        rc = av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK)
+        rc = one_token(e, c, id);
+    if (rc == ANVIL_OK)
+        AV_INFO("token.created", "token=t%lld role=%s name=%s",
+            (long long) id, auth_role_name(t->role), t->name);
+    return rc;
+}
+
+static int
+apply_revoke(struct engine *e, struct batch *b, struct cmd *c)
+{
+    int64_t id = c->u.token.id;
+    int     rc = store_token_revoke(e->st, id, b->now, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return av_error_set(&c->err, ANVIL_NOT_FOUND,
+            "no active token with id t%lld", (long long) id);
+    if (rc == ANVIL_OK && e->cfg.auth != NULL)
+        auth_revoke(e->cfg.auth, id, b->now);
+    if (rc == ANVIL_OK)
+        rc = one_token(e, c, id);
+    if (rc == ANVIL_OK)
+        AV_INFO("token.revoked", "token=t%lld", (long long) id);
+    return rc;
+}
+
+int
+tokens_apply(struct engine *e, struct batch *b, struct cmd *c)
+{
+    switch (c->kind) {
+    case CMD_TOKEN_CREATE:
+        return apply_create(e, b, c);
+    case CMD_TOKEN_LIST:
+        return store_token_list(e->st, &c->u.token.tokens, &c->u.token.n,
+            &c->err);
+    case CMD_TOKEN_REVOKE:
+        return apply_revoke(e, b, c);
+    default:
+        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
+            (int) c->kind);
+    }
+}
