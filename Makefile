@@ -21,7 +21,12 @@ OPT_debug   := -O1
 OPT_release := -O2 -DNDEBUG
 OPT_asan    := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                -fno-omit-frame-pointer
+OPT_fuzz    := -O1 -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT    := $(OPT_$(FLAVOR))
+ifeq ($(FLAVOR),fuzz)
+CC     := clang
+endif
 # Lazily expanded: pkg-config runs only once the packages are installed.
 PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson)
 PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson)
@@ -46,6 +51,7 @@ CLI_SRCS    := $(filter-out cli/main.c,$(wildcard cli/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 CRASH_SRCS  := $(wildcard tests/crash/*.c)
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 
 LIBANVIL  := $(B)/libanvil.a
@@ -59,8 +65,10 @@ EXAMPLES := $(patsubst examples/%.c,$(BIN)/examples/%,$(EXAMPLE_SRCS))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRCS))
 CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
+        fuzz fuzz-run \
         demo run \
         format format-check clean tests
 .DEFAULT_GOAL := all
@@ -122,6 +130,28 @@ $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harnes
 $(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
+
+$(B)/fuzz/%: $(B)/obj/tests/fuzz/%.o $(LIBS_ALL)
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)
+
+# libFuzzer targets (clang): each runs FUZZ_SECONDS on its corpus in
+# tests/fuzz/corpus/<target>/, whose files are kept as regression inputs.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory FLAVOR=fuzz fuzz-run
+
+fuzz-run: $(FUZZ_BINS)
+	@for t in $(FUZZ_BINS); do \
+	    name=$$(basename $$t); dir=$(B)/corpus/$$name; \
+	    mkdir -p $$dir; cp tests/fuzz/corpus/$$name/* $$dir/ 2>/dev/null; \
+	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
+	    $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	        -print_final_stats=1 $$dir tests/fuzz/corpus/$$name \
+	        2>$(B)/fuzz/$$name.log || { tail -40 $(B)/fuzz/$$name.log; exit 1; }; \
+	    grep -E "stat::number_of_executed_units|Done" $(B)/fuzz/$$name.log | tail -2; \
+	done
 
 tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
 

@@ -5,6 +5,8 @@ set -eu
 
 PKGS="pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler \
 libsqlite3-dev libcmocka-dev libjansson-dev"
+# `deps.sh fuzz` adds clang and its libFuzzer runtime.
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
