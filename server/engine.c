@@ -115,7 +115,9 @@ apply(struct engine *e, struct batch *b, struct cmd *c)
         return; // parked
     }
     c->err.code = rc;
-    if (rw && rc == ANVIL_INTERNAL)
+    // A refused command writes nothing: whatever it wrote before failing
+    // is undone.
+    if (rw && rc != ANVIL_OK)
         store_rollback_savepoint(e->st);
     else if (rw && store_release(e->st, &c->err) != ANVIL_OK)
         store_rollback_savepoint(e->st);

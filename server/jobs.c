@@ -293,10 +293,11 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         p->jobs = calloc(p->max, sizeof(*p->jobs));
     if (p->jobs == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    const char *key;
     while (p->n < p->max &&
-        readyq_pop(e->ready, p->queues, p->nq, p->types, p->nt, &id)) {
-        int rc = store_job_lease(e->st, id, p->worker, c->token_id, b->now,
-            e->cfg.lease_ms, &p->jobs[p->n], &c->err);
+        readyq_take(e->ready, p->queues, p->nq, p->types, p->nt, &id, &key)) {
+        int rc = store_job_lease_key(e->st, id, key, p->worker, c->token_id,
+            b->now, e->cfg.lease_ms, &p->jobs[p->n], &c->err);
         if (rc == ANVIL_NOT_FOUND)
             continue; // cancelled while queued: a stale entry
         struct job *j = &p->jobs[p->n];

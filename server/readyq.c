@@ -200,9 +200,18 @@ bool
 readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id)
 {
+    const char *key;
+    return readyq_take(q, queues, nq, types, nt, id, &key);
+}
+
+bool
+readyq_take(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt, int64_t *id, const char **key)
+{
     struct heap *h = best_heap(q, queues, nq, types, nt);
     if (h == NULL)
         return false;
+    *key    = h->key;
     *id     = h->e[0].id;
     h->e[0] = h->e[--h->n];
     sift_down(h->e, h->n, 0);

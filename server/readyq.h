@@ -27,6 +27,11 @@ int readyq_push(struct readyq *q, const char *queue, const char *type,
 bool readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id);
 
+// The same, also giving the key "queue\x1ftype" of the queue the job came
+// from (*key is valid until the next push).
+bool readyq_take(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt, int64_t *id, const char **key);
+
 // True if a pop with these queues and types would find a job.
 bool readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt);

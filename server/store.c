@@ -100,7 +100,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "lease_ms > 0 THEN lease_ms ELSE ?3 END, "
                        "worker_id = ?4, lease_token = ?5, "
                        "finished_at = NULL "
-                       "WHERE id = ?1 AND state = 3 RETURNING " JOB_COLS,
+                       "WHERE id = ?1 AND state = 3 AND (?6 IS NULL OR "
+                       "queue || char(31) || type = ?6) RETURNING " JOB_COLS,
     [STMT_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
                         "finished_at = ?5, lease_deadline = NULL "
                         "WHERE id = ?1",
@@ -604,12 +605,23 @@ store_job_lease(struct store *st, int64_t id, const char *worker,
     int64_t token_id, int64_t now, int64_t default_lease, struct job *out,
     struct anvil_error *err)
 {
+    return store_job_lease_key(st, id, NULL, worker, token_id, now,
+        default_lease, out, err);
+}
+
+int
+store_job_lease_key(struct store *st, int64_t id, const char *key,
+    const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
+    struct job *out, struct anvil_error *err)
+{
     sqlite3_stmt *s = stmt_get(st, STMT_JOB_LEASE);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, default_lease);
     sqlite3_bind_text(s, 4, worker, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, token_id);
+    if (key != NULL)
+        sqlite3_bind_text(s, 6, key, -1, SQLITE_STATIC);
     return one_job(st, STMT_JOB_LEASE, out, err, "leasing a job");
 }
 

@@ -83,6 +83,13 @@ int store_job_lease(struct store *st, int64_t id, const char *worker,
     int64_t token_id, int64_t now, int64_t default_lease, struct job *out,
     struct anvil_error *err);
 
+// The same, leasing only if the job's "queue\x1ftype" is key (the ready
+// queue it was taken from): an entry left by a rolled-back insert whose id
+// was reused by a job of another kind is then skipped (NOT_FOUND).
+int store_job_lease_key(struct store *st, int64_t id, const char *key,
+    const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
+    struct job *out, struct anvil_error *err);
+
 // Sets a final state (SUCCEEDED, FAILED, CANCELED) with result or error.
 int store_job_finish(struct store *st, int64_t id, int state,
     const uint8_t *result, size_t result_len, const char *error, int64_t now,

@@ -1,0 +1,1697 @@
+// test_engine.c - the engine thread and the job state machine, driven the
+// way rpc.c drives it: post a struct cmd with engine_submit() and wait for
+// its done() callback. done() runs on the engine thread and only records
+// (under a mutex) that it ran; every assert runs on the test thread.
+#include "../../server/auth.h"
+#include "../../server/engine.h"
+
+#include "util/clock.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define REPLY_TIMEOUT_MS 5000 // how long any answer may take
+
+// ---- fixture: a fresh directory, database and engine per test ----
+
+struct fx {
+    char                 dir[64];
+    char                 path[128];
+    struct store        *st;
+    struct engine       *e;
+    struct engine_config cfg;
+};
+
+static void
+remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+// Opens the store and starts the engine with f->cfg.
+static int
+open_engine(struct fx *f)
+{
+    struct anvil_error err = { 0 };
+    if (store_open(f->path, 1, &f->st, &err) != ANVIL_OK
+        || engine_start(f->st, &f->cfg, &f->e, &err) != ANVIL_OK) {
+        fprintf(stderr, "open_engine: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+close_engine(struct fx *f)
+{
+    engine_stop(f->e);
+    store_close(f->st);
+    f->e  = NULL;
+    f->st = NULL;
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/anvil-engine-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
+    f->cfg = (struct engine_config) { .lease_ms = 30000, .max_attempts = 3 };
+    if (open_engine(f) != 0) {
+        close_engine(f);
+        remove_dir(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    close_engine(f);
+    store_hook_step = NULL;
+    remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+// Restarts on the same database with another lease length.
+static void
+restart(struct fx *f, int64_t lease_ms)
+{
+    close_engine(f);
+    f->cfg.lease_ms = lease_ms;
+    assert_int_equal(open_engine(f), 0);
+}
+
+// ---- posting commands and waiting for their answers ----
+
+static pthread_mutex_t done_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  done_cv = PTHREAD_COND_INITIALIZER;
+
+struct req {
+    struct cmd c;
+    bool       done;      // guarded by done_mu
+    int        calls;     // done() calls; guarded by done_mu
+    int64_t    done_mono; // av_mono_ms() when done() ran
+};
+
+static void
+on_done(struct cmd *c, void *arg)
+{
+    (void) c;
+    struct req *r = arg;
+    pthread_mutex_lock(&done_mu);
+    r->done = true;
+    r->calls++;
+    r->done_mono = av_mono_ms();
+    pthread_cond_broadcast(&done_cv);
+    pthread_mutex_unlock(&done_mu);
+}
+
+static void
+req_init(struct req *r, enum cmd_kind kind)
+{
+    memset(r, 0, sizeof(*r));
+    r->c.kind     = kind;
+    r->c.done     = on_done;
+    r->c.done_arg = r;
+}
+
+static void
+post(struct fx *f, struct req *r)
+{
+    engine_submit(f->e, &r->c);
+}
+
+// Waits up to timeout_ms for r's answer; true if it came.
+static bool
+wait_done(struct req *r, int64_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (timeout_ms % 1000) * 1000000;
+    ts.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&done_mu);
+    while (!r->done) {
+        if (pthread_cond_timedwait(&done_cv, &done_mu, &ts) != 0)
+            break;
+    }
+    bool done = r->done;
+    pthread_mutex_unlock(&done_mu);
+    return done;
+}
+
+static bool
+is_done(struct req *r)
+{
+    pthread_mutex_lock(&done_mu);
+    bool done = r->done;
+    pthread_mutex_unlock(&done_mu);
+    return done;
+}
+
+// Posts r and waits for its answer; returns its code.
+static int
+call(struct fx *f, struct req *r)
+{
+    post(f, r);
+    assert_true(wait_done(r, REPLY_TIMEOUT_MS));
+    return r->c.err.code;
+}
+
+// A round trip through the engine: every command posted before it has
+// been applied (parked or answered) once this returns.
+static void
+flush(struct fx *f)
+{
+    struct req r;
+    req_init(&r, CMD_GET);
+    r.c.u.get.id = INT64_MAX;
+    assert_int_equal(call(f, &r), ANVIL_NOT_FOUND);
+}
+
+// ---- job commands ----
+
+static struct cmd_submit
+job_spec(const char *type)
+{
+    return (struct cmd_submit) {
+        .type    = type,
+        .queue   = "default",
+        .payload = (const uint8_t *) "{\"n\":1}",
+        .len     = 7,
+    };
+}
+
+// Submits; asserts OK; returns the id.
+static int64_t
+submit_spec(struct fx *f, const struct cmd_submit *s, uint64_t rid)
+{
+    struct req r;
+    req_init(&r, CMD_SUBMIT);
+    r.c.u.submit   = *s;
+    r.c.request_id = rid;
+    int rc         = call(f, &r);
+    if (rc != ANVIL_OK)
+        fprintf(stderr, "submit: %s\n", r.c.err.msg);
+    assert_int_equal(rc, ANVIL_OK);
+    assert_true(r.c.u.submit.id > 0);
+    return r.c.u.submit.id;
+}
+
+static int64_t
+submit(struct fx *f, const char *type)
+{
+    struct cmd_submit s = job_spec(type);
+    return submit_spec(f, &s, 0);
+}
+
+// Reads a job into *out (caller job_fini's); returns the code.
+static int
+get_job(struct fx *f, int64_t id, struct job *out)
+{
+    struct req r;
+    req_init(&r, CMD_GET);
+    r.c.u.get.id = id;
+    int rc       = call(f, &r);
+    *out         = r.c.u.get.job;
+    return rc;
+}
+
+static int
+state_of(struct fx *f, int64_t id)
+{
+    struct job j;
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    int s = j.state;
+    job_fini(&j);
+    return s;
+}
+
+// Polls until job id is in state `want` or timeout_ms passes; true if it
+// got there. *out (may be NULL) gets the job as last read.
+static bool
+wait_state(
+    struct fx *f, int64_t id, int want, int64_t timeout_ms, struct job *out)
+{
+    int64_t    deadline = av_mono_ms() + timeout_ms;
+    struct job j        = { 0 };
+    for (;;) {
+        job_fini(&j);
+        assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+        if (j.state == want || av_mono_ms() >= deadline)
+            break;
+        struct timespec ts = { 0, 5 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    bool ok = j.state == want;
+    if (out != NULL)
+        *out = j;
+    else
+        job_fini(&j);
+    return ok;
+}
+
+static const char *const Q_DEFAULT[] = { "default" };
+
+// Fills r as a Poll of queue "default" for one type.
+static void
+poll_init(struct req *r, const char *const *types, size_t nt, uint32_t max,
+    uint32_t wait_ms)
+{
+    req_init(r, CMD_POLL);
+    r->c.u.poll = (struct cmd_poll) {
+        .worker  = "worker-1",
+        .queues  = Q_DEFAULT,
+        .nq      = 1,
+        .types   = types,
+        .nt      = nt,
+        .max     = max,
+        .wait_ms = wait_ms,
+    };
+}
+
+// Leases one job of this type now; asserts there was one. Caller
+// job_fini's.
+static struct job
+lease_one(struct fx *f, const char *type)
+{
+    const char *types[] = { type };
+    struct req  r;
+    poll_init(&r, types, 1, 1, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    struct job j = r.c.u.poll.jobs[0];
+    memset(&r.c.u.poll.jobs[0], 0, sizeof(j));
+    engine_cmd_fini(&r.c);
+    return j;
+}
+
+// Number of jobs a Poll of this type gets now (they stay leased).
+static size_t
+poll_count(struct fx *f, const char *type)
+{
+    const char *types[] = { type };
+    struct req  r;
+    poll_init(&r, types, 1, 100, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t n = r.c.u.poll.n;
+    engine_cmd_fini(&r.c);
+    return n;
+}
+
+static int
+complete(struct fx *f, int64_t id, uint32_t token, const char *result)
+{
+    struct req r;
+    req_init(&r, CMD_COMPLETE);
+    r.c.u.complete = (struct cmd_complete) {
+        .id     = id,
+        .token  = token,
+        .result = (const uint8_t *) result,
+        .len    = result ? strlen(result) : 0,
+    };
+    return call(f, &r);
+}
+
+static int
+fail_job(struct fx *f, int64_t id, uint32_t token, const char *error,
+    bool no_retry, int *state, int64_t *retry_at)
+{
+    struct req r;
+    req_init(&r, CMD_FAIL);
+    r.c.u.fail = (struct cmd_fail) {
+        .id = id, .token = token, .error = error, .no_retry = no_retry
+    };
+    int rc    = call(f, &r);
+    *state    = r.c.u.fail.state;
+    *retry_at = r.c.u.fail.retry_at;
+    return rc;
+}
+
+static int
+cancel(struct fx *f, int64_t id, struct job *out)
+{
+    struct req r;
+    req_init(&r, CMD_CANCEL);
+    r.c.u.cancel.id = id;
+    int rc          = call(f, &r);
+    *out            = r.c.u.cancel.job;
+    return rc;
+}
+
+static bool
+contains(const int64_t *v, size_t n, int64_t x)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == x)
+            return true;
+    }
+    return false;
+}
+
+// ---- the failure seam ----
+//
+// store.h does not export its statement indexes, so a test learns one by
+// running a single-step store call on a scratch database with a recording
+// hook, then arms a failure for that index. The engine thread runs the
+// hook, so its state is atomic.
+
+static atomic_int hook_last     = -1;
+static atomic_int hook_fail_id  = -1;
+static atomic_int hook_fail_cnt = 0;
+
+static int
+hook(int stmt)
+{
+    atomic_store(&hook_last, stmt);
+    if (stmt == atomic_load(&hook_fail_id)
+        && atomic_fetch_sub(&hook_fail_cnt, 1) > 0)
+        return 1;
+    return 0;
+}
+
+enum probe { PROBE_INSERT, PROBE_LEASE, PROBE_MAKE_READY, PROBE_COMMIT };
+
+// The statement index one store call steps.
+static int
+learn_stmt(struct fx *f, enum probe what)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/probe.db", f->dir);
+    struct store      *st  = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
+    struct store_new_job nj = { .type = "t", .queue = "q", .state = 3 };
+    struct job           j  = { 0 };
+    int64_t              id = 0;
+    atomic_store(&hook_fail_id, -1);
+    atomic_store(&hook_last, -1);
+    store_hook_step = hook;
+    switch (what) {
+    case PROBE_INSERT:
+        assert_int_equal(store_job_insert(st, &nj, &id, &err), ANVIL_OK);
+        break;
+    case PROBE_LEASE: // an unknown id: one step, no row
+        assert_int_equal(
+            store_job_lease(st, 99, "w", 0, 1, 1, &j, &err), ANVIL_NOT_FOUND);
+        break;
+    case PROBE_MAKE_READY:
+        assert_int_equal(store_job_make_ready(st, 99, &err), ANVIL_NOT_FOUND);
+        break;
+    case PROBE_COMMIT:
+        store_hook_step = NULL;
+        assert_int_equal(store_begin(st, &err), ANVIL_OK);
+        store_hook_step = hook;
+        assert_int_equal(store_commit(st, &err), ANVIL_OK);
+        break;
+    }
+    store_close(st);
+    int stmt = atomic_load(&hook_last);
+    assert_true(stmt >= 0);
+    return stmt;
+}
+
+static void
+hook_arm(int stmt, int times)
+{
+    atomic_store(&hook_fail_cnt, times);
+    atomic_store(&hook_fail_id, stmt);
+}
+
+// ---- submit, get, poll ----
+
+static void
+test_engine_submit_makes_a_queued_job(void **state)
+{
+    struct fx *f      = *state;
+    int64_t    before = av_now_ms();
+    int64_t    id     = submit(f, "email");
+    struct job j;
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.state, ANVIL_JOB_QUEUED);
+    assert_string_equal(j.type, "email");
+    assert_string_equal(j.queue, "default");
+    assert_int_equal(j.payload_len, 7);
+    assert_memory_equal(j.payload, "{\"n\":1}", 7);
+    assert_int_equal(j.attempt, 0);
+    assert_int_equal(j.max_attempts, 3); // the engine's default
+    assert_true(j.created_at >= before && j.created_at <= av_now_ms());
+    assert_true(j.run_at <= av_now_ms());
+    job_fini(&j);
+}
+
+static void
+test_engine_get_of_an_unknown_job_is_not_found(void **state)
+{
+    struct fx *f = *state;
+    struct job j;
+    assert_int_equal(get_job(f, 4242, &j), ANVIL_NOT_FOUND);
+    job_fini(&j);
+    struct req r;
+    req_init(&r, CMD_GET);
+    r.c.u.get.id = 4242;
+    assert_int_equal(call(f, &r), ANVIL_NOT_FOUND);
+    assert_non_null(strstr(r.c.err.msg, "j4242"));
+}
+
+static void
+test_engine_poll_leases_a_queued_job_once(void **state)
+{
+    struct fx *f      = *state;
+    int64_t    id     = submit(f, "email");
+    int64_t    before = av_now_ms();
+    struct job j      = lease_one(f, "email");
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.state, ANVIL_JOB_RUNNING);
+    assert_int_equal(j.attempt, 1);
+    assert_string_equal(j.worker_id, "worker-1");
+    assert_true(j.lease_deadline >= before + 30000);
+    assert_true(j.lease_deadline <= av_now_ms() + 30000);
+    assert_true(j.started_at >= before);
+    job_fini(&j);
+
+    assert_int_equal(state_of(f, id), ANVIL_JOB_RUNNING);
+    // Leased once: nobody else gets it.
+    assert_int_equal(poll_count(f, "email"), 0);
+}
+
+static void
+test_engine_poll_for_other_types_gets_nothing(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "email");
+    assert_int_equal(poll_count(f, "sms"), 0);
+    assert_int_equal(poll_count(f, "Email"), 0);
+    const char *const other_q[] = { "other" };
+    const char *const types[]   = { "email" };
+    struct req        r;
+    poll_init(&r, types, 1, 5, 0);
+    r.c.u.poll.queues = other_q;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 0);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_QUEUED);
+}
+
+static void
+test_engine_poll_honours_priority_across_polled_queues(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.queue             = "a";
+    s.priority          = 1;
+    int64_t a1          = submit_spec(f, &s, 0);
+    s.queue             = "b";
+    s.priority          = 5;
+    int64_t b5          = submit_spec(f, &s, 0);
+    s.queue             = "c"; // not polled, highest priority
+    s.priority          = 9;
+    int64_t c9          = submit_spec(f, &s, 0);
+    s.queue             = "a";
+    s.priority          = 5;
+    int64_t a5          = submit_spec(f, &s, 0);
+    s.queue             = "b";
+    s.priority          = -3;
+    int64_t bm3         = submit_spec(f, &s, 0);
+
+    const char *const queues[] = { "a", "b" };
+    const char *const types[]  = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 10, 0);
+    r.c.u.poll.queues = queues;
+    r.c.u.poll.nq     = 2;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 4);
+    int64_t want[] = { b5, a5, a1, bm3 }; // priority, then FIFO
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(r.c.u.poll.jobs[i].id, want[i]);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, c9), ANVIL_JOB_QUEUED);
+}
+
+static void
+test_engine_poll_leases_at_most_max_jobs(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 5; i++)
+        submit(f, "t");
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 3, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 3);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(poll_count(f, "t"), 2);
+    assert_int_equal(poll_count(f, "t"), 0);
+}
+
+static void
+test_engine_resent_poll_gets_the_same_leases_back(void **state)
+{
+    struct fx        *f       = *state;
+    int64_t           first   = submit(f, "t");
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 0);
+    r.c.request_id = 555;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, first);
+    engine_cmd_fini(&r.c);
+
+    int64_t second = submit(f, "t");
+    poll_init(&r, types, 1, 1, 0);
+    r.c.request_id = 555; // the resend
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, first);
+    assert_int_equal(r.c.u.poll.jobs[0].attempt, 1);
+    engine_cmd_fini(&r.c);
+    // A new request id gets the second job.
+    poll_init(&r, types, 1, 1, 0);
+    r.c.request_id = 556;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, second);
+    engine_cmd_fini(&r.c);
+}
+
+// ---- complete ----
+
+static void
+test_engine_complete_makes_the_job_succeed_with_its_result(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    assert_int_equal(complete(f, id, j.attempt, "{\"ok\":true}"), ANVIL_OK);
+    job_fini(&j);
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_SUCCEEDED);
+    assert_int_equal(j.result_len, 11);
+    assert_memory_equal(j.result, "{\"ok\":true}", 11);
+    assert_true(j.finished_at > 0);
+    assert_int_equal(j.attempt, 1);
+    assert_string_equal(j.error, "");
+    job_fini(&j);
+}
+
+static void
+test_engine_duplicate_complete_is_ok_and_changes_nothing(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    assert_int_equal(complete(f, id, 1, "first"), ANVIL_OK);
+    struct job before;
+    assert_int_equal(get_job(f, id, &before), ANVIL_OK);
+
+    assert_int_equal(complete(f, id, 1, "second"), ANVIL_OK);
+    struct job after;
+    assert_int_equal(get_job(f, id, &after), ANVIL_OK);
+    assert_int_equal(after.state, ANVIL_JOB_SUCCEEDED);
+    assert_int_equal(after.result_len, 5);
+    assert_memory_equal(after.result, "first", 5);
+    assert_int_equal(after.finished_at, before.finished_at);
+    job_fini(&before);
+    job_fini(&after);
+}
+
+static void
+test_engine_complete_with_a_stale_token_changes_nothing(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    struct req r;
+    req_init(&r, CMD_COMPLETE);
+    r.c.u.complete = (struct cmd_complete) {
+        .id = id, .token = 2, .result = (const uint8_t *) "x", .len = 1
+    };
+    assert_int_equal(call(f, &r), ANVIL_FAILED_PRECONDITION);
+    assert_non_null(strstr(r.c.err.msg, "no longer held"));
+    assert_int_equal(complete(f, id, 0, "x"), ANVIL_FAILED_PRECONDITION);
+
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_RUNNING);
+    assert_int_equal(j.attempt, 1);
+    assert_int_equal(j.result_len, 0);
+    assert_int_equal(j.finished_at, 0);
+    job_fini(&j);
+    // The rightful holder can still complete it.
+    assert_int_equal(complete(f, id, 1, "y"), ANVIL_OK);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
+}
+
+static void
+test_engine_complete_of_a_queued_or_unknown_job_is_refused(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    assert_int_equal(complete(f, id, 0, "x"), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(complete(f, id, 1, "x"), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_QUEUED);
+    assert_int_equal(complete(f, 999, 1, "x"), ANVIL_NOT_FOUND);
+}
+
+// ---- fail ----
+
+static void
+test_engine_retryable_failure_schedules_a_retry_keeping_the_error(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    int     st       = 0;
+    int64_t retry_at = 0;
+    int64_t before   = av_now_ms();
+    assert_int_equal(
+        fail_job(f, id, 1, "connection refused", false, &st, &retry_at),
+        ANVIL_OK);
+    int64_t after = av_now_ms();
+    assert_int_equal(st, ANVIL_JOB_SCHEDULED);
+    // First retry: 1000 ms scaled by jitter in [0.8, 1.2).
+    assert_true(retry_at >= before + 800);
+    assert_true(retry_at < after + 1200);
+
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_SCHEDULED);
+    assert_string_equal(j.error, "connection refused");
+    assert_int_equal(j.run_at, retry_at);
+    assert_int_equal(j.attempt, 1);
+    assert_int_equal(j.finished_at, 0);
+    job_fini(&j);
+    // Not handed out before its time.
+    assert_int_equal(poll_count(f, "t"), 0);
+
+    // A resend of the same Fail is answered again and changes nothing.
+    int     st2 = 0;
+    int64_t at2 = 0;
+    assert_int_equal(
+        fail_job(f, id, 1, "connection refused", false, &st2, &at2), ANVIL_OK);
+    assert_int_equal(st2, ANVIL_JOB_SCHEDULED);
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.run_at, retry_at);
+    job_fini(&j);
+    // A Fail for an attempt that never started is stale.
+    assert_int_equal(
+        fail_job(f, id, 2, "x", false, &st2, &at2), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(
+        fail_job(f, 999, 1, "x", false, &st2, &at2), ANVIL_NOT_FOUND);
+}
+
+static void
+test_engine_no_retry_failure_fails_the_job_at_once(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    int     st       = 0;
+    int64_t retry_at = -1;
+    assert_int_equal(
+        fail_job(f, id, 1, "bad payload", true, &st, &retry_at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_FAILED);
+    assert_int_equal(retry_at, 0);
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_FAILED);
+    assert_string_equal(j.error, "bad payload");
+    assert_true(j.finished_at > 0);
+    job_fini(&j);
+    // Final: a Complete for the same attempt is refused.
+    assert_int_equal(complete(f, id, 1, "late"), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_FAILED);
+}
+
+static void
+test_engine_failure_of_the_last_attempt_fails_the_job(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.max_attempts      = 1;
+    int64_t    id       = submit_spec(f, &s, 0);
+    struct job j        = lease_one(f, "t");
+    assert_int_equal(j.max_attempts, 1);
+    job_fini(&j);
+    int     st       = 0;
+    int64_t retry_at = -1;
+    assert_int_equal(
+        fail_job(f, id, 1, "flaky", false, &st, &retry_at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_FAILED);
+    assert_int_equal(retry_at, 0);
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_FAILED);
+    assert_string_equal(j.error, "flaky");
+    job_fini(&j);
+}
+
+// ---- cancel ----
+
+static void
+test_engine_cancel_of_a_queued_job_cancels_it_for_good(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j;
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.state, ANVIL_JOB_CANCELED);
+    assert_true(j.finished_at > 0);
+    job_fini(&j);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_CANCELED);
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_CANCELED);
+}
+
+static void
+test_engine_cancel_twice_is_no_error(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j;
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    int64_t finished = j.finished_at;
+    job_fini(&j);
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.state, ANVIL_JOB_CANCELED);
+    assert_int_equal(j.finished_at, finished);
+    job_fini(&j);
+}
+
+static void
+test_engine_cancel_of_a_finished_or_unknown_job_is_refused(void **state)
+{
+    struct fx *f    = *state;
+    int64_t    done = submit(f, "u");
+    struct job j    = lease_one(f, "u");
+    job_fini(&j);
+    assert_int_equal(complete(f, done, 1, "r"), ANVIL_OK);
+    struct req r;
+    req_init(&r, CMD_CANCEL);
+    r.c.u.cancel.id = done;
+    assert_int_equal(call(f, &r), ANVIL_FAILED_PRECONDITION);
+    assert_non_null(strstr(r.c.err.msg, "SUCCEEDED"));
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, done), ANVIL_JOB_SUCCEEDED);
+
+    int64_t failed = submit(f, "v");
+    j              = lease_one(f, "v");
+    job_fini(&j);
+    int     st = 0;
+    int64_t at = 0;
+    assert_int_equal(fail_job(f, failed, 1, "no", true, &st, &at), ANVIL_OK);
+    assert_int_equal(cancel(f, failed, &j), ANVIL_FAILED_PRECONDITION);
+    job_fini(&j);
+    assert_int_equal(state_of(f, failed), ANVIL_JOB_FAILED);
+
+    assert_int_equal(cancel(f, 31337, &j), ANVIL_NOT_FOUND);
+    job_fini(&j);
+}
+
+static void
+test_engine_cancel_of_a_running_job_waits_for_its_worker(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_RUNNING);
+    assert_true(j.cancel_requested);
+    job_fini(&j);
+
+    struct lease_ref ref = { .id = id, .token = 1 };
+    struct req       hb;
+    req_init(&hb, CMD_HEARTBEAT);
+    hb.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-1", .refs = &ref, .n = 1 };
+    assert_int_equal(call(f, &hb), ANVIL_OK);
+    assert_int_equal(hb.c.u.heartbeat.ncanceled, 1);
+    assert_int_equal(hb.c.u.heartbeat.canceled[0], id);
+    assert_int_equal(hb.c.u.heartbeat.nlost, 0);
+    engine_cmd_fini(&hb.c);
+
+    // The worker stops and completes: the job ends CANCELED.
+    assert_int_equal(complete(f, id, 1, "partial"), ANVIL_OK);
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_CANCELED);
+    assert_int_equal(j.result_len, 0);
+    job_fini(&j);
+    // A resend of that Complete is OK, and so is a second Cancel.
+    assert_int_equal(complete(f, id, 1, "partial"), ANVIL_OK);
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_CANCELED);
+    job_fini(&j);
+}
+
+static void
+test_engine_failure_of_a_cancel_requested_job_ends_canceled(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    job_fini(&j);
+    int     st = 0;
+    int64_t at = 0;
+    assert_int_equal(
+        fail_job(f, id, 1, "interrupted", false, &st, &at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_CANCELED);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_CANCELED);
+}
+
+// ---- heartbeat ----
+
+static void
+test_engine_heartbeat_extends_held_leases_and_reports_lost_ones(void **state)
+{
+    struct fx *f    = *state;
+    int64_t    held = submit(f, "t");
+    struct job j    = lease_one(f, "t");
+    int64_t    old  = j.lease_deadline;
+    job_fini(&j);
+    int64_t queued = submit(f, "other");
+
+    struct lease_ref refs[] = {
+        { .id = held, .token = 1 },   // held
+        { .id = held, .token = 7 },   // stale token
+        { .id = queued, .token = 1 }, // not running
+        { .id = 999, .token = 1 },    // unknown
+    };
+    struct req hb;
+    req_init(&hb, CMD_HEARTBEAT);
+    hb.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-1", .refs = refs, .n = 4 };
+    int64_t before = av_now_ms();
+    assert_int_equal(call(f, &hb), ANVIL_OK);
+    struct cmd_heartbeat *h = &hb.c.u.heartbeat;
+    assert_int_equal(h->ncanceled, 0);
+    assert_int_equal(h->nlost, 3);
+    assert_true(contains(h->lost, h->nlost, held));
+    assert_true(contains(h->lost, h->nlost, queued));
+    assert_true(contains(h->lost, h->nlost, 999));
+    assert_true(h->deadline >= before + 30000);
+    assert_true(h->deadline >= old);
+    int64_t deadline = h->deadline;
+    engine_cmd_fini(&hb.c);
+
+    assert_int_equal(get_job(f, held, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_RUNNING);
+    assert_int_equal(j.lease_deadline, deadline);
+    job_fini(&j);
+    assert_int_equal(state_of(f, queued), ANVIL_JOB_QUEUED);
+}
+
+static void
+test_engine_heartbeat_with_a_stale_token_reports_the_job_lost(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    int64_t    dl = j.lease_deadline;
+    job_fini(&j);
+    struct lease_ref ref = { .id = id, .token = 2 };
+    struct req       hb;
+    req_init(&hb, CMD_HEARTBEAT);
+    hb.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-2", .refs = &ref, .n = 1 };
+    assert_int_equal(call(f, &hb), ANVIL_OK);
+    assert_int_equal(hb.c.u.heartbeat.nlost, 1);
+    assert_int_equal(hb.c.u.heartbeat.lost[0], id);
+    assert_int_equal(hb.c.u.heartbeat.ncanceled, 0);
+    assert_int_equal(hb.c.u.heartbeat.deadline, 0); // nothing extended
+    engine_cmd_fini(&hb.c);
+    // The real holder's lease is untouched.
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.lease_deadline, dl);
+    assert_string_equal(j.worker_id, "worker-1");
+    job_fini(&j);
+}
+
+// ---- idempotency and resends ----
+
+static void
+test_engine_idempotency_key_returns_the_first_job(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.key               = "order-1";
+    struct req r;
+    req_init(&r, CMD_SUBMIT);
+    r.c.u.submit = s;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    int64_t id = r.c.u.submit.id;
+    assert_false(r.c.u.submit.existed);
+
+    struct cmd_submit s2 = job_spec("other-type");
+    s2.key               = "order-1";
+    req_init(&r, CMD_SUBMIT);
+    r.c.u.submit = s2;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.submit.id, id);
+    assert_true(r.c.u.submit.existed);
+
+    // Another key, or no key, is a new job.
+    s.key = "order-2";
+    assert_true(submit_spec(f, &s, 0) != id);
+    s.key = NULL;
+    assert_true(submit_spec(f, &s, 0) != id);
+    // Only one job came of the key.
+    assert_int_equal(poll_count(f, "other-type"), 0);
+    assert_int_equal(poll_count(f, "t"), 3);
+}
+
+static void
+test_engine_same_request_id_twice_makes_one_job(void **state)
+{
+    struct fx        *f  = *state;
+    struct cmd_submit s  = job_spec("t");
+    int64_t           id = submit_spec(f, &s, 0xabcdef);
+    assert_int_equal(submit_spec(f, &s, 0xabcdef), id);
+    assert_true(submit_spec(f, &s, 0xabcdf0) != id);
+
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.health.total, 2);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(poll_count(f, "t"), 2);
+}
+
+// ---- delays and long-polls ----
+
+static void
+test_engine_delayed_job_is_handed_out_only_at_its_time(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.delay_ms          = 300;
+    int64_t    t0       = av_mono_ms();
+    int64_t    id       = submit_spec(f, &s, 0);
+    struct job j;
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_SCHEDULED);
+    assert_true(j.run_at >= j.created_at + 300);
+    job_fini(&j);
+    assert_int_equal(poll_count(f, "t"), 0);
+
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 2000);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    int64_t elapsed = r.done_mono - t0;
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, id);
+    engine_cmd_fini(&r.c);
+    assert_true(elapsed >= 290);
+    assert_true(elapsed < 1500);
+}
+
+static void
+test_engine_parked_poll_is_answered_when_a_job_arrives(void **state)
+{
+    struct fx        *f       = *state;
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 2000);
+    post(f, &r);
+    flush(f);
+    assert_false(is_done(&r)); // parked
+    submit(f, "other");        // not its type: stays parked
+    flush(f);
+    assert_false(is_done(&r));
+
+    int64_t t0 = av_mono_ms();
+    int64_t id = submit(f, "t");
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.err.code, ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, id);
+    assert_int_equal(r.c.u.poll.jobs[0].state, ANVIL_JOB_RUNNING);
+    assert_true(r.done_mono - t0 < 1000); // well before the 2 s wait
+    assert_int_equal(r.calls, 1);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_parked_poll_times_out_empty(void **state)
+{
+    struct fx        *f       = *state;
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 150);
+    int64_t t0 = av_mono_ms();
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 0);
+    assert_true(r.done_mono - t0 >= 140);
+    engine_cmd_fini(&r.c);
+    // A job submitted afterwards is not lost to the expired poll.
+    int64_t id = submit(f, "t");
+    assert_int_equal(state_of(f, id), ANVIL_JOB_QUEUED);
+    assert_int_equal(poll_count(f, "t"), 1);
+}
+
+static void
+test_engine_parked_wait_is_answered_when_the_job_completes(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+
+    struct req w;
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = id;
+    w.c.u.wait.timeout_ms = 5000;
+    post(f, &w);
+    flush(f);
+    assert_false(is_done(&w));
+
+    int64_t t0 = av_mono_ms();
+    assert_int_equal(complete(f, id, 1, "done!"), ANVIL_OK);
+    assert_true(wait_done(&w, REPLY_TIMEOUT_MS));
+    assert_int_equal(w.c.err.code, ANVIL_OK);
+    assert_true(w.c.u.wait.done);
+    assert_int_equal(w.c.u.wait.job.state, ANVIL_JOB_SUCCEEDED);
+    assert_int_equal(w.c.u.wait.job.result_len, 5);
+    assert_memory_equal(w.c.u.wait.job.result, "done!", 5);
+    assert_true(w.done_mono - t0 < 1000);
+    engine_cmd_fini(&w.c);
+}
+
+static void
+test_engine_wait_times_out_with_done_false(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct req w;
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = id;
+    w.c.u.wait.timeout_ms = 200;
+    int64_t t0            = av_mono_ms();
+    assert_int_equal(call(f, &w), ANVIL_OK);
+    assert_false(w.c.u.wait.done);
+    assert_int_equal(w.c.u.wait.job.id, id);
+    assert_int_equal(w.c.u.wait.job.state, ANVIL_JOB_QUEUED);
+    assert_true(w.done_mono - t0 >= 190);
+    engine_cmd_fini(&w.c);
+
+    // timeout 0 answers at once; an unknown job is NOT_FOUND.
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id = id;
+    assert_int_equal(call(f, &w), ANVIL_OK);
+    assert_false(w.c.u.wait.done);
+    assert_int_equal(w.c.u.wait.job.state, ANVIL_JOB_QUEUED);
+    engine_cmd_fini(&w.c);
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = 777;
+    w.c.u.wait.timeout_ms = 1000;
+    assert_int_equal(call(f, &w), ANVIL_NOT_FOUND);
+    engine_cmd_fini(&w.c);
+}
+
+static void
+test_engine_wait_on_a_finished_job_answers_at_once(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j;
+    assert_int_equal(cancel(f, id, &j), ANVIL_OK);
+    job_fini(&j);
+    struct req w;
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = id;
+    w.c.u.wait.timeout_ms = 60000;
+    int64_t t0            = av_mono_ms();
+    assert_int_equal(call(f, &w), ANVIL_OK);
+    assert_true(w.c.u.wait.done);
+    assert_int_equal(w.c.u.wait.job.state, ANVIL_JOB_CANCELED);
+    assert_true(w.done_mono - t0 < 1000);
+    engine_cmd_fini(&w.c);
+}
+
+static void
+test_engine_stop_answers_parked_long_polls_unavailable(void **state)
+{
+    struct fx        *f       = *state;
+    int64_t           id      = submit(f, "t");
+    const char *const types[] = { "nothing" };
+    struct req        p, w;
+    poll_init(&p, types, 1, 1, 60000);
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = id;
+    w.c.u.wait.timeout_ms = 60000;
+    post(f, &p);
+    post(f, &w);
+    flush(f);
+    assert_false(is_done(&p));
+    assert_false(is_done(&w));
+    close_engine(f);
+    assert_true(is_done(&p));
+    assert_true(is_done(&w));
+    assert_int_equal(p.c.err.code, ANVIL_UNAVAILABLE);
+    assert_int_equal(w.c.err.code, ANVIL_UNAVAILABLE);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(w.calls, 1);
+    engine_cmd_fini(&p.c);
+    engine_cmd_fini(&w.c);
+}
+
+// ---- leases, timeouts, restarts ----
+
+static void
+test_engine_lease_expiry_fails_the_attempt_and_schedules_a_retry(void **state)
+{
+    struct fx *f = *state;
+    restart(f, 200);
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    assert_int_equal(j.attempt, 1);
+    job_fini(&j);
+
+    assert_true(wait_state(f, id, ANVIL_JOB_SCHEDULED, 3000, &j));
+    assert_string_equal(j.error, "lease expired");
+    assert_int_equal(j.attempt, 1);
+    assert_true(j.run_at > av_now_ms()); // backoff still ahead
+    job_fini(&j);
+    // The worker that lost the lease cannot complete it any more.
+    assert_int_equal(complete(f, id, 1, "late"), ANVIL_FAILED_PRECONDITION);
+
+    // After the backoff it is handed out again as attempt 2.
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 3000);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, id);
+    assert_int_equal(r.c.u.poll.jobs[0].attempt, 2);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_heartbeat_keeps_a_short_lease_alive(void **state)
+{
+    struct fx *f = *state;
+    restart(f, 300);
+    int64_t    id  = submit(f, "t");
+    struct job j   = lease_one(f, "t");
+    int64_t    end = j.lease_deadline + 300; // past the first lease
+    job_fini(&j);
+    struct lease_ref ref = { .id = id, .token = 1 };
+    while (av_now_ms() < end) {
+        struct req hb;
+        req_init(&hb, CMD_HEARTBEAT);
+        hb.c.u.heartbeat = (struct cmd_heartbeat) {
+            .worker = "worker-1", .refs = &ref, .n = 1
+        };
+        assert_int_equal(call(f, &hb), ANVIL_OK);
+        assert_int_equal(hb.c.u.heartbeat.nlost, 0);
+        engine_cmd_fini(&hb.c);
+        struct timespec ts = { 0, 50 * 1000000 }; // the worker's beat
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(state_of(f, id), ANVIL_JOB_RUNNING);
+    assert_int_equal(complete(f, id, 1, "ok"), ANVIL_OK);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
+}
+
+static void
+test_engine_attempt_timeout_fails_the_attempt(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.timeout_ms        = 100;
+    int64_t    id       = submit_spec(f, &s, 0);
+    struct job j        = lease_one(f, "t");
+    job_fini(&j);
+    assert_true(wait_state(f, id, ANVIL_JOB_SCHEDULED, 3000, &j));
+    assert_string_equal(j.error, "timed out after 100 ms");
+    assert_int_equal(j.attempt, 1);
+    job_fini(&j);
+    assert_int_equal(complete(f, id, 1, "late"), ANVIL_FAILED_PRECONDITION);
+}
+
+static void
+test_engine_state_survives_a_restart(void **state)
+{
+    struct fx *f = *state;
+    restart(f, 200);
+    struct cmd_submit s = job_spec("t");
+    s.priority          = 1;
+    int64_t low         = submit_spec(f, &s, 0);
+    s.priority          = 5;
+    int64_t high        = submit_spec(f, &s, 0);
+    s.priority          = 0;
+    s.delay_ms          = 60000;
+    int64_t    later    = submit_spec(f, &s, 0);
+    int64_t    leased   = submit(f, "u");
+    struct job j        = lease_one(f, "u");
+    assert_int_equal(j.id, leased);
+    job_fini(&j);
+    int64_t done = submit(f, "v");
+    assert_int_equal(cancel(f, done, &j), ANVIL_OK);
+    job_fini(&j);
+
+    restart(f, 200);
+    // Queued jobs are pollable, in priority order.
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 10, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 2);
+    assert_int_equal(r.c.u.poll.jobs[0].id, high);
+    assert_int_equal(r.c.u.poll.jobs[1].id, low);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, later), ANVIL_JOB_SCHEDULED);
+    assert_int_equal(state_of(f, done), ANVIL_JOB_CANCELED);
+    // The lease taken before the restart still expires.
+    assert_true(wait_state(f, leased, ANVIL_JOB_SCHEDULED, 3000, &j));
+    assert_string_equal(j.error, "lease expired");
+    assert_int_equal(j.attempt, 1);
+    job_fini(&j);
+    // New ids do not reuse old ones.
+    assert_true(submit(f, "w") > done);
+}
+
+static void
+test_engine_lease_held_across_a_restart_can_still_complete(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    job_fini(&j);
+    restart(f, 30000);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_RUNNING);
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_int_equal(complete(f, id, 2, "x"), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(complete(f, id, 1, "x"), ANVIL_OK);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
+}
+
+static void
+test_engine_job_lease_overrides_the_default_lease(void **state)
+{
+    struct fx        *f = *state;
+    struct cmd_submit s = job_spec("t");
+    s.lease_ms          = 150;
+    int64_t    id       = submit_spec(f, &s, 0);
+    int64_t    before   = av_now_ms();
+    struct job j        = lease_one(f, "t");
+    assert_true(j.lease_deadline >= before + 150);
+    assert_true(j.lease_deadline <= av_now_ms() + 150);
+    job_fini(&j);
+    assert_true(wait_state(f, id, ANVIL_JOB_SCHEDULED, 3000, &j));
+    assert_string_equal(j.error, "lease expired");
+    job_fini(&j);
+    // Jobs without their own lease keep the server's (30 s here).
+    submit(f, "u");
+    j = lease_one(f, "u");
+    assert_true(j.lease_deadline >= av_now_ms() + 29000);
+    job_fini(&j);
+}
+
+static void
+test_engine_job_backoff_policy_sets_the_retry_delay(void **state)
+{
+    struct fx        *f  = *state;
+    struct cmd_submit s  = job_spec("t");
+    s.backoff_initial_ms = 40;
+    s.backoff_max_ms     = 50;
+    s.backoff_multiplier = 3;
+    int64_t    id        = submit_spec(f, &s, 0);
+    struct job j         = lease_one(f, "t");
+    job_fini(&j);
+    int     st = 0;
+    int64_t at = 0;
+    int64_t t0 = av_now_ms();
+    assert_int_equal(fail_job(f, id, 1, "again", false, &st, &at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_SCHEDULED);
+    assert_true(at >= t0 + 32 && at < av_now_ms() + 48);
+
+    // Retried soon after: attempt 2, whose failure waits min(120, 50).
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 2000);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].attempt, 2);
+    engine_cmd_fini(&r.c);
+    t0 = av_now_ms();
+    assert_int_equal(fail_job(f, id, 2, "again", false, &st, &at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_SCHEDULED);
+    assert_true(at >= t0 + 40 && at < av_now_ms() + 60);
+}
+
+static void
+test_engine_only_the_lease_holders_token_may_report(void **state)
+{
+    struct fx        *f       = *state;
+    int64_t           id      = submit(f, "t");
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 0);
+    r.c.token_id = 5;
+    r.c.role     = ROLE_WORKER;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    engine_cmd_fini(&r.c);
+
+    // Another worker token: refused, and nothing changes.
+    req_init(&r, CMD_COMPLETE);
+    r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
+    r.c.token_id   = 6;
+    r.c.role       = ROLE_WORKER;
+    assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
+    req_init(&r, CMD_FAIL);
+    r.c.u.fail   = (struct cmd_fail) { .id = id, .token = 1, .error = "x" };
+    r.c.token_id = 6;
+    r.c.role     = ROLE_WORKER;
+    assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
+    struct lease_ref ref = { .id = id, .token = 1 };
+    req_init(&r, CMD_HEARTBEAT);
+    r.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-2", .refs = &ref, .n = 1 };
+    r.c.token_id = 6;
+    r.c.role     = ROLE_WORKER;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.heartbeat.nlost, 1);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_RUNNING);
+
+    // The holder may.
+    req_init(&r, CMD_COMPLETE);
+    r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
+    r.c.token_id   = 5;
+    r.c.role       = ROLE_WORKER;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
+}
+
+// ---- list and health ----
+
+static void
+test_engine_list_pages_with_next_before(void **state)
+{
+    struct fx *f = *state;
+    int64_t    ids[6];
+    for (int i = 0; i < 6; i++)
+        ids[i] = submit(f, "t");
+    int64_t before = 0;
+    size_t  seen   = 0;
+    int     pages  = 0;
+    for (int page = 0; page < 5; page++) {
+        pages++;
+        struct req r;
+        req_init(&r, CMD_LIST);
+        r.c.u.list.f
+            = (struct store_list_filter) { .limit = 3, .before_id = before };
+        assert_int_equal(call(f, &r), ANVIL_OK);
+        for (size_t i = 0; i < r.c.u.list.n; i++)
+            assert_int_equal(r.c.u.list.jobs[i].id, ids[5 - seen++]);
+        before = r.c.u.list.next_before;
+        engine_cmd_fini(&r.c);
+        if (before == 0)
+            break;
+    }
+    assert_int_equal(seen, 6);
+    // A full last page says there is no next one: no empty third page.
+    assert_int_equal(pages, 2);
+}
+
+static void
+test_engine_health_reports_depths_and_totals(void **state)
+{
+    struct fx *f = *state;
+    submit(f, "a");
+    submit(f, "a");
+    submit(f, "b");
+    struct job j = lease_one(f, "b");
+    job_fini(&j);
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    struct cmd_health *h = &r.c.u.health;
+    assert_int_equal(h->total, 3);
+    assert_int_equal(h->n, 2);
+    assert_string_equal(h->depths[0].type, "a");
+    assert_int_equal(h->depths[0].queued, 2);
+    assert_int_equal(h->depths[0].running, 0);
+    assert_string_equal(h->depths[1].type, "b");
+    assert_int_equal(h->depths[1].queued, 0);
+    assert_int_equal(h->depths[1].running, 1);
+    assert_true(h->uptime_ms >= 0);
+    engine_cmd_fini(&r.c);
+}
+
+// ---- backoff ----
+
+static void
+test_engine_backoff_doubles_from_one_second_up_to_the_cap(void **state)
+{
+    (void) state;
+    int64_t want[] = { 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000 };
+    for (uint32_t a = 1; a <= 8; a++)
+        assert_int_equal(
+            engine_backoff_ms(a, 1000, 60000, 2.0, 0.5), want[a - 1]);
+    assert_int_equal(engine_backoff_ms(100, 1000, 60000, 2.0, 0.5), 60000);
+    assert_int_equal(
+        engine_backoff_ms(UINT32_MAX, 1000, 60000, 2.0, 0.5), 60000);
+    // Odd inputs: attempt 0 is the first delay; a cap below the initial
+    // delay wins.
+    assert_int_equal(engine_backoff_ms(0, 1000, 60000, 2.0, 0.5), 1000);
+    assert_int_equal(engine_backoff_ms(1, 1000, 500, 2.0, 0.5), 500);
+}
+
+static void
+test_engine_backoff_jitter_stays_within_twenty_percent(void **state)
+{
+    (void) state;
+    assert_int_equal(engine_backoff_ms(1, 1000, 60000, 2.0, 0.0), 800);
+    assert_int_equal(engine_backoff_ms(3, 1000, 60000, 2.0, 0.0), 3200);
+    int64_t top = engine_backoff_ms(1, 1000, 60000, 2.0, 0.999999);
+    assert_true(top >= 1199 && top < 1200);
+    top = engine_backoff_ms(20, 1000, 60000, 2.0, 0.999999);
+    assert_true(top >= 71999 && top < 72000);
+    for (int i = 0; i < 1000; i++) {
+        double  jit = (double) i / 1000.0;
+        int64_t d   = engine_backoff_ms(2, 1000, 60000, 2.0, jit);
+        assert_true(d >= 1600 && d < 2400);
+    }
+}
+
+// ---- failures inside the engine ----
+
+static void
+test_engine_failed_submit_stores_nothing_and_the_next_works(void **state)
+{
+    struct fx *f        = *state;
+    int        ins_stmt = learn_stmt(f, PROBE_INSERT);
+    store_hook_step     = hook;
+    hook_arm(ins_stmt, 1);
+
+    struct cmd_submit s = job_spec("t");
+    s.key               = "k";
+    struct req r;
+    req_init(&r, CMD_SUBMIT);
+    r.c.u.submit = s;
+    assert_int_equal(call(f, &r), ANVIL_INTERNAL);
+    assert_true(strlen(r.c.err.msg) > 0);
+    assert_int_equal(poll_count(f, "t"), 0);
+    struct req h;
+    req_init(&h, CMD_HEALTH);
+    assert_int_equal(call(f, &h), ANVIL_OK);
+    assert_int_equal(h.c.u.health.n, 0);
+    engine_cmd_fini(&h.c);
+
+    // The retry with the same key makes the job (existed = false).
+    req_init(&r, CMD_SUBMIT);
+    r.c.u.submit = s;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_false(r.c.u.submit.existed);
+    assert_int_equal(poll_count(f, "t"), 1);
+}
+
+static void
+test_engine_failed_poll_leaves_the_job_ready_for_the_next_poll(void **state)
+{
+    struct fx *f          = *state;
+    int        lease_stmt = learn_stmt(f, PROBE_LEASE);
+    store_hook_step       = hook;
+    int64_t id            = submit(f, "t");
+
+    hook_arm(lease_stmt, 1);
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 0);
+    assert_int_equal(call(f, &r), ANVIL_INTERNAL);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, id), ANVIL_JOB_QUEUED);
+
+    // The database error was transient; the job must not be lost.
+    poll_init(&r, types, 1, 1, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t n = r.c.u.poll.n;
+    engine_cmd_fini(&r.c);
+    assert_int_equal(n, 1);
+}
+
+static void
+test_engine_failed_timer_write_does_not_strand_a_delayed_job(void **state)
+{
+    struct fx *f          = *state;
+    int        ready_stmt = learn_stmt(f, PROBE_MAKE_READY);
+    store_hook_step       = hook;
+    hook_arm(ready_stmt, 1);
+    struct cmd_submit s = job_spec("t");
+    s.delay_ms          = 50;
+    int64_t id          = submit_spec(f, &s, 0);
+
+    // The first attempt to make it ready fails; it must be retried.
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 2000);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t  n   = r.c.u.poll.n;
+    int64_t got = n > 0 ? r.c.u.poll.jobs[0].id : 0;
+    engine_cmd_fini(&r.c);
+    assert_true(atomic_load(&hook_fail_cnt) <= 0); // the failure happened
+    assert_int_equal(n, 1);
+    assert_int_equal(got, id);
+}
+
+static void
+test_engine_failed_commit_applies_nothing_and_loses_nothing(void **state)
+{
+    struct fx *f           = *state;
+    int        commit_stmt = learn_stmt(f, PROBE_COMMIT);
+    store_hook_step        = hook;
+    int64_t id             = submit(f, "t");
+
+    // The batch holding this Poll cannot commit: its lease is undone.
+    hook_arm(commit_stmt, 1);
+    const char *const types[] = { "t" };
+    struct req        r;
+    poll_init(&r, types, 1, 1, 0);
+    assert_int_equal(call(f, &r), ANVIL_INTERNAL);
+    assert_true(strlen(r.c.err.msg) > 0);
+    assert_int_equal(r.c.u.poll.n, 0);
+    engine_cmd_fini(&r.c);
+    assert_true(atomic_load(&hook_fail_cnt) <= 0);
+    struct job j;
+    assert_int_equal(get_job(f, id, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_QUEUED);
+    assert_int_equal(j.attempt, 0);
+    job_fini(&j);
+
+    // The same for a submit: nothing stored.
+    hook_arm(commit_stmt, 1);
+    struct req sr;
+    req_init(&sr, CMD_SUBMIT);
+    sr.c.u.submit = job_spec("lost");
+    assert_int_equal(call(f, &sr), ANVIL_INTERNAL);
+    assert_int_equal(poll_count(f, "lost"), 0);
+
+    // The engine rebuilt its memory: the first job is still handed out.
+    j = lease_one(f, "t");
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.attempt, 1);
+    job_fini(&j);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_engine_submit_makes_a_queued_job),
+        T(test_engine_get_of_an_unknown_job_is_not_found),
+        T(test_engine_poll_leases_a_queued_job_once),
+        T(test_engine_poll_for_other_types_gets_nothing),
+        T(test_engine_poll_honours_priority_across_polled_queues),
+        T(test_engine_poll_leases_at_most_max_jobs),
+        T(test_engine_resent_poll_gets_the_same_leases_back),
+        T(test_engine_complete_makes_the_job_succeed_with_its_result),
+        T(test_engine_duplicate_complete_is_ok_and_changes_nothing),
+        T(test_engine_complete_with_a_stale_token_changes_nothing),
+        T(test_engine_complete_of_a_queued_or_unknown_job_is_refused),
+        T(test_engine_retryable_failure_schedules_a_retry_keeping_the_error),
+        T(test_engine_no_retry_failure_fails_the_job_at_once),
+        T(test_engine_failure_of_the_last_attempt_fails_the_job),
+        T(test_engine_cancel_of_a_queued_job_cancels_it_for_good),
+        T(test_engine_cancel_twice_is_no_error),
+        T(test_engine_cancel_of_a_finished_or_unknown_job_is_refused),
+        T(test_engine_cancel_of_a_running_job_waits_for_its_worker),
+        T(test_engine_failure_of_a_cancel_requested_job_ends_canceled),
+        T(test_engine_heartbeat_extends_held_leases_and_reports_lost_ones),
+        T(test_engine_heartbeat_with_a_stale_token_reports_the_job_lost),
+        T(test_engine_idempotency_key_returns_the_first_job),
+        T(test_engine_same_request_id_twice_makes_one_job),
+        T(test_engine_delayed_job_is_handed_out_only_at_its_time),
+        T(test_engine_parked_poll_is_answered_when_a_job_arrives),
+        T(test_engine_parked_poll_times_out_empty),
+        T(test_engine_parked_wait_is_answered_when_the_job_completes),
+        T(test_engine_wait_times_out_with_done_false),
+        T(test_engine_wait_on_a_finished_job_answers_at_once),
+        T(test_engine_stop_answers_parked_long_polls_unavailable),
+        T(test_engine_lease_expiry_fails_the_attempt_and_schedules_a_retry),
+        T(test_engine_heartbeat_keeps_a_short_lease_alive),
+        T(test_engine_attempt_timeout_fails_the_attempt),
+        T(test_engine_state_survives_a_restart),
+        T(test_engine_lease_held_across_a_restart_can_still_complete),
+        T(test_engine_job_lease_overrides_the_default_lease),
+        T(test_engine_job_backoff_policy_sets_the_retry_delay),
+        T(test_engine_only_the_lease_holders_token_may_report),
+        T(test_engine_list_pages_with_next_before),
+        T(test_engine_health_reports_depths_and_totals),
+        T(test_engine_backoff_doubles_from_one_second_up_to_the_cap),
+        T(test_engine_backoff_jitter_stays_within_twenty_percent),
+        T(test_engine_failed_submit_stores_nothing_and_the_next_works),
+        T(test_engine_failed_commit_applies_nothing_and_loses_nothing),
+        T(test_engine_failed_poll_leaves_the_job_ready_for_the_next_poll),
+        T(test_engine_failed_timer_write_does_not_strand_a_delayed_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
