@@ -41,10 +41,13 @@ struct rpc_ctx {
 struct rpc {
     struct rpc_config cfg;
     nng_socket        sock;
-    pthread_mutex_t   lock; // guards all, receiving, closing, waits*
+    pthread_mutex_t   lock; // guards all, receiving, closing, submitting,
+                            // waits*
+    pthread_cond_t    idle; // signalled when submitting drops to 0
     struct rpc_ctx   *all;
     int               receiving;
     bool              closing;
+    int               submitting; // callbacks inside engine_submit()
     int               waits;
     uint16_t          waits_by_pipe[WAIT_SLOTS];
 };
@@ -197,6 +200,30 @@ call_done(struct cmd *c, void *arg)
     free(body);
 }
 
+// Hands the command to the engine unless the server is stopping; counted,
+// so that rpc_quiesce() knows when no callback can reach the engine.
+static void
+submit(struct rpc_ctx *x)
+{
+    struct rpc *r = x->rpc;
+    pthread_mutex_lock(&r->lock);
+    bool closing = r->closing;
+    if (!closing)
+        r->submitting++;
+    pthread_mutex_unlock(&r->lock);
+    if (closing) {
+        av_error_set(&x->call.cmd.err, ANVIL_UNAVAILABLE,
+            "the server is stopping");
+        call_done(&x->call.cmd, x);
+        return;
+    }
+    engine_submit(r->cfg.engine, &x->call.cmd);
+    pthread_mutex_lock(&r->lock);
+    if (--r->submitting == 0 && r->closing)
+        pthread_cond_broadcast(&r->idle);
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void
 handle_request(struct rpc_ctx *x, nng_msg *msg)
 {
@@ -237,7 +264,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     x->call.cmd.role       = role;
     x->call.cmd.done       = call_done;
     x->call.cmd.done_arg   = x;
-    engine_submit(x->rpc->cfg.engine, &x->call.cmd);
+    submit(x);
 }
 
 // Keeps at least cfg.contexts contexts receiving.
@@ -309,9 +336,11 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     r->cfg = *cfg;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->idle, NULL);
     int rv = nng_rep0_open(&r->sock);
     if (rv != 0) {
         pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->idle);
         free(r);
         return av_error_set(err, ANVIL_INTERNAL, "cannot open socket: %s",
             nng_strerror(rv));
@@ -339,13 +368,23 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
 }
 
 void
-rpc_close(struct rpc *r)
+rpc_quiesce(struct rpc *r)
 {
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->lock);
     r->closing = true;
+    while (r->submitting > 0)
+        pthread_cond_wait(&r->idle, &r->lock);
     pthread_mutex_unlock(&r->lock);
+}
+
+void
+rpc_close(struct rpc *r)
+{
+    if (r == NULL)
+        return;
+    rpc_quiesce(r);
     nng_close(r->sock);
 }
 
@@ -365,5 +404,6 @@ rpc_free(struct rpc *r)
         free(x);
     }
     pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->idle);
     free(r);
 }

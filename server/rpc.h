@@ -35,10 +35,16 @@ struct rpc;
 int rpc_start(const struct rpc_config *cfg, struct rpc **out,
     struct anvil_error *err);
 
-// Closes the socket: no request is taken after this returns.
+// Stops handing requests to the engine (later ones are answered
+// UNAVAILABLE) and waits until no callback is inside engine_submit(). The
+// socket stays open, so the engine can still answer what it holds.
+void rpc_quiesce(struct rpc *r);
+
+// Quiesces, then closes the socket: no request is taken after this.
 void rpc_close(struct rpc *r);
 
-// Frees every context; call after engine_stop(). NULL is ignored.
+// Frees every context; call after rpc_close() and engine_stop(). NULL is
+// ignored.
 void rpc_free(struct rpc *r);
 
 #endif

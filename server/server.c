@@ -140,8 +140,12 @@ server_stop(struct server *s)
 {
     if (s == NULL)
         return;
-    rpc_close(s->rpc);
+    // The engine answers what it holds while the socket is still open;
+    // only then is the socket closed (nng 1.5.2 must not send on a closed
+    // socket's contexts).
+    rpc_quiesce(s->rpc);
     engine_stop(s->engine);
+    rpc_close(s->rpc);
     rpc_free(s->rpc);
     store_close(s->store);
     auth_free(s->auth);

@@ -1,0 +1,113 @@
+#!/bin/sh
+# demo.sh - the seed's job, end to end: start anvild on a private ipc://
+# socket with a fresh database, start an anvil-worker, submit the Sleep job
+# with the anvil command and wait for it, print its status, stop both
+# processes with SIGTERM and clean up. Exits 0 only if the job SUCCEEDED.
+#
+# Usage: sh scripts/demo.sh BINDIR     (make demo passes bin/)
+set -u
+
+bindir=${1:-}
+if [ -z "$bindir" ]; then
+    echo "usage: sh scripts/demo.sh BINDIR" >&2
+    exit 2
+fi
+case $bindir in
+/*) ;;
+*) bindir=$(pwd)/$bindir ;;
+esac
+for prog in anvild anvil-worker anvil; do
+    if [ ! -x "$bindir/$prog" ]; then
+        echo "demo: $bindir/$prog is missing; run make first" >&2
+        exit 1
+    fi
+done
+
+tmp=$(mktemp -d /tmp/anvil-demo-XXXXXX) || exit 1
+url="ipc://$tmp/anvil.sock"
+server_pid=
+worker_pid=
+status=1
+
+# stop PID NAME: SIGTERM, then wait for it; SIGKILL if it is still there
+# after 15 s (a watchdog, so the wait itself needs no polling).
+stop() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null
+    (
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        sleep 15 &
+        nap=$!
+        wait "$nap" && kill -KILL "$1"
+    ) >/dev/null 2>&1 &
+    dog=$!
+    wait "$1"
+    rc=$?
+    kill "$dog" 2>/dev/null
+    wait "$dog" 2>/dev/null
+    echo "demo: $2 stopped (exit status $rc)"
+}
+
+cleanup() {
+    stop "$worker_pid" anvil-worker
+    worker_pid=
+    stop "$server_pid" anvild
+    server_pid=
+    if [ "$status" -ne 0 ]; then
+        for log in "$tmp/anvild.log" "$tmp/worker.log"; do
+            [ -s "$log" ] || continue
+            echo "demo: --- $log ---" >&2
+            cat "$log" >&2
+        done
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+fail() {
+    echo "demo: $*" >&2
+    exit 1
+}
+
+anvil() {
+    "$bindir/anvil" --server "$url" "$@"
+}
+
+echo "demo: starting anvild on $url (database $tmp/anvil.db)"
+"$bindir/anvild" --listen "$url" --db "$tmp/anvil.db" 2>"$tmp/anvild.log" &
+server_pid=$!
+
+# Wait for Health to answer: poll against a 20 s deadline.
+deadline=$(($(date +%s) + 20))
+until anvil health >"$tmp/health.out" 2>&1; do
+    kill -0 "$server_pid" 2>/dev/null || fail "anvild exited before answering"
+    [ "$(date +%s)" -lt "$deadline" ] || fail "anvild did not answer in 20 s"
+    sleep 0.1
+done
+cat "$tmp/health.out"
+
+echo "demo: starting anvil-worker (its stdout follows)"
+"$bindir/anvil-worker" --server "$url" --slots 2 2>"$tmp/worker.log" &
+worker_pid=$!
+
+payload='{"SleepTimeInSeconds": 1, "Message": "Hello World"}'
+echo "demo: \$ anvil submit Sleep --data '$payload' --wait --timeout-ms 60000"
+out=$(anvil submit Sleep --data "$payload" --wait --timeout-ms 60000)
+rc=$?
+printf '%s\n' "$out"
+id=$(printf '%s\n' "$out" | sed -n 's/^ID:[[:space:]]*//p' | head -n 1)
+[ -n "$id" ] || fail "submit printed no job id (exit status $rc)"
+
+echo "demo: \$ anvil status $id"
+out=$(anvil status "$id") || fail "anvil status $id failed"
+printf '%s\n' "$out"
+state=$(printf '%s\n' "$out" | sed -n 's/^State:[[:space:]]*//p' | head -n 1)
+
+echo "demo: job $id is $state"
+if [ "$state" = SUCCEEDED ] && [ "$rc" -eq 0 ]; then
+    status=0
+fi
+cleanup
+trap - EXIT
+exit "$status"

@@ -1,0 +1,574 @@
+// harness.c - see harness.h. Child processes are started with fork/exec;
+// everything the child needs (argv, paths) is prepared before fork, so the
+// child only calls async-signal-safe functions before execv.
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+#ifndef ANVIL_BIN_DIR
+#error "ANVIL_BIN_DIR must name the directory of the anvil binaries"
+#endif
+
+#define MAX_ARGS 32
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+// Runs once per process: nng_fini at exit keeps LeakSanitizer quiet about
+// nng's global state; ANVIL_TEST_LOG=debug shows the in-process server's
+// and workers' log lines on stderr.
+static void
+process_init(void)
+{
+    const char *level = getenv("ANVIL_TEST_LOG");
+    int         lv;
+
+    atexit(nng_fini);
+    if (level != NULL && av_log_parse_level(level, &lv) == 0) {
+        av_log_set_level(lv);
+        av_log_set_component("test");
+        av_log_to_stderr();
+    }
+}
+
+static void
+pause_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+bool
+harness_wait_for(bool (*cond)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = av_mono_ms() + timeout_ms;
+
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (av_mono_ms() >= deadline)
+            return cond(arg);
+        pause_ms(5);
+    }
+}
+
+char *
+harness_path(const struct harness *h, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", h->dir, name);
+    return buf;
+}
+
+int
+harness_open(struct harness *h)
+{
+    struct anvil_error err = { 0 };
+    int                rv;
+
+    pthread_once(&once, process_init);
+    memset(h, 0, sizeof(*h));
+    server_config_init(&h->cfg);
+    snprintf(h->dir, sizeof(h->dir), "/tmp/anvil-XXXXXX");
+    if (mkdtemp(h->dir) == NULL) {
+        fprintf(stderr, "harness: mkdtemp: %s\n", strerror(errno));
+        h->dir[0] = '\0';
+        return -1;
+    }
+    snprintf(h->url, sizeof(h->url), "ipc://%s/s", h->dir);
+    snprintf(h->db, sizeof(h->db), "%s/anvil.db", h->dir);
+    rv = anvil_client_open(&h->client, h->url, &err);
+    if (rv != ANVIL_OK) {
+        fprintf(stderr, "harness: client_open %s: %s: %s\n", h->url,
+            anvil_code_name(rv), err.msg);
+        return -1;
+    }
+    anvil_client_set_timeout(h->client, HARNESS_CLIENT_TIMEOUT_MS);
+    return 0;
+}
+
+int
+harness_start_with(struct harness *h, const struct server_config *cfg)
+{
+    struct anvil_error err = { 0 };
+    int                rv;
+
+    if (harness_open(h) != 0)
+        return -1;
+    if (cfg != NULL)
+        h->cfg = *cfg;
+    h->cfg.listen_url = h->url;
+    h->cfg.db_path    = h->db;
+    rv                = server_start(&h->cfg, &h->server, &err);
+    if (rv != ANVIL_OK) {
+        fprintf(stderr, "harness: server_start %s: %s: %s\n", h->url,
+            anvil_code_name(rv), err.msg);
+        h->server = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int
+harness_start(struct harness *h)
+{
+    return harness_start_with(h, NULL);
+}
+
+void
+harness_stop_server(struct harness *h)
+{
+    server_stop(h->server);
+    h->server = NULL;
+}
+
+// Removes path and everything below it, without following symlinks.
+static void
+remove_tree(const char *path)
+{
+    struct stat    st;
+    DIR           *d;
+    struct dirent *e;
+    char           sub[512];
+
+    if (lstat(path, &st) != 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    d = opendir(path);
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            remove_tree(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+// Prints a child's stderr file, to explain why it failed.
+static void
+dump_log(const char *path)
+{
+    char *text = harness_read_file(path, NULL);
+
+    fprintf(stderr, "harness: --- %s ---\n%s\n", path, text ? text : "");
+    free(text);
+}
+
+// True if the child has exited (and is now reaped) or was reaped before.
+static bool
+proc_gone(pid_t pid, int *status)
+{
+    pid_t r = waitpid(pid, status, WNOHANG);
+
+    return r == pid || (r < 0 && errno == ECHILD);
+}
+
+int
+harness_wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = av_mono_ms() + timeout_ms;
+    int     status   = 0;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        if (av_mono_ms() >= deadline)
+            return -1;
+        pause_ms(5);
+    }
+}
+
+int
+harness_kill(pid_t pid, int sig)
+{
+    if (pid <= 0)
+        return -1;
+    if (kill(pid, sig) != 0 && errno != ESRCH)
+        return -1;
+    return harness_wait_exit(pid, HARNESS_SPAWN_TIMEOUT_MS);
+}
+
+// Stops the children still running, newest first. Returns how many did not
+// exit cleanly (status 0 after SIGTERM, or on their own), with their logs
+// on stderr: a sanitizer report in a child shows up here.
+static int
+stop_procs(struct harness *h)
+{
+    int unclean = 0;
+
+    for (int i = h->n_procs - 1; i >= 0; i--) {
+        struct harness_proc *p = &h->procs[i];
+        int                  status;
+        pid_t                r;
+
+        if (p->pid <= 0)
+            continue;
+        r = waitpid(p->pid, &status, WNOHANG);
+        if (r < 0)
+            continue; // the test reaped it
+        if (r == 0) {
+            status = harness_kill(p->pid, SIGTERM);
+            if (status == -1) {
+                fprintf(
+                    stderr, "harness: pid %d ignored SIGTERM\n", (int) p->pid);
+                harness_kill(p->pid, SIGKILL);
+            }
+        }
+        if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "harness: pid %d ended with status 0x%x\n",
+                (int) p->pid, (unsigned) status);
+            dump_log(p->log);
+            unclean++;
+        }
+    }
+    h->n_procs = 0;
+    return unclean;
+}
+
+int
+harness_stop(struct harness *h)
+{
+    int unclean;
+
+    while (h->n_workers > 0)
+        harness_stop_worker(h, h->workers[h->n_workers - 1]);
+    unclean = stop_procs(h);
+    harness_stop_server(h);
+    anvil_client_close(h->client);
+    h->client = NULL;
+    if (h->dir[0] == '\0')
+        return unclean ? -1 : 0;
+    if (getenv("ANVIL_TEST_KEEP") != NULL)
+        fprintf(stderr, "harness: keeping %s\n", h->dir);
+    else
+        remove_tree(h->dir);
+    h->dir[0] = '\0';
+    return unclean ? -1 : 0;
+}
+
+const char *
+harness_proc_out(const struct harness *h, pid_t pid)
+{
+    for (int i = 0; i < h->n_procs; i++) {
+        if (h->procs[i].pid == pid)
+            return h->procs[i].out;
+    }
+    return NULL;
+}
+
+static void
+redirect(int fd, int to)
+{
+    if (fd < 0)
+        return;
+    dup2(fd, to);
+    if (fd != to)
+        close(fd);
+}
+
+// The child between fork and exec: async-signal-safe calls only.
+static void
+child_exec(
+    const char *path, char *const argv[], const char *out, const char *log)
+{
+    sigset_t none;
+    int      fd;
+
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    fd = open("/dev/null", O_RDONLY);
+    redirect(fd, 0);
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    redirect(fd, 1);
+    fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    redirect(fd, 2);
+    execv(path, argv);
+    _exit(127);
+}
+
+pid_t
+harness_spawn(struct harness *h, const char *prog, char *const argv[])
+{
+    struct harness_proc *p;
+    char                 path[256];
+    char                 name[64];
+    pid_t                pid;
+
+    if (h->n_procs >= HARNESS_MAX_PROCS) {
+        fprintf(stderr, "harness: too many child processes\n");
+        return -1;
+    }
+    p = &h->procs[h->n_procs];
+    snprintf(path, sizeof(path), "%s/%s", ANVIL_BIN_DIR, prog);
+    snprintf(name, sizeof(name), "%s-%d.out", prog, h->n_procs);
+    harness_path(h, name, p->out, sizeof(p->out));
+    snprintf(name, sizeof(name), "%s-%d.log", prog, h->n_procs);
+    harness_path(h, name, p->log, sizeof(p->log));
+    if (access(path, X_OK) != 0) {
+        fprintf(stderr, "harness: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0)
+        child_exec(path, argv, p->out, p->log);
+    p->pid = pid;
+    h->n_procs++;
+    return pid;
+}
+
+static bool
+health_answers(anvil_client *c)
+{
+    struct anvil_health *hl = NULL;
+    int                  rv = anvil_health(c, &hl, NULL);
+    bool                 ok = rv == ANVIL_OK;
+
+    anvil_health_free(hl);
+    return ok;
+}
+
+pid_t
+harness_spawn_anvild(struct harness *h, ...)
+{
+    char   *argv[MAX_ARGS];
+    int     n = 0;
+    va_list ap;
+    pid_t   pid;
+    int64_t deadline;
+
+    argv[n++] = "anvild";
+    argv[n++] = "--listen";
+    argv[n++] = h->url;
+    argv[n++] = "--db";
+    argv[n++] = h->db;
+    va_start(ap, h);
+    for (char *a = va_arg(ap, char *); a != NULL; a = va_arg(ap, char *)) {
+        if (n < MAX_ARGS - 1)
+            argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    pid     = harness_spawn(h, "anvild", argv);
+    if (pid < 0)
+        return -1;
+    deadline = av_mono_ms() + HARNESS_SPAWN_TIMEOUT_MS;
+    while (!health_answers(h->client)) {
+        int status;
+
+        if (proc_gone(pid, &status)) {
+            fprintf(stderr, "harness: anvild exited (status %d)\n", status);
+            dump_log(h->procs[h->n_procs - 1].log);
+            return -1;
+        }
+        if (av_mono_ms() >= deadline) {
+            fprintf(stderr, "harness: anvild gave no Health in %d ms\n",
+                HARNESS_SPAWN_TIMEOUT_MS);
+            dump_log(h->procs[h->n_procs - 1].log);
+            return -1;
+        }
+        pause_ms(10);
+    }
+    return pid;
+}
+
+pid_t
+harness_spawn_worker(struct harness *h, int slots)
+{
+    char  slots_s[16];
+    char *argv[]
+        = { "anvil-worker", "--server", h->url, "--slots", slots_s, NULL };
+
+    snprintf(slots_s, sizeof(slots_s), "%d", slots);
+    return harness_spawn(h, "anvil-worker", argv);
+}
+
+static anvil_worker *
+start_worker(struct harness *h, int slots, const char *const *queues,
+    size_t n_queues, va_list ap)
+{
+    struct anvil_worker_opts opts = { 0 };
+    struct anvil_error       err  = { 0 };
+    anvil_worker            *w    = NULL;
+    int                      rv;
+
+    if (h->n_workers >= HARNESS_MAX_WORKERS) {
+        fprintf(stderr, "harness: too many workers\n");
+        return NULL;
+    }
+    opts.url          = h->url;
+    opts.slots        = slots;
+    opts.queues       = queues;
+    opts.n_queues     = n_queues;
+    opts.poll_wait_ms = 500; // bounds how long a stop waits for a poll
+    opts.heartbeat_ms = 1000;
+    rv                = anvil_worker_new(&w, &opts, &err);
+    if (rv != ANVIL_OK)
+        goto fail;
+    for (const char *type = va_arg(ap, const char *); type != NULL;
+         type             = va_arg(ap, const char *)) {
+        anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
+        void            *arg = va_arg(ap, void *);
+
+        rv = anvil_worker_handle(w, type, fn, arg, &err);
+        if (rv != ANVIL_OK)
+            goto fail;
+    }
+    rv = anvil_worker_start(w, &err);
+    if (rv != ANVIL_OK)
+        goto fail;
+    h->workers[h->n_workers++] = w;
+    return w;
+fail:
+    fprintf(stderr, "harness: worker: %s: %s\n", anvil_code_name(rv), err.msg);
+    anvil_worker_free(w);
+    return NULL;
+}
+
+anvil_worker *
+harness_start_worker(struct harness *h, int slots, ...)
+{
+    anvil_worker *w;
+    va_list       ap;
+
+    va_start(ap, slots);
+    w = start_worker(h, slots, NULL, 0, ap);
+    va_end(ap);
+    return w;
+}
+
+anvil_worker *
+harness_start_worker_on(struct harness *h, int slots, const char *const *queues,
+    size_t n_queues, ...)
+{
+    anvil_worker *w;
+    va_list       ap;
+
+    va_start(ap, n_queues);
+    w = start_worker(h, slots, queues, n_queues, ap);
+    va_end(ap);
+    return w;
+}
+
+void
+harness_stop_worker(struct harness *h, anvil_worker *w)
+{
+    for (int i = 0; i < h->n_workers; i++) {
+        if (h->workers[i] != w)
+            continue;
+        h->workers[i] = h->workers[h->n_workers - 1];
+        h->n_workers--;
+        break;
+    }
+    anvil_worker_stop(w, 5000);
+    anvil_worker_free(w);
+}
+
+char *
+harness_read_file(const char *path, size_t *len)
+{
+    FILE  *f = fopen(path, "rb");
+    char  *buf;
+    size_t cap = 4096;
+    size_t n   = 0;
+
+    if (f == NULL)
+        return NULL;
+    buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+
+        n += got;
+        if (got == 0)
+            break;
+        if (n + 1 == cap) {
+            char *bigger = realloc(buf, cap * 2);
+
+            if (bigger == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf == NULL)
+        return NULL;
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+bool
+harness_file_has_line(const char *path, const char *line)
+{
+    char  *text  = harness_read_file(path, NULL);
+    size_t want  = strlen(line);
+    bool   found = false;
+
+    for (char *p = text; p != NULL && *p != '\0' && !found;) {
+        char  *nl  = strchr(p, '\n');
+        size_t len = nl ? (size_t) (nl - p) : strlen(p);
+
+        if (len > 0 && p[len - 1] == '\r')
+            len--;
+        found = len == want && memcmp(p, line, want) == 0;
+        p     = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    return found;
+}
+
+struct line_wait {
+    const char *path;
+    const char *line;
+};
+
+static bool
+line_present(void *arg)
+{
+    struct line_wait *lw = arg;
+
+    return harness_file_has_line(lw->path, lw->line);
+}
+
+bool
+harness_wait_for_line(const char *path, const char *line, int timeout_ms)
+{
+    struct line_wait lw = { path, line };
+
+    return harness_wait_for(line_present, &lw, timeout_ms);
+}

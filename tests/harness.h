@@ -1,0 +1,134 @@
+// harness.h - a real anvil server, workers and a client for one test.
+//
+// harness_start() gives a test a fresh temporary directory, an anvild
+// running in-process on an ipc:// URL inside it with its database there, and
+// an open client. harness_stop() undoes all of it: workers it started (in
+// process or as child processes), the server, the client and the directory.
+// Child processes (anvild, anvil-worker) are spawned from ANVIL_BIN_DIR, the
+// binaries of the flavor the test was built with.
+//
+// Nothing here waits a fixed time: every wait polls a condition against a
+// deadline. The harness never calls cmocka asserts, so it can live in any
+// test binary; functions report failure through their return values and a
+// line on stderr. A struct harness belongs to the test thread.
+#ifndef TESTS_HARNESS_H
+#define TESTS_HARNESS_H
+
+#include <anvil/anvil.h>
+#include <anvil/worker.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "../server/server.h"
+
+#define HARNESS_MAX_PROCS 8
+#define HARNESS_MAX_WORKERS 8
+
+// How long calls through h->client wait for a reply.
+#define HARNESS_CLIENT_TIMEOUT_MS 5000
+
+// How long harness_spawn_anvild() waits for Health to answer.
+#define HARNESS_SPAWN_TIMEOUT_MS 20000
+
+struct harness_proc {
+    pid_t pid;
+    char  out[128]; // file holding the child's stdout
+    char  log[128]; // file holding the child's stderr
+};
+
+struct harness {
+    char                 dir[64];  // "/tmp/anvil-XXXXXX"
+    char                 url[128]; // "ipc:///tmp/anvil-XXXXXX/s"
+    char                 db[128];  // "/tmp/anvil-XXXXXX/anvil.db"
+    struct server_config cfg;      // what the in-process server runs with
+    struct server       *server;   // NULL unless started in-process
+    anvil_client        *client;   // open for the whole test
+    struct harness_proc  procs[HARNESS_MAX_PROCS];
+    int                  n_procs;
+    anvil_worker        *workers[HARNESS_MAX_WORKERS];
+    int                  n_workers;
+};
+
+// Creates the directory, fills url and db, and opens h->client, without
+// starting a server (for tests that spawn anvild themselves). Returns 0, or
+// -1 with a line on stderr.
+int harness_open(struct harness *h);
+
+// harness_open() plus an in-process server with the default config. Returns
+// once the server listens: 0, or -1 with a line on stderr.
+int harness_start(struct harness *h);
+
+// As harness_start(), with cfg's limits (listen_url and db_path are
+// replaced by the harness's own). cfg may be NULL.
+int harness_start_with(struct harness *h, const struct server_config *cfg);
+
+// Stops in-process workers, child processes (SIGTERM, then SIGKILL after a
+// deadline), the in-process server and the client, then removes the
+// directory. Safe on a harness that failed to start. Returns 0, or -1 if a
+// child did not exit cleanly (its log is printed): teardowns return this,
+// so a crash or sanitizer report in a child fails the test.
+int harness_stop(struct harness *h);
+
+// Stops the in-process server alone (the client and workers stay).
+void harness_stop_server(struct harness *h);
+
+// Forks and execs ANVIL_BIN_DIR/<prog> with argv (argv[0] first, NULL
+// last), stdout and stderr in files of the directory, stdin /dev/null.
+// Returns at once: the pid, or -1. The harness reaps it in harness_stop().
+pid_t harness_spawn(struct harness *h, const char *prog, char *const argv[]);
+
+// Forks and execs ANVIL_BIN_DIR/anvild --listen h->url --db h->db, followed
+// by the extra arguments (a NULL-terminated list of strings), with its
+// stderr in a file of the directory, and waits until Health answers.
+// Returns the child's pid, or -1 if it could not start or exited early.
+pid_t harness_spawn_anvild(struct harness *h, ...);
+
+// Forks and execs ANVIL_BIN_DIR/anvil-worker --server h->url --slots slots
+// with stdout in a file of the directory (see harness_proc_out()). Returns
+// the pid, or -1.
+pid_t harness_spawn_worker(struct harness *h, int slots);
+
+// Sends sig to pid and waits for it to exit. Returns its wait status, or -1
+// if it could not be reaped within HARNESS_SPAWN_TIMEOUT_MS.
+int harness_kill(pid_t pid, int sig);
+
+// Waits up to timeout_ms for pid to exit. Returns its wait status, or -1.
+int harness_wait_exit(pid_t pid, int timeout_ms);
+
+// The stdout file of a child spawned by this harness; NULL if unknown.
+const char *harness_proc_out(const struct harness *h, pid_t pid);
+
+// Starts an in-process worker with `slots` slots on h->url, serving the
+// queue "default". The variable arguments are triples
+// (const char *type, anvil_handler_fn fn, void *arg) ended by a NULL type.
+// The harness owns the worker (harness_stop stops and frees it). Returns
+// the worker, or NULL with a line on stderr.
+anvil_worker *harness_start_worker(struct harness *h, int slots, ...);
+
+// As harness_start_worker(), serving the n_queues queues given.
+anvil_worker *harness_start_worker_on(struct harness *h, int slots,
+    const char *const *queues, size_t n_queues, ...);
+
+// Stops and frees one in-process worker started by this harness.
+void harness_stop_worker(struct harness *h, anvil_worker *w);
+
+// Calls cond(arg) until it returns true or timeout_ms passes, pausing a few
+// milliseconds between calls. Returns the last result of cond.
+bool harness_wait_for(bool (*cond)(void *), void *arg, int timeout_ms);
+
+// Reads a whole file into a NUL-terminated buffer the caller frees; *len
+// (may be NULL) gets its length. NULL if it cannot be read.
+char *harness_read_file(const char *path, size_t *len);
+
+// True if the file holds a line equal to `line` (without its newline).
+bool harness_file_has_line(const char *path, const char *line);
+
+// Waits up to timeout_ms for the file to hold that line.
+bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
+
+// Builds "<dir>/<name>" into buf. Returns buf.
+char *harness_path(
+    const struct harness *h, const char *name, char *buf, size_t len);
+
+#endif
