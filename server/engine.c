@@ -222,7 +222,7 @@ serve_parked_polls(struct engine *e, struct batch *b)
             continue;
         }
         *pp = c->next;
-        jobs_memo_add(e, c->request_id, p->jobs, p->n);
+        jobs_memo_add(e, c);
         list_push(&b->reply, c);
     }
 }
@@ -470,7 +470,8 @@ engine_submit(struct engine *e, struct cmd *c)
             av_error_set(&c->err, ANVIL_UNAVAILABLE, "the server is stopping");
         else
             av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED,
-                "the server has %d requests waiting, its limit; retry later",
+                "the server has %d requests waiting, its limit (anvild "
+                "--max-queue); retry later",
                 e->cfg.max_queue);
         c->done(c, c->done_arg);
         return;

@@ -17,6 +17,7 @@
 // gets the same jobs back instead of a second lease nobody reads.
 struct poll_memo {
     uint64_t rid;
+    int64_t  token_id; // only the same caller may replay it
     int64_t *ids;
     size_t   n;
 };
@@ -77,8 +78,8 @@ int  jobs_finish(struct engine *e, struct batch *b, int64_t id,
      int64_t workflow_id, int state, const uint8_t *result, size_t len,
      const char *error, struct anvil_error *err);
 int  jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
-void jobs_memo_add(
-    struct engine *e, uint64_t rid, const struct job *jobs, size_t n);
+// Remembers what a Poll leased, for a resend of it by the same caller.
+void jobs_memo_add(struct engine *e, const struct cmd *c);
 void jobs_lease_timers(struct engine *e, const struct job *j);
 // Timers run inside a savepoint; a non-OK return rolls it back and the
 // engine tries the timer again a second later.

@@ -56,10 +56,13 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
             "max_attempts %u is over the limit of %u", p->max_attempts,
             MAX_ATTEMPTS_LIMIT);
     if (p->timeout_ms < 0 || p->backoff_initial_ms < 0 ||
-        p->backoff_max_ms < 0)
+        p->backoff_max_ms < 0 || p->timeout_ms > MAX_DURATION_MS ||
+        p->backoff_initial_ms > MAX_DURATION_MS ||
+        p->backoff_max_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "timeout_ms, initial_backoff_ms and max_backoff_ms must not be "
-            "negative");
+            "timeout_ms, initial_backoff_ms and max_backoff_ms must be "
+            "between 0 and %lld (ten years)",
+            (long long) MAX_DURATION_MS);
     if (p->lease_ms != 0 && (p->lease_ms < MIN_LEASE_MS ||
                                 p->lease_ms > MAX_LEASE_MS))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -101,9 +104,12 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     if (strlen(r->idempotency_key) > MAX_KEY)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "idempotency_key is longer than %d bytes", MAX_KEY);
-    if (r->delay_ms < 0 || r->run_at_ms < 0)
+    if (r->delay_ms < 0 || r->run_at_ms < 0 ||
+        r->delay_ms > MAX_DURATION_MS || r->run_at_ms > MAX_TIME_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "delay_ms and run_at_ms must not be negative");
+            "delay_ms must be between 0 and %lld (ten years) and run_at_ms "
+            "between 0 and %lld",
+            (long long) MAX_DURATION_MS, MAX_TIME_MS);
     struct handler_policy pol = {
         .max_attempts       = r->max_attempts,
         .timeout_ms         = r->timeout_ms,

@@ -21,9 +21,10 @@ hadmin_decode_create(const struct handler_limits *lim, struct call *call,
             (int) r->role);
     if (r->name[0] && handlers_check_name("name", r->name, err))
         return err->code;
-    if (r->expires_in_ms < 0)
+    if (r->expires_in_ms < 0 || r->expires_in_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "expires_in_ms must not be negative");
+            "expires_in_ms must be between 0 (never) and %lld (ten years)",
+            (long long) MAX_DURATION_MS);
     call->cmd.kind             = CMD_TOKEN_CREATE;
     call->cmd.u.token.role     = (int) r->role;
     call->cmd.u.token.name     = r->name;

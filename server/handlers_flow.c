@@ -96,9 +96,10 @@ check_spec(const Anvil__V1__WorkflowSpec *spec, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "on_failure %d is not a failure policy (0 FAIL_FAST, 1 CONTINUE)",
             (int) spec->on_failure);
-    if (spec->timeout_ms < 0)
+    if (spec->timeout_ms < 0 || spec->timeout_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "timeout_ms must not be negative");
+            "timeout_ms must be between 0 and %lld (ten years)",
+            (long long) MAX_DURATION_MS);
     if (strlen(spec->idempotency_key) > MAX_KEY)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "idempotency_key is longer than %d bytes", MAX_KEY);

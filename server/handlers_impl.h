@@ -15,6 +15,10 @@
 #define MAX_ATTEMPTS_LIMIT 1000u
 
 #define MAX_HOST 255
+// Durations and times are bounded so that adding them to now can never
+// overflow: ten years, and run_at before the year 2200.
+#define MAX_DURATION_MS (10LL * 366 * 24 * 3600 * 1000)
+#define MAX_TIME_MS 7258118400000LL
 #define MIN_LEASE_MS 100
 #define MAX_LEASE_MS (24 * 3600 * 1000)
 

@@ -208,24 +208,29 @@ apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 static struct poll_memo *
-memo_find(struct engine *e, uint64_t rid)
+memo_find(struct engine *e, const struct cmd *c)
 {
-    for (size_t i = 0; rid != 0 && i < POLL_MEMORY; i++) {
-        if (e->memo[i].rid == rid)
+    for (size_t i = 0; c->request_id != 0 && i < POLL_MEMORY; i++) {
+        if (e->memo[i].rid == c->request_id &&
+            e->memo[i].token_id == c->token_id)
             return &e->memo[i];
     }
     return NULL;
 }
 
 void
-jobs_memo_add(struct engine *e, uint64_t rid, const struct job *jobs, size_t n)
+jobs_memo_add(struct engine *e, const struct cmd *c)
 {
+    uint64_t          rid  = c->request_id;
+    const struct job *jobs = c->u.poll.jobs;
+    size_t            n    = c->u.poll.n;
     if (rid == 0 || n == 0)
         return;
     struct poll_memo *m = &e->memo[e->memo_next++ % POLL_MEMORY];
     free(m->ids);
     m->ids = malloc(n * sizeof(*m->ids));
-    m->rid = m->ids ? rid : 0;
+    m->rid      = m->ids ? rid : 0;
+    m->token_id = c->token_id;
     m->n   = m->ids ? n : 0;
     for (size_t i = 0; i < m->n; i++)
         m->ids[i] = jobs[i].id;
@@ -245,7 +250,8 @@ poll_replay(struct engine *e, struct cmd *c, const struct poll_memo *m)
             continue;
         if (rc != ANVIL_OK)
             return rc;
-        if (p->jobs[p->n].state == ANVIL_JOB_RUNNING)
+        if (p->jobs[p->n].state == ANVIL_JOB_RUNNING &&
+            strcmp(p->jobs[p->n].worker_id, p->worker) == 0)
             p->n++;
         else
             job_fini(&p->jobs[p->n]);
@@ -331,7 +337,7 @@ apply_poll(struct engine *e, struct batch *b, struct cmd *c)
 {
     if (seen(e, b, c, c->u.poll.worker, c->u.poll.info) != ANVIL_OK)
         return c->err.code;
-    struct poll_memo *m = memo_find(e, c->request_id);
+    struct poll_memo *m = memo_find(e, c);
     if (m != NULL)
         return poll_replay(e, c, m);
     int rc = jobs_poll_take(e, b, c);
@@ -341,7 +347,7 @@ apply_poll(struct engine *e, struct batch *b, struct cmd *c)
         engine_park(e, &e->parked_polls, c, b->now + c->u.poll.wait_ms);
         return ANVIL_ABORTED;
     }
-    jobs_memo_add(e, c->request_id, c->u.poll.jobs, c->u.poll.n);
+    jobs_memo_add(e, c);
     return ANVIL_OK;
 }
 

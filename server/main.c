@@ -38,7 +38,8 @@ static const char usage_text[] =
     "  --tls-client-ca FILE    require client certificates signed by this CA\n"
     "  --max-waits N           long-polls in flight, total (default 10000)\n"
     "  --max-waits-per-conn N  long-polls in flight per connection (256)\n"
-    "  --max-queue N           requests waiting for the engine (100000)\n";
+    "  --max-queue N           requests waiting for the engine (100000)\n"
+    "  --max-conns N           connections open at once (1024)\n";
 
 static int
 parse_int(const char *s, long long min, long long max, long long *out)
@@ -208,6 +209,12 @@ set_max_queue(struct server_config *cfg, const char *v)
     return set_count(&cfg->max_queue, v);
 }
 
+static const char *
+set_max_conns(struct server_config *cfg, const char *v)
+{
+    return set_count(&cfg->max_conns, v);
+}
+
 static const struct {
     const char *flag;
     bool        value;
@@ -231,6 +238,7 @@ static const struct {
     { "--max-waits", true, set_max_waits },
     { "--max-waits-per-conn", true, set_max_waits_conn },
     { "--max-queue", true, set_max_queue },
+    { "--max-conns", true, set_max_conns },
 };
 
 // 0 to run, 1 after --help, 2 for a usage error (printed).

@@ -50,6 +50,7 @@ struct rpc {
     int               submitting; // callbacks inside engine_submit()
     int               waits;
     uint16_t          waits_by_pipe[WAIT_SLOTS];
+    int               conns; // connections open (pipe callbacks)
 };
 
 static void ctx_cb(void *arg);
@@ -312,6 +313,26 @@ ctx_cb(void *arg)
     handle_request(x, nng_aio_get_msg(x->aio));
 }
 
+// Connections past max_conns are closed as they arrive: each may hold a
+// partly received message of up to recv_max bytes.
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct rpc *r    = arg;
+    bool        over = false;
+    pthread_mutex_lock(&r->lock);
+    if (ev == NNG_PIPE_EV_ADD_PRE)
+        over = ++r->conns > r->cfg.max_conns;
+    else if (ev == NNG_PIPE_EV_REM_POST)
+        r->conns--;
+    pthread_mutex_unlock(&r->lock);
+    if (over) {
+        AV_WARN("rpc.conns", "limit=%d msg=\"connection refused: too many "
+                "connections (anvild --max-conns)\"", r->cfg.max_conns);
+        nng_pipe_close(p);
+    }
+}
+
 // Listens synchronously, with the TLS configuration when there is one.
 static int
 listen_on(struct rpc *r, const struct rpc_config *cfg)
@@ -346,6 +367,8 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
             nng_strerror(rv));
     }
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, r);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     rv = listen_on(r, cfg);
     if (rv != 0) {
         av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s",

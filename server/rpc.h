@@ -25,6 +25,7 @@ struct rpc_config {
     struct auth          *auth;
     int                   max_waits;          // long-polls in flight, total
     int                   max_waits_per_conn; // ... per connection
+    int                   max_conns;          // connections open at once
     struct nng_tls_config *tls; // for tls+tcp:// URLs; NULL otherwise
 };
 

@@ -6,6 +6,7 @@
 #include "util/file.h"
 #include "util/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,13 +19,25 @@ security_is_local(const char *url)
 {
     if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0)
         return true;
-    const char *host = strstr(url, "://");
-    if (host == NULL)
+    const char *h = strstr(url, "://");
+    if (h == NULL)
         return false;
-    host += 3;
-    return strncmp(host, "127.", 4) == 0 ||
-        strncmp(host, "localhost:", 10) == 0 ||
-        strncmp(host, "[::1]:", 6) == 0;
+    h += 3;
+    // The host: "[v6]" or up to the port's colon (or the path).
+    char   host[256];
+    size_t n = h[0] == '[' ? strcspn(h + 1, "]") : strcspn(h, ":/");
+    if (n >= sizeof(host))
+        return false;
+    memcpy(host, h[0] == '[' ? h + 1 : h, n);
+    host[n] = '\0';
+    struct in_addr  v4;
+    struct in6_addr v6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &v6) == 1 &&
+        IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 bool

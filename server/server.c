@@ -41,6 +41,7 @@ server_config_init(struct server_config *cfg)
     cfg->max_waits      = 10000;
     cfg->max_waits_per_conn = 256;
     cfg->max_queue      = 100000;
+    cfg->max_conns      = 1024;
 }
 
 static int
@@ -57,9 +58,10 @@ check_config(const struct server_config *cfg, struct anvil_error *err)
             "contexts must be at least 1, lease_ms at least 100 and "
             "retention_ms not negative");
     if (cfg->max_waits < 1 || cfg->max_waits_per_conn < 1 ||
-        cfg->max_queue < 1)
+        cfg->max_queue < 1 || cfg->max_conns < 1)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "max_waits, max_waits_per_conn and max_queue must be at least 1");
+            "max_waits, max_waits_per_conn, max_queue and max_conns must be "
+            "at least 1");
     if (handlers_check() != 0)
         return av_error_set(err, ANVIL_INTERNAL,
             "rpc handler table does not match the service descriptor");
@@ -121,6 +123,7 @@ server_start(const struct server_config *cfg, struct server **out,
             .auth     = s->auth,
             .max_waits          = cfg->max_waits,
             .max_waits_per_conn = cfg->max_waits_per_conn,
+            .max_conns          = cfg->max_conns,
             .tls                = s->tls,
         };
         rc = rpc_start(&rcf, &s->rpc, err);

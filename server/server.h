@@ -39,6 +39,7 @@ struct server_config {
     int         max_waits;          // long-polls in flight; 10000
     int         max_waits_per_conn; // per connection; 256
     int         max_queue;          // requests waiting for the engine; 100000
+    int         max_conns;          // connections open at once; 1024
 };
 
 // Fills cfg with the defaults above.
