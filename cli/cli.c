@@ -18,6 +18,7 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_cancel,
     &cli_verb_list,
     &cli_verb_health,
+    &cli_verb_workflow,
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -114,6 +115,34 @@ cli_verb_find(const char *name)
     return NULL;
 }
 
+const struct cli_verb *
+cli_subverb_find(const struct cli_verb *group, const char *word)
+{
+    size_t skip = strlen(group->name) + 1; // "workflow submit" -> "submit"
+    for (size_t i = 0; group->subverbs && group->subverbs[i] != NULL; i++) {
+        const char *name = group->subverbs[i]->name;
+        if (strlen(name) > skip && strcmp(name + skip, word) == 0)
+            return group->subverbs[i];
+    }
+    return NULL;
+}
+
+// "submit, status, wait, cancel or list": the group's sub-verbs.
+static void
+subverb_names(const struct cli_verb *group, char *buf, size_t len)
+{
+    size_t skip = strlen(group->name) + 1, at = 0, n = 0;
+    while (group->subverbs[n] != NULL)
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && at < len; i++)
+        at += (size_t) snprintf(buf + at, len - at, "%s%s",
+            i == 0          ? ""
+                : i + 1 < n ? ", "
+                            : " or ",
+            group->subverbs[i]->name + skip);
+}
+
 static const struct cli_flag *
 flag_find(const struct cli_flag *flags, const char *name, size_t len)
 {
@@ -168,6 +197,17 @@ parse_word(const char *a, struct cli_opts *o, struct anvil_error *err)
                 err, "unknown verb '%s' (try 'anvil --help')", a);
         return CLI_EXIT_OK;
     }
+    if (o->verb->subverbs != NULL) {
+        const struct cli_verb *sub = cli_subverb_find(o->verb, a);
+        if (sub == NULL) {
+            char names[128];
+            subverb_names(o->verb, names, sizeof(names));
+            return cli_usage_error(err, "%s: unknown subcommand '%s' (%s)",
+                o->verb->name, a, names);
+        }
+        o->verb = sub;
+        return CLI_EXIT_OK;
+    }
     if (o->help || o->verb->positional == NULL || o->positional_set)
         return cli_usage_error(
             err, "%s: unexpected argument '%s'", o->verb->name, a);
@@ -214,6 +254,12 @@ cli_parse(int argc, char **argv, struct cli_opts *o, struct anvil_error *err)
         return CLI_EXIT_OK;
     if (o->verb == NULL)
         return cli_usage_error(err, "missing verb (try 'anvil --help')");
+    if (o->verb->subverbs != NULL) {
+        char names[128];
+        subverb_names(o->verb, names, sizeof(names));
+        return cli_usage_error(
+            err, "%s: missing subcommand (%s)", o->verb->name, names);
+    }
     if (o->verb->positional != NULL && !o->positional_set)
         return cli_usage_error(
             err, "%s: missing %s", o->verb->name, o->verb->positional);
@@ -234,13 +280,16 @@ static const char global_help[]
 
 static const char exit_help[]
     = "Exit status:\n"
-      "  0  success; for wait and submit --wait: the job SUCCEEDED\n"
+      "  0  success; for wait and submit --wait: the job (workflow) "
+      "SUCCEEDED\n"
       "  1  the server returned an error (\"anvil: CODE: message\" on "
       "stderr),\n"
       "     or the waited-for job ended FAILED or CANCELED (it is still "
       "printed)\n"
-      "  2  bad usage; nothing was sent to the server\n"
-      "  4  wait, submit --wait: --timeout-ms passed before the job finished\n";
+      "  2  bad usage or an invalid workflow file; nothing was sent to the "
+      "server\n"
+      "  4  wait, submit --wait: --timeout-ms passed before the job finished\n"
+      "     (the same for workflow wait and workflow submit --wait)\n";
 
 static const char json_help[]
     = "JSON output (--json):\n"
@@ -257,9 +306,36 @@ static const char json_help[]
       "and\n"
       "  \"payload_base64\" / \"result_base64\" hold them in base64.\n";
 
+// Usage of a verb group: its summary and its sub-verbs.
+static void
+group_usage(FILE *f, const struct cli_verb *group)
+{
+    size_t skip = strlen(group->name) + 1;
+    fprintf(f,
+        "Usage: anvil [--server URL] [--json] %s SUBCOMMAND [ARGS]\n\n"
+        "%c%s.\n\nSubcommands:\n",
+        group->name, toupper((unsigned char) group->summary[0]),
+        group->summary + 1);
+    for (size_t i = 0; group->subverbs[i] != NULL; i++) {
+        const struct cli_verb *v = group->subverbs[i];
+        char                   head[32];
+        snprintf(head, sizeof(head), "%s%s%s", v->name + skip,
+            v->positional ? " " : "", v->positional ? v->positional : "");
+        fprintf(f, "  %-13s  %s\n", head, v->summary);
+    }
+    if (group->help[0] != '\0')
+        fprintf(f, "\n%s", group->help);
+    fprintf(f, "\nRun 'anvil %s SUBCOMMAND --help' for its flags.\n\n%s",
+        group->name, global_help);
+}
+
 void
 cli_usage(FILE *f, const struct cli_verb *verb)
 {
+    if (verb != NULL && verb->subverbs != NULL) {
+        group_usage(f, verb);
+        return;
+    }
     if (verb != NULL) {
         fprintf(f, "Usage: anvil [--server URL] [--json] %s%s%s%s%s\n\n",
             verb->name, verb->positional ? " " : "",
@@ -274,14 +350,15 @@ cli_usage(FILE *f, const struct cli_verb *verb)
         return;
     }
     fputs("Usage: anvil [--server URL] [--json] VERB [ARGS]\n\n"
-          "Submit, follow and cancel jobs on an anvil server.\n\n"
+          "Submit, follow and cancel jobs and workflows on an anvil "
+          "server.\n\n"
           "Verbs:\n",
         f);
     for (size_t i = 0; i < N_VERBS; i++) {
-        char head[32];
-        snprintf(head, sizeof(head), "%s%s%s", verbs[i]->name,
-            verbs[i]->positional ? " " : "",
-            verbs[i]->positional ? verbs[i]->positional : "");
+        char        head[32];
+        const char *arg = verbs[i]->subverbs ? "CMD" : verbs[i]->positional;
+        snprintf(head, sizeof(head), "%s%s%s", verbs[i]->name, arg ? " " : "",
+            arg ? arg : "");
         fprintf(f, "  %-13s  %s\n", head, verbs[i]->summary);
     }
     fprintf(f, "  %-13s  %s\n\n", "help [VERB]", "show this help, or a verb's");

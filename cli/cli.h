@@ -5,24 +5,28 @@
 // contacted. cli_main() parses, opens a client and runs the verb. Each verb
 // lives in cli/cmd_<group>.c and is described by a struct cli_verb: its
 // flags, its one positional argument and its run function. Adding a verb is
-// one struct and one line in the table in cli.c. Single-threaded.
+// one struct and one line in the table in cli.c. A verb group ("workflow")
+// is a verb with sub-verbs instead of a run function: the word after it
+// picks the sub-verb ("anvil workflow submit FILE"), whose name is the whole
+// phrase ("workflow submit"). Single-threaded.
 #ifndef CLI_CLI_H
 #define CLI_CLI_H
 
 #include <anvil/anvil.h>
+#include <anvil/workflow.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 // Exit statuses of the anvil command.
 enum cli_exit {
-    CLI_EXIT_OK      = 0, // success; for wait: the job SUCCEEDED
-    CLI_EXIT_FAILED  = 1, // server error, or the job FAILED / was CANCELED
-    CLI_EXIT_USAGE   = 2, // bad arguments; nothing was sent
-    CLI_EXIT_TIMEOUT = 4, // wait: --timeout-ms passed, job not finished
+    CLI_EXIT_OK      = 0, // success; for wait: the job/workflow SUCCEEDED
+    CLI_EXIT_FAILED  = 1, // server error, or it FAILED / was CANCELED
+    CLI_EXIT_USAGE   = 2, // bad arguments or workflow file; nothing was sent
+    CLI_EXIT_TIMEOUT = 4, // wait: --timeout-ms passed, not finished
 };
 
-// How long one WaitJob long-poll lasts when waiting without a limit.
+// How long one WaitJob/WaitWorkflow call lasts when waiting without a limit.
 #define CLI_WAIT_CHUNK_MS 30000
 
 // Largest --timeout-ms accepted.
@@ -35,18 +39,22 @@ struct cli_opts {
     bool                   help;     // --help, -h, `help [VERB]`
     bool                   version;  // --version
     const struct cli_verb *verb;     // NULL only with help or version
-    const char            *id;       // status, wait, cancel
+    const char            *id;       // status, wait, cancel (jobs, workflows)
+    const char            *file;     // workflow submit FILE ("-": stdin)
+    const char            *name;     // workflow list --name
     const char            *type;     // submit TYPE, list --type
     const char            *data;     // submit --data (valid JSON)
     const char            *queue;    // submit, list --queue
     const char            *cursor;   // list --cursor
     int32_t                priority; // submit --priority
     bool                   wait;     // submit --wait
-    bool                   has_timeout;    // --timeout-ms given
-    int64_t                timeout_ms;     // 0..CLI_TIMEOUT_MAX_MS
-    int                    state;          // list --state; 0 = any
-    uint32_t               limit;          // list --limit; 0 = server default
-    bool                   positional_set; // the verb's argument was given
+    bool                   has_timeout; // --timeout-ms given
+    int64_t                timeout_ms;  // 0..CLI_TIMEOUT_MAX_MS
+    int                    state;       // list --state; 0 = any (a job
+                                        // or, for workflow list, a
+                                        // workflow state)
+    uint32_t limit;                     // list --limit; 0 = server default
+    bool     positional_set;            // the verb's argument was given
 };
 
 // What a running verb gets: parsed options, an open client, its streams.
@@ -77,8 +85,10 @@ struct cli_verb {
         struct cli_opts *o, const char *value, struct anvil_error *err);
     // Checks flags against each other after parsing (may be NULL).
     int (*check)(struct cli_opts *o, struct anvil_error *err);
-    // Runs the verb; returns an enum cli_exit.
+    // Runs the verb; returns an enum cli_exit. NULL for a group.
     int (*run)(struct cli_ctx *ctx);
+    // A group's sub-verbs, NULL-terminated; NULL for a plain verb.
+    const struct cli_verb *const *subverbs;
 };
 
 extern const struct cli_verb cli_verb_submit;
@@ -87,6 +97,12 @@ extern const struct cli_verb cli_verb_wait;
 extern const struct cli_verb cli_verb_cancel;
 extern const struct cli_verb cli_verb_list;
 extern const struct cli_verb cli_verb_health;
+extern const struct cli_verb cli_verb_workflow; // the group
+extern const struct cli_verb cli_verb_workflow_submit;
+extern const struct cli_verb cli_verb_workflow_status;
+extern const struct cli_verb cli_verb_workflow_wait;
+extern const struct cli_verb cli_verb_workflow_cancel;
+extern const struct cli_verb cli_verb_workflow_list;
 
 // Parses argv (argv[0] is the program). Returns CLI_EXIT_OK with *o filled,
 // or CLI_EXIT_USAGE with a one-line message in err->msg (no "anvil: "
@@ -96,6 +112,10 @@ int cli_parse(
 
 // The verb called name, or NULL.
 const struct cli_verb *cli_verb_find(const char *name);
+
+// The sub-verb of group called word ("submit" in group "workflow"), or NULL.
+const struct cli_verb *cli_subverb_find(
+    const struct cli_verb *group, const char *word);
 
 // Prints the usage of verb, or of the whole command when verb is NULL.
 void cli_usage(FILE *f, const struct cli_verb *verb);
@@ -126,5 +146,24 @@ int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
 // return code and job: OK when the job SUCCEEDED, FAILED when it ended
 // FAILED or CANCELED or the call failed, TIMEOUT when it is unfinished.
 int cli_wait_exit(int rc, const struct anvil_job *job);
+
+// The same for `workflow wait` given anvil_workflow_wait's code and
+// workflow: OK only when it SUCCEEDED.
+int cli_workflow_wait_exit(int rc, const struct anvil_workflow *wf);
+
+// Flag setters shared by the job and workflow verbs (cmd_job.c).
+int cli_set_id_arg(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_wait(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_timeout(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_limit(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_cursor(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+
+// A flag table with no flags.
+extern const struct cli_flag cli_no_flags[];
 
 #endif

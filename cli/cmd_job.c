@@ -28,8 +28,8 @@ set_type_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
     return set_nonempty("TYPE", value, &o->type, err);
 }
 
-static int
-set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return set_nonempty("ID", value, &o->id, err);
 }
@@ -46,8 +46,8 @@ set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
     return set_nonempty("--queue", value, &o->queue, err);
 }
 
-static int
-set_cursor(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_cursor(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return set_nonempty("--cursor", value, &o->cursor, err);
 }
@@ -77,8 +77,8 @@ set_priority(struct cli_opts *o, const char *value, struct anvil_error *err)
     return rc;
 }
 
-static int
-set_wait(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_wait(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     (void) value;
     (void) err;
@@ -86,8 +86,8 @@ set_wait(struct cli_opts *o, const char *value, struct anvil_error *err)
     return CLI_EXIT_OK;
 }
 
-static int
-set_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     int rc = cli_parse_int(
         "--timeout-ms", value, 0, CLI_TIMEOUT_MAX_MS, &o->timeout_ms, err);
@@ -109,8 +109,8 @@ set_state(struct cli_opts *o, const char *value, struct anvil_error *err)
     return CLI_EXIT_OK;
 }
 
-static int
-set_limit(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_limit(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     int64_t v;
     int     rc = cli_parse_int("--limit", value, 1, 1000, &v, err);
@@ -319,8 +319,8 @@ static const struct cli_flag submit_flags[] = {
     { "--data", "JSON", set_data },
     { "--queue", "Q", set_queue },
     { "--priority", "N", set_priority },
-    { "--wait", NULL, set_wait },
-    { "--timeout-ms", "N", set_timeout },
+    { "--wait", NULL, cli_set_wait },
+    { "--timeout-ms", "N", cli_set_timeout },
     { NULL, NULL, NULL },
 };
 
@@ -348,7 +348,7 @@ const struct cli_verb cli_verb_submit = {
     .run            = run_submit,
 };
 
-static const struct cli_flag no_flags[] = { { NULL, NULL, NULL } };
+const struct cli_flag cli_no_flags[] = { { NULL, NULL, NULL } };
 
 const struct cli_verb cli_verb_status = {
     .name           = "status",
@@ -356,13 +356,13 @@ const struct cli_verb cli_verb_status = {
     .synopsis       = "",
     .summary        = "show a job",
     .help           = "",
-    .flags          = no_flags,
-    .set_positional = set_id_arg,
+    .flags          = cli_no_flags,
+    .set_positional = cli_set_id_arg,
     .run            = run_status,
 };
 
 static const struct cli_flag wait_flags[] = {
-    { "--timeout-ms", "N", set_timeout },
+    { "--timeout-ms", "N", cli_set_timeout },
     { NULL, NULL, NULL },
 };
 
@@ -379,7 +379,7 @@ const struct cli_verb cli_verb_wait = {
       "CANCELED,\n"
       "4 if it had not finished when the timeout passed.\n",
     .flags          = wait_flags,
-    .set_positional = set_id_arg,
+    .set_positional = cli_set_id_arg,
     .run            = run_wait,
 };
 
@@ -390,8 +390,8 @@ const struct cli_verb cli_verb_cancel = {
     .summary        = "cancel a job (a running one at its next heartbeat)",
     .help           = "Fails with FAILED_PRECONDITION when the job had already "
                       "finished.\n",
-    .flags          = no_flags,
-    .set_positional = set_id_arg,
+    .flags          = cli_no_flags,
+    .set_positional = cli_set_id_arg,
     .run            = run_cancel,
 };
 
@@ -399,8 +399,8 @@ static const struct cli_flag list_flags[] = {
     { "--state", "S", set_state },
     { "--type", "T", set_type },
     { "--queue", "Q", set_queue },
-    { "--limit", "N", set_limit },
-    { "--cursor", "C", set_cursor },
+    { "--limit", "N", cli_set_limit },
+    { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },
 };
 

@@ -68,8 +68,8 @@ output_utf8_valid(const void *p, size_t len)
 // Copy of p[0..len) fit for a terminal: valid UTF-8 minus control
 // characters (newline and tab kept), '?' for anything else; trailing
 // newlines dropped. Caller frees; NULL on OOM.
-static char *
-text_clean(const void *p, size_t len)
+char *
+output_text_clean(const void *p, size_t len)
 {
     const uint8_t *s   = p;
     char          *out = malloc(len + 1);
@@ -97,8 +97,8 @@ text_clean(const void *p, size_t len)
 
 // Display width of s, counted in code points (good enough for the names
 // and numbers in our tables).
-static size_t
-text_width(const char *s)
+size_t
+output_text_width(const char *s)
 {
     size_t w = 0;
     for (; *s != '\0'; s++)
@@ -135,8 +135,8 @@ output_base64(const void *p, size_t len)
 
 // A JSON string of text that should be UTF-8 (names, messages): invalid
 // bytes become U+FFFD rather than failing the whole object.
-static json_t *
-json_text(const char *s)
+json_t *
+output_json_text(const char *s)
 {
     size_t len = strlen(s);
     if (output_utf8_valid(s, len))
@@ -165,8 +165,9 @@ json_text(const char *s)
 
 // Sets obj[key] to the bytes as a string, or to null plus
 // obj[key "_base64"] when they are not UTF-8. 0 or -1 (OOM).
-static int
-json_set_bytes(json_t *obj, const char *key, const uint8_t *p, size_t len)
+int
+output_json_set_bytes(
+    json_t *obj, const char *key, const uint8_t *p, size_t len)
 {
     if (len == 0)
         return json_object_set_new(obj, key, json_null());
@@ -183,8 +184,8 @@ json_set_bytes(json_t *obj, const char *key, const uint8_t *p, size_t len)
     return rc;
 }
 
-static json_t *
-json_time(int64_t ms)
+json_t *
+output_json_time(int64_t ms)
 {
     char buf[TIME_LEN];
     if (ms <= 0)
@@ -197,22 +198,25 @@ output_job_json(const struct anvil_job *job)
 {
     json_t *o  = json_object();
     int     rc = o == NULL ? -1 : 0;
-    rc |= json_object_set_new(o, "id", json_text(job->id));
-    rc |= json_object_set_new(o, "type", json_text(job->type));
-    rc |= json_object_set_new(o, "queue", json_text(job->queue));
+    rc |= json_object_set_new(o, "id", output_json_text(job->id));
+    rc |= json_object_set_new(o, "type", output_json_text(job->type));
+    rc |= json_object_set_new(o, "queue", output_json_text(job->queue));
     rc |= json_object_set_new(
         o, "state", json_string(anvil_job_state_name(job->state)));
     rc |= json_object_set_new(o, "attempt", json_integer(job->attempt));
     rc |= json_object_set_new(
         o, "max_attempts", json_integer(job->max_attempts));
     rc |= json_object_set_new(o, "priority", json_integer(job->priority));
-    rc |= json_set_bytes(o, "payload", job->payload, job->payload_len);
-    rc |= json_set_bytes(o, "result", job->result, job->result_len);
+    rc |= output_json_set_bytes(o, "payload", job->payload, job->payload_len);
+    rc |= output_json_set_bytes(o, "result", job->result, job->result_len);
     rc |= json_object_set_new(o, "error",
-        job->error[0] != '\0' ? json_text(job->error) : json_null());
-    rc |= json_object_set_new(o, "created_at", json_time(job->created_at_ms));
-    rc |= json_object_set_new(o, "started_at", json_time(job->started_at_ms));
-    rc |= json_object_set_new(o, "finished_at", json_time(job->finished_at_ms));
+        job->error[0] != '\0' ? output_json_text(job->error) : json_null());
+    rc |= json_object_set_new(
+        o, "created_at", output_json_time(job->created_at_ms));
+    rc |= json_object_set_new(
+        o, "started_at", output_json_time(job->started_at_ms));
+    rc |= json_object_set_new(
+        o, "finished_at", output_json_time(job->finished_at_ms));
     if (rc != 0) {
         json_decref(o);
         return NULL;
@@ -231,7 +235,7 @@ output_list_json(const struct anvil_job_list *list)
     rc |= json_object_set(o, "jobs", jobs);
     const char *cur = list->next_cursor;
     rc |= json_object_set_new(o, "next_cursor",
-        cur != NULL && cur[0] != '\0' ? json_text(cur) : json_null());
+        cur != NULL && cur[0] != '\0' ? output_json_text(cur) : json_null());
     json_decref(jobs);
     if (rc != 0) {
         json_decref(o);
@@ -253,8 +257,8 @@ depth_json(const struct anvil_queue_depth *d)
 {
     json_t *o  = json_object();
     int     rc = o == NULL ? -1 : 0;
-    rc |= json_object_set_new(o, "queue", json_text(d->queue));
-    rc |= json_object_set_new(o, "type", json_text(d->type));
+    rc |= json_object_set_new(o, "queue", output_json_text(d->queue));
+    rc |= json_object_set_new(o, "type", output_json_text(d->type));
     rc |= json_object_set_new(o, "queued", json_u64(d->queued));
     rc |= json_object_set_new(o, "running", json_u64(d->running));
     if (rc != 0) {
@@ -272,7 +276,7 @@ output_health_json(const struct anvil_health *h)
     int     rc = o == NULL || qs == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < h->n_depths; i++)
         rc = json_array_append_new(qs, depth_json(&h->depths[i]));
-    rc |= json_object_set_new(o, "version", json_text(h->version));
+    rc |= json_object_set_new(o, "version", output_json_text(h->version));
     rc |= json_object_set_new(o, "uptime_ms", json_integer(h->uptime_ms));
     rc |= json_object_set_new(o, "jobs_total", json_u64(h->jobs_total));
     rc |= json_object_set(o, "queues", qs);
@@ -289,7 +293,7 @@ output_submit_json(const char *id, bool existed)
 {
     json_t *o  = json_object();
     int     rc = o == NULL ? -1 : 0;
-    rc |= json_object_set_new(o, "id", json_text(id));
+    rc |= json_object_set_new(o, "id", output_json_text(id));
     rc |= json_object_set_new(o, "existed", json_boolean(existed));
     if (rc != 0) {
         json_decref(o);
@@ -332,13 +336,13 @@ output_fields(
 {
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t lw = text_width(labels[i]) + 1;
+        size_t lw = output_text_width(labels[i]) + 1;
         w         = lw > w ? lw : w;
     }
     for (size_t i = 0; i < n; i++) {
         const char *v = values[i] != NULL && values[i][0] ? values[i] : "-";
-        fprintf(
-            f, "%s:%*s ", labels[i], (int) (w - text_width(labels[i]) - 1), "");
+        fprintf(f, "%s:%*s ", labels[i],
+            (int) (w - output_text_width(labels[i]) - 1), "");
         for (; *v != '\0'; v++) {
             fputc(*v, f);
             if (*v == '\n')
@@ -349,8 +353,8 @@ output_fields(
 }
 
 // Text of a result for people: the text itself, or a note for binary data.
-static char *
-result_text(const struct anvil_job *job)
+char *
+output_result_text(const struct anvil_job *job)
 {
     if (job->result_len > 0
         && !output_utf8_valid(job->result, job->result_len)) {
@@ -359,11 +363,12 @@ result_text(const struct anvil_job *job)
             job->result_len);
         return strdup(note);
     }
-    return text_clean(job->result, job->result_len);
+    return output_text_clean(job->result, job->result_len);
 }
 
-static void
-job_duration(const struct anvil_job *job, int64_t now_ms, char *buf, size_t len)
+void
+output_job_duration(
+    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (job->started_at_ms <= 0)
@@ -386,15 +391,15 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
               "Started", "Finished", "Duration", "Result", "Error" };
     char  attempt[32], prio[16], created[TIME_LEN], started[TIME_LEN];
     char  finished[TIME_LEN], dur[48];
-    char *id     = text_clean(job->id, strlen(job->id));
-    char *type   = text_clean(job->type, strlen(job->type));
-    char *queue  = text_clean(job->queue, strlen(job->queue));
-    char *result = result_text(job);
-    char *error  = text_clean(job->error, strlen(job->error));
+    char *id     = output_text_clean(job->id, strlen(job->id));
+    char *type   = output_text_clean(job->type, strlen(job->type));
+    char *queue  = output_text_clean(job->queue, strlen(job->queue));
+    char *result = output_result_text(job);
+    char *error  = output_text_clean(job->error, strlen(job->error));
     snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) job->attempt,
         (unsigned) job->max_attempts);
     snprintf(prio, sizeof(prio), "%d", (int) job->priority);
-    job_duration(job, now_ms, dur, sizeof(dur));
+    output_job_duration(job, now_ms, dur, sizeof(dur));
     const char *values[N]
         = { id, type, queue, anvil_job_state_name(job->state), attempt, prio,
               av_format_time(job->created_at_ms, created, sizeof(created)),
@@ -455,7 +460,7 @@ output_table_add(struct output_table *t, const char *const *cells)
     char **row = t->cells + t->nrows * t->ncols;
     for (size_t i = 0; i < t->ncols; i++) {
         const char *s = cells[i] != NULL && cells[i][0] ? cells[i] : "-";
-        row[i]        = text_clean(s, strlen(s));
+        row[i]        = output_text_clean(s, strlen(s));
         if (row[i] == NULL) {
             for (size_t j = 0; j < i; j++)
                 free(row[j]);
@@ -477,13 +482,13 @@ output_table_print(const struct output_table *t, FILE *f)
         return;
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
-            size_t cw = text_width(t->cells[r * t->ncols + c]);
+            size_t cw = output_text_width(t->cells[r * t->ncols + c]);
             w[c]      = cw > w[c] ? cw : w[c];
         }
     for (size_t r = 0; r < t->nrows; r++) {
         for (size_t c = 0; c < t->ncols; c++) {
             const char *s    = t->cells[r * t->ncols + c];
-            int         pad  = (int) (w[c] - text_width(s));
+            int         pad  = (int) (w[c] - output_text_width(s));
             bool        last = c + 1 == t->ncols;
             if (t->right[c])
                 fprintf(f, "%*s%s", pad, "", s);
@@ -531,7 +536,8 @@ output_list_human(FILE *f, const struct anvil_job_list *list)
         output_table_free(t);
     }
     if (list->next_cursor != NULL && list->next_cursor[0] != '\0') {
-        char *cur = text_clean(list->next_cursor, strlen(list->next_cursor));
+        char *cur
+            = output_text_clean(list->next_cursor, strlen(list->next_cursor));
         fprintf(f, "More jobs: add --cursor %s to see the next page.\n",
             cur ? cur : "?");
         free(cur);
@@ -544,7 +550,7 @@ output_health_human(FILE *f, const struct anvil_health *h)
     static const char *const labels[] = { "Version", "Uptime", "Jobs" };
     static const char *const hdr[] = { "QUEUE", "TYPE", "QUEUED", "RUNNING" };
     char                     up[32], total[24];
-    char *version = text_clean(h->version, strlen(h->version));
+    char *version = output_text_clean(h->version, strlen(h->version));
     snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
     const char *values[]
         = { version, output_duration(h->uptime_ms, up, 32), total };

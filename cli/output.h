@@ -1,5 +1,6 @@
-// output.h - how the anvil command prints jobs, lists and health: aligned
-// "Field: value" lines and tables for people, one JSON object for scripts.
+// output.h - how the anvil command prints jobs, workflows, lists and
+// health: aligned "Field: value" lines and tables for people, one JSON
+// object for scripts.
 //
 // Shared by every verb (cli/cmd_*.c). Pure functions of their arguments,
 // writing only to the FILE they are given, so tests capture the output with
@@ -19,6 +20,7 @@
 #define CLI_OUTPUT_H
 
 #include <anvil/anvil.h>
+#include <anvil/workflow.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -83,6 +85,77 @@ void output_table_print(const struct output_table *t, FILE *f);
 
 // NULL is ignored.
 void output_table_free(struct output_table *t);
+
+// ---- Workflows (output_workflow.c).
+//
+// A workflow in JSON (workflow status, wait, cancel) is
+//   {"id", "name", "state", "on_failure", "error", "created_at",
+//    "finished_at", "steps": [step...]}
+// with steps in submission order, each
+//   {"name", "id", "state", "attempt", "result", "error", "started_at",
+//    "finished_at", "after": [names]}
+// on_failure is "fail_fast" or "continue"; result follows the job rule
+// above (a string, or null plus "result_base64"); error is null when empty.
+
+json_t *output_workflow_json(const struct anvil_workflow *wf);
+
+// {"workflows": [{"id", "name", "state", "on_failure", "error",
+// "created_at", "finished_at", "steps_total", "steps_succeeded",
+// "steps_failed"}...], "next_cursor": "..." or null on the last page}.
+json_t *output_workflow_list_json(const struct anvil_workflow_list *list);
+
+// The steps of wf in dependency order: order[0..n_steps) gets step indexes,
+// each after all of its parents, ties in submission order; depth[i] (of
+// step i) is the length of the longest chain of parents above it (0 for a
+// step after nothing). Steps whose parents cannot be ordered (a cycle or
+// an unknown name, which a server never sends) come last, at depth 0.
+// 0, or -1 out of memory.
+int output_workflow_order(
+    const struct anvil_workflow *wf, size_t *order, size_t *depth);
+
+// "Field: value" lines (ID, Name, State, Policy, Steps, Created, Finished,
+// Duration, Error), a blank line, then the steps in dependency order as a
+// table STEP STATE ATTEMPT DURATION AFTER RESULT/ERROR, each step's name
+// indented two spaces per level of depth (at most OUTPUT_MAX_INDENT
+// levels), results and errors cut to OUTPUT_CELL_MAX characters.
+#define OUTPUT_MAX_INDENT 8
+#define OUTPUT_CELL_MAX 48
+void output_workflow_human(
+    FILE *f, const struct anvil_workflow *wf, int64_t now_ms);
+
+// A table ID NAME STATE STEPS CREATED ("3/4" steps succeeded), then the
+// next page's cursor when there is one. "No workflows." when empty.
+void output_workflow_list_human(
+    FILE *f, const struct anvil_workflow_list *list);
+
+// ---- Helpers shared by output.c and output_workflow.c.
+
+// Copy of p[0..len) fit for a terminal: valid UTF-8 minus control
+// characters (newline and tab kept), '?' for anything else; trailing
+// newlines dropped. Caller frees; NULL on OOM.
+char *output_text_clean(const void *p, size_t len);
+
+// Display width of s in code points.
+size_t output_text_width(const char *s);
+
+// A JSON string of s; invalid UTF-8 becomes U+FFFD. NULL on OOM.
+json_t *output_json_text(const char *s);
+
+// obj[key] = the bytes as a string, or null plus obj[key "_base64"] when
+// they are not UTF-8; null when empty. 0 or -1 (OOM).
+int output_json_set_bytes(
+    json_t *obj, const char *key, const uint8_t *p, size_t len);
+
+// An RFC 3339 string of epoch ms, or null for ms <= 0.
+json_t *output_json_time(int64_t ms);
+
+// A job's result for people: its text, or a note for binary data. Caller
+// frees; NULL on OOM.
+char *output_result_text(const struct anvil_job *job);
+
+// The job's run time ("1.234s", "2s so far"); "" if it has not started.
+void output_job_duration(
+    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len);
 
 // ---- Bytes.
 

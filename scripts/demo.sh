@@ -1,8 +1,11 @@
 #!/bin/sh
 # demo.sh - the seed's job, end to end: start anvild on a private ipc://
 # socket with a fresh database, start an anvil-worker, submit the Sleep job
-# with the anvil command and wait for it, print its status, stop both
-# processes with SIGTERM and clean up. Exits 0 only if the job SUCCEEDED.
+# with the anvil command and wait for it, print its status; then run the
+# workflow examples/chain.json (with anvil-worker's echo type) and show it,
+# and run bin/examples/fanout (a C program with its own worker) against the
+# same server; stop both processes with SIGTERM and clean up. Exits 0 only
+# if the job and both workflows SUCCEEDED.
 #
 # Usage: sh scripts/demo.sh BINDIR     (make demo passes bin/)
 set -u
@@ -16,12 +19,18 @@ case $bindir in
 /*) ;;
 *) bindir=$(pwd)/$bindir ;;
 esac
-for prog in anvild anvil-worker anvil; do
+for prog in anvild anvil-worker anvil examples/fanout; do
     if [ ! -x "$bindir/$prog" ]; then
         echo "demo: $bindir/$prog is missing; run make first" >&2
         exit 1
     fi
 done
+
+examples=$(cd "$(dirname "$0")/../examples" && pwd) || exit 1
+[ -f "$examples/chain.json" ] || {
+    echo "demo: $examples/chain.json is missing" >&2
+    exit 1
+}
 
 tmp=$(mktemp -d /tmp/anvil-demo-XXXXXX) || exit 1
 url="ipc://$tmp/anvil.sock"
@@ -105,7 +114,31 @@ printf '%s\n' "$out"
 state=$(printf '%s\n' "$out" | sed -n 's/^State:[[:space:]]*//p' | head -n 1)
 
 echo "demo: job $id is $state"
+job_ok=false
 if [ "$state" = SUCCEEDED ] && [ "$rc" -eq 0 ]; then
+    job_ok=true
+fi
+
+echo "demo: \$ anvil workflow submit examples/chain.json --wait --timeout-ms 60000"
+out=$(anvil workflow submit "$examples/chain.json" --wait --timeout-ms 60000)
+wrc=$?
+printf '%s\n' "$out"
+wid=$(printf '%s\n' "$out" | sed -n 's/^ID:[[:space:]]*//p' | head -n 1)
+[ -n "$wid" ] || fail "workflow submit printed no workflow id (exit status $wrc)"
+
+echo "demo: \$ anvil workflow status $wid"
+out=$(anvil workflow status "$wid") || fail "anvil workflow status $wid failed"
+printf '%s\n' "$out"
+wstate=$(printf '%s\n' "$out" | sed -n 's/^State:[[:space:]]*//p' | head -n 1)
+echo "demo: workflow $wid is $wstate"
+
+echo "demo: \$ examples/fanout $url"
+"$bindir/examples/fanout" "$url"
+frc=$?
+echo "demo: examples/fanout exited with status $frc"
+
+if $job_ok && [ "$wstate" = SUCCEEDED ] && [ "$wrc" -eq 0 ] &&
+    [ "$frc" -eq 0 ]; then
     status=0
 fi
 cleanup

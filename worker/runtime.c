@@ -746,6 +746,11 @@ poll_main(void *arg)
             enqueue_leases(w, leases, n); // held even when stopping
             continue;
         }
+        pthread_mutex_lock(&w->mu);
+        bool stopping = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        if (stopping)
+            break; // the stop cut the poll short: not an error
         log_poll_error(rc, &e, next_backoff(backoff), backoff == 0);
         backoff = next_backoff(backoff);
         nap(w, backoff, true);
@@ -961,6 +966,9 @@ anvil_worker_stop(anvil_worker *w, int grace_ms)
     if (w == NULL || !begin_stop(w, grace_ms > 0 ? grace_ms : 0))
         return;
     AV_INFO("worker.stop", "name=%s grace_ms=%d", w->name, grace_ms);
+    // Ends a parked long-poll at once; reports go through w->client. A
+    // lease that a cut-off Poll had taken runs again after the lease.
+    anvil_client_shutdown(w->poll_client);
     if (w->poll_started)
         pthread_join(w->poll_thr, NULL);
     drain(w, grace_ms > 0 ? grace_ms : 0);

@@ -103,7 +103,8 @@ ANVIL_API int anvil_client_open(
 // not delivered: safe to retry), and with ANVIL_DEADLINE_EXCEEDED if a
 // server took it but no reply came (it may have been applied: retrying a
 // submit is safe with an idempotency key). Long-polls (anvil_job_wait,
-// anvil_poll) wait their own time on top. Safe to call at any time.
+// anvil_workflow_wait, anvil_poll) wait their own time on top. Safe to call at
+// any time.
 ANVIL_API void anvil_client_set_timeout(anvil_client *c, int timeout_ms);
 
 // Sets the bearer token sent in every request's envelope (NULL or "":
@@ -112,9 +113,19 @@ ANVIL_API void anvil_client_set_timeout(anvil_client *c, int timeout_ms);
 ANVIL_API int anvil_client_set_token(
     anvil_client *c, const char *token, struct anvil_error *err);
 
-// Closes the client; NULL is ignored. Calls still running on other threads
-// fail at once with ANVIL_UNAVAILABLE; close waits for them to return
-// before freeing the client (no call may start once close has begun).
+// Shuts the client down without freeing it; NULL is ignored. Calls in
+// flight on other threads (a parked long-poll included) fail at once with
+// ANVIL_UNAVAILABLE, and so does every later call; shutdown returns once
+// they have all left the library and the connection is closed. Safe to call
+// from any thread while other threads use the client, and more than once;
+// not concurrently with anvil_client_close(). Use it to stop threads that
+// may be blocked in a call, then join them, then close the client.
+ANVIL_API void anvil_client_shutdown(anvil_client *c);
+
+// Closes the client; NULL is ignored. Shuts it down first if needed (calls
+// still running on other threads fail at once with ANVIL_UNAVAILABLE and
+// close waits for them to return), then frees it. No call may start once
+// close has begun.
 ANVIL_API void anvil_client_close(anvil_client *c);
 
 // Frees memory the library returned (ids, strings). NULL is ignored.

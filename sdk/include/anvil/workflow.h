@@ -42,6 +42,16 @@ ANVIL_API const char *anvil_workflow_state_name(int state);
 // Parses "running", "SUCCEEDED", ... Returns ANVIL_OK or INVALID_ARGUMENT.
 ANVIL_API int anvil_workflow_state_parse(const char *name, int *state);
 
+// True for SUCCEEDED, FAILED and CANCELED.
+ANVIL_API bool anvil_workflow_state_final(int state);
+
+// "fail_fast" or "continue" (the JSON format's names); "unknown" otherwise.
+ANVIL_API const char *anvil_workflow_policy_name(int policy);
+
+// Parses "fail_fast" or "continue", case-insensitive. Returns ANVIL_OK and
+// sets *policy, or INVALID_ARGUMENT.
+ANVIL_API int anvil_workflow_policy_parse(const char *name, int *policy);
+
 // ---- building ----
 
 typedef struct anvil_workflow_spec anvil_workflow_spec;
@@ -51,13 +61,23 @@ typedef struct anvil_workflow_spec anvil_workflow_spec;
 ANVIL_API int anvil_workflow_new(
     anvil_workflow_spec **out, const char *name, struct anvil_error *err);
 
+// Frees a spec; NULL is ignored.
 ANVIL_API void anvil_workflow_spec_free(anvil_workflow_spec *wf);
 
+// Sets the failure policy (enum anvil_failure_policy; the server rejects
+// other values). NULL wf is ignored.
 ANVIL_API void anvil_workflow_set_policy(anvil_workflow_spec *wf, int policy);
-ANVIL_API void anvil_workflow_set_timeout(anvil_workflow_spec *wf,
-    int64_t timeout_ms);
-ANVIL_API int  anvil_workflow_set_key(anvil_workflow_spec *wf,
-     const char *idempotency_key, struct anvil_error *err);
+
+// Sets the time the whole workflow may take (0 = none): when it passes, the
+// server cancels what has not finished and the workflow ends FAILED.
+ANVIL_API void anvil_workflow_set_timeout(
+    anvil_workflow_spec *wf, int64_t timeout_ms);
+
+// Sets the idempotency key (copied; NULL or "" = none): a second submit
+// with the same key returns the first workflow's id, with *existed true.
+// INVALID_ARGUMENT if wf is NULL.
+ANVIL_API int anvil_workflow_set_key(anvil_workflow_spec *wf,
+    const char *idempotency_key, struct anvil_error *err);
 
 // Options of one step; zero-initialise. queue NULL = "default".
 struct anvil_step_opts {
@@ -67,39 +87,51 @@ struct anvil_step_opts {
     int64_t     timeout_ms;   // per attempt; 0 = none
 };
 
-// Adds a step (payload copied; opts may be NULL). ALREADY_EXISTS if the
-// name is taken in this workflow; INVALID_ARGUMENT for NULL arguments.
+// Adds a step (name, type, payload and opts->queue copied; opts may be
+// NULL). ALREADY_EXISTS if the name is taken in this workflow;
+// INVALID_ARGUMENT for NULL arguments (payload may be NULL when len is 0).
+// Names and types are checked by the server ([A-Za-z0-9_.-]{1,128}).
 ANVIL_API int anvil_workflow_step(anvil_workflow_spec *wf, const char *name,
     const char *type, const void *payload, size_t len,
     const struct anvil_step_opts *opts, struct anvil_error *err);
 
-// Makes step `name` run after step `parent` (both added already).
-// NOT_FOUND for an unknown name; INVALID_ARGUMENT for a step after itself.
-// Cycles are found when the workflow is submitted.
+// Makes step `name` run after step `parent` (both added already); adding
+// the same edge twice is a no-op. NOT_FOUND for an unknown name;
+// INVALID_ARGUMENT for a step after itself or a NULL argument. Cycles are
+// found when the workflow is submitted.
 ANVIL_API int anvil_workflow_after(anvil_workflow_spec *wf, const char *name,
     const char *parent, struct anvil_error *err);
 
-// Chain: each of steps[1..n-1] runs after the one before it.
+// Chain: each of steps[1..n-1] runs after the one before it (all added
+// already). Errors as anvil_workflow_after(); every link is checked before
+// any is added, so a bad one leaves the spec unchanged.
 ANVIL_API int anvil_workflow_chain(anvil_workflow_spec *wf,
     const char *const *steps, size_t n, struct anvil_error *err);
 
-// Group: steps[0..n-1] run in parallel after `after` (NULL: at once), and
-// `join` (NULL: none) runs after all of them (a chord).
-ANVIL_API int anvil_workflow_group(anvil_workflow_spec *wf,
-    const char *after, const char *const *steps, size_t n, const char *join,
+// Group: steps[0..n-1] (n >= 1, all added already) run in parallel after
+// `after` (NULL: as soon as their other parents allow), and `join` (NULL:
+// none) runs after all of them (a chord). Errors as anvil_workflow_after(),
+// checked before any edge is added.
+ANVIL_API int anvil_workflow_group(anvil_workflow_spec *wf, const char *after,
+    const char *const *steps, size_t n, const char *join,
     struct anvil_error *err);
 
-// Parses the JSON definition format (docs/workflows.md) into a new spec.
-// INVALID_ARGUMENT with a message naming the key or step at fault.
+// Parses the JSON definition format (docs/workflows.md) into a new spec:
+// len bytes of json (no NUL needed). *out is the caller's
+// (anvil_workflow_spec_free). INVALID_ARGUMENT with a message naming the
+// key and the step at fault, e.g. `steps[2] ("fetch"): "after" must be an
+// array of step names`. A pure function of its input: no I/O, no globals.
 ANVIL_API int anvil_workflow_parse_json(const char *json, size_t len,
     anvil_workflow_spec **out, struct anvil_error *err);
 
 // ---- running ----
 
-// Submits the workflow. *id_out (may be NULL) is its id ("w7"), freed with
-// anvil_free(); *existed (may be NULL) says its idempotency key was seen.
-// INVALID_ARGUMENT names the step at fault (duplicate name, unknown parent,
-// cycle such as "a -> b -> a", bad type, payload too large).
+// Submits the workflow (wf is only read; submit it again or free it).
+// *id_out (may be NULL) is its id ("w7"), freed with anvil_free(); *existed
+// (may be NULL) says its idempotency key was seen. INVALID_ARGUMENT for a
+// workflow without steps, and from the server naming the step at fault
+// (duplicate name, unknown parent, cycle such as "a -> b -> a", bad type,
+// payload too large).
 ANVIL_API int anvil_workflow_submit(anvil_client *c,
     const anvil_workflow_spec *wf, char **id_out, bool *existed,
     struct anvil_error *err);
@@ -123,20 +155,32 @@ struct anvil_workflow {
     size_t            n_steps;
 };
 
+// Frees a workflow returned by the library; NULL is ignored.
 ANVIL_API void anvil_workflow_free(struct anvil_workflow *wf);
 
-// Fetches a workflow with every step. NOT_FOUND for an unknown id.
+// The step called name in wf->steps (borrowed from wf), or NULL.
+ANVIL_API const struct anvil_job *anvil_workflow_find_step(
+    const struct anvil_workflow *wf, const char *name);
+
+// Fetches a workflow with every step. *out is the caller's
+// (anvil_workflow_free). NOT_FOUND for an unknown id.
 ANVIL_API int anvil_workflow_get(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err);
 
-// Waits up to timeout_ms for the workflow to end: ANVIL_OK with the ended
-// workflow (whatever its state), or DEADLINE_EXCEEDED with it as it is now.
+// Waits up to timeout_ms (0: look once) for the workflow to end: ANVIL_OK
+// with the ended workflow (whatever its state), or DEADLINE_EXCEEDED with
+// it as it is now; *out is set in both cases and is the caller's. Long
+// waits are made of long-polls of at most a minute each, so any timeout_ms
+// works. INVALID_ARGUMENT for a negative timeout; NOT_FOUND for an unknown
+// id.
 ANVIL_API int anvil_workflow_wait(anvil_client *c, const char *id,
     int timeout_ms, struct anvil_workflow **out, struct anvil_error *err);
 
 // Cancels what has not finished: waiting steps at once, running steps at
-// their worker's next heartbeat. The workflow ends CANCELED. *out may be
-// NULL. FAILED_PRECONDITION if it had already SUCCEEDED or FAILED.
+// their worker's next heartbeat. The workflow ends CANCELED. *out (may be
+// NULL) receives the workflow after the call. FAILED_PRECONDITION if it had
+// already SUCCEEDED or FAILED; cancelling a CANCELED workflow again is OK
+// and changes nothing.
 ANVIL_API int anvil_workflow_cancel(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err);
 
@@ -153,10 +197,13 @@ struct anvil_workflow_list {
     char                  *next_cursor; // "" on the last page
 };
 
+// Lists workflows, newest first (filter may be NULL). *out is the
+// caller's (anvil_workflow_list_free).
 ANVIL_API int anvil_workflow_list(anvil_client *c,
-    const struct anvil_workflow_filter *filter,
+    const struct anvil_workflow_filter         *filter,
     struct anvil_workflow_list **out, struct anvil_error *err);
 
+// Frees a list; NULL is ignored.
 ANVIL_API void anvil_workflow_list_free(struct anvil_workflow_list *list);
 
 #ifdef __cplusplus

@@ -1,0 +1,470 @@
+// output_workflow.c - printing workflows for people and for scripts (see
+// output.h for the JSON shapes), and the dependency order the status table
+// draws steps in.
+//
+// The order is Kahn's algorithm over the steps' `after` names with a
+// min-heap of ready step indexes, so ties keep submission order and a
+// chain reads top to bottom; a step's depth (its indentation) is the
+// longest chain of parents above it.
+#include "output.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <util/clock.h>
+
+#define TIME_LEN 40
+
+// ---- JSON ----
+
+static json_t *
+text_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? output_json_text(s) : json_null();
+}
+
+// The keys every workflow object has, steps aside.
+static int
+set_header(json_t *o, const struct anvil_workflow *wf)
+{
+    int rc = 0;
+    rc |= json_object_set_new(o, "id", output_json_text(wf->id));
+    rc |= json_object_set_new(o, "name", output_json_text(wf->name));
+    rc |= json_object_set_new(
+        o, "state", json_string(anvil_workflow_state_name(wf->state)));
+    rc |= json_object_set_new(o, "on_failure",
+        json_string(anvil_workflow_policy_name(wf->on_failure)));
+    rc |= json_object_set_new(o, "error", text_or_null(wf->error));
+    rc |= json_object_set_new(
+        o, "created_at", output_json_time(wf->created_at_ms));
+    rc |= json_object_set_new(
+        o, "finished_at", output_json_time(wf->finished_at_ms));
+    return rc;
+}
+
+static json_t *
+step_json(const struct anvil_job *s)
+{
+    json_t *o     = json_object();
+    json_t *after = json_array();
+    int     rc    = o == NULL || after == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < s->n_after; i++)
+        rc = json_array_append_new(after, output_json_text(s->after[i]));
+    rc |= json_object_set_new(o, "name", output_json_text(s->step));
+    rc |= json_object_set_new(o, "id", output_json_text(s->id));
+    rc |= json_object_set_new(
+        o, "state", json_string(anvil_job_state_name(s->state)));
+    rc |= json_object_set_new(o, "attempt", json_integer(s->attempt));
+    rc |= output_json_set_bytes(o, "result", s->result, s->result_len);
+    rc |= json_object_set_new(o, "error", text_or_null(s->error));
+    rc |= json_object_set_new(
+        o, "started_at", output_json_time(s->started_at_ms));
+    rc |= json_object_set_new(
+        o, "finished_at", output_json_time(s->finished_at_ms));
+    rc |= json_object_set(o, "after", after);
+    json_decref(after);
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+output_workflow_json(const struct anvil_workflow *wf)
+{
+    json_t *o     = json_object();
+    json_t *steps = json_array();
+    int     rc    = o == NULL || steps == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < wf->n_steps; i++)
+        rc = json_array_append_new(steps, step_json(&wf->steps[i]));
+    if (rc == 0)
+        rc = set_header(o, wf);
+    rc |= json_object_set(o, "steps", steps);
+    json_decref(steps);
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *
+summary_json(const struct anvil_workflow *wf)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : set_header(o, wf);
+    rc |= json_object_set_new(o, "steps_total", json_integer(wf->steps_total));
+    rc |= json_object_set_new(
+        o, "steps_succeeded", json_integer(wf->steps_succeeded));
+    rc |= json_object_set_new(
+        o, "steps_failed", json_integer(wf->steps_failed));
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *
+output_workflow_list_json(const struct anvil_workflow_list *list)
+{
+    json_t *o   = json_object();
+    json_t *wfs = json_array();
+    int     rc  = o == NULL || wfs == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < list->n; i++)
+        rc = json_array_append_new(wfs, summary_json(&list->workflows[i]));
+    rc |= json_object_set(o, "workflows", wfs);
+    rc |= json_object_set_new(
+        o, "next_cursor", text_or_null(list->next_cursor));
+    json_decref(wfs);
+    if (rc != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+// ---- dependency order ----
+
+struct named {
+    const char *name;
+    size_t      idx;
+};
+
+static int
+cmp_named(const void *a, const void *b)
+{
+    return strcmp(
+        ((const struct named *) a)->name, ((const struct named *) b)->name);
+}
+
+// Min-heap of step indexes.
+struct heap {
+    size_t *v;
+    size_t  n;
+};
+
+static void
+heap_push(struct heap *h, size_t x)
+{
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2] > x) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i       = (i - 1) / 2;
+    }
+    h->v[i] = x;
+}
+
+static size_t
+heap_pop(struct heap *h)
+{
+    size_t top = h->v[0], last = h->v[--h->n], i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1] < h->v[c])
+            c++;
+        if (h->v[c] >= last)
+            break;
+        h->v[i] = h->v[c];
+        i       = c;
+    }
+    if (h->n > 0)
+        h->v[i] = last;
+    return top;
+}
+
+// The parent edges as (parent, child) pairs, with unknown names dropped;
+// pending[i] counts step i's known parents. Returns the number of edges.
+static size_t
+resolve_edges(const struct anvil_workflow *wf, const struct named *byname,
+    size_t *from, size_t *to, size_t *pending)
+{
+    size_t ne = 0;
+    for (size_t i = 0; i < wf->n_steps; i++) {
+        for (size_t k = 0; k < wf->steps[i].n_after; k++) {
+            struct named  key = { wf->steps[i].after[k], 0 };
+            struct named *p   = bsearch(
+                  &key, byname, wf->n_steps, sizeof(*byname), cmp_named);
+            if (p == NULL || p->idx == i)
+                continue;
+            from[ne] = p->idx;
+            to[ne]   = i;
+            pending[i]++;
+            ne++;
+        }
+    }
+    return ne;
+}
+
+// Kahn's algorithm over the edges; fills order and depth. first/kids hold
+// the children of each step (CSR: kids[first[s] .. first[s + 1])). Returns
+// how many steps it ordered.
+static size_t
+kahn(size_t n, const size_t *first, const size_t *kids, size_t *pending,
+    struct heap *ready, size_t *order, size_t *depth)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pending[i] == 0)
+            heap_push(ready, i);
+    while (ready->n > 0) {
+        size_t s      = heap_pop(ready);
+        order[done++] = s;
+        for (size_t e = first[s]; e < first[s + 1]; e++) {
+            size_t k = kids[e];
+            if (depth[k] < depth[s] + 1)
+                depth[k] = depth[s] + 1;
+            if (--pending[k] == 0)
+                heap_push(ready, k);
+        }
+    }
+    return done;
+}
+
+// Groups the edges by parent: first[0..n] and kids[0..ne).
+static void
+group_edges(size_t n, const size_t *from, const size_t *to, size_t ne,
+    size_t *first, size_t *kids)
+{
+    for (size_t e = 0; e < ne; e++)
+        first[from[e] + 1]++;
+    for (size_t i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    // Fill back to front so each parent's children keep edge order.
+    for (size_t e = ne; e-- > 0;)
+        kids[--first[from[e] + 1]] = to[e];
+    // Now first[p + 1] is where p's children start: shift to first[p].
+    for (size_t i = 0; i < n; i++)
+        first[i] = first[i + 1];
+    first[n] = ne;
+}
+
+static size_t
+count_edges(const struct anvil_workflow *wf)
+{
+    size_t ne = 0;
+    for (size_t i = 0; i < wf->n_steps; i++)
+        ne += wf->steps[i].n_after;
+    return ne;
+}
+
+int
+output_workflow_order(
+    const struct anvil_workflow *wf, size_t *order, size_t *depth)
+{
+    size_t        n       = wf->n_steps;
+    size_t        ne      = count_edges(wf);
+    struct named *byname  = calloc(n + 1, sizeof(*byname));
+    size_t       *pending = calloc(n + 1, sizeof(*pending));
+    size_t       *from    = calloc(ne + 1, sizeof(*from));
+    size_t       *to      = calloc(ne + 1, sizeof(*to));
+    size_t       *first   = calloc(n + 2, sizeof(*first));
+    size_t       *kids    = calloc(ne + 1, sizeof(*kids));
+    struct heap   ready   = { calloc(n + 1, sizeof(size_t)), 0 };
+    int           rc      = -1;
+    if (byname == NULL || pending == NULL || from == NULL || to == NULL
+        || first == NULL || kids == NULL || ready.v == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        byname[i] = (struct named) { wf->steps[i].step, i };
+        depth[i]  = 0;
+    }
+    qsort(byname, n, sizeof(*byname), cmp_named);
+    ne = resolve_edges(wf, byname, from, to, pending);
+    group_edges(n, from, to, ne, first, kids);
+    size_t done = kahn(n, first, kids, pending, &ready, order, depth);
+    // What could not be ordered goes last, in submission order.
+    for (size_t i = 0; i < n && done < n; i++) {
+        if (pending[i] > 0) {
+            depth[i]      = 0;
+            order[done++] = i;
+        }
+    }
+    rc = 0;
+out:
+    free(byname);
+    free(pending);
+    free(from);
+    free(to);
+    free(first);
+    free(kids);
+    free(ready.v);
+    return rc;
+}
+
+// ---- text ----
+
+// s cut to max code points, "..." marking the cut. Caller frees.
+static char *
+cut(char *s, size_t max)
+{
+    if (s == NULL || output_text_width(s) <= max)
+        return s;
+    size_t w = 0, i = 0;
+    for (; s[i] != '\0'; i++) {
+        if (((unsigned char) s[i] & 0xc0) != 0x80 && ++w > max - 3)
+            break;
+    }
+    memcpy(s + i, "...", 4);
+    return s;
+}
+
+static char *
+outcome_text(const struct anvil_job *s)
+{
+    char *t = s->error[0] != '\0'
+        ? output_text_clean(s->error, strlen(s->error))
+        : output_result_text(s);
+    if (t != NULL) {
+        // One cell, one line.
+        for (char *p = t; *p != '\0'; p++)
+            if (*p == '\n' || *p == '\t')
+                *p = ' ';
+    }
+    return cut(t, OUTPUT_CELL_MAX);
+}
+
+static char *
+after_text(const struct anvil_job *s)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < s->n_after; i++)
+        len += strlen(s->after[i]) + 1;
+    char *t = malloc(len);
+    if (t == NULL)
+        return NULL;
+    t[0] = '\0';
+    for (size_t i = 0; i < s->n_after; i++) {
+        if (i > 0)
+            strcat(t, ",");
+        strcat(t, s->after[i]);
+    }
+    return cut(t, OUTPUT_CELL_MAX);
+}
+
+static int
+add_step_row(struct output_table *t, const struct anvil_job *s, size_t depth,
+    int64_t now_ms)
+{
+    char   attempt[32], dur[48];
+    size_t indent = depth < OUTPUT_MAX_INDENT ? depth : OUTPUT_MAX_INDENT;
+    size_t nlen   = strlen(s->step);
+    char  *name   = malloc(2 * indent + nlen + 1);
+    char  *after  = after_text(s);
+    char  *what   = outcome_text(s);
+    int    rc     = -1;
+    if (name != NULL && after != NULL && what != NULL) {
+        memset(name, ' ', 2 * indent);
+        memcpy(name + 2 * indent, s->step, nlen + 1);
+        snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) s->attempt,
+            (unsigned) s->max_attempts);
+        output_job_duration(s, now_ms, dur, sizeof(dur));
+        const char *row[] = { name, anvil_job_state_name(s->state), attempt,
+            dur, after, what };
+        rc                = output_table_add(t, row);
+    }
+    free(name);
+    free(after);
+    free(what);
+    return rc;
+}
+
+static void
+print_steps(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
+{
+    static const char *const hdr[]
+        = { "STEP", "STATE", "ATTEMPT", "DURATION", "AFTER", "RESULT/ERROR" };
+    size_t              *order = calloc(wf->n_steps + 1, sizeof(size_t));
+    size_t              *depth = calloc(wf->n_steps + 1, sizeof(size_t));
+    struct output_table *t     = output_table_new(6, hdr);
+    if (order != NULL && depth != NULL && t != NULL
+        && output_workflow_order(wf, order, depth) == 0) {
+        for (size_t i = 0; i < wf->n_steps; i++)
+            add_step_row(t, &wf->steps[order[i]], depth[order[i]], now_ms);
+        output_table_print(t, f);
+    }
+    output_table_free(t);
+    free(order);
+    free(depth);
+}
+
+static void
+flow_duration(
+    const struct anvil_workflow *wf, int64_t now_ms, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (wf->created_at_ms <= 0)
+        return;
+    if (wf->finished_at_ms > 0) {
+        output_duration(wf->finished_at_ms - wf->created_at_ms, buf, len);
+        return;
+    }
+    char d[32];
+    output_duration(now_ms - wf->created_at_ms, d, sizeof(d));
+    snprintf(buf, len, "%s so far", d);
+}
+
+void
+output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
+{
+    enum { N = 9 };
+    static const char *const labels[N] = { "ID", "Name", "State", "Policy",
+        "Steps", "Created", "Finished", "Duration", "Error" };
+    char  steps[96], created[TIME_LEN], finished[TIME_LEN], dur[48];
+    char *id    = output_text_clean(wf->id, strlen(wf->id));
+    char *name  = output_text_clean(wf->name, strlen(wf->name));
+    char *error = output_text_clean(wf->error, strlen(wf->error));
+    int   n     = snprintf(steps, sizeof(steps), "%u of %u succeeded",
+              (unsigned) wf->steps_succeeded, (unsigned) wf->steps_total);
+    if (wf->steps_failed > 0)
+        snprintf(steps + n, sizeof(steps) - (size_t) n, ", %u failed",
+            (unsigned) wf->steps_failed);
+    flow_duration(wf, now_ms, dur, sizeof(dur));
+    const char *values[N] = { id, name, anvil_workflow_state_name(wf->state),
+        anvil_workflow_policy_name(wf->on_failure), steps,
+        av_format_time(wf->created_at_ms, created, sizeof(created)),
+        av_format_time(wf->finished_at_ms, finished, sizeof(finished)), dur,
+        error };
+    output_fields(f, labels, values, N);
+    free(id);
+    free(name);
+    free(error);
+    if (wf->n_steps > 0) {
+        fputc('\n', f);
+        print_steps(f, wf, now_ms);
+    }
+}
+
+void
+output_workflow_list_human(FILE *f, const struct anvil_workflow_list *list)
+{
+    static const char *const hdr[]
+        = { "ID", "NAME", "STATE", "STEPS", "CREATED" };
+    if (list->n == 0) {
+        fputs("No workflows.\n", f);
+    } else {
+        struct output_table *t = output_table_new(5, hdr);
+        for (size_t i = 0; t != NULL && i < list->n; i++) {
+            const struct anvil_workflow *w = &list->workflows[i];
+            char                         steps[32], created[TIME_LEN];
+            snprintf(steps, sizeof(steps), "%u/%u",
+                (unsigned) w->steps_succeeded, (unsigned) w->steps_total);
+            const char *row[] = { w->id, w->name,
+                anvil_workflow_state_name(w->state), steps,
+                av_format_time(w->created_at_ms, created, sizeof(created)) };
+            output_table_add(t, row);
+        }
+        if (t != NULL)
+            output_table_print(t, f);
+        output_table_free(t);
+    }
+    if (list->next_cursor != NULL && list->next_cursor[0] != '\0') {
+        char *cur
+            = output_text_clean(list->next_cursor, strlen(list->next_cursor));
+        fprintf(f, "More workflows: add --cursor %s to see the next page.\n",
+            cur ? cur : "?");
+        free(cur);
+    }
+}

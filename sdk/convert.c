@@ -1,0 +1,176 @@
+// convert.c - deep copies of protobuf-c replies into anvil.h structs.
+#include "convert.h"
+
+#include "util/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+convert_oom(struct anvil_error *err, const char *method)
+{
+    return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+        "out of memory copying the reply to %s", method);
+}
+
+char *
+convert_str(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+uint8_t *
+convert_bytes(ProtobufCBinaryData b, size_t *len)
+{
+    uint8_t *p = malloc(b.len + 1);
+    if (p == NULL)
+        return NULL;
+    if (b.len > 0)
+        memcpy(p, b.data, b.len);
+    p[b.len] = '\0';
+    *len     = b.len;
+    return p;
+}
+
+void
+anvil_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int
+convert_strv(char **v, size_t n, char ***out)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    char **c = calloc(n, sizeof(*c));
+    if (c == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        c[i] = convert_str(v[i]);
+        if (c[i] == NULL) {
+            anvil_strv_free(c, i);
+            return -1;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void
+convert_job_fini(struct anvil_job *j)
+{
+    free(j->id);
+    free(j->type);
+    free(j->queue);
+    free(j->payload);
+    free(j->result);
+    free(j->error);
+    free(j->workflow_id);
+    free(j->step);
+    free(j->idempotency_key);
+    free(j->worker_id);
+    anvil_strv_free(j->after, j->n_after);
+    memset(j, 0, sizeof(*j));
+}
+
+int
+convert_job(struct anvil_job *j, const Anvil__V1__Job *pb)
+{
+    memset(j, 0, sizeof(*j));
+    j->id              = convert_str(pb->id);
+    j->type            = convert_str(pb->type);
+    j->queue           = convert_str(pb->queue);
+    j->payload         = convert_bytes(pb->payload, &j->payload_len);
+    j->priority        = pb->priority;
+    j->state           = (int) pb->state;
+    j->attempt         = pb->attempt;
+    j->max_attempts    = pb->max_attempts;
+    j->result          = convert_bytes(pb->result, &j->result_len);
+    j->error           = convert_str(pb->error);
+    j->created_at_ms   = pb->created_at_ms;
+    j->started_at_ms   = pb->started_at_ms;
+    j->finished_at_ms  = pb->finished_at_ms;
+    j->run_at_ms       = pb->run_at_ms;
+    j->timeout_ms      = pb->timeout_ms;
+    j->workflow_id     = convert_str(pb->workflow_id);
+    j->step            = convert_str(pb->step);
+    j->idempotency_key = convert_str(pb->idempotency_key);
+    j->worker_id       = convert_str(pb->worker_id);
+    int after_rc       = convert_strv(pb->after, pb->n_after, &j->after);
+    if (after_rc == 0)
+        j->n_after = pb->n_after;
+    if (j->id && j->type && j->queue && j->payload && j->result && j->error
+        && j->workflow_id && j->step && j->idempotency_key && j->worker_id
+        && after_rc == 0)
+        return 0;
+    convert_job_fini(j);
+    return -1;
+}
+
+int
+convert_job_new(const Anvil__V1__Job *pb, const char *method,
+    struct anvil_job **out, struct anvil_error *err)
+{
+    if (pb == NULL)
+        return av_error_set(
+            err, ANVIL_INTERNAL, "the reply to %s has no job", method);
+    struct anvil_job *j = malloc(sizeof(*j));
+    if (j == NULL || convert_job(j, pb) != 0) {
+        free(j);
+        return convert_oom(err, method);
+    }
+    *out = j;
+    return ANVIL_OK;
+}
+
+void
+convert_workflow_fini(struct anvil_workflow *w)
+{
+    free(w->id);
+    free(w->name);
+    free(w->error);
+    for (size_t i = 0; i < w->n_steps; i++)
+        convert_job_fini(&w->steps[i]);
+    free(w->steps);
+    memset(w, 0, sizeof(*w));
+}
+
+int
+convert_workflow(struct anvil_workflow *w, const Anvil__V1__Workflow *pb)
+{
+    memset(w, 0, sizeof(*w));
+    w->id              = convert_str(pb->id);
+    w->name            = convert_str(pb->name);
+    w->error           = convert_str(pb->error);
+    w->state           = (int) pb->state;
+    w->on_failure      = (int) pb->on_failure;
+    w->created_at_ms   = pb->created_at_ms;
+    w->finished_at_ms  = pb->finished_at_ms;
+    w->timeout_ms      = pb->timeout_ms;
+    w->steps_total     = pb->steps_total;
+    w->steps_succeeded = pb->steps_succeeded;
+    w->steps_failed    = pb->steps_failed;
+    w->steps_settled   = pb->steps_settled;
+    if (w->id == NULL || w->name == NULL || w->error == NULL)
+        goto fail;
+    if (pb->n_steps == 0)
+        return 0;
+    w->steps = calloc(pb->n_steps, sizeof(*w->steps));
+    if (w->steps == NULL)
+        goto fail;
+    for (; w->n_steps < pb->n_steps; w->n_steps++) {
+        const Anvil__V1__Job *s = pb->steps[w->n_steps];
+        if (s == NULL || convert_job(&w->steps[w->n_steps], s) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    convert_workflow_fini(w);
+    return -1;
+}

@@ -1,0 +1,748 @@
+// workflow.c - the workflow builder and the workflow calls of workflow.h:
+// SubmitWorkflow, GetWorkflow, WaitWorkflow, CancelWorkflow, ListWorkflows.
+//
+// The builder checks locally only what it can know cheaply and for sure
+// (NULL arguments, names used twice, edges to unknown steps); the graph as
+// a whole (cycles, limits, name syntax) is the server's to judge, so there
+// is one set of rules and one wording of each error.
+#include "workflow_impl.h"
+
+#include "client_impl.h"
+#include "convert.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+// One WaitWorkflow long-poll lasts at most this long (the server takes up
+// to 300 s); anvil_workflow_wait() loops over them.
+#define WAIT_CHUNK_MS 60000
+
+// ---- names ----
+
+static const char *const state_names[] = {
+    "UNSPECIFIED",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELED",
+};
+
+#define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
+
+const char *
+anvil_workflow_state_name(int state)
+{
+    if (state < 0 || (size_t) state >= NSTATES)
+        return state_names[ANVIL_WORKFLOW_UNSPECIFIED];
+    return state_names[state];
+}
+
+int
+anvil_workflow_state_parse(const char *name, int *state)
+{
+    if (name == NULL || state == NULL)
+        return ANVIL_INVALID_ARGUMENT;
+    for (size_t i = 0; i < NSTATES; i++) {
+        if (strcasecmp(name, state_names[i]) == 0) {
+            *state = (int) i;
+            return ANVIL_OK;
+        }
+    }
+    if (strcasecmp(name, "CANCELLED") == 0) {
+        *state = ANVIL_WORKFLOW_CANCELED;
+        return ANVIL_OK;
+    }
+    return ANVIL_INVALID_ARGUMENT;
+}
+
+bool
+anvil_workflow_state_final(int state)
+{
+    return state == ANVIL_WORKFLOW_SUCCEEDED || state == ANVIL_WORKFLOW_FAILED
+        || state == ANVIL_WORKFLOW_CANCELED;
+}
+
+const char *
+anvil_workflow_policy_name(int policy)
+{
+    switch (policy) {
+    case ANVIL_FAIL_FAST:
+        return "fail_fast";
+    case ANVIL_CONTINUE:
+        return "continue";
+    default:
+        return "unknown";
+    }
+}
+
+int
+anvil_workflow_policy_parse(const char *name, int *policy)
+{
+    if (name == NULL || policy == NULL)
+        return ANVIL_INVALID_ARGUMENT;
+    if (strcasecmp(name, "fail_fast") == 0) {
+        *policy = ANVIL_FAIL_FAST;
+        return ANVIL_OK;
+    }
+    if (strcasecmp(name, "continue") == 0) {
+        *policy = ANVIL_CONTINUE;
+        return ANVIL_OK;
+    }
+    return ANVIL_INVALID_ARGUMENT;
+}
+
+// ---- the name index ----
+
+// FNV-1a.
+static size_t
+hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char) *s;
+        h *= 1099511628211ULL;
+    }
+    return (size_t) h;
+}
+
+long
+workflow_find(const anvil_workflow_spec *wf, const char *name)
+{
+    if (wf->index_cap == 0)
+        return -1;
+    size_t mask = wf->index_cap - 1;
+    for (size_t i = hash_name(name) & mask; wf->index[i] != 0;
+         i        = (i + 1) & mask) {
+        size_t at = wf->index[i] - 1;
+        if (strcmp(wf->steps[at].name, name) == 0)
+            return (long) at;
+    }
+    return -1;
+}
+
+static void
+index_put(size_t *index, size_t cap, const char *name, size_t at)
+{
+    size_t i = hash_name(name) & (cap - 1);
+    while (index[i] != 0)
+        i = (i + 1) & (cap - 1);
+    index[i] = at + 1;
+}
+
+// Makes room for one more step: the array and an index at most half full.
+static int
+reserve_step(anvil_workflow_spec *wf)
+{
+    if (wf->n == wf->cap) {
+        size_t          cap = wf->cap ? wf->cap * 2 : 8;
+        struct wf_step *s   = realloc(wf->steps, cap * sizeof(*s));
+        if (s == NULL)
+            return -1;
+        wf->steps = s;
+        wf->cap   = cap;
+    }
+    if ((wf->n + 1) * 2 <= wf->index_cap)
+        return 0;
+    size_t  cap   = wf->index_cap ? wf->index_cap * 2 : 16;
+    size_t *index = calloc(cap, sizeof(*index));
+    if (index == NULL)
+        return -1;
+    for (size_t i = 0; i < wf->n; i++)
+        index_put(index, cap, wf->steps[i].name, i);
+    free(wf->index);
+    wf->index     = index;
+    wf->index_cap = cap;
+    return 0;
+}
+
+// ---- building ----
+
+static int
+oom(struct anvil_error *err)
+{
+    return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+int
+anvil_workflow_new(
+    anvil_workflow_spec **out, const char *name, struct anvil_error *err)
+{
+    if (out == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "anvil_workflow_new: out is NULL");
+    *out = NULL;
+    if (name == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "anvil_workflow_new: the workflow name is NULL");
+    anvil_workflow_spec *wf = calloc(1, sizeof(*wf));
+    if (wf == NULL)
+        return oom(err);
+    wf->name   = strdup(name);
+    wf->policy = ANVIL_FAIL_FAST;
+    if (wf->name == NULL) {
+        free(wf);
+        return oom(err);
+    }
+    *out = wf;
+    return ANVIL_OK;
+}
+
+static void
+step_fini(struct wf_step *s)
+{
+    free(s->name);
+    free(s->type);
+    free(s->queue);
+    free(s->payload);
+    anvil_strv_free(s->after, s->n_after);
+}
+
+void
+anvil_workflow_spec_free(anvil_workflow_spec *wf)
+{
+    if (wf == NULL)
+        return;
+    for (size_t i = 0; i < wf->n; i++)
+        step_fini(&wf->steps[i]);
+    free(wf->steps);
+    free(wf->index);
+    free(wf->name);
+    free(wf->key);
+    free(wf);
+}
+
+void
+anvil_workflow_set_policy(anvil_workflow_spec *wf, int policy)
+{
+    if (wf != NULL)
+        wf->policy = policy;
+}
+
+void
+anvil_workflow_set_timeout(anvil_workflow_spec *wf, int64_t timeout_ms)
+{
+    if (wf != NULL)
+        wf->timeout_ms = timeout_ms;
+}
+
+int
+anvil_workflow_set_key(anvil_workflow_spec *wf, const char *idempotency_key,
+    struct anvil_error *err)
+{
+    if (wf == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "anvil_workflow_set_key: workflow is NULL");
+    char *key = NULL;
+    if (idempotency_key != NULL && idempotency_key[0] != '\0') {
+        key = strdup(idempotency_key);
+        if (key == NULL)
+            return oom(err);
+    }
+    free(wf->key);
+    wf->key = key;
+    return ANVIL_OK;
+}
+
+static int
+check_step_args(const anvil_workflow_spec *wf, const char *name,
+    const char *type, const void *payload, size_t len, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_step";
+    if (wf == NULL || name == NULL || type == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+            wf == NULL         ? "workflow"
+                : name == NULL ? "the step name"
+                               : "the step type");
+    if (payload == NULL && len > 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: step \"%.128s\": payload is NULL but its length is %zu", fn,
+            name, len);
+    if (workflow_find(wf, name) >= 0)
+        return av_error_set(err, ANVIL_ALREADY_EXISTS,
+            "workflow \"%.128s\" already has a step \"%.128s\"", wf->name,
+            name);
+    return ANVIL_OK;
+}
+
+int
+anvil_workflow_step(anvil_workflow_spec *wf, const char *name, const char *type,
+    const void *payload, size_t len, const struct anvil_step_opts *opts,
+    struct anvil_error *err)
+{
+    int rc = check_step_args(wf, name, type, payload, len, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (reserve_step(wf) != 0)
+        return oom(err);
+    struct wf_step s = { .len = len };
+    s.name           = strdup(name);
+    s.type           = strdup(type);
+    s.payload        = malloc(len + 1);
+    if (opts != NULL) {
+        s.queue        = opts->queue != NULL ? strdup(opts->queue) : NULL;
+        s.priority     = opts->priority;
+        s.max_attempts = opts->max_attempts;
+        s.timeout_ms   = opts->timeout_ms;
+    }
+    if (s.name == NULL || s.type == NULL || s.payload == NULL
+        || (opts != NULL && opts->queue != NULL && s.queue == NULL)) {
+        step_fini(&s);
+        return oom(err);
+    }
+    if (len > 0)
+        memcpy(s.payload, payload, len);
+    s.payload[len] = '\0';
+    index_put(wf->index, wf->index_cap, s.name, wf->n);
+    wf->steps[wf->n++] = s;
+    return ANVIL_OK;
+}
+
+// The index of step `name`, or NOT_FOUND naming it and the function.
+static int
+find_step(const anvil_workflow_spec *wf, const char *name, const char *fn,
+    long *at, struct anvil_error *err)
+{
+    if (name == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: a step name is NULL", fn);
+    *at = workflow_find(wf, name);
+    if (*at < 0)
+        return av_error_set(err, ANVIL_NOT_FOUND,
+            "%s: workflow \"%.100s\" has no step \"%.100s\" (add it with "
+            "anvil_workflow_step first)",
+            fn, wf->name, name);
+    return ANVIL_OK;
+}
+
+// Checks that step `name` may run after `parent`: both exist, not the same.
+static int
+check_edge(const anvil_workflow_spec *wf, const char *name, const char *parent,
+    const char *fn, struct anvil_error *err)
+{
+    long a, b;
+    int  rc = find_step(wf, name, fn, &a, err);
+    if (rc == ANVIL_OK)
+        rc = find_step(wf, parent, fn, &b, err);
+    if (rc == ANVIL_OK && a == b)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: step \"%.128s\" cannot run after itself", fn, name);
+    return rc;
+}
+
+// Adds the edge parent -> name, once. Both were checked by check_edge().
+static int
+add_edge(anvil_workflow_spec *wf, const char *name, const char *parent)
+{
+    struct wf_step *s = &wf->steps[workflow_find(wf, name)];
+    for (size_t i = 0; i < s->n_after; i++)
+        if (strcmp(s->after[i], parent) == 0)
+            return 0;
+    if (s->n_after == s->cap_after) {
+        size_t cap = s->cap_after ? s->cap_after * 2 : 4;
+        char **v   = realloc(s->after, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        s->after     = v;
+        s->cap_after = cap;
+    }
+    s->after[s->n_after] = strdup(parent);
+    if (s->after[s->n_after] == NULL)
+        return -1;
+    s->n_after++;
+    return 0;
+}
+
+int
+anvil_workflow_after(anvil_workflow_spec *wf, const char *name,
+    const char *parent, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_after";
+    if (wf == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
+    int rc = check_edge(wf, name, parent, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    return add_edge(wf, name, parent) == 0 ? ANVIL_OK : oom(err);
+}
+
+static int
+check_list(const anvil_workflow_spec *wf, const char *const *steps, size_t n,
+    const char *fn, struct anvil_error *err)
+{
+    if (wf == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
+    if (steps == NULL && n > 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: steps is NULL but n is %zu", fn, n);
+    for (size_t i = 0; i < n; i++) {
+        if (steps[i] == NULL)
+            return av_error_set(
+                err, ANVIL_INVALID_ARGUMENT, "%s: steps[%zu] is NULL", fn, i);
+    }
+    return ANVIL_OK;
+}
+
+int
+anvil_workflow_chain(anvil_workflow_spec *wf, const char *const *steps,
+    size_t n, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_chain";
+    int               rc   = check_list(wf, steps, n, fn, err);
+    long              at;
+    if (rc == ANVIL_OK && n == 1)
+        rc = find_step(wf, steps[0], fn, &at, err);
+    // Check every link first, so a bad one leaves the spec unchanged.
+    for (size_t i = 1; rc == ANVIL_OK && i < n; i++)
+        rc = check_edge(wf, steps[i], steps[i - 1], fn, err);
+    for (size_t i = 1; rc == ANVIL_OK && i < n; i++) {
+        if (add_edge(wf, steps[i], steps[i - 1]) != 0)
+            rc = oom(err);
+    }
+    return rc;
+}
+
+static int
+check_group(const anvil_workflow_spec *wf, const char *after,
+    const char *const *steps, size_t n, const char *join,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_group";
+    int               rc   = check_list(wf, steps, n, fn, err);
+    if (rc == ANVIL_OK && n == 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: a group needs at least one step", fn);
+    for (size_t i = 0; rc == ANVIL_OK && i < n; i++) {
+        long at;
+        if (after != NULL)
+            rc = check_edge(wf, steps[i], after, fn, err);
+        else if (join == NULL)
+            rc = find_step(wf, steps[i], fn, &at, err);
+        if (rc == ANVIL_OK && join != NULL)
+            rc = check_edge(wf, join, steps[i], fn, err);
+    }
+    return rc;
+}
+
+int
+anvil_workflow_group(anvil_workflow_spec *wf, const char *after,
+    const char *const *steps, size_t n, const char *join,
+    struct anvil_error *err)
+{
+    int rc = check_group(wf, after, steps, n, join, err);
+    for (size_t i = 0; rc == ANVIL_OK && i < n; i++) {
+        if (after != NULL && add_edge(wf, steps[i], after) != 0)
+            rc = oom(err);
+        if (rc == ANVIL_OK && join != NULL && add_edge(wf, join, steps[i]) != 0)
+            rc = oom(err);
+    }
+    return rc;
+}
+
+// ---- the wire form ----
+
+int
+workflow_pb_init(struct workflow_pb *pb, const anvil_workflow_spec *wf)
+{
+    memset(pb, 0, sizeof(*pb));
+    anvil__v1__workflow_spec__init(&pb->spec);
+    pb->spec.name            = wf->name;
+    pb->spec.on_failure      = (Anvil__V1__FailurePolicy) wf->policy;
+    pb->spec.timeout_ms      = wf->timeout_ms;
+    pb->spec.idempotency_key = wf->key != NULL ? wf->key : (char *) "";
+    if (wf->n == 0)
+        return 0;
+    pb->steps = calloc(wf->n, sizeof(*pb->steps));
+    pb->ptrs  = calloc(wf->n, sizeof(*pb->ptrs));
+    if (pb->steps == NULL || pb->ptrs == NULL) {
+        workflow_pb_fini(pb);
+        return -1;
+    }
+    for (size_t i = 0; i < wf->n; i++) {
+        const struct wf_step *s = &wf->steps[i];
+        Anvil__V1__StepSpec  *p = &pb->steps[i];
+        anvil__v1__step_spec__init(p);
+        p->name         = s->name;
+        p->type         = s->type;
+        p->payload.data = s->payload;
+        p->payload.len  = s->len;
+        p->after        = s->after;
+        p->n_after      = s->n_after;
+        p->queue        = s->queue != NULL ? s->queue : (char *) "";
+        p->priority     = s->priority;
+        p->max_attempts = s->max_attempts;
+        p->timeout_ms   = s->timeout_ms;
+        pb->ptrs[i]     = p;
+    }
+    pb->spec.steps   = pb->ptrs;
+    pb->spec.n_steps = wf->n;
+    return 0;
+}
+
+void
+workflow_pb_fini(struct workflow_pb *pb)
+{
+    free(pb->steps);
+    free(pb->ptrs);
+    pb->steps = NULL;
+    pb->ptrs  = NULL;
+}
+
+// ---- running ----
+
+int
+anvil_workflow_submit(anvil_client *c, const anvil_workflow_spec *wf,
+    char **id_out, bool *existed, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_submit";
+    if (id_out != NULL)
+        *id_out = NULL;
+    if (existed != NULL)
+        *existed = false;
+    int rc = client_check(c, fn, err);
+    if (rc == ANVIL_OK && wf == NULL)
+        rc = av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
+    if (rc == ANVIL_OK && wf->n == 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "workflow \"%.128s\" has no steps (add one with "
+            "anvil_workflow_step)",
+            wf->name);
+    if (rc != ANVIL_OK)
+        return rc;
+    struct workflow_pb pb;
+    if (workflow_pb_init(&pb, wf) != 0)
+        return oom(err);
+    Anvil__V1__SubmitWorkflowRequest req
+        = ANVIL__V1__SUBMIT_WORKFLOW_REQUEST__INIT;
+    req.spec = &pb.spec;
+    Anvil__V1__SubmitWorkflowResponse *rep;
+    rc = client_call(
+        c, "SubmitWorkflow", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    workflow_pb_fini(&pb);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (id_out != NULL) {
+        *id_out = convert_str(rep->id);
+        if (*id_out == NULL)
+            rc = convert_oom(err, "SubmitWorkflow");
+    }
+    if (rc == ANVIL_OK && existed != NULL)
+        *existed = rep->existed;
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+void
+anvil_workflow_free(struct anvil_workflow *wf)
+{
+    if (wf == NULL)
+        return;
+    convert_workflow_fini(wf);
+    free(wf);
+}
+
+const struct anvil_job *
+anvil_workflow_find_step(const struct anvil_workflow *wf, const char *name)
+{
+    if (wf == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < wf->n_steps; i++)
+        if (strcmp(wf->steps[i].step, name) == 0)
+            return &wf->steps[i];
+    return NULL;
+}
+
+// *out = a new workflow copied from pb.
+static int
+workflow_new(const Anvil__V1__Workflow *pb, const char *method,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
+    if (pb == NULL)
+        return av_error_set(
+            err, ANVIL_INTERNAL, "the reply to %s has no workflow", method);
+    struct anvil_workflow *w = malloc(sizeof(*w));
+    if (w == NULL || convert_workflow(w, pb) != 0) {
+        free(w);
+        return convert_oom(err, method);
+    }
+    *out = w;
+    return ANVIL_OK;
+}
+
+static int
+check_id_call(anvil_client *c, const char *id, void *out, const char *fn,
+    struct anvil_error *err)
+{
+    int rc = client_check(c, fn, err);
+    if (rc == ANVIL_OK)
+        rc = client_check_id(id, "workflow id", fn, err);
+    if (rc == ANVIL_OK && out == NULL)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    return rc;
+}
+
+int
+anvil_workflow_get(anvil_client *c, const char *id, struct anvil_workflow **out,
+    struct anvil_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, out, "anvil_workflow_get", err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__GetWorkflowRequest req = ANVIL__V1__GET_WORKFLOW_REQUEST__INIT;
+    req.id                            = (char *) id;
+    Anvil__V1__GetWorkflowResponse *rep;
+    rc = client_call(
+        c, "GetWorkflow", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = workflow_new(rep->workflow, "GetWorkflow", out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+// One WaitWorkflow of at most chunk_ms: *out and *done.
+static int
+wait_once(anvil_client *c, const char *id, uint32_t chunk_ms,
+    struct anvil_workflow **out, bool *done, struct anvil_error *err)
+{
+    Anvil__V1__WaitWorkflowRequest req = ANVIL__V1__WAIT_WORKFLOW_REQUEST__INIT;
+    req.id                             = (char *) id;
+    req.timeout_ms                     = chunk_ms;
+    Anvil__V1__WaitWorkflowResponse *rep;
+    int rc = client_call(c, "WaitWorkflow", &req.base, chunk_ms,
+        (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc    = workflow_new(rep->workflow, "WaitWorkflow", out, err);
+    *done = rep->done;
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+int
+anvil_workflow_wait(anvil_client *c, const char *id, int timeout_ms,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_wait";
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, out, fn, err);
+    if (rc == ANVIL_OK && timeout_ms < 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: timeout_ms is negative (%d)", fn, timeout_ms);
+    int64_t deadline = av_mono_ms() + timeout_ms;
+    while (rc == ANVIL_OK) {
+        int64_t left  = deadline - av_mono_ms();
+        int64_t chunk = left < 0 ? 0 : left;
+        bool    done  = false;
+        rc            = wait_once(c, id,
+                       (uint32_t) (chunk < WAIT_CHUNK_MS ? chunk : WAIT_CHUNK_MS), out,
+                       &done, err);
+        if (rc != ANVIL_OK || done)
+            break;
+        if (av_mono_ms() >= deadline)
+            return av_error_set(err, ANVIL_DEADLINE_EXCEEDED,
+                "workflow %s is still %s after %d ms", id,
+                anvil_workflow_state_name((*out)->state), timeout_ms);
+        anvil_workflow_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int
+anvil_workflow_cancel(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
+    static const char      fn[] = "anvil_workflow_cancel";
+    struct anvil_workflow *ignored;
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, &ignored, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__CancelWorkflowRequest req
+        = ANVIL__V1__CANCEL_WORKFLOW_REQUEST__INIT;
+    req.id = (char *) id;
+    Anvil__V1__CancelWorkflowResponse *rep;
+    rc = client_call(
+        c, "CancelWorkflow", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (out != NULL)
+        rc = workflow_new(rep->workflow, "CancelWorkflow", out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+static int
+list_from_pb(const Anvil__V1__ListWorkflowsResponse *rep,
+    struct anvil_workflow_list **out, struct anvil_error *err)
+{
+    struct anvil_workflow_list *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return convert_oom(err, "ListWorkflows");
+    l->next_cursor = convert_str(rep->next_cursor);
+    if (rep->n_workflows > 0)
+        l->workflows = calloc(rep->n_workflows, sizeof(*l->workflows));
+    if (l->next_cursor == NULL || (rep->n_workflows > 0 && !l->workflows))
+        goto fail;
+    for (; l->n < rep->n_workflows; l->n++) {
+        const Anvil__V1__Workflow *pb = rep->workflows[l->n];
+        if (pb == NULL || convert_workflow(&l->workflows[l->n], pb) != 0)
+            goto fail;
+    }
+    *out = l;
+    return ANVIL_OK;
+fail:
+    anvil_workflow_list_free(l);
+    return convert_oom(err, "ListWorkflows");
+}
+
+int
+anvil_workflow_list(anvil_client *c, const struct anvil_workflow_filter *filter,
+    struct anvil_workflow_list **out, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_list";
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out   = NULL;
+    int rc = client_check(c, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__ListWorkflowsRequest req
+        = ANVIL__V1__LIST_WORKFLOWS_REQUEST__INIT;
+    if (filter != NULL) {
+        req.state  = (Anvil__V1__WorkflowState) filter->state;
+        req.name   = (char *) (filter->name ? filter->name : "");
+        req.limit  = filter->limit;
+        req.cursor = (char *) (filter->cursor ? filter->cursor : "");
+    }
+    Anvil__V1__ListWorkflowsResponse *rep;
+    rc = client_call(
+        c, "ListWorkflows", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = list_from_pb(rep, out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+void
+anvil_workflow_list_free(struct anvil_workflow_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        convert_workflow_fini(&list->workflows[i]);
+    free(list->workflows);
+    free(list->next_cursor);
+    free(list);
+}

@@ -1,0 +1,53 @@
+// workflow_impl.h - the inside of an anvil_workflow_spec, shared by the
+// builder and the calls (workflow.c), the JSON parser (workflow_json.c) and
+// the tests, which check what a definition turned into.
+//
+// A spec belongs to one thread at a time (see workflow.h); nothing here
+// locks.
+#ifndef SDK_WORKFLOW_IMPL_H
+#define SDK_WORKFLOW_IMPL_H
+
+#include "anvil/v1/anvil.pb-c.h"
+
+#include <anvil/workflow.h>
+
+struct wf_step {
+    char    *name;
+    char    *type;
+    char    *queue; // NULL = the server's default
+    uint8_t *payload;
+    size_t   len;
+    int32_t  priority;
+    uint32_t max_attempts;
+    int64_t  timeout_ms;
+    char   **after; // names of the parents, each once, in the order added
+    size_t   n_after;
+    size_t   cap_after;
+};
+
+struct anvil_workflow_spec {
+    char           *name;
+    int             policy; // enum anvil_failure_policy
+    int64_t         timeout_ms;
+    char           *key; // idempotency key; NULL = none
+    struct wf_step *steps;
+    size_t          n;
+    size_t          cap;
+    size_t         *index;     // open addressing: step index + 1, 0 = free
+    size_t          index_cap; // a power of two, > 2 * n
+};
+
+// The index of the step called name, or -1.
+long workflow_find(const anvil_workflow_spec *wf, const char *name);
+
+// The SubmitWorkflowRequest's spec for wf, pointing into wf (which must
+// outlive it). Free with workflow_pb_fini(). 0, or -1 out of memory.
+struct workflow_pb {
+    Anvil__V1__WorkflowSpec spec;
+    Anvil__V1__StepSpec    *steps;
+    Anvil__V1__StepSpec   **ptrs;
+};
+int  workflow_pb_init(struct workflow_pb *pb, const anvil_workflow_spec *wf);
+void workflow_pb_fini(struct workflow_pb *pb);
+
+#endif
