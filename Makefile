@@ -53,6 +53,7 @@ INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 CRASH_SRCS  := $(wildcard tests/crash/*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
+BENCH_SRCS  := $(wildcard bench/*.c)
 
 LIBANVIL  := $(B)/libanvil.a
 LIBSERVER := $(B)/libanvild.a
@@ -60,7 +61,8 @@ LIBWORKERD := $(B)/libanvil-workerd.a
 LIBCLI    := $(B)/libanvil-cli.a
 LIBS_ALL  := $(LIBSERVER) $(LIBWORKERD) $(LIBCLI) $(LIBANVIL)
 
-PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker
+PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker \
+         $(if $(BENCH_SRCS),$(BIN)/anvil-bench)
 EXAMPLES := $(patsubst examples/%.c,$(BIN)/examples/%,$(EXAMPLE_SRCS))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRCS))
@@ -72,6 +74,8 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
         demo run \
         format format-check clean tests
 .DEFAULT_GOAL := all
+# Keep the objects of tests and examples (pattern-rule intermediates).
+.SECONDARY:
 
 all: $(PROGS) $(EXAMPLES)
 
@@ -114,6 +118,9 @@ $(BIN)/anvil-worker: $(call obj,worker/main.c) $(LIBWORKERD) $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 $(BIN)/anvil: $(call obj,cli/main.c) $(LIBCLI) $(LIBANVIL)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+$(BIN)/anvil-bench: $(call obj,$(BENCH_SRCS)) $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 $(BIN)/examples/%: $(B)/obj/examples/%.o $(LIBANVIL)
@@ -173,8 +180,11 @@ test-integration: all $(INTEG_BINS)
 check-asan:
 	@$(MAKE) --no-print-directory FLAVOR=asan test
 
+# The benchmark: an optimised build, then every workload (never run by
+# make test). BENCH_ARGS adds flags, e.g. BENCH_ARGS="--json".
 bench:
-	@echo "make bench: the benchmark harness (bench/, anvil-bench) is not built yet."
+	@$(MAKE) --no-print-directory FLAVOR=release all
+	build/release/bin/anvil-bench --workload all $(BENCH_ARGS)
 
 demo: all
 	@sh scripts/demo.sh $(BIN)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_STEP_NAME 128
+
 struct names {
     const char **key;
     size_t      *idx;
@@ -156,13 +158,18 @@ cycle_error(const struct dag_step *steps, const struct dag *d,
     }
     // path[seen[cur]-1 .. len-1] is the cycle, child to parent; print it
     // parent to child: "a -> b" means b runs after a.
-    char   msg[200];
-    size_t at = 0;
-    for (size_t i = len; i-- > seen[cur] - 1 && at < sizeof(msg);)
-        at += (size_t) snprintf(msg + at, sizeof(msg) - at, "%s -> ",
-            steps[path[i]].name);
-    if (at < sizeof(msg))
-        snprintf(msg + at, sizeof(msg) - at, "%s", steps[path[len - 1]].name);
+    // A long cycle is shortened in the middle: "a -> b -> ... -> a".
+    char   msg[400];
+    size_t at = 0, room = sizeof(msg) - MAX_STEP_NAME - 16;
+    for (size_t i = len; i-- > seen[cur] - 1;) {
+        const char *name = steps[path[i]].name;
+        if (at + strlen(name) + 4 > room) {
+            at += (size_t) snprintf(msg + at, sizeof(msg) - at, "... -> ");
+            break;
+        }
+        at += (size_t) snprintf(msg + at, sizeof(msg) - at, "%s -> ", name);
+    }
+    snprintf(msg + at, sizeof(msg) - at, "%s", steps[path[len - 1]].name);
     free(seen);
     free(path);
     return av_error_set(err, ANVIL_INVALID_ARGUMENT,
