@@ -83,13 +83,38 @@ static bool
 is_read_only(enum cmd_kind k)
 {
     return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH ||
-        k == CMD_WORKERS || k == CMD_TOKEN_LIST ||
+        k == CMD_WORKERS || k == CMD_TOKEN_LIST || k == CMD_PIPE_CLOSED ||
         k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
+}
+
+// A connection closed: its parked long-polls can no longer be answered.
+// A Poll left parked would lease jobs to nobody (they would wait out their
+// lease), so they are answered now, to no one.
+static int
+drop_pipe(struct engine *e, struct batch *b, uint32_t pipe)
+{
+    struct cmd **lists[] = { &e->parked_polls, &e->parked_waits,
+        &e->parked_flows };
+    for (size_t i = 0; i < 3; i++) {
+        for (struct cmd **pp = lists[i]; *pp != NULL;) {
+            struct cmd *c = *pp;
+            if (c->pipe != pipe) {
+                pp = &c->next;
+                continue;
+            }
+            *pp = c->next;
+            av_error_set(&c->err, ANVIL_UNAVAILABLE, "connection closed");
+            list_push(&b->reply, c);
+        }
+    }
+    return ANVIL_OK;
 }
 
 static int
 dispatch(struct engine *e, struct batch *b, struct cmd *c)
 {
+    if (c->kind == CMD_PIPE_CLOSED)
+        return drop_pipe(e, b, c->pipe);
     if (c->kind >= CMD_TOKEN_CREATE)
         return tokens_apply(e, b, c);
     if (c->kind >= CMD_WF_SUBMIT)

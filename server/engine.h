@@ -43,6 +43,7 @@ enum cmd_kind {
     CMD_TOKEN_CREATE,
     CMD_TOKEN_LIST,
     CMD_TOKEN_REVOKE,
+    CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
 };
 
 struct lease_ref {
@@ -199,6 +200,7 @@ struct cmd {
     uint64_t      request_id; // envelope request id; 0 = none
     int64_t       token_id;   // caller's API token; 0 = auth off
     int           role;       // caller's role (enum role in auth.h)
+    uint32_t      pipe;       // the connection it came on (nng pipe id)
     union {
         struct cmd_submit    submit;
         struct cmd_job       get;

@@ -203,26 +203,53 @@ call_done(struct cmd *c, void *arg)
 
 // Hands the command to the engine unless the server is stopping; counted,
 // so that rpc_quiesce() knows when no callback can reach the engine.
-static void
-submit(struct rpc_ctx *x)
+static bool
+submit_cmd(struct rpc *r, struct cmd *c)
 {
-    struct rpc *r = x->rpc;
     pthread_mutex_lock(&r->lock);
     bool closing = r->closing;
     if (!closing)
         r->submitting++;
     pthread_mutex_unlock(&r->lock);
-    if (closing) {
-        av_error_set(&x->call.cmd.err, ANVIL_UNAVAILABLE,
-            "the server is stopping");
-        call_done(&x->call.cmd, x);
-        return;
-    }
-    engine_submit(r->cfg.engine, &x->call.cmd);
+    if (closing)
+        return false;
+    engine_submit(r->cfg.engine, c);
     pthread_mutex_lock(&r->lock);
     if (--r->submitting == 0 && r->closing)
         pthread_cond_broadcast(&r->idle);
     pthread_mutex_unlock(&r->lock);
+    return true;
+}
+
+static void
+submit(struct rpc_ctx *x)
+{
+    if (submit_cmd(x->rpc, &x->call.cmd))
+        return;
+    av_error_set(&x->call.cmd.err, ANVIL_UNAVAILABLE, "the server is stopping");
+    call_done(&x->call.cmd, x);
+}
+
+static void
+free_cmd(struct cmd *c, void *arg)
+{
+    (void) arg;
+    free(c);
+}
+
+// Tells the engine a connection closed, so it drops that connection's
+// parked long-polls.
+static void
+pipe_closed(struct rpc *r, uint32_t pipe)
+{
+    struct cmd *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return; // its polls then end at their timeout
+    c->kind = CMD_PIPE_CLOSED;
+    c->pipe = pipe;
+    c->done = free_cmd;
+    if (!submit_cmd(r, c))
+        free(c);
 }
 
 static void
@@ -263,6 +290,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     x->call.cmd.request_id = x->request_id;
     x->call.cmd.token_id   = token_id;
     x->call.cmd.role       = role;
+    x->call.cmd.pipe       = x->pipe;
     x->call.cmd.done       = call_done;
     x->call.cmd.done_arg   = x;
     submit(x);
@@ -331,6 +359,8 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
                 "connections (anvild --max-conns)\"", r->cfg.max_conns);
         nng_pipe_close(p);
     }
+    if (ev == NNG_PIPE_EV_REM_POST)
+        pipe_closed(r, (uint32_t) nng_pipe_id(p));
 }
 
 // Listens synchronously, with the TLS configuration when there is one.
