@@ -4,6 +4,7 @@
 // after it. "--name value" and "--name=value" are both accepted, and "--"
 // ends the flags (for an ID that starts with '-').
 #include "cli.h"
+#include "output.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +19,9 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_cancel,
     &cli_verb_list,
     &cli_verb_health,
+    &cli_verb_workers,
     &cli_verb_workflow,
+    &cli_verb_token,
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -69,6 +72,43 @@ set_server(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
+set_token(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    if (value[0] == '\0')
+        return cli_usage_error(err, "--token must not be empty");
+    o->token = value;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_tls_file(const char *flag, const char *value, const char **dst,
+    struct anvil_error *err)
+{
+    if (value[0] == '\0')
+        return cli_usage_error(err, "%s: FILE must not be empty", flag);
+    *dst = value;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_tls_ca(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_tls_file("--tls-ca", value, &o->tls_ca, err);
+}
+
+static int
+set_tls_cert(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_tls_file("--tls-cert", value, &o->tls_cert, err);
+}
+
+static int
+set_tls_key(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_tls_file("--tls-key", value, &o->tls_key, err);
+}
+
+static int
 set_json(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     (void) value;
@@ -97,6 +137,10 @@ set_version(struct cli_opts *o, const char *value, struct anvil_error *err)
 
 static const struct cli_flag global_flags[] = {
     { "--server", "URL", set_server },
+    { "--token", "T", set_token },
+    { "--tls-ca", "FILE", set_tls_ca },
+    { "--tls-cert", "FILE", set_tls_cert },
+    { "--tls-key", "FILE", set_tls_key },
     { "--json", NULL, set_json },
     { "--help", NULL, set_help },
     { "-h", NULL, set_help },
@@ -263,6 +307,10 @@ cli_parse(int argc, char **argv, struct cli_opts *o, struct anvil_error *err)
     if (o->verb->positional != NULL && !o->positional_set)
         return cli_usage_error(
             err, "%s: missing %s", o->verb->name, o->verb->positional);
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+        return cli_usage_error(err, "%s needs %s too",
+            o->tls_cert != NULL ? "--tls-cert" : "--tls-key",
+            o->tls_cert != NULL ? "--tls-key" : "--tls-cert");
     if (o->verb->check != NULL)
         return o->verb->check(o, err);
     return CLI_EXIT_OK;
@@ -274,6 +322,12 @@ static const char global_help[]
     = "Global flags (before or after the verb):\n"
       "  --server URL   server to talk to (default: $ANVIL_SERVER, "
       "else " ANVIL_DEFAULT_URL ")\n"
+      "  --token T      bearer token (default: $ANVIL_TOKEN)\n"
+      "  --tls-ca FILE  CA that signed a tls+tcp:// server's certificate\n"
+      "                 (default: $ANVIL_TLS_CA)\n"
+      "  --tls-cert FILE, --tls-key FILE\n"
+      "                 client certificate and key for mutual TLS\n"
+      "                 (default: $ANVIL_TLS_CERT, $ANVIL_TLS_KEY)\n"
       "  --json         print exactly one JSON object on stdout\n"
       "  -h, --help     show help (also: anvil help [VERB])\n"
       "  --version      print the version\n";
@@ -288,8 +342,11 @@ static const char exit_help[]
       "printed)\n"
       "  2  bad usage or an invalid workflow file; nothing was sent to the "
       "server\n"
-      "  4  wait, submit --wait: --timeout-ms passed before the job finished\n"
-      "     (the same for workflow wait and workflow submit --wait)\n";
+      "  4  wait: --timeout-ms (submit --wait: --wait-timeout-ms) passed "
+      "before\n"
+      "     the job finished (the same for workflow wait and workflow submit "
+      "--wait\n"
+      "     with --timeout-ms)\n";
 
 static const char json_help[]
     = "JSON output (--json):\n"
@@ -389,6 +446,47 @@ cli_report(struct cli_ctx *ctx, int code, const struct anvil_error *err)
 }
 
 int
+cli_print_json(struct cli_ctx *ctx, json_t *obj)
+{
+    int rc = output_json_print(ctx->out, obj);
+    json_decref(obj);
+    if (rc != 0) {
+        fprintf(ctx->err, "anvil: cannot write JSON output\n");
+        return CLI_EXIT_FAILED;
+    }
+    return CLI_EXIT_OK;
+}
+
+static const char *
+flag_or_env(const char *flag, const char *env)
+{
+    if (flag != NULL)
+        return flag;
+    const char *v = getenv(env);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+// Applies --token and the --tls-* flags (falling back to the environment
+// for the TLS files a flag does not name) to c.
+static int
+client_setup(const struct cli_opts *o, anvil_client *c, struct anvil_error *e)
+{
+    if (o->token != NULL) {
+        int rc = anvil_client_set_token(c, o->token, e);
+        if (rc != ANVIL_OK)
+            return rc;
+    }
+    if (o->tls_ca == NULL && o->tls_cert == NULL && o->tls_key == NULL)
+        return ANVIL_OK;
+    struct anvil_tls t = {
+        .ca_file   = flag_or_env(o->tls_ca, "ANVIL_TLS_CA"),
+        .cert_file = flag_or_env(o->tls_cert, "ANVIL_TLS_CERT"),
+        .key_file  = flag_or_env(o->tls_key, "ANVIL_TLS_KEY"),
+    };
+    return anvil_client_set_tls(c, &t, e);
+}
+
+int
 cli_main(int argc, char **argv, FILE *out, FILE *err)
 {
     struct cli_opts    o;
@@ -410,8 +508,21 @@ cli_main(int argc, char **argv, FILE *out, FILE *err)
     struct cli_ctx ctx = { &o, NULL, out, err };
     int            rc  = anvil_client_open(&c, url, &e);
     if (rc == ANVIL_INVALID_ARGUMENT) {
-        fprintf(err, "anvil: bad server URL '%s': %s\n", url, e.msg);
+        if (strncmp(e.msg, "TLS", 3) == 0) // from $ANVIL_TLS_*
+            fprintf(err, "anvil: %s\n", e.msg);
+        else
+            fprintf(err, "anvil: bad server URL '%s': %s\n", url, e.msg);
         return CLI_EXIT_USAGE;
+    }
+    if (rc == ANVIL_OK) {
+        rc = client_setup(&o, c, &e);
+        if (rc == ANVIL_INVALID_ARGUMENT) {
+            fprintf(err, "anvil: %s\n", e.msg);
+            anvil_client_close(c);
+            return CLI_EXIT_USAGE;
+        }
+        if (rc != ANVIL_OK)
+            anvil_client_close(c);
     }
     if (rc != ANVIL_OK)
         return cli_report(&ctx, rc, &e);

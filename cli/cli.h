@@ -14,6 +14,7 @@
 
 #include <anvil/anvil.h>
 #include <anvil/workflow.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ enum cli_exit {
     CLI_EXIT_FAILED  = 1, // server error, or it FAILED / was CANCELED
     CLI_EXIT_USAGE   = 2, // bad arguments or workflow file; nothing was sent
     CLI_EXIT_TIMEOUT = 4, // wait: --timeout-ms passed, not finished
+                          // (submit --wait: --wait-timeout-ms)
 };
 
 // How long one WaitJob/WaitWorkflow call lasts when waiting without a limit.
@@ -32,25 +34,47 @@ enum cli_exit {
 // Largest --timeout-ms accepted.
 #define CLI_TIMEOUT_MAX_MS INT32_MAX
 
+// Largest job duration (submit --delay-ms, --timeout-ms): the server's
+// limit, ten years.
+#define CLI_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)
+
+// Bounds of submit --lease-ms and --max-attempts (the server's).
+#define CLI_LEASE_MIN_MS 100
+#define CLI_LEASE_MAX_MS (24 * 3600 * 1000)
+#define CLI_MAX_ATTEMPTS 1000
+
 // Everything argv says. Strings are borrowed from argv.
 struct cli_opts {
     const char            *server;   // --server; NULL = $ANVIL_SERVER/default
+    const char            *token;    // --token; NULL = $ANVIL_TOKEN
+    const char            *tls_ca;   // --tls-ca; NULL = $ANVIL_TLS_CA
+    const char            *tls_cert; // --tls-cert; NULL = $ANVIL_TLS_CERT
+    const char            *tls_key;  // --tls-key; NULL = $ANVIL_TLS_KEY
     bool                   json;     // --json
     bool                   help;     // --help, -h, `help [VERB]`
     bool                   version;  // --version
     const struct cli_verb *verb;     // NULL only with help or version
     const char            *id;       // status, wait, cancel (jobs, workflows)
     const char            *file;     // workflow submit FILE ("-": stdin)
-    const char            *name;     // workflow list --name
+    const char            *name;     // workflow list, token create --name
     const char            *type;     // submit TYPE, list --type
     const char            *data;     // submit --data (valid JSON)
     const char            *queue;    // submit, list --queue
     const char            *cursor;   // list --cursor
     int32_t                priority; // submit --priority
     bool                   wait;     // submit --wait
-    bool                   has_timeout; // --timeout-ms given
-    int64_t                timeout_ms;  // 0..CLI_TIMEOUT_MAX_MS
-    int                    state;       // list --state; 0 = any (a job
+    bool                   has_timeout; // wait limit: --timeout-ms of
+                                        // wait, --wait-timeout-ms of submit
+    int64_t     timeout_ms;             // 0..CLI_TIMEOUT_MAX_MS
+    int64_t     delay_ms;               // submit --delay-ms
+    int64_t     run_at_ms;              // submit --run-at (epoch ms)
+    uint32_t    max_attempts;           // submit --max-attempts; 0 = default
+    int64_t     job_timeout_ms;         // submit --timeout-ms (per attempt)
+    int64_t     lease_ms;               // submit --lease-ms; 0 = default
+    const char *key;                    // submit --key (idempotency key)
+    int         role;                   // token create --role
+    int64_t     expires_in_ms;          // token create --expires-in
+    int         state;                  // list --state; 0 = any (a job
                                         // or, for workflow list, a
                                         // workflow state)
     uint32_t limit;                     // list --limit; 0 = server default
@@ -103,6 +127,11 @@ extern const struct cli_verb cli_verb_workflow_status;
 extern const struct cli_verb cli_verb_workflow_wait;
 extern const struct cli_verb cli_verb_workflow_cancel;
 extern const struct cli_verb cli_verb_workflow_list;
+extern const struct cli_verb cli_verb_workers;
+extern const struct cli_verb cli_verb_token; // the group
+extern const struct cli_verb cli_verb_token_create;
+extern const struct cli_verb cli_verb_token_list;
+extern const struct cli_verb cli_verb_token_revoke;
 
 // Parses argv (argv[0] is the program). Returns CLI_EXIT_OK with *o filled,
 // or CLI_EXIT_USAGE with a one-line message in err->msg (no "anvil: "
@@ -162,6 +191,10 @@ int cli_set_limit(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 int cli_set_cursor(
     struct cli_opts *o, const char *value, struct anvil_error *err);
+
+// Writes obj (a new reference, consumed) as one line of JSON on ctx->out.
+// CLI_EXIT_OK, or CLI_EXIT_FAILED when it cannot.
+int cli_print_json(struct cli_ctx *ctx, json_t *obj);
 
 // A flag table with no flags.
 extern const struct cli_flag cli_no_flags[];

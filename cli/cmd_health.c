@@ -35,7 +35,8 @@ const struct cli_verb cli_verb_health = {
     .summary  = "show the server's version, uptime and queue depths",
     .help     = "With --json: {\"version\", \"uptime_ms\", \"jobs_total\", "
                 "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
-                "\"running\"}]}.\n",
+                "\"running\", \"no_worker\"}]}.\nNO WORKER (no_worker) "
+                "marks a queue and type no live worker serves.\n",
     .flags    = health_flags,
     .run      = run_health,
 };

@@ -120,10 +120,73 @@ cli_set_limit(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
+set_wait_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int rc = cli_parse_int(
+        "--wait-timeout-ms", value, 0, CLI_TIMEOUT_MAX_MS, &o->timeout_ms, err);
+    o->has_timeout = rc == CLI_EXIT_OK;
+    return rc;
+}
+
+static int
+set_job_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_parse_int(
+        "--timeout-ms", value, 0, CLI_DURATION_MAX_MS, &o->job_timeout_ms, err);
+}
+
+static int
+set_delay(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_parse_int(
+        "--delay-ms", value, 0, CLI_DURATION_MAX_MS, &o->delay_ms, err);
+}
+
+static int
+set_run_at(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int64_t ms;
+    if (av_parse_time(value, &ms) != 0 || ms <= 0)
+        return cli_usage_error(err,
+            "--run-at: '%s' is not an RFC 3339 time (e.g. "
+            "2026-11-28T05:44:27Z)",
+            value);
+    o->run_at_ms = ms;
+    return CLI_EXIT_OK;
+}
+
+static int
+set_max_attempts(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int64_t v;
+    int     rc
+        = cli_parse_int("--max-attempts", value, 1, CLI_MAX_ATTEMPTS, &v, err);
+    if (rc == CLI_EXIT_OK)
+        o->max_attempts = (uint32_t) v;
+    return rc;
+}
+
+static int
+set_lease(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_parse_int("--lease-ms", value, CLI_LEASE_MIN_MS,
+        CLI_LEASE_MAX_MS, &o->lease_ms, err);
+}
+
+static int
+set_key(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return set_nonempty("--key", value, &o->key, err);
+}
+
+static int
 check_submit(struct cli_opts *o, struct anvil_error *err)
 {
     if (o->has_timeout && !o->wait)
-        return cli_usage_error(err, "submit: --timeout-ms needs --wait");
+        return cli_usage_error(err, "submit: --wait-timeout-ms needs --wait");
+    if (o->delay_ms > 0 && o->run_at_ms > 0)
+        return cli_usage_error(
+            err, "submit: --delay-ms and --run-at cannot be used together");
     return CLI_EXIT_OK;
 }
 
@@ -228,12 +291,23 @@ run_submit(struct cli_ctx *x)
     bool                     existed = false;
     size_t                   len     = o->data ? strlen(o->data) : 0;
 
-    so.queue    = o->queue;
-    so.priority = o->priority;
-    int rc      = anvil_job_submit(
-             x->client, o->type, o->data, len, &so, &id, &existed, &err);
+    so.queue           = o->queue;
+    so.priority        = o->priority;
+    so.delay_ms        = o->delay_ms;
+    so.run_at_ms       = o->run_at_ms;
+    so.max_attempts    = o->max_attempts;
+    so.timeout_ms      = o->job_timeout_ms;
+    so.idempotency_key = o->key;
+    so.lease_ms        = o->lease_ms;
+    int rc             = anvil_job_submit(
+                    x->client, o->type, o->data, len, &so, &id, &existed, &err);
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
+    if (existed && !o->json)
+        fprintf(x->err,
+            "anvil: key '%s' was used before: %s is the first job's id "
+            "(nothing new was submitted)\n",
+            o->key, id);
     if (o->wait) {
         rc = wait_and_print(x, id, true);
     } else if (o->json) {
@@ -319,16 +393,23 @@ static const struct cli_flag submit_flags[] = {
     { "--data", "JSON", set_data },
     { "--queue", "Q", set_queue },
     { "--priority", "N", set_priority },
+    { "--delay-ms", "N", set_delay },
+    { "--run-at", "TIME", set_run_at },
+    { "--max-attempts", "N", set_max_attempts },
+    { "--timeout-ms", "N", set_job_timeout },
+    { "--lease-ms", "N", set_lease },
+    { "--key", "K", set_key },
     { "--wait", NULL, cli_set_wait },
-    { "--timeout-ms", "N", cli_set_timeout },
+    { "--wait-timeout-ms", "N", set_wait_timeout },
     { NULL, NULL, NULL },
 };
 
 const struct cli_verb cli_verb_submit = {
     .name       = "submit",
     .positional = "TYPE",
-    .synopsis   = "[--data JSON] [--queue Q] [--priority N] [--wait] "
-                  "[--timeout-ms N]",
+    .synopsis   = "[--data JSON] [--queue Q] [--priority N] [--delay-ms N] "
+                  "[--run-at RFC3339] [--max-attempts N] [--timeout-ms N] "
+                  "[--lease-ms N] [--key K] [--wait] [--wait-timeout-ms N]",
     .summary    = "submit a job of type TYPE and print its id",
     .help
     = "Flags:\n"
@@ -336,10 +417,24 @@ const struct cli_verb cli_verb_submit = {
       "JSON\n"
       "  --queue Q       queue to put the job in (default: default)\n"
       "  --priority N    higher runs first (default 0; 32-bit integer)\n"
+      "  --delay-ms N    run no earlier than N ms from now\n"
+      "  --run-at TIME   run no earlier than TIME (RFC 3339, e.g.\n"
+      "                  2026-11-28T05:44:27Z); not with --delay-ms\n"
+      "  --max-attempts N  attempts before the job FAILS, 1..1000 (default "
+      "3)\n"
+      "  --timeout-ms N  run time allowed to one attempt (default: no "
+      "limit)\n"
+      "  --lease-ms N    lease of a worker on the job, renewed by its\n"
+      "                  heartbeats, 100..86400000 (default: the server's, "
+      "30 s)\n"
+      "  --key K         idempotency key: a second submit with K returns the "
+      "first\n"
+      "                  job's id (and says so on stderr)\n"
       "  --wait          wait until the job finishes, then print and exit "
       "as\n"
       "                  'anvil wait' does\n"
-      "  --timeout-ms N  with --wait: stop waiting after N ms (exit 4)\n"
+      "  --wait-timeout-ms N  with --wait: stop waiting after N ms (exit "
+      "4)\n"
       "\nPrints the id alone on a line; with --json {\"id\": ID, "
       "\"existed\": BOOL}.\n",
     .flags          = submit_flags,

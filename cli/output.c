@@ -261,6 +261,7 @@ depth_json(const struct anvil_queue_depth *d)
     rc |= json_object_set_new(o, "type", output_json_text(d->type));
     rc |= json_object_set_new(o, "queued", json_u64(d->queued));
     rc |= json_object_set_new(o, "running", json_u64(d->running));
+    rc |= json_object_set_new(o, "no_worker", json_boolean(d->no_worker));
     if (rc != 0) {
         json_decref(o);
         return NULL;
@@ -548,8 +549,9 @@ void
 output_health_human(FILE *f, const struct anvil_health *h)
 {
     static const char *const labels[] = { "Version", "Uptime", "Jobs" };
-    static const char *const hdr[] = { "QUEUE", "TYPE", "QUEUED", "RUNNING" };
-    char                     up[32], total[24];
+    static const char *const hdr[]
+        = { "QUEUE", "TYPE", "QUEUED", "RUNNING", "NO WORKER" };
+    char  up[32], total[24];
     char *version = output_text_clean(h->version, strlen(h->version));
     snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
     const char *values[]
@@ -561,7 +563,11 @@ output_health_human(FILE *f, const struct anvil_health *h)
         fputs("No queued or running jobs.\n", f);
         return;
     }
-    struct output_table *t = output_table_new(4, hdr);
+    // The NO WORKER column shows only when a queue has no worker.
+    bool orphans = false;
+    for (size_t i = 0; i < h->n_depths; i++)
+        orphans = orphans || h->depths[i].no_worker;
+    struct output_table *t = output_table_new(orphans ? 5 : 4, hdr);
     if (t == NULL)
         return;
     output_table_align_right(t, 2);
@@ -571,7 +577,8 @@ output_health_human(FILE *f, const struct anvil_health *h)
         char                            q[24], r[24];
         snprintf(q, sizeof(q), "%llu", (unsigned long long) d->queued);
         snprintf(r, sizeof(r), "%llu", (unsigned long long) d->running);
-        const char *row[] = { d->queue, d->type, q, r };
+        const char *row[]
+            = { d->queue, d->type, q, r, d->no_worker ? "yes" : "no" };
         output_table_add(t, row);
     }
     output_table_print(t, f);

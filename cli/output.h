@@ -35,7 +35,8 @@ json_t *output_job_json(const struct anvil_job *job);
 json_t *output_list_json(const struct anvil_job_list *list);
 
 // {"version", "uptime_ms", "jobs_total",
-//  "queues": [{"queue", "type", "queued", "running"}]}.
+//  "queues": [{"queue", "type", "queued", "running", "no_worker"}]}
+// (no_worker: no live worker serves the queue and type).
 json_t *output_health_json(const struct anvil_health *h);
 
 // {"id": id, "existed": existed}.
@@ -56,7 +57,8 @@ void output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms);
 void output_list_human(FILE *f, const struct anvil_job_list *list);
 
 // Version, uptime and jobs total as "Field: value" lines, then a table
-// QUEUE TYPE QUEUED RUNNING.
+// QUEUE TYPE QUEUED RUNNING, plus a column NO WORKER (yes/no) when some
+// queue has no live worker.
 void output_health_human(FILE *f, const struct anvil_health *h);
 
 // Prints n "label: value" lines with the values aligned in one column.
@@ -127,6 +129,38 @@ void output_workflow_human(
 // next page's cursor when there is one. "No workflows." when empty.
 void output_workflow_list_human(
     FILE *f, const struct anvil_workflow_list *list);
+
+// ---- Workers and tokens (output_admin.c).
+
+// {"workers": [{"name", "host", "pid", "version", "types": [...],
+// "queues": [...], "slots", "running", "first_seen", "last_seen",
+// "state": "alive"|"lost"}...]}.
+json_t *output_workers_json(const struct anvil_worker_status *w, size_t n);
+
+// A table NAME HOST PID TYPES QUEUES SLOTS RUNNING LAST-SEEN STATE, with
+// LAST-SEEN as an age ("1.500s ago") at now_ms. "No workers." when empty.
+void output_workers_human(
+    FILE *f, const struct anvil_worker_status *w, size_t n, int64_t now_ms);
+
+// {"id", "name", "role", "created_at", "expires_at", "revoked_at",
+// "state"}; times null when unset; state "active", "expired" or "revoked"
+// at now_ms.
+json_t *output_token_json(const struct anvil_token *t, int64_t now_ms);
+
+// {"tokens": [token...]}.
+json_t *output_tokens_json(
+    const struct anvil_token *t, size_t n, int64_t now_ms);
+
+// {"id", "name", "role", "secret", "expires_at"}: what token create prints.
+json_t *output_token_created_json(
+    const struct anvil_token *t, const char *secret);
+
+// A table ID NAME ROLE CREATED EXPIRES STATE. "No tokens." when empty.
+void output_tokens_human(
+    FILE *f, const struct anvil_token *t, size_t n, int64_t now_ms);
+
+// "active", "expired" or "revoked" at now_ms.
+const char *output_token_state(const struct anvil_token *t, int64_t now_ms);
 
 // ---- Helpers shared by output.c and output_workflow.c.
 

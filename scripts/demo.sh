@@ -101,8 +101,8 @@ echo "demo: starting anvil-worker (its stdout follows)"
 worker_pid=$!
 
 payload='{"SleepTimeInSeconds": 1, "Message": "Hello World"}'
-echo "demo: \$ anvil submit Sleep --data '$payload' --wait --timeout-ms 60000"
-out=$(anvil submit Sleep --data "$payload" --wait --timeout-ms 60000)
+echo "demo: \$ anvil submit Sleep --data '$payload' --wait --wait-timeout-ms 60000"
+out=$(anvil submit Sleep --data "$payload" --wait --wait-timeout-ms 60000)
 rc=$?
 printf '%s\n' "$out"
 id=$(printf '%s\n' "$out" | sed -n 's/^ID:[[:space:]]*//p' | head -n 1)

@@ -46,19 +46,23 @@
 #include "convert.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "wire.h"
 
 #include <inttypes.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000
+#define TLS_FILE_MAX (1 << 20) // a PEM certificate or key file
 
 // One call in flight: its own context and aio, listed in c->inflight so
 // that shutdown can cancel the aio.
@@ -69,18 +73,20 @@ struct inflight {
 };
 
 struct anvil_client {
-    nng_socket       sock;
-    char            *url;        // immutable after open
-    char            *token;      // set before calls (anvil_client_set_token)
-    _Atomic int      timeout_ms; // per call, long-polls excluded
-    nng_dialer       dialer;     // created at open, started by a call
-    pthread_mutex_t  mu;         // guards everything below
-    bool             dialing;    // the dialer was started
-    pthread_cond_t   idle;       // signalled when calls drops to 0
-    int              calls;      // calls between call_enter and call_leave
-    struct inflight *inflight;   // their aios
-    bool             closing;    // shutdown (or close) has begun
-    bool             sock_closed;
+    nng_socket             sock;
+    char                  *url;   // immutable after open
+    char                  *token; // set before calls (anvil_client_set_token)
+    bool                   tls;   // a TLS config was set (error messages)
+    Anvil__V1__WorkerInfo *info;  // sent with Poll/Heartbeat; NULL = none
+    _Atomic int            timeout_ms; // per call, long-polls excluded
+    nng_dialer             dialer;     // created at open, started by a call
+    pthread_mutex_t        mu;         // guards everything below
+    bool                   dialing;    // the dialer was started
+    pthread_cond_t         idle;       // signalled when calls drops to 0
+    int                    calls;    // calls between call_enter and call_leave
+    struct inflight       *inflight; // their aios
+    bool                   closing;  // shutdown (or close) has begun
+    bool                   sock_closed;
 };
 
 // ---- the client ----
@@ -129,13 +135,213 @@ make_dialer(anvil_client *c, struct anvil_error *err)
 }
 
 static void
+info_free(Anvil__V1__WorkerInfo *info)
+{
+    if (info == NULL)
+        return;
+    free(info->host);
+    free(info->version);
+    anvil_strv_free(info->types, info->n_types);
+    anvil_strv_free(info->queues, info->n_queues);
+    free(info);
+}
+
+static void
 client_free(anvil_client *c)
 {
     pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
+    info_free(c->info);
     free(c->url);
     free(c->token);
     free(c);
+}
+
+// ---- TLS ----
+
+static bool
+url_is_tls(const char *url)
+{
+    return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss://", 6) == 0;
+}
+
+// The host of url ("tls+tcp://host:port"; "[::1]" gives "::1") into buf.
+static void
+url_host(const char *url, char *buf, size_t len)
+{
+    const char *p = strstr(url, "://");
+    p             = p != NULL ? p + 3 : url;
+    size_t n;
+    if (p[0] == '[') {
+        p++;
+        n = strcspn(p, "]");
+    } else {
+        n = strcspn(p, ":/");
+    }
+    snprintf(buf, len, "%.*s", (int) n, p);
+}
+
+// Applies t to cfg: server name, CA, own certificate.
+static int
+tls_configure(anvil_client *c, nng_tls_config *cfg, const struct anvil_tls *t,
+    struct anvil_error *err)
+{
+    char host[256];
+    url_host(c->url, host, sizeof(host));
+    const char *name = t->server_name != NULL && t->server_name[0] != '\0'
+        ? t->server_name
+        : host;
+    int         rv   = nng_tls_config_server_name(cfg, name);
+    if (rv != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "TLS server name \"%s\": %s", name, nng_strerror(rv));
+    if (t->ca_file != NULL) {
+        rv = nng_tls_config_ca_file(cfg, t->ca_file);
+        if (rv == 0)
+            rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+        if (rv != 0)
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "TLS CA file %s: %s", t->ca_file, nng_strerror(rv));
+    }
+    if (t->cert_file == NULL)
+        return ANVIL_OK;
+    char              *crt = NULL, *key = NULL;
+    size_t             len;
+    struct anvil_error fe = { 0, "" };
+    int rc = av_read_file(t->cert_file, TLS_FILE_MAX, &crt, &len, &fe);
+    if (rc == ANVIL_OK)
+        rc = av_read_file(t->key_file, TLS_FILE_MAX, &key, &len, &fe);
+    if (rc != ANVIL_OK)
+        rc = av_error_set(err, rc, "TLS: %s", fe.msg);
+    if (rc == ANVIL_OK) {
+        rv = nng_tls_config_own_cert(cfg, crt, key, NULL);
+        if (rv != 0)
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "TLS certificate %s with key %s: %s", t->cert_file, t->key_file,
+                nng_strerror(rv));
+    }
+    free(crt);
+    if (key != NULL)
+        memset(key, 0, strlen(key));
+    free(key);
+    return rc;
+}
+
+int
+anvil_client_set_tls(
+    anvil_client *c, const struct anvil_tls *tls, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_client_set_tls";
+    int               rc   = client_check(c, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (tls == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: tls is NULL", fn);
+    if (!url_is_tls(c->url))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "TLS settings need a tls+tcp:// server URL, not %s", c->url);
+    if ((tls->cert_file == NULL) != (tls->key_file == NULL))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "TLS: a client certificate needs its key and a key its "
+            "certificate (got only the %s)",
+            tls->cert_file != NULL ? "certificate" : "key");
+    pthread_mutex_lock(&c->mu);
+    bool started = c->dialing || c->closing;
+    pthread_mutex_unlock(&c->mu);
+    if (started)
+        return av_error_set(err, ANVIL_FAILED_PRECONDITION,
+            "%s: the connection has started; set TLS before the first call",
+            fn);
+    nng_tls_config *cfg = NULL;
+    int             rv  = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+    if (rv != 0)
+        return av_error_set(err, wire_code_from_nng(rv),
+            "cannot make a TLS configuration: %s", nng_strerror(rv));
+    rc = tls_configure(c, cfg, tls, err);
+    if (rc == ANVIL_OK) {
+        rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfg);
+        if (rv != 0)
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "cannot use TLS on %s: %s", c->url, nng_strerror(rv));
+    }
+    nng_tls_config_free(cfg); // the dialer holds its own reference
+    if (rc == ANVIL_OK)
+        c->tls = true;
+    return rc;
+}
+
+static const char *
+env_or_null(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+// $ANVIL_TLS_CA, $ANVIL_TLS_CERT, $ANVIL_TLS_KEY for a tls+tcp:// URL.
+static int
+tls_from_env(anvil_client *c, struct anvil_error *err)
+{
+    struct anvil_tls t = {
+        .ca_file   = env_or_null("ANVIL_TLS_CA"),
+        .cert_file = env_or_null("ANVIL_TLS_CERT"),
+        .key_file  = env_or_null("ANVIL_TLS_KEY"),
+    };
+    if (!url_is_tls(c->url)
+        || (t.ca_file == NULL && t.cert_file == NULL && t.key_file == NULL))
+        return ANVIL_OK;
+    return anvil_client_set_tls(c, &t, err);
+}
+
+// ---- worker info ----
+
+int
+anvil_client_set_worker_info(anvil_client *c,
+    const struct anvil_worker_info *in, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_client_set_worker_info";
+    int               rc   = client_check(c, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (in == NULL) {
+        info_free(c->info);
+        c->info = NULL;
+        return ANVIL_OK;
+    }
+    for (size_t i = 0; i < in->n_types + in->n_queues; i++) {
+        bool               type = i < in->n_types;
+        const char *const *v    = type ? in->types : in->queues;
+        size_t             k    = type ? i : i - in->n_types;
+        if (v == NULL || v[k] == NULL)
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "%s: %s[%zu] is NULL", fn, type ? "types" : "queues", k);
+    }
+    Anvil__V1__WorkerInfo *info = calloc(1, sizeof(*info));
+    if (info == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    anvil__v1__worker_info__init(info);
+    info->host    = convert_str(in->host);
+    info->version = convert_str(in->version);
+    info->pid     = in->pid;
+    info->slots   = in->slots;
+    int r1 = convert_strv((char **) in->types, in->n_types, &info->types);
+    if (r1 == 0)
+        info->n_types = in->n_types;
+    int r2 = convert_strv((char **) in->queues, in->n_queues, &info->queues);
+    if (r2 == 0)
+        info->n_queues = in->n_queues;
+    if (info->host == NULL || info->version == NULL || r1 != 0 || r2 != 0) {
+        info_free(info);
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    info_free(c->info);
+    c->info = info;
+    return ANVIL_OK;
+}
+
+const Anvil__V1__WorkerInfo *
+client_worker_info(const anvil_client *c)
+{
+    return c->info;
 }
 
 int
@@ -163,6 +369,12 @@ anvil_client_open(anvil_client **out, const char *url, struct anvil_error *err)
     }
     int rc = make_dialer(c, err);
     if (rc != ANVIL_OK) {
+        client_free(c);
+        return rc;
+    }
+    rc = tls_from_env(c, err);
+    if (rc != ANVIL_OK) {
+        nng_close(c->sock); // the dialer never started
         client_free(c);
         return rc;
     }
@@ -334,6 +546,12 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(in->aio)); // an unsent message is ours
         nng_aio_set_msg(in->aio, NULL);
+        if (rv == NNG_ETIMEDOUT && url_is_tls(c->url))
+            return av_error_set(err, ANVIL_UNAVAILABLE,
+                "could not reach anvild at %s within %d ms to send %s (is "
+                "it running? does the TLS CA%s trust its certificate, and "
+                "does it name the host?)",
+                c->url, timeout_ms, method, c->tls ? "" : " (none set)");
         if (rv == NNG_ETIMEDOUT)
             return av_error_set(err, ANVIL_UNAVAILABLE,
                 "could not reach anvild at %s within %d ms to send %s (is "
@@ -450,6 +668,10 @@ submit_opts_to_pb(
     req->timeout_ms   = o->timeout_ms;
     req->idempotency_key
         = (char *) (o->idempotency_key != NULL ? o->idempotency_key : "");
+    req->lease_ms           = o->lease_ms;
+    req->initial_backoff_ms = o->initial_backoff_ms;
+    req->max_backoff_ms     = o->max_backoff_ms;
+    req->backoff_multiplier = o->backoff_multiplier;
 }
 
 int
@@ -665,10 +887,11 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
         struct anvil_queue_depth    *d  = &h->depths[h->n_depths];
         if (pb == NULL)
             return -1;
-        d->queue   = convert_str(pb->queue);
-        d->type    = convert_str(pb->type);
-        d->queued  = pb->queued;
-        d->running = pb->running;
+        d->queue     = convert_str(pb->queue);
+        d->type      = convert_str(pb->type);
+        d->queued    = pb->queued;
+        d->running   = pb->running;
+        d->no_worker = pb->no_worker;
         if (d->queue == NULL || d->type == NULL) {
             h->n_depths++; // so anvil_health_free() frees this one too
             return -1;

@@ -8,6 +8,8 @@
 #ifndef SDK_CLIENT_IMPL_H
 #define SDK_CLIENT_IMPL_H
 
+#include "anvil/v1/anvil.pb-c.h"
+
 #include <anvil/anvil.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdint.h>
@@ -23,6 +25,9 @@
 int client_call(anvil_client *c, const char *method,
     const ProtobufCMessage *req, int64_t wait_ms, ProtobufCMessage **reply,
     struct anvil_error *err);
+
+// The worker info set with anvil_client_set_worker_info(), or NULL.
+const Anvil__V1__WorkerInfo *client_worker_info(const anvil_client *c);
 
 // Frees a reply of client_call(); NULL is ignored.
 void client_free_reply(ProtobufCMessage *reply);

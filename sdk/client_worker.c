@@ -150,6 +150,7 @@ anvil_poll(anvil_client *c, const struct anvil_poll_req *r,
     req.n_types                = r->n_types;
     req.max_jobs               = r->max_jobs;
     req.wait_ms                = r->wait_ms;
+    req.info = (Anvil__V1__WorkerInfo *) client_worker_info(c);
     Anvil__V1__PollResponse *rep;
     rc = client_call(
         c, "Poll", &req.base, r->wait_ms, (ProtobufCMessage **) &rep, err);
@@ -267,8 +268,9 @@ heartbeat_call(anvil_client *c, const char *worker_id,
     req.worker_id                   = (char *) worker_id;
     req.leases                      = ptrs;
     req.n_leases                    = n;
-    rc                              = client_call(
-                                     c, "Heartbeat", &req.base, 0, (ProtobufCMessage **) rep, err);
+    req.info = (Anvil__V1__WorkerInfo *) client_worker_info(c);
+    rc       = client_call(
+              c, "Heartbeat", &req.base, 0, (ProtobufCMessage **) rep, err);
 out:
     free(pbs);
     free(ptrs);

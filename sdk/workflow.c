@@ -282,10 +282,14 @@ anvil_workflow_step(anvil_workflow_spec *wf, const char *name, const char *type,
     s.type           = strdup(type);
     s.payload        = malloc(len + 1);
     if (opts != NULL) {
-        s.queue        = opts->queue != NULL ? strdup(opts->queue) : NULL;
-        s.priority     = opts->priority;
-        s.max_attempts = opts->max_attempts;
-        s.timeout_ms   = opts->timeout_ms;
+        s.queue              = opts->queue != NULL ? strdup(opts->queue) : NULL;
+        s.priority           = opts->priority;
+        s.max_attempts       = opts->max_attempts;
+        s.timeout_ms         = opts->timeout_ms;
+        s.lease_ms           = opts->lease_ms;
+        s.initial_backoff_ms = opts->initial_backoff_ms;
+        s.max_backoff_ms     = opts->max_backoff_ms;
+        s.backoff_multiplier = opts->backoff_multiplier;
     }
     if (s.name == NULL || s.type == NULL || s.payload == NULL
         || (opts != NULL && opts->queue != NULL && s.queue == NULL)) {
@@ -466,17 +470,21 @@ workflow_pb_init(struct workflow_pb *pb, const anvil_workflow_spec *wf)
         const struct wf_step *s = &wf->steps[i];
         Anvil__V1__StepSpec  *p = &pb->steps[i];
         anvil__v1__step_spec__init(p);
-        p->name         = s->name;
-        p->type         = s->type;
-        p->payload.data = s->payload;
-        p->payload.len  = s->len;
-        p->after        = s->after;
-        p->n_after      = s->n_after;
-        p->queue        = s->queue != NULL ? s->queue : (char *) "";
-        p->priority     = s->priority;
-        p->max_attempts = s->max_attempts;
-        p->timeout_ms   = s->timeout_ms;
-        pb->ptrs[i]     = p;
+        p->name               = s->name;
+        p->type               = s->type;
+        p->payload.data       = s->payload;
+        p->payload.len        = s->len;
+        p->after              = s->after;
+        p->n_after            = s->n_after;
+        p->queue              = s->queue != NULL ? s->queue : (char *) "";
+        p->priority           = s->priority;
+        p->max_attempts       = s->max_attempts;
+        p->timeout_ms         = s->timeout_ms;
+        p->lease_ms           = s->lease_ms;
+        p->initial_backoff_ms = s->initial_backoff_ms;
+        p->max_backoff_ms     = s->max_backoff_ms;
+        p->backoff_multiplier = s->backoff_multiplier;
+        pb->ptrs[i]           = p;
     }
     pb->spec.steps   = pb->ptrs;
     pb->spec.n_steps = wf->n;

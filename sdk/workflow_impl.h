@@ -20,6 +20,10 @@ struct wf_step {
     int32_t  priority;
     uint32_t max_attempts;
     int64_t  timeout_ms;
+    int64_t  lease_ms;
+    int64_t  initial_backoff_ms;
+    int64_t  max_backoff_ms;
+    double   backoff_multiplier;
     char   **after; // names of the parents, each once, in the order added
     size_t   n_after;
     size_t   cap_after;

@@ -55,6 +55,10 @@ static const char *const step_keys[] = {
     "priority",
     "max_attempts",
     "timeout_ms",
+    "lease_ms",
+    "initial_backoff_ms",
+    "max_backoff_ms",
+    "backoff_multiplier",
     NULL,
 };
 
@@ -172,6 +176,23 @@ get_int(const json_t *obj, const char *key, json_int_t min, json_int_t max,
     return ANVIL_OK;
 }
 
+// *out = the number at obj[key] (unchanged when absent), in [min, max].
+static int
+get_number(const json_t *obj, const char *key, double min, double max,
+    const char *at, double *out, struct anvil_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return ANVIL_OK;
+    if (!json_is_number(v) || !(json_number_value(v) >= min)
+        || !(json_number_value(v) <= max))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s%s\"%s\" must be a number from %g to %g", at, sep(at), key, min,
+            max);
+    *out = json_number_value(v);
+    return ANVIL_OK;
+}
+
 // ---- steps ----
 
 struct step_fields {
@@ -193,6 +214,17 @@ step_opts(const json_t *js, const char *at, struct step_fields *f,
         rc = get_int(js, "max_attempts", 0, UINT32_MAX, at, &attempts, err);
     if (rc == ANVIL_OK)
         rc = get_int(js, "timeout_ms", 0, INT64_MAX, at, &timeout, err);
+    if (rc == ANVIL_OK)
+        rc = get_int(js, "lease_ms", 0, INT64_MAX, at, &f->opts.lease_ms, err);
+    if (rc == ANVIL_OK)
+        rc = get_int(js, "initial_backoff_ms", 0, INT64_MAX, at,
+            &f->opts.initial_backoff_ms, err);
+    if (rc == ANVIL_OK)
+        rc = get_int(js, "max_backoff_ms", 0, INT64_MAX, at,
+            &f->opts.max_backoff_ms, err);
+    if (rc == ANVIL_OK)
+        rc = get_number(js, "backoff_multiplier", 0, 1e9, at,
+            &f->opts.backoff_multiplier, err);
     f->opts.priority     = (int32_t) prio;
     f->opts.max_attempts = (uint32_t) attempts;
     f->opts.timeout_ms   = timeout;

@@ -9,16 +9,20 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../harness.h"
+#include "util/clock.h"
 
 #define MAX_ARGS 32
 
@@ -264,7 +268,7 @@ test_cli_submit_wait_prints_the_finished_job(void **state)
         "Broken", broken_handler, NULL, NULL));
     struct run r;
     run(h, &r, "--json", "submit", "Echo", "--data", "{\"a\":1}", "--wait",
-        "--timeout-ms", "30000", NULL);
+        "--wait-timeout-ms", "30000", NULL);
     assert_int_equal(r.status, 0);
     json_t *j = out_json(&r);
     assert_string_equal(jstr(j, "state"), "SUCCEEDED");
@@ -436,6 +440,422 @@ test_cli_takes_server_from_environment_and_rejects_bad_urls(void **state)
     run_free(&r);
 }
 
+// ---- submit flags, workers, tokens, TLS
+
+static void
+test_cli_submit_sends_timeout_attempts_lease_delay_and_key(void **state)
+{
+    struct harness *h = *state;
+    struct run      r;
+    run(h, &r, "submit", "Nobody", "--timeout-ms", "1234", "--max-attempts",
+        "2", "--lease-ms", "5000", "--key", "order-7", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    char *id = strndup(r.out, strcspn(r.out, "\n"));
+    run_free(&r);
+    struct anvil_job  *job = NULL;
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(anvil_job_get(h->client, id, &job, &err), ANVIL_OK);
+    assert_int_equal(job->timeout_ms, 1234);
+    assert_int_equal(job->max_attempts, 2);
+    assert_int_equal(job->lease_ms, 5000);
+    assert_string_equal(job->idempotency_key, "order-7");
+    assert_int_equal(job->state, ANVIL_JOB_QUEUED);
+    anvil_job_free(job);
+
+    // The same key again: the first id, said on stderr; existed in JSON.
+    run(h, &r, "submit", "Nobody", "--key", "order-7", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, id));
+    assert_non_null(strstr(r.err, "key 'order-7' was used before"));
+    run_free(&r);
+    run(h, &r, "--json", "submit", "Nobody", "--key", "order-7", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_string_equal(jstr(j, "id"), id);
+    assert_true(json_is_true(json_object_get(j, "existed")));
+    json_decref(j);
+    run_free(&r);
+    free(id);
+
+    // --delay-ms and --run-at schedule the job.
+    int64_t before = av_now_ms();
+    run(h, &r, "submit", "Nobody", "--delay-ms", "600000", NULL);
+    assert_int_equal(r.status, 0);
+    id = strndup(r.out, strcspn(r.out, "\n"));
+    run_free(&r);
+    assert_int_equal(anvil_job_get(h->client, id, &job, &err), ANVIL_OK);
+    assert_int_equal(job->state, ANVIL_JOB_SCHEDULED);
+    assert_true(job->run_at_ms >= before + 600000);
+    anvil_job_free(job);
+    free(id);
+    run(h, &r, "submit", "Nobody", "--run-at", "2099-01-02T03:04:05Z", NULL);
+    assert_int_equal(r.status, 0);
+    id = strndup(r.out, strcspn(r.out, "\n"));
+    run_free(&r);
+    assert_int_equal(anvil_job_get(h->client, id, &job, &err), ANVIL_OK);
+    assert_int_equal(job->state, ANVIL_JOB_SCHEDULED);
+    assert_int_equal(job->run_at_ms, 4071006245000LL);
+    anvil_job_free(job);
+    free(id);
+
+    // Bad values never reach the server.
+    run(h, &r, "submit", "Nobody", "--timeout-ms", "-1", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--timeout-ms"));
+    run_free(&r);
+    run(h, &r, "submit", "Nobody", "--wait-timeout-ms", "5", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--wait-timeout-ms needs --wait"));
+    run_free(&r);
+}
+
+static void
+test_cli_workers_lists_a_polling_worker_and_health_flags_no_worker(void **state)
+{
+    struct harness *h  = *state;
+    char           *id = submit_id(h, "Echo", "{}");
+    struct run      r;
+    run(h, &r, "health", "--json", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    json_t *q = json_array_get(json_object_get(j, "queues"), 0);
+    assert_string_equal(jstr(q, "type"), "Echo");
+    assert_true(json_is_true(json_object_get(q, "no_worker")));
+    json_decref(j);
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_non_null(strstr(r.out, "NO WORKER"));
+    run_free(&r);
+
+    run(h, &r, "workers", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "No workers.\n");
+    run_free(&r);
+
+    // A worker that says who it is, then polls (and leases the job).
+    const char *const        types[] = { "Echo" }, *queues[] = { "default" };
+    struct anvil_worker_info info
+        = { "box-1", 4242, "9.9.9", types, 1, queues, 1, 3 };
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(
+        anvil_client_set_worker_info(h->client, &info, &err), ANVIL_OK);
+    struct anvil_poll_req pr = { "wk-1", queues, 1, types, 1, 1, 0 };
+    struct anvil_lease   *ls = NULL;
+    size_t                n  = 0;
+    assert_int_equal(anvil_poll(h->client, &pr, &ls, &n, &err), ANVIL_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ls[0].job.id, id);
+    anvil_leases_free(ls, n);
+
+    run(h, &r, "--json", "workers", NULL);
+    assert_int_equal(r.status, 0);
+    j          = out_json(&r);
+    json_t *ws = json_object_get(j, "workers");
+    assert_int_equal(json_array_size(ws), 1);
+    json_t *w = json_array_get(ws, 0);
+    assert_string_equal(jstr(w, "name"), "wk-1");
+    assert_string_equal(jstr(w, "host"), "box-1");
+    assert_string_equal(jstr(w, "version"), "9.9.9");
+    assert_int_equal(json_integer_value(json_object_get(w, "pid")), 4242);
+    assert_int_equal(json_integer_value(json_object_get(w, "slots")), 3);
+    assert_int_equal(json_integer_value(json_object_get(w, "running")), 1);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(w, "types"), 0)),
+        "Echo");
+    assert_string_equal(jstr(w, "state"), "alive");
+    json_decref(j);
+    run_free(&r);
+
+    run(h, &r, "workers", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "NAME"));
+    assert_non_null(strstr(r.out, "wk-1"));
+    assert_non_null(strstr(r.out, "alive"));
+    run_free(&r);
+    run(h, &r, "health", "--json", NULL);
+    j = out_json(&r);
+    q = json_array_get(json_object_get(j, "queues"), 0);
+    assert_true(json_is_false(json_object_get(q, "no_worker")));
+    json_decref(j);
+    run_free(&r);
+
+    run(h, &r, "workers", "all", NULL);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+    free(id);
+}
+
+static char token_dir[64];
+
+static int
+setup_auth(void **state)
+{
+    struct harness *h = calloc(1, sizeof(*h));
+    snprintf(token_dir, sizeof(token_dir), "/tmp/anvil-clitok-XXXXXX");
+    if (h == NULL || mkdtemp(token_dir) == NULL)
+        return -1;
+    static char file[128];
+    snprintf(file, sizeof(file), "%s/admin.token", token_dir);
+    struct server_config cfg;
+    server_config_init(&cfg);
+    cfg.auth                 = SERVER_AUTH_ON;
+    cfg.bootstrap_token_file = file;
+    if (harness_start_with(h, &cfg) != 0) {
+        harness_stop(h);
+        free(h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+static int
+teardown_auth(void **state)
+{
+    char file[128];
+    snprintf(file, sizeof(file), "%s/admin.token", token_dir);
+    unlink(file);
+    rmdir(token_dir);
+    return teardown(state);
+}
+
+static void
+test_cli_token_create_list_revoke_with_auth_on(void **state)
+{
+    struct harness *h = *state;
+    char            file[128];
+    snprintf(file, sizeof(file), "%s/admin.token", token_dir);
+    char *admin = harness_read_file(file, NULL);
+    assert_non_null(admin);
+    admin[strcspn(admin, "\r\n")] = '\0';
+    struct run r;
+
+    // No token: refused.
+    run(h, &r, "token", "list", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: UNAUTHENTICATED: "));
+    run_free(&r);
+
+    run(h, &r, "--token", admin, "--json", "token", "create", "--role",
+        "worker", "--name", "eu-1", "--expires-in", "90d", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_int_equal(json_object_size(j), 5);
+    char *tid    = strdup(jstr(j, "id"));
+    char *secret = strdup(jstr(j, "secret"));
+    assert_string_equal(jstr(j, "role"), "worker");
+    assert_string_equal(jstr(j, "name"), "eu-1");
+    int64_t exp;
+    assert_int_equal(av_parse_time(jstr(j, "expires_at"), &exp), 0);
+    assert_true(exp > av_now_ms() + 89LL * 24 * 3600 * 1000);
+    json_decref(j);
+    run_free(&r);
+
+    // Human form: the id and the secret, and a warning on stderr.
+    run(h, &r, "--token", admin, "token", "create", "--role", "reader", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Secret:"));
+    assert_non_null(strstr(r.out, "Expires: never"));
+    assert_non_null(strstr(r.err, "not shown again"));
+    run_free(&r);
+
+    // The worker token may ask Health but not submit.
+    run(h, &r, "--token", secret, "health", NULL);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    run(h, &r, "--token", secret, "submit", "Echo", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: PERMISSION_DENIED: "));
+    run_free(&r);
+
+    // The admin token from the environment.
+    setenv("ANVIL_TOKEN", admin, 1);
+    run(h, &r, "--json", "token", "list", NULL);
+    unsetenv("ANVIL_TOKEN");
+    assert_int_equal(r.status, 0);
+    j          = out_json(&r);
+    json_t *ts = json_object_get(j, "tokens");
+    assert_true(json_array_size(ts) >= 3);
+    bool found = false;
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *t = json_array_get(ts, i);
+        assert_null(json_object_get(t, "secret"));
+        if (strcmp(jstr(t, "id"), tid) == 0) {
+            found = true;
+            assert_string_equal(jstr(t, "state"), "active");
+        }
+    }
+    assert_true(found);
+    json_decref(j);
+    run_free(&r);
+
+    run(h, &r, "--token", admin, "token", "revoke", tid, NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "revoked"));
+    run_free(&r);
+    run(h, &r, "--token", admin, "token", "list", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "revoked"));
+    assert_non_null(strstr(r.out, "eu-1"));
+    run_free(&r);
+    run(h, &r, "--token", secret, "health", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: UNAUTHENTICATED: "));
+    run_free(&r);
+
+    // Bad input: an unknown id, a role the server has not, a worker token.
+    run(h, &r, "--token", admin, "token", "revoke", "t999", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: NOT_FOUND: "));
+    run_free(&r);
+    run(h, &r, "--token", admin, "token", "create", "--role", "god", NULL);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+    free(tid);
+    free(secret);
+    free(admin);
+}
+
+// ---- TLS: certificates made with openssl (as in docs/security.md)
+
+static char certs[64];
+
+static int
+sh_in_certs(const char *cmd)
+{
+    char line[1024];
+    snprintf(
+        line, sizeof(line), "cd '%s' && %s >>openssl.log 2>&1", certs, cmd);
+    int st = system(line);
+    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+static int
+make_ca(const char *name, const char *cn)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+        "openssl ecparam -name prime256v1 -genkey -noout -out %s.key && "
+        "openssl req -x509 -new -key %s.key -sha256 -days 30 -subj '/CN=%s' "
+        "-out %s.crt",
+        name, name, cn, name);
+    return sh_in_certs(cmd);
+}
+
+static int
+free_port(void)
+{
+    struct sockaddr_in sa   = { .sin_family = AF_INET };
+    socklen_t          len  = sizeof(sa);
+    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
+    int                port = -1;
+    sa.sin_addr.s_addr      = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
+        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static void
+test_cli_and_sdk_connect_over_tls_only_with_the_right_ca(void **state)
+{
+    struct harness *h = *state; // for its directory and child output files
+    snprintf(certs, sizeof(certs), "%s", h->dir);
+    if (make_ca("ca", "anvil test CA") != 0 || make_ca("other", "other CA") != 0
+        || sh_in_certs(
+               "openssl ecparam -name prime256v1 -genkey -noout -out "
+               "server.key && openssl req -new -key server.key -subj "
+               "'/CN=localhost' -out server.csr && printf '%s\\n' "
+               "'subjectAltName=DNS:localhost' > server.ext && openssl x509 "
+               "-req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+               "-days 30 -sha256 -extfile server.ext -out server.crt")
+            != 0)
+        fail_msg("openssl could not make the test certificates (see %s/"
+                 "openssl.log)",
+            certs);
+    char ca[160], other[160], crt[160], key[160], db[160];
+    snprintf(ca, sizeof(ca), "%s/ca.crt", certs);
+    snprintf(other, sizeof(other), "%s/other.crt", certs);
+    snprintf(crt, sizeof(crt), "%s/server.crt", certs);
+    snprintf(key, sizeof(key), "%s/server.key", certs);
+    snprintf(db, sizeof(db), "%s/tls.db", certs);
+    int port = free_port();
+    assert_true(port > 0);
+    char listen[64], url[64];
+    snprintf(listen, sizeof(listen), "tls+tcp://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "tls+tcp://localhost:%d", port);
+    struct server_config cfg;
+    server_config_init(&cfg);
+    cfg.listen_url         = listen;
+    cfg.db_path            = db;
+    cfg.tls_cert           = crt;
+    cfg.tls_key            = key;
+    struct server     *srv = NULL;
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(server_start(&cfg, &srv, &err), ANVIL_OK);
+
+    // The CLI with --tls-ca.
+    struct run r;
+    run_no_server(h, &r, "--server", url, "--tls-ca", ca, "health", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Version: "));
+    run_free(&r);
+    // A missing CA file: a usage error naming it.
+    run_no_server(
+        h, &r, "--server", url, "--tls-ca", "/nonexistent.crt", "health", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "/nonexistent.crt"));
+    run_free(&r);
+
+    // The SDK from $ANVIL_TLS_CA.
+    anvil_client *c = NULL;
+    setenv("ANVIL_TLS_CA", ca, 1);
+    int rc = anvil_client_open(&c, url, &err);
+    unsetenv("ANVIL_TLS_CA");
+    assert_int_equal(rc, ANVIL_OK);
+    struct anvil_health *hl = NULL;
+    assert_int_equal(anvil_health(c, &hl, &err), ANVIL_OK);
+    anvil_health_free(hl);
+    // Too late to change TLS once connected.
+    struct anvil_tls t = { .ca_file = other };
+    assert_int_equal(
+        anvil_client_set_tls(c, &t, &err), ANVIL_FAILED_PRECONDITION);
+    anvil_client_close(c);
+
+    // The wrong CA: never reached, UNAVAILABLE with a hint.
+    assert_int_equal(anvil_client_open(&c, url, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_tls(c, &t, &err), ANVIL_OK);
+    anvil_client_set_timeout(c, 1000);
+    hl = NULL;
+    assert_int_equal(anvil_health(c, &hl, &err), ANVIL_UNAVAILABLE);
+    assert_null(hl);
+    assert_non_null(strstr(err.msg, "TLS CA"));
+    anvil_client_close(c);
+
+    // Bad settings are refused up front, naming the file.
+    assert_int_equal(anvil_client_open(&c, url, &err), ANVIL_OK);
+    struct anvil_tls missing = { .ca_file = "/nonexistent-ca.crt" };
+    assert_int_equal(
+        anvil_client_set_tls(c, &missing, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "/nonexistent-ca.crt"));
+    struct anvil_tls half = { .ca_file = ca, .cert_file = crt };
+    assert_int_equal(
+        anvil_client_set_tls(c, &half, &err), ANVIL_INVALID_ARGUMENT);
+    struct anvil_tls mine = { .ca_file = ca, .cert_file = crt, .key_file = ca };
+    assert_int_equal(
+        anvil_client_set_tls(c, &mine, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, crt));
+    anvil_client_close(c);
+    assert_int_equal(anvil_client_open(&c, h->url, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_tls(c, &t, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "tls+tcp://"));
+    anvil_client_close(c);
+    server_stop(srv);
+}
+
 int
 main(void)
 {
@@ -456,7 +876,8 @@ main(void)
             test_cli_status_of_unknown_job_exits_1_with_code_name, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
-            test_cli_cancel_twice_succeeds_and_wait_reports_canceled, setup, teardown),
+            test_cli_cancel_twice_succeeds_and_wait_reports_canceled, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_list_pages_with_cursor_and_prints_a_table, setup,
             teardown),
@@ -464,6 +885,18 @@ main(void)
             test_cli_health_reports_queue_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_takes_server_from_environment_and_rejects_bad_urls, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_submit_sends_timeout_attempts_lease_delay_and_key, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_workers_lists_a_polling_worker_and_health_flags_no_worker,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_token_create_list_revoke_with_auth_on, setup_auth,
+            teardown_auth),
+        cmocka_unit_test_setup_teardown(
+            test_cli_and_sdk_connect_over_tls_only_with_the_right_ca, setup,
             teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

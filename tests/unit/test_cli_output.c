@@ -100,9 +100,12 @@ test_parse_accepts_submit_with_every_flag(void **state)
     (void) state;
     struct cli_opts    o;
     struct anvil_error e;
-    assert_int_equal(PARSE(&o, &e, "--server", "ipc:///tmp/x", "submit",
-                         "Sleep", "--data", "{\"a\": 1}", "--queue", "q1",
-                         "--priority", "-7", "--wait", "--timeout-ms", "500"),
+    assert_int_equal(
+        PARSE(&o, &e, "--server", "ipc:///tmp/x", "submit", "Sleep", "--data",
+            "{\"a\": 1}", "--queue", "q1", "--priority", "-7", "--wait",
+            "--wait-timeout-ms", "500", "--timeout-ms", "90000", "--delay-ms",
+            "1500", "--max-attempts", "5", "--lease-ms", "2000", "--key",
+            "order-7"),
         CLI_EXIT_OK);
     assert_ptr_equal(o.verb, &cli_verb_submit);
     assert_string_equal(o.server, "ipc:///tmp/x");
@@ -113,7 +116,139 @@ test_parse_accepts_submit_with_every_flag(void **state)
     assert_true(o.wait);
     assert_true(o.has_timeout);
     assert_int_equal(o.timeout_ms, 500);
+    assert_int_equal(o.job_timeout_ms, 90000);
+    assert_int_equal(o.delay_ms, 1500);
+    assert_int_equal(o.max_attempts, 5);
+    assert_int_equal(o.lease_ms, 2000);
+    assert_string_equal(o.key, "order-7");
+    assert_int_equal(o.run_at_ms, 0);
     assert_false(o.json);
+}
+
+static void
+test_parse_submit_timeout_is_per_attempt_and_needs_no_wait(void **state)
+{
+    (void) state;
+    struct cli_opts    o;
+    struct anvil_error e;
+    assert_int_equal(
+        PARSE(&o, &e, "submit", "T", "--timeout-ms", "10"), CLI_EXIT_OK);
+    assert_int_equal(o.job_timeout_ms, 10);
+    assert_false(o.has_timeout);
+    assert_int_equal(PARSE(&o, &e, "submit", "T", "--run-at",
+                         "2026-11-28T05:44:27.123Z", "--timeout-ms=0"),
+        CLI_EXIT_OK);
+    assert_int_equal(o.run_at_ms, T0 + 31536000000LL);
+    assert_int_equal(o.job_timeout_ms, 0);
+    ASSERT_USAGE_ERROR("--timeout-ms: -1 is out of range", "submit", "T",
+        "--timeout-ms", "-1");
+    ASSERT_USAGE_ERROR("--timeout-ms: '5s' is not an integer", "submit", "T",
+        "--timeout-ms", "5s");
+}
+
+static void
+test_parse_rejects_bad_submit_scheduling_and_retry_flags(void **state)
+{
+    (void) state;
+    ASSERT_USAGE_ERROR(
+        "--delay-ms: -5 is out of range", "submit", "T", "--delay-ms", "-5");
+    ASSERT_USAGE_ERROR("--delay-ms: 'soon' is not an integer", "submit", "T",
+        "--delay-ms", "soon");
+    ASSERT_USAGE_ERROR("--run-at: 'tomorrow' is not an RFC 3339 time", "submit",
+        "T", "--run-at", "tomorrow");
+    ASSERT_USAGE_ERROR("submit: --delay-ms and --run-at cannot be used",
+        "submit", "T", "--delay-ms", "5", "--run-at", "2026-11-28T05:44:27Z");
+    ASSERT_USAGE_ERROR("--max-attempts: 0 is out of range (1..1000)", "submit",
+        "T", "--max-attempts", "0");
+    ASSERT_USAGE_ERROR("--max-attempts: 1001 is out of range", "submit", "T",
+        "--max-attempts", "1001");
+    ASSERT_USAGE_ERROR("--lease-ms: 99 is out of range (100..86400000)",
+        "submit", "T", "--lease-ms", "99");
+    ASSERT_USAGE_ERROR(
+        "--lease-ms: 'x' is not an integer", "submit", "T", "--lease-ms", "x");
+    ASSERT_USAGE_ERROR("--key must not be empty", "submit", "T", "--key", "");
+    ASSERT_USAGE_ERROR("--key needs a value (K)", "submit", "T", "--key");
+}
+
+static void
+test_parse_accepts_token_and_tls_flags_anywhere(void **state)
+{
+    (void) state;
+    struct cli_opts    o;
+    struct anvil_error e;
+    assert_int_equal(PARSE(&o, &e, "--token", "s3cret", "--tls-ca", "ca.crt",
+                         "health", "--tls-cert=c.crt", "--tls-key", "c.key"),
+        CLI_EXIT_OK);
+    assert_string_equal(o.token, "s3cret");
+    assert_string_equal(o.tls_ca, "ca.crt");
+    assert_string_equal(o.tls_cert, "c.crt");
+    assert_string_equal(o.tls_key, "c.key");
+    assert_int_equal(PARSE(&o, &e, "health"), CLI_EXIT_OK);
+    assert_null(o.token);
+    assert_null(o.tls_ca);
+    ASSERT_USAGE_ERROR("--token must not be empty", "--token", "", "health");
+    ASSERT_USAGE_ERROR("--token needs a value (T)", "health", "--token");
+    ASSERT_USAGE_ERROR(
+        "--tls-ca: FILE must not be empty", "--tls-ca=", "health");
+    ASSERT_USAGE_ERROR(
+        "--tls-cert needs --tls-key too", "--tls-cert", "c.crt", "health");
+    ASSERT_USAGE_ERROR(
+        "--tls-key needs --tls-cert too", "health", "--tls-key", "c.key");
+}
+
+static void
+test_parse_accepts_workers_and_token_verbs(void **state)
+{
+    (void) state;
+    struct cli_opts    o;
+    struct anvil_error e;
+    assert_int_equal(PARSE(&o, &e, "workers", "--json"), CLI_EXIT_OK);
+    assert_ptr_equal(o.verb, &cli_verb_workers);
+    assert_true(o.json);
+    assert_int_equal(PARSE(&o, &e, "token", "create", "--role", "WORKER",
+                         "--name", "eu-1", "--expires-in", "90d"),
+        CLI_EXIT_OK);
+    assert_ptr_equal(o.verb, &cli_verb_token_create);
+    assert_int_equal(o.role, ANVIL_ROLE_WORKER);
+    assert_string_equal(o.name, "eu-1");
+    assert_int_equal(o.expires_in_ms, 90LL * 24 * 3600 * 1000);
+    assert_int_equal(
+        PARSE(&o, &e, "token", "create", "--role=reader", "--expires-in=30m"),
+        CLI_EXIT_OK);
+    assert_int_equal(o.role, ANVIL_ROLE_READER);
+    assert_int_equal(o.expires_in_ms, 30LL * 60 * 1000);
+    assert_null(o.name);
+    assert_int_equal(PARSE(&o, &e, "token", "list"), CLI_EXIT_OK);
+    assert_ptr_equal(o.verb, &cli_verb_token_list);
+    assert_int_equal(PARSE(&o, &e, "token", "revoke", "t4"), CLI_EXIT_OK);
+    assert_ptr_equal(o.verb, &cli_verb_token_revoke);
+    assert_string_equal(o.id, "t4");
+}
+
+static void
+test_parse_rejects_bad_workers_and_token_arguments(void **state)
+{
+    (void) state;
+    ASSERT_USAGE_ERROR("workers: unexpected argument 'all'", "workers", "all");
+    ASSERT_USAGE_ERROR(
+        "token: missing subcommand (create, list or revoke)", "token");
+    ASSERT_USAGE_ERROR("token: unknown subcommand 'delete'", "token", "delete");
+    ASSERT_USAGE_ERROR(
+        "token create: --role is required", "token", "create", "--name", "x");
+    ASSERT_USAGE_ERROR("--role: unknown role 'root' (admin, client, worker or "
+                       "reader)",
+        "token", "create", "--role", "root");
+    ASSERT_USAGE_ERROR("--expires-in: '90 days' is not a duration", "token",
+        "create", "--role", "client", "--expires-in", "90 days");
+    ASSERT_USAGE_ERROR("--expires-in: '-1h' is not a duration", "token",
+        "create", "--role", "client", "--expires-in", "-1h");
+    ASSERT_USAGE_ERROR("--expires-in: '0' is not a duration", "token", "create",
+        "--role", "client", "--expires-in", "0");
+    ASSERT_USAGE_ERROR("--name must not be empty", "token", "create", "--role",
+        "client", "--name", "");
+    ASSERT_USAGE_ERROR("token revoke: missing ID", "token", "revoke");
+    ASSERT_USAGE_ERROR(
+        "token list: unexpected argument 't1'", "token", "list", "t1");
 }
 
 static void
@@ -192,10 +327,10 @@ static void
 test_parse_rejects_timeout_without_wait_or_out_of_range(void **state)
 {
     (void) state;
-    ASSERT_USAGE_ERROR(
-        "--timeout-ms needs --wait", "submit", "T", "--timeout-ms", "10");
-    ASSERT_USAGE_ERROR("--timeout-ms: -1 is out of range", "submit", "T",
-        "--wait", "--timeout-ms", "-1");
+    ASSERT_USAGE_ERROR("--wait-timeout-ms needs --wait", "submit", "T",
+        "--wait-timeout-ms", "10");
+    ASSERT_USAGE_ERROR("--wait-timeout-ms: -1 is out of range", "submit", "T",
+        "--wait", "--wait-timeout-ms", "-1");
     ASSERT_USAGE_ERROR("--timeout-ms: '10s' is not an integer", "wait", "j1",
         "--timeout-ms", "10s");
     ASSERT_USAGE_ERROR("--timeout-ms: 2147483648 is out of range", "wait", "j1",
@@ -397,7 +532,13 @@ test_main_prints_help_and_version_on_stdout(void **state)
     assert_non_null(strstr(o, "Usage: anvil [--server URL] [--json] VERB"));
     assert_non_null(strstr(o, "  submit TYPE"));
     assert_non_null(strstr(o, "  health"));
-    assert_non_null(strstr(o, "  4  wait, submit --wait: --timeout-ms"));
+    assert_non_null(strstr(o,
+        "  4  wait: --timeout-ms (submit --wait: "
+        "--wait-timeout-ms)"));
+    assert_non_null(strstr(o, "  workers"));
+    assert_non_null(strstr(o, "  token CMD"));
+    assert_non_null(strstr(o, "  --token T"));
+    assert_non_null(strstr(o, "  --tls-ca FILE"));
     assert_non_null(strstr(o, "\"result_base64\""));
     assert_non_null(strstr(o,
         "Usage: anvil [--server URL] [--json] submit "
@@ -572,7 +713,7 @@ static void
 test_health_and_submit_json_have_the_documented_keys(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1 } };
+    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, true } };
     struct anvil_health      h   = { "0.1.0", 5000, 9, d, 1 };
     json_t                  *obj = output_health_json(&h);
     assert_non_null(obj);
@@ -583,7 +724,8 @@ test_health_and_submit_json_have_the_documented_keys(void **state)
         json_integer_value(json_object_get(obj, "uptime_ms")), 5000);
     assert_int_equal(json_integer_value(json_object_get(obj, "jobs_total")), 9);
     json_t *q = json_array_get(json_object_get(obj, "queues"), 0);
-    assert_int_equal(json_object_size(q), 4);
+    assert_int_equal(json_object_size(q), 5);
+    assert_true(json_is_true(json_object_get(q, "no_worker")));
     assert_string_equal(
         json_string_value(json_object_get(q, "queue")), "default");
     assert_string_equal(json_string_value(json_object_get(q, "type")), "Sleep");
@@ -760,10 +902,10 @@ static void
 test_health_human_prints_fields_and_queue_table(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[]
-        = { { "default", "Sleep", 3, 1 }, { "io", "Fetch", 120, 0 } };
-    struct anvil_health h = { "0.1.0", 3723000, 9, d, 2 };
-    struct capture      out;
+    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, false },
+        { "io", "Fetch", 120, 0, false } };
+    struct anvil_health      h   = { "0.1.0", 3723000, 9, d, 2 };
+    struct capture           out;
     capture_open(&out);
     output_health_human(out.f, &h);
     char *text = capture_close(&out);
@@ -775,6 +917,16 @@ test_health_human_prints_fields_and_queue_table(void **state)
         "QUEUE    TYPE   QUEUED  RUNNING\n"
         "default  Sleep       3        1\n"
         "io       Fetch     120        0\n");
+    free(text);
+
+    d[1].no_worker = true;
+    capture_open(&out);
+    output_health_human(out.f, &h);
+    text = capture_close(&out);
+    assert_string_equal(strstr(text, "QUEUE"),
+        "QUEUE    TYPE   QUEUED  RUNNING  NO WORKER\n"
+        "default  Sleep       3        1  no\n"
+        "io       Fetch     120        0  yes\n");
     free(text);
 
     struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0 };
@@ -830,11 +982,147 @@ test_utf8_check_rejects_overlong_surrogate_and_truncated(void **state)
     assert_false(output_utf8_valid("\x80", 1));
 }
 
+// ---- Workers and tokens
+
+static void
+test_workers_output_shows_state_age_and_documented_json(void **state)
+{
+    (void) state;
+    char *types[] = { "Sleep", "echo" }, *queues[] = { "default" };
+    struct anvil_worker_status w[] = {
+        { "w-a", "box1", 4242, "0.1.0", types, 2, queues, 1, 4, T0 - 60000,
+            T0 - 1500, 2, false },
+        { "w-b", "", 0, "", NULL, 0, NULL, 0, 1, T0 - 90000, T0 - 80000, 0,
+            true },
+    };
+    struct capture out;
+    capture_open(&out);
+    output_workers_human(out.f, w, 2, T0);
+    char *text = capture_close(&out);
+    assert_string_equal(text,
+        "NAME  HOST   PID  TYPES       QUEUES   SLOTS  RUNNING  LAST-SEEN      "
+        "STATE\n"
+        "w-a   box1  4242  Sleep,echo  default      4        2  1.500s ago     "
+        "alive\n"
+        "w-b   -        -  -           -            1        0  1m20.000s ago  "
+        "lost\n");
+    free(text);
+    capture_open(&out);
+    output_workers_human(out.f, NULL, 0, T0);
+    text = capture_close(&out);
+    assert_string_equal(text, "No workers.\n");
+    free(text);
+
+    json_t *obj = output_workers_json(w, 2);
+    assert_non_null(obj);
+    json_t *a = json_array_get(json_object_get(obj, "workers"), 0);
+    assert_int_equal(json_object_size(a), 11);
+    assert_string_equal(json_string_value(json_object_get(a, "name")), "w-a");
+    assert_int_equal(json_integer_value(json_object_get(a, "pid")), 4242);
+    assert_int_equal(json_array_size(json_object_get(a, "types")), 2);
+    assert_string_equal(json_string_value(json_object_get(a, "last_seen")),
+        "2025-11-28T05:44:25.623Z");
+    assert_string_equal(
+        json_string_value(json_object_get(a, "state")), "alive");
+    json_t *b = json_array_get(json_object_get(obj, "workers"), 1);
+    assert_string_equal(json_string_value(json_object_get(b, "state")), "lost");
+    json_decref(obj);
+    obj = output_workers_json(NULL, 0);
+    assert_int_equal(json_array_size(json_object_get(obj, "workers")), 0);
+    json_decref(obj);
+}
+
+static void
+test_token_output_never_needs_a_secret_except_on_create(void **state)
+{
+    (void) state;
+    struct anvil_token t[] = {
+        { "t1", "ops", ANVIL_ROLE_ADMIN, T0, 0, 0 },
+        { "t2", "", ANVIL_ROLE_WORKER, T0, T0 + 1000, 0 },
+        { "t3", "old", ANVIL_ROLE_READER, T0, T0 - 1, 0 },
+        { "t4", "gone", ANVIL_ROLE_CLIENT, T0, 0, T0 + 5 },
+    };
+    assert_string_equal(output_token_state(&t[0], T0), "active");
+    assert_string_equal(output_token_state(&t[1], T0), "active");
+    assert_string_equal(output_token_state(&t[1], T0 + 1000), "expired");
+    assert_string_equal(output_token_state(&t[2], T0), "expired");
+    assert_string_equal(output_token_state(&t[3], T0), "revoked");
+
+    struct capture out;
+    capture_open(&out);
+    output_tokens_human(out.f, t, 4, T0);
+    char *text = capture_close(&out);
+    assert_string_equal(text,
+        "ID  NAME  ROLE    CREATED                   EXPIRES                   "
+        "STATE\n"
+        "t1  ops   admin   2025-11-28T05:44:27.123Z  never                     "
+        "active\n"
+        "t2  -     worker  2025-11-28T05:44:27.123Z  2025-11-28T05:44:28.123Z  "
+        "active\n"
+        "t3  old   reader  2025-11-28T05:44:27.123Z  2025-11-28T05:44:27.122Z  "
+        "expired\n"
+        "t4  gone  client  2025-11-28T05:44:27.123Z  never                     "
+        "revoked\n");
+    free(text);
+
+    json_t *obj = output_tokens_json(t, 4, T0);
+    json_t *j   = json_array_get(json_object_get(obj, "tokens"), 3);
+    assert_int_equal(json_object_size(j), 7);
+    assert_null(json_object_get(j, "secret"));
+    assert_string_equal(
+        json_string_value(json_object_get(j, "role")), "client");
+    assert_true(json_is_null(json_object_get(j, "expires_at")));
+    assert_string_equal(
+        json_string_value(json_object_get(j, "state")), "revoked");
+    json_decref(obj);
+
+    obj = output_token_created_json(&t[1], "sekrit");
+    assert_int_equal(json_object_size(obj), 5);
+    assert_string_equal(json_string_value(json_object_get(obj, "id")), "t2");
+    assert_string_equal(
+        json_string_value(json_object_get(obj, "secret")), "sekrit");
+    assert_string_equal(
+        json_string_value(json_object_get(obj, "role")), "worker");
+    assert_string_equal(json_string_value(json_object_get(obj, "expires_at")),
+        "2025-11-28T05:44:28.123Z");
+    json_decref(obj);
+}
+
+static void
+test_role_names_parse_both_ways_and_reject_unknown(void **state)
+{
+    (void) state;
+    int role = 0;
+    for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
+        assert_int_equal(anvil_role_parse(anvil_role_name(r), &role), ANVIL_OK);
+        assert_int_equal(role, r);
+    }
+    assert_int_equal(anvil_role_parse("Client", &role), ANVIL_OK);
+    assert_int_equal(role, ANVIL_ROLE_CLIENT);
+    assert_int_equal(anvil_role_parse("root", &role), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_role_parse("", &role), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_role_parse(NULL, &role), ANVIL_INVALID_ARGUMENT);
+    assert_string_equal(anvil_role_name(0), "unspecified");
+    assert_string_equal(anvil_role_name(99), "unspecified");
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_accepts_submit_with_every_flag),
+        cmocka_unit_test(
+            test_parse_submit_timeout_is_per_attempt_and_needs_no_wait),
+        cmocka_unit_test(
+            test_parse_rejects_bad_submit_scheduling_and_retry_flags),
+        cmocka_unit_test(test_parse_accepts_token_and_tls_flags_anywhere),
+        cmocka_unit_test(test_parse_accepts_workers_and_token_verbs),
+        cmocka_unit_test(test_parse_rejects_bad_workers_and_token_arguments),
+        cmocka_unit_test(
+            test_workers_output_shows_state_age_and_documented_json),
+        cmocka_unit_test(
+            test_token_output_never_needs_a_secret_except_on_create),
+        cmocka_unit_test(test_role_names_parse_both_ways_and_reject_unknown),
         cmocka_unit_test(
             test_parse_accepts_global_flags_after_the_verb_and_equals_form),
         cmocka_unit_test(test_parse_rejects_submit_without_type),

@@ -1454,7 +1454,28 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
     assert_int_equal(
         anvil_heartbeat(NULL, "w", NULL, 0, NULL, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
+    struct anvil_tls            tls = { .ca_file = "ca.crt" };
+    struct anvil_worker_info    wi  = { 0 };
+    struct anvil_token         *tk;
+    struct anvil_worker_status *ws;
+    char                       *secret;
+    assert_int_equal(
+        anvil_client_set_tls(NULL, &tls, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_client_set_worker_info(NULL, &wi, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_token_create(NULL, ANVIL_ROLE_ADMIN, "n", 0, &tk, &secret, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "anvil_token_create"));
+    assert_int_equal(
+        anvil_token_list(NULL, &tk, &n, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_token_revoke(NULL, "t1", &tk, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_workers_list(NULL, &ws, &n, &err), ANVIL_INVALID_ARGUMENT);
     // Every free function takes NULL; set_timeout and close ignore it.
+    anvil_tokens_free(NULL, 2);
+    anvil_workers_free(NULL, 2);
     anvil_free(NULL);
     anvil_job_free(NULL);
     anvil_job_list_free(NULL);
@@ -1463,6 +1484,76 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
     anvil_strv_free(NULL, 3);
     anvil_client_set_timeout(NULL, 5);
     anvil_client_close(NULL);
+}
+
+static void
+test_client_new_calls_reject_bad_arguments_without_calling(void **state)
+{
+    (void) state;
+    anvil_client      *c   = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(
+        anvil_client_open(&c, "tcp://127.0.0.1:1", &err), ANVIL_OK);
+    struct anvil_token *tk     = (struct anvil_token *) 1;
+    char               *secret = (char *) 1;
+    assert_int_equal(anvil_token_create(c, 0, "n", 0, &tk, &secret, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "role 0"));
+    assert_null(tk);
+    assert_null(secret);
+    assert_int_equal(anvil_token_create(
+                         c, ANVIL_ROLE_READER + 1, NULL, 0, &tk, &secret, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_token_create(c, ANVIL_ROLE_CLIENT, NULL, -1, &tk, &secret, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "expires_in_ms"));
+    assert_int_equal(
+        anvil_token_revoke(c, "", &tk, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "token id is empty"));
+    size_t n;
+    assert_int_equal(
+        anvil_token_list(c, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_workers_list(c, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+
+    // Worker info: copied (the caller's arrays may go), NULL names refused.
+    const char              *types[] = { "Echo", NULL };
+    struct anvil_worker_info wi      = { "h", 1, "v", types, 2, NULL, 0, 1 };
+    assert_int_equal(
+        anvil_client_set_worker_info(c, &wi, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "types[1] is NULL"));
+    wi.n_types  = 1;
+    wi.n_queues = 1; // but queues is NULL
+    assert_int_equal(
+        anvil_client_set_worker_info(c, &wi, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "queues[0] is NULL"));
+    wi.n_queues = 0;
+    assert_int_equal(anvil_client_set_worker_info(c, &wi, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_worker_info(c, NULL, &err), ANVIL_OK);
+
+    // TLS settings need a tls+tcp:// URL and are checked up front.
+    struct anvil_tls tls = { .ca_file = "ca.crt" };
+    assert_int_equal(
+        anvil_client_set_tls(c, &tls, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "tls+tcp://"));
+    assert_int_equal(
+        anvil_client_set_tls(c, NULL, &err), ANVIL_INVALID_ARGUMENT);
+    anvil_client_close(c);
+
+    // $ANVIL_TLS_CA naming a missing file: open fails, naming it.
+    setenv("ANVIL_TLS_CA", "/nonexistent/anvil-ca.crt", 1);
+    int rc = anvil_client_open(&c, "tls+tcp://localhost:1", &err);
+    unsetenv("ANVIL_TLS_CA");
+    assert_int_equal(rc, ANVIL_INVALID_ARGUMENT);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "/nonexistent/anvil-ca.crt"));
+    // ... but is ignored for a plain URL.
+    setenv("ANVIL_TLS_CA", "/nonexistent/anvil-ca.crt", 1);
+    rc = anvil_client_open(&c, "tcp://127.0.0.1:1", &err);
+    unsetenv("ANVIL_TLS_CA");
+    assert_int_equal(rc, ANVIL_OK);
+    anvil_client_close(c);
 }
 
 #define SERVER_TEST(fn) \
@@ -1521,6 +1612,8 @@ main(void)
         SERVER_TEST(test_client_close_fails_calls_in_flight_with_unavailable),
         cmocka_unit_test(
             test_client_null_client_is_invalid_argument_everywhere),
+        cmocka_unit_test(
+            test_client_new_calls_reject_bad_arguments_without_calling),
     };
     const char *only = getenv("TEST_FILTER"); // e.g. "*restart*"
     if (only != NULL)

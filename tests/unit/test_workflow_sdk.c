@@ -534,7 +534,8 @@ static const struct {
     { "{\"name\": \"w\", \"steps\": [" ST ", {\"name\": \"fetch\", \"type\": "
       "\"t\", \"dat\": 1}]}",
         "steps[1] (\"fetch\"): unknown key \"dat\" (known: name, type, data, "
-        "after, queue, priority, max_attempts, timeout_ms)" },
+        "after, queue, priority, max_attempts, timeout_ms, lease_ms, "
+        "initial_backoff_ms, max_backoff_ms, backoff_multiplier)" },
     { "{\"name\": \"w\", \"steps\": [" ST
       ", {\"name\": \"y\", \"type\": \"t\"}, {\"name\": \"fetch\", "
       "\"type\": \"t\", \"after\": \"x\"}]}",

@@ -1,7 +1,7 @@
 // anvil.h - the public C API of libanvil, the anvil client SDK.
 //
 // A client talks to one anvild over nng request/reply (tcp://, ipc://,
-// ws://; tls+tcp:// needs TLS settings this API does not expose yet).
+// ws://, and tls+tcp:// with anvil_client_set_tls() or $ANVIL_TLS_*).
 // Every call is synchronous, returns an int that is 0 (ANVIL_OK) or an enum
 // anvil_code, and on failure fills the caller's struct anvil_error (which
 // may be NULL) with a sentence a user can act on.
@@ -107,6 +107,28 @@ ANVIL_API int anvil_client_open(
 // any time.
 ANVIL_API void anvil_client_set_timeout(anvil_client *c, int timeout_ms);
 
+// TLS settings of a client (paths of PEM files). NULL fields are unset.
+struct anvil_tls {
+    const char *ca_file;     // CA that signed the server's certificate;
+                             // the server is then always verified
+    const char *cert_file;   // own certificate, for mutual TLS (with key)
+    const char *key_file;    // its private key
+    const char *server_name; // name to verify; NULL = the URL's host
+};
+
+// Sets the TLS settings of the connection: call it after
+// anvil_client_open() and before the first call (which starts the
+// connection); FAILED_PRECONDITION afterwards. The URL must be tls+tcp://
+// (INVALID_ARGUMENT otherwise). cert_file and key_file go together.
+// Errors name the file and nng's reason (INVALID_ARGUMENT). A server whose
+// certificate the CA does not vouch for is never reached: calls then fail
+// with UNAVAILABLE. anvil_client_open() applies $ANVIL_TLS_CA,
+// $ANVIL_TLS_CERT and $ANVIL_TLS_KEY by itself for tls+tcp:// URLs; calling
+// this function replaces them. Not to be called while other threads use
+// the client.
+ANVIL_API int anvil_client_set_tls(
+    anvil_client *c, const struct anvil_tls *tls, struct anvil_error *err);
+
 // Sets the bearer token sent in every request's envelope (NULL or "":
 // none). anvil_client_open() starts with $ANVIL_TOKEN, if set. Not to be
 // called while other threads use the client. INVALID_ARGUMENT if c is NULL.
@@ -157,6 +179,10 @@ struct anvil_job {
     char    *worker_id;
     char   **after; // workflow steps: names of the steps this one runs after
     size_t   n_after;
+    int64_t  lease_ms; // as in struct anvil_submit_opts (0 = default)
+    int64_t  initial_backoff_ms;
+    int64_t  max_backoff_ms;
+    double   backoff_multiplier;
 };
 
 // Frees a job returned by the library; NULL is ignored.
@@ -171,6 +197,11 @@ struct anvil_submit_opts {
     uint32_t    max_attempts;    // 0 = server default (3)
     int64_t     timeout_ms;      // per attempt; 0 = none
     const char *idempotency_key; // NULL = none
+    int64_t     lease_ms;        // lease per Poll/Heartbeat; 0 = server
+                                 // default (30 s)
+    int64_t initial_backoff_ms;  // retry delay after attempt 1; 0 = 1000
+    int64_t max_backoff_ms;      // cap of the retry delay; 0 = 60000
+    double  backoff_multiplier;  // growth per attempt; 0 = 2
 };
 
 // Submits a job of `type` with an opaque payload (len bytes; may be 0).
@@ -228,6 +259,7 @@ struct anvil_queue_depth {
     char    *type;
     uint64_t queued;
     uint64_t running;
+    bool     no_worker; // no live worker serves this queue and type
 };
 
 struct anvil_health {
@@ -243,6 +275,100 @@ ANVIL_API int anvil_health(
     anvil_client *c, struct anvil_health **out, struct anvil_error *err);
 
 ANVIL_API void anvil_health_free(struct anvil_health *h);
+
+// ---- Tokens (an admin token is needed; see docs/security.md) ----
+
+// Roles, numbered as Role in the .proto.
+enum anvil_role {
+    ANVIL_ROLE_ADMIN = 1, // everything, token management included
+    ANVIL_ROLE_CLIENT,    // submit, read, wait, cancel
+    ANVIL_ROLE_WORKER,    // Poll, Heartbeat, Complete, Fail
+    ANVIL_ROLE_READER,    // read and wait
+};
+
+// "admin" for ANVIL_ROLE_ADMIN, ...; "unspecified" if unknown.
+ANVIL_API const char *anvil_role_name(int role);
+
+// Parses a role name, case-insensitive ("worker", "ADMIN"). Returns
+// ANVIL_OK and sets *role, or ANVIL_INVALID_ARGUMENT.
+ANVIL_API int anvil_role_parse(const char *name, int *role);
+
+// A token as the server keeps it: never its secret.
+struct anvil_token {
+    char   *id;   // e.g. "t3"
+    char   *name; // "" when unnamed
+    int     role; // enum anvil_role
+    int64_t created_at_ms;
+    int64_t expires_at_ms; // 0 = never
+    int64_t revoked_at_ms; // 0 = not revoked
+};
+
+// Creates a token with role and name (NULL or "": unnamed; else
+// [A-Za-z0-9_.-]{1,128}) that expires after expires_in_ms (0 = never).
+// *out (may be NULL; anvil_tokens_free(*out, 1)) is the token and *secret
+// (anvil_free) the bearer secret, shown only now. INVALID_ARGUMENT for a
+// bad role, name or duration; PERMISSION_DENIED without an admin token.
+ANVIL_API int anvil_token_create(anvil_client *c, int role, const char *name,
+    int64_t expires_in_ms, struct anvil_token **out, char **secret,
+    struct anvil_error *err);
+
+// Lists every token, revoked and expired ones included. *tokens is an
+// array of *n (NULL when 0), freed with anvil_tokens_free().
+ANVIL_API int anvil_token_list(anvil_client *c, struct anvil_token **tokens,
+    size_t *n, struct anvil_error *err);
+
+// Revokes token id at once. *out (may be NULL; anvil_tokens_free(*out, 1))
+// is the token after it. NOT_FOUND for an unknown id.
+ANVIL_API int anvil_token_revoke(anvil_client *c, const char *id,
+    struct anvil_token **out, struct anvil_error *err);
+
+// Frees an array of n tokens; NULL is ignored.
+ANVIL_API void anvil_tokens_free(struct anvil_token *t, size_t n);
+
+// ---- Workers ----
+
+// Who a worker is, as it tells the server (WorkerInfo in the .proto).
+struct anvil_worker_info {
+    const char        *host;
+    int64_t            pid;
+    const char        *version;
+    const char *const *types; // n_types job types it runs
+    size_t             n_types;
+    const char *const *queues; // n_queues queues it polls
+    size_t             n_queues;
+    uint32_t           slots;
+};
+
+// Copies info into the client: every later anvil_poll() and
+// anvil_heartbeat() of this client carries it, so the server lists the
+// worker (anvil_workers_list). NULL clears it. INVALID_ARGUMENT for a NULL
+// client or a NULL name in types/queues. Not to be called while other
+// threads use the client.
+ANVIL_API int anvil_client_set_worker_info(anvil_client *c,
+    const struct anvil_worker_info *info, struct anvil_error *err);
+
+// A worker the server has heard from.
+struct anvil_worker_status {
+    char    *name; // the worker_id it polls with
+    char    *host;
+    int64_t  pid;
+    char    *version;
+    char   **types;
+    size_t   n_types;
+    char   **queues;
+    size_t   n_queues;
+    uint32_t slots;
+    int64_t  first_seen_ms, last_seen_ms; // Unix epoch ms
+    uint32_t running;                     // jobs it holds now
+    bool     lost; // missed its heartbeats (anvild --worker-timeout)
+};
+
+// Lists the workers the server knows. *out is an array of *n (NULL when
+// 0), freed with anvil_workers_free().
+ANVIL_API int anvil_workers_list(anvil_client *c,
+    struct anvil_worker_status **out, size_t *n, struct anvil_error *err);
+
+ANVIL_API void anvil_workers_free(struct anvil_worker_status *w, size_t n);
 
 // ---- Worker calls. Most programs use anvil/worker.h instead. ----
 

@@ -49,17 +49,20 @@ ANVIL_API bool anvil_job_ctx_canceled(const struct anvil_job_ctx *ctx);
 ANVIL_API bool anvil_job_ctx_sleep(struct anvil_job_ctx *ctx, int64_t ms);
 
 struct anvil_worker_opts {
-    const char        *url;  // NULL: $ANVIL_SERVER or ANVIL_DEFAULT_URL
-    const char        *name; // NULL: "<host>-<pid>"
-    const char *const *queues;
-    size_t             n_queues; // 0 = {"default"}
-    int                slots;    // 0 = 1
-    int                poll_wait_ms;   // long-poll length; 0 = 5000
-    int                heartbeat_ms;   // 0 = 5000
+    const char             *url;  // NULL: $ANVIL_SERVER or ANVIL_DEFAULT_URL
+    const char             *name; // NULL: "<host>-<pid>"
+    const char *const      *queues;
+    size_t                  n_queues;     // 0 = {"default"}
+    int                     slots;        // 0 = 1
+    int                     poll_wait_ms; // long-poll length; 0 = 5000
+    int                     heartbeat_ms; // 0 = 5000
+    const char             *token;        // NULL: $ANVIL_TOKEN, if set
+    const struct anvil_tls *tls; // NULL: $ANVIL_TLS_* for tls+tcp:// URLs
 };
 
-// Creates a worker. *out is the caller's (anvil_worker_free).
-// INVALID_ARGUMENT for a bad url or option.
+// Creates a worker. *out is the caller's (anvil_worker_free); opts and
+// what it points to are copied. INVALID_ARGUMENT for a bad url, option,
+// token or TLS setting (the message names it).
 ANVIL_API int anvil_worker_new(anvil_worker **out,
     const struct anvil_worker_opts *opts, struct anvil_error *err);
 
@@ -68,13 +71,24 @@ ANVIL_API int anvil_worker_new(anvil_worker **out,
 ANVIL_API int anvil_worker_handle(anvil_worker *w, const char *type,
     anvil_handler_fn fn, void *arg, struct anvil_error *err);
 
-// Starts polling and the slot threads; returns at once.
+// Starts polling and the slot threads; returns at once. The worker tells
+// the server who it is with every Poll and Heartbeat (host, pid,
+// ANVIL_VERSION, its job types, queues and slots), so anvil_workers_list()
+// shows it.
 ANVIL_API int anvil_worker_start(anvil_worker *w, struct anvil_error *err);
 
 // Stops polling, lets running handlers finish for up to grace_ms (then
 // marks them cancelled and waits for them to return), reports their
 // outcomes, and joins every thread. Safe to call twice.
 ANVIL_API void anvil_worker_stop(anvil_worker *w, int grace_ms);
+
+// As anvil_worker_stop(), except that a long-poll in flight runs to its
+// end (up to poll_wait_ms) instead of being cut off, and the jobs it leases
+// run within the grace period too. A cut-off Poll may have leased a job
+// whose reply is lost: that job waits for its lease to expire. Use it when
+// the process goes on (anvil-worker's SIGHUP reload), from a thread that
+// may block that long. Safe to call twice; not with anvil_worker_stop().
+ANVIL_API void anvil_worker_drain(anvil_worker *w, int grace_ms);
 
 // Stops the worker if needed and frees it; NULL is ignored.
 ANVIL_API void anvil_worker_free(anvil_worker *w);

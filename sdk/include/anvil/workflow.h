@@ -85,6 +85,10 @@ struct anvil_step_opts {
     int32_t     priority;
     uint32_t    max_attempts; // 0 = server default (3)
     int64_t     timeout_ms;   // per attempt; 0 = none
+    int64_t     lease_ms;     // as in struct anvil_submit_opts; 0 = default
+    int64_t     initial_backoff_ms;
+    int64_t     max_backoff_ms;
+    double      backoff_multiplier;
 };
 
 // Adds a step (name, type, payload and opts->queue copied; opts may be
