@@ -9,10 +9,11 @@
 // own, so reports and heartbeats (sharing w->client; a client is
 // thread-safe) never queue behind a parked long-poll.
 //
-// Stop lets a long-poll in flight run to its end (at most poll_wait_ms):
-// anvil.h can interrupt a call only by closing its client, which frees it,
-// and the poll thread may be just about to call it. Leases that poll
-// returns are held and run within the grace period like the others.
+// anvil_worker_stop() cuts a parked long-poll short (anvil_client_shutdown
+// of the poll client); anvil_worker_drain() lets it run to its end (at
+// most poll_wait_ms), so a lease the server hands that poll is never lost.
+// Leases that poll returns are held and run within the grace period like
+// the others.
 //
 // A job is "held" from the Poll reply that leased it until its outcome is
 // reported; held jobs take the slots, so the worker never leases more than
@@ -350,6 +351,46 @@ init_sync(struct anvil_worker *w)
 
 static void worker_release(struct anvil_worker *w);
 
+// Applies the token and TLS settings of o to a new client.
+static int
+secure_client(
+    anvil_client *c, const struct anvil_worker_opts *o, struct anvil_error *err)
+{
+    int rc = ANVIL_OK;
+    if (o->token != NULL)
+        rc = anvil_client_set_token(c, o->token, err);
+    if (rc == ANVIL_OK && o->tls != NULL)
+        rc = anvil_client_set_tls(c, o->tls, err);
+    return rc;
+}
+
+// Tells both clients who this worker is: every Poll and Heartbeat carries
+// it, and the server lists the worker from it.
+static int
+register_info(struct anvil_worker *w, struct anvil_error *err)
+{
+    static const char *const default_queue[] = { "default" };
+    char                     host[256]       = "";
+    if (gethostname(host, sizeof(host)) != 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1]        = '\0';
+    struct anvil_worker_info info = {
+        .host    = host,
+        .pid     = (int64_t) getpid(),
+        .version = ANVIL_VERSION,
+        .types   = w->types,
+        .n_types = w->n_handlers,
+        .queues
+        = w->n_queues > 0 ? (const char *const *) w->queues : default_queue,
+        .n_queues = w->n_queues > 0 ? w->n_queues : 1,
+        .slots    = (uint32_t) w->slots,
+    };
+    int rc = anvil_client_set_worker_info(w->client, &info, err);
+    if (rc == ANVIL_OK)
+        rc = anvil_client_set_worker_info(w->poll_client, &info, err);
+    return rc;
+}
+
 int
 anvil_worker_new(anvil_worker **out, const struct anvil_worker_opts *opts,
     struct anvil_error *err)
@@ -375,6 +416,10 @@ anvil_worker_new(anvil_worker **out, const struct anvil_worker_opts *opts,
     rc = anvil_client_open(&w->client, w->url, err);
     if (rc == ANVIL_OK)
         rc = anvil_client_open(&w->poll_client, w->url, err);
+    if (rc == ANVIL_OK)
+        rc = secure_client(w->client, o, err);
+    if (rc == ANVIL_OK)
+        rc = secure_client(w->poll_client, o, err);
     if (rc != ANVIL_OK)
         goto fail;
     *out = w;
@@ -905,9 +950,12 @@ anvil_worker_start(anvil_worker *w, struct anvil_error *err)
         return av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "the worker has no handlers: register one with "
             "anvil_worker_handle()");
+    int rc = register_info(w, err);
+    if (rc != ANVIL_OK)
+        return rc;
     w->started = true;
     log_start(w);
-    int rc = start_threads(w);
+    rc = start_threads(w);
     if (rc != ANVIL_OK) {
         anvil_worker_stop(w, 0);
         return av_error_set(err, rc, "cannot start the worker threads");
@@ -960,15 +1008,18 @@ join_slots(struct anvil_worker *w)
     w->n_slot_thr = 0;
 }
 
-void
-anvil_worker_stop(anvil_worker *w, int grace_ms)
+// Stops the worker; cut_poll ends a parked long-poll at once (a lease
+// the server gives that cut-off Poll runs again only after the lease),
+// else the poll runs to its end and what it leases is run in the grace.
+static void
+stop_worker(anvil_worker *w, int grace_ms, bool cut_poll)
 {
     if (w == NULL || !begin_stop(w, grace_ms > 0 ? grace_ms : 0))
         return;
-    AV_INFO("worker.stop", "name=%s grace_ms=%d", w->name, grace_ms);
-    // Ends a parked long-poll at once; reports go through w->client. A
-    // lease that a cut-off Poll had taken runs again after the lease.
-    anvil_client_shutdown(w->poll_client);
+    AV_INFO("worker.stop", "name=%s grace_ms=%d cut_poll=%s", w->name, grace_ms,
+        cut_poll ? "true" : "false");
+    if (cut_poll)
+        anvil_client_shutdown(w->poll_client); // reports use w->client
     if (w->poll_started)
         pthread_join(w->poll_thr, NULL);
     drain(w, grace_ms > 0 ? grace_ms : 0);
@@ -1004,6 +1055,18 @@ worker_release(struct anvil_worker *w)
     pthread_cond_destroy(&w->state_cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
+}
+
+void
+anvil_worker_stop(anvil_worker *w, int grace_ms)
+{
+    stop_worker(w, grace_ms, true);
+}
+
+void
+anvil_worker_drain(anvil_worker *w, int grace_ms)
+{
+    stop_worker(w, grace_ms, false);
 }
 
 void
