@@ -87,6 +87,8 @@ struct anvil_client {
     struct inflight       *inflight; // their aios
     bool                   closing;  // shutdown (or close) has begun
     bool                   sock_closed;
+    nng_tls_config        *tls_cfg;   // held, to redial with; NULL = none
+    int64_t                redialed;  // av_mono_ms() of the last redial
 };
 
 // ---- the client ----
@@ -101,6 +103,18 @@ pick_url(const char *url)
     if (env != NULL && env[0] != '\0')
         return env;
     return ANVIL_DEFAULT_URL;
+}
+
+// Sets a dialer's options (and TLS configuration, when one is set).
+static int
+dialer_options(anvil_client *c, nng_dialer d)
+{
+    nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
+    nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
+    if (c->tls_cfg != NULL)
+        return nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls_cfg);
+    return 0;
 }
 
 static int
@@ -119,9 +133,7 @@ make_dialer(anvil_client *c, struct anvil_error *err)
     // Checks the URL; the first call starts it (see the top of the file).
     rv = nng_dialer_create(&c->dialer, s, c->url);
     if (rv == 0) {
-        nng_dialer_set_size(c->dialer, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
-        nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMINT, RECONNECT_MIN_MS);
-        nng_dialer_set_ms(c->dialer, NNG_OPT_RECONNMAXT, RECONNECT_MAX_MS);
+        dialer_options(c, c->dialer);
         return ANVIL_OK;
     }
     nng_close(s);
@@ -149,6 +161,8 @@ info_free(Anvil__V1__WorkerInfo *info)
 static void
 client_free(anvil_client *c)
 {
+    if (c->tls_cfg != NULL)
+        nng_tls_config_free(c->tls_cfg);
     pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
     info_free(c->info);
@@ -264,9 +278,12 @@ anvil_client_set_tls(
             rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "cannot use TLS on %s: %s", c->url, nng_strerror(rv));
     }
-    nng_tls_config_free(cfg); // the dialer holds its own reference
-    if (rc == ANVIL_OK)
-        c->tls = true;
+    if (rc == ANVIL_OK) {
+        c->tls     = true;
+        c->tls_cfg = cfg; // kept for redial()
+    } else {
+        nng_tls_config_free(cfg);
+    }
     return rc;
 }
 
@@ -531,6 +548,31 @@ run_op(anvil_client *c, struct inflight *in, bool send)
     return rv;
 }
 
+// A send that found no connection for a whole call timeout: nng 1.5.2's
+// dialer can give up for good when the server dies mid-handshake (it takes
+// the failure for its own close), so start a fresh dialer, at most once per
+// reconnect period, and retire the old one.
+static void
+redial(anvil_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int64_t now = av_mono_ms();
+    if (!c->closing && c->dialing && now - c->redialed >= RECONNECT_MAX_MS) {
+        nng_dialer d;
+        c->redialed = now;
+        if (nng_dialer_create(&d, c->sock, c->url) == 0) {
+            if (dialer_options(c, d) == 0 &&
+                nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0) {
+                nng_dialer_close(c->dialer);
+                c->dialer = d;
+            } else {
+                nng_dialer_close(d);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 // Sends *msg and receives the reply into *msg: up to timeout_ms for the
 // request to go out (else UNAVAILABLE: it was not delivered) and for the
 // reply, plus wait_ms for a long-poll. *msg is NULL on failure.
@@ -546,6 +588,8 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(in->aio)); // an unsent message is ours
         nng_aio_set_msg(in->aio, NULL);
+        if (rv == NNG_ETIMEDOUT)
+            redial(c);
         if (rv == NNG_ETIMEDOUT && url_is_tls(c->url))
             return av_error_set(err, ANVIL_UNAVAILABLE,
                 "could not reach anvild at %s within %d ms to send %s (is "

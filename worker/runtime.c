@@ -509,6 +509,7 @@ enqueue_leases(struct anvil_worker *w, struct anvil_lease *leases, size_t n)
         w->queue_tail = t;
     }
     pthread_cond_broadcast(&w->work_cv);
+    pthread_cond_broadcast(&w->state_cv); // the heartbeat period may shrink
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -809,14 +810,30 @@ poll_main(void *arg)
 
 // ---- heartbeats (heartbeat thread) ----
 
-// Waits one heartbeat period; false once the heartbeat should stop.
+// The heartbeat period: heartbeat_ms, or a third of the shortest lease
+// held (lease length = deadline - start, both on the server's clock), so
+// that even short leases are extended in time. Called with w->mu held.
+static int64_t
+hb_period(const struct anvil_worker *w)
+{
+    int64_t period = w->heartbeat_ms;
+    for (const struct task *t = w->held; t != NULL; t = t->next_held) {
+        int64_t lease = t->lease->deadline_ms - t->lease->job.started_at_ms;
+        if (lease > 0 && lease / 3 < period)
+            period = lease / 3;
+    }
+    return period < 50 ? 50 : period;
+}
+
+// Waits one heartbeat period (shortened when a shorter lease arrives);
+// false once the heartbeat should stop.
 static bool
 hb_wait(struct anvil_worker *w)
 {
-    int64_t end = av_mono_ms() + w->heartbeat_ms;
+    int64_t start = av_mono_ms();
     pthread_mutex_lock(&w->mu);
-    while (!w->hb_stop && av_mono_ms() < end)
-        wait_until(&w->state_cv, &w->mu, end);
+    while (!w->hb_stop && av_mono_ms() < start + hb_period(w))
+        wait_until(&w->state_cv, &w->mu, start + hb_period(w));
     bool go = !w->hb_stop;
     pthread_mutex_unlock(&w->mu);
     return go;
