@@ -326,7 +326,7 @@ static int
 check_edge(const anvil_workflow_spec *wf, const char *name, const char *parent,
     const char *fn, struct anvil_error *err)
 {
-    long a, b;
+    long a = -1, b = -1;
     int  rc = find_step(wf, name, fn, &a, err);
     if (rc == ANVIL_OK)
         rc = find_step(wf, parent, fn, &b, err);

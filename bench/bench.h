@@ -1,0 +1,173 @@
+// bench.h - anvil-bench: the benchmark harness of make bench.
+//
+// anvil-bench starts its own anvild (server.c) on a temporary database, or
+// uses a running one (--server URL), runs real workers through the worker
+// library over the real transport, and measures three workloads end to end:
+// throughput and latency (jobs.c), workflows (flows.c). Each run of a
+// workload fills a struct result with named figures; main.c repeats runs,
+// takes the median of each figure and prints a table or JSON (report.c).
+//
+// Only the public API (anvil/anvil.h, anvil/worker.h, anvil/workflow.h) is
+// used, as any client program would. Threads: the main thread runs the
+// workloads; producers and worker slots are threads of a workload run.
+#ifndef BENCH_BENCH_H
+#define BENCH_BENCH_H
+
+#include <anvil/anvil.h>
+#include <anvil/worker.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_PRODUCERS 32 // jobs in flight: one synchronous call per thread
+#define BENCH_PAYLOAD 32   // bytes of a throughput job's payload
+#define BENCH_MAX_FIGS 40
+
+// Command-line options; main.c fills them.
+struct bench_opts {
+    const char *workload;   // throughput, latency, workflow or all
+    long        jobs;       // -1: the workload's default
+    long        warmup;     // latency warm-up jobs
+    int         workers;    // worker slots
+    int         chains;     // workflow chains
+    int         steps;      // steps per chain
+    int         fan;        // fan-out width (1 -> fan -> 1)
+    const char *durability; // full or normal
+    bool        json;
+    int         runs;
+    const char *server_url; // NULL: start our own anvild
+    const char *anvild;     // path of the anvild binary
+};
+
+// One figure of a result: key (JSON), label and unit (table), value. NAN
+// means not measured (printed as null / "-").
+struct fig {
+    const char *key;
+    const char *label;
+    const char *unit;
+    double      v;
+};
+
+// What one run of a workload measured. Every run of a workload adds the
+// same figures in the same order, so medians are taken index by index.
+struct result {
+    const char *workload;
+    char        sizes[200]; // "jobs=100000 workers=4 producers=32"
+    char        notes[800]; // what was measured, in words
+    struct fig  figs[BENCH_MAX_FIGS];
+    int         n;
+};
+
+// A started anvild (or a server someone else runs: pid 0).
+struct bench_server {
+    pid_t pid;
+    char  dir[64]; // mkdtemp directory holding the database and log
+    char  url[128];
+    char  log[96];
+};
+
+// ---- server.c ----
+
+// Starts anvild on a free loopback port and a fresh database in a new
+// temporary directory, and waits until it answers Health. With
+// o->server_url set, just checks that server answers. Returns 0, or -1
+// after printing why.
+int bench_server_start(const struct bench_opts *o, struct bench_server *s);
+
+// Sends SIGTERM, waits for anvild to exit and removes its directory.
+// Returns 0, or -1 if it did not stop cleanly (printed).
+int bench_server_stop(struct bench_server *s);
+
+// CPU seconds (user + system) anvild has used so far; NAN if not ours.
+double bench_server_cpu_s(const struct bench_server *s);
+
+// Peak resident set (VmHWM) of anvild in KiB; NAN if not ours.
+double bench_server_peak_rss_kb(const struct bench_server *s);
+
+// ---- stats.c ----
+
+// Monotonic time in nanoseconds.
+int64_t bench_now_ns(void);
+
+// CPU seconds this process has used (all threads).
+double bench_self_cpu_s(void);
+
+// Sorts v[0..n-1] and returns its p-th percentile (0..100, nearest rank);
+// NAN when n is 0.
+double bench_percentile(double *v, size_t n, double p);
+
+// The median of v[0..n-1] ignoring NANs (v is reordered); NAN if none.
+double bench_median(double *v, size_t n);
+
+// Appends a figure to r (ignored past BENCH_MAX_FIGS).
+void result_add(struct result *r, const char *key, const char *label,
+    const char *unit, double v);
+
+// Adds p50, p90 (if with_p90), p99 and max of v[0..n-1] (microseconds) as
+// figures "<key>_p50_us"...; key and label must be string literals' life.
+void result_add_pcts(struct result *r, const char *key, const char *label,
+    double *v, size_t n, bool with_p90);
+
+// Waits until cond(arg) is true or deadline_ns passes, checking every
+// 0.2 ms. Returns true if the condition held.
+bool bench_wait_until(bool (*cond)(void *), void *arg, int64_t deadline_ns);
+
+// ---- jobs.c / flows.c: one run each; 0 or -1 (printed) ----
+
+int bench_throughput(const struct bench_opts *o, struct bench_server *s,
+    long jobs, struct result *r);
+int bench_latency(const struct bench_opts *o, struct bench_server *s, long jobs,
+    struct result *r);
+int bench_workflow(const struct bench_opts *o, struct bench_server *s,
+    int chains, int steps, int fan, struct result *r);
+
+// ---- common.c: what every workload does around its measurement ----
+
+// A job type unique to this process and run ("bench.noop.<pid>.<n>"), so
+// jobs of another run on a shared server are never ours.
+void bench_type_name(char *buf, size_t len, const char *what);
+
+// Opens a client on s; prints and returns -1 on failure.
+int bench_client_open(const struct bench_server *s, anvil_client **out);
+
+// Starts a worker on s with `slots` slots and one handler for `type`.
+// Prints and returns -1 on failure.
+int bench_worker_start(const struct bench_server *s, int slots,
+    const char *type, anvil_handler_fn fn, void *arg, anvil_worker **out);
+
+// Waits until the worker has had `target` Complete replies (its stats), or
+// deadline_ns passes. Returns true if reached.
+bool bench_wait_succeeded(
+    anvil_worker *w, uint64_t target, int64_t deadline_ns);
+
+// Runs fn(arg, k) for k = 0 .. BENCH_PRODUCERS - 1, each on its own
+// thread, all released at once. *t0 is the earliest start, *t1 the latest
+// return. Returns 0, or -1 (printed) if the threads could not be started.
+int bench_produce(
+    void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1);
+
+// Checks with Health that no job of `type` is queued or running. Returns 0,
+// or -1 (printed) if some are left.
+int bench_check_drained(anvil_client *c, const char *type);
+
+// Server CPU and peak memory figures of a run: cpu0 is
+// bench_server_cpu_s() at the start of the measurement, units the number of
+// jobs or steps it covered.
+void bench_add_server_figs(struct result *r, const struct bench_server *s,
+    double cpu0, double self_cpu0, double units);
+
+// ---- report.c ----
+
+// Prints the machine (nproc, CPU model) once, before the tables.
+void report_machine(const struct bench_opts *o);
+
+// Prints the median result of `runs` runs: a table, or one JSON line.
+void report_result(
+    const struct bench_opts *o, const struct result *med, int runs);
+
+// Fills med with the figure-by-figure median of runs[0..n-1].
+void report_median(const struct result *runs, int n, struct result *med);
+
+#endif

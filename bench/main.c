@@ -1,0 +1,236 @@
+// main.c - anvil-bench: parse flags, run each workload --runs times on a
+// fresh server, print the medians. See bench.h for the parts and
+// docs/performance.md for the figures.
+#include "bench.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef ANVIL_BIN_DIR
+#define ANVIL_BIN_DIR "bin"
+#endif
+
+// Sizes of --workload all when not given: the three workloads take about
+// a minute on a 2-core machine (make bench must stay under 5 minutes).
+#define ALL_JOBS_THROUGHPUT 100000
+#define ALL_JOBS_LATENCY 5000
+
+static const char usage_text[]
+    = "usage: anvil-bench [options]\n"
+      "\n"
+      "Starts anvild on a temporary database (tcp loopback), runs workers\n"
+      "through the worker library and measures end to end.\n"
+      "\n"
+      "  --workload W      throughput, latency, workflow or all (default all)\n"
+      "  --jobs N          jobs: throughput 100000, latency 5000\n"
+      "  --warmup N        latency warm-up jobs (default 200)\n"
+      "  --workers W       worker slots (default 4)\n"
+      "  --chains C        workflow chains (default 1000)\n"
+      "  --steps S         steps per chain (default 10)\n"
+      "  --fan F           fan-out width of the 1 -> F -> 1 workflow (1000)\n"
+      "  --durability D    full (default) or normal, passed to anvild\n"
+      "  --runs R          repeat each workload R times, report medians (1)\n"
+      "  --json            one JSON object per workload instead of tables\n"
+      "  --server URL      use a running anvild instead of starting one\n"
+      "  --anvild PATH     the anvild to start (default " ANVIL_BIN_DIR
+      "/anvild)\n";
+
+static int
+parse_long(const char *flag, const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno  = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+        fprintf(stderr,
+            "anvil-bench: %s wants a number from %ld to %ld, "
+            "not \"%s\"\n",
+            flag, min, max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+parse_int(const char *flag, const char *s, long min, long max, int *out)
+{
+    long v;
+    if (parse_long(flag, s, min, max, &v) != 0)
+        return -1;
+    *out = (int) v;
+    return 0;
+}
+
+static bool
+one_of(const char *s, const char *const *set)
+{
+    for (; *set != NULL; set++) {
+        if (strcmp(s, *set) == 0)
+            return true;
+    }
+    return false;
+}
+
+// Applies the flag at argv[*i] (and its value). Returns 0, 1 for --help,
+// or -1 after printing what is wrong.
+static int
+parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
+{
+    static const char *const workloads[]
+        = { "throughput", "latency", "workflow", "all", NULL };
+    static const char *const modes[] = { "full", "normal", NULL };
+    const char              *f       = argv[*i];
+    if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0)
+        return 1;
+    if (strcmp(f, "--json") == 0) {
+        o->json = true;
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "anvil-bench: %s needs a value (see --help)\n", f);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (strcmp(f, "--workload") == 0 && one_of(v, workloads))
+        o->workload = v;
+    else if (strcmp(f, "--durability") == 0 && one_of(v, modes))
+        o->durability = v;
+    else if (strcmp(f, "--workload") == 0 || strcmp(f, "--durability") == 0) {
+        fprintf(stderr, "anvil-bench: bad %s \"%s\" (see --help)\n", f, v);
+        return -1;
+    } else if (strcmp(f, "--jobs") == 0)
+        return parse_long(f, v, 1, 100000000, &o->jobs);
+    else if (strcmp(f, "--warmup") == 0)
+        return parse_long(f, v, 0, 1000000, &o->warmup);
+    else if (strcmp(f, "--workers") == 0)
+        return parse_int(f, v, 1, 1024, &o->workers);
+    else if (strcmp(f, "--chains") == 0)
+        return parse_int(f, v, 1, 1000000, &o->chains);
+    else if (strcmp(f, "--steps") == 0)
+        return parse_int(f, v, 2, 10000, &o->steps);
+    else if (strcmp(f, "--fan") == 0)
+        return parse_int(f, v, 1, 9998, &o->fan);
+    else if (strcmp(f, "--runs") == 0)
+        return parse_int(f, v, 1, 100, &o->runs);
+    else if (strcmp(f, "--server") == 0)
+        o->server_url = v;
+    else if (strcmp(f, "--anvild") == 0)
+        o->anvild = v;
+    else {
+        fprintf(stderr, "anvil-bench: unknown option %s (see --help)\n", f);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+parse_args(struct bench_opts *o, int argc, char **argv)
+{
+    *o = (struct bench_opts) { .workload = "all",
+        .jobs                            = -1,
+        .warmup                          = 200,
+        .workers                         = 4,
+        .chains                          = 1000,
+        .steps                           = 10,
+        .fan                             = 1000,
+        .durability                      = "full",
+        .runs                            = 1,
+        .anvild                          = ANVIL_BIN_DIR "/anvild" };
+    for (int i = 1; i < argc; i++) {
+        int rc = parse_flag(o, argc, argv, &i);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+// Library warnings and errors go to stderr; the rest is dropped.
+static void
+log_line(void *arg, int level, const char *line)
+{
+    (void) arg;
+    if (level <= 1)
+        fprintf(stderr, "anvil-bench: libanvil: %s\n", line);
+}
+
+enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW };
+
+static int
+run_once(const struct bench_opts *o, enum workload wl, struct result *r)
+{
+    struct bench_server s;
+    memset(r, 0, sizeof(*r));
+    if (bench_server_start(o, &s) != 0)
+        return -1;
+    long jobs = o->jobs;
+    int  rc   = -1;
+    switch (wl) {
+    case WL_THROUGHPUT:
+        rc = bench_throughput(o, &s, jobs > 0 ? jobs : ALL_JOBS_THROUGHPUT, r);
+        break;
+    case WL_LATENCY:
+        rc = bench_latency(o, &s, jobs > 0 ? jobs : ALL_JOBS_LATENCY, r);
+        break;
+    case WL_WORKFLOW:
+        rc = bench_workflow(o, &s, o->chains, o->steps, o->fan, r);
+        break;
+    }
+    if (bench_server_stop(&s) != 0)
+        rc = -1;
+    return rc;
+}
+
+static int
+run_workload(const struct bench_opts *o, enum workload wl, const char *name)
+{
+    struct result *runs = calloc((size_t) o->runs, sizeof(*runs));
+    struct result  med;
+    if (runs == NULL) {
+        fprintf(stderr, "anvil-bench: out of memory\n");
+        return -1;
+    }
+    for (int i = 0; i < o->runs; i++) {
+        if (!o->json)
+            fprintf(stderr, "anvil-bench: %s, run %d of %d ...\n", name, i + 1,
+                o->runs);
+        if (run_once(o, wl, &runs[i]) != 0) {
+            fprintf(stderr, "anvil-bench: %s run %d failed\n", name, i + 1);
+            free(runs);
+            return -1;
+        }
+    }
+    report_median(runs, o->runs, &med);
+    report_result(o, &med, o->runs);
+    free(runs);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct bench_opts o;
+    int               rc = parse_args(&o, argc, argv);
+    if (rc > 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (rc < 0)
+        return 2;
+    // A server or worker connection that drops must not kill us.
+    signal(SIGPIPE, SIG_IGN);
+    anvil_set_logger(log_line, NULL);
+    report_machine(&o);
+    bool all = strcmp(o.workload, "all") == 0;
+    if (rc == 0 && (all || strcmp(o.workload, "throughput") == 0))
+        rc = run_workload(&o, WL_THROUGHPUT, "throughput");
+    if (rc == 0 && (all || strcmp(o.workload, "latency") == 0))
+        rc = run_workload(&o, WL_LATENCY, "latency");
+    if (rc == 0 && (all || strcmp(o.workload, "workflow") == 0))
+        rc = run_workload(&o, WL_WORKFLOW, "workflow");
+    return rc == 0 ? 0 : 1;
+}
