@@ -87,8 +87,8 @@ struct anvil_client {
     struct inflight       *inflight; // their aios
     bool                   closing;  // shutdown (or close) has begun
     bool                   sock_closed;
-    nng_tls_config        *tls_cfg;   // held, to redial with; NULL = none
-    int64_t                redialed;  // av_mono_ms() of the last redial
+    nng_tls_config        *tls_cfg;  // held, to redial with; NULL = none
+    int64_t                redialed; // av_mono_ms() of the last redial
 };
 
 // ---- the client ----
@@ -561,8 +561,8 @@ redial(anvil_client *c)
         nng_dialer d;
         c->redialed = now;
         if (nng_dialer_create(&d, c->sock, c->url) == 0) {
-            if (dialer_options(c, d) == 0 &&
-                nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0) {
+            if (dialer_options(c, d) == 0
+                && nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0) {
                 nng_dialer_close(c->dialer);
                 c->dialer = d;
             } else {

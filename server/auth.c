@@ -29,8 +29,8 @@ struct auth {
     size_t           n, cap;
 };
 
-static const char *const role_names[] = { NULL, "admin", "client", "worker",
-    "reader" };
+static const char *const role_names[]
+    = { NULL, "admin", "client", "worker", "reader" };
 
 // Which roles may call which rpc (admin may call all).
 static const struct {
@@ -88,8 +88,10 @@ int
 auth_put(struct auth *a, const uint8_t hash[AV_SHA256_LEN], int64_t id,
     int role, int64_t expires_at, int64_t revoked_at)
 {
-    struct entry e = { .id = id, .role = role, .expires_at = expires_at,
-        .revoked_at = revoked_at };
+    struct entry e = { .id = id,
+        .role              = role,
+        .expires_at        = expires_at,
+        .revoked_at        = revoked_at };
     memcpy(e.hash, hash, AV_SHA256_LEN);
     int rc = 0;
     pthread_rwlock_wrlock(&a->lock);
@@ -196,8 +198,8 @@ int
 auth_token_new(char *buf, size_t len, uint8_t hash[AV_SHA256_LEN])
 {
     uint8_t rnd[32];
-    if (len < AUTH_TOKEN_LEN + 1 ||
-        getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+    if (len < AUTH_TOKEN_LEN + 1
+        || getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
         return -1;
     memcpy(buf, "anv_", 4);
     for (size_t i = 0; i < sizeof(rnd); i++)

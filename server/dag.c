@@ -93,8 +93,8 @@ index_names(const struct dag_step *steps, size_t n, struct names *t,
 }
 
 static int
-resolve_parents(const struct dag_step *steps, struct dag *d,
-    struct names *t, struct anvil_error *err)
+resolve_parents(const struct dag_step *steps, struct dag *d, struct names *t,
+    struct anvil_error *err)
 {
     for (size_t i = 0; i < d->n; i++) {
         const struct dag_step *s = &steps[i];
@@ -131,8 +131,8 @@ resolve_parents(const struct dag_step *steps, struct dag *d,
 // Names one cycle among the steps Kahn's algorithm could not order
 // (left[i] is true for those): walk parent links until a step repeats.
 static int
-cycle_error(const struct dag_step *steps, const struct dag *d,
-    const bool *left, struct anvil_error *err)
+cycle_error(const struct dag_step *steps, const struct dag *d, const bool *left,
+    struct anvil_error *err)
 {
     size_t  start = 0;
     size_t *seen  = calloc(d->n, sizeof(*seen)); // position + 1 on the walk
@@ -147,7 +147,7 @@ cycle_error(const struct dag_step *steps, const struct dag *d,
         start++;
     size_t len = 0, cur = start;
     while (seen[cur] == 0) {
-        seen[cur]   = ++len;
+        seen[cur]     = ++len;
         path[len - 1] = cur;
         for (size_t k = 0; k < d->n_parents[cur]; k++) {
             if (left[d->parents[cur][k]]) {
@@ -200,7 +200,7 @@ topo_sort(const struct dag_step *steps, struct dag *d, struct anvil_error *err)
     memset(nchild, 0, (d->n + 1) * sizeof(*nchild));
     for (size_t i = 0; i < d->n; i++) {
         for (size_t k = 0; k < d->n_parents[i]; k++) {
-            size_t p                     = d->parents[i][k];
+            size_t p                      = d->parents[i][k];
             child[first[p] + nchild[p]++] = i;
         }
     }
@@ -235,8 +235,8 @@ dag_build(const struct dag_step *steps, size_t n, struct dag **out,
     struct anvil_error *err)
 {
     if (n == 0)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "a workflow needs at least one step");
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "a workflow needs at least one step");
     if (n > DAG_MAX_STEPS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "workflow has %zu steps, over the limit of %d", n, DAG_MAX_STEPS);

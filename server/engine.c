@@ -62,8 +62,8 @@ engine_mark(struct id_list *l, int64_t id)
 }
 
 int
-engine_push_ready(struct engine *e, struct batch *b, int64_t id, const char *queue,
-    const char *type, int32_t priority)
+engine_push_ready(struct engine *e, struct batch *b, int64_t id,
+    const char *queue, const char *type, int32_t priority)
 {
     if (readyq_push(e->ready, queue, type, id, priority) != 0)
         return ANVIL_RESOURCE_EXHAUSTED;
@@ -72,7 +72,8 @@ engine_push_ready(struct engine *e, struct batch *b, int64_t id, const char *que
 }
 
 void
-engine_park(struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline)
+engine_park(
+    struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline)
 {
     c->waiter_seq = ++e->waiter_seq;
     list_append(list, c);
@@ -82,9 +83,9 @@ engine_park(struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline
 static bool
 is_read_only(enum cmd_kind k)
 {
-    return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH ||
-        k == CMD_WORKERS || k == CMD_TOKEN_LIST || k == CMD_PIPE_CLOSED ||
-        k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
+    return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH
+        || k == CMD_WORKERS || k == CMD_TOKEN_LIST || k == CMD_PIPE_CLOSED
+        || k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
 }
 
 // A connection closed: its parked long-polls can no longer be answered.
@@ -93,8 +94,8 @@ is_read_only(enum cmd_kind k)
 static int
 drop_pipe(struct engine *e, struct batch *b, uint32_t pipe)
 {
-    struct cmd **lists[] = { &e->parked_polls, &e->parked_waits,
-        &e->parked_flows };
+    struct cmd **lists[]
+        = { &e->parked_polls, &e->parked_waits, &e->parked_flows };
     for (size_t i = 0; i < 3; i++) {
         for (struct cmd **pp = lists[i]; *pp != NULL;) {
             struct cmd *c = *pp;
@@ -153,8 +154,8 @@ apply(struct engine *e, struct batch *b, struct cmd *c)
 static void
 unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
 {
-    struct cmd **lists[] = { &e->parked_polls, &e->parked_waits,
-        &e->parked_flows };
+    struct cmd **lists[]
+        = { &e->parked_polls, &e->parked_waits, &e->parked_flows };
     for (size_t i = 0; i < 3; i++) {
         for (struct cmd **pp = lists[i]; *pp != NULL; pp = &(*pp)->next) {
             struct cmd *c = *pp;
@@ -163,11 +164,11 @@ unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
             *pp = c->next;
             av_error_clear(&c->err);
             if (c->kind == CMD_WAIT)
-                c->err.code = store_job_get(e->st, c->u.wait.id,
-                    &c->u.wait.job, &c->err);
+                c->err.code = store_job_get(
+                    e->st, c->u.wait.id, &c->u.wait.job, &c->err);
             else if (c->kind == CMD_WF_WAIT)
-                c->err.code = store_workflow_get(e->st, c->u.wf.id, true,
-                    &c->u.wf.wf, &c->err);
+                c->err.code = store_workflow_get(
+                    e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
             list_push(&b->reply, c);
             return;
         }
@@ -179,7 +180,7 @@ unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
 static int
 sweep(struct engine *e, struct batch *b)
 {
-    struct anvil_error err = { 0 };
+    struct anvil_error err    = { 0 };
     int64_t            before = b->now - e->cfg.retention_ms;
     int                jobs = 0, flows = 0;
     int rc = store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err);
@@ -211,7 +212,7 @@ fire_timers(struct engine *e, struct batch *b)
             engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
             break;
         }
-        int rc = t.kind == TIMER_SWEEP  ? sweep(e, b)
+        int rc = t.kind == TIMER_SWEEP ? sweep(e, b)
             : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
                                        : jobs_fire_timer(e, b, &t);
         if (rc == ANVIL_OK && store_release(e->st, &err) == ANVIL_OK)
@@ -257,7 +258,7 @@ static void
 wake_waiters(struct engine *e, struct batch *b)
 {
     for (struct cmd **pp = &e->parked_waits; *pp != NULL;) {
-        struct cmd *c = *pp;
+        struct cmd *c   = *pp;
         bool        hit = false;
         for (size_t i = 0; i < b->finished.n && !hit; i++)
             hit = b->finished.ids[i] == c->u.wait.id;
@@ -265,14 +266,14 @@ wake_waiters(struct engine *e, struct batch *b)
             pp = &c->next;
             continue;
         }
-        *pp         = c->next;
-        c->err.code = store_job_get(e->st, c->u.wait.id, &c->u.wait.job,
-            &c->err);
+        *pp = c->next;
+        c->err.code
+            = store_job_get(e->st, c->u.wait.id, &c->u.wait.job, &c->err);
         c->u.wait.done = true;
         list_push(&b->reply, c);
     }
     for (struct cmd **pp = &e->parked_flows; *pp != NULL;) {
-        struct cmd *c = *pp;
+        struct cmd *c   = *pp;
         bool        hit = false;
         for (size_t i = 0; i < b->flows.n && !hit; i++)
             hit = b->flows.ids[i] == c->u.wf.id;
@@ -280,9 +281,9 @@ wake_waiters(struct engine *e, struct batch *b)
             pp = &c->next;
             continue;
         }
-        *pp         = c->next;
-        c->err.code = store_workflow_get(e->st, c->u.wf.id, true, &c->u.wf.wf,
-            &c->err);
+        *pp = c->next;
+        c->err.code
+            = store_workflow_get(e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
         c->u.wf.done = true;
         list_push(&b->reply, c);
     }
@@ -362,7 +363,7 @@ take_incoming(struct engine *e, bool *stopping)
             continue;
         }
         struct timespec ts = { .tv_sec = next / 1000,
-            .tv_nsec = (long) (next % 1000) * 1000000 };
+            .tv_nsec                   = (long) (next % 1000) * 1000000 };
         pthread_cond_timedwait(&e->wake, &e->lock, &ts);
     }
     struct cmd *cmds = e->incoming;
@@ -429,12 +430,11 @@ rebuild(struct engine *e, struct anvil_error *err)
     if (e->ready == NULL || e->timers == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     // Parked long-polls keep their place; give them their timers back.
-    struct cmd *lists[] = { e->parked_polls, e->parked_waits,
-        e->parked_flows };
+    struct cmd *lists[] = { e->parked_polls, e->parked_waits, e->parked_flows };
     for (size_t i = 0; i < 3; i++) {
         for (struct cmd *c = lists[i]; c != NULL; c = c->next)
-            engine_timer_add(e, TIMER_WAITER, av_now_ms(), (int64_t) c->waiter_seq,
-                0);
+            engine_timer_add(
+                e, TIMER_WAITER, av_now_ms(), (int64_t) c->waiter_seq, 0);
     }
     if (e->cfg.retention_ms > 0)
         engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
@@ -451,14 +451,14 @@ engine_start(struct store *st, const struct engine_config *cfg,
     struct engine *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    e->st         = st;
-    e->cfg        = *cfg;
+    e->st  = st;
+    e->cfg = *cfg;
     if (e->cfg.max_queue <= 0)
         e->cfg.max_queue = 100000;
     e->started_at = av_now_ms();
     e->rand_state = (uint32_t) av_mono_us() | 1u;
-    e->workers    = registry_new(cfg->worker_lost_ms > 0 ? cfg->worker_lost_ms
-                                                         : 15000);
+    e->workers
+        = registry_new(cfg->worker_lost_ms > 0 ? cfg->worker_lost_ms : 15000);
     if (e->workers == NULL) {
         free(e);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");

@@ -61,13 +61,13 @@ struct cmd_submit {
     int64_t        delay_ms;
     int64_t        run_at_ms;
     int64_t        timeout_ms;
-    uint32_t       max_attempts; // 0 = default
-    int64_t        lease_ms;     // 0 = default
+    uint32_t       max_attempts;       // 0 = default
+    int64_t        lease_ms;           // 0 = default
     int64_t        backoff_initial_ms; // 0 = default (1000)
     int64_t        backoff_max_ms;     // 0 = default (60000)
     double         backoff_multiplier; // 0 = default (2)
-    int64_t        id;           // out
-    bool           existed;      // out
+    int64_t        id;                 // out
+    bool           existed;            // out
 };
 
 struct cmd_job { // GET, CANCEL
@@ -90,28 +90,28 @@ struct cmd_list {
 };
 
 struct cmd_poll {
-    const char        *worker;
-    const char *const *queues;
-    size_t             nq;
-    const char *const *types;
-    size_t             nt;
-    uint32_t           max;
-    uint32_t           wait_ms;
+    const char               *worker;
+    const char *const        *queues;
+    size_t                    nq;
+    const char *const        *types;
+    size_t                    nt;
+    uint32_t                  max;
+    uint32_t                  wait_ms;
     const struct worker_info *info; // NULL = not sent
-    struct job        *jobs; // out: leased jobs; token = attempt,
-    size_t             n;    // deadline = lease_deadline
+    struct job               *jobs; // out: leased jobs; token = attempt,
+    size_t                    n;    // deadline = lease_deadline
 };
 
 struct cmd_heartbeat {
-    const char             *worker;
-    const struct lease_ref *refs;
-    size_t                  n;
-    const struct worker_info *info; // NULL = not sent
-    int64_t                *canceled; // out
-    size_t                  ncanceled;
-    int64_t                *lost; // out
-    size_t                  nlost;
-    int64_t                 deadline; // out
+    const char               *worker;
+    const struct lease_ref   *refs;
+    size_t                    n;
+    const struct worker_info *info;     // NULL = not sent
+    int64_t                  *canceled; // out
+    size_t                    ncanceled;
+    int64_t                  *lost; // out
+    size_t                    nlost;
+    int64_t                   deadline; // out
 };
 
 struct cmd_complete {
@@ -153,18 +153,18 @@ struct cmd_health {
 };
 
 struct cmd_wf_step {
-    const char        *name;
-    const char        *type;
-    const char        *queue;
-    const uint8_t     *payload;
-    size_t             len;
-    int32_t            priority;
-    uint32_t           max_attempts; // 0 = default
-    int64_t            timeout_ms;
-    int64_t            lease_ms;
-    int64_t            backoff_initial_ms;
-    int64_t            backoff_max_ms;
-    double             backoff_multiplier;
+    const char    *name;
+    const char    *type;
+    const char    *queue;
+    const uint8_t *payload;
+    size_t         len;
+    int32_t        priority;
+    uint32_t       max_attempts; // 0 = default
+    int64_t        timeout_ms;
+    int64_t        lease_ms;
+    int64_t        backoff_initial_ms;
+    int64_t        backoff_max_ms;
+    double         backoff_multiplier;
 };
 
 struct dag;
@@ -176,7 +176,7 @@ struct cmd_wf_submit {
     const char               *key; // idempotency key; NULL = none
     const struct cmd_wf_step *steps;
     size_t                    n;
-    const struct dag         *dag; // validated graph of steps
+    const struct dag         *dag;     // validated graph of steps
     int64_t                   id;      // out
     bool                      existed; // out
 };
@@ -189,7 +189,7 @@ struct cmd_wf { // WF_GET, WF_WAIT, WF_CANCEL
 };
 
 struct cmd_wf_list {
-    struct store_list_filter f; // f.type filters by workflow name
+    struct store_list_filter f;   // f.type filters by workflow name
     struct workflow         *wfs; // out, without steps
     size_t                   n;
     int64_t                  next_before;
@@ -229,12 +229,12 @@ struct cmd {
 struct auth;
 
 struct engine_config {
-    struct auth *auth;     // token table to update; may be NULL
-    int64_t  lease_ms;     // default lease; 30000
-    uint32_t max_attempts; // default max attempts; 3
-    int64_t  retention_ms; // finished work kept this long; 0 = forever
-    int64_t  worker_lost_ms; // a worker unheard of this long is lost
-    int      max_queue;      // commands waiting for the engine; 0 = 100000
+    struct auth *auth;           // token table to update; may be NULL
+    int64_t      lease_ms;       // default lease; 30000
+    uint32_t     max_attempts;   // default max attempts; 3
+    int64_t      retention_ms;   // finished work kept this long; 0 = forever
+    int64_t      worker_lost_ms; // a worker unheard of this long is lost
+    int          max_queue;      // commands waiting for the engine; 0 = 100000
 };
 
 // Retry defaults, used where a job or step sets none.

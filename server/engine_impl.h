@@ -73,17 +73,17 @@ void engine_park(
 
 // jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
 // code; ANVIL_ABORTED with err.code OK means it was parked.
-int  jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
-int  jobs_finish(struct engine *e, struct batch *b, int64_t id,
-     int64_t workflow_id, int state, const uint8_t *result, size_t len,
-     const char *error, struct anvil_error *err);
-int  jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
+int jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
+int jobs_finish(struct engine *e, struct batch *b, int64_t id,
+    int64_t workflow_id, int state, const uint8_t *result, size_t len,
+    const char *error, struct anvil_error *err);
+int jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
 // Remembers what a Poll leased, for a resend of it by the same caller.
 void jobs_memo_add(struct engine *e, const struct cmd *c);
 void jobs_lease_timers(struct engine *e, const struct job *j);
 // Timers run inside a savepoint; a non-OK return rolls it back and the
 // engine tries the timer again a second later.
-int  jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+int jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
 
 // tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
 int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);

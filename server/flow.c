@@ -18,8 +18,8 @@
 static int
 wf_not_found(struct cmd *c, int64_t id)
 {
-    return av_error_set(&c->err, ANVIL_NOT_FOUND, "no workflow with id w%lld",
-        (long long) id);
+    return av_error_set(
+        &c->err, ANVIL_NOT_FOUND, "no workflow with id w%lld", (long long) id);
 }
 
 // Ends a RUNNING workflow; a no-op if it had already ended.
@@ -34,7 +34,7 @@ end_flow(struct engine *e, struct batch *b, int64_t wf, int state,
         engine_mark(&b->flows, wf);
         AV_INFO("workflow.finished", "workflow=w%lld state=%s err=\"%s\"",
             (long long) wf,
-            state == WF_SUCCEEDED ? "SUCCEEDED"
+            state == WF_SUCCEEDED    ? "SUCCEEDED"
                 : state == WF_FAILED ? "FAILED"
                                      : "CANCELED",
             error ? error : "");
@@ -48,8 +48,8 @@ cancel_waiting(struct engine *e, struct batch *b, int64_t wf, int64_t id,
     const char *why, struct anvil_error *err)
 {
     struct store_wf_counts cnt;
-    int rc = store_job_finish(e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why,
-        b->now, err);
+    int                    rc = store_job_finish(
+                           e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why, b->now, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_settle(e->st, wf, false, false, &cnt, err);
     if (rc == ANVIL_OK)
@@ -82,8 +82,8 @@ cancel_unfinished(struct engine *e, struct batch *b, int64_t wf,
 
 // Cancels the PENDING descendants of a step that will never succeed.
 static int
-cancel_descendants(struct engine *e, struct batch *b, int64_t wf,
-    int64_t from, struct anvil_error *err)
+cancel_descendants(struct engine *e, struct batch *b, int64_t wf, int64_t from,
+    struct anvil_error *err)
 {
     struct id_list todo = { 0 };
     engine_mark(&todo, from);
@@ -92,14 +92,14 @@ cancel_descendants(struct engine *e, struct batch *b, int64_t wf,
         int64_t  parent = todo.ids[--todo.n];
         int64_t *kids   = NULL;
         size_t   nk     = 0;
-        rc = store_job_children(e->st, parent, &kids, &nk, err);
+        rc              = store_job_children(e->st, parent, &kids, &nk, err);
         for (size_t i = 0; rc == ANVIL_OK && i < nk; i++) {
             struct store_job_brief br;
             rc = store_job_brief(e->st, kids[i], &br, err);
             if (rc != ANVIL_OK || br.state != ANVIL_JOB_PENDING)
                 continue;
-            rc = cancel_waiting(e, b, wf, kids[i],
-                "a step it runs after did not succeed", err);
+            rc = cancel_waiting(
+                e, b, wf, kids[i], "a step it runs after did not succeed", err);
             engine_mark(&todo, kids[i]);
         }
         free(kids);
@@ -110,8 +110,8 @@ cancel_descendants(struct engine *e, struct batch *b, int64_t wf,
 
 // A parent succeeded: children whose parents have all succeeded are queued.
 static int
-unblock_children(struct engine *e, struct batch *b, int64_t parent,
-    struct anvil_error *err)
+unblock_children(
+    struct engine *e, struct batch *b, int64_t parent, struct anvil_error *err)
 {
     int64_t *kids = NULL;
     size_t   nk   = 0;
@@ -121,7 +121,7 @@ unblock_children(struct engine *e, struct batch *b, int64_t parent,
     for (size_t i = 0; rc == ANVIL_OK && i < nk; i++) {
         uint32_t   pending;
         struct job j = { 0 };
-        rc = store_job_parent_done(e->st, kids[i], &pending, err);
+        rc           = store_job_parent_done(e->st, kids[i], &pending, err);
         if (rc == ANVIL_NOT_FOUND) {
             rc = ANVIL_OK; // cancelled meanwhile
             continue;
@@ -141,8 +141,8 @@ unblock_children(struct engine *e, struct batch *b, int64_t parent,
 
 // Ends the workflow once every step has settled.
 static int
-settle_flow(struct engine *e, struct batch *b, int64_t wf,
-    struct anvil_error *err)
+settle_flow(
+    struct engine *e, struct batch *b, int64_t wf, struct anvil_error *err)
 {
     struct workflow w;
     int             rc = store_workflow_get(e->st, wf, false, &w, err);
@@ -177,8 +177,8 @@ flow_step_final(struct engine *e, struct batch *b, int64_t wf, int64_t id,
         return rc;
     if (state == ANVIL_JOB_SUCCEEDED) {
         rc = unblock_children(e, b, id, err);
-    } else if (state == ANVIL_JOB_FAILED && cnt.state == WF_RUNNING &&
-        cnt.on_failure == WF_FAIL_FAST) {
+    } else if (state == ANVIL_JOB_FAILED && cnt.state == WF_RUNNING
+        && cnt.on_failure == WF_FAIL_FAST) {
         struct job j = { 0 };
         char       why[320];
         rc = store_job_get(e->st, id, &j, err);
@@ -220,8 +220,8 @@ flow_fire_timer(struct engine *e, struct batch *b, int64_t wf)
 
 // Inserts the steps in submission order, then the edges.
 static int
-insert_steps(struct engine *e, struct batch *b, struct cmd *c, int64_t wf,
-    int64_t *ids)
+insert_steps(
+    struct engine *e, struct batch *b, struct cmd *c, int64_t wf, int64_t *ids)
 {
     struct cmd_wf_submit *s   = &c->u.wf_submit;
     const struct dag     *dag = s->dag;
@@ -229,40 +229,39 @@ insert_steps(struct engine *e, struct batch *b, struct cmd *c, int64_t wf,
     for (size_t i = 0; rc == ANVIL_OK && i < s->n; i++) {
         const struct cmd_wf_step *st = &s->steps[i];
         struct store_new_job      nj = {
-                 .type            = st->type,
-                 .queue           = st->queue,
-                 .payload         = st->payload,
-                 .payload_len     = st->len,
-                 .priority        = st->priority,
-                 .state           = dag->n_parents[i] ? ANVIL_JOB_PENDING
-                                                      : ANVIL_JOB_QUEUED,
-                 .max_attempts    = st->max_attempts ? st->max_attempts
-                                                     : e->cfg.max_attempts,
-                 .created_at      = b->now,
-                 .run_at          = b->now,
-                 .timeout_ms      = st->timeout_ms,
-                 .workflow_id     = wf,
-                 .step            = st->name,
-                 .pending_parents = (uint32_t) dag->n_parents[i],
-                 .lease_ms        = st->lease_ms,
+                 .type        = st->type,
+                 .queue       = st->queue,
+                 .payload     = st->payload,
+                 .payload_len = st->len,
+                 .priority    = st->priority,
+                 .state = dag->n_parents[i] ? ANVIL_JOB_PENDING : ANVIL_JOB_QUEUED,
+                 .max_attempts
+                 = st->max_attempts ? st->max_attempts : e->cfg.max_attempts,
+                 .created_at         = b->now,
+                 .run_at             = b->now,
+                 .timeout_ms         = st->timeout_ms,
+                 .workflow_id        = wf,
+                 .step               = st->name,
+                 .pending_parents    = (uint32_t) dag->n_parents[i],
+                 .lease_ms           = st->lease_ms,
                  .backoff_initial_ms = st->backoff_initial_ms
                      ? st->backoff_initial_ms
                      : ENGINE_BACKOFF_INITIAL_MS,
-                 .backoff_max_ms = st->backoff_max_ms ? st->backoff_max_ms
-                                                      : ENGINE_BACKOFF_MAX_MS,
+                 .backoff_max_ms
+                 = st->backoff_max_ms ? st->backoff_max_ms : ENGINE_BACKOFF_MAX_MS,
                  .backoff_multiplier = st->backoff_multiplier > 0
                      ? st->backoff_multiplier
                      : ENGINE_BACKOFF_MULTIPLIER,
         };
         rc = store_job_insert(e->st, &nj, &ids[i], &c->err);
         if (rc == ANVIL_OK && nj.state == ANVIL_JOB_QUEUED)
-            rc = engine_push_ready(e, b, ids[i], st->queue, st->type,
-                st->priority);
+            rc = engine_push_ready(
+                e, b, ids[i], st->queue, st->type, st->priority);
     }
     for (size_t i = 0; rc == ANVIL_OK && i < s->n; i++) {
         for (size_t k = 0; rc == ANVIL_OK && k < dag->n_parents[i]; k++)
-            rc = store_edge_insert(e->st, ids[dag->parents[i][k]], ids[i],
-                &c->err);
+            rc = store_edge_insert(
+                e->st, ids[dag->parents[i][k]], ids[i], &c->err);
     }
     return rc;
 }
@@ -271,13 +270,13 @@ static int
 apply_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_wf_submit *s = &c->u.wf_submit;
-    if (c->request_id != 0 &&
-        store_workflow_by_request(e->st, c->request_id, &s->id, &c->err) !=
-            ANVIL_NOT_FOUND)
+    if (c->request_id != 0
+        && store_workflow_by_request(e->st, c->request_id, &s->id, &c->err)
+            != ANVIL_NOT_FOUND)
         return c->err.code; // a resend of a submit already applied
-    if (s->key != NULL &&
-        store_workflow_by_key(e->st, s->key, &s->id, &c->err) !=
-            ANVIL_NOT_FOUND) {
+    if (s->key != NULL
+        && store_workflow_by_key(e->st, s->key, &s->id, &c->err)
+            != ANVIL_NOT_FOUND) {
         s->existed = c->err.code == ANVIL_OK;
         return c->err.code;
     }
@@ -381,7 +380,7 @@ flow_apply(struct engine *e, struct batch *b, struct cmd *c)
     case CMD_WF_CANCEL:
         return apply_cancel(e, b, c);
     default:
-        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
-            (int) c->kind);
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
     }
 }

@@ -31,8 +31,8 @@ handlers_valid_name(const char *s)
     size_t n = 0;
     for (; s[n] != '\0'; n++) {
         char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
             return false;
     }
     return n >= 1 && n <= MAX_NAME;
@@ -55,16 +55,16 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_attempts %u is over the limit of %u", p->max_attempts,
             MAX_ATTEMPTS_LIMIT);
-    if (p->timeout_ms < 0 || p->backoff_initial_ms < 0 ||
-        p->backoff_max_ms < 0 || p->timeout_ms > MAX_DURATION_MS ||
-        p->backoff_initial_ms > MAX_DURATION_MS ||
-        p->backoff_max_ms > MAX_DURATION_MS)
+    if (p->timeout_ms < 0 || p->backoff_initial_ms < 0 || p->backoff_max_ms < 0
+        || p->timeout_ms > MAX_DURATION_MS
+        || p->backoff_initial_ms > MAX_DURATION_MS
+        || p->backoff_max_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms, initial_backoff_ms and max_backoff_ms must be "
             "between 0 and %lld (ten years)",
             (long long) MAX_DURATION_MS);
-    if (p->lease_ms != 0 && (p->lease_ms < MIN_LEASE_MS ||
-                                p->lease_ms > MAX_LEASE_MS))
+    if (p->lease_ms != 0
+        && (p->lease_ms < MIN_LEASE_MS || p->lease_ms > MAX_LEASE_MS))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "lease_ms %lld is outside %d..%d ms", (long long) p->lease_ms,
             MIN_LEASE_MS, MAX_LEASE_MS);
@@ -93,8 +93,9 @@ decode_submit(const struct handler_limits *lim, struct call *call,
 {
     Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) call->req;
     struct cmd_submit           *s = &call->cmd.u.submit;
-    const char *queue = r->queue[0] != '\0' ? r->queue : "default";
-    if (handlers_check_name("type", r->type, err) || handlers_check_name("queue", queue, err))
+    const char *queue              = r->queue[0] != '\0' ? r->queue : "default";
+    if (handlers_check_name("type", r->type, err)
+        || handlers_check_name("queue", queue, err))
         return err->code;
     if (r->payload.len > lim->max_payload)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -104,8 +105,8 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     if (strlen(r->idempotency_key) > MAX_KEY)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "idempotency_key is longer than %d bytes", MAX_KEY);
-    if (r->delay_ms < 0 || r->run_at_ms < 0 ||
-        r->delay_ms > MAX_DURATION_MS || r->run_at_ms > MAX_TIME_MS)
+    if (r->delay_ms < 0 || r->run_at_ms < 0 || r->delay_ms > MAX_DURATION_MS
+        || r->run_at_ms > MAX_TIME_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "delay_ms must be between 0 and %lld (ten years) and run_at_ms "
             "between 0 and %lld",
@@ -123,7 +124,7 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     call->cmd.kind  = CMD_SUBMIT;
     s->type         = r->type;
     s->queue        = queue;
-    s->key = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
+    s->key          = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
     s->payload      = r->payload.data;
     s->len          = r->payload.len;
     s->priority     = r->priority;
@@ -187,8 +188,8 @@ decode_list(const struct handler_limits *lim, struct call *call,
     if ((int) r->state < 0 || (int) r->state > ANVIL_JOB_CANCELED)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "state %d is not a job state", (int) r->state);
-    if ((r->type[0] && handlers_check_name("type", r->type, err)) ||
-        (r->queue[0] && handlers_check_name("queue", r->queue, err)))
+    if ((r->type[0] && handlers_check_name("type", r->type, err))
+        || (r->queue[0] && handlers_check_name("queue", r->queue, err)))
         return err->code;
     if (r->cursor[0] != '\0' && job_id_parse(r->cursor, &f->before_id) != 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -202,7 +203,8 @@ decode_list(const struct handler_limits *lim, struct call *call,
 }
 
 int
-handlers_check_names(const char *field, char **names, size_t n, struct anvil_error *err)
+handlers_check_names(
+    const char *field, char **names, size_t n, struct anvil_error *err)
 {
     if (n > MAX_POLL_NAMES)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -222,8 +224,8 @@ static int
 decode_info(const Anvil__V1__WorkerInfo *pi, struct worker_info *out,
     struct anvil_error *err)
 {
-    if (handlers_check_names("info.types", pi->types, pi->n_types, err) ||
-        handlers_check_names("info.queues", pi->queues, pi->n_queues, err))
+    if (handlers_check_names("info.types", pi->types, pi->n_types, err)
+        || handlers_check_names("info.queues", pi->queues, pi->n_queues, err))
         return err->code;
     if (strlen(pi->host) > MAX_HOST || strlen(pi->version) > MAX_NAME)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -249,9 +251,9 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__PollRequest *r = (Anvil__V1__PollRequest *) call->req;
     struct cmd_poll        *p = &call->cmd.u.poll;
-    if (handlers_check_name("worker_id", r->worker_id, err) ||
-        handlers_check_names("queues", r->queues, r->n_queues, err) ||
-        handlers_check_names("types", r->types, r->n_types, err))
+    if (handlers_check_name("worker_id", r->worker_id, err)
+        || handlers_check_names("queues", r->queues, r->n_queues, err)
+        || handlers_check_names("types", r->types, r->n_types, err))
         return err->code;
     if (r->n_types == 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -263,8 +265,7 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     if (r->info != NULL) {
         struct worker_info *info = calloc(1, sizeof(*info));
         if (info == NULL)
-            return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-                "out of memory");
+            return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
         call->scratch = info;
         if (decode_info(r->info, info, err) != ANVIL_OK)
             return err->code;
@@ -272,13 +273,12 @@ decode_poll(const struct handler_limits *lim, struct call *call,
     }
     call->cmd.kind = CMD_POLL;
     p->worker      = r->worker_id;
-    p->queues      = r->n_queues ? (const char *const *) r->queues
-                                 : default_queues;
-    p->nq          = r->n_queues ? r->n_queues : 1;
-    p->types       = (const char *const *) r->types;
-    p->nt          = r->n_types;
-    p->max         = r->max_jobs ? r->max_jobs : 1;
-    p->wait_ms     = r->wait_ms;
+    p->queues  = r->n_queues ? (const char *const *) r->queues : default_queues;
+    p->nq      = r->n_queues ? r->n_queues : 1;
+    p->types   = (const char *const *) r->types;
+    p->nt      = r->n_types;
+    p->max     = r->max_jobs ? r->max_jobs : 1;
+    p->wait_ms = r->wait_ms;
     return ANVIL_OK;
 }
 
@@ -299,8 +299,8 @@ decode_heartbeat(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "leases holds %zu entries, over the limit of %d", r->n_leases,
             MAX_HEARTBEAT_LEASES);
-    struct heartbeat_input *in = calloc(1, sizeof(*in) +
-        (r->n_leases + 1) * sizeof(in->refs[0]));
+    struct heartbeat_input *in
+        = calloc(1, sizeof(*in) + (r->n_leases + 1) * sizeof(in->refs[0]));
     if (in == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     call->scratch = in;
@@ -519,27 +519,27 @@ free_list_reply(void *p)
 }
 
 struct poll_reply {
-    Anvil__V1__PollResponse  m;
-    Anvil__V1__Lease       **ptrs;
-    Anvil__V1__Lease        *leases;
-    struct pb_job           *jobs;
+    Anvil__V1__PollResponse   m;
+    Anvil__V1__Lease        **ptrs;
+    Anvil__V1__Lease         *leases;
+    struct pb_job            *jobs;
     Anvil__V1__ParentResult  *parents; // every lease's, one after another
     Anvil__V1__ParentResult **pptrs;
 };
 
 // Points a lease at its parents' results, taken from r->parents at *at.
 static void
-lease_parents(struct poll_reply *r, Anvil__V1__Lease *l, const struct job *j,
-    size_t *at)
+lease_parents(
+    struct poll_reply *r, Anvil__V1__Lease *l, const struct job *j, size_t *at)
 {
     l->n_parents = j->n_parents;
     l->parents   = &r->pptrs[*at];
     for (size_t k = 0; k < j->n_parents; k++, (*at)++) {
         Anvil__V1__ParentResult *pr = &r->parents[*at];
         anvil__v1__parent_result__init(pr);
-        pr->step       = j->parents[k].step;
-        pr->result     = (ProtobufCBinaryData) { j->parents[k].len,
-                j->parents[k].result };
+        pr->step = j->parents[k].step;
+        pr->result
+            = (ProtobufCBinaryData) { j->parents[k].len, j->parents[k].result };
         r->pptrs[*at] = pr;
     }
 }
@@ -560,8 +560,8 @@ encode_poll(struct call *call, ProtobufCMessage **out, void **scratch)
         np += p->jobs[i].n_parents;
     r->parents = calloc(np + 1, sizeof(*r->parents));
     r->pptrs   = calloc(np + 1, sizeof(*r->pptrs));
-    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL ||
-        r->parents == NULL || r->pptrs == NULL)
+    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL
+        || r->parents == NULL || r->pptrs == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__poll_response__init(&r->m);
     for (size_t i = 0; i < p->n; i++) {
@@ -692,12 +692,12 @@ encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
     anvil__v1__health_response__init(&r->m);
     for (size_t i = 0; i < h->n; i++) {
         anvil__v1__queue_depth__init(&r->depths[i]);
-        r->depths[i].queue   = h->depths[i].queue;
-        r->depths[i].type    = h->depths[i].type;
-        r->depths[i].queued  = h->depths[i].queued;
-        r->depths[i].running = h->depths[i].running;
+        r->depths[i].queue     = h->depths[i].queue;
+        r->depths[i].type      = h->depths[i].type;
+        r->depths[i].queued    = h->depths[i].queued;
+        r->depths[i].running   = h->depths[i].running;
         r->depths[i].no_worker = h->depths[i].no_worker;
-        r->ptrs[i]           = &r->depths[i];
+        r->ptrs[i]             = &r->depths[i];
     }
     r->m.version    = ANVIL_VERSION;
     r->m.uptime_ms  = h->uptime_ms;
@@ -744,14 +744,14 @@ encode_workers(struct call *call, ProtobufCMessage **out, void **scratch)
         const struct registry_entry *e = &c->w[i];
         anvil__v1__worker__init(&r->w[i]);
         anvil__v1__worker_info__init(&r->info[i]);
-        r->info[i].host     = e->host;
-        r->info[i].pid      = e->pid;
-        r->info[i].version  = e->version;
-        r->info[i].n_types  = e->n_types;
-        r->info[i].types    = e->types;
-        r->info[i].n_queues = e->n_queues;
-        r->info[i].queues   = e->queues;
-        r->info[i].slots    = e->slots;
+        r->info[i].host       = e->host;
+        r->info[i].pid        = e->pid;
+        r->info[i].version    = e->version;
+        r->info[i].n_types    = e->n_types;
+        r->info[i].types      = e->types;
+        r->info[i].n_queues   = e->n_queues;
+        r->info[i].queues     = e->queues;
+        r->info[i].slots      = e->slots;
         r->w[i].name          = e->name;
         r->w[i].info          = &r->info[i];
         r->w[i].first_seen_ms = e->first_seen;
@@ -807,17 +807,20 @@ static const struct handler table[] = {
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))
 
-static const ProtobufCServiceDescriptor *const service =
-    &anvil__v1__anvil__descriptor;
+static const ProtobufCServiceDescriptor *const service
+    = &anvil__v1__anvil__descriptor;
 
 int
 handlers_check(void)
 {
     for (size_t i = 0; i < NHANDLERS; i++) {
-        if (protobuf_c_service_descriptor_get_method_by_name(service,
-                table[i].name) == NULL) {
-            AV_ERR("handlers.mismatch", "handler=%s msg=\"not in the "
-                "service descriptor\"", table[i].name);
+        if (protobuf_c_service_descriptor_get_method_by_name(
+                service, table[i].name)
+            == NULL) {
+            AV_ERR("handlers.mismatch",
+                "handler=%s msg=\"not in the "
+                "service descriptor\"",
+                table[i].name);
             return -1;
         }
     }
@@ -836,12 +839,11 @@ find_handler(const char *name)
 
 int
 handlers_decode(const struct handler_limits *lim, const char *method,
-    const uint8_t *body, size_t len, struct call *call,
-    struct anvil_error *err)
+    const uint8_t *body, size_t len, struct call *call, struct anvil_error *err)
 {
     memset(call, 0, sizeof(*call));
-    const ProtobufCMethodDescriptor *md =
-        protobuf_c_service_descriptor_get_method_by_name(service, method);
+    const ProtobufCMethodDescriptor *md
+        = protobuf_c_service_descriptor_get_method_by_name(service, method);
     if (md == NULL)
         return av_error_set(err, ANVIL_UNIMPLEMENTED,
             "unknown method '%.64s': this server implements anvil.v1.Anvil",
@@ -858,12 +860,12 @@ handlers_decode(const struct handler_limits *lim, const char *method,
 }
 
 int
-handlers_encode(struct call *call, uint8_t **out, size_t *len,
-    struct anvil_error *err)
+handlers_encode(
+    struct call *call, uint8_t **out, size_t *len, struct anvil_error *err)
 {
     ProtobufCMessage *msg     = NULL;
     void             *scratch = NULL;
-    int rc = table[call->method].encode(call, &msg, &scratch);
+    int               rc = table[call->method].encode(call, &msg, &scratch);
     if (rc == ANVIL_OK) {
         *len = protobuf_c_message_get_packed_size(msg);
         *out = malloc(*len + 1);

@@ -20,11 +20,11 @@ struct handler_limits {
 
 // One request in flight: its decoded body and its engine command.
 struct call {
-    int               method; // index in the service descriptor
-    ProtobufCMessage *req;    // unpacked body; freed by call_fini
-    void             *scratch; // inputs converted for the engine
+    int               method;     // index in the service descriptor
+    ProtobufCMessage *req;        // unpacked body; freed by call_fini
+    void             *scratch;    // inputs converted for the engine
     void (*scratch_free)(void *); // NULL = free()
-    struct cmd        cmd;
+    struct cmd cmd;
 };
 
 // Checks that the handler table matches the service descriptor. Returns
@@ -40,8 +40,8 @@ int handlers_decode(const struct handler_limits *lim, const char *method,
 
 // Encodes the response body of a call whose command succeeded into a new
 // buffer (*out, *len; free with free()).
-int handlers_encode(struct call *call, uint8_t **out, size_t *len,
-    struct anvil_error *err);
+int handlers_encode(
+    struct call *call, uint8_t **out, size_t *len, struct anvil_error *err);
 
 // Frees what decode and the engine left in call; call may be reused.
 void handlers_call_fini(struct call *call);

@@ -13,8 +13,8 @@ hadmin_decode_create(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__CreateTokenRequest *r =
-        (Anvil__V1__CreateTokenRequest *) call->req;
+    Anvil__V1__CreateTokenRequest *r
+        = (Anvil__V1__CreateTokenRequest *) call->req;
     if (auth_role_name((int) r->role) == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "role %d is not a role: use admin, client, worker or reader",
@@ -25,9 +25,9 @@ hadmin_decode_create(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "expires_in_ms must be between 0 (never) and %lld (ten years)",
             (long long) MAX_DURATION_MS);
-    call->cmd.kind             = CMD_TOKEN_CREATE;
-    call->cmd.u.token.role     = (int) r->role;
-    call->cmd.u.token.name     = r->name;
+    call->cmd.kind               = CMD_TOKEN_CREATE;
+    call->cmd.u.token.role       = (int) r->role;
+    call->cmd.u.token.name       = r->name;
     call->cmd.u.token.expires_in = r->expires_in_ms;
     return ANVIL_OK;
 }
@@ -47,8 +47,8 @@ hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__RevokeTokenRequest *r =
-        (Anvil__V1__RevokeTokenRequest *) call->req;
+    Anvil__V1__RevokeTokenRequest *r
+        = (Anvil__V1__RevokeTokenRequest *) call->req;
     const char *s = r->id;
     char       *end;
     long long   v = s[0] == 't' ? strtoll(s + 1, &end, 10) : 0;

@@ -35,8 +35,8 @@ parse_wf_id(const char *s, int64_t *id, struct anvil_error *err)
     if (workflow_id_parse(s, id) == 0)
         return ANVIL_OK;
     if (s[0] == '\0')
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "workflow id is empty");
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "workflow id is empty");
     return av_error_set(err, ANVIL_NOT_FOUND,
         "no workflow with id '%.64s' (workflow ids look like w7)", s);
 }
@@ -48,8 +48,8 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
 {
     struct anvil_error e     = { 0 };
     const char        *queue = st->queue[0] ? st->queue : "default";
-    if (handlers_check_name("type", st->type, &e) ||
-        handlers_check_name("queue", queue, &e))
+    if (handlers_check_name("type", st->type, &e)
+        || handlers_check_name("queue", queue, &e))
         return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
     if (st->payload.len > lim->max_payload)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -67,15 +67,15 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
     if (handlers_check_policy(&pol, &e) != ANVIL_OK)
         return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
     *out = (struct cmd_wf_step) {
-        .name         = st->name,
-        .type         = st->type,
-        .queue        = queue,
-        .payload      = st->payload.data,
-        .len          = st->payload.len,
-        .priority     = st->priority,
-        .max_attempts = st->max_attempts,
-        .timeout_ms   = st->timeout_ms,
-        .lease_ms     = st->lease_ms,
+        .name               = st->name,
+        .type               = st->type,
+        .queue              = queue,
+        .payload            = st->payload.data,
+        .len                = st->payload.len,
+        .priority           = st->priority,
+        .max_attempts       = st->max_attempts,
+        .timeout_ms         = st->timeout_ms,
+        .lease_ms           = st->lease_ms,
         .backoff_initial_ms = st->initial_backoff_ms,
         .backoff_max_ms     = st->max_backoff_ms,
         .backoff_multiplier = st->backoff_multiplier,
@@ -91,8 +91,8 @@ check_spec(const Anvil__V1__WorkflowSpec *spec, struct anvil_error *err)
             "spec is missing: a workflow needs a name and steps");
     if (handlers_check_name("workflow name", spec->name, err))
         return err->code;
-    if ((int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__FAIL_FAST &&
-        (int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__CONTINUE)
+    if ((int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__FAIL_FAST
+        && (int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__CONTINUE)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "on_failure %d is not a failure policy (0 FAIL_FAST, 1 CONTINUE)",
             (int) spec->on_failure);
@@ -114,8 +114,8 @@ int
 hflow_decode_submit(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
-    Anvil__V1__SubmitWorkflowRequest *r =
-        (Anvil__V1__SubmitWorkflowRequest *) call->req;
+    Anvil__V1__SubmitWorkflowRequest *r
+        = (Anvil__V1__SubmitWorkflowRequest *) call->req;
     const Anvil__V1__WorkflowSpec *spec = r->spec;
     if (check_spec(spec, err) != ANVIL_OK)
         return err->code;
@@ -158,8 +158,8 @@ hflow_decode_get(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__GetWorkflowRequest *r =
-        (Anvil__V1__GetWorkflowRequest *) call->req;
+    Anvil__V1__GetWorkflowRequest *r
+        = (Anvil__V1__GetWorkflowRequest *) call->req;
     call->cmd.kind = CMD_WF_GET;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
@@ -169,8 +169,8 @@ hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__CancelWorkflowRequest *r =
-        (Anvil__V1__CancelWorkflowRequest *) call->req;
+    Anvil__V1__CancelWorkflowRequest *r
+        = (Anvil__V1__CancelWorkflowRequest *) call->req;
     call->cmd.kind = CMD_WF_CANCEL;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
@@ -180,13 +180,13 @@ hflow_decode_wait(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__WaitWorkflowRequest *r =
-        (Anvil__V1__WaitWorkflowRequest *) call->req;
+    Anvil__V1__WaitWorkflowRequest *r
+        = (Anvil__V1__WaitWorkflowRequest *) call->req;
     if (r->timeout_ms > MAX_WAIT_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms %u is over the limit of %u ms; wait again instead",
             r->timeout_ms, MAX_WAIT_MS);
-    call->cmd.kind          = CMD_WF_WAIT;
+    call->cmd.kind            = CMD_WF_WAIT;
     call->cmd.u.wf.timeout_ms = r->timeout_ms;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
@@ -196,8 +196,8 @@ hflow_decode_list(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__ListWorkflowsRequest *r =
-        (Anvil__V1__ListWorkflowsRequest *) call->req;
+    Anvil__V1__ListWorkflowsRequest *r
+        = (Anvil__V1__ListWorkflowsRequest *) call->req;
     struct store_list_filter *f = &call->cmd.u.wf_list.f;
     if (r->limit > MAX_LIST_LIMIT)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -208,8 +208,8 @@ hflow_decode_list(const struct handler_limits *lim, struct call *call,
             "state %d is not a workflow state", (int) r->state);
     if (r->name[0] && handlers_check_name("name", r->name, err))
         return err->code;
-    if (r->cursor[0] != '\0' &&
-        workflow_id_parse(r->cursor, &f->before_id) != 0)
+    if (r->cursor[0] != '\0'
+        && workflow_id_parse(r->cursor, &f->before_id) != 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "cursor '%.64s' is not a cursor this server returned", r->cursor);
     call->cmd.kind = CMD_WF_LIST;

@@ -33,20 +33,20 @@ struct handler_policy {
 };
 
 // INVALID_ARGUMENT naming the setting unless every one is in range.
-int handlers_check_policy(const struct handler_policy *p,
-    struct anvil_error *err);
+int handlers_check_policy(
+    const struct handler_policy *p, struct anvil_error *err);
 
-typedef int (*decode_fn)(const struct handler_limits *, struct call *,
-    struct anvil_error *);
+typedef int (*decode_fn)(
+    const struct handler_limits *, struct call *, struct anvil_error *);
 typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);
 
 // INVALID_ARGUMENT naming field unless s is a valid name.
-int handlers_check_name(const char *field, const char *s,
-    struct anvil_error *err);
+int handlers_check_name(
+    const char *field, const char *s, struct anvil_error *err);
 
 // INVALID_ARGUMENT unless names holds at most 64 valid names.
-int handlers_check_names(const char *field, char **names, size_t n,
-    struct anvil_error *err);
+int handlers_check_names(
+    const char *field, char **names, size_t n, struct anvil_error *err);
 
 // A wire job and the text of its ids.
 struct pb_job {
@@ -58,16 +58,16 @@ struct pb_job {
 // Points p's message at j's fields (borrowed: j must outlive the pack).
 void handlers_job_to_pb(const struct job *j, struct pb_job *p);
 
-int hflow_decode_submit(
-    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int hflow_decode_get(
-    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int hflow_decode_list(
-    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int hflow_decode_wait(
-    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int hflow_decode_cancel(
-    const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int hflow_decode_submit(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hflow_decode_get(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hflow_decode_list(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hflow_decode_wait(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
 
 int  hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
 int  hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s);
@@ -75,12 +75,12 @@ int  hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s);
 void hflow_free_workflow(void *s);
 void hflow_free_list(void *s);
 
-int  hadmin_decode_create(
-     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int  hadmin_decode_list(
-     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
-int  hadmin_decode_revoke(
-     const struct handler_limits *lim, struct call *call, struct anvil_error *err);
+int  hadmin_decode_create(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
+int  hadmin_decode_list(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
+int  hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
 int  hadmin_encode(struct call *call, ProtobufCMessage **out, void **s);
 void hadmin_free(void *s);
 

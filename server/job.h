@@ -30,30 +30,30 @@ struct parent_result {
 };
 
 struct job {
-    int64_t  id;
-    char    *type;
-    char    *queue;
-    uint8_t *payload;
-    size_t   payload_len;
-    int32_t  priority;
-    int      state; // enum anvil_job_state
-    uint32_t attempt;
-    uint32_t max_attempts;
-    uint8_t *result;
-    size_t   result_len;
-    char    *error;
-    int64_t  created_at; // epoch ms; 0 = unset
-    int64_t  started_at;
-    int64_t  finished_at;
-    int64_t  run_at;
-    int64_t  timeout_ms;
-    int64_t  lease_deadline;
-    char    *worker_id;
-    char    *idem_key;
-    bool     cancel_requested;
-    int64_t  workflow_id; // 0 = a plain job
-    char    *step;        // "" for a plain job
-    struct parent_result *parents; // with a lease: the parents' results
+    int64_t               id;
+    char                 *type;
+    char                 *queue;
+    uint8_t              *payload;
+    size_t                payload_len;
+    int32_t               priority;
+    int                   state; // enum anvil_job_state
+    uint32_t              attempt;
+    uint32_t              max_attempts;
+    uint8_t              *result;
+    size_t                result_len;
+    char                 *error;
+    int64_t               created_at; // epoch ms; 0 = unset
+    int64_t               started_at;
+    int64_t               finished_at;
+    int64_t               run_at;
+    int64_t               timeout_ms;
+    int64_t               lease_deadline;
+    char                 *worker_id;
+    char                 *idem_key;
+    bool                  cancel_requested;
+    int64_t               workflow_id; // 0 = a plain job
+    char                 *step;        // "" for a plain job
+    struct parent_result *parents;     // with a lease: the parents' results
     size_t                n_parents;
     char                **after; // in a workflow's status: parents' names
     size_t                n_after;

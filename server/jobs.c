@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static double
 rand01(struct engine *e)
 {
@@ -38,12 +37,12 @@ engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
 }
 
 int
-jobs_finish(struct engine *e, struct batch *b, int64_t id,
-    int64_t workflow_id, int state, const uint8_t *result, size_t len,
-    const char *error, struct anvil_error *err)
+jobs_finish(struct engine *e, struct batch *b, int64_t id, int64_t workflow_id,
+    int state, const uint8_t *result, size_t len, const char *error,
+    struct anvil_error *err)
 {
-    int rc = store_job_finish(e->st, id, state, result, len, error, b->now,
-        err);
+    int rc
+        = store_job_finish(e->st, id, state, result, len, error, b->now, err);
     if (rc != ANVIL_OK)
         return rc;
     engine_mark(&b->finished, id);
@@ -63,19 +62,19 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
     *retry_at = 0;
     if (br->cancel_requested) {
         *state = ANVIL_JOB_CANCELED;
-        return jobs_finish(e, b, id, br->workflow_id, *state, NULL, 0,
-            "canceled", err);
+        return jobs_finish(
+            e, b, id, br->workflow_id, *state, NULL, 0, "canceled", err);
     }
     if (!retryable || br->attempt >= br->max_attempts) {
         *state = ANVIL_JOB_FAILED;
-        return jobs_finish(e, b, id, br->workflow_id, *state, NULL, 0,
-            error, err);
+        return jobs_finish(
+            e, b, id, br->workflow_id, *state, NULL, 0, error, err);
     }
     int64_t delay = engine_backoff_ms(br->attempt, br->backoff_initial_ms,
         br->backoff_max_ms, br->backoff_multiplier, rand01(e));
     *state        = ANVIL_JOB_SCHEDULED;
     *retry_at     = b->now + delay;
-    int rc = store_job_requeue(e->st, id, *state, *retry_at, error, err);
+    int rc        = store_job_requeue(e->st, id, *state, *retry_at, error, err);
     if (rc == ANVIL_OK) {
         engine_timer_add(e, TIMER_RUN_AT, *retry_at, id, br->attempt);
         AV_INFO("job.retry", "job=j%lld attempt=%u delay_ms=%lld err=\"%s\"",
@@ -88,12 +87,13 @@ static int
 apply_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_submit *s = &c->u.submit;
-    if (c->request_id != 0 &&
-        store_job_by_request(e->st, c->request_id, &s->id, &c->err) !=
-            ANVIL_NOT_FOUND)
+    if (c->request_id != 0
+        && store_job_by_request(e->st, c->request_id, &s->id, &c->err)
+            != ANVIL_NOT_FOUND)
         return c->err.code; // a resend of a submit already applied
-    if (s->key != NULL && store_job_by_key(e->st, s->key, &s->id, &c->err) !=
-            ANVIL_NOT_FOUND) {
+    if (s->key != NULL
+        && store_job_by_key(e->st, s->key, &s->id, &c->err)
+            != ANVIL_NOT_FOUND) {
         s->existed = c->err.code == ANVIL_OK;
         return c->err.code;
     }
@@ -101,12 +101,12 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
     if (s->delay_ms > 0 && b->now + s->delay_ms > run_at)
         run_at = b->now + s->delay_ms;
     struct store_new_job nj = {
-        .type         = s->type,
-        .queue        = s->queue,
-        .payload      = s->payload,
-        .payload_len  = s->len,
-        .priority     = s->priority,
-        .state        = run_at > b->now ? ANVIL_JOB_SCHEDULED : ANVIL_JOB_QUEUED,
+        .type        = s->type,
+        .queue       = s->queue,
+        .payload     = s->payload,
+        .payload_len = s->len,
+        .priority    = s->priority,
+        .state       = run_at > b->now ? ANVIL_JOB_SCHEDULED : ANVIL_JOB_QUEUED,
         .max_attempts = s->max_attempts ? s->max_attempts : e->cfg.max_attempts,
         .created_at   = b->now,
         .run_at       = run_at > b->now ? run_at : b->now,
@@ -116,8 +116,8 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
         .request_id   = c->request_id,
         .backoff_initial_ms = s->backoff_initial_ms ? s->backoff_initial_ms
                                                     : ENGINE_BACKOFF_INITIAL_MS,
-        .backoff_max_ms = s->backoff_max_ms ? s->backoff_max_ms
-                                            : ENGINE_BACKOFF_MAX_MS,
+        .backoff_max_ms
+        = s->backoff_max_ms ? s->backoff_max_ms : ENGINE_BACKOFF_MAX_MS,
         .backoff_multiplier = s->backoff_multiplier > 0
             ? s->backoff_multiplier
             : ENGINE_BACKOFF_MULTIPLIER,
@@ -137,8 +137,8 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
 static int
 not_found(struct cmd *c, int64_t id)
 {
-    return av_error_set(&c->err, ANVIL_NOT_FOUND, "no job with id j%lld",
-        (long long) id);
+    return av_error_set(
+        &c->err, ANVIL_NOT_FOUND, "no job with id j%lld", (long long) id);
 }
 
 static int
@@ -200,8 +200,8 @@ apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
     if (br.state == ANVIL_JOB_RUNNING)
         rc = store_job_request_cancel(e->st, id, &c->err);
     else
-        rc = jobs_finish(e, b, id, br.workflow_id, ANVIL_JOB_CANCELED, NULL,
-            0, "canceled", &c->err);
+        rc = jobs_finish(e, b, id, br.workflow_id, ANVIL_JOB_CANCELED, NULL, 0,
+            "canceled", &c->err);
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, id, &c->u.cancel.job, &c->err);
     return rc;
@@ -211,8 +211,8 @@ static struct poll_memo *
 memo_find(struct engine *e, const struct cmd *c)
 {
     for (size_t i = 0; c->request_id != 0 && i < POLL_MEMORY; i++) {
-        if (e->memo[i].rid == c->request_id &&
-            e->memo[i].token_id == c->token_id)
+        if (e->memo[i].rid == c->request_id
+            && e->memo[i].token_id == c->token_id)
             return &e->memo[i];
     }
     return NULL;
@@ -228,10 +228,10 @@ jobs_memo_add(struct engine *e, const struct cmd *c)
         return;
     struct poll_memo *m = &e->memo[e->memo_next++ % POLL_MEMORY];
     free(m->ids);
-    m->ids = malloc(n * sizeof(*m->ids));
+    m->ids      = malloc(n * sizeof(*m->ids));
     m->rid      = m->ids ? rid : 0;
     m->token_id = c->token_id;
-    m->n   = m->ids ? n : 0;
+    m->n        = m->ids ? n : 0;
     for (size_t i = 0; i < m->n; i++)
         m->ids[i] = jobs[i].id;
 }
@@ -250,8 +250,8 @@ poll_replay(struct engine *e, struct cmd *c, const struct poll_memo *m)
             continue;
         if (rc != ANVIL_OK)
             return rc;
-        if (p->jobs[p->n].state == ANVIL_JOB_RUNNING &&
-            strcmp(p->jobs[p->n].worker_id, p->worker) == 0)
+        if (p->jobs[p->n].state == ANVIL_JOB_RUNNING
+            && strcmp(p->jobs[p->n].worker_id, p->worker) == 0)
             p->n++;
         else
             job_fini(&p->jobs[p->n]);
@@ -264,8 +264,8 @@ jobs_lease_timers(struct engine *e, const struct job *j)
 {
     engine_timer_add(e, TIMER_LEASE, j->lease_deadline, j->id, j->attempt);
     if (j->timeout_ms > 0)
-        engine_timer_add(e, TIMER_TIMEOUT, j->started_at + j->timeout_ms, j->id,
-            j->attempt);
+        engine_timer_add(
+            e, TIMER_TIMEOUT, j->started_at + j->timeout_ms, j->id, j->attempt);
 }
 
 // Leases up to p->max ready jobs to the polling worker.
@@ -283,8 +283,8 @@ unpop(struct engine *e, struct cmd *c, int64_t failed)
         readyq_push(e->ready, j.queue, j.type, j.id, j.priority);
     job_fini(&j);
     for (size_t i = 0; i < p->n; i++)
-        readyq_push(e->ready, p->jobs[i].queue, p->jobs[i].type,
-            p->jobs[i].id, p->jobs[i].priority);
+        readyq_push(e->ready, p->jobs[i].queue, p->jobs[i].type, p->jobs[i].id,
+            p->jobs[i].priority);
     job_array_free(p->jobs, p->n);
     p->jobs = NULL;
     p->n    = 0;
@@ -300,24 +300,25 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
     if (p->jobs == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     const char *key;
-    while (p->n < p->max &&
-        readyq_take(e->ready, p->queues, p->nq, p->types, p->nt, &id, &key)) {
+    while (p->n < p->max
+        && readyq_take(
+            e->ready, p->queues, p->nq, p->types, p->nt, &id, &key)) {
         int rc = store_job_lease_key(e->st, id, key, p->worker, c->token_id,
             b->now, e->cfg.lease_ms, &p->jobs[p->n], &c->err);
         if (rc == ANVIL_NOT_FOUND)
             continue; // cancelled while queued: a stale entry
         struct job *j = &p->jobs[p->n];
         if (rc == ANVIL_OK && j->workflow_id != 0)
-            rc = store_job_parent_results(e->st, id, &j->parents,
-                &j->n_parents, &c->err);
+            rc = store_job_parent_results(
+                e->st, id, &j->parents, &j->n_parents, &c->err);
         if (rc != ANVIL_OK) {
             job_fini(j);
             unpop(e, c, id);
             return rc;
         }
         jobs_lease_timers(e, j);
-        AV_INFO("job.leased", "job=j%lld worker=%s attempt=%u",
-            (long long) id, p->worker, p->jobs[p->n].attempt);
+        AV_INFO("job.leased", "job=j%lld worker=%s attempt=%u", (long long) id,
+            p->worker, p->jobs[p->n].attempt);
         p->n++;
     }
     return ANVIL_OK;
@@ -362,8 +363,8 @@ lease_lost(const struct store_job_brief *br, uint32_t token)
 static bool
 not_holder(const struct cmd *c, const struct store_job_brief *br)
 {
-    return c->token_id != 0 && c->role != ROLE_ADMIN &&
-        br->lease_token != c->token_id;
+    return c->token_id != 0 && c->role != ROLE_ADMIN
+        && br->lease_token != c->token_id;
 }
 
 static int
@@ -379,8 +380,8 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
     struct cmd_heartbeat *h = &c->u.heartbeat;
     if (seen(e, b, c, h->worker, h->info) != ANVIL_OK)
         return c->err.code;
-    h->canceled             = calloc(h->n + 1, sizeof(*h->canceled));
-    h->lost                 = calloc(h->n + 1, sizeof(*h->lost));
+    h->canceled = calloc(h->n + 1, sizeof(*h->canceled));
+    h->lost     = calloc(h->n + 1, sizeof(*h->lost));
     if (h->canceled == NULL || h->lost == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     h->deadline = INT64_MAX; // the earliest of the extended leases
@@ -388,14 +389,15 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
     for (size_t i = 0; i < h->n; i++) {
         struct store_job_brief br;
         int64_t                id = h->refs[i].id;
-        int rc = store_job_brief(e->st, id, &br, &c->err);
-        if (rc == ANVIL_NOT_FOUND || (rc == ANVIL_OK &&
-                (lease_lost(&br, h->refs[i].token) || not_holder(c, &br)))) {
+        int                    rc = store_job_brief(e->st, id, &br, &c->err);
+        if (rc == ANVIL_NOT_FOUND
+            || (rc == ANVIL_OK
+                && (lease_lost(&br, h->refs[i].token) || not_holder(c, &br)))) {
             h->lost[h->nlost++] = id;
             continue;
         }
-        int64_t until = b->now + (br.lease_ms > 0 ? br.lease_ms
-                                                  : e->cfg.lease_ms);
+        int64_t until
+            = b->now + (br.lease_ms > 0 ? br.lease_ms : e->cfg.lease_ms);
         if (rc == ANVIL_OK)
             rc = store_job_extend(e->st, id, until, &c->err);
         if (rc != ANVIL_OK)
@@ -412,8 +414,8 @@ apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 static int
-stale(struct cmd *c, int64_t id, uint32_t token,
-    const struct store_job_brief *br)
+stale(
+    struct cmd *c, int64_t id, uint32_t token, const struct store_job_brief *br)
 {
     return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
         "lease of job j%lld attempt %u is no longer held (the job is %s at "
@@ -433,8 +435,9 @@ apply_complete(struct engine *e, struct batch *b, struct cmd *c)
         return rc;
     if (not_holder(c, &br))
         return not_yours(c, k->id);
-    if (br.attempt == k->token && (br.state == ANVIL_JOB_SUCCEEDED ||
-            (br.state == ANVIL_JOB_CANCELED && br.cancel_requested)))
+    if (br.attempt == k->token
+        && (br.state == ANVIL_JOB_SUCCEEDED
+            || (br.state == ANVIL_JOB_CANCELED && br.cancel_requested)))
         return ANVIL_OK; // a resend of a Complete already applied
     if (lease_lost(&br, k->token))
         return stale(c, k->id, k->token, &br);
@@ -458,8 +461,8 @@ apply_fail(struct engine *e, struct batch *b, struct cmd *c)
     if (not_holder(c, &br))
         return not_yours(c, f->id);
     if (lease_lost(&br, f->token)) {
-        bool repeat = br.attempt == f->token &&
-            br.state != ANVIL_JOB_RUNNING && br.state != ANVIL_JOB_SUCCEEDED;
+        bool repeat = br.attempt == f->token && br.state != ANVIL_JOB_RUNNING
+            && br.state != ANVIL_JOB_SUCCEEDED;
         if (!repeat)
             return stale(c, f->id, f->token, &br);
         f->state = br.state; // a resend of a Fail already applied
@@ -476,8 +479,8 @@ apply_health(struct engine *e, struct batch *b, struct cmd *c)
     h->uptime_ms         = b->now - e->started_at;
     int rc = store_depths(e->st, &h->depths, &h->n, &h->total, &c->err);
     for (size_t i = 0; rc == ANVIL_OK && i < h->n; i++)
-        h->depths[i].no_worker = !registry_serves(e->workers,
-            h->depths[i].queue, h->depths[i].type, b->now);
+        h->depths[i].no_worker = !registry_serves(
+            e->workers, h->depths[i].queue, h->depths[i].type, b->now);
     return rc;
 }
 
@@ -577,7 +580,7 @@ jobs_apply(struct engine *e, struct batch *b, struct cmd *c)
     case CMD_WORKERS:
         return apply_workers(e, b, c);
     default:
-        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
-            (int) c->kind);
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
     }
 }

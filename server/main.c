@@ -11,35 +11,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage_text[] =
-    "usage: anvild [options]\n"
-    "\n"
-    "  --listen URL            nng URL to serve (default tcp://127.0.0.1:7700;\n"
-    "                          also ipc:///path, ws://host:port/path,\n"
-    "                          tls+tcp://host:port)\n"
-    "  --db PATH               SQLite database (default ./anvil.db)\n"
-    "  --log-level LEVEL       error, warn, info (default) or debug\n"
-    "  --log-format FMT        text (default) or json lines\n"
-    "  --max-payload BYTES     payload and result limit (default 1048576,\n"
-    "                          at most 4194304)\n"
-    "  --durability MODE       full (default: fsync every commit) or normal\n"
-    "  --lease-ms MS           default job lease (default 30000)\n"
-    "  --retention DUR         keep finished jobs and workflows this long:\n"
-    "                          7d (default), 12h, 30m, ...; 0 = forever\n"
-    "  --worker-timeout DUR    a worker unheard of this long is shown lost\n"
-    "                          (default 15s)\n"
-    "  --auth                  require API tokens (the default for any URL\n"
-    "                          but ipc:// and loopback addresses)\n"
-    "  --insecure              serve without tokens even off loopback\n"
-    "  --bootstrap-token-file F  make sure an admin token exists: read it\n"
-    "                          from F, or create one and write it to F\n"
-    "  --tls-cert FILE         PEM certificate for tls+tcp://\n"
-    "  --tls-key FILE          PEM private key for tls+tcp://\n"
-    "  --tls-client-ca FILE    require client certificates signed by this CA\n"
-    "  --max-waits N           long-polls in flight, total (default 10000)\n"
-    "  --max-waits-per-conn N  long-polls in flight per connection (256)\n"
-    "  --max-queue N           requests waiting for the engine (100000)\n"
-    "  --max-conns N           connections open at once (1024)\n";
+static const char usage_text[]
+    = "usage: anvild [options]\n"
+      "\n"
+      "  --listen URL            nng URL to serve (default "
+      "tcp://127.0.0.1:7700;\n"
+      "                          also ipc:///path, ws://host:port/path,\n"
+      "                          tls+tcp://host:port)\n"
+      "  --db PATH               SQLite database (default ./anvil.db)\n"
+      "  --log-level LEVEL       error, warn, info (default) or debug\n"
+      "  --log-format FMT        text (default) or json lines\n"
+      "  --max-payload BYTES     payload and result limit (default 1048576,\n"
+      "                          at most 4194304)\n"
+      "  --durability MODE       full (default: fsync every commit) or normal\n"
+      "  --lease-ms MS           default job lease (default 30000)\n"
+      "  --retention DUR         keep finished jobs and workflows this long:\n"
+      "                          7d (default), 12h, 30m, ...; 0 = forever\n"
+      "  --worker-timeout DUR    a worker unheard of this long is shown lost\n"
+      "                          (default 15s)\n"
+      "  --auth                  require API tokens (the default for any URL\n"
+      "                          but ipc:// and loopback addresses)\n"
+      "  --insecure              serve without tokens even off loopback\n"
+      "  --bootstrap-token-file F  make sure an admin token exists: read it\n"
+      "                          from F, or create one and write it to F\n"
+      "  --tls-cert FILE         PEM certificate for tls+tcp://\n"
+      "  --tls-key FILE          PEM private key for tls+tcp://\n"
+      "  --tls-client-ca FILE    require client certificates signed by this "
+      "CA\n"
+      "  --max-waits N           long-polls in flight, total (default 10000)\n"
+      "  --max-waits-per-conn N  long-polls in flight per connection (256)\n"
+      "  --max-queue N           requests waiting for the engine (100000)\n"
+      "  --max-conns N           connections open at once (1024)\n";
 
 static int
 parse_int(const char *s, long long min, long long max, long long *out)
@@ -131,8 +133,8 @@ set_retention(struct server_config *cfg, const char *v)
 static const char *
 set_worker_timeout(struct server_config *cfg, const char *v)
 {
-    if (av_parse_duration(v, &cfg->worker_lost_ms) != 0 ||
-        cfg->worker_lost_ms < 100)
+    if (av_parse_duration(v, &cfg->worker_lost_ms) != 0
+        || cfg->worker_lost_ms < 100)
         return "a duration of at least 100ms, e.g. 15s";
     return NULL;
 }

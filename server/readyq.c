@@ -171,8 +171,8 @@ readyq_push(struct readyq *q, const char *queue, const char *type, int64_t id,
         h->e   = e;
         h->cap = cap;
     }
-    h->e[h->n] = (struct entry) { .id = id, .priority = priority,
-        .seq = q->seq++ };
+    h->e[h->n]
+        = (struct entry) { .id = id, .priority = priority, .seq = q->seq++ };
     sift_up(h->e, h->n);
     h->n++;
     q->size++;
@@ -188,8 +188,8 @@ best_heap(struct readyq *q, const char *const *queues, size_t nq,
     for (size_t i = 0; i < nq; i++) {
         for (size_t j = 0; j < nt; j++) {
             struct heap *h = get_heap(q, queues[i], types[j], false);
-            if (h != NULL && h->n > 0 &&
-                (best == NULL || before(&h->e[0], &best->e[0])))
+            if (h != NULL && h->n > 0
+                && (best == NULL || before(&h->e[0], &best->e[0])))
                 best = h;
         }
     }

@@ -154,7 +154,7 @@ forget_old(struct registry *r, int64_t now)
 static int
 entry_copy(struct registry_entry *dst, const struct registry_entry *src)
 {
-    *dst = (struct registry_entry) { 0 };
+    *dst                    = (struct registry_entry) { 0 };
     struct worker_info info = {
         .host     = src->host,
         .pid      = src->pid,
@@ -176,8 +176,8 @@ entry_copy(struct registry_entry *dst, const struct registry_entry *src)
 }
 
 int
-registry_list(struct registry *r, int64_t now, struct registry_entry **out,
-    size_t *n)
+registry_list(
+    struct registry *r, int64_t now, struct registry_entry **out, size_t *n)
 {
     forget_old(r, now);
     struct registry_entry *v = calloc(r->n + 1, sizeof(*v));
@@ -214,14 +214,14 @@ has(char *const *v, size_t n, const char *s)
 }
 
 bool
-registry_serves(const struct registry *r, const char *queue, const char *type,
-    int64_t now)
+registry_serves(
+    const struct registry *r, const char *queue, const char *type, int64_t now)
 {
     for (size_t i = 0; i < r->n; i++) {
         const struct registry_entry *e = &r->w[i];
-        if (!is_lost(r, e, now) && has(e->types, e->n_types, type) &&
-            (e->n_queues == 0 ? strcmp(queue, "default") == 0
-                              : has(e->queues, e->n_queues, queue)))
+        if (!is_lost(r, e, now) && has(e->types, e->n_types, type)
+            && (e->n_queues == 0 ? strcmp(queue, "default") == 0
+                                 : has(e->queues, e->n_queues, queue)))
             return true;
     }
     return false;

@@ -52,12 +52,12 @@ int registry_seen(struct registry *r, const char *name,
 
 // A copy of every worker known (lost ones included; those lost for over an
 // hour are forgotten first). Free with registry_entries_free().
-int  registry_list(struct registry *r, int64_t now,
-     struct registry_entry **out, size_t *n);
+int registry_list(
+    struct registry *r, int64_t now, struct registry_entry **out, size_t *n);
 void registry_entries_free(struct registry_entry *e, size_t n);
 
 // True if a live worker polls queue for type.
-bool registry_serves(const struct registry *r, const char *queue,
-    const char *type, int64_t now);
+bool registry_serves(
+    const struct registry *r, const char *queue, const char *type, int64_t now);
 
 #endif

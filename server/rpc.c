@@ -22,15 +22,15 @@
 enum ctx_state { CTX_RECV, CTX_SEND };
 
 struct rpc_ctx {
-    struct rpc         *rpc;
-    nng_aio            *aio;
-    nng_ctx             ctx;
-    enum ctx_state      state;
-    uint64_t            request_id;
-    uint32_t            pipe;    // the connection the request came on
-    bool                waiting; // counted as a long-poll in flight
-    struct call         call;
-    struct rpc_ctx     *next; // all contexts, under rpc.lock
+    struct rpc     *rpc;
+    nng_aio        *aio;
+    nng_ctx         ctx;
+    enum ctx_state  state;
+    uint64_t        request_id;
+    uint32_t        pipe;    // the connection the request came on
+    bool            waiting; // counted as a long-poll in flight
+    struct call     call;
+    struct rpc_ctx *next; // all contexts, under rpc.lock
 };
 
 // Long-polls in flight per connection, in slots by pipe id modulo
@@ -43,14 +43,14 @@ struct rpc {
     nng_socket        sock;
     pthread_mutex_t   lock; // guards all, receiving, closing, submitting,
                             // waits*
-    pthread_cond_t    idle; // signalled when submitting drops to 0
-    struct rpc_ctx   *all;
-    int               receiving;
-    bool              closing;
-    int               submitting; // callbacks inside engine_submit()
-    int               waits;
-    uint16_t          waits_by_pipe[WAIT_SLOTS];
-    int               conns; // connections open (pipe callbacks)
+    pthread_cond_t  idle;   // signalled when submitting drops to 0
+    struct rpc_ctx *all;
+    int             receiving;
+    bool            closing;
+    int             submitting; // callbacks inside engine_submit()
+    int             waits;
+    uint16_t        waits_by_pipe[WAIT_SLOTS];
+    int             conns; // connections open (pipe callbacks)
 };
 
 static void ctx_cb(void *arg);
@@ -129,17 +129,19 @@ log_error(struct rpc_ctx *x, const char *method, const struct anvil_error *e)
         : e->code == ANVIL_UNAUTHENTICATED || e->code == ANVIL_PERMISSION_DENIED
         ? AV_LOG_WARN
         : AV_LOG_DEBUG;
-    AV_LOG(level, "rpc.error", "method=%.64s request_id=%llu code=%s "
-        "msg=\"%s\"", method, (unsigned long long) x->request_id,
-        anvil_code_name(e->code), e->msg);
+    AV_LOG(level, "rpc.error",
+        "method=%.64s request_id=%llu code=%s "
+        "msg=\"%s\"",
+        method, (unsigned long long) x->request_id, anvil_code_name(e->code),
+        e->msg);
 }
 
 static bool
 is_long_poll(const struct cmd *c)
 {
-    return (c->kind == CMD_POLL && c->u.poll.wait_ms > 0) ||
-        (c->kind == CMD_WAIT && c->u.wait.timeout_ms > 0) ||
-        (c->kind == CMD_WF_WAIT && c->u.wf.timeout_ms > 0);
+    return (c->kind == CMD_POLL && c->u.poll.wait_ms > 0)
+        || (c->kind == CMD_WAIT && c->u.wait.timeout_ms > 0)
+        || (c->kind == CMD_WF_WAIT && c->u.wf.timeout_ms > 0);
 }
 
 // Counts a long-poll in, unless that passes a limit.
@@ -189,9 +191,9 @@ call_done(struct cmd *c, void *arg)
     struct rpc_ctx *x = arg;
     (void) c;
     wait_leave(x);
-    uint8_t        *body = NULL;
-    size_t          len  = 0;
-    struct anvil_error err = x->call.cmd.err;
+    uint8_t           *body = NULL;
+    size_t             len  = 0;
+    struct anvil_error err  = x->call.cmd.err;
     if (err.code == ANVIL_OK)
         handlers_encode(&x->call, &body, &len, &err);
     if (err.code != ANVIL_OK)
@@ -255,9 +257,9 @@ pipe_closed(struct rpc *r, uint32_t pipe)
 static void
 handle_request(struct rpc_ctx *x, nng_msg *msg)
 {
-    struct anvil_error err = { 0 };
-    Anvil__V1__Request *req = anvil__v1__request__unpack(NULL,
-        nng_msg_len(msg), nng_msg_body(msg));
+    struct anvil_error  err = { 0 };
+    Anvil__V1__Request *req
+        = anvil__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
     x->pipe = nng_msg_get_pipe(msg).id;
     nng_msg_free(msg);
     memset(&x->call, 0, sizeof(x->call));
@@ -272,11 +274,11 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     x->request_id = req->request_id;
     int64_t token_id;
     int     role;
-    int     rc = auth_check(x->rpc->cfg.auth, req->token, req->method,
-            av_now_ms(), &token_id, &role, &err);
+    int rc = auth_check(x->rpc->cfg.auth, req->token, req->method, av_now_ms(),
+        &token_id, &role, &err);
     if (rc == ANVIL_OK)
-        rc = handlers_decode(&x->rpc->cfg.limits, req->method,
-            req->body.data, req->body.len, &x->call, &err);
+        rc = handlers_decode(&x->rpc->cfg.limits, req->method, req->body.data,
+            req->body.len, &x->call, &err);
     if (rc == ANVIL_OK && is_long_poll(&x->call.cmd))
         rc = wait_enter(x, &err);
     if (rc != ANVIL_OK) {
@@ -355,8 +357,10 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
         r->conns--;
     pthread_mutex_unlock(&r->lock);
     if (over) {
-        AV_WARN("rpc.conns", "limit=%d msg=\"connection refused: too many "
-                "connections (anvild --max-conns)\"", r->cfg.max_conns);
+        AV_WARN("rpc.conns",
+            "limit=%d msg=\"connection refused: too many "
+            "connections (anvild --max-conns)\"",
+            r->cfg.max_conns);
         nng_pipe_close(p);
     }
     if (ev == NNG_PIPE_EV_REM_POST)
@@ -379,8 +383,8 @@ listen_on(struct rpc *r, const struct rpc_config *cfg)
 }
 
 int
-rpc_start(const struct rpc_config *cfg, struct rpc **out,
-    struct anvil_error *err)
+rpc_start(
+    const struct rpc_config *cfg, struct rpc **out, struct anvil_error *err)
 {
     struct rpc *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -393,16 +397,16 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
         pthread_mutex_destroy(&r->lock);
         pthread_cond_destroy(&r->idle);
         free(r);
-        return av_error_set(err, ANVIL_INTERNAL, "cannot open socket: %s",
-            nng_strerror(rv));
+        return av_error_set(
+            err, ANVIL_INTERNAL, "cannot open socket: %s", nng_strerror(rv));
     }
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, r);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     rv = listen_on(r, cfg);
     if (rv != 0) {
-        av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s",
-            cfg->url, nng_strerror(rv));
+        av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s", cfg->url,
+            nng_strerror(rv));
         rpc_close(r);
         rpc_free(r);
         return err ? err->code : ANVIL_INTERNAL;
@@ -410,8 +414,8 @@ rpc_start(const struct rpc_config *cfg, struct rpc **out,
     for (int i = 0; i < cfg->contexts && rv == 0; i++)
         rv = ctx_add(r);
     if (rv != 0) {
-        av_error_set(err, nng_to_code(rv), "cannot open contexts: %s",
-            nng_strerror(rv));
+        av_error_set(
+            err, nng_to_code(rv), "cannot open contexts: %s", nng_strerror(rv));
         rpc_close(r);
         rpc_free(r);
         return err ? err->code : ANVIL_INTERNAL;

@@ -17,15 +17,15 @@ struct auth;
 struct nng_tls_config;
 
 struct rpc_config {
-    const char           *url;
-    size_t                recv_max;  // NNG_OPT_RECVMAXSZ
-    int                   contexts;  // contexts kept receiving
-    struct handler_limits limits;
-    struct engine        *engine;
-    struct auth          *auth;
-    int                   max_waits;          // long-polls in flight, total
-    int                   max_waits_per_conn; // ... per connection
-    int                   max_conns;          // connections open at once
+    const char            *url;
+    size_t                 recv_max; // NNG_OPT_RECVMAXSZ
+    int                    contexts; // contexts kept receiving
+    struct handler_limits  limits;
+    struct engine         *engine;
+    struct auth           *auth;
+    int                    max_waits;          // long-polls in flight, total
+    int                    max_waits_per_conn; // ... per connection
+    int                    max_conns;          // connections open at once
     struct nng_tls_config *tls; // for tls+tcp:// URLs; NULL otherwise
 };
 
@@ -33,8 +33,8 @@ struct rpc;
 
 // Listens on cfg->url (synchronously: on return, clients can connect).
 // Errors: INVALID_ARGUMENT (bad URL), UNAVAILABLE (address in use).
-int rpc_start(const struct rpc_config *cfg, struct rpc **out,
-    struct anvil_error *err);
+int rpc_start(
+    const struct rpc_config *cfg, struct rpc **out, struct anvil_error *err);
 
 // Stops handing requests to the engine (later ones are answered
 // UNAVAILABLE) and waits until no callback is inside engine_submit(). The

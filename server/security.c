@@ -36,8 +36,7 @@ security_is_local(const char *url)
         return true;
     if (inet_pton(AF_INET, host, &v4) == 1)
         return (ntohl(v4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, host, &v6) == 1 &&
-        IN6_IS_ADDR_LOOPBACK(&v6);
+    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 bool
@@ -58,7 +57,8 @@ security_load_tokens(struct store *st, struct auth *a, struct anvil_error *err)
     int                 rc = store_token_list(st, &t, &n, err);
     for (size_t i = 0; rc == ANVIL_OK && i < n; i++) {
         if (auth_put(a, t[i].hash, t[i].id, t[i].role, t[i].expires_at,
-                t[i].revoked_at) != 0)
+                t[i].revoked_at)
+            != 0)
             rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     }
     if (rc == ANVIL_OK)
@@ -73,8 +73,8 @@ register_admin(struct store *st, struct auth *a, const char *secret,
     uint8_t hash[AV_SHA256_LEN];
     int64_t id;
     auth_hash(secret, hash);
-    int rc = store_token_insert(st, "bootstrap", ROLE_ADMIN, hash,
-        sizeof(hash), av_now_ms(), 0, &id, err);
+    int rc = store_token_insert(st, "bootstrap", ROLE_ADMIN, hash, sizeof(hash),
+        av_now_ms(), 0, &id, err);
     if (rc == ANVIL_OK && auth_put(a, hash, id, ROLE_ADMIN, 0, 0) != 0)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
@@ -101,8 +101,8 @@ known_hash(struct store *st, const uint8_t hash[AV_SHA256_LEN], bool *known,
 
 // The file's token becomes an admin token, unless the store knows it.
 static int
-use_existing(struct store *st, struct auth *a, const char *path,
-    struct anvil_error *err)
+use_existing(
+    struct store *st, struct auth *a, const char *path, struct anvil_error *err)
 {
     char  *text;
     size_t len;
@@ -125,8 +125,8 @@ use_existing(struct store *st, struct auth *a, const char *path,
 }
 
 int
-security_bootstrap(struct store *st, struct auth *a, const char *path,
-    struct anvil_error *err)
+security_bootstrap(
+    struct store *st, struct auth *a, const char *path, struct anvil_error *err)
 {
     if (access(path, F_OK) == 0)
         return use_existing(st, a, path, err);
@@ -137,23 +137,22 @@ security_bootstrap(struct store *st, struct auth *a, const char *path,
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "cannot create bootstrap token file %s: %s", path,
-            strerror(errno));
-    char   line[AUTH_TOKEN_LEN + 2];
-    int    n  = snprintf(line, sizeof(line), "%s\n", secret);
-    bool   ok = write(fd, line, (size_t) n) == n && fsync(fd) == 0;
+            "cannot create bootstrap token file %s: %s", path, strerror(errno));
+    char line[AUTH_TOKEN_LEN + 2];
+    int  n  = snprintf(line, sizeof(line), "%s\n", secret);
+    bool ok = write(fd, line, (size_t) n) == n && fsync(fd) == 0;
     close(fd);
     if (!ok)
-        return av_error_set(err, ANVIL_INTERNAL, "cannot write %s: %s", path,
-            strerror(errno));
+        return av_error_set(
+            err, ANVIL_INTERNAL, "cannot write %s: %s", path, strerror(errno));
     return register_admin(st, a, secret, err);
 }
 
 static int
 tls_error(int rv, const char *what, struct anvil_error *err)
 {
-    return av_error_set(err, ANVIL_INVALID_ARGUMENT, "TLS: %s: %s", what,
-        nng_strerror(rv));
+    return av_error_set(
+        err, ANVIL_INVALID_ARGUMENT, "TLS: %s: %s", what, nng_strerror(rv));
 }
 
 int
@@ -166,26 +165,26 @@ security_tls(const struct server_config *cfg, nng_tls_config **out,
     if (cfg->tls_cert == NULL || cfg->tls_key == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s needs --tls-cert and --tls-key", cfg->listen_url);
-    char          *cert = NULL, *key = NULL;
-    size_t         len;
+    char           *cert = NULL, *key = NULL;
+    size_t          len;
     nng_tls_config *tls = NULL;
-    int rc = av_read_file(cfg->tls_cert, 1 << 20, &cert, &len, err);
+    int             rc = av_read_file(cfg->tls_cert, 1 << 20, &cert, &len, err);
     if (rc == ANVIL_OK)
         rc = av_read_file(cfg->tls_key, 1 << 20, &key, &len, err);
     int rv = 0;
-    if (rc == ANVIL_OK && (rv = nng_tls_config_alloc(&tls,
-                               NNG_TLS_MODE_SERVER)) != 0)
+    if (rc == ANVIL_OK
+        && (rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER)) != 0)
         rc = tls_error(rv, "allocating", err);
-    if (rc == ANVIL_OK &&
-        (rv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0)
+    if (rc == ANVIL_OK
+        && (rv = nng_tls_config_own_cert(tls, cert, key, NULL)) != 0)
         rc = tls_error(rv, "loading --tls-cert/--tls-key", err);
-    if (rc == ANVIL_OK && cfg->tls_client_ca != NULL &&
-        ((rv = nng_tls_config_ca_file(tls, cfg->tls_client_ca)) != 0 ||
-            (rv = nng_tls_config_auth_mode(tls,
-                 NNG_TLS_AUTH_MODE_REQUIRED)) != 0))
+    if (rc == ANVIL_OK && cfg->tls_client_ca != NULL
+        && ((rv = nng_tls_config_ca_file(tls, cfg->tls_client_ca)) != 0
+            || (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED))
+                != 0))
         rc = tls_error(rv, "loading --tls-client-ca", err);
-    if (rc == ANVIL_OK && cfg->tls_client_ca == NULL &&
-        (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) != 0)
+    if (rc == ANVIL_OK && cfg->tls_client_ca == NULL
+        && (rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_NONE)) != 0)
         rc = tls_error(rv, "setting the auth mode", err);
     free(cert);
     free(key);

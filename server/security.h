@@ -21,8 +21,8 @@ bool security_is_local(const char *url);
 bool security_auth_on(const struct server_config *cfg);
 
 // Loads every token of the store into a.
-int security_load_tokens(struct store *st, struct auth *a,
-    struct anvil_error *err);
+int security_load_tokens(
+    struct store *st, struct auth *a, struct anvil_error *err);
 
 // Makes sure an admin token exists for the bootstrap file: if the file
 // exists, its token is registered as admin (once); if not, a new admin

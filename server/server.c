@@ -25,23 +25,23 @@ struct server {
 void
 server_config_init(struct server_config *cfg)
 {
-    cfg->listen_url  = "tcp://127.0.0.1:7700";
-    cfg->db_path     = "./anvil.db";
-    cfg->max_payload = 1024 * 1024;
-    cfg->synchronous = 2;
-    cfg->contexts    = 64;
-    cfg->lease_ms    = 30000;
-    cfg->retention_ms = 7LL * 24 * 3600 * 1000;
-    cfg->worker_lost_ms = 15000;
-    cfg->auth           = SERVER_AUTH_AUTO;
+    cfg->listen_url           = "tcp://127.0.0.1:7700";
+    cfg->db_path              = "./anvil.db";
+    cfg->max_payload          = 1024 * 1024;
+    cfg->synchronous          = 2;
+    cfg->contexts             = 64;
+    cfg->lease_ms             = 30000;
+    cfg->retention_ms         = 7LL * 24 * 3600 * 1000;
+    cfg->worker_lost_ms       = 15000;
+    cfg->auth                 = SERVER_AUTH_AUTO;
     cfg->bootstrap_token_file = NULL;
-    cfg->tls_cert       = NULL;
-    cfg->tls_key        = NULL;
-    cfg->tls_client_ca  = NULL;
-    cfg->max_waits      = 10000;
-    cfg->max_waits_per_conn = 256;
-    cfg->max_queue      = 100000;
-    cfg->max_conns      = 1024;
+    cfg->tls_cert             = NULL;
+    cfg->tls_key              = NULL;
+    cfg->tls_client_ca        = NULL;
+    cfg->max_waits            = 10000;
+    cfg->max_waits_per_conn   = 256;
+    cfg->max_queue            = 100000;
+    cfg->max_conns            = 1024;
 }
 
 static int
@@ -57,8 +57,8 @@ check_config(const struct server_config *cfg, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "contexts must be at least 1, lease_ms at least 100 and "
             "retention_ms not negative");
-    if (cfg->max_waits < 1 || cfg->max_waits_per_conn < 1 ||
-        cfg->max_queue < 1 || cfg->max_conns < 1)
+    if (cfg->max_waits < 1 || cfg->max_waits_per_conn < 1 || cfg->max_queue < 1
+        || cfg->max_conns < 1)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_waits, max_waits_per_conn, max_queue and max_conns must be "
             "at least 1");
@@ -80,13 +80,14 @@ prepare(struct server *s, struct anvil_error *err)
     if (rc == ANVIL_OK)
         rc = security_load_tokens(s->store, s->auth, err);
     if (rc == ANVIL_OK && cfg->bootstrap_token_file != NULL)
-        rc = security_bootstrap(s->store, s->auth, cfg->bootstrap_token_file,
-            err);
+        rc = security_bootstrap(
+            s->store, s->auth, cfg->bootstrap_token_file, err);
     if (rc == ANVIL_OK)
         rc = security_tls(cfg, &s->tls, err);
     if (rc == ANVIL_OK && !on && !security_is_local(cfg->listen_url))
-        AV_WARN("server.insecure", "url=%s msg=\"--insecure: anyone who can "
-                "reach this address can use the server\"",
+        AV_WARN("server.insecure",
+            "url=%s msg=\"--insecure: anyone who can "
+            "reach this address can use the server\"",
             cfg->listen_url);
     return rc;
 }
@@ -109,18 +110,18 @@ server_start(const struct server_config *cfg, struct server **out,
         .worker_lost_ms = cfg->worker_lost_ms,
         .max_queue      = cfg->max_queue,
     };
-    int rc = prepare(s, err);
+    int rc   = prepare(s, err);
     ecf.auth = s->auth;
     if (rc == ANVIL_OK)
         rc = engine_start(s->store, &ecf, &s->engine, err);
     if (rc == ANVIL_OK) {
         struct rpc_config rcf = {
-            .url      = cfg->listen_url,
-            .recv_max = cfg->max_payload + RECV_MARGIN,
-            .contexts = cfg->contexts,
-            .limits   = { .max_payload = cfg->max_payload },
-            .engine   = s->engine,
-            .auth     = s->auth,
+            .url                = cfg->listen_url,
+            .recv_max           = cfg->max_payload + RECV_MARGIN,
+            .contexts           = cfg->contexts,
+            .limits             = { .max_payload = cfg->max_payload },
+            .engine             = s->engine,
+            .auth               = s->auth,
             .max_waits          = cfg->max_waits,
             .max_waits_per_conn = cfg->max_waits_per_conn,
             .max_conns          = cfg->max_conns,

@@ -33,9 +33,9 @@ struct server_config {
     int64_t     worker_lost_ms; // worker unheard of this long is lost; 15 s
     int         auth;           // enum server_auth
     const char *bootstrap_token_file; // NULL = none
-    const char *tls_cert;       // PEM files, for tls+tcp:// URLs
+    const char *tls_cert;             // PEM files, for tls+tcp:// URLs
     const char *tls_key;
-    const char *tls_client_ca;  // NULL = client certificates not required
+    const char *tls_client_ca;      // NULL = client certificates not required
     int         max_waits;          // long-polls in flight; 10000
     int         max_waits_per_conn; // per connection; 256
     int         max_queue;          // requests waiting for the engine; 100000
@@ -52,8 +52,7 @@ struct server;
 // On success *out is the caller's, to stop with server_stop(). cfg's
 // strings must outlive the server. Errors: INVALID_ARGUMENT (bad URL or
 // option), UNAVAILABLE (address in use), INTERNAL (database).
-int server_start(
-    const struct server_config *cfg, struct server **out,
+int server_start(const struct server_config *cfg, struct server **out,
     struct anvil_error *err);
 
 // Stops accepting, lets the engine finish its batch, closes the database

@@ -66,15 +66,15 @@ enum stmt_id {
 };
 
 // Columns read into a struct job by read_job(), in this order.
-#define JOB_COLS                                                             \
-    "id, type, queue, payload, priority, state, attempt, max_attempts, "     \
-    "result, error, created_at, started_at, finished_at, run_at, "           \
-    "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, "    \
-    "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "      \
+#define JOB_COLS                                                          \
+    "id, type, queue, payload, priority, state, attempt, max_attempts, "  \
+    "result, error, created_at, started_at, finished_at, run_at, "        \
+    "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, " \
+    "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "   \
     "backoff_multiplier"
 
-#define WF_COLS                                                              \
-    "id, name, state, on_failure, created_at, finished_at, timeout_ms, "     \
+#define WF_COLS                                                          \
+    "id, name, state, on_failure, created_at, finished_at, timeout_ms, " \
     "error, idem_key, n_steps, n_settled, n_succeeded, n_failed"
 
 static const char *const stmt_sql[STMT_COUNT] = {
@@ -85,100 +85,100 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_RELEASE]     = "RELEASE cmd",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO cmd",
     [STMT_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
-                        "state, max_attempts, created_at, run_at, "
-                        "timeout_ms, lease_ms, idem_key, request_id, "
-                        "workflow_id, step, pending_parents, "
-                        "backoff_initial_ms, backoff_max_ms, "
-                        "backoff_multiplier) "
-                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                        "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                         "state, max_attempts, created_at, run_at, "
+                         "timeout_ms, lease_ms, idem_key, request_id, "
+                         "workflow_id, step, pending_parents, "
+                         "backoff_initial_ms, backoff_max_ms, "
+                         "backoff_multiplier) "
+                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     [STMT_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = ?1",
     [STMT_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = ?1",
     [STMT_JOB_GET]     = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
-    [STMT_JOB_LEASE] = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
-                       "started_at = ?2, lease_deadline = ?2 + CASE WHEN "
-                       "lease_ms > 0 THEN lease_ms ELSE ?3 END, "
-                       "worker_id = ?4, lease_token = ?5, "
-                       "finished_at = NULL "
-                       "WHERE id = ?1 AND state = 3 AND (?6 IS NULL OR "
-                       "queue || char(31) || type = ?6) RETURNING " JOB_COLS,
-    [STMT_JOB_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
-                        "finished_at = ?5, lease_deadline = NULL "
-                        "WHERE id = ?1",
+    [STMT_JOB_LEASE]   = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
+                         "started_at = ?2, lease_deadline = ?2 + CASE WHEN "
+                         "lease_ms > 0 THEN lease_ms ELSE ?3 END, "
+                         "worker_id = ?4, lease_token = ?5, "
+                         "finished_at = NULL "
+                         "WHERE id = ?1 AND state = 3 AND (?6 IS NULL OR "
+                         "queue || char(31) || type = ?6) RETURNING " JOB_COLS,
+    [STMT_JOB_FINISH]  = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
+                         "finished_at = ?5, lease_deadline = NULL "
+                         "WHERE id = ?1",
     [STMT_JOB_REQUEUE] = "UPDATE jobs SET state = ?2, run_at = ?3, "
                          "error = ?4, lease_deadline = NULL WHERE id = ?1",
     [STMT_JOB_MAKE_READY] = "UPDATE jobs SET state = 3 "
                             "WHERE id = ?1 AND state IN (1, 2)",
-    [STMT_JOB_EXTEND] = "UPDATE jobs SET lease_deadline = ?2 WHERE id = ?1",
+    [STMT_JOB_EXTEND]     = "UPDATE jobs SET lease_deadline = ?2 WHERE id = ?1",
     [STMT_JOB_CANCEL_REQ] = "UPDATE jobs SET cancel_requested = 1 "
                             "WHERE id = ?1",
-    [STMT_JOB_BRIEF] = "SELECT state, attempt, max_attempts, lease_deadline, "
-                       "started_at, timeout_ms, lease_ms, run_at, priority, "
-                       "cancel_requested, workflow_id, backoff_initial_ms, "
-                       "backoff_max_ms, backoff_multiplier, lease_token "
-                       "FROM jobs WHERE id = ?1",
-    [STMT_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
-                      "WHERE (?1 = 0 OR state = ?1) "
-                      "AND (?2 IS NULL OR type = ?2) "
-                      "AND (?3 IS NULL OR queue = ?3) "
-                      "AND id < ?4 ORDER BY id DESC LIMIT ?5",
+    [STMT_JOB_BRIEF]   = "SELECT state, attempt, max_attempts, lease_deadline, "
+                         "started_at, timeout_ms, lease_ms, run_at, priority, "
+                         "cancel_requested, workflow_id, backoff_initial_ms, "
+                         "backoff_max_ms, backoff_multiplier, lease_token "
+                         "FROM jobs WHERE id = ?1",
+    [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
+                         "WHERE (?1 = 0 OR state = ?1) "
+                         "AND (?2 IS NULL OR type = ?2) "
+                         "AND (?3 IS NULL OR queue = ?3) "
+                         "AND id < ?4 ORDER BY id DESC LIMIT ?5",
     [STMT_SCAN_ACTIVE] = "SELECT id, type, queue, priority, state, attempt, "
                          "run_at, lease_deadline, started_at, timeout_ms "
                          "FROM jobs WHERE state IN (2, 3, 4) ORDER BY id",
-    [STMT_DEPTHS] = "SELECT queue, type, SUM(state = 3), SUM(state = 4) "
-                    "FROM jobs WHERE state IN (3, 4) "
-                    "GROUP BY queue, type ORDER BY queue, type",
-    [STMT_TOTAL]  = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
-    [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
-                       "created_at, timeout_ms, idem_key, request_id, "
-                       "n_steps) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [STMT_WF_BY_RID] = "SELECT id FROM workflows WHERE request_id = ?1",
-    [STMT_WF_BY_KEY] = "SELECT id FROM workflows WHERE idem_key = ?1",
-    [STMT_WF_GET]    = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
-    [STMT_WF_STEPS]  = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 "
-                      "ORDER BY id",
-    [STMT_WF_EDGES] = "SELECT e.child, p.step FROM jobs p "
-                      "JOIN edges e ON e.parent = p.id "
-                      "WHERE p.workflow_id = ?1 ORDER BY e.child, p.id",
-    [STMT_WF_LIST]  = "SELECT " WF_COLS " FROM workflows "
-                     "WHERE (?1 = 0 OR state = ?1) "
-                     "AND (?2 IS NULL OR name = ?2) "
-                     "AND id < ?3 ORDER BY id DESC LIMIT ?4",
-    [STMT_WF_SETTLE] = "UPDATE workflows SET n_settled = n_settled + 1, "
-                       "n_succeeded = n_succeeded + ?2, "
-                       "n_failed = n_failed + ?3 WHERE id = ?1 "
-                       "RETURNING state, on_failure, n_steps, n_settled, "
-                       "n_succeeded, n_failed",
-    [STMT_WF_FINISH] = "UPDATE workflows SET state = ?2, error = ?3, "
-                       "finished_at = ?4 WHERE id = ?1 AND state = 1",
-    [STMT_WF_UNFINISHED] = "SELECT id FROM jobs WHERE workflow_id = ?1 "
-                           "AND state IN (1, 2, 3, 4) ORDER BY id",
+    [STMT_DEPTHS]      = "SELECT queue, type, SUM(state = 3), SUM(state = 4) "
+                         "FROM jobs WHERE state IN (3, 4) "
+                         "GROUP BY queue, type ORDER BY queue, type",
+    [STMT_TOTAL]       = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+    [STMT_WF_INSERT]   = "INSERT INTO workflows(name, state, on_failure, "
+                         "created_at, timeout_ms, idem_key, request_id, "
+                         "n_steps) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_WF_BY_RID]   = "SELECT id FROM workflows WHERE request_id = ?1",
+    [STMT_WF_BY_KEY]   = "SELECT id FROM workflows WHERE idem_key = ?1",
+    [STMT_WF_GET]      = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
+    [STMT_WF_STEPS]    = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 "
+                         "ORDER BY id",
+    [STMT_WF_EDGES]    = "SELECT e.child, p.step FROM jobs p "
+                         "JOIN edges e ON e.parent = p.id "
+                         "WHERE p.workflow_id = ?1 ORDER BY e.child, p.id",
+    [STMT_WF_LIST]     = "SELECT " WF_COLS " FROM workflows "
+                         "WHERE (?1 = 0 OR state = ?1) "
+                         "AND (?2 IS NULL OR name = ?2) "
+                         "AND id < ?3 ORDER BY id DESC LIMIT ?4",
+    [STMT_WF_SETTLE]   = "UPDATE workflows SET n_settled = n_settled + 1, "
+                         "n_succeeded = n_succeeded + ?2, "
+                         "n_failed = n_failed + ?3 WHERE id = ?1 "
+                         "RETURNING state, on_failure, n_steps, n_settled, "
+                         "n_succeeded, n_failed",
+    [STMT_WF_FINISH]   = "UPDATE workflows SET state = ?2, error = ?3, "
+                         "finished_at = ?4 WHERE id = ?1 AND state = 1",
+    [STMT_WF_UNFINISHED]  = "SELECT id FROM jobs WHERE workflow_id = ?1 "
+                            "AND state IN (1, 2, 3, 4) ORDER BY id",
     [STMT_WF_SCAN_ACTIVE] = "SELECT id, created_at + timeout_ms FROM "
                             "workflows WHERE state = 1 AND timeout_ms > 0",
-    [STMT_EDGE_INSERT] = "INSERT INTO edges(parent, child) VALUES(?1, ?2)",
-    [STMT_CHILDREN]    = "SELECT child FROM edges WHERE parent = ?1",
+    [STMT_EDGE_INSERT]    = "INSERT INTO edges(parent, child) VALUES(?1, ?2)",
+    [STMT_CHILDREN]       = "SELECT child FROM edges WHERE parent = ?1",
     [STMT_PARENT_RESULTS] = "SELECT p.step, p.result FROM edges e "
                             "JOIN jobs p ON p.id = e.parent "
                             "WHERE e.child = ?1 ORDER BY p.id",
-    [STMT_PARENT_DONE] = "UPDATE jobs SET pending_parents = "
-                         "pending_parents - 1 WHERE id = ?1 AND state = 1 "
-                         "RETURNING pending_parents",
-    [STMT_SWEEP_JOBS]  = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
-                        "WHERE state IN (5, 6, 7) AND workflow_id IS NULL "
-                        "AND finished_at < ?1 LIMIT ?2)",
-    [STMT_SWEEP_FLOWS] = "SELECT id FROM workflows WHERE state IN (2, 3, 4) "
-                         "AND finished_at < ?1 AND n_settled >= n_steps "
-                         "LIMIT ?2",
-    [STMT_SWEEP_FLOW_EDGES] = "DELETE FROM edges WHERE child IN "
-                              "(SELECT id FROM jobs WHERE workflow_id = ?1)",
-    [STMT_SWEEP_FLOW_STEPS] = "DELETE FROM jobs WHERE workflow_id = ?1",
-    [STMT_SWEEP_FLOW]       = "DELETE FROM workflows WHERE id = ?1",
+    [STMT_PARENT_DONE]    = "UPDATE jobs SET pending_parents = "
+                            "pending_parents - 1 WHERE id = ?1 AND state = 1 "
+                            "RETURNING pending_parents",
+    [STMT_SWEEP_JOBS]     = "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs "
+                            "WHERE state IN (5, 6, 7) AND workflow_id IS NULL "
+                            "AND finished_at < ?1 LIMIT ?2)",
+    [STMT_SWEEP_FLOWS]    = "SELECT id FROM workflows WHERE state IN (2, 3, 4) "
+                            "AND finished_at < ?1 AND n_settled >= n_steps "
+                            "LIMIT ?2",
+    [STMT_SWEEP_FLOW_EDGES]  = "DELETE FROM edges WHERE child IN "
+                               "(SELECT id FROM jobs WHERE workflow_id = ?1)",
+    [STMT_SWEEP_FLOW_STEPS]  = "DELETE FROM jobs WHERE workflow_id = ?1",
+    [STMT_SWEEP_FLOW]        = "DELETE FROM workflows WHERE id = ?1",
     [STMT_RUNNING_BY_WORKER] = "SELECT worker_id, COUNT(*) FROM jobs "
                                "WHERE state = 4 GROUP BY worker_id",
     [STMT_TOKEN_INSERT] = "INSERT INTO tokens(name, role, hash, created_at, "
                           "expires_at) VALUES(?1, ?2, ?3, ?4, ?5)",
     [STMT_TOKEN_LIST]   = "SELECT id, name, role, hash, created_at, "
-                        "expires_at, revoked_at FROM tokens ORDER BY id",
+                          "expires_at, revoked_at FROM tokens ORDER BY id",
     [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 "
                           "AND revoked_at = 0",
 };
@@ -324,10 +324,10 @@ migrate(struct store *st, struct anvil_error *err)
     for (; version < STORE_SCHEMA_VERSION; version++) {
         char sql[64];
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
-        if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) ||
-            sqlite3_exec(st->db, migrations[version], NULL, NULL, NULL) ||
-            sqlite3_exec(st->db, sql, NULL, NULL, NULL) ||
-            sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL)) {
+        if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL)
+            || sqlite3_exec(st->db, migrations[version], NULL, NULL, NULL)
+            || sqlite3_exec(st->db, sql, NULL, NULL, NULL)
+            || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL)) {
             int code = db_error(st, err, "migrating the schema");
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             return code;
@@ -358,8 +358,8 @@ store_open(const char *path, int synchronous, struct store **out,
     struct store *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-        SQLITE_OPEN_NOMUTEX;
+    int flags
+        = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = ANVIL_OK;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK)
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot open database %s: %s",
@@ -370,7 +370,8 @@ store_open(const char *path, int synchronous, struct store **out,
         rc = migrate(st, err);
     for (int i = 0; rc == ANVIL_OK && i < STMT_COUNT; i++) {
         if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
-                SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
+                SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL)
+            != SQLITE_OK)
             rc = db_error(st, err, "preparing statements");
     }
     if (rc != ANVIL_OK) {
@@ -441,8 +442,8 @@ bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 }
 
 int
-store_job_insert(struct store *st, const struct store_new_job *nj,
-    int64_t *id, struct anvil_error *err)
+store_job_insert(struct store *st, const struct store_new_job *nj, int64_t *id,
+    struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_JOB_INSERT);
     sqlite3_bind_text(s, 1, nj->type, -1, SQLITE_STATIC);
@@ -534,33 +535,33 @@ static int
 read_job(sqlite3_stmt *s, struct job *j)
 {
     memset(j, 0, sizeof(*j));
-    j->id               = sqlite3_column_int64(s, 0);
-    j->type             = col_str(s, 1);
-    j->queue            = col_str(s, 2);
-    j->payload          = col_blob(s, 3, &j->payload_len);
-    j->priority         = sqlite3_column_int(s, 4);
-    j->state            = sqlite3_column_int(s, 5);
-    j->attempt          = (uint32_t) sqlite3_column_int64(s, 6);
-    j->max_attempts     = (uint32_t) sqlite3_column_int64(s, 7);
-    j->result           = col_blob(s, 8, &j->result_len);
-    j->error            = col_str(s, 9);
-    j->created_at       = sqlite3_column_int64(s, 10);
-    j->started_at       = sqlite3_column_int64(s, 11);
-    j->finished_at      = sqlite3_column_int64(s, 12);
-    j->run_at           = sqlite3_column_int64(s, 13);
-    j->timeout_ms       = sqlite3_column_int64(s, 14);
-    j->lease_deadline   = sqlite3_column_int64(s, 15);
-    j->worker_id        = col_str(s, 16);
-    j->idem_key         = col_str(s, 17);
-    j->cancel_requested = sqlite3_column_int(s, 18) != 0;
-    j->workflow_id      = sqlite3_column_int64(s, 19);
-    j->step             = col_str(s, 20);
-    j->lease_ms         = sqlite3_column_int64(s, 21);
+    j->id                 = sqlite3_column_int64(s, 0);
+    j->type               = col_str(s, 1);
+    j->queue              = col_str(s, 2);
+    j->payload            = col_blob(s, 3, &j->payload_len);
+    j->priority           = sqlite3_column_int(s, 4);
+    j->state              = sqlite3_column_int(s, 5);
+    j->attempt            = (uint32_t) sqlite3_column_int64(s, 6);
+    j->max_attempts       = (uint32_t) sqlite3_column_int64(s, 7);
+    j->result             = col_blob(s, 8, &j->result_len);
+    j->error              = col_str(s, 9);
+    j->created_at         = sqlite3_column_int64(s, 10);
+    j->started_at         = sqlite3_column_int64(s, 11);
+    j->finished_at        = sqlite3_column_int64(s, 12);
+    j->run_at             = sqlite3_column_int64(s, 13);
+    j->timeout_ms         = sqlite3_column_int64(s, 14);
+    j->lease_deadline     = sqlite3_column_int64(s, 15);
+    j->worker_id          = col_str(s, 16);
+    j->idem_key           = col_str(s, 17);
+    j->cancel_requested   = sqlite3_column_int(s, 18) != 0;
+    j->workflow_id        = sqlite3_column_int64(s, 19);
+    j->step               = col_str(s, 20);
+    j->lease_ms           = sqlite3_column_int64(s, 21);
     j->backoff_initial_ms = sqlite3_column_int64(s, 22);
     j->backoff_max_ms     = sqlite3_column_int64(s, 23);
     j->backoff_multiplier = sqlite3_column_double(s, 24);
-    if (!j->type || !j->queue || !j->payload || !j->result || !j->error ||
-        !j->worker_id || !j->idem_key || !j->step) {
+    if (!j->type || !j->queue || !j->payload || !j->result || !j->error
+        || !j->worker_id || !j->idem_key || !j->step) {
         job_fini(j);
         return ANVIL_RESOURCE_EXHAUSTED;
     }
@@ -605,8 +606,8 @@ store_job_lease(struct store *st, int64_t id, const char *worker,
     int64_t token_id, int64_t now, int64_t default_lease, struct job *out,
     struct anvil_error *err)
 {
-    return store_job_lease_key(st, id, NULL, worker, token_id, now,
-        default_lease, out, err);
+    return store_job_lease_key(
+        st, id, NULL, worker, token_id, now, default_lease, out, err);
 }
 
 int
@@ -626,9 +627,8 @@ store_job_lease_key(struct store *st, int64_t id, const char *key,
 }
 
 int
-store_job_finish(struct store *st, int64_t id, int state,
-    const uint8_t *result, size_t result_len, const char *error, int64_t now,
-    struct anvil_error *err)
+store_job_finish(struct store *st, int64_t id, int state, const uint8_t *result,
+    size_t result_len, const char *error, int64_t now, struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_JOB_FINISH);
     sqlite3_bind_int64(s, 1, id);
@@ -689,17 +689,17 @@ store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     sqlite3_bind_int64(s, 1, id);
     int rc = step(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW) {
-        b->state            = sqlite3_column_int(s, 0);
-        b->attempt          = (uint32_t) sqlite3_column_int64(s, 1);
-        b->max_attempts     = (uint32_t) sqlite3_column_int64(s, 2);
-        b->lease_deadline   = sqlite3_column_int64(s, 3);
-        b->started_at       = sqlite3_column_int64(s, 4);
-        b->timeout_ms       = sqlite3_column_int64(s, 5);
-        b->lease_ms         = sqlite3_column_int64(s, 6);
-        b->run_at           = sqlite3_column_int64(s, 7);
-        b->priority         = sqlite3_column_int(s, 8);
-        b->cancel_requested = sqlite3_column_int(s, 9) != 0;
-        b->workflow_id      = sqlite3_column_int64(s, 10);
+        b->state              = sqlite3_column_int(s, 0);
+        b->attempt            = (uint32_t) sqlite3_column_int64(s, 1);
+        b->max_attempts       = (uint32_t) sqlite3_column_int64(s, 2);
+        b->lease_deadline     = sqlite3_column_int64(s, 3);
+        b->started_at         = sqlite3_column_int64(s, 4);
+        b->timeout_ms         = sqlite3_column_int64(s, 5);
+        b->lease_ms           = sqlite3_column_int64(s, 6);
+        b->run_at             = sqlite3_column_int64(s, 7);
+        b->priority           = sqlite3_column_int(s, 8);
+        b->cancel_requested   = sqlite3_column_int(s, 9) != 0;
+        b->workflow_id        = sqlite3_column_int64(s, 10);
         b->backoff_initial_ms = sqlite3_column_int64(s, 11);
         b->backoff_max_ms     = sqlite3_column_int64(s, 12);
         b->backoff_multiplier = sqlite3_column_double(s, 13);
@@ -740,11 +740,11 @@ store_job_list(struct store *st, const struct store_list_filter *f,
     sqlite3_bind_int64(s, 5, f->limit);
     struct job *out = NULL;
     size_t      cnt = 0, cap = 0;
-    int         rc, code = ANVIL_OK;
+    int         rc, code     = ANVIL_OK;
     while ((rc = step(st, STMT_JOB_LIST)) == SQLITE_ROW) {
         if (grow(&out, &cap, cnt + 1) || read_job(s, &out[cnt])) {
-            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-                "out of memory listing jobs");
+            code = av_error_set(
+                err, ANVIL_RESOURCE_EXHAUSTED, "out of memory listing jobs");
             break;
         }
         cnt++;
@@ -820,12 +820,12 @@ store_depths(struct store *st, struct store_depth **out, size_t *n,
             code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
             break;
         }
-        d           = p;
-        d[cnt]      = (struct store_depth) {
-                 .queue   = col_str(s, 0),
-                 .type    = col_str(s, 1),
-                 .queued  = (uint64_t) sqlite3_column_int64(s, 2),
-                 .running = (uint64_t) sqlite3_column_int64(s, 3),
+        d      = p;
+        d[cnt] = (struct store_depth) {
+            .queue   = col_str(s, 0),
+            .type    = col_str(s, 1),
+            .queued  = (uint64_t) sqlite3_column_int64(s, 2),
+            .running = (uint64_t) sqlite3_column_int64(s, 3),
         };
         cnt++;
     }
@@ -933,11 +933,11 @@ read_jobs(struct store *st, int sid, struct job **jobs, size_t *n,
 {
     struct job *out = NULL;
     size_t      cnt = 0, cap = 0;
-    int         rc, code = ANVIL_OK;
+    int         rc, code     = ANVIL_OK;
     while ((rc = step(st, sid)) == SQLITE_ROW) {
         if (grow(&out, &cap, cnt + 1) || read_job(st->stmt[sid], &out[cnt])) {
-            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-                "out of memory reading jobs");
+            code = av_error_set(
+                err, ANVIL_RESOURCE_EXHAUSTED, "out of memory reading jobs");
             break;
         }
         cnt++;
@@ -975,7 +975,7 @@ add_after(struct job *j, const char *name)
     char **p = realloc(j->after, (j->n_after + 1) * sizeof(*p));
     if (p == NULL)
         return -1;
-    j->after = p;
+    j->after      = p;
     p[j->n_after] = strdup(name);
     return p[j->n_after++] ? 0 : -1;
 }
@@ -1005,7 +1005,7 @@ int
 store_workflow_get(struct store *st, int64_t id, bool with_steps,
     struct workflow *out, struct anvil_error *err)
 {
-    sqlite3_stmt *s  = stmt_get(st, STMT_WF_GET);
+    sqlite3_stmt *s = stmt_get(st, STMT_WF_GET);
     sqlite3_bind_int64(s, 1, id);
     int rc   = step(st, STMT_WF_GET);
     int code = ANVIL_OK;
@@ -1063,8 +1063,8 @@ store_workflow_list(struct store *st, const struct store_list_filter *f,
 }
 
 int
-store_workflow_settle(struct store *st, int64_t id, bool succeeded,
-    bool failed, struct store_wf_counts *c, struct anvil_error *err)
+store_workflow_settle(struct store *st, int64_t id, bool succeeded, bool failed,
+    struct store_wf_counts *c, struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_WF_SETTLE);
     sqlite3_bind_int64(s, 1, id);
@@ -1112,14 +1112,14 @@ read_ids(struct store *st, int sid, int64_t **ids, size_t *n,
 {
     int64_t *out = NULL;
     size_t   cnt = 0, cap = 0;
-    int      rc, code = ANVIL_OK;
+    int      rc, code     = ANVIL_OK;
     while ((rc = step(st, sid)) == SQLITE_ROW) {
         if (cnt == cap) {
             cap        = cap ? cap * 2 : 16;
             int64_t *p = realloc(out, cap * sizeof(*p));
             if (p == NULL) {
-                code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-                    "out of memory");
+                code = av_error_set(
+                    err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
                 break;
             }
             out = p;
@@ -1147,8 +1147,8 @@ store_workflow_unfinished(struct store *st, int64_t id, int64_t **ids,
 }
 
 int
-store_job_children(struct store *st, int64_t parent, int64_t **ids,
-    size_t *n, struct anvil_error *err)
+store_job_children(struct store *st, int64_t parent, int64_t **ids, size_t *n,
+    struct anvil_error *err)
 {
     sqlite3_bind_int64(stmt_get(st, STMT_CHILDREN), 1, parent);
     return read_ids(st, STMT_CHILDREN, ids, n, err);
@@ -1184,8 +1184,8 @@ store_job_parent_results(struct store *st, int64_t child,
     while ((rc = step(st, STMT_PARENT_RESULTS)) == SQLITE_ROW) {
         struct parent_result *p = realloc(r, (cnt + 1) * sizeof(*r));
         if (p != NULL) {
-            r           = p;
-            r[cnt].step = col_str(s, 0);
+            r             = p;
+            r[cnt].step   = col_str(s, 0);
             r[cnt].result = col_blob(s, 1, &r[cnt].len);
         }
         if (p == NULL || !r[cnt].step || !r[cnt].result) {
@@ -1213,8 +1213,8 @@ store_job_parent_results(struct store *st, int64_t child,
 }
 
 int
-store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
-    struct anvil_error *err)
+store_job_parent_done(
+    struct store *st, int64_t child, uint32_t *pending, struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_PARENT_DONE);
     sqlite3_bind_int64(s, 1, child);
@@ -1241,7 +1241,7 @@ store_sweep_jobs(struct store *st, int64_t before, int limit, int *deleted,
     sqlite3_stmt *s = stmt_get(st, STMT_SWEEP_JOBS);
     sqlite3_bind_int64(s, 1, before);
     sqlite3_bind_int(s, 2, limit);
-    int rc = exec_stmt(st, STMT_SWEEP_JOBS, err, "deleting old jobs");
+    int rc   = exec_stmt(st, STMT_SWEEP_JOBS, err, "deleting old jobs");
     *deleted = rc == ANVIL_OK ? sqlite3_changes(st->db) : 0;
     return rc;
 }
@@ -1249,8 +1249,8 @@ store_sweep_jobs(struct store *st, int64_t before, int limit, int *deleted,
 static int
 delete_flow(struct store *st, int64_t id, struct anvil_error *err)
 {
-    const int sids[] = { STMT_SWEEP_FLOW_EDGES, STMT_SWEEP_FLOW_STEPS,
-        STMT_SWEEP_FLOW };
+    const int sids[]
+        = { STMT_SWEEP_FLOW_EDGES, STMT_SWEEP_FLOW_STEPS, STMT_SWEEP_FLOW };
     for (size_t i = 0; i < 3; i++) {
         sqlite3_bind_int64(stmt_get(st, sids[i]), 1, id);
         int rc = exec_stmt(st, sids[i], err, "deleting an old workflow");
@@ -1261,8 +1261,8 @@ delete_flow(struct store *st, int64_t id, struct anvil_error *err)
 }
 
 int
-store_sweep_workflows(struct store *st, int64_t before, int limit,
-    int *deleted, struct anvil_error *err)
+store_sweep_workflows(struct store *st, int64_t before, int limit, int *deleted,
+    struct anvil_error *err)
 {
     sqlite3_stmt *s = stmt_get(st, STMT_SWEEP_FLOWS);
     sqlite3_bind_int64(s, 1, before);
@@ -1327,13 +1327,13 @@ store_token_list(struct store *st, struct store_token **out, size_t *n,
             code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
             break;
         }
-        t                  = p;
+        t                     = p;
         struct store_token *r = &t[cnt];
         memset(r, 0, sizeof(*r));
-        r->id         = sqlite3_column_int64(s, 0);
-        r->name       = col_str(s, 1);
-        r->role       = sqlite3_column_int(s, 2);
-        int hl        = sqlite3_column_bytes(s, 3);
+        r->id   = sqlite3_column_int64(s, 0);
+        r->name = col_str(s, 1);
+        r->role = sqlite3_column_int(s, 2);
+        int hl  = sqlite3_column_bytes(s, 3);
         if (hl == (int) sizeof(r->hash))
             memcpy(r->hash, sqlite3_column_blob(s, 3), sizeof(r->hash));
         r->created_at = sqlite3_column_int64(s, 4);

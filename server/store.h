@@ -29,11 +29,11 @@ int store_open(const char *path, int synchronous, struct store **out,
 void store_close(struct store *st);
 
 // Transactions: one per engine batch, a savepoint per command inside it.
-int store_begin(struct store *st, struct anvil_error *err);
-int store_commit(struct store *st, struct anvil_error *err);
+int  store_begin(struct store *st, struct anvil_error *err);
+int  store_commit(struct store *st, struct anvil_error *err);
 void store_rollback(struct store *st);
-int store_savepoint(struct store *st, struct anvil_error *err);
-int store_release(struct store *st, struct anvil_error *err);
+int  store_savepoint(struct store *st, struct anvil_error *err);
+int  store_release(struct store *st, struct anvil_error *err);
 void store_rollback_savepoint(struct store *st);
 
 // A new job's fields. Strings are borrowed for the call.
@@ -49,10 +49,10 @@ struct store_new_job {
     int64_t        run_at;
     int64_t        timeout_ms;
     int64_t        lease_ms;
-    const char    *idem_key;   // NULL = none
-    uint64_t       request_id; // 0 = none
-    int64_t        workflow_id; // 0 = a plain job
-    const char    *step;        // with workflow_id
+    const char    *idem_key;        // NULL = none
+    uint64_t       request_id;      // 0 = none
+    int64_t        workflow_id;     // 0 = a plain job
+    const char    *step;            // with workflow_id
     uint32_t       pending_parents; // parents yet to succeed (PENDING)
     int64_t        backoff_initial_ms;
     int64_t        backoff_max_ms;
@@ -97,14 +97,14 @@ int store_job_finish(struct store *st, int64_t id, int state,
 
 // Back to waiting after a failed attempt or a delay: state QUEUED or
 // SCHEDULED, earliest start run_at, last error kept.
-int store_job_requeue(struct store *st, int64_t id, int state,
-    int64_t run_at, const char *error, struct anvil_error *err);
+int store_job_requeue(struct store *st, int64_t id, int state, int64_t run_at,
+    const char *error, struct anvil_error *err);
 
 // SCHEDULED or PENDING -> QUEUED. NOT_FOUND if it was neither.
 int store_job_make_ready(struct store *st, int64_t id, struct anvil_error *err);
 
-int store_job_extend(struct store *st, int64_t id, int64_t deadline,
-    struct anvil_error *err);
+int store_job_extend(
+    struct store *st, int64_t id, int64_t deadline, struct anvil_error *err);
 int store_job_request_cancel(
     struct store *st, int64_t id, struct anvil_error *err);
 
@@ -130,9 +130,9 @@ int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
 
 struct store_list_filter {
-    int         state; // 0 = any
-    const char *type;  // NULL = any
-    const char *queue; // NULL = any
+    int         state;     // 0 = any
+    const char *type;      // NULL = any
+    const char *queue;     // NULL = any
     int64_t     before_id; // 0 = from the newest
     uint32_t    limit;
 };
@@ -158,8 +158,8 @@ struct store_depth {
 };
 
 // Queue depths per (queue, type) and the number of jobs ever created.
-int store_depths(struct store *st, struct store_depth **out, size_t *n,
-    uint64_t *total, struct anvil_error *err);
+int  store_depths(struct store *st, struct store_depth **out, size_t *n,
+     uint64_t *total, struct anvil_error *err);
 void store_depths_free(struct store_depth *d, size_t n);
 
 // ---- workflows ----
@@ -235,8 +235,8 @@ int store_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
 
 // Retention: deletes up to limit finished plain jobs / settled workflows
 // (with their steps) that finished before `before`; *deleted says how many.
-int store_sweep_jobs(struct store *st, int64_t before, int limit,
-    int *deleted, struct anvil_error *err);
+int store_sweep_jobs(struct store *st, int64_t before, int limit, int *deleted,
+    struct anvil_error *err);
 int store_sweep_workflows(struct store *st, int64_t before, int limit,
     int *deleted, struct anvil_error *err);
 

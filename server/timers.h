@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 enum timer_kind {
-    TIMER_LEASE,   // id = job, attempt: lease deadline
-    TIMER_RUN_AT,  // id = job: SCHEDULED -> QUEUED
-    TIMER_TIMEOUT, // id = job, attempt: attempt run-time limit
-    TIMER_WAITER,  // id = parked long-poll's sequence number
+    TIMER_LEASE,    // id = job, attempt: lease deadline
+    TIMER_RUN_AT,   // id = job: SCHEDULED -> QUEUED
+    TIMER_TIMEOUT,  // id = job, attempt: attempt run-time limit
+    TIMER_WAITER,   // id = parked long-poll's sequence number
     TIMER_WORKFLOW, // id = workflow: its whole-workflow timeout
     TIMER_SWEEP,    // retention: delete old finished work
 };

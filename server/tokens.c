@@ -14,7 +14,7 @@ one_token(struct engine *e, struct cmd *c, int64_t id)
 {
     struct store_token *all;
     size_t              n;
-    int rc = store_token_list(e->st, &all, &n, &c->err);
+    int                 rc = store_token_list(e->st, &all, &n, &c->err);
     if (rc != ANVIL_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -41,19 +41,19 @@ apply_create(struct engine *e, struct batch *b, struct cmd *c)
     uint8_t           hash[AV_SHA256_LEN];
     int64_t           id;
     if (auth_token_new(t->secret, sizeof(t->secret), hash) != 0)
-        return av_error_set(&c->err, ANVIL_INTERNAL,
-            "cannot read random bytes for a token");
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "cannot read random bytes for a token");
     int64_t expires = t->expires_in > 0 ? b->now + t->expires_in : 0;
-    int     rc = store_token_insert(e->st, t->name, t->role, hash,
-        sizeof(hash), b->now, expires, &id, &c->err);
-    if (rc == ANVIL_OK && e->cfg.auth != NULL &&
-        auth_put(e->cfg.auth, hash, id, t->role, expires, 0) != 0)
+    int     rc = store_token_insert(e->st, t->name, t->role, hash, sizeof(hash),
+            b->now, expires, &id, &c->err);
+    if (rc == ANVIL_OK && e->cfg.auth != NULL
+        && auth_put(e->cfg.auth, hash, id, t->role, expires, 0) != 0)
         rc = av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
         rc = one_token(e, c, id);
     if (rc == ANVIL_OK)
-        AV_INFO("token.created", "token=t%lld role=%s name=%s",
-            (long long) id, auth_role_name(t->role), t->name);
+        AV_INFO("token.created", "token=t%lld role=%s name=%s", (long long) id,
+            auth_role_name(t->role), t->name);
     return rc;
 }
 
@@ -81,12 +81,12 @@ tokens_apply(struct engine *e, struct batch *b, struct cmd *c)
     case CMD_TOKEN_CREATE:
         return apply_create(e, b, c);
     case CMD_TOKEN_LIST:
-        return store_token_list(e->st, &c->u.token.tokens, &c->u.token.n,
-            &c->err);
+        return store_token_list(
+            e->st, &c->u.token.tokens, &c->u.token.n, &c->err);
     case CMD_TOKEN_REVOKE:
         return apply_revoke(e, b, c);
     default:
-        return av_error_set(&c->err, ANVIL_INTERNAL, "unknown command %d",
-            (int) c->kind);
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
     }
 }

@@ -84,10 +84,10 @@ int
 av_parse_time(const char *s, int64_t *ms)
 {
     int y, mo, d, h, mi, se;
-    if (digits(&s, 4, &y) || expect(&s, '-') || digits(&s, 2, &mo) ||
-        expect(&s, '-') || digits(&s, 2, &d) || expect(&s, 'T') ||
-        digits(&s, 2, &h) || expect(&s, ':') || digits(&s, 2, &mi) ||
-        expect(&s, ':') || digits(&s, 2, &se))
+    if (digits(&s, 4, &y) || expect(&s, '-') || digits(&s, 2, &mo)
+        || expect(&s, '-') || digits(&s, 2, &d) || expect(&s, 'T')
+        || digits(&s, 2, &h) || expect(&s, ':') || digits(&s, 2, &mi)
+        || expect(&s, ':') || digits(&s, 2, &se))
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
         return -1;
@@ -130,8 +130,8 @@ av_parse_duration(const char *s, int64_t *ms)
     static const struct {
         const char *unit;
         int64_t     ms;
-    } units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-        { "h", 3600000 }, { "d", 86400000 } };
+    } units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+        { "d", 86400000 } };
     if (strcmp(s, "0") == 0) {
         *ms = 0;
         return 0;

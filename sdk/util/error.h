@@ -14,10 +14,10 @@ int av_error_set(struct anvil_error *err, int code, const char *fmt, ...)
 void av_error_clear(struct anvil_error *err);
 
 // Aborts with file:line for programmer errors, never for input.
-#define AV_ASSERT(x)                                                         \
-    do {                                                                     \
-        if (!(x))                                                            \
-            av_assert_fail(#x, __FILE__, __LINE__);                          \
+#define AV_ASSERT(x)                                \
+    do {                                            \
+        if (!(x))                                   \
+            av_assert_fail(#x, __FILE__, __LINE__); \
     } while (0)
 
 void av_assert_fail(const char *expr, const char *file, int line)

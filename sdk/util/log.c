@@ -148,8 +148,8 @@ av_log_write(int level, const char *event, const char *file, int line,
             ts, lv, log_component, event);
         at = fields_to_json(out, sizeof(out), at, fields);
         if (log_level >= AV_LOG_DEBUG && at + 64 < sizeof(out))
-            at += (size_t) snprintf(out + at, sizeof(out) - at,
-                ",\"src\":\"%s:%d\"", file, line);
+            at += (size_t) snprintf(
+                out + at, sizeof(out) - at, ",\"src\":\"%s:%d\"", file, line);
         snprintf(out + at, sizeof(out) - at, "}");
     } else {
         at = (size_t) snprintf(out, sizeof(out), "%s %-5s %s %s %s", ts, lv,

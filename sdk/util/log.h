@@ -38,10 +38,10 @@ bool av_log_enabled(int level);
 void av_log_write(int level, const char *event, const char *file, int line,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define AV_LOG(level, event, ...)                                            \
-    do {                                                                     \
-        if (av_log_enabled(level))                                           \
-            av_log_write(level, event, __FILE__, __LINE__, __VA_ARGS__);     \
+#define AV_LOG(level, event, ...)                                        \
+    do {                                                                 \
+        if (av_log_enabled(level))                                       \
+            av_log_write(level, event, __FILE__, __LINE__, __VA_ARGS__); \
     } while (0)
 
 #define AV_ERR(event, ...) AV_LOG(AV_LOG_ERROR, event, __VA_ARGS__)

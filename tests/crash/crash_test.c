@@ -1167,7 +1167,6 @@ run(struct crash *c, struct tally *t)
     free(final);
 }
 
-
 // LeakSanitizer (check-asan): nng 1.5.2 can drop a request message it had
 // queued on a connection when the server is SIGKILLed mid-send; the
 // message was handed to nng (nng_aio_set_msg + send), so it is nng's to

@@ -1,7 +1,7 @@
 // fuzz_bodies.c - libFuzzer target: every rpc's request decoder. The first
 // byte picks the rpc of `service Anvil`; the rest is its request body.
-#include "anvil/v1/anvil.pb-c.h"
 #include "../../server/handlers.h"
+#include "anvil/v1/anvil.pb-c.h"
 
 #include <stdint.h>
 

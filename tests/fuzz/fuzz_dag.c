@@ -27,9 +27,8 @@ parse_line(struct parsed *p, char *line)
     s->n_after             = 0;
     if (colon != NULL) {
         *colon = '\0';
-        for (char *tok = strtok(colon + 1, ","); tok != NULL &&
-             s->n_after < MAX_AFTER;
-             tok = strtok(NULL, ","))
+        for (char *tok = strtok(colon + 1, ",");
+             tok != NULL && s->n_after < MAX_AFTER; tok = strtok(NULL, ","))
             p->after[p->n][s->n_after++] = tok;
     }
     p->n++;
@@ -45,9 +44,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size]       = '\0';
     struct parsed *p = calloc(1, sizeof(*p));
     char          *save;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL &&
-         p->n < MAX_STEPS;
-         line = strtok_r(NULL, "\n", &save))
+    for (char *line                             = strtok_r(text, "\n", &save);
+         line != NULL && p->n < MAX_STEPS; line = strtok_r(NULL, "\n", &save))
         parse_line(p, line);
     struct dag        *d   = NULL;
     struct anvil_error err = { 0 };

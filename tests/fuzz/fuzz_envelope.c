@@ -1,11 +1,11 @@
 // fuzz_envelope.c - libFuzzer target: bytes as they arrive on anvild's
 // socket, through envelope decode, the token check, the rpc decoders, the
 // engine (a real one, on an in-memory database) and reply encoding.
-#include "anvil/v1/anvil.pb-c.h"
 #include "../../server/auth.h"
 #include "../../server/engine.h"
 #include "../../server/handlers.h"
 #include "../../server/store.h"
+#include "anvil/v1/anvil.pb-c.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -37,8 +37,8 @@ setup(void)
 {
     struct anvil_error   err = { 0 };
     struct engine_config cfg = { .lease_ms = 30000, .max_attempts = 3 };
-    if (store_open(":memory:", 2, &st, &err) != ANVIL_OK ||
-        engine_start(st, &cfg, &eng, &err) != ANVIL_OK)
+    if (store_open(":memory:", 2, &st, &err) != ANVIL_OK
+        || engine_start(st, &cfg, &eng, &err) != ANVIL_OK)
         abort();
     auth = auth_new(false);
 }
@@ -88,10 +88,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct anvil_error    err  = { 0 };
     int64_t               token_id;
     int                   role;
-    if (auth_check(auth, req->token, req->method, 0, &token_id, &role,
-            &err) == ANVIL_OK &&
-        handlers_decode(&lim, req->method, req->body.data, req->body.len,
-            &call, &err) == ANVIL_OK)
+    if (auth_check(auth, req->token, req->method, 0, &token_id, &role, &err)
+            == ANVIL_OK
+        && handlers_decode(
+               &lim, req->method, req->body.data, req->body.len, &call, &err)
+            == ANVIL_OK)
         run(&call);
     handlers_call_fini(&call);
     anvil__v1__request__free_unpacked(req, NULL);

@@ -10,8 +10,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    if (anvil_workflow_parse_json((const char *) data, size, &wf, &err) ==
-        ANVIL_OK)
+    if (anvil_workflow_parse_json((const char *) data, size, &wf, &err)
+        == ANVIL_OK)
         anvil_workflow_spec_free(wf);
     return 0;
 }
