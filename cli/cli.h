@@ -171,6 +171,13 @@ int cli_usage_error(struct anvil_error *err, const char *fmt, ...)
 int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
     int64_t *out, struct anvil_error *err);
 
+// Waiting in long-polls: the deadline for timeout_ms (< 0: none, -1), the
+// next poll's length (at most CLI_WAIT_CHUNK_MS, 0 once the deadline has
+// passed), and whether an unfinished result should be polled again.
+int64_t cli_wait_deadline(int64_t timeout_ms);
+int64_t cli_wait_chunk(int64_t deadline);
+bool    cli_wait_again(int rc, bool have, bool final, int64_t deadline);
+
 // The exit status of wait (and submit --wait) given anvil_job_wait's
 // return code and job: OK when the job SUCCEEDED, FAILED when it ended
 // FAILED or CANCELED or the call failed, TIMEOUT when it is unfinished.

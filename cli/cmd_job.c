@@ -225,6 +225,28 @@ cli_wait_exit(int rc, const struct anvil_job *job)
     return job->state == ANVIL_JOB_SUCCEEDED ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
 
+int64_t
+cli_wait_deadline(int64_t timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : av_mono_ms() + timeout_ms;
+}
+
+int64_t
+cli_wait_chunk(int64_t deadline)
+{
+    if (deadline < 0)
+        return CLI_WAIT_CHUNK_MS;
+    int64_t left = deadline - av_mono_ms();
+    return left < 0 ? 0 : left < CLI_WAIT_CHUNK_MS ? left : CLI_WAIT_CHUNK_MS;
+}
+
+bool
+cli_wait_again(int rc, bool have, bool final, int64_t deadline)
+{
+    return rc == ANVIL_DEADLINE_EXCEEDED && have && !final
+        && (deadline < 0 || av_mono_ms() < deadline);
+}
+
 // Waits for id to finish, for at most timeout_ms (< 0: no limit), in
 // long-polls of at most CLI_WAIT_CHUNK_MS. Returns anvil_job_wait's code
 // and job of the last poll.
@@ -232,19 +254,13 @@ static int
 wait_job(anvil_client *c, const char *id, int64_t timeout_ms,
     struct anvil_job **out, struct anvil_error *err)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : av_mono_ms() + timeout_ms;
+    int64_t deadline = cli_wait_deadline(timeout_ms);
     for (;;) {
-        int64_t chunk = CLI_WAIT_CHUNK_MS;
-        if (deadline >= 0) {
-            int64_t left = deadline - av_mono_ms();
-            chunk        = left < 0 ? 0 : left < chunk ? left : chunk;
-        }
-        struct anvil_job *job   = NULL;
-        int               rc    = anvil_job_wait(c, id, (int) chunk, &job, err);
-        bool              again = rc == ANVIL_DEADLINE_EXCEEDED && job != NULL
-            && !anvil_job_state_final(job->state)
-            && (deadline < 0 || av_mono_ms() < deadline);
-        if (!again) {
+        struct anvil_job *job = NULL;
+        int               rc
+            = anvil_job_wait(c, id, (int) cli_wait_chunk(deadline), &job, err);
+        if (!cli_wait_again(rc, job != NULL,
+                job != NULL && anvil_job_state_final(job->state), deadline)) {
             *out = job;
             return rc;
         }

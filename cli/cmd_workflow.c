@@ -101,19 +101,14 @@ static int
 wait_workflow(anvil_client *c, const char *id, int64_t timeout_ms,
     struct anvil_workflow **out, struct anvil_error *err)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : av_mono_ms() + timeout_ms;
+    int64_t deadline = cli_wait_deadline(timeout_ms);
     for (;;) {
-        int64_t chunk = CLI_WAIT_CHUNK_MS;
-        if (deadline >= 0) {
-            int64_t left = deadline - av_mono_ms();
-            chunk        = left < 0 ? 0 : left < chunk ? left : chunk;
-        }
         struct anvil_workflow *wf = NULL;
-        int  rc    = anvil_workflow_wait(c, id, (int) chunk, &wf, err);
-        bool again = rc == ANVIL_DEADLINE_EXCEEDED && wf != NULL
-            && !anvil_workflow_state_final(wf->state)
-            && (deadline < 0 || av_mono_ms() < deadline);
-        if (!again) {
+        int                    rc = anvil_workflow_wait(
+                               c, id, (int) cli_wait_chunk(deadline), &wf, err);
+        if (!cli_wait_again(rc, wf != NULL,
+                wf != NULL && anvil_workflow_state_final(wf->state),
+                deadline)) {
             *out = wf;
             return rc;
         }
