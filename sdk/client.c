@@ -612,9 +612,29 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
     return ANVIL_OK;
 }
 
+static int call_with_id(anvil_client *c, const char *method,
+    const ProtobufCMessage *req, int64_t wait_ms, uint64_t id,
+    ProtobufCMessage **reply, struct anvil_error *err);
+
 int
 client_call(anvil_client *c, const char *method, const ProtobufCMessage *req,
     int64_t wait_ms, ProtobufCMessage **reply, struct anvil_error *err)
+{
+    return call_with_id(c, method, req, wait_ms, wire_request_id(), reply, err);
+}
+
+int
+client_call_ids(anvil_client *c, const char *method,
+    const ProtobufCMessage *req, uint32_t n_ids, ProtobufCMessage **reply,
+    struct anvil_error *err)
+{
+    return call_with_id(c, method, req, 0, wire_request_ids(n_ids), reply, err);
+}
+
+static int
+call_with_id(anvil_client *c, const char *method, const ProtobufCMessage *req,
+    int64_t wait_ms, uint64_t id, ProtobufCMessage **reply,
+    struct anvil_error *err)
 {
     *reply                             = NULL;
     const ProtobufCMethodDescriptor *m = wire_method(method);
@@ -626,7 +646,6 @@ client_call(anvil_client *c, const char *method, const ProtobufCMessage *req,
             method, m->input->name);
     int      timeout_ms = atomic_load(&c->timeout_ms);
     int64_t  t0         = av_mono_ms();
-    uint64_t id         = wire_request_id();
     nng_msg *msg;
     if (wait_ms < 0)
         wait_ms = 0;
@@ -698,8 +717,8 @@ anvil_job_free(struct anvil_job *job)
     free(job);
 }
 
-static void
-submit_opts_to_pb(
+void
+client_submit_opts_to_pb(
     const struct anvil_submit_opts *o, Anvil__V1__SubmitJobRequest *req)
 {
     if (o == NULL)
@@ -739,7 +758,7 @@ anvil_job_submit(anvil_client *c, const char *type, const void *payload,
     req.type                        = (char *) type;
     req.payload.data                = (uint8_t *) payload;
     req.payload.len                 = len;
-    submit_opts_to_pb(opts, &req);
+    client_submit_opts_to_pb(opts, &req);
     Anvil__V1__SubmitJobResponse *rep;
     rc = client_call(
         c, "SubmitJob", &req.base, 0, (ProtobufCMessage **) &rep, err);

@@ -26,6 +26,16 @@ int client_call(anvil_client *c, const char *method,
     const ProtobufCMessage *req, int64_t wait_ms, ProtobufCMessage **reply,
     struct anvil_error *err);
 
+// As client_call() for a batch request of n_ids items: the envelope takes
+// the first of n_ids consecutive request ids (see SubmitJobs).
+int client_call_ids(anvil_client *c, const char *method,
+    const ProtobufCMessage *req, uint32_t n_ids, ProtobufCMessage **reply,
+    struct anvil_error *err);
+
+// Fills req's options from o (NULL: leaves the defaults).
+void client_submit_opts_to_pb(
+    const struct anvil_submit_opts *o, Anvil__V1__SubmitJobRequest *req);
+
 // The worker info set with anvil_client_set_worker_info(), or NULL.
 const Anvil__V1__WorkerInfo *client_worker_info(const anvil_client *c);
 

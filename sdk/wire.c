@@ -90,14 +90,22 @@ request_id_init(void)
 }
 
 uint64_t
-wire_request_id(void)
+wire_request_ids(uint32_t n)
 {
     pthread_once(&request_id_once, request_id_init);
+    if (n == 0)
+        n = 1;
     uint64_t id;
     do {
-        id = atomic_fetch_add(&next_request_id, 1);
-    } while (id == 0); // 0 means "no id" on the wire
+        id = atomic_fetch_add(&next_request_id, n);
+    } while (id == 0 || id + (n - 1) < id); // 0 means "no id" on the wire
     return id;
+}
+
+uint64_t
+wire_request_id(void)
+{
+    return wire_request_ids(1);
 }
 
 // ---- methods and errors ----

@@ -40,6 +40,10 @@ struct wire_peer {
 // start from getrandom, drawn again in a forked child).
 uint64_t wire_request_id(void);
 
+// The first of n consecutive request ids (n >= 1), none of them 0: a batch
+// request numbers its items R .. R + n - 1.
+uint64_t wire_request_ids(uint32_t n);
+
 // The rpc `name` of service anvil.v1.Anvil, or NULL if there is none.
 const ProtobufCMethodDescriptor *wire_method(const char *name);
 

@@ -39,6 +39,7 @@ static const struct {
 } rules[] = {
 #define R(x) (1u << ROLE_##x)
     { "SubmitJob", R(CLIENT) },
+    { "SubmitJobs", R(CLIENT) },
     { "CancelJob", R(CLIENT) },
     { "SubmitWorkflow", R(CLIENT) },
     { "CancelWorkflow", R(CLIENT) },
@@ -53,6 +54,7 @@ static const struct {
     { "Heartbeat", R(WORKER) },
     { "Complete", R(WORKER) },
     { "Fail", R(WORKER) },
+    { "Report", R(WORKER) },
     { "Health", R(CLIENT) | R(READER) | R(WORKER) },
 #undef R
 };

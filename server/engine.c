@@ -124,21 +124,19 @@ dispatch(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 // Applies one command inside its own savepoint: a failure undoes that
-// command's writes only.
-static void
-apply(struct engine *e, struct batch *b, struct cmd *c)
+// command's writes only. Returns false when the command was parked.
+static bool
+apply_one(struct engine *e, struct batch *b, struct cmd *c)
 {
     bool rw = !is_read_only(c->kind);
     av_error_clear(&c->err);
-    if (rw && store_savepoint(e->st, &c->err) != ANVIL_OK) {
-        list_push(&b->reply, c);
-        return;
-    }
+    if (rw && store_savepoint(e->st, &c->err) != ANVIL_OK)
+        return true;
     int rc = dispatch(e, b, c);
     if (rc == ANVIL_ABORTED && c->err.code == ANVIL_OK) {
         if (rw)
             store_release(e->st, NULL);
-        return; // parked
+        return false; // parked
     }
     c->err.code = rc;
     // A refused command writes nothing: whatever it wrote before failing
@@ -147,6 +145,39 @@ apply(struct engine *e, struct batch *b, struct cmd *c)
         store_rollback_savepoint(e->st);
     else if (rw && store_release(e->st, &c->err) != ANVIL_OK)
         store_rollback_savepoint(e->st);
+    return true;
+}
+
+// A batch's items, each as if posted alone (see struct cmd_batch).
+static void
+apply_items(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_batch *bt = &c->u.batch;
+    for (size_t i = 0; i < bt->n; i++) {
+        struct cmd *it = &bt->items[i];
+        if (it->err.code != ANVIL_OK)
+            continue; // refused at decode
+        it->request_id = c->request_id != 0 ? c->request_id + i : 0;
+        it->token_id   = c->token_id;
+        it->role       = c->role;
+        it->pipe       = c->pipe;
+        if (it->kind != CMD_SUBMIT && it->kind != CMD_COMPLETE
+            && it->kind != CMD_FAIL) {
+            av_error_set(&it->err, ANVIL_INTERNAL, "not a batch command");
+            continue;
+        }
+        apply_one(e, b, it);
+    }
+    av_error_clear(&c->err);
+}
+
+static void
+apply(struct engine *e, struct batch *b, struct cmd *c)
+{
+    if (c->kind == CMD_BATCH)
+        apply_items(e, b, c);
+    else if (!apply_one(e, b, c))
+        return; // parked
     list_push(&b->reply, c);
 }
 
@@ -585,6 +616,10 @@ engine_cmd_fini(struct cmd *c)
         workflow_array_free(c->u.wf_list.wfs, c->u.wf_list.n);
         c->u.wf_list.wfs = NULL;
         c->u.wf_list.n   = 0;
+        break;
+    case CMD_BATCH:
+        for (size_t i = 0; i < c->u.batch.n; i++)
+            engine_cmd_fini(&c->u.batch.items[i]);
         break;
     default:
         break;

@@ -44,6 +44,7 @@ enum cmd_kind {
     CMD_TOKEN_LIST,
     CMD_TOKEN_REVOKE,
     CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
+    CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
 };
 
 struct lease_ref {
@@ -195,6 +196,16 @@ struct cmd_wf_list {
     int64_t                  next_before;
 };
 
+// Several commands in one request (SubmitJobs, Report). Each item is
+// applied in its own savepoint, as if posted alone, and answered in its
+// own err; an item whose err is already set (refused at decode) is
+// skipped. Items inherit the batch's caller; item i's request_id is the
+// batch's + i (0 stays 0). Items never park.
+struct cmd_batch {
+    struct cmd *items;
+    size_t      n;
+};
+
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
@@ -217,6 +228,7 @@ struct cmd {
         struct cmd_wf_submit wf_submit;
         struct cmd_wf        wf;
         struct cmd_wf_list   wf_list;
+        struct cmd_batch     batch;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);

@@ -87,13 +87,13 @@ parse_id(const char *s, int64_t *id, struct anvil_error *err)
 
 // ---- decode ----
 
-static int
-decode_submit(const struct handler_limits *lim, struct call *call,
+int
+handlers_decode_submit_item(const struct handler_limits *lim,
+    const Anvil__V1__SubmitJobRequest *r, struct cmd *c,
     struct anvil_error *err)
 {
-    Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) call->req;
-    struct cmd_submit           *s = &call->cmd.u.submit;
-    const char *queue              = r->queue[0] != '\0' ? r->queue : "default";
+    struct cmd_submit *s     = &c->u.submit;
+    const char        *queue = r->queue[0] != '\0' ? r->queue : "default";
     if (handlers_check_name("type", r->type, err)
         || handlers_check_name("queue", queue, err))
         return err->code;
@@ -121,7 +121,7 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     };
     if (handlers_check_policy(&pol, err) != ANVIL_OK)
         return err->code;
-    call->cmd.kind  = CMD_SUBMIT;
+    c->kind         = CMD_SUBMIT;
     s->type         = r->type;
     s->queue        = queue;
     s->key          = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
@@ -137,6 +137,14 @@ decode_submit(const struct handler_limits *lim, struct call *call,
     s->backoff_max_ms     = r->max_backoff_ms;
     s->backoff_multiplier = r->backoff_multiplier;
     return ANVIL_OK;
+}
+
+static int
+decode_submit(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    return handlers_decode_submit_item(
+        lim, (Anvil__V1__SubmitJobRequest *) call->req, &call->cmd, err);
 }
 
 static int
@@ -322,20 +330,43 @@ decode_heartbeat(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
+int
+handlers_decode_complete_item(const struct handler_limits *lim,
+    const char *job_id, uint32_t token, const ProtobufCBinaryData *result,
+    struct cmd *c, struct anvil_error *err)
+{
+    if (result->len > lim->max_payload)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "result is %zu bytes, over the server's limit of %zu bytes",
+            result->len, lim->max_payload);
+    c->kind              = CMD_COMPLETE;
+    c->u.complete.token  = token;
+    c->u.complete.result = result->data;
+    c->u.complete.len    = result->len;
+    return parse_id(job_id, &c->u.complete.id, err);
+}
+
+int
+handlers_decode_fail_item(const char *job_id, uint32_t token, const char *error,
+    bool no_retry, struct cmd *c, struct anvil_error *err)
+{
+    if (strlen(error) > MAX_ERROR_TEXT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "error text is over the limit of %d bytes", MAX_ERROR_TEXT);
+    c->kind            = CMD_FAIL;
+    c->u.fail.token    = token;
+    c->u.fail.error    = error[0] ? error : "failed";
+    c->u.fail.no_retry = no_retry;
+    return parse_id(job_id, &c->u.fail.id, err);
+}
+
 static int
 decode_complete(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     Anvil__V1__CompleteRequest *r = (Anvil__V1__CompleteRequest *) call->req;
-    if (r->result.len > lim->max_payload)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "result is %zu bytes, over the server's limit of %zu bytes",
-            r->result.len, lim->max_payload);
-    call->cmd.kind              = CMD_COMPLETE;
-    call->cmd.u.complete.token  = r->token;
-    call->cmd.u.complete.result = r->result.data;
-    call->cmd.u.complete.len    = r->result.len;
-    return parse_id(r->job_id, &call->cmd.u.complete.id, err);
+    return handlers_decode_complete_item(
+        lim, r->job_id, r->token, &r->result, &call->cmd, err);
 }
 
 static int
@@ -344,14 +375,8 @@ decode_fail(const struct handler_limits *lim, struct call *call,
 {
     (void) lim;
     Anvil__V1__FailRequest *r = (Anvil__V1__FailRequest *) call->req;
-    if (strlen(r->error) > MAX_ERROR_TEXT)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "error text is over the limit of %d bytes", MAX_ERROR_TEXT);
-    call->cmd.kind            = CMD_FAIL;
-    call->cmd.u.fail.token    = r->token;
-    call->cmd.u.fail.error    = r->error[0] ? r->error : "failed";
-    call->cmd.u.fail.no_retry = r->no_retry;
-    return parse_id(r->job_id, &call->cmd.u.fail.id, err);
+    return handlers_decode_fail_item(
+        r->job_id, r->token, r->error, r->no_retry, &call->cmd, err);
 }
 
 static int
@@ -803,6 +828,8 @@ static const struct handler table[] = {
     { "CreateToken", hadmin_decode_create, hadmin_encode, hadmin_free },
     { "ListTokens", hadmin_decode_list, hadmin_encode, hadmin_free },
     { "RevokeToken", hadmin_decode_revoke, hadmin_encode, hadmin_free },
+    { "SubmitJobs", hbatch_decode_submit, hbatch_encode_submit, hbatch_free },
+    { "Report", hbatch_decode_report, hbatch_encode_report, hbatch_free },
 };
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))

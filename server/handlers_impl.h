@@ -75,6 +75,25 @@ int  hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s);
 void hflow_free_workflow(void *s);
 void hflow_free_list(void *s);
 
+// One job of SubmitJob or SubmitJobs into c (CMD_SUBMIT).
+int handlers_decode_submit_item(const struct handler_limits *lim,
+    const Anvil__V1__SubmitJobRequest *r, struct cmd *c,
+    struct anvil_error *err);
+// One Complete (CMD_COMPLETE) or Fail (CMD_FAIL) of a request or a Report.
+int handlers_decode_complete_item(const struct handler_limits *lim,
+    const char *job_id, uint32_t token, const ProtobufCBinaryData *result,
+    struct cmd *c, struct anvil_error *err);
+int handlers_decode_fail_item(const char *job_id, uint32_t token,
+    const char *error, bool no_retry, struct cmd *c, struct anvil_error *err);
+
+int  hbatch_decode_submit(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
+int  hbatch_decode_report(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
+int  hbatch_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
+int  hbatch_encode_report(struct call *call, ProtobufCMessage **out, void **s);
+void hbatch_free(void *s);
+
 int  hadmin_decode_create(const struct handler_limits *lim, struct call *call,
      struct anvil_error *err);
 int  hadmin_decode_list(const struct handler_limits *lim, struct call *call,

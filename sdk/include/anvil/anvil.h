@@ -214,6 +214,39 @@ ANVIL_API int anvil_job_submit(anvil_client *c, const char *type,
     const void *payload, size_t len, const struct anvil_submit_opts *opts,
     char **id_out, bool *existed, struct anvil_error *err);
 
+// One job of a batch submit: what anvil_job_submit() takes, as a struct.
+struct anvil_job_spec {
+    const char                     *type;
+    const void                     *payload; // len bytes; may be NULL if 0
+    size_t                          len;
+    const struct anvil_submit_opts *opts; // NULL = defaults
+};
+
+// What the server did with one job of a batch submit.
+struct anvil_submit_result {
+    int  code;    // ANVIL_OK, or why this job was not stored
+    char id[24];  // the job's id when code is ANVIL_OK
+    bool existed; // as in anvil_job_submit()
+};
+
+// The most jobs one anvil_job_submit_many() call takes.
+#define ANVIL_SUBMIT_MANY_MAX 1000
+
+// Submits n jobs (1 to ANVIL_SUBMIT_MANY_MAX) in one request: the server
+// stores them in one commit, each on its own, as n anvil_job_submit() calls
+// would, and results[i] (an array of n the caller provides) answers
+// specs[i]. Returns ANVIL_OK when the server answered: then every
+// results[i] is set and a job the server refused has a non-OK code (err
+// then names the first one, "jobs[3]: ..."; *n_failed, may be NULL, counts
+// them). Any other return means no answer: no results are set, and
+// resending the same specs is safe (the server de-duplicates each job of
+// a resent request). Errors: INVALID_ARGUMENT (n out of range, a NULL type
+// or payload), UNAVAILABLE/DEADLINE_EXCEEDED (no server reply).
+ANVIL_API int anvil_job_submit_many(anvil_client *c,
+    const struct anvil_job_spec *specs, size_t n,
+    struct anvil_submit_result *results, size_t *n_failed,
+    struct anvil_error *err);
+
 // Fetches one job. *out is the caller's (anvil_job_free). NOT_FOUND if no
 // job has that id.
 ANVIL_API int anvil_job_get(anvil_client *c, const char *id,
@@ -414,6 +447,39 @@ ANVIL_API int anvil_complete(anvil_client *c, const char *job_id,
 // NULL) receives the job's state after it: SCHEDULED, FAILED or CANCELED.
 ANVIL_API int anvil_fail(anvil_client *c, const char *job_id, uint32_t token,
     const char *error, bool retryable, int *state, struct anvil_error *err);
+
+// One attempt's outcome, for anvil_report(): a Complete (failed = false,
+// with result) or a Fail (failed = true, with error and retryable).
+struct anvil_outcome {
+    const char *job_id;
+    uint32_t    token;
+    bool        failed;
+    const void *result; // len bytes when !failed
+    size_t      len;
+    const char *error; // when failed; NULL = ""
+    bool        retryable;
+};
+
+// What the server did with one outcome.
+struct anvil_outcome_result {
+    int     code;        // ANVIL_OK, or as anvil_complete()/anvil_fail()
+    int     state;       // after a Fail: SCHEDULED, FAILED or CANCELED
+    int64_t retry_at_ms; // when SCHEDULED
+};
+
+// The most outcomes one anvil_report() call takes.
+#define ANVIL_REPORT_MAX 1000
+
+// Reports n outcomes (1 to ANVIL_REPORT_MAX) in one request and one
+// commit, each applied as its own anvil_complete() or anvil_fail() would
+// be; results[i] (an array of n the caller provides) answers outcomes[i].
+// Returns ANVIL_OK when the server answered: then every results[i] is set
+// (FAILED_PRECONDITION there means that lease is no longer held) and err
+// names the first refused outcome, if any. Any other return means no
+// answer, and resending the same outcomes is safe.
+ANVIL_API int anvil_report(anvil_client *c,
+    const struct anvil_outcome *outcomes, size_t n,
+    struct anvil_outcome_result *results, struct anvil_error *err);
 
 struct anvil_lease_ref {
     const char *job_id;
