@@ -8,12 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-// The message of the first refused item, "<what>[i]: ..." as the server
-// wrote it.
+// Requests are cut at this many bytes of items (or one item, if larger):
+// anvild drops a request over its payload limit plus 64 KiB unanswered,
+// so a batch cut this way always fits a server that takes its largest job.
+#define CHUNK_BYTES (60 * 1024)
+
+// Sets err to the first refused item's message, renumbered from its
+// request's "<what>[k]: ..." to the call's index i.
 static void
-first_failure(struct anvil_error *err, int code, const char *msg)
+item_failure(struct anvil_error *err, int code, const char *msg,
+    const char *what, size_t i)
 {
-    av_error_set(err, code, "%s", msg != NULL ? msg : "");
+    const char *rest = msg != NULL ? msg : "";
+    size_t      w    = strlen(what);
+    if (strncmp(rest, what, w) == 0 && rest[w] == '[') {
+        const char *p = strstr(rest, "]: ");
+        if (p != NULL)
+            rest = p + 3;
+    }
+    av_error_set(err, code, "%s[%zu]: %s", what, i, rest);
 }
 
 static int
@@ -26,20 +39,30 @@ check_count(size_t n, size_t max, const char *what, const char *fn,
     return ANVIL_OK;
 }
 
-int
-anvil_job_submit_many(anvil_client *c, const struct anvil_job_spec *specs,
-    size_t n, struct anvil_submit_result *results, size_t *n_failed,
+// The end of the request that starts at item `from`: items up to
+// CHUNK_BYTES, at least one.
+static size_t
+chunk_end(ProtobufCMessage *const *items, size_t from, size_t n)
+{
+    size_t bytes = 0, i = from;
+    for (; i < n; i++) {
+        size_t sz = protobuf_c_message_get_packed_size(items[i]) + 8;
+        if (i > from && bytes + sz > CHUNK_BYTES)
+            break;
+        bytes += sz;
+    }
+    return i;
+}
+
+static int
+check_specs(const struct anvil_job_spec *specs, size_t n,
+    const struct anvil_submit_result *results, const char *fn,
     struct anvil_error *err)
 {
-    static const char fn[] = "anvil_job_submit_many";
-    if (n_failed != NULL)
-        *n_failed = 0;
-    int rc = client_check(c, fn, err);
-    if (rc == ANVIL_OK && (specs == NULL || results == NULL))
-        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+    if (specs == NULL || results == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: specs and results must not be NULL", fn);
-    if (rc == ANVIL_OK)
-        rc = check_count(n, ANVIL_SUBMIT_MANY_MAX, "jobs", fn, err);
+    int rc = check_count(n, ANVIL_SUBMIT_MANY_MAX, "jobs", fn, err);
     for (size_t i = 0; rc == ANVIL_OK && i < n; i++) {
         char what[48];
         snprintf(what, sizeof(what), "specs[%zu].payload", i);
@@ -50,6 +73,66 @@ anvil_job_submit_many(anvil_client *c, const struct anvil_job_spec *specs,
             rc = client_check_bytes(
                 specs[i].payload, specs[i].len, what, fn, err);
     }
+    return rc;
+}
+
+// Sends items [from, to) as one SubmitJobs and fills their results;
+// *failed counts refused jobs (err names the first of the call).
+static int
+submit_chunk(anvil_client *c, Anvil__V1__SubmitJobRequest **ptrs, size_t from,
+    size_t to, struct anvil_submit_result *results, size_t *failed,
+    struct anvil_error *err)
+{
+    static const char            fn[] = "anvil_job_submit_many";
+    Anvil__V1__SubmitJobsRequest req  = ANVIL__V1__SUBMIT_JOBS_REQUEST__INIT;
+    req.n_jobs                        = to - from;
+    req.jobs                          = ptrs + from;
+    Anvil__V1__SubmitJobsResponse *rep;
+    int rc = client_call_ids(c, "SubmitJobs", &req.base, (uint32_t) (to - from),
+        (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (rep->n_results != to - from) {
+        rc = av_error_set(err, ANVIL_INTERNAL,
+            "%s: the server answered %zu of %zu jobs", fn, rep->n_results,
+            to - from);
+        client_free_reply(&rep->base);
+        return rc;
+    }
+    for (size_t i = from; i < to; i++) {
+        const Anvil__V1__SubmitJobsResult *r   = rep->results[i - from];
+        struct anvil_submit_result        *out = &results[i];
+        out->code                              = (int) r->code;
+        out->existed                           = r->existed;
+        out->id[0]                             = '\0';
+        if (r->code == ANVIL__V1__CODE__OK && strlen(r->id) >= sizeof(out->id))
+            out->code = ANVIL_INTERNAL;
+        if (out->code != ANVIL_OK) {
+            if ((*failed)++ == 0)
+                item_failure(err, out->code,
+                    r->code != ANVIL__V1__CODE__OK
+                        ? r->message
+                        : "the server sent an over-long job id",
+                    "jobs", i);
+            continue;
+        }
+        strcpy(out->id, r->id);
+    }
+    client_free_reply(&rep->base);
+    return ANVIL_OK;
+}
+
+int
+anvil_job_submit_many(anvil_client *c, const struct anvil_job_spec *specs,
+    size_t n, struct anvil_submit_result *results, size_t *n_failed,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_submit_many";
+    if (n_failed != NULL)
+        *n_failed = 0;
+    int rc = client_check(c, fn, err);
+    if (rc == ANVIL_OK)
+        rc = check_specs(specs, n, results, fn, err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__SubmitJobRequest  *items = calloc(n, sizeof(*items));
@@ -68,46 +151,58 @@ anvil_job_submit_many(anvil_client *c, const struct anvil_job_spec *specs,
         client_submit_opts_to_pb(specs[i].opts, &items[i]);
         ptrs[i] = &items[i];
     }
-    Anvil__V1__SubmitJobsRequest req = ANVIL__V1__SUBMIT_JOBS_REQUEST__INIT;
-    req.n_jobs                       = n;
-    req.jobs                         = ptrs;
-    Anvil__V1__SubmitJobsResponse *rep;
-    rc = client_call_ids(c, "SubmitJobs", &req.base, (uint32_t) n,
-        (ProtobufCMessage **) &rep, err);
+    size_t failed = 0;
+    for (size_t from = 0; from < n;) {
+        size_t to = chunk_end((ProtobufCMessage *const *) ptrs, from, n);
+        rc        = submit_chunk(c, ptrs, from, to, results, &failed, err);
+        if (rc != ANVIL_OK) {
+            // No answer for these and the rest: say so in each result.
+            for (size_t i = from; i < n; i++) {
+                results[i].code  = rc;
+                results[i].id[0] = '\0';
+            }
+            break;
+        }
+        from = to;
+    }
     free(ptrs);
     free(items);
+    if (n_failed != NULL)
+        *n_failed = failed;
+    return rc;
+}
+
+// Sends outcomes [from, to) as one Report and fills their results.
+static int
+report_chunk(anvil_client *c, Anvil__V1__Outcome **ptrs, size_t from, size_t to,
+    struct anvil_outcome_result *results, bool *first, struct anvil_error *err)
+{
+    Anvil__V1__ReportRequest req = ANVIL__V1__REPORT_REQUEST__INIT;
+    req.n_outcomes               = to - from;
+    req.outcomes                 = ptrs + from;
+    Anvil__V1__ReportResponse *rep;
+    int                        rc = client_call(
+                               c, "Report", &req.base, 0, (ProtobufCMessage **) &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    if (rep->n_results != n) {
+    if (rep->n_results != to - from) {
         rc = av_error_set(err, ANVIL_INTERNAL,
-            "%s: the server answered %zu of %zu jobs", fn, rep->n_results, n);
+            "anvil_report: the server answered %zu of %zu outcomes",
+            rep->n_results, to - from);
         client_free_reply(&rep->base);
         return rc;
     }
-    size_t failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        const Anvil__V1__SubmitJobsResult *r = rep->results[i];
-        results[i].code                      = (int) r->code;
-        results[i].existed                   = r->existed;
-        results[i].id[0]                     = '\0';
-        if (r->code != ANVIL__V1__CODE__OK) {
-            if (failed++ == 0)
-                first_failure(err, (int) r->code, r->message);
-            continue;
+    for (size_t i = from; i < to; i++) {
+        const Anvil__V1__OutcomeResult *r = rep->results[i - from];
+        results[i].code                   = (int) r->code;
+        results[i].state                  = (int) r->state;
+        results[i].retry_at_ms            = r->retry_at_ms;
+        if (r->code != ANVIL__V1__CODE__OK && *first) {
+            item_failure(err, (int) r->code, r->message, "outcomes", i);
+            *first = false;
         }
-        if (strlen(r->id) >= sizeof(results[i].id)) {
-            results[i].code = ANVIL_INTERNAL;
-            if (failed++ == 0)
-                av_error_set(err, ANVIL_INTERNAL,
-                    "%s: jobs[%zu]: the server sent an id of %zu bytes", fn, i,
-                    strlen(r->id));
-            continue;
-        }
-        strcpy(results[i].id, r->id);
     }
     client_free_reply(&rep->base);
-    if (n_failed != NULL)
-        *n_failed = failed;
     return ANVIL_OK;
 }
 
@@ -156,34 +251,16 @@ anvil_report(anvil_client *c, const struct anvil_outcome *outcomes, size_t n,
         }
         ptrs[i] = &items[i];
     }
-    Anvil__V1__ReportRequest req = ANVIL__V1__REPORT_REQUEST__INIT;
-    req.n_outcomes               = n;
-    req.outcomes                 = ptrs;
-    Anvil__V1__ReportResponse *rep;
-    rc = client_call(
-        c, "Report", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    bool first = true;
+    for (size_t from = 0; from < n && rc == ANVIL_OK;) {
+        size_t to = chunk_end((ProtobufCMessage *const *) ptrs, from, n);
+        rc        = report_chunk(c, ptrs, from, to, results, &first, err);
+        if (rc != ANVIL_OK)
+            for (size_t i = from; i < n; i++)
+                results[i] = (struct anvil_outcome_result) { .code = rc };
+        from = to;
+    }
     free(ptrs);
     free(items);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (rep->n_results != n) {
-        rc = av_error_set(err, ANVIL_INTERNAL,
-            "%s: the server answered %zu of %zu outcomes", fn, rep->n_results,
-            n);
-        client_free_reply(&rep->base);
-        return rc;
-    }
-    bool first = true;
-    for (size_t i = 0; i < n; i++) {
-        const Anvil__V1__OutcomeResult *r = rep->results[i];
-        results[i].code                   = (int) r->code;
-        results[i].state                  = (int) r->state;
-        results[i].retry_at_ms            = r->retry_at_ms;
-        if (r->code != ANVIL__V1__CODE__OK && first) {
-            first_failure(err, (int) r->code, r->message);
-            first = false;
-        }
-    }
-    client_free_reply(&rep->base);
-    return ANVIL_OK;
+    return rc;
 }

@@ -232,16 +232,19 @@ struct anvil_submit_result {
 // The most jobs one anvil_job_submit_many() call takes.
 #define ANVIL_SUBMIT_MANY_MAX 1000
 
-// Submits n jobs (1 to ANVIL_SUBMIT_MANY_MAX) in one request: the server
-// stores them in one commit, each on its own, as n anvil_job_submit() calls
-// would, and results[i] (an array of n the caller provides) answers
-// specs[i]. Returns ANVIL_OK when the server answered: then every
-// results[i] is set and a job the server refused has a non-OK code (err
-// then names the first one, "jobs[3]: ..."; *n_failed, may be NULL, counts
-// them). Any other return means no answer: no results are set, and
-// resending the same specs is safe (the server de-duplicates each job of
-// a resent request). Errors: INVALID_ARGUMENT (n out of range, a NULL type
-// or payload), UNAVAILABLE/DEADLINE_EXCEEDED (no server reply).
+// Submits n jobs (1 to ANVIL_SUBMIT_MANY_MAX) in as few requests as fit
+// the server's limits (one request per ~60 KiB of jobs): the server
+// stores each request's jobs in one commit, each on its own, as n
+// anvil_job_submit() calls would, and results[i] (an array of n the
+// caller provides) answers specs[i]. Returns ANVIL_OK when the server
+// answered every job: a job it refused has a non-OK results[i].code, err
+// names the first one ("jobs[3]: ..."), and *n_failed (may be NULL)
+// counts them. Any other return means a request got no answer: results
+// before it are set, and it and every later job have that code in
+// results[i].code (those may or may not be stored: a resubmit is safe for
+// jobs with an idempotency key; the library's own resends of a request
+// are applied once). Errors: INVALID_ARGUMENT (n out of range, a NULL
+// type or payload), UNAVAILABLE/DEADLINE_EXCEEDED (no server reply).
 ANVIL_API int anvil_job_submit_many(anvil_client *c,
     const struct anvil_job_spec *specs, size_t n,
     struct anvil_submit_result *results, size_t *n_failed,
@@ -470,13 +473,15 @@ struct anvil_outcome_result {
 // The most outcomes one anvil_report() call takes.
 #define ANVIL_REPORT_MAX 1000
 
-// Reports n outcomes (1 to ANVIL_REPORT_MAX) in one request and one
-// commit, each applied as its own anvil_complete() or anvil_fail() would
-// be; results[i] (an array of n the caller provides) answers outcomes[i].
-// Returns ANVIL_OK when the server answered: then every results[i] is set
-// (FAILED_PRECONDITION there means that lease is no longer held) and err
-// names the first refused outcome, if any. Any other return means no
-// answer, and resending the same outcomes is safe.
+// Reports n outcomes (1 to ANVIL_REPORT_MAX) in as few requests as fit
+// the server's limits, each applied as its own anvil_complete() or
+// anvil_fail() would be; results[i] (an array of n the caller provides)
+// answers outcomes[i]. Returns ANVIL_OK when the server answered every
+// outcome (FAILED_PRECONDITION in results[i].code means that lease is no
+// longer held; err names the first refused outcome, if any). Any other
+// return means a request got no answer: its outcomes and the later ones
+// have that code in results[i].code, and reporting them again is safe
+// (the lease token fences each outcome).
 ANVIL_API int anvil_report(anvil_client *c,
     const struct anvil_outcome *outcomes, size_t n,
     struct anvil_outcome_result *results, struct anvil_error *err);
