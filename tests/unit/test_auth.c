@@ -30,6 +30,7 @@ static const struct {
     unsigned    roles;
 } expected[] = {
     { "SubmitJob", C },
+    { "SubmitJobs", C },
     { "GetJob", C | RD },
     { "ListJobs", C | RD },
     { "WaitJob", C | RD },
@@ -38,6 +39,7 @@ static const struct {
     { "Heartbeat", W },
     { "Complete", W },
     { "Fail", W },
+    { "Report", W },
     { "ListWorkers", C | RD },
     { "Health", C | RD | W },
     { "SubmitWorkflow", C },
