@@ -2,35 +2,46 @@
 //
 // anvil-bench starts its own anvild (server.c) on a temporary database, or
 // uses a running one (--server URL), runs real workers through the worker
-// library over the real transport, and measures three workloads end to end:
-// throughput and latency (jobs.c), workflows (flows.c). Each run of a
-// workload fills a struct result with named figures; main.c repeats runs,
-// takes the median of each figure and prints a table or JSON (report.c).
+// library over the real transport, and measures workloads end to end:
+// throughput and latency (jobs.c), workflows (flows.c), and a server with
+// a million queued jobs (scale.c). Jobs are submitted in batches
+// (submit.c). Each run of a workload fills a struct result with named
+// figures; main.c repeats runs, takes the median of each figure and prints
+// a table or JSON (report.c).
 //
 // Only the public API (anvil/anvil.h, anvil/worker.h, anvil/workflow.h) is
-// used, as any client program would. Threads: the main thread runs the
-// workloads; producers and worker slots are threads of a workload run.
+// used, as any client program would; scale.c also asks the SQLite library
+// anvild links for its default page cache size. Threads: the main thread
+// runs the workloads; producers and worker slots are threads of a workload
+// run.
 #ifndef BENCH_BENCH_H
 #define BENCH_BENCH_H
 
 #include <anvil/anvil.h>
 #include <anvil/worker.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define BENCH_PRODUCERS 32 // jobs in flight: one synchronous call per thread
-#define BENCH_PAYLOAD 32   // bytes of a throughput job's payload
+#define BENCH_PRODUCERS 32     // workflow submitters: one call per thread
+#define BENCH_MAX_PRODUCERS 64 // most threads bench_produce() runs
+#define BENCH_PAYLOAD 32       // bytes of a throughput job's payload
 #define BENCH_MAX_FIGS 40
 
 // Command-line options; main.c fills them.
 struct bench_opts {
-    const char *workload;   // throughput, latency, workflow or all
+    const char *workload;   // throughput, latency, workflow, scale or all
     long        jobs;       // -1: the workload's default
     long        warmup;     // latency warm-up jobs
     int         workers;    // worker slots
+    int         batch;      // jobs per submit call (1: anvil_job_submit)
+    int         producers;  // submitting threads, each one call at a time
+    long        queued;     // scale: jobs queued in the full server
+    int         fill_batch; // scale: jobs per submit call of the fill
     int         chains;     // workflow chains
     int         steps;      // steps per chain
     int         fan;        // fan-out width (1 -> fan -> 1)
@@ -54,8 +65,8 @@ struct fig {
 // same figures in the same order, so medians are taken index by index.
 struct result {
     const char *workload;
-    char        sizes[200]; // "jobs=100000 workers=4 producers=32"
-    char        notes[800]; // what was measured, in words
+    char        sizes[200];  // "jobs=100000 workers=4 producers=32"
+    char        notes[1200]; // what was measured, in words
     struct fig  figs[BENCH_MAX_FIGS];
     int         n;
 };
@@ -63,6 +74,7 @@ struct result {
 // A started anvild (or a server someone else runs: pid 0).
 struct bench_server {
     pid_t pid;
+    int   port;    // loopback port of our anvild; 0 with --server
     char  dir[64]; // mkdtemp directory holding the database and log
     char  url[128];
     char  log[96];
@@ -85,6 +97,17 @@ double bench_server_cpu_s(const struct bench_server *s);
 
 // Peak resident set (VmHWM) of anvild in KiB; NAN if not ours.
 double bench_server_peak_rss_kb(const struct bench_server *s);
+
+// A field of anvild's /proc/<pid>/status in KiB now, e.g. "VmRSS" or
+// "RssAnon"; NAN if not ours or not there.
+double bench_server_status_kb(const struct bench_server *s, const char *field);
+
+// Stops our anvild with SIGTERM (*stop_ms: SIGTERM -> exit), then starts
+// it again on the same database and a free port (s->url changes) and
+// waits until it answers Health (*start_ms: fork/exec -> the first Health
+// reply). Only for a server we started. Returns 0, or -1 (printed).
+int bench_server_restart(const struct bench_opts *o, struct bench_server *s,
+    double *stop_ms, double *start_ms);
 
 // ---- stats.c ----
 
@@ -114,7 +137,37 @@ void result_add_pcts(struct result *r, const char *key, const char *label,
 // 0.2 ms. Returns true if the condition held.
 bool bench_wait_until(bool (*cond)(void *), void *arg, int64_t deadline_ns);
 
-// ---- jobs.c / flows.c: one run each; 0 or -1 (printed) ----
+// ---- submit.c: jobs submitted as fast as the SDK allows ----
+
+// What bench_submit() is to do, and what it did. Fill the first block; the
+// rest is bench_submit()'s.
+struct submitter {
+    anvil_client *c;
+    const char   *type;
+    long          jobs;      // submits jobs 0 .. jobs - 1
+    int           batch;     // per call: 1 = anvil_job_submit, else _many
+    int           producers; // threads, each with one call in flight
+    // Results:
+    int64_t          t0;      // first call made
+    int64_t          t1;      // last reply received
+    _Atomic uint64_t refused; // jobs the server answered with an error
+    _Atomic bool     failed;  // a call failed or a job was refused
+    pthread_mutex_t  mu;      // guards err
+    char             err[300];
+};
+
+// Submits s->jobs jobs of s->type with a BENCH_PAYLOAD-byte payload, each
+// result checked, and fills the results of *s. Returns 0, or -1 (printed,
+// with the number of refused jobs) on any failure.
+int bench_submit(struct submitter *s);
+
+// Jobs per second of a bench_submit() run.
+double bench_submit_rate(const struct submitter *s);
+
+// How o->batch and o->producers submit, in words, for a result's notes.
+void bench_describe_submit(const struct bench_opts *o, char *buf, size_t len);
+
+// ---- jobs.c / flows.c / scale.c: one run each; 0 or -1 (printed) ----
 
 int bench_throughput(const struct bench_opts *o, struct bench_server *s,
     long jobs, struct result *r);
@@ -122,12 +175,22 @@ int bench_latency(const struct bench_opts *o, struct bench_server *s, long jobs,
     struct result *r);
 int bench_workflow(const struct bench_opts *o, struct bench_server *s,
     int chains, int steps, int fan, struct result *r);
+int bench_scale(const struct bench_opts *o, struct bench_server *s, long jobs,
+    struct result *r);
 
 // ---- common.c: what every workload does around its measurement ----
 
 // A job type unique to this process and run ("bench.noop.<pid>.<n>"), so
 // jobs of another run on a shared server are never ours.
 void bench_type_name(char *buf, size_t len, const char *what);
+
+// A handler that counts its calls in *(_Atomic uint64_t *) arg.
+int bench_noop_handler(
+    void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx);
+
+// Submits one job of `type` and waits until it SUCCEEDED: connects the
+// client and the worker before a clock starts. 0, or -1 (printed).
+int bench_warm_up(anvil_client *c, const char *type);
 
 // Opens a client on s; prints and returns -1 on failure.
 int bench_client_open(const struct bench_server *s, anvil_client **out);
@@ -142,11 +205,23 @@ int bench_worker_start(const struct bench_server *s, int slots,
 bool bench_wait_succeeded(
     anvil_worker *w, uint64_t target, int64_t deadline_ns);
 
-// Runs fn(arg, k) for k = 0 .. BENCH_PRODUCERS - 1, each on its own
-// thread, all released at once. *t0 is the earliest start, *t1 the latest
-// return. Returns 0, or -1 (printed) if the threads could not be started.
+// Runs fn(arg, k) for k = 0 .. n - 1 (n <= BENCH_MAX_PRODUCERS), each on
+// its own thread, all released at once. *t0 is the earliest start, *t1
+// the latest return. Returns 0, or -1 (printed) if the threads could not
+// be started.
 int bench_produce(
-    void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1);
+    int n, void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1);
+
+// Waits until the worker's handler calls, counted in *handled, reach
+// `target`, and then its stats count `target` successes, or deadline_ns
+// passes. Returns true if both were reached.
+bool bench_wait_handled(anvil_worker *w, _Atomic uint64_t *handled,
+    uint64_t target, int64_t deadline_ns);
+
+// The queued and running jobs of `type` Health reports (summed over
+// queues). Returns 0, or -1 (printed) if Health failed.
+int bench_depth(
+    anvil_client *c, const char *type, uint64_t *queued, uint64_t *running);
 
 // Checks with Health that no job of `type` is queued or running. Returns 0,
 // or -1 (printed) if some are left.

@@ -78,27 +78,62 @@ bench_wait_succeeded(anvil_worker *w, uint64_t target, int64_t deadline_ns)
     return bench_wait_until(succeeded_reached, &a, deadline_ns);
 }
 
+struct handled_arg {
+    _Atomic uint64_t *handled;
+    uint64_t          target;
+};
+
+static bool
+handled_reached(void *arg)
+{
+    struct handled_arg *a = arg;
+    return atomic_load(a->handled) >= a->target;
+}
+
+bool
+bench_wait_handled(anvil_worker *w, _Atomic uint64_t *handled, uint64_t target,
+    int64_t deadline_ns)
+{
+    struct handled_arg a = { handled, target };
+    return bench_wait_until(handled_reached, &a, deadline_ns)
+        && bench_wait_succeeded(w, target, deadline_ns);
+}
+
 int
-bench_check_drained(anvil_client *c, const char *type)
+bench_depth(
+    anvil_client *c, const char *type, uint64_t *queued, uint64_t *running)
 {
     struct anvil_health *h = NULL;
     struct anvil_error   e = { 0 };
+    *queued                = 0;
+    *running               = 0;
     if (anvil_health(c, &h, &e) != ANVIL_OK) {
         fprintf(stderr, "anvil-bench: Health: %s\n", e.msg);
         return -1;
     }
-    uint64_t left = 0;
     for (size_t i = 0; i < h->n_depths; i++) {
-        if (strcmp(h->depths[i].type, type) == 0)
-            left += h->depths[i].queued + h->depths[i].running;
+        if (strcmp(h->depths[i].type, type) == 0) {
+            *queued += h->depths[i].queued;
+            *running += h->depths[i].running;
+        }
     }
     anvil_health_free(h);
-    if (left == 0)
+    return 0;
+}
+
+int
+bench_check_drained(anvil_client *c, const char *type)
+{
+    uint64_t queued;
+    uint64_t running;
+    if (bench_depth(c, type, &queued, &running) != 0)
+        return -1;
+    if (queued + running == 0)
         return 0;
     fprintf(stderr,
         "anvil-bench: %llu jobs of %s are still queued or running after "
         "the last completion\n",
-        (unsigned long long) left, type);
+        (unsigned long long) (queued + running), type);
     return -1;
 }
 
@@ -118,6 +153,37 @@ bench_add_server_figs(struct result *r, const struct bench_server *s,
         r, "server_peak_rss_mib", "server peak RSS (VmHWM)", "MiB", rss / 1024);
 }
 
+int
+bench_noop_handler(
+    void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
+{
+    (void) lease;
+    (void) ctx;
+    _Atomic uint64_t *handled = arg;
+    atomic_fetch_add(handled, 1);
+    return ANVIL_OK;
+}
+
+int
+bench_warm_up(anvil_client *c, const char *type)
+{
+    struct anvil_error e  = { 0 };
+    char              *id = NULL;
+    int rc = anvil_job_submit(c, type, "{}", 2, NULL, &id, NULL, &e);
+    struct anvil_job *job = NULL;
+    if (rc == ANVIL_OK)
+        rc = anvil_job_wait(c, id, 30000, &job, &e);
+    if (rc == ANVIL_OK && job->state != ANVIL_JOB_SUCCEEDED)
+        rc = ANVIL_INTERNAL;
+    anvil_job_free(job);
+    anvil_free(id);
+    if (rc == ANVIL_OK)
+        return 0;
+    fprintf(stderr, "anvil-bench: warm-up job did not succeed: %s\n",
+        e.msg[0] != '\0' ? e.msg : anvil_code_name(rc));
+    return -1;
+}
+
 // ---- producer threads ----
 
 struct crew {
@@ -127,8 +193,8 @@ struct crew {
     pthread_cond_t  cv;
     bool            go;
     bool            abort; // not every thread started: run nothing
-    int64_t         first[BENCH_PRODUCERS];
-    int64_t         last[BENCH_PRODUCERS];
+    int64_t         first[BENCH_MAX_PRODUCERS];
+    int64_t         last[BENCH_MAX_PRODUCERS];
 };
 
 struct member {
@@ -154,18 +220,24 @@ member_main(void *p)
 }
 
 int
-bench_produce(void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1)
+bench_produce(
+    int n, void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1)
 {
     static struct crew c; // one crew at a time, from the main thread
-    pthread_t          th[BENCH_PRODUCERS];
-    struct member      m[BENCH_PRODUCERS];
+    pthread_t          th[BENCH_MAX_PRODUCERS];
+    struct member      m[BENCH_MAX_PRODUCERS];
     int                started = 0;
+    if (n < 1 || n > BENCH_MAX_PRODUCERS) {
+        fprintf(stderr, "anvil-bench: %d producers; 1 to %d work\n", n,
+            BENCH_MAX_PRODUCERS);
+        return -1;
+    }
     memset(&c, 0, sizeof(c));
     c.fn  = fn;
     c.arg = arg;
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
-    for (int k = 0; k < BENCH_PRODUCERS; k++) {
+    for (int k = 0; k < n; k++) {
         m[k] = (struct member) { &c, k };
         if (pthread_create(&th[k], NULL, member_main, &m[k]) != 0)
             break;
@@ -173,7 +245,7 @@ bench_produce(void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1)
     }
     pthread_mutex_lock(&c.mu);
     c.go    = true; // all start at once
-    c.abort = started < BENCH_PRODUCERS;
+    c.abort = started < n;
     pthread_cond_broadcast(&c.cv);
     pthread_mutex_unlock(&c.mu);
     for (int k = 0; k < started; k++)
@@ -181,13 +253,13 @@ bench_produce(void (*fn)(void *arg, int k), void *arg, int64_t *t0, int64_t *t1)
     pthread_cond_destroy(&c.cv);
     pthread_mutex_destroy(&c.mu);
     if (c.abort) {
-        fprintf(stderr, "anvil-bench: could not start %d producer threads\n",
-            BENCH_PRODUCERS);
+        fprintf(
+            stderr, "anvil-bench: could not start %d producer threads\n", n);
         return -1;
     }
     *t0 = c.first[0];
     *t1 = c.last[0];
-    for (int k = 1; k < BENCH_PRODUCERS; k++) {
+    for (int k = 1; k < n; k++) {
         *t0 = c.first[k] < *t0 ? c.first[k] : *t0;
         *t1 = c.last[k] > *t1 ? c.last[k] : *t1;
     }

@@ -15,191 +15,106 @@
 // ---- throughput ----
 
 // Jobs of the submit-only phase that follows the end-to-end one.
-#define SUBMIT_ONLY_JOBS 20000
-
-// Shared by the producer threads and the handler.
-struct tp {
-    anvil_client    *c;
-    const char      *type;
-    long             jobs;
-    _Atomic uint64_t handled; // handler calls
-    _Atomic bool     failed;
-    pthread_mutex_t  mu; // guards err
-    char             err[300];
-    int64_t          t0; // first submit
-    int64_t          ts; // last submit reply
-};
-
-static int
-noop_handler(
-    void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
-{
-    (void) lease;
-    (void) ctx;
-    _Atomic uint64_t *handled = arg;
-    atomic_fetch_add(handled, 1);
-    return ANVIL_OK;
-}
+#define SUBMIT_ONLY_JOBS 50000
 
 static void
-tp_fail(struct tp *tp, const char *what, const struct anvil_error *e)
+tp_figures(struct result *r, const struct submitter *sub, int64_t end_ns)
 {
-    pthread_mutex_lock(&tp->mu);
-    if (!tp->failed)
-        snprintf(tp->err, sizeof(tp->err), "%s: %s", what, e->msg);
-    tp->failed = true;
-    pthread_mutex_unlock(&tp->mu);
-}
-
-// Producer k submits jobs k, k + 32, k + 64, ...: one synchronous call at a
-// time, so 32 threads keep at most 32 submits in flight.
-static void
-produce(void *arg, int k)
-{
-    struct tp *tp = arg;
-    char       payload[64]; // BENCH_PAYLOAD bytes are sent
-    for (long i = k; i < tp->jobs && !tp->failed; i += BENCH_PRODUCERS) {
-        snprintf(
-            payload, sizeof(payload), "{\"n\":%012ld,\"pad\":\"xxxxx\"}", i);
-        struct anvil_error e  = { 0 };
-        int                rc = anvil_job_submit(
-                           tp->c, tp->type, payload, BENCH_PAYLOAD, NULL, NULL, NULL, &e);
-        if (rc != ANVIL_OK) {
-            tp_fail(tp, "SubmitJob", &e);
-            break;
-        }
-    }
-}
-
-static int
-run_producers(struct tp *tp)
-{
-    if (bench_produce(produce, tp, &tp->t0, &tp->ts) != 0)
-        return -1;
-    if (tp->failed)
-        fprintf(stderr, "anvil-bench: %s\n", tp->err);
-    return tp->failed ? -1 : 0;
-}
-
-// Submits one job and waits for it: connects the client and the worker
-// before the clock starts.
-static int
-warm_up(anvil_client *c, const char *type)
-{
-    struct anvil_error e  = { 0 };
-    char              *id = NULL;
-    int rc = anvil_job_submit(c, type, "{}", 2, NULL, &id, NULL, &e);
-    struct anvil_job *job = NULL;
-    if (rc == ANVIL_OK)
-        rc = anvil_job_wait(c, id, 30000, &job, &e);
-    if (rc == ANVIL_OK && job->state != ANVIL_JOB_SUCCEEDED)
-        rc = ANVIL_INTERNAL;
-    anvil_job_free(job);
-    anvil_free(id);
-    if (rc == ANVIL_OK)
-        return 0;
-    fprintf(stderr, "anvil-bench: warm-up job did not succeed: %s\n",
-        e.msg[0] != '\0' ? e.msg : anvil_code_name(rc));
-    return -1;
-}
-
-static bool
-handled_all(void *arg)
-{
-    struct tp *tp = arg;
-    return atomic_load(&tp->handled) >= (uint64_t) tp->jobs + 1;
-}
-
-static void
-tp_figures(struct result *r, const struct tp *tp, int64_t end_ns)
-{
-    double total  = (double) (end_ns - tp->t0) / 1e9;
-    double submit = (double) (tp->ts - tp->t0) / 1e9;
+    double total = (double) (end_ns - sub->t0) / 1e9;
     result_add(r, "jobs_per_s", "end to end (first submit -> last complete)",
-        "jobs/s", (double) tp->jobs / total);
+        "jobs/s", (double) sub->jobs / total);
     result_add(r, "submit_per_s", "submit rate, workers running", "jobs/s",
-        (double) tp->jobs / submit);
+        bench_submit_rate(sub));
     result_add(r, "elapsed_s", "elapsed", "s", total);
-    result_add(r, "submit_s", "submitting", "s", submit);
+    result_add(
+        r, "submit_s", "submitting", "s", (double) (sub->t1 - sub->t0) / 1e9);
 }
 
 static int
-throughput_measure(
-    struct tp *tp, anvil_worker *w, struct bench_server *s, struct result *r)
+throughput_measure(struct submitter *sub, anvil_worker *w,
+    _Atomic uint64_t *handled, struct bench_server *s, struct result *r)
 {
     double cpu0  = bench_server_cpu_s(s);
     double self0 = bench_self_cpu_s();
-    if (run_producers(tp) != 0)
+    if (bench_submit(sub) != 0)
         return -1;
-    int64_t deadline = bench_now_ns() + (60 + tp->jobs / 1000) * 1000000000LL;
-    // The last handler call, then the worker's last Complete reply.
-    if (!bench_wait_until(handled_all, tp, deadline)
-        || !bench_wait_succeeded(w, (uint64_t) tp->jobs + 1, deadline)) {
+    int64_t deadline = bench_now_ns() + (60 + sub->jobs / 1000) * 1000000000LL;
+    // The last handler call, then the worker's last Complete reply (the
+    // warm-up job is the + 1).
+    if (!bench_wait_handled(w, handled, (uint64_t) sub->jobs + 1, deadline)) {
         fprintf(stderr, "anvil-bench: only %llu of %ld jobs ran in time\n",
-            (unsigned long long) atomic_load(&tp->handled) - 1, tp->jobs);
+            (unsigned long long) atomic_load(handled) - 1, sub->jobs);
         return -1;
     }
     int64_t end = bench_now_ns();
-    tp_figures(r, tp, end);
-    bench_add_server_figs(r, s, cpu0, self0, (double) tp->jobs);
-    return bench_check_drained(tp->c, tp->type);
+    tp_figures(r, sub, end);
+    bench_add_server_figs(r, s, cpu0, self0, (double) sub->jobs);
+    return bench_check_drained(sub->c, sub->type);
 }
 
-// Submits up to SUBMIT_ONLY_JOBS jobs of a type no worker serves: the
-// submit rate when nothing else competes for the engine.
+// Submits up to SUBMIT_ONLY_JOBS jobs of a type no worker serves, in the
+// same way: the submit rate when nothing else competes for the engine.
 static int
-submit_only(struct tp *tp, struct result *r)
+submit_only(struct submitter *sub, struct result *r)
 {
     char type[64];
     bench_type_name(type, sizeof(type), "idle");
-    tp->type = type;
-    tp->jobs = tp->jobs < SUBMIT_ONLY_JOBS ? tp->jobs : SUBMIT_ONLY_JOBS;
-    int rc   = run_producers(tp);
+    sub->type = type;
+    sub->jobs = sub->jobs < SUBMIT_ONLY_JOBS ? sub->jobs : SUBMIT_ONLY_JOBS;
+    int rc    = bench_submit(sub);
     if (rc == 0)
         result_add(r, "submit_only_per_s", "submit rate, no worker running",
-            "jobs/s", (double) tp->jobs / ((double) (tp->ts - tp->t0) / 1e9));
-    tp->type = NULL;
+            "jobs/s", bench_submit_rate(sub));
+    sub->type = NULL;
     return rc;
+}
+
+static void
+describe_throughput(const struct bench_opts *o, long jobs, struct result *r)
+{
+    char how[300];
+    bench_describe_submit(o, how, sizeof(how));
+    r->workload = "throughput";
+    snprintf(r->sizes, sizeof(r->sizes),
+        "jobs=%ld workers=%d payload=%dB batch=%d producers=%d", jobs,
+        o->workers, BENCH_PAYLOAD, o->batch, o->producers);
+    snprintf(r->notes, sizeof(r->notes),
+        "%s; one worker with %d slots runs a no-op handler and reports "
+        "through the worker library's default path; the clock runs from the "
+        "first submit to the worker's last Complete reply, then Health "
+        "confirms nothing is queued or running; then up to %d jobs of a "
+        "type no worker serves, submitted the same way, give the submit "
+        "rate alone",
+        how, o->workers, SUBMIT_ONLY_JOBS);
 }
 
 int
 bench_throughput(const struct bench_opts *o, struct bench_server *s, long jobs,
     struct result *r)
 {
-    static struct tp tp; // large (err, timestamps); one run at a time
-    char             type[64];
-    anvil_worker    *w = NULL;
-    memset(&tp, 0, sizeof(tp));
+    static struct submitter sub; // large (err); one run at a time
+    _Atomic uint64_t        handled = 0;
+    char                    type[64];
+    anvil_worker           *w = NULL;
+    memset(&sub, 0, sizeof(sub));
     bench_type_name(type, sizeof(type), "noop");
-    tp.type = type;
-    tp.jobs = jobs;
-    pthread_mutex_init(&tp.mu, NULL);
-    r->workload = "throughput";
-    snprintf(r->sizes, sizeof(r->sizes),
-        "jobs=%ld workers=%d payload=%dB producers=%d", jobs, o->workers,
-        BENCH_PAYLOAD, BENCH_PRODUCERS);
-    snprintf(r->notes, sizeof(r->notes),
-        "%d producer threads share one client, each making synchronous "
-        "anvil_job_submit calls (the SDK has no async or batch submit), so "
-        "at most %d submits are in flight; one worker with %d slots runs a "
-        "no-op handler and completes through the worker library; the clock "
-        "stops at the worker's last Complete reply, then Health confirms "
-        "nothing is queued or running; then up to %d jobs of a type no "
-        "worker serves measure the submit rate alone",
-        BENCH_PRODUCERS, BENCH_PRODUCERS, o->workers, SUBMIT_ONLY_JOBS);
-    int rc = bench_client_open(s, &tp.c);
+    sub.type      = type;
+    sub.jobs      = jobs;
+    sub.batch     = o->batch;
+    sub.producers = o->producers;
+    describe_throughput(o, jobs, r);
+    int rc = bench_client_open(s, &sub.c);
     if (rc == 0)
         rc = bench_worker_start(
-            s, o->workers, type, noop_handler, &tp.handled, &w);
+            s, o->workers, type, bench_noop_handler, &handled, &w);
     if (rc == 0)
-        rc = warm_up(tp.c, type);
+        rc = bench_warm_up(sub.c, type);
     if (rc == 0)
-        rc = throughput_measure(&tp, w, s, r);
+        rc = throughput_measure(&sub, w, &handled, s, r);
     if (rc == 0)
-        rc = submit_only(&tp, r);
+        rc = submit_only(&sub, r);
     anvil_worker_free(w);
-    anvil_client_close(tp.c);
-    pthread_mutex_destroy(&tp.mu);
+    anvil_client_close(sub.c);
     return rc;
 }
 

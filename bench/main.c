@@ -14,10 +14,14 @@
 #define ANVIL_BIN_DIR "bin"
 #endif
 
-// Sizes of --workload all when not given: the three workloads take about
-// a minute on a 2-core machine (make bench must stay under 5 minutes).
+// Sizes when not given: --workload all (throughput, latency, workflow)
+// takes about a minute on a 2-core machine (make bench must stay under 5
+// minutes); scale, not part of all, a few minutes more.
 #define ALL_JOBS_THROUGHPUT 100000
 #define ALL_JOBS_LATENCY 5000
+#define SCALE_JOBS 50000
+#define SCALE_QUEUED 1000000
+#define SCALE_FILL_BATCH 1000
 
 static const char usage_text[]
     = "usage: anvil-bench [options]\n"
@@ -25,10 +29,19 @@ static const char usage_text[]
       "Starts anvild on a temporary database (tcp loopback), runs workers\n"
       "through the worker library and measures end to end.\n"
       "\n"
-      "  --workload W      throughput, latency, workflow or all (default all)\n"
-      "  --jobs N          jobs: throughput 100000, latency 5000\n"
+      "  --workload W      throughput, latency, workflow, scale or all\n"
+      "                    (default all: the first three; scale takes longer)\n"
+      "  --jobs N          jobs: throughput 100000, latency 5000, scale 50000\n"
+      "                    (per rate measured)\n"
       "  --warmup N        latency warm-up jobs (default 200)\n"
       "  --workers W       worker slots (default 4)\n"
+      "  --batch B         jobs per submit call, 1 to 1000 (default 32):\n"
+      "                    anvil_job_submit_many; 1 = anvil_job_submit\n"
+      "  --producers P     submitting threads, one call in flight each\n"
+      "                    (default 1; --batch 1 --producers 32 is the old\n"
+      "                    single-submit mode)\n"
+      "  --queued Q        scale: jobs queued in the full server (1000000)\n"
+      "  --fill-batch B    scale: jobs per submit call of the fill (1000)\n"
       "  --chains C        workflow chains (default 1000)\n"
       "  --steps S         steps per chain (default 10)\n"
       "  --fan F           fan-out width of the 1 -> F -> 1 workflow (1000)\n"
@@ -82,7 +95,7 @@ static int
 parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
 {
     static const char *const workloads[]
-        = { "throughput", "latency", "workflow", "all", NULL };
+        = { "throughput", "latency", "workflow", "scale", "all", NULL };
     static const char *const modes[] = { "full", "normal", NULL };
     const char              *f       = argv[*i];
     if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0)
@@ -109,6 +122,14 @@ parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
         return parse_long(f, v, 0, 1000000, &o->warmup);
     else if (strcmp(f, "--workers") == 0)
         return parse_int(f, v, 1, 1024, &o->workers);
+    else if (strcmp(f, "--batch") == 0)
+        return parse_int(f, v, 1, ANVIL_SUBMIT_MANY_MAX, &o->batch);
+    else if (strcmp(f, "--producers") == 0)
+        return parse_int(f, v, 1, BENCH_MAX_PRODUCERS, &o->producers);
+    else if (strcmp(f, "--queued") == 0)
+        return parse_long(f, v, 1, 100000000, &o->queued);
+    else if (strcmp(f, "--fill-batch") == 0)
+        return parse_int(f, v, 1, ANVIL_SUBMIT_MANY_MAX, &o->fill_batch);
     else if (strcmp(f, "--chains") == 0)
         return parse_int(f, v, 1, 1000000, &o->chains);
     else if (strcmp(f, "--steps") == 0)
@@ -135,6 +156,10 @@ parse_args(struct bench_opts *o, int argc, char **argv)
         .jobs                            = -1,
         .warmup                          = 200,
         .workers                         = 4,
+        .batch                           = 32,
+        .producers                       = 1,
+        .queued                          = SCALE_QUEUED,
+        .fill_batch                      = SCALE_FILL_BATCH,
         .chains                          = 1000,
         .steps                           = 10,
         .fan                             = 1000,
@@ -158,7 +183,7 @@ log_line(void *arg, int level, const char *line)
         fprintf(stderr, "anvil-bench: libanvil: %s\n", line);
 }
 
-enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW };
+enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW, WL_SCALE };
 
 static int
 run_once(const struct bench_opts *o, enum workload wl, struct result *r)
@@ -178,6 +203,9 @@ run_once(const struct bench_opts *o, enum workload wl, struct result *r)
         break;
     case WL_WORKFLOW:
         rc = bench_workflow(o, &s, o->chains, o->steps, o->fan, r);
+        break;
+    case WL_SCALE:
+        rc = bench_scale(o, &s, jobs > 0 ? jobs : SCALE_JOBS, r);
         break;
     }
     if (bench_server_stop(&s) != 0)
@@ -232,5 +260,7 @@ main(int argc, char **argv)
         rc = run_workload(&o, WL_LATENCY, "latency");
     if (rc == 0 && (all || strcmp(o.workload, "workflow") == 0))
         rc = run_workload(&o, WL_WORKFLOW, "workflow");
+    if (rc == 0 && strcmp(o.workload, "scale") == 0)
+        rc = run_workload(&o, WL_SCALE, "scale");
     return rc == 0 ? 0 : 1;
 }

@@ -88,13 +88,18 @@ static void
 print_table(const struct result *r, int runs)
 {
     char buf[64];
+    int  width = 46; // the longest label, at least this
+    for (int i = 0; i < r->n; i++) {
+        int len = (int) strlen(r->figs[i].label);
+        width   = len > width ? len : width;
+    }
     printf("\n== %s (%s of %d run%s) ==\n", r->workload,
         runs > 1 ? "medians" : "one run", runs, runs > 1 ? "s" : "");
     printf("sizes: %s\n", r->sizes);
     for (int i = 0; i < r->n; i++) {
         const struct fig *f = &r->figs[i];
-        printf("  %-46s %12s %s\n", f->label, fmt_value(buf, sizeof(buf), f->v),
-            f->unit);
+        printf("  %-*s %12s %s\n", width, f->label,
+            fmt_value(buf, sizeof(buf), f->v), f->unit);
     }
     printf("how: %s\n", r->notes);
     fflush(stdout);
