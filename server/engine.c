@@ -153,6 +153,18 @@ static void
 apply_items(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_batch *bt = &c->u.batch;
+    if (bt->n > 0 && c->request_id > UINT64_MAX - (bt->n - 1)) {
+        // Item ids R + i would wrap past 0 ("no id"): a resend could not
+        // be recognised.
+        for (size_t i = 0; i < bt->n; i++)
+            if (bt->items[i].err.code == ANVIL_OK)
+                av_error_set(&bt->items[i].err, ANVIL_INVALID_ARGUMENT,
+                    "request_id %llu + %zu items passes 2^64; number "
+                    "batches so that request_id + n - 1 < 2^64",
+                    (unsigned long long) c->request_id, bt->n);
+        av_error_clear(&c->err);
+        return;
+    }
     for (size_t i = 0; i < bt->n; i++) {
         struct cmd *it = &bt->items[i];
         if (it->err.code != ANVIL_OK)
@@ -348,6 +360,72 @@ reverse(struct cmd **list)
     *list = out;
 }
 
+// Hands a committed batch's replies (in order) to the sync thread.
+static void
+sync_post(struct engine *e, struct cmd *list)
+{
+    if (list == NULL)
+        return;
+    struct cmd *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&e->sync_lock);
+    if (e->sync_tail != NULL)
+        e->sync_tail->next = list;
+    else
+        e->sync_head = list;
+    e->sync_tail = last;
+    pthread_cond_signal(&e->sync_wake);
+    pthread_mutex_unlock(&e->sync_lock);
+}
+
+// The sync thread: takes every reply committed so far, makes them durable
+// with one store_sync() and answers them. One sync covers every batch
+// committed before it started, so under load it folds several commits.
+static void *
+sync_main(void *arg)
+{
+    struct engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->sync_lock);
+        while (e->sync_head == NULL && !e->sync_stop)
+            pthread_cond_wait(&e->sync_wake, &e->sync_lock);
+        struct cmd *list = e->sync_head;
+        e->sync_head = e->sync_tail = NULL;
+        bool stop                   = e->sync_stop;
+        pthread_mutex_unlock(&e->sync_lock);
+        if (list == NULL && stop)
+            break;
+        struct anvil_error err = { 0 };
+        if (store_sync(e->st, &err) != ANVIL_OK) {
+            // The commits are applied but may not be on disk, and the
+            // engine's memory already moved on: acknowledging them would
+            // break durability, refusing them would lie. Exit, so that a
+            // restart recovers from exactly what the disk holds.
+            AV_ERR("engine.sync",
+                "msg=\"%s; exiting so that a restart "
+                "recovers from what is on disk\"",
+                err.msg);
+            abort();
+        }
+        answer_all(list, ANVIL_OK, NULL);
+    }
+    return NULL;
+}
+
+// Answers what the sync thread still holds and joins it.
+static void
+sync_join(struct engine *e)
+{
+    if (!e->deferred)
+        return;
+    pthread_mutex_lock(&e->sync_lock);
+    e->sync_stop = true;
+    pthread_cond_signal(&e->sync_wake);
+    pthread_mutex_unlock(&e->sync_lock);
+    pthread_join(e->sync_thread, NULL);
+}
+
 static void
 run_batch(struct engine *e, struct cmd *cmds)
 {
@@ -372,6 +450,8 @@ run_batch(struct engine *e, struct cmd *cmds)
         rebuild(e, &err);
         answer_all(b.reply, ANVIL_INTERNAL,
             "the server could not commit this request; it was not applied");
+    } else if (e->deferred) {
+        sync_post(e, b.reply);
     } else {
         answer_all(b.reply, ANVIL_OK, NULL);
     }
@@ -496,10 +576,21 @@ engine_start(struct store *st, const struct engine_config *cfg,
     }
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
-    int rc = rebuild(e, err);
-    if (rc == ANVIL_OK && pthread_create(&e->thread, NULL, engine_main, e))
+    pthread_mutex_init(&e->sync_lock, NULL);
+    pthread_cond_init(&e->sync_wake, NULL);
+    e->deferred = store_needs_sync(st);
+    int rc      = rebuild(e, err);
+    if (rc == ANVIL_OK && e->deferred
+        && pthread_create(&e->sync_thread, NULL, sync_main, e))
+        rc = av_error_set(err, ANVIL_INTERNAL, "cannot start sync thread");
+    else if (rc == ANVIL_OK
+        && pthread_create(&e->thread, NULL, engine_main, e)) {
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start engine thread");
+        sync_join(e);
+    }
     if (rc != ANVIL_OK) {
+        pthread_mutex_destroy(&e->sync_lock);
+        pthread_cond_destroy(&e->sync_wake);
         registry_free(e->workers);
         readyq_free(e->ready);
         timers_free(e->timers);
@@ -552,6 +643,9 @@ engine_stop(struct engine *e)
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
+    sync_join(e);
+    pthread_mutex_destroy(&e->sync_lock);
+    pthread_cond_destroy(&e->sync_wake);
     for (size_t i = 0; i < POLL_MEMORY; i++)
         free(e->memo[i].ids);
     readyq_free(e->ready);

@@ -4,11 +4,14 @@
 // Any thread posts a struct cmd with engine_submit(). The engine thread
 // takes every command waiting, applies them all in ONE transaction (a
 // savepoint each, so one failing command does not undo the others),
-// commits, and only then calls each command's done() callback, on the
-// engine thread. A long-poll (Poll, WaitJob) may be parked: its done() runs
-// later, when work arrives or its wait ends. The command's memory belongs to
-// the caller throughout; borrowed input pointers must stay valid until
-// done() runs. After done() the caller frees outputs with engine_cmd_fini().
+// commits, and only then calls each command's done() callback: on the
+// engine thread, or, when the store defers its sync (store_needs_sync), on
+// the engine's sync thread once the commit is on disk, while the engine
+// thread already applies the next batch. A long-poll (Poll, WaitJob) may be
+// parked: its done() runs later, when work arrives or its wait ends. The
+// command's memory belongs to the caller throughout; borrowed input pointers
+// must stay valid until done() runs. After done() the caller frees outputs with
+// engine_cmd_fini().
 //
 // Lock: engine.lock guards the incoming command list and the stop flag;
 // everything else is touched by the engine thread alone.

@@ -38,6 +38,18 @@ struct engine {
     int             queued;
     bool            stopping;
 
+    // Deferred sync (store_needs_sync): the engine commits without
+    // waiting for the disk and hands each committed batch's replies to the
+    // sync thread, which makes them durable (store_sync) and then answers
+    // them, in commit order, while the engine applies the next batch.
+    bool            deferred;
+    pthread_t       sync_thread;
+    pthread_mutex_t sync_lock; // guards sync_head, sync_tail, sync_stop
+    pthread_cond_t  sync_wake;
+    struct cmd     *sync_head; // committed, not yet durable: FIFO
+    struct cmd     *sync_tail;
+    bool            sync_stop;
+
     // Engine thread only.
     struct cmd      *parked_polls; // FIFO
     struct cmd      *parked_waits; // WaitJob

@@ -75,6 +75,10 @@ prepare(struct server *s, struct anvil_error *err)
     const struct server_config *cfg = &s->cfg;
     bool                        on  = security_auth_on(cfg);
     int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
+    // FULL: the engine's sync thread makes each batch durable while the
+    // engine applies the next one (engine.c).
+    if (rc == ANVIL_OK && cfg->synchronous == 2)
+        rc = store_set_deferred_sync(s->store, true, err);
     if (rc == ANVIL_OK && (s->auth = auth_new(on)) == NULL)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)

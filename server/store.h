@@ -3,9 +3,15 @@
 //
 // A struct store wraps one SQLite connection in WAL mode. It is owned by the
 // engine thread: no other thread may call it (tests call it from their own
-// single thread). Every function returns 0 (ANVIL_OK) or ANVIL_INTERNAL /
-// ANVIL_NOT_FOUND / ANVIL_ALREADY_EXISTS with err set; on ANVIL_INTERNAL the
-// caller rolls back.
+// single thread), except store_sync() and store_needs_sync(), which any
+// thread may call at any time (they touch only the store's own descriptor of
+// the -wal file, under a lock of their own, and atomics). Every function
+// returns 0 (ANVIL_OK) or ANVIL_INTERNAL / ANVIL_NOT_FOUND /
+// ANVIL_ALREADY_EXISTS with err set; on ANVIL_INTERNAL the caller rolls back.
+//
+// Job and workflow ids are never handed out twice, not even after retention
+// deleted the newest rows and the store was reopened; an id taken by an
+// insert that was rolled back is skipped, not reused.
 #ifndef SERVER_STORE_H
 #define SERVER_STORE_H
 
@@ -16,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -25,8 +31,32 @@ struct store;
 int store_open(const char *path, int synchronous, struct store **out,
     struct anvil_error *err);
 
-// Closes the database; NULL is ignored.
+// Closes the database; NULL is ignored. Call it after every thread that
+// calls store_sync() has stopped.
 void store_close(struct store *st);
+
+// Deferred sync, opt-in (the engine overlaps the fsync with its next
+// batch). On a store opened FULL, on = true runs SQLite at NORMAL, where
+// COMMIT writes the WAL without fsync, and makes store_sync() the fsync;
+// on = false goes back to FULL (syncing first). A no-op on a store opened
+// NORMAL or OFF, and where deferring would be less durable than FULL (no
+// power-safe overwrite) or has no WAL file to sync (":memory:"): the store
+// stays FULL and store_needs_sync() false. Engine thread, outside a
+// transaction (else FAILED_PRECONDITION); INTERNAL if the -wal file cannot
+// be opened. On any failure the store stays as it was and remains usable.
+int store_set_deferred_sync(struct store *st, bool on, struct anvil_error *err);
+
+// True when commits are durable only after store_sync() (FULL, deferred).
+bool store_needs_sync(const struct store *st);
+
+// Makes every transaction committed before the call durable, as
+// synchronous=FULL's COMMIT would have (the argument is in store.c):
+// fdatasync() of the -wal file. Returns at once when nothing was committed
+// since the last sync, or when the store does not defer its sync. Any
+// thread, also while the engine thread runs the next transaction. After a
+// failure (INTERNAL) every later call fails too: the data may be lost and
+// only a restart can tell.
+int store_sync(struct store *st, struct anvil_error *err);
 
 // Transactions: one per engine batch, a savepoint per command inside it.
 int  store_begin(struct store *st, struct anvil_error *err);
@@ -84,8 +114,9 @@ int store_job_lease(struct store *st, int64_t id, const char *worker,
     struct anvil_error *err);
 
 // The same, leasing only if the job's "queue\x1ftype" is key (the ready
-// queue it was taken from): an entry left by a rolled-back insert whose id
-// was reused by a job of another kind is then skipped (NOT_FOUND).
+// queue it was taken from); otherwise NOT_FOUND. (Since schema version 5 the
+// id of a rolled-back insert is never reused, so a stale ready-queue entry
+// finds no row at all; the key check stays as a second guard.)
 int store_job_lease_key(struct store *st, int64_t id, const char *key,
     const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
     struct job *out, struct anvil_error *err);
@@ -157,7 +188,8 @@ struct store_depth {
     bool     no_worker; // filled by the engine from its registry
 };
 
-// Queue depths per (queue, type) and the number of jobs ever created.
+// Queue depths per (queue, type), and in *total the highest job id handed
+// out: the number of jobs ever created (ids of rolled-back inserts count).
 int  store_depths(struct store *st, struct store_depth **out, size_t *n,
      uint64_t *total, struct anvil_error *err);
 void store_depths_free(struct store_depth *d, size_t n);
@@ -271,5 +303,13 @@ int store_token_revoke(
 // with the statement's index; a non-zero return makes the step fail as if
 // SQLite had returned SQLITE_IOERR.
 extern int (*store_hook_step)(int stmt);
+
+// Seam for tests: when set, store_sync() calls it instead of fdatasync(2)
+// on its -wal descriptor (0, or -1 with errno set).
+extern int (*store_hook_fdatasync)(int fd);
+
+// For tests (EXPLAIN): the SQL of prepared statement i (the index
+// store_hook_step sees), or NULL past the last one.
+const char *store_stmt_sql(int i);
 
 #endif
