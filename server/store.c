@@ -155,32 +155,33 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "AND id < ?4 ORDER BY id DESC LIMIT ?5",
     [STMT_SCAN_ACTIVE] = "SELECT id, type, queue, priority, state, attempt, "
                          "run_at, lease_deadline, started_at, timeout_ms "
-                         "FROM jobs WHERE " JOBS_ACTIVE " ORDER BY id",
-    [STMT_DEPTHS]      = "SELECT queue, type, SUM(state = 3), SUM(state = 4) "
-                         "FROM jobs WHERE " JOBS_ACTIVE " AND state >= 3 "
-                         "GROUP BY queue, type ORDER BY queue, type",
-    [STMT_WF_INSERT]   = "INSERT INTO workflows(name, state, on_failure, "
-                         "created_at, timeout_ms, idem_key, request_id, "
-                         "n_steps, id) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                         "?8)",
-    [STMT_WF_BY_RID]   = "SELECT id FROM workflows WHERE request_id = ?1",
-    [STMT_WF_BY_KEY]   = "SELECT id FROM workflows WHERE idem_key = ?1",
-    [STMT_WF_GET]      = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
-    [STMT_WF_STEPS]    = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 "
-                         "ORDER BY id",
-    [STMT_WF_EDGES]    = "SELECT e.child, p.step FROM jobs p "
-                         "JOIN edges e ON e.parent = p.id "
-                         "WHERE p.workflow_id = ?1 ORDER BY e.child, p.id",
-    [STMT_WF_LIST]     = "SELECT " WF_COLS " FROM workflows "
-                         "WHERE (?1 = 0 OR state = ?1) "
-                         "AND (?2 IS NULL OR name = ?2) "
-                         "AND id < ?3 ORDER BY id DESC LIMIT ?4",
-    [STMT_WF_COUNTS]   = "SELECT state, on_failure, n_steps, n_settled, "
-                         "n_succeeded, n_failed FROM workflows WHERE id = ?1",
-    [STMT_WF_SETTLE]   = "UPDATE workflows SET n_settled = ?2, "
-                         "n_succeeded = ?3, n_failed = ?4 WHERE id = ?1",
-    [STMT_WF_FINISH]   = "UPDATE workflows SET state = ?2, error = ?3, "
-                         "finished_at = ?4 WHERE id = ?1 AND state = 1",
+                         "FROM jobs WHERE " JOBS_ACTIVE
+                         " ORDER BY state, id", // the index's order: no sort
+    [STMT_DEPTHS]    = "SELECT queue, type, SUM(state = 3), SUM(state = 4) "
+                       "FROM jobs WHERE " JOBS_ACTIVE " AND state >= 3 "
+                       "GROUP BY queue, type ORDER BY queue, type",
+    [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
+                       "created_at, timeout_ms, idem_key, request_id, "
+                       "n_steps, id) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                       "?8)",
+    [STMT_WF_BY_RID] = "SELECT id FROM workflows WHERE request_id = ?1",
+    [STMT_WF_BY_KEY] = "SELECT id FROM workflows WHERE idem_key = ?1",
+    [STMT_WF_GET]    = "SELECT " WF_COLS " FROM workflows WHERE id = ?1",
+    [STMT_WF_STEPS]  = "SELECT " JOB_COLS " FROM jobs WHERE workflow_id = ?1 "
+                       "ORDER BY id",
+    [STMT_WF_EDGES]  = "SELECT e.child, p.step FROM jobs p "
+                       "JOIN edges e ON e.parent = p.id "
+                       "WHERE p.workflow_id = ?1 ORDER BY e.child, p.id",
+    [STMT_WF_LIST]   = "SELECT " WF_COLS " FROM workflows "
+                       "WHERE (?1 = 0 OR state = ?1) "
+                       "AND (?2 IS NULL OR name = ?2) "
+                       "AND id < ?3 ORDER BY id DESC LIMIT ?4",
+    [STMT_WF_COUNTS] = "SELECT state, on_failure, n_steps, n_settled, "
+                       "n_succeeded, n_failed FROM workflows WHERE id = ?1",
+    [STMT_WF_SETTLE] = "UPDATE workflows SET n_settled = ?2, "
+                       "n_succeeded = ?3, n_failed = ?4 WHERE id = ?1",
+    [STMT_WF_FINISH] = "UPDATE workflows SET state = ?2, error = ?3, "
+                       "finished_at = ?4 WHERE id = ?1 AND state = 1",
     [STMT_WF_UNFINISHED]  = "SELECT id FROM jobs WHERE workflow_id = ?1 "
                             "AND state BETWEEN 1 AND 4 ORDER BY id",
     [STMT_WF_SCAN_ACTIVE] = "SELECT id, created_at + timeout_ms FROM "

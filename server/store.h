@@ -172,10 +172,11 @@ struct store_list_filter {
 int store_job_list(struct store *st, const struct store_list_filter *f,
     struct job **jobs, size_t *n, struct anvil_error *err);
 
-// Calls fn for each job in state SCHEDULED, QUEUED or RUNNING, oldest
-// first, to rebuild the engine's memory on start. The struct job passed
-// holds id, type, queue, priority, state, attempt, run_at, lease_deadline,
-// started_at, timeout_ms; it is valid for the call only.
+// Calls fn for each job in state SCHEDULED, QUEUED or RUNNING, by state
+// and oldest first within a state (the active index's order: a million
+// jobs need no sort), to rebuild the engine's memory on start. The struct
+// job passed holds id, type, queue, priority, state, attempt, run_at,
+// lease_deadline, started_at, timeout_ms; it is valid for the call only.
 int store_scan_active(struct store *st,
     int (*fn)(void *arg, const struct job *j), void *arg,
     struct anvil_error *err);
