@@ -156,10 +156,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SCAN_ACTIVE] = "SELECT id, type, queue, priority, state, attempt, "
                          "run_at, lease_deadline, started_at, timeout_ms "
                          "FROM jobs WHERE " JOBS_ACTIVE
-                         " ORDER BY state, id", // the index's order: no sort
-    [STMT_DEPTHS]    = "SELECT queue, type, SUM(state = 3), SUM(state = 4) "
-                       "FROM jobs WHERE " JOBS_ACTIVE " AND state >= 3 "
-                       "GROUP BY queue, type ORDER BY queue, type",
+                         " ORDER BY state, queue, type, id", // index order
+    // Covered by jobs_active: counted in the index, no table row read.
+    [STMT_DEPTHS]    = "SELECT state, queue, type, COUNT(*) FROM jobs "
+                       "WHERE " JOBS_ACTIVE " AND state >= 3 "
+                       "GROUP BY state, queue, type",
     [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
                        "created_at, timeout_ms, idem_key, request_id, "
                        "n_steps, id) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, "
@@ -223,44 +224,45 @@ static const char *const stmt_sql[STMT_COUNT] = {
 // from next_ids()), the partial indexes with range predicates, and table
 // meta. Shared by migration step 4 -> 5 and SCHEMA_NEW, so that a migrated
 // database and a new one are the same.
-#define JOBS_TABLE_V5                                                \
-    "CREATE TABLE jobs ("                                            \
-    " id INTEGER PRIMARY KEY,"                                       \
-    " type TEXT NOT NULL,"                                           \
-    " queue TEXT NOT NULL,"                                          \
-    " payload BLOB NOT NULL,"                                        \
-    " priority INTEGER NOT NULL DEFAULT 0,"                          \
-    " state INTEGER NOT NULL,"                                       \
-    " attempt INTEGER NOT NULL DEFAULT 0,"                           \
-    " max_attempts INTEGER NOT NULL,"                                \
-    " result BLOB,"                                                  \
-    " error TEXT,"                                                   \
-    " created_at INTEGER NOT NULL,"                                  \
-    " started_at INTEGER,"                                           \
-    " finished_at INTEGER,"                                          \
-    " run_at INTEGER NOT NULL DEFAULT 0,"                            \
-    " timeout_ms INTEGER NOT NULL DEFAULT 0,"                        \
-    " lease_ms INTEGER NOT NULL DEFAULT 0,"                          \
-    " lease_deadline INTEGER,"                                       \
-    " worker_id TEXT,"                                               \
-    " idem_key TEXT,"                                                \
-    " request_id INTEGER,"                                           \
-    " cancel_requested INTEGER NOT NULL DEFAULT 0,"                  \
-    " workflow_id INTEGER,"                                          \
-    " step TEXT,"                                                    \
-    " pending_parents INTEGER NOT NULL DEFAULT 0,"                   \
-    " backoff_initial_ms INTEGER NOT NULL DEFAULT 1000,"             \
-    " backoff_max_ms INTEGER NOT NULL DEFAULT 60000,"                \
-    " backoff_multiplier REAL NOT NULL DEFAULT 2.0,"                 \
-    " lease_token INTEGER NOT NULL DEFAULT 0);"                      \
-    "CREATE UNIQUE INDEX jobs_idem_key ON jobs(idem_key)"            \
-    " WHERE idem_key IS NOT NULL;"                                   \
-    "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id)"        \
-    " WHERE request_id IS NOT NULL;"                                 \
-    "CREATE INDEX jobs_active ON jobs(state) WHERE " JOBS_ACTIVE ";" \
-    "CREATE INDEX jobs_workflow ON jobs(workflow_id, id)"            \
-    " WHERE workflow_id IS NOT NULL;"                                \
-    "CREATE INDEX jobs_finished ON jobs(finished_at)"                \
+#define JOBS_TABLE_V5                                                         \
+    "CREATE TABLE jobs ("                                                     \
+    " id INTEGER PRIMARY KEY,"                                                \
+    " type TEXT NOT NULL,"                                                    \
+    " queue TEXT NOT NULL,"                                                   \
+    " payload BLOB NOT NULL,"                                                 \
+    " priority INTEGER NOT NULL DEFAULT 0,"                                   \
+    " state INTEGER NOT NULL,"                                                \
+    " attempt INTEGER NOT NULL DEFAULT 0,"                                    \
+    " max_attempts INTEGER NOT NULL,"                                         \
+    " result BLOB,"                                                           \
+    " error TEXT,"                                                            \
+    " created_at INTEGER NOT NULL,"                                           \
+    " started_at INTEGER,"                                                    \
+    " finished_at INTEGER,"                                                   \
+    " run_at INTEGER NOT NULL DEFAULT 0,"                                     \
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"                                 \
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"                                   \
+    " lease_deadline INTEGER,"                                                \
+    " worker_id TEXT,"                                                        \
+    " idem_key TEXT,"                                                         \
+    " request_id INTEGER,"                                                    \
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"                           \
+    " workflow_id INTEGER,"                                                   \
+    " step TEXT,"                                                             \
+    " pending_parents INTEGER NOT NULL DEFAULT 0,"                            \
+    " backoff_initial_ms INTEGER NOT NULL DEFAULT 1000,"                      \
+    " backoff_max_ms INTEGER NOT NULL DEFAULT 60000,"                         \
+    " backoff_multiplier REAL NOT NULL DEFAULT 2.0,"                          \
+    " lease_token INTEGER NOT NULL DEFAULT 0);"                               \
+    "CREATE UNIQUE INDEX jobs_idem_key ON jobs(idem_key)"                     \
+    " WHERE idem_key IS NOT NULL;"                                            \
+    "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id)"                 \
+    " WHERE request_id IS NOT NULL;"                                          \
+    "CREATE INDEX jobs_active ON jobs(state, queue, type) WHERE " JOBS_ACTIVE \
+    ";"                                                                       \
+    "CREATE INDEX jobs_workflow ON jobs(workflow_id, id)"                     \
+    " WHERE workflow_id IS NOT NULL;"                                         \
+    "CREATE INDEX jobs_finished ON jobs(finished_at)"                         \
     " WHERE " JOBS_FINAL ";"
 
 #define FLOWS_TABLE_V5                                                  \
@@ -1109,6 +1111,14 @@ store_scan_active(struct store *st, int (*fn)(void *, const struct job *),
     return code;
 }
 
+static int
+depth_cmp(const void *a, const void *b)
+{
+    const struct store_depth *x = a, *y = b;
+    int                       c = strcmp(x->queue, y->queue);
+    return c != 0 ? c : strcmp(x->type, y->type);
+}
+
 int
 store_depths(struct store *st, struct store_depth **out, size_t *n,
     uint64_t *total, struct anvil_error *err)
@@ -1117,21 +1127,34 @@ store_depths(struct store *st, struct store_depth **out, size_t *n,
     struct store_depth *d   = NULL;
     size_t              cnt = 0;
     int                 rc, code = ANVIL_OK;
+    // Rows come by state (QUEUED, then RUNNING), then queue and type.
     while ((rc = step(st, STMT_DEPTHS)) == SQLITE_ROW) {
-        struct store_depth *p = realloc(d, (cnt + 1) * sizeof(*d));
-        if (p == NULL) {
-            code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-            break;
+        const char *queue = (const char *) sqlite3_column_text(s, 1);
+        const char *type  = (const char *) sqlite3_column_text(s, 2);
+        size_t      i     = 0;
+        while (i < cnt
+            && (strcmp(d[i].queue, queue) != 0 || strcmp(d[i].type, type) != 0))
+            i++;
+        if (i == cnt) {
+            struct store_depth *p = realloc(d, (cnt + 1) * sizeof(*d));
+            if (p == NULL) {
+                code = av_error_set(
+                    err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+                break;
+            }
+            d      = p;
+            d[cnt] = (struct store_depth) { .queue = col_str(s, 1),
+                .type                              = col_str(s, 2) };
+            cnt++;
         }
-        d      = p;
-        d[cnt] = (struct store_depth) {
-            .queue   = col_str(s, 0),
-            .type    = col_str(s, 1),
-            .queued  = (uint64_t) sqlite3_column_int64(s, 2),
-            .running = (uint64_t) sqlite3_column_int64(s, 3),
-        };
-        cnt++;
+        uint64_t k = (uint64_t) sqlite3_column_int64(s, 3);
+        if (sqlite3_column_int(s, 0) == ANVIL_JOB_QUEUED)
+            d[i].queued = k;
+        else
+            d[i].running = k;
     }
+    if (code == ANVIL_OK && cnt > 1)
+        qsort(d, cnt, sizeof(*d), depth_cmp);
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = db_error(st, err, "reading queue depths");
     sqlite3_reset(s);
