@@ -360,6 +360,20 @@ reverse(struct cmd **list)
     *list = out;
 }
 
+// The commits are applied but may not be on disk, and the engine's memory
+// already moved on: acknowledging them would break durability, refusing
+// them would lie. Exit, so that a restart recovers from exactly what the
+// disk holds.
+static void
+sync_failed(const struct anvil_error *err)
+{
+    AV_ERR("engine.sync",
+        "msg=\"%s; exiting so that a restart recovers from what is on "
+        "disk\"",
+        err->msg);
+    abort();
+}
+
 // Hands a committed batch's replies (in order) to the sync thread.
 static void
 sync_post(struct engine *e, struct cmd *list)
@@ -397,20 +411,35 @@ sync_main(void *arg)
         if (list == NULL && stop)
             break;
         struct anvil_error err = { 0 };
-        if (store_sync(e->st, &err) != ANVIL_OK) {
-            // The commits are applied but may not be on disk, and the
-            // engine's memory already moved on: acknowledging them would
-            // break durability, refusing them would lie. Exit, so that a
-            // restart recovers from exactly what the disk holds.
-            AV_ERR("engine.sync",
-                "msg=\"%s; exiting so that a restart "
-                "recovers from what is on disk\"",
-                err.msg);
-            abort();
-        }
+        if (store_sync(e->st, &err) != ANVIL_OK)
+            sync_failed(&err);
         answer_all(list, ANVIL_OK, NULL);
     }
     return NULL;
+}
+
+// True if commands wait for the engine: then the sync thread takes this
+// batch's sync while the engine applies them.
+static bool
+more_waiting(struct engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    bool more = e->incoming != NULL;
+    pthread_mutex_unlock(&e->lock);
+    return more;
+}
+
+// Nothing else waits: waking the sync thread would only add its wake-up to
+// the reply's latency, so the engine syncs and answers itself. Replies may
+// then overtake a batch the sync thread still holds; that is safe, since
+// this sync covers that batch too.
+static void
+sync_inline(struct engine *e, struct cmd *list)
+{
+    struct anvil_error err = { 0 };
+    if (store_sync(e->st, &err) != ANVIL_OK)
+        sync_failed(&err);
+    answer_all(list, ANVIL_OK, NULL);
 }
 
 // Answers what the sync thread still holds and joins it.
@@ -450,8 +479,10 @@ run_batch(struct engine *e, struct cmd *cmds)
         rebuild(e, &err);
         answer_all(b.reply, ANVIL_INTERNAL,
             "the server could not commit this request; it was not applied");
-    } else if (e->deferred) {
+    } else if (e->deferred && more_waiting(e)) {
         sync_post(e, b.reply);
+    } else if (e->deferred) {
+        sync_inline(e, b.reply);
     } else {
         answer_all(b.reply, ANVIL_OK, NULL);
     }

@@ -4,10 +4,12 @@
 // The fake is an nng REP socket on ipc:///tmp/<mkdtemp>/s served by a few
 // threads, one REP context each. It hands out the jobs a test scripts (as
 // many per Poll as max_jobs allows, parking the Poll up to wait_ms when
-// none is left), and records every Poll, Heartbeat, Complete and Fail in a
-// struct under its mutex. Handlers record into a probe the same way. The
-// test thread waits for a recorded event against a deadline, stops the
-// worker, and asserts only then.
+// none is left), and records every Poll, Heartbeat, Report, Complete and
+// Fail in a struct under its mutex (each outcome of a Report is recorded
+// as the Complete or Fail it stands for). It can hold Reports until the
+// test lets them go, and answer them UNIMPLEMENTED as an older anvild. Handlers
+// record into a probe the same way. The test thread waits for a recorded event
+// against a deadline, stops the worker, and asserts only then.
 
 // cmocka.h needs these first.
 // clang-format off
@@ -67,9 +69,11 @@ struct fake {
     struct fake_job jobs[MAX_JOBS];
     size_t          n_jobs;
     size_t          next_job;
-    int             slots;            // the worker's, for the free-slot check
-    int             poll_unavailable; // Polls to refuse first
-    int             complete_unavailable; // Completes to refuse first
+    int             cap; // the worker's slots + prefetch, for the Poll check
+    int             poll_unavailable;     // Polls to refuse first
+    int             complete_unavailable; // Completes (Reports) to refuse first
+    bool            report_unimplemented; // answer Report as an old anvild
+    bool            report_hold;          // park Reports until cleared
     int             complete_code;        // then answer Complete with this
     const char     *hb_cancel;            // job id to cancel in heartbeats
     const char     *hb_lost;              // job id to call lost in them
@@ -78,9 +82,11 @@ struct fake {
     int         n_polls;
     char        worker_id[160]; // of the last Poll
     uint32_t    first_max_jobs;
-    bool        poll_over_free; // a Poll asked for more than the free slots
+    bool        poll_over_free; // a Poll asked for more than cap allows
     bool        poll_bad_types; // a Poll named other types than want_types
-    int         outstanding;    // leased and not yet reported
+    int         outstanding;    // leased and not yet through a probe handler
+    int         n_reports;      // Reports received, answered or not
+    int         report_sizes[MAX_CALLS]; // outcomes in each
     int         n_heartbeats;
     uint32_t    hb_token; // token of hb_cancel's job seen in a Heartbeat
     struct call completes[MAX_CALLS];
@@ -93,6 +99,7 @@ enum probe_mode { PROBE_OK, PROBE_GATE, PROBE_SLEEP };
 
 // What the test handlers saw; guarded by mu.
 struct probe {
+    struct fake    *fake; // told when a handler leaves (outstanding)
     pthread_mutex_t mu;
     int             calls;
     int             running;
@@ -105,6 +112,7 @@ struct probe {
 struct env {
     struct fake   fake;
     struct probe  probe;
+    int           prefetch; // for start_worker
     anvil_worker *w;
     int           threads_before;
 };
@@ -169,7 +177,7 @@ record_poll(struct fake *f, const Anvil__V1__PollRequest *p)
     snprintf(f->worker_id, sizeof(f->worker_id), "%s", p->worker_id);
     if (f->n_polls++ == 0)
         f->first_max_jobs = p->max_jobs;
-    if (p->max_jobs == 0 || (int) p->max_jobs > f->slots - f->outstanding)
+    if (p->max_jobs == 0 || (int) p->max_jobs > f->cap - f->outstanding)
         f->poll_over_free = true;
 }
 
@@ -294,8 +302,6 @@ fake_complete(struct fake *f, const Anvil__V1__Request *req)
         f->complete_unavailable--;
         code = ANVIL_UNAVAILABLE;
     }
-    if (code == ANVIL_OK || code == ANVIL_FAILED_PRECONDITION)
-        f->outstanding--;
     pthread_mutex_unlock(&f->mu);
     anvil__v1__complete_request__free_unpacked(c, NULL);
     return reply(code, NULL, req->request_id);
@@ -316,10 +322,80 @@ fake_fail(struct fake *f, const Anvil__V1__Request *req)
         r->token    = c->token;
         r->no_retry = c->no_retry;
     }
-    f->outstanding--;
     pthread_mutex_unlock(&f->mu);
     anvil__v1__fail_request__free_unpacked(c, NULL);
     return reply(ANVIL_OK, NULL, req->request_id);
+}
+
+// Records one outcome of a Report as its Complete or Fail; returns the
+// code to answer it with. Caller holds f->mu.
+static int
+record_outcome(struct fake *f, const Anvil__V1__Outcome *o)
+{
+    bool         fail = o->failed;
+    struct call *r    = NULL;
+    if (!fail && f->n_completes < MAX_CALLS)
+        r = &f->completes[f->n_completes++];
+    if (fail && f->n_fails < MAX_CALLS)
+        r = &f->fails[f->n_fails++];
+    if (r != NULL) {
+        copy_bytes(r->job_id, sizeof(r->job_id), o->job_id, strlen(o->job_id));
+        if (fail)
+            copy_bytes(r->body, sizeof(r->body), o->error, strlen(o->error));
+        else
+            copy_bytes(r->body, sizeof(r->body), o->result.data, o->result.len);
+        r->token    = o->token;
+        r->no_retry = o->no_retry;
+    }
+    return fail ? ANVIL_OK : f->complete_code;
+}
+
+// Waits (f->mu held) while the test holds Reports.
+static void
+hold_report(struct fake *f)
+{
+    while (f->report_hold && !f->stop)
+        pthread_cond_wait(&f->cv, &f->mu);
+}
+
+static nng_msg *
+fake_report(struct fake *f, const Anvil__V1__Request *req)
+{
+    Anvil__V1__ReportRequest *q = anvil__v1__report_request__unpack(
+        NULL, req->body.len, req->body.data);
+    if (q == NULL)
+        return reply(ANVIL_INVALID_ARGUMENT, NULL, req->request_id);
+    Anvil__V1__OutcomeResult  res[MAX_JOBS];
+    Anvil__V1__OutcomeResult *ptrs[MAX_JOBS];
+    Anvil__V1__ReportResponse resp = ANVIL__V1__REPORT_RESPONSE__INIT;
+    int                       code = ANVIL_OK;
+    pthread_mutex_lock(&f->mu);
+    if (f->n_reports < MAX_CALLS)
+        f->report_sizes[f->n_reports] = (int) q->n_outcomes;
+    f->n_reports++;
+    hold_report(f);
+    if (f->report_unimplemented) {
+        code = ANVIL_UNIMPLEMENTED;
+    } else if (q->n_outcomes > MAX_JOBS) {
+        code = ANVIL_INVALID_ARGUMENT;
+    } else {
+        for (size_t i = 0; i < q->n_outcomes; i++) {
+            anvil__v1__outcome_result__init(&res[i]);
+            int rc         = record_outcome(f, q->outcomes[i]);
+            res[i].code    = (Anvil__V1__Code) rc;
+            res[i].message = (char *) (rc == ANVIL_OK ? "" : "fake says no");
+            ptrs[i]        = &res[i];
+        }
+        resp.n_results = q->n_outcomes;
+        resp.results   = ptrs;
+        if (f->complete_unavailable > 0) {
+            f->complete_unavailable--;
+            code = ANVIL_UNAVAILABLE;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    anvil__v1__report_request__free_unpacked(q, NULL);
+    return reply(code, code == ANVIL_OK ? &resp.base : NULL, req->request_id);
 }
 
 static nng_msg *
@@ -338,6 +414,8 @@ fake_dispatch(struct fake *f, nng_msg *in)
         out = fake_complete(f, req);
     else if (strcmp(req->method, "Fail") == 0)
         out = fake_fail(f, req);
+    else if (strcmp(req->method, "Report") == 0)
+        out = fake_report(f, req);
     else
         out = reply(ANVIL_UNIMPLEMENTED, NULL, req->request_id);
     anvil__v1__request__free_unpacked(req, NULL);
@@ -463,6 +541,11 @@ probe_leave(struct probe *p)
     pthread_mutex_lock(&p->mu);
     p->running--;
     pthread_mutex_unlock(&p->mu);
+    if (p->fake == NULL)
+        return;
+    pthread_mutex_lock(&p->fake->mu);
+    p->fake->outstanding--;
+    pthread_mutex_unlock(&p->fake->mu);
 }
 
 static bool
@@ -563,7 +646,8 @@ setup(void **state)
     if (e == NULL || fake_start(&e->fake) != 0)
         return -1;
     pthread_mutex_init(&e->probe.mu, NULL);
-    e->fake.slots = 1;
+    e->probe.fake = &e->fake;
+    e->fake.cap   = 1;
     pthread_mutex_lock(&log_mu);
     log_text[0] = '\0';
     pthread_mutex_unlock(&log_mu);
@@ -583,9 +667,9 @@ teardown(void **state)
     return 0;
 }
 
-// Creates e->w with `slots` slots, 200 ms polls and 50 ms heartbeats,
-// registers the (type, fn, arg) triples (a NULL type ends them; a NULL arg
-// means the probe) and starts it.
+// Creates e->w with `slots` slots, e->prefetch, 200 ms polls and 50 ms
+// heartbeats, registers the (type, fn, arg) triples (a NULL type ends
+// them; a NULL arg means the probe) and starts it.
 static void
 start_worker(struct env *e, int slots, ...)
 {
@@ -596,7 +680,13 @@ start_worker(struct env *e, int slots, ...)
     o.slots                      = slots;
     o.poll_wait_ms               = 200;
     o.heartbeat_ms               = 50;
-    e->fake.slots                = slots;
+    o.prefetch                   = e->prefetch;
+    pthread_mutex_lock(&e->fake.mu);
+    e->fake.cap = slots
+        + (e->prefetch == 0       ? slots
+                : e->prefetch < 0 ? 0
+                                  : e->prefetch);
+    pthread_mutex_unlock(&e->fake.mu);
     assert_int_equal(anvil_worker_new(&e->w, &o, &err), ANVIL_OK);
     va_list ap;
     va_start(ap, slots);
@@ -719,10 +809,12 @@ test_worker_gives_a_silent_failure_a_retryable_error_naming_type_and_code(
 }
 
 static void
-test_worker_never_polls_for_more_jobs_than_it_has_free_slots(void **state)
+test_worker_without_prefetch_never_polls_for_more_jobs_than_free_slots(
+    void **state)
 {
     struct env  *e = *state;
     struct fake *f = &e->fake;
+    e->prefetch    = -1;
     fake_add_job(f, "g1", "gate", "", 1);
     fake_add_job(f, "g2", "gate", "", 1);
     fake_add_job(f, "g3", "gate", "", 1);
@@ -811,7 +903,9 @@ test_worker_resends_complete_while_the_server_is_unavailable(void **state)
         assert_string_equal(f->completes[i].body, "done:a");
     }
     assert_int_equal(st.succeeded, 1);
-    assert_true(log_has("worker.report.retry id=r1 rpc=Complete"));
+    assert_int_equal(f->n_reports, 3);
+    assert_true(log_has(
+        "worker.report.retry rpc=Report outcomes=1 first=r1 code=UNAVAILABLE"));
 }
 
 static void
@@ -908,6 +1002,200 @@ test_worker_turns_a_refused_result_into_a_final_failure(void **state)
 }
 
 static void
+test_worker_leases_at_most_slots_plus_prefetch_jobs_while_handlers_run(
+    void **state)
+{
+    struct env  *e     = *state;
+    struct fake *f     = &e->fake;
+    const char  *ids[] = { "h1", "h2", "h3", "h4", "h5", "h6", "h7" };
+    e->prefetch        = 3;
+    for (size_t i = 0; i < 7; i++)
+        fake_add_job(f, ids[i], "gate", "", 1);
+    start_worker(e, 2, "gate", probe_gate, NULL, NULL);
+    assert_true(wait_count(&e->probe.mu, &e->probe.running, 2));
+    int hb = read_count(&f->mu, &f->n_heartbeats);
+    assert_true(wait_count(&f->mu, &f->n_heartbeats, hb + 3));
+    int polls_while_full = read_count(&f->mu, &f->n_polls);
+    int leased           = read_count(&f->mu, &f->outstanding);
+    pthread_mutex_lock(&e->probe.mu);
+    e->probe.release = true;
+    pthread_mutex_unlock(&e->probe.mu);
+    assert_true(wait_count(&f->mu, &f->n_completes, 7));
+    anvil_worker_stop(e->w, 1000);
+
+    assert_int_equal(f->first_max_jobs, 5);
+    assert_int_equal(polls_while_full, 1);
+    assert_int_equal(leased, 5);
+    assert_false(f->poll_over_free);
+    assert_int_equal(e->probe.calls, 7);
+    assert_int_equal(e->probe.max_running, 2);
+}
+
+static void
+test_worker_new_takes_prefetch_none_and_default_as_documented(void **state)
+{
+    struct env  *e = *state;
+    struct fake *f = &e->fake;
+    fake_add_job(f, "d1", "probe", "x", 1);
+    start_worker(e, 3, "probe", probe_ok, NULL, NULL);
+    assert_true(wait_count(&f->mu, &f->n_completes, 1));
+    anvil_worker_stop(e->w, 1000);
+
+    assert_int_equal(f->first_max_jobs, 6); // prefetch 0: as many as slots
+    assert_true(log_has("slots=3 prefetch=3"));
+}
+
+static bool
+worker_idle(void *arg)
+{
+    struct anvil_worker_stats st;
+    anvil_worker_get_stats(arg, &st);
+    return st.running == 0;
+}
+
+static void
+release_gates(struct probe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->release = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void
+test_worker_sends_outcomes_that_finish_during_a_report_in_one_report(
+    void **state)
+{
+    struct env  *e     = *state;
+    struct fake *f     = &e->fake;
+    const char  *ids[] = { "b2", "b3", "b4", "b5", "b6" };
+    f->report_hold     = true;
+    fake_add_job(f, "b1", "probe", "b1", 2);
+    for (size_t i = 0; i < 5; i++)
+        fake_add_job(f, ids[i], "gate", "", 2);
+    start_worker(e, 4, "probe", probe_ok, NULL, "gate", probe_gate, NULL, NULL);
+    // b1's outcome goes alone and is parked; the others finish meanwhile.
+    assert_true(wait_count(&f->mu, &f->n_reports, 1));
+    release_gates(&e->probe);
+    assert_true(wait_count(&e->probe.mu, &e->probe.calls, 6));
+    assert_true(harness_wait_for(worker_idle, e->w, WAIT_MS));
+    pthread_mutex_lock(&f->mu);
+    f->report_hold = false;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    assert_true(wait_count(&f->mu, &f->n_completes, 6));
+    anvil_worker_stop(e->w, 1000);
+    struct anvil_worker_stats st;
+    anvil_worker_get_stats(e->w, &st);
+
+    assert_int_equal(f->report_sizes[0], 1);
+    assert_string_equal(f->completes[0].job_id, "b1");
+    assert_string_equal(f->completes[0].body, "done:b1");
+    // The five land in one Report (two if a slot was preempted between
+    // its handler's return and its hand-over).
+    assert_true(f->n_reports == 2 || f->n_reports == 3);
+    assert_int_equal(f->report_sizes[1] + f->report_sizes[2], 5);
+    assert_int_equal(st.succeeded, 6);
+    for (int i = 1; i < 6; i++)
+        assert_string_equal(f->completes[i].body, f->completes[i].job_id);
+}
+
+static void
+test_worker_falls_back_to_complete_and_fail_when_report_is_unknown(void **state)
+{
+    struct env  *e          = *state;
+    struct fake *f          = &e->fake;
+    f->report_unimplemented = true;
+    f->complete_unavailable = 1; // the legacy path retries too
+    fake_add_job(f, "o1", "probe", "a", 1);
+    fake_add_job(f, "o2", "bad", "b", 1);
+    fake_add_job(f, "o3", "probe", "c", 1);
+    start_worker(
+        e, 1, "probe", probe_ok, NULL, "bad", probe_fail_final, NULL, NULL);
+    assert_true(wait_count(&f->mu, &f->n_completes, 3));
+    assert_true(wait_count(&f->mu, &f->n_fails, 1));
+    anvil_worker_stop(e->w, 1000);
+    struct anvil_worker_stats st;
+    anvil_worker_get_stats(e->w, &st);
+
+    assert_int_equal(f->n_reports, 1); // asked once, never again
+    assert_int_equal(st.succeeded, 2);
+    assert_int_equal(st.failed, 1);
+    assert_string_equal(f->fails[0].job_id, "o2");
+    assert_true(f->fails[0].no_retry);
+    assert_true(log_has("worker.report.fallback"));
+    assert_true(log_has("rpc=Complete code=UNAVAILABLE tries=1"));
+}
+
+static void
+test_worker_stop_flushes_a_report_the_server_has_not_taken_yet(void **state)
+{
+    struct env  *e          = *state;
+    struct fake *f          = &e->fake;
+    f->complete_unavailable = 2;
+    fake_add_job(f, "f1", "probe", "z", 3);
+    start_worker(e, 1, "probe", probe_ok, NULL, NULL);
+    assert_true(wait_count(&f->mu, &f->n_completes, 1)); // refused once
+    anvil_worker_stop(e->w, 0);
+    struct anvil_worker_stats st;
+    anvil_worker_get_stats(e->w, &st);
+
+    assert_int_equal(f->n_completes, 3);
+    assert_int_equal(f->complete_unavailable, 0);
+    assert_int_equal(st.succeeded, 1);
+}
+
+static bool
+hb_saw_token(void *arg)
+{
+    struct fake *f = arg;
+    pthread_mutex_lock(&f->mu);
+    bool seen = f->hb_token != 0;
+    pthread_mutex_unlock(&f->mu);
+    return seen;
+}
+
+static void
+test_worker_drops_a_pending_report_whose_lease_was_lost_and_goes_on(
+    void **state)
+{
+    struct env  *e = *state;
+    struct fake *f = &e->fake;
+    f->report_hold = true;
+    fake_add_job(f, "q1", "probe", "a", 1);
+    fake_add_job(f, "q2", "gate", "", 4);
+    fake_add_job(f, "q3", "gate", "", 1);
+    start_worker(e, 1, "probe", probe_ok, NULL, "gate", probe_gate, NULL, NULL);
+    assert_true(wait_count(&f->mu, &f->n_reports, 1)); // q1's, parked
+    release_gates(&e->probe);
+    // One slot: q3 ran only after q2's outcome was queued behind q1's.
+    assert_true(wait_count(&e->probe.mu, &e->probe.calls, 3));
+    pthread_mutex_lock(&f->mu);
+    f->hb_lost = "q2";
+    pthread_mutex_unlock(&f->mu);
+    assert_true(harness_wait_for(hb_saw_token, f, WAIT_MS));
+    pthread_mutex_lock(&f->mu);
+    f->report_hold = false;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    assert_true(wait_count(&f->mu, &f->n_completes, 2));
+    fake_add_job(f, "q4", "probe", "d", 1); // the worker goes on
+    assert_true(wait_count(&f->mu, &f->n_completes, 3));
+    anvil_worker_stop(e->w, 1000);
+    struct anvil_worker_stats st;
+    anvil_worker_get_stats(e->w, &st);
+
+    assert_int_equal(f->report_sizes[0], 1);
+    assert_int_equal(f->hb_token, 4);
+    assert_string_equal(f->completes[0].job_id, "q1");
+    assert_string_equal(f->completes[1].job_id, "q3");
+    assert_string_equal(f->completes[2].job_id, "q4");
+    assert_int_equal(st.succeeded, 3);
+    assert_true(
+        log_has("worker.job.lease_lost id=q2 token=4 reason=heartbeat"));
+    assert_false(log_has("worker.job.cancel id=q2"));
+}
+
+static void
 test_builtin_echo_handler_returns_its_payload(void **state)
 {
     struct env  *e = *state;
@@ -978,6 +1266,20 @@ test_worker_new_rejects_bad_options(void **state)
     o.name   = "bad name";
     assert_int_equal(anvil_worker_new(&w, &o, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "bad name"));
+    o.name     = NULL;
+    o.prefetch = -2;
+    assert_int_equal(anvil_worker_new(&w, &o, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "prefetch"));
+    assert_non_null(strstr(err.msg, "-2"));
+    o.prefetch = 1001;
+    assert_int_equal(anvil_worker_new(&w, &o, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "prefetch"));
+    assert_null(w);
+    o.prefetch = -1;
+    assert_int_equal(anvil_worker_new(&w, &o, &err), ANVIL_OK);
+    anvil_worker_free(w);
+    w          = NULL;
+    o.prefetch = 1000;
     o.name     = "w-1.ok_name";
     o.n_queues = 2;
     assert_int_equal(anvil_worker_new(&w, &o, &err), ANVIL_OK);
@@ -1041,7 +1343,13 @@ main(void)
         T(test_worker_runs_a_leased_job_once_and_completes_it_with_its_result),
         T(test_worker_reports_a_handler_failure_with_its_error_and_final_flag),
         T(test_worker_gives_a_silent_failure_a_retryable_error_naming_type_and_code),
-        T(test_worker_never_polls_for_more_jobs_than_it_has_free_slots),
+        T(test_worker_without_prefetch_never_polls_for_more_jobs_than_free_slots),
+        T(test_worker_leases_at_most_slots_plus_prefetch_jobs_while_handlers_run),
+        T(test_worker_new_takes_prefetch_none_and_default_as_documented),
+        T(test_worker_sends_outcomes_that_finish_during_a_report_in_one_report),
+        T(test_worker_falls_back_to_complete_and_fail_when_report_is_unknown),
+        T(test_worker_stop_flushes_a_report_the_server_has_not_taken_yet),
+        T(test_worker_drops_a_pending_report_whose_lease_was_lost_and_goes_on),
         T(test_worker_stop_cancels_a_running_handler_after_the_grace_and_joins_all),
         T(test_worker_wakes_a_sleeping_handler_when_a_heartbeat_cancels_its_job),
         T(test_worker_resends_complete_while_the_server_is_unavailable),

@@ -1,11 +1,19 @@
 // worker.h - the anvil worker library: run job handlers for an anvild.
 //
 // A worker polls one server for the job types it has handlers for, on the
-// queues it serves, taking only as many jobs as it has free slots. Each job
-// runs on one of N slot threads; the library heartbeats the leases it holds,
-// reports results (Complete) and failures (Fail), and reconnects with
-// backoff when the server goes away (the server keeps the jobs meanwhile).
-// It never prints: its log lines go to anvil_set_logger().
+// queues it serves, taking as many jobs as its free slots and its prefetch
+// queue can take. Each job runs on one of N slot threads; the library
+// heartbeats the leases it holds, reports results and failures, and
+// reconnects with backoff when the server goes away (the server keeps the
+// jobs meanwhile). It never prints: its log lines go to anvil_set_logger().
+//
+// Reports are asynchronous: when a handler returns, its slot hands the
+// outcome to a reporter thread and takes its next job at once. The reporter
+// sends every outcome waiting in one Report (anvil_report()), so they batch
+// by themselves while the previous Report is in flight; against an anvild
+// without Report it falls back to one Complete or Fail per outcome. A job's
+// lease is held (and heartbeated) until the server acknowledged its
+// outcome; the stats count only what the server accepted.
 //
 // Thread safety: anvil_worker_handle() is called before anvil_worker_start();
 // anvil_worker_stop() and anvil_worker_free() from the thread that started
@@ -58,7 +66,22 @@ struct anvil_worker_opts {
     int                     heartbeat_ms; // 0 = 5000
     const char             *token;        // NULL: $ANVIL_TOKEN, if set
     const struct anvil_tls *tls; // NULL: $ANVIL_TLS_* for tls+tcp:// URLs
+    int prefetch; // leases held beyond the slots, queued for the next free
+                  // slot: 0 = default (the number of slots), -1 = none,
+                  // at most 1000
 };
+
+// Prefetch: the worker leases up to slots + prefetch jobs whose handlers
+// have not returned, so a slot whose handler returns finds its next job
+// waiting instead of waiting a Poll round trip. The price: a prefetched
+// job waits behind running ones, on this worker, while another worker may
+// be idle, and its timeout_ms (counted from the lease, by the server and
+// the worker alike) runs meanwhile; heartbeats keep its lease alive. On
+// anvil_worker_stop()/drain(), prefetched jobs are run within the grace
+// period like running ones; those that cannot start before it ends are
+// reported as a retryable failure ("canceled before it started"), which
+// costs each an attempt (as a lease that expired would). With slow or
+// long handlers, or jobs with max_attempts = 1, use prefetch = -1.
 
 // Creates a worker. *out is the caller's (anvil_worker_free); opts and
 // what it points to are copied. INVALID_ARGUMENT for a bad url, option,
@@ -77,15 +100,18 @@ ANVIL_API int anvil_worker_handle(anvil_worker *w, const char *type,
 // shows it.
 ANVIL_API int anvil_worker_start(anvil_worker *w, struct anvil_error *err);
 
-// Stops polling, lets running handlers finish for up to grace_ms (then
-// marks them cancelled and waits for them to return), reports their
-// outcomes, and joins every thread. Safe to call twice.
+// Stops polling, lets running handlers and the prefetched jobs finish for
+// up to grace_ms (then marks them cancelled and waits for them to return),
+// sends every outcome not yet acknowledged (retrying while the server is
+// away, for at most 10 s past the grace period; an outcome given up is
+// logged), and joins every thread. Safe to call twice.
 ANVIL_API void anvil_worker_stop(anvil_worker *w, int grace_ms);
 
 // As anvil_worker_stop(), except that a long-poll in flight runs to its
-// end (up to poll_wait_ms) instead of being cut off, and the jobs it leases
-// run within the grace period too. A cut-off Poll may have leased a job
-// whose reply is lost: that job waits for its lease to expire. Use it when
+// end (up to poll_wait_ms) instead of being cut off once it has been
+// parked for 250 ms, and the jobs it leases run within the grace period
+// too. A cut-off Poll may have leased a job whose reply is lost: that job
+// waits for its lease to expire. Use it when
 // the process goes on (anvil-worker's SIGHUP reload), from a thread that
 // may block that long. Safe to call twice; not with anvil_worker_stop().
 ANVIL_API void anvil_worker_drain(anvil_worker *w, int grace_ms);
@@ -94,8 +120,8 @@ ANVIL_API void anvil_worker_drain(anvil_worker *w, int grace_ms);
 ANVIL_API void anvil_worker_free(anvil_worker *w);
 
 struct anvil_worker_stats {
-    uint64_t succeeded; // attempts reported as Complete
-    uint64_t failed;    // attempts reported as Fail
+    uint64_t succeeded; // attempts reported as Complete, acknowledged
+    uint64_t failed;    // attempts reported as Fail, acknowledged
     uint64_t running;   // handlers running now
 };
 
