@@ -39,6 +39,7 @@
 #define DEFAULT_HEARTBEAT_MS 5000
 #define MAX_SLOTS 1024
 #define MAX_PREFETCH 1000
+#define PREFETCH_AUTO_PER_SLOT 16
 #define MAX_ERROR_LEN 4096
 
 // ---- small helpers ----
@@ -209,8 +210,8 @@ check_opts(const struct anvil_worker_opts *o, struct anvil_error *err)
             o->slots);
     if (o->prefetch < -1 || o->prefetch > MAX_PREFETCH)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "worker prefetch must be -1 (none), 0 (as many as the slots) or "
-            "up to %d, not %d",
+            "worker prefetch must be -1 (none), 0 (adaptive) or up to %d, "
+            "not %d",
             MAX_PREFETCH, o->prefetch);
     if (o->poll_wait_ms < 0 || o->heartbeat_ms < 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -234,11 +235,17 @@ check_opts(const struct anvil_worker_opts *o, struct anvil_error *err)
 static int
 copy_opts(struct anvil_worker *w, const struct anvil_worker_opts *o)
 {
-    w->slots        = o->slots > 0 ? o->slots : 1;
-    w->prefetch     = o->prefetch == 0 ? w->slots
-            : o->prefetch < 0          ? 0
-                                       : o->prefetch;
-    w->poll_wait_ms = o->poll_wait_ms > 0 ? o->poll_wait_ms : DEFAULT_WAIT_MS;
+    w->slots         = o->slots > 0 ? o->slots : 1;
+    w->prefetch_auto = o->prefetch == 0;
+    w->prefetch      = o->prefetch == 0 ? w->slots
+             : o->prefetch < 0          ? 0
+                                        : o->prefetch;
+    w->prefetch_max  = w->prefetch_auto
+         ? (w->slots * PREFETCH_AUTO_PER_SLOT < MAX_PREFETCH
+                 ? w->slots * PREFETCH_AUTO_PER_SLOT
+                 : MAX_PREFETCH)
+         : w->prefetch;
+    w->poll_wait_ms  = o->poll_wait_ms > 0 ? o->poll_wait_ms : DEFAULT_WAIT_MS;
     w->heartbeat_ms
         = o->heartbeat_ms > 0 ? o->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
     w->name = o->name != NULL ? strdup(o->name) : default_name();

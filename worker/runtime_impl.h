@@ -91,7 +91,9 @@ struct anvil_worker {
     char             **queues;
     size_t             n_queues;
     int                slots;
-    int                prefetch; // leases beyond the slots; 0 = none
+    int                prefetch;      // leases beyond the slots now; 0 = none
+    int                prefetch_max;  // what adaptive prefetch may reach
+    bool               prefetch_auto; // opts.prefetch was 0: adapts
     int                poll_wait_ms;
     int                heartbeat_ms;
     struct handler    *handlers;
@@ -124,7 +126,9 @@ struct anvil_worker {
     struct task *rep_tail;
     struct task *held; // every task held, in any state
     size_t       n_held;
-    size_t       n_unfinished; // held tasks whose handler has not returned
+    size_t       n_unfinished;  // held tasks whose handler has not returned
+    uint64_t     n_returned;    // handlers that returned, ever
+    uint64_t     poll_returned; // n_returned when the Poll in flight left
     bool         started;
     bool         stop_called;
     bool         stopping;     // no more polls

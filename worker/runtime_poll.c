@@ -102,11 +102,35 @@ wait_capacity(struct anvil_worker *w)
     return n;
 }
 
+// Adaptive prefetch, judged when a Poll the server answered in full (so
+// it took one round trip, not a long-poll's wait) comes back, before its
+// leases are queued: if a slot sat idle with nothing queued, the queue was
+// too short to cover the round trip, so it doubles (up to prefetch_max);
+// if jobs are still waiting, it was deep enough and shrinks by one. Fast
+// handlers thus get a deep queue, while handlers slower than a round trip
+// drain it to none, so a worker with slow jobs does not hoard them while
+// other workers idle. Caller holds w->mu.
+static void
+adapt_prefetch(struct anvil_worker *w, uint32_t asked, size_t got)
+{
+    if (!w->prefetch_auto || got < asked)
+        return;
+    bool starved
+        = w->queue_head == NULL && w->stats.running < (uint64_t) w->slots;
+    if (starved) {
+        int next    = w->prefetch < w->slots ? w->slots : 2 * w->prefetch;
+        w->prefetch = next < w->prefetch_max ? next : w->prefetch_max;
+    } else if (w->queue_head != NULL && w->prefetch > 0) {
+        w->prefetch--;
+    }
+}
+
 // The Poll sent after wait_capacity() has its answer (or none).
 static void
-poll_ended(struct anvil_worker *w)
+poll_ended(struct anvil_worker *w, uint32_t asked, size_t got)
 {
     pthread_mutex_lock(&w->mu);
+    adapt_prefetch(w, asked, got);
     w->poll_in_call = false;
     pthread_cond_broadcast(&w->state_cv); // end_parked_poll() may wait
     pthread_mutex_unlock(&w->mu);
@@ -152,7 +176,7 @@ runtime_poll_main(void *arg)
         size_t              n      = 0;
         struct anvil_error  e      = { 0 };
         int rc = anvil_poll(w->poll_client, &req, &leases, &n, &e);
-        poll_ended(w);
+        poll_ended(w, req.max_jobs, rc == ANVIL_OK ? n : 0);
         if (rc == ANVIL_OK) {
             if (backoff > 0)
                 AV_INFO("worker.poll.resumed", "name=%s", w->name);

@@ -67,8 +67,8 @@ struct anvil_worker_opts {
     const char             *token;        // NULL: $ANVIL_TOKEN, if set
     const struct anvil_tls *tls; // NULL: $ANVIL_TLS_* for tls+tcp:// URLs
     int prefetch; // leases held beyond the slots, queued for the next free
-                  // slot: 0 = default (the number of slots), -1 = none,
-                  // at most 1000
+                  // slot: 0 = adaptive (the default), -1 = none, N = a
+                  // fixed N (at most 1000)
 };
 
 // Prefetch: the worker leases up to slots + prefetch jobs whose handlers
@@ -82,6 +82,15 @@ struct anvil_worker_opts {
 // reported as a retryable failure ("canceled before it started"), which
 // costs each an attempt (as a lease that expired would). With slow or
 // long handlers, or jobs with max_attempts = 1, use prefetch = -1.
+//
+// Adaptive prefetch (0, the default) starts at the number of slots and
+// sizes the queue by what the handlers do: whenever a Poll comes back
+// while a slot sat idle with nothing queued, the queue was too short to
+// cover a Poll round trip and doubles, up to 16 per slot (at most 1000);
+// whenever jobs are still waiting, it shrinks by one. Handlers much
+// faster than a round trip (~0.3 ms) thus get a deep queue, and handlers
+// slower than that drain it to none, so slow jobs are not hoarded by one
+// worker while others idle.
 
 // Creates a worker. *out is the caller's (anvil_worker_free); opts and
 // what it points to are copied. INVALID_ARGUMENT for a bad url, option,
