@@ -76,7 +76,12 @@ engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline)
 {
     c->waiter_seq = ++e->waiter_seq;
-    list_append(list, c);
+    // Polls keep their order (the longest-waiting worker is served first);
+    // waits have none, and thousands may park: no walk to the tail.
+    if (list == &e->parked_polls)
+        list_append(list, c);
+    else
+        list_push(list, c);
     engine_timer_add(e, TIMER_WAITER, deadline, (int64_t) c->waiter_seq, 0);
 }
 
@@ -296,16 +301,40 @@ serve_parked_polls(struct engine *e, struct batch *b)
     }
 }
 
+static int
+id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return (x > y) - (x < y);
+}
+
+// Sorts l for id_in(): a batch may finish thousands of jobs while
+// thousands of waits are parked, so each wait looks its id up.
+static void
+id_sort(struct id_list *l)
+{
+    if (l->n > 1)
+        qsort(l->ids, l->n, sizeof(*l->ids), id_cmp);
+}
+
+static bool
+id_in(const struct id_list *l, int64_t id)
+{
+    return l->n > 0
+        && bsearch(&id, l->ids, l->n, sizeof(*l->ids), id_cmp) != NULL;
+}
+
 // Answers the parked waits whose job or workflow ended in this batch.
 static void
 wake_waiters(struct engine *e, struct batch *b)
 {
+    if (e->parked_waits == NULL && e->parked_flows == NULL)
+        return;
+    id_sort(&b->finished);
+    id_sort(&b->flows);
     for (struct cmd **pp = &e->parked_waits; *pp != NULL;) {
-        struct cmd *c   = *pp;
-        bool        hit = false;
-        for (size_t i = 0; i < b->finished.n && !hit; i++)
-            hit = b->finished.ids[i] == c->u.wait.id;
-        if (!hit) {
+        struct cmd *c = *pp;
+        if (!id_in(&b->finished, c->u.wait.id)) {
             pp = &c->next;
             continue;
         }
@@ -316,11 +345,8 @@ wake_waiters(struct engine *e, struct batch *b)
         list_push(&b->reply, c);
     }
     for (struct cmd **pp = &e->parked_flows; *pp != NULL;) {
-        struct cmd *c   = *pp;
-        bool        hit = false;
-        for (size_t i = 0; i < b->flows.n && !hit; i++)
-            hit = b->flows.ids[i] == c->u.wf.id;
-        if (!hit) {
+        struct cmd *c = *pp;
+        if (!id_in(&b->flows, c->u.wf.id)) {
             pp = &c->next;
             continue;
         }
