@@ -371,10 +371,10 @@ workflow_measure(
     double cpu0  = bench_server_cpu_s(s);
     double self0 = bench_self_cpu_s();
     if (load_phase(b, w, r) != 0 || serial_phase(b, w, r) != 0
-        || fan_phase(b, w, r) != 0)
+        || bench_advance(s, b->c, r) != 0 || fan_phase(b, w, r) != 0)
         return -1;
     double steps = (double) b->chains * b->steps + (double) b->serial * b->steps
-        + b->fan + 2;
+        + b->fan + 2 + 2 * (50 + 2);
     bench_add_server_figs(r, s, cpu0, self0, steps);
     return bench_check_drained(b->c, b->type);
 }
@@ -397,7 +397,11 @@ describe(const struct bench_opts *o, const struct wfb *b, struct result *r)
         "the issue's 'parent Complete reply -> child Poll reply', which the "
         "worker library's async reports hide; 'under load' has all chains "
         "competing for the slots, 'one chain at a time' runs %d chains "
-        "serially; fan: one workflow root -> %d -> join",
+        "serially; raw rpcs: 50 parent -> child workflows run with "
+        "anvil_complete() and a parked anvil_poll(), giving the issue's "
+        "'parent Complete reply -> child Poll reply' (both replies leave "
+        "after the same commit) and 'Complete call -> child Poll reply' "
+        "(one commit-bound hop); fan: one workflow root -> %d -> join",
         BENCH_PRODUCERS, o->workers, b->serial, b->fan);
 }
 
