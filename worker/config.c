@@ -18,10 +18,12 @@
 
 #define MAX_SLOTS 1024
 #define MAX_NAME 128
+#define MAX_PREFETCH 1000
 #define MAX_TIMEOUT_MS (7LL * 24 * 3600 * 1000)
 
-static const char *const top_keys[] = { "server", "name", "slots", "queues",
-    "token", "tls", "grace_ms", "log_level", "log_format", "handlers", NULL };
+static const char *const top_keys[]
+    = { "server", "name", "slots", "prefetch", "queues", "token", "tls",
+          "grace_ms", "log_level", "log_format", "handlers", NULL };
 static const char *const tls_keys[] = { "ca", "cert", "key", NULL };
 static const char *const handler_keys[]
     = { "builtin", "exec", "timeout_ms", "slots", "env", NULL };
@@ -362,6 +364,12 @@ parse_top_key(
     if (strcmp(k, "slots") == 0) {
         rc       = get_int(v, k, 1, MAX_SLOTS, &n, err);
         c->slots = (int) n;
+        return rc;
+    }
+    if (strcmp(k, "prefetch") == 0) {
+        rc              = get_int(v, k, -1, MAX_PREFETCH, &n, err);
+        c->prefetch     = (int) n;
+        c->prefetch_set = rc == ANVIL_OK;
         return rc;
     }
     if (strcmp(k, "grace_ms") == 0) {

@@ -36,10 +36,12 @@ struct handler_config {
 };
 
 struct worker_config {
-    char                  *server; // NULL = not set
-    char                  *name;   // NULL = not set
-    int                    slots;  // 0 = not set
-    char                 **queues; // n_queues names; 0 = not set
+    char                  *server;       // NULL = not set
+    char                  *name;         // NULL = not set
+    int                    slots;        // 0 = not set
+    int                    prefetch;     // as anvil_worker_opts.prefetch
+    bool                   prefetch_set; // "prefetch" was given
+    char                 **queues;       // n_queues names; 0 = not set
     size_t                 n_queues;
     char                  *token; // NULL = not set
     char                  *tls_ca;

@@ -35,7 +35,9 @@ struct options {
     const char  *name;
     const char **queues;
     size_t       n_queues;
-    int          slots;     // 0 = not set
+    int          slots;    // 0 = not set
+    int          prefetch; // when prefetch_set
+    bool         prefetch_set;
     int          log_level; // -1 = not set
     int          log_json;  // -1 = not set
     int          grace_ms;  // -1 = not set
@@ -80,6 +82,8 @@ usage(FILE *out, bool full)
         "  --server URL    server to poll (default $ANVIL_SERVER, else\n"
         "                  %s)\n"
         "  --slots N       jobs run at once, 1 to 1024 (default 1)\n"
+        "  --prefetch N    jobs leased ahead for the next free slot: 0 =\n"
+        "                  adaptive (default), -1 = none, up to 1000\n"
         "  --queue Q       queue to serve; repeat for several (default "
         "\"default\")\n"
         "  --name NAME     worker name (default <hostname>-<pid>)\n"
@@ -113,6 +117,7 @@ static const struct option long_opts[] = {
     { "config", required_argument, NULL, 'c' },
     { "server", required_argument, NULL, 's' },
     { "slots", required_argument, NULL, 'n' },
+    { "prefetch", required_argument, NULL, 'p' },
     { "queue", required_argument, NULL, 'q' },
     { "name", required_argument, NULL, 'N' },
     { "log-level", required_argument, NULL, 'l' },
@@ -177,6 +182,15 @@ apply_flag(struct options *o, int c, const char *v)
         if (parse_int(v, 1, 1024, &o->slots) == 0)
             return 0;
         fprintf(stderr, "anvil-worker: --slots must be 1 to 1024\n");
+        return -1;
+    case 'p':
+        if (parse_int(v, -1, 1000, &o->prefetch) == 0) {
+            o->prefetch_set = true;
+            return 0;
+        }
+        fprintf(stderr,
+            "anvil-worker: --prefetch must be -1 (none), 0 (adaptive) or up "
+            "to 1000\n");
         return -1;
     case 'g':
         if (parse_int(v, 0, INT_MAX, &o->grace_ms) == 0)
@@ -259,6 +273,9 @@ worker_opts(const struct options *o, const struct worker_config *cfg,
     wo->url      = pick(o->server, cfg->server, NULL);
     wo->name     = pick(o->name, cfg->name, NULL);
     wo->slots    = o->slots > 0 ? o->slots : cfg->slots > 0 ? cfg->slots : 1;
+    wo->prefetch = o->prefetch_set ? o->prefetch
+        : cfg->prefetch_set        ? cfg->prefetch
+                                   : 0;
     wo->token    = pick(o->token, cfg->token, NULL);
     wo->queues   = o->n_queues > 0 ? o->queues : (const char **) cfg->queues;
     wo->n_queues = o->n_queues > 0 ? o->n_queues : cfg->n_queues;

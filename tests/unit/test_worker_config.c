@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 static const char good[]
-    = "{\"server\": \"tcp://127.0.0.1:7700\", \"slots\": 4,"
+    = "{\"server\": \"tcp://127.0.0.1:7700\", \"slots\": 4, \"prefetch\": -1,"
       " \"queues\": [\"default\", \"media\"], \"token\": \"secret\","
       " \"name\": \"w-1\","
       " \"tls\": {\"ca\": \"ca.pem\", \"cert\": \"c.pem\", \"key\": \"k.pem\"},"
@@ -50,6 +50,8 @@ test_a_full_config_is_parsed(void **state)
     assert_string_equal(c.server, "tcp://127.0.0.1:7700");
     assert_string_equal(c.name, "w-1");
     assert_int_equal(c.slots, 4);
+    assert_true(c.prefetch_set);
+    assert_int_equal(c.prefetch, -1);
     assert_int_equal(c.n_queues, 2);
     assert_string_equal(c.queues[1], "media");
     assert_string_equal(c.token, "secret");
@@ -85,6 +87,7 @@ test_a_minimal_config_leaves_the_rest_unset(void **state)
     assert_int_equal(config_parse(json, strlen(json), &c, NULL), ANVIL_OK);
     assert_null(c.server);
     assert_int_equal(c.slots, 0);
+    assert_false(c.prefetch_set);
     assert_int_equal(c.n_queues, 0);
     assert_int_equal(c.grace_ms, -1);
     assert_int_equal(c.log_level, -1);
@@ -130,6 +133,10 @@ static const struct bad_case bad_cases[] = {
         "slots: must be a whole number from 1 to 1024" },
     { "{\"slots\": 0, \"handlers\": {\"e\": {\"builtin\": \"echo\"}}}",
         "slots: must be a whole number from 1 to 1024" },
+    { "{\"prefetch\": 1001, \"handlers\": {\"e\": {\"builtin\": \"echo\"}}}",
+        "prefetch: must be a whole number from -1 to 1000" },
+    { "{\"prefetch\": -2, \"handlers\": {\"e\": {\"builtin\": \"echo\"}}}",
+        "prefetch: must be a whole number from -1 to 1000" },
     { "{\"grace_ms\": -1, \"handlers\": {\"e\": {\"builtin\": \"echo\"}}}",
         "grace_ms: must be a whole number from 0 to 604800000" },
     { "{\"queues\": [\"a b\"], \"handlers\": {\"e\": {\"builtin\": "
