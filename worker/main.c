@@ -60,8 +60,9 @@ struct served {
 static const char usage_line[]
     = "usage: anvil-worker [--config FILE] [--server URL] [--slots N] "
       "[--queue Q]...\n"
-      "                    [--name NAME] [--grace-ms N] [--token T]\n"
-      "                    [--tls-ca F] [--tls-cert F] [--tls-key F]\n"
+      "                    [--prefetch N] [--name NAME] [--grace-ms N]\n"
+      "                    [--token T] [--tls-ca F] [--tls-cert F] "
+      "[--tls-key F]\n"
       "                    [--log-level L] [--log-format F] [--help]\n";
 
 static void
