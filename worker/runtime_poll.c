@@ -96,18 +96,20 @@ wait_capacity(struct anvil_worker *w)
     }
     if (w->stopping)
         n = 0;
-    w->poll_in_call = n > 0;
-    w->poll_call_ms = av_mono_ms();
+    w->poll_in_call  = n > 0;
+    w->poll_call_ms  = av_mono_ms();
+    w->poll_returned = w->n_returned;
     pthread_mutex_unlock(&w->mu);
     return n;
 }
 
 // Adaptive prefetch, judged when a Poll the server answered in full (so
 // it took one round trip, not a long-poll's wait) comes back, before its
-// leases are queued: if a slot sat idle with nothing queued, the queue was
-// too short to cover the round trip, so it doubles (up to prefetch_max);
-// if jobs are still waiting, it was deep enough and shrinks by one. Fast
-// handlers thus get a deep queue, while handlers slower than a round trip
+// leases are queued: if handlers returned during the round trip and a slot
+// now sits idle with nothing queued, the queue was too short to cover the
+// round trip, so it doubles (up to prefetch_max); if jobs are still
+// waiting, it was deep enough and shrinks by one. Fast handlers thus get a
+// deep queue, while handlers slower than a round trip never grow it and
 // drain it to none, so a worker with slow jobs does not hoard them while
 // other workers idle. Caller holds w->mu.
 static void
@@ -115,8 +117,9 @@ adapt_prefetch(struct anvil_worker *w, uint32_t asked, size_t got)
 {
     if (!w->prefetch_auto || got < asked)
         return;
-    bool starved
-        = w->queue_head == NULL && w->stats.running < (uint64_t) w->slots;
+    bool returned = w->n_returned != w->poll_returned;
+    bool starved  = returned && w->queue_head == NULL
+        && w->stats.running < (uint64_t) w->slots;
     if (starved) {
         int next    = w->prefetch < w->slots ? w->slots : 2 * w->prefetch;
         w->prefetch = next < w->prefetch_max ? next : w->prefetch_max;

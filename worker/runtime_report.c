@@ -167,6 +167,7 @@ runtime_report_outcome(struct anvil_worker *w, struct task *t, int rc)
     t->ok = rc == ANVIL_OK;
     pthread_mutex_lock(&w->mu);
     w->n_unfinished--;
+    w->n_returned++;
     t->finished = true;
     bool lost   = t->lost;
     bool legacy = w->legacy;
