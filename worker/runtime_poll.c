@@ -96,26 +96,27 @@ wait_capacity(struct anvil_worker *w)
     }
     if (w->stopping)
         n = 0;
-    w->poll_in_call  = n > 0;
-    w->poll_call_ms  = av_mono_ms();
-    w->poll_returned = w->n_returned;
+    w->poll_in_call = n > 0;
+    w->poll_call_ms = av_mono_ms();
     pthread_mutex_unlock(&w->mu);
     return n;
 }
 
-// Adaptive prefetch, judged when a Poll the server answered in full (so
-// it took one round trip, not a long-poll's wait) comes back, before its
-// leases are queued: if handlers returned during the round trip and a slot
-// now sits idle with nothing queued, the queue was too short to cover the
-// round trip, so it doubles (up to prefetch_max); if jobs are still
+// Adaptive prefetch, judged when a Poll the server answered in full, in
+// about a round trip (not a long-poll's wait), comes back, before its
+// leases are queued: if handlers returned since the previous reply and a
+// slot now sits idle with nothing queued, the queue was too short to cover
+// the round trip, so it doubles (up to prefetch_max); if jobs are still
 // waiting, it was deep enough and shrinks by one. Fast handlers thus get a
 // deep queue, while handlers slower than a round trip never grow it and
-// drain it to none, so a worker with slow jobs does not hoard them while
-// other workers idle. Caller holds w->mu.
+// shrink it to one or none, so a worker with slow jobs does not hoard them
+// while other workers idle. Caller holds w->mu.
 static void
 adapt_prefetch(struct anvil_worker *w, uint32_t asked, size_t got)
 {
-    if (!w->prefetch_auto || got < asked)
+    // A Poll that was parked waited for work, not for a round trip.
+    bool parked = av_mono_ms() - w->poll_call_ms > RUNTIME_CUT_POLL_MS;
+    if (!w->prefetch_auto || got < asked || parked)
         return;
     bool returned = w->n_returned != w->poll_returned;
     bool starved  = returned && w->queue_head == NULL
@@ -134,7 +135,8 @@ poll_ended(struct anvil_worker *w, uint32_t asked, size_t got)
 {
     pthread_mutex_lock(&w->mu);
     adapt_prefetch(w, asked, got);
-    w->poll_in_call = false;
+    w->poll_returned = w->n_returned;
+    w->poll_in_call  = false;
     pthread_cond_broadcast(&w->state_cv); // end_parked_poll() may wait
     pthread_mutex_unlock(&w->mu);
 }

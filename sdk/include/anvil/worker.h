@@ -89,8 +89,8 @@ struct anvil_worker_opts {
 // cover a Poll round trip and doubles, up to 16 per slot (at most 1000);
 // whenever jobs are still waiting, it shrinks by one. Handlers much
 // faster than a round trip (~0.3 ms) thus get a deep queue, and handlers
-// slower than that drain it to none, so slow jobs are not hoarded by one
-// worker while others idle.
+// slower than that shrink it to one job or none, so slow jobs are not
+// hoarded by one worker while others idle.
 
 // Creates a worker. *out is the caller's (anvil_worker_free); opts and
 // what it points to are copied. INVALID_ARGUMENT for a bad url, option,
