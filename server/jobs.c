@@ -465,7 +465,8 @@ apply_fail(struct engine *e, struct batch *b, struct cmd *c)
             && br.state != ANVIL_JOB_SUCCEEDED;
         if (!repeat)
             return stale(c, f->id, f->token, &br);
-        f->state = br.state; // a resend of a Fail already applied
+        f->state    = br.state; // a resend of a Fail already applied
+        f->retry_at = br.state == ANVIL_JOB_SCHEDULED ? br.run_at : 0;
         return ANVIL_OK;
     }
     return fail_attempt(e, b, f->id, &br, f->error, !f->no_retry, &f->state,

@@ -72,7 +72,12 @@ harness_wait_for(bool (*cond)(void *), void *arg, int timeout_ms)
 char *
 harness_path(const struct harness *h, const char *name, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s", h->dir, name);
+    // Through a local copy: buf may lie inside *h (a proc's log path).
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", h->dir, name);
+    size_t n = strlen(path) < len ? strlen(path) : len - 1;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
     return buf;
 }
 

@@ -724,12 +724,14 @@ test_engine_retryable_failure_schedules_a_retry_keeping_the_error(void **state)
     // Not handed out before its time.
     assert_int_equal(poll_count(f, "t"), 0);
 
-    // A resend of the same Fail is answered again and changes nothing.
+    // A resend of the same Fail is answered as the first (state and
+    // retry time) and changes nothing.
     int     st2 = 0;
     int64_t at2 = 0;
     assert_int_equal(
         fail_job(f, id, 1, "connection refused", false, &st2, &at2), ANVIL_OK);
     assert_int_equal(st2, ANVIL_JOB_SCHEDULED);
+    assert_int_equal(at2, retry_at);
     assert_int_equal(get_job(f, id, &j), ANVIL_OK);
     assert_int_equal(j.run_at, retry_at);
     job_fini(&j);
