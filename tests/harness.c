@@ -143,9 +143,8 @@ harness_stop_server(struct harness *h)
     h->server = NULL;
 }
 
-// Removes path and everything below it, without following symlinks.
-static void
-remove_tree(const char *path)
+void
+harness_remove_tree(const char *path)
 {
     struct stat    st;
     DIR           *d;
@@ -164,7 +163,7 @@ remove_tree(const char *path)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
             snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-            remove_tree(sub);
+            harness_remove_tree(sub);
         }
         closedir(d);
     }
@@ -272,7 +271,7 @@ harness_stop(struct harness *h)
     if (getenv("ANVIL_TEST_KEEP") != NULL)
         fprintf(stderr, "harness: keeping %s\n", h->dir);
     else
-        remove_tree(h->dir);
+        harness_remove_tree(h->dir);
     h->dir[0] = '\0';
     return unclean ? -1 : 0;
 }

@@ -127,6 +127,9 @@ bool harness_file_has_line(const char *path, const char *line);
 // Waits up to timeout_ms for the file to hold that line.
 bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
 
+// Removes path and everything below it, without following symlinks.
+void harness_remove_tree(const char *path);
+
 // Builds "<dir>/<name>" into buf. Returns buf.
 char *harness_path(
     const struct harness *h, const char *name, char *buf, size_t len);

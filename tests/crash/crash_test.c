@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../harness.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -980,24 +981,6 @@ check_logs(struct crash *c, const uint32_t *final, struct tally *t)
 
 // ---- setup, options, main ----
 
-static void
-remove_dir(const char *dir)
-{
-    DIR           *d = opendir(dir);
-    struct dirent *e;
-    char           path[512];
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
-}
-
 static int
 parse_num(const char *s, const char *what, long min, long max, long *out)
 {
@@ -1222,7 +1205,7 @@ main(int argc, char **argv)
     if (c.dir[0] != '\0' && getenv("ANVIL_TEST_KEEP") != NULL)
         printf("crash_test: logs kept in %s\n", c.dir);
     else if (c.dir[0] != '\0')
-        remove_dir(c.dir); // ANVIL_TEST_KEEP=1 keeps it, for a failure
+        harness_remove_tree(c.dir); // ANVIL_TEST_KEEP=1 keeps it, for a failure
     printf("crash_test: %s (%d failures)\n", failures ? "FAILED" : "PASSED",
         failures);
     nng_fini();

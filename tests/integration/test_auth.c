@@ -57,26 +57,6 @@ struct fixture {
 
 // ---- server and sockets ----
 
-// Removes the files of dir (it holds no subdirectories), then dir.
-static void
-remove_dir(const char *dir)
-{
-    DIR           *d = opendir(dir);
-    struct dirent *e;
-    char           path[512];
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    if (rmdir(dir) != 0)
-        print_error("rmdir %s: %s\n", dir, strerror(errno));
-}
-
 static int
 sock_open(const char *url, nng_socket *s)
 {
@@ -217,7 +197,7 @@ teardown(void **state)
     if (f == NULL)
         return 0;
     stop(f);
-    remove_dir(f->dir);
+    harness_remove_tree(f->dir);
     free(f);
     return 0;
 }

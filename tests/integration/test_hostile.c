@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "../../server/server.h"
+#include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "util/clock.h"
 
@@ -94,24 +95,6 @@ free_tcp_port(void)
     if (fd >= 0)
         close(fd);
     return port;
-}
-
-static void
-remove_dir(const char *dir)
-{
-    DIR           *d = opendir(dir);
-    struct dirent *e;
-    char           path[512];
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
 }
 
 static int
@@ -181,7 +164,7 @@ teardown(void **state)
         nng_close(f->sock);
     server_stop(f->server);
     if (f->dir[0] != '\0')
-        remove_dir(f->dir);
+        harness_remove_tree(f->dir);
     free(f);
     return 0;
 }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../../server/server.h"
+#include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "util/clock.h"
 
@@ -72,24 +73,6 @@ cert_path(const char *name)
     }
     fail_msg("cert_path: table full");
     return NULL;
-}
-
-static void
-remove_dir(const char *dir)
-{
-    DIR           *d = opendir(dir);
-    struct dirent *e;
-    char           path[512];
-
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(dir);
 }
 
 // Runs a shell command in the certificate directory, its output into
@@ -159,7 +142,7 @@ certs_failed(const char *why)
         fprintf(stderr, "  openssl: %s", line);
     if (fp != NULL)
         fclose(fp);
-    remove_dir(certs);
+    harness_remove_tree(certs);
 }
 
 static int
@@ -192,7 +175,7 @@ static int
 group_teardown(void **state)
 {
     (void) state;
-    remove_dir(certs);
+    harness_remove_tree(certs);
     return 0;
 }
 
@@ -251,7 +234,7 @@ teardown(void **state)
         return 0;
     server_stop(f->server);
     if (f->db_dir[0] != '\0')
-        remove_dir(f->db_dir);
+        harness_remove_tree(f->db_dir);
     free(f);
     return 0;
 }

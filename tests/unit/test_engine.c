@@ -5,6 +5,7 @@
 #include "../../server/auth.h"
 #include "../../server/engine.h"
 
+#include "../harness.h"
 #include "util/clock.h"
 
 #include <dirent.h>
@@ -33,24 +34,6 @@ struct fx {
     struct engine       *e;
     struct engine_config cfg;
 };
-
-static void
-remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 // Opens the store and starts the engine with f->cfg.
 static int
@@ -89,7 +72,7 @@ setup(void **state)
     f->cfg = (struct engine_config) { .lease_ms = 30000, .max_attempts = 3 };
     if (open_engine(f) != 0) {
         close_engine(f);
-        remove_dir(f->dir);
+        harness_remove_tree(f->dir);
         free(f);
         return -1;
     }
@@ -103,7 +86,7 @@ teardown(void **state)
     struct fx *f = *state;
     close_engine(f);
     store_hook_step = NULL;
-    remove_dir(f->dir);
+    harness_remove_tree(f->dir);
     free(f);
     return 0;
 }

@@ -3,6 +3,7 @@
 // paging, the active scan, queue depths, and the failure seam
 // (store_hook_step) with savepoint rollback.
 #include "../../server/store.h"
+#include "../harness.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -25,24 +26,6 @@ struct fx {
     struct store *st;
 };
 
-static void
-remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int
 setup(void **state)
 {
@@ -58,7 +41,7 @@ setup(void **state)
     struct anvil_error err = { 0 };
     if (store_open(f->path, 1, &f->st, &err) != ANVIL_OK) {
         fprintf(stderr, "store_open: %s\n", err.msg);
-        remove_dir(f->dir);
+        harness_remove_tree(f->dir);
         free(f);
         return -1;
     }
@@ -72,7 +55,7 @@ teardown(void **state)
     struct fx *f    = *state;
     store_hook_step = NULL;
     store_close(f->st);
-    remove_dir(f->dir);
+    harness_remove_tree(f->dir);
     free(f);
     return 0;
 }

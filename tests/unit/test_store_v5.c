@@ -4,6 +4,7 @@
 // EXPLAIN QUERY PLAN on every prepared statement), and deferred sync
 // (store_set_deferred_sync, store_sync).
 #include "../../server/store.h"
+#include "../harness.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,24 +32,6 @@ struct fx {
     struct store *st;
 };
 
-static void
-remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 // Opens the fixture's database FULL (2), as anvild does by default.
 static int
 setup(void **state)
@@ -65,7 +48,7 @@ setup(void **state)
     struct anvil_error err = { 0 };
     if (store_open(f->path, 2, &f->st, &err) != ANVIL_OK) {
         fprintf(stderr, "store_open: %s\n", err.msg);
-        remove_dir(f->dir);
+        harness_remove_tree(f->dir);
         free(f);
         return -1;
     }
@@ -79,7 +62,7 @@ teardown(void **state)
     struct fx *f         = *state;
     store_hook_fdatasync = NULL;
     store_close(f->st);
-    remove_dir(f->dir);
+    harness_remove_tree(f->dir);
     free(f);
     return 0;
 }
