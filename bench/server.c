@@ -29,6 +29,8 @@ static volatile sig_atomic_t live_pid;
 static char                  live_paths[6][160]; // files, then the dir
 static volatile sig_atomic_t live_n;
 
+static int wait_serving(struct bench_server *s, const char *when);
+
 static void
 nap_ms(int ms)
 {
@@ -140,34 +142,6 @@ spawn(const struct bench_opts *o, struct bench_server *s)
     return 0;
 }
 
-// Waits until anvild answers Health, or exits, or the time is up.
-static int
-wait_ready(struct bench_server *s)
-{
-    int64_t deadline = bench_now_ns() + (int64_t) START_TIMEOUT_MS * 1000000;
-    while (!health_ok(s->url)) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr,
-                "anvil-bench: anvild exited at start (status "
-                "%d)\n",
-                status);
-            s->pid   = 0;
-            live_pid = 0;
-            dump_log(s->log, 20);
-            return -1;
-        }
-        if (bench_now_ns() >= deadline) {
-            fprintf(stderr, "anvil-bench: anvild gave no Health in %d ms\n",
-                START_TIMEOUT_MS);
-            dump_log(s->log, 20);
-            return -1;
-        }
-        nap_ms(10);
-    }
-    return 0;
-}
-
 static void
 on_interrupt(int sig)
 {
@@ -239,7 +213,7 @@ bench_server_start(const struct bench_opts *o, struct bench_server *s)
     snprintf(s->url, sizeof(s->url), "tcp://127.0.0.1:%d", port);
     int rc   = spawn(o, s);
     live_pid = s->pid;
-    if (rc != 0 || wait_ready(s) != 0) {
+    if (rc != 0 || wait_serving(s, "start") != 0) {
         bench_server_stop(s);
         return -1;
     }
@@ -391,10 +365,12 @@ port_listening(int port)
     return found;
 }
 
-// Waits until the new anvild answers Health, checking every millisecond
-// whether it listens yet.
+// Waits until anvild answers Health, or exits, or the time is up. It
+// checks every millisecond whether anvild listens yet, and sends a Health
+// only then: a restart is timed to the millisecond, and a connect to a
+// port nobody listens on makes nng back off for 100 ms.
 static int
-wait_serving(struct bench_server *s)
+wait_serving(struct bench_server *s, const char *when)
 {
     int64_t deadline    = bench_now_ns() + (int64_t) START_TIMEOUT_MS * 1000000;
     struct timespec nap = { 0, 1000000 };
@@ -403,8 +379,8 @@ wait_serving(struct bench_server *s)
             return 0;
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-            fprintf(stderr,
-                "anvil-bench: anvild exited at restart (status %d)\n", status);
+            fprintf(stderr, "anvil-bench: anvild exited at %s (status %d)\n",
+                when, status);
             s->pid   = 0;
             live_pid = 0;
             dump_log(s->log, 20);
@@ -447,7 +423,7 @@ bench_server_restart(const struct bench_opts *o, struct bench_server *s,
     t0       = bench_now_ns();
     rc       = spawn(o, s);
     live_pid = s->pid;
-    if (rc != 0 || wait_serving(s) != 0)
+    if (rc != 0 || wait_serving(s, "restart") != 0)
         return -1;
     *start_ms = (double) (bench_now_ns() - t0) / 1e6;
     return 0;

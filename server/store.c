@@ -289,6 +289,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
     "CREATE INDEX workflows_finished ON workflows(finished_at)"         \
     " WHERE " FLOWS_FINAL ";"
 
+// Unchanged since version 4, which added it.
+#define TOKENS_TABLE                          \
+    "CREATE TABLE tokens ("                   \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"  \
+    " name TEXT NOT NULL,"                    \
+    " role INTEGER NOT NULL,"                 \
+    " hash BLOB NOT NULL UNIQUE,"             \
+    " created_at INTEGER NOT NULL,"           \
+    " expires_at INTEGER NOT NULL DEFAULT 0," \
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+
 #define META_TABLE_V5        \
     "CREATE TABLE meta ("    \
     " key TEXT PRIMARY KEY," \
@@ -342,17 +353,9 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " parent INTEGER NOT NULL,"
     " child INTEGER NOT NULL,"
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
-    "CREATE INDEX edges_child ON edges(child, parent);"
-    "CREATE TABLE tokens ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " name TEXT NOT NULL,"
-    " role INTEGER NOT NULL,"
-    " hash BLOB NOT NULL UNIQUE,"
-    " created_at INTEGER NOT NULL,"
-    " expires_at INTEGER NOT NULL DEFAULT 0,"
-    " revoked_at INTEGER NOT NULL DEFAULT 0);" META_TABLE_V5
-    "INSERT INTO meta(key, value) VALUES('" HWM_JOBS "', 0), ('" HWM_FLOWS
-    "', 0);";
+    "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
+        META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
+    "', 0), ('" HWM_FLOWS "', 0);";
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -426,14 +429,7 @@ static const char *const migrations[] = {
     "CREATE INDEX workflows_finished ON workflows(finished_at)"
     " WHERE state IN (2, 3, 4);",
 
-    "CREATE TABLE tokens ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " name TEXT NOT NULL,"
-    " role INTEGER NOT NULL,"
-    " hash BLOB NOT NULL UNIQUE,"
-    " created_at INTEGER NOT NULL,"
-    " expires_at INTEGER NOT NULL DEFAULT 0,"
-    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+    TOKENS_TABLE
     "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;",
 
     MIGRATE_4_TO_5,
