@@ -14,12 +14,7 @@ run_health(struct cli_ctx *x)
     }
     rc = CLI_EXIT_OK;
     if (x->opts->json) {
-        json_t *j = output_health_json(h);
-        if (output_json_print(x->out, j) != 0) {
-            fprintf(x->err, "anvil: cannot write JSON output\n");
-            rc = CLI_EXIT_FAILED;
-        }
-        json_decref(j);
+        rc = cli_print_json(x, output_health_json(h));
     } else {
         output_health_human(x->out, h);
     }

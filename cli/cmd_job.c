@@ -193,22 +193,10 @@ check_submit(struct cli_opts *o, struct anvil_error *err)
 // ---- Printing and waiting
 
 static int
-print_json(struct cli_ctx *x, json_t *j)
-{
-    int rc = output_json_print(x->out, j);
-    json_decref(j);
-    if (rc != 0) {
-        fprintf(x->err, "anvil: cannot write JSON output\n");
-        return CLI_EXIT_FAILED;
-    }
-    return CLI_EXIT_OK;
-}
-
-static int
 print_job(struct cli_ctx *x, const struct anvil_job *job)
 {
     if (x->opts->json)
-        return print_json(x, output_job_json(job));
+        return cli_print_json(x, output_job_json(job));
     output_job_human(x->out, job, av_now_ms());
     return CLI_EXIT_OK;
 }
@@ -327,7 +315,7 @@ run_submit(struct cli_ctx *x)
     if (o->wait) {
         rc = wait_and_print(x, id, true);
     } else if (o->json) {
-        rc = print_json(x, output_submit_json(id, existed));
+        rc = cli_print_json(x, output_submit_json(id, existed));
     } else {
         fprintf(x->out, "%s\n", id);
         rc = CLI_EXIT_OK;
@@ -368,7 +356,7 @@ run_cancel(struct cli_ctx *x)
         return cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
     }
     if (x->opts->json)
-        rc = print_json(x, output_job_json(job));
+        rc = cli_print_json(x, output_job_json(job));
     else if (job->state == ANVIL_JOB_CANCELED)
         fprintf(x->out, "%s CANCELED\n", job->id);
     else
@@ -396,7 +384,7 @@ run_list(struct cli_ctx *x)
         return cli_report(x, rc, &err);
     }
     if (o->json)
-        rc = print_json(x, output_list_json(list));
+        rc = cli_print_json(x, output_list_json(list));
     else
         output_list_human(x->out, list);
     anvil_job_list_free(list);

@@ -62,22 +62,10 @@ check_submit(struct cli_opts *o, struct anvil_error *err)
 // ---- Printing and waiting
 
 static int
-print_json(struct cli_ctx *x, json_t *j)
-{
-    int rc = output_json_print(x->out, j);
-    json_decref(j);
-    if (rc != 0) {
-        fprintf(x->err, "anvil: cannot write JSON output\n");
-        return CLI_EXIT_FAILED;
-    }
-    return CLI_EXIT_OK;
-}
-
-static int
 print_workflow(struct cli_ctx *x, const struct anvil_workflow *wf)
 {
     if (x->opts->json)
-        return print_json(x, output_workflow_json(wf));
+        return cli_print_json(x, output_workflow_json(wf));
     output_workflow_human(x->out, wf, av_now_ms());
     return CLI_EXIT_OK;
 }
@@ -221,7 +209,7 @@ run_submit(struct cli_ctx *x)
     if (x->opts->wait) {
         rc = wait_and_print(x, id, true);
     } else if (x->opts->json) {
-        rc = print_json(x, output_submit_json(id, existed));
+        rc = cli_print_json(x, output_submit_json(id, existed));
     } else {
         fprintf(x->out, "%s\n", id);
         rc = CLI_EXIT_OK;
@@ -258,7 +246,7 @@ run_cancel(struct cli_ctx *x)
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     if (x->opts->json) {
-        rc = print_json(x, output_workflow_json(wf));
+        rc = cli_print_json(x, output_workflow_json(wf));
     } else {
         size_t running = 0;
         for (size_t i = 0; i < wf->n_steps; i++)
@@ -290,7 +278,7 @@ run_list(struct cli_ctx *x)
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     if (o->json)
-        rc = print_json(x, output_workflow_list_json(list));
+        rc = cli_print_json(x, output_workflow_list_json(list));
     else
         output_workflow_list_human(x->out, list);
     anvil_workflow_list_free(list);
