@@ -178,12 +178,7 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
         it->token_id   = c->token_id;
         it->role       = c->role;
         it->pipe       = c->pipe;
-        if (it->kind != CMD_SUBMIT && it->kind != CMD_COMPLETE
-            && it->kind != CMD_FAIL) {
-            av_error_set(&it->err, ANVIL_INTERNAL, "not a batch command");
-            continue;
-        }
-        apply_one(e, b, it);
+        apply_one(e, b, it); // SUBMIT, COMPLETE or FAIL: never parks
     }
     av_error_clear(&c->err);
 }

@@ -778,6 +778,33 @@ test_a_resent_batch_is_stored_once_with_the_same_ids(void **state)
     assert_jobs_stored(f, 3);
 }
 
+// Item ids R + i must not wrap past 2^64 (0 means "no id", so a resend
+// could not be recognised): such a batch stores nothing, each job says why,
+// and the last R that fits is taken.
+static void
+test_a_batch_whose_request_ids_would_wrap_is_refused(void **state)
+{
+    struct fixture                *f = *state;
+    struct raw_jobs                r;
+    Anvil__V1__SubmitJobsResponse *sr;
+
+    raw_jobs_init(&r, 3, "wrap");
+    sr = raw_submit_jobs(f, &r, UINT64_MAX - 1);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(
+            sr->results[i]->code, ANVIL__V1__CODE__INVALID_ARGUMENT);
+        assert_non_null(strstr(sr->results[i]->message, "request_id"));
+    }
+    anvil__v1__submit_jobs_response__free_unpacked(sr, NULL);
+    assert_jobs_stored(f, 0);
+    sr = raw_submit_jobs(f, &r, UINT64_MAX - 2); // R + 2 = 2^64 - 1
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(sr->results[i]->code, ANVIL__V1__CODE__OK);
+    anvil__v1__submit_jobs_response__free_unpacked(sr, NULL);
+    raw_jobs_fini(&r);
+    assert_jobs_stored(f, 3);
+}
+
 // Documented in the .proto: job i of a batch is de-duplicated by request
 // id R + i, so a SubmitJob carrying R + 1 is taken for a resend of job 1.
 static void
@@ -1328,6 +1355,7 @@ main(void)
         T(test_the_sdk_refuses_0_or_1001_items_without_a_call),
         T(test_the_server_refuses_0_or_1001_items_and_keeps_serving),
         T(test_a_resent_batch_is_stored_once_with_the_same_ids),
+        T(test_a_batch_whose_request_ids_would_wrap_is_refused),
         T(test_a_submit_reusing_request_id_r_plus_1_returns_the_batchs_job_1),
         T(test_calls_after_a_batch_are_not_taken_for_resends),
         T(test_a_key_repeated_in_a_batch_returns_the_first_job),
