@@ -1154,9 +1154,11 @@ run(struct crash *c, struct tally *t)
 // queued on a connection when the server is SIGKILLed mid-send; the
 // message was handed to nng (nng_aio_set_msg + send), so it is nng's to
 // free. That is what this test provokes on purpose, so such leaks are not
-// reported here (and only here).
-const char *__lsan_default_suppressions(void);
-const char *
+// reported here (and only here). The hook must be visible to the
+// sanitizer runtime: the build hides symbols by default.
+__attribute__((visibility("default"))) const char *__lsan_default_suppressions(
+    void);
+__attribute__((visibility("default"))) const char *
 __lsan_default_suppressions(void)
 {
     // Debian's libnng is stripped: match its frames by module name.
