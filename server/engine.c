@@ -147,9 +147,9 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
     // A refused command writes nothing: whatever it wrote before failing
     // is undone.
     if (rw && rc != ANVIL_OK)
-        store_rollback_savepoint(e->st);
+        store_rollback_savepoint(e->st, NULL);
     else if (rw && store_release(e->st, &c->err) != ANVIL_OK)
-        store_rollback_savepoint(e->st);
+        store_rollback_savepoint(e->st, NULL);
     return true;
 }
 
@@ -260,7 +260,7 @@ fire_timers(struct engine *e, struct batch *b)
                                        : jobs_fire_timer(e, b, &t);
         if (rc == ANVIL_OK && store_release(e->st, &err) == ANVIL_OK)
             continue;
-        store_rollback_savepoint(e->st);
+        store_rollback_savepoint(e->st, NULL);
         AV_ERR("engine.timer", "kind=%d id=%lld code=%s", t.kind,
             (long long) t.id, anvil_code_name(rc));
         engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
@@ -285,7 +285,7 @@ serve_parked_polls(struct engine *e, struct batch *b)
         if (rc == ANVIL_OK)
             store_release(e->st, &err);
         else
-            store_rollback_savepoint(e->st);
+            store_rollback_savepoint(e->st, NULL);
         if (rc != ANVIL_OK || p->n == 0) {
             pp = &c->next;
             continue;
@@ -496,7 +496,7 @@ run_batch(struct engine *e, struct cmd *cmds)
     wake_waiters(e, &b);
     reverse(&b.reply);
     if (store_commit(e->st, &err) != ANVIL_OK) {
-        store_rollback(e->st);
+        store_rollback(e->st, NULL);
         rebuild(e, &err);
         answer_all(b.reply, ANVIL_INTERNAL,
             "the server could not commit this request; it was not applied");

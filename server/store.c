@@ -686,11 +686,12 @@ store_commit(struct store *st, struct anvil_error *err)
     return exec_stmt(st, STMT_COMMIT, err, "committing");
 }
 
-void
-store_rollback(struct store *st)
+int
+store_rollback(struct store *st, struct anvil_error *err)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        exec_stmt(st, STMT_ROLLBACK, NULL, "rolling back");
+    if (sqlite3_get_autocommit(st->db))
+        return ANVIL_OK;
+    return exec_stmt(st, STMT_ROLLBACK, err, "rolling back");
 }
 
 int
@@ -705,11 +706,13 @@ store_release(struct store *st, struct anvil_error *err)
     return exec_stmt(st, STMT_RELEASE, err, "releasing a savepoint");
 }
 
-void
-store_rollback_savepoint(struct store *st)
+int
+store_rollback_savepoint(struct store *st, struct anvil_error *err)
 {
-    exec_stmt(st, STMT_ROLLBACK_TO, NULL, "rolling back a savepoint");
-    exec_stmt(st, STMT_RELEASE, NULL, "releasing a savepoint");
+    int rc = exec_stmt(st, STMT_ROLLBACK_TO, err, "rolling back a savepoint");
+    if (rc != ANVIL_OK)
+        return rc;
+    return exec_stmt(st, STMT_RELEASE, err, "releasing a savepoint");
 }
 
 static void

@@ -59,12 +59,16 @@ bool store_needs_sync(const struct store *st);
 int store_sync(struct store *st, struct anvil_error *err);
 
 // Transactions: one per engine batch, a savepoint per command inside it.
-int  store_begin(struct store *st, struct anvil_error *err);
-int  store_commit(struct store *st, struct anvil_error *err);
-void store_rollback(struct store *st);
-int  store_savepoint(struct store *st, struct anvil_error *err);
-int  store_release(struct store *st, struct anvil_error *err);
-void store_rollback_savepoint(struct store *st);
+// store_rollback() is a no-op outside a transaction. A failed
+// store_rollback_savepoint() leaves the savepoint's writes in the open
+// transaction: the caller must then roll back the whole transaction, never
+// commit it.
+int store_begin(struct store *st, struct anvil_error *err);
+int store_commit(struct store *st, struct anvil_error *err);
+int store_rollback(struct store *st, struct anvil_error *err);
+int store_savepoint(struct store *st, struct anvil_error *err);
+int store_release(struct store *st, struct anvil_error *err);
+int store_rollback_savepoint(struct store *st, struct anvil_error *err);
 
 // A new job's fields. Strings are borrowed for the call.
 struct store_new_job {

@@ -1142,7 +1142,7 @@ test_store_rolled_back_savepoint_leaves_nothing_half_written(void **state)
     job_fini(&j);
     hook_arm(extend_stmt, 1);
     assert_int_equal(store_job_extend(f->st, half, 99, &err), ANVIL_INTERNAL);
-    store_rollback_savepoint(f->st);
+    store_rollback_savepoint(f->st, NULL);
     // Command 3 succeeds after the failure.
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     int64_t after = insert_queued(f->st, "after", "default");
@@ -1196,12 +1196,12 @@ test_store_rollback_of_the_transaction_discards_every_command(void **state)
     assert_int_equal(store_job_finish(f->st, pre, ANVIL_JOB_SUCCEEDED, NULL, 0,
                          NULL, 1, &err),
         ANVIL_OK);
-    store_rollback(f->st);
+    store_rollback(f->st, NULL);
     assert_int_equal(state_of(f->st, pre), ANVIL_JOB_QUEUED);
     assert_int_equal(
         sql_int(f->path, "SELECT COUNT(*) FROM jobs WHERE type = 'gone'"), 0);
     // Rolling back outside a transaction is harmless.
-    store_rollback(f->st);
+    store_rollback(f->st, NULL);
     assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 1);
 }
 
@@ -1222,7 +1222,7 @@ test_store_failed_commit_is_reported_and_can_be_rolled_back(void **state)
     hook_arm(commit_stmt, 1);
     assert_int_equal(store_commit(f->st, &err), ANVIL_INTERNAL);
     assert_non_null(strstr(err.msg, "committing"));
-    store_rollback(f->st);
+    store_rollback(f->st, NULL);
     assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 0);
     // The store still works.
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);

@@ -523,7 +523,7 @@ test_store_skips_the_id_of_a_rolled_back_insert(void **state)
     struct anvil_error err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     int64_t gone = insert_job(f->st, "t");
-    store_rollback(f->st);
+    store_rollback(f->st, NULL);
     struct job j;
     assert_int_equal(store_job_get(f->st, gone, &j, &err), ANVIL_NOT_FOUND);
     assert_true(insert_job(f->st, "t") > gone);
@@ -741,7 +741,7 @@ test_store_deferred_sync_changes_only_between_transactions(void **state)
         store_set_deferred_sync(f->st, true, &err), ANVIL_FAILED_PRECONDITION);
     assert_non_null(strstr(err.msg, "between transactions"));
     assert_false(store_needs_sync(f->st));
-    store_rollback(f->st);
+    store_rollback(f->st, NULL);
     defer(f);
 }
 
