@@ -1,24 +1,42 @@
 # anvil - one Makefile for the server, worker, SDK, CLI, tests and demo.
 #
-#   make            build everything into build/$(FLAVOR) and bin/
-#   make test       unit + integration tests (installs missing packages)
+#   make            the optimised build (-O2 -g) into build/release and bin/
+#   make FLAVOR=debug   the debug build (-O1) into build/debug/bin
+#   make test       unit, integration and install tests on the debug build
+#                   (installs missing packages)
 #   make check-asan the same tests under AddressSanitizer + UBSan
 #   make demo       start anvild and a worker, run the Sleep job, stop
+#   make install    PREFIX (/usr/local) and DESTDIR; make uninstall
 
+# The test targets build the debug flavour unless FLAVOR is given; anything
+# else builds the release flavour, the one users run.
+TEST_GOALS := test tests test-unit test-integration test-crash test-install
+ifneq ($(filter $(TEST_GOALS),$(MAKECMDGOALS)),)
 FLAVOR ?= debug
+endif
+FLAVOR ?= release
 B      := build/$(FLAVOR)
-ifeq ($(FLAVOR),debug)
+ifeq ($(FLAVOR),release)
 BIN    := bin
 else
 BIN    := $(B)/bin
 endif
 
+# One version: VERSION feeds ANVIL_VERSION, the soname and anvil.pc.
+VERSION       := $(shell cat VERSION)
+VERSION_MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+VERSION_MINOR := $(word 2,$(subst ., ,$(VERSION)))
+SONAME        := libanvil.so.$(VERSION_MAJOR)
+SHLIB         := $(SONAME).$(VERSION_MINOR)
+
 CC     ?= cc
 WARN   := -Wall -Wextra -Werror -Wpedantic -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough \
           -Wundef -Wpointer-arith
+# AV_ASSERT (sdk/util/error.h) does not depend on NDEBUG: every flavour
+# keeps the assertions that guard invariants.
 OPT_debug   := -O1
-OPT_release := -O2 -DNDEBUG
+OPT_release := -O2
 OPT_asan    := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
                -fno-omit-frame-pointer
 OPT_fuzz    := -O1 -fsanitize=fuzzer-no-link,address,undefined \
@@ -32,12 +50,20 @@ PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson)
 PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
-             -g $(OPT) -MMD -MP -fvisibility=hidden \
+             -g $(OPT) $(PIC) -MMD -MP -fvisibility=hidden \
+             -DANVIL_VERSION='"$(VERSION)"' \
              -Isdk/include -Isdk -I$(B)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lnng -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(filter -fsanitize%,$(OPT)) $(LDFLAGS)
 
 DEPS_STAMP := build/.deps-ok
+# Rewritten only when the flags that make does not see as prerequisites
+# change (optimisation, the binary directory, the version), so that every
+# object depending on it is rebuilt then.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW   := $(OPT) $(abspath $(BIN)) $(VERSION)
+$(shell mkdir -p $(B) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = \
+    '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' >$(FLAGS_STAMP); })
 PROTO      := proto/anvil/v1/anvil.proto
 PB_C       := $(B)/gen/anvil/v1/anvil.pb-c.c
 PB_H       := $(B)/gen/anvil/v1/anvil.pb-c.h
@@ -56,10 +82,22 @@ EXAMPLE_SRCS := $(wildcard examples/*.c)
 BENCH_SRCS  := $(wildcard bench/*.c)
 
 LIBANVIL  := $(B)/libanvil.a
+LIBANVIL_SO := $(B)/$(SHLIB)
+LIBANVIL_OBJS = $(call obj,$(SDK_SRCS)) $(B)/obj/gen/anvil.pb-c.o
+# What the shared library links against (the SDK needs no SQLite).
+SDK_LIBS   = $(shell pkg-config --libs libprotobuf-c jansson) -lnng -lpthread
 LIBSERVER := $(B)/libanvild.a
 LIBWORKERD := $(B)/libanvil-workerd.a
 LIBCLI    := $(B)/libanvil-cli.a
 LIBS_ALL  := $(LIBSERVER) $(LIBWORKERD) $(LIBCLI) $(LIBANVIL)
+
+MAN_SRCS  := $(wildcard man/*.in)
+MAN_PAGES := $(patsubst man/%.in,build/man/%,$(MAN_SRCS))
+# Shell tests of the installed tree, the man pages, the units and the
+# completion; each counts as one test in run-tests.sh. Not under the
+# sanitizer flavours (an ASan libanvil.so cannot load into a plain program).
+INSTALL_TESTS := $(if $(filter debug release,$(FLAVOR)),\
+                   $(wildcard tests/install/*.sh))
 
 PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker \
          $(if $(BENCH_SRCS),$(BIN)/anvil-bench)
@@ -71,13 +109,13 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
         fuzz fuzz-run \
-        demo run \
+        demo run install uninstall test-install \
         format format-check clean tests
 .DEFAULT_GOAL := all
 # Keep the objects of tests and examples (pattern-rule intermediates).
 .SECONDARY:
 
-all: $(PROGS) $(EXAMPLES)
+all: $(PROGS) $(EXAMPLES) $(LIBANVIL_SO) $(MAN_PAGES)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
@@ -89,18 +127,28 @@ $(PB_C) $(PB_H): $(PROTO) | $(DEPS_STAMP)
 	protoc-c --c_out=$(B)/gen -Iproto $(PROTO)
 
 # Generated code is compiled without -Wpedantic extras it was not written for.
-$(B)/obj/gen/anvil.pb-c.o: $(PB_C)
+$(B)/obj/gen/anvil.pb-c.o: $(PB_C) $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -g $(OPT) -fvisibility=hidden -I$(B)/gen $(PKG_CFLAGS) \
-	    -c $< -o $@
+	$(CC) -std=c11 -g $(OPT) $(PIC) -fvisibility=hidden -I$(B)/gen \
+	    $(PKG_CFLAGS) -c $< -o $@
 
-$(B)/obj/%.o: %.c $(PB_H) | $(DEPS_STAMP)
+# libanvil's objects go into the shared library too: position independent.
+$(LIBANVIL_OBJS): PIC := -fPIC
+
+$(B)/obj/%.o: %.c $(PB_H) $(FLAGS_STAMP) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) -DANVIL_BIN_DIR='"$(abspath $(BIN))"' -c $< -o $@
 
-$(LIBANVIL): $(call obj,$(SDK_SRCS)) $(B)/obj/gen/anvil.pb-c.o
+$(LIBANVIL): $(LIBANVIL_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+# Only the ANVIL_API functions are exported (-fvisibility=hidden); -z defs
+# refuses a library with an unresolved symbol.
+$(LIBANVIL_SO): $(LIBANVIL_OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,--as-needed \
+	    $(LDFLAGS_ALL) -o $@ $^ $(SDK_LIBS)
+	ln -sf $(SHLIB) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libanvil.so
 $(LIBSERVER): $(call obj,$(SERVER_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
@@ -165,7 +213,16 @@ tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
 # make test runs the crash test small (2,000 jobs, for CI); make test-crash
 # runs it with 20,000 jobs.
 test: tests
-	@sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
+	@$(TEST_ENV) sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
+	    $(CRASH_BINS) $(INSTALL_TESTS)
+
+# What the shell tests in tests/install/ are told about the build.
+TEST_ENV = ANVIL_FLAVOR=$(FLAVOR) ANVIL_BIN_DIR=$(abspath $(BIN)) \
+           ANVIL_BUILD_DIR=$(abspath $(B)) ANVIL_SRC_DIR=$(CURDIR) \
+           MAKE="$(MAKE)"
+
+test-install: all
+	@$(TEST_ENV) sh scripts/run-tests.sh $(INSTALL_TESTS)
 
 test-crash: tests
 	@ANVIL_CRASH_JOBS=20000 ANVIL_CRASH_KILLS=12 ANVIL_TEST_TIMEOUT=3000 \
@@ -184,13 +241,80 @@ check-asan:
 # make test). BENCH_ARGS adds flags, e.g. BENCH_ARGS="--json".
 bench:
 	@$(MAKE) --no-print-directory FLAVOR=release all
-	build/release/bin/anvil-bench --workload all $(BENCH_ARGS)
+	bin/anvil-bench --workload all $(BENCH_ARGS)
 
 demo: all
 	@sh scripts/demo.sh $(BIN)
 
 run: all
 	$(BIN)/anvild --db ./anvil.db
+
+# Man pages: mdoc sources in man/, with @VERSION@ filled in.
+build/man/%: man/%.in VERSION
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(VERSION)/g' $< >$@
+
+# make install: PREFIX (default /usr/local) and DESTDIR (a staging root).
+# The programs link libanvil statically; the shared library, the headers
+# and anvil.pc are there for programs built on the SDK.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+DOCDIR      ?= $(DATADIR)/doc/anvil
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INSTALL     ?= install
+D           := $(DESTDIR)
+HEADERS     := $(wildcard sdk/include/anvil/*.h)
+UNITS       := $(wildcard dist/systemd/*.service)
+DOC_EXAMPLES := examples/README.md examples/chain.c examples/chain.json \
+                examples/fanout.c examples/fanout.json \
+                examples/worker-config.json examples/thumb.sh \
+                dist/anvild.default
+# Paths filled into anvil.pc and the units.
+SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+            -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+            -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g'
+
+install: all
+	$(INSTALL) -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBDIR)/pkgconfig \
+	    $(D)$(INCLUDEDIR)/anvil $(D)$(DATADIR)/anvil/anvil/v1 \
+	    $(D)$(DOCDIR)/examples $(D)$(BASHCOMPDIR) $(D)$(UNITDIR) \
+	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man5 \
+	    $(D)$(MANDIR)/man8
+	$(INSTALL) -m 755 $(BIN)/anvild $(D)$(SBINDIR)/anvild
+	$(INSTALL) -m 755 $(BIN)/anvil $(BIN)/anvil-worker $(D)$(BINDIR)/
+	$(INSTALL) -m 644 $(LIBANVIL_SO) $(D)$(LIBDIR)/$(SHLIB)
+	ln -sf $(SHLIB) $(D)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(D)$(LIBDIR)/libanvil.so
+	$(INSTALL) -m 644 $(LIBANVIL) $(D)$(LIBDIR)/libanvil.a
+	$(INSTALL) -m 644 $(HEADERS) $(D)$(INCLUDEDIR)/anvil/
+	sed 's/^\([[:space:]]*#[[:space:]]*define ANVIL_VERSION\) .*/\1 "$(VERSION)"/' \
+	    sdk/include/anvil/anvil.h >$(D)$(INCLUDEDIR)/anvil/anvil.h
+	$(SUBST) dist/pkgconfig/anvil.pc.in >$(D)$(LIBDIR)/pkgconfig/anvil.pc
+	$(INSTALL) -m 644 $(PROTO) $(D)$(DATADIR)/anvil/anvil/v1/
+	for m in $(MAN_PAGES); do \
+	    $(INSTALL) -m 644 $$m $(D)$(MANDIR)/man$${m##*.}/; done
+	$(INSTALL) -m 644 dist/bash-completion/anvil $(D)$(BASHCOMPDIR)/anvil
+	for u in $(UNITS); do \
+	    $(SUBST) $$u >$(D)$(UNITDIR)/$${u##*/}; done
+	$(INSTALL) -m 644 README.md CHANGELOG.md $(D)$(DOCDIR)/
+	$(INSTALL) -m 644 $(DOC_EXAMPLES) $(D)$(DOCDIR)/examples/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	    ldconfig 2>/dev/null || true; fi
+
+uninstall:
+	rm -f $(D)$(SBINDIR)/anvild $(D)$(BINDIR)/anvil $(D)$(BINDIR)/anvil-worker
+	rm -f $(D)$(LIBDIR)/libanvil.so* $(D)$(LIBDIR)/libanvil.a \
+	    $(D)$(LIBDIR)/pkgconfig/anvil.pc $(D)$(BASHCOMPDIR)/anvil
+	rm -rf $(D)$(INCLUDEDIR)/anvil $(D)$(DATADIR)/anvil $(D)$(DOCDIR)
+	for m in $(MAN_PAGES); do \
+	    rm -f $(D)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	for u in $(UNITS); do rm -f $(D)$(UNITDIR)/$${u##*/}; done
 
 CLANG_FORMAT ?= clang-format
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
