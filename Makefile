@@ -97,7 +97,7 @@ MAN_PAGES := $(patsubst man/%.in,build/man/%,$(MAN_SRCS))
 # completion; each counts as one test in run-tests.sh. Not under the
 # sanitizer flavours (an ASan libanvil.so cannot load into a plain program).
 INSTALL_TESTS := $(if $(filter debug release,$(FLAVOR)),\
-                   $(wildcard tests/install/*.sh))
+                   $(wildcard tests/install/test_*.sh))
 
 PROGS := $(BIN)/anvild $(BIN)/anvil $(BIN)/anvil-worker \
          $(if $(BENCH_SRCS),$(BIN)/anvil-bench)
