@@ -300,6 +300,8 @@ install: all
 	for m in $(MAN_PAGES); do \
 	    $(INSTALL) -m 644 $$m $(D)$(MANDIR)/man$${m##*.}/; done
 	$(INSTALL) -m 644 dist/bash-completion/anvil $(D)$(BASHCOMPDIR)/anvil
+	ln -sf anvil $(D)$(BASHCOMPDIR)/anvild
+	ln -sf anvil $(D)$(BASHCOMPDIR)/anvil-worker
 	for u in $(UNITS); do \
 	    $(SUBST) $$u >$(D)$(UNITDIR)/$${u##*/}; done
 	$(INSTALL) -m 644 README.md CHANGELOG.md $(D)$(DOCDIR)/
@@ -310,7 +312,8 @@ install: all
 uninstall:
 	rm -f $(D)$(SBINDIR)/anvild $(D)$(BINDIR)/anvil $(D)$(BINDIR)/anvil-worker
 	rm -f $(D)$(LIBDIR)/libanvil.so* $(D)$(LIBDIR)/libanvil.a \
-	    $(D)$(LIBDIR)/pkgconfig/anvil.pc $(D)$(BASHCOMPDIR)/anvil
+	    $(D)$(LIBDIR)/pkgconfig/anvil.pc $(D)$(BASHCOMPDIR)/anvil \
+	    $(D)$(BASHCOMPDIR)/anvild $(D)$(BASHCOMPDIR)/anvil-worker
 	rm -rf $(D)$(INCLUDEDIR)/anvil $(D)$(DATADIR)/anvil $(D)$(DOCDIR)
 	for m in $(MAN_PAGES); do \
 	    rm -f $(D)$(MANDIR)/man$${m##*.}/$${m##*/}; done
