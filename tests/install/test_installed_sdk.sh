@@ -51,7 +51,7 @@ done
 soname=$(readelf -d "$p/lib/libanvil.so.$major.$minor" |
     sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$soname" = "libanvil.so.$major" ] || fail "soname is '$soname'"
-grep -q "@" "$p/lib/systemd/system/anvild.service" &&
+grep -q "@[A-Z]*@" "$p/lib/systemd/system/anvild.service" &&
     fail "anvild.service has an unfilled @placeholder@"
 grep -q "^ExecStart=/usr/local/sbin/anvild " \
     "$p/lib/systemd/system/anvild.service" ||
@@ -85,6 +85,13 @@ cflags=$(pkg-config --cflags anvil) && libs=$(pkg-config --libs anvil) ||
 # shellcheck disable=SC2086
 (cd "$tmp" && cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
     $cflags -o chain chain.c $libs) || die "chain.c did not build"
+# The static archive links with what anvil.pc's private fields name.
+static_libs=$(pkg-config --static --libs anvil | sed 's/-lanvil\b//') ||
+    die "pkg-config --static anvil failed"
+# shellcheck disable=SC2086
+(cd "$tmp" && cc -std=c11 -D_POSIX_C_SOURCE=200809L $cflags -o chain-static \
+    chain.c "$p/lib/libanvil.a" $static_libs) ||
+    fail "chain.c did not link against libanvil.a with pkg-config --static"
 export LD_LIBRARY_PATH="$p/lib"
 ldd "$tmp/chain" | grep -q "libanvil.so.$major => $p/lib/" ||
     fail "chain does not load the staged libanvil.so.$major"
