@@ -41,7 +41,9 @@ static const char usage_text[]
       "  --max-waits N           long-polls in flight, total (default 10000)\n"
       "  --max-waits-per-conn N  long-polls in flight per connection (256)\n"
       "  --max-queue N           requests waiting for the engine (100000)\n"
-      "  --max-conns N           connections open at once (1024)\n";
+      "  --max-conns N           connections open at once (1024)\n"
+      "  --version               print the version and exit\n"
+      "  --help                  show this help\n";
 
 static int
 parse_int(const char *s, long long min, long long max, long long *out)
@@ -243,7 +245,7 @@ static const struct {
     { "--max-conns", true, set_max_conns },
 };
 
-// 0 to run, 1 after --help, 2 for a usage error (printed).
+// 0 to run, 1 after --help or --version, 2 for a usage error (printed).
 static int
 parse_args(int argc, char **argv, struct server_config *cfg)
 {
@@ -251,6 +253,10 @@ parse_args(int argc, char **argv, struct server_config *cfg)
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage_text, stdout);
+            return 1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("anvild %s\n", ANVIL_VERSION);
             return 1;
         }
         size_t k = 0, n = sizeof(options) / sizeof(options[0]);

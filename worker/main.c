@@ -46,6 +46,7 @@ struct options {
     const char  *tls_cert;
     const char  *tls_key;
     bool         help;
+    bool         version;
 };
 
 // A running worker and the config it was built from (which its exec
@@ -63,7 +64,7 @@ static const char usage_line[]
       "                    [--prefetch N] [--name NAME] [--grace-ms N]\n"
       "                    [--token T] [--tls-ca F] [--tls-cert F] "
       "[--tls-key F]\n"
-      "                    [--log-level L] [--log-format F] [--help]\n";
+      "                    [--log-level L] [--log-format F] [--version] [--help]\n";
 
 static void
 usage(FILE *out, bool full)
@@ -97,6 +98,7 @@ usage(FILE *out, bool full)
         "  --tls-key F     its key (default $ANVIL_TLS_KEY)\n"
         "  --log-level L   error, warn, info or debug (default info)\n"
         "  --log-format F  text or json (default text)\n"
+        "  --version       print the version and exit\n"
         "  --help          show this help\n",
         ANVIL_DEFAULT_URL, DEFAULT_GRACE_MS);
 }
@@ -129,6 +131,7 @@ static const struct option long_opts[] = {
     { "tls-cert", required_argument, NULL, 'C' },
     { "tls-key", required_argument, NULL, 'K' },
     { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
 };
 
@@ -178,6 +181,9 @@ apply_flag(struct options *o, int c, const char *v)
     switch (c) {
     case 'h':
         o->help = true;
+        return 0;
+    case 'V':
+        o->version = true;
         return 0;
     case 'n':
         if (parse_int(v, 1, 1024, &o->slots) == 0)
@@ -490,6 +496,11 @@ main(int argc, char **argv)
     }
     if (o.help) {
         usage(stdout, true);
+        free(o.queues);
+        return 0;
+    }
+    if (o.version) {
+        printf("anvil-worker %s\n", ANVIL_VERSION);
         free(o.queues);
         return 0;
     }

@@ -22,7 +22,10 @@ extern "C" {
 
 #define ANVIL_API __attribute__((visibility("default")))
 
+// The release (the VERSION file; the build passes it as -DANVIL_VERSION).
+#ifndef ANVIL_VERSION
 #define ANVIL_VERSION "0.1.0"
+#endif
 #define ANVIL_DEFAULT_URL "tcp://127.0.0.1:7700"
 
 // Status codes: the gRPC status numbers, as carried in Reply.code.
