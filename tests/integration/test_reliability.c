@@ -30,7 +30,7 @@
 #include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "util/clock.h"
-#include "wire.h"
+#include "client_impl.h"
 
 #define WAIT_MS 30000
 #define HELPER_FLAG "--helper-worker"
@@ -637,31 +637,23 @@ test_a_non_retryable_failure_ends_failed_at_attempt_1(void **state)
     anvil_free(id);
 }
 
-// Submits through wire_call(), to set the backoff fields anvil.h does not
+// Submits through client_call(), to set the backoff fields anvil.h does not
 // carry yet. Returns the reply's code; *id_out is the caller's (free()).
 static int
 submit_raw(
     struct harness *h, const Anvil__V1__SubmitJobRequest *req, char **id_out)
 {
-    struct wire_peer              peer = { .url = h->url };
-    Anvil__V1__SubmitJobResponse *rep  = NULL;
-    struct anvil_error            err  = { 0 };
+    Anvil__V1__SubmitJobResponse *rep = NULL;
+    struct anvil_error            err = { 0 };
     int                           rc;
 
     *id_out = NULL;
-    if (nng_req0_open(&peer.sock) != 0)
-        return ANVIL_INTERNAL;
-    if (nng_dial(peer.sock, h->url, NULL, 0) != 0) {
-        nng_close(peer.sock);
-        return ANVIL_UNAVAILABLE;
-    }
-    rc = wire_call(&peer, "SubmitJob", &req->base, HARNESS_CLIENT_TIMEOUT_MS, 0,
-        (ProtobufCMessage **) &rep, &err);
+    rc      = client_call(h->client, "SubmitJob", &req->base, 0,
+             (ProtobufCMessage **) &rep, &err);
     if (rc == ANVIL_OK) {
         *id_out = strdup(rep->id);
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        client_free_reply(&rep->base);
     }
-    nng_close(peer.sock);
     return rc;
 }
 

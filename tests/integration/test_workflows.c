@@ -28,7 +28,7 @@
 #include "anvil/v1/anvil.pb-c.h"
 #include "anvil/workflow.h"
 #include "util/clock.h"
-#include "wire.h"
+#include "client_impl.h"
 
 #define WAIT_MS 20000      // the longest a test waits for anything
 #define GATE_MS 5000       // the longest a handler waits for a condition
@@ -1299,8 +1299,6 @@ raw_submit(struct harness *h, const char *const *steps, size_t n,
     char                    text[8][64];
     char                   *after[8][4];
     ProtobufCMessage       *reply = NULL;
-    struct wire_peer        peer;
-    nng_socket              s;
     int                     rv;
 
     assert_true(n <= 8);
@@ -1321,16 +1319,8 @@ raw_submit(struct harness *h, const char *const *steps, size_t n,
     spec.steps   = ptrs;
     spec.n_steps = n;
     req.spec     = &spec;
-    assert_int_equal(nng_req0_open(&s), 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
-    assert_int_equal(nng_dial(s, h->url, NULL, 0), 0);
-    peer = (struct wire_peer) { .sock = s, .url = h->url, .token = NULL };
-    rv   = wire_call(&peer, "SubmitWorkflow", &req.base,
-          HARNESS_CLIENT_TIMEOUT_MS, 0, &reply, err);
-    if (reply != NULL)
-        protobuf_c_message_free_unpacked(reply, NULL);
-    nng_close(s);
+    rv = client_call(h->client, "SubmitWorkflow", &req.base, 0, &reply, err);
+    client_free_reply(reply);
     return rv;
 }
 

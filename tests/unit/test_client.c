@@ -5,6 +5,7 @@
 // fields (a GetJob for id "missing" gets NOT_FOUND, for "garbage" a body
 // that does not decode, and so on), so these tests check what the SDK
 // sends and how it decodes every kind of reply without a real anvild.
+#include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "util/clock.h"
 #include "wire.h"
@@ -46,7 +47,7 @@ reply_with(int code, const char *msg, const ProtobufCMessage *body,
     uint64_t request_id)
 {
     nng_msg *out = NULL;
-    if (wire_reply_encode(code, msg, body, request_id, &out, NULL) != 0)
+    if (wire_test_reply_encode(code, msg, body, request_id, &out, NULL) != 0)
         return NULL;
     return out;
 }
