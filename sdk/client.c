@@ -62,6 +62,16 @@ client_dialer_options(anvil_client *c, nng_dialer d)
     return 0;
 }
 
+// Notes the first connection (nng calls this on its own threads).
+static void
+pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void) p;
+    (void) ev;
+    anvil_client *c = arg;
+    atomic_store(&c->connected, true);
+}
+
 static int
 make_dialer(anvil_client *c, struct anvil_error *err)
 {
@@ -75,6 +85,7 @@ make_dialer(anvil_client *c, struct anvil_error *err)
     nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, WIRE_RESEND_MS);
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS);
+    nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, pipe_added, c);
     // Checks the URL; the first call starts it (see the top of the file).
     rv = nng_dialer_create(&c->dialer, s, c->url);
     if (rv == 0) {
@@ -325,6 +336,8 @@ anvil_client_open(anvil_client **out, const char *url, struct anvil_error *err)
     c->url   = strdup(url);
     c->token = convert_str(getenv("ANVIL_TOKEN"));
     atomic_init(&c->timeout_ms, CLIENT_DEFAULT_TIMEOUT_MS);
+    atomic_init(&c->connect_ms, 0);
+    atomic_init(&c->connected, false);
     if (c->url == NULL || c->token == NULL) {
         client_free(c);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
@@ -344,13 +357,30 @@ anvil_client_open(anvil_client **out, const char *url, struct anvil_error *err)
     return ANVIL_OK;
 }
 
-void
-anvil_client_set_timeout(anvil_client *c, int timeout_ms)
+int
+anvil_client_set_timeout(
+    anvil_client *c, int timeout_ms, struct anvil_error *err)
 {
-    if (c == NULL)
-        return;
+    int rc = client_check(c, "anvil_client_set_timeout", err);
+    if (rc != ANVIL_OK)
+        return rc;
     atomic_store(&c->timeout_ms,
         timeout_ms > 0 ? timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS);
+    return ANVIL_OK;
+}
+
+int
+anvil_client_set_connect_timeout(
+    anvil_client *c, int connect_ms, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_client_set_connect_timeout";
+    int               rc   = client_check(c, fn, err);
+    if (rc == ANVIL_OK && connect_ms < 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: connect_ms is negative (%d)", fn, connect_ms);
+    if (rc == ANVIL_OK)
+        atomic_store(&c->connect_ms, connect_ms);
+    return rc;
 }
 
 int

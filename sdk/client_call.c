@@ -154,6 +154,51 @@ redial(anvil_client *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+// Sets err for a send that found no connection for timeout_ms.
+static int
+send_timed_out(anvil_client *c, const char *method, int timeout_ms,
+    bool first_dial, struct anvil_error *err)
+{
+    if (first_dial)
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "nothing listens at %s (no connection within %d ms to send %s; "
+            "is anvild running?)",
+            c->url, timeout_ms, method);
+    if (client_url_is_tls(c->url))
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "could not reach anvild at %s within %d ms to send %s (is "
+            "it running? does the TLS CA%s trust its certificate, and "
+            "does it name the host?)",
+            c->url, timeout_ms, method, c->tls ? "" : " (none set)");
+    return av_error_set(err, ANVIL_UNAVAILABLE,
+        "could not reach anvild at %s within %d ms to send %s (is it "
+        "running?)",
+        c->url, timeout_ms, method);
+}
+
+// Sends the aio's message within timeout_ms. A client that never had a
+// connection and has a connect timeout shorter than that gives up after
+// it (*first_dial then says so) unless a connection came meanwhile.
+static int
+send_msg(anvil_client *c, struct inflight *in, int timeout_ms, bool *first_dial,
+    int *waited_ms)
+{
+    int connect_ms = atomic_load(&c->connect_ms);
+    *first_dial    = connect_ms > 0 && connect_ms < timeout_ms
+        && !atomic_load(&c->connected);
+    *waited_ms = *first_dial ? connect_ms : timeout_ms;
+    nng_aio_set_timeout(in->aio, *waited_ms);
+    int rv = run_op(c, in, true);
+    if (rv == NNG_ETIMEDOUT && *first_dial && atomic_load(&c->connected)) {
+        // Connected just in time: the rest of the call's time is its own.
+        *first_dial = false;
+        *waited_ms  = timeout_ms;
+        nng_aio_set_timeout(in->aio, timeout_ms - connect_ms);
+        rv = run_op(c, in, true);
+    }
+    return rv;
+}
+
 // Sends *msg and receives the reply into *msg: up to timeout_ms for the
 // request to go out (else UNAVAILABLE: it was not delivered) and for the
 // reply, plus wait_ms for a long-poll. *msg is NULL on failure.
@@ -162,26 +207,18 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
     nng_msg **msg, int timeout_ms, int64_t wait_ms, struct anvil_error *err)
 {
     int64_t deadline = av_mono_ms() + timeout_ms;
+    bool    first_dial;
+    int     waited_ms;
     nng_aio_set_msg(in->aio, *msg);
-    *msg = NULL;
-    nng_aio_set_timeout(in->aio, clamp_ms(timeout_ms));
-    int rv = run_op(c, in, true);
+    *msg   = NULL;
+    int rv = send_msg(c, in, timeout_ms, &first_dial, &waited_ms);
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(in->aio)); // an unsent message is ours
         nng_aio_set_msg(in->aio, NULL);
-        if (rv == NNG_ETIMEDOUT)
+        if (rv == NNG_ETIMEDOUT && !first_dial)
             redial(c);
-        if (rv == NNG_ETIMEDOUT && client_url_is_tls(c->url))
-            return av_error_set(err, ANVIL_UNAVAILABLE,
-                "could not reach anvild at %s within %d ms to send %s (is "
-                "it running? does the TLS CA%s trust its certificate, and "
-                "does it name the host?)",
-                c->url, timeout_ms, method, c->tls ? "" : " (none set)");
         if (rv == NNG_ETIMEDOUT)
-            return av_error_set(err, ANVIL_UNAVAILABLE,
-                "could not reach anvild at %s within %d ms to send %s (is "
-                "it running?)",
-                c->url, timeout_ms, method);
+            return send_timed_out(c, method, waited_ms, first_dial, err);
         return wire_nng_error(rv, method, c->url, timeout_ms, err);
     }
     int64_t left = deadline - av_mono_ms();
@@ -285,4 +322,24 @@ client_check_bytes(const void *p, size_t len, const char *what, const char *fn,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: %s is NULL but its length is %zu", fn, what, len);
     return ANVIL_OK;
+}
+
+int
+client_wait(
+    int timeout_ms, client_wait_fn once, void *arg, struct anvil_error *err)
+{
+    int64_t deadline = timeout_ms > 0 ? av_mono_ms() + timeout_ms : -1;
+    for (;;) {
+        int64_t chunk = CLIENT_WAIT_CHUNK_MS;
+        if (deadline >= 0) {
+            int64_t left = deadline - av_mono_ms();
+            chunk        = left < 0 ? 0 : left < chunk ? left : chunk;
+        }
+        bool done = false;
+        int  rc   = once(arg, (uint32_t) chunk, &done, err);
+        if (rc != ANVIL_OK || done)
+            return rc;
+        if (deadline >= 0 && av_mono_ms() >= deadline)
+            return ANVIL_DEADLINE_EXCEEDED;
+    }
 }

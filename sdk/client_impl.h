@@ -44,6 +44,8 @@ struct anvil_client {
     bool                   tls;   // a TLS config was set (error messages)
     Anvil__V1__WorkerInfo *info;  // sent with Poll/Heartbeat; NULL = none
     _Atomic int            timeout_ms; // per call, long-polls excluded
+    _Atomic int            connect_ms; // first-dial limit; 0 = none
+    _Atomic bool           connected;  // a connection was ever made
     nng_dialer             dialer;     // created at open, started by a call
     pthread_mutex_t        mu;         // guards everything below
     bool                   dialing;    // the dialer was started
@@ -80,9 +82,25 @@ int client_call_ids(anvil_client *c, const char *method,
     const ProtobufCMessage *req, uint32_t n_ids, ProtobufCMessage **reply,
     struct anvil_error *err);
 
+// How long one WaitJob or WaitWorkflow of a longer wait lasts (the server
+// takes up to 300 s).
+#define CLIENT_WAIT_CHUNK_MS 60000
+
+// One long-poll of a wait, of at most chunk_ms: sets *done when what is
+// waited for has ended, keeps its latest view of it in arg.
+typedef int (*client_wait_fn)(
+    void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err);
+
+// Calls once() until it says done, fails, or timeout_ms (0: no limit)
+// has passed, each call lasting at most CLIENT_WAIT_CHUNK_MS. Returns
+// ANVIL_OK when done, DEADLINE_EXCEEDED when the time passed first (err
+// is then not set: the caller knows what to say), or once()'s error.
+int client_wait(
+    int timeout_ms, client_wait_fn once, void *arg, struct anvil_error *err);
+
 // Fills req's options from o (NULL: leaves the defaults).
 void client_submit_opts_to_pb(
-    const struct anvil_submit_opts *o, Anvil__V1__SubmitJobRequest *req);
+    const struct anvil_job_opts *o, Anvil__V1__SubmitJobRequest *req);
 
 // The worker info set with anvil_client_set_worker_info(), or NULL.
 const Anvil__V1__WorkerInfo *client_worker_info(const anvil_client *c);

@@ -20,7 +20,7 @@ anvil_job_free(struct anvil_job *job)
 
 void
 client_submit_opts_to_pb(
-    const struct anvil_submit_opts *o, Anvil__V1__SubmitJobRequest *req)
+    const struct anvil_job_opts *o, Anvil__V1__SubmitJobRequest *req)
 {
     if (o == NULL)
         return;
@@ -40,8 +40,8 @@ client_submit_opts_to_pb(
 
 int
 anvil_job_submit(anvil_client *c, const char *type, const void *payload,
-    size_t len, const struct anvil_submit_opts *opts, char **id_out,
-    bool *existed, struct anvil_error *err)
+    size_t len, const struct anvil_job_opts *opts, char **id_out, bool *existed,
+    struct anvil_error *err)
 {
     static const char fn[] = "anvil_job_submit";
     if (id_out != NULL)
@@ -133,6 +133,34 @@ anvil_job_cancel(anvil_client *c, const char *id, struct anvil_job **out,
     return rc;
 }
 
+// What a job wait keeps between its long-polls.
+struct job_wait {
+    anvil_client      *c;
+    const char        *id;
+    struct anvil_job **out;
+};
+
+// One WaitJob of at most chunk_ms; *w->out becomes the job it returned.
+static int
+wait_once(void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err)
+{
+    struct job_wait          *w   = arg;
+    Anvil__V1__WaitJobRequest req = ANVIL__V1__WAIT_JOB_REQUEST__INIT;
+    req.id                        = (char *) w->id;
+    req.timeout_ms                = chunk_ms;
+    Anvil__V1__WaitJobResponse *rep;
+    int                         rc = client_call(
+                                w->c, "WaitJob", &req.base, chunk_ms, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    anvil_job_free(*w->out);
+    *w->out = NULL;
+    rc      = convert_job_new(rep->job, "WaitJob", w->out, err);
+    *done   = rep->done;
+    client_free_reply(&rep->base);
+    return rc;
+}
+
 int
 anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
     struct anvil_job **out, struct anvil_error *err)
@@ -147,20 +175,11 @@ anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
             "%s: timeout_ms is negative (%d)", fn, timeout_ms);
     if (rc != ANVIL_OK)
         return rc;
-    Anvil__V1__WaitJobRequest req = ANVIL__V1__WAIT_JOB_REQUEST__INIT;
-    req.id                        = (char *) id;
-    req.timeout_ms                = (uint32_t) timeout_ms;
-    Anvil__V1__WaitJobResponse *rep;
-    rc = client_call(
-        c, "WaitJob", &req.base, timeout_ms, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = convert_job_new(rep->job, "WaitJob", out, err);
-    if (rc == ANVIL_OK && !rep->done)
-        rc = av_error_set(err, ANVIL_DEADLINE_EXCEEDED,
-            "job %s is still %s after %d ms", id,
+    struct job_wait w = { .c = c, .id = id, .out = out };
+    rc                = client_wait(timeout_ms, wait_once, &w, err);
+    if (rc == ANVIL_DEADLINE_EXCEEDED && *out != NULL)
+        av_error_set(err, rc, "job %s is still %s after %d ms", id,
             anvil_job_state_name((*out)->state), timeout_ms);
-    client_free_reply(&rep->base);
     return rc;
 }
 
@@ -191,7 +210,7 @@ fail:
 }
 
 int
-anvil_job_list(anvil_client *c, const struct anvil_list_filter *filter,
+anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
     struct anvil_job_list **out, struct anvil_error *err)
 {
     static const char fn[] = "anvil_job_list";
@@ -265,7 +284,7 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 }
 
 int
-anvil_health(
+anvil_health_get(
     anvil_client *c, struct anvil_health **out, struct anvil_error *err)
 {
     if (out == NULL)
