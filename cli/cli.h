@@ -192,6 +192,10 @@ int cli_wait_end(struct cli_ctx *x, const char *what, const char *id,
     bool submitted, int rc, const struct anvil_error *err,
     const struct cli_waited *w);
 
+// The exit status of a wait given its code, whether what it waited for
+// is final and whether it succeeded: TIMEOUT when it is not final yet.
+int cli_wait_status(int rc, bool final, bool succeeded);
+
 // The exit status of wait (and submit --wait) given anvil_job_wait's
 // return code and job: OK when the job SUCCEEDED, FAILED when it ended
 // FAILED or CANCELED or the call failed, TIMEOUT when it is unfinished.

@@ -203,15 +203,22 @@ print_job(struct cli_ctx *x, const struct anvil_job *job)
 }
 
 int
+cli_wait_status(int rc, bool final, bool succeeded)
+{
+    if (rc == ANVIL_DEADLINE_EXCEEDED && !final)
+        return CLI_EXIT_TIMEOUT;
+    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+        return CLI_EXIT_FAILED;
+    return succeeded ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+int
 cli_wait_exit(int rc, const struct anvil_job *job)
 {
     if (job == NULL)
         return CLI_EXIT_FAILED;
-    if (rc == ANVIL_DEADLINE_EXCEEDED && !anvil_job_state_final(job->state))
-        return CLI_EXIT_TIMEOUT;
-    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
-        return CLI_EXIT_FAILED;
-    return job->state == ANVIL_JOB_SUCCEEDED ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+    return cli_wait_status(rc, anvil_job_state_final(job->state),
+        job->state == ANVIL_JOB_SUCCEEDED);
 }
 
 int

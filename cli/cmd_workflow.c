@@ -75,12 +75,8 @@ cli_workflow_wait_exit(int rc, const struct anvil_workflow *wf)
 {
     if (wf == NULL)
         return CLI_EXIT_FAILED;
-    if (rc == ANVIL_DEADLINE_EXCEEDED && !anvil_workflow_state_final(wf->state))
-        return CLI_EXIT_TIMEOUT;
-    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
-        return CLI_EXIT_FAILED;
-    return wf->state == ANVIL_WORKFLOW_SUCCEEDED ? CLI_EXIT_OK
-                                                 : CLI_EXIT_FAILED;
+    return cli_wait_status(rc, anvil_workflow_state_final(wf->state),
+        wf->state == ANVIL_WORKFLOW_SUCCEEDED);
 }
 
 // Waits for id, prints it and returns the exit status of `workflow wait`.

@@ -24,6 +24,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/nng_code.h"
 #include "wire.h"
 
 #include <nng/protocol/reqrep0/req.h>
@@ -93,7 +94,7 @@ make_dialer(anvil_client *c, struct anvil_error *err)
         return ANVIL_OK;
     }
     nng_close(s);
-    int code = wire_code_from_nng(rv);
+    int code = av_code_from_nng(rv);
     if (code == ANVIL_INVALID_ARGUMENT)
         return av_error_set(err, code,
             "bad server URL \"%s\": %s (want e.g. tcp://127.0.0.1:7700 or "
@@ -225,7 +226,7 @@ anvil_client_set_tls(
     nng_tls_config *cfg = NULL;
     int             rv  = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
     if (rv != 0)
-        return av_error_set(err, wire_code_from_nng(rv),
+        return av_error_set(err, av_code_from_nng(rv),
             "cannot make a TLS configuration: %s", nng_strerror(rv));
     rc = tls_configure(c, cfg, tls, err);
     if (rc == ANVIL_OK) {

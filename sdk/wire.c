@@ -34,6 +34,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/nng_code.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -121,54 +122,10 @@ wire_method(const char *name)
 }
 
 int
-wire_code_from_nng(int rv)
-{
-    switch (rv) {
-    case 0:
-        return ANVIL_OK;
-    case NNG_ETIMEDOUT:
-        return ANVIL_DEADLINE_EXCEEDED;
-    case NNG_ECONNREFUSED:
-    case NNG_ECLOSED:
-    case NNG_ECONNRESET:
-    case NNG_ECONNABORTED:
-    case NNG_ECONNSHUT:
-    case NNG_EUNREACHABLE:
-    case NNG_ENOENT:
-    case NNG_EAGAIN:
-    case NNG_ECRYPTO:
-        return ANVIL_UNAVAILABLE;
-    case NNG_ECANCELED:
-    case NNG_EINTR:
-        return ANVIL_CANCELLED;
-    case NNG_EINVAL:
-    case NNG_EADDRINVAL:
-    case NNG_ENOTSUP:
-    case NNG_EBADTYPE:
-        return ANVIL_INVALID_ARGUMENT;
-    case NNG_ENOMEM:
-    case NNG_EMSGSIZE:
-    case NNG_ENOFILES:
-    case NNG_ENOSPC:
-        return ANVIL_RESOURCE_EXHAUSTED;
-    case NNG_EPEERAUTH:
-        return ANVIL_UNAUTHENTICATED;
-    case NNG_EPERM:
-        return ANVIL_PERMISSION_DENIED;
-    case NNG_ESTATE:
-    case NNG_EPROTO:
-    case NNG_EINTERNAL:
-        return ANVIL_INTERNAL;
-    default:
-        return ANVIL_UNKNOWN;
-    }
-}
-
-int
 wire_nng_error(int rv, const char *what, const char *url, int64_t timeout_ms,
     struct anvil_error *err)
 {
-    int code = wire_code_from_nng(rv);
+    int code = av_code_from_nng(rv);
     if (url == NULL)
         url = "(no url)";
     switch (rv) {

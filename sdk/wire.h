@@ -38,12 +38,8 @@ uint64_t wire_request_ids(uint32_t n);
 // The rpc `name` of service anvil.v1.Anvil, or NULL if there is none.
 const ProtobufCMethodDescriptor *wire_method(const char *name);
 
-// The anvil code for an nng error number (NNG_ETIMEDOUT ->
-// DEADLINE_EXCEEDED, NNG_ECONNREFUSED/ECLOSED/ECONNRESET -> UNAVAILABLE,
-// ...). 0 maps to ANVIL_OK.
-int wire_code_from_nng(int rv);
-
-// Sets err to wire_code_from_nng(rv) and a sentence naming what failed
+// Sets err to av_code_from_nng(rv) (util/nng_code.h) and a sentence naming what
+// failed
 // (`what`, e.g. "GetJob"), the server url and nng's reason; a timeout
 // names timeout_ms and asks whether anvild runs. Returns the code.
 int wire_nng_error(int rv, const char *what, const char *url,

@@ -521,7 +521,7 @@ test_wait_job_times_out_on_an_unfinished_job(void **state)
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
     anvil_job_free(job);
     job = NULL;
-    rv  = anvil_job_wait(h->client, id, 0, &job, &err);
+    rv  = anvil_job_wait(h->client, id, 1, &job, &err);
     assert_int_equal(rv, ANVIL_DEADLINE_EXCEEDED);
     assert_non_null(job);
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);

@@ -4,6 +4,7 @@
 #include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
+#include "util/nng_code.h"
 #include "wire.h"
 
 #include <nng/nng.h>
@@ -384,6 +385,7 @@ test_wire_maps_nng_errors_to_anvil_codes(void **state)
         { NNG_ECONNRESET, ANVIL_UNAVAILABLE },
         { NNG_ECONNSHUT, ANVIL_UNAVAILABLE },
         { NNG_EUNREACHABLE, ANVIL_UNAVAILABLE },
+        { NNG_EADDRINUSE, ANVIL_UNAVAILABLE },
         { NNG_ECANCELED, ANVIL_CANCELLED },
         { NNG_EINVAL, ANVIL_INVALID_ARGUMENT },
         { NNG_EADDRINVAL, ANVIL_INVALID_ARGUMENT },
@@ -396,7 +398,7 @@ test_wire_maps_nng_errors_to_anvil_codes(void **state)
         { 12345, ANVIL_UNKNOWN },
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        int got = wire_code_from_nng(table[i].nng);
+        int got = av_code_from_nng(table[i].nng);
         if (got != table[i].code)
             fail_msg("nng error %d maps to %s, want %s", table[i].nng,
                 anvil_code_name(got), anvil_code_name(table[i].code));
