@@ -41,11 +41,11 @@ child_poller(void *arg)
           .max_jobs                            = 1,
           .wait_ms                             = 1000 };
     while (!atomic_load(&a->stop)) {
-        struct anvil_lease *l  = NULL;
-        size_t              n  = 0;
-        struct anvil_error  e  = { 0 };
-        int                 rc = anvil_poll(a->child_client, &req, &l, &n, &e);
-        int64_t             t  = bench_now_ns();
+        struct anvil_lease *l = NULL;
+        size_t              n = 0;
+        struct anvil_error  e = { 0 };
+        int     rc = anvil_lease_poll(a->child_client, &req, &l, &n, &e);
+        int64_t t  = bench_now_ns();
         if (rc != ANVIL_OK && atomic_load(&a->stop))
             break; // cut short by anvil_client_shutdown()
         if (rc != ANVIL_OK) {
@@ -56,7 +56,7 @@ child_poller(void *arg)
         if (n == 1) {
             // Published once the child is complete, so that the main
             // thread's next workflow never overlaps this one.
-            rc = anvil_complete(
+            rc = anvil_job_complete(
                 a->child_client, l[0].job.id, l[0].token, NULL, 0, &e);
             if (rc != ANVIL_OK) {
                 fprintf(stderr, "anvil-bench: advance: child Complete: %s\n",
@@ -76,13 +76,15 @@ submit_pair(
 {
     anvil_workflow_spec *wf = NULL;
     struct anvil_error   e  = { 0 };
-    int                  rc = anvil_workflow_new(&wf, "bench-advance", &e);
+    int                  rc = anvil_workflow_spec_new(&wf, "bench-advance", &e);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(wf, "parent", parent_type, NULL, 0, NULL, &e);
+        rc = anvil_workflow_spec_add_step(
+            wf, "parent", parent_type, NULL, 0, NULL, &e);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(wf, "child", child_type, NULL, 0, NULL, &e);
+        rc = anvil_workflow_spec_add_step(
+            wf, "child", child_type, NULL, 0, NULL, &e);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_after(wf, "child", "parent", &e);
+        rc = anvil_workflow_spec_add_edge(wf, "child", "parent", &e);
     if (rc == ANVIL_OK)
         rc = anvil_workflow_submit(c, wf, id, NULL, &e);
     anvil_workflow_spec_free(wf);
@@ -103,7 +105,7 @@ lease_parent(anvil_client *c, const char *parent_type, struct anvil_lease **l)
           .wait_ms                             = 5000 };
     size_t                n     = 0;
     struct anvil_error    e     = { 0 };
-    int                   rc    = anvil_poll(c, &req, l, &n, &e);
+    int                   rc    = anvil_lease_poll(c, &req, l, &n, &e);
     if (rc == ANVIL_OK && n != 1) {
         anvil_leases_free(*l, n);
         snprintf(e.msg, sizeof(e.msg), "no parent step within 5 s");
@@ -136,7 +138,7 @@ advance_once(anvil_client *c, struct adv *a, const char *parent_type,
         return -1;
     atomic_store(&a->child_ns, 0);
     int64_t t0 = bench_now_ns();
-    int     rc = anvil_complete(c, l->job.id, l->token, NULL, 0, &e);
+    int     rc = anvil_job_complete(c, l->job.id, l->token, NULL, 0, &e);
     int64_t t1 = bench_now_ns();
     anvil_leases_free(l, 1);
     if (rc != ANVIL_OK) {

@@ -138,8 +138,9 @@ void result_add_pcts(struct result *r, const char *key, const char *label,
 bool bench_wait_until(bool (*cond)(void *), void *arg, int64_t deadline_ns);
 
 // advance.c: step advance with raw rpcs (part of the workflow workload):
-// 50 two-step workflows, the parent completed with anvil_complete() and the
-// child taken by a parked anvil_poll(). Adds advance_rpc and advance_reply.
+// 50 two-step workflows, the parent completed with anvil_job_complete() and the
+// child taken by a parked anvil_lease_poll(). Adds advance_rpc and
+// advance_reply.
 int bench_advance(struct bench_server *s, anvil_client *c, struct result *r);
 
 // ---- submit.c: jobs submitted as fast as the SDK allows ----

@@ -25,7 +25,7 @@ bench_client_open(const struct bench_server *s, anvil_client **out)
         fprintf(stderr, "anvil-bench: client for %s: %s\n", s->url, e.msg);
         return -1;
     }
-    anvil_client_set_timeout(*out, 30000);
+    anvil_client_set_timeout(*out, 30000, NULL);
     return 0;
 }
 
@@ -107,7 +107,7 @@ bench_depth(
     struct anvil_error   e = { 0 };
     *queued                = 0;
     *running               = 0;
-    if (anvil_health(c, &h, &e) != ANVIL_OK) {
+    if (anvil_health_get(c, &h, &e) != ANVIL_OK) {
         fprintf(stderr, "anvil-bench: Health: %s\n", e.msg);
         return -1;
     }

@@ -97,7 +97,7 @@ build_chain(const struct wfb *b, int ph, int a, anvil_workflow_spec **out,
     char   buf[64];
     int    rc = names == NULL ? ANVIL_RESOURCE_EXHAUSTED : ANVIL_OK;
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_new(out, "bench-chain", e);
+        rc = anvil_workflow_spec_new(out, "bench-chain", e);
     for (int s = 0; rc == ANVIL_OK && s < b->steps; s++) {
         names[s] = malloc(16);
         if (names[s] == NULL) {
@@ -106,11 +106,11 @@ build_chain(const struct wfb *b, int ph, int a, anvil_workflow_spec **out,
         }
         snprintf(names[s], 16, "s%d", s);
         snprintf(buf, sizeof(buf), "%d %d %d", ph, a, s);
-        rc = anvil_workflow_step(
+        rc = anvil_workflow_spec_add_step(
             *out, names[s], b->type, buf, strlen(buf), NULL, e);
     }
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_chain(
+        rc = anvil_workflow_spec_add_chain(
             *out, (const char *const *) names, (size_t) b->steps, e);
     for (int s = 0; names != NULL && s < b->steps; s++)
         free(names[s]);
@@ -280,11 +280,11 @@ build_fan(const struct wfb *b, anvil_workflow_spec **out, struct anvil_error *e)
     char   buf[64];
     int    rc = names == NULL ? ANVIL_RESOURCE_EXHAUSTED : ANVIL_OK;
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_new(out, "bench-fan", e);
+        rc = anvil_workflow_spec_new(out, "bench-fan", e);
     // Row 0 of the marks: root at 0, children at 1..fan, join at fan + 1.
     snprintf(buf, sizeof(buf), "%d 0 0", PH_FAN);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(
+        rc = anvil_workflow_spec_add_step(
             *out, "root", b->type, buf, strlen(buf), NULL, e);
     for (int i = 0; rc == ANVIL_OK && i < b->fan; i++) {
         names[i] = malloc(16);
@@ -294,16 +294,16 @@ build_fan(const struct wfb *b, anvil_workflow_spec **out, struct anvil_error *e)
         }
         snprintf(names[i], 16, "f%d", i);
         snprintf(buf, sizeof(buf), "%d 0 %d", PH_FAN, i + 1);
-        rc = anvil_workflow_step(
+        rc = anvil_workflow_spec_add_step(
             *out, names[i], b->type, buf, strlen(buf), NULL, e);
     }
     snprintf(buf, sizeof(buf), "%d 0 %d", PH_FAN, b->fan + 1);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(
+        rc = anvil_workflow_spec_add_step(
             *out, "join", b->type, buf, strlen(buf), NULL, e);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_group(*out, "root", (const char *const *) names,
-            (size_t) b->fan, "join", e);
+        rc = anvil_workflow_spec_add_group(*out, "root",
+            (const char *const *) names, (size_t) b->fan, "join", e);
     for (int i = 0; names != NULL && i < b->fan; i++)
         free(names[i]);
     free(names);
@@ -398,7 +398,8 @@ describe(const struct bench_opts *o, const struct wfb *b, struct result *r)
         "worker library's async reports hide; 'under load' has all chains "
         "competing for the slots, 'one chain at a time' runs %d chains "
         "serially; raw rpcs: 50 parent -> child workflows run with "
-        "anvil_complete() and a parked anvil_poll(), giving the issue's "
+        "anvil_job_complete() and a parked anvil_lease_poll(), giving the "
+        "issue's "
         "'parent Complete reply -> child Poll reply' (both replies leave "
         "after the same commit) and 'Complete call -> child Poll reply' "
         "(one commit-bound hop); fan: one workflow root -> %d -> join",

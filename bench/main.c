@@ -251,7 +251,7 @@ main(int argc, char **argv)
         return 2;
     // A server or worker connection that drops must not kill us.
     signal(SIGPIPE, SIG_IGN);
-    anvil_set_logger(log_line, NULL);
+    anvil_logger_set(log_line, NULL);
     report_machine(&o);
     bool all = strcmp(o.workload, "all") == 0;
     if (rc == 0 && (all || strcmp(o.workload, "throughput") == 0))

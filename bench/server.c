@@ -107,9 +107,9 @@ health_ok(const char *url)
     anvil_client *c = NULL;
     if (anvil_client_open(&c, url, NULL) != ANVIL_OK)
         return false;
-    anvil_client_set_timeout(c, 500);
+    anvil_client_set_timeout(c, 500, NULL);
     struct anvil_health *h  = NULL;
-    bool                 ok = anvil_health(c, &h, NULL) == ANVIL_OK;
+    bool                 ok = anvil_health_get(c, &h, NULL) == ANVIL_OK;
     anvil_health_free(h);
     anvil_client_close(c);
     return ok;

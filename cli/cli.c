@@ -466,11 +466,26 @@ flag_or_env(const char *flag, const char *env)
     return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
+// True for the verbs that wait for a job or workflow: like workers, they
+// keep redialling a server that is not there yet for their whole timeout.
+static bool
+waits(const struct cli_opts *o)
+{
+    return o->wait || o->verb == &cli_verb_wait
+        || o->verb == &cli_verb_workflow_wait;
+}
+
 // Applies --token and the --tls-* flags (falling back to the environment
-// for the TLS files a flag does not name) to c.
+// for the TLS files a flag does not name) to c, and the short first-dial
+// limit of one-shot commands.
 static int
 client_setup(const struct cli_opts *o, anvil_client *c, struct anvil_error *e)
 {
+    if (!waits(o)) {
+        int rc = anvil_client_set_connect_timeout(c, CLI_CONNECT_MS, e);
+        if (rc != ANVIL_OK)
+            return rc;
+    }
     if (o->token != NULL) {
         int rc = anvil_client_set_token(c, o->token, e);
         if (rc != ANVIL_OK)

@@ -28,9 +28,6 @@ enum cli_exit {
                           // (submit --wait: --wait-timeout-ms)
 };
 
-// How long one WaitJob/WaitWorkflow call lasts when waiting without a limit.
-#define CLI_WAIT_CHUNK_MS 30000
-
 // Largest --timeout-ms accepted.
 #define CLI_TIMEOUT_MAX_MS INT32_MAX
 
@@ -63,22 +60,21 @@ struct cli_opts {
     const char            *cursor;   // list --cursor
     int32_t                priority; // submit --priority
     bool                   wait;     // submit --wait
-    bool                   has_timeout; // wait limit: --timeout-ms of
-                                        // wait, --wait-timeout-ms of submit
-    int64_t     timeout_ms;             // 0..CLI_TIMEOUT_MAX_MS
-    int64_t     delay_ms;               // submit --delay-ms
-    int64_t     run_at_ms;              // submit --run-at (epoch ms)
-    uint32_t    max_attempts;           // submit --max-attempts; 0 = default
-    int64_t     job_timeout_ms;         // submit --timeout-ms (per attempt)
-    int64_t     lease_ms;               // submit --lease-ms; 0 = default
-    const char *key;                    // submit --key (idempotency key)
-    int         role;                   // token create --role
-    int64_t     expires_in_ms;          // token create --expires-in
-    int         state;                  // list --state; 0 = any (a job
-                                        // or, for workflow list, a
-                                        // workflow state)
-    uint32_t limit;                     // list --limit; 0 = server default
-    bool     positional_set;            // the verb's argument was given
+    bool                   has_timeout;  // wait limit: --timeout-ms of
+                                         // wait, --wait-timeout-ms of submit
+    int64_t              timeout_ms;     // 0..CLI_TIMEOUT_MAX_MS
+    int64_t              delay_ms;       // submit --delay-ms
+    int64_t              run_at_ms;      // submit --run-at (epoch ms)
+    uint32_t             max_attempts;   // submit --max-attempts; 0 = default
+    int64_t              job_timeout_ms; // submit --timeout-ms (per attempt)
+    int64_t              lease_ms;       // submit --lease-ms; 0 = default
+    const char          *key;            // submit --key (idempotency key)
+    enum anvil_role      role;           // token create --role
+    int64_t              expires_in_ms;  // token create --expires-in
+    enum anvil_job_state state;          // list --state; 0 = any
+    enum anvil_workflow_state wf_state;  // workflow list --state; 0 = any
+    uint32_t                  limit;     // list --limit; 0 = server default
+    bool                      positional_set; // the verb's argument was given
 };
 
 // What a running verb gets: parsed options, an open client, its streams.
@@ -171,12 +167,34 @@ int cli_usage_error(struct anvil_error *err, const char *fmt, ...)
 int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
     int64_t *out, struct anvil_error *err);
 
-// Waiting in long-polls: the deadline for timeout_ms (< 0: none, -1), the
-// next poll's length (at most CLI_WAIT_CHUNK_MS, 0 once the deadline has
-// passed), and whether an unfinished result should be polled again.
-int64_t cli_wait_deadline(int64_t timeout_ms);
-int64_t cli_wait_chunk(int64_t deadline);
-bool    cli_wait_again(int rc, bool have, bool final, int64_t deadline);
+// How long a one-shot command waits for a first connection before it says
+// that nothing listens at the server's URL (waits are not one-shot).
+#define CLI_CONNECT_MS 1000
+
+// The timeout_ms to give anvil_job_wait/anvil_workflow_wait for the wait
+// limit in o: 0 (none) without one, 1 for --timeout-ms 0 (look once).
+int cli_wait_ms(const struct cli_opts *o);
+
+// What a wait got, for cli_wait_end(): whether it got the job (workflow)
+// at all, the exit status its state gives, the status of printing it, and
+// its state's name.
+struct cli_waited {
+    bool        have;
+    int         exit;
+    int         print;
+    const char *state;
+};
+
+// Ends a wait of `what` ("job" or "workflow") id given the wait's code and
+// error: reports a failure (and, when submitted, that id was submitted) or
+// a timeout on x->err, and returns the command's exit status.
+int cli_wait_end(struct cli_ctx *x, const char *what, const char *id,
+    bool submitted, int rc, const struct anvil_error *err,
+    const struct cli_waited *w);
+
+// The exit status of a wait given its code, whether what it waited for
+// is final and whether it succeeded: TIMEOUT when it is not final yet.
+int cli_wait_status(int rc, bool final, bool succeeded);
 
 // The exit status of wait (and submit --wait) given anvil_job_wait's
 // return code and job: OK when the job SUCCEEDED, FAILED when it ended

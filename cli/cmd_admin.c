@@ -10,17 +10,16 @@
 static int
 run_workers(struct cli_ctx *x)
 {
-    struct anvil_worker_status *w   = NULL;
-    size_t                      n   = 0;
-    struct anvil_error          err = { 0, "" };
-    int rc = anvil_workers_list(x->client, &w, &n, &err);
+    struct anvil_worker_status_list *l   = NULL;
+    struct anvil_error               err = { 0, "" };
+    int rc = anvil_worker_status_list(x->client, &l, &err);
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     if (x->opts->json)
-        rc = cli_print_json(x, output_workers_json(w, n));
+        rc = cli_print_json(x, output_workers_json(l->workers, l->n));
     else
-        output_workers_human(x->out, w, n, av_now_ms());
-    anvil_workers_free(w, n);
+        output_workers_human(x->out, l->workers, l->n, av_now_ms());
+    anvil_worker_status_list_free(l);
     return rc;
 }
 
@@ -119,24 +118,24 @@ run_token_create(struct cli_ctx *x)
             "hash is stored)\n");
     }
     anvil_free(secret);
-    anvil_tokens_free(t, 1);
+    anvil_token_free(t);
     return rc;
 }
 
 static int
 run_token_list(struct cli_ctx *x)
 {
-    struct anvil_token *t   = NULL;
-    size_t              n   = 0;
-    struct anvil_error  err = { 0, "" };
-    int                 rc  = anvil_token_list(x->client, &t, &n, &err);
+    struct anvil_token_list *l   = NULL;
+    struct anvil_error       err = { 0, "" };
+    int                      rc  = anvil_token_list(x->client, &l, &err);
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     if (x->opts->json)
-        rc = cli_print_json(x, output_tokens_json(t, n, av_now_ms()));
+        rc = cli_print_json(
+            x, output_tokens_json(l->tokens, l->n, av_now_ms()));
     else
-        output_tokens_human(x->out, t, n, av_now_ms());
-    anvil_tokens_free(t, n);
+        output_tokens_human(x->out, l->tokens, l->n, av_now_ms());
+    anvil_token_list_free(l);
     return rc;
 }
 
@@ -152,7 +151,7 @@ run_token_revoke(struct cli_ctx *x)
         rc = cli_print_json(x, output_token_json(t, av_now_ms()));
     else
         fprintf(x->out, "%s revoked\n", t->id);
-    anvil_tokens_free(t, 1);
+    anvil_token_free(t);
     return rc;
 }
 

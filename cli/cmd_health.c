@@ -7,7 +7,7 @@ run_health(struct cli_ctx *x)
 {
     struct anvil_health *h   = NULL;
     struct anvil_error   err = { 0, "" };
-    int                  rc  = anvil_health(x->client, &h, &err);
+    int                  rc  = anvil_health_get(x->client, &h, &err);
     if (rc != ANVIL_OK) {
         anvil_health_free(h);
         return cli_report(x, rc, &err);

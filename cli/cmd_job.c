@@ -6,6 +6,7 @@
 #include "output.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <util/clock.h>
@@ -98,7 +99,7 @@ cli_set_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
 static int
 set_state(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    int state = 0;
+    enum anvil_job_state state = ANVIL_JOB_UNSPECIFIED;
     if (anvil_job_state_parse(value, &state) != ANVIL_OK
         || state == ANVIL_JOB_UNSPECIFIED)
         return cli_usage_error(err,
@@ -202,58 +203,53 @@ print_job(struct cli_ctx *x, const struct anvil_job *job)
 }
 
 int
+cli_wait_status(int rc, bool final, bool succeeded)
+{
+    if (rc == ANVIL_DEADLINE_EXCEEDED && !final)
+        return CLI_EXIT_TIMEOUT;
+    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+        return CLI_EXIT_FAILED;
+    return succeeded ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+int
 cli_wait_exit(int rc, const struct anvil_job *job)
 {
     if (job == NULL)
         return CLI_EXIT_FAILED;
-    if (rc == ANVIL_DEADLINE_EXCEEDED && !anvil_job_state_final(job->state))
-        return CLI_EXIT_TIMEOUT;
-    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+    return cli_wait_status(rc, anvil_job_state_final(job->state),
+        job->state == ANVIL_JOB_SUCCEEDED);
+}
+
+int
+cli_wait_ms(const struct cli_opts *o)
+{
+    if (!o->has_timeout)
+        return 0; // no limit
+    if (o->timeout_ms <= 0)
+        return 1; // look once: the shortest wait
+    return o->timeout_ms < INT_MAX ? (int) o->timeout_ms : INT_MAX;
+}
+
+int
+cli_wait_end(struct cli_ctx *x, const char *what, const char *id,
+    bool submitted, int rc, const struct anvil_error *err,
+    const struct cli_waited *w)
+{
+    if (!w->have) {
+        cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, err);
+        if (submitted)
+            fprintf(x->err, "anvil: %s %s was submitted\n", what, id);
         return CLI_EXIT_FAILED;
-    return job->state == ANVIL_JOB_SUCCEEDED ? CLI_EXIT_OK : CLI_EXIT_FAILED;
-}
-
-int64_t
-cli_wait_deadline(int64_t timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : av_mono_ms() + timeout_ms;
-}
-
-int64_t
-cli_wait_chunk(int64_t deadline)
-{
-    if (deadline < 0)
-        return CLI_WAIT_CHUNK_MS;
-    int64_t left = deadline - av_mono_ms();
-    return left < 0 ? 0 : left < CLI_WAIT_CHUNK_MS ? left : CLI_WAIT_CHUNK_MS;
-}
-
-bool
-cli_wait_again(int rc, bool have, bool final, int64_t deadline)
-{
-    return rc == ANVIL_DEADLINE_EXCEEDED && have && !final
-        && (deadline < 0 || av_mono_ms() < deadline);
-}
-
-// Waits for id to finish, for at most timeout_ms (< 0: no limit), in
-// long-polls of at most CLI_WAIT_CHUNK_MS. Returns anvil_job_wait's code
-// and job of the last poll.
-static int
-wait_job(anvil_client *c, const char *id, int64_t timeout_ms,
-    struct anvil_job **out, struct anvil_error *err)
-{
-    int64_t deadline = cli_wait_deadline(timeout_ms);
-    for (;;) {
-        struct anvil_job *job = NULL;
-        int               rc
-            = anvil_job_wait(c, id, (int) cli_wait_chunk(deadline), &job, err);
-        if (!cli_wait_again(rc, job != NULL,
-                job != NULL && anvil_job_state_final(job->state), deadline)) {
-            *out = job;
-            return rc;
-        }
-        anvil_job_free(job);
     }
+    if (w->exit == CLI_EXIT_TIMEOUT)
+        fprintf(x->err, "anvil: %s%s%s is still %s after %lld ms\n",
+            strcmp(what, "job") == 0 ? "" : what,
+            strcmp(what, "job") == 0 ? "" : " ", id, w->state,
+            (long long) x->opts->timeout_ms);
+    else if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
+        cli_report(x, rc, err);
+    return w->print != CLI_EXIT_OK ? w->print : w->exit;
 }
 
 // Waits for id, prints the job and returns the exit status of `wait`.
@@ -261,26 +257,18 @@ wait_job(anvil_client *c, const char *id, int64_t timeout_ms,
 static int
 wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
 {
-    const struct cli_opts *o       = x->opts;
-    struct anvil_job      *job     = NULL;
-    struct anvil_error     err     = { 0, "" };
-    int64_t                timeout = o->has_timeout ? o->timeout_ms : -1;
-    int                    rc = wait_job(x->client, id, timeout, &job, &err);
-    if (job == NULL) {
-        cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
-        if (submitted)
-            fprintf(x->err, "anvil: job %s was submitted\n", id);
-        return CLI_EXIT_FAILED;
+    struct anvil_job  *job = NULL;
+    struct anvil_error err = { 0, "" };
+    int rc = anvil_job_wait(x->client, id, cli_wait_ms(x->opts), &job, &err);
+    struct cli_waited w = { .have = job != NULL };
+    if (job != NULL) {
+        w.exit  = cli_wait_exit(rc, job);
+        w.print = print_job(x, job);
+        w.state = anvil_job_state_name(job->state);
     }
-    int ec    = cli_wait_exit(rc, job);
-    int print = print_job(x, job);
-    if (ec == CLI_EXIT_TIMEOUT)
-        fprintf(x->err, "anvil: %s is still %s after %lld ms\n", id,
-            anvil_job_state_name(job->state), (long long) o->timeout_ms);
-    else if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
-        cli_report(x, rc, &err);
+    int ec = cli_wait_end(x, "job", id, submitted, rc, &err, &w);
     anvil_job_free(job);
-    return print != CLI_EXIT_OK ? print : ec;
+    return ec;
 }
 
 // ---- Verbs
@@ -288,12 +276,12 @@ wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
 static int
 run_submit(struct cli_ctx *x)
 {
-    const struct cli_opts   *o       = x->opts;
-    struct anvil_submit_opts so      = { 0 };
-    struct anvil_error       err     = { 0, "" };
-    char                    *id      = NULL;
-    bool                     existed = false;
-    size_t                   len     = o->data ? strlen(o->data) : 0;
+    const struct cli_opts *o       = x->opts;
+    struct anvil_job_opts  so      = { 0 };
+    struct anvil_error     err     = { 0, "" };
+    char                  *id      = NULL;
+    bool                   existed = false;
+    size_t                 len     = o->data ? strlen(o->data) : 0;
 
     so.queue           = o->queue;
     so.priority        = o->priority;
@@ -369,16 +357,16 @@ run_cancel(struct cli_ctx *x)
 static int
 run_list(struct cli_ctx *x)
 {
-    const struct cli_opts   *o    = x->opts;
-    struct anvil_list_filter f    = { 0 };
-    struct anvil_job_list   *list = NULL;
-    struct anvil_error       err  = { 0, "" };
-    f.state                       = o->state;
-    f.type                        = o->type;
-    f.queue                       = o->queue;
-    f.limit                       = o->limit;
-    f.cursor                      = o->cursor;
-    int rc                        = anvil_job_list(x->client, &f, &list, &err);
+    const struct cli_opts  *o    = x->opts;
+    struct anvil_job_filter f    = { 0 };
+    struct anvil_job_list  *list = NULL;
+    struct anvil_error      err  = { 0, "" };
+    f.state                      = o->state;
+    f.type                       = o->type;
+    f.queue                      = o->queue;
+    f.limit                      = o->limit;
+    f.cursor                     = o->cursor;
+    int rc                       = anvil_job_list(x->client, &f, &list, &err);
     if (rc != ANVIL_OK) {
         anvil_job_list_free(list);
         return cli_report(x, rc, &err);

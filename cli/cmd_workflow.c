@@ -2,7 +2,7 @@
 // cancel and list, over the workflow calls of anvil/workflow.h.
 //
 // `workflow submit` reads a JSON definition (docs/workflows.md) from a file
-// or stdin and checks it with anvil_workflow_parse_json() before anything
+// or stdin and checks it with anvil_workflow_spec_parse_json() before anything
 // is sent, so a bad file is a usage error (exit 2) naming the key and the
 // step at fault.
 #include "cli.h"
@@ -30,14 +30,14 @@ set_file_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 static int
 set_wf_state(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    int state = 0;
+    enum anvil_workflow_state state = ANVIL_WORKFLOW_UNSPECIFIED;
     if (anvil_workflow_state_parse(value, &state) != ANVIL_OK
         || state == ANVIL_WORKFLOW_UNSPECIFIED)
         return cli_usage_error(err,
             "--state: unknown workflow state '%s' (RUNNING, SUCCEEDED, "
             "FAILED or CANCELED)",
             value);
-    o->state = state;
+    o->wf_state = state;
     return CLI_EXIT_OK;
 }
 
@@ -75,59 +75,27 @@ cli_workflow_wait_exit(int rc, const struct anvil_workflow *wf)
 {
     if (wf == NULL)
         return CLI_EXIT_FAILED;
-    if (rc == ANVIL_DEADLINE_EXCEEDED && !anvil_workflow_state_final(wf->state))
-        return CLI_EXIT_TIMEOUT;
-    if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
-        return CLI_EXIT_FAILED;
-    return wf->state == ANVIL_WORKFLOW_SUCCEEDED ? CLI_EXIT_OK
-                                                 : CLI_EXIT_FAILED;
-}
-
-// Waits for id to end, for at most timeout_ms (< 0: no limit). Returns
-// anvil_workflow_wait's code and workflow of the last call.
-static int
-wait_workflow(anvil_client *c, const char *id, int64_t timeout_ms,
-    struct anvil_workflow **out, struct anvil_error *err)
-{
-    int64_t deadline = cli_wait_deadline(timeout_ms);
-    for (;;) {
-        struct anvil_workflow *wf = NULL;
-        int                    rc = anvil_workflow_wait(
-                               c, id, (int) cli_wait_chunk(deadline), &wf, err);
-        if (!cli_wait_again(rc, wf != NULL,
-                wf != NULL && anvil_workflow_state_final(wf->state),
-                deadline)) {
-            *out = wf;
-            return rc;
-        }
-        anvil_workflow_free(wf);
-    }
+    return cli_wait_status(rc, anvil_workflow_state_final(wf->state),
+        wf->state == ANVIL_WORKFLOW_SUCCEEDED);
 }
 
 // Waits for id, prints it and returns the exit status of `workflow wait`.
 static int
 wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
 {
-    const struct cli_opts *o       = x->opts;
-    struct anvil_workflow *wf      = NULL;
-    struct anvil_error     err     = { 0, "" };
-    int64_t                timeout = o->has_timeout ? o->timeout_ms : -1;
-    int rc = wait_workflow(x->client, id, timeout, &wf, &err);
-    if (wf == NULL) {
-        cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
-        if (submitted)
-            fprintf(x->err, "anvil: workflow %s was submitted\n", id);
-        return CLI_EXIT_FAILED;
+    struct anvil_workflow *wf  = NULL;
+    struct anvil_error     err = { 0, "" };
+    int                    rc
+        = anvil_workflow_wait(x->client, id, cli_wait_ms(x->opts), &wf, &err);
+    struct cli_waited w = { .have = wf != NULL };
+    if (wf != NULL) {
+        w.exit  = cli_workflow_wait_exit(rc, wf);
+        w.print = print_workflow(x, wf);
+        w.state = anvil_workflow_state_name(wf->state);
     }
-    int ec    = cli_workflow_wait_exit(rc, wf);
-    int print = print_workflow(x, wf);
-    if (ec == CLI_EXIT_TIMEOUT)
-        fprintf(x->err, "anvil: workflow %s is still %s after %lld ms\n", id,
-            anvil_workflow_state_name(wf->state), (long long) o->timeout_ms);
-    else if (rc != ANVIL_OK && rc != ANVIL_DEADLINE_EXCEEDED)
-        cli_report(x, rc, &err);
+    int ec = cli_wait_end(x, "workflow", id, submitted, rc, &err, &w);
     anvil_workflow_free(wf);
-    return print != CLI_EXIT_OK ? print : ec;
+    return ec;
 }
 
 // ---- Reading the definition
@@ -181,7 +149,7 @@ load_definition(struct cli_ctx *x, anvil_workflow_spec **wf)
         return CLI_EXIT_USAGE;
     }
     struct anvil_error err = { 0, "" };
-    int                rc  = anvil_workflow_parse_json(text, len, wf, &err);
+    int                rc = anvil_workflow_spec_parse_json(text, len, wf, &err);
     free(text);
     if (rc != ANVIL_OK) {
         fprintf(x->err, "anvil: %s: %s\n", stdin_ ? "stdin" : path, err.msg);
@@ -270,7 +238,7 @@ run_list(struct cli_ctx *x)
     struct anvil_workflow_filter f    = { 0 };
     struct anvil_workflow_list  *list = NULL;
     struct anvil_error           err  = { 0, "" };
-    f.state                           = o->state;
+    f.state                           = o->wf_state;
     f.name                            = o->name;
     f.limit                           = o->limit;
     f.cursor                          = o->cursor;

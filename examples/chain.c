@@ -102,16 +102,18 @@ static int
 build(const char *text, anvil_workflow_spec **wf, struct anvil_error *err)
 {
     static const char *const steps[] = { "upper", "reverse", "exclaim" };
-    int                      rc = anvil_workflow_new(wf, "chain-example", err);
+    int rc = anvil_workflow_spec_new(wf, "chain-example", err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(
+        rc = anvil_workflow_spec_add_step(
             *wf, "upper", "upper", text, strlen(text), NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(*wf, "reverse", "reverse", NULL, 0, NULL, err);
+        rc = anvil_workflow_spec_add_step(
+            *wf, "reverse", "reverse", NULL, 0, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(*wf, "exclaim", "exclaim", NULL, 0, NULL, err);
+        rc = anvil_workflow_spec_add_step(
+            *wf, "exclaim", "exclaim", NULL, 0, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_chain(*wf, steps, 3, err);
+        rc = anvil_workflow_spec_add_chain(*wf, steps, 3, err);
     return rc;
 }
 

@@ -82,19 +82,20 @@ build(anvil_workflow_spec **wf, struct anvil_error *err)
 {
     char        names[N][24];
     const char *group[N];
-    int         rc = anvil_workflow_new(wf, "fanout-example", err);
+    int         rc = anvil_workflow_spec_new(wf, "fanout-example", err);
     for (int k = 1; rc == ANVIL_OK && k <= N; k++) {
         char payload[16];
         snprintf(names[k - 1], sizeof(names[k - 1]), "square-%d", k);
         snprintf(payload, sizeof(payload), "%d", k);
         group[k - 1] = names[k - 1];
-        rc           = anvil_workflow_step(
+        rc           = anvil_workflow_spec_add_step(
                       *wf, names[k - 1], "square", payload, strlen(payload), NULL, err);
     }
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_step(*wf, "sum", "sum", NULL, 0, NULL, err);
+        rc = anvil_workflow_spec_add_step(
+            *wf, "sum", "sum", NULL, 0, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_group(*wf, NULL, group, N, "sum", err);
+        rc = anvil_workflow_spec_add_group(*wf, NULL, group, N, "sum", err);
     return rc;
 }
 

@@ -7,39 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-// ---- roles ----
-
-static const char *const role_names[] = {
-    [ANVIL_ROLE_ADMIN]  = "admin",
-    [ANVIL_ROLE_CLIENT] = "client",
-    [ANVIL_ROLE_WORKER] = "worker",
-    [ANVIL_ROLE_READER] = "reader",
-};
-#define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
-
-const char *
-anvil_role_name(int role)
-{
-    if (role >= ANVIL_ROLE_ADMIN && (size_t) role < N_ROLES)
-        return role_names[role];
-    return "unspecified";
-}
-
-int
-anvil_role_parse(const char *name, int *role)
-{
-    if (name == NULL || role == NULL)
-        return ANVIL_INVALID_ARGUMENT;
-    for (size_t i = ANVIL_ROLE_ADMIN; i < N_ROLES; i++) {
-        if (strcasecmp(name, role_names[i]) == 0) {
-            *role = (int) i;
-            return ANVIL_OK;
-        }
-    }
-    return ANVIL_INVALID_ARGUMENT;
-}
 
 // ---- tokens ----
 
@@ -52,13 +19,23 @@ token_fini(struct anvil_token *t)
 }
 
 void
-anvil_tokens_free(struct anvil_token *t, size_t n)
+anvil_token_free(struct anvil_token *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
-        token_fini(&t[i]);
+    token_fini(t);
     free(t);
+}
+
+void
+anvil_token_list_free(struct anvil_token_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        token_fini(&list->tokens[i]);
+    free(list->tokens);
+    free(list);
 }
 
 // Fills t from pb. 0, or -1 (out of memory; t is then empty).
@@ -68,7 +45,7 @@ token_from_pb(struct anvil_token *t, const Anvil__V1__Token *pb)
     memset(t, 0, sizeof(*t));
     t->id            = convert_str(pb->id);
     t->name          = convert_str(pb->name);
-    t->role          = (int) pb->role;
+    t->role          = (enum anvil_role) pb->role;
     t->created_at_ms = pb->created_at_ms;
     t->expires_at_ms = pb->expires_at_ms;
     t->revoked_at_ms = pb->revoked_at_ms;
@@ -96,7 +73,7 @@ token_new(const Anvil__V1__Token *pb, const char *method,
 }
 
 int
-anvil_token_create(anvil_client *c, int role, const char *name,
+anvil_token_create(anvil_client *c, enum anvil_role role, const char *name,
     int64_t expires_in_ms, struct anvil_token **out, char **secret,
     struct anvil_error *err)
 {
@@ -111,7 +88,7 @@ anvil_token_create(anvil_client *c, int role, const char *name,
     if (role < ANVIL_ROLE_ADMIN || role > ANVIL_ROLE_READER)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: role %d is not a role (admin, client, worker or reader)", fn,
-            role);
+            (int) role);
     if (expires_in_ms < 0)
         return av_error_set(
             err, ANVIL_INVALID_ARGUMENT, "%s: expires_in_ms is negative", fn);
@@ -136,29 +113,77 @@ anvil_token_create(anvil_client *c, int role, const char *name,
         memset(rep->secret, 0, strlen(rep->secret));
     client_free_reply(&rep->base);
     if (rc != ANVIL_OK) {
-        anvil_tokens_free(t, t != NULL ? 1 : 0);
+        anvil_token_free(t);
         return rc;
     }
     if (out != NULL)
         *out = t;
     else
-        anvil_tokens_free(t, 1);
+        anvil_token_free(t);
     if (secret != NULL)
         *secret = s;
     return ANVIL_OK;
 }
 
-int
-anvil_token_list(anvil_client *c, struct anvil_token **tokens, size_t *n,
+// Copies the n replies' items pb[0..n-1] into a new array *items of
+// `size`-byte elements with from() (0, or -1 out of memory), undoing with
+// fini() on failure. *done counts the items copied. INTERNAL for a NULL
+// item (`what` names it), RESOURCE_EXHAUSTED when out of memory.
+static int
+copy_items(void *const *pb, size_t n, size_t size,
+    int (*from)(void *dst, const void *src), void (*fini)(void *),
+    const char *method, const char *what, void **items, size_t *done,
     struct anvil_error *err)
 {
+    char *a  = NULL;
+    int   rc = ANVIL_OK;
+    *items   = NULL;
+    *done    = 0;
+    if (n > 0) {
+        a = calloc(n, size);
+        if (a == NULL)
+            return convert_oom(err, method);
+    }
+    size_t i = 0;
+    for (; rc == ANVIL_OK && i < n; i++) {
+        if (pb[i] == NULL)
+            rc = av_error_set(err, ANVIL_INTERNAL,
+                "%s %zu of the reply to %s is empty", what, i, method);
+        else if (from(a + i * size, pb[i]) != 0)
+            rc = convert_oom(err, method);
+    }
+    if (rc != ANVIL_OK) {
+        for (size_t k = 0; k + 1 < i; k++)
+            fini(a + k * size);
+        free(a);
+        return rc;
+    }
+    *items = a;
+    *done  = n;
+    return ANVIL_OK;
+}
+
+static int
+token_copy(void *dst, const void *src)
+{
+    return token_from_pb(dst, src);
+}
+
+static void
+token_fini_any(void *t)
+{
+    token_fini(t);
+}
+
+int
+anvil_token_list(
+    anvil_client *c, struct anvil_token_list **out, struct anvil_error *err)
+{
     static const char fn[] = "anvil_token_list";
-    if (tokens == NULL || n == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-            tokens == NULL ? "tokens" : "n");
-    *tokens = NULL;
-    *n      = 0;
-    int rc  = client_check(c, fn, err);
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out   = NULL;
+    int rc = client_check(c, fn, err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__ListTokensRequest   req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
@@ -167,27 +192,19 @@ anvil_token_list(anvil_client *c, struct anvil_token **tokens, size_t *n,
         c, "ListTokens", &req.base, 0, (ProtobufCMessage **) &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    struct anvil_token *ts = NULL;
-    size_t              i  = 0;
-    if (rep->n_tokens > 0) {
-        ts = calloc(rep->n_tokens, sizeof(*ts));
-        if (ts == NULL)
-            rc = convert_oom(err, "ListTokens");
-    }
-    for (; rc == ANVIL_OK && i < rep->n_tokens; i++) {
-        if (rep->tokens[i] == NULL)
-            rc = av_error_set(err, ANVIL_INTERNAL,
-                "token %zu of the reply to ListTokens is empty", i);
-        else if (token_from_pb(&ts[i], rep->tokens[i]) != 0)
-            rc = convert_oom(err, "ListTokens");
-    }
+    struct anvil_token_list *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        rc = convert_oom(err, "ListTokens");
+    else
+        rc = copy_items((void *const *) rep->tokens, rep->n_tokens,
+            sizeof(*l->tokens), token_copy, token_fini_any, "ListTokens",
+            "token", (void **) &l->tokens, &l->n, err);
     client_free_reply(&rep->base);
     if (rc != ANVIL_OK) {
-        anvil_tokens_free(ts, i);
+        free(l);
         return rc;
     }
-    *tokens = ts;
-    *n      = i;
+    *out = l;
     return ANVIL_OK;
 }
 
@@ -230,13 +247,14 @@ worker_fini(struct anvil_worker_status *w)
 }
 
 void
-anvil_workers_free(struct anvil_worker_status *w, size_t n)
+anvil_worker_status_list_free(struct anvil_worker_status_list *list)
 {
-    if (w == NULL)
+    if (list == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
-        worker_fini(&w[i]);
-    free(w);
+    for (size_t i = 0; i < list->n; i++)
+        worker_fini(&list->workers[i]);
+    free(list->workers);
+    free(list);
 }
 
 // Fills w from pb (info may be absent). 0, or -1 (out of memory).
@@ -267,16 +285,26 @@ worker_from_pb(struct anvil_worker_status *w, const Anvil__V1__Worker *pb)
     return -1;
 }
 
+static int
+worker_copy(void *dst, const void *src)
+{
+    return worker_from_pb(dst, src);
+}
+
+static void
+worker_fini_any(void *w)
+{
+    worker_fini(w);
+}
+
 int
-anvil_workers_list(anvil_client *c, struct anvil_worker_status **out, size_t *n,
+anvil_worker_status_list(anvil_client *c, struct anvil_worker_status_list **out,
     struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workers_list";
-    if (out == NULL || n == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-            out == NULL ? "out" : "n");
+    static const char fn[] = "anvil_worker_status_list";
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out   = NULL;
-    *n     = 0;
     int rc = client_check(c, fn, err);
     if (rc != ANVIL_OK)
         return rc;
@@ -286,26 +314,18 @@ anvil_workers_list(anvil_client *c, struct anvil_worker_status **out, size_t *n,
         c, "ListWorkers", &req.base, 0, (ProtobufCMessage **) &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    struct anvil_worker_status *ws = NULL;
-    size_t                      i  = 0;
-    if (rep->n_workers > 0) {
-        ws = calloc(rep->n_workers, sizeof(*ws));
-        if (ws == NULL)
-            rc = convert_oom(err, "ListWorkers");
-    }
-    for (; rc == ANVIL_OK && i < rep->n_workers; i++) {
-        if (rep->workers[i] == NULL)
-            rc = av_error_set(err, ANVIL_INTERNAL,
-                "worker %zu of the reply to ListWorkers is empty", i);
-        else if (worker_from_pb(&ws[i], rep->workers[i]) != 0)
-            rc = convert_oom(err, "ListWorkers");
-    }
+    struct anvil_worker_status_list *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        rc = convert_oom(err, "ListWorkers");
+    else
+        rc = copy_items((void *const *) rep->workers, rep->n_workers,
+            sizeof(*l->workers), worker_copy, worker_fini_any, "ListWorkers",
+            "worker", (void **) &l->workers, &l->n, err);
     client_free_reply(&rep->base);
     if (rc != ANVIL_OK) {
-        anvil_workers_free(ws, i);
+        free(l);
         return rc;
     }
-    *out = ws;
-    *n   = i;
+    *out = l;
     return ANVIL_OK;
 }

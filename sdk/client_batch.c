@@ -1,5 +1,5 @@
 // client_batch.c - the batch calls of anvil.h: anvil_job_submit_many()
-// (SubmitJobs) and anvil_report() (Report). One request carries many
+// (SubmitJobs) and anvil_job_report() (Report). One request carries many
 // items; the server applies each on its own and answers each.
 #include "client_impl.h"
 #include "util/error.h"
@@ -187,7 +187,7 @@ report_chunk(anvil_client *c, Anvil__V1__Outcome **ptrs, size_t from, size_t to,
         return rc;
     if (rep->n_results != to - from) {
         rc = av_error_set(err, ANVIL_INTERNAL,
-            "anvil_report: the server answered %zu of %zu outcomes",
+            "anvil_job_report: the server answered %zu of %zu outcomes",
             rep->n_results, to - from);
         client_free_reply(&rep->base);
         return rc;
@@ -195,7 +195,7 @@ report_chunk(anvil_client *c, Anvil__V1__Outcome **ptrs, size_t from, size_t to,
     for (size_t i = from; i < to; i++) {
         const Anvil__V1__OutcomeResult *r = rep->results[i - from];
         results[i].code                   = (int) r->code;
-        results[i].state                  = (int) r->state;
+        results[i].state                  = (enum anvil_job_state) r->state;
         results[i].retry_at_ms            = r->retry_at_ms;
         if (r->code != ANVIL__V1__CODE__OK && *first) {
             item_failure(err, (int) r->code, r->message, "outcomes", i);
@@ -207,10 +207,10 @@ report_chunk(anvil_client *c, Anvil__V1__Outcome **ptrs, size_t from, size_t to,
 }
 
 int
-anvil_report(anvil_client *c, const struct anvil_outcome *outcomes, size_t n,
-    struct anvil_outcome_result *results, struct anvil_error *err)
+anvil_job_report(anvil_client *c, const struct anvil_outcome *outcomes,
+    size_t n, struct anvil_outcome_result *results, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_report";
+    static const char fn[] = "anvil_job_report";
     int               rc   = client_check(c, fn, err);
     if (rc == ANVIL_OK && (outcomes == NULL || results == NULL))
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,

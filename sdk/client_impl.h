@@ -1,9 +1,10 @@
-// client_impl.h - what the SDK's call modules (client.c, client_worker.c,
-// workflow.c) share: running one rpc on an anvil_client, and the argument
-// checks every public call makes before it sends anything.
+// client_impl.h - what the SDK's call modules (client.c, client_call.c,
+// client_job.c, client_worker.c, client_admin.c, workflow.c) share: the
+// anvil_client itself, running one rpc on it, and the argument checks every
+// public call makes before it sends anything.
 //
 // Threads: any; client_call() is as thread-safe as the client (see the
-// top of client.c for how calls, anvil_client_shutdown() and
+// top of client_call.c for how calls, anvil_client_shutdown() and
 // anvil_client_close() meet).
 #ifndef SDK_CLIENT_IMPL_H
 #define SDK_CLIENT_IMPL_H
@@ -11,8 +12,57 @@
 #include "anvil/v1/anvil.pb-c.h"
 
 #include <anvil/anvil.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+#define TLS_FILE_MAX (1 << 20) // a PEM certificate or key file
+
+// One call in flight: its own context and aio, listed in c->inflight so
+// that shutdown can cancel the aio.
+struct inflight {
+    nng_ctx          ctx;
+    nng_aio         *aio;
+    struct inflight *next; // guarded by c->mu
+};
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 10000
+#define CLIENT_RECONNECT_MIN_MS 100
+#define CLIENT_RECONNECT_MAX_MS 2000
+
+// A client (see client.c and client_call.c for how its fields are used).
+struct anvil_client {
+    nng_socket             sock;
+    char                  *url;   // immutable after open
+    char                  *token; // set before calls (anvil_client_set_token)
+    bool                   tls;   // a TLS config was set (error messages)
+    Anvil__V1__WorkerInfo *info;  // sent with Poll/Heartbeat; NULL = none
+    _Atomic int            timeout_ms; // per call, long-polls excluded
+    _Atomic int            connect_ms; // first-dial limit; 0 = none
+    _Atomic bool           connected;  // a connection was ever made
+    nng_dialer             dialer;     // created at open, started by a call
+    pthread_mutex_t        mu;         // guards everything below
+    bool                   dialing;    // the dialer was started
+    pthread_cond_t         idle;       // signalled when calls drops to 0
+    int                    calls;    // calls between call_enter and call_leave
+    struct inflight       *inflight; // their aios
+    bool                   closing;  // shutdown (or close) has begun
+    bool                   sock_closed;
+    nng_tls_config        *tls_cfg;  // held, to redial with; NULL = none
+    int64_t                redialed; // av_mono_ms() of the last redial
+};
+
+// Sets a dialer's options (and TLS configuration, when one is set).
+int client_dialer_options(anvil_client *c, nng_dialer d);
+
+// True for a URL whose transport is TLS (tls+tcp://, wss://).
+bool client_url_is_tls(const char *url);
 
 // Runs rpc `method` on c with request req (of the rpc's input type) and
 // waits for the reply: up to the client's timeout, plus wait_ms for a
@@ -32,9 +82,25 @@ int client_call_ids(anvil_client *c, const char *method,
     const ProtobufCMessage *req, uint32_t n_ids, ProtobufCMessage **reply,
     struct anvil_error *err);
 
+// How long one WaitJob or WaitWorkflow of a longer wait lasts (the server
+// takes up to 300 s).
+#define CLIENT_WAIT_CHUNK_MS 60000
+
+// One long-poll of a wait, of at most chunk_ms: sets *done when what is
+// waited for has ended, keeps its latest view of it in arg.
+typedef int (*client_wait_fn)(
+    void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err);
+
+// Calls once() until it says done, fails, or timeout_ms (0: no limit)
+// has passed, each call lasting at most CLIENT_WAIT_CHUNK_MS. Returns
+// ANVIL_OK when done, DEADLINE_EXCEEDED when the time passed first (err
+// is then not set: the caller knows what to say), or once()'s error.
+int client_wait(
+    int timeout_ms, client_wait_fn once, void *arg, struct anvil_error *err);
+
 // Fills req's options from o (NULL: leaves the defaults).
 void client_submit_opts_to_pb(
-    const struct anvil_submit_opts *o, Anvil__V1__SubmitJobRequest *req);
+    const struct anvil_job_opts *o, Anvil__V1__SubmitJobRequest *req);
 
 // The worker info set with anvil_client_set_worker_info(), or NULL.
 const Anvil__V1__WorkerInfo *client_worker_info(const anvil_client *c);

@@ -70,11 +70,11 @@ check_names(
 {
     if (v == NULL && n > 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "anvil_poll: %s is NULL but n_%s is %zu", what, what, n);
+            "anvil_lease_poll: %s is NULL but n_%s is %zu", what, what, n);
     for (size_t i = 0; i < n; i++) {
         if (v[i] == NULL)
             return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "anvil_poll: %s[%zu] is NULL", what, i);
+                "anvil_lease_poll: %s[%zu] is NULL", what, i);
     }
     return ANVIL_OK;
 }
@@ -83,7 +83,7 @@ static int
 check_poll(anvil_client *c, const struct anvil_poll_req *r,
     struct anvil_lease **leases, size_t *n, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_poll";
+    static const char fn[] = "anvil_lease_poll";
     int               rc   = client_check(c, fn, err);
     if (rc != ANVIL_OK)
         return rc;
@@ -132,7 +132,7 @@ leases_from_pb(const Anvil__V1__PollResponse *rep, struct anvil_lease **leases,
 }
 
 int
-anvil_poll(anvil_client *c, const struct anvil_poll_req *r,
+anvil_lease_poll(anvil_client *c, const struct anvil_poll_req *r,
     struct anvil_lease **leases, size_t *n, struct anvil_error *err)
 {
     if (leases != NULL)
@@ -173,10 +173,10 @@ check_id_call(
 }
 
 int
-anvil_complete(anvil_client *c, const char *job_id, uint32_t token,
+anvil_job_complete(anvil_client *c, const char *job_id, uint32_t token,
     const void *result, size_t len, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_complete";
+    static const char fn[] = "anvil_job_complete";
     int               rc   = check_id_call(c, job_id, fn, err);
     if (rc == ANVIL_OK)
         rc = client_check_bytes(result, len, "result", fn, err);
@@ -194,10 +194,11 @@ anvil_complete(anvil_client *c, const char *job_id, uint32_t token,
 }
 
 int
-anvil_fail(anvil_client *c, const char *job_id, uint32_t token,
-    const char *error, bool retryable, int *state, struct anvil_error *err)
+anvil_job_fail(anvil_client *c, const char *job_id, uint32_t token,
+    const char *error, bool retryable, enum anvil_job_state *state,
+    struct anvil_error *err)
 {
-    static const char fn[] = "anvil_fail";
+    static const char fn[] = "anvil_job_fail";
     if (state != NULL)
         *state = ANVIL_JOB_UNSPECIFIED;
     int rc = check_id_call(c, job_id, fn, err);
@@ -213,7 +214,7 @@ anvil_fail(anvil_client *c, const char *job_id, uint32_t token,
     if (rc != ANVIL_OK)
         return rc;
     if (state != NULL)
-        *state = (int) rep->state;
+        *state = (enum anvil_job_state) rep->state;
     client_free_reply(&rep->base);
     return ANVIL_OK;
 }
@@ -223,7 +224,7 @@ check_heartbeat(anvil_client *c, const char *worker_id,
     const struct anvil_lease_ref *refs, size_t n, char ***canceled,
     size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_heartbeat";
+    static const char fn[] = "anvil_lease_heartbeat";
     int               rc   = client_check(c, fn, err);
     if (rc != ANVIL_OK)
         return rc;
@@ -278,7 +279,7 @@ out:
 }
 
 int
-anvil_heartbeat(anvil_client *c, const char *worker_id,
+anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
     const struct anvil_lease_ref *refs, size_t n, char ***canceled,
     size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err)
 {

@@ -88,7 +88,7 @@ convert_job(struct anvil_job *j, const Anvil__V1__Job *pb)
     j->queue              = convert_str(pb->queue);
     j->payload            = convert_bytes(pb->payload, &j->payload_len);
     j->priority           = pb->priority;
-    j->state              = (int) pb->state;
+    j->state              = (enum anvil_job_state) pb->state;
     j->attempt            = pb->attempt;
     j->max_attempts       = pb->max_attempts;
     j->result             = convert_bytes(pb->result, &j->result_len);
@@ -152,8 +152,8 @@ convert_workflow(struct anvil_workflow *w, const Anvil__V1__Workflow *pb)
     w->id              = convert_str(pb->id);
     w->name            = convert_str(pb->name);
     w->error           = convert_str(pb->error);
-    w->state           = (int) pb->state;
-    w->on_failure      = (int) pb->on_failure;
+    w->state           = (enum anvil_workflow_state) pb->state;
+    w->on_failure      = (enum anvil_failure_policy) pb->on_failure;
     w->created_at_ms   = pb->created_at_ms;
     w->finished_at_ms  = pb->finished_at_ms;
     w->timeout_ms      = pb->timeout_ms;

@@ -1,9 +1,10 @@
-// wire.c - the anvil.v1 envelope on the client side, and wire_call().
+// wire.c - the anvil.v1 envelope on the client side.
 //
-// A call is: look the rpc up in the generated service descriptor, pack the
-// request into a Request envelope with a fresh request id, send it on a
-// new nng REQ context, wait for the reply, unpack the Reply envelope and
-// then its body with the rpc's output descriptor. No per-method code.
+// A call (client_call() in client_call.c) is: look the rpc up in the
+// generated service descriptor, pack the request into a Request envelope
+// with a fresh request id, send it on a new nng REQ context, wait for the
+// reply, unpack the Reply envelope and then its body with the rpc's output
+// descriptor. No per-method code.
 //
 // What nng's REQ does for us, checked against nng 1.5.2's req0 protocol
 // (src/protocol/reqrep0/req.c) and by a probe against Debian's libnng1:
@@ -33,6 +34,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/nng_code.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -120,54 +122,10 @@ wire_method(const char *name)
 }
 
 int
-wire_code_from_nng(int rv)
-{
-    switch (rv) {
-    case 0:
-        return ANVIL_OK;
-    case NNG_ETIMEDOUT:
-        return ANVIL_DEADLINE_EXCEEDED;
-    case NNG_ECONNREFUSED:
-    case NNG_ECLOSED:
-    case NNG_ECONNRESET:
-    case NNG_ECONNABORTED:
-    case NNG_ECONNSHUT:
-    case NNG_EUNREACHABLE:
-    case NNG_ENOENT:
-    case NNG_EAGAIN:
-    case NNG_ECRYPTO:
-        return ANVIL_UNAVAILABLE;
-    case NNG_ECANCELED:
-    case NNG_EINTR:
-        return ANVIL_CANCELLED;
-    case NNG_EINVAL:
-    case NNG_EADDRINVAL:
-    case NNG_ENOTSUP:
-    case NNG_EBADTYPE:
-        return ANVIL_INVALID_ARGUMENT;
-    case NNG_ENOMEM:
-    case NNG_EMSGSIZE:
-    case NNG_ENOFILES:
-    case NNG_ENOSPC:
-        return ANVIL_RESOURCE_EXHAUSTED;
-    case NNG_EPEERAUTH:
-        return ANVIL_UNAUTHENTICATED;
-    case NNG_EPERM:
-        return ANVIL_PERMISSION_DENIED;
-    case NNG_ESTATE:
-    case NNG_EPROTO:
-    case NNG_EINTERNAL:
-        return ANVIL_INTERNAL;
-    default:
-        return ANVIL_UNKNOWN;
-    }
-}
-
-int
 wire_nng_error(int rv, const char *what, const char *url, int64_t timeout_ms,
     struct anvil_error *err)
 {
-    int code = wire_code_from_nng(rv);
+    int code = av_code_from_nng(rv);
     if (url == NULL)
         url = "(no url)";
     switch (rv) {
@@ -256,28 +214,6 @@ wire_request_encode(const char *method, const ProtobufCMessage *body,
     return ANVIL_OK;
 }
 
-int
-wire_reply_encode(int code, const char *message, const ProtobufCMessage *body,
-    uint64_t request_id, nng_msg **out, struct anvil_error *err)
-{
-    *out                 = NULL;
-    Anvil__V1__Reply env = ANVIL__V1__REPLY__INIT;
-    uint8_t         *data;
-    size_t           len;
-    if (pack_body(body, &data, &len) != 0)
-        return out_of_memory(err, "a reply");
-    env.code       = (Anvil__V1__Code) code;
-    env.message    = (char *) (message != NULL ? message : "");
-    env.body.data  = data;
-    env.body.len   = len;
-    env.request_id = request_id;
-    int rv         = pack_msg(&env.base, out);
-    free(data);
-    if (rv != 0)
-        return out_of_memory(err, "a reply");
-    return ANVIL_OK;
-}
-
 // The reply's status as our code and message; OK leaves err alone.
 static int
 reply_status(
@@ -334,104 +270,4 @@ wire_reply_decode(const void *buf, size_t len, const char *method,
 out:
     anvil__v1__reply__free_unpacked(rep, NULL);
     return code;
-}
-
-// ---- the call ----
-
-static nng_duration
-clamp_ms(int64_t ms)
-{
-    if (ms < 0)
-        return 0;
-    if (ms > INT32_MAX)
-        return INT32_MAX;
-    return (nng_duration) ms;
-}
-
-// Sends *msg on ctx, then receives the reply into *msg. The send may take
-// up to timeout_ms (waiting for a connection); the reply is due by then,
-// plus wait_ms. *msg is NULL on failure.
-static int
-exchange(nng_ctx ctx, const struct wire_peer *peer, const char *method,
-    nng_msg **msg, int64_t timeout_ms, int64_t wait_ms, struct anvil_error *err)
-{
-    nng_aio *aio;
-    int      rv = nng_aio_alloc(&aio, NULL, NULL);
-    if (rv != 0) {
-        nng_msg_free(*msg);
-        *msg = NULL;
-        return wire_nng_error(rv, method, peer->url, timeout_ms, err);
-    }
-    int64_t deadline = av_mono_ms() + timeout_ms;
-    nng_aio_set_msg(aio, *msg);
-    *msg = NULL;
-    nng_aio_set_timeout(aio, clamp_ms(timeout_ms));
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
-    if (rv != 0) {
-        nng_msg_free(nng_aio_get_msg(aio)); // a failed send leaves it ours
-        nng_aio_free(aio);
-        if (rv == NNG_ETIMEDOUT)
-            return av_error_set(err, ANVIL_UNAVAILABLE,
-                "could not reach anvild at %s within %" PRId64
-                " ms to send %s (is it running?)",
-                peer->url, timeout_ms, method);
-        return wire_nng_error(rv, method, peer->url, timeout_ms, err);
-    }
-    int64_t left = deadline - av_mono_ms();
-    nng_aio_set_timeout(aio, clamp_ms((left > 0 ? left : 0) + wait_ms));
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    rv = nng_aio_result(aio);
-    if (rv == 0)
-        *msg = nng_aio_get_msg(aio);
-    nng_aio_free(aio);
-    if (rv != 0)
-        return wire_nng_error(rv, method, peer->url, timeout_ms + wait_ms, err);
-    return ANVIL_OK;
-}
-
-int
-wire_call(const struct wire_peer *peer, const char *method,
-    const ProtobufCMessage *req, int timeout_ms, int64_t wait_ms,
-    ProtobufCMessage **reply, struct anvil_error *err)
-{
-    *reply                              = NULL;
-    const ProtobufCMethodDescriptor *m  = wire_method(method);
-    int64_t                          t0 = av_mono_ms();
-    if (m == NULL)
-        return av_error_set(err, ANVIL_UNIMPLEMENTED,
-            "anvil.v1.Anvil has no rpc named \"%s\"", method ? method : "");
-    if (req == NULL || req->descriptor != m->input)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s takes a %s",
-            method, m->input->name);
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    if (wait_ms < 0)
-        wait_ms = 0;
-    uint64_t id = wire_request_id();
-    nng_msg *msg;
-    int      rc = wire_request_encode(method, req, peer->token, id, &msg, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    nng_ctx ctx;
-    int     rv = nng_ctx_open(&ctx, peer->sock);
-    if (rv != 0) {
-        nng_msg_free(msg);
-        return wire_nng_error(rv, method, peer->url, timeout_ms, err);
-    }
-    int64_t budget = (int64_t) timeout_ms + wait_ms;
-    if (budget + 1000 > WIRE_RESEND_MS)
-        nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, clamp_ms(budget + 1000));
-    rc = exchange(ctx, peer, method, &msg, timeout_ms, wait_ms, err);
-    nng_ctx_close(ctx);
-    if (rc == ANVIL_OK) {
-        rc = wire_reply_decode(nng_msg_body(msg), nng_msg_len(msg), method, id,
-            m->output, reply, err);
-        nng_msg_free(msg);
-    }
-    AV_DEBUG("rpc_call", "method=%s request_id=%" PRIu64 " code=%s ms=%" PRId64,
-        method, id, anvil_code_name(rc), av_mono_ms() - t0);
-    return rc;
 }

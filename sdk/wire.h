@@ -2,14 +2,13 @@
 //
 // This module owns everything between a protobuf-c request message and a
 // protobuf-c reply message: request ids, packing the Request envelope,
-// unpacking the Reply envelope, mapping nng errors to anvil codes, and one
-// generic call, wire_call(), that every rpc of sdk/client.c goes through.
-// The rpc is found by name in the service descriptor generated from
+// unpacking the Reply envelope and mapping nng errors to anvil codes. The
+// one path that sends a request and waits for its reply is client_call()
+// (client_call.c), which every rpc of the SDK goes through. The rpc is
+// found by name in the service descriptor generated from
 // proto/anvil/v1/anvil.proto, so adding an rpc needs no change here.
 //
-// Threads: any. wire_call() opens its own nng context per call, so any
-// number of threads may call it at once on one socket. The request id
-// counter is atomic; nothing else is shared.
+// Threads: any. The request id counter is atomic; nothing else is shared.
 #ifndef SDK_WIRE_H
 #define SDK_WIRE_H
 
@@ -24,16 +23,8 @@
 #define WIRE_MAX_MSG ((size_t) 16 * 1024 * 1024)
 
 // NNG_OPT_REQ_RESENDTIME of client sockets: above the longest long-poll, so
-// a parked WaitJob or Poll is not sent twice. See wire_call() in wire.c.
+// a parked WaitJob or Poll is not sent twice. See the top of wire.c.
 #define WIRE_RESEND_MS (5 * 60 * 1000)
-
-// Where calls go: a connected (or connecting) REQ socket, its URL for
-// messages, and the bearer token for the envelope ("" or NULL: none).
-struct wire_peer {
-    nng_socket  sock;
-    const char *url;
-    const char *token;
-};
 
 // A new request id: never 0, unique within the process (atomic counter)
 // and, with overwhelming probability, across processes (random 64-bit
@@ -47,12 +38,8 @@ uint64_t wire_request_ids(uint32_t n);
 // The rpc `name` of service anvil.v1.Anvil, or NULL if there is none.
 const ProtobufCMethodDescriptor *wire_method(const char *name);
 
-// The anvil code for an nng error number (NNG_ETIMEDOUT ->
-// DEADLINE_EXCEEDED, NNG_ECONNREFUSED/ECLOSED/ECONNRESET -> UNAVAILABLE,
-// ...). 0 maps to ANVIL_OK.
-int wire_code_from_nng(int rv);
-
-// Sets err to wire_code_from_nng(rv) and a sentence naming what failed
+// Sets err to av_code_from_nng(rv) (util/nng_code.h) and a sentence naming what
+// failed
 // (`what`, e.g. "GetJob"), the server url and nng's reason; a timeout
 // names timeout_ms and asks whether anvild runs. Returns the code.
 int wire_nng_error(int rv, const char *what, const char *url,
@@ -67,12 +54,6 @@ int wire_request_encode(const char *method, const ProtobufCMessage *body,
     const char *token, uint64_t request_id, nng_msg **out,
     struct anvil_error *err);
 
-// Packs Reply{code, message, body, request_id} into a new nng message: what
-// a server (or a test standing in for one) sends. body may be NULL.
-int wire_reply_encode(int code, const char *message,
-    const ProtobufCMessage *body, uint64_t request_id, nng_msg **out,
-    struct anvil_error *err);
-
 // Decodes the len bytes of a Reply envelope answering `method` (for
 // messages) with request_id. If the reply's code is OK and desc is not
 // NULL, unpacks its body as desc into *body, the caller's to free with
@@ -84,20 +65,5 @@ int wire_reply_encode(int code, const char *message,
 int wire_reply_decode(const void *buf, size_t len, const char *method,
     uint64_t request_id, const ProtobufCMessageDescriptor *desc,
     ProtobufCMessage **body, struct anvil_error *err);
-
-// Calls rpc `method` on peer with request `req` (whose descriptor must be
-// the rpc's input type) and waits for the reply: up to timeout_ms for the
-// request to reach a server and its answer, plus wait_ms for a long-poll
-// (Poll, WaitJob) that the server may park. On ANVIL_OK *reply is the rpc's
-// output message, the caller's to free with
-// protobuf_c_message_free_unpacked(*reply, NULL). Errors: the server's code
-// and message; UNAVAILABLE when no server could be reached within
-// timeout_ms or the client closed (the request was not delivered);
-// DEADLINE_EXCEEDED when a server took the request but no reply came in
-// time (it may have been applied); UNIMPLEMENTED for an unknown method;
-// INTERNAL for a reply that does not decode.
-int wire_call(const struct wire_peer *peer, const char *method,
-    const ProtobufCMessage *req, int timeout_ms, int64_t wait_ms,
-    ProtobufCMessage **reply, struct anvil_error *err);
 
 #endif

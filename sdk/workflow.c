@@ -14,85 +14,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-// One WaitWorkflow long-poll lasts at most this long (the server takes up
-// to 300 s); anvil_workflow_wait() loops over them.
-#define WAIT_CHUNK_MS 60000
-
-// ---- names ----
-
-static const char *const state_names[] = {
-    "UNSPECIFIED",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-    "CANCELED",
-};
-
-#define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
-
-const char *
-anvil_workflow_state_name(int state)
-{
-    if (state < 0 || (size_t) state >= NSTATES)
-        return state_names[ANVIL_WORKFLOW_UNSPECIFIED];
-    return state_names[state];
-}
-
-int
-anvil_workflow_state_parse(const char *name, int *state)
-{
-    if (name == NULL || state == NULL)
-        return ANVIL_INVALID_ARGUMENT;
-    for (size_t i = 0; i < NSTATES; i++) {
-        if (strcasecmp(name, state_names[i]) == 0) {
-            *state = (int) i;
-            return ANVIL_OK;
-        }
-    }
-    if (strcasecmp(name, "CANCELLED") == 0) {
-        *state = ANVIL_WORKFLOW_CANCELED;
-        return ANVIL_OK;
-    }
-    return ANVIL_INVALID_ARGUMENT;
-}
-
-bool
-anvil_workflow_state_final(int state)
-{
-    return state == ANVIL_WORKFLOW_SUCCEEDED || state == ANVIL_WORKFLOW_FAILED
-        || state == ANVIL_WORKFLOW_CANCELED;
-}
-
-const char *
-anvil_workflow_policy_name(int policy)
-{
-    switch (policy) {
-    case ANVIL_FAIL_FAST:
-        return "fail_fast";
-    case ANVIL_CONTINUE:
-        return "continue";
-    default:
-        return "unknown";
-    }
-}
-
-int
-anvil_workflow_policy_parse(const char *name, int *policy)
-{
-    if (name == NULL || policy == NULL)
-        return ANVIL_INVALID_ARGUMENT;
-    if (strcasecmp(name, "fail_fast") == 0) {
-        *policy = ANVIL_FAIL_FAST;
-        return ANVIL_OK;
-    }
-    if (strcasecmp(name, "continue") == 0) {
-        *policy = ANVIL_CONTINUE;
-        return ANVIL_OK;
-    }
-    return ANVIL_INVALID_ARGUMENT;
-}
 
 // ---- the name index ----
 
@@ -167,21 +88,21 @@ oom(struct anvil_error *err)
 }
 
 int
-anvil_workflow_new(
+anvil_workflow_spec_new(
     anvil_workflow_spec **out, const char *name, struct anvil_error *err)
 {
     if (out == NULL)
-        return av_error_set(
-            err, ANVIL_INVALID_ARGUMENT, "anvil_workflow_new: out is NULL");
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "anvil_workflow_spec_new: out is NULL");
     *out = NULL;
     if (name == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "anvil_workflow_new: the workflow name is NULL");
+            "anvil_workflow_spec_new: the workflow name is NULL");
     anvil_workflow_spec *wf = calloc(1, sizeof(*wf));
     if (wf == NULL)
         return oom(err);
     wf->name   = strdup(name);
-    wf->policy = ANVIL_FAIL_FAST;
+    wf->policy = ANVIL_POLICY_FAIL_FAST;
     if (wf->name == NULL) {
         free(wf);
         return oom(err);
@@ -214,27 +135,44 @@ anvil_workflow_spec_free(anvil_workflow_spec *wf)
     free(wf);
 }
 
-void
-anvil_workflow_set_policy(anvil_workflow_spec *wf, int policy)
+int
+anvil_workflow_spec_set_policy(anvil_workflow_spec *wf,
+    enum anvil_failure_policy policy, struct anvil_error *err)
 {
-    if (wf != NULL)
-        wf->policy = policy;
-}
-
-void
-anvil_workflow_set_timeout(anvil_workflow_spec *wf, int64_t timeout_ms)
-{
-    if (wf != NULL)
-        wf->timeout_ms = timeout_ms;
+    static const char fn[] = "anvil_workflow_spec_set_policy";
+    if (wf == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
+    if (policy != ANVIL_POLICY_FAIL_FAST && policy != ANVIL_POLICY_CONTINUE)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: %d is not a failure policy (fail_fast or continue)", fn,
+            (int) policy);
+    wf->policy = policy;
+    return ANVIL_OK;
 }
 
 int
-anvil_workflow_set_key(anvil_workflow_spec *wf, const char *idempotency_key,
-    struct anvil_error *err)
+anvil_workflow_spec_set_timeout(
+    anvil_workflow_spec *wf, int64_t timeout_ms, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_workflow_spec_set_timeout";
+    if (wf == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
+    if (timeout_ms < 0)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "%s: timeout_ms is negative", fn);
+    wf->timeout_ms = timeout_ms;
+    return ANVIL_OK;
+}
+
+int
+anvil_workflow_spec_set_key(anvil_workflow_spec *wf,
+    const char *idempotency_key, struct anvil_error *err)
 {
     if (wf == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "anvil_workflow_set_key: workflow is NULL");
+            "anvil_workflow_spec_set_key: workflow is NULL");
     char *key = NULL;
     if (idempotency_key != NULL && idempotency_key[0] != '\0') {
         key = strdup(idempotency_key);
@@ -250,7 +188,7 @@ static int
 check_step_args(const anvil_workflow_spec *wf, const char *name,
     const char *type, const void *payload, size_t len, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_step";
+    static const char fn[] = "anvil_workflow_spec_add_step";
     if (wf == NULL || name == NULL || type == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: %s is NULL", fn,
             wf == NULL         ? "workflow"
@@ -268,9 +206,9 @@ check_step_args(const anvil_workflow_spec *wf, const char *name,
 }
 
 int
-anvil_workflow_step(anvil_workflow_spec *wf, const char *name, const char *type,
-    const void *payload, size_t len, const struct anvil_step_opts *opts,
-    struct anvil_error *err)
+anvil_workflow_spec_add_step(anvil_workflow_spec *wf, const char *name,
+    const char *type, const void *payload, size_t len,
+    const struct anvil_step_opts *opts, struct anvil_error *err)
 {
     int rc = check_step_args(wf, name, type, payload, len, err);
     if (rc != ANVIL_OK)
@@ -316,7 +254,7 @@ find_step(const anvil_workflow_spec *wf, const char *name, const char *fn,
     if (*at < 0)
         return av_error_set(err, ANVIL_NOT_FOUND,
             "%s: workflow \"%.100s\" has no step \"%.100s\" (add it with "
-            "anvil_workflow_step first)",
+            "anvil_workflow_spec_add_step first)",
             fn, wf->name, name);
     return ANVIL_OK;
 }
@@ -360,10 +298,10 @@ add_edge(anvil_workflow_spec *wf, const char *name, const char *parent)
 }
 
 int
-anvil_workflow_after(anvil_workflow_spec *wf, const char *name,
+anvil_workflow_spec_add_edge(anvil_workflow_spec *wf, const char *name,
     const char *parent, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_after";
+    static const char fn[] = "anvil_workflow_spec_add_edge";
     if (wf == NULL)
         return av_error_set(
             err, ANVIL_INVALID_ARGUMENT, "%s: workflow is NULL", fn);
@@ -392,10 +330,10 @@ check_list(const anvil_workflow_spec *wf, const char *const *steps, size_t n,
 }
 
 int
-anvil_workflow_chain(anvil_workflow_spec *wf, const char *const *steps,
+anvil_workflow_spec_add_chain(anvil_workflow_spec *wf, const char *const *steps,
     size_t n, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_chain";
+    static const char fn[] = "anvil_workflow_spec_add_chain";
     int               rc   = check_list(wf, steps, n, fn, err);
     long              at;
     if (rc == ANVIL_OK && n == 1)
@@ -415,7 +353,7 @@ check_group(const anvil_workflow_spec *wf, const char *after,
     const char *const *steps, size_t n, const char *join,
     struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_group";
+    static const char fn[] = "anvil_workflow_spec_add_group";
     int               rc   = check_list(wf, steps, n, fn, err);
     if (rc == ANVIL_OK && n == 0)
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -433,7 +371,7 @@ check_group(const anvil_workflow_spec *wf, const char *after,
 }
 
 int
-anvil_workflow_group(anvil_workflow_spec *wf, const char *after,
+anvil_workflow_spec_add_group(anvil_workflow_spec *wf, const char *after,
     const char *const *steps, size_t n, const char *join,
     struct anvil_error *err)
 {
@@ -518,7 +456,7 @@ anvil_workflow_submit(anvil_client *c, const anvil_workflow_spec *wf,
     if (rc == ANVIL_OK && wf->n == 0)
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "workflow \"%.128s\" has no steps (add one with "
-            "anvil_workflow_step)",
+            "anvil_workflow_spec_add_step)",
             wf->name);
     if (rc != ANVIL_OK)
         return rc;
@@ -615,21 +553,31 @@ anvil_workflow_get(anvil_client *c, const char *id, struct anvil_workflow **out,
     return rc;
 }
 
-// One WaitWorkflow of at most chunk_ms: *out and *done.
+// What a workflow wait keeps between its long-polls.
+struct workflow_wait {
+    anvil_client           *c;
+    const char             *id;
+    struct anvil_workflow **out;
+};
+
+// One WaitWorkflow of at most chunk_ms; *w->out becomes the workflow it
+// returned.
 static int
-wait_once(anvil_client *c, const char *id, uint32_t chunk_ms,
-    struct anvil_workflow **out, bool *done, struct anvil_error *err)
+wait_once(void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err)
 {
+    struct workflow_wait          *w   = arg;
     Anvil__V1__WaitWorkflowRequest req = ANVIL__V1__WAIT_WORKFLOW_REQUEST__INIT;
-    req.id                             = (char *) id;
+    req.id                             = (char *) w->id;
     req.timeout_ms                     = chunk_ms;
     Anvil__V1__WaitWorkflowResponse *rep;
-    int rc = client_call(c, "WaitWorkflow", &req.base, chunk_ms,
+    int rc = client_call(w->c, "WaitWorkflow", &req.base, chunk_ms,
         (ProtobufCMessage **) &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    rc    = workflow_new(rep->workflow, "WaitWorkflow", out, err);
-    *done = rep->done;
+    anvil_workflow_free(*w->out);
+    *w->out = NULL;
+    rc      = workflow_new(rep->workflow, "WaitWorkflow", w->out, err);
+    *done   = rep->done;
     client_free_reply(&rep->base);
     return rc;
 }
@@ -645,23 +593,13 @@ anvil_workflow_wait(anvil_client *c, const char *id, int timeout_ms,
     if (rc == ANVIL_OK && timeout_ms < 0)
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: timeout_ms is negative (%d)", fn, timeout_ms);
-    int64_t deadline = av_mono_ms() + timeout_ms;
-    while (rc == ANVIL_OK) {
-        int64_t left  = deadline - av_mono_ms();
-        int64_t chunk = left < 0 ? 0 : left;
-        bool    done  = false;
-        rc            = wait_once(c, id,
-                       (uint32_t) (chunk < WAIT_CHUNK_MS ? chunk : WAIT_CHUNK_MS), out,
-                       &done, err);
-        if (rc != ANVIL_OK || done)
-            break;
-        if (av_mono_ms() >= deadline)
-            return av_error_set(err, ANVIL_DEADLINE_EXCEEDED,
-                "workflow %s is still %s after %d ms", id,
-                anvil_workflow_state_name((*out)->state), timeout_ms);
-        anvil_workflow_free(*out);
-        *out = NULL;
-    }
+    if (rc != ANVIL_OK)
+        return rc;
+    struct workflow_wait w = { .c = c, .id = id, .out = out };
+    rc                     = client_wait(timeout_ms, wait_once, &w, err);
+    if (rc == ANVIL_DEADLINE_EXCEEDED && *out != NULL)
+        av_error_set(err, rc, "workflow %s is still %s after %d ms", id,
+            anvil_workflow_state_name((*out)->state), timeout_ms);
     return rc;
 }
 

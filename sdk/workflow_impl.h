@@ -30,15 +30,15 @@ struct wf_step {
 };
 
 struct anvil_workflow_spec {
-    char           *name;
-    int             policy; // enum anvil_failure_policy
-    int64_t         timeout_ms;
-    char           *key; // idempotency key; NULL = none
-    struct wf_step *steps;
-    size_t          n;
-    size_t          cap;
-    size_t         *index;     // open addressing: step index + 1, 0 = free
-    size_t          index_cap; // a power of two, > 2 * n
+    char                     *name;
+    enum anvil_failure_policy policy;
+    int64_t                   timeout_ms;
+    char                     *key; // idempotency key; NULL = none
+    struct wf_step           *steps;
+    size_t                    n;
+    size_t                    cap;
+    size_t *index;     // open addressing: step index + 1, 0 = free
+    size_t  index_cap; // a power of two, > 2 * n
 };
 
 // The index of the step called name, or -1.

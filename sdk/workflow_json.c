@@ -1,5 +1,5 @@
-// workflow_json.c - anvil_workflow_parse_json(): the JSON definition format
-// of docs/workflows.md into an anvil_workflow_spec, with jansson.
+// workflow_json.c - anvil_workflow_spec_parse_json(): the JSON definition
+// format of docs/workflows.md into an anvil_workflow_spec, with jansson.
 //
 // The parser is strict, so a typo never passes silently: unknown keys,
 // duplicate keys, wrong types and missing required keys are errors that
@@ -276,7 +276,7 @@ add_step(anvil_workflow_spec *wf, size_t i, const json_t *js,
             show(&b, f.name), workflow_find(wf, f.name));
     if (rc == ANVIL_OK) {
         size_t len = f.payload != NULL ? strlen(f.payload) : 0;
-        rc         = anvil_workflow_step(
+        rc         = anvil_workflow_spec_add_step(
                     wf, f.name, f.type, f.payload, len, &f.opts, err);
     }
     free(f.payload);
@@ -316,7 +316,7 @@ add_edges(anvil_workflow_spec *wf, size_t i, const json_t *js,
                     "%s: \"after\" names \"%s\" twice", w.text,
                     show(&b, parent));
         }
-        int rc = anvil_workflow_after(wf, name, parent, err);
+        int rc = anvil_workflow_spec_add_edge(wf, name, parent, err);
         if (rc != ANVIL_OK)
             return rc;
     }
@@ -333,7 +333,7 @@ top_fields(const json_t *root, anvil_workflow_spec *wf, struct anvil_error *err)
     struct shown b;
     int          rc = get_string(root, "on_failure", false, "", &policy, err);
     if (rc == ANVIL_OK && policy != NULL
-        && anvil_workflow_policy_parse(policy, &wf->policy) != ANVIL_OK)
+        && anvil_failure_policy_parse(policy, &wf->policy) != ANVIL_OK)
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "\"on_failure\" must be \"fail_fast\" or \"continue\", not "
             "\"%s\"",
@@ -344,7 +344,7 @@ top_fields(const json_t *root, anvil_workflow_spec *wf, struct anvil_error *err)
     if (rc == ANVIL_OK)
         rc = get_string(root, "idempotency_key", false, "", &key, err);
     if (rc == ANVIL_OK && key != NULL)
-        rc = anvil_workflow_set_key(wf, key, err);
+        rc = anvil_workflow_spec_set_key(wf, key, err);
     return rc;
 }
 
@@ -381,7 +381,7 @@ parse_root(
     if (rc == ANVIL_OK)
         rc = get_steps(root, &steps, err);
     if (rc == ANVIL_OK)
-        rc = anvil_workflow_new(&wf, name, err);
+        rc = anvil_workflow_spec_new(&wf, name, err);
     if (rc == ANVIL_OK)
         rc = top_fields(root, wf, err);
     // Steps first, edges second: "after" may name a later step.
@@ -398,16 +398,16 @@ parse_root(
 }
 
 int
-anvil_workflow_parse_json(const char *json, size_t len,
+anvil_workflow_spec_parse_json(const char *json, size_t len,
     anvil_workflow_spec **out, struct anvil_error *err)
 {
     if (out == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "anvil_workflow_parse_json: out is NULL");
+            "anvil_workflow_spec_parse_json: out is NULL");
     *out = NULL;
     if (json == NULL && len > 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "anvil_workflow_parse_json: json is NULL but len is %zu", len);
+            "anvil_workflow_spec_parse_json: json is NULL but len is %zu", len);
     json_error_t jerr;
     json_t      *root = json_loadb(
              json != NULL ? json : "", len, JSON_REJECT_DUPLICATES, &jerr);

@@ -200,7 +200,7 @@ assert_serving_with(struct fixture *f, size_t n_jobs)
     anvil__v1__reply__free_unpacked(rep, NULL);
 
     // The SDK client, on its own connection, is served too.
-    assert_int_equal(anvil_health(f->h.client, &hl, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(f->h.client, &hl, NULL), ANVIL_OK);
     anvil_health_free(hl);
 }
 

@@ -1,5 +1,5 @@
 // test_batch.c - the batch rpcs against a real in-process anvild:
-// SubmitJobs (anvil_job_submit_many) and Report (anvil_report). Each item
+// SubmitJobs (anvil_job_submit_many) and Report (anvil_job_report). Each item
 // is applied on its own: a bad one is refused with a message naming it
 // ("jobs[i]: ...", "outcomes[i]: ...") while the others are stored; a
 // resent SubmitJobs envelope is applied once per job (request id R + i);
@@ -310,11 +310,11 @@ raw_report_init(struct raw_report *r, size_t n)
 static void
 assert_jobs_stored(struct fixture *f, size_t n)
 {
-    struct anvil_health     *hl     = NULL;
-    struct anvil_job_list   *list   = NULL;
-    struct anvil_list_filter filter = { .limit = 1000 };
+    struct anvil_health    *hl     = NULL;
+    struct anvil_job_list  *list   = NULL;
+    struct anvil_job_filter filter = { .limit = 1000 };
 
-    assert_int_equal(anvil_health(f->h.client, &hl, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(f->h.client, &hl, NULL), ANVIL_OK);
     assert_int_equal(hl->jobs_total, n);
     anvil_health_free(hl);
     if (n > 1000)
@@ -351,7 +351,7 @@ job_state(struct fixture *f, const char *id)
 // are stored and copies their ids into ids[n].
 static void
 submit_n(anvil_client *c, const char *type, size_t n,
-    const struct anvil_submit_opts *opts, char (*ids)[24])
+    const struct anvil_job_opts *opts, char (*ids)[24])
 {
     struct anvil_job_spec      specs[8];
     struct anvil_submit_result res[8];
@@ -391,7 +391,7 @@ lease_n(anvil_client *c, const char *type, size_t n)
            .max_jobs  = (uint32_t) n,
            .wait_ms   = 2000,
     };
-    int rc = anvil_poll(c, &req, &leases, &got, &err);
+    int rc = anvil_lease_poll(c, &req, &leases, &got, &err);
 
     if (rc != ANVIL_OK)
         print_error("poll: %s\n", err.msg);
@@ -415,7 +415,7 @@ lease_of(const struct anvil_lease *leases, size_t n, const char *id)
 // ---- SubmitJobs ----
 
 static void
-spec_opts(size_t i, struct anvil_submit_opts *o, char *key, size_t key_len)
+spec_opts(size_t i, struct anvil_job_opts *o, char *key, size_t key_len)
 {
     static const char *const queues[] = { "default", "q-one", "q.two" };
 
@@ -435,7 +435,7 @@ spec_opts(size_t i, struct anvil_submit_opts *o, char *key, size_t key_len)
 
 static void
 assert_job_matches(struct fixture *f, const char *id, const char *type,
-    const char *payload, const struct anvil_submit_opts *o)
+    const char *payload, const struct anvil_job_opts *o)
 {
     struct anvil_job *job = get_job(f, id);
 
@@ -465,7 +465,7 @@ test_submit_many_stores_32_jobs_in_order_with_their_options(void **state)
 {
     struct fixture            *f = *state;
     struct anvil_job_spec      specs[32];
-    struct anvil_submit_opts   opts[32];
+    struct anvil_job_opts      opts[32];
     struct anvil_submit_result res[32];
     char                       types[32][16], payloads[32][32], keys[32][16];
     struct anvil_error         err      = { 0 };
@@ -534,10 +534,10 @@ test_a_batch_larger_than_one_payload_is_answered_not_dropped(void **state)
 
     for (size_t i = 0; i < 100; i++)
         specs[i] = (struct anvil_job_spec) { "big", pay, sizeof(pay), NULL };
-    anvil_client_set_timeout(f->h.client, 2000);
+    anvil_client_set_timeout(f->h.client, 2000, NULL);
     int rc
         = anvil_job_submit_many(f->h.client, specs, 100, res, &n_failed, &err);
-    anvil_client_set_timeout(f->h.client, HARNESS_CLIENT_TIMEOUT_MS);
+    anvil_client_set_timeout(f->h.client, HARNESS_CLIENT_TIMEOUT_MS, NULL);
     if (rc != ANVIL_OK && rc != ANVIL_INVALID_ARGUMENT)
         print_error("submit_many: %s: %s\n", anvil_code_name(rc), err.msg);
     assert_true(rc == ANVIL_OK || rc == ANVIL_INVALID_ARGUMENT);
@@ -554,10 +554,10 @@ test_a_batch_larger_than_one_payload_is_answered_not_dropped(void **state)
 // limit, a lease_ms out of range. The SDK cannot know either, so all
 // three reach the server.
 struct mixed {
-    struct anvil_job_spec    specs[8];
-    struct anvil_submit_opts short_lease;
-    char                     payloads[8][16];
-    uint8_t                  big[MAX_PAYLOAD + 1];
+    struct anvil_job_spec specs[8];
+    struct anvil_job_opts short_lease;
+    char                  payloads[8][16];
+    uint8_t               big[MAX_PAYLOAD + 1];
 };
 
 static void
@@ -674,7 +674,7 @@ test_the_sdk_refuses_0_or_1001_items_without_a_call(void **state)
     // No server listens here: a call would end UNAVAILABLE, not INVALID.
     snprintf(url, sizeof(url), "ipc://%s/nobody", f->h.dir);
     assert_int_equal(anvil_client_open(&dead, url, NULL), ANVIL_OK);
-    anvil_client_set_timeout(dead, 200);
+    anvil_client_set_timeout(dead, 200, NULL);
     assert_int_equal(anvil_job_submit_many(dead, specs, 0, res, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "0 jobs"));
@@ -682,10 +682,10 @@ test_the_sdk_refuses_0_or_1001_items_without_a_call(void **state)
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "1001 jobs"));
     assert_int_equal(
-        anvil_report(dead, outs, 0, ores, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_job_report(dead, outs, 0, ores, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "0 outcomes"));
     assert_int_equal(
-        anvil_report(dead, outs, 1001, ores, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_job_report(dead, outs, 1001, ores, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "1001 outcomes"));
     specs[1].type = NULL;
     assert_int_equal(anvil_job_submit_many(dead, specs, 2, res, NULL, &err),
@@ -693,7 +693,7 @@ test_the_sdk_refuses_0_or_1001_items_without_a_call(void **state)
     assert_non_null(strstr(err.msg, "specs[1].type"));
     outs[0].job_id = NULL;
     assert_int_equal(
-        anvil_report(dead, outs, 1, ores, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_job_report(dead, outs, 1, ores, &err), ANVIL_INVALID_ARGUMENT);
     // The same calls in range do try the (absent) server.
     specs[1].type = "echo";
     assert_int_equal(anvil_job_submit_many(dead, specs, 1, res, NULL, &err),
@@ -863,10 +863,10 @@ test_calls_after_a_batch_are_not_taken_for_resends(void **state)
 static void
 test_a_key_repeated_in_a_batch_returns_the_first_job(void **state)
 {
-    struct fixture          *f  = *state;
-    struct anvil_submit_opts k1 = { .idempotency_key = "order-1" };
-    struct anvil_submit_opts k2 = { .idempotency_key = "order-2" };
-    struct anvil_job_spec    specs[4]
+    struct fixture       *f  = *state;
+    struct anvil_job_opts k1 = { .idempotency_key = "order-1" };
+    struct anvil_job_opts k2 = { .idempotency_key = "order-2" };
+    struct anvil_job_spec specs[4]
         = { { "pay", "a", 1, &k1 }, { "pay", "b", 1, &k2 },
               { "pay", "c", 1, &k1 }, { "pay", "d", 1, NULL } };
     struct anvil_submit_result res[4];
@@ -893,8 +893,8 @@ static void
 test_a_key_used_before_returns_that_job_in_a_later_batch(void **state)
 {
     struct fixture            *f        = *state;
-    struct anvil_submit_opts   k1       = { .idempotency_key = "once" };
-    struct anvil_submit_opts   k2       = { .idempotency_key = "twice" };
+    struct anvil_job_opts      k1       = { .idempotency_key = "once" };
+    struct anvil_job_opts      k2       = { .idempotency_key = "twice" };
     struct anvil_job_spec      first[1] = { { "mail", "x", 1, &k1 } };
     struct anvil_job_spec      later[3] = { { "mail", "y", 1, &k2 },
              { "mail", "z", 1, &k1 }, { "mail", "w", 1, NULL } };
@@ -923,14 +923,14 @@ test_a_key_used_before_returns_that_job_in_a_later_batch(void **state)
 
 // ---- Report ----
 
-static const struct anvil_submit_opts slow_retry = {
+static const struct anvil_job_opts slow_retry = {
     .initial_backoff_ms = 600000,
     .max_backoff_ms     = 600000,
 };
 
 static void
-assert_job(struct fixture *f, const char *id, int state, const char *result,
-    const char *error)
+assert_job(struct fixture *f, const char *id, enum anvil_job_state state,
+    const char *result, const char *error)
 {
     struct anvil_job *job = get_job(f, id);
 
@@ -997,7 +997,8 @@ test_report_completes_retries_and_fails_jobs_in_one_call(void **state)
 
     report_three(f, ids, outs, tokens);
     int64_t before = av_now_ms();
-    assert_int_equal(anvil_report(f->h.client, outs, 3, res, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_job_report(f->h.client, outs, 3, res, &err), ANVIL_OK);
     int64_t after = av_now_ms();
     assert_int_equal(err.code, ANVIL_OK);
     assert_int_equal(res[0].code, ANVIL_OK);
@@ -1029,7 +1030,8 @@ test_a_resent_report_changes_nothing(void **state)
     struct anvil_outcome_result res[3];
 
     report_three(f, ids, outs, tokens);
-    assert_int_equal(anvil_report(f->h.client, outs, 3, res, NULL), ANVIL_OK);
+    assert_int_equal(
+        anvil_job_report(f->h.client, outs, 3, res, NULL), ANVIL_OK);
     // A different result on the resend must not replace the first.
     outs[0].result = "later";
     outs[0].len    = 5;
@@ -1038,7 +1040,7 @@ test_a_resent_report_changes_nothing(void **state)
 
         memset(res, 0xff, sizeof(res));
         assert_int_equal(
-            anvil_report(f->h.client, outs, 3, res, &err), ANVIL_OK);
+            anvil_job_report(f->h.client, outs, 3, res, &err), ANVIL_OK);
         assert_int_equal(err.code, ANVIL_OK);
         for (size_t i = 0; i < 3; i++)
             assert_int_equal(res[i].code, ANVIL_OK);
@@ -1065,13 +1067,15 @@ test_report_refuses_a_stale_token_through_the_sdk(void **state)
     char                        other[1][24];
 
     report_three(f, ids, outs, tokens);
-    assert_int_equal(anvil_report(f->h.client, outs, 3, res, NULL), ANVIL_OK);
+    assert_int_equal(
+        anvil_job_report(f->h.client, outs, 3, res, NULL), ANVIL_OK);
     submit_n(f->h.client, "fresh", 1, NULL, other);
     struct anvil_lease  *lease  = lease_n(f->h.client, "fresh", 1);
     struct anvil_outcome two[2] = { completed(ids[1], tokens[1], "late"),
         completed(other[0], lease->token, "ok") };
     anvil_leases_free(lease, 1);
-    assert_int_equal(anvil_report(f->h.client, two, 2, res, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_job_report(f->h.client, two, 2, res, &err), ANVIL_OK);
     assert_int_equal(res[0].code, ANVIL_FAILED_PRECONDITION);
     assert_int_equal(err.code, ANVIL_FAILED_PRECONDITION);
     assert_non_null(strstr(err.msg, "outcomes[0]: "));
@@ -1241,7 +1245,7 @@ test_a_report_wakes_a_job_wait_parked_on_its_job(void **state)
     struct anvil_outcome out    = completed(ids[0], lease->token, "woke");
     anvil_leases_free(lease, 1);
     int64_t t0 = av_mono_ms();
-    int     rc = anvil_report(f->h.client, &out, 1, res, NULL);
+    int     rc = anvil_job_report(f->h.client, &out, 1, res, NULL);
     pthread_join(th, NULL);
     assert_true(parked);
     assert_int_equal(rc, ANVIL_OK);
@@ -1270,7 +1274,7 @@ client_with_role(struct fixture *f, size_t slot, int role)
         print_error("token_create: %s\n", err.msg);
     assert_int_equal(rc, ANVIL_OK);
     assert_int_equal(anvil_client_open(&c, f->h.url, NULL), ANVIL_OK);
-    anvil_client_set_timeout(c, HARNESS_CLIENT_TIMEOUT_MS);
+    anvil_client_set_timeout(c, HARNESS_CLIENT_TIMEOUT_MS, NULL);
     assert_int_equal(anvil_client_set_token(c, secret, NULL), ANVIL_OK);
     anvil_free(secret);
     f->extra[slot] = c;
@@ -1299,10 +1303,10 @@ test_a_worker_token_may_report_but_not_submit_many(void **state)
     struct anvil_outcome out
         = completed(leases[0].job.id, leases[0].token, "r");
     // Another worker's token may not report on this lease.
-    assert_int_equal(anvil_report(other, &out, 1, ores, &err), ANVIL_OK);
+    assert_int_equal(anvil_job_report(other, &out, 1, ores, &err), ANVIL_OK);
     assert_int_equal(ores[0].code, ANVIL_PERMISSION_DENIED);
     assert_non_null(strstr(err.msg, "outcomes[0]: "));
-    assert_int_equal(anvil_report(worker, &out, 1, ores, NULL), ANVIL_OK);
+    assert_int_equal(anvil_job_report(worker, &out, 1, ores, NULL), ANVIL_OK);
     assert_int_equal(ores[0].code, ANVIL_OK);
     assert_int_equal(job_state(f, leases[0].job.id), ANVIL_JOB_SUCCEEDED);
     assert_int_equal(job_state(f, leases[1].job.id), ANVIL_JOB_RUNNING);
@@ -1325,16 +1329,16 @@ test_a_client_token_may_submit_many_but_not_report(void **state)
     struct anvil_outcome out = failed(ids[0], lease->token, "no", true);
     anvil_leases_free(lease, 1);
     assert_int_equal(
-        anvil_report(client, &out, 1, ores, &err), ANVIL_PERMISSION_DENIED);
+        anvil_job_report(client, &out, 1, ores, &err), ANVIL_PERMISSION_DENIED);
     assert_non_null(strstr(err.msg, "Report"));
     assert_int_equal(job_state(f, ids[0]), ANVIL_JOB_RUNNING);
     // Without any token, neither call is served.
     anvil_client *none = NULL;
     assert_int_equal(anvil_client_open(&none, f->h.url, NULL), ANVIL_OK);
-    anvil_client_set_timeout(none, HARNESS_CLIENT_TIMEOUT_MS);
+    anvil_client_set_timeout(none, HARNESS_CLIENT_TIMEOUT_MS, NULL);
     f->extra[2] = none;
     assert_int_equal(
-        anvil_report(none, &out, 1, ores, NULL), ANVIL_UNAUTHENTICATED);
+        anvil_job_report(none, &out, 1, ores, NULL), ANVIL_UNAUTHENTICATED);
     struct anvil_job_spec      spec = { "job", "x", 1, NULL };
     struct anvil_submit_result sres[1];
     assert_int_equal(anvil_job_submit_many(none, &spec, 1, sres, NULL, NULL),

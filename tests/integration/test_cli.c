@@ -440,6 +440,23 @@ test_cli_takes_server_from_environment_and_rejects_bad_urls(void **state)
     run_free(&r);
 }
 
+static void
+test_cli_says_nothing_listens_within_about_a_second(void **state)
+{
+    struct harness *h = *state;
+    struct run      r;
+    char            url[200];
+    snprintf(url, sizeof(url), "ipc://%s/nobody", h->dir);
+    int64_t t0 = av_mono_ms();
+    run_no_server(h, &r, "--server", url, "status", "j1", NULL);
+    int64_t ms = av_mono_ms() - t0;
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: UNAVAILABLE: nothing listens at "));
+    assert_non_null(strstr(r.err, url));
+    assert_true(ms < 3000); // the call timeout alone would take 10 s
+    run_free(&r);
+}
+
 // ---- submit flags, workers, tokens, TLS
 
 static void
@@ -543,7 +560,7 @@ test_cli_workers_lists_a_polling_worker_and_health_flags_no_worker(void **state)
     struct anvil_poll_req pr = { "wk-1", queues, 1, types, 1, 1, 0 };
     struct anvil_lease   *ls = NULL;
     size_t                n  = 0;
-    assert_int_equal(anvil_poll(h->client, &pr, &ls, &n, &err), ANVIL_OK);
+    assert_int_equal(anvil_lease_poll(h->client, &pr, &ls, &n, &err), ANVIL_OK);
     assert_int_equal(n, 1);
     assert_string_equal(ls[0].job.id, id);
     anvil_leases_free(ls, n);
@@ -817,7 +834,7 @@ test_cli_and_sdk_connect_over_tls_only_with_the_right_ca(void **state)
     unsetenv("ANVIL_TLS_CA");
     assert_int_equal(rc, ANVIL_OK);
     struct anvil_health *hl = NULL;
-    assert_int_equal(anvil_health(c, &hl, &err), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &hl, &err), ANVIL_OK);
     anvil_health_free(hl);
     // Too late to change TLS once connected.
     struct anvil_tls t = { .ca_file = other };
@@ -828,9 +845,9 @@ test_cli_and_sdk_connect_over_tls_only_with_the_right_ca(void **state)
     // The wrong CA: never reached, UNAVAILABLE with a hint.
     assert_int_equal(anvil_client_open(&c, url, &err), ANVIL_OK);
     assert_int_equal(anvil_client_set_tls(c, &t, &err), ANVIL_OK);
-    anvil_client_set_timeout(c, 1000);
+    anvil_client_set_timeout(c, 1000, NULL);
     hl = NULL;
-    assert_int_equal(anvil_health(c, &hl, &err), ANVIL_UNAVAILABLE);
+    assert_int_equal(anvil_health_get(c, &hl, &err), ANVIL_UNAVAILABLE);
     assert_null(hl);
     assert_non_null(strstr(err.msg, "TLS CA"));
     anvil_client_close(c);
@@ -860,6 +877,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_cli_says_nothing_listens_within_about_a_second, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_submit_prints_id_and_status_shows_payload_as_given, setup,
             teardown),

@@ -156,7 +156,7 @@ test_anvild_starts_answers_health_and_stops_on_sigterm(void **state)
     pid_t                pid = start_anvild(h);
     int                  status;
 
-    assert_int_equal(anvil_health(h->client, &hl, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(h->client, &hl, NULL), ANVIL_OK);
     assert_true(hl->version[0] != '\0');
     assert_true(hl->uptime_ms >= 0);
     assert_int_equal(hl->jobs_total, 0);
@@ -199,19 +199,19 @@ test_anvild_exits_with_an_error_when_it_cannot_listen(void **state)
     assert_int_not_equal(WEXITSTATUS(status), 0);
 
     // The first server is unharmed.
-    assert_int_equal(anvil_health(h->client, &hl, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(h->client, &hl, NULL), ANVIL_OK);
     anvil_health_free(hl);
 }
 
 static void
 test_acknowledged_jobs_survive_sigkill_and_run_after_restart(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_job_list   *list = NULL;
-    struct anvil_list_filter f    = { 0 };
-    char                    *ids[20];
-    char                     payload[32];
-    pid_t                    pid = start_anvild(h);
+    struct harness         *h    = *state;
+    struct anvil_job_list  *list = NULL;
+    struct anvil_job_filter f    = { 0 };
+    char                   *ids[20];
+    char                    payload[32];
+    pid_t                   pid = start_anvild(h);
 
     for (int i = 0; i < 20; i++) {
         struct anvil_error err = { 0 };

@@ -142,11 +142,11 @@ static char *
 submit_on(
     struct harness *h, const char *type, const char *queue, const char *payload)
 {
-    struct anvil_submit_opts opts = { 0 };
-    struct anvil_error       err  = { 0 };
-    char                    *id   = NULL;
-    bool                     existed;
-    int                      rv;
+    struct anvil_job_opts opts = { 0 };
+    struct anvil_error    err  = { 0 };
+    char                 *id   = NULL;
+    bool                  existed;
+    int                   rv;
 
     opts.queue = queue;
     rv         = anvil_job_submit(
@@ -168,7 +168,7 @@ submit(struct harness *h, const char *type, const char *payload)
 
 // Waits for a job to end; asserts it ended in `state` and returns it.
 static struct anvil_job *
-wait_final(struct harness *h, const char *id, int state)
+wait_final(struct harness *h, const char *id, enum anvil_job_state state)
 {
     struct anvil_error err = { 0 };
     struct anvil_job  *job = NULL;
@@ -229,12 +229,12 @@ test_echo_job_succeeds_with_its_payload_as_result(void **state)
 static void
 test_submit_rejects_bad_type_and_queue_names(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { 0 };
-    struct anvil_error       err  = { 0 };
-    struct anvil_job_list   *list = NULL;
-    char                    *id   = NULL;
-    int                      rv;
+    struct harness        *h    = *state;
+    struct anvil_job_opts  opts = { 0 };
+    struct anvil_error     err  = { 0 };
+    struct anvil_job_list *list = NULL;
+    char                  *id   = NULL;
+    int                    rv;
 
     rv = anvil_job_submit(
         h->client, "bad name!", "x", 1, NULL, &id, NULL, &err);
@@ -352,12 +352,12 @@ test_fifty_jobs_on_two_workers_each_run_exactly_once(void **state)
 static void
 test_get_job_returns_what_was_submitted(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { 0 };
-    struct anvil_error       err  = { 0 };
-    struct anvil_job        *job  = NULL;
-    char                    *id   = NULL;
-    int                      rv;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { 0 };
+    struct anvil_error    err  = { 0 };
+    struct anvil_job     *job  = NULL;
+    char                 *id   = NULL;
+    int                   rv;
 
     opts.queue    = "reports";
     opts.priority = 7;
@@ -400,12 +400,13 @@ test_get_job_of_unknown_id_is_not_found(void **state)
 }
 
 static size_t
-list_count(struct harness *h, int state, const char *type, const char *queue)
+list_count(struct harness *h, enum anvil_job_state state, const char *type,
+    const char *queue)
 {
-    struct anvil_list_filter f    = { 0 };
-    struct anvil_job_list   *list = NULL;
-    size_t                   n;
-    int                      rv;
+    struct anvil_job_filter f    = { 0 };
+    struct anvil_job_list  *list = NULL;
+    size_t                  n;
+    int                     rv;
 
     f.state = state;
     f.type  = type;
@@ -428,12 +429,12 @@ list_count(struct harness *h, int state, const char *type, const char *queue)
 static void
 test_list_jobs_filters_by_state_type_and_queue(void **state)
 {
-    struct harness          *h = *state;
-    char                    *a[3];
-    char                    *b[2];
-    struct anvil_job        *job  = NULL;
-    struct anvil_job_list   *list = NULL;
-    struct anvil_list_filter f    = { 0 };
+    struct harness         *h = *state;
+    char                   *a[3];
+    char                   *b[2];
+    struct anvil_job       *job  = NULL;
+    struct anvil_job_list  *list = NULL;
+    struct anvil_job_filter f    = { 0 };
 
     for (int i = 0; i < 3; i++)
         a[i] = submit_on(h, "alpha", NULL, "a");
@@ -468,12 +469,12 @@ test_list_jobs_filters_by_state_type_and_queue(void **state)
 static void
 test_list_jobs_pages_cover_every_job_once_newest_first(void **state)
 {
-    struct harness          *h = *state;
-    struct anvil_list_filter f = { 0 };
-    char                    *ids[7];
-    char                    *cursor = NULL;
-    size_t                   seen   = 0;
-    int                      pages  = 0;
+    struct harness         *h = *state;
+    struct anvil_job_filter f = { 0 };
+    char                   *ids[7];
+    char                   *cursor = NULL;
+    size_t                  seen   = 0;
+    int                     pages  = 0;
 
     for (int i = 0; i < 7; i++)
         ids[i] = submit(h, "paged", "p");
@@ -520,7 +521,7 @@ test_wait_job_times_out_on_an_unfinished_job(void **state)
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
     anvil_job_free(job);
     job = NULL;
-    rv  = anvil_job_wait(h->client, id, 0, &job, &err);
+    rv  = anvil_job_wait(h->client, id, 1, &job, &err);
     assert_int_equal(rv, ANVIL_DEADLINE_EXCEEDED);
     assert_non_null(job);
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
@@ -609,7 +610,7 @@ test_health_lists_queue_depths(void **state)
     for (int i = 0; i < 3; i++)
         ids[i] = submit_on(h, "depth", "q1", "d");
     ids[3] = submit_on(h, "depth", "q2", "d");
-    assert_int_equal(anvil_health(h->client, &hl, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(h->client, &hl, NULL), ANVIL_OK);
     assert_non_null(hl->version);
     assert_true(hl->version[0] != '\0');
     assert_true(hl->uptime_ms >= 0);

@@ -29,8 +29,8 @@
 
 #include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
+#include "client_impl.h"
 #include "util/clock.h"
-#include "wire.h"
 
 #define WAIT_MS 30000
 #define HELPER_FLAG "--helper-worker"
@@ -357,7 +357,7 @@ start_fast_worker(struct harness *h, const char *type, anvil_handler_fn fn)
 
 static char *
 submit_opts(struct harness *h, const char *type, const char *payload,
-    const struct anvil_submit_opts *opts)
+    const struct anvil_job_opts *opts)
 {
     struct anvil_error err = { 0 };
     char              *id  = NULL;
@@ -379,7 +379,7 @@ submit(struct harness *h, const char *type, const char *payload)
 
 // Waits for the job to end; asserts it ended in `state` and returns it.
 static struct anvil_job *
-wait_final(struct harness *h, const char *id, int state)
+wait_final(struct harness *h, const char *id, enum anvil_job_state state)
 {
     struct anvil_error err = { 0 };
     struct anvil_job  *job = NULL;
@@ -407,11 +407,11 @@ get_job(struct harness *h, const char *id)
 
 // What harness_wait_for() polls: the job `id` until pred holds for it.
 struct probe {
-    struct harness   *h;
-    const char       *id;
-    int               state;
-    const char       *worker; // NULL = any
-    struct anvil_job *job;    // the last one fetched; probe_fini frees it
+    struct harness      *h;
+    const char          *id;
+    enum anvil_job_state state;
+    const char          *worker; // NULL = any
+    struct anvil_job    *job;    // the last one fetched; probe_fini frees it
     bool (*pred)(const struct probe *p);
 };
 
@@ -442,7 +442,8 @@ probe_job(void *arg)
 
 // Waits until the job is in `state` (on `worker`, if not NULL).
 static void
-wait_state(struct harness *h, const char *id, int state, const char *worker)
+wait_state(struct harness *h, const char *id, enum anvil_job_state state,
+    const char *worker)
 {
     struct probe p  = { h, id, state, worker, NULL, in_state };
     bool         ok = harness_wait_for(probe_job, &p, WAIT_MS);
@@ -456,7 +457,7 @@ wait_state(struct harness *h, const char *id, int state, const char *worker)
 
 // Waits until the job leaves `state`; returns the job as it is then.
 static struct anvil_job *
-wait_leaves(struct harness *h, const char *id, int state)
+wait_leaves(struct harness *h, const char *id, enum anvil_job_state state)
 {
     struct probe p = { h, id, state, NULL, NULL, left_state };
 
@@ -534,8 +535,8 @@ test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     anvil_job_free(job);
 
     // The dead worker's token no longer holds the job.
-    assert_int_equal(anvil_heartbeat(h->client, "helper-a", &ref, 1, &canceled,
-                         &n_canceled, &lost, &n_lost, NULL),
+    assert_int_equal(anvil_lease_heartbeat(h->client, "helper-a", &ref, 1,
+                         &canceled, &n_canceled, &lost, &n_lost, NULL),
         ANVIL_OK);
     assert_int_equal(n_lost, 1);
     assert_string_equal(lost[0], id);
@@ -601,10 +602,10 @@ test_a_job_failing_twice_succeeds_on_attempt_3_after_default_backoff(
 static void
 test_a_job_that_always_fails_ends_failed_after_max_attempts(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { .max_attempts = 2 };
-    char                    *id;
-    struct anvil_job        *job;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { .max_attempts = 2 };
+    char                 *id;
+    struct anvil_job     *job;
 
     assert_non_null(harness_start_worker(h, 1, "broken", always_fail_handler,
         (void *) NULL, (const char *) NULL));
@@ -637,31 +638,23 @@ test_a_non_retryable_failure_ends_failed_at_attempt_1(void **state)
     anvil_free(id);
 }
 
-// Submits through wire_call(), to set the backoff fields anvil.h does not
+// Submits through client_call(), to set the backoff fields anvil.h does not
 // carry yet. Returns the reply's code; *id_out is the caller's (free()).
 static int
 submit_raw(
     struct harness *h, const Anvil__V1__SubmitJobRequest *req, char **id_out)
 {
-    struct wire_peer              peer = { .url = h->url };
-    Anvil__V1__SubmitJobResponse *rep  = NULL;
-    struct anvil_error            err  = { 0 };
+    Anvil__V1__SubmitJobResponse *rep = NULL;
+    struct anvil_error            err = { 0 };
     int                           rc;
 
     *id_out = NULL;
-    if (nng_req0_open(&peer.sock) != 0)
-        return ANVIL_INTERNAL;
-    if (nng_dial(peer.sock, h->url, NULL, 0) != 0) {
-        nng_close(peer.sock);
-        return ANVIL_UNAVAILABLE;
-    }
-    rc = wire_call(&peer, "SubmitJob", &req->base, HARNESS_CLIENT_TIMEOUT_MS, 0,
-        (ProtobufCMessage **) &rep, &err);
+    rc      = client_call(h->client, "SubmitJob", &req->base, 0,
+             (ProtobufCMessage **) &rep, &err);
     if (rc == ANVIL_OK) {
         *id_out = strdup(rep->id);
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        client_free_reply(&rep->base);
     }
-    nng_close(peer.sock);
     return rc;
 }
 
@@ -705,12 +698,12 @@ test_a_job_retries_after_its_own_backoff_policy(void **state)
 static void
 test_a_job_over_its_timeout_fails_though_its_handler_ignores_it(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
-    int64_t                  t0   = av_mono_ms();
-    char                    *id;
-    struct anvil_job        *job;
-    anvil_worker            *w;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    int64_t               t0   = av_mono_ms();
+    char                 *id;
+    struct anvil_job     *job;
+    anvil_worker         *w;
 
     w = harness_start_worker(
         h, 1, "stubborn", stubborn_handler, (void *) NULL, (const char *) NULL);
@@ -740,11 +733,11 @@ test_a_job_over_its_timeout_fails_though_its_handler_ignores_it(void **state)
 static void
 test_a_handler_sleeping_on_its_ctx_wakes_at_the_job_timeout(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
-    char                    *id;
-    struct anvil_job        *job;
-    struct call              c;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    char                 *id;
+    struct anvil_job     *job;
+    struct call           c;
 
     assert_non_null(harness_start_worker(
         h, 1, "sleepy", sleepy_handler, (void *) NULL, (const char *) NULL));
@@ -810,7 +803,8 @@ lease_manual(struct harness *h, const char *id)
     size_t                n       = 0;
     uint32_t              token;
 
-    assert_int_equal(anvil_poll(h->client, &req, &leases, &n, NULL), ANVIL_OK);
+    assert_int_equal(
+        anvil_lease_poll(h->client, &req, &leases, &n, NULL), ANVIL_OK);
     assert_int_equal(n, 1);
     assert_string_equal(leases[0].job.id, id);
     assert_int_equal(leases[0].token, leases[0].job.attempt);
@@ -823,20 +817,21 @@ static void
 test_a_stale_token_is_refused_and_a_repeated_complete_changes_nothing(
     void **state)
 {
-    struct harness    *h   = *state;
-    char              *id  = submit(h, "manual", "{}");
-    struct anvil_error err = { 0 };
-    struct anvil_job  *job;
-    int                st = 0;
+    struct harness      *h   = *state;
+    char                *id  = submit(h, "manual", "{}");
+    struct anvil_error   err = { 0 };
+    struct anvil_job    *job;
+    enum anvil_job_state st = ANVIL_JOB_UNSPECIFIED;
 
     assert_int_equal(lease_manual(h, id), 1);
     assert_int_equal(
-        anvil_fail(h->client, id, 1, "first try", true, &st, NULL), ANVIL_OK);
+        anvil_job_fail(h->client, id, 1, "first try", true, &st, NULL),
+        ANVIL_OK);
     assert_int_equal(st, ANVIL_JOB_SCHEDULED);
     assert_int_equal(lease_manual(h, id), 2); // after the 1 s backoff
 
     // Attempt 1's token no longer holds the job.
-    assert_int_equal(anvil_complete(h->client, id, 1, "stale", 5, &err),
+    assert_int_equal(anvil_job_complete(h->client, id, 1, "stale", 5, &err),
         ANVIL_FAILED_PRECONDITION);
     job = get_job(h, id);
     assert_int_equal(job->state, ANVIL_JOB_RUNNING);
@@ -845,13 +840,13 @@ test_a_stale_token_is_refused_and_a_repeated_complete_changes_nothing(
     anvil_job_free(job);
 
     assert_int_equal(
-        anvil_complete(h->client, id, 2, "fresh", 5, NULL), ANVIL_OK);
+        anvil_job_complete(h->client, id, 2, "fresh", 5, NULL), ANVIL_OK);
     // The same lease completing again: OK, and the first result stays.
     assert_int_equal(
-        anvil_complete(h->client, id, 2, "again", 5, NULL), ANVIL_OK);
-    assert_int_equal(anvil_fail(h->client, id, 1, "late", true, NULL, NULL),
+        anvil_job_complete(h->client, id, 2, "again", 5, NULL), ANVIL_OK);
+    assert_int_equal(anvil_job_fail(h->client, id, 1, "late", true, NULL, NULL),
         ANVIL_FAILED_PRECONDITION);
-    assert_int_equal(anvil_complete(h->client, id, 3, "future", 6, NULL),
+    assert_int_equal(anvil_job_complete(h->client, id, 3, "future", 6, NULL),
         ANVIL_FAILED_PRECONDITION);
     job = get_job(h, id);
     assert_int_equal(job->state, ANVIL_JOB_SUCCEEDED);
@@ -859,8 +854,8 @@ test_a_stale_token_is_refused_and_a_repeated_complete_changes_nothing(
     assert_int_equal(job->result_len, 5);
     assert_memory_equal(job->result, "fresh", 5);
     anvil_job_free(job);
-    assert_int_equal(
-        anvil_complete(h->client, "j999999", 1, "x", 1, NULL), ANVIL_NOT_FOUND);
+    assert_int_equal(anvil_job_complete(h->client, "j999999", 1, "x", 1, NULL),
+        ANVIL_NOT_FOUND);
     anvil_free(id);
 }
 
@@ -869,9 +864,9 @@ test_a_stale_token_is_refused_and_a_repeated_complete_changes_nothing(
 static size_t
 count_jobs(struct harness *h)
 {
-    struct anvil_list_filter f    = { .limit = 100 };
-    struct anvil_job_list   *list = NULL;
-    size_t                   n;
+    struct anvil_job_filter f    = { .limit = 100 };
+    struct anvil_job_list  *list = NULL;
+    size_t                  n;
 
     assert_int_equal(anvil_job_list(h->client, &f, &list, NULL), ANVIL_OK);
     n = list->n;
@@ -882,11 +877,11 @@ count_jobs(struct harness *h)
 static void
 test_a_second_submit_with_the_same_key_returns_the_first_job(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { .idempotency_key = "order-42" };
-    char                    *id1 = NULL, *id2 = NULL, *id3 = NULL;
-    bool                     existed = true;
-    struct anvil_job        *job;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { .idempotency_key = "order-42" };
+    char                 *id1 = NULL, *id2 = NULL, *id3 = NULL;
+    bool                  existed = true;
+    struct anvil_job     *job;
 
     assert_int_equal(anvil_job_submit(h->client, "idem", "one", 3, &opts, &id1,
                          &existed, NULL),
@@ -922,12 +917,12 @@ test_a_second_submit_with_the_same_key_returns_the_first_job(void **state)
 static void
 test_a_delayed_job_is_not_handed_out_before_its_time(void **state)
 {
-    struct harness          *h    = *state;
-    struct anvil_submit_opts opts = { .delay_ms = 500 };
-    struct anvil_submit_opts bad  = { .delay_ms = -1 };
-    char                    *id;
-    struct anvil_job        *job;
-    int64_t                  created;
+    struct harness       *h    = *state;
+    struct anvil_job_opts opts = { .delay_ms = 500 };
+    struct anvil_job_opts bad  = { .delay_ms = -1 };
+    char                 *id;
+    struct anvil_job     *job;
+    int64_t               created;
 
     assert_int_equal(
         anvil_job_submit(h->client, "later", "x", 1, &bad, NULL, NULL, NULL),
@@ -972,7 +967,7 @@ test_one_slot_runs_queued_jobs_by_priority_then_fifo(void **state)
     char *ids[6];
 
     for (int i = 0; i < 6; i++) {
-        struct anvil_submit_opts o
+        struct anvil_job_opts o
             = { .queue = jobs[i].queue, .priority = jobs[i].priority };
 
         ids[i] = submit_opts(h, "prio", jobs[i].name, &o);
@@ -1129,9 +1124,9 @@ job_gone(void *arg)
 static void
 make_old_jobs(struct harness *h, int64_t age, char *ids[3])
 {
-    struct anvil_submit_opts later = { .delay_ms = 3600 * 1000 };
-    struct anvil_job        *job;
-    struct past              p;
+    struct anvil_job_opts later = { .delay_ms = 3600 * 1000 };
+    struct anvil_job     *job;
+    struct past           p;
 
     assert_non_null(harness_start_worker(
         h, 1, "kept", echo_handler, (void *) NULL, (const char *) NULL));
@@ -1145,7 +1140,7 @@ make_old_jobs(struct harness *h, int64_t age, char *ids[3])
 }
 
 static void
-assert_job_state(struct harness *h, const char *id, int state)
+assert_job_state(struct harness *h, const char *id, enum anvil_job_state state)
 {
     struct anvil_job *job = get_job(h, id);
 

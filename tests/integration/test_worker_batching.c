@@ -230,7 +230,7 @@ start(struct harness *h, int slots, int prefetch, ...)
 
 static char *
 submit(struct harness *h, const char *type, const char *payload,
-    const struct anvil_submit_opts *opts)
+    const struct anvil_job_opts *opts)
 {
     char              *id  = NULL;
     struct anvil_error err = { 0 };
@@ -281,7 +281,7 @@ depth(struct harness *h, const char *type, uint64_t *queued, uint64_t *running)
     struct anvil_health *hl  = NULL;
     struct anvil_error   err = { 0 };
     *queued = *running = 0;
-    if (anvil_health(h->client, &hl, &err) != ANVIL_OK)
+    if (anvil_health_get(h->client, &hl, &err) != ANVIL_OK)
         return false;
     for (size_t i = 0; i < hl->n_depths; i++) {
         if (strcmp(hl->depths[i].type, type) != 0)
@@ -380,8 +380,8 @@ test_worker_new_refuses_a_prefetch_below_minus_one_or_too_large(void **state)
 static void
 test_failed_attempts_still_retry_and_final_failures_still_fail(void **state)
 {
-    struct fixture          *f    = *state;
-    struct anvil_submit_opts opts = {
+    struct fixture       *f    = *state;
+    struct anvil_job_opts opts = {
         .max_attempts       = 2,
         .initial_backoff_ms = 10,
     };
@@ -544,10 +544,10 @@ submit_many(struct harness *h, const char *type, size_t n)
 
 // How many jobs of type the server lists in state.
 static size_t
-count_jobs(struct harness *h, const char *type, int state)
+count_jobs(struct harness *h, const char *type, enum anvil_job_state state)
 {
-    struct anvil_error       err    = { 0 };
-    struct anvil_list_filter filter = {
+    struct anvil_error      err    = { 0 };
+    struct anvil_job_filter filter = {
         .state = state,
         .type  = type,
         .limit = 1000,
@@ -779,7 +779,7 @@ test_adaptive_prefetch_deepens_the_queue_of_fast_handlers(void **state)
 int
 main(void)
 {
-    anvil_set_logger(test_logger, NULL);
+    anvil_logger_set(test_logger, NULL);
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_a_four_slot_worker_ends_every_job_succeeded_with_its_result),

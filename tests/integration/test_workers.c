@@ -124,13 +124,13 @@ static char *
 submit(struct harness *h, const char *type, const char *payload,
     const char *queue, int64_t timeout_ms, uint32_t max_attempts)
 {
-    struct anvil_submit_opts o   = { 0 };
-    char                    *id  = NULL;
-    struct anvil_error       err = { 0 };
-    o.queue                      = queue;
-    o.timeout_ms                 = timeout_ms;
-    o.max_attempts               = max_attempts;
-    int rc                       = anvil_job_submit(h->client, type, payload,
+    struct anvil_job_opts o   = { 0 };
+    char                 *id  = NULL;
+    struct anvil_error    err = { 0 };
+    o.queue                   = queue;
+    o.timeout_ms              = timeout_ms;
+    o.max_attempts            = max_attempts;
+    int rc                    = anvil_job_submit(h->client, type, payload,
         payload != NULL ? strlen(payload) : 0, &o, &id, NULL, &err);
     if (rc != ANVIL_OK)
         fail_msg("submit %s: %s", type, err.msg);
@@ -334,12 +334,13 @@ struct seen {
 static bool
 worker_listed(void *arg)
 {
-    struct seen                *s     = arg;
-    struct anvil_worker_status *w     = NULL;
-    size_t                      n     = 0;
-    bool                        found = false;
-    if (anvil_workers_list(s->c, &w, &n, NULL) != ANVIL_OK)
+    struct seen                     *s     = arg;
+    struct anvil_worker_status_list *l     = NULL;
+    bool                             found = false;
+    if (anvil_worker_status_list(s->c, &l, NULL) != ANVIL_OK)
         return false;
+    struct anvil_worker_status *w = l->workers;
+    size_t                      n = l->n;
     for (size_t i = 0; i < n && !found; i++) {
         for (size_t k = 0; k < w[i].n_types; k++) {
             if (strcmp(w[i].types[k], s->type) == 0 && w[i].lost == s->want_lost
@@ -347,7 +348,7 @@ worker_listed(void *arg)
                 found = true;
         }
     }
-    anvil_workers_free(w, n);
+    anvil_worker_status_list_free(l);
     return found;
 }
 

@@ -245,18 +245,19 @@ submit_chain(struct harness *h, size_t n, const char *const *types,
 
     assert_non_null(names);
     assert_non_null(buf);
-    assert_int_equal(anvil_workflow_new(&spec, "chain", &err), ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_new(&spec, "chain", &err), ANVIL_OK);
     for (size_t i = 0; i < n; i++) {
         const char *p
             = payloads != NULL && payloads[i] != NULL ? payloads[i] : "ok";
 
         snprintf(buf[i], sizeof(buf[i]), "s%zu", i);
         names[i] = buf[i];
-        rv       = anvil_workflow_step(spec, names[i],
+        rv       = anvil_workflow_spec_add_step(spec, names[i],
             types != NULL ? types[i] : "step", p, strlen(p), NULL, &err);
         assert_int_equal(rv, ANVIL_OK);
     }
-    assert_int_equal(anvil_workflow_chain(spec, names, n, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_chain(spec, names, n, &err), ANVIL_OK);
     rv = anvil_workflow_submit(h->client, spec, &id, NULL, &err);
     if (rv != ANVIL_OK)
         print_error("submit: %s: %s\n", anvil_code_name(rv), err.msg);
@@ -405,10 +406,10 @@ test_steps_done_before_sigkill_never_run_again(void **state)
 }
 
 struct step_state {
-    struct harness *h;
-    const char     *id;
-    int             index;
-    int             state;
+    struct harness      *h;
+    const char          *id;
+    int                  index;
+    enum anvil_job_state state;
 };
 
 static bool

@@ -27,8 +27,9 @@
 #include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "anvil/workflow.h"
+#include "client_impl.h"
 #include "util/clock.h"
-#include "wire.h"
+#include "workflow_impl.h"
 
 #define WAIT_MS 20000      // the longest a test waits for anything
 #define GATE_MS 5000       // the longest a handler waits for a condition
@@ -242,7 +243,7 @@ see_failure(const char *wf_id, size_t i)
 
 // Waits until the server shows step `step` of workflow wf_id in `state`.
 static bool
-see_step_state(const char *wf_id, const char *step, int state)
+see_step_state(const char *wf_id, const char *step, enum anvil_job_state state)
 {
     int64_t deadline = av_mono_ms() + GATE_MS;
     bool    seen     = false;
@@ -480,7 +481,7 @@ new_spec(const char *name)
 {
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    int                  rv  = anvil_workflow_new(&wf, name, &err);
+    int                  rv  = anvil_workflow_spec_new(&wf, name, &err);
 
     if (rv != ANVIL_OK)
         print_error("workflow_new: %s: %s\n", anvil_code_name(rv), err.msg);
@@ -493,7 +494,7 @@ static void
 add_step(anvil_workflow_spec *wf, const char *name, const char *payload)
 {
     struct anvil_error err = { 0 };
-    int                rv  = anvil_workflow_step(
+    int                rv  = anvil_workflow_spec_add_step(
                         wf, name, "step", payload, strlen(payload), NULL, &err);
 
     if (rv != ANVIL_OK)
@@ -505,7 +506,7 @@ static void
 add_after(anvil_workflow_spec *wf, const char *name, const char *parent)
 {
     struct anvil_error err = { 0 };
-    int                rv  = anvil_workflow_after(wf, name, parent, &err);
+    int rv = anvil_workflow_spec_add_edge(wf, name, parent, &err);
 
     if (rv != ANVIL_OK)
         print_error("after %s %s: %s: %s\n", name, parent, anvil_code_name(rv),
@@ -565,7 +566,7 @@ get_wf(struct harness *h, const char *id)
 
 // Waits for the workflow to end; asserts it ended in `state`.
 static struct anvil_workflow *
-wait_wf(struct harness *h, const char *id, int state)
+wait_wf(struct harness *h, const char *id, enum anvil_workflow_state state)
 {
     struct anvil_error     err = { 0 };
     struct anvil_workflow *wf  = NULL;
@@ -632,7 +633,8 @@ step_of(const struct anvil_workflow *wf, const char *name)
 }
 
 static void
-assert_step_state(const struct anvil_workflow *wf, const char *name, int state)
+assert_step_state(const struct anvil_workflow *wf, const char *name,
+    enum anvil_job_state state)
 {
     const struct anvil_job *s = step_of(wf, name);
 
@@ -664,7 +666,8 @@ test_chain_of_ten_runs_in_order_passing_each_result_on(void **state)
         names[i] = buf[i];
         add_step(spec, names[i], "ok");
     }
-    assert_int_equal(anvil_workflow_chain(spec, names, 10, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_chain(spec, names, 10, &err), ANVIL_OK);
     id = submit(h, spec);
     wf = wait_wf(h, id, ANVIL_WORKFLOW_SUCCEEDED);
     anvil_workflow_free(wf);
@@ -772,7 +775,7 @@ test_group_of_twenty_runs_in_parallel_and_join_gets_every_result(void **state)
         add_step(spec, names[i], "gate");
     }
     add_step(spec, "join", "ok");
-    rv = anvil_workflow_group(spec, NULL, names, 20, "join", &err);
+    rv = anvil_workflow_spec_add_group(spec, NULL, names, 20, "join", &err);
     if (rv != ANVIL_OK)
         print_error("group: %s: %s\n", anvil_code_name(rv), err.msg);
     assert_int_equal(rv, ANVIL_OK);
@@ -920,11 +923,11 @@ test_continue_cancels_only_the_failed_steps_descendants(void **state)
     struct run             gc;
     char                  *id;
 
-    anvil_workflow_set_policy(spec, ANVIL_CONTINUE);
+    anvil_workflow_spec_set_policy(spec, ANVIL_POLICY_CONTINUE, NULL);
     start_worker(h, 2, 1000);
     id = submit(h, spec);
     wf = wait_wf(h, id, ANVIL_WORKFLOW_FAILED);
-    assert_int_equal(wf->on_failure, ANVIL_CONTINUE);
+    assert_int_equal(wf->on_failure, ANVIL_POLICY_CONTINUE);
     // It ended only once everything had settled.
     assert_int_equal(wf->steps_settled, 6);
     assert_int_equal(wf->steps_failed, 1);
@@ -995,12 +998,12 @@ test_fail_fast_cancels_a_step_waiting_to_retry_for_good(void **state)
         { "flaky", "flaky", { NULL } },
         { "bad", "failwhen:flaky", { NULL } },
     };
-    struct anvil_submit_opts opts = { 0 };
-    struct anvil_error       err  = { 0 };
-    struct anvil_workflow   *wf;
-    struct anvil_job        *job      = NULL;
-    char                    *sentinel = NULL;
-    char                    *id;
+    struct anvil_job_opts  opts = { 0 };
+    struct anvil_error     err  = { 0 };
+    struct anvil_workflow *wf;
+    struct anvil_job      *job      = NULL;
+    char                  *sentinel = NULL;
+    char                  *id;
 
     start_worker(h, 2, FAST_HEARTBEAT);
     id = submit(h, spec_from("retrying", defs, 2));
@@ -1149,7 +1152,7 @@ test_workflow_timeout_fails_it_and_cancels_its_steps(void **state)
     struct anvil_workflow *wf;
     char                  *id;
 
-    anvil_workflow_set_timeout(spec, 300);
+    anvil_workflow_spec_set_timeout(spec, 300, NULL);
     start_worker(h, 1, FAST_HEARTBEAT);
     id = submit(h, spec);
     wf = wait_wf(h, id, ANVIL_WORKFLOW_FAILED);
@@ -1180,7 +1183,9 @@ test_negative_workflow_timeout_is_invalid_argument(void **state)
     char                       *id   = NULL;
 
     add_step(spec, "s", "ok");
-    anvil_workflow_set_timeout(spec, -5);
+    assert_int_equal(anvil_workflow_spec_set_timeout(spec, -5, &err),
+        ANVIL_INVALID_ARGUMENT);
+    spec->timeout_ms = -5; // past the SDK's check: the server refuses it too
     assert_int_equal(anvil_workflow_submit(h->client, spec, &id, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_null(id);
@@ -1201,7 +1206,7 @@ test_same_idempotency_key_returns_the_same_workflow(void **state)
     struct anvil_error          err    = { 0 };
     struct anvil_workflow_list *list   = NULL;
     struct anvil_job_list      *jobs   = NULL;
-    struct anvil_list_filter    jf     = { 0 };
+    struct anvil_job_filter     jf     = { 0 };
     struct step_def             defs[] = {
                     { "x", "ok", { NULL } },
                     { "y", "ok", { "x" } },
@@ -1214,7 +1219,8 @@ test_same_idempotency_key_returns_the_same_workflow(void **state)
         anvil_workflow_spec *spec = spec_from("keyed", defs, 2);
         int                  rv;
 
-        assert_int_equal(anvil_workflow_set_key(spec, keys[i], &err), ANVIL_OK);
+        assert_int_equal(
+            anvil_workflow_spec_set_key(spec, keys[i], &err), ANVIL_OK);
         existed[i] = !(i == 1);
         rv = anvil_workflow_submit(h->client, spec, &ids[i], &existed[i], &err);
         anvil_workflow_spec_free(spec);
@@ -1299,8 +1305,6 @@ raw_submit(struct harness *h, const char *const *steps, size_t n,
     char                    text[8][64];
     char                   *after[8][4];
     ProtobufCMessage       *reply = NULL;
-    struct wire_peer        peer;
-    nng_socket              s;
     int                     rv;
 
     assert_true(n <= 8);
@@ -1321,16 +1325,8 @@ raw_submit(struct harness *h, const char *const *steps, size_t n,
     spec.steps   = ptrs;
     spec.n_steps = n;
     req.spec     = &spec;
-    assert_int_equal(nng_req0_open(&s), 0);
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
-    assert_int_equal(nng_dial(s, h->url, NULL, 0), 0);
-    peer = (struct wire_peer) { .sock = s, .url = h->url, .token = NULL };
-    rv   = wire_call(&peer, "SubmitWorkflow", &req.base,
-          HARNESS_CLIENT_TIMEOUT_MS, 0, &reply, err);
-    if (reply != NULL)
-        protobuf_c_message_free_unpacked(reply, NULL);
-    nng_close(s);
+    rv = client_call(h->client, "SubmitWorkflow", &req.base, 0, &reply, err);
+    client_free_reply(reply);
     return rv;
 }
 
@@ -1364,12 +1360,12 @@ test_duplicate_and_unknown_step_names_are_invalid_argument(void **state)
     // The builder refuses both itself, with its documented codes...
     add_step(spec, "a", "ok");
     assert_int_equal(
-        anvil_workflow_step(spec, "a", "step", "ok", 2, NULL, &err),
+        anvil_workflow_spec_add_step(spec, "a", "step", "ok", 2, NULL, &err),
         ANVIL_ALREADY_EXISTS);
-    assert_int_equal(
-        anvil_workflow_after(spec, "a", "ghost", &err), ANVIL_NOT_FOUND);
-    assert_int_equal(
-        anvil_workflow_after(spec, "a", "a", &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_add_edge(spec, "a", "ghost", &err),
+        ANVIL_NOT_FOUND);
+    assert_int_equal(anvil_workflow_spec_add_edge(spec, "a", "a", &err),
+        ANVIL_INVALID_ARGUMENT);
     anvil_workflow_spec_free(spec);
     // ...and the server, for any client that skips it.
     assert_raw_rejected(h, dup, 3, "'b'", "twice");
@@ -1422,14 +1418,15 @@ test_bad_type_and_oversized_payload_are_invalid_argument(void **state)
     memset(big, 'p', SMALL_PAYLOAD + 1);
     add_step(spec, "fine", "ok");
     // The builder leaves name syntax to the server.
-    rv = anvil_workflow_step(spec, "odd", "bad type!", "ok", 2, NULL, &err);
+    rv = anvil_workflow_spec_add_step(
+        spec, "odd", "bad type!", "ok", 2, NULL, &err);
     assert_int_equal(rv, ANVIL_OK);
     add_after(spec, "odd", "fine");
     submit_rejected(h, spec, "'odd'", "type", "bad type!", (const char *) NULL);
 
     spec = new_spec("bigpayload");
     add_step(spec, "fine", "ok");
-    rv = anvil_workflow_step(
+    rv = anvil_workflow_spec_add_step(
         spec, "huge", "step", big, SMALL_PAYLOAD + 1, NULL, &err);
     assert_int_equal(rv, ANVIL_OK);
     submit_rejected(h, spec, "'huge'", "payload", "1025", (const char *) NULL);
@@ -1437,7 +1434,7 @@ test_bad_type_and_oversized_payload_are_invalid_argument(void **state)
 
     // At the limit it is accepted.
     spec = new_spec("atlimit");
-    rv   = anvil_workflow_step(
+    rv   = anvil_workflow_spec_add_step(
           spec, "full", "step", big, SMALL_PAYLOAD, NULL, &err);
     assert_int_equal(rv, ANVIL_OK);
     anvil_free(submit(h, spec));
@@ -1460,19 +1457,19 @@ test_get_workflow_returns_what_was_submitted(void **state)
     opts.priority     = 5;
     opts.max_attempts = 7;
     opts.timeout_ms   = 1234;
-    assert_int_equal(anvil_workflow_step(
+    assert_int_equal(anvil_workflow_spec_add_step(
                          spec, "extract", "step", "\x00\x01", 2, &opts, &err),
         ANVIL_OK);
     add_step(spec, "load", "ok");
     add_after(spec, "load", "extract");
-    anvil_workflow_set_policy(spec, ANVIL_CONTINUE);
-    anvil_workflow_set_timeout(spec, 60000);
+    anvil_workflow_spec_set_policy(spec, ANVIL_POLICY_CONTINUE, NULL);
+    anvil_workflow_spec_set_timeout(spec, 60000, NULL);
     id = submit(h, spec);
 
     wf = get_wf(h, id);
     assert_string_equal(wf->name, "report");
     assert_int_equal(wf->state, ANVIL_WORKFLOW_RUNNING);
-    assert_int_equal(wf->on_failure, ANVIL_CONTINUE);
+    assert_int_equal(wf->on_failure, ANVIL_POLICY_CONTINUE);
     assert_int_equal(wf->timeout_ms, 60000);
     assert_true(wf->created_at_ms > 0);
     assert_int_equal(wf->finished_at_ms, 0);

@@ -1092,7 +1092,7 @@ static void
 test_role_names_parse_both_ways_and_reject_unknown(void **state)
 {
     (void) state;
-    int role = 0;
+    enum anvil_role role = ANVIL_ROLE_ADMIN;
     for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
         assert_int_equal(anvil_role_parse(anvil_role_name(r), &role), ANVIL_OK);
         assert_int_equal(role, r);

@@ -156,12 +156,12 @@ test_parse_accepts_workflow_list_filters(void **state)
             "nightly", "--limit", "20", "--cursor", "w40"),
         CLI_EXIT_OK);
     assert_ptr_equal(o.verb, &cli_verb_workflow_list);
-    assert_int_equal(o.state, ANVIL_WORKFLOW_FAILED);
+    assert_int_equal(o.wf_state, ANVIL_WORKFLOW_FAILED);
     assert_string_equal(o.name, "nightly");
     assert_int_equal(o.limit, 20);
     assert_string_equal(o.cursor, "w40");
     assert_int_equal(PARSE(&o, &e, "workflow", "list"), CLI_EXIT_OK);
-    assert_int_equal(o.state, 0);
+    assert_int_equal(o.wf_state, 0);
     assert_null(o.name);
 }
 
@@ -309,7 +309,7 @@ fixture_init(struct fixture *fx)
     w->id                    = "w3";
     w->name                  = "thumbnails";
     w->state                 = ANVIL_WORKFLOW_FAILED;
-    w->on_failure            = ANVIL_CONTINUE;
+    w->on_failure            = ANVIL_POLICY_CONTINUE;
     w->created_at_ms         = T0;
     w->finished_at_ms        = T0 + 2500;
     w->error                 = "step thumb failed";

@@ -5,7 +5,9 @@
 // fields (a GetJob for id "missing" gets NOT_FOUND, for "garbage" a body
 // that does not decode, and so on), so these tests check what the SDK
 // sends and how it decodes every kind of reply without a real anvild.
+#include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
+#include "client_impl.h"
 #include "util/clock.h"
 #include "wire.h"
 
@@ -39,6 +41,8 @@ struct mock {
     char            token[64];      // token of the last request
     uint64_t        restart_ids[2]; // request ids of "restart" receipts
     int             restart_seen;   // receipts of GetJob "restart"
+    int             slow_waits;     // WaitJob requests for "slow3"
+    uint32_t        wait_max_ms;    // the longest WaitJob timeout asked
 };
 
 static nng_msg *
@@ -46,7 +50,7 @@ reply_with(int code, const char *msg, const ProtobufCMessage *body,
     uint64_t request_id)
 {
     nng_msg *out = NULL;
-    if (wire_reply_encode(code, msg, body, request_id, &out, NULL) != 0)
+    if (wire_test_reply_encode(code, msg, body, request_id, &out, NULL) != 0)
         return NULL;
     return out;
 }
@@ -208,11 +212,11 @@ mock_submit(struct mock *m, const Anvil__V1__Request *env)
     return out;
 }
 
-// WaitJob: "done" has SUCCEEDED with result "42"; others still run.
+// WaitJob: "done" has SUCCEEDED with result "42", and so has "slow3" at
+// its third WaitJob; others still run.
 static nng_msg *
 mock_wait(struct mock *m, const Anvil__V1__Request *env)
 {
-    (void) m;
     uint64_t                   rid = env->request_id;
     Anvil__V1__WaitJobRequest *r   = anvil__v1__wait_job_request__unpack(
           NULL, env->body.len, env->body.data);
@@ -223,7 +227,12 @@ mock_wait(struct mock *m, const Anvil__V1__Request *env)
     canned_job(&job, r->id, payload, sizeof(payload));
     Anvil__V1__WaitJobResponse rp = ANVIL__V1__WAIT_JOB_RESPONSE__INIT;
     rp.job                        = &job;
-    if (strcmp(r->id, "done") == 0) {
+    pthread_mutex_lock(&m->mu);
+    if (r->timeout_ms > m->wait_max_ms)
+        m->wait_max_ms = r->timeout_ms;
+    bool slow_done = strcmp(r->id, "slow3") == 0 && ++m->slow_waits == 3;
+    pthread_mutex_unlock(&m->mu);
+    if (strcmp(r->id, "done") == 0 || slow_done) {
         job.state       = ANVIL__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
         job.result.data = (uint8_t *) "42";
         job.result.len  = 2;
@@ -586,7 +595,7 @@ setup_server(void **state)
         return -1;
     if (anvil_client_open(&f->c, f->url, NULL) != ANVIL_OK)
         return -1;
-    anvil_client_set_timeout(f->c, 5000);
+    anvil_client_set_timeout(f->c, 5000, NULL);
     return 0;
 }
 
@@ -613,12 +622,12 @@ test_job_state_names_round_trip_through_parse(void **state)
 {
     (void) state;
     for (int s = ANVIL_JOB_UNSPECIFIED; s <= ANVIL_JOB_CANCELED; s++) {
-        int got = -1;
+        enum anvil_job_state got = ANVIL_JOB_UNSPECIFIED;
         assert_int_equal(
             anvil_job_state_parse(anvil_job_state_name(s), &got), ANVIL_OK);
         assert_int_equal(got, s);
     }
-    int got = -1;
+    enum anvil_job_state got = ANVIL_JOB_UNSPECIFIED;
     assert_int_equal(anvil_job_state_parse("queued", &got), ANVIL_OK);
     assert_int_equal(got, ANVIL_JOB_QUEUED);
     assert_int_equal(anvil_job_state_parse("Cancelled", &got), ANVIL_OK);
@@ -630,7 +639,7 @@ static void
 test_job_state_parse_rejects_unknown_names(void **state)
 {
     (void) state;
-    int got = 42;
+    enum anvil_job_state got = ANVIL_JOB_RUNNING;
     assert_int_equal(
         anvil_job_state_parse("DONE", &got), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(anvil_job_state_parse("", &got), ANVIL_INVALID_ARGUMENT);
@@ -639,7 +648,7 @@ test_job_state_parse_rejects_unknown_names(void **state)
     assert_int_equal(anvil_job_state_parse(NULL, &got), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
         anvil_job_state_parse("QUEUED", NULL), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(got, 42);
+    assert_int_equal(got, ANVIL_JOB_RUNNING);
     assert_string_equal(anvil_job_state_name(99), "UNSPECIFIED");
     assert_string_equal(anvil_job_state_name(-1), "UNSPECIFIED");
 }
@@ -698,7 +707,7 @@ test_client_open_uses_anvil_server_when_url_is_null(void **state)
     unsetenv("ANVIL_SERVER");
     assert_int_equal(rc, ANVIL_OK);
     struct anvil_health *h;
-    assert_int_equal(anvil_health(c, &h, &err), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_OK);
     assert_string_equal(h->version, "mock-1");
     anvil_health_free(h);
     anvil_client_close(c);
@@ -713,11 +722,11 @@ test_client_calls_without_server_fail_within_their_timeout(void **state)
     char               nobody[160];
     snprintf(nobody, sizeof(nobody), "ipc://%s/nobody", f->dir);
     assert_int_equal(anvil_client_open(&c, nobody, &err), ANVIL_OK);
-    anvil_client_set_timeout(c, 300);
+    anvil_client_set_timeout(c, 300, NULL);
 
     int64_t              t0 = av_mono_ms();
     struct anvil_health *h  = (struct anvil_health *) &h;
-    int                  rc = anvil_health(c, &h, &err);
+    int                  rc = anvil_health_get(c, &h, &err);
     int64_t              ms = av_mono_ms() - t0;
     assert_true(rc == ANVIL_UNAVAILABLE || rc == ANVIL_DEADLINE_EXCEEDED);
     assert_int_equal(err.code, rc);
@@ -734,6 +743,54 @@ test_client_calls_without_server_fail_within_their_timeout(void **state)
 }
 
 static void
+test_client_connect_timeout_says_nothing_listens_within_it(void **state)
+{
+    struct fx         *f = FX(state);
+    anvil_client      *c;
+    struct anvil_error err = { 0 };
+    char               nobody[160];
+    snprintf(nobody, sizeof(nobody), "ipc://%s/nobody", f->dir);
+    assert_int_equal(anvil_client_open(&c, nobody, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_timeout(c, 10000, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_connect_timeout(c, 200, &err), ANVIL_OK);
+
+    int64_t              t0 = av_mono_ms();
+    struct anvil_health *h  = NULL;
+    int                  rc = anvil_health_get(c, &h, &err);
+    int64_t              ms = av_mono_ms() - t0;
+    assert_int_equal(rc, ANVIL_UNAVAILABLE);
+    assert_non_null(strstr(err.msg, "nothing listens at "));
+    assert_non_null(strstr(err.msg, nobody));
+    assert_true(ms >= 150 && ms < 2000); // not the 10 s of the call timeout
+    anvil_client_close(c);
+}
+
+static void
+test_client_connect_timeout_ends_with_the_first_connection(void **state)
+{
+    struct fx         *f   = FX(state);
+    struct anvil_error err = { 0 };
+    assert_int_equal(anvil_client_open(&f->c, f->url, &err), ANVIL_OK);
+    assert_int_equal(anvil_client_set_timeout(f->c, 900, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_client_set_connect_timeout(f->c, 100, &err), ANVIL_OK);
+    f->m = mock_start(f->url);
+    assert_non_null(f->m);
+    struct anvil_health *h = NULL;
+    assert_int_equal(anvil_health_get(f->c, &h, &err), ANVIL_OK);
+    anvil_health_free(h);
+    // Connected once, the client waits out a lost server like any other.
+    mock_stop(f->m);
+    f->m       = NULL;
+    int64_t t0 = av_mono_ms();
+    int     rc = anvil_health_get(f->c, &h, &err);
+    int64_t ms = av_mono_ms() - t0;
+    assert_true(rc == ANVIL_UNAVAILABLE || rc == ANVIL_DEADLINE_EXCEEDED);
+    assert_null(strstr(err.msg, "nothing listens"));
+    assert_true(ms >= 800);
+}
+
+static void
 test_client_reaches_a_server_that_starts_after_open(void **state)
 {
     struct fx         *f   = FX(state);
@@ -742,7 +799,7 @@ test_client_reaches_a_server_that_starts_after_open(void **state)
     f->m = mock_start(f->url);
     assert_non_null(f->m);
     struct anvil_health *h;
-    assert_int_equal(anvil_health(f->c, &h, &err), ANVIL_OK);
+    assert_int_equal(anvil_health_get(f->c, &h, &err), ANVIL_OK);
     assert_int_equal(h->jobs_total, 7);
     anvil_health_free(h);
 }
@@ -752,10 +809,10 @@ test_client_reaches_a_server_that_starts_after_open(void **state)
 static void
 test_client_submit_sends_its_fields_and_returns_the_id(void **state)
 {
-    struct fx               *f    = FX(state);
-    struct anvil_submit_opts opts = { 0 };
-    opts.queue                    = "q1";
-    opts.priority                 = 7;
+    struct fx            *f    = FX(state);
+    struct anvil_job_opts opts = { 0 };
+    opts.queue                 = "q1";
+    opts.priority              = 7;
     char              *id;
     bool               existed = true;
     struct anvil_error err     = { 0 };
@@ -775,10 +832,10 @@ test_client_submit_sends_its_fields_and_returns_the_id(void **state)
 static void
 test_client_submit_reports_a_seen_idempotency_key(void **state)
 {
-    struct fx               *f       = FX(state);
-    struct anvil_submit_opts opts    = { .idempotency_key = "order-1" };
-    bool                     existed = false;
-    char                    *id;
+    struct fx            *f       = FX(state);
+    struct anvil_job_opts opts    = { .idempotency_key = "order-1" };
+    bool                  existed = false;
+    char                 *id;
     assert_int_equal(
         anvil_job_submit(f->c, "Sleep", "x", 1, &opts, &id, &existed, NULL),
         ANVIL_OK);
@@ -962,6 +1019,40 @@ test_client_wait_that_times_out_returns_the_job_as_it_is(void **state)
 }
 
 static void
+test_client_wait_without_a_limit_polls_until_the_job_ends(void **state)
+{
+    struct fx         *f = FX(state);
+    struct anvil_job  *j;
+    struct anvil_error err = { 0 };
+    assert_int_equal(anvil_job_wait(f->c, "slow3", 0, &j, &err), ANVIL_OK);
+    assert_int_equal(j->state, ANVIL_JOB_SUCCEEDED);
+    anvil_job_free(j);
+    pthread_mutex_lock(&f->m->mu);
+    int      waits = f->m->slow_waits;
+    uint32_t max   = f->m->wait_max_ms;
+    pthread_mutex_unlock(&f->m->mu);
+    assert_int_equal(waits, 3);
+    assert_int_equal(max, CLIENT_WAIT_CHUNK_MS);
+}
+
+static void
+test_client_wait_longer_than_a_server_poll_is_made_of_chunks(void **state)
+{
+    struct fx         *f = FX(state);
+    struct anvil_job  *j;
+    struct anvil_error err = { 0 };
+    // The server refuses a WaitJob above 300 s; the SDK never asks one.
+    assert_int_equal(
+        anvil_job_wait(f->c, "slow3", 3600 * 1000, &j, &err), ANVIL_OK);
+    assert_int_equal(j->state, ANVIL_JOB_SUCCEEDED);
+    anvil_job_free(j);
+    pthread_mutex_lock(&f->m->mu);
+    uint32_t max = f->m->wait_max_ms;
+    pthread_mutex_unlock(&f->m->mu);
+    assert_true(max > 0 && max <= CLIENT_WAIT_CHUNK_MS);
+}
+
+static void
 test_client_wait_rejects_a_negative_timeout(void **state)
 {
     struct fx         *f = FX(state);
@@ -1011,11 +1102,11 @@ test_client_list_returns_jobs_and_the_next_cursor(void **state)
     assert_string_equal(l->next_cursor, "page2");
     anvil_job_list_free(l);
 
-    struct anvil_list_filter filt = { 0 };
-    filt.state                    = ANVIL_JOB_QUEUED;
-    filt.type                     = "Sleep";
-    filt.limit                    = 5;
-    filt.cursor                   = "page2";
+    struct anvil_job_filter filt = { 0 };
+    filt.state                   = ANVIL_JOB_QUEUED;
+    filt.type                    = "Sleep";
+    filt.limit                   = 5;
+    filt.cursor                  = "page2";
     assert_int_equal(anvil_job_list(f->c, &filt, &l, &err), ANVIL_OK);
     assert_int_equal(l->n, 5);
     assert_string_equal(l->jobs[4].id, "Sleep-4");
@@ -1039,7 +1130,7 @@ test_client_health_returns_version_and_depths(void **state)
 {
     struct fx           *f = FX(state);
     struct anvil_health *h;
-    assert_int_equal(anvil_health(f->c, &h, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(f->c, &h, NULL), ANVIL_OK);
     assert_string_equal(h->version, "mock-1");
     assert_int_equal(h->uptime_ms, 1234);
     assert_int_equal(h->n_depths, 2);
@@ -1048,7 +1139,8 @@ test_client_health_returns_version_and_depths(void **state)
     assert_string_equal(h->depths[1].queue, "q2");
     assert_int_equal(h->depths[1].running, 3);
     anvil_health_free(h);
-    assert_int_equal(anvil_health(f->c, NULL, NULL), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_health_get(f->c, NULL, NULL), ANVIL_INVALID_ARGUMENT);
 }
 
 // ---- worker calls ----
@@ -1068,7 +1160,7 @@ test_client_poll_returns_leases_with_parent_results(void **state)
     struct anvil_lease   *ls;
     size_t                n;
     struct anvil_error    err = { 0 };
-    assert_int_equal(anvil_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
+    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
     assert_int_equal(n, 2);
     assert_string_equal(ls[1].job.id, "L1");
     assert_string_equal(ls[1].job.type, "Sleep");
@@ -1095,28 +1187,28 @@ test_client_poll_rejects_bad_requests_without_calling(void **state)
     struct anvil_poll_req r   = ok;
     r.worker_id               = NULL;
     assert_int_equal(
-        anvil_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "worker_id"));
     r          = ok;
     r.max_jobs = 0;
     assert_int_equal(
-        anvil_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "max_jobs"));
     r         = ok;
     r.n_types = 1;
     assert_int_equal(
-        anvil_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "types"));
     r          = ok;
     r.queues   = none;
     r.n_queues = 1;
     assert_int_equal(
-        anvil_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "queues[0]"));
     assert_int_equal(
-        anvil_poll(f->c, NULL, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, NULL, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_poll(f->c, &ok, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &ok, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(mock_count(f->m, &f->m->requests), 0);
 }
 
@@ -1124,14 +1216,14 @@ static void
 test_client_poll_waits_past_the_call_timeout_for_its_long_poll(void **state)
 {
     struct fx *f = FX(state);
-    anvil_client_set_timeout(f->c, 200);
+    anvil_client_set_timeout(f->c, 200, NULL);
     struct anvil_poll_req req
         = { .worker_id = "parker", .max_jobs = 1, .wait_ms = 600 };
     struct anvil_lease *ls;
     size_t              n   = 99;
     struct anvil_error  err = { 0 };
     int64_t             t0  = av_mono_ms();
-    assert_int_equal(anvil_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
+    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
     assert_true(av_mono_ms() - t0 >= 550);
     assert_int_equal(n, 0);
     assert_null(ls);
@@ -1142,33 +1234,34 @@ test_client_complete_succeeds_and_a_stale_token_is_refused(void **state)
 {
     struct fx         *f   = FX(state);
     struct anvil_error err = { 0 };
-    assert_int_equal(anvil_complete(f->c, "L0", 1, "done", 4, &err), ANVIL_OK);
-    assert_int_equal(anvil_complete(f->c, "L0", 0, "done", 4, &err),
+    assert_int_equal(
+        anvil_job_complete(f->c, "L0", 1, "done", 4, &err), ANVIL_OK);
+    assert_int_equal(anvil_job_complete(f->c, "L0", 0, "done", 4, &err),
         ANVIL_FAILED_PRECONDITION);
     assert_string_equal(err.msg, "the lease of this job is no longer held");
-    assert_int_equal(
-        anvil_complete(f->c, "L0", 1, NULL, 4, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_job_complete(f->c, "L0", 1, NULL, 4, &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "result"));
-    assert_int_equal(
-        anvil_complete(f->c, NULL, 1, NULL, 0, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_job_complete(f->c, NULL, 1, NULL, 0, &err),
+        ANVIL_INVALID_ARGUMENT);
 }
 
 static void
 test_client_fail_reports_the_jobs_next_state(void **state)
 {
-    struct fx         *f   = FX(state);
-    int                st  = -1;
-    struct anvil_error err = { 0 };
+    struct fx           *f   = FX(state);
+    enum anvil_job_state st  = ANVIL_JOB_UNSPECIFIED;
+    struct anvil_error   err = { 0 };
     assert_int_equal(
-        anvil_fail(f->c, "L0", 1, "boom", true, &st, &err), ANVIL_OK);
+        anvil_job_fail(f->c, "L0", 1, "boom", true, &st, &err), ANVIL_OK);
     assert_int_equal(st, ANVIL_JOB_SCHEDULED);
     assert_int_equal(
-        anvil_fail(f->c, "L0", 1, "boom", false, &st, &err), ANVIL_OK);
+        anvil_job_fail(f->c, "L0", 1, "boom", false, &st, &err), ANVIL_OK);
     assert_int_equal(st, ANVIL_JOB_FAILED);
-    assert_int_equal(anvil_fail(f->c, "L0", 1, NULL, false, &st, &err),
+    assert_int_equal(anvil_job_fail(f->c, "L0", 1, NULL, false, &st, &err),
         ANVIL_INVALID_ARGUMENT); // the mock wants "boom"; NULL sends ""
     assert_int_equal(st, ANVIL_JOB_UNSPECIFIED);
-    assert_int_equal(anvil_fail(f->c, "", 1, "boom", false, NULL, &err),
+    assert_int_equal(anvil_job_fail(f->c, "", 1, "boom", false, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
 }
 
@@ -1181,8 +1274,8 @@ test_client_heartbeat_returns_canceled_and_lost_ids(void **state)
     char             **canceled, **lost;
     size_t             nc = 9, nl = 9;
     struct anvil_error err = { 0 };
-    assert_int_equal(
-        anvil_heartbeat(f->c, "w1", refs, 3, &canceled, &nc, &lost, &nl, &err),
+    assert_int_equal(anvil_lease_heartbeat(
+                         f->c, "w1", refs, 3, &canceled, &nc, &lost, &nl, &err),
         ANVIL_OK);
     assert_int_equal(nc, 1);
     assert_string_equal(canceled[0], "c2");
@@ -1191,11 +1284,11 @@ test_client_heartbeat_returns_canceled_and_lost_ids(void **state)
     anvil_strv_free(canceled, nc);
     anvil_strv_free(lost, nl);
     // Outputs are optional; no leases is fine.
-    assert_int_equal(
-        anvil_heartbeat(f->c, "w1", refs, 3, NULL, NULL, NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(
+                         f->c, "w1", refs, 3, NULL, NULL, NULL, NULL, &err),
         ANVIL_OK);
-    assert_int_equal(
-        anvil_heartbeat(f->c, "w1", NULL, 0, &canceled, &nc, &lost, &nl, &err),
+    assert_int_equal(anvil_lease_heartbeat(
+                         f->c, "w1", NULL, 0, &canceled, &nc, &lost, &nl, &err),
         ANVIL_OK);
     assert_int_equal(nc, 0);
     assert_null(canceled);
@@ -1209,18 +1302,18 @@ test_client_heartbeat_rejects_bad_arguments_without_calling(void **state)
     const struct anvil_lease_ref bad[] = { { NULL, 1 } };
     char                       **canceled;
     struct anvil_error           err = { 0 };
-    assert_int_equal(
-        anvil_heartbeat(f->c, NULL, NULL, 0, NULL, NULL, NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(
+                         f->c, NULL, NULL, 0, NULL, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_heartbeat(f->c, "w1", bad, 1, NULL, NULL, NULL, NULL, &err),
+        anvil_lease_heartbeat(f->c, "w1", bad, 1, NULL, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "refs[0]"));
-    assert_int_equal(
-        anvil_heartbeat(f->c, "w1", NULL, 1, NULL, NULL, NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(
+                         f->c, "w1", NULL, 1, NULL, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_heartbeat(f->c, "w1", NULL, 0, &canceled, NULL, NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(f->c, "w1", NULL, 0, &canceled, NULL,
+                         NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_int_equal(mock_count(f->m, &f->m->requests), 0);
 }
@@ -1237,14 +1330,14 @@ test_client_sends_its_token_in_every_envelope(void **state)
     unsetenv("ANVIL_TOKEN");
     assert_int_equal(rc, ANVIL_OK);
     struct anvil_health *h;
-    assert_int_equal(anvil_health(c, &h, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &h, NULL), ANVIL_OK);
     anvil_health_free(h);
     pthread_mutex_lock(&f->m->mu);
     assert_string_equal(f->m->token, "from-env");
     pthread_mutex_unlock(&f->m->mu);
 
     assert_int_equal(anvil_client_set_token(c, "s3cret", NULL), ANVIL_OK);
-    assert_int_equal(anvil_health(c, &h, NULL), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &h, NULL), ANVIL_OK);
     anvil_health_free(h);
     pthread_mutex_lock(&f->m->mu);
     assert_string_equal(f->m->token, "s3cret");
@@ -1258,7 +1351,7 @@ static void
 test_client_call_without_reply_is_deadline_exceeded(void **state)
 {
     struct fx *f = FX(state);
-    anvil_client_set_timeout(f->c, 300);
+    anvil_client_set_timeout(f->c, 300, NULL);
     struct anvil_job  *j;
     struct anvil_error err = { 0 };
     int64_t            t0  = av_mono_ms();
@@ -1346,7 +1439,7 @@ test_client_is_safe_to_share_between_threads(void **state)
     assert_int_equal(mock_count(f->m, &f->m->requests), THREADS * CALLS);
 }
 
-struct inflight {
+struct parked_call {
     anvil_client      *c;
     int                rc;
     struct anvil_error err;
@@ -1355,9 +1448,9 @@ struct inflight {
 static void *
 inflight_main(void *arg)
 {
-    struct inflight  *in = arg;
-    struct anvil_job *j  = NULL;
-    in->rc               = anvil_job_get(in->c, "hang", &j, &in->err);
+    struct parked_call *in = arg;
+    struct anvil_job   *j  = NULL;
+    in->rc                 = anvil_job_get(in->c, "hang", &j, &in->err);
     anvil_job_free(j);
     return NULL;
 }
@@ -1366,9 +1459,9 @@ static void
 test_client_close_fails_calls_in_flight_with_unavailable(void **state)
 {
     struct fx *f = FX(state);
-    anvil_client_set_timeout(f->c, 30000);
-    struct inflight in = { .c = f->c, .rc = -1 };
-    pthread_t       t;
+    anvil_client_set_timeout(f->c, 30000, NULL);
+    struct parked_call in = { .c = f->c, .rc = -1 };
+    pthread_t          t;
     assert_int_equal(pthread_create(&t, NULL, inflight_main, &in), 0);
     int64_t deadline = av_mono_ms() + 5000;
     while (mock_count(f->m, &f->m->hangs) < 1 && av_mono_ms() < deadline)
@@ -1393,7 +1486,7 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
     struct anvil_health   *h;
     struct anvil_lease    *ls;
     size_t                 n;
-    int                    st;
+    enum anvil_job_state   st;
     struct anvil_poll_req  req = { .worker_id = "w", .max_jobs = 1 };
     assert_int_equal(
         anvil_job_submit(NULL, "T", NULL, 0, NULL, NULL, NULL, &err),
@@ -1408,21 +1501,22 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
         anvil_job_cancel(NULL, "j", &j, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
         anvil_job_list(NULL, NULL, &l, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_health(NULL, &h, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_health_get(NULL, &h, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_poll(NULL, &req, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_complete(NULL, "j", 1, NULL, 0, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_fail(NULL, "j", 1, "e", true, &st, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_heartbeat(NULL, "w", NULL, 0, NULL, NULL, NULL, NULL, &err),
+        anvil_lease_poll(NULL, &req, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_job_complete(NULL, "j", 1, NULL, 0, &err),
         ANVIL_INVALID_ARGUMENT);
-    struct anvil_tls            tls = { .ca_file = "ca.crt" };
-    struct anvil_worker_info    wi  = { 0 };
-    struct anvil_token         *tk;
-    struct anvil_worker_status *ws;
-    char                       *secret;
+    assert_int_equal(anvil_job_fail(NULL, "j", 1, "e", true, &st, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_lease_heartbeat(NULL, "w", NULL, 0, NULL, NULL, NULL, NULL, &err),
+        ANVIL_INVALID_ARGUMENT);
+    struct anvil_tls                 tls = { .ca_file = "ca.crt" };
+    struct anvil_worker_info         wi  = { 0 };
+    struct anvil_token              *tk;
+    struct anvil_worker_status_list *ws;
+    struct anvil_token_list         *tl;
+    char                            *secret;
     assert_int_equal(
         anvil_client_set_tls(NULL, &tls, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
@@ -1431,22 +1525,26 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
         anvil_token_create(NULL, ANVIL_ROLE_ADMIN, "n", 0, &tk, &secret, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "anvil_token_create"));
-    assert_int_equal(
-        anvil_token_list(NULL, &tk, &n, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_token_list(NULL, &tl, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
         anvil_token_revoke(NULL, "t1", &tk, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_workers_list(NULL, &ws, &n, &err), ANVIL_INVALID_ARGUMENT);
-    // Every free function takes NULL; set_timeout and close ignore it.
-    anvil_tokens_free(NULL, 2);
-    anvil_workers_free(NULL, 2);
+        anvil_worker_status_list(NULL, &ws, &err), ANVIL_INVALID_ARGUMENT);
+    // Every free function takes NULL; close ignores it and every setter
+    // refuses it.
+    anvil_token_free(NULL);
+    anvil_token_list_free(NULL);
+    anvil_worker_status_list_free(NULL);
     anvil_free(NULL);
     anvil_job_free(NULL);
     anvil_job_list_free(NULL);
     anvil_health_free(NULL);
     anvil_leases_free(NULL, 3);
     anvil_strv_free(NULL, 3);
-    anvil_client_set_timeout(NULL, 5);
+    assert_int_equal(
+        anvil_client_set_timeout(NULL, 5, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_client_set_connect_timeout(NULL, 5, &err),
+        ANVIL_INVALID_ARGUMENT);
     anvil_client_close(NULL);
 }
 
@@ -1475,11 +1573,11 @@ test_client_new_calls_reject_bad_arguments_without_calling(void **state)
     assert_int_equal(
         anvil_token_revoke(c, "", &tk, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "token id is empty"));
-    size_t n;
+    assert_int_equal(anvil_token_list(c, NULL, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_token_list(c, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_worker_status_list(c, NULL, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_workers_list(c, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_client_set_connect_timeout(c, -1, &err), ANVIL_INVALID_ARGUMENT);
 
     // Worker info: copied (the caller's arrays may go), NULL names refused.
     const char              *types[] = { "Echo", NULL };
@@ -1535,6 +1633,8 @@ main(void)
         SERVER_TEST(test_client_open_uses_anvil_server_when_url_is_null),
         DIR_TEST(test_client_calls_without_server_fail_within_their_timeout),
         DIR_TEST(test_client_reaches_a_server_that_starts_after_open),
+        DIR_TEST(test_client_connect_timeout_says_nothing_listens_within_it),
+        DIR_TEST(test_client_connect_timeout_ends_with_the_first_connection),
         SERVER_TEST(test_client_submit_sends_its_fields_and_returns_the_id),
         SERVER_TEST(test_client_submit_reports_a_seen_idempotency_key),
         SERVER_TEST(
@@ -1553,6 +1653,9 @@ main(void)
         SERVER_TEST(test_client_wait_returns_the_finished_job),
         SERVER_TEST(test_client_wait_that_times_out_returns_the_job_as_it_is),
         SERVER_TEST(test_client_wait_rejects_a_negative_timeout),
+        SERVER_TEST(test_client_wait_without_a_limit_polls_until_the_job_ends),
+        SERVER_TEST(
+            test_client_wait_longer_than_a_server_poll_is_made_of_chunks),
         SERVER_TEST(test_client_cancel_returns_the_canceled_job),
         SERVER_TEST(
             test_client_cancel_of_a_finished_job_is_failed_precondition),

@@ -1,6 +1,10 @@
 // test_wire.c - the client side of the envelope: request ids, packing a
-// Request, unpacking a Reply, nng error mapping and wire_call's checks.
+// Request, unpacking a Reply, nng error mapping, and client_call's checks
+// (the one call path, client_call.c).
+#include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
+#include "client_impl.h"
+#include "util/nng_code.h"
 #include "wire.h"
 
 #include <nng/nng.h>
@@ -20,7 +24,7 @@
 
 // ---- helpers ----
 
-// Packs an arbitrary Reply envelope (even one wire_reply_encode would not
+// Packs an arbitrary Reply envelope (even one wire_test_reply_encode would not
 // write) into a malloc'd buffer.
 static uint8_t *
 raw_reply(int code, const char *msg, const void *body, size_t body_len,
@@ -150,7 +154,7 @@ test_wire_reply_ok_round_trips_its_body(void **state)
     Anvil__V1__GetJobResponse rp = ANVIL__V1__GET_JOB_RESPONSE__INIT;
     rp.job                       = &job;
     nng_msg *msg;
-    assert_int_equal(wire_reply_encode(0, "", &rp.base, 9, &msg, NULL), 0);
+    assert_int_equal(wire_test_reply_encode(0, "", &rp.base, 9, &msg, NULL), 0);
 
     ProtobufCMessage  *body;
     struct anvil_error err = { 0 };
@@ -173,8 +177,8 @@ test_wire_reply_error_reaches_caller_with_code_and_message_unchanged(
 {
     (void) state;
     nng_msg *msg;
-    assert_int_equal(wire_reply_encode(ANVIL_NOT_FOUND, "no job with id \"j9\"",
-                         NULL, 3, &msg, NULL),
+    assert_int_equal(wire_test_reply_encode(ANVIL_NOT_FOUND,
+                         "no job with id \"j9\"", NULL, 3, &msg, NULL),
         0);
     ProtobufCMessage  *body = (ProtobufCMessage *) &body;
     struct anvil_error err  = { 0 };
@@ -381,6 +385,7 @@ test_wire_maps_nng_errors_to_anvil_codes(void **state)
         { NNG_ECONNRESET, ANVIL_UNAVAILABLE },
         { NNG_ECONNSHUT, ANVIL_UNAVAILABLE },
         { NNG_EUNREACHABLE, ANVIL_UNAVAILABLE },
+        { NNG_EADDRINUSE, ANVIL_UNAVAILABLE },
         { NNG_ECANCELED, ANVIL_CANCELLED },
         { NNG_EINVAL, ANVIL_INVALID_ARGUMENT },
         { NNG_EADDRINVAL, ANVIL_INVALID_ARGUMENT },
@@ -393,7 +398,7 @@ test_wire_maps_nng_errors_to_anvil_codes(void **state)
         { 12345, ANVIL_UNKNOWN },
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-        int got = wire_code_from_nng(table[i].nng);
+        int got = av_code_from_nng(table[i].nng);
         if (got != table[i].code)
             fail_msg("nng error %d maps to %s, want %s", table[i].nng,
                 anvil_code_name(got), anvil_code_name(table[i].code));
@@ -420,7 +425,7 @@ test_wire_timeout_message_names_rpc_url_time_and_asks_for_anvild(void **state)
         wire_nng_error(NNG_ECLOSED, "Poll", NULL, 0, NULL), ANVIL_UNAVAILABLE);
 }
 
-// ---- methods and wire_call's checks ----
+// ---- methods and client_call's checks ----
 
 static void
 test_wire_method_finds_rpcs_by_name(void **state)
@@ -437,33 +442,36 @@ test_wire_method_finds_rpcs_by_name(void **state)
 }
 
 static void
-test_wire_call_rejects_an_unknown_method(void **state)
+test_client_call_rejects_an_unknown_method(void **state)
 {
     (void) state;
-    struct wire_peer         peer = { NNG_SOCKET_INITIALIZER, "x", NULL };
-    Anvil__V1__HealthRequest req  = ANVIL__V1__HEALTH_REQUEST__INIT;
-    ProtobufCMessage        *rep  = (ProtobufCMessage *) &rep;
-    struct anvil_error       err  = { 0 };
-    assert_int_equal(
-        wire_call(&peer, "DropDatabase", &req.base, 100, 0, &rep, &err),
+    anvil_client            *c;
+    Anvil__V1__HealthRequest req = ANVIL__V1__HEALTH_REQUEST__INIT;
+    ProtobufCMessage        *rep = (ProtobufCMessage *) &rep;
+    struct anvil_error       err = { 0 };
+    assert_int_equal(anvil_client_open(&c, "ipc:///nonexistent/s", &err), 0);
+    assert_int_equal(client_call(c, "DropDatabase", &req.base, 0, &rep, &err),
         ANVIL_UNIMPLEMENTED);
     assert_null(rep);
     assert_non_null(strstr(err.msg, "DropDatabase"));
+    anvil_client_close(c);
 }
 
 static void
-test_wire_call_rejects_a_request_of_the_wrong_type(void **state)
+test_client_call_rejects_a_request_of_the_wrong_type(void **state)
 {
     (void) state;
-    struct wire_peer         peer = { NNG_SOCKET_INITIALIZER, "x", NULL };
-    Anvil__V1__HealthRequest req  = ANVIL__V1__HEALTH_REQUEST__INIT;
+    anvil_client            *c;
+    Anvil__V1__HealthRequest req = ANVIL__V1__HEALTH_REQUEST__INIT;
     ProtobufCMessage        *rep;
     struct anvil_error       err = { 0 };
-    assert_int_equal(wire_call(&peer, "GetJob", &req.base, 100, 0, &rep, &err),
+    assert_int_equal(anvil_client_open(&c, "ipc:///nonexistent/s", &err), 0);
+    assert_int_equal(client_call(c, "GetJob", &req.base, 0, &rep, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "GetJobRequest"));
-    assert_int_equal(wire_call(&peer, "GetJob", NULL, 100, 0, &rep, &err),
-        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        client_call(c, "GetJob", NULL, 0, &rep, &err), ANVIL_INVALID_ARGUMENT);
+    anvil_client_close(c);
 }
 
 int
@@ -495,8 +503,8 @@ main(void)
         cmocka_unit_test(
             test_wire_timeout_message_names_rpc_url_time_and_asks_for_anvild),
         cmocka_unit_test(test_wire_method_finds_rpcs_by_name),
-        cmocka_unit_test(test_wire_call_rejects_an_unknown_method),
-        cmocka_unit_test(test_wire_call_rejects_a_request_of_the_wrong_type),
+        cmocka_unit_test(test_client_call_rejects_an_unknown_method),
+        cmocka_unit_test(test_client_call_rejects_a_request_of_the_wrong_type),
     };
     const char *only = getenv("TEST_FILTER"); // e.g. "*restart*"
     if (only != NULL)

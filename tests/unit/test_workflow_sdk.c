@@ -36,15 +36,15 @@ test_workflow_state_names_round_trip_through_parse(void **state)
     (void) state;
     for (int s = ANVIL_WORKFLOW_UNSPECIFIED; s <= ANVIL_WORKFLOW_CANCELED;
          s++) {
-        char lower[32];
-        int  back = -1;
+        char                      lower[32];
+        enum anvil_workflow_state back = ANVIL_WORKFLOW_UNSPECIFIED;
         snprintf(lower, sizeof(lower), "%s", anvil_workflow_state_name(s));
         for (char *p = lower; *p; p++)
             *p = (char) tolower((unsigned char) *p);
         assert_int_equal(anvil_workflow_state_parse(lower, &back), ANVIL_OK);
         assert_int_equal(back, s);
     }
-    int back = -1;
+    enum anvil_workflow_state back = ANVIL_WORKFLOW_UNSPECIFIED;
     assert_int_equal(anvil_workflow_state_parse("Cancelled", &back), ANVIL_OK);
     assert_int_equal(back, ANVIL_WORKFLOW_CANCELED);
     assert_string_equal(anvil_workflow_state_name(99), "UNSPECIFIED");
@@ -56,19 +56,21 @@ static void
 test_workflow_state_and_policy_parse_reject_unknown_names(void **state)
 {
     (void) state;
-    int v = 42;
+    enum anvil_workflow_state ws = ANVIL_WORKFLOW_FAILED;
+    enum anvil_failure_policy v  = ANVIL_POLICY_FAIL_FAST;
     assert_int_equal(
-        anvil_workflow_state_parse("QUEUED", &v), ANVIL_INVALID_ARGUMENT);
+        anvil_workflow_state_parse("QUEUED", &ws), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_workflow_state_parse(NULL, &v), ANVIL_INVALID_ARGUMENT);
+        anvil_workflow_state_parse(NULL, &ws), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(ws, ANVIL_WORKFLOW_FAILED);
     assert_int_equal(
-        anvil_workflow_policy_parse("fast", &v), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(v, 42);
-    assert_int_equal(anvil_workflow_policy_parse("CONTINUE", &v), ANVIL_OK);
-    assert_int_equal(v, ANVIL_CONTINUE);
+        anvil_failure_policy_parse("fast", &v), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(v, ANVIL_POLICY_FAIL_FAST);
+    assert_int_equal(anvil_failure_policy_parse("CONTINUE", &v), ANVIL_OK);
+    assert_int_equal(v, ANVIL_POLICY_CONTINUE);
     assert_string_equal(
-        anvil_workflow_policy_name(ANVIL_FAIL_FAST), "fail_fast");
-    assert_string_equal(anvil_workflow_policy_name(7), "unknown");
+        anvil_failure_policy_name(ANVIL_POLICY_FAIL_FAST), "fail_fast");
+    assert_string_equal(anvil_failure_policy_name(7), "unknown");
 }
 
 // ---- the builder ----
@@ -78,7 +80,7 @@ new_spec(const char *name)
 {
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    assert_int_equal(anvil_workflow_new(&wf, name, &err), ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_new(&wf, name, &err), ANVIL_OK);
     return wf;
 }
 
@@ -86,8 +88,8 @@ static void
 add(anvil_workflow_spec *wf, const char *name)
 {
     struct anvil_error err = { 0 };
-    assert_int_equal(
-        anvil_workflow_step(wf, name, "echo", name, strlen(name), NULL, &err),
+    assert_int_equal(anvil_workflow_spec_add_step(
+                         wf, name, "echo", name, strlen(name), NULL, &err),
         ANVIL_OK);
 }
 
@@ -119,17 +121,17 @@ test_builder_new_starts_fail_fast_and_rejects_null(void **state)
     anvil_workflow_spec *wf  = new_spec("thumbs");
     struct anvil_error   err = { 0 };
     assert_string_equal(wf->name, "thumbs");
-    assert_int_equal(wf->policy, ANVIL_FAIL_FAST);
+    assert_int_equal(wf->policy, ANVIL_POLICY_FAIL_FAST);
     assert_int_equal(wf->timeout_ms, 0);
     assert_null(wf->key);
     anvil_workflow_spec_free(wf);
     wf = (anvil_workflow_spec *) 1;
     assert_int_equal(
-        anvil_workflow_new(&wf, NULL, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_workflow_spec_new(&wf, NULL, &err), ANVIL_INVALID_ARGUMENT);
     assert_null(wf);
     assert_non_null(strstr(err.msg, "name is NULL"));
     assert_int_equal(
-        anvil_workflow_new(NULL, "x", &err), ANVIL_INVALID_ARGUMENT);
+        anvil_workflow_spec_new(NULL, "x", &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "out is NULL"));
     anvil_workflow_spec_free(NULL);
 }
@@ -144,8 +146,8 @@ test_builder_step_copies_its_fields_and_options(void **state)
     char                   p[] = "{\"k\":1}";
     struct anvil_step_opts opts
         = { .queue = q, .priority = -3, .max_attempts = 5, .timeout_ms = 900 };
-    assert_int_equal(
-        anvil_workflow_step(wf, "a", "resize", p, strlen(p), &opts, &err),
+    assert_int_equal(anvil_workflow_spec_add_step(
+                         wf, "a", "resize", p, strlen(p), &opts, &err),
         ANVIL_OK);
     q[0]                    = 'X'; // copied, so later changes do not show
     p[0]                    = 'X';
@@ -158,7 +160,8 @@ test_builder_step_copies_its_fields_and_options(void **state)
     assert_int_equal(s->max_attempts, 5);
     assert_int_equal(s->timeout_ms, 900);
     assert_int_equal(
-        anvil_workflow_step(wf, "b", "t", NULL, 0, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "b", "t", NULL, 0, NULL, &err),
+        ANVIL_OK);
     assert_null(step_of(wf, "b")->queue);
     assert_int_equal(step_of(wf, "b")->len, 0);
     anvil_workflow_spec_free(wf);
@@ -171,19 +174,24 @@ test_builder_step_rejects_null_arguments_and_duplicate_names(void **state)
     anvil_workflow_spec *wf  = new_spec("w");
     struct anvil_error   err = { 0 };
     add(wf, "a");
-    assert_int_equal(anvil_workflow_step(wf, "a", "t", NULL, 0, NULL, &err),
+    assert_int_equal(
+        anvil_workflow_spec_add_step(wf, "a", "t", NULL, 0, NULL, &err),
         ANVIL_ALREADY_EXISTS);
     assert_string_equal(err.msg, "workflow \"w\" already has a step \"a\"");
-    assert_int_equal(anvil_workflow_step(NULL, "b", "t", NULL, 0, NULL, &err),
+    assert_int_equal(
+        anvil_workflow_spec_add_step(NULL, "b", "t", NULL, 0, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "workflow is NULL"));
-    assert_int_equal(anvil_workflow_step(wf, NULL, "t", NULL, 0, NULL, &err),
+    assert_int_equal(
+        anvil_workflow_spec_add_step(wf, NULL, "t", NULL, 0, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "step name is NULL"));
-    assert_int_equal(anvil_workflow_step(wf, "b", NULL, NULL, 0, NULL, &err),
+    assert_int_equal(
+        anvil_workflow_spec_add_step(wf, "b", NULL, NULL, 0, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "step type is NULL"));
-    assert_int_equal(anvil_workflow_step(wf, "b", "t", NULL, 3, NULL, &err),
+    assert_int_equal(
+        anvil_workflow_spec_add_step(wf, "b", "t", NULL, 3, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "payload is NULL but its length is 3"));
     assert_int_equal(wf->n, 1);
@@ -217,9 +225,12 @@ test_builder_after_adds_each_edge_once(void **state)
     add(wf, "a");
     add(wf, "b");
     add(wf, "c");
-    assert_int_equal(anvil_workflow_after(wf, "c", "a", &err), ANVIL_OK);
-    assert_int_equal(anvil_workflow_after(wf, "c", "b", &err), ANVIL_OK);
-    assert_int_equal(anvil_workflow_after(wf, "c", "a", &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_edge(wf, "c", "a", &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_edge(wf, "c", "b", &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_edge(wf, "c", "a", &err), ANVIL_OK);
     assert_after(wf, "c", 2, "a", "b");
     assert_after(wf, "a", 0);
     anvil_workflow_spec_free(wf);
@@ -233,17 +244,17 @@ test_builder_after_rejects_unknown_self_and_null(void **state)
     struct anvil_error   err = { 0 };
     add(wf, "a");
     assert_int_equal(
-        anvil_workflow_after(wf, "a", "zz", &err), ANVIL_NOT_FOUND);
+        anvil_workflow_spec_add_edge(wf, "a", "zz", &err), ANVIL_NOT_FOUND);
     assert_non_null(strstr(err.msg, "workflow \"w\" has no step \"zz\""));
     assert_int_equal(
-        anvil_workflow_after(wf, "zz", "a", &err), ANVIL_NOT_FOUND);
-    assert_int_equal(
-        anvil_workflow_after(wf, "a", "a", &err), ANVIL_INVALID_ARGUMENT);
+        anvil_workflow_spec_add_edge(wf, "zz", "a", &err), ANVIL_NOT_FOUND);
+    assert_int_equal(anvil_workflow_spec_add_edge(wf, "a", "a", &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "step \"a\" cannot run after itself"));
-    assert_int_equal(
-        anvil_workflow_after(wf, "a", NULL, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_workflow_after(NULL, "a", "a", &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_add_edge(wf, "a", NULL, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_add_edge(NULL, "a", "a", &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_after(wf, "a", 0);
     anvil_workflow_spec_free(wf);
 }
@@ -257,11 +268,13 @@ test_builder_chain_links_each_step_to_the_one_before(void **state)
     const char *const    names[] = { "a", "b", "c" };
     for (int i = 0; i < 3; i++)
         add(wf, names[i]);
-    assert_int_equal(anvil_workflow_chain(wf, names, 3, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_chain(wf, names, 3, &err), ANVIL_OK);
     assert_after(wf, "a", 0);
     assert_after(wf, "b", 1, "a");
     assert_after(wf, "c", 1, "b");
-    assert_int_equal(anvil_workflow_chain(wf, names, 0, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_chain(wf, names, 0, &err), ANVIL_OK);
     anvil_workflow_spec_free(wf);
 }
 
@@ -276,19 +289,20 @@ test_builder_chain_with_a_bad_link_changes_nothing(void **state)
     const char *const    nul[] = { "a", NULL };
     add(wf, "a");
     add(wf, "b");
-    assert_int_equal(anvil_workflow_chain(wf, bad, 3, &err), ANVIL_NOT_FOUND);
+    assert_int_equal(
+        anvil_workflow_spec_add_chain(wf, bad, 3, &err), ANVIL_NOT_FOUND);
     assert_non_null(strstr(err.msg, "no step \"nope\""));
     assert_after(wf, "b", 0);
-    assert_int_equal(
-        anvil_workflow_chain(wf, dup, 2, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_add_chain(wf, dup, 2, &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "cannot run after itself"));
-    assert_int_equal(
-        anvil_workflow_chain(wf, nul, 2, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_add_chain(wf, nul, 2, &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "steps[1] is NULL"));
+    assert_int_equal(anvil_workflow_spec_add_chain(wf, NULL, 2, &err),
+        ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_workflow_chain(wf, NULL, 2, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_workflow_chain(wf, bad + 2, 1, &err), ANVIL_NOT_FOUND);
+        anvil_workflow_spec_add_chain(wf, bad + 2, 1, &err), ANVIL_NOT_FOUND);
     anvil_workflow_spec_free(wf);
 }
 
@@ -304,7 +318,8 @@ test_builder_group_fans_out_and_joins(void **state)
         add(wf, mid[i]);
     add(wf, "join");
     assert_int_equal(
-        anvil_workflow_group(wf, "start", mid, 3, "join", &err), ANVIL_OK);
+        anvil_workflow_spec_add_group(wf, "start", mid, 3, "join", &err),
+        ANVIL_OK);
     for (int i = 0; i < 3; i++)
         assert_after(wf, mid[i], 1, "start");
     assert_after(wf, "join", 3, "m1", "m2", "m3");
@@ -321,21 +336,21 @@ test_builder_group_rejects_empty_unknown_and_self_edges(void **state)
     const char *const    g[] = { "a", "b" };
     add(wf, "a");
     add(wf, "b");
-    assert_int_equal(anvil_workflow_group(wf, NULL, g, 0, NULL, &err),
+    assert_int_equal(anvil_workflow_spec_add_group(wf, NULL, g, 0, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "at least one step"));
-    assert_int_equal(
-        anvil_workflow_group(wf, "x", g, 2, NULL, &err), ANVIL_NOT_FOUND);
-    assert_int_equal(
-        anvil_workflow_group(wf, NULL, g, 2, "x", &err), ANVIL_NOT_FOUND);
-    assert_int_equal(anvil_workflow_group(wf, NULL, g, 2, "b", &err),
+    assert_int_equal(anvil_workflow_spec_add_group(wf, "x", g, 2, NULL, &err),
+        ANVIL_NOT_FOUND);
+    assert_int_equal(anvil_workflow_spec_add_group(wf, NULL, g, 2, "x", &err),
+        ANVIL_NOT_FOUND);
+    assert_int_equal(anvil_workflow_spec_add_group(wf, NULL, g, 2, "b", &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "\"b\" cannot run after itself"));
     // Nothing was added by the failed calls.
     assert_after(wf, "a", 0);
     assert_after(wf, "b", 0);
     assert_int_equal(
-        anvil_workflow_group(wf, NULL, g, 2, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_group(wf, NULL, g, 2, NULL, &err), ANVIL_OK);
     anvil_workflow_spec_free(wf);
 }
 
@@ -345,18 +360,30 @@ test_builder_settings_and_key(void **state)
     (void) state;
     anvil_workflow_spec *wf  = new_spec("w");
     struct anvil_error   err = { 0 };
-    anvil_workflow_set_policy(wf, ANVIL_CONTINUE);
-    anvil_workflow_set_timeout(wf, 1234);
-    assert_int_equal(anvil_workflow_set_key(wf, "k-1", &err), ANVIL_OK);
-    assert_int_equal(wf->policy, ANVIL_CONTINUE);
+    assert_int_equal(
+        anvil_workflow_spec_set_policy(wf, ANVIL_POLICY_CONTINUE, &err),
+        ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_set_timeout(wf, 1234, &err), ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_set_key(wf, "k-1", &err), ANVIL_OK);
+    assert_int_equal(wf->policy, ANVIL_POLICY_CONTINUE);
     assert_int_equal(wf->timeout_ms, 1234);
     assert_string_equal(wf->key, "k-1");
-    assert_int_equal(anvil_workflow_set_key(wf, "", &err), ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_set_key(wf, "", &err), ANVIL_OK);
     assert_null(wf->key);
     assert_int_equal(
-        anvil_workflow_set_key(NULL, "k", &err), ANVIL_INVALID_ARGUMENT);
-    anvil_workflow_set_policy(NULL, 1); // ignored
-    anvil_workflow_set_timeout(NULL, 1);
+        anvil_workflow_spec_set_key(NULL, "k", &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_workflow_spec_set_policy(NULL, 1, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_workflow_spec_set_policy(wf, (enum anvil_failure_policy) 7, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "not a failure policy"));
+    assert_int_equal(wf->policy, ANVIL_POLICY_CONTINUE);
+    assert_int_equal(
+        anvil_workflow_spec_set_timeout(NULL, 1, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(
+        anvil_workflow_spec_set_timeout(wf, -1, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(wf->timeout_ms, 1234);
     anvil_workflow_spec_free(wf);
 }
 
@@ -368,11 +395,13 @@ test_spec_wire_form_carries_every_field(void **state)
     struct anvil_error     err  = { 0 };
     struct anvil_step_opts opts = { .queue = "q", .priority = 2 };
     assert_int_equal(
-        anvil_workflow_step(wf, "a", "t1", "xy", 2, &opts, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "a", "t1", "xy", 2, &opts, &err),
+        ANVIL_OK);
     add(wf, "b");
-    assert_int_equal(anvil_workflow_after(wf, "b", "a", &err), ANVIL_OK);
-    anvil_workflow_set_policy(wf, ANVIL_CONTINUE);
-    anvil_workflow_set_timeout(wf, 50);
+    assert_int_equal(
+        anvil_workflow_spec_add_edge(wf, "b", "a", &err), ANVIL_OK);
+    anvil_workflow_spec_set_policy(wf, ANVIL_POLICY_CONTINUE, NULL);
+    anvil_workflow_spec_set_timeout(wf, 50, NULL);
     struct workflow_pb pb;
     assert_int_equal(workflow_pb_init(&pb, wf), 0);
     assert_string_equal(pb.spec.name, "w");
@@ -402,7 +431,7 @@ parse_ok(const char *json)
 {
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    int rc = anvil_workflow_parse_json(json, strlen(json), &wf, &err);
+    int rc = anvil_workflow_spec_parse_json(json, strlen(json), &wf, &err);
     if (rc != ANVIL_OK)
         fail_msg("parse failed: %s: %s", anvil_code_name(rc), err.msg);
     assert_non_null(wf);
@@ -424,7 +453,7 @@ test_json_parses_every_field(void **state)
         " {\"name\": \"resize\", \"type\": \"img\", \"after\": [\"fetch\"]}"
         "]}");
     assert_string_equal(wf->name, "thumbs");
-    assert_int_equal(wf->policy, ANVIL_CONTINUE);
+    assert_int_equal(wf->policy, ANVIL_POLICY_CONTINUE);
     assert_int_equal(wf->timeout_ms, 60000);
     assert_string_equal(wf->key, "batch-7");
     assert_int_equal(wf->n, 2);
@@ -580,7 +609,7 @@ test_json_rejects_each_bad_input_with_its_message(void **state)
         struct anvil_error   err = { 0 };
         const char          *j   = bad_json[i].json;
         const char          *m   = bad_json[i].msg;
-        int rc = anvil_workflow_parse_json(j, strlen(j), &wf, &err);
+        int rc = anvil_workflow_spec_parse_json(j, strlen(j), &wf, &err);
         if (rc != ANVIL_INVALID_ARGUMENT || wf != NULL)
             fail_msg("case %zu (%s): got %s", i, j, anvil_code_name(rc));
         size_t n    = strlen(m);
@@ -596,14 +625,14 @@ test_json_rejects_null_arguments_and_reads_only_len_bytes(void **state)
     (void) state;
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    assert_int_equal(
-        anvil_workflow_parse_json(NULL, 3, &wf, &err), ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_workflow_parse_json("{}", 2, NULL, &err), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_parse_json(NULL, 3, &wf, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_workflow_spec_parse_json("{}", 2, NULL, &err),
+        ANVIL_INVALID_ARGUMENT);
     // Only the first len bytes count: the garbage after them is not read.
     const char *j = "{\"name\":\"w\",\"steps\":[" ST "]}garbage";
     assert_int_equal(
-        anvil_workflow_parse_json(j, strlen(j) - 7, &wf, &err), ANVIL_OK);
+        anvil_workflow_spec_parse_json(j, strlen(j) - 7, &wf, &err), ANVIL_OK);
     assert_int_equal(wf->n, 1);
     anvil_workflow_spec_free(wf);
 }
@@ -700,15 +729,20 @@ test_submit_runs_a_diamond_and_passes_results(void **state)
     struct anvil_error   err   = { 0 };
     const char *const    mid[] = { "a", "b" };
     assert_int_equal(
-        anvil_workflow_step(wf, "src", "upper", "hi", 2, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "src", "upper", "hi", 2, NULL, &err),
+        ANVIL_OK);
     assert_int_equal(
-        anvil_workflow_step(wf, "a", "upper", NULL, 0, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "a", "upper", NULL, 0, NULL, &err),
+        ANVIL_OK);
     assert_int_equal(
-        anvil_workflow_step(wf, "b", "upper", NULL, 0, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "b", "upper", NULL, 0, NULL, &err),
+        ANVIL_OK);
     assert_int_equal(
-        anvil_workflow_step(wf, "end", "join", NULL, 0, NULL, &err), ANVIL_OK);
+        anvil_workflow_spec_add_step(wf, "end", "join", NULL, 0, NULL, &err),
+        ANVIL_OK);
     assert_int_equal(
-        anvil_workflow_group(wf, "src", mid, 2, "end", &err), ANVIL_OK);
+        anvil_workflow_spec_add_group(wf, "src", mid, 2, "end", &err),
+        ANVIL_OK);
     char *id      = NULL;
     bool  existed = true;
     assert_int_equal(
@@ -745,7 +779,7 @@ test_submit_with_a_key_twice_returns_the_first_id(void **state)
     char                *id1 = NULL, *id2 = NULL;
     bool                 existed = false;
     add(wf, "a");
-    assert_int_equal(anvil_workflow_set_key(wf, "once", &err), ANVIL_OK);
+    assert_int_equal(anvil_workflow_spec_set_key(wf, "once", &err), ANVIL_OK);
     assert_int_equal(
         anvil_workflow_submit(f->h.client, wf, &id1, NULL, &err), ANVIL_OK);
     assert_int_equal(
@@ -946,7 +980,7 @@ connect_client(anvil_client *c)
 {
     struct anvil_health *h   = NULL;
     struct anvil_error   err = { 0 };
-    assert_int_equal(anvil_health(c, &h, &err), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_OK);
     anvil_health_free(h);
 }
 
@@ -1066,7 +1100,7 @@ test_shutdown_fails_parked_long_polls_at_once(void **state)
     }
     // Every later call fails at once too; shutdown again is harmless.
     struct anvil_health *h = NULL;
-    assert_int_equal(anvil_health(c, &h, &err), ANVIL_UNAVAILABLE);
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_UNAVAILABLE);
     assert_int_equal(m.received, 2);
     anvil_client_shutdown(c);
     anvil_client_close(c);
@@ -1170,13 +1204,13 @@ test_close_without_shutdown_and_null_are_fine(void **state)
     struct anvil_error err = { 0 };
     assert_int_equal(anvil_client_open(&c, f->h.url, &err), ANVIL_OK);
     struct anvil_health *h = NULL;
-    assert_int_equal(anvil_health(c, &h, &err), ANVIL_OK);
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_OK);
     anvil_health_free(h);
     anvil_client_close(c);
     // A client that never called: shutdown, then close.
     assert_int_equal(anvil_client_open(&c, f->h.url, &err), ANVIL_OK);
     anvil_client_shutdown(c);
-    assert_int_equal(anvil_health(c, &h, &err), ANVIL_UNAVAILABLE);
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_UNAVAILABLE);
     anvil_client_close(c);
     anvil_client_shutdown(NULL);
     anvil_client_close(NULL);

@@ -6,6 +6,12 @@
 // anvil_code, and on failure fills the caller's struct anvil_error (which
 // may be NULL) with a sentence a user can act on.
 //
+// Names follow anvil_<object>_<verb>. Each object the library makes is
+// freed by the _free (or _close) of the same object: anvil_job_free,
+// anvil_job_list_free, anvil_client_close, ... Lists come back as one
+// struct anvil_<object>_list { items, n[, next_cursor] }. Setters are
+// anvil_<object>_set_<field>(obj, value, err) and return a code.
+//
 // Thread safety: one anvil_client may be used from any number of threads at
 // once; each call uses its own nng context. Objects returned to the caller
 // are the caller's, to free with the matching *_free function.
@@ -20,7 +26,9 @@
 extern "C" {
 #endif
 
+#ifndef ANVIL_API
 #define ANVIL_API __attribute__((visibility("default")))
+#endif
 
 // The release (the VERSION file; the build passes it as -DANVIL_VERSION).
 #ifndef ANVIL_VERSION
@@ -76,20 +84,22 @@ ANVIL_API const char *anvil_code_name(int code);
 ANVIL_API const char *anvil_strerror(int code);
 
 // "QUEUED" for ANVIL_JOB_QUEUED; "UNSPECIFIED" if unknown.
-ANVIL_API const char *anvil_job_state_name(int state);
+ANVIL_API const char *anvil_job_state_name(enum anvil_job_state state);
 
 // Parses a state name, case-insensitive ("queued", "SUCCEEDED").
 // Returns ANVIL_OK and sets *state, or ANVIL_INVALID_ARGUMENT.
-ANVIL_API int anvil_job_state_parse(const char *name, int *state);
+ANVIL_API int anvil_job_state_parse(
+    const char *name, enum anvil_job_state *state);
 
 // True for SUCCEEDED, FAILED and CANCELED.
-ANVIL_API bool anvil_job_state_final(int state);
+ANVIL_API bool anvil_job_state_final(enum anvil_job_state state);
 
 // Log callback for library events; the library itself never prints.
 // level: 0 error, 1 warn, 2 info, 3 debug. Set once, before any client or
-// worker exists; NULL (the default) discards every line.
+// worker exists; NULL (the default) discards every line. It cannot fail,
+// so unlike the object setters it returns nothing.
 typedef void (*anvil_log_fn)(void *arg, int level, const char *line);
-ANVIL_API void anvil_set_logger(anvil_log_fn fn, void *arg);
+ANVIL_API void anvil_logger_set(anvil_log_fn fn, void *arg);
 
 // Opens a client for url (NULL: $ANVIL_SERVER, else ANVIL_DEFAULT_URL).
 // The connection is made in the background (from the first call on) and
@@ -101,14 +111,26 @@ ANVIL_API int anvil_client_open(
     anvil_client **out, const char *url, struct anvil_error *err);
 
 // Sets how long a call waits for its reply, long-polls excluded
-// (default 10000 ms; timeout_ms <= 0 restores it). A call fails with
+// (default 10000 ms; timeout_ms <= 0 restores it). INVALID_ARGUMENT if c
+// is NULL. A call fails with
 // ANVIL_UNAVAILABLE if no server took its request within this time (it was
 // not delivered: safe to retry), and with ANVIL_DEADLINE_EXCEEDED if a
 // server took it but no reply came (it may have been applied: retrying a
 // submit is safe with an idempotency key). Long-polls (anvil_job_wait,
-// anvil_workflow_wait, anvil_poll) wait their own time on top. Safe to call at
-// any time.
-ANVIL_API void anvil_client_set_timeout(anvil_client *c, int timeout_ms);
+// anvil_workflow_wait, anvil_lease_poll) wait their own time on top. Safe to
+// call at any time.
+ANVIL_API int anvil_client_set_timeout(
+    anvil_client *c, int timeout_ms, struct anvil_error *err);
+
+// Sets how long the first call waits for a first connection before it
+// fails with UNAVAILABLE "nothing listens at URL" (default 0: no such
+// limit, the call waits its whole timeout while the connection is
+// retried). For one-shot programs (the anvil command), where a refused
+// connection is not worth a 10 s wait. Once a connection has been made
+// the client redials after a loss as always, and calls wait their usual
+// time. INVALID_ARGUMENT if c is NULL or connect_ms is negative.
+ANVIL_API int anvil_client_set_connect_timeout(
+    anvil_client *c, int connect_ms, struct anvil_error *err);
 
 // TLS settings of a client (paths of PEM files). NULL fields are unset.
 struct anvil_tls {
@@ -159,40 +181,40 @@ ANVIL_API void anvil_free(void *p);
 // A job, as the server reports it. Strings are NUL-terminated and never
 // NULL ("" when unset). payload and result are bytes with a NUL after them.
 struct anvil_job {
-    char    *id;
-    char    *type;
-    char    *queue;
-    uint8_t *payload;
-    size_t   payload_len;
-    int32_t  priority;
-    int      state; // enum anvil_job_state
-    uint32_t attempt;
-    uint32_t max_attempts;
-    uint8_t *result;
-    size_t   result_len;
-    char    *error;
-    int64_t  created_at_ms; // Unix epoch ms; 0 = not yet
-    int64_t  started_at_ms;
-    int64_t  finished_at_ms;
-    int64_t  run_at_ms;
-    int64_t  timeout_ms;
-    char    *workflow_id;
-    char    *step;
-    char    *idempotency_key;
-    char    *worker_id;
-    char   **after; // workflow steps: names of the steps this one runs after
-    size_t   n_after;
-    int64_t  lease_ms; // as in struct anvil_submit_opts (0 = default)
-    int64_t  initial_backoff_ms;
-    int64_t  max_backoff_ms;
-    double   backoff_multiplier;
+    char                *id;
+    char                *type;
+    char                *queue;
+    uint8_t             *payload;
+    size_t               payload_len;
+    int32_t              priority;
+    enum anvil_job_state state;
+    uint32_t             attempt;
+    uint32_t             max_attempts;
+    uint8_t             *result;
+    size_t               result_len;
+    char                *error;
+    int64_t              created_at_ms; // Unix epoch ms; 0 = not yet
+    int64_t              started_at_ms;
+    int64_t              finished_at_ms;
+    int64_t              run_at_ms;
+    int64_t              timeout_ms;
+    char                *workflow_id;
+    char                *step;
+    char                *idempotency_key;
+    char                *worker_id;
+    char  **after; // workflow steps: names of the steps this one runs after
+    size_t  n_after;
+    int64_t lease_ms; // as in struct anvil_job_opts (0 = default)
+    int64_t initial_backoff_ms;
+    int64_t max_backoff_ms;
+    double  backoff_multiplier;
 };
 
 // Frees a job returned by the library; NULL is ignored.
 ANVIL_API void anvil_job_free(struct anvil_job *job);
 
 // Options of a submit; zero-initialise, then set what you need.
-struct anvil_submit_opts {
+struct anvil_job_opts {
     const char *queue;           // NULL = "default"
     int32_t     priority;        // higher first
     int64_t     delay_ms;        // run no earlier than now + delay_ms
@@ -214,15 +236,15 @@ struct anvil_submit_opts {
 // Errors: INVALID_ARGUMENT (bad type/queue name, payload too large),
 // UNAVAILABLE/DEADLINE_EXCEEDED (no server reply).
 ANVIL_API int anvil_job_submit(anvil_client *c, const char *type,
-    const void *payload, size_t len, const struct anvil_submit_opts *opts,
+    const void *payload, size_t len, const struct anvil_job_opts *opts,
     char **id_out, bool *existed, struct anvil_error *err);
 
 // One job of a batch submit: what anvil_job_submit() takes, as a struct.
 struct anvil_job_spec {
-    const char                     *type;
-    const void                     *payload; // len bytes; may be NULL if 0
-    size_t                          len;
-    const struct anvil_submit_opts *opts; // NULL = defaults
+    const char                  *type;
+    const void                  *payload; // len bytes; may be NULL if 0
+    size_t                       len;
+    const struct anvil_job_opts *opts; // NULL = defaults
 };
 
 // What the server did with one job of a batch submit.
@@ -258,10 +280,12 @@ ANVIL_API int anvil_job_submit_many(anvil_client *c,
 ANVIL_API int anvil_job_get(anvil_client *c, const char *id,
     struct anvil_job **out, struct anvil_error *err);
 
-// Waits up to timeout_ms for the job to reach a final state. Returns
-// ANVIL_OK with the finished job (whatever its final state) or
+// Waits up to timeout_ms (0: no limit) for the job to reach a final state.
+// Returns ANVIL_OK with the finished job (whatever its final state) or
 // ANVIL_DEADLINE_EXCEEDED with the job as it is now; *out is set in both
-// cases and is the caller's.
+// cases and is the caller's. Long waits are made of long-polls of at most
+// a minute each, so any timeout works. INVALID_ARGUMENT for a negative
+// timeout; NOT_FOUND for an unknown id.
 ANVIL_API int anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
     struct anvil_job **out, struct anvil_error *err);
 
@@ -272,12 +296,12 @@ ANVIL_API int anvil_job_cancel(anvil_client *c, const char *id,
     struct anvil_job **out, struct anvil_error *err);
 
 // Filters of a list; zero-initialise. Unset fields match anything.
-struct anvil_list_filter {
-    int         state; // enum anvil_job_state; 0 = any
-    const char *type;
-    const char *queue;
-    uint32_t    limit;  // 0 = 50; at most 1000
-    const char *cursor; // next_cursor of the previous page
+struct anvil_job_filter {
+    enum anvil_job_state state; // ANVIL_JOB_UNSPECIFIED = any
+    const char          *type;
+    const char          *queue;
+    uint32_t             limit;  // 0 = 50; at most 1000
+    const char          *cursor; // next_cursor of the previous page
 };
 
 struct anvil_job_list {
@@ -288,7 +312,7 @@ struct anvil_job_list {
 
 // Lists jobs. *out is the caller's (anvil_job_list_free).
 ANVIL_API int anvil_job_list(anvil_client *c,
-    const struct anvil_list_filter *filter, struct anvil_job_list **out,
+    const struct anvil_job_filter *filter, struct anvil_job_list **out,
     struct anvil_error *err);
 
 ANVIL_API void anvil_job_list_free(struct anvil_job_list *list);
@@ -310,7 +334,7 @@ struct anvil_health {
 };
 
 // Asks the server how it is. *out is the caller's (anvil_health_free).
-ANVIL_API int anvil_health(
+ANVIL_API int anvil_health_get(
     anvil_client *c, struct anvil_health **out, struct anvil_error *err);
 
 ANVIL_API void anvil_health_free(struct anvil_health *h);
@@ -326,43 +350,51 @@ enum anvil_role {
 };
 
 // "admin" for ANVIL_ROLE_ADMIN, ...; "unspecified" if unknown.
-ANVIL_API const char *anvil_role_name(int role);
+ANVIL_API const char *anvil_role_name(enum anvil_role role);
 
 // Parses a role name, case-insensitive ("worker", "ADMIN"). Returns
 // ANVIL_OK and sets *role, or ANVIL_INVALID_ARGUMENT.
-ANVIL_API int anvil_role_parse(const char *name, int *role);
+ANVIL_API int anvil_role_parse(const char *name, enum anvil_role *role);
 
 // A token as the server keeps it: never its secret.
 struct anvil_token {
-    char   *id;   // e.g. "t3"
-    char   *name; // "" when unnamed
-    int     role; // enum anvil_role
-    int64_t created_at_ms;
-    int64_t expires_at_ms; // 0 = never
-    int64_t revoked_at_ms; // 0 = not revoked
+    char           *id;   // e.g. "t3"
+    char           *name; // "" when unnamed
+    enum anvil_role role;
+    int64_t         created_at_ms;
+    int64_t         expires_at_ms; // 0 = never
+    int64_t         revoked_at_ms; // 0 = not revoked
 };
 
 // Creates a token with role and name (NULL or "": unnamed; else
 // [A-Za-z0-9_.-]{1,128}) that expires after expires_in_ms (0 = never).
-// *out (may be NULL; anvil_tokens_free(*out, 1)) is the token and *secret
+// *out (may be NULL; anvil_token_free) is the token and *secret
 // (anvil_free) the bearer secret, shown only now. INVALID_ARGUMENT for a
 // bad role, name or duration; PERMISSION_DENIED without an admin token.
-ANVIL_API int anvil_token_create(anvil_client *c, int role, const char *name,
-    int64_t expires_in_ms, struct anvil_token **out, char **secret,
-    struct anvil_error *err);
+ANVIL_API int anvil_token_create(anvil_client *c, enum anvil_role role,
+    const char *name, int64_t expires_in_ms, struct anvil_token **out,
+    char **secret, struct anvil_error *err);
 
-// Lists every token, revoked and expired ones included. *tokens is an
-// array of *n (NULL when 0), freed with anvil_tokens_free().
-ANVIL_API int anvil_token_list(anvil_client *c, struct anvil_token **tokens,
-    size_t *n, struct anvil_error *err);
+struct anvil_token_list {
+    struct anvil_token *tokens; // n tokens, oldest first
+    size_t              n;
+};
 
-// Revokes token id at once. *out (may be NULL; anvil_tokens_free(*out, 1))
+// Lists every token, revoked and expired ones included. *out is the
+// caller's (anvil_token_list_free).
+ANVIL_API int anvil_token_list(
+    anvil_client *c, struct anvil_token_list **out, struct anvil_error *err);
+
+// Frees a token list; NULL is ignored.
+ANVIL_API void anvil_token_list_free(struct anvil_token_list *list);
+
+// Revokes token id at once. *out (may be NULL; anvil_token_free)
 // is the token after it. NOT_FOUND for an unknown id.
 ANVIL_API int anvil_token_revoke(anvil_client *c, const char *id,
     struct anvil_token **out, struct anvil_error *err);
 
-// Frees an array of n tokens; NULL is ignored.
-ANVIL_API void anvil_tokens_free(struct anvil_token *t, size_t n);
+// Frees a token returned by the library; NULL is ignored.
+ANVIL_API void anvil_token_free(struct anvil_token *t);
 
 // ---- Workers ----
 
@@ -378,10 +410,10 @@ struct anvil_worker_info {
     uint32_t           slots;
 };
 
-// Copies info into the client: every later anvil_poll() and
-// anvil_heartbeat() of this client carries it, so the server lists the
-// worker (anvil_workers_list). NULL clears it. INVALID_ARGUMENT for a NULL
-// client or a NULL name in types/queues. Not to be called while other
+// Copies info into the client: every later anvil_lease_poll() and
+// anvil_lease_heartbeat() of this client carries it, so the server lists the
+// worker (anvil_worker_status_list). NULL clears it. INVALID_ARGUMENT for a
+// NULL client or a NULL name in types/queues. Not to be called while other
 // threads use the client.
 ANVIL_API int anvil_client_set_worker_info(anvil_client *c,
     const struct anvil_worker_info *info, struct anvil_error *err);
@@ -402,12 +434,19 @@ struct anvil_worker_status {
     bool     lost; // missed its heartbeats (anvild --worker-timeout)
 };
 
-// Lists the workers the server knows. *out is an array of *n (NULL when
-// 0), freed with anvil_workers_free().
-ANVIL_API int anvil_workers_list(anvil_client *c,
-    struct anvil_worker_status **out, size_t *n, struct anvil_error *err);
+struct anvil_worker_status_list {
+    struct anvil_worker_status *workers; // n workers
+    size_t                      n;
+};
 
-ANVIL_API void anvil_workers_free(struct anvil_worker_status *w, size_t n);
+// Lists the workers the server knows. *out is the caller's
+// (anvil_worker_status_list_free).
+ANVIL_API int anvil_worker_status_list(anvil_client *c,
+    struct anvil_worker_status_list **out, struct anvil_error *err);
+
+// Frees a worker list; NULL is ignored.
+ANVIL_API void anvil_worker_status_list_free(
+    struct anvil_worker_status_list *list);
 
 // ---- Worker calls. Most programs use anvil/worker.h instead. ----
 
@@ -439,22 +478,24 @@ struct anvil_poll_req {
 // Leases up to max_jobs jobs; waits up to wait_ms when none is ready.
 // *leases is an array of *n leases (may be 0), freed with
 // anvil_leases_free().
-ANVIL_API int anvil_poll(anvil_client *c, const struct anvil_poll_req *req,
-    struct anvil_lease **leases, size_t *n, struct anvil_error *err);
+ANVIL_API int anvil_lease_poll(anvil_client *c,
+    const struct anvil_poll_req *req, struct anvil_lease **leases, size_t *n,
+    struct anvil_error *err);
 
 ANVIL_API void anvil_leases_free(struct anvil_lease *leases, size_t n);
 
 // Reports success. FAILED_PRECONDITION if the lease is no longer held
 // (expired, cancelled, or replaced by a newer attempt): nothing changes.
-ANVIL_API int anvil_complete(anvil_client *c, const char *job_id,
+ANVIL_API int anvil_job_complete(anvil_client *c, const char *job_id,
     uint32_t token, const void *result, size_t len, struct anvil_error *err);
 
 // Reports a failed attempt. retryable=false makes it final. *state (may be
 // NULL) receives the job's state after it: SCHEDULED, FAILED or CANCELED.
-ANVIL_API int anvil_fail(anvil_client *c, const char *job_id, uint32_t token,
-    const char *error, bool retryable, int *state, struct anvil_error *err);
+ANVIL_API int anvil_job_fail(anvil_client *c, const char *job_id,
+    uint32_t token, const char *error, bool retryable,
+    enum anvil_job_state *state, struct anvil_error *err);
 
-// One attempt's outcome, for anvil_report(): a Complete (failed = false,
+// One attempt's outcome, for anvil_job_report(): a Complete (failed = false,
 // with result) or a Fail (failed = true, with error and retryable).
 struct anvil_outcome {
     const char *job_id;
@@ -468,24 +509,24 @@ struct anvil_outcome {
 
 // What the server did with one outcome.
 struct anvil_outcome_result {
-    int     code;        // ANVIL_OK, or as anvil_complete()/anvil_fail()
-    int     state;       // after a Fail: SCHEDULED, FAILED or CANCELED
-    int64_t retry_at_ms; // when SCHEDULED
+    int code; // ANVIL_OK, or as anvil_job_complete()/anvil_job_fail()
+    enum anvil_job_state state; // after a Fail: SCHEDULED, FAILED or CANCELED
+    int64_t              retry_at_ms; // when SCHEDULED
 };
 
-// The most outcomes one anvil_report() call takes.
+// The most outcomes one anvil_job_report() call takes.
 #define ANVIL_REPORT_MAX 1000
 
 // Reports n outcomes (1 to ANVIL_REPORT_MAX) in as few requests as fit
-// the server's limits, each applied as its own anvil_complete() or
-// anvil_fail() would be; results[i] (an array of n the caller provides)
+// the server's limits, each applied as its own anvil_job_complete() or
+// anvil_job_fail() would be; results[i] (an array of n the caller provides)
 // answers outcomes[i]. Returns ANVIL_OK when the server answered every
 // outcome (FAILED_PRECONDITION in results[i].code means that lease is no
 // longer held; err names the first refused outcome, if any). Any other
 // return means a request got no answer: its outcomes and the later ones
 // have that code in results[i].code, and reporting them again is safe
 // (the lease token fences each outcome).
-ANVIL_API int anvil_report(anvil_client *c,
+ANVIL_API int anvil_job_report(anvil_client *c,
     const struct anvil_outcome *outcomes, size_t n,
     struct anvil_outcome_result *results, struct anvil_error *err);
 
@@ -497,7 +538,7 @@ struct anvil_lease_ref {
 // Extends the leases this worker holds. *canceled / *lost (each may be
 // NULL) receive arrays of job ids to stop: cancelled by a user, or no longer
 // this worker's. Free each with anvil_strv_free().
-ANVIL_API int anvil_heartbeat(anvil_client *c, const char *worker_id,
+ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
     const struct anvil_lease_ref *refs, size_t n, char ***canceled,
     size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err);
 

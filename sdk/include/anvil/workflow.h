@@ -1,13 +1,13 @@
 // workflow.h - workflows: DAGs of steps that anvil runs in dependency
 // order, passing each step its parents' results.
 //
-// Build a workflow in memory (anvil_workflow_new, anvil_workflow_step,
-// anvil_workflow_after, or the chain/group helpers), then submit it; the
-// server validates it whole (unique names, known parents, no cycle) and
-// stores all of it or none. A step becomes QUEUED the moment its last
-// parent SUCCEEDED; its worker sees the parents' results in
-// anvil_lease.parents. Or parse the JSON definition format of
-// docs/workflows.md with anvil_workflow_parse_json().
+// Build a workflow in memory (anvil_workflow_spec_new,
+// anvil_workflow_spec_add_step, anvil_workflow_spec_add_edge, or the
+// chain/group helpers), then submit it; the server validates it whole (unique
+// names, known parents, no cycle) and stores all of it or none. A step becomes
+// QUEUED the moment its last parent SUCCEEDED; its worker sees the parents'
+// results in anvil_lease.parents. Or parse the JSON definition format of
+// docs/workflows.md with anvil_workflow_spec_parse_json().
 //
 // Thread safety: a builder (anvil_workflow_spec) belongs to one thread at a
 // time. The calls that take an anvil_client are as thread-safe as the
@@ -32,25 +32,29 @@ enum anvil_workflow_state {
 
 // What a step's final failure does to the rest.
 enum anvil_failure_policy {
-    ANVIL_FAIL_FAST = 0, // cancel every unfinished step; workflow FAILED
-    ANVIL_CONTINUE  = 1, // cancel only the failed step's dependents
+    ANVIL_POLICY_FAIL_FAST = 0, // cancel every unfinished step; workflow FAILED
+    ANVIL_POLICY_CONTINUE  = 1, // cancel only the failed step's dependents
 };
 
 // "RUNNING" for ANVIL_WORKFLOW_RUNNING; "UNSPECIFIED" if unknown.
-ANVIL_API const char *anvil_workflow_state_name(int state);
+ANVIL_API const char *anvil_workflow_state_name(
+    enum anvil_workflow_state state);
 
 // Parses "running", "SUCCEEDED", ... Returns ANVIL_OK or INVALID_ARGUMENT.
-ANVIL_API int anvil_workflow_state_parse(const char *name, int *state);
+ANVIL_API int anvil_workflow_state_parse(
+    const char *name, enum anvil_workflow_state *state);
 
 // True for SUCCEEDED, FAILED and CANCELED.
-ANVIL_API bool anvil_workflow_state_final(int state);
+ANVIL_API bool anvil_workflow_state_final(enum anvil_workflow_state state);
 
 // "fail_fast" or "continue" (the JSON format's names); "unknown" otherwise.
-ANVIL_API const char *anvil_workflow_policy_name(int policy);
+ANVIL_API const char *anvil_failure_policy_name(
+    enum anvil_failure_policy policy);
 
 // Parses "fail_fast" or "continue", case-insensitive. Returns ANVIL_OK and
 // sets *policy, or INVALID_ARGUMENT.
-ANVIL_API int anvil_workflow_policy_parse(const char *name, int *policy);
+ANVIL_API int anvil_failure_policy_parse(
+    const char *name, enum anvil_failure_policy *policy);
 
 // ---- building ----
 
@@ -58,25 +62,27 @@ typedef struct anvil_workflow_spec anvil_workflow_spec;
 
 // A new, empty workflow called name, FAIL_FAST, no timeout. *out is the
 // caller's (anvil_workflow_spec_free). INVALID_ARGUMENT for a NULL name.
-ANVIL_API int anvil_workflow_new(
+ANVIL_API int anvil_workflow_spec_new(
     anvil_workflow_spec **out, const char *name, struct anvil_error *err);
 
 // Frees a spec; NULL is ignored.
 ANVIL_API void anvil_workflow_spec_free(anvil_workflow_spec *wf);
 
-// Sets the failure policy (enum anvil_failure_policy; the server rejects
-// other values). NULL wf is ignored.
-ANVIL_API void anvil_workflow_set_policy(anvil_workflow_spec *wf, int policy);
+// Sets the failure policy. INVALID_ARGUMENT if wf is NULL or policy is
+// not an enum anvil_failure_policy value.
+ANVIL_API int anvil_workflow_spec_set_policy(anvil_workflow_spec *wf,
+    enum anvil_failure_policy policy, struct anvil_error *err);
 
 // Sets the time the whole workflow may take (0 = none): when it passes, the
 // server cancels what has not finished and the workflow ends FAILED.
-ANVIL_API void anvil_workflow_set_timeout(
-    anvil_workflow_spec *wf, int64_t timeout_ms);
+// INVALID_ARGUMENT if wf is NULL or timeout_ms is negative.
+ANVIL_API int anvil_workflow_spec_set_timeout(
+    anvil_workflow_spec *wf, int64_t timeout_ms, struct anvil_error *err);
 
 // Sets the idempotency key (copied; NULL or "" = none): a second submit
 // with the same key returns the first workflow's id, with *existed true.
 // INVALID_ARGUMENT if wf is NULL.
-ANVIL_API int anvil_workflow_set_key(anvil_workflow_spec *wf,
+ANVIL_API int anvil_workflow_spec_set_key(anvil_workflow_spec *wf,
     const char *idempotency_key, struct anvil_error *err);
 
 // Options of one step; zero-initialise. queue NULL = "default".
@@ -85,7 +91,7 @@ struct anvil_step_opts {
     int32_t     priority;
     uint32_t    max_attempts; // 0 = server default (3)
     int64_t     timeout_ms;   // per attempt; 0 = none
-    int64_t     lease_ms;     // as in struct anvil_submit_opts; 0 = default
+    int64_t     lease_ms;     // as in struct anvil_job_opts; 0 = default
     int64_t     initial_backoff_ms;
     int64_t     max_backoff_ms;
     double      backoff_multiplier;
@@ -95,29 +101,29 @@ struct anvil_step_opts {
 // NULL). ALREADY_EXISTS if the name is taken in this workflow;
 // INVALID_ARGUMENT for NULL arguments (payload may be NULL when len is 0).
 // Names and types are checked by the server ([A-Za-z0-9_.-]{1,128}).
-ANVIL_API int anvil_workflow_step(anvil_workflow_spec *wf, const char *name,
-    const char *type, const void *payload, size_t len,
+ANVIL_API int anvil_workflow_spec_add_step(anvil_workflow_spec *wf,
+    const char *name, const char *type, const void *payload, size_t len,
     const struct anvil_step_opts *opts, struct anvil_error *err);
 
 // Makes step `name` run after step `parent` (both added already); adding
 // the same edge twice is a no-op. NOT_FOUND for an unknown name;
 // INVALID_ARGUMENT for a step after itself or a NULL argument. Cycles are
 // found when the workflow is submitted.
-ANVIL_API int anvil_workflow_after(anvil_workflow_spec *wf, const char *name,
-    const char *parent, struct anvil_error *err);
+ANVIL_API int anvil_workflow_spec_add_edge(anvil_workflow_spec *wf,
+    const char *name, const char *parent, struct anvil_error *err);
 
 // Chain: each of steps[1..n-1] runs after the one before it (all added
-// already). Errors as anvil_workflow_after(); every link is checked before
-// any is added, so a bad one leaves the spec unchanged.
-ANVIL_API int anvil_workflow_chain(anvil_workflow_spec *wf,
+// already). Errors as anvil_workflow_spec_add_edge(); every link is checked
+// before any is added, so a bad one leaves the spec unchanged.
+ANVIL_API int anvil_workflow_spec_add_chain(anvil_workflow_spec *wf,
     const char *const *steps, size_t n, struct anvil_error *err);
 
 // Group: steps[0..n-1] (n >= 1, all added already) run in parallel after
 // `after` (NULL: as soon as their other parents allow), and `join` (NULL:
-// none) runs after all of them (a chord). Errors as anvil_workflow_after(),
-// checked before any edge is added.
-ANVIL_API int anvil_workflow_group(anvil_workflow_spec *wf, const char *after,
-    const char *const *steps, size_t n, const char *join,
+// none) runs after all of them (a chord). Errors as
+// anvil_workflow_spec_add_edge(), checked before any edge is added.
+ANVIL_API int anvil_workflow_spec_add_group(anvil_workflow_spec *wf,
+    const char *after, const char *const *steps, size_t n, const char *join,
     struct anvil_error *err);
 
 // Parses the JSON definition format (docs/workflows.md) into a new spec:
@@ -125,7 +131,7 @@ ANVIL_API int anvil_workflow_group(anvil_workflow_spec *wf, const char *after,
 // (anvil_workflow_spec_free). INVALID_ARGUMENT with a message naming the
 // key and the step at fault, e.g. `steps[2] ("fetch"): "after" must be an
 // array of step names`. A pure function of its input: no I/O, no globals.
-ANVIL_API int anvil_workflow_parse_json(const char *json, size_t len,
+ANVIL_API int anvil_workflow_spec_parse_json(const char *json, size_t len,
     anvil_workflow_spec **out, struct anvil_error *err);
 
 // ---- running ----
@@ -143,20 +149,20 @@ ANVIL_API int anvil_workflow_submit(anvil_client *c,
 // A workflow as the server reports it. steps (each an anvil_job whose step,
 // after, workflow_id are set) in submission order; n_steps == 0 in lists.
 struct anvil_workflow {
-    char             *id;
-    char             *name;
-    int               state;      // enum anvil_workflow_state
-    int               on_failure; // enum anvil_failure_policy
-    int64_t           created_at_ms;
-    int64_t           finished_at_ms;
-    int64_t           timeout_ms;
-    char             *error;
-    uint32_t          steps_total;
-    uint32_t          steps_succeeded;
-    uint32_t          steps_failed;
-    uint32_t          steps_settled;
-    struct anvil_job *steps;
-    size_t            n_steps;
+    char                     *id;
+    char                     *name;
+    enum anvil_workflow_state state;
+    enum anvil_failure_policy on_failure;
+    int64_t                   created_at_ms;
+    int64_t                   finished_at_ms;
+    int64_t                   timeout_ms;
+    char                     *error;
+    uint32_t                  steps_total;
+    uint32_t                  steps_succeeded;
+    uint32_t                  steps_failed;
+    uint32_t                  steps_settled;
+    struct anvil_job         *steps;
+    size_t                    n_steps;
 };
 
 // Frees a workflow returned by the library; NULL is ignored.
@@ -171,7 +177,7 @@ ANVIL_API const struct anvil_job *anvil_workflow_find_step(
 ANVIL_API int anvil_workflow_get(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err);
 
-// Waits up to timeout_ms (0: look once) for the workflow to end: ANVIL_OK
+// Waits up to timeout_ms (0: no limit) for the workflow to end: ANVIL_OK
 // with the ended workflow (whatever its state), or DEADLINE_EXCEEDED with
 // it as it is now; *out is set in both cases and is the caller's. Long
 // waits are made of long-polls of at most a minute each, so any timeout_ms
@@ -189,10 +195,10 @@ ANVIL_API int anvil_workflow_cancel(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err);
 
 struct anvil_workflow_filter {
-    int         state; // 0 = any
-    const char *name;  // NULL = any
-    uint32_t    limit; // 0 = 50; at most 1000
-    const char *cursor;
+    enum anvil_workflow_state state; // ANVIL_WORKFLOW_UNSPECIFIED = any
+    const char               *name;  // NULL = any
+    uint32_t                  limit; // 0 = 50; at most 1000
+    const char               *cursor;
 };
 
 struct anvil_workflow_list {

@@ -1,0 +1,326 @@
+// client_job.c - the job and health calls of anvil.h: submit, get, wait,
+// cancel, list, health. Each checks its arguments, fills a protobuf-c
+// request, runs it with client_call() and copies the reply (convert.c).
+#include "anvil/v1/anvil.pb-c.h"
+#include "client_impl.h"
+#include "convert.h"
+#include "util/clock.h"
+#include "util/error.h"
+
+#include <stdlib.h>
+
+void
+anvil_job_free(struct anvil_job *job)
+{
+    if (job == NULL)
+        return;
+    convert_job_fini(job);
+    free(job);
+}
+
+void
+client_submit_opts_to_pb(
+    const struct anvil_job_opts *o, Anvil__V1__SubmitJobRequest *req)
+{
+    if (o == NULL)
+        return;
+    req->queue        = (char *) (o->queue != NULL ? o->queue : "");
+    req->priority     = o->priority;
+    req->delay_ms     = o->delay_ms;
+    req->run_at_ms    = o->run_at_ms;
+    req->max_attempts = o->max_attempts;
+    req->timeout_ms   = o->timeout_ms;
+    req->idempotency_key
+        = (char *) (o->idempotency_key != NULL ? o->idempotency_key : "");
+    req->lease_ms           = o->lease_ms;
+    req->initial_backoff_ms = o->initial_backoff_ms;
+    req->max_backoff_ms     = o->max_backoff_ms;
+    req->backoff_multiplier = o->backoff_multiplier;
+}
+
+int
+anvil_job_submit(anvil_client *c, const char *type, const void *payload,
+    size_t len, const struct anvil_job_opts *opts, char **id_out, bool *existed,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_submit";
+    if (id_out != NULL)
+        *id_out = NULL;
+    if (existed != NULL)
+        *existed = false;
+    int rc = client_check(c, fn, err);
+    if (rc == ANVIL_OK && type == NULL)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: type is NULL", fn);
+    if (rc == ANVIL_OK)
+        rc = client_check_bytes(payload, len, "payload", fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__SubmitJobRequest req = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
+    req.type                        = (char *) type;
+    req.payload.data                = (uint8_t *) payload;
+    req.payload.len                 = len;
+    client_submit_opts_to_pb(opts, &req);
+    Anvil__V1__SubmitJobResponse *rep;
+    rc = client_call(
+        c, "SubmitJob", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (id_out != NULL) {
+        *id_out = convert_str(rep->id);
+        if (*id_out == NULL)
+            rc = convert_oom(err, "SubmitJob");
+    }
+    if (rc == ANVIL_OK && existed != NULL)
+        *existed = rep->existed;
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+// Checks the arguments of a call that takes a job id.
+static int
+check_id_call(
+    anvil_client *c, const char *id, const char *fn, struct anvil_error *err)
+{
+    int rc = client_check(c, fn, err);
+    if (rc == ANVIL_OK)
+        rc = client_check_id(id, "job id", fn, err);
+    return rc;
+}
+
+int
+anvil_job_get(anvil_client *c, const char *id, struct anvil_job **out,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_get";
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out   = NULL;
+    int rc = check_id_call(c, id, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__GetJobRequest req = ANVIL__V1__GET_JOB_REQUEST__INIT;
+    req.id                       = (char *) id;
+    Anvil__V1__GetJobResponse *rep;
+    rc = client_call(
+        c, "GetJob", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = convert_job_new(rep->job, "GetJob", out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+int
+anvil_job_cancel(anvil_client *c, const char *id, struct anvil_job **out,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_cancel";
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__CancelJobRequest req = ANVIL__V1__CANCEL_JOB_REQUEST__INIT;
+    req.id                          = (char *) id;
+    Anvil__V1__CancelJobResponse *rep;
+    rc = client_call(
+        c, "CancelJob", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (out != NULL)
+        rc = convert_job_new(rep->job, "CancelJob", out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+// What a job wait keeps between its long-polls.
+struct job_wait {
+    anvil_client      *c;
+    const char        *id;
+    struct anvil_job **out;
+};
+
+// One WaitJob of at most chunk_ms; *w->out becomes the job it returned.
+static int
+wait_once(void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err)
+{
+    struct job_wait          *w   = arg;
+    Anvil__V1__WaitJobRequest req = ANVIL__V1__WAIT_JOB_REQUEST__INIT;
+    req.id                        = (char *) w->id;
+    req.timeout_ms                = chunk_ms;
+    Anvil__V1__WaitJobResponse *rep;
+    int                         rc = client_call(
+                                w->c, "WaitJob", &req.base, chunk_ms, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    anvil_job_free(*w->out);
+    *w->out = NULL;
+    rc      = convert_job_new(rep->job, "WaitJob", w->out, err);
+    *done   = rep->done;
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+int
+anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
+    struct anvil_job **out, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_wait";
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out   = NULL;
+    int rc = check_id_call(c, id, fn, err);
+    if (rc == ANVIL_OK && timeout_ms < 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: timeout_ms is negative (%d)", fn, timeout_ms);
+    if (rc != ANVIL_OK)
+        return rc;
+    struct job_wait w = { .c = c, .id = id, .out = out };
+    rc                = client_wait(timeout_ms, wait_once, &w, err);
+    if (rc == ANVIL_DEADLINE_EXCEEDED && *out != NULL)
+        av_error_set(err, rc, "job %s is still %s after %d ms", id,
+            anvil_job_state_name((*out)->state), timeout_ms);
+    return rc;
+}
+
+static int
+list_from_pb(const Anvil__V1__ListJobsResponse *rep,
+    struct anvil_job_list **out, struct anvil_error *err)
+{
+    struct anvil_job_list *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return convert_oom(err, "ListJobs");
+    *out           = l;
+    l->next_cursor = convert_str(rep->next_cursor);
+    if (rep->n_jobs > 0)
+        l->jobs = calloc(rep->n_jobs, sizeof(*l->jobs));
+    if (l->next_cursor == NULL || (rep->n_jobs > 0 && l->jobs == NULL))
+        goto fail;
+    for (; l->n < rep->n_jobs; l->n++) {
+        if (rep->jobs[l->n] == NULL)
+            goto fail;
+        if (convert_job(&l->jobs[l->n], rep->jobs[l->n]) != 0)
+            goto fail;
+    }
+    return ANVIL_OK;
+fail:
+    anvil_job_list_free(l);
+    *out = NULL;
+    return convert_oom(err, "ListJobs");
+}
+
+int
+anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
+    struct anvil_job_list **out, struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_list";
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *out   = NULL;
+    int rc = client_check(c, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__ListJobsRequest req = ANVIL__V1__LIST_JOBS_REQUEST__INIT;
+    if (filter != NULL) {
+        req.state  = (Anvil__V1__JobState) filter->state;
+        req.type   = (char *) (filter->type ? filter->type : "");
+        req.queue  = (char *) (filter->queue ? filter->queue : "");
+        req.limit  = filter->limit;
+        req.cursor = (char *) (filter->cursor ? filter->cursor : "");
+    }
+    Anvil__V1__ListJobsResponse *rep;
+    rc = client_call(
+        c, "ListJobs", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = list_from_pb(rep, out, err);
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+void
+anvil_job_list_free(struct anvil_job_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        convert_job_fini(&list->jobs[i]);
+    free(list->jobs);
+    free(list->next_cursor);
+    free(list);
+}
+
+// ---- health ----
+
+static int
+health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
+{
+    h->version    = convert_str(rep->version);
+    h->uptime_ms  = rep->uptime_ms;
+    h->jobs_total = rep->jobs_total;
+    if (h->version == NULL)
+        return -1;
+    if (rep->n_depths == 0)
+        return 0;
+    h->depths = calloc(rep->n_depths, sizeof(*h->depths));
+    if (h->depths == NULL)
+        return -1;
+    for (; h->n_depths < rep->n_depths; h->n_depths++) {
+        const Anvil__V1__QueueDepth *pb = rep->depths[h->n_depths];
+        struct anvil_queue_depth    *d  = &h->depths[h->n_depths];
+        if (pb == NULL)
+            return -1;
+        d->queue     = convert_str(pb->queue);
+        d->type      = convert_str(pb->type);
+        d->queued    = pb->queued;
+        d->running   = pb->running;
+        d->no_worker = pb->no_worker;
+        if (d->queue == NULL || d->type == NULL) {
+            h->n_depths++; // so anvil_health_free() frees this one too
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+anvil_health_get(
+    anvil_client *c, struct anvil_health **out, struct anvil_error *err)
+{
+    if (out == NULL)
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "anvil_health: out is NULL");
+    *out   = NULL;
+    int rc = client_check(c, "anvil_health", err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__HealthRequest   req = ANVIL__V1__HEALTH_REQUEST__INIT;
+    Anvil__V1__HealthResponse *rep;
+    rc = client_call(
+        c, "Health", &req.base, 0, (ProtobufCMessage **) &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    struct anvil_health *h = calloc(1, sizeof(*h));
+    if (h == NULL || health_from_pb(rep, h) != 0) {
+        anvil_health_free(h);
+        rc = convert_oom(err, "Health");
+    } else {
+        *out = h;
+    }
+    client_free_reply(&rep->base);
+    return rc;
+}
+
+void
+anvil_health_free(struct anvil_health *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->n_depths; i++) {
+        free(h->depths[i].queue);
+        free(h->depths[i].type);
+    }
+    free(h->depths);
+    free(h->version);
+    free(h);
+}
