@@ -574,7 +574,7 @@ probe_fail_final(
 {
     (void) lease;
     probe_enter(arg);
-    anvil_job_ctx_fail(ctx, false, "boom %d", 42);
+    anvil_job_ctx_set_error(ctx, false, "boom %d", 42);
     probe_leave(arg);
     return ANVIL_INTERNAL;
 }
@@ -597,7 +597,7 @@ probe_gate(
 {
     struct probe *p = arg;
     probe_enter(p);
-    while (!probe_released(p) && !anvil_job_ctx_canceled(ctx))
+    while (!probe_released(p) && !anvil_job_ctx_is_canceled(ctx))
         anvil_job_ctx_sleep(ctx, 2);
     probe_leave(p);
     return anvil_job_ctx_set_result(ctx, lease->job.id, strlen(lease->job.id));
@@ -612,7 +612,7 @@ probe_sleep(
     struct probe *p = arg;
     probe_enter(p);
     bool all = anvil_job_ctx_sleep(ctx, 60000);
-    bool cxl = anvil_job_ctx_canceled(ctx);
+    bool cxl = anvil_job_ctx_is_canceled(ctx);
     pthread_mutex_lock(&p->mu);
     p->slept_all  = all;
     p->saw_cancel = cxl;
@@ -620,7 +620,7 @@ probe_sleep(
     probe_leave(p);
     if (all)
         return ANVIL_OK;
-    anvil_job_ctx_fail(ctx, true, "canceled");
+    anvil_job_ctx_set_error(ctx, true, "canceled");
     return ANVIL_CANCELLED;
 }
 
@@ -695,7 +695,7 @@ start_worker(struct env *e, int slots, ...)
         anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
         void            *arg = va_arg(ap, void *);
         arg                  = arg != NULL ? arg : &e->probe;
-        assert_int_equal(anvil_worker_handle(e->w, t, fn, arg, &err), ANVIL_OK);
+        assert_int_equal(anvil_worker_add_handler(e->w, t, fn, arg, &err), ANVIL_OK);
     }
     va_end(ap);
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_OK);
@@ -1297,16 +1297,16 @@ test_worker_handle_rejects_duplicate_and_bad_types(void **state)
 
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_FAILED_PRECONDITION);
     assert_int_equal(
-        anvil_worker_handle(e->w, "ok.type-1", probe_ok, NULL, &err), ANVIL_OK);
+        anvil_worker_add_handler(e->w, "ok.type-1", probe_ok, NULL, &err), ANVIL_OK);
     assert_int_equal(
-        anvil_worker_handle(e->w, "ok.type-1", probe_ok, NULL, &err),
+        anvil_worker_add_handler(e->w, "ok.type-1", probe_ok, NULL, &err),
         ANVIL_ALREADY_EXISTS);
     assert_int_equal(
-        anvil_worker_handle(e->w, "bad type", probe_ok, NULL, &err),
+        anvil_worker_add_handler(e->w, "bad type", probe_ok, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_worker_handle(e->w, "", probe_ok, NULL, &err),
+    assert_int_equal(anvil_worker_add_handler(e->w, "", probe_ok, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_worker_handle(e->w, "nofn", NULL, NULL, &err),
+    assert_int_equal(anvil_worker_add_handler(e->w, "nofn", NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
 }
 
@@ -1323,7 +1323,7 @@ test_worker_names_itself_host_dash_pid_by_default(void **state)
     snprintf(want, sizeof(want), "%s-%ld", host, (long) getpid());
     assert_int_equal(anvil_worker_new(&e->w, &o, &err), ANVIL_OK);
     assert_int_equal(
-        anvil_worker_handle(e->w, "probe", probe_ok, &e->probe, &err),
+        anvil_worker_add_handler(e->w, "probe", probe_ok, &e->probe, &err),
         ANVIL_OK);
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_OK);
     assert_true(wait_count(&f->mu, &f->n_polls, 1));

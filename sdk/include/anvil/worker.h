@@ -15,7 +15,8 @@
 // lease is held (and heartbeated) until the server acknowledged its
 // outcome; the stats count only what the server accepted.
 //
-// Thread safety: anvil_worker_handle() is called before anvil_worker_start();
+// Thread safety: anvil_worker_add_handler() is called before
+// anvil_worker_start();
 // anvil_worker_stop() and anvil_worker_free() from the thread that started
 // it. Handlers run on slot threads, several at once.
 #ifndef ANVIL_WORKER_H
@@ -35,22 +36,25 @@ struct anvil_job_ctx;
 
 // A handler runs one job attempt. Return ANVIL_OK for success, with the
 // result set by anvil_job_ctx_set_result() (empty if not set). Any other
-// return is a failed attempt, with the error from anvil_job_ctx_fail()
+// return is a failed attempt, with the error from anvil_job_ctx_set_error()
 // (a generic one if not set); it is retried unless marked final.
 typedef int (*anvil_handler_fn)(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx);
 
-// Copies the result (len bytes) to report on success.
+// Copies the result (len bytes) to report on success. ANVIL_OK,
+// INVALID_ARGUMENT (NULL result with len > 0) or RESOURCE_EXHAUSTED.
 ANVIL_API int anvil_job_ctx_set_result(
     struct anvil_job_ctx *ctx, const void *result, size_t len);
 
 // Sets the error to report; retryable=false makes the failure final.
-ANVIL_API void anvil_job_ctx_fail(struct anvil_job_ctx *ctx, bool retryable,
+// ANVIL_OK, or RESOURCE_EXHAUSTED (the failure is then reported with a
+// generic error).
+ANVIL_API int anvil_job_ctx_set_error(struct anvil_job_ctx *ctx, bool retryable,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // True once the job was cancelled, its lease lost, its timeout passed or the
 // worker is stopping without grace: the handler should return soon.
-ANVIL_API bool anvil_job_ctx_canceled(const struct anvil_job_ctx *ctx);
+ANVIL_API bool anvil_job_ctx_is_canceled(const struct anvil_job_ctx *ctx);
 
 // Sleeps up to ms milliseconds, waking early when the job is cancelled.
 // Returns true when the full time passed, false when cancelled.
@@ -100,7 +104,7 @@ ANVIL_API int anvil_worker_new(anvil_worker **out,
 
 // Registers the handler of one job type; arg is passed to every call.
 // ALREADY_EXISTS if the type has a handler, INVALID_ARGUMENT for a bad name.
-ANVIL_API int anvil_worker_handle(anvil_worker *w, const char *type,
+ANVIL_API int anvil_worker_add_handler(anvil_worker *w, const char *type,
     anvil_handler_fn fn, void *arg, struct anvil_error *err);
 
 // Starts polling and the slot threads; returns at once. The worker tells
