@@ -41,7 +41,7 @@
 #define DEFAULT_WAIT_MS 5000
 #define DEFAULT_HEARTBEAT_MS 5000
 #define MAX_SLOTS 1024
-#define MAX_PREFETCH 1000
+#define MAX_PREFETCH ANVIL_PREFETCH_MAX
 #define PREFETCH_AUTO_PER_SLOT 16
 // Once stopping, a report still retries this long past the grace period.
 #define STOP_REPORT_MS 10000
@@ -113,7 +113,7 @@ check_opts(const struct anvil_worker_opts *o, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "worker slots must be between 1 and %d, not %d", MAX_SLOTS,
             o->slots);
-    if (o->prefetch < -1 || o->prefetch > MAX_PREFETCH)
+    if (o->prefetch < ANVIL_PREFETCH_NONE || o->prefetch > MAX_PREFETCH)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "worker prefetch must be -1 (none), 0 (adaptive) or up to %d, "
             "not %d",
@@ -137,20 +137,28 @@ check_opts(const struct anvil_worker_opts *o, struct anvil_error *err)
     return ANVIL_OK;
 }
 
+// Adaptive prefetch starts at one job per slot and may reach
+// PREFETCH_AUTO_PER_SLOT per slot; a fixed one stays where it is.
+static void
+set_prefetch(struct anvil_worker *w, int opt)
+{
+    w->prefetch_auto = opt == ANVIL_PREFETCH_ADAPTIVE;
+    if (!w->prefetch_auto) {
+        w->prefetch     = opt == ANVIL_PREFETCH_NONE ? 0 : opt;
+        w->prefetch_max = w->prefetch;
+        return;
+    }
+    int max         = w->slots * PREFETCH_AUTO_PER_SLOT;
+    w->prefetch     = w->slots;
+    w->prefetch_max = max < MAX_PREFETCH ? max : MAX_PREFETCH;
+}
+
 static int
 copy_opts(struct anvil_worker *w, const struct anvil_worker_opts *o)
 {
-    w->slots         = o->slots > 0 ? o->slots : 1;
-    w->prefetch_auto = o->prefetch == 0;
-    w->prefetch      = o->prefetch == 0 ? w->slots
-             : o->prefetch < 0          ? 0
-                                        : o->prefetch;
-    w->prefetch_max  = w->prefetch_auto
-         ? (w->slots * PREFETCH_AUTO_PER_SLOT < MAX_PREFETCH
-                 ? w->slots * PREFETCH_AUTO_PER_SLOT
-                 : MAX_PREFETCH)
-         : w->prefetch;
-    w->poll_wait_ms  = o->poll_wait_ms > 0 ? o->poll_wait_ms : DEFAULT_WAIT_MS;
+    w->slots = o->slots > 0 ? o->slots : 1;
+    set_prefetch(w, o->prefetch);
+    w->poll_wait_ms = o->poll_wait_ms > 0 ? o->poll_wait_ms : DEFAULT_WAIT_MS;
     w->heartbeat_ms
         = o->heartbeat_ms > 0 ? o->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
     w->name = o->name != NULL ? strdup(o->name) : default_name();

@@ -60,6 +60,14 @@ ANVIL_API bool anvil_job_ctx_is_canceled(const struct anvil_job_ctx *ctx);
 // Returns true when the full time passed, false when cancelled.
 ANVIL_API bool anvil_job_ctx_sleep(struct anvil_job_ctx *ctx, int64_t ms);
 
+// The special values of anvil_worker_opts.prefetch; any other is a fixed
+// depth from 1 to ANVIL_PREFETCH_MAX.
+enum anvil_prefetch {
+    ANVIL_PREFETCH_NONE     = -1, // never lease beyond the free slots
+    ANVIL_PREFETCH_ADAPTIVE = 0,  // size the queue by the handlers (default)
+    ANVIL_PREFETCH_MAX      = 1000,
+};
+
 struct anvil_worker_opts {
     const char             *url;  // NULL: $ANVIL_SERVER or ANVIL_DEFAULT_URL
     const char             *name; // NULL: "<host>-<pid>"
@@ -71,8 +79,8 @@ struct anvil_worker_opts {
     const char             *token;        // NULL: $ANVIL_TOKEN, if set
     const struct anvil_tls *tls; // NULL: $ANVIL_TLS_* for tls+tcp:// URLs
     int prefetch; // leases held beyond the slots, queued for the next free
-                  // slot: 0 = adaptive (the default), -1 = none, N = a
-                  // fixed N (at most 1000)
+                  // slot: ANVIL_PREFETCH_ADAPTIVE (0, the default),
+                  // ANVIL_PREFETCH_NONE, or a fixed N (enum anvil_prefetch)
 };
 
 // Prefetch: the worker leases up to slots + prefetch jobs whose handlers
