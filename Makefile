@@ -70,9 +70,9 @@ PB_H       := $(B)/gen/anvil/v1/anvil.pb-c.h
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-SDK_SRCS    := $(wildcard sdk/*.c sdk/util/*.c worker/runtime*.c)
+SDK_SRCS    := $(wildcard sdk/*.c sdk/util/*.c sdk/runtime/*.c)
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
-WORKERD_SRCS := $(filter-out worker/main.c worker/runtime%,$(wildcard worker/*.c))
+WORKERD_SRCS := $(filter-out worker/main.c,$(wildcard worker/*.c))
 CLI_SRCS    := $(filter-out cli/main.c,$(wildcard cli/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)

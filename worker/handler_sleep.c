@@ -104,12 +104,12 @@ handler_sleep(
     int                rc  = handler_sleep_parse(
                         lease->job.payload, lease->job.payload_len, &ms, &msg, &err);
     if (rc != ANVIL_OK) {
-        anvil_job_ctx_fail(ctx, false, "%s", err.msg);
+        anvil_job_ctx_set_error(ctx, false, "%s", err.msg);
         return rc;
     }
     if (!anvil_job_ctx_sleep(ctx, ms)) {
         free(msg);
-        anvil_job_ctx_fail(ctx, true, "canceled");
+        anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
     // The message is the result: a closed stdout loses only the copy.

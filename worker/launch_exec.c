@@ -175,7 +175,7 @@ take_slot(struct exec_handler *eh, struct anvil_job_ctx *ctx)
     bool ok = true;
     pthread_mutex_lock(&eh->mu);
     while (eh->cfg->slots > 0 && eh->running >= eh->cfg->slots) {
-        if (anvil_job_ctx_canceled(ctx)) {
+        if (anvil_job_ctx_is_canceled(ctx)) {
             ok = false;
             break;
         }
@@ -657,7 +657,7 @@ exec_result_fini(struct exec_result *res)
 static bool
 ctx_canceled(void *arg)
 {
-    return anvil_job_ctx_canceled(arg);
+    return anvil_job_ctx_is_canceled(arg);
 }
 
 int
@@ -666,7 +666,7 @@ exec_handler_run(
 {
     struct exec_handler *eh = arg;
     if (!take_slot(eh, ctx)) {
-        anvil_job_ctx_fail(ctx, true, "canceled");
+        anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
     struct exec_stop   stop = { eh->kill_grace_ms, ctx_canceled, ctx };
@@ -676,7 +676,7 @@ exec_handler_run(
     if (rc == ANVIL_OK)
         rc = anvil_job_ctx_set_result(ctx, res.out, res.out_len);
     else
-        anvil_job_ctx_fail(ctx, res.retryable, "%s", res.msg);
+        anvil_job_ctx_set_error(ctx, res.retryable, "%s", res.msg);
     exec_result_fini(&res);
     return rc;
 }

@@ -316,12 +316,12 @@ add_handler(struct served *s, size_t i, struct anvil_error *err)
     if (h->kind == HANDLER_EXEC) {
         if (exec_handler_new(h, &s->execs[i]) != ANVIL_OK)
             return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-        return anvil_worker_handle(
+        return anvil_worker_add_handler(
             s->w, h->type, exec_handler_run, s->execs[i], err);
     }
     anvil_handler_fn fn
         = strcmp(h->builtin, "sleep") == 0 ? handler_sleep : handler_echo;
-    return anvil_worker_handle(s->w, h->type, fn, NULL, err);
+    return anvil_worker_add_handler(s->w, h->type, fn, NULL, err);
 }
 
 // Builds and starts a worker from cfg (consumed, success or not).

@@ -1,5 +1,5 @@
-// test_worker_runtime.c - the worker library (worker/runtime.c) against a
-// tiny fake server.
+// test_worker_runtime.c - the worker library (sdk/runtime/) against a
+// tiny fake server, and its tasks module on its own.
 //
 // The fake is an nng REP socket on ipc:///tmp/<mkdtemp>/s served by a few
 // threads, one REP context each. It hands out the jobs a test scripts (as
@@ -22,6 +22,7 @@
 #include "../../worker/handlers.h"
 #include "../harness.h"
 #include "anvil/v1/anvil.pb-c.h"
+#include "runtime/tasks.h"
 #include "util/log.h"
 #include "wire.h"
 
@@ -574,7 +575,7 @@ probe_fail_final(
 {
     (void) lease;
     probe_enter(arg);
-    anvil_job_ctx_fail(ctx, false, "boom %d", 42);
+    anvil_job_ctx_set_error(ctx, false, "boom %d", 42);
     probe_leave(arg);
     return ANVIL_INTERNAL;
 }
@@ -597,7 +598,7 @@ probe_gate(
 {
     struct probe *p = arg;
     probe_enter(p);
-    while (!probe_released(p) && !anvil_job_ctx_canceled(ctx))
+    while (!probe_released(p) && !anvil_job_ctx_is_canceled(ctx))
         anvil_job_ctx_sleep(ctx, 2);
     probe_leave(p);
     return anvil_job_ctx_set_result(ctx, lease->job.id, strlen(lease->job.id));
@@ -612,7 +613,7 @@ probe_sleep(
     struct probe *p = arg;
     probe_enter(p);
     bool all = anvil_job_ctx_sleep(ctx, 60000);
-    bool cxl = anvil_job_ctx_canceled(ctx);
+    bool cxl = anvil_job_ctx_is_canceled(ctx);
     pthread_mutex_lock(&p->mu);
     p->slept_all  = all;
     p->saw_cancel = cxl;
@@ -620,7 +621,7 @@ probe_sleep(
     probe_leave(p);
     if (all)
         return ANVIL_OK;
-    anvil_job_ctx_fail(ctx, true, "canceled");
+    anvil_job_ctx_set_error(ctx, true, "canceled");
     return ANVIL_CANCELLED;
 }
 
@@ -695,7 +696,8 @@ start_worker(struct env *e, int slots, ...)
         anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
         void            *arg = va_arg(ap, void *);
         arg                  = arg != NULL ? arg : &e->probe;
-        assert_int_equal(anvil_worker_handle(e->w, t, fn, arg, &err), ANVIL_OK);
+        assert_int_equal(
+            anvil_worker_add_handler(e->w, t, fn, arg, &err), ANVIL_OK);
     }
     va_end(ap);
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_OK);
@@ -1288,7 +1290,7 @@ test_worker_new_rejects_bad_options(void **state)
 }
 
 static void
-test_worker_handle_rejects_duplicate_and_bad_types(void **state)
+test_worker_add_handler_rejects_duplicate_and_bad_types(void **state)
 {
     struct env              *e   = *state;
     struct anvil_error       err = { 0 };
@@ -1297,16 +1299,17 @@ test_worker_handle_rejects_duplicate_and_bad_types(void **state)
 
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_FAILED_PRECONDITION);
     assert_int_equal(
-        anvil_worker_handle(e->w, "ok.type-1", probe_ok, NULL, &err), ANVIL_OK);
+        anvil_worker_add_handler(e->w, "ok.type-1", probe_ok, NULL, &err),
+        ANVIL_OK);
     assert_int_equal(
-        anvil_worker_handle(e->w, "ok.type-1", probe_ok, NULL, &err),
+        anvil_worker_add_handler(e->w, "ok.type-1", probe_ok, NULL, &err),
         ANVIL_ALREADY_EXISTS);
     assert_int_equal(
-        anvil_worker_handle(e->w, "bad type", probe_ok, NULL, &err),
+        anvil_worker_add_handler(e->w, "bad type", probe_ok, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_worker_handle(e->w, "", probe_ok, NULL, &err),
+    assert_int_equal(anvil_worker_add_handler(e->w, "", probe_ok, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_worker_handle(e->w, "nofn", NULL, NULL, &err),
+    assert_int_equal(anvil_worker_add_handler(e->w, "nofn", NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
 }
 
@@ -1323,13 +1326,137 @@ test_worker_names_itself_host_dash_pid_by_default(void **state)
     snprintf(want, sizeof(want), "%s-%ld", host, (long) getpid());
     assert_int_equal(anvil_worker_new(&e->w, &o, &err), ANVIL_OK);
     assert_int_equal(
-        anvil_worker_handle(e->w, "probe", probe_ok, &e->probe, &err),
+        anvil_worker_add_handler(e->w, "probe", probe_ok, &e->probe, &err),
         ANVIL_OK);
     assert_int_equal(anvil_worker_start(e->w, &err), ANVIL_OK);
     assert_true(wait_count(&f->mu, &f->n_polls, 1));
     anvil_worker_stop(e->w, 0);
 
     assert_string_equal(f->worker_id, want);
+}
+
+// ---- the tasks module on its own (no server) ----
+
+// n leases of type "t" with ids "j0".., each lease 3 s long.
+static struct anvil_lease *
+make_leases(size_t n)
+{
+    struct anvil_lease *ls = calloc(n, sizeof(*ls));
+    assert_non_null(ls);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "j%zu", i);
+        ls[i].job.id            = strdup(id);
+        ls[i].job.type          = strdup("t");
+        ls[i].token             = (uint32_t) i + 1;
+        ls[i].job.started_at_ms = 1000;
+        ls[i].deadline_ms       = 4000;
+    }
+    return ls;
+}
+
+// Takes, finishes and releases every queued task (as slots and the
+// reporter would); returns how many.
+static size_t
+finish_all(struct tasks *ts)
+{
+    size_t n = 0;
+    for (struct task *t = ts->queue_head; t != NULL; t = ts->queue_head) {
+        assert_ptr_equal(tasks_next(ts), t);
+        tasks_finish(ts, t);
+        tasks_release(ts, t);
+        n++;
+    }
+    return n;
+}
+
+static void
+test_tasks_room_counts_unfinished_jobs_and_the_report_backlog(void **state)
+{
+    (void) state;
+    struct tasks ts;
+    assert_int_equal(tasks_init(&ts), ANVIL_OK);
+    assert_int_equal(tasks_wait_room(&ts, 4, 6, 1000), 4);
+    tasks_add(&ts, make_leases(3), 3);
+    assert_int_equal(tasks_wait_room(&ts, 4, 6, 1000), 1);
+    // Two handlers return: their outcomes still wait for the reporter, so
+    // they free a slot's room but still count against the backlog.
+    struct task *a = tasks_next(&ts);
+    struct task *b = tasks_next(&ts);
+    assert_false(tasks_finish(&ts, a));
+    assert_false(tasks_finish(&ts, b));
+    struct tasks_load ld;
+    tasks_load(&ts, &ld);
+    assert_int_equal(ld.n_held, 3);
+    assert_int_equal(ld.n_unfinished, 1);
+    assert_int_equal(ld.n_returned, 2);
+    assert_int_equal(tasks_wait_room(&ts, 4, 4, 1000), 1);
+    tasks_release(&ts, a);
+    tasks_release(&ts, b);
+    assert_int_equal(tasks_wait_room(&ts, 4, 6, 1000), 3);
+    assert_int_equal(finish_all(&ts), 1);
+    tasks_fini(&ts);
+}
+
+static void
+test_tasks_phase_moves_forward_only_and_cancel_flags_every_held_job(
+    void **state)
+{
+    (void) state;
+    struct tasks ts;
+    assert_int_equal(tasks_init(&ts), ANVIL_OK);
+    tasks_add(&ts, make_leases(2), 2);
+    struct task *running = tasks_next(&ts);
+    assert_false(running->skip);
+    assert_false(anvil_job_ctx_is_canceled(&running->ctx));
+    assert_true(tasks_set_phase(&ts, TASKS_STOPPING));
+    assert_false(tasks_set_phase(&ts, TASKS_STOPPING));
+    assert_int_equal(tasks_wait_room(&ts, 10, 10, 1000), 0); // no more polls
+    assert_true(tasks_set_phase(&ts, TASKS_POLL_DONE));
+    assert_int_equal(tasks_drain(&ts, 0), 2); // grace over at once
+    assert_false(tasks_set_phase(&ts, TASKS_OPEN));
+    assert_true(anvil_job_ctx_is_canceled(&running->ctx));
+    assert_false(anvil_job_ctx_sleep(&running->ctx, 60000));
+    struct task *queued = tasks_next(&ts);
+    assert_non_null(queued);
+    assert_true(queued->skip);    // canceled before it started
+    assert_null(tasks_next(&ts)); // the slot exits: queue empty, polls done
+    tasks_finish(&ts, running);
+    tasks_finish(&ts, queued);
+    tasks_release(&ts, running);
+    tasks_release(&ts, queued);
+    assert_true(tasks_set_phase(&ts, TASKS_CLOSED));
+    assert_false(tasks_wait_heartbeat(&ts, 60000));
+    tasks_fini(&ts);
+}
+
+static void
+test_tasks_flag_marks_lost_jobs_and_tells_which_still_run(void **state)
+{
+    (void) state;
+    struct tasks ts;
+    assert_int_equal(tasks_init(&ts), ANVIL_OK);
+    tasks_add(&ts, make_leases(3), 3);
+    struct task *t0 = tasks_next(&ts);
+    struct task *t1 = tasks_next(&ts);
+    tasks_finish(&ts, t1);
+    size_t                  n;
+    struct anvil_lease_ref *refs = tasks_refs(&ts, &n);
+    assert_int_equal(n, 3);
+    tasks_refs_free(refs, n);
+    char *ids[]      = { "j0", "j1", "nope" };
+    bool  running[3] = { false, false, false };
+    tasks_flag(&ts, ids, 3, true, running);
+    assert_true(running[0]);  // its handler runs: it is told to stop
+    assert_false(running[1]); // returned already: only its report waits
+    assert_false(running[2]); // not held
+    assert_true(tasks_lost(&ts, t0));
+    assert_true(tasks_lost(&ts, t1));
+    assert_true(tasks_finish(&ts, t0)); // lost: nothing to report
+    tasks_release(&ts, t0);
+    tasks_release(&ts, t1);
+    assert_int_equal(finish_all(&ts), 1);
+    tasks_fini(&ts);
 }
 
 int
@@ -1361,8 +1488,14 @@ main(void)
         T(test_builtin_echo_handler_returns_its_payload),
         T(test_builtin_sleep_handler_prints_and_returns_its_message),
         T(test_worker_new_rejects_bad_options),
-        T(test_worker_handle_rejects_duplicate_and_bad_types),
+        T(test_worker_add_handler_rejects_duplicate_and_bad_types),
         T(test_worker_names_itself_host_dash_pid_by_default),
+        cmocka_unit_test(
+            test_tasks_room_counts_unfinished_jobs_and_the_report_backlog),
+        cmocka_unit_test(
+            test_tasks_phase_moves_forward_only_and_cancel_flags_every_held_job),
+        cmocka_unit_test(
+            test_tasks_flag_marks_lost_jobs_and_tells_which_still_run),
     };
 #undef T
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

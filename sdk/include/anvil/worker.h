@@ -15,7 +15,8 @@
 // lease is held (and heartbeated) until the server acknowledged its
 // outcome; the stats count only what the server accepted.
 //
-// Thread safety: anvil_worker_handle() is called before anvil_worker_start();
+// Thread safety: anvil_worker_add_handler() is called before
+// anvil_worker_start();
 // anvil_worker_stop() and anvil_worker_free() from the thread that started
 // it. Handlers run on slot threads, several at once.
 #ifndef ANVIL_WORKER_H
@@ -35,26 +36,37 @@ struct anvil_job_ctx;
 
 // A handler runs one job attempt. Return ANVIL_OK for success, with the
 // result set by anvil_job_ctx_set_result() (empty if not set). Any other
-// return is a failed attempt, with the error from anvil_job_ctx_fail()
+// return is a failed attempt, with the error from anvil_job_ctx_set_error()
 // (a generic one if not set); it is retried unless marked final.
 typedef int (*anvil_handler_fn)(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx);
 
-// Copies the result (len bytes) to report on success.
+// Copies the result (len bytes) to report on success. ANVIL_OK,
+// INVALID_ARGUMENT (NULL result with len > 0) or RESOURCE_EXHAUSTED.
 ANVIL_API int anvil_job_ctx_set_result(
     struct anvil_job_ctx *ctx, const void *result, size_t len);
 
 // Sets the error to report; retryable=false makes the failure final.
-ANVIL_API void anvil_job_ctx_fail(struct anvil_job_ctx *ctx, bool retryable,
+// ANVIL_OK, or RESOURCE_EXHAUSTED (the failure is then reported with a
+// generic error).
+ANVIL_API int anvil_job_ctx_set_error(struct anvil_job_ctx *ctx, bool retryable,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // True once the job was cancelled, its lease lost, its timeout passed or the
 // worker is stopping without grace: the handler should return soon.
-ANVIL_API bool anvil_job_ctx_canceled(const struct anvil_job_ctx *ctx);
+ANVIL_API bool anvil_job_ctx_is_canceled(const struct anvil_job_ctx *ctx);
 
 // Sleeps up to ms milliseconds, waking early when the job is cancelled.
 // Returns true when the full time passed, false when cancelled.
 ANVIL_API bool anvil_job_ctx_sleep(struct anvil_job_ctx *ctx, int64_t ms);
+
+// The special values of anvil_worker_opts.prefetch; any other is a fixed
+// depth from 1 to ANVIL_PREFETCH_MAX.
+enum anvil_prefetch {
+    ANVIL_PREFETCH_NONE     = -1, // never lease beyond the free slots
+    ANVIL_PREFETCH_ADAPTIVE = 0,  // size the queue by the handlers (default)
+    ANVIL_PREFETCH_MAX      = 1000,
+};
 
 struct anvil_worker_opts {
     const char             *url;  // NULL: $ANVIL_SERVER or ANVIL_DEFAULT_URL
@@ -67,8 +79,8 @@ struct anvil_worker_opts {
     const char             *token;        // NULL: $ANVIL_TOKEN, if set
     const struct anvil_tls *tls; // NULL: $ANVIL_TLS_* for tls+tcp:// URLs
     int prefetch; // leases held beyond the slots, queued for the next free
-                  // slot: 0 = adaptive (the default), -1 = none, N = a
-                  // fixed N (at most 1000)
+                  // slot: ANVIL_PREFETCH_ADAPTIVE (0, the default),
+                  // ANVIL_PREFETCH_NONE, or a fixed N (enum anvil_prefetch)
 };
 
 // Prefetch: the worker leases up to slots + prefetch jobs whose handlers
@@ -100,7 +112,7 @@ ANVIL_API int anvil_worker_new(anvil_worker **out,
 
 // Registers the handler of one job type; arg is passed to every call.
 // ALREADY_EXISTS if the type has a handler, INVALID_ARGUMENT for a bad name.
-ANVIL_API int anvil_worker_handle(anvil_worker *w, const char *type,
+ANVIL_API int anvil_worker_add_handler(anvil_worker *w, const char *type,
     anvil_handler_fn fn, void *arg, struct anvil_error *err);
 
 // Starts polling and the slot threads; returns at once. The worker tells

@@ -1,23 +1,8 @@
-// runtime_report.c - the reporter: the outcomes the slots hand over, sent
-// to the server in batches.
-//
-// A slot whose handler returned queues the outcome here and takes its next
-// job at once. One reporter thread sends everything queued in one Report
-// (anvil_report), so outcomes batch by themselves while the previous
-// Report is in flight: one commit-bound round trip carries as many
-// outcomes as finished during the last one. A task stays held (and
-// heartbeated) until the server acknowledged its outcome, so its lease
-// cannot expire while a report is retried.
-//
-// The server applies each outcome as its Complete or Fail and a resent
-// Report changes nothing, so a Report with no answer (UNAVAILABLE,
-// DEADLINE_EXCEEDED) is resent with backoff until it gets one, or until
-// the give-up time once stopping. An anvild older than Report answers
-// UNIMPLEMENTED: the worker then reports with one Complete or Fail per
-// outcome for the rest of its life, from the slot threads as before
-// Report existed.
-#include "runtime_impl.h"
+// reporter.c - the reporter thread and the slots' hand-over (see
+// reporter.h).
+#include "runtime/reporter.h"
 
+#include "runtime/rtutil.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -25,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // Bytes of results and errors in one Report, unless one outcome alone is
 // larger: keeps a batch far below the server's message limit (its payload
@@ -39,42 +25,46 @@ struct report_buf {
 };
 
 static bool
-give_up(struct anvil_worker *w)
+give_up(struct reporter *r)
 {
-    pthread_mutex_lock(&w->mu);
-    bool g = w->stopping && av_mono_ms() >= w->give_up_ms;
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_lock(&r->mu);
+    bool g = r->give_up_ms > 0 && av_mono_ms() >= r->give_up_ms;
+    pthread_mutex_unlock(&r->mu);
     return g;
 }
 
 // Sleeps a retry's backoff, cut short at the give-up time once stopping.
 static void
-backoff_nap(struct anvil_worker *w, int64_t ms)
+backoff_nap(struct reporter *r, int64_t ms)
 {
-    pthread_mutex_lock(&w->mu);
-    if (w->stopping && w->give_up_ms - av_mono_ms() < ms)
-        ms = w->give_up_ms - av_mono_ms();
-    pthread_mutex_unlock(&w->mu);
-    if (ms > 0)
-        runtime_nap(w, ms, false);
+    pthread_mutex_lock(&r->mu);
+    if (r->give_up_ms > 0 && r->give_up_ms - av_mono_ms() < ms)
+        ms = r->give_up_ms - av_mono_ms();
+    pthread_mutex_unlock(&r->mu);
+    if (ms > 0) {
+        struct timespec ts
+            = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0)
+            continue; // interrupted: sleep the rest
+    }
 }
 
 static void
-count_report(struct anvil_worker *w, bool ok)
+count_report(struct reporter *r, bool ok)
 {
-    pthread_mutex_lock(&w->mu);
+    pthread_mutex_lock(&r->mu);
     if (ok)
-        w->stats.succeeded++;
+        r->succeeded++;
     else
-        w->stats.failed++;
-    pthread_mutex_unlock(&w->mu);
+        r->failed++;
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void
 log_report_error(const struct task *t, int rc, const char *why)
 {
     char msg[300];
-    runtime_log_safe(msg, sizeof(msg), why);
+    rtutil_log_safe(msg, sizeof(msg), why);
     if (rc == ANVIL_FAILED_PRECONDITION)
         AV_WARN("worker.job.lease_lost", "id=%s token=%u msg=\"%s\"",
             t->lease->job.id, t->lease->token, msg);
@@ -95,99 +85,91 @@ log_lost(const struct task *t)
 static void
 reject_result(struct task *t, const char *why)
 {
-    anvil_job_ctx_fail(&t->ctx, false, "result rejected: %s", why);
+    anvil_job_ctx_set_error(&t->ctx, false, "result rejected: %s", why);
     t->ok = false;
 }
 
 // ---- one outcome at a time: Complete or Fail (older servers) ----
 
 static int
-send_one(struct anvil_worker *w, const struct task *t, struct anvil_error *err)
+send_one(struct reporter *r, const struct task *t, struct anvil_error *err)
 {
     const struct anvil_lease *l = t->lease;
     if (t->ok)
-        return anvil_complete(w->client, l->job.id, l->token, t->ctx.result,
+        return anvil_complete(r->client, l->job.id, l->token, t->ctx.result,
             t->ctx.result_len, err);
     const char *msg = t->ctx.error != NULL ? t->ctx.error : "failed";
     return anvil_fail(
-        w->client, l->job.id, l->token, msg, t->ctx.retryable, NULL, err);
+        r->client, l->job.id, l->token, msg, t->ctx.retryable, NULL, err);
 }
 
 // Sends Complete or Fail until the server answers. Returns the last code.
 static int
-retry_one(struct anvil_worker *w, const struct task *t, struct anvil_error *err)
+retry_one(struct reporter *r, const struct task *t, struct anvil_error *err)
 {
     const char *what    = t->ok ? "Complete" : "Fail";
     int64_t     backoff = 0;
     char        msg[300];
     for (int tries = 1;; tries++) {
         av_error_clear(err);
-        int rc = send_one(w, t, err);
-        if (!runtime_transient(rc) || give_up(w))
+        int rc = send_one(r, t, err);
+        if (!rtutil_transient(rc) || give_up(r))
             return rc;
-        backoff = runtime_next_backoff(backoff);
+        backoff = rtutil_next_backoff(backoff);
         AV_LOG(tries == 1 ? AV_LOG_WARN : AV_LOG_DEBUG, "worker.report.retry",
             "id=%s rpc=%s code=%s tries=%d retry_ms=%lld msg=\"%s\"",
             t->lease->job.id, what, anvil_code_name(rc), tries,
-            (long long) backoff, runtime_log_safe(msg, sizeof(msg), err->msg));
-        backoff_nap(w, backoff);
+            (long long) backoff, rtutil_log_safe(msg, sizeof(msg), err->msg));
+        backoff_nap(r, backoff);
     }
 }
 
 // Reports t with Complete or Fail, then releases it.
 static void
-report_one(struct anvil_worker *w, struct task *t)
+report_one(struct reporter *r, struct task *t)
 {
-    pthread_mutex_lock(&w->mu);
-    bool lost = t->lost;
-    pthread_mutex_unlock(&w->mu);
-    if (lost) {
+    if (tasks_lost(r->ts, t)) {
         log_lost(t);
-        runtime_release_task(w, t);
+        tasks_release(r->ts, t);
         return;
     }
     struct anvil_error e    = { 0 };
-    int                sent = retry_one(w, t, &e);
+    int                sent = retry_one(r, t, &e);
     if (t->ok && sent == ANVIL_INVALID_ARGUMENT) {
         reject_result(t, e.msg);
-        sent = retry_one(w, t, &e);
+        sent = retry_one(r, t, &e);
     }
     if (sent == ANVIL_OK)
-        count_report(w, t->ok);
+        count_report(r, t->ok);
     else
         log_report_error(t, sent, e.msg);
-    runtime_release_task(w, t);
+    tasks_release(r->ts, t);
 }
 
 // ---- the slots' side ----
 
 void
-runtime_report_outcome(struct anvil_worker *w, struct task *t, int rc)
+reporter_hand(struct reporter *r, struct task *t)
 {
-    t->ok = rc == ANVIL_OK;
-    pthread_mutex_lock(&w->mu);
-    w->n_unfinished--;
-    w->n_returned++;
-    t->finished = true;
-    bool lost   = t->lost;
-    bool legacy = w->legacy;
-    if (!lost && !legacy) {
-        t->next_queued = NULL;
-        if (w->rep_tail != NULL)
-            w->rep_tail->next_queued = t;
-        else
-            w->rep_head = t;
-        w->rep_tail = t;
-        pthread_cond_signal(&w->rep_cv);
-    }
-    pthread_cond_broadcast(&w->free_cv);
-    pthread_mutex_unlock(&w->mu);
-    if (lost) {
+    if (tasks_finish(r->ts, t)) { // lost: nothing to report
         log_lost(t);
-        runtime_release_task(w, t);
-    } else if (legacy) {
-        report_one(w, t);
+        tasks_release(r->ts, t);
+        return;
     }
+    pthread_mutex_lock(&r->mu);
+    bool legacy = r->legacy;
+    if (!legacy) {
+        t->next_queued = NULL;
+        if (r->tail != NULL)
+            r->tail->next_queued = t;
+        else
+            r->head = t;
+        r->tail = t;
+        pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (legacy)
+        report_one(r, t);
 }
 
 // ---- the reporter thread ----
@@ -206,57 +188,54 @@ outcome_bytes(const struct task *t)
 // how many; 0 once the queue is empty and the slots are gone. *legacy
 // tells whether to send them with Complete and Fail.
 static size_t
-take_batch(struct anvil_worker *w, struct task **tasks, bool *legacy)
+take_batch(struct reporter *r, struct task **tasks, bool *legacy)
 {
     size_t n = 0, bytes = 0;
-    pthread_mutex_lock(&w->mu);
-    while (w->rep_head == NULL && !w->rep_stop)
-        pthread_cond_wait(&w->rep_cv, &w->mu);
-    while (w->rep_head != NULL && n < ANVIL_REPORT_MAX) {
-        struct task *t    = w->rep_head;
+    pthread_mutex_lock(&r->mu);
+    while (r->head == NULL && !r->stop)
+        pthread_cond_wait(&r->cv, &r->mu);
+    while (r->head != NULL && n < ANVIL_REPORT_MAX) {
+        struct task *t    = r->head;
         size_t       size = outcome_bytes(t);
         if (n > 0 && bytes + size > REPORT_MAX_BYTES)
             break;
-        w->rep_head = t->next_queued;
-        if (w->rep_head == NULL)
-            w->rep_tail = NULL;
+        r->head = t->next_queued;
+        if (r->head == NULL)
+            r->tail = NULL;
         tasks[n++] = t;
         bytes += size;
     }
-    *legacy = w->legacy;
-    pthread_mutex_unlock(&w->mu);
+    *legacy = r->legacy;
+    pthread_mutex_unlock(&r->mu);
     return n;
 }
 
 // Puts t back at the head of the report queue (its outcome changed).
 static void
-requeue(struct anvil_worker *w, struct task *t)
+requeue(struct reporter *r, struct task *t)
 {
-    pthread_mutex_lock(&w->mu);
-    t->next_queued = w->rep_head;
-    w->rep_head    = t;
-    if (w->rep_tail == NULL)
-        w->rep_tail = t;
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_lock(&r->mu);
+    t->next_queued = r->head;
+    r->head        = t;
+    if (r->tail == NULL)
+        r->tail = t;
+    pthread_mutex_unlock(&r->mu);
 }
 
 // Releases the tasks whose lease the heartbeat found lost (there is no
 // point reporting them) and packs the others to the front. Returns how
 // many are left.
 static size_t
-drop_lost(struct anvil_worker *w, struct task **tasks, size_t n)
+drop_lost(struct reporter *r, struct task **tasks, size_t n)
 {
     size_t keep = 0;
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&w->mu);
-        bool lost = tasks[i]->lost;
-        pthread_mutex_unlock(&w->mu);
-        if (!lost) {
+        if (!tasks_lost(r->ts, tasks[i])) {
             tasks[keep++] = tasks[i];
             continue;
         }
         log_lost(tasks[i]);
-        runtime_release_task(w, tasks[i]);
+        tasks_release(r->ts, tasks[i]);
     }
     return keep;
 }
@@ -280,23 +259,23 @@ fill_outcomes(struct report_buf *rb, size_t n)
 
 // Sends one Report until the server answers. Returns the last code.
 static int
-retry_batch(struct anvil_worker *w, struct report_buf *rb, size_t n,
+retry_batch(struct reporter *r, struct report_buf *rb, size_t n,
     struct anvil_error *err)
 {
     int64_t backoff = 0;
     char    msg[300];
     for (int tries = 1;; tries++) {
         av_error_clear(err);
-        int rc = anvil_report(w->client, rb->outs, n, rb->res, err);
-        if (!runtime_transient(rc) || give_up(w))
+        int rc = anvil_report(r->client, rb->outs, n, rb->res, err);
+        if (!rtutil_transient(rc) || give_up(r))
             return rc;
-        backoff = runtime_next_backoff(backoff);
+        backoff = rtutil_next_backoff(backoff);
         AV_LOG(tries == 1 ? AV_LOG_WARN : AV_LOG_DEBUG, "worker.report.retry",
             "rpc=Report outcomes=%zu first=%s code=%s tries=%d retry_ms=%lld "
             "msg=\"%s\"",
             n, rb->tasks[0]->lease->job.id, anvil_code_name(rc), tries,
-            (long long) backoff, runtime_log_safe(msg, sizeof(msg), err->msg));
-        backoff_nap(w, backoff);
+            (long long) backoff, rtutil_log_safe(msg, sizeof(msg), err->msg));
+        backoff_nap(r, backoff);
     }
 }
 
@@ -313,7 +292,7 @@ outcome_msg(const char *msg)
 
 // Applies the server's answer to each outcome of a Report.
 static void
-apply_results(struct anvil_worker *w, struct report_buf *rb, size_t n,
+apply_results(struct reporter *r, struct report_buf *rb, size_t n,
     const struct anvil_error *err)
 {
     bool first = true; // err names the first refused outcome
@@ -322,8 +301,8 @@ apply_results(struct anvil_worker *w, struct report_buf *rb, size_t n,
         int          code = rb->res[i].code;
         const char  *why  = "";
         if (code == ANVIL_OK) {
-            count_report(w, t->ok);
-            runtime_release_task(w, t);
+            count_report(r, t->ok);
+            tasks_release(r->ts, t);
             continue;
         }
         if (first)
@@ -331,50 +310,50 @@ apply_results(struct anvil_worker *w, struct report_buf *rb, size_t n,
         first = false;
         if (t->ok && code == ANVIL_INVALID_ARGUMENT) {
             reject_result(t, why[0] != '\0' ? why : "refused by the server");
-            requeue(w, t);
+            requeue(r, t);
             continue;
         }
         log_report_error(t, code, why);
-        runtime_release_task(w, t);
+        tasks_release(r->ts, t);
     }
 }
 
 // From now on, outcomes go one by one with Complete and Fail.
 static void
-go_legacy(struct anvil_worker *w)
+go_legacy(struct reporter *r)
 {
-    pthread_mutex_lock(&w->mu);
-    w->legacy = true;
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_lock(&r->mu);
+    r->legacy = true;
+    pthread_mutex_unlock(&r->mu);
     AV_WARN("worker.report.fallback",
         "name=%s msg=\"the server does not know Report (an older anvild): "
         "reporting with Complete and Fail\"",
-        w->name);
+        r->name);
 }
 
 // Reports a batch taken from the queue, and releases what is done.
 static void
-send_batch(struct anvil_worker *w, struct report_buf *rb, size_t n, bool legacy)
+send_batch(struct reporter *r, struct report_buf *rb, size_t n, bool legacy)
 {
-    n = drop_lost(w, rb->tasks, n);
+    n = drop_lost(r, rb->tasks, n);
     if (n == 0)
         return;
     struct anvil_error e  = { 0 };
     int                rc = ANVIL_UNIMPLEMENTED;
     if (!legacy) {
         fill_outcomes(rb, n);
-        rc = retry_batch(w, rb, n, &e);
+        rc = retry_batch(r, rb, n, &e);
     }
     if (rc == ANVIL_OK) {
-        apply_results(w, rb, n, &e);
+        apply_results(r, rb, n, &e);
         return;
     }
     if (!legacy && rc == ANVIL_UNIMPLEMENTED)
-        go_legacy(w);
-    if (runtime_transient(rc)) { // gave up: the leases will expire
+        go_legacy(r);
+    if (rtutil_transient(rc)) { // gave up: the leases will expire
         for (size_t i = 0; i < n; i++) {
             log_report_error(rb->tasks[i], rc, e.msg);
-            runtime_release_task(w, rb->tasks[i]);
+            tasks_release(r->ts, rb->tasks[i]);
         }
         return;
     }
@@ -384,11 +363,11 @@ send_batch(struct anvil_worker *w, struct report_buf *rb, size_t n, bool legacy)
         AV_DEBUG("worker.report.split", "outcomes=%zu code=%s", n,
             anvil_code_name(rc));
     for (size_t i = 0; i < n; i++)
-        report_one(w, rb->tasks[i]);
+        report_one(r, rb->tasks[i]);
 }
 
-void
-runtime_report_buf_free(struct report_buf *rb)
+static void
+report_buf_free(struct report_buf *rb)
 {
     if (rb == NULL)
         return;
@@ -398,8 +377,8 @@ runtime_report_buf_free(struct report_buf *rb)
     free(rb);
 }
 
-struct report_buf *
-runtime_report_buf_new(void)
+static struct report_buf *
+report_buf_new(void)
 {
     struct report_buf *rb = calloc(1, sizeof(*rb));
     if (rb == NULL)
@@ -408,34 +387,87 @@ runtime_report_buf_new(void)
     rb->outs  = calloc(ANVIL_REPORT_MAX, sizeof(*rb->outs));
     rb->res   = calloc(ANVIL_REPORT_MAX, sizeof(*rb->res));
     if (rb->tasks == NULL || rb->outs == NULL || rb->res == NULL) {
-        runtime_report_buf_free(rb);
+        report_buf_free(rb);
         return NULL;
     }
     return rb;
 }
 
-void *
-runtime_report_main(void *arg)
+static void *
+reporter_main(void *arg)
 {
-    struct anvil_worker *w = arg;
+    struct reporter *r = arg;
     for (;;) {
         bool   legacy;
-        size_t n = take_batch(w, w->rep_buf->tasks, &legacy);
+        size_t n = take_batch(r, r->buf->tasks, &legacy);
         if (n == 0)
             break;
-        send_batch(w, w->rep_buf, n, legacy);
+        send_batch(r, r->buf, n, legacy);
     }
     return NULL;
 }
 
-void
-runtime_report_finish(struct anvil_worker *w)
+int
+reporter_init(struct reporter *r, struct tasks *ts, anvil_client *client,
+    const char *name)
 {
-    pthread_mutex_lock(&w->mu);
-    w->rep_stop = true;
-    pthread_cond_broadcast(&w->rep_cv);
-    pthread_mutex_unlock(&w->mu);
-    if (w->rep_started)
-        pthread_join(w->rep_thr, NULL);
-    w->rep_started = false;
+    memset(r, 0, sizeof(*r));
+    r->buf = report_buf_new();
+    if (r->buf == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->ts     = ts;
+    r->client = client;
+    r->name   = name;
+    return ANVIL_OK;
+}
+
+void
+reporter_fini(struct reporter *r)
+{
+    if (r->buf == NULL)
+        return; // never initialised
+    report_buf_free(r->buf);
+    r->buf = NULL;
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
+int
+reporter_start(struct reporter *r)
+{
+    if (pthread_create(&r->thr, NULL, reporter_main, r) != 0)
+        return ANVIL_INTERNAL;
+    r->started = true;
+    return ANVIL_OK;
+}
+
+void
+reporter_give_up_at(struct reporter *r, int64_t at_ms)
+{
+    pthread_mutex_lock(&r->mu);
+    r->give_up_ms = at_ms > 0 ? at_ms : 1;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void
+reporter_finish(struct reporter *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->started)
+        pthread_join(r->thr, NULL);
+    r->started = false;
+}
+
+void
+reporter_counts(struct reporter *r, uint64_t *succeeded, uint64_t *failed)
+{
+    pthread_mutex_lock(&r->mu);
+    *succeeded = r->succeeded;
+    *failed    = r->failed;
+    pthread_mutex_unlock(&r->mu);
 }
