@@ -46,7 +46,7 @@ bench_worker_start(const struct bench_server *s, int slots, const char *type,
     *out            = NULL;
     int rc          = anvil_worker_new(out, &wo, &e);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*out, type, fn, arg, &e);
+        rc = anvil_worker_add_handler(*out, type, fn, arg, &e);
     if (rc == ANVIL_OK)
         rc = anvil_worker_start(*out, &e);
     if (rc == ANVIL_OK)

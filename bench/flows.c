@@ -61,7 +61,7 @@ step_handler(
     if (sscanf((const char *) lease->job.payload, "%d %d %d", &ph, &a, &s) != 3
         || ph < 0 || ph >= PH_N || a < 0 || a >= b->m[ph].rows || s < 0
         || s >= b->m[ph].cols) {
-        anvil_job_ctx_fail(ctx, false, "bad bench payload");
+        anvil_job_ctx_set_error(ctx, false, "bad bench payload");
         return ANVIL_INVALID_ARGUMENT;
     }
     struct marks *m           = &b->m[ph];

@@ -32,7 +32,7 @@ set_header(json_t *o, const struct anvil_workflow *wf)
     rc |= json_object_set_new(
         o, "state", json_string(anvil_workflow_state_name(wf->state)));
     rc |= json_object_set_new(o, "on_failure",
-        json_string(anvil_workflow_policy_name(wf->on_failure)));
+        json_string(anvil_failure_policy_name(wf->on_failure)));
     rc |= json_object_set_new(o, "error", text_or_null(wf->error));
     rc |= json_object_set_new(
         o, "created_at", output_json_time(wf->created_at_ms));
@@ -423,7 +423,7 @@ output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
             (unsigned) wf->steps_failed);
     flow_duration(wf, now_ms, dur, sizeof(dur));
     const char *values[N] = { id, name, anvil_workflow_state_name(wf->state),
-        anvil_workflow_policy_name(wf->on_failure), steps,
+        anvil_failure_policy_name(wf->on_failure), steps,
         av_format_time(wf->created_at_ms, created, sizeof(created)),
         av_format_time(wf->finished_at_ms, finished, sizeof(finished)), dur,
         error };

@@ -87,11 +87,11 @@ start_worker(const char *url, anvil_worker **w, struct anvil_error *err)
     struct anvil_worker_opts opts = { .url = url, .slots = 2 };
     int                      rc   = anvil_worker_new(w, &opts, err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*w, "upper", upper, NULL, err);
+        rc = anvil_worker_add_handler(*w, "upper", upper, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*w, "reverse", reverse, NULL, err);
+        rc = anvil_worker_add_handler(*w, "reverse", reverse, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*w, "exclaim", exclaim, NULL, err);
+        rc = anvil_worker_add_handler(*w, "exclaim", exclaim, NULL, err);
     if (rc == ANVIL_OK)
         rc = anvil_worker_start(*w, err);
     return rc;

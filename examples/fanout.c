@@ -35,7 +35,7 @@ square(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
     long long k;
     char      out[32];
     if (parse_number(lease->job.payload, &k) != 0) {
-        anvil_job_ctx_fail(ctx, false, "payload '%s' is not a number",
+        anvil_job_ctx_set_error(ctx, false, "payload '%s' is not a number",
             (const char *) lease->job.payload);
         return ANVIL_INVALID_ARGUMENT;
     }
@@ -52,7 +52,7 @@ sum(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
     for (size_t i = 0; i < lease->n_parents; i++) {
         long long v;
         if (parse_number(lease->parents[i].result, &v) != 0) {
-            anvil_job_ctx_fail(ctx, false, "step %s returned no number",
+            anvil_job_ctx_set_error(ctx, false, "step %s returned no number",
                 lease->parents[i].step);
             return ANVIL_INVALID_ARGUMENT;
         }
@@ -68,9 +68,9 @@ start_worker(const char *url, anvil_worker **w, struct anvil_error *err)
     struct anvil_worker_opts opts = { .url = url, .slots = 4 };
     int                      rc   = anvil_worker_new(w, &opts, err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*w, "square", square, NULL, err);
+        rc = anvil_worker_add_handler(*w, "square", square, NULL, err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(*w, "sum", sum, NULL, err);
+        rc = anvil_worker_add_handler(*w, "sum", sum, NULL, err);
     if (rc == ANVIL_OK)
         rc = anvil_worker_start(*w, err);
     return rc;

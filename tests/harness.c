@@ -444,7 +444,7 @@ start_worker(struct harness *h, int slots, const char *const *queues,
         anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
         void            *arg = va_arg(ap, void *);
 
-        rv = anvil_worker_handle(w, type, fn, arg, &err);
+        rv = anvil_worker_add_handler(w, type, fn, arg, &err);
         if (rv != ANVIL_OK)
             goto fail;
     }

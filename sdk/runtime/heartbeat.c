@@ -30,7 +30,7 @@ heartbeat_once(struct heartbeat *hb, bool *failing)
     char                  **canceled = NULL, **lost = NULL;
     struct anvil_error      e    = { 0 };
     struct anvil_lease_ref *refs = tasks_refs(hb->ts, &n);
-    int rc = anvil_heartbeat(hb->client, hb->name, refs, n, &canceled,
+    int rc = anvil_lease_heartbeat(hb->client, hb->name, refs, n, &canceled,
         &n_canceled, &lost, &n_lost, &e);
     tasks_refs_free(refs, n);
     if (rc != ANVIL_OK) {

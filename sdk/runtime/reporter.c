@@ -96,10 +96,10 @@ send_one(struct reporter *r, const struct task *t, struct anvil_error *err)
 {
     const struct anvil_lease *l = t->lease;
     if (t->ok)
-        return anvil_complete(r->client, l->job.id, l->token, t->ctx.result,
+        return anvil_job_complete(r->client, l->job.id, l->token, t->ctx.result,
             t->ctx.result_len, err);
     const char *msg = t->ctx.error != NULL ? t->ctx.error : "failed";
-    return anvil_fail(
+    return anvil_job_fail(
         r->client, l->job.id, l->token, msg, t->ctx.retryable, NULL, err);
 }
 
@@ -266,7 +266,7 @@ retry_batch(struct reporter *r, struct report_buf *rb, size_t n,
     char    msg[300];
     for (int tries = 1;; tries++) {
         av_error_clear(err);
-        int rc = anvil_report(r->client, rb->outs, n, rb->res, err);
+        int rc = anvil_job_report(r->client, rb->outs, n, rb->res, err);
         if (!rtutil_transient(rc) || give_up(r))
             return rc;
         backoff = rtutil_next_backoff(backoff);

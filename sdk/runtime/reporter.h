@@ -4,7 +4,7 @@
 //
 // A slot whose handler returned hands the task here (reporter_hand) and
 // takes its next job at once. One reporter thread sends everything queued
-// in one Report (anvil_report), so outcomes batch by themselves while the
+// in one Report (anvil_job_report), so outcomes batch by themselves while the
 // previous Report is in flight: one commit-bound round trip carries as
 // many outcomes as finished during the last one. A task stays held (and
 // heartbeated) until the server acknowledged its outcome, so its lease

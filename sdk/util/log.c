@@ -49,7 +49,7 @@ av_log_set_component(const char *name)
 }
 
 void
-anvil_set_logger(anvil_log_fn fn, void *arg)
+anvil_logger_set(anvil_log_fn fn, void *arg)
 {
     sink_fn  = fn;
     sink_arg = arg;
@@ -67,7 +67,7 @@ stderr_sink(void *arg, int level, const char *line)
 void
 av_log_to_stderr(void)
 {
-    anvil_set_logger(stderr_sink, NULL);
+    anvil_logger_set(stderr_sink, NULL);
 }
 
 bool

@@ -1,7 +1,7 @@
 // log.h - levelled log lines: "ts level component event key=value ...".
 //
 // One process-wide sink, level and format, set by a program's main() (or by
-// anvil_set_logger() for library users) before threads start; reads of the
+// anvil_logger_set() for library users) before threads start; reads of the
 // level are then lock-free. Library code never prints: with no sink set,
 // lines are discarded. The level is tested before any formatting.
 #ifndef AV_LOG_H

@@ -170,7 +170,7 @@ crash_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
     ssize_t put = write(fd, line, (size_t) n); // O_APPEND: one line at once
 
     if (put != n) {
-        anvil_job_ctx_fail(ctx, true, "log write: %s", strerror(errno));
+        anvil_job_ctx_set_error(ctx, true, "log write: %s", strerror(errno));
         return ANVIL_INTERNAL;
     }
     // A little work, so that kills land inside handlers too.
@@ -207,7 +207,7 @@ worker_main(const char *log_path, const char *url)
     wo.heartbeat_ms = 500; // the lease is 2 s
     rc              = anvil_worker_new(&w, &wo, &err);
     if (rc == ANVIL_OK)
-        rc = anvil_worker_handle(w, JOB_TYPE, crash_handler, &fd, &err);
+        rc = anvil_worker_add_handler(w, JOB_TYPE, crash_handler, &fd, &err);
     if (rc == ANVIL_OK)
         rc = anvil_worker_start(w, &err);
     if (rc != ANVIL_OK) {
@@ -498,7 +498,7 @@ static int
 submit_one(struct crash *c, int i)
 {
     char                     key[32], payload[16];
-    struct anvil_submit_opts so    = { .idempotency_key = key };
+    struct anvil_job_opts so    = { .idempotency_key = key };
     int64_t                  until = av_mono_ms() + SUBMIT_GIVE_UP_MS;
     struct anvil_error       err   = { 0 };
     bool                     existed;
@@ -708,7 +708,7 @@ check_listed(struct crash *c, const struct anvil_job *j, int *seen)
 static void
 check_listing(struct crash *c)
 {
-    struct anvil_list_filter f      = { .limit = 1000 };
+    struct anvil_job_filter f      = { .limit = 1000 };
     char                    *cursor = NULL;
     int                     *seen   = calloc((size_t) c->o.jobs, sizeof(int));
     size_t                   total  = 0;
@@ -750,7 +750,7 @@ check_keys(struct crash *c)
 
     for (int i = 0; i < c->o.jobs; i += step) {
         char                     key[32], payload[16];
-        struct anvil_submit_opts so      = { .idempotency_key = key };
+        struct anvil_job_opts so      = { .idempotency_key = key };
         struct anvil_error       err     = { 0 };
         char                    *id      = NULL;
         bool                     existed = false;

@@ -1,5 +1,5 @@
 // fuzz_workflow_json.c - libFuzzer target: the workflow definition parser
-// behind `anvil workflow submit FILE` (anvil_workflow_parse_json).
+// behind `anvil workflow submit FILE` (anvil_workflow_spec_parse_json).
 #include <anvil/workflow.h>
 #include <stdint.h>
 
@@ -10,7 +10,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     anvil_workflow_spec *wf  = NULL;
     struct anvil_error   err = { 0 };
-    if (anvil_workflow_parse_json((const char *) data, size, &wf, &err)
+    if (anvil_workflow_spec_parse_json((const char *) data, size, &wf, &err)
         == ANVIL_OK)
         anvil_workflow_spec_free(wf);
     return 0;

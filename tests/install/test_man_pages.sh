@@ -65,7 +65,7 @@ done
 # libanvil(3) names the calls of the README's example.
 body=$(text libanvil.3)
 for f in anvil_client_open anvil_job_submit anvil_job_wait anvil_job_free \
-    anvil_workflow_submit anvil_worker_new anvil_worker_handle; do
+    anvil_workflow_submit anvil_worker_new anvil_worker_add_handler; do
     printf '%s\n' "$body" | grep -q "$f" || fail "libanvil.3 does not name $f"
 done
 

@@ -144,7 +144,7 @@ broken_handler(
 {
     (void) arg;
     (void) lease;
-    anvil_job_ctx_fail(ctx, false, "disk on fire");
+    anvil_job_ctx_set_error(ctx, false, "disk on fire");
     return ANVIL_INTERNAL;
 }
 

@@ -105,7 +105,7 @@ broken_handler(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
 {
     (void) arg;
-    anvil_job_ctx_fail(ctx, false, "disk on fire: %.*s",
+    anvil_job_ctx_set_error(ctx, false, "disk on fire: %.*s",
         (int) lease->job.payload_len, (const char *) lease->job.payload);
     return ANVIL_INTERNAL;
 }

@@ -44,7 +44,7 @@ struct call {
     int64_t  mono_ms;  // when the handler started
     int64_t  wall_ms;  // the same, in Unix epoch ms
     bool     returned; // the handler has returned
-    bool     canceled; // anvil_job_ctx_canceled() when it returned
+    bool     canceled; // anvil_job_ctx_is_canceled() when it returned
     bool     slept;    // anvil_job_ctx_sleep() slept its full time
 };
 
@@ -159,7 +159,7 @@ flaky_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
     (void) arg;
     rec_return(i, false, false);
     if (l->job.attempt < l->job.max_attempts) {
-        anvil_job_ctx_fail(ctx, true, "flaky attempt %u", l->job.attempt);
+        anvil_job_ctx_set_error(ctx, true, "flaky attempt %u", l->job.attempt);
         return ANVIL_UNAVAILABLE;
     }
     return anvil_job_ctx_set_result(ctx, "ok", 2);
@@ -173,7 +173,7 @@ always_fail_handler(
 
     (void) arg;
     rec_return(i, false, false);
-    anvil_job_ctx_fail(ctx, true, "still broken at attempt %u", l->job.attempt);
+    anvil_job_ctx_set_error(ctx, true, "still broken at attempt %u", l->job.attempt);
     return ANVIL_INTERNAL;
 }
 
@@ -184,7 +184,7 @@ fatal_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
 
     (void) arg;
     rec_return(i, false, false);
-    anvil_job_ctx_fail(ctx, false, "payload is unusable");
+    anvil_job_ctx_set_error(ctx, false, "payload is unusable");
     return ANVIL_INVALID_ARGUMENT;
 }
 
@@ -211,7 +211,7 @@ stubborn_handler(
         pthread_cond_timedwait(&rec.cv, &rec.mu, &ts);
     }
     pthread_mutex_unlock(&rec.mu);
-    rec_return(i, anvil_job_ctx_canceled(ctx), false);
+    rec_return(i, anvil_job_ctx_is_canceled(ctx), false);
     return anvil_job_ctx_set_result(ctx, "late", 4);
 }
 
@@ -224,9 +224,9 @@ sleepy_handler(
     bool slept = anvil_job_ctx_sleep(ctx, 20000);
 
     (void) arg;
-    rec_return(i, anvil_job_ctx_canceled(ctx), slept);
+    rec_return(i, anvil_job_ctx_is_canceled(ctx), slept);
     if (!slept) {
-        anvil_job_ctx_fail(ctx, true, "stopped early");
+        anvil_job_ctx_set_error(ctx, true, "stopped early");
         return ANVIL_CANCELLED;
     }
     return anvil_job_ctx_set_result(ctx, "slept", 5);
@@ -344,7 +344,7 @@ start_fast_worker(struct harness *h, const char *type, anvil_handler_fn fn)
     opts.heartbeat_ms = 100;
     rv                = anvil_worker_new(&w, &opts, &err);
     if (rv == ANVIL_OK)
-        rv = anvil_worker_handle(w, type, fn, NULL, &err);
+        rv = anvil_worker_add_handler(w, type, fn, NULL, &err);
     if (rv == ANVIL_OK)
         rv = anvil_worker_start(w, &err);
     if (rv != ANVIL_OK)
@@ -1189,7 +1189,7 @@ slow_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
     (void) arg;
     (void) l;
     if (!anvil_job_ctx_sleep(ctx, 30000)) {
-        anvil_job_ctx_fail(ctx, true, "stopped");
+        anvil_job_ctx_set_error(ctx, true, "stopped");
         return ANVIL_CANCELLED;
     }
     return anvil_job_ctx_set_result(ctx, "slow", 4);
@@ -1216,7 +1216,7 @@ helper_main(const char *url, const char *name)
     opts.heartbeat_ms = 200;
     rv                = anvil_worker_new(&w, &opts, &err);
     if (rv == ANVIL_OK)
-        rv = anvil_worker_handle(w, "slow", slow_handler, NULL, &err);
+        rv = anvil_worker_add_handler(w, "slow", slow_handler, NULL, &err);
     if (rv == ANVIL_OK)
         rv = anvil_worker_start(w, &err);
     if (rv != ANVIL_OK) {

@@ -88,7 +88,7 @@ flaky(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
     (void) arg;
     char out[32];
     if (lease->job.attempt < 2) {
-        anvil_job_ctx_fail(ctx, true, "flaky at %u", lease->job.attempt);
+        anvil_job_ctx_set_error(ctx, true, "flaky at %u", lease->job.attempt);
         return ANVIL_UNAVAILABLE;
     }
     int n = snprintf(out, sizeof(out), "ok@%u", lease->job.attempt);
@@ -100,7 +100,7 @@ static int
 doomed(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
 {
     (void) arg;
-    anvil_job_ctx_fail(ctx, true, "doomed at %u", lease->job.attempt);
+    anvil_job_ctx_set_error(ctx, true, "doomed at %u", lease->job.attempt);
     return ANVIL_INTERNAL;
 }
 
@@ -110,7 +110,7 @@ final(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
 {
     (void) arg;
     (void) lease;
-    anvil_job_ctx_fail(ctx, false, "no way");
+    anvil_job_ctx_set_error(ctx, false, "no way");
     return ANVIL_INTERNAL;
 }
 
@@ -132,8 +132,8 @@ gate(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
     pthread_mutex_lock(&p->mu);
     p->running--;
     pthread_mutex_unlock(&p->mu);
-    if (anvil_job_ctx_canceled(ctx)) {
-        anvil_job_ctx_fail(ctx, true, "canceled");
+    if (anvil_job_ctx_is_canceled(ctx)) {
+        anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
     return anvil_job_ctx_set_result(ctx, lease->job.id, strlen(lease->job.id));
@@ -166,7 +166,7 @@ turnstile(void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
         pthread_mutex_lock(&p->mu);
         p->running--;
         pthread_mutex_unlock(&p->mu);
-        anvil_job_ctx_fail(ctx, true, "canceled");
+        anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
     return anvil_job_ctx_set_result(ctx, lease->job.id, strlen(lease->job.id));
@@ -219,7 +219,7 @@ start(struct harness *h, int slots, int prefetch, ...)
          t             = va_arg(ap, const char *)) {
         anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
         void            *arg = va_arg(ap, void *);
-        assert_int_equal(anvil_worker_handle(w, t, fn, arg, &err), ANVIL_OK);
+        assert_int_equal(anvil_worker_add_handler(w, t, fn, arg, &err), ANVIL_OK);
     }
     va_end(ap);
     assert_int_equal(anvil_worker_start(w, &err), ANVIL_OK);

@@ -155,7 +155,7 @@ crash_handler(
             || lease->parents[0].result_len != strlen(want)
             || memcmp(lease->parents[0].result, want, strlen(want)) != 0) {
             record_end(i);
-            anvil_job_ctx_fail(
+            anvil_job_ctx_set_error(
                 ctx, false, "%s: wrong parent result", job->step);
             return ANVIL_INTERNAL;
         }

@@ -293,7 +293,7 @@ step_handler(
     if (strcmp(action, "fail") == 0) {
         if (target != NULL)
             handler_wait(cond_started, target);
-        anvil_job_ctx_fail(ctx, false, "boom in %s", job->step);
+        anvil_job_ctx_set_error(ctx, false, "boom in %s", job->step);
         rc = ANVIL_INTERNAL;
     } else if (strcmp(action, "failwhen") == 0 && target != NULL) {
         bool seen
@@ -303,15 +303,15 @@ step_handler(
         if (i != SIZE_MAX)
             rec.runs[i].saw_state = seen;
         pthread_mutex_unlock(&rec.mu);
-        anvil_job_ctx_fail(ctx, false, "boom in %s", job->step);
+        anvil_job_ctx_set_error(ctx, false, "boom in %s", job->step);
         rc = ANVIL_INTERNAL;
     } else if (strcmp(action, "flaky") == 0 && job->attempt == 1) {
-        anvil_job_ctx_fail(ctx, true, "flaky: attempt %u", job->attempt);
+        anvil_job_ctx_set_error(ctx, true, "flaky: attempt %u", job->attempt);
         rc = ANVIL_UNAVAILABLE;
     } else if (strcmp(action, "sleep") == 0) {
         interrupted = !anvil_job_ctx_sleep(ctx, SLEEP_MS);
         if (interrupted) {
-            anvil_job_ctx_fail(ctx, false, "stopped: %s was canceled", job->id);
+            anvil_job_ctx_set_error(ctx, false, "stopped: %s was canceled", job->id);
             rc = ANVIL_CANCELLED;
         }
     } else if (strcmp(action, "gate") == 0) {
@@ -455,7 +455,7 @@ start_worker(struct harness *h, int slots, int heartbeat_ms)
     opts.heartbeat_ms = heartbeat_ms;
     rv                = anvil_worker_new(&w, &opts, &err);
     if (rv == ANVIL_OK)
-        rv = anvil_worker_handle(w, "step", step_handler, NULL, &err);
+        rv = anvil_worker_add_handler(w, "step", step_handler, NULL, &err);
     if (rv == ANVIL_OK)
         rv = anvil_worker_start(w, &err);
     if (rv != ANVIL_OK) {

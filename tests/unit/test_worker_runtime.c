@@ -161,7 +161,7 @@ reply(int code, const ProtobufCMessage *body, uint64_t request_id)
     nng_msg           *m = NULL;
     struct anvil_error err;
     const char        *msg = code == ANVIL_OK ? "" : "fake says no";
-    if (wire_reply_encode(code, msg, body, request_id, &m, &err) != 0)
+    if (wire_test_reply_encode(code, msg, body, request_id, &m, &err) != 0)
         return NULL;
     return m;
 }
@@ -1462,7 +1462,7 @@ test_tasks_flag_marks_lost_jobs_and_tells_which_still_run(void **state)
 int
 main(void)
 {
-    anvil_set_logger(test_logger, NULL);
+    anvil_logger_set(test_logger, NULL);
     av_log_set_level(AV_LOG_DEBUG);
     av_log_set_component("worker");
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

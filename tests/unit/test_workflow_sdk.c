@@ -702,7 +702,7 @@ handle_fail(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
 {
     (void) arg;
     (void) l;
-    anvil_job_ctx_fail(ctx, false, "broken on purpose");
+    anvil_job_ctx_set_error(ctx, false, "broken on purpose");
     return ANVIL_UNKNOWN;
 }
 

@@ -5,11 +5,11 @@
 // queue can take. Each job runs on one of N slot threads; the library
 // heartbeats the leases it holds, reports results and failures, and
 // reconnects with backoff when the server goes away (the server keeps the
-// jobs meanwhile). It never prints: its log lines go to anvil_set_logger().
+// jobs meanwhile). It never prints: its log lines go to anvil_logger_set().
 //
 // Reports are asynchronous: when a handler returns, its slot hands the
 // outcome to a reporter thread and takes its next job at once. The reporter
-// sends every outcome waiting in one Report (anvil_report()), so they batch
+// sends every outcome waiting in one Report (anvil_job_report()), so they batch
 // by themselves while the previous Report is in flight; against an anvild
 // without Report it falls back to one Complete or Fail per outcome. A job's
 // lease is held (and heartbeated) until the server acknowledged its
@@ -117,7 +117,7 @@ ANVIL_API int anvil_worker_add_handler(anvil_worker *w, const char *type,
 
 // Starts polling and the slot threads; returns at once. The worker tells
 // the server who it is with every Poll and Heartbeat (host, pid,
-// ANVIL_VERSION, its job types, queues and slots), so anvil_workers_list()
+// ANVIL_VERSION, its job types, queues and slots), so anvil_worker_status_list()
 // shows it.
 ANVIL_API int anvil_worker_start(anvil_worker *w, struct anvil_error *err);
 
