@@ -104,7 +104,7 @@ harness_open(struct harness *h)
             anvil_code_name(rv), err.msg);
         return -1;
     }
-    anvil_client_set_timeout(h->client, HARNESS_CLIENT_TIMEOUT_MS);
+    anvil_client_set_timeout(h->client, HARNESS_CLIENT_TIMEOUT_MS, NULL);
     return 0;
 }
 
@@ -355,7 +355,7 @@ static bool
 health_answers(anvil_client *c)
 {
     struct anvil_health *hl = NULL;
-    int                  rv = anvil_health(c, &hl, NULL);
+    int                  rv = anvil_health_get(c, &hl, NULL);
     bool                 ok = rv == ANVIL_OK;
 
     anvil_health_free(hl);

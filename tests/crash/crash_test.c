@@ -297,8 +297,8 @@ fresh_health(const char *url)
     int                  rv    = anvil_client_open(&fresh, url, NULL);
 
     if (rv == ANVIL_OK) {
-        anvil_client_set_timeout(fresh, CLIENT_TIMEOUT_MS);
-        rv = anvil_health(fresh, &hl, NULL);
+        anvil_client_set_timeout(fresh, CLIENT_TIMEOUT_MS, NULL);
+        rv = anvil_health_get(fresh, &hl, NULL);
     }
     anvil_health_free(hl);
     anvil_client_close(fresh);
@@ -329,7 +329,7 @@ wait_health(struct crash *c)
 
     for (;;) {
         struct anvil_health *hl = NULL;
-        int                  rv = anvil_health(c->client, &hl, NULL);
+        int                  rv = anvil_health_get(c->client, &hl, NULL);
 
         anvil_health_free(hl);
         if (rv == ANVIL_OK)
@@ -1053,7 +1053,7 @@ open_client(anvil_client **out, const char *url, int timeout_ms)
         fail("client_open %s: %s", url, err.msg);
         return -1;
     }
-    anvil_client_set_timeout(*out, timeout_ms);
+    anvil_client_set_timeout(*out, timeout_ms, NULL);
     return 0;
 }
 

@@ -15,7 +15,7 @@
 // clang-format on
 
 #include "../../worker/handlers.h"
-#include "../../worker/runtime_impl.h"
+#include "runtime/worker_peek.h"
 #include "../harness.h"
 
 #include <nng/nng.h>
@@ -571,7 +571,7 @@ count_jobs(struct harness *h, const char *type, enum anvil_job_state state)
     return n;
 }
 
-// What a worker holds now, read from its private state (runtime_impl.h).
+// What a worker holds now, read from its private state (worker_peek.h).
 struct held {
     bool   quiet;    // no Poll in flight or due; every outcome acknowledged
     size_t n;        // leases held
@@ -581,15 +581,9 @@ struct held {
 static struct held
 held(anvil_worker *w)
 {
-    struct held hd;
-    pthread_mutex_lock(&w->mu);
-    size_t cap = (size_t) w->slots + (size_t) w->prefetch;
-    hd.quiet   = !w->poll_in_call && w->n_unfinished >= cap
-        && w->n_held == w->n_unfinished;
-    hd.n        = w->n_held;
-    hd.prefetch = w->prefetch;
-    pthread_mutex_unlock(&w->mu);
-    return hd;
+    struct worker_peek pk;
+    worker_peek(w, &pk);
+    return (struct held) { pk.quiet, pk.n_held, pk.prefetch };
 }
 
 // A worker's leases of one type, watched while its handlers run.

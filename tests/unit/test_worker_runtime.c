@@ -24,6 +24,7 @@
 #include "anvil/v1/anvil.pb-c.h"
 #include "runtime/tasks.h"
 #include "util/log.h"
+#include "../wire_test.h"
 #include "wire.h"
 
 #include <anvil/worker.h>
