@@ -53,7 +53,7 @@ CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
              -g $(OPT) $(PIC) -MMD -MP -fvisibility=hidden \
              -DANVIL_VERSION='"$(VERSION)"' \
              -Isdk/include -Isdk -I$(B)/gen $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lnng -lpthread $(LDLIBS)
+LDLIBS_ALL = $(PKG_LIBS) -lnng -lmbedcrypto -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(filter -fsanitize%,$(OPT)) $(LDFLAGS)
 
 DEPS_STAMP := build/.deps-ok
@@ -85,7 +85,7 @@ LIBANVIL  := $(B)/libanvil.a
 LIBANVIL_SO := $(B)/$(SHLIB)
 LIBANVIL_OBJS = $(call obj,$(SDK_SRCS)) $(B)/obj/gen/anvil.pb-c.o
 # What the shared library links against (the SDK needs no SQLite).
-SDK_LIBS   = $(shell pkg-config --libs libprotobuf-c jansson) -lnng -lpthread
+SDK_LIBS   = $(shell pkg-config --libs libprotobuf-c jansson) -lnng -lmbedcrypto -lpthread
 LIBSERVER := $(B)/libanvild.a
 LIBWORKERD := $(B)/libanvil-workerd.a
 LIBCLI    := $(B)/libanvil-cli.a
