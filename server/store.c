@@ -439,6 +439,7 @@ struct store {
     sqlite3      *db;
     sqlite3_stmt *stmt[STMT_COUNT];
     int           synchronous; // as opened: 2 FULL, 1 NORMAL, 0 OFF
+    int           injected;    // the SQLite code the test seam injected
     // Engine thread only: the next ids to hand out (see next_ids()), and
     // sqlite3_total_changes64() when writes were last counted.
     int64_t       next_job_id;
@@ -461,20 +462,47 @@ struct store {
     char                  sync_msg[200];
 };
 
+// The SQLite result code of the last failure: an injected one (the test
+// seam) or the connection's own.
+static int
+last_code(struct store *st)
+{
+    int rc       = st->injected != 0 ? st->injected : sqlite3_errcode(st->db);
+    st->injected = 0;
+    return rc & 0xff;
+}
+
+// A failed SQLite call as a code and a sentence. A full disk (or a database
+// grown to its size limit) is RESOURCE_EXHAUSTED: the operator can act on
+// it; anything else is INTERNAL.
 static int
 db_error(struct store *st, struct anvil_error *err, const char *what)
 {
-    AV_ERR("store.error", "op=%s err=\"%s\"", what, sqlite3_errmsg(st->db));
-    return av_error_set(err, ANVIL_INTERNAL, "database error while %s: %s",
-        what, sqlite3_errmsg(st->db));
+    int         rc  = last_code(st);
+    const char *msg = rc == SQLITE_FULL ? "disk full" : sqlite3_errstr(rc);
+    if (rc != SQLITE_FULL && sqlite3_errcode(st->db) == rc)
+        msg = sqlite3_errmsg(st->db);
+    AV_ERR("store.error", "op=%s err=\"%s\"", what, msg);
+    if (rc == SQLITE_FULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
+            "database error while %s: disk full; free space on the "
+            "database's file system",
+            what);
+    return av_error_set(
+        err, ANVIL_INTERNAL, "database error while %s: %s", what, msg);
 }
 
 // Steps a statement, honouring the failure seam.
 static int
 step(struct store *st, int id)
 {
-    if (store_hook_step != NULL && store_hook_step(id) != 0)
-        return SQLITE_IOERR;
+    int h = store_hook_step != NULL ? store_hook_step(id) : 0;
+    if (h != 0) {
+        st->injected
+            = h == ANVIL_RESOURCE_EXHAUSTED ? SQLITE_FULL : SQLITE_IOERR;
+        return st->injected;
+    }
+    st->injected = 0;
     return sqlite3_step(st->stmt[id]);
 }
 

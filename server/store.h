@@ -305,8 +305,11 @@ int store_token_revoke(
     struct store *st, int64_t id, int64_t now, struct anvil_error *err);
 
 // Failure seam for tests: when set, called before each statement step
-// with the statement's index; a non-zero return makes the step fail as if
-// SQLite had returned SQLITE_IOERR.
+// (BEGIN, COMMIT, SAVEPOINT, RELEASE, ROLLBACK TO and ROLLBACK included)
+// with the statement's index. A return of ANVIL_RESOURCE_EXHAUSTED makes
+// the step fail as a full disk would (SQLITE_FULL: the call answers
+// RESOURCE_EXHAUSTED, "disk full"); any other non-zero return as an I/O
+// error (INTERNAL).
 extern int (*store_hook_step)(int stmt);
 
 // Seam for tests: when set, store_sync() calls it instead of fdatasync(2)
