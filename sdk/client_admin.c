@@ -208,6 +208,15 @@ anvil_token_list(
     return ANVIL_OK;
 }
 
+// Puts the reply's token at out (a struct anvil_token **).
+static int
+take_token(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
+{
+    Anvil__V1__Token *const *pb = client_field(rep, "token");
+    return token_new(pb != NULL ? *pb : NULL, method, out, err);
+}
+
 int
 anvil_token_revoke(anvil_client *c, const char *id, struct anvil_token **out,
     struct anvil_error *err)
@@ -222,15 +231,8 @@ anvil_token_revoke(anvil_client *c, const char *id, struct anvil_token **out,
         return rc;
     Anvil__V1__RevokeTokenRequest req = ANVIL__V1__REVOKE_TOKEN_REQUEST__INIT;
     req.id                            = (char *) id;
-    Anvil__V1__RevokeTokenResponse *rep;
-    rc = client_call(
-        c, "RevokeToken", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (out != NULL)
-        rc = token_new(rep->token, "RevokeToken", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "RevokeToken", &req.base, 0, take_token, out, err);
 }
 
 // ---- workers ----
