@@ -305,6 +305,16 @@ client_check(anvil_client *c, const char *fn, struct anvil_error *err)
 }
 
 int
+client_check_out(
+    anvil_client *c, void *out, const char *fn, struct anvil_error *err)
+{
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *(void **) out = NULL;
+    return client_check(c, fn, err);
+}
+
+int
 client_check_id(
     const char *id, const char *what, const char *fn, struct anvil_error *err)
 {

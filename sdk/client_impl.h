@@ -133,6 +133,12 @@ void client_free_reply(ProtobufCMessage *reply);
 // INVALID_ARGUMENT "<fn>: client is NULL" when c is NULL, else ANVIL_OK.
 int client_check(anvil_client *c, const char *fn, struct anvil_error *err);
 
+// INVALID_ARGUMENT "<fn>: out is NULL" when out (a pointer to the
+// caller's result pointer) is NULL; else sets *out to NULL and checks c
+// as client_check().
+int client_check_out(
+    anvil_client *c, void *out, const char *fn, struct anvil_error *err);
+
 // INVALID_ARGUMENT "<fn>: <what> is NULL|empty" when id is, else ANVIL_OK.
 int client_check_id(
     const char *id, const char *what, const char *fn, struct anvil_error *err);

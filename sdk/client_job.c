@@ -180,11 +180,7 @@ int
 anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
     struct anvil_job_list **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_job_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_job_list", err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__ListJobsRequest req = ANVIL__V1__LIST_JOBS_REQUEST__INIT;

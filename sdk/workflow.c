@@ -618,11 +618,7 @@ int
 anvil_workflow_list(anvil_client *c, const struct anvil_workflow_filter *filter,
     struct anvil_workflow_list **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_workflow_list", err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__ListWorkflowsRequest req
