@@ -175,37 +175,43 @@ token_fini_any(void *t)
     token_fini(t);
 }
 
+// Puts a new list of the reply's tokens at out.
+static int
+take_tokens(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
+{
+    const Anvil__V1__ListTokensResponse *r = (const void *) rep;
+    struct anvil_token_list             *l = calloc(1, sizeof(*l));
+    int rc = l == NULL ? convert_oom(err, method)
+                       : copy_items((void *const *) r->tokens, r->n_tokens,
+                           sizeof(*l->tokens), token_copy, token_fini_any,
+                           method, "token", (void **) &l->tokens, &l->n, err);
+    if (rc == ANVIL_OK)
+        *(struct anvil_token_list **) out = l;
+    else
+        free(l);
+    return rc;
+}
+
 int
 anvil_token_list(
     anvil_client *c, struct anvil_token_list **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_token_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_token_list", err);
     if (rc != ANVIL_OK)
         return rc;
-    Anvil__V1__ListTokensRequest   req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
-    Anvil__V1__ListTokensResponse *rep;
-    rc = client_call(
-        c, "ListTokens", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    struct anvil_token_list *l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        rc = convert_oom(err, "ListTokens");
-    else
-        rc = copy_items((void *const *) rep->tokens, rep->n_tokens,
-            sizeof(*l->tokens), token_copy, token_fini_any, "ListTokens",
-            "token", (void **) &l->tokens, &l->n, err);
-    client_free_reply(&rep->base);
-    if (rc != ANVIL_OK) {
-        free(l);
-        return rc;
-    }
-    *out = l;
-    return ANVIL_OK;
+    Anvil__V1__ListTokensRequest req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
+    return client_call_take(
+        c, "ListTokens", &req.base, 0, take_tokens, out, err);
+}
+
+// Puts the reply's token at out (a struct anvil_token **).
+static int
+take_token(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
+{
+    Anvil__V1__Token *const *pb = client_field(rep, "token");
+    return token_new(pb != NULL ? *pb : NULL, method, out, err);
 }
 
 int
@@ -222,15 +228,8 @@ anvil_token_revoke(anvil_client *c, const char *id, struct anvil_token **out,
         return rc;
     Anvil__V1__RevokeTokenRequest req = ANVIL__V1__REVOKE_TOKEN_REQUEST__INIT;
     req.id                            = (char *) id;
-    Anvil__V1__RevokeTokenResponse *rep;
-    rc = client_call(
-        c, "RevokeToken", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (out != NULL)
-        rc = token_new(rep->token, "RevokeToken", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "RevokeToken", &req.base, 0, take_token, out, err);
 }
 
 // ---- workers ----
@@ -297,35 +296,32 @@ worker_fini_any(void *w)
     worker_fini(w);
 }
 
+// Puts a new list of the reply's workers at out.
+static int
+take_workers(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
+{
+    const Anvil__V1__ListWorkersResponse *r = (const void *) rep;
+    struct anvil_worker_status_list      *l = calloc(1, sizeof(*l));
+    int rc = l == NULL ? convert_oom(err, method)
+                       : copy_items((void *const *) r->workers, r->n_workers,
+                           sizeof(*l->workers), worker_copy, worker_fini_any,
+                           method, "worker", (void **) &l->workers, &l->n, err);
+    if (rc == ANVIL_OK)
+        *(struct anvil_worker_status_list **) out = l;
+    else
+        free(l);
+    return rc;
+}
+
 int
 anvil_worker_status_list(anvil_client *c, struct anvil_worker_status_list **out,
     struct anvil_error *err)
 {
-    static const char fn[] = "anvil_worker_status_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_worker_status_list", err);
     if (rc != ANVIL_OK)
         return rc;
-    Anvil__V1__ListWorkersRequest   req = ANVIL__V1__LIST_WORKERS_REQUEST__INIT;
-    Anvil__V1__ListWorkersResponse *rep;
-    rc = client_call(
-        c, "ListWorkers", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    struct anvil_worker_status_list *l = calloc(1, sizeof(*l));
-    if (l == NULL)
-        rc = convert_oom(err, "ListWorkers");
-    else
-        rc = copy_items((void *const *) rep->workers, rep->n_workers,
-            sizeof(*l->workers), worker_copy, worker_fini_any, "ListWorkers",
-            "worker", (void **) &l->workers, &l->n, err);
-    client_free_reply(&rep->base);
-    if (rc != ANVIL_OK) {
-        free(l);
-        return rc;
-    }
-    *out = l;
-    return ANVIL_OK;
+    Anvil__V1__ListWorkersRequest req = ANVIL__V1__LIST_WORKERS_REQUEST__INIT;
+    return client_call_take(
+        c, "ListWorkers", &req.base, 0, take_workers, out, err);
 }

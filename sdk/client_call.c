@@ -305,6 +305,16 @@ client_check(anvil_client *c, const char *fn, struct anvil_error *err)
 }
 
 int
+client_check_out(
+    anvil_client *c, void *out, const char *fn, struct anvil_error *err)
+{
+    if (out == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    *(void **) out = NULL;
+    return client_check(c, fn, err);
+}
+
+int
 client_check_id(
     const char *id, const char *what, const char *fn, struct anvil_error *err)
 {
@@ -324,10 +334,57 @@ client_check_bytes(const void *p, size_t len, const char *what, const char *fn,
     return ANVIL_OK;
 }
 
-int
-client_wait(
-    int timeout_ms, client_wait_fn once, void *arg, struct anvil_error *err)
+void *
+client_field(const ProtobufCMessage *m, const char *name)
 {
+    const ProtobufCFieldDescriptor *f
+        = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    return f != NULL ? (char *) m + f->offset : NULL;
+}
+
+int
+client_call_take(anvil_client *c, const char *method,
+    const ProtobufCMessage *req, int64_t wait_ms, client_take_fn take,
+    void *out, struct anvil_error *err)
+{
+    ProtobufCMessage *rep;
+    int               rc = client_call(c, method, req, wait_ms, &rep, err);
+    if (rc == ANVIL_OK && out != NULL)
+        rc = take(rep, method, out, err);
+    client_free_reply(rep);
+    return rc;
+}
+
+// One long-poll of a wait, of at most chunk_ms: *out becomes what it
+// returned, *done says whether that has ended.
+static int
+wait_once(anvil_client *c, const struct client_waiter *w, ProtobufCMessage *req,
+    uint32_t chunk_ms, void *out, bool *done, struct anvil_error *err)
+{
+    *(uint32_t *) client_field(req, "timeout_ms") = chunk_ms;
+    ProtobufCMessage *rep;
+    int               rc = client_call(c, w->method, req, chunk_ms, &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc    = w->take(rep, w->method, out, err);
+    *done = *(protobuf_c_boolean *) client_field(rep, "done");
+    client_free_reply(rep);
+    return rc;
+}
+
+int
+client_wait(anvil_client *c, const struct client_waiter *w, const char *id,
+    ProtobufCMessage *req, int timeout_ms, void *out, struct anvil_error *err)
+{
+    int rc = client_check(c, w->fn, err);
+    if (rc == ANVIL_OK)
+        rc = client_check_id(id, w->id_name, w->fn, err);
+    if (rc == ANVIL_OK && timeout_ms < 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: timeout_ms is negative (%d)", w->fn, timeout_ms);
+    if (rc != ANVIL_OK)
+        return rc;
+    *(char **) client_field(req, "id") = (char *) id;
     int64_t deadline = timeout_ms > 0 ? av_mono_ms() + timeout_ms : -1;
     for (;;) {
         int64_t chunk = CLIENT_WAIT_CHUNK_MS;
@@ -336,10 +393,12 @@ client_wait(
             chunk        = left < 0 ? 0 : left < chunk ? left : chunk;
         }
         bool done = false;
-        int  rc   = once(arg, (uint32_t) chunk, &done, err);
+        rc        = wait_once(c, w, req, (uint32_t) chunk, out, &done, err);
         if (rc != ANVIL_OK || done)
             return rc;
         if (deadline >= 0 && av_mono_ms() >= deadline)
-            return ANVIL_DEADLINE_EXCEEDED;
+            return av_error_set(err, ANVIL_DEADLINE_EXCEEDED,
+                "%s %s is still %s after %d ms", w->what, id, w->state(out),
+                timeout_ms);
     }
 }

@@ -86,17 +86,39 @@ int client_call_ids(anvil_client *c, const char *method,
 // takes up to 300 s).
 #define CLIENT_WAIT_CHUNK_MS 60000
 
-// One long-poll of a wait, of at most chunk_ms: sets *done when what is
-// waited for has ended, keeps its latest view of it in arg.
-typedef int (*client_wait_fn)(
-    void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err);
+// The storage of field `name` of message m (cast it to the field's C
+// type), or NULL if m has no such field.
+void *client_field(const ProtobufCMessage *m, const char *name);
 
-// Calls once() until it says done, fails, or timeout_ms (0: no limit)
-// has passed, each call lasting at most CLIENT_WAIT_CHUNK_MS. Returns
-// ANVIL_OK when done, DEADLINE_EXCEEDED when the time passed first (err
-// is then not set: the caller knows what to say), or once()'s error.
-int client_wait(
-    int timeout_ms, client_wait_fn once, void *arg, struct anvil_error *err);
+// Copies what the caller wants out of reply rep (to method) into out,
+// replacing (and freeing) what out held.
+typedef int (*client_take_fn)(const ProtobufCMessage *rep, const char *method,
+    void *out, struct anvil_error *err);
+
+// Runs rpc method with req (as client_call) and, when it succeeds and out
+// is not NULL, hands the reply to take(rep, method, out, err).
+int client_call_take(anvil_client *c, const char *method,
+    const ProtobufCMessage *req, int64_t wait_ms, client_take_fn take,
+    void *out, struct anvil_error *err);
+
+// A wait: anvil_job_wait or anvil_workflow_wait.
+struct client_waiter {
+    const char    *fn;      // the public call, for messages
+    const char    *what;    // "job", "workflow"
+    const char    *id_name; // "job id", "workflow id"
+    const char    *method;  // its rpc: {id, timeout_ms} -> {..., done}
+    client_take_fn take;    // copies the reply's object into out
+    const char *(*state)(const void *out); // the state name of *out
+};
+
+// Checks c, id and timeout_ms (INVALID_ARGUMENT), then runs w->method
+// with req (its id set here) in long-polls of at most
+// CLIENT_WAIT_CHUNK_MS until the reply says done (ANVIL_OK), the call
+// fails, or timeout_ms (0: no limit) has passed (DEADLINE_EXCEEDED,
+// "<what> <id> is still <state> after <n> ms"). out (a pointer to the
+// caller's pointer) holds the latest object either way.
+int client_wait(anvil_client *c, const struct client_waiter *w, const char *id,
+    ProtobufCMessage *req, int timeout_ms, void *out, struct anvil_error *err);
 
 // Fills req's options from o (NULL: leaves the defaults).
 void client_submit_opts_to_pb(
@@ -110,6 +132,12 @@ void client_free_reply(ProtobufCMessage *reply);
 
 // INVALID_ARGUMENT "<fn>: client is NULL" when c is NULL, else ANVIL_OK.
 int client_check(anvil_client *c, const char *fn, struct anvil_error *err);
+
+// INVALID_ARGUMENT "<fn>: out is NULL" when out (a pointer to the
+// caller's result pointer) is NULL; else sets *out to NULL and checks c
+// as client_check().
+int client_check_out(
+    anvil_client *c, void *out, const char *fn, struct anvil_error *err);
 
 // INVALID_ARGUMENT "<fn>: <what> is NULL|empty" when id is, else ANVIL_OK.
 int client_check_id(

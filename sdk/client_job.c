@@ -87,6 +87,18 @@ check_id_call(
     return rc;
 }
 
+// Replaces the job at out (a struct anvil_job **) with the reply's job.
+static int
+take_job(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
+{
+    struct anvil_job     **job = out;
+    Anvil__V1__Job *const *pb  = client_field(rep, "job");
+    anvil_job_free(*job);
+    *job = NULL;
+    return convert_job_new(pb != NULL ? *pb : NULL, method, job, err);
+}
+
 int
 anvil_job_get(anvil_client *c, const char *id, struct anvil_job **out,
     struct anvil_error *err)
@@ -100,87 +112,42 @@ anvil_job_get(anvil_client *c, const char *id, struct anvil_job **out,
         return rc;
     Anvil__V1__GetJobRequest req = ANVIL__V1__GET_JOB_REQUEST__INIT;
     req.id                       = (char *) id;
-    Anvil__V1__GetJobResponse *rep;
-    rc = client_call(
-        c, "GetJob", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = convert_job_new(rep->job, "GetJob", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(c, "GetJob", &req.base, 0, take_job, out, err);
 }
 
 int
 anvil_job_cancel(anvil_client *c, const char *id, struct anvil_job **out,
     struct anvil_error *err)
 {
-    static const char fn[] = "anvil_job_cancel";
     if (out != NULL)
         *out = NULL;
-    int rc = check_id_call(c, id, fn, err);
+    int rc = check_id_call(c, id, "anvil_job_cancel", err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__CancelJobRequest req = ANVIL__V1__CANCEL_JOB_REQUEST__INIT;
     req.id                          = (char *) id;
-    Anvil__V1__CancelJobResponse *rep;
-    rc = client_call(
-        c, "CancelJob", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (out != NULL)
-        rc = convert_job_new(rep->job, "CancelJob", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(c, "CancelJob", &req.base, 0, take_job, out, err);
 }
 
-// What a job wait keeps between its long-polls.
-struct job_wait {
-    anvil_client      *c;
-    const char        *id;
-    struct anvil_job **out;
-};
-
-// One WaitJob of at most chunk_ms; *w->out becomes the job it returned.
-static int
-wait_once(void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err)
+static const char *
+job_state(const void *out)
 {
-    struct job_wait          *w   = arg;
-    Anvil__V1__WaitJobRequest req = ANVIL__V1__WAIT_JOB_REQUEST__INIT;
-    req.id                        = (char *) w->id;
-    req.timeout_ms                = chunk_ms;
-    Anvil__V1__WaitJobResponse *rep;
-    int                         rc = client_call(
-                                w->c, "WaitJob", &req.base, chunk_ms, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    anvil_job_free(*w->out);
-    *w->out = NULL;
-    rc      = convert_job_new(rep->job, "WaitJob", w->out, err);
-    *done   = rep->done;
-    client_free_reply(&rep->base);
-    return rc;
+    const struct anvil_job *const *job = out;
+    return anvil_job_state_name(*job != NULL ? (*job)->state : 0);
 }
 
 int
 anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
     struct anvil_job **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_job_wait";
+    static const struct client_waiter w
+        = { "anvil_job_wait", "job", "job id", "WaitJob", take_job, job_state };
     if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = check_id_call(c, id, fn, err);
-    if (rc == ANVIL_OK && timeout_ms < 0)
-        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "%s: timeout_ms is negative (%d)", fn, timeout_ms);
-    if (rc != ANVIL_OK)
-        return rc;
-    struct job_wait w = { .c = c, .id = id, .out = out };
-    rc                = client_wait(timeout_ms, wait_once, &w, err);
-    if (rc == ANVIL_DEADLINE_EXCEEDED && *out != NULL)
-        av_error_set(err, rc, "job %s is still %s after %d ms", id,
-            anvil_job_state_name((*out)->state), timeout_ms);
-    return rc;
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "anvil_job_wait: out is NULL");
+    *out                          = NULL;
+    Anvil__V1__WaitJobRequest req = ANVIL__V1__WAIT_JOB_REQUEST__INIT;
+    return client_wait(c, &w, id, &req.base, timeout_ms, out, err);
 }
 
 static int
@@ -213,11 +180,7 @@ int
 anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
     struct anvil_job_list **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_job_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_job_list", err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__ListJobsRequest req = ANVIL__V1__LIST_JOBS_REQUEST__INIT;

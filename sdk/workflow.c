@@ -503,20 +503,25 @@ anvil_workflow_find_step(const struct anvil_workflow *wf, const char *name)
     return NULL;
 }
 
-// *out = a new workflow copied from pb.
+// Replaces the workflow at out (a struct anvil_workflow **) with the
+// reply's workflow.
 static int
-workflow_new(const Anvil__V1__Workflow *pb, const char *method,
-    struct anvil_workflow **out, struct anvil_error *err)
+take_workflow(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
 {
-    if (pb == NULL)
+    struct anvil_workflow     **wf = out;
+    Anvil__V1__Workflow *const *pb = client_field(rep, "workflow");
+    anvil_workflow_free(*wf);
+    *wf = NULL;
+    if (pb == NULL || *pb == NULL)
         return av_error_set(
             err, ANVIL_INTERNAL, "the reply to %s has no workflow", method);
     struct anvil_workflow *w = malloc(sizeof(*w));
-    if (w == NULL || convert_workflow(w, pb) != 0) {
+    if (w == NULL || convert_workflow(w, *pb) != 0) {
         free(w);
         return convert_oom(err, method);
     }
-    *out = w;
+    *wf = w;
     return ANVIL_OK;
 }
 
@@ -543,64 +548,28 @@ anvil_workflow_get(anvil_client *c, const char *id, struct anvil_workflow **out,
         return rc;
     Anvil__V1__GetWorkflowRequest req = ANVIL__V1__GET_WORKFLOW_REQUEST__INIT;
     req.id                            = (char *) id;
-    Anvil__V1__GetWorkflowResponse *rep;
-    rc = client_call(
-        c, "GetWorkflow", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = workflow_new(rep->workflow, "GetWorkflow", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "GetWorkflow", &req.base, 0, take_workflow, out, err);
 }
 
-// What a workflow wait keeps between its long-polls.
-struct workflow_wait {
-    anvil_client           *c;
-    const char             *id;
-    struct anvil_workflow **out;
-};
-
-// One WaitWorkflow of at most chunk_ms; *w->out becomes the workflow it
-// returned.
-static int
-wait_once(void *arg, uint32_t chunk_ms, bool *done, struct anvil_error *err)
+static const char *
+workflow_state(const void *out)
 {
-    struct workflow_wait          *w   = arg;
-    Anvil__V1__WaitWorkflowRequest req = ANVIL__V1__WAIT_WORKFLOW_REQUEST__INIT;
-    req.id                             = (char *) w->id;
-    req.timeout_ms                     = chunk_ms;
-    Anvil__V1__WaitWorkflowResponse *rep;
-    int rc = client_call(w->c, "WaitWorkflow", &req.base, chunk_ms,
-        (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    anvil_workflow_free(*w->out);
-    *w->out = NULL;
-    rc      = workflow_new(rep->workflow, "WaitWorkflow", w->out, err);
-    *done   = rep->done;
-    client_free_reply(&rep->base);
-    return rc;
+    const struct anvil_workflow *const *wf = out;
+    return anvil_workflow_state_name(*wf != NULL ? (*wf)->state : 0);
 }
 
 int
 anvil_workflow_wait(anvil_client *c, const char *id, int timeout_ms,
     struct anvil_workflow **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_wait";
-    if (out != NULL)
-        *out = NULL;
-    int rc = check_id_call(c, id, out, fn, err);
-    if (rc == ANVIL_OK && timeout_ms < 0)
-        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "%s: timeout_ms is negative (%d)", fn, timeout_ms);
-    if (rc != ANVIL_OK)
-        return rc;
-    struct workflow_wait w = { .c = c, .id = id, .out = out };
-    rc                     = client_wait(timeout_ms, wait_once, &w, err);
-    if (rc == ANVIL_DEADLINE_EXCEEDED && *out != NULL)
-        av_error_set(err, rc, "workflow %s is still %s after %d ms", id,
-            anvil_workflow_state_name((*out)->state), timeout_ms);
-    return rc;
+    static const struct client_waiter w = { "anvil_workflow_wait", "workflow",
+        "workflow id", "WaitWorkflow", take_workflow, workflow_state };
+    if (out == NULL)
+        return check_id_call(c, id, out, w.fn, err);
+    *out                               = NULL;
+    Anvil__V1__WaitWorkflowRequest req = ANVIL__V1__WAIT_WORKFLOW_REQUEST__INIT;
+    return client_wait(c, &w, id, &req.base, timeout_ms, out, err);
 }
 
 int
@@ -617,15 +586,8 @@ anvil_workflow_cancel(anvil_client *c, const char *id,
     Anvil__V1__CancelWorkflowRequest req
         = ANVIL__V1__CANCEL_WORKFLOW_REQUEST__INIT;
     req.id = (char *) id;
-    Anvil__V1__CancelWorkflowResponse *rep;
-    rc = client_call(
-        c, "CancelWorkflow", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (out != NULL)
-        rc = workflow_new(rep->workflow, "CancelWorkflow", out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "CancelWorkflow", &req.base, 0, take_workflow, out, err);
 }
 
 static int
@@ -656,11 +618,7 @@ int
 anvil_workflow_list(anvil_client *c, const struct anvil_workflow_filter *filter,
     struct anvil_workflow_list **out, struct anvil_error *err)
 {
-    static const char fn[] = "anvil_workflow_list";
-    if (out == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: out is NULL", fn);
-    *out   = NULL;
-    int rc = client_check(c, fn, err);
+    int rc = client_check_out(c, out, "anvil_workflow_list", err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__ListWorkflowsRequest req
