@@ -497,12 +497,12 @@ stopped(struct crash *c)
 static int
 submit_one(struct crash *c, int i)
 {
-    char                     key[32], payload[16];
+    char                  key[32], payload[16];
     struct anvil_job_opts so    = { .idempotency_key = key };
-    int64_t                  until = av_mono_ms() + SUBMIT_GIVE_UP_MS;
-    struct anvil_error       err   = { 0 };
-    bool                     existed;
-    int                      rc;
+    int64_t               until = av_mono_ms() + SUBMIT_GIVE_UP_MS;
+    struct anvil_error    err   = { 0 };
+    bool                  existed;
+    int                   rc;
 
     snprintf(key, sizeof(key), "crash-%d", i);
     snprintf(payload, sizeof(payload), "%d", i);
@@ -642,7 +642,10 @@ wait_all(struct crash *c, int64_t deadline)
             anvil_job_free(job);
             job = NULL;
             rv  = anvil_job_wait(c->client, c->ids[i],
-                 (int) (left > 60000 ? 60000 : left), &job, &err);
+                 (int) (left > 60000 ? 60000
+                         : left > 0  ? left
+                                     : 1),
+                 &job, &err);
             if (rv != ANVIL_OK && !transient(rv))
                 break;
         }
@@ -709,9 +712,9 @@ static void
 check_listing(struct crash *c)
 {
     struct anvil_job_filter f      = { .limit = 1000 };
-    char                    *cursor = NULL;
-    int                     *seen   = calloc((size_t) c->o.jobs, sizeof(int));
-    size_t                   total  = 0;
+    char                   *cursor = NULL;
+    int                    *seen   = calloc((size_t) c->o.jobs, sizeof(int));
+    size_t                  total  = 0;
 
     for (;;) {
         struct anvil_job_list *list = NULL;
@@ -749,12 +752,12 @@ check_keys(struct crash *c)
     int step = c->o.jobs > RESUBMIT_SAMPLE ? c->o.jobs / RESUBMIT_SAMPLE : 1;
 
     for (int i = 0; i < c->o.jobs; i += step) {
-        char                     key[32], payload[16];
+        char                  key[32], payload[16];
         struct anvil_job_opts so      = { .idempotency_key = key };
-        struct anvil_error       err     = { 0 };
-        char                    *id      = NULL;
-        bool                     existed = false;
-        int                      rv;
+        struct anvil_error    err     = { 0 };
+        char                 *id      = NULL;
+        bool                  existed = false;
+        int                   rv;
 
         snprintf(key, sizeof(key), "crash-%d", i);
         snprintf(payload, sizeof(payload), "%d", i);
