@@ -7,6 +7,7 @@
 // step at fault.
 #include "cli.h"
 #include "output.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -100,59 +101,24 @@ wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
 
 // ---- Reading the definition
 
-// Reads all of f (at most MAX_FILE bytes). Caller frees; NULL with errno
-// set (EFBIG when too large).
-static char *
-read_all(FILE *f, size_t *len)
-{
-    size_t cap = 4096, n = 0;
-    char  *buf = malloc(cap);
-    while (buf != NULL) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *more = cap < MAX_FILE ? realloc(buf, cap * 2) : NULL;
-        if (more == NULL) {
-            errno = cap < MAX_FILE ? ENOMEM : EFBIG;
-            free(buf);
-            return NULL;
-        }
-        buf = more;
-        cap *= 2;
-    }
-    if (buf != NULL && ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-// Reads and parses o->file. CLI_EXIT_OK with *wf, or CLI_EXIT_USAGE after
-// a line on ctx->err.
+// Reads and parses o->file ("-" is stdin). CLI_EXIT_OK with *wf, or
+// CLI_EXIT_USAGE after a line on ctx->err.
 static int
 load_definition(struct cli_ctx *x, anvil_workflow_spec **wf)
 {
-    const char *path   = x->opts->file;
-    bool        stdin_ = strcmp(path, "-") == 0;
-    FILE       *f      = stdin_ ? stdin : fopen(path, "rb");
-    char       *text   = NULL;
-    size_t      len    = 0;
-    if (f != NULL)
-        text = read_all(f, &len);
-    int saved = errno;
-    if (f != NULL && !stdin_)
-        fclose(f);
-    if (text == NULL) {
-        fprintf(x->err, "anvil: cannot read %s: %s\n", stdin_ ? "stdin" : path,
-            saved == EFBIG ? "larger than 32 MiB" : strerror(saved));
+    const char        *path = x->opts->file;
+    const char        *name = strcmp(path, "-") == 0 ? "stdin" : path;
+    char              *text = NULL;
+    size_t             len  = 0;
+    struct anvil_error err  = { 0, "" };
+    if (av_read_file(path, MAX_FILE, &text, &len, &err) != ANVIL_OK) {
+        fprintf(x->err, "anvil: %s\n", err.msg);
         return CLI_EXIT_USAGE;
     }
-    struct anvil_error err = { 0, "" };
-    int                rc = anvil_workflow_spec_parse_json(text, len, wf, &err);
+    int rc = anvil_workflow_spec_parse_json(text, len, wf, &err);
     free(text);
     if (rc != ANVIL_OK) {
-        fprintf(x->err, "anvil: %s: %s\n", stdin_ ? "stdin" : path, err.msg);
+        fprintf(x->err, "anvil: %s: %s\n", name, err.msg);
         return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;

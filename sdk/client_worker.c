@@ -1,6 +1,6 @@
 // client_worker.c - the worker calls of anvil.h: Poll, Complete, Fail and
 // Heartbeat, and the leases Poll returns. Most programs use them through
-// the worker library (anvil/worker.h, worker/runtime.c).
+// the worker library (anvil/worker.h, sdk/runtime/).
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
 #include "convert.h"
