@@ -13,6 +13,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,37 @@ dispatch(struct engine *e, struct batch *b, struct cmd *c)
     return jobs_apply(e, b, c);
 }
 
+// The batch can no longer tell what it holds: its transaction is rolled
+// back whole and every command in it refused (run_batch).
+static void
+break_batch(struct batch *b, const struct anvil_error *err)
+{
+    if (b->broken)
+        return;
+    b->broken = true;
+    av_error_set(&b->broken_err, err->code, "%s", err->msg);
+}
+
+// Undoes the open savepoint. If even that fails, the savepoint's writes
+// would stay in the transaction: the whole batch is refused.
+static void
+undo(struct engine *e, struct batch *b)
+{
+    struct anvil_error err = { 0 };
+    if (store_rollback_savepoint(e->st, &err) != ANVIL_OK)
+        break_batch(b, &err);
+}
+
+// Ends the open savepoint, keeping its writes; undoes it if that fails.
+static int
+keep(struct engine *e, struct batch *b, struct anvil_error *err)
+{
+    int rc = store_release(e->st, err);
+    if (rc != ANVIL_OK)
+        undo(e, b);
+    return rc;
+}
+
 // Applies one command inside its own savepoint: a failure undoes that
 // command's writes only. Returns false when the command was parked.
 static bool
@@ -139,17 +171,18 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
         return true;
     int rc = dispatch(e, b, c);
     if (rc == ANVIL_ABORTED && c->err.code == ANVIL_OK) {
+        struct anvil_error err = { 0 };
         if (rw)
-            store_release(e->st, NULL);
+            keep(e, b, &err);
         return false; // parked
     }
     c->err.code = rc;
     // A refused command writes nothing: whatever it wrote before failing
     // is undone.
     if (rw && rc != ANVIL_OK)
-        store_rollback_savepoint(e->st, NULL);
-    else if (rw && store_release(e->st, &c->err) != ANVIL_OK)
-        store_rollback_savepoint(e->st, NULL);
+        undo(e, b);
+    else if (rw)
+        keep(e, b, &c->err);
     return true;
 }
 
@@ -186,7 +219,9 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
 static void
 apply(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if (c->kind == CMD_BATCH)
+    if (b->broken)
+        ; // refused with the rest of the batch
+    else if (c->kind == CMD_BATCH)
         apply_items(e, b, c);
     else if (!apply_one(e, b, c))
         return; // parked
@@ -258,9 +293,10 @@ fire_timers(struct engine *e, struct batch *b)
         int rc = t.kind == TIMER_SWEEP ? sweep(e, b)
             : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
                                        : jobs_fire_timer(e, b, &t);
-        if (rc == ANVIL_OK && store_release(e->st, &err) == ANVIL_OK)
+        if (rc == ANVIL_OK && keep(e, b, &err) == ANVIL_OK)
             continue;
-        store_rollback_savepoint(e->st, NULL);
+        if (rc != ANVIL_OK)
+            undo(e, b);
         AV_ERR("engine.timer", "kind=%d id=%lld code=%s", t.kind,
             (long long) t.id, anvil_code_name(rc));
         engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
@@ -283,9 +319,11 @@ serve_parked_polls(struct engine *e, struct batch *b)
             return;
         int rc = jobs_poll_take(e, b, c);
         if (rc == ANVIL_OK)
-            store_release(e->st, &err);
+            rc = keep(e, b, &err);
         else
-            store_rollback_savepoint(e->st, NULL);
+            undo(e, b);
+        if (b->broken)
+            return;
         if (rc != ANVIL_OK || p->n == 0) {
             pp = &c->next;
             continue;
@@ -355,19 +393,49 @@ wake_waiters(struct engine *e, struct batch *b)
 
 static int rebuild(struct engine *e, struct anvil_error *err);
 
+// Frees what c's apply produced and answers it with code and msg instead.
+static void
+refuse(struct cmd *c, int code, const char *msg)
+{
+    engine_cmd_fini(c);
+    av_error_set(&c->err, code, "%s", msg);
+    if (c->kind != CMD_BATCH)
+        return;
+    for (size_t i = 0; i < c->u.batch.n; i++)
+        av_error_set(&c->u.batch.items[i].err, code, "%s", msg);
+}
+
 static void
 answer_all(struct cmd *list, int code, const char *msg)
 {
     while (list != NULL) {
         struct cmd *next = list->next;
-        if (code != ANVIL_OK) {
-            engine_cmd_fini(list);
-            av_error_set(&list->err, code, "%s", msg);
-        }
+        if (code != ANVIL_OK)
+            refuse(list, code, msg);
         list->done(list, list->done_arg);
         list = next;
     }
 }
+
+// The engine can no longer vouch for what it answers (a sync or a rebuild
+// failed): from now on it refuses every command, and asks its owner to
+// stop the server (engine_config.on_fatal).
+static void
+fatal(struct engine *e, const struct anvil_error *err)
+{
+    if (atomic_exchange(&e->failed, true))
+        return;
+    AV_ERR("engine.fatal",
+        "code=%s msg=\"%s; the server stops so that a restart recovers "
+        "from what is on disk\"",
+        anvil_code_name(err->code), err->msg);
+    if (e->cfg.on_fatal != NULL)
+        e->cfg.on_fatal(e->cfg.fatal_arg, err);
+}
+
+#define MSG_STOPPING_FAILED                                                \
+    "the server hit a fatal storage error and is stopping; retry once it " \
+    "is back"
 
 static void
 reverse(struct cmd **list)
@@ -382,17 +450,32 @@ reverse(struct cmd **list)
 }
 
 // The commits are applied but may not be on disk, and the engine's memory
-// already moved on: acknowledging them would break durability, refusing
-// them would lie. Exit, so that a restart recovers from exactly what the
-// disk holds.
+// already moved on: acknowledging them would break durability. Their
+// outcome is unknown, so they are answered UNAVAILABLE (a resend with the
+// same request id is safe), and the server stops, so that a restart
+// recovers from exactly what the disk holds.
 static void
-sync_failed(const struct anvil_error *err)
+sync_failed(struct engine *e, const struct anvil_error *err, struct cmd *list)
 {
-    AV_ERR("engine.sync",
-        "msg=\"%s; exiting so that a restart recovers from what is on "
-        "disk\"",
-        err->msg);
-    abort();
+    fatal(e, err);
+    answer_all(list, ANVIL_UNAVAILABLE,
+        "the server could not make this request durable and is stopping; "
+        "it may or may not be applied: resend it with the same request id "
+        "once the server is back");
+}
+
+// Syncs and answers list; once a sync failed, never syncs again (a later
+// sync could succeed without the lost pages on disk).
+static void
+sync_answer(struct engine *e, struct cmd *list)
+{
+    struct anvil_error err = { 0 };
+    if (atomic_load(&e->failed))
+        answer_all(list, ANVIL_UNAVAILABLE, MSG_STOPPING_FAILED);
+    else if (store_sync(e->st, &err) != ANVIL_OK)
+        sync_failed(e, &err, list);
+    else
+        answer_all(list, ANVIL_OK, NULL);
 }
 
 // Hands a committed batch's replies (in order) to the sync thread.
@@ -431,10 +514,7 @@ sync_main(void *arg)
         pthread_mutex_unlock(&e->sync_lock);
         if (list == NULL && stop)
             break;
-        struct anvil_error err = { 0 };
-        if (store_sync(e->st, &err) != ANVIL_OK)
-            sync_failed(&err);
-        answer_all(list, ANVIL_OK, NULL);
+        sync_answer(e, list);
     }
     return NULL;
 }
@@ -457,10 +537,7 @@ more_waiting(struct engine *e)
 static void
 sync_inline(struct engine *e, struct cmd *list)
 {
-    struct anvil_error err = { 0 };
-    if (store_sync(e->st, &err) != ANVIL_OK)
-        sync_failed(&err);
-    answer_all(list, ANVIL_OK, NULL);
+    sync_answer(e, list);
 }
 
 // Answers what the sync thread still holds and joins it.
@@ -476,13 +553,50 @@ sync_join(struct engine *e)
     pthread_join(e->sync_thread, NULL);
 }
 
+// The batch's transaction did not commit (or must not): rolls it back,
+// rebuilds memory from the database and refuses every command in it. The
+// store's code passes through (disk full is RESOURCE_EXHAUSTED).
+static void
+fail_batch(struct engine *e, struct batch *b, const struct anvil_error *why)
+{
+    struct anvil_error err = { 0 };
+    char               msg[sizeof(err.msg) + 80];
+    snprintf(msg, sizeof(msg),
+        "the server could not commit this request; it was not applied: %.*s",
+        (int) sizeof(err.msg) - 1, why->msg);
+    int code = why->code != ANVIL_OK ? why->code : ANVIL_INTERNAL;
+    AV_ERR("engine.batch_failed", "code=%s msg=\"%s\"", anvil_code_name(code),
+        why->msg);
+    if (store_rollback(e->st, &err) != ANVIL_OK || rebuild(e, &err) != ANVIL_OK)
+        fatal(e, &err);
+    answer_all(b->reply, code, msg);
+}
+
+// Answers a committed batch: inline, or through the sync thread.
+static void
+answer_committed(struct engine *e, struct batch *b)
+{
+    if (b->tokens_changed)
+        tokens_committed(e, b->reply);
+    if (e->deferred && more_waiting(e))
+        sync_post(e, b->reply);
+    else if (e->deferred)
+        sync_inline(e, b->reply);
+    else
+        answer_all(b->reply, ANVIL_OK, NULL);
+}
+
 static void
 run_batch(struct engine *e, struct cmd *cmds)
 {
     struct batch       b   = { .now = av_now_ms() };
     struct anvil_error err = { 0 };
+    if (atomic_load(&e->failed)) {
+        answer_all(cmds, ANVIL_UNAVAILABLE, MSG_STOPPING_FAILED);
+        return;
+    }
     if (store_begin(e->st, &err) != ANVIL_OK) {
-        answer_all(cmds, ANVIL_INTERNAL, err.msg);
+        answer_all(cmds, err.code, err.msg);
         return;
     }
     fire_timers(e, &b);
@@ -491,22 +605,17 @@ run_batch(struct engine *e, struct cmd *cmds)
         cmds          = c->next;
         apply(e, &b, c);
     }
-    if (b.ready_added)
+    if (b.ready_added && !b.broken)
         serve_parked_polls(e, &b);
-    wake_waiters(e, &b);
+    if (!b.broken)
+        wake_waiters(e, &b);
     reverse(&b.reply);
-    if (store_commit(e->st, &err) != ANVIL_OK) {
-        store_rollback(e->st, NULL);
-        rebuild(e, &err);
-        answer_all(b.reply, ANVIL_INTERNAL,
-            "the server could not commit this request; it was not applied");
-    } else if (e->deferred && more_waiting(e)) {
-        sync_post(e, b.reply);
-    } else if (e->deferred) {
-        sync_inline(e, b.reply);
-    } else {
-        answer_all(b.reply, ANVIL_OK, NULL);
-    }
+    if (b.broken)
+        fail_batch(e, &b, &b.broken_err);
+    else if (store_commit(e->st, &err) != ANVIL_OK)
+        fail_batch(e, &b, &err);
+    else
+        answer_committed(e, &b);
     free(b.finished.ids);
     free(b.flows.ids);
 }
@@ -590,6 +699,9 @@ rebuild(struct engine *e, struct anvil_error *err)
     timers_free(e->timers);
     e->ready  = readyq_new();
     e->timers = timers_new();
+    // Leases remembered for resent Polls may have been rolled back.
+    for (size_t i = 0; i < POLL_MEMORY; i++)
+        e->memo[i].rid = 0;
     if (e->ready == NULL || e->timers == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     // Parked long-polls keep their place; give them their timers back.
@@ -747,6 +859,7 @@ engine_cmd_fini(struct cmd *c)
         c->u.token.tokens = NULL;
         c->u.token.n      = 0;
         memset(c->u.token.secret, 0, sizeof(c->u.token.secret));
+        memset(c->u.token.hash, 0, sizeof(c->u.token.hash));
         break;
     case CMD_WORKERS:
         registry_entries_free(c->u.workers.w, c->u.workers.n);

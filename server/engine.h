@@ -18,37 +18,15 @@
 #ifndef SERVER_ENGINE_H
 #define SERVER_ENGINE_H
 
+#include "command.h"
 #include "job.h"
 #include "registry.h"
 #include "store.h"
+#include "util/sha256.h"
 
 #include <anvil/anvil.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-enum cmd_kind {
-    CMD_SUBMIT,
-    CMD_GET,
-    CMD_LIST,
-    CMD_WAIT,
-    CMD_CANCEL,
-    CMD_POLL,
-    CMD_HEARTBEAT,
-    CMD_COMPLETE,
-    CMD_FAIL,
-    CMD_HEALTH,
-    CMD_WORKERS,
-    CMD_WF_SUBMIT,
-    CMD_WF_GET,
-    CMD_WF_LIST,
-    CMD_WF_WAIT,
-    CMD_WF_CANCEL,
-    CMD_TOKEN_CREATE,
-    CMD_TOKEN_LIST,
-    CMD_TOKEN_REVOKE,
-    CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
-    CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
-};
 
 struct lease_ref {
     int64_t  id;
@@ -146,7 +124,10 @@ struct cmd_token {
     int64_t             id;         // REVOKE
     struct store_token *tokens;     // out: the one created or revoked; LIST
     size_t              n;
-    char                secret[96]; // out, CREATE: shown once
+    char                secret[96];          // out, CREATE: shown once
+    uint8_t             hash[AV_SHA256_LEN]; // out, CREATE: the secret's
+    int64_t             expires_at;          // out, CREATE
+    int64_t             at;                  // out, REVOKE: when
 };
 
 struct cmd_health {
@@ -210,10 +191,10 @@ struct cmd_batch {
 };
 
 struct cmd {
-    enum cmd_kind kind;
+    const struct command *op; // its row in the command table
     uint64_t      request_id; // envelope request id; 0 = none
     int64_t       token_id;   // caller's API token; 0 = auth off
-    int           role;       // caller's role (enum role in auth.h)
+    int           role;       // caller's role (enum anvil_role)
     uint32_t      pipe;       // the connection it came on (nng pipe id)
     union {
         struct cmd_submit    submit;
@@ -239,9 +220,11 @@ struct cmd {
     // Engine-private.
     struct cmd *next;
     uint64_t    waiter_seq;
+    int (*wake)(struct engine *e, struct cmd *c); // parked: its answer
 };
 
 struct auth;
+struct engine;
 
 struct engine_config {
     struct auth *auth;           // token table to update; may be NULL
@@ -250,14 +233,17 @@ struct engine_config {
     int64_t      retention_ms;   // finished work kept this long; 0 = forever
     int64_t      worker_lost_ms; // a worker unheard of this long is lost
     int          max_queue;      // commands waiting for the engine; 0 = 100000
+    // Called once, from the engine or its sync thread, when the engine can
+    // no longer go on (a sync or a rebuild from the store failed): it then
+    // refuses every command; the owner should stop the server. May be NULL.
+    void (*on_fatal)(void *arg, const struct anvil_error *err);
+    void *fatal_arg;
 };
 
 // Retry defaults, used where a job or step sets none.
 #define ENGINE_BACKOFF_INITIAL_MS 1000
 #define ENGINE_BACKOFF_MAX_MS 60000
 #define ENGINE_BACKOFF_MULTIPLIER 2.0
-
-struct engine;
 
 // Rebuilds the ready queues and timers from the store and starts the
 // engine thread. The store stays the caller's but only the engine may use
