@@ -18,7 +18,6 @@
 #ifndef SERVER_ENGINE_H
 #define SERVER_ENGINE_H
 
-#include "command.h"
 #include "job.h"
 #include "registry.h"
 #include "store.h"
@@ -27,6 +26,30 @@
 #include <anvil/anvil.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+enum cmd_kind {
+    CMD_SUBMIT,
+    CMD_GET,
+    CMD_LIST,
+    CMD_WAIT,
+    CMD_CANCEL,
+    CMD_POLL,
+    CMD_HEARTBEAT,
+    CMD_COMPLETE,
+    CMD_FAIL,
+    CMD_HEALTH,
+    CMD_WORKERS,
+    CMD_WF_SUBMIT,
+    CMD_WF_GET,
+    CMD_WF_LIST,
+    CMD_WF_WAIT,
+    CMD_WF_CANCEL,
+    CMD_TOKEN_CREATE,
+    CMD_TOKEN_LIST,
+    CMD_TOKEN_REVOKE,
+    CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
+    CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
+};
 
 struct lease_ref {
     int64_t  id;
@@ -191,7 +214,7 @@ struct cmd_batch {
 };
 
 struct cmd {
-    const struct command *op; // its row in the command table
+    enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
     int64_t       token_id;   // caller's API token; 0 = auth off
     int           role;       // caller's role (enum anvil_role)
@@ -220,7 +243,6 @@ struct cmd {
     // Engine-private.
     struct cmd *next;
     uint64_t    waiter_seq;
-    int (*wake)(struct engine *e, struct cmd *c); // parked: its answer
 };
 
 struct auth;

@@ -2,9 +2,7 @@
 // run on its thread: engine.c (thread, batches, timers, parked long-polls),
 // jobs.c (the job state machine, the only writer of job states), flow.c
 // (the workflow state machine, the only writer of workflow states) and
-// tokens.c. What each of those offers the others is in jobs.h and flow.h;
-// the per-rpc functions the command table names are in engine_ops.h.
-// Everything here is touched by the engine thread only, except
+// tokens.c. Everything here is touched by the engine thread only, except
 // engine.lock's and engine.sync_lock's fields.
 #ifndef SERVER_ENGINE_IMPL_H
 #define SERVER_ENGINE_IMPL_H
@@ -56,7 +54,6 @@ struct engine {
     bool            sync_stop;
 
     // Engine thread only.
-    bool             failed; // stopped on an unrecoverable error
     struct cmd      *parked_polls; // FIFO
     struct cmd      *parked_waits; // WaitJob
     struct cmd      *parked_flows; // WaitWorkflow
@@ -88,21 +85,39 @@ struct batch {
     int64_t            now;
 };
 
-// What apply returns when the command waits (a long-poll): it is not
-// answered now, and its done() runs when it is woken or its wait ends.
-// Distinct from every enum anvil_code.
-#define ENGINE_PARKED (-1)
-
 // engine.c
 void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
 void engine_mark(struct id_list *l, int64_t id);
 int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
      const char *queue, const char *type, int32_t priority);
-// Parks c on list until deadline; wake(e, c) fills its answer when it is
-// woken (its job or workflow ended) or its wait ends. Returns
-// ENGINE_PARKED, for apply to return.
-int engine_park(struct engine *e, struct cmd **list, struct cmd *c,
-    int64_t deadline, int (*wake)(struct engine *e, struct cmd *c));
+void engine_park(
+    struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
+
+// jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
+// code; ANVIL_ABORTED with err.code OK means it was parked.
+int jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
+int jobs_finish(struct engine *e, struct batch *b, int64_t id,
+    int64_t workflow_id, int state, const uint8_t *result, size_t len,
+    const char *error, struct anvil_error *err);
+int jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
+// Remembers what a Poll leased, for a resend of it by the same caller.
+void jobs_memo_add(struct engine *e, const struct cmd *c);
+void jobs_lease_timers(struct engine *e, const struct job *j);
+// Timers run inside a savepoint; a non-OK return rolls it back and the
+// engine tries the timer again a second later.
+int jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+
+// tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
+int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);
+// After the batch committed: applies the token commands of list that
+// succeeded to the auth table (never before the commit).
+void tokens_committed(struct engine *e, const struct cmd *list);
+
+// flow.c: workflow commands (CMD_WF_*), and what a step's end does.
+int flow_apply(struct engine *e, struct batch *b, struct cmd *c);
+int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,
+    int64_t step_id, int state, struct anvil_error *err);
+int flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);
 
 #endif

@@ -49,7 +49,7 @@ struct rpc {
     bool            closing;
     int             submitting; // callbacks inside engine_submit()
     int             waits;
-    uint16_t        waits_by_pipe[WAIT_SLOTS];
+    uint32_t        waits_by_pipe[WAIT_SLOTS]; // up to --max-waits-per-conn
     int             conns; // connections open (pipe callbacks)
 };
 
@@ -149,7 +149,7 @@ static int
 wait_enter(struct rpc_ctx *x, struct anvil_error *err)
 {
     struct rpc *r    = x->rpc;
-    uint16_t   *slot = &r->waits_by_pipe[x->pipe % WAIT_SLOTS];
+    uint32_t   *slot = &r->waits_by_pipe[x->pipe % WAIT_SLOTS];
     int         rc   = ANVIL_OK;
     pthread_mutex_lock(&r->lock);
     if (r->waits >= r->cfg.max_waits)
@@ -157,7 +157,7 @@ wait_enter(struct rpc_ctx *x, struct anvil_error *err)
             "the server holds %d long-polls, its limit (anvild "
             "--max-waits); retry later",
             r->waits);
-    else if (*slot >= r->cfg.max_waits_per_conn)
+    else if (*slot >= (uint32_t) r->cfg.max_waits_per_conn)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
             "this connection holds %d long-polls, the limit per connection "
             "(anvild --max-waits-per-conn)",
