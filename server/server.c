@@ -29,28 +29,29 @@ struct server {
     int             code;  // ANVIL_OK, or the fatal error's code
 };
 
-// The engine cannot go on: wakes server_wait() with the error.
+// Ends server_wait() with code (the first end wins).
 static void
-on_fatal(void *arg, const struct anvil_error *err)
+end(struct server *s, int code)
 {
-    struct server *s = arg;
     pthread_mutex_lock(&s->lock);
     if (!s->ended)
-        s->code = err->code != ANVIL_OK ? err->code : ANVIL_INTERNAL;
+        s->code = code;
     s->ended = true;
     pthread_cond_broadcast(&s->ended_cv);
     pthread_mutex_unlock(&s->lock);
 }
 
+// The engine cannot go on: wakes server_wait() with the error.
+static void
+on_fatal(void *arg, const struct anvil_error *err)
+{
+    end(arg, err->code != ANVIL_OK ? err->code : ANVIL_INTERNAL);
+}
+
 void
 server_shutdown(struct server *s)
 {
-    struct anvil_error ok = { 0 };
-    pthread_mutex_lock(&s->lock);
-    bool ended = s->ended;
-    pthread_mutex_unlock(&s->lock);
-    if (!ended)
-        on_fatal(s, &ok);
+    end(s, ANVIL_OK);
 }
 
 int
