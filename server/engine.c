@@ -170,7 +170,7 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
     if (rw && store_savepoint(e->st, &c->err) != ANVIL_OK)
         return true;
     int rc = dispatch(e, b, c);
-    if (rc == ANVIL_ABORTED && c->err.code == ANVIL_OK) {
+    if (rc == ENGINE_PARKED) {
         struct anvil_error err = { 0 };
         if (rw)
             keep(e, b, &err);

@@ -85,6 +85,11 @@ struct batch {
     int64_t            now;
 };
 
+// What an apply function returns when the command waits (a long-poll):
+// it is not answered now; its done() runs when it is woken or its wait
+// ends. Distinct from every enum anvil_code.
+#define ENGINE_PARKED (-1)
+
 // engine.c
 void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
@@ -95,11 +100,23 @@ void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
 // jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
-// code; ANVIL_ABORTED with err.code OK means it was parked.
+// code, or ENGINE_PARKED.
 int jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
 int jobs_finish(struct engine *e, struct batch *b, int64_t id,
     int64_t workflow_id, int state, const uint8_t *result, size_t len,
     const char *error, struct anvil_error *err);
+// The only writes of a job's state; flow.c asks through these.
+// Inserts a job (a step too) and queues or schedules it.
+int jobs_insert(struct engine *e, struct batch *b,
+    const struct store_new_job *nj, int64_t *id, struct anvil_error *err);
+// Ends a job that is not running (PENDING, QUEUED, SCHEDULED) CANCELED.
+int jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
+    const char *why, struct anvil_error *err);
+// Asks a running job's worker to stop (heartbeat/report tells it).
+int jobs_request_cancel(struct engine *e, int64_t id, struct anvil_error *err);
+// One parent of PENDING job id succeeded: queues it when it was the last.
+int jobs_parent_succeeded(
+    struct engine *e, struct batch *b, int64_t id, struct anvil_error *err);
 int jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
 // Remembers what a Poll leased, for a resend of it by the same caller.
 void jobs_memo_add(struct engine *e, const struct cmd *c);
