@@ -411,7 +411,7 @@ lease_lost(const struct store_job_brief *br, uint32_t token)
 static bool
 not_holder(const struct cmd *c, const struct store_job_brief *br)
 {
-    return c->token_id != 0 && c->role != ROLE_ADMIN
+    return c->token_id != 0 && c->role != ANVIL_ROLE_ADMIN
         && br->lease_token != c->token_id;
 }
 

@@ -1380,7 +1380,7 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     struct req        r;
     poll_init(&r, types, 1, 1, 0);
     r.c.token_id = 5;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(r.c.u.poll.n, 1);
     engine_cmd_fini(&r.c);
@@ -1389,19 +1389,19 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     req_init(&r, CMD_COMPLETE);
     r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
     r.c.token_id   = 6;
-    r.c.role       = ROLE_WORKER;
+    r.c.role       = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
     req_init(&r, CMD_FAIL);
     r.c.u.fail   = (struct cmd_fail) { .id = id, .token = 1, .error = "x" };
     r.c.token_id = 6;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
     struct lease_ref ref = { .id = id, .token = 1 };
     req_init(&r, CMD_HEARTBEAT);
     r.c.u.heartbeat
         = (struct cmd_heartbeat) { .worker = "worker-2", .refs = &ref, .n = 1 };
     r.c.token_id = 6;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(r.c.u.heartbeat.nlost, 1);
     engine_cmd_fini(&r.c);
@@ -1411,7 +1411,7 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     req_init(&r, CMD_COMPLETE);
     r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
     r.c.token_id   = 5;
-    r.c.role       = ROLE_WORKER;
+    r.c.role       = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
 }
@@ -1723,7 +1723,7 @@ test_engine_token_table_changes_only_after_the_commit(void **state)
     assert_int_equal(open_engine(f), 0);
     struct req r;
     req_init(&r, CMD_TOKEN_CREATE);
-    r.c.u.token.role = ROLE_CLIENT;
+    r.c.u.token.role = ANVIL_ROLE_CLIENT;
     r.c.u.token.name = "t";
     assert_int_equal(call(f, &r), ANVIL_OK);
     char secret[96];

@@ -298,7 +298,7 @@ token_create(struct fx *f, char *secret, size_t len, int64_t *id)
 {
     struct req r;
     req_init(&r, CMD_TOKEN_CREATE);
-    r.c.u.token.role = ROLE_CLIENT;
+    r.c.u.token.role = ANVIL_ROLE_CLIENT;
     r.c.u.token.name = "t";
     int rc           = call(f, &r);
     if (rc == ANVIL_OK) {
