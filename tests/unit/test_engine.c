@@ -9,7 +9,6 @@
 #include "util/clock.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1627,138 +1626,6 @@ test_engine_failed_commit_applies_nothing_and_loses_nothing(void **state)
     job_fini(&j);
 }
 
-// The index of the statement whose SQL starts with prefix.
-static int
-find_stmt(const char *prefix)
-{
-    for (int i = 0; store_stmt_sql(i) != NULL; i++) {
-        if (strncmp(store_stmt_sql(i), prefix, strlen(prefix)) == 0)
-            return i;
-    }
-    return -1;
-}
-
-static void
-test_engine_failed_savepoint_rollback_refuses_the_whole_batch(void **state)
-{
-    struct fx *f  = *state;
-    int        rb = find_stmt("ROLLBACK TO");
-    assert_true(rb >= 0);
-    store_hook_step = hook;
-    // Item 1 is refused, and undoing its savepoint fails: item 0's
-    // submit must not be committed with it.
-    hook_arm(rb, 1);
-    struct cmd items[2]       = { 0 };
-    items[0].kind             = CMD_SUBMIT;
-    items[0].u.submit         = job_spec("sp");
-    items[1].kind             = CMD_COMPLETE;
-    items[1].u.complete.id    = 999999;
-    items[1].u.complete.token = 1;
-    struct req r;
-    req_init(&r, CMD_BATCH);
-    r.c.u.batch.items = items;
-    r.c.u.batch.n     = 2;
-    call(f, &r);
-    assert_true(atomic_load(&hook_fail_cnt) <= 0);
-    assert_int_not_equal(items[0].err.code, ANVIL_OK);
-    assert_int_not_equal(items[1].err.code, ANVIL_OK);
-    engine_cmd_fini(&r.c);
-    assert_int_equal(poll_count(f, "sp"), 0);
-
-    // The engine rebuilt its memory and goes on.
-    submit(f, "sp");
-    assert_int_equal(poll_count(f, "sp"), 1);
-}
-
-static atomic_int fatal_code = 0;
-
-static void
-on_fatal(void *arg, const struct anvil_error *err)
-{
-    (void) arg;
-    atomic_store(&fatal_code, err->code != ANVIL_OK ? err->code : -1);
-}
-
-static int
-failing_fdatasync(int fd)
-{
-    (void) fd;
-    errno = EIO;
-    return -1;
-}
-
-static void
-test_engine_failed_sync_stops_the_engine_without_aborting(void **state)
-{
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    close_engine(f);
-    atomic_store(&fatal_code, 0);
-    f->cfg.on_fatal = on_fatal;
-    assert_int_equal(store_open(f->path, 2, &f->st, &err), ANVIL_OK);
-    assert_int_equal(store_set_deferred_sync(f->st, true, &err), ANVIL_OK);
-    assert_int_equal(engine_start(f->st, &f->cfg, &f->e, &err), ANVIL_OK);
-
-    store_hook_fdatasync = failing_fdatasync;
-    struct req r;
-    req_init(&r, CMD_SUBMIT);
-    r.c.u.submit = job_spec("s");
-    // Not acknowledged: it may not be on disk.
-    assert_int_equal(call(f, &r), ANVIL_UNAVAILABLE);
-    assert_int_not_equal(atomic_load(&fatal_code), 0);
-    // Every later command is refused until the server restarts.
-    store_hook_fdatasync = NULL;
-    req_init(&r, CMD_SUBMIT);
-    r.c.u.submit = job_spec("s");
-    assert_int_equal(call(f, &r), ANVIL_UNAVAILABLE);
-}
-
-static void
-test_engine_token_table_changes_only_after_the_commit(void **state)
-{
-    struct fx *f = *state;
-    close_engine(f);
-    f->cfg.auth = auth_new(true);
-    assert_non_null(f->cfg.auth);
-    assert_int_equal(open_engine(f), 0);
-    struct req r;
-    req_init(&r, CMD_TOKEN_CREATE);
-    r.c.u.token.role = ANVIL_ROLE_CLIENT;
-    r.c.u.token.name = "t";
-    assert_int_equal(call(f, &r), ANVIL_OK);
-    char secret[96];
-    snprintf(secret, sizeof(secret), "%s", r.c.u.token.secret);
-    int64_t tid = r.c.u.token.tokens[0].id;
-    engine_cmd_fini(&r.c);
-
-    // The revoke's batch cannot commit: the token must still work.
-    int commit_stmt = learn_stmt(f, PROBE_COMMIT);
-    store_hook_step = hook;
-    hook_arm(commit_stmt, 1);
-    req_init(&r, CMD_TOKEN_REVOKE);
-    r.c.u.token.id = tid;
-    assert_int_not_equal(call(f, &r), ANVIL_OK);
-    engine_cmd_fini(&r.c);
-    int64_t            id;
-    int                role;
-    struct anvil_error err = { 0 };
-    assert_int_equal(auth_check(f->cfg.auth, secret, "SubmitJob", av_now_ms(),
-                         &id, &role, &err),
-        ANVIL_OK);
-
-    // A committed revoke takes effect.
-    req_init(&r, CMD_TOKEN_REVOKE);
-    r.c.u.token.id = tid;
-    assert_int_equal(call(f, &r), ANVIL_OK);
-    engine_cmd_fini(&r.c);
-    assert_int_equal(auth_check(f->cfg.auth, secret, "SubmitJob", av_now_ms(),
-                         &id, &role, &err),
-        ANVIL_UNAUTHENTICATED);
-    close_engine(f);
-    auth_free(f->cfg.auth);
-    f->cfg.auth = NULL;
-}
-
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1811,9 +1678,6 @@ main(void)
         T(test_engine_failed_commit_applies_nothing_and_loses_nothing),
         T(test_engine_failed_poll_leaves_the_job_ready_for_the_next_poll),
         T(test_engine_failed_timer_write_does_not_strand_a_delayed_job),
-        T(test_engine_failed_savepoint_rollback_refuses_the_whole_batch),
-        T(test_engine_failed_sync_stops_the_engine_without_aborting),
-        T(test_engine_token_table_changes_only_after_the_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
