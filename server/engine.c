@@ -405,8 +405,8 @@ refuse(struct cmd *c, int code, const char *msg)
         av_error_set(&c->u.batch.items[i].err, code, "%s", msg);
 }
 
-static void
-answer_all(struct cmd *list, int code, const char *msg)
+void
+engine_answer_all(struct cmd *list, int code, const char *msg)
 {
     while (list != NULL) {
         struct cmd *next = list->next;
@@ -420,22 +420,18 @@ answer_all(struct cmd *list, int code, const char *msg)
 // The engine can no longer vouch for what it answers (a sync or a rebuild
 // failed): from now on it refuses every command, and asks its owner to
 // stop the server (engine_config.on_fatal).
-static void
-fatal(struct engine *e, const struct anvil_error *err)
+void
+engine_fatal(struct engine *e, const struct anvil_error *err)
 {
     if (atomic_exchange(&e->failed, true))
         return;
-    AV_ERR("engine.fatal",
+    AV_ERR("engine.engine_fatal",
         "code=%s msg=\"%s; the server stops so that a restart recovers "
         "from what is on disk\"",
         anvil_code_name(err->code), err->msg);
     if (e->cfg.on_fatal != NULL)
         e->cfg.on_fatal(e->cfg.fatal_arg, err);
 }
-
-#define MSG_STOPPING_FAILED                                                \
-    "the server hit a fatal storage error and is stopping; retry once it " \
-    "is back"
 
 static void
 reverse(struct cmd **list)
@@ -449,76 +445,6 @@ reverse(struct cmd **list)
     *list = out;
 }
 
-// The commits are applied but may not be on disk, and the engine's memory
-// already moved on: acknowledging them would break durability. Their
-// outcome is unknown, so they are answered UNAVAILABLE (a resend with the
-// same request id is safe), and the server stops, so that a restart
-// recovers from exactly what the disk holds.
-static void
-sync_failed(struct engine *e, const struct anvil_error *err, struct cmd *list)
-{
-    fatal(e, err);
-    answer_all(list, ANVIL_UNAVAILABLE,
-        "the server could not make this request durable and is stopping; "
-        "it may or may not be applied: resend it with the same request id "
-        "once the server is back");
-}
-
-// Syncs and answers list; once a sync failed, never syncs again (a later
-// sync could succeed without the lost pages on disk).
-static void
-sync_answer(struct engine *e, struct cmd *list)
-{
-    struct anvil_error err = { 0 };
-    if (atomic_load(&e->failed))
-        answer_all(list, ANVIL_UNAVAILABLE, MSG_STOPPING_FAILED);
-    else if (store_sync(e->st, &err) != ANVIL_OK)
-        sync_failed(e, &err, list);
-    else
-        answer_all(list, ANVIL_OK, NULL);
-}
-
-// Hands a committed batch's replies (in order) to the sync thread.
-static void
-sync_post(struct engine *e, struct cmd *list)
-{
-    if (list == NULL)
-        return;
-    struct cmd *last = list;
-    while (last->next != NULL)
-        last = last->next;
-    pthread_mutex_lock(&e->sync_lock);
-    if (e->sync_tail != NULL)
-        e->sync_tail->next = list;
-    else
-        e->sync_head = list;
-    e->sync_tail = last;
-    pthread_cond_signal(&e->sync_wake);
-    pthread_mutex_unlock(&e->sync_lock);
-}
-
-// The sync thread: takes every reply committed so far, makes them durable
-// with one store_sync() and answers them. One sync covers every batch
-// committed before it started, so under load it folds several commits.
-static void *
-sync_main(void *arg)
-{
-    struct engine *e = arg;
-    for (;;) {
-        pthread_mutex_lock(&e->sync_lock);
-        while (e->sync_head == NULL && !e->sync_stop)
-            pthread_cond_wait(&e->sync_wake, &e->sync_lock);
-        struct cmd *list = e->sync_head;
-        e->sync_head = e->sync_tail = NULL;
-        bool stop                   = e->sync_stop;
-        pthread_mutex_unlock(&e->sync_lock);
-        if (list == NULL && stop)
-            break;
-        sync_answer(e, list);
-    }
-    return NULL;
-}
-
 // True if commands wait for the engine: then the sync thread takes this
 // batch's sync while the engine applies them.
 static bool
@@ -528,29 +454,6 @@ more_waiting(struct engine *e)
     bool more = e->incoming != NULL;
     pthread_mutex_unlock(&e->lock);
     return more;
-}
-
-// Nothing else waits: waking the sync thread would only add its wake-up to
-// the reply's latency, so the engine syncs and answers itself. Replies may
-// then overtake a batch the sync thread still holds; that is safe, since
-// this sync covers that batch too.
-static void
-sync_inline(struct engine *e, struct cmd *list)
-{
-    sync_answer(e, list);
-}
-
-// Answers what the sync thread still holds and joins it.
-static void
-sync_join(struct engine *e)
-{
-    if (!e->deferred)
-        return;
-    pthread_mutex_lock(&e->sync_lock);
-    e->sync_stop = true;
-    pthread_cond_signal(&e->sync_wake);
-    pthread_mutex_unlock(&e->sync_lock);
-    pthread_join(e->sync_thread, NULL);
 }
 
 // The batch's transaction did not commit (or must not): rolls it back,
@@ -568,8 +471,8 @@ fail_batch(struct engine *e, struct batch *b, const struct anvil_error *why)
     AV_ERR("engine.batch_failed", "code=%s msg=\"%s\"", anvil_code_name(code),
         why->msg);
     if (store_rollback(e->st, &err) != ANVIL_OK || rebuild(e, &err) != ANVIL_OK)
-        fatal(e, &err);
-    answer_all(b->reply, code, msg);
+        engine_fatal(e, &err);
+    engine_answer_all(b->reply, code, msg);
 }
 
 // Answers a committed batch: inline, or through the sync thread.
@@ -579,11 +482,11 @@ answer_committed(struct engine *e, struct batch *b)
     if (b->tokens_changed)
         tokens_committed(e, b->reply);
     if (e->deferred && more_waiting(e))
-        sync_post(e, b->reply);
+        engine_sync_post(e, b->reply);
     else if (e->deferred)
-        sync_inline(e, b->reply);
+        engine_sync_inline(e, b->reply);
     else
-        answer_all(b->reply, ANVIL_OK, NULL);
+        engine_answer_all(b->reply, ANVIL_OK, NULL);
 }
 
 static void
@@ -592,11 +495,11 @@ run_batch(struct engine *e, struct cmd *cmds)
     struct batch       b   = { .now = av_now_ms() };
     struct anvil_error err = { 0 };
     if (atomic_load(&e->failed)) {
-        answer_all(cmds, ANVIL_UNAVAILABLE, MSG_STOPPING_FAILED);
+        engine_answer_all(cmds, ANVIL_UNAVAILABLE, ENGINE_MSG_FAILED);
         return;
     }
     if (store_begin(e->st, &err) != ANVIL_OK) {
-        answer_all(cmds, err.code, err.msg);
+        engine_answer_all(cmds, err.code, err.msg);
         return;
     }
     fire_timers(e, &b);
@@ -658,9 +561,12 @@ engine_main(void *arg)
         if (stopping && cmds == NULL)
             break;
     }
-    answer_all(e->parked_polls, ANVIL_UNAVAILABLE, "the server is stopping");
-    answer_all(e->parked_waits, ANVIL_UNAVAILABLE, "the server is stopping");
-    answer_all(e->parked_flows, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_polls, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_waits, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_flows, ANVIL_UNAVAILABLE, "the server is stopping");
     e->parked_polls = e->parked_waits = e->parked_flows = NULL;
     return NULL;
 }
@@ -745,12 +651,12 @@ engine_start(struct store *st, const struct engine_config *cfg,
     e->deferred = store_needs_sync(st);
     int rc      = rebuild(e, err);
     if (rc == ANVIL_OK && e->deferred
-        && pthread_create(&e->sync_thread, NULL, sync_main, e))
+        && pthread_create(&e->sync_thread, NULL, engine_sync_main, e))
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start sync thread");
     else if (rc == ANVIL_OK
         && pthread_create(&e->thread, NULL, engine_main, e)) {
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start engine thread");
-        sync_join(e);
+        engine_sync_join(e);
     }
     if (rc != ANVIL_OK) {
         pthread_mutex_destroy(&e->sync_lock);
@@ -807,7 +713,7 @@ engine_stop(struct engine *e)
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
-    sync_join(e);
+    engine_sync_join(e);
     pthread_mutex_destroy(&e->sync_lock);
     pthread_cond_destroy(&e->sync_wake);
     for (size_t i = 0; i < POLL_MEMORY; i++)

@@ -91,6 +91,16 @@ struct batch {
 #define ENGINE_PARKED (-1)
 
 // engine.c
+#define ENGINE_MSG_FAILED                                                      \
+    "the server hit a engine_fatal storage error and is stopping; retry once " \
+    "it "                                                                      \
+    "is back"
+// Answers every command of list: with its own result when code is OK,
+// else (freeing what it produced) with code and msg.
+void engine_answer_all(struct cmd *list, int code, const char *msg);
+// The engine can no longer vouch for what it answers: refuses every later
+// command and tells its owner (engine_config.on_fatal), once.
+void engine_fatal(struct engine *e, const struct anvil_error *err);
 void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
 void engine_mark(struct id_list *l, int64_t id);
@@ -124,6 +134,15 @@ void jobs_lease_timers(struct engine *e, const struct job *j);
 // Timers run inside a savepoint; a non-OK return rolls it back and the
 // engine tries the timer again a second later.
 int jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
+
+// engine_sync.c: the sync thread (engine.deferred).
+void *engine_sync_main(void *arg);
+// Hands a committed batch's replies (in order) to the sync thread.
+void engine_sync_post(struct engine *e, struct cmd *list);
+// Syncs and answers list on the calling (engine) thread.
+void engine_sync_inline(struct engine *e, struct cmd *list);
+// Answers what the sync thread still holds and joins it.
+void engine_sync_join(struct engine *e);
 
 // tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
 int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);
