@@ -86,14 +86,6 @@ engine_park(
     engine_timer_add(e, TIMER_WAITER, deadline, (int64_t) c->waiter_seq, 0);
 }
 
-static bool
-is_read_only(enum cmd_kind k)
-{
-    return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH
-        || k == CMD_WORKERS || k == CMD_TOKEN_LIST || k == CMD_PIPE_CLOSED
-        || k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
-}
-
 // A connection closed: its parked long-polls can no longer be answered.
 // A Poll left parked would lease jobs to nobody (they would wait out their
 // lease), so they are answered now, to no one.
@@ -118,15 +110,55 @@ drop_pipe(struct engine *e, struct batch *b, uint32_t pipe)
 }
 
 static int
+pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
+{
+    return drop_pipe(e, b, c->pipe);
+}
+
+// Each command kind: which state machine applies it, and whether it only
+// reads (no savepoint). A kind without a row is refused, never routed by
+// its place in the enum.
+static const struct {
+    int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
+    bool read_only;
+} kinds[] = {
+    [CMD_SUBMIT]       = { jobs_apply, false },
+    [CMD_GET]          = { jobs_apply, true },
+    [CMD_LIST]         = { jobs_apply, true },
+    [CMD_WAIT]         = { jobs_apply, true },
+    [CMD_CANCEL]       = { jobs_apply, false },
+    [CMD_POLL]         = { jobs_apply, false },
+    [CMD_HEARTBEAT]    = { jobs_apply, false },
+    [CMD_COMPLETE]     = { jobs_apply, false },
+    [CMD_FAIL]         = { jobs_apply, false },
+    [CMD_HEALTH]       = { jobs_apply, true },
+    [CMD_WORKERS]      = { jobs_apply, true },
+    [CMD_WF_SUBMIT]    = { flow_apply, false },
+    [CMD_WF_GET]       = { flow_apply, true },
+    [CMD_WF_LIST]      = { flow_apply, true },
+    [CMD_WF_WAIT]      = { flow_apply, true },
+    [CMD_WF_CANCEL]    = { flow_apply, false },
+    [CMD_TOKEN_CREATE] = { tokens_apply, false },
+    [CMD_TOKEN_LIST]   = { tokens_apply, true },
+    [CMD_TOKEN_REVOKE] = { tokens_apply, false },
+    [CMD_PIPE_CLOSED]  = { pipe_closed, true },
+};
+
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static bool
+is_read_only(enum cmd_kind k)
+{
+    return (size_t) k < NKINDS && kinds[k].read_only;
+}
+
+static int
 dispatch(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if (c->kind == CMD_PIPE_CLOSED)
-        return drop_pipe(e, b, c->pipe);
-    if (c->kind >= CMD_TOKEN_CREATE)
-        return tokens_apply(e, b, c);
-    if (c->kind >= CMD_WF_SUBMIT)
-        return flow_apply(e, b, c);
-    return jobs_apply(e, b, c);
+    if ((size_t) c->kind >= NKINDS || kinds[c->kind].apply == NULL)
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
+    return kinds[c->kind].apply(e, b, c);
 }
 
 // The batch can no longer tell what it holds: its transaction is rolled
@@ -724,69 +756,4 @@ engine_stop(struct engine *e)
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);
-}
-
-void
-engine_cmd_fini(struct cmd *c)
-{
-    switch (c->kind) {
-    case CMD_GET:
-    case CMD_CANCEL:
-        job_fini(&c->u.get.job);
-        break;
-    case CMD_WAIT:
-        job_fini(&c->u.wait.job);
-        break;
-    case CMD_LIST:
-        job_array_free(c->u.list.jobs, c->u.list.n);
-        c->u.list.jobs = NULL;
-        c->u.list.n    = 0;
-        break;
-    case CMD_POLL:
-        job_array_free(c->u.poll.jobs, c->u.poll.n);
-        c->u.poll.jobs = NULL;
-        c->u.poll.n    = 0;
-        break;
-    case CMD_HEARTBEAT:
-        free(c->u.heartbeat.canceled);
-        free(c->u.heartbeat.lost);
-        c->u.heartbeat.canceled = c->u.heartbeat.lost = NULL;
-        c->u.heartbeat.ncanceled = c->u.heartbeat.nlost = 0;
-        break;
-    case CMD_HEALTH:
-        store_depths_free(c->u.health.depths, c->u.health.n);
-        c->u.health.depths = NULL;
-        c->u.health.n      = 0;
-        break;
-    case CMD_TOKEN_CREATE:
-    case CMD_TOKEN_LIST:
-    case CMD_TOKEN_REVOKE:
-        store_tokens_free(c->u.token.tokens, c->u.token.n);
-        c->u.token.tokens = NULL;
-        c->u.token.n      = 0;
-        memset(c->u.token.secret, 0, sizeof(c->u.token.secret));
-        memset(c->u.token.hash, 0, sizeof(c->u.token.hash));
-        break;
-    case CMD_WORKERS:
-        registry_entries_free(c->u.workers.w, c->u.workers.n);
-        c->u.workers.w = NULL;
-        c->u.workers.n = 0;
-        break;
-    case CMD_WF_GET:
-    case CMD_WF_WAIT:
-    case CMD_WF_CANCEL:
-        workflow_fini(&c->u.wf.wf);
-        break;
-    case CMD_WF_LIST:
-        workflow_array_free(c->u.wf_list.wfs, c->u.wf_list.n);
-        c->u.wf_list.wfs = NULL;
-        c->u.wf_list.n   = 0;
-        break;
-    case CMD_BATCH:
-        for (size_t i = 0; i < c->u.batch.n; i++)
-            engine_cmd_fini(&c->u.batch.items[i]);
-        break;
-    default:
-        break;
-    }
 }
