@@ -37,7 +37,7 @@ static const struct {
     const char *method;
     unsigned    roles; // bit (1 << role)
 } rules[] = {
-#define R(x) (1u << ROLE_##x)
+#define R(x) (1u << ANVIL_ROLE_##x)
     { "SubmitJob", R(CLIENT) },
     { "SubmitJobs", R(CLIENT) },
     { "CancelJob", R(CLIENT) },
@@ -133,7 +133,7 @@ auth_revoke(struct auth *a, int64_t id, int64_t at)
 static bool
 allowed(int role, const char *method)
 {
-    if (role == ROLE_ADMIN)
+    if (role == ANVIL_ROLE_ADMIN)
         return true;
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
         if (strcmp(rules[i].method, method) == 0)
@@ -161,7 +161,7 @@ auth_check(struct auth *a, const char *token, const char *method, int64_t now,
     int64_t *token_id, int *role, struct anvil_error *err)
 {
     *token_id = 0;
-    *role     = ROLE_ADMIN;
+    *role     = ANVIL_ROLE_ADMIN;
     if (!a->enabled)
         return ANVIL_OK;
     if (token == NULL || token[0] == '\0')
@@ -213,7 +213,7 @@ auth_token_new(char *buf, size_t len, uint8_t hash[AV_SHA256_LEN])
 const char *
 auth_role_name(int role)
 {
-    if (role < ROLE_ADMIN || role > ROLE_READER)
+    if (role < ANVIL_ROLE_ADMIN || role > ANVIL_ROLE_READER)
         return NULL;
     return role_names[role];
 }
@@ -221,7 +221,7 @@ auth_role_name(int role)
 int
 auth_role_parse(const char *name, int *role)
 {
-    for (int r = ROLE_ADMIN; r <= ROLE_READER; r++) {
+    for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
         if (strcasecmp(name, role_names[r]) == 0) {
             *role = r;
             return 0;

@@ -15,12 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum role {
-    ROLE_ADMIN  = 1,
-    ROLE_CLIENT = 2,
-    ROLE_WORKER = 3,
-    ROLE_READER = 4,
-};
+// Roles are enum anvil_role (anvil/anvil.h): one numbering for the wire,
+// the SDK and the server.
 
 // Token secrets: "anv_" and 64 hex digits (256 random bits).
 #define AUTH_TOKEN_LEN 68
@@ -40,7 +36,7 @@ int auth_put(struct auth *a, const uint8_t hash[AV_SHA256_LEN], int64_t id,
 void auth_revoke(struct auth *a, int64_t id, int64_t at);
 
 // Checks the envelope's token for rpc `method` at time now. ANVIL_OK with
-// the token's id and role (0 and ROLE_ADMIN when auth is off);
+// the token's id and role (0 and ANVIL_ROLE_ADMIN when auth is off);
 // UNAUTHENTICATED (no, unknown, expired or revoked token) or
 // PERMISSION_DENIED (the role may not call method), with a message.
 int auth_check(struct auth *a, const char *token, const char *method,

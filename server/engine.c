@@ -13,6 +13,7 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,14 +86,6 @@ engine_park(
     engine_timer_add(e, TIMER_WAITER, deadline, (int64_t) c->waiter_seq, 0);
 }
 
-static bool
-is_read_only(enum cmd_kind k)
-{
-    return k == CMD_GET || k == CMD_LIST || k == CMD_WAIT || k == CMD_HEALTH
-        || k == CMD_WORKERS || k == CMD_TOKEN_LIST || k == CMD_PIPE_CLOSED
-        || k == CMD_WF_GET || k == CMD_WF_LIST || k == CMD_WF_WAIT;
-}
-
 // A connection closed: its parked long-polls can no longer be answered.
 // A Poll left parked would lease jobs to nobody (they would wait out their
 // lease), so they are answered now, to no one.
@@ -117,15 +110,86 @@ drop_pipe(struct engine *e, struct batch *b, uint32_t pipe)
 }
 
 static int
+pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
+{
+    return drop_pipe(e, b, c->pipe);
+}
+
+// Each command kind: which state machine applies it, and whether it only
+// reads (no savepoint). A kind without a row is refused, never routed by
+// its place in the enum.
+static const struct {
+    int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
+    bool read_only;
+} kinds[] = {
+    [CMD_SUBMIT]       = { jobs_apply, false },
+    [CMD_GET]          = { jobs_apply, true },
+    [CMD_LIST]         = { jobs_apply, true },
+    [CMD_WAIT]         = { jobs_apply, true },
+    [CMD_CANCEL]       = { jobs_apply, false },
+    [CMD_POLL]         = { jobs_apply, false },
+    [CMD_HEARTBEAT]    = { jobs_apply, false },
+    [CMD_COMPLETE]     = { jobs_apply, false },
+    [CMD_FAIL]         = { jobs_apply, false },
+    [CMD_HEALTH]       = { jobs_apply, true },
+    [CMD_WORKERS]      = { jobs_apply, true },
+    [CMD_WF_SUBMIT]    = { flow_apply, false },
+    [CMD_WF_GET]       = { flow_apply, true },
+    [CMD_WF_LIST]      = { flow_apply, true },
+    [CMD_WF_WAIT]      = { flow_apply, true },
+    [CMD_WF_CANCEL]    = { flow_apply, false },
+    [CMD_TOKEN_CREATE] = { tokens_apply, false },
+    [CMD_TOKEN_LIST]   = { tokens_apply, true },
+    [CMD_TOKEN_REVOKE] = { tokens_apply, false },
+    [CMD_PIPE_CLOSED]  = { pipe_closed, true },
+};
+
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static bool
+is_read_only(enum cmd_kind k)
+{
+    return (size_t) k < NKINDS && kinds[k].read_only;
+}
+
+static int
 dispatch(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if (c->kind == CMD_PIPE_CLOSED)
-        return drop_pipe(e, b, c->pipe);
-    if (c->kind >= CMD_TOKEN_CREATE)
-        return tokens_apply(e, b, c);
-    if (c->kind >= CMD_WF_SUBMIT)
-        return flow_apply(e, b, c);
-    return jobs_apply(e, b, c);
+    if ((size_t) c->kind >= NKINDS || kinds[c->kind].apply == NULL)
+        return av_error_set(
+            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
+    return kinds[c->kind].apply(e, b, c);
+}
+
+// The batch can no longer tell what it holds: its transaction is rolled
+// back whole and every command in it refused (run_batch).
+static void
+break_batch(struct batch *b, const struct anvil_error *err)
+{
+    if (b->broken)
+        return;
+    b->broken = true;
+    av_error_set(&b->broken_err, err->code, "%s", err->msg);
+}
+
+// Undoes the open savepoint. If even that fails, the savepoint's writes
+// would stay in the transaction: the whole batch is refused.
+static void
+undo(struct engine *e, struct batch *b)
+{
+    struct anvil_error err = { 0 };
+    if (store_rollback_savepoint(e->st, &err) != ANVIL_OK)
+        break_batch(b, &err);
+}
+
+// Ends the open savepoint, keeping its writes; undoes it if that fails.
+static int
+keep(struct engine *e, struct batch *b, struct anvil_error *err)
+{
+    int rc = store_release(e->st, err);
+    if (rc != ANVIL_OK)
+        undo(e, b);
+    return rc;
 }
 
 // Applies one command inside its own savepoint: a failure undoes that
@@ -138,18 +202,19 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
     if (rw && store_savepoint(e->st, &c->err) != ANVIL_OK)
         return true;
     int rc = dispatch(e, b, c);
-    if (rc == ANVIL_ABORTED && c->err.code == ANVIL_OK) {
+    if (rc == ENGINE_PARKED) {
+        struct anvil_error err = { 0 };
         if (rw)
-            store_release(e->st, NULL);
+            keep(e, b, &err);
         return false; // parked
     }
     c->err.code = rc;
     // A refused command writes nothing: whatever it wrote before failing
     // is undone.
     if (rw && rc != ANVIL_OK)
-        store_rollback_savepoint(e->st, NULL);
-    else if (rw && store_release(e->st, &c->err) != ANVIL_OK)
-        store_rollback_savepoint(e->st, NULL);
+        undo(e, b);
+    else if (rw)
+        keep(e, b, &c->err);
     return true;
 }
 
@@ -186,7 +251,9 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
 static void
 apply(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if (c->kind == CMD_BATCH)
+    if (b->broken)
+        ; // refused with the rest of the batch
+    else if (c->kind == CMD_BATCH)
         apply_items(e, b, c);
     else if (!apply_one(e, b, c))
         return; // parked
@@ -258,9 +325,10 @@ fire_timers(struct engine *e, struct batch *b)
         int rc = t.kind == TIMER_SWEEP ? sweep(e, b)
             : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
                                        : jobs_fire_timer(e, b, &t);
-        if (rc == ANVIL_OK && store_release(e->st, &err) == ANVIL_OK)
+        if (rc == ANVIL_OK && keep(e, b, &err) == ANVIL_OK)
             continue;
-        store_rollback_savepoint(e->st, NULL);
+        if (rc != ANVIL_OK)
+            undo(e, b);
         AV_ERR("engine.timer", "kind=%d id=%lld code=%s", t.kind,
             (long long) t.id, anvil_code_name(rc));
         engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
@@ -283,9 +351,11 @@ serve_parked_polls(struct engine *e, struct batch *b)
             return;
         int rc = jobs_poll_take(e, b, c);
         if (rc == ANVIL_OK)
-            store_release(e->st, &err);
+            rc = keep(e, b, &err);
         else
-            store_rollback_savepoint(e->st, NULL);
+            undo(e, b);
+        if (b->broken)
+            return;
         if (rc != ANVIL_OK || p->n == 0) {
             pp = &c->next;
             continue;
@@ -355,18 +425,44 @@ wake_waiters(struct engine *e, struct batch *b)
 
 static int rebuild(struct engine *e, struct anvil_error *err);
 
+// Frees what c's apply produced and answers it with code and msg instead.
 static void
-answer_all(struct cmd *list, int code, const char *msg)
+refuse(struct cmd *c, int code, const char *msg)
+{
+    engine_cmd_fini(c);
+    av_error_set(&c->err, code, "%s", msg);
+    if (c->kind != CMD_BATCH)
+        return;
+    for (size_t i = 0; i < c->u.batch.n; i++)
+        av_error_set(&c->u.batch.items[i].err, code, "%s", msg);
+}
+
+void
+engine_answer_all(struct cmd *list, int code, const char *msg)
 {
     while (list != NULL) {
         struct cmd *next = list->next;
-        if (code != ANVIL_OK) {
-            engine_cmd_fini(list);
-            av_error_set(&list->err, code, "%s", msg);
-        }
+        if (code != ANVIL_OK)
+            refuse(list, code, msg);
         list->done(list, list->done_arg);
         list = next;
     }
+}
+
+// The engine can no longer vouch for what it answers (a sync or a rebuild
+// failed): from now on it refuses every command, and asks its owner to
+// stop the server (engine_config.on_fatal).
+void
+engine_fatal(struct engine *e, const struct anvil_error *err)
+{
+    if (atomic_exchange(&e->failed, true))
+        return;
+    AV_ERR("engine.engine_fatal",
+        "code=%s msg=\"%s; the server stops so that a restart recovers "
+        "from what is on disk\"",
+        anvil_code_name(err->code), err->msg);
+    if (e->cfg.on_fatal != NULL)
+        e->cfg.on_fatal(e->cfg.fatal_arg, err);
 }
 
 static void
@@ -381,64 +477,6 @@ reverse(struct cmd **list)
     *list = out;
 }
 
-// The commits are applied but may not be on disk, and the engine's memory
-// already moved on: acknowledging them would break durability, refusing
-// them would lie. Exit, so that a restart recovers from exactly what the
-// disk holds.
-static void
-sync_failed(const struct anvil_error *err)
-{
-    AV_ERR("engine.sync",
-        "msg=\"%s; exiting so that a restart recovers from what is on "
-        "disk\"",
-        err->msg);
-    abort();
-}
-
-// Hands a committed batch's replies (in order) to the sync thread.
-static void
-sync_post(struct engine *e, struct cmd *list)
-{
-    if (list == NULL)
-        return;
-    struct cmd *last = list;
-    while (last->next != NULL)
-        last = last->next;
-    pthread_mutex_lock(&e->sync_lock);
-    if (e->sync_tail != NULL)
-        e->sync_tail->next = list;
-    else
-        e->sync_head = list;
-    e->sync_tail = last;
-    pthread_cond_signal(&e->sync_wake);
-    pthread_mutex_unlock(&e->sync_lock);
-}
-
-// The sync thread: takes every reply committed so far, makes them durable
-// with one store_sync() and answers them. One sync covers every batch
-// committed before it started, so under load it folds several commits.
-static void *
-sync_main(void *arg)
-{
-    struct engine *e = arg;
-    for (;;) {
-        pthread_mutex_lock(&e->sync_lock);
-        while (e->sync_head == NULL && !e->sync_stop)
-            pthread_cond_wait(&e->sync_wake, &e->sync_lock);
-        struct cmd *list = e->sync_head;
-        e->sync_head = e->sync_tail = NULL;
-        bool stop                   = e->sync_stop;
-        pthread_mutex_unlock(&e->sync_lock);
-        if (list == NULL && stop)
-            break;
-        struct anvil_error err = { 0 };
-        if (store_sync(e->st, &err) != ANVIL_OK)
-            sync_failed(&err);
-        answer_all(list, ANVIL_OK, NULL);
-    }
-    return NULL;
-}
-
 // True if commands wait for the engine: then the sync thread takes this
 // batch's sync while the engine applies them.
 static bool
@@ -450,30 +488,37 @@ more_waiting(struct engine *e)
     return more;
 }
 
-// Nothing else waits: waking the sync thread would only add its wake-up to
-// the reply's latency, so the engine syncs and answers itself. Replies may
-// then overtake a batch the sync thread still holds; that is safe, since
-// this sync covers that batch too.
+// The batch's transaction did not commit (or must not): rolls it back,
+// rebuilds memory from the database and refuses every command in it. The
+// store's code passes through (disk full is RESOURCE_EXHAUSTED).
 static void
-sync_inline(struct engine *e, struct cmd *list)
+fail_batch(struct engine *e, struct batch *b, const struct anvil_error *why)
 {
     struct anvil_error err = { 0 };
-    if (store_sync(e->st, &err) != ANVIL_OK)
-        sync_failed(&err);
-    answer_all(list, ANVIL_OK, NULL);
+    char               msg[sizeof(err.msg) + 80];
+    snprintf(msg, sizeof(msg),
+        "the server could not commit this request; it was not applied: %.*s",
+        (int) sizeof(err.msg) - 1, why->msg);
+    int code = why->code != ANVIL_OK ? why->code : ANVIL_INTERNAL;
+    AV_ERR("engine.batch_failed", "code=%s msg=\"%s\"", anvil_code_name(code),
+        why->msg);
+    if (store_rollback(e->st, &err) != ANVIL_OK || rebuild(e, &err) != ANVIL_OK)
+        engine_fatal(e, &err);
+    engine_answer_all(b->reply, code, msg);
 }
 
-// Answers what the sync thread still holds and joins it.
+// Answers a committed batch: inline, or through the sync thread.
 static void
-sync_join(struct engine *e)
+answer_committed(struct engine *e, struct batch *b)
 {
-    if (!e->deferred)
-        return;
-    pthread_mutex_lock(&e->sync_lock);
-    e->sync_stop = true;
-    pthread_cond_signal(&e->sync_wake);
-    pthread_mutex_unlock(&e->sync_lock);
-    pthread_join(e->sync_thread, NULL);
+    if (b->tokens_changed)
+        tokens_committed(e, b->reply);
+    if (e->deferred && more_waiting(e))
+        engine_sync_post(e, b->reply);
+    else if (e->deferred)
+        engine_sync_inline(e, b->reply);
+    else
+        engine_answer_all(b->reply, ANVIL_OK, NULL);
 }
 
 static void
@@ -481,8 +526,12 @@ run_batch(struct engine *e, struct cmd *cmds)
 {
     struct batch       b   = { .now = av_now_ms() };
     struct anvil_error err = { 0 };
+    if (atomic_load(&e->failed)) {
+        engine_answer_all(cmds, ANVIL_UNAVAILABLE, ENGINE_MSG_FAILED);
+        return;
+    }
     if (store_begin(e->st, &err) != ANVIL_OK) {
-        answer_all(cmds, ANVIL_INTERNAL, err.msg);
+        engine_answer_all(cmds, err.code, err.msg);
         return;
     }
     fire_timers(e, &b);
@@ -491,22 +540,17 @@ run_batch(struct engine *e, struct cmd *cmds)
         cmds          = c->next;
         apply(e, &b, c);
     }
-    if (b.ready_added)
+    if (b.ready_added && !b.broken)
         serve_parked_polls(e, &b);
-    wake_waiters(e, &b);
+    if (!b.broken)
+        wake_waiters(e, &b);
     reverse(&b.reply);
-    if (store_commit(e->st, &err) != ANVIL_OK) {
-        store_rollback(e->st, NULL);
-        rebuild(e, &err);
-        answer_all(b.reply, ANVIL_INTERNAL,
-            "the server could not commit this request; it was not applied");
-    } else if (e->deferred && more_waiting(e)) {
-        sync_post(e, b.reply);
-    } else if (e->deferred) {
-        sync_inline(e, b.reply);
-    } else {
-        answer_all(b.reply, ANVIL_OK, NULL);
-    }
+    if (b.broken)
+        fail_batch(e, &b, &b.broken_err);
+    else if (store_commit(e->st, &err) != ANVIL_OK)
+        fail_batch(e, &b, &err);
+    else
+        answer_committed(e, &b);
     free(b.finished.ids);
     free(b.flows.ids);
 }
@@ -549,9 +593,12 @@ engine_main(void *arg)
         if (stopping && cmds == NULL)
             break;
     }
-    answer_all(e->parked_polls, ANVIL_UNAVAILABLE, "the server is stopping");
-    answer_all(e->parked_waits, ANVIL_UNAVAILABLE, "the server is stopping");
-    answer_all(e->parked_flows, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_polls, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_waits, ANVIL_UNAVAILABLE, "the server is stopping");
+    engine_answer_all(
+        e->parked_flows, ANVIL_UNAVAILABLE, "the server is stopping");
     e->parked_polls = e->parked_waits = e->parked_flows = NULL;
     return NULL;
 }
@@ -590,6 +637,9 @@ rebuild(struct engine *e, struct anvil_error *err)
     timers_free(e->timers);
     e->ready  = readyq_new();
     e->timers = timers_new();
+    // Leases remembered for resent Polls may have been rolled back.
+    for (size_t i = 0; i < POLL_MEMORY; i++)
+        e->memo[i].rid = 0;
     if (e->ready == NULL || e->timers == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     // Parked long-polls keep their place; give them their timers back.
@@ -633,12 +683,12 @@ engine_start(struct store *st, const struct engine_config *cfg,
     e->deferred = store_needs_sync(st);
     int rc      = rebuild(e, err);
     if (rc == ANVIL_OK && e->deferred
-        && pthread_create(&e->sync_thread, NULL, sync_main, e))
+        && pthread_create(&e->sync_thread, NULL, engine_sync_main, e))
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start sync thread");
     else if (rc == ANVIL_OK
         && pthread_create(&e->thread, NULL, engine_main, e)) {
         rc = av_error_set(err, ANVIL_INTERNAL, "cannot start engine thread");
-        sync_join(e);
+        engine_sync_join(e);
     }
     if (rc != ANVIL_OK) {
         pthread_mutex_destroy(&e->sync_lock);
@@ -695,7 +745,7 @@ engine_stop(struct engine *e)
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
-    sync_join(e);
+    engine_sync_join(e);
     pthread_mutex_destroy(&e->sync_lock);
     pthread_cond_destroy(&e->sync_wake);
     for (size_t i = 0; i < POLL_MEMORY; i++)
@@ -706,68 +756,4 @@ engine_stop(struct engine *e)
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);
-}
-
-void
-engine_cmd_fini(struct cmd *c)
-{
-    switch (c->kind) {
-    case CMD_GET:
-    case CMD_CANCEL:
-        job_fini(&c->u.get.job);
-        break;
-    case CMD_WAIT:
-        job_fini(&c->u.wait.job);
-        break;
-    case CMD_LIST:
-        job_array_free(c->u.list.jobs, c->u.list.n);
-        c->u.list.jobs = NULL;
-        c->u.list.n    = 0;
-        break;
-    case CMD_POLL:
-        job_array_free(c->u.poll.jobs, c->u.poll.n);
-        c->u.poll.jobs = NULL;
-        c->u.poll.n    = 0;
-        break;
-    case CMD_HEARTBEAT:
-        free(c->u.heartbeat.canceled);
-        free(c->u.heartbeat.lost);
-        c->u.heartbeat.canceled = c->u.heartbeat.lost = NULL;
-        c->u.heartbeat.ncanceled = c->u.heartbeat.nlost = 0;
-        break;
-    case CMD_HEALTH:
-        store_depths_free(c->u.health.depths, c->u.health.n);
-        c->u.health.depths = NULL;
-        c->u.health.n      = 0;
-        break;
-    case CMD_TOKEN_CREATE:
-    case CMD_TOKEN_LIST:
-    case CMD_TOKEN_REVOKE:
-        store_tokens_free(c->u.token.tokens, c->u.token.n);
-        c->u.token.tokens = NULL;
-        c->u.token.n      = 0;
-        memset(c->u.token.secret, 0, sizeof(c->u.token.secret));
-        break;
-    case CMD_WORKERS:
-        registry_entries_free(c->u.workers.w, c->u.workers.n);
-        c->u.workers.w = NULL;
-        c->u.workers.n = 0;
-        break;
-    case CMD_WF_GET:
-    case CMD_WF_WAIT:
-    case CMD_WF_CANCEL:
-        workflow_fini(&c->u.wf.wf);
-        break;
-    case CMD_WF_LIST:
-        workflow_array_free(c->u.wf_list.wfs, c->u.wf_list.n);
-        c->u.wf_list.wfs = NULL;
-        c->u.wf_list.n   = 0;
-        break;
-    case CMD_BATCH:
-        for (size_t i = 0; i < c->u.batch.n; i++)
-            engine_cmd_fini(&c->u.batch.items[i]);
-        break;
-    default:
-        break;
-    }
 }

@@ -21,6 +21,7 @@
 #include "job.h"
 #include "registry.h"
 #include "store.h"
+#include "util/sha256.h"
 
 #include <anvil/anvil.h>
 #include <stdbool.h>
@@ -146,7 +147,10 @@ struct cmd_token {
     int64_t             id;         // REVOKE
     struct store_token *tokens;     // out: the one created or revoked; LIST
     size_t              n;
-    char                secret[96]; // out, CREATE: shown once
+    char                secret[96];          // out, CREATE: shown once
+    uint8_t             hash[AV_SHA256_LEN]; // out, CREATE: the secret's
+    int64_t             expires_at;          // out, CREATE
+    int64_t             at;                  // out, REVOKE: when
 };
 
 struct cmd_health {
@@ -213,7 +217,7 @@ struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
     int64_t       token_id;   // caller's API token; 0 = auth off
-    int           role;       // caller's role (enum role in auth.h)
+    int           role;       // caller's role (enum anvil_role)
     uint32_t      pipe;       // the connection it came on (nng pipe id)
     union {
         struct cmd_submit    submit;
@@ -242,6 +246,7 @@ struct cmd {
 };
 
 struct auth;
+struct engine;
 
 struct engine_config {
     struct auth *auth;           // token table to update; may be NULL
@@ -250,14 +255,17 @@ struct engine_config {
     int64_t      retention_ms;   // finished work kept this long; 0 = forever
     int64_t      worker_lost_ms; // a worker unheard of this long is lost
     int          max_queue;      // commands waiting for the engine; 0 = 100000
+    // Called once, from the engine or its sync thread, when the engine can
+    // no longer go on (a sync or a rebuild from the store failed): it then
+    // refuses every command; the owner should stop the server. May be NULL.
+    void (*on_fatal)(void *arg, const struct anvil_error *err);
+    void *fatal_arg;
 };
 
 // Retry defaults, used where a job or step sets none.
 #define ENGINE_BACKOFF_INITIAL_MS 1000
 #define ENGINE_BACKOFF_MAX_MS 60000
 #define ENGINE_BACKOFF_MULTIPLIER 2.0
-
-struct engine;
 
 // Rebuilds the ready queues and timers from the store and starts the
 // engine thread. The store stays the caller's but only the engine may use

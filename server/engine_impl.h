@@ -1,7 +1,9 @@
-// engine_impl.h - the engine's private state, shared by its three files:
-// engine.c (thread, batches, timers, parked long-polls), jobs.c (the job
-// state machine) and flow.c (the workflow state machine). Everything here
-// is touched by the engine thread only, except engine.lock's fields.
+// engine_impl.h - the engine's private state, shared by the files that
+// run on its thread: engine.c (thread, batches, timers, parked long-polls),
+// jobs.c (the job state machine, the only writer of job states), flow.c
+// (the workflow state machine, the only writer of workflow states) and
+// tokens.c. Everything here is touched by the engine thread only, except
+// engine.lock's and engine.sync_lock's fields.
 #ifndef SERVER_ENGINE_IMPL_H
 #define SERVER_ENGINE_IMPL_H
 
@@ -10,6 +12,7 @@
 #include "timers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define POLL_MEMORY 256
 
@@ -58,6 +61,10 @@ struct engine {
     struct poll_memo memo[POLL_MEMORY];
     size_t           memo_next;
     uint32_t         rand_state;
+
+    // Set once a sync or a rebuild failed (engine.c fatal()): every
+    // command is then refused. Engine and sync thread.
+    atomic_bool failed;
 };
 
 // What one batch did, for after the commit.
@@ -71,10 +78,29 @@ struct batch {
     struct id_list finished; // jobs that reached a final state
     struct id_list flows;    // workflows that reached a final state
     bool           ready_added;
-    int64_t        now;
+    bool           tokens_changed; // a token command ran: see tokens_committed
+    // A savepoint could not be undone: the batch is rolled back whole.
+    bool               broken;
+    struct anvil_error broken_err;
+    int64_t            now;
 };
 
+// What an apply function returns when the command waits (a long-poll):
+// it is not answered now; its done() runs when it is woken or its wait
+// ends. Distinct from every enum anvil_code.
+#define ENGINE_PARKED (-1)
+
 // engine.c
+#define ENGINE_MSG_FAILED                                                      \
+    "the server hit a engine_fatal storage error and is stopping; retry once " \
+    "it "                                                                      \
+    "is back"
+// Answers every command of list: with its own result when code is OK,
+// else (freeing what it produced) with code and msg.
+void engine_answer_all(struct cmd *list, int code, const char *msg);
+// The engine can no longer vouch for what it answers: refuses every later
+// command and tells its owner (engine_config.on_fatal), once.
+void engine_fatal(struct engine *e, const struct anvil_error *err);
 void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
 void engine_mark(struct id_list *l, int64_t id);
@@ -84,11 +110,23 @@ void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
 // jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
-// code; ANVIL_ABORTED with err.code OK means it was parked.
+// code, or ENGINE_PARKED.
 int jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
 int jobs_finish(struct engine *e, struct batch *b, int64_t id,
     int64_t workflow_id, int state, const uint8_t *result, size_t len,
     const char *error, struct anvil_error *err);
+// The only writes of a job's state; flow.c asks through these.
+// Inserts a job (a step too) and queues or schedules it.
+int jobs_insert(struct engine *e, struct batch *b,
+    const struct store_new_job *nj, int64_t *id, struct anvil_error *err);
+// Ends a job that is not running (PENDING, QUEUED, SCHEDULED) CANCELED.
+int jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
+    const char *why, struct anvil_error *err);
+// Asks a running job's worker to stop (heartbeat/report tells it).
+int jobs_request_cancel(struct engine *e, int64_t id, struct anvil_error *err);
+// One parent of PENDING job id succeeded: queues it when it was the last.
+int jobs_parent_succeeded(
+    struct engine *e, struct batch *b, int64_t id, struct anvil_error *err);
 int jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c);
 // Remembers what a Poll leased, for a resend of it by the same caller.
 void jobs_memo_add(struct engine *e, const struct cmd *c);
@@ -97,8 +135,20 @@ void jobs_lease_timers(struct engine *e, const struct job *j);
 // engine tries the timer again a second later.
 int jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t);
 
+// engine_sync.c: the sync thread (engine.deferred).
+void *engine_sync_main(void *arg);
+// Hands a committed batch's replies (in order) to the sync thread.
+void engine_sync_post(struct engine *e, struct cmd *list);
+// Syncs and answers list on the calling (engine) thread.
+void engine_sync_inline(struct engine *e, struct cmd *list);
+// Answers what the sync thread still holds and joins it.
+void engine_sync_join(struct engine *e);
+
 // tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
 int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);
+// After the batch committed: applies the token commands of list that
+// succeeded to the auth table (never before the commit).
+void tokens_committed(struct engine *e, const struct cmd *list);
 
 // flow.c: workflow commands (CMD_WF_*), and what a step's end does.
 int flow_apply(struct engine *e, struct batch *b, struct cmd *c);

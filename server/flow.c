@@ -42,18 +42,15 @@ end_flow(struct engine *e, struct batch *b, int64_t wf, int state,
     return rc;
 }
 
-// Marks a waiting step CANCELED and counts it settled.
+// Has jobs.c cancel a waiting step, and counts it settled.
 static int
 cancel_waiting(struct engine *e, struct batch *b, int64_t wf, int64_t id,
     const char *why, struct anvil_error *err)
 {
     struct store_wf_counts cnt;
-    int                    rc = store_job_finish(
-                           e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why, b->now, err);
+    int                    rc = jobs_cancel_waiting(e, b, id, why, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_settle(e->st, wf, false, false, &cnt, err);
-    if (rc == ANVIL_OK)
-        engine_mark(&b->finished, id);
     return rc;
 }
 
@@ -72,7 +69,7 @@ cancel_unfinished(struct engine *e, struct batch *b, int64_t wf,
         if (rc != ANVIL_OK)
             break;
         if (br.state == ANVIL_JOB_RUNNING)
-            rc = store_job_request_cancel(e->st, ids[i], err);
+            rc = jobs_request_cancel(e, ids[i], err);
         else
             rc = cancel_waiting(e, b, wf, ids[i], why, err);
     }
@@ -118,23 +115,8 @@ unblock_children(
     int      rc   = store_job_children(e->st, parent, &kids, &nk, err);
     if (rc != ANVIL_OK)
         return rc;
-    for (size_t i = 0; rc == ANVIL_OK && i < nk; i++) {
-        uint32_t   pending;
-        struct job j = { 0 };
-        rc           = store_job_parent_done(e->st, kids[i], &pending, err);
-        if (rc == ANVIL_NOT_FOUND) {
-            rc = ANVIL_OK; // cancelled meanwhile
-            continue;
-        }
-        if (rc != ANVIL_OK || pending > 0)
-            continue;
-        rc = store_job_make_ready(e->st, kids[i], err);
-        if (rc == ANVIL_OK)
-            rc = store_job_get(e->st, kids[i], &j, err);
-        if (rc == ANVIL_OK)
-            rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
-        job_fini(&j);
-    }
+    for (size_t i = 0; rc == ANVIL_OK && i < nk; i++)
+        rc = jobs_parent_succeeded(e, b, kids[i], err);
     free(kids);
     return rc;
 }
@@ -253,10 +235,7 @@ insert_steps(
                      ? st->backoff_multiplier
                      : ENGINE_BACKOFF_MULTIPLIER,
         };
-        rc = store_job_insert(e->st, &nj, &ids[i], &c->err);
-        if (rc == ANVIL_OK && nj.state == ANVIL_JOB_QUEUED)
-            rc = engine_push_ready(
-                e, b, ids[i], st->queue, st->type, st->priority);
+        rc = jobs_insert(e, b, &nj, &ids[i], &c->err);
     }
     for (size_t i = 0; rc == ANVIL_OK && i < s->n; i++) {
         for (size_t k = 0; rc == ANVIL_OK && k < dag->n_parents[i]; k++)
@@ -322,7 +301,7 @@ apply_wait(struct engine *e, struct batch *b, struct cmd *c)
         return ANVIL_OK;
     workflow_fini(&c->u.wf.wf);
     engine_park(e, &e->parked_flows, c, b->now + c->u.wf.timeout_ms);
-    return ANVIL_ABORTED;
+    return ENGINE_PARKED;
 }
 
 static int

@@ -1,5 +1,8 @@
-// handlers.c - per-rpc decode/validate and encode, found through the
-// service descriptor. Every bad input is named in the error message.
+// handlers.c - the handler table (found through the service descriptor),
+// the checks every rpc shares, and the job rpcs' decode/validate and
+// encode. The worker rpcs are in handlers_worker.c, workflows in
+// handlers_flow.c, tokens in handlers_admin.c, batches in
+// handlers_batch.c. Every bad input is named in the error message.
 #include "handlers_impl.h"
 
 #include "anvil/v1/anvil.pb-c.h"
@@ -12,11 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ERROR_TEXT 65536
-#define MAX_POLL_WAIT_MS 60000u
-#define MAX_POLL_JOBS 1000u
 #define MAX_POLL_NAMES 64
-#define MAX_HEARTBEAT_LEASES 10000
 
 struct handler {
     const char *name;
@@ -74,8 +73,8 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
     return ANVIL_OK;
 }
 
-static int
-parse_id(const char *s, int64_t *id, struct anvil_error *err)
+int
+handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err)
 {
     if (job_id_parse(s, id) == 0)
         return ANVIL_OK;
@@ -154,7 +153,7 @@ decode_get(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__GetJobRequest *r = (Anvil__V1__GetJobRequest *) call->req;
     call->cmd.kind              = CMD_GET;
-    return parse_id(r->id, &call->cmd.u.get.id, err);
+    return handlers_parse_job_id(r->id, &call->cmd.u.get.id, err);
 }
 
 static int
@@ -164,7 +163,7 @@ decode_cancel(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__CancelJobRequest *r = (Anvil__V1__CancelJobRequest *) call->req;
     call->cmd.kind                 = CMD_CANCEL;
-    return parse_id(r->id, &call->cmd.u.cancel.id, err);
+    return handlers_parse_job_id(r->id, &call->cmd.u.cancel.id, err);
 }
 
 static int
@@ -179,7 +178,7 @@ decode_wait(const struct handler_limits *lim, struct call *call,
             r->timeout_ms, MAX_WAIT_MS);
     call->cmd.kind              = CMD_WAIT;
     call->cmd.u.wait.timeout_ms = r->timeout_ms;
-    return parse_id(r->id, &call->cmd.u.wait.id, err);
+    return handlers_parse_job_id(r->id, &call->cmd.u.wait.id, err);
 }
 
 static int
@@ -222,180 +221,6 @@ handlers_check_names(
         if (handlers_check_name(field, names[i], err))
             return err->code;
     }
-    return ANVIL_OK;
-}
-
-static const char *const default_queues[] = { "default" };
-
-// Checks what a worker says of itself (Poll/Heartbeat `info`) into out.
-static int
-decode_info(const Anvil__V1__WorkerInfo *pi, struct worker_info *out,
-    struct anvil_error *err)
-{
-    if (handlers_check_names("info.types", pi->types, pi->n_types, err)
-        || handlers_check_names("info.queues", pi->queues, pi->n_queues, err))
-        return err->code;
-    if (strlen(pi->host) > MAX_HOST || strlen(pi->version) > MAX_NAME)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "info.host is at most %d bytes and info.version at most %d",
-            MAX_HOST, MAX_NAME);
-    *out = (struct worker_info) {
-        .host     = pi->host,
-        .pid      = pi->pid,
-        .version  = pi->version,
-        .types    = (const char *const *) pi->types,
-        .n_types  = pi->n_types,
-        .queues   = (const char *const *) pi->queues,
-        .n_queues = pi->n_queues,
-        .slots    = pi->slots,
-    };
-    return ANVIL_OK;
-}
-
-static int
-decode_poll(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__PollRequest *r = (Anvil__V1__PollRequest *) call->req;
-    struct cmd_poll        *p = &call->cmd.u.poll;
-    if (handlers_check_name("worker_id", r->worker_id, err)
-        || handlers_check_names("queues", r->queues, r->n_queues, err)
-        || handlers_check_names("types", r->types, r->n_types, err))
-        return err->code;
-    if (r->n_types == 0)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "types is empty: name the job types this worker runs");
-    if (r->max_jobs > MAX_POLL_JOBS || r->wait_ms > MAX_POLL_WAIT_MS)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "max_jobs is at most %u and wait_ms at most %u", MAX_POLL_JOBS,
-            MAX_POLL_WAIT_MS);
-    if (r->info != NULL) {
-        struct worker_info *info = calloc(1, sizeof(*info));
-        if (info == NULL)
-            return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-        call->scratch = info;
-        if (decode_info(r->info, info, err) != ANVIL_OK)
-            return err->code;
-        p->info = info;
-    }
-    call->cmd.kind = CMD_POLL;
-    p->worker      = r->worker_id;
-    p->queues  = r->n_queues ? (const char *const *) r->queues : default_queues;
-    p->nq      = r->n_queues ? r->n_queues : 1;
-    p->types   = (const char *const *) r->types;
-    p->nt      = r->n_types;
-    p->max     = r->max_jobs ? r->max_jobs : 1;
-    p->wait_ms = r->wait_ms;
-    return ANVIL_OK;
-}
-
-struct heartbeat_input {
-    struct worker_info info;
-    struct lease_ref   refs[]; // n_leases + 1
-};
-
-static int
-decode_heartbeat(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__HeartbeatRequest *r = (Anvil__V1__HeartbeatRequest *) call->req;
-    if (handlers_check_name("worker_id", r->worker_id, err))
-        return err->code;
-    if (r->n_leases > MAX_HEARTBEAT_LEASES)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "leases holds %zu entries, over the limit of %d", r->n_leases,
-            MAX_HEARTBEAT_LEASES);
-    struct heartbeat_input *in
-        = calloc(1, sizeof(*in) + (r->n_leases + 1) * sizeof(in->refs[0]));
-    if (in == NULL)
-        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    call->scratch = in;
-    for (size_t i = 0; i < r->n_leases; i++) {
-        if (parse_id(r->leases[i]->job_id, &in->refs[i].id, err))
-            return err->code;
-        in->refs[i].token = r->leases[i]->token;
-    }
-    struct cmd_heartbeat *h = &call->cmd.u.heartbeat;
-    if (r->info != NULL) {
-        if (decode_info(r->info, &in->info, err) != ANVIL_OK)
-            return err->code;
-        h->info = &in->info;
-    }
-    call->cmd.kind = CMD_HEARTBEAT;
-    h->worker      = r->worker_id;
-    h->refs        = in->refs;
-    h->n           = r->n_leases;
-    return ANVIL_OK;
-}
-
-int
-handlers_decode_complete_item(const struct handler_limits *lim,
-    const char *job_id, uint32_t token, const ProtobufCBinaryData *result,
-    struct cmd *c, struct anvil_error *err)
-{
-    if (result->len > lim->max_payload)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "result is %zu bytes, over the server's limit of %zu bytes",
-            result->len, lim->max_payload);
-    c->kind              = CMD_COMPLETE;
-    c->u.complete.token  = token;
-    c->u.complete.result = result->data;
-    c->u.complete.len    = result->len;
-    return parse_id(job_id, &c->u.complete.id, err);
-}
-
-int
-handlers_decode_fail_item(const char *job_id, uint32_t token, const char *error,
-    bool no_retry, struct cmd *c, struct anvil_error *err)
-{
-    if (strlen(error) > MAX_ERROR_TEXT)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "error text is over the limit of %d bytes", MAX_ERROR_TEXT);
-    c->kind            = CMD_FAIL;
-    c->u.fail.token    = token;
-    c->u.fail.error    = error[0] ? error : "failed";
-    c->u.fail.no_retry = no_retry;
-    return parse_id(job_id, &c->u.fail.id, err);
-}
-
-static int
-decode_complete(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    Anvil__V1__CompleteRequest *r = (Anvil__V1__CompleteRequest *) call->req;
-    return handlers_decode_complete_item(
-        lim, r->job_id, r->token, &r->result, &call->cmd, err);
-}
-
-static int
-decode_fail(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__FailRequest *r = (Anvil__V1__FailRequest *) call->req;
-    return handlers_decode_fail_item(
-        r->job_id, r->token, r->error, r->no_retry, &call->cmd, err);
-}
-
-static int
-decode_health(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    (void) err;
-    call->cmd.kind = CMD_HEALTH;
-    return ANVIL_OK;
-}
-
-static int
-decode_workers(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    (void) err;
-    call->cmd.kind = CMD_WORKERS;
     return ANVIL_OK;
 }
 
@@ -543,266 +368,6 @@ free_list_reply(void *p)
     free(r);
 }
 
-struct poll_reply {
-    Anvil__V1__PollResponse   m;
-    Anvil__V1__Lease        **ptrs;
-    Anvil__V1__Lease         *leases;
-    struct pb_job            *jobs;
-    Anvil__V1__ParentResult  *parents; // every lease's, one after another
-    Anvil__V1__ParentResult **pptrs;
-};
-
-// Points a lease at its parents' results, taken from r->parents at *at.
-static void
-lease_parents(
-    struct poll_reply *r, Anvil__V1__Lease *l, const struct job *j, size_t *at)
-{
-    l->n_parents = j->n_parents;
-    l->parents   = &r->pptrs[*at];
-    for (size_t k = 0; k < j->n_parents; k++, (*at)++) {
-        Anvil__V1__ParentResult *pr = &r->parents[*at];
-        anvil__v1__parent_result__init(pr);
-        pr->step = j->parents[k].step;
-        pr->result
-            = (ProtobufCBinaryData) { j->parents[k].len, j->parents[k].result };
-        r->pptrs[*at] = pr;
-    }
-}
-
-static int
-encode_poll(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    struct cmd_poll   *p = &call->cmd.u.poll;
-    struct poll_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch  = r;
-    r->ptrs   = calloc(p->n + 1, sizeof(*r->ptrs));
-    r->leases = calloc(p->n + 1, sizeof(*r->leases));
-    r->jobs   = calloc(p->n + 1, sizeof(*r->jobs));
-    size_t np = 0, at = 0;
-    for (size_t i = 0; i < p->n; i++)
-        np += p->jobs[i].n_parents;
-    r->parents = calloc(np + 1, sizeof(*r->parents));
-    r->pptrs   = calloc(np + 1, sizeof(*r->pptrs));
-    if (r->ptrs == NULL || r->leases == NULL || r->jobs == NULL
-        || r->parents == NULL || r->pptrs == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__poll_response__init(&r->m);
-    for (size_t i = 0; i < p->n; i++) {
-        anvil__v1__lease__init(&r->leases[i]);
-        lease_parents(r, &r->leases[i], &p->jobs[i], &at);
-        handlers_job_to_pb(&p->jobs[i], &r->jobs[i]);
-        r->leases[i].job         = &r->jobs[i].m;
-        r->leases[i].token       = p->jobs[i].attempt;
-        r->leases[i].deadline_ms = p->jobs[i].lease_deadline;
-        r->ptrs[i]               = &r->leases[i];
-    }
-    r->m.n_leases = p->n;
-    r->m.leases   = r->ptrs;
-    *out          = &r->m.base;
-    return ANVIL_OK;
-}
-
-static void
-free_poll_reply(void *p)
-{
-    struct poll_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->leases);
-    free(r->jobs);
-    free(r->parents);
-    free(r->pptrs);
-    free(r);
-}
-
-struct heartbeat_reply {
-    Anvil__V1__HeartbeatResponse m;
-    char                       **canceled;
-    char                       **lost;
-    char (*ids)[24];
-};
-
-static int
-encode_heartbeat(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    struct cmd_heartbeat   *h = &call->cmd.u.heartbeat;
-    struct heartbeat_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch    = r;
-    r->canceled = calloc(h->ncanceled + 1, sizeof(char *));
-    r->lost     = calloc(h->nlost + 1, sizeof(char *));
-    r->ids      = calloc(h->ncanceled + h->nlost + 1, sizeof(*r->ids));
-    if (r->canceled == NULL || r->lost == NULL || r->ids == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__heartbeat_response__init(&r->m);
-    size_t k = 0;
-    for (size_t i = 0; i < h->ncanceled; i++, k++) {
-        job_id_format(h->canceled[i], r->ids[k], sizeof(r->ids[k]));
-        r->canceled[i] = r->ids[k];
-    }
-    for (size_t i = 0; i < h->nlost; i++, k++) {
-        job_id_format(h->lost[i], r->ids[k], sizeof(r->ids[k]));
-        r->lost[i] = r->ids[k];
-    }
-    r->m.n_canceled  = h->ncanceled;
-    r->m.canceled    = r->canceled;
-    r->m.n_lost      = h->nlost;
-    r->m.lost        = r->lost;
-    r->m.deadline_ms = h->deadline;
-    *out             = &r->m.base;
-    return ANVIL_OK;
-}
-
-static void
-free_heartbeat_reply(void *p)
-{
-    struct heartbeat_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->canceled);
-    free(r->lost);
-    free(r->ids);
-    free(r);
-}
-
-static int
-encode_complete(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    (void) call;
-    Anvil__V1__CompleteResponse *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__complete_response__init(r);
-    *scratch = r;
-    *out     = &r->base;
-    return ANVIL_OK;
-}
-
-static int
-encode_fail(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    Anvil__V1__FailResponse *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__fail_response__init(r);
-    r->state       = (Anvil__V1__JobState) call->cmd.u.fail.state;
-    r->retry_at_ms = call->cmd.u.fail.retry_at;
-    *scratch       = r;
-    *out           = &r->base;
-    return ANVIL_OK;
-}
-
-struct health_reply {
-    Anvil__V1__HealthResponse m;
-    Anvil__V1__QueueDepth   **ptrs;
-    Anvil__V1__QueueDepth    *depths;
-};
-
-static int
-encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    struct cmd_health   *h = &call->cmd.u.health;
-    struct health_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch  = r;
-    r->ptrs   = calloc(h->n + 1, sizeof(*r->ptrs));
-    r->depths = calloc(h->n + 1, sizeof(*r->depths));
-    if (r->ptrs == NULL || r->depths == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__health_response__init(&r->m);
-    for (size_t i = 0; i < h->n; i++) {
-        anvil__v1__queue_depth__init(&r->depths[i]);
-        r->depths[i].queue     = h->depths[i].queue;
-        r->depths[i].type      = h->depths[i].type;
-        r->depths[i].queued    = h->depths[i].queued;
-        r->depths[i].running   = h->depths[i].running;
-        r->depths[i].no_worker = h->depths[i].no_worker;
-        r->ptrs[i]             = &r->depths[i];
-    }
-    r->m.version    = ANVIL_VERSION;
-    r->m.uptime_ms  = h->uptime_ms;
-    r->m.jobs_total = h->total;
-    r->m.n_depths   = h->n;
-    r->m.depths     = r->ptrs;
-    *out            = &r->m.base;
-    return ANVIL_OK;
-}
-
-static void
-free_health_reply(void *p)
-{
-    struct health_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->depths);
-    free(r);
-}
-
-struct workers_reply {
-    Anvil__V1__ListWorkersResponse m;
-    Anvil__V1__Worker            **ptrs;
-    Anvil__V1__Worker             *w;
-    Anvil__V1__WorkerInfo         *info;
-};
-
-static int
-encode_workers(struct call *call, ProtobufCMessage **out, void **scratch)
-{
-    struct cmd_workers   *c = &call->cmd.u.workers;
-    struct workers_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch = r;
-    r->ptrs  = calloc(c->n + 1, sizeof(*r->ptrs));
-    r->w     = calloc(c->n + 1, sizeof(*r->w));
-    r->info  = calloc(c->n + 1, sizeof(*r->info));
-    if (r->ptrs == NULL || r->w == NULL || r->info == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__list_workers_response__init(&r->m);
-    for (size_t i = 0; i < c->n; i++) {
-        const struct registry_entry *e = &c->w[i];
-        anvil__v1__worker__init(&r->w[i]);
-        anvil__v1__worker_info__init(&r->info[i]);
-        r->info[i].host       = e->host;
-        r->info[i].pid        = e->pid;
-        r->info[i].version    = e->version;
-        r->info[i].n_types    = e->n_types;
-        r->info[i].types      = e->types;
-        r->info[i].n_queues   = e->n_queues;
-        r->info[i].queues     = e->queues;
-        r->info[i].slots      = e->slots;
-        r->w[i].name          = e->name;
-        r->w[i].info          = &r->info[i];
-        r->w[i].first_seen_ms = e->first_seen;
-        r->w[i].last_seen_ms  = e->last_seen;
-        r->w[i].running       = e->running;
-        r->w[i].lost          = e->lost;
-        r->ptrs[i]            = &r->w[i];
-    }
-    r->m.n_workers = c->n;
-    r->m.workers   = r->ptrs;
-    *out           = &r->m.base;
-    return ANVIL_OK;
-}
-
-static void
-free_workers_reply(void *p)
-{
-    struct workers_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->w);
-    free(r->info);
-    free(r);
-}
-
 // Each names an rpc of `service Anvil` (handlers_check verifies); an rpc
 // without an entry answers UNIMPLEMENTED.
 static const struct handler table[] = {
@@ -811,12 +376,15 @@ static const struct handler table[] = {
     { "ListJobs", decode_list, encode_list, free_list_reply },
     { "WaitJob", decode_wait, encode_job_reply, free },
     { "CancelJob", decode_cancel, encode_job_reply, free },
-    { "Poll", decode_poll, encode_poll, free_poll_reply },
-    { "Heartbeat", decode_heartbeat, encode_heartbeat, free_heartbeat_reply },
-    { "Complete", decode_complete, encode_complete, free },
-    { "Fail", decode_fail, encode_fail, free },
-    { "Health", decode_health, encode_health, free_health_reply },
-    { "ListWorkers", decode_workers, encode_workers, free_workers_reply },
+    { "Poll", hwork_decode_poll, hwork_encode_poll, hwork_free_poll_reply },
+    { "Heartbeat", hwork_decode_heartbeat, hwork_encode_heartbeat,
+        hwork_free_heartbeat_reply },
+    { "Complete", hwork_decode_complete, hwork_encode_complete, free },
+    { "Fail", hwork_decode_fail, hwork_encode_fail, free },
+    { "Health", hwork_decode_health, hwork_encode_health,
+        hwork_free_health_reply },
+    { "ListWorkers", hwork_decode_workers, hwork_encode_workers,
+        hwork_free_workers_reply },
     { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free },
     { "GetWorkflow", hflow_decode_get, hflow_encode_workflow,
         hflow_free_workflow },

@@ -103,4 +103,31 @@ int  hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
 int  hadmin_encode(struct call *call, ProtobufCMessage **out, void **s);
 void hadmin_free(void *s);
 
+// INVALID_ARGUMENT (empty) or NOT_FOUND (malformed) unless s is a job id.
+int handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err);
+
+// handlers_worker.c: Poll, Heartbeat, Complete, Fail, Health, ListWorkers.
+int hwork_decode_poll(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_decode_heartbeat(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_decode_complete(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_decode_fail(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_decode_health(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_decode_workers(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+int hwork_encode_poll(struct call *call, ProtobufCMessage **out, void **s);
+int hwork_encode_heartbeat(struct call *call, ProtobufCMessage **out, void **s);
+int hwork_encode_complete(struct call *call, ProtobufCMessage **out, void **s);
+int hwork_encode_fail(struct call *call, ProtobufCMessage **out, void **s);
+int hwork_encode_health(struct call *call, ProtobufCMessage **out, void **s);
+int hwork_encode_workers(struct call *call, ProtobufCMessage **out, void **s);
+void hwork_free_poll_reply(void *s);
+void hwork_free_heartbeat_reply(void *s);
+void hwork_free_health_reply(void *s);
+void hwork_free_workers_reply(void *s);
+
 #endif

@@ -83,6 +83,58 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
     return rc;
 }
 
+int
+jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
+    int64_t *id, struct anvil_error *err)
+{
+    int rc = store_job_insert(e->st, nj, id, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (nj->state == ANVIL_JOB_SCHEDULED)
+        engine_timer_add(e, TIMER_RUN_AT, nj->run_at, *id, 0);
+    else if (nj->state == ANVIL_JOB_QUEUED
+        && engine_push_ready(e, b, *id, nj->queue, nj->type, nj->priority))
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    return ANVIL_OK;
+}
+
+int
+jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
+    const char *why, struct anvil_error *err)
+{
+    int rc = store_job_finish(
+        e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why, b->now, err);
+    if (rc == ANVIL_OK)
+        engine_mark(&b->finished, id);
+    return rc;
+}
+
+int
+jobs_request_cancel(struct engine *e, int64_t id, struct anvil_error *err)
+{
+    return store_job_request_cancel(e->st, id, err);
+}
+
+int
+jobs_parent_succeeded(
+    struct engine *e, struct batch *b, int64_t id, struct anvil_error *err)
+{
+    uint32_t pending;
+    int      rc = store_job_parent_done(e->st, id, &pending, err);
+    if (rc == ANVIL_NOT_FOUND)
+        return ANVIL_OK; // cancelled meanwhile
+    if (rc != ANVIL_OK || pending > 0)
+        return rc;
+    struct job j = { 0 };
+    rc           = store_job_make_ready(e->st, id, err);
+    if (rc == ANVIL_OK)
+        rc = store_job_get(e->st, id, &j, err);
+    if (rc == ANVIL_OK)
+        rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+    job_fini(&j);
+    return rc;
+}
+
 static int
 apply_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
@@ -122,13 +174,9 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
             ? s->backoff_multiplier
             : ENGINE_BACKOFF_MULTIPLIER,
     };
-    int rc = store_job_insert(e->st, &nj, &s->id, &c->err);
+    int rc = jobs_insert(e, b, &nj, &s->id, &c->err);
     if (rc != ANVIL_OK)
         return rc;
-    if (nj.state == ANVIL_JOB_SCHEDULED)
-        engine_timer_add(e, TIMER_RUN_AT, nj.run_at, s->id, 0);
-    else if (engine_push_ready(e, b, s->id, s->queue, s->type, s->priority))
-        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     AV_INFO("job.submitted", "job=j%lld type=%s queue=%s", (long long) s->id,
         s->type, s->queue);
     return ANVIL_OK;
@@ -163,7 +211,7 @@ apply_list(struct engine *e, struct cmd *c)
     return rc;
 }
 
-// Returns ANVIL_ABORTED when the command was parked (no answer yet).
+// Returns ENGINE_PARKED when the command was parked (no answer yet).
 static int
 apply_wait(struct engine *e, struct batch *b, struct cmd *c)
 {
@@ -178,7 +226,7 @@ apply_wait(struct engine *e, struct batch *b, struct cmd *c)
         return ANVIL_OK;
     job_fini(&w->job);
     engine_park(e, &e->parked_waits, c, b->now + w->timeout_ms);
-    return ANVIL_ABORTED;
+    return ENGINE_PARKED;
 }
 
 static int
@@ -198,7 +246,7 @@ apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
             "job j%lld already finished: it is %s", (long long) id,
             anvil_job_state_name(br.state));
     if (br.state == ANVIL_JOB_RUNNING)
-        rc = store_job_request_cancel(e->st, id, &c->err);
+        rc = jobs_request_cancel(e, id, &c->err);
     else
         rc = jobs_finish(e, b, id, br.workflow_id, ANVIL_JOB_CANCELED, NULL, 0,
             "canceled", &c->err);
@@ -346,7 +394,7 @@ apply_poll(struct engine *e, struct batch *b, struct cmd *c)
         return rc;
     if (c->u.poll.n == 0 && c->u.poll.wait_ms > 0) {
         engine_park(e, &e->parked_polls, c, b->now + c->u.poll.wait_ms);
-        return ANVIL_ABORTED;
+        return ENGINE_PARKED;
     }
     jobs_memo_add(e, c);
     return ANVIL_OK;
@@ -363,7 +411,7 @@ lease_lost(const struct store_job_brief *br, uint32_t token)
 static bool
 not_holder(const struct cmd *c, const struct store_job_brief *br)
 {
-    return c->token_id != 0 && c->role != ROLE_ADMIN
+    return c->token_id != 0 && c->role != ANVIL_ROLE_ADMIN
         && br->lease_token != c->token_id;
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <nng/nng.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,22 @@ static const struct {
     { "--max-conns", true, set_max_conns },
 };
 
+// Waits for SIGINT or SIGTERM (blocked in every thread) and asks the
+// server to stop.
+static void *
+wait_signal(void *arg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    AV_INFO("server.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_shutdown(arg);
+    return NULL;
+}
+
 // 0 to run, 1 after --help or --version, 2 for a usage error (printed).
 static int
 parse_args(int argc, char **argv, struct server_config *cfg)
@@ -302,10 +319,21 @@ main(int argc, char **argv)
         fprintf(stderr, "anvild: %s\n", err.msg);
         return 1;
     }
-    int sig = 0;
-    sigwait(&set, &sig);
-    AV_INFO("server.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, wait_signal, srv) != 0) {
+        fprintf(stderr, "anvild: cannot start the signal thread\n");
+        server_stop(srv);
+        return 1;
+    }
+    pthread_detach(sig_thread);
+    int code = server_wait(srv);
     server_stop(srv);
     nng_fini();
+    if (code != ANVIL_OK) {
+        fprintf(stderr,
+            "anvild: stopped after a fatal error (%s); see the log\n",
+            anvil_code_name(code));
+        return 1;
+    }
     return 0;
 }

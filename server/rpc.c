@@ -11,6 +11,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "waits.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -33,24 +34,18 @@ struct rpc_ctx {
     struct rpc_ctx *next; // all contexts, under rpc.lock
 };
 
-// Long-polls in flight per connection, in slots by pipe id modulo
-// WAIT_SLOTS: two connections sharing a slot share its limit, which can
-// only make the limit stricter, never looser.
-#define WAIT_SLOTS 4096
-
 struct rpc {
     struct rpc_config cfg;
     nng_socket        sock;
     pthread_mutex_t   lock; // guards all, receiving, closing, submitting,
-                            // waits*
+                            // waits
     pthread_cond_t  idle;   // signalled when submitting drops to 0
     struct rpc_ctx *all;
     int             receiving;
     bool            closing;
     int             submitting; // callbacks inside engine_submit()
-    int             waits;
-    uint16_t        waits_by_pipe[WAIT_SLOTS];
-    int             conns; // connections open (pipe callbacks)
+    struct waits    waits;      // long-polls in flight
+    int             conns;      // connections open (pipe callbacks)
 };
 
 static void ctx_cb(void *arg);
@@ -148,26 +143,11 @@ is_long_poll(const struct cmd *c)
 static int
 wait_enter(struct rpc_ctx *x, struct anvil_error *err)
 {
-    struct rpc *r    = x->rpc;
-    uint16_t   *slot = &r->waits_by_pipe[x->pipe % WAIT_SLOTS];
-    int         rc   = ANVIL_OK;
+    struct rpc *r = x->rpc;
     pthread_mutex_lock(&r->lock);
-    if (r->waits >= r->cfg.max_waits)
-        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-            "the server holds %d long-polls, its limit (anvild "
-            "--max-waits); retry later",
-            r->waits);
-    else if (*slot >= r->cfg.max_waits_per_conn)
-        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
-            "this connection holds %d long-polls, the limit per connection "
-            "(anvild --max-waits-per-conn)",
-            (int) *slot);
-    else {
-        r->waits++;
-        (*slot)++;
-        x->waiting = true;
-    }
+    int rc = waits_enter(&r->waits, x->pipe, err);
     pthread_mutex_unlock(&r->lock);
+    x->waiting = rc == ANVIL_OK;
     return rc;
 }
 
@@ -178,8 +158,7 @@ wait_leave(struct rpc_ctx *x)
         return;
     struct rpc *r = x->rpc;
     pthread_mutex_lock(&r->lock);
-    r->waits--;
-    r->waits_by_pipe[x->pipe % WAIT_SLOTS]--;
+    waits_leave(&r->waits, x->pipe);
     pthread_mutex_unlock(&r->lock);
     x->waiting = false;
 }
@@ -389,7 +368,9 @@ rpc_start(
     struct rpc *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    r->cfg = *cfg;
+    r->cfg                = *cfg;
+    r->waits.max          = cfg->max_waits;
+    r->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->idle, NULL);
     int rv = nng_rep0_open(&r->sock);

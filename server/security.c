@@ -73,9 +73,9 @@ register_admin(struct store *st, struct auth *a, const char *secret,
     uint8_t hash[AV_SHA256_LEN];
     int64_t id;
     auth_hash(secret, hash);
-    int rc = store_token_insert(st, "bootstrap", ROLE_ADMIN, hash, sizeof(hash),
-        av_now_ms(), 0, &id, err);
-    if (rc == ANVIL_OK && auth_put(a, hash, id, ROLE_ADMIN, 0, 0) != 0)
+    int rc = store_token_insert(st, "bootstrap", ANVIL_ROLE_ADMIN, hash,
+        sizeof(hash), av_now_ms(), 0, &id, err);
+    if (rc == ANVIL_OK && auth_put(a, hash, id, ANVIL_ROLE_ADMIN, 0, 0) != 0)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
         AV_INFO("token.bootstrap", "token=t%lld", (long long) id);

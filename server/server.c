@@ -9,6 +9,8 @@
 #include "util/error.h"
 #include "util/log.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #define RECV_MARGIN (64 * 1024)
@@ -20,7 +22,48 @@ struct server {
     nng_tls_config      *tls;
     struct engine       *engine;
     struct rpc          *rpc;
+
+    pthread_mutex_t lock; // guards ended, code
+    pthread_cond_t  ended_cv;
+    bool            ended; // server_shutdown() or a fatal engine error
+    int             code;  // ANVIL_OK, or the fatal error's code
 };
+
+// Ends server_wait() with code (the first end wins).
+static void
+end(struct server *s, int code)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->ended)
+        s->code = code;
+    s->ended = true;
+    pthread_cond_broadcast(&s->ended_cv);
+    pthread_mutex_unlock(&s->lock);
+}
+
+// The engine cannot go on: wakes server_wait() with the error.
+static void
+on_fatal(void *arg, const struct anvil_error *err)
+{
+    end(arg, err->code != ANVIL_OK ? err->code : ANVIL_INTERNAL);
+}
+
+void
+server_shutdown(struct server *s)
+{
+    end(s, ANVIL_OK);
+}
+
+int
+server_wait(struct server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->ended)
+        pthread_cond_wait(&s->ended_cv, &s->lock);
+    int code = s->code;
+    pthread_mutex_unlock(&s->lock);
+    return code;
+}
 
 void
 server_config_init(struct server_config *cfg)
@@ -105,8 +148,12 @@ server_start(const struct server_config *cfg, struct server **out,
     struct server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    s->cfg                   = *cfg;
+    s->cfg = *cfg;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->ended_cv, NULL);
     struct engine_config ecf = {
+        .on_fatal       = on_fatal,
+        .fatal_arg      = s,
         .auth           = NULL,
         .lease_ms       = cfg->lease_ms,
         .max_attempts   = 3,
@@ -161,5 +208,7 @@ server_stop(struct server *s)
         nng_tls_config_free(s->tls);
     if (s->rpc != NULL)
         AV_INFO("server.stopped", "url=%s", s->cfg.listen_url);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->ended_cv);
     free(s);
 }

@@ -55,6 +55,15 @@ struct server;
 int server_start(const struct server_config *cfg, struct server **out,
     struct anvil_error *err);
 
+// Blocks until server_shutdown() is called or the server fails for good
+// (its storage can no longer be trusted: a failed sync or rebuild, already
+// logged). Returns ANVIL_OK after server_shutdown(), else the failure's
+// code. Either way the caller then calls server_stop(). Any thread.
+int server_wait(struct server *s);
+
+// Wakes server_wait() with ANVIL_OK (e.g. on SIGTERM). Any thread.
+void server_shutdown(struct server *s);
+
 // Stops accepting, lets the engine finish its batch, closes the database
 // and frees the server. NULL is ignored.
 void server_stop(struct server *s);

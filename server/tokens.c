@@ -1,6 +1,7 @@
 // tokens.c - API token commands on the engine thread: create (the secret
 // is made here, shown once in the reply, and only its hash is stored),
-// list, revoke. The auth table the rpc threads check is updated in step.
+// list, revoke. The auth table the rpc threads check follows once the
+// batch has committed (tokens_committed), never before.
 #include "auth.h"
 #include "engine_impl.h"
 #include "util/error.h"
@@ -38,17 +39,16 @@ static int
 apply_create(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_token *t = &c->u.token;
-    uint8_t           hash[AV_SHA256_LEN];
     int64_t           id;
-    if (auth_token_new(t->secret, sizeof(t->secret), hash) != 0)
+    if (auth_token_new(t->secret, sizeof(t->secret), t->hash) != 0)
         return av_error_set(
             &c->err, ANVIL_INTERNAL, "cannot read random bytes for a token");
-    int64_t expires = t->expires_in > 0 ? b->now + t->expires_in : 0;
-    int     rc = store_token_insert(e->st, t->name, t->role, hash, sizeof(hash),
-            b->now, expires, &id, &c->err);
-    if (rc == ANVIL_OK && e->cfg.auth != NULL
-        && auth_put(e->cfg.auth, hash, id, t->role, expires, 0) != 0)
-        rc = av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    int64_t expires   = t->expires_in > 0 ? b->now + t->expires_in : 0;
+    int     rc        = store_token_insert(e->st, t->name, t->role, t->hash,
+                   sizeof(t->hash), b->now, expires, &id, &c->err);
+    t->id             = id;
+    t->expires_at     = expires;
+    b->tokens_changed = true;
     if (rc == ANVIL_OK)
         rc = one_token(e, c, id);
     if (rc == ANVIL_OK)
@@ -65,8 +65,8 @@ apply_revoke(struct engine *e, struct batch *b, struct cmd *c)
     if (rc == ANVIL_NOT_FOUND)
         return av_error_set(&c->err, ANVIL_NOT_FOUND,
             "no active token with id t%lld", (long long) id);
-    if (rc == ANVIL_OK && e->cfg.auth != NULL)
-        auth_revoke(e->cfg.auth, id, b->now);
+    c->u.token.at     = b->now;
+    b->tokens_changed = true;
     if (rc == ANVIL_OK)
         rc = one_token(e, c, id);
     if (rc == ANVIL_OK)
@@ -88,5 +88,23 @@ tokens_apply(struct engine *e, struct batch *b, struct cmd *c)
     default:
         return av_error_set(
             &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
+    }
+}
+
+void
+tokens_committed(struct engine *e, const struct cmd *list)
+{
+    for (const struct cmd *c = list; c != NULL && e->cfg.auth; c = c->next) {
+        const struct cmd_token *t = &c->u.token;
+        if (c->err.code != ANVIL_OK)
+            continue;
+        if (c->kind == CMD_TOKEN_REVOKE)
+            auth_revoke(e->cfg.auth, t->id, t->at);
+        if (c->kind == CMD_TOKEN_CREATE
+            && auth_put(e->cfg.auth, t->hash, t->id, t->role, t->expires_at, 0))
+            AV_ERR("token.oom",
+                "token=t%lld msg=\"out of memory: the token works after a "
+                "restart\"",
+                (long long) t->id);
     }
 }

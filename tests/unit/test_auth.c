@@ -22,9 +22,9 @@
 
 // Every rpc of service Anvil, with the roles (besides admin) that may call
 // it, as docs/security.md states them.
-#define C (1u << ROLE_CLIENT)
-#define W (1u << ROLE_WORKER)
-#define RD (1u << ROLE_READER)
+#define C (1u << ANVIL_ROLE_CLIENT)
+#define W (1u << ANVIL_ROLE_WORKER)
+#define RD (1u << ANVIL_ROLE_READER)
 static const struct {
     const char *method;
     unsigned    roles;
@@ -73,7 +73,7 @@ setup(void **state)
     f->a = auth_new(true);
     if (f->a == NULL)
         return -1;
-    for (int r = ROLE_ADMIN; r <= ROLE_READER; r++) {
+    for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
         uint8_t hash[AV_SHA256_LEN];
 
         if (auth_token_new(f->secret[r], sizeof(f->secret[r]), hash) != 0
@@ -109,11 +109,11 @@ test_the_role_rules_cover_every_rpc_of_the_service(void **state)
     struct fx *f = *state;
 
     for (size_t i = 0; i < N_EXPECTED; i++) {
-        for (int r = ROLE_ADMIN; r <= ROLE_READER; r++) {
+        for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
             struct anvil_error err;
             int64_t            id   = -1;
             int                role = -1;
-            bool may = r == ROLE_ADMIN || (expected[i].roles & (1u << r));
+            bool may = r == ANVIL_ROLE_ADMIN || (expected[i].roles & (1u << r));
             int  rc
                 = check(f, f->secret[r], expected[i].method, &id, &role, &err);
 
@@ -172,9 +172,9 @@ test_unknown_methods_are_admin_only(void **state)
 
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         assert_int_equal(
-            check(f, f->secret[ROLE_ADMIN], methods[i], &id, &role, &err),
+            check(f, f->secret[ANVIL_ROLE_ADMIN], methods[i], &id, &role, &err),
             ANVIL_OK);
-        for (int r = ROLE_CLIENT; r <= ROLE_READER; r++) {
+        for (int r = ANVIL_ROLE_CLIENT; r <= ANVIL_ROLE_READER; r++) {
             assert_int_equal(
                 check(f, f->secret[r], methods[i], &id, &role, &err),
                 ANVIL_PERMISSION_DENIED);
@@ -212,11 +212,11 @@ test_unknown_tokens_are_unauthenticated(void **state)
 
     // The admin secret with its last digit changed, one digit short, one
     // digit more, and other strings.
-    strcpy(almost, f->secret[ROLE_ADMIN]);
+    strcpy(almost, f->secret[ANVIL_ROLE_ADMIN]);
     almost[AUTH_TOKEN_LEN - 1] = almost[AUTH_TOKEN_LEN - 1] == '0' ? '1' : '0';
-    snprintf(longer, sizeof(longer), "%s0", f->secret[ROLE_ADMIN]);
+    snprintf(longer, sizeof(longer), "%s0", f->secret[ANVIL_ROLE_ADMIN]);
     char shorter[AUTH_TOKEN_LEN + 1];
-    strcpy(shorter, f->secret[ROLE_ADMIN]);
+    strcpy(shorter, f->secret[ANVIL_ROLE_ADMIN]);
     shorter[AUTH_TOKEN_LEN - 1] = '\0';
     const char *bad[]           = {
                   almost, shorter, longer, "anv_", "x",
@@ -231,7 +231,8 @@ test_unknown_tokens_are_unauthenticated(void **state)
         assert_null(strstr(err.msg, "anv_"));
     }
     assert_int_equal(
-        check(f, f->secret[ROLE_ADMIN], "Health", &id, &role, &err), ANVIL_OK);
+        check(f, f->secret[ANVIL_ROLE_ADMIN], "Health", &id, &role, &err),
+        ANVIL_OK);
 }
 
 static void
@@ -245,7 +246,8 @@ test_a_token_is_valid_until_its_expiry_and_not_at_it(void **state)
     int                role;
 
     assert_int_equal(auth_token_new(secret, sizeof(secret), hash), 0);
-    assert_int_equal(auth_put(f->a, hash, 42, ROLE_CLIENT, NOW + 1, 0), 0);
+    assert_int_equal(
+        auth_put(f->a, hash, 42, ANVIL_ROLE_CLIENT, NOW + 1, 0), 0);
     assert_int_equal(check(f, secret, "SubmitJob", &id, &role, &err), ANVIL_OK);
     assert_int_equal(id, 42);
 
@@ -259,7 +261,7 @@ test_a_token_is_valid_until_its_expiry_and_not_at_it(void **state)
         auth_check(f->a, secret, "Health", NOW + 100000, &id, &role, &err),
         ANVIL_UNAUTHENTICATED);
     // expires_at 0 means never.
-    assert_int_equal(auth_check(f->a, f->secret[ROLE_CLIENT], "Health",
+    assert_int_equal(auth_check(f->a, f->secret[ANVIL_ROLE_CLIENT], "Health",
                          INT64_MAX, &id, &role, &err),
         ANVIL_OK);
 }
@@ -273,19 +275,21 @@ test_a_revoked_token_is_unauthenticated_and_others_still_work(void **state)
     int                role;
 
     assert_int_equal(
-        check(f, f->secret[ROLE_WORKER], "Poll", &id, &role, &err), ANVIL_OK);
-    auth_revoke(f->a, ROLE_WORKER, NOW - 1);
+        check(f, f->secret[ANVIL_ROLE_WORKER], "Poll", &id, &role, &err),
+        ANVIL_OK);
+    auth_revoke(f->a, ANVIL_ROLE_WORKER, NOW - 1);
     auth_revoke(f->a, 9999, NOW - 1); // unknown ids change nothing
-    assert_int_equal(check(f, f->secret[ROLE_WORKER], "Poll", &id, &role, &err),
+    assert_int_equal(
+        check(f, f->secret[ANVIL_ROLE_WORKER], "Poll", &id, &role, &err),
         ANVIL_UNAUTHENTICATED);
     assert_non_null(strstr(err.msg, "revoked"));
     // A revoked token stays refused even for what its role may call, and
     // even before an expiry it may have.
     assert_int_equal(
-        check(f, f->secret[ROLE_WORKER], "Health", &id, &role, &err),
+        check(f, f->secret[ANVIL_ROLE_WORKER], "Health", &id, &role, &err),
         ANVIL_UNAUTHENTICATED);
-    for (int r = ROLE_ADMIN; r <= ROLE_READER; r++) {
-        if (r != ROLE_WORKER)
+    for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
+        if (r != ANVIL_ROLE_WORKER)
             assert_int_equal(
                 check(f, f->secret[r], "Health", &id, &role, &err), ANVIL_OK);
     }
@@ -299,10 +303,10 @@ test_a_revoked_admin_token_may_call_nothing(void **state)
     int64_t            id;
     int                role;
 
-    auth_revoke(f->a, ROLE_ADMIN, NOW);
+    auth_revoke(f->a, ANVIL_ROLE_ADMIN, NOW);
     for (size_t i = 0; i < N_EXPECTED; i++)
-        assert_int_equal(check(f, f->secret[ROLE_ADMIN], expected[i].method,
-                             &id, &role, &err),
+        assert_int_equal(check(f, f->secret[ANVIL_ROLE_ADMIN],
+                             expected[i].method, &id, &role, &err),
             ANVIL_UNAUTHENTICATED);
 }
 
@@ -318,12 +322,13 @@ test_putting_a_token_id_again_replaces_it(void **state)
 
     // Token 3 (the worker's) gets a new secret and the reader role.
     assert_int_equal(auth_token_new(secret, sizeof(secret), hash), 0);
-    assert_int_equal(auth_put(f->a, hash, ROLE_WORKER, ROLE_READER, 0, 0), 0);
     assert_int_equal(
-        check(f, f->secret[ROLE_WORKER], "Health", &id, &role, &err),
+        auth_put(f->a, hash, ANVIL_ROLE_WORKER, ANVIL_ROLE_READER, 0, 0), 0);
+    assert_int_equal(
+        check(f, f->secret[ANVIL_ROLE_WORKER], "Health", &id, &role, &err),
         ANVIL_UNAUTHENTICATED);
     assert_int_equal(check(f, secret, "GetJob", &id, &role, &err), ANVIL_OK);
-    assert_int_equal(role, ROLE_READER);
+    assert_int_equal(role, ANVIL_ROLE_READER);
     assert_int_equal(
         check(f, secret, "Poll", &id, &role, &err), ANVIL_PERMISSION_DENIED);
 }
@@ -342,7 +347,8 @@ test_many_tokens_are_all_found(void **state)
 
         assert_int_equal(
             auth_token_new(secrets[i], sizeof(secrets[i]), hash), 0);
-        assert_int_equal(auth_put(f->a, hash, 100 + i, ROLE_READER, 0, 0), 0);
+        assert_int_equal(
+            auth_put(f->a, hash, 100 + i, ANVIL_ROLE_READER, 0, 0), 0);
     }
     for (int i = 0; i < 100; i++) {
         assert_int_equal(
@@ -367,7 +373,7 @@ test_with_auth_off_every_request_passes_as_admin(void **state)
             auth_check(a, NULL, expected[i].method, NOW, &id, &role, &err),
             ANVIL_OK);
         assert_int_equal(id, 0);
-        assert_int_equal(role, ROLE_ADMIN);
+        assert_int_equal(role, ANVIL_ROLE_ADMIN);
         assert_int_equal(
             auth_check(a, "garbage", expected[i].method, NOW, &id, &role, &err),
             ANVIL_OK);
@@ -462,14 +468,14 @@ test_role_names_parse_both_ways(void **state)
     int role;
 
     (void) state;
-    for (int r = ROLE_ADMIN; r <= ROLE_READER; r++) {
+    for (int r = ANVIL_ROLE_ADMIN; r <= ANVIL_ROLE_READER; r++) {
         assert_string_equal(auth_role_name(r), names[r]);
         role = 0;
         assert_int_equal(auth_role_parse(names[r], &role), 0);
         assert_int_equal(role, r);
     }
     assert_int_equal(auth_role_parse("WORKER", &role), 0);
-    assert_int_equal(role, ROLE_WORKER);
+    assert_int_equal(role, ANVIL_ROLE_WORKER);
     assert_null(auth_role_name(0));
     assert_null(auth_role_name(5));
     assert_null(auth_role_name(-1));
@@ -514,12 +520,12 @@ test_the_lookup_touches_every_entry(void **state)
     int                role;
 
     auth_hash("anv_shared", hash);
-    assert_int_equal(auth_put(f->a, hash, 50, ROLE_READER, 0, 0), 0);
-    assert_int_equal(auth_put(f->a, hash, 51, ROLE_CLIENT, 0, 0), 0);
+    assert_int_equal(auth_put(f->a, hash, 50, ANVIL_ROLE_READER, 0, 0), 0);
+    assert_int_equal(auth_put(f->a, hash, 51, ANVIL_ROLE_CLIENT, 0, 0), 0);
     assert_int_equal(
         check(f, "anv_shared", "SubmitJob", &id, &role, &err), ANVIL_OK);
     assert_int_equal(id, 51);
-    assert_int_equal(role, ROLE_CLIENT);
+    assert_int_equal(role, ANVIL_ROLE_CLIENT);
 }
 
 // Reads server/auth.c: the source root is where this file's path (as the

@@ -85,7 +85,8 @@ teardown(void **state)
 {
     struct fx *f = *state;
     close_engine(f);
-    store_hook_step = NULL;
+    store_hook_step      = NULL;
+    store_hook_fdatasync = NULL;
     harness_remove_tree(f->dir);
     free(f);
     return 0;
@@ -1378,7 +1379,7 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     struct req        r;
     poll_init(&r, types, 1, 1, 0);
     r.c.token_id = 5;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(r.c.u.poll.n, 1);
     engine_cmd_fini(&r.c);
@@ -1387,19 +1388,19 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     req_init(&r, CMD_COMPLETE);
     r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
     r.c.token_id   = 6;
-    r.c.role       = ROLE_WORKER;
+    r.c.role       = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
     req_init(&r, CMD_FAIL);
     r.c.u.fail   = (struct cmd_fail) { .id = id, .token = 1, .error = "x" };
     r.c.token_id = 6;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_PERMISSION_DENIED);
     struct lease_ref ref = { .id = id, .token = 1 };
     req_init(&r, CMD_HEARTBEAT);
     r.c.u.heartbeat
         = (struct cmd_heartbeat) { .worker = "worker-2", .refs = &ref, .n = 1 };
     r.c.token_id = 6;
-    r.c.role     = ROLE_WORKER;
+    r.c.role     = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(r.c.u.heartbeat.nlost, 1);
     engine_cmd_fini(&r.c);
@@ -1409,7 +1410,7 @@ test_engine_only_the_lease_holders_token_may_report(void **state)
     req_init(&r, CMD_COMPLETE);
     r.c.u.complete = (struct cmd_complete) { .id = id, .token = 1 };
     r.c.token_id   = 5;
-    r.c.role       = ROLE_WORKER;
+    r.c.role       = ANVIL_ROLE_WORKER;
     assert_int_equal(call(f, &r), ANVIL_OK);
     assert_int_equal(state_of(f, id), ANVIL_JOB_SUCCEEDED);
 }
