@@ -11,6 +11,7 @@
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/nng_code.h"
 #include "waits.h"
 
 #include <nng/nng.h>
@@ -49,23 +50,6 @@ struct rpc {
 };
 
 static void ctx_cb(void *arg);
-
-static int
-nng_to_code(int rv)
-{
-    switch (rv) {
-    case NNG_EADDRINUSE:
-        return ANVIL_UNAVAILABLE;
-    case NNG_EADDRINVAL:
-    case NNG_EINVAL:
-    case NNG_ENOTSUP:
-        return ANVIL_INVALID_ARGUMENT;
-    case NNG_ENOMEM:
-        return ANVIL_RESOURCE_EXHAUSTED;
-    default:
-        return ANVIL_INTERNAL;
-    }
-}
 
 // Opens one more context and starts it receiving.
 static int
@@ -386,8 +370,8 @@ rpc_start(
     nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     rv = listen_on(r, cfg);
     if (rv != 0) {
-        av_error_set(err, nng_to_code(rv), "cannot listen on %s: %s", cfg->url,
-            nng_strerror(rv));
+        av_error_set(err, av_code_from_nng(rv), "cannot listen on %s: %s",
+            cfg->url, nng_strerror(rv));
         rpc_close(r);
         rpc_free(r);
         return err ? err->code : ANVIL_INTERNAL;
@@ -395,8 +379,8 @@ rpc_start(
     for (int i = 0; i < cfg->contexts && rv == 0; i++)
         rv = ctx_add(r);
     if (rv != 0) {
-        av_error_set(
-            err, nng_to_code(rv), "cannot open contexts: %s", nng_strerror(rv));
+        av_error_set(err, av_code_from_nng(rv), "cannot open contexts: %s",
+            nng_strerror(rv));
         rpc_close(r);
         rpc_free(r);
         return err ? err->code : ANVIL_INTERNAL;
