@@ -75,8 +75,16 @@ export PKG_CONFIG_SYSROOT_DIR="$root"
     fail "pkg-config --modversion anvil is not $version"
 grep -q "define ANVIL_VERSION \"$version\"" "$p/include/anvil/anvil.h" ||
     fail "the installed anvil.h does not say ANVIL_VERSION \"$version\""
-out=$("$p/bin/anvil" --version) || fail "anvil --version failed"
-[ "$out" = "anvil $version" ] || fail "anvil --version printed '$out'"
+# Every program whose --help offers --version prints "NAME VERSION".
+for prog in sbin/anvild bin/anvil bin/anvil-worker; do
+    n=${prog#*/}
+    "$p/$prog" --help 2>&1 | grep -q -- "--version" || {
+        say "$n --help offers no --version (not checked)"
+        continue
+    }
+    out=$("$p/$prog" --version) || fail "$n --version failed"
+    [ "$out" = "$n $version" ] || fail "$n --version printed '$out'"
+done
 
 # Build examples/chain.c with pkg-config alone, away from the source tree.
 cp "$src/examples/chain.c" "$tmp/chain.c"
