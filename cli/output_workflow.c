@@ -2,15 +2,16 @@
 // output.h for the JSON shapes), and the dependency order the status table
 // draws steps in.
 //
-// The order is Kahn's algorithm over the steps' `after` names with a
-// min-heap of ready step indexes, so ties keep submission order and a
-// chain reads top to bottom; a step's depth (its indentation) is the
-// longest chain of parents above it.
+// The order is av_topo_sort() over the steps' `after` names, so ties keep
+// submission order and a chain reads top to bottom; a step's depth (its
+// indentation) is the longest chain of parents above it.
 #include "output.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <util/clock.h>
+#include <util/hash.h>
+#include <util/topo.h>
 
 #define TIME_LEN 40
 
@@ -126,119 +127,24 @@ output_workflow_list_json(const struct anvil_workflow_list *list)
 
 // ---- dependency order ----
 
-struct named {
-    const char *name;
-    size_t      idx;
-};
-
-static int
-cmp_named(const void *a, const void *b)
-{
-    return strcmp(
-        ((const struct named *) a)->name, ((const struct named *) b)->name);
-}
-
-// Min-heap of step indexes.
-struct heap {
-    size_t *v;
-    size_t  n;
-};
-
-static void
-heap_push(struct heap *h, size_t x)
-{
-    size_t i = h->n++;
-    while (i > 0 && h->v[(i - 1) / 2] > x) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i       = (i - 1) / 2;
-    }
-    h->v[i] = x;
-}
-
+// The parent edges as (parent, child) pairs, with unknown names and
+// self-references dropped. Returns the number of edges.
 static size_t
-heap_pop(struct heap *h)
-{
-    size_t top = h->v[0], last = h->v[--h->n], i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && h->v[c + 1] < h->v[c])
-            c++;
-        if (h->v[c] >= last)
-            break;
-        h->v[i] = h->v[c];
-        i       = c;
-    }
-    if (h->n > 0)
-        h->v[i] = last;
-    return top;
-}
-
-// The parent edges as (parent, child) pairs, with unknown names dropped;
-// pending[i] counts step i's known parents. Returns the number of edges.
-static size_t
-resolve_edges(const struct anvil_workflow *wf, const struct named *byname,
-    size_t *from, size_t *to, size_t *pending)
+resolve_edges(const struct anvil_workflow *wf, const struct av_hash *byname,
+    size_t *from, size_t *to)
 {
     size_t ne = 0;
     for (size_t i = 0; i < wf->n_steps; i++) {
         for (size_t k = 0; k < wf->steps[i].n_after; k++) {
-            struct named  key = { wf->steps[i].after[k], 0 };
-            struct named *p   = bsearch(
-                  &key, byname, wf->n_steps, sizeof(*byname), cmp_named);
-            if (p == NULL || p->idx == i)
+            size_t p;
+            if (!av_hash_get(byname, wf->steps[i].after[k], &p) || p == i)
                 continue;
-            from[ne] = p->idx;
+            from[ne] = p;
             to[ne]   = i;
-            pending[i]++;
             ne++;
         }
     }
     return ne;
-}
-
-// Kahn's algorithm over the edges; fills order and depth. first/kids hold
-// the children of each step (CSR: kids[first[s] .. first[s + 1])). Returns
-// how many steps it ordered.
-static size_t
-kahn(size_t n, const size_t *first, const size_t *kids, size_t *pending,
-    struct heap *ready, size_t *order, size_t *depth)
-{
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++)
-        if (pending[i] == 0)
-            heap_push(ready, i);
-    while (ready->n > 0) {
-        size_t s      = heap_pop(ready);
-        order[done++] = s;
-        for (size_t e = first[s]; e < first[s + 1]; e++) {
-            size_t k = kids[e];
-            if (depth[k] < depth[s] + 1)
-                depth[k] = depth[s] + 1;
-            if (--pending[k] == 0)
-                heap_push(ready, k);
-        }
-    }
-    return done;
-}
-
-// Groups the edges by parent: first[0..n] and kids[0..ne).
-static void
-group_edges(size_t n, const size_t *from, const size_t *to, size_t ne,
-    size_t *first, size_t *kids)
-{
-    for (size_t e = 0; e < ne; e++)
-        first[from[e] + 1]++;
-    for (size_t i = 0; i < n; i++)
-        first[i + 1] += first[i];
-    // Fill back to front so each parent's children keep edge order.
-    for (size_t e = ne; e-- > 0;)
-        kids[--first[from[e] + 1]] = to[e];
-    // Now first[p + 1] is where p's children start: shift to first[p].
-    for (size_t i = 0; i < n; i++)
-        first[i] = first[i + 1];
-    first[n] = ne;
 }
 
 static size_t
@@ -250,47 +156,51 @@ count_edges(const struct anvil_workflow *wf)
     return ne;
 }
 
+// What a cycle left unordered goes last, in submission order.
+static int
+append_unordered(size_t n, size_t *order, size_t done)
+{
+    if (done == n)
+        return 0;
+    bool *placed = calloc(n, sizeof(*placed));
+    if (placed == NULL)
+        return -1;
+    for (size_t k = 0; k < done; k++)
+        placed[order[k]] = true;
+    for (size_t i = 0; i < n; i++)
+        if (!placed[i])
+            order[done++] = i;
+    free(placed);
+    return 0;
+}
+
 int
 output_workflow_order(
     const struct anvil_workflow *wf, size_t *order, size_t *depth)
 {
-    size_t        n       = wf->n_steps;
-    size_t        ne      = count_edges(wf);
-    struct named *byname  = calloc(n + 1, sizeof(*byname));
-    size_t       *pending = calloc(n + 1, sizeof(*pending));
-    size_t       *from    = calloc(ne + 1, sizeof(*from));
-    size_t       *to      = calloc(ne + 1, sizeof(*to));
-    size_t       *first   = calloc(n + 2, sizeof(*first));
-    size_t       *kids    = calloc(ne + 1, sizeof(*kids));
-    struct heap   ready   = { calloc(n + 1, sizeof(size_t)), 0 };
-    int           rc      = -1;
-    if (byname == NULL || pending == NULL || from == NULL || to == NULL
-        || first == NULL || kids == NULL || ready.v == NULL)
+    size_t         n      = wf->n_steps;
+    size_t         ne     = count_edges(wf);
+    size_t        *from   = calloc(ne + 1, sizeof(*from));
+    size_t        *to     = calloc(ne + 1, sizeof(*to));
+    struct av_hash byname = { 0 };
+    size_t         done   = 0;
+    int            rc     = -1;
+    if (from == NULL || to == NULL || av_hash_init(&byname, n) != 0)
         goto out;
+    // A repeated name keeps its first step, as the server would refuse it.
     for (size_t i = 0; i < n; i++) {
-        byname[i] = (struct named) { wf->steps[i].step, i };
-        depth[i]  = 0;
+        size_t first;
+        if (av_hash_add(&byname, wf->steps[i].step, i, &first) < 0)
+            goto out;
     }
-    qsort(byname, n, sizeof(*byname), cmp_named);
-    ne = resolve_edges(wf, byname, from, to, pending);
-    group_edges(n, from, to, ne, first, kids);
-    size_t done = kahn(n, first, kids, pending, &ready, order, depth);
-    // What could not be ordered goes last, in submission order.
-    for (size_t i = 0; i < n && done < n; i++) {
-        if (pending[i] > 0) {
-            depth[i]      = 0;
-            order[done++] = i;
-        }
-    }
-    rc = 0;
+    ne = resolve_edges(wf, &byname, from, to);
+    if (av_topo_sort(n, from, to, ne, order, depth, &done) != 0)
+        goto out;
+    rc = append_unordered(n, order, done);
 out:
-    free(byname);
-    free(pending);
+    av_hash_fini(&byname);
     free(from);
     free(to);
-    free(first);
-    free(kids);
-    free(ready.v);
     return rc;
 }
 

@@ -1,9 +1,12 @@
-// dag.c - Kahn's algorithm over step indices; names are resolved through
-// an open-addressing table so validation stays O(steps + edges).
+// dag.c - workflow validation: names are resolved through a hash table and
+// the order comes from av_topo_sort(), so validation stays near
+// O(steps + edges).
 #include "dag.h"
 
 #include "handlers.h"
 #include "util/error.h"
+#include "util/hash.h"
+#include "util/topo.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -12,67 +15,8 @@
 
 #define MAX_STEP_NAME 128
 
-struct names {
-    const char **key;
-    size_t      *idx;
-    size_t       cap; // power of two, > 2 * n
-};
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211ull;
-    return h;
-}
-
-static size_t *
-names_slot(struct names *t, const char *name, bool *found)
-{
-    size_t i = (size_t) hash(name) & (t->cap - 1);
-    while (t->key[i] != NULL && strcmp(t->key[i], name) != 0)
-        i = (i + 1) & (t->cap - 1);
-    *found = t->key[i] != NULL;
-    if (!*found)
-        t->key[i] = name;
-    return &t->idx[i];
-}
-
 static int
-names_init(struct names *t, size_t n)
-{
-    t->cap = 16;
-    while (t->cap < 2 * n + 1)
-        t->cap *= 2;
-    t->key = calloc(t->cap, sizeof(*t->key));
-    t->idx = calloc(t->cap, sizeof(*t->idx));
-    return t->key && t->idx ? 0 : -1;
-}
-
-static void
-names_fini(struct names *t)
-{
-    free(t->key);
-    free(t->idx);
-}
-
-static int
-find(struct names *t, const char *name, size_t *idx)
-{
-    size_t i = (size_t) hash(name) & (t->cap - 1);
-    while (t->key[i] != NULL) {
-        if (strcmp(t->key[i], name) == 0) {
-            *idx = t->idx[i];
-            return 0;
-        }
-        i = (i + 1) & (t->cap - 1);
-    }
-    return -1;
-}
-
-static int
-index_names(const struct dag_step *steps, size_t n, struct names *t,
+index_names(const struct dag_step *steps, size_t n, struct av_hash *t,
     struct anvil_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -81,20 +25,21 @@ index_names(const struct dag_step *steps, size_t n, struct names *t,
                 "step %zu: name '%.64s' is not a valid name: use 1 to 128 "
                 "of A-Z a-z 0-9 _ . -",
                 i + 1, steps[i].name);
-        bool    found;
-        size_t *slot = names_slot(t, steps[i].name, &found);
-        if (found)
+        size_t first;
+        int    rc = av_hash_add(t, steps[i].name, i, &first);
+        if (rc < 0)
+            return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+        if (rc > 0)
             return av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "step name '%s' is used twice (steps %zu and %zu)",
-                steps[i].name, *slot + 1, i + 1);
-        *slot = i;
+                steps[i].name, first + 1, i + 1);
     }
     return ANVIL_OK;
 }
 
 static int
-resolve_parents(const struct dag_step *steps, struct dag *d, struct names *t,
-    struct anvil_error *err)
+resolve_parents(const struct dag_step *steps, struct dag *d,
+    const struct av_hash *t, struct anvil_error *err)
 {
     for (size_t i = 0; i < d->n; i++) {
         const struct dag_step *s = &steps[i];
@@ -107,7 +52,7 @@ resolve_parents(const struct dag_step *steps, struct dag *d, struct names *t,
             return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
         for (size_t k = 0; k < s->n_after; k++) {
             size_t p;
-            if (find(t, s->after[k], &p) != 0)
+            if (!av_hash_get(t, s->after[k], &p))
                 return av_error_set(err, ANVIL_INVALID_ARGUMENT,
                     "step '%s' runs after '%.64s', which is not a step of "
                     "this workflow",
@@ -128,105 +73,60 @@ resolve_parents(const struct dag_step *steps, struct dag *d, struct names *t,
     return ANVIL_OK;
 }
 
-// Names one cycle among the steps Kahn's algorithm could not order
-// (left[i] is true for those): walk parent links until a step repeats.
+// The message naming one cycle among the steps left unordered, parent to
+// child: "a -> b" means b runs after a. A long cycle is shortened in the
+// middle: "a -> b -> ... -> a".
 static int
-cycle_error(const struct dag_step *steps, const struct dag *d, const bool *left,
+cycle_error(const struct dag_step *steps, const size_t *cycle, size_t len,
     struct anvil_error *err)
 {
-    size_t  start = 0;
-    size_t *seen  = calloc(d->n, sizeof(*seen)); // position + 1 on the walk
-    size_t *path  = calloc(d->n + 1, sizeof(*path));
-    if (seen == NULL || path == NULL) {
-        free(seen);
-        free(path);
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "the steps' `after` edges form a cycle");
-    }
-    while (!left[start])
-        start++;
-    size_t len = 0, cur = start;
-    while (seen[cur] == 0) {
-        seen[cur]     = ++len;
-        path[len - 1] = cur;
-        for (size_t k = 0; k < d->n_parents[cur]; k++) {
-            if (left[d->parents[cur][k]]) {
-                cur = d->parents[cur][k];
-                break;
-            }
-        }
-    }
-    // path[seen[cur]-1 .. len-1] is the cycle, child to parent; print it
-    // parent to child: "a -> b" means b runs after a.
-    // A long cycle is shortened in the middle: "a -> b -> ... -> a".
     char   msg[400];
     size_t at = 0, room = sizeof(msg) - MAX_STEP_NAME - 16;
-    for (size_t i = len; i-- > seen[cur] - 1;) {
-        const char *name = steps[path[i]].name;
+    for (size_t i = 0; i + 1 < len; i++) {
+        const char *name = steps[cycle[i]].name;
         if (at + strlen(name) + 4 > room) {
             at += (size_t) snprintf(msg + at, sizeof(msg) - at, "... -> ");
             break;
         }
         at += (size_t) snprintf(msg + at, sizeof(msg) - at, "%s -> ", name);
     }
-    snprintf(msg + at, sizeof(msg) - at, "%s", steps[path[len - 1]].name);
-    free(seen);
-    free(path);
+    snprintf(msg + at, sizeof(msg) - at, "%s", steps[cycle[len - 1]].name);
     return av_error_set(err, ANVIL_INVALID_ARGUMENT,
         "steps form a cycle: %s (each runs after the one before it)", msg);
 }
 
-// Kahn's algorithm: d->order gets every step whose parents come first.
+// d->order gets every step after its parents; a cycle is an error naming
+// it.
 static int
 topo_sort(const struct dag_step *steps, struct dag *d, struct anvil_error *err)
 {
-    size_t *pending = calloc(d->n, sizeof(*pending));
-    size_t *nchild  = calloc(d->n + 1, sizeof(*nchild));
-    size_t *first   = calloc(d->n + 1, sizeof(*first)); // CSR children
-    size_t *child   = calloc(d->n_edges + 1, sizeof(*child));
-    bool   *left    = calloc(d->n, sizeof(*left));
-    int     rc      = ANVIL_OK;
-    if (!pending || !nchild || !first || !child || !left) {
-        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < d->n; i++) {
-        pending[i] = d->n_parents[i];
-        for (size_t k = 0; k < d->n_parents[i]; k++)
-            nchild[d->parents[i][k]]++;
-    }
-    for (size_t i = 0; i < d->n; i++)
-        first[i + 1] = first[i] + nchild[i];
-    memset(nchild, 0, (d->n + 1) * sizeof(*nchild));
+    size_t *from  = malloc((d->n_edges + 1) * sizeof(*from));
+    size_t *to    = malloc((d->n_edges + 1) * sizeof(*to));
+    size_t *cycle = malloc((d->n + 1) * sizeof(*cycle));
+    size_t  ne = 0, done = 0, len = 0;
+    int     rc = ANVIL_OK;
+    if (from == NULL || to == NULL || cycle == NULL)
+        goto oom;
     for (size_t i = 0; i < d->n; i++) {
         for (size_t k = 0; k < d->n_parents[i]; k++) {
-            size_t p                      = d->parents[i][k];
-            child[first[p] + nchild[p]++] = i;
+            from[ne] = d->parents[i][k];
+            to[ne++] = i;
         }
     }
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < d->n; i++) {
-        if (pending[i] == 0)
-            d->order[tail++] = i;
+    if (av_topo_sort(d->n, from, to, ne, d->order, NULL, &done) != 0)
+        goto oom;
+    if (done < d->n) {
+        if (av_topo_cycle(d->n, from, to, ne, d->order, done, cycle, &len) != 0)
+            goto oom;
+        rc = cycle_error(steps, cycle, len, err);
     }
-    while (head < tail) {
-        size_t p = d->order[head++];
-        for (size_t k = first[p]; k < first[p + 1]; k++) {
-            if (--pending[child[k]] == 0)
-                d->order[tail++] = child[k];
-        }
-    }
-    if (tail < d->n) {
-        for (size_t i = 0; i < d->n; i++)
-            left[i] = pending[i] > 0;
-        rc = cycle_error(steps, d, left, err);
-    }
+    goto out;
+oom:
+    rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
 out:
-    free(pending);
-    free(nchild);
-    free(first);
-    free(child);
-    free(left);
+    free(from);
+    free(to);
+    free(cycle);
     return rc;
 }
 
@@ -240,10 +140,10 @@ dag_build(const struct dag_step *steps, size_t n, struct dag **out,
     if (n > DAG_MAX_STEPS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "workflow has %zu steps, over the limit of %d", n, DAG_MAX_STEPS);
-    struct names t = { 0 };
-    struct dag  *d = calloc(1, sizeof(*d));
-    int          rc;
-    if (d == NULL || names_init(&t, n) != 0) {
+    struct av_hash t = { 0 };
+    struct dag    *d = calloc(1, sizeof(*d));
+    int            rc;
+    if (d == NULL || av_hash_init(&t, n) != 0) {
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
         goto fail;
     }
@@ -262,11 +162,11 @@ dag_build(const struct dag_step *steps, size_t n, struct dag **out,
         rc = topo_sort(steps, d, err);
     if (rc != ANVIL_OK)
         goto fail;
-    names_fini(&t);
+    av_hash_fini(&t);
     *out = d;
     return ANVIL_OK;
 fail:
-    names_fini(&t);
+    av_hash_fini(&t);
     dag_free(d);
     return rc;
 }

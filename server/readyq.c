@@ -1,6 +1,10 @@
-// readyq.c - a hash table of binary heaps. The key is "queue\x1ftype"
-// (names cannot hold 0x1f); tables grow at 50% load.
+// readyq.c - a hash table from "queue\x1ftype" (names cannot hold 0x1f) to
+// an index into an array of heaps. Heaps are never removed, so an index
+// stays valid for the life of the readyq.
 #include "readyq.h"
+
+#include "util/hash.h"
+#include "util/heap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +16,17 @@ struct entry {
     uint64_t seq;
 };
 
-struct heap {
-    char         *key; // NULL = empty slot
-    struct entry *e;
-    size_t        n, cap;
+struct queue {
+    char          *key;
+    struct av_heap heap;
 };
 
 struct readyq {
-    struct heap *slots;
-    size_t       nslots; // power of two
-    size_t       used;
-    size_t       size;
-    uint64_t     seq;
+    struct av_hash index;  // key -> position in queues
+    struct queue  *queues; // grows; no pointers into it are kept
+    size_t         n, cap;
+    size_t         size;
+    uint64_t       seq;
 };
 
 struct readyq *
@@ -32,9 +35,7 @@ readyq_new(void)
     struct readyq *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return NULL;
-    q->nslots = 16;
-    q->slots  = calloc(q->nslots, sizeof(*q->slots));
-    if (q->slots == NULL) {
+    if (av_hash_init(&q->index, 16) != 0) {
         free(q);
         return NULL;
     }
@@ -46,47 +47,13 @@ readyq_free(struct readyq *q)
 {
     if (q == NULL)
         return;
-    for (size_t i = 0; i < q->nslots; i++) {
-        free(q->slots[i].key);
-        free(q->slots[i].e);
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->queues[i].key);
+        av_heap_fini(&q->queues[i].heap);
     }
-    free(q->slots);
+    free(q->queues);
+    av_hash_fini(&q->index);
     free(q);
-}
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211ull;
-    return h;
-}
-
-static struct heap *
-find_slot(struct heap *slots, size_t nslots, const char *key)
-{
-    size_t i = (size_t) hash(key) & (nslots - 1);
-    while (slots[i].key != NULL && strcmp(slots[i].key, key) != 0)
-        i = (i + 1) & (nslots - 1);
-    return &slots[i];
-}
-
-static int
-rehash(struct readyq *q)
-{
-    size_t       n     = q->nslots * 2;
-    struct heap *slots = calloc(n, sizeof(*slots));
-    if (slots == NULL)
-        return -1;
-    for (size_t i = 0; i < q->nslots; i++) {
-        if (q->slots[i].key != NULL)
-            *find_slot(slots, n, q->slots[i].key) = q->slots[i];
-    }
-    free(q->slots);
-    q->slots  = slots;
-    q->nslots = n;
-    return 0;
 }
 
 static void
@@ -95,102 +62,81 @@ make_key(char *buf, size_t len, const char *queue, const char *type)
     snprintf(buf, len, "%s\x1f%s", queue, type);
 }
 
-// a before b: higher priority, then lower sequence.
+// a before b: higher priority, then lower sequence (FIFO).
 static bool
-before(const struct entry *a, const struct entry *b)
+before(const void *a, const void *b)
 {
-    if (a->priority != b->priority)
-        return a->priority > b->priority;
-    return a->seq < b->seq;
+    const struct entry *x = a;
+    const struct entry *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority;
+    return x->seq < y->seq;
 }
 
-static void
-sift_up(struct entry *e, size_t i)
+// A new empty queue for key; NULL if out of memory.
+static struct queue *
+add_queue(struct readyq *q, const char *key)
 {
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&e[i], &e[p]))
-            break;
-        struct entry t = e[i];
-        e[i]           = e[p];
-        e[p]           = t;
-        i              = p;
-    }
-}
-
-static void
-sift_down(struct entry *e, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && before(&e[l], &e[m]))
-            m = l;
-        if (r < n && before(&e[r], &e[m]))
-            m = r;
-        if (m == i)
-            return;
-        struct entry t = e[i];
-        e[i]           = e[m];
-        e[m]           = t;
-        i              = m;
-    }
-}
-
-static struct heap *
-get_heap(struct readyq *q, const char *queue, const char *type, bool create)
-{
-    char key[300];
-    make_key(key, sizeof(key), queue, type);
-    struct heap *h = find_slot(q->slots, q->nslots, key);
-    if (h->key != NULL || !create)
-        return h->key != NULL ? h : NULL;
-    if ((q->used + 1) * 2 > q->nslots) {
-        if (rehash(q) != 0)
+    if (q->n == q->cap) {
+        size_t        cap = q->cap ? q->cap * 2 : 16;
+        struct queue *v   = realloc(q->queues, cap * sizeof(*v));
+        if (v == NULL)
             return NULL;
-        h = find_slot(q->slots, q->nslots, key);
+        q->queues = v;
+        q->cap    = cap;
     }
-    h->key = strdup(key);
-    if (h->key == NULL)
+    struct queue *e = &q->queues[q->n];
+    e->key          = strdup(key);
+    if (e->key == NULL)
         return NULL;
-    q->used++;
-    return h;
+    if (av_hash_put(&q->index, e->key, q->n) != 0) {
+        free(e->key);
+        return NULL;
+    }
+    av_heap_init(&e->heap, sizeof(struct entry), before);
+    q->n++;
+    return e;
+}
+
+static struct queue *
+get_queue(struct readyq *q, const char *queue, const char *type, bool create)
+{
+    char   key[300];
+    size_t at;
+    make_key(key, sizeof(key), queue, type);
+    if (av_hash_get(&q->index, key, &at))
+        return &q->queues[at];
+    return create ? add_queue(q, key) : NULL;
 }
 
 int
 readyq_push(struct readyq *q, const char *queue, const char *type, int64_t id,
     int32_t priority)
 {
-    struct heap *h = get_heap(q, queue, type, true);
-    if (h == NULL)
+    struct queue *e = get_queue(q, queue, type, true);
+    if (e == NULL)
         return -1;
-    if (h->n == h->cap) {
-        size_t        cap = h->cap ? h->cap * 2 : 64;
-        struct entry *e   = realloc(h->e, cap * sizeof(*e));
-        if (e == NULL)
-            return -1;
-        h->e   = e;
-        h->cap = cap;
-    }
-    h->e[h->n]
-        = (struct entry) { .id = id, .priority = priority, .seq = q->seq++ };
-    sift_up(h->e, h->n);
-    h->n++;
+    struct entry x = { .id = id, .priority = priority, .seq = q->seq };
+    if (av_heap_push(&e->heap, &x) != 0)
+        return -1;
+    q->seq++;
     q->size++;
     return 0;
 }
 
-// The non-empty heap whose top comes first, or NULL.
-static struct heap *
-best_heap(struct readyq *q, const char *const *queues, size_t nq,
+// The non-empty queue whose top comes first, or NULL.
+static struct queue *
+best_queue(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt)
 {
-    struct heap *best = NULL;
+    struct queue *best = NULL;
     for (size_t i = 0; i < nq; i++) {
         for (size_t j = 0; j < nt; j++) {
-            struct heap *h = get_heap(q, queues[i], types[j], false);
-            if (h != NULL && h->n > 0
-                && (best == NULL || before(&h->e[0], &best->e[0])))
-                best = h;
+            struct queue *e = get_queue(q, queues[i], types[j], false);
+            if (e != NULL && av_heap_len(&e->heap) > 0
+                && (best == NULL
+                    || before(av_heap_top(&e->heap), av_heap_top(&best->heap))))
+                best = e;
         }
     }
     return best;
@@ -208,13 +154,12 @@ bool
 readyq_take(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id, const char **key)
 {
-    struct heap *h = best_heap(q, queues, nq, types, nt);
-    if (h == NULL)
+    struct queue *e = best_queue(q, queues, nq, types, nt);
+    struct entry  x;
+    if (e == NULL || !av_heap_pop(&e->heap, &x))
         return false;
-    *key    = h->key;
-    *id     = h->e[0].id;
-    h->e[0] = h->e[--h->n];
-    sift_down(h->e, h->n, 0);
+    *key = e->key;
+    *id  = x.id;
     q->size--;
     return true;
 }
@@ -223,7 +168,7 @@ bool
 readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt)
 {
-    return best_heap(q, queues, nq, types, nt) != NULL;
+    return best_queue(q, queues, nq, types, nt) != NULL;
 }
 
 size_t

@@ -28,7 +28,7 @@ bool readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id);
 
 // The same, also giving the key "queue\x1ftype" of the queue the job came
-// from (*key is valid until the next push).
+// from (*key is valid until readyq_free()).
 bool readyq_take(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id, const char **key);
 
