@@ -34,7 +34,7 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
              -g $(OPT) -MMD -MP -fvisibility=hidden \
              -Isdk/include -Isdk -I$(B)/gen $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lnng -lpthread $(LDLIBS)
+LDLIBS_ALL = $(PKG_LIBS) -lnng -lmbedcrypto -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(filter -fsanitize%,$(OPT)) $(LDFLAGS)
 
 DEPS_STAMP := build/.deps-ok

@@ -1,4 +1,5 @@
-// sha256.h - SHA-256 (FIPS 180-4), for storing API tokens as hashes.
+// sha256.h - SHA-256 (FIPS 180-4, computed by mbedTLS), for storing API
+// tokens as hashes.
 // Pure code; any thread.
 #ifndef AV_SHA256_H
 #define AV_SHA256_H
