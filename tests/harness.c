@@ -3,9 +3,11 @@
 // child only calls async-signal-safe functions before execv.
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -575,4 +578,21 @@ harness_wait_for_line(const char *path, const char *line, int timeout_ms)
     struct line_wait lw = { path, line };
 
     return harness_wait_for(line_present, &lw, timeout_ms);
+}
+
+int
+harness_free_tcp_port(void)
+{
+    struct sockaddr_in sa   = { .sin_family = AF_INET };
+    socklen_t          len  = sizeof(sa);
+    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
+    int                port = -1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
+        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
 }

@@ -127,6 +127,10 @@ bool harness_file_has_line(const char *path, const char *line);
 // Waits up to timeout_ms for the file to hold that line.
 bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+// released), or -1.
+int harness_free_tcp_port(void);
+
 // Removes path and everything below it, without following symlinks.
 void harness_remove_tree(const char *path);
 

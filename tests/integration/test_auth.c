@@ -1215,23 +1215,6 @@ test_created_secrets_work_and_are_never_listed_or_stored(void **state)
 
 // ---- when tokens are required ----
 
-static int
-free_tcp_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 // Starts a server on listen (dialled at dial) with auth mode and no
 // bootstrap file; asserts what a request without a token gets.
 static void
@@ -1257,7 +1240,7 @@ test_auto_mode_needs_no_token_on_local_urls(void **state)
 {
     struct fixture *f = *state;
     char            ipc[128], tcp[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(ipc, sizeof(ipc), "ipc://%s/s", f->dir);
@@ -1271,7 +1254,7 @@ test_auth_on_requires_a_token_even_on_local_urls(void **state)
 {
     struct fixture *f = *state;
     char            ipc[128], tcp[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(ipc, sizeof(ipc), "ipc://%s/s", f->dir);
@@ -1285,7 +1268,7 @@ test_auto_mode_requires_a_token_on_other_addresses(void **state)
 {
     struct fixture *f = *state;
     char            any[64], dial[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(any, sizeof(any), "tcp://0.0.0.0:%d", port);

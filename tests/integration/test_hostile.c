@@ -81,23 +81,6 @@ rss_kb(void)
 }
 
 static int
-free_tcp_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int
 sock_open(const char *url, nng_socket *s, int recv_ms)
 {
     int rv = nng_req0_open(s);
@@ -140,7 +123,7 @@ setup(void **state)
         return -1;
     }
     snprintf(f->db, sizeof(f->db), "%s/anvil.db", f->dir);
-    f->port = free_tcp_port();
+    f->port = harness_free_tcp_port();
     if (f->port <= 0)
         return -1;
     snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", f->port);
