@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/log.h"
 
 #ifndef ANVIL_BIN_DIR
@@ -504,36 +505,11 @@ harness_stop_worker(struct harness *h, anvil_worker *w)
 char *
 harness_read_file(const char *path, size_t *len)
 {
-    FILE  *f = fopen(path, "rb");
-    char  *buf;
-    size_t cap = 4096;
+    char  *buf = NULL;
     size_t n   = 0;
 
-    if (f == NULL)
+    if (av_read_file(path, SIZE_MAX - 1, &buf, &n, NULL) != ANVIL_OK)
         return NULL;
-    buf = malloc(cap);
-    while (buf != NULL) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-        n += got;
-        if (got == 0)
-            break;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap * 2);
-
-            if (bigger == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf == NULL)
-        return NULL;
-    buf[n] = '\0';
     if (len != NULL)
         *len = n;
     return buf;
