@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -571,4 +572,26 @@ harness_free_tcp_port(void)
     if (fd >= 0)
         close(fd);
     return port;
+}
+
+int
+harness_req_open(nng_socket *s, const char *url, int recv_ms, size_t recv_max)
+{
+    int rv = nng_req0_open(s);
+
+    if (rv != 0)
+        return rv;
+    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_ms);
+    if (rv == 0)
+        rv = nng_socket_set_ms(
+            *s, NNG_OPT_SENDTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
+    if (rv == 0)
+        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, recv_max);
+    if (rv == 0)
+        rv = nng_dial(*s, url, NULL, 0);
+    if (rv != 0) {
+        nng_close(*s);
+        *s = (nng_socket) NNG_SOCKET_INITIALIZER;
+    }
+    return rv;
 }

@@ -16,6 +16,7 @@
 
 #include <anvil/anvil.h>
 #include <anvil/worker.h>
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -126,6 +127,12 @@ bool harness_file_has_line(const char *path, const char *line);
 
 // Waits up to timeout_ms for the file to hold that line.
 bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
+
+// Opens a req0 socket dialled to url, with recv_ms receive and
+// HARNESS_CLIENT_TIMEOUT_MS send timeouts and a receive limit of recv_max
+// bytes. Returns 0, or an nng error with *s closed and reset.
+int harness_req_open(
+    nng_socket *s, const char *url, int recv_ms, size_t recv_max);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
 // released), or -1.

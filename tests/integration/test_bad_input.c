@@ -37,20 +37,7 @@ struct fixture {
 static int
 raw_open(struct fixture *f, nng_socket *s, int recv_timeout_ms)
 {
-    int rv = nng_req0_open(s);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_timeout_ms);
-    if (rv == 0)
-        rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 1 << 20);
-    if (rv == 0)
-        rv = nng_dial(*s, f->h.url, NULL, 0);
-    if (rv != 0)
-        nng_close(*s);
-    return rv;
+    return harness_req_open(s, f->h.url, recv_timeout_ms, 1 << 20);
 }
 
 static int

@@ -83,20 +83,7 @@ rss_kb(void)
 static int
 sock_open(const char *url, nng_socket *s, int recv_ms)
 {
-    int rv = nng_req0_open(s);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_ms);
-    if (rv == 0)
-        rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 16 << 20);
-    if (rv == 0)
-        rv = nng_dial(*s, url, NULL, 0);
-    if (rv != 0)
-        nng_close(*s);
-    return rv;
+    return harness_req_open(s, url, recv_ms, 16 << 20);
 }
 
 static int
