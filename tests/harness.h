@@ -134,6 +134,13 @@ bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
 int harness_req_open(
     nng_socket *s, const char *url, int recv_ms, size_t recv_max);
 
+// Writes all len bytes to fd (a socket; no SIGPIPE): 0, or -1.
+int harness_write_all(int fd, const void *buf, size_t len);
+
+// Reads exactly len bytes from fd: 1, 0 at end of stream, or -1 on error or
+// timeout (errno says which).
+int harness_read_all(int fd, void *buf, size_t len);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
 // released), or -1.
 int harness_free_tcp_port(void);
