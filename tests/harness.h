@@ -19,6 +19,7 @@
 #include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../server/server.h"
@@ -140,6 +141,10 @@ int harness_write_all(int fd, const void *buf, size_t len);
 // Reads exactly len bytes from fd: 1, 0 at end of stream, or -1 on error or
 // timeout (errno says which).
 int harness_read_all(int fd, void *buf, size_t len);
+
+// Big-endian 64-bit integers, as SP frame headers carry their length.
+void     harness_put_be64(uint8_t *p, uint64_t v);
+uint64_t harness_get_be64(const uint8_t *p);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
 // released), or -1.

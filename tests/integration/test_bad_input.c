@@ -433,25 +433,6 @@ sp_open(const struct fixture *f)
     return fd;
 }
 
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 // Sends the header of a REQ frame carrying body_len bytes after the
 // request id, and the id, in one write; the caller sends the body.
 static int
@@ -460,7 +441,7 @@ sp_send_head(int fd, uint64_t body_len)
     uint8_t head[13];
 
     head[0] = 1;
-    put_be64(head + 1, body_len + 4);
+    harness_put_be64(head + 1, body_len + 4);
     head[9]  = 0x80; // request id 0x80000001
     head[10] = 0;
     head[11] = 0;
@@ -508,7 +489,7 @@ test_a_plain_stream_speaking_sp_is_answered(void **state)
 
     assert_int_equal(harness_read_all(fd, head, sizeof(head)), 1);
     assert_int_equal(head[0], 1);
-    len = get_be64(head + 1);
+    len = harness_get_be64(head + 1);
     assert_true(len > 4 && len <= sizeof(buf));
     assert_int_equal(harness_read_all(fd, buf, (size_t) len), 1);
     assert_int_equal(buf[0], 0x80); // our request id comes back first

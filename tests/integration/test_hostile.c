@@ -357,32 +357,13 @@ sp_open(const struct fixture *f, int recv_ms)
     return fd;
 }
 
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 // Writes a frame header claiming len bytes, then the REQ id 0x80000000|n.
 static int
 sp_head(int fd, uint64_t len, uint32_t n)
 {
     uint8_t h[12];
 
-    put_be64(h, len);
+    harness_put_be64(h, len);
     h[8]  = (uint8_t) (0x80 | ((n >> 24) & 0x7f));
     h[9]  = (uint8_t) (n >> 16);
     h[10] = (uint8_t) (n >> 8);
@@ -431,7 +412,7 @@ sp_read_reply(int fd, uint32_t n)
 
     if (harness_read_all(fd, head, 8) != 1)
         return NULL;
-    uint64_t len = get_be64(head);
+    uint64_t len = harness_get_be64(head);
     if (len < 4 || len > (1 << 20))
         return NULL;
     uint8_t *buf = malloc(len);
@@ -700,7 +681,7 @@ test_a_frame_without_a_request_id_gets_no_reply(void **state)
     start(f);
     int fd = sp_open(f, 500);
     assert_true(fd >= 0);
-    put_be64(frame, 6);
+    harness_put_be64(frame, 6);
     memset(frame + 8, 0, 4); // no top bit anywhere
     frame[12] = 0x0a;
     frame[13] = 0x00;
