@@ -3,22 +3,27 @@
 // child only calls async-signal-safe functions before execv.
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/log.h"
 
 #ifndef ANVIL_BIN_DIR
@@ -501,36 +506,11 @@ harness_stop_worker(struct harness *h, anvil_worker *w)
 char *
 harness_read_file(const char *path, size_t *len)
 {
-    FILE  *f = fopen(path, "rb");
-    char  *buf;
-    size_t cap = 4096;
+    char  *buf = NULL;
     size_t n   = 0;
 
-    if (f == NULL)
+    if (av_read_file(path, SIZE_MAX - 1, &buf, &n, NULL) != ANVIL_OK)
         return NULL;
-    buf = malloc(cap);
-    while (buf != NULL) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-        n += got;
-        if (got == 0)
-            break;
-        if (n + 1 == cap) {
-            char *bigger = realloc(buf, cap * 2);
-
-            if (bigger == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf == NULL)
-        return NULL;
-    buf[n] = '\0';
     if (len != NULL)
         *len = n;
     return buf;
@@ -575,4 +555,100 @@ harness_wait_for_line(const char *path, const char *line, int timeout_ms)
     struct line_wait lw = { path, line };
 
     return harness_wait_for(line_present, &lw, timeout_ms);
+}
+
+int
+harness_free_tcp_port(void)
+{
+    struct sockaddr_in sa   = { .sin_family = AF_INET };
+    socklen_t          len  = sizeof(sa);
+    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
+    int                port = -1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
+        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int
+harness_req_open(nng_socket *s, const char *url, int recv_ms, size_t recv_max)
+{
+    int rv = nng_req0_open(s);
+
+    if (rv != 0)
+        return rv;
+    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_ms);
+    if (rv == 0)
+        rv = nng_socket_set_ms(
+            *s, NNG_OPT_SENDTIMEO, HARNESS_CLIENT_TIMEOUT_MS);
+    if (rv == 0)
+        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, recv_max);
+    if (rv == 0)
+        rv = nng_dial(*s, url, NULL, 0);
+    if (rv != 0) {
+        nng_close(*s);
+        *s = (nng_socket) NNG_SOCKET_INITIALIZER;
+    }
+    return rv;
+}
+
+int
+harness_write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t) n;
+    }
+    return 0;
+}
+
+int
+harness_read_all(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = recv(fd, p, len, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        p += n;
+        len -= (size_t) n;
+    }
+    return 1;
+}
+
+void
+harness_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+uint64_t
+harness_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
 }

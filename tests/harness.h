@@ -16,8 +16,10 @@
 
 #include <anvil/anvil.h>
 #include <anvil/worker.h>
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../server/server.h"
@@ -126,6 +128,27 @@ bool harness_file_has_line(const char *path, const char *line);
 
 // Waits up to timeout_ms for the file to hold that line.
 bool harness_wait_for_line(const char *path, const char *line, int timeout_ms);
+
+// Opens a req0 socket dialled to url, with recv_ms receive and
+// HARNESS_CLIENT_TIMEOUT_MS send timeouts and a receive limit of recv_max
+// bytes. Returns 0, or an nng error with *s closed and reset.
+int harness_req_open(
+    nng_socket *s, const char *url, int recv_ms, size_t recv_max);
+
+// Writes all len bytes to fd (a socket; no SIGPIPE): 0, or -1.
+int harness_write_all(int fd, const void *buf, size_t len);
+
+// Reads exactly len bytes from fd: 1, 0 at end of stream, or -1 on error or
+// timeout (errno says which).
+int harness_read_all(int fd, void *buf, size_t len);
+
+// Big-endian 64-bit integers, as SP frame headers carry their length.
+void     harness_put_be64(uint8_t *p, uint64_t v);
+uint64_t harness_get_be64(const uint8_t *p);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+// released), or -1.
+int harness_free_tcp_port(void);
 
 // Removes path and everything below it, without following symlinks.
 void harness_remove_tree(const char *path);

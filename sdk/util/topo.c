@@ -123,16 +123,17 @@ av_topo_cycle(size_t n, const size_t *from, const size_t *to, size_t ne,
     group(n, to, from, ne, first, parents);
     // Every unordered node has an unordered parent (or Kahn's algorithm
     // would have ordered it), so the walk ends on a repeat.
-    size_t plen = 0, cur = start;
+    size_t plen = 0, cur = start, last = start;
     while (seen[cur] == 0) {
         seen[cur]      = ++plen;
         path[plen - 1] = cur;
+        last           = cur;
         cur            = left_parent(first, parents, left, cur);
     }
     // path[seen[cur] - 1 .. plen - 1] runs child to parent: reverse it.
     for (size_t i = plen; i-- > seen[cur] - 1;)
         cycle[(*len)++] = path[i];
-    cycle[(*len)++] = path[plen - 1];
+    cycle[(*len)++] = last;
     rc              = 0;
 out:
     free(first);

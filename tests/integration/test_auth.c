@@ -60,22 +60,7 @@ struct fixture {
 static int
 sock_open(const char *url, nng_socket *s)
 {
-    int rv = nng_req0_open(s);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 16 << 20);
-    if (rv == 0)
-        rv = nng_dial(*s, url, NULL, 0);
-    if (rv != 0) {
-        nng_close(*s);
-        *s = (nng_socket) NNG_SOCKET_INITIALIZER;
-    }
-    return rv;
+    return harness_req_open(s, url, TIMEOUT_MS, 16 << 20);
 }
 
 static void
@@ -1215,23 +1200,6 @@ test_created_secrets_work_and_are_never_listed_or_stored(void **state)
 
 // ---- when tokens are required ----
 
-static int
-free_tcp_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 // Starts a server on listen (dialled at dial) with auth mode and no
 // bootstrap file; asserts what a request without a token gets.
 static void
@@ -1257,7 +1225,7 @@ test_auto_mode_needs_no_token_on_local_urls(void **state)
 {
     struct fixture *f = *state;
     char            ipc[128], tcp[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(ipc, sizeof(ipc), "ipc://%s/s", f->dir);
@@ -1271,7 +1239,7 @@ test_auth_on_requires_a_token_even_on_local_urls(void **state)
 {
     struct fixture *f = *state;
     char            ipc[128], tcp[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(ipc, sizeof(ipc), "ipc://%s/s", f->dir);
@@ -1285,7 +1253,7 @@ test_auto_mode_requires_a_token_on_other_addresses(void **state)
 {
     struct fixture *f = *state;
     char            any[64], dial[64];
-    int             port = free_tcp_port();
+    int             port = harness_free_tcp_port();
 
     assert_true(port > 0);
     snprintf(any, sizeof(any), "tcp://0.0.0.0:%d", port);

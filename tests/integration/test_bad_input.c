@@ -37,20 +37,7 @@ struct fixture {
 static int
 raw_open(struct fixture *f, nng_socket *s, int recv_timeout_ms)
 {
-    int rv = nng_req0_open(s);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_timeout_ms);
-    if (rv == 0)
-        rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 1 << 20);
-    if (rv == 0)
-        rv = nng_dial(*s, f->h.url, NULL, 0);
-    if (rv != 0)
-        nng_close(*s);
-    return rv;
+    return harness_req_open(s, f->h.url, recv_timeout_ms, 1 << 20);
 }
 
 static int
@@ -417,46 +404,6 @@ test_unknown_job_ids_are_not_found(void **state)
 #define SP_PROTO_REQ0 0x30
 #define SP_PROTO_REP0 0x31
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t) n;
-    }
-    return 0;
-}
-
-// Reads exactly len bytes: 1, or 0 on end of stream, or -1 on error or
-// timeout (errno says which).
-static int
-read_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        p += n;
-        len -= (size_t) n;
-    }
-    return 1;
-}
-
 // Connects to the harness's ipc:// URL and exchanges SP greetings as a
 // REQ peer. Returns the descriptor (5 s send/receive timeouts) or -1.
 static int
@@ -477,32 +424,13 @@ sp_open(const struct fixture *f)
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0
         || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0
         || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0
-        || write_all(fd, hello, sizeof(hello)) != 0
-        || read_all(fd, got, sizeof(got)) != 1
+        || harness_write_all(fd, hello, sizeof(hello)) != 0
+        || harness_read_all(fd, got, sizeof(got)) != 1
         || memcmp(got, want, sizeof(want)) != 0) {
         close(fd);
         return -1;
     }
     return fd;
-}
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 // Sends the header of a REQ frame carrying body_len bytes after the
@@ -513,12 +441,12 @@ sp_send_head(int fd, uint64_t body_len)
     uint8_t head[13];
 
     head[0] = 1;
-    put_be64(head + 1, body_len + 4);
+    harness_put_be64(head + 1, body_len + 4);
     head[9]  = 0x80; // request id 0x80000001
     head[10] = 0;
     head[11] = 0;
     head[12] = 1;
-    return write_all(fd, head, sizeof(head));
+    return harness_write_all(fd, head, sizeof(head));
 }
 
 // True once the server has closed the stream: end of stream or a reset,
@@ -527,7 +455,7 @@ static bool
 sp_closed_by_peer(int fd)
 {
     uint8_t b;
-    int     rv = read_all(fd, &b, 1);
+    int     rv = harness_read_all(fd, &b, 1);
 
     if (rv == 1)
         print_error("the server sent a reply instead of closing\n");
@@ -557,13 +485,13 @@ test_a_plain_stream_speaking_sp_is_answered(void **state)
     assert_true(n <= sizeof(buf));
     anvil__v1__request__pack(&req, buf);
     assert_int_equal(sp_send_head(fd, n), 0);
-    assert_int_equal(write_all(fd, buf, n), 0);
+    assert_int_equal(harness_write_all(fd, buf, n), 0);
 
-    assert_int_equal(read_all(fd, head, sizeof(head)), 1);
+    assert_int_equal(harness_read_all(fd, head, sizeof(head)), 1);
     assert_int_equal(head[0], 1);
-    len = get_be64(head + 1);
+    len = harness_get_be64(head + 1);
     assert_true(len > 4 && len <= sizeof(buf));
-    assert_int_equal(read_all(fd, buf, (size_t) len), 1);
+    assert_int_equal(harness_read_all(fd, buf, (size_t) len), 1);
     assert_int_equal(buf[0], 0x80); // our request id comes back first
     assert_int_equal(buf[3], 1);
     rep = anvil__v1__reply__unpack(NULL, (size_t) len - 4, buf + 4);
@@ -603,7 +531,7 @@ test_a_frame_over_the_receive_limit_is_dropped(void **state)
     assert_true(fd >= 0);
     // The server may close while we write: a failed write is fine.
     if (sp_send_head(fd, big) == 0)
-        (void) write_all(fd, body, big);
+        (void) harness_write_all(fd, body, big);
     assert_true(sp_closed_by_peer(fd));
     close(fd);
     free(body);

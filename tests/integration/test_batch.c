@@ -47,22 +47,7 @@ struct fixture {
 static int
 raw_open(struct fixture *f)
 {
-    int rv = nng_req0_open(&f->sock);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_ms(f->sock, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, 16 << 20);
-    if (rv == 0)
-        rv = nng_dial(f->sock, f->h.url, NULL, 0);
-    if (rv != 0) {
-        nng_close(f->sock);
-        f->sock = (nng_socket) NNG_SOCKET_INITIALIZER;
-    }
-    return rv;
+    return harness_req_open(&f->sock, f->h.url, TIMEOUT_MS, 16 << 20);
 }
 
 static struct fixture *

@@ -760,22 +760,6 @@ make_ca(const char *name, const char *cn)
     return sh_in_certs(cmd);
 }
 
-static int
-free_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-    sa.sin_addr.s_addr      = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static void
 test_cli_and_sdk_connect_over_tls_only_with_the_right_ca(void **state)
 {
@@ -799,7 +783,7 @@ test_cli_and_sdk_connect_over_tls_only_with_the_right_ca(void **state)
     snprintf(crt, sizeof(crt), "%s/server.crt", certs);
     snprintf(key, sizeof(key), "%s/server.key", certs);
     snprintf(db, sizeof(db), "%s/tls.db", certs);
-    int port = free_port();
+    int port = harness_free_tcp_port();
     assert_true(port > 0);
     char listen[64], url[64];
     snprintf(listen, sizeof(listen), "tls+tcp://127.0.0.1:%d", port);

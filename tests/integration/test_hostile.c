@@ -81,39 +81,9 @@ rss_kb(void)
 }
 
 static int
-free_tcp_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int
 sock_open(const char *url, nng_socket *s, int recv_ms)
 {
-    int rv = nng_req0_open(s);
-
-    if (rv != 0)
-        return rv;
-    rv = nng_socket_set_ms(*s, NNG_OPT_RECVTIMEO, recv_ms);
-    if (rv == 0)
-        rv = nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, TIMEOUT_MS);
-    if (rv == 0)
-        rv = nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 16 << 20);
-    if (rv == 0)
-        rv = nng_dial(*s, url, NULL, 0);
-    if (rv != 0)
-        nng_close(*s);
-    return rv;
+    return harness_req_open(s, url, recv_ms, 16 << 20);
 }
 
 static int
@@ -140,7 +110,7 @@ setup(void **state)
         return -1;
     }
     snprintf(f->db, sizeof(f->db), "%s/anvil.db", f->dir);
-    f->port = free_tcp_port();
+    f->port = harness_free_tcp_port();
     if (f->port <= 0)
         return -1;
     snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", f->port);
@@ -342,45 +312,6 @@ cancel_ok(struct fixture *f, const char *id)
 
 // ---- raw SP over TCP ----
 
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t) n;
-    }
-    return 0;
-}
-
-// Reads exactly len bytes: 1, 0 at end of stream, -1 on error or timeout.
-static int
-read_all(int fd, void *buf, size_t len)
-{
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = recv(fd, p, len, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return 0;
-        p += n;
-        len -= (size_t) n;
-    }
-    return 1;
-}
-
 // A TCP connection to the server with recv_ms/5 s timeouts, or -1.
 static int
 tcp_connect(const struct fixture *f, int recv_ms)
@@ -417,32 +348,13 @@ sp_open(const struct fixture *f, int recv_ms)
 
     if (fd < 0)
         return -1;
-    if (write_all(fd, hello, sizeof(hello)) != 0
-        || read_all(fd, got, sizeof(got)) != 1
+    if (harness_write_all(fd, hello, sizeof(hello)) != 0
+        || harness_read_all(fd, got, sizeof(got)) != 1
         || memcmp(got, want, sizeof(want)) != 0) {
         close(fd);
         return -1;
     }
     return fd;
-}
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 // Writes a frame header claiming len bytes, then the REQ id 0x80000000|n.
@@ -451,12 +363,12 @@ sp_head(int fd, uint64_t len, uint32_t n)
 {
     uint8_t h[12];
 
-    put_be64(h, len);
+    harness_put_be64(h, len);
     h[8]  = (uint8_t) (0x80 | ((n >> 24) & 0x7f));
     h[9]  = (uint8_t) (n >> 16);
     h[10] = (uint8_t) (n >> 8);
     h[11] = (uint8_t) n;
-    return write_all(fd, h, sizeof(h));
+    return harness_write_all(fd, h, sizeof(h));
 }
 
 // Waits up to ms for the server to close fd: true on end of stream or
@@ -498,16 +410,16 @@ sp_read_reply(int fd, uint32_t n)
 {
     uint8_t head[8];
 
-    if (read_all(fd, head, 8) != 1)
+    if (harness_read_all(fd, head, 8) != 1)
         return NULL;
-    uint64_t len = get_be64(head);
+    uint64_t len = harness_get_be64(head);
     if (len < 4 || len > (1 << 20))
         return NULL;
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
     Anvil__V1__Reply *rep = NULL;
     uint32_t          id  = 0;
-    int               rv  = read_all(fd, buf, len);
+    int               rv  = harness_read_all(fd, buf, len);
     for (int i = 0; rv == 1 && i < 4; i++)
         id = (id << 8) | buf[i];
     if (rv == 1 && id == (0x80000000u | n))
@@ -533,7 +445,7 @@ test_a_frame_header_claiming_8_gib_drops_only_that_connection(void **state)
         // Whatever follows is never read.
         uint8_t some[4096];
         memset(some, 'x', sizeof(some));
-        (void) write_all(fd, some, sizeof(some));
+        (void) harness_write_all(fd, some, sizeof(some));
         assert_true(closed_by_server(fd, TIMEOUT_MS, false));
         close(fd);
         assert_serving_bounded(f);
@@ -558,7 +470,7 @@ test_200_stalled_half_messages_leave_the_server_serving(void **state)
             print_error("connection %d: %s\n", i, strerror(errno));
         assert_true(fds[i] >= 0);
         assert_int_equal(sp_head(fds[i], claim, (uint32_t) i + 1), 0);
-        assert_int_equal(write_all(fds[i], half, claim / 2 - 4), 0);
+        assert_int_equal(harness_write_all(fds[i], half, claim / 2 - 4), 0);
     }
     free(half);
     // All 200 stall mid-message while the server answers others.
@@ -696,7 +608,7 @@ test_garbage_instead_of_the_sp_greeting_is_disconnected(void **state)
         assert_true(fd >= 0);
         fill_rand(junk, sizeof(junk), &seed);
         junk[0] = 'G'; // never a valid greeting
-        (void) write_all(fd, junk, 8 + (size_t) i * 100);
+        (void) harness_write_all(fd, junk, 8 + (size_t) i * 100);
         assert_true(closed_by_server(fd, TIMEOUT_MS, true));
         close(fd);
     }
@@ -711,7 +623,8 @@ test_garbage_instead_of_the_sp_greeting_is_disconnected(void **state)
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         int fd = tcp_connect(f, 200);
         assert_true(fd >= 0);
-        assert_int_equal(write_all(fd, others[i].bytes, others[i].len), 0);
+        assert_int_equal(
+            harness_write_all(fd, others[i].bytes, others[i].len), 0);
         assert_true(closed_by_server(fd, TIMEOUT_MS, true));
         close(fd);
     }
@@ -732,7 +645,7 @@ test_garbage_frames_after_the_greeting_never_harm_the_server(void **state)
         assert_true(fd >= 0);
         fill_rand(junk, sizeof(junk), &seed);
         junk[0] |= 0x80; // claims far over the limit
-        (void) write_all(fd, junk, sizeof(junk));
+        (void) harness_write_all(fd, junk, sizeof(junk));
         assert_true(closed_by_server(fd, TIMEOUT_MS, false));
         close(fd);
     }
@@ -746,7 +659,7 @@ test_garbage_frames_after_the_greeting_never_harm_the_server(void **state)
         size_t n = next_rand(&seed) % sizeof(junk);
         fill_rand(junk, n, &seed);
         assert_int_equal(sp_head(fd, n + 4, i), 0);
-        assert_int_equal(write_all(fd, junk, n), 0);
+        assert_int_equal(harness_write_all(fd, junk, n), 0);
         Anvil__V1__Reply *rep = sp_read_reply(fd, i);
         assert_non_null(rep);
         assert_int_not_equal(rep->code, OK);
@@ -768,11 +681,11 @@ test_a_frame_without_a_request_id_gets_no_reply(void **state)
     start(f);
     int fd = sp_open(f, 500);
     assert_true(fd >= 0);
-    put_be64(frame, 6);
+    harness_put_be64(frame, 6);
     memset(frame + 8, 0, 4); // no top bit anywhere
     frame[12] = 0x0a;
     frame[13] = 0x00;
-    assert_int_equal(write_all(fd, frame, sizeof(frame)), 0);
+    assert_int_equal(harness_write_all(fd, frame, sizeof(frame)), 0);
     uint8_t b;
     ssize_t n = recv(fd, &b, 1, 0);
     assert_true(n <= 0); // closed, reset or timed out; never a reply

@@ -182,23 +182,6 @@ group_teardown(void **state)
 // ---- server ----
 
 static int
-free_tcp_port(void)
-{
-    struct sockaddr_in sa   = { .sin_family = AF_INET };
-    socklen_t          len  = sizeof(sa);
-    int                fd   = socket(AF_INET, SOCK_STREAM, 0);
-    int                port = -1;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0
-        && getsockname(fd, (struct sockaddr *) &sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
@@ -210,7 +193,7 @@ setup(void **state)
     if (mkdtemp(f->db_dir) == NULL)
         return -1;
     snprintf(f->db, sizeof(f->db), "%s/anvil.db", f->db_dir);
-    int port = free_tcp_port();
+    int port = harness_free_tcp_port();
     if (port <= 0)
         return -1;
     snprintf(f->listen, sizeof(f->listen), "tls+tcp://127.0.0.1:%d", port);

@@ -156,7 +156,7 @@ static void
 test_hash_delete_works_across_the_end_of_the_table(void **state)
 {
     (void) state;
-    const char **c = colliding(15, 4);
+    const char   **c = colliding(15, 4);
     struct av_hash t;
     assert_int_equal(av_hash_init(&t, 7), 0);
     assert_int_equal(av_hash_put(&t, "key-0", 100), 0);
