@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
+static int
 sq_workflow_insert(struct store *base, const struct store_new_workflow *nw,
     int64_t *id, struct anvil_error *err)
 {
@@ -29,27 +29,23 @@ sq_workflow_insert(struct store *base, const struct store_new_workflow *nw,
     return rc;
 }
 
-int
+static int
 sq_workflow_by_request(
     struct store *base, uint64_t rid, int64_t *id, struct anvil_error *err)
 {
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_WF_BY_RID);
-    sq_bind_i64(st, s, 1, (sqlite3_int64) rid);
-    return sq_find_id(st, STMT_WF_BY_RID, id, err, "looking up an id");
+    return sq_find_by_i64(sq(base), STMT_WF_BY_RID, (int64_t) rid, id, err,
+        "looking up a workflow by request id");
 }
 
-int
+static int
 sq_workflow_by_key(
     struct store *base, const char *key, int64_t *id, struct anvil_error *err)
 {
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_WF_BY_KEY);
-    sq_bind_text(st, s, 1, key);
-    return sq_find_id(st, STMT_WF_BY_KEY, id, err, "looking up an id");
+    return sq_find_by_text(sq(base), STMT_WF_BY_KEY, key, id, err,
+        "looking up a workflow by idempotency key");
 }
 
-int
+static int
 sq_edge_insert(
     struct store *base, int64_t parent, int64_t child, struct anvil_error *err)
 {
@@ -131,7 +127,7 @@ read_edges(struct sqlite_store *st, struct workflow *w, struct anvil_error *err)
     return code;
 }
 
-int
+static int
 sq_workflow_get(struct store *base, int64_t id, bool with_steps,
     struct workflow *out, struct anvil_error *err)
 {
@@ -159,7 +155,7 @@ sq_workflow_get(struct store *base, int64_t id, bool with_steps,
     return code;
 }
 
-int
+static int
 sq_workflow_list(struct store *base, const struct store_list_filter *f,
     struct workflow **out, size_t *n, struct anvil_error *err)
 {
@@ -196,7 +192,7 @@ sq_workflow_list(struct store *base, const struct store_list_filter *f,
 }
 
 // Reads the counts by rowid, then writes the new ones (no RETURNING).
-int
+static int
 sq_workflow_settle(struct store *base, int64_t id, bool succeeded, bool failed,
     struct store_wf_counts *c, struct anvil_error *err)
 {
@@ -225,7 +221,7 @@ sq_workflow_settle(struct store *base, int64_t id, bool succeeded, bool failed,
     return sq_exec(st, STMT_WF_SETTLE, err, "counting a workflow's steps");
 }
 
-int
+static int
 sq_workflow_finish(struct store *base, int64_t id, int state, const char *error,
     int64_t now, struct anvil_error *err)
 {
@@ -242,7 +238,7 @@ sq_workflow_finish(struct store *base, int64_t id, int state, const char *error,
 }
 
 // Collects column 0 of a statement's rows as ids.
-int
+static int
 sq_workflow_unfinished(struct store *base, int64_t id, int64_t **ids, size_t *n,
     struct anvil_error *err)
 {
@@ -251,7 +247,7 @@ sq_workflow_unfinished(struct store *base, int64_t id, int64_t **ids, size_t *n,
     return sq_read_ids(st, STMT_WF_UNFINISHED, ids, n, err, "reading ids");
 }
 
-int
+static int
 sq_job_children(struct store *base, int64_t parent, int64_t **ids, size_t *n,
     struct anvil_error *err)
 {
@@ -260,7 +256,7 @@ sq_job_children(struct store *base, int64_t parent, int64_t **ids, size_t *n,
     return sq_read_ids(st, STMT_CHILDREN, ids, n, err, "reading ids");
 }
 
-int
+static int
 sq_workflow_scan_active(struct store *base,
     int (*fn)(void *arg, int64_t id, int64_t deadline), void *arg,
     struct anvil_error *err)
@@ -279,7 +275,7 @@ sq_workflow_scan_active(struct store *base,
     return code;
 }
 
-int
+static int
 sq_job_parent_results(struct store *base, int64_t child,
     struct parent_result **out, size_t *n, struct anvil_error *err)
 {
@@ -325,7 +321,7 @@ sq_job_parent_results(struct store *base, int64_t child,
 }
 
 // Reads the count by rowid, then writes the new one (no RETURNING).
-int
+static int
 sq_job_parent_done(struct store *base, int64_t child, uint32_t *pending,
     struct anvil_error *err)
 {
@@ -351,4 +347,22 @@ sq_job_parent_done(struct store *base, int64_t child, uint32_t *pending,
     if (rc == ANVIL_OK)
         *pending = (uint32_t) left;
     return rc;
+}
+
+void
+sq_flows_ops(struct store_ops *o)
+{
+    o->workflow_insert      = sq_workflow_insert;
+    o->workflow_by_request  = sq_workflow_by_request;
+    o->workflow_by_key      = sq_workflow_by_key;
+    o->edge_insert          = sq_edge_insert;
+    o->workflow_get         = sq_workflow_get;
+    o->workflow_list        = sq_workflow_list;
+    o->workflow_settle      = sq_workflow_settle;
+    o->workflow_finish      = sq_workflow_finish;
+    o->workflow_unfinished  = sq_workflow_unfinished;
+    o->job_children         = sq_job_children;
+    o->workflow_scan_active = sq_workflow_scan_active;
+    o->job_parent_results   = sq_job_parent_results;
+    o->job_parent_done      = sq_job_parent_done;
 }

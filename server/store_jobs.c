@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
+static int
 sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     struct anvil_error *err)
 {
@@ -42,25 +42,20 @@ sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     return rc;
 }
 
-// Runs a one-column id query; NOT_FOUND when it yields no row.
-int
+static int
 sq_job_by_request(
     struct store *base, uint64_t rid, int64_t *id, struct anvil_error *err)
 {
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_BY_RID);
-    sq_bind_i64(st, s, 1, (sqlite3_int64) rid);
-    return sq_find_id(st, STMT_JOB_BY_RID, id, err, "looking up an id");
+    return sq_find_by_i64(sq(base), STMT_JOB_BY_RID, (int64_t) rid, id, err,
+        "looking up a job by request id");
 }
 
-int
+static int
 sq_job_by_key(
     struct store *base, const char *key, int64_t *id, struct anvil_error *err)
 {
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_BY_KEY);
-    sq_bind_text(st, s, 1, key);
-    return sq_find_id(st, STMT_JOB_BY_KEY, id, err, "looking up an id");
+    return sq_find_by_text(sq(base), STMT_JOB_BY_KEY, key, id, err,
+        "looking up a job by idempotency key");
 }
 
 static int
@@ -119,7 +114,7 @@ one_job(struct sqlite_store *st, int sid, struct job *out,
     return code;
 }
 
-int
+static int
 sq_job_get(
     struct store *base, int64_t id, struct job *out, struct anvil_error *err)
 {
@@ -140,7 +135,7 @@ key_matches(const struct job *j, const char *key)
 
 // Reads the job, checks it in C, then updates it by rowid: no
 // UPDATE ... RETURNING (see the top of this file).
-int
+static int
 sq_job_lease_key(struct store *base, int64_t id, const char *key,
     const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
     struct job *out, struct anvil_error *err)
@@ -185,7 +180,7 @@ sq_job_lease_key(struct store *base, int64_t id, const char *key,
     return ANVIL_OK;
 }
 
-int
+static int
 sq_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
     size_t result_len, const char *error, int64_t now, struct anvil_error *err)
 {
@@ -200,7 +195,7 @@ sq_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
     return sq_exec(st, STMT_JOB_FINISH, err, "finishing a job");
 }
 
-int
+static int
 sq_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     const char *error, struct anvil_error *err)
 {
@@ -213,7 +208,7 @@ sq_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     return sq_exec(st, STMT_JOB_REQUEUE, err, "requeueing a job");
 }
 
-int
+static int
 sq_job_make_ready(struct store *base, int64_t id, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
@@ -225,7 +220,7 @@ sq_job_make_ready(struct store *base, int64_t id, struct anvil_error *err)
     return rc;
 }
 
-int
+static int
 sq_job_extend(
     struct store *base, int64_t id, int64_t deadline, struct anvil_error *err)
 {
@@ -236,7 +231,7 @@ sq_job_extend(
     return sq_exec(st, STMT_JOB_EXTEND, err, "extending a lease");
 }
 
-int
+static int
 sq_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
@@ -245,7 +240,7 @@ sq_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
     return sq_exec(st, STMT_JOB_CANCEL_REQ, err, "requesting a cancel");
 }
 
-int
+static int
 sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
     struct anvil_error *err)
 {
@@ -321,7 +316,7 @@ sq_read_jobs(struct sqlite_store *st, int sid, struct job **jobs, size_t *n,
     return ANVIL_OK;
 }
 
-int
+static int
 sq_job_list(struct store *base, const struct store_list_filter *f,
     struct job **jobs, size_t *n, struct anvil_error *err)
 {
@@ -335,7 +330,7 @@ sq_job_list(struct store *base, const struct store_list_filter *f,
     return sq_read_jobs(st, STMT_JOB_LIST, jobs, n, err, "listing jobs");
 }
 
-int
+static int
 sq_scan_active(struct store *base, int (*fn)(void *, const struct job *),
     void *arg, struct anvil_error *err)
 {
@@ -375,7 +370,7 @@ depth_cmp(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->type, y->type);
 }
 
-int
+static int
 sq_depths(struct store *base, struct store_depth **out, size_t *n,
     uint64_t *total, struct anvil_error *err)
 {
@@ -425,7 +420,7 @@ sq_depths(struct store *base, struct store_depth **out, size_t *n,
     return ANVIL_OK;
 }
 
-int
+static int
 sq_running_by_worker(struct store *base,
     void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
     struct anvil_error *err)
@@ -441,4 +436,24 @@ sq_running_by_worker(struct store *base,
     if (rc != SQLITE_DONE)
         return sq_error(st, err, "counting running jobs");
     return ANVIL_OK;
+}
+
+void
+sq_jobs_ops(struct store_ops *o)
+{
+    o->job_insert         = sq_job_insert;
+    o->job_by_request     = sq_job_by_request;
+    o->job_by_key         = sq_job_by_key;
+    o->job_get            = sq_job_get;
+    o->job_lease_key      = sq_job_lease_key;
+    o->job_finish         = sq_job_finish;
+    o->job_requeue        = sq_job_requeue;
+    o->job_make_ready     = sq_job_make_ready;
+    o->job_extend         = sq_job_extend;
+    o->job_request_cancel = sq_job_request_cancel;
+    o->job_brief          = sq_job_brief;
+    o->job_list           = sq_job_list;
+    o->scan_active        = sq_scan_active;
+    o->depths             = sq_depths;
+    o->running_by_worker  = sq_running_by_worker;
 }

@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-int
+static int
 sq_sweep_jobs(struct store *base, int64_t before, int limit, int *deleted,
     struct anvil_error *err)
 {
@@ -39,7 +39,7 @@ delete_flow(struct sqlite_store *st, int64_t id, struct anvil_error *err)
     return ANVIL_OK;
 }
 
-int
+static int
 sq_sweep_workflows(struct store *base, int64_t before, int limit, int *deleted,
     struct anvil_error *err)
 {
@@ -60,4 +60,11 @@ sq_sweep_workflows(struct store *base, int64_t before, int limit, int *deleted,
     free(ids);
     *deleted = rc == ANVIL_OK ? (int) n : 0;
     return rc;
+}
+
+void
+sq_retention_ops(struct store_ops *o)
+{
+    o->sweep_jobs      = sq_sweep_jobs;
+    o->sweep_workflows = sq_sweep_workflows;
 }

@@ -283,6 +283,22 @@ sq_find_id(struct sqlite_store *st, int id, int64_t *out,
 }
 
 int
+sq_find_by_i64(struct sqlite_store *st, int id, int64_t v, int64_t *out,
+    struct anvil_error *err, const char *what)
+{
+    sq_bind_i64(st, sq_stmt(st, id), 1, v);
+    return sq_find_id(st, id, out, err, what);
+}
+
+int
+sq_find_by_text(struct sqlite_store *st, int id, const char *v, int64_t *out,
+    struct anvil_error *err, const char *what)
+{
+    sq_bind_text(st, sq_stmt(st, id), 1, v);
+    return sq_find_id(st, id, out, err, what);
+}
+
+int
 sq_read_ids(struct sqlite_store *st, int id, int64_t **ids, size_t *n,
     struct anvil_error *err, const char *what)
 {
@@ -408,8 +424,8 @@ sq_raise_hwm(struct sqlite_store *st, const char *key, int64_t next,
     return sq_exec(st, STMT_META_HWM, err, "recording the highest id");
 }
 
-static const struct store_ops sqlite_ops;
-static void                   sq_close(struct store *base);
+static void fill_ops(struct store_ops *o);
+static void sq_close(struct store *base);
 
 int
 store_open(const char *path, int synchronous, struct store **out,
@@ -418,7 +434,8 @@ store_open(const char *path, int synchronous, struct store **out,
     struct sqlite_store *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    st->base.ops = &sqlite_ops;
+    fill_ops(&st->ops);
+    st->base.ops = &st->ops;
     st->wal_fd   = -1;
     pthread_mutex_init(&st->sync_lock, NULL);
     int flags
@@ -513,49 +530,21 @@ sq_rollback_savepoint(struct store *base, struct anvil_error *err)
     return sq_exec(st, STMT_RELEASE, err, "releasing a savepoint");
 }
 
-static const struct store_ops sqlite_ops = {
-    .name                 = "sqlite",
-    .close                = sq_close,
-    .set_deferred_sync    = sq_set_deferred_sync,
-    .needs_sync           = sq_needs_sync,
-    .sync                 = sq_sync,
-    .begin                = sq_begin,
-    .commit               = sq_commit,
-    .rollback             = sq_rollback,
-    .savepoint            = sq_savepoint,
-    .release              = sq_release,
-    .rollback_savepoint   = sq_rollback_savepoint,
-    .job_insert           = sq_job_insert,
-    .job_by_request       = sq_job_by_request,
-    .job_by_key           = sq_job_by_key,
-    .job_get              = sq_job_get,
-    .job_lease_key        = sq_job_lease_key,
-    .job_finish           = sq_job_finish,
-    .job_requeue          = sq_job_requeue,
-    .job_make_ready       = sq_job_make_ready,
-    .job_extend           = sq_job_extend,
-    .job_request_cancel   = sq_job_request_cancel,
-    .job_brief            = sq_job_brief,
-    .job_list             = sq_job_list,
-    .scan_active          = sq_scan_active,
-    .depths               = sq_depths,
-    .running_by_worker    = sq_running_by_worker,
-    .workflow_insert      = sq_workflow_insert,
-    .workflow_by_request  = sq_workflow_by_request,
-    .workflow_by_key      = sq_workflow_by_key,
-    .edge_insert          = sq_edge_insert,
-    .workflow_get         = sq_workflow_get,
-    .workflow_list        = sq_workflow_list,
-    .workflow_settle      = sq_workflow_settle,
-    .workflow_finish      = sq_workflow_finish,
-    .workflow_unfinished  = sq_workflow_unfinished,
-    .workflow_scan_active = sq_workflow_scan_active,
-    .job_children         = sq_job_children,
-    .job_parent_results   = sq_job_parent_results,
-    .job_parent_done      = sq_job_parent_done,
-    .sweep_jobs           = sq_sweep_jobs,
-    .sweep_workflows      = sq_sweep_workflows,
-    .token_insert         = sq_token_insert,
-    .token_list           = sq_token_list,
-    .token_revoke         = sq_token_revoke,
-};
+// The ops table: the connection's own calls, then each concept's.
+static void
+fill_ops(struct store_ops *o)
+{
+    o->name               = "sqlite";
+    o->close              = sq_close;
+    o->begin              = sq_begin;
+    o->commit             = sq_commit;
+    o->rollback           = sq_rollback;
+    o->savepoint          = sq_savepoint;
+    o->release            = sq_release;
+    o->rollback_savepoint = sq_rollback_savepoint;
+    sq_jobs_ops(o);
+    sq_flows_ops(o);
+    sq_tokens_ops(o);
+    sq_retention_ops(o);
+    sq_sync_ops(o);
+}

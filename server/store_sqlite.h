@@ -89,10 +89,11 @@ enum stmt_id {
 #define HWM_FLOWS "workflow_id_hwm"
 
 struct sqlite_store {
-    struct store  base; // first: a struct store * is a struct sqlite_store *
-    sqlite3      *db;
-    sqlite3_stmt *stmt[STMT_COUNT];
-    int           synchronous; // as opened: 2 FULL, 1 NORMAL, 0 OFF
+    struct store     base; // first: a struct store * is a struct sqlite_store *
+    struct store_ops ops;  // base.ops points here; filled by store_open
+    sqlite3         *db;
+    sqlite3_stmt    *stmt[STMT_COUNT];
+    int              synchronous; // as opened: 2 FULL, 1 NORMAL, 0 OFF
     // Engine thread only: the first failed bind since the statement was
     // taken with sq_stmt (sq_step then fails without running it), the next
     // ids to hand out, and sqlite3_total_changes64() when writes were last
@@ -166,6 +167,12 @@ int sq_exec(
 int sq_find_id(struct sqlite_store *st, int id, int64_t *out,
     struct anvil_error *err, const char *what);
 
+// sq_find_id on statement id with its parameter 1 bound to v.
+int sq_find_by_i64(struct sqlite_store *st, int id, int64_t v, int64_t *out,
+    struct anvil_error *err, const char *what);
+int sq_find_by_text(struct sqlite_store *st, int id, const char *v,
+    int64_t *out, struct anvil_error *err, const char *what);
+
 // Collects column 0 of a statement's rows as ids (*ids: free()).
 int sq_read_ids(struct sqlite_store *st, int id, int64_t **ids, size_t *n,
     struct anvil_error *err, const char *what);
@@ -193,7 +200,7 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
 
 // ---- store_jobs.c ----
 
-// Columns read into a struct job by sq_read_job(), in this order.
+// Columns read into a struct job by store_jobs.c, in this order.
 #define JOB_COLS                                                          \
     "id, type, queue, payload, priority, state, attempt, max_attempts, "  \
     "result, error, created_at, started_at, finished_at, run_at, "        \
@@ -210,91 +217,16 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
 int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,
     struct anvil_error *err, const char *what);
 
-int sq_job_insert(struct store *st, const struct store_new_job *nj, int64_t *id,
-    struct anvil_error *err);
-int sq_job_by_request(
-    struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
-int sq_job_by_key(
-    struct store *st, const char *key, int64_t *id, struct anvil_error *err);
-int sq_job_get(
-    struct store *st, int64_t id, struct job *out, struct anvil_error *err);
-int sq_job_lease_key(struct store *st, int64_t id, const char *key,
-    const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
-    struct job *out, struct anvil_error *err);
-int sq_job_finish(struct store *st, int64_t id, int state,
-    const uint8_t *result, size_t result_len, const char *error, int64_t now,
-    struct anvil_error *err);
-int sq_job_requeue(struct store *st, int64_t id, int state, int64_t run_at,
-    const char *error, struct anvil_error *err);
-int sq_job_make_ready(struct store *st, int64_t id, struct anvil_error *err);
-int sq_job_extend(
-    struct store *st, int64_t id, int64_t deadline, struct anvil_error *err);
-int sq_job_request_cancel(
-    struct store *st, int64_t id, struct anvil_error *err);
-int sq_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
-    struct anvil_error *err);
-int sq_job_list(struct store *st, const struct store_list_filter *f,
-    struct job **jobs, size_t *n, struct anvil_error *err);
-int sq_scan_active(struct store *st, int (*fn)(void *arg, const struct job *j),
-    void *arg, struct anvil_error *err);
-int sq_depths(struct store *st, struct store_depth **out, size_t *n,
-    uint64_t *total, struct anvil_error *err);
-int sq_running_by_worker(struct store *st,
-    void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
-    struct anvil_error *err);
-
-// ---- store_flows.c ----
-
-int sq_workflow_insert(struct store *st, const struct store_new_workflow *nw,
-    int64_t *id, struct anvil_error *err);
-int sq_workflow_by_request(
-    struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
-int sq_workflow_by_key(
-    struct store *st, const char *key, int64_t *id, struct anvil_error *err);
-int sq_edge_insert(
-    struct store *st, int64_t parent, int64_t child, struct anvil_error *err);
-int sq_workflow_get(struct store *st, int64_t id, bool with_steps,
-    struct workflow *out, struct anvil_error *err);
-int sq_workflow_list(struct store *st, const struct store_list_filter *f,
-    struct workflow **out, size_t *n, struct anvil_error *err);
-int sq_workflow_settle(struct store *st, int64_t id, bool succeeded,
-    bool failed, struct store_wf_counts *c, struct anvil_error *err);
-int sq_workflow_finish(struct store *st, int64_t id, int state,
-    const char *error, int64_t now, struct anvil_error *err);
-int sq_workflow_unfinished(struct store *st, int64_t id, int64_t **ids,
-    size_t *n, struct anvil_error *err);
-int sq_workflow_scan_active(struct store *st,
-    int (*fn)(void *arg, int64_t id, int64_t deadline), void *arg,
-    struct anvil_error *err);
-int sq_job_children(struct store *st, int64_t parent, int64_t **ids, size_t *n,
-    struct anvil_error *err);
-int sq_job_parent_results(struct store *st, int64_t child,
-    struct parent_result **out, size_t *n, struct anvil_error *err);
-int sq_job_parent_done(struct store *st, int64_t child, uint32_t *pending,
-    struct anvil_error *err);
-
-// ---- store_tokens.c ----
-
-int sq_token_insert(struct store *st, const char *name, int role,
-    const uint8_t *hash, size_t hash_len, int64_t created_at,
-    int64_t expires_at, int64_t *id, struct anvil_error *err);
-int sq_token_list(struct store *st, struct store_token **out, size_t *n,
-    struct anvil_error *err);
-int sq_token_revoke(
-    struct store *st, int64_t id, int64_t now, struct anvil_error *err);
-
-// ---- store_retention.c ----
-
-int sq_sweep_jobs(struct store *st, int64_t before, int limit, int *deleted,
-    struct anvil_error *err);
-int sq_sweep_workflows(struct store *st, int64_t before, int limit,
-    int *deleted, struct anvil_error *err);
+// Each concept's file fills its members of the backend's ops table (the
+// functions behind store.h's calls of the same names stay static there).
+void sq_jobs_ops(struct store_ops *o);      // store_jobs.c
+void sq_flows_ops(struct store_ops *o);     // store_flows.c
+void sq_tokens_ops(struct store_ops *o);    // store_tokens.c
+void sq_retention_ops(struct store_ops *o); // store_retention.c
+void sq_sync_ops(struct store_ops *o);      // store_sync.c
 
 // ---- store_sync.c ----
 
-int  sq_set_deferred_sync(struct store *st, bool on, struct anvil_error *err);
-bool sq_needs_sync(const struct store *st);
-int  sq_sync(struct store *st, struct anvil_error *err);
 // Closes the -wal descriptor and frees the sync state (store closing).
 void sq_sync_fini(struct sqlite_store *st);
 

@@ -166,7 +166,7 @@ wal_sync(struct sqlite_store *st)
     return 0;
 }
 
-int
+static int
 sq_sync(struct store *base, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
@@ -192,7 +192,7 @@ sq_sync(struct store *base, struct anvil_error *err)
     return rc;
 }
 
-bool
+static bool
 sq_needs_sync(const struct store *base)
 {
     const struct sqlite_store *st = (const struct sqlite_store *) base;
@@ -266,7 +266,7 @@ defer_off(struct sqlite_store *st, struct anvil_error *err)
     return ANVIL_OK;
 }
 
-int
+static int
 sq_set_deferred_sync(struct store *base, bool on, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
@@ -287,4 +287,12 @@ sq_sync_fini(struct sqlite_store *st)
     pthread_mutex_destroy(&st->sync_lock);
     free(st->wal_path);
     st->wal_path = NULL;
+}
+
+void
+sq_sync_ops(struct store_ops *o)
+{
+    o->sync              = sq_sync;
+    o->needs_sync        = sq_needs_sync;
+    o->set_deferred_sync = sq_set_deferred_sync;
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int
+static int
 sq_token_insert(struct store *base, const char *name, int role,
     const uint8_t *hash, size_t hash_len, int64_t created_at,
     int64_t expires_at, int64_t *id, struct anvil_error *err)
@@ -41,7 +41,7 @@ read_token(sqlite3_stmt *s, struct store_token *r)
     return r->name != NULL ? ANVIL_OK : ANVIL_RESOURCE_EXHAUSTED;
 }
 
-int
+static int
 sq_token_list(struct store *base, struct store_token **out, size_t *n,
     struct anvil_error *err)
 {
@@ -71,7 +71,7 @@ sq_token_list(struct store *base, struct store_token **out, size_t *n,
     return ANVIL_OK;
 }
 
-int
+static int
 sq_token_revoke(
     struct store *base, int64_t id, int64_t now, struct anvil_error *err)
 {
@@ -83,4 +83,12 @@ sq_token_revoke(
     if (rc == ANVIL_OK && sq_changes(st) == 0)
         return ANVIL_NOT_FOUND;
     return rc;
+}
+
+void
+sq_tokens_ops(struct store_ops *o)
+{
+    o->token_insert = sq_token_insert;
+    o->token_list   = sq_token_list;
+    o->token_revoke = sq_token_revoke;
 }
