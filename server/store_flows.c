@@ -30,22 +30,6 @@ sq_workflow_insert(struct store *base, const struct store_new_workflow *nw,
 }
 
 static int
-sq_workflow_by_request(
-    struct store *base, uint64_t rid, int64_t *id, struct anvil_error *err)
-{
-    return sq_find_by_i64(sq(base), STMT_WF_BY_RID, (int64_t) rid, id, err,
-        "looking up a workflow by request id");
-}
-
-static int
-sq_workflow_by_key(
-    struct store *base, const char *key, int64_t *id, struct anvil_error *err)
-{
-    return sq_find_by_text(sq(base), STMT_WF_BY_KEY, key, id, err,
-        "looking up a workflow by idempotency key");
-}
-
-static int
 sq_edge_insert(
     struct store *base, int64_t parent, int64_t child, struct anvil_error *err)
 {
@@ -125,6 +109,14 @@ read_edges(struct sqlite_store *st, struct workflow *w, struct anvil_error *err)
         code = sq_error(st, err, "reading workflow edges");
     sqlite3_reset(s);
     return code;
+}
+
+static int
+sq_workflow_by_key(
+    struct store *base, const char *key, int64_t *id, struct anvil_error *err)
+{
+    return sq_find_by_text(sq(base), STMT_WF_BY_KEY, key, id, err,
+        "looking up a workflow by idempotency key");
 }
 
 static int
@@ -349,20 +341,35 @@ sq_job_parent_done(struct store *base, int64_t child, uint32_t *pending,
     return rc;
 }
 
-void
-sq_flows_ops(struct store_ops *o)
+static int
+sq_workflow_by_request(
+    struct store *base, uint64_t rid, int64_t *id, struct anvil_error *err)
 {
-    o->workflow_insert      = sq_workflow_insert;
+    return sq_find_by_i64(sq(base), STMT_WF_BY_RID, (int64_t) rid, id, err,
+        "looking up a workflow by request id");
+}
+
+// Reads.
+static void
+read_ops(struct store_ops *o)
+{
     o->workflow_by_request  = sq_workflow_by_request;
     o->workflow_by_key      = sq_workflow_by_key;
-    o->edge_insert          = sq_edge_insert;
     o->workflow_get         = sq_workflow_get;
     o->workflow_list        = sq_workflow_list;
-    o->workflow_settle      = sq_workflow_settle;
-    o->workflow_finish      = sq_workflow_finish;
     o->workflow_unfinished  = sq_workflow_unfinished;
     o->job_children         = sq_job_children;
     o->workflow_scan_active = sq_workflow_scan_active;
     o->job_parent_results   = sq_job_parent_results;
-    o->job_parent_done      = sq_job_parent_done;
+}
+
+void
+sq_flows_ops(struct store_ops *o)
+{
+    o->workflow_insert = sq_workflow_insert;
+    o->edge_insert     = sq_edge_insert;
+    o->workflow_settle = sq_workflow_settle;
+    o->workflow_finish = sq_workflow_finish;
+    o->job_parent_done = sq_job_parent_done;
+    read_ops(o);
 }

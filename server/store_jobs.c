@@ -438,22 +438,29 @@ sq_running_by_worker(struct store *base,
     return ANVIL_OK;
 }
 
+// Reads.
+static void
+read_ops(struct store_ops *o)
+{
+    o->job_by_request    = sq_job_by_request;
+    o->job_by_key        = sq_job_by_key;
+    o->job_get           = sq_job_get;
+    o->job_brief         = sq_job_brief;
+    o->job_list          = sq_job_list;
+    o->scan_active       = sq_scan_active;
+    o->depths            = sq_depths;
+    o->running_by_worker = sq_running_by_worker;
+}
+
 void
 sq_jobs_ops(struct store_ops *o)
 {
     o->job_insert         = sq_job_insert;
-    o->job_by_request     = sq_job_by_request;
-    o->job_by_key         = sq_job_by_key;
-    o->job_get            = sq_job_get;
     o->job_lease_key      = sq_job_lease_key;
     o->job_finish         = sq_job_finish;
     o->job_requeue        = sq_job_requeue;
     o->job_make_ready     = sq_job_make_ready;
     o->job_extend         = sq_job_extend;
     o->job_request_cancel = sq_job_request_cancel;
-    o->job_brief          = sq_job_brief;
-    o->job_list           = sq_job_list;
-    o->scan_active        = sq_scan_active;
-    o->depths             = sq_depths;
-    o->running_by_worker  = sq_running_by_worker;
+    read_ops(o);
 }
