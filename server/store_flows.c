@@ -349,9 +349,8 @@ sq_workflow_by_request(
         "looking up a workflow by request id");
 }
 
-// Reads.
-static void
-read_ops(struct store_ops *o)
+void
+sq_flows_ops(struct store_ops *o)
 {
     o->workflow_by_request  = sq_workflow_by_request;
     o->workflow_by_key      = sq_workflow_by_key;
@@ -361,15 +360,9 @@ read_ops(struct store_ops *o)
     o->job_children         = sq_job_children;
     o->workflow_scan_active = sq_workflow_scan_active;
     o->job_parent_results   = sq_job_parent_results;
-}
-
-void
-sq_flows_ops(struct store_ops *o)
-{
-    o->workflow_insert = sq_workflow_insert;
-    o->edge_insert     = sq_edge_insert;
-    o->workflow_settle = sq_workflow_settle;
-    o->workflow_finish = sq_workflow_finish;
-    o->job_parent_done = sq_job_parent_done;
-    read_ops(o);
+    o->workflow_insert      = sq_workflow_insert;
+    o->edge_insert          = sq_edge_insert;
+    o->workflow_settle      = sq_workflow_settle;
+    o->workflow_finish      = sq_workflow_finish;
+    o->job_parent_done      = sq_job_parent_done;
 }
