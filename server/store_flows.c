@@ -107,7 +107,7 @@ read_edges(struct sqlite_store *st, struct workflow *w, struct anvil_error *err)
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "reading workflow edges");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_WF_EDGES);
     return code;
 }
 
@@ -134,7 +134,7 @@ sq_workflow_get(struct store *base, int64_t id, bool with_steps,
         code = ANVIL_NOT_FOUND;
     else
         code = sq_error(st, err, "reading a workflow");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_WF_GET);
     if (code != ANVIL_OK || !with_steps)
         return code;
     sq_bind_i64(st, sq_stmt(st, STMT_WF_STEPS), 1, id);
@@ -173,7 +173,7 @@ sq_workflow_list(struct store *base, const struct store_list_filter *f,
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "listing workflows");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_WF_LIST);
     if (code != ANVIL_OK) {
         workflow_array_free(w, cnt);
         return code;
@@ -200,7 +200,7 @@ sq_workflow_settle(struct store *base, int64_t id, bool succeeded, bool failed,
         c->n_succeeded = (uint32_t) sqlite3_column_int64(s, 4) + succeeded;
         c->n_failed    = (uint32_t) sqlite3_column_int64(s, 5) + failed;
     }
-    sqlite3_reset(s);
+    sq_reset(st, STMT_WF_COUNTS);
     if (rc == SQLITE_DONE)
         return ANVIL_NOT_FOUND;
     if (rc != SQLITE_ROW)
@@ -263,7 +263,7 @@ sq_workflow_scan_active(struct store *base,
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "scanning workflows");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_WF_SCAN_ACTIVE);
     return code;
 }
 
@@ -298,7 +298,7 @@ sq_job_parent_results(struct store *base, int64_t child,
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "reading parents' results");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_PARENT_RESULTS);
     if (code != ANVIL_OK) {
         for (size_t i = 0; i < cnt; i++) {
             free(r[i].step);
@@ -327,7 +327,7 @@ sq_job_parent_done(struct store *base, int64_t child, uint32_t *pending,
         state = sqlite3_column_int(s, 0);
         left  = sqlite3_column_int64(s, 1) - 1;
     }
-    sqlite3_reset(s);
+    sq_reset(st, STMT_PARENT_PENDING);
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && state != ANVIL_JOB_PENDING))
         return ANVIL_NOT_FOUND;
     if (rc != SQLITE_ROW)

@@ -108,7 +108,7 @@ one_job(struct sqlite_store *st, int sid, struct job *out,
         code = ANVIL_NOT_FOUND;
     else
         code = sq_error(st, err, what);
-    sqlite3_reset(st->stmt[sid]);
+    sq_reset(st, sid);
     if (code == ANVIL_RESOURCE_EXHAUSTED)
         av_error_set(err, code, "out of memory reading job");
     return code;
@@ -265,7 +265,7 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         b->backoff_multiplier = sqlite3_column_double(s, 13);
         b->lease_token        = sqlite3_column_int64(s, 14);
     }
-    sqlite3_reset(s);
+    sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)
         return ANVIL_OK;
     if (rc == SQLITE_DONE)
@@ -306,7 +306,7 @@ sq_read_jobs(struct sqlite_store *st, int sid, struct job **jobs, size_t *n,
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, what);
-    sqlite3_reset(st->stmt[sid]);
+    sq_reset(st, sid);
     if (code != ANVIL_OK) {
         job_array_free(out, cnt);
         return code;
@@ -358,7 +358,7 @@ sq_scan_active(struct store *base, int (*fn)(void *, const struct job *),
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "scanning active jobs");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_SCAN_ACTIVE);
     return code;
 }
 
@@ -409,7 +409,7 @@ sq_depths(struct store *base, struct store_depth **out, size_t *n,
         qsort(d, cnt, sizeof(*d), depth_cmp);
     if (code == ANVIL_OK && rc != SQLITE_DONE)
         code = sq_error(st, err, "reading queue depths");
-    sqlite3_reset(s);
+    sq_reset(st, STMT_DEPTHS);
     if (code != ANVIL_OK) {
         store_depths_free(d, cnt);
         return code;
@@ -432,7 +432,7 @@ sq_running_by_worker(struct store *base,
         const char *w = (const char *) sqlite3_column_text(s, 0);
         fn(arg, w ? w : "", (uint32_t) sqlite3_column_int64(s, 1));
     }
-    sqlite3_reset(s);
+    sq_reset(st, STMT_RUNNING_BY_WORKER);
     if (rc != SQLITE_DONE)
         return sq_error(st, err, "counting running jobs");
     return ANVIL_OK;

@@ -258,7 +258,7 @@ read_version(struct sqlite_store *st, int *version, struct anvil_error *err)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    (void) sqlite3_finalize(s); // repeats the step's result, handled
     if (rc != SQLITE_ROW)
         return sq_error(st, err, "reading the schema version");
     return ANVIL_OK;

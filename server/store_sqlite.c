@@ -372,8 +372,8 @@ configure(struct sqlite_store *st, int synchronous, struct anvil_error *err)
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = %d; "
         "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY",
         synchronous);
-    sqlite3_busy_timeout(st->db, 5000);
-    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_busy_timeout(st->db, 5000) != SQLITE_OK
+        || sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return sq_error(st, err, "configuring the database");
     st->synchronous = synchronous;
     return ANVIL_OK;
@@ -405,7 +405,7 @@ next_ids(struct sqlite_store *st, struct anvil_error *err)
         st->next_job_id = sqlite3_column_int64(s, 0) + 1;
         st->next_wf_id  = sqlite3_column_int64(s, 1) + 1;
     }
-    sqlite3_finalize(s);
+    (void) sqlite3_finalize(s); // repeats the step's result, handled
     if (rc != SQLITE_ROW)
         return sq_error(st, err, "reading the highest ids");
     return ANVIL_OK;
@@ -471,7 +471,7 @@ sq_close(struct store *base)
     struct sqlite_store *st = sq(base);
     sq_sync_fini(st);
     for (int i = 0; i < STMT_COUNT; i++)
-        sqlite3_finalize(st->stmt[i]);
+        (void) sqlite3_finalize(st->stmt[i]); // closing: nothing to undo
     if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
         AV_ERR("store.close", "err=\"%s\"", sqlite3_errmsg(st->db));
     free(st);
