@@ -3,10 +3,11 @@
 //
 // The engine calls only the store_* functions below; each dispatches through
 // the ops of the opened store. store_open() opens the SQLite backend
-// (store_sqlite.h and the store_*.c files beside it); another backend gives
-// its own open function that fills a struct store_ops and returns a struct
-// store whose first member is the struct store, and the engine does not
-// change. What every backend must guarantee:
+// (store_sqlite.h and the store_*.c files beside it). Another backend (say
+// PostgreSQL) adds its own open function, which fills every member of a
+// struct store_ops and returns its own struct whose first member is a
+// struct store pointing at those ops; the engine and the store_* calls do
+// not change. What every backend must guarantee:
 //
 // - Threads: one store is owned by the engine thread, the only caller of
 //   everything (tests call it from their own single thread), except
