@@ -171,6 +171,7 @@ sq_stmt(struct sqlite_store *st, int id)
     (void) sqlite3_reset(s);
     (void) sqlite3_clear_bindings(s);
     st->bind_rc = SQLITE_OK;
+    st->last_rc = SQLITE_OK; // a failure not reported stays with its call
     return s;
 }
 
