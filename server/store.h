@@ -1,17 +1,50 @@
-// store.h - all of anvil's SQL: schema and migrations, prepared statements,
-// transactions, and the job rows.
+// store.h - anvil's persistence: jobs, workflows, tokens, retention and
+// transactions, behind an interface a backend fills (struct store_ops).
 //
-// A struct store wraps one SQLite connection in WAL mode. It is owned by the
-// engine thread: no other thread may call it (tests call it from their own
-// single thread), except store_sync() and store_needs_sync(), which any
-// thread may call at any time (they touch only the store's own descriptor of
-// the -wal file, under a lock of their own, and atomics). Every function
-// returns 0 (ANVIL_OK) or ANVIL_INTERNAL / ANVIL_NOT_FOUND /
-// ANVIL_ALREADY_EXISTS with err set; on ANVIL_INTERNAL the caller rolls back.
+// The engine calls only the store_* functions below; each dispatches through
+// the ops of the opened store. store_open() opens the SQLite backend
+// (store_sqlite.h and the store_*.c files beside it). Another backend (say
+// PostgreSQL) adds its own open function, which fills every member of a
+// struct store_ops and returns its own struct whose first member is a
+// struct store pointing at those ops; the engine and the store_* calls do
+// not change. What every backend must guarantee:
 //
-// Job and workflow ids are never handed out twice, not even after retention
-// deleted the newest rows and the store was reopened; an id taken by an
-// insert that was rolled back is skipped, not reused.
+// - Threads: one store is owned by the engine thread, the only caller of
+//   everything (tests call it from their own single thread), except
+//   store_sync() and store_needs_sync(), which any thread may call at any
+//   time, also while the engine thread runs the next transaction.
+// - Transactions: store_begin() opens the batch's transaction and
+//   store_commit() makes it durable (or, with deferred sync on, durable at
+//   the next store_sync()). Inside it store_savepoint() opens one command's
+//   savepoint (never nested); store_release() keeps its writes in the
+//   transaction; store_rollback_savepoint() undoes them and closes it.
+//   When that fails it returns an error, and the caller must roll back the
+//   whole transaction, never commit it. store_rollback() undoes the
+//   transaction, a no-op when none is open (a backend whose failure
+//   already ended the transaction answers OK). After any failed write the
+//   caller rolls back (savepoint or transaction): a backend need not undo
+//   a failed call's partial writes itself.
+// - Ids: job and workflow ids are positive, increasing, and never handed
+//   out twice, not even after retention deleted the newest rows and the
+//   store was reopened; an id taken by an insert that was rolled back is
+//   skipped, not reused. Token ids are never reused either.
+// - Errors: every function returns 0 (ANVIL_OK) or a code with err set
+//   (except where ANVIL_NOT_FOUND is documented as leaving err untouched):
+//   NOT_FOUND and ALREADY_EXISTS as documented per call; disk full is
+//   RESOURCE_EXHAUSTED with "disk full" in the message (out of memory is
+//   RESOURCE_EXHAUSTED too); FAILED_PRECONDITION for a schema newer than
+//   the server; any other failure INTERNAL with a sentence naming what was
+//   being done. No backend function exits or aborts the process.
+// - Deferred sync is optional: a backend without it answers
+//   store_set_deferred_sync() OK without changing anything,
+//   store_needs_sync() false and store_sync() OK.
+// - Results are copied out: strings and arrays a call returns are the
+//   caller's (freed as each call says); arguments are borrowed for the
+//   call only.
+//
+// Failure seams for tests (store_hook_step, store_stmt_sql,
+// store_hook_fdatasync) act on the SQLite backend; see the end of this
+// file.
 #ifndef SERVER_STORE_H
 #define SERVER_STORE_H
 
@@ -25,8 +58,112 @@
 #define STORE_SCHEMA_VERSION 5
 
 struct store;
+struct store_new_job;
+struct store_job_brief;
+struct store_list_filter;
+struct store_depth;
+struct store_new_workflow;
+struct store_wf_counts;
+struct store_token;
 
-// Opens (creating or migrating) the database at path. synchronous is
+// A backend's functions, one per store_* call of the same name (the
+// store_* comments below are their contracts). Every member is set.
+// store_job_lease, store_depths_free and store_tokens_free need none.
+struct store_ops {
+    const char *name; // "sqlite"
+    void (*close)(struct store *st);
+    int (*set_deferred_sync)(
+        struct store *st, bool on, struct anvil_error *err);
+    bool (*needs_sync)(const struct store *st);
+    int (*sync)(struct store *st, struct anvil_error *err);
+    int (*begin)(struct store *st, struct anvil_error *err);
+    int (*commit)(struct store *st, struct anvil_error *err);
+    int (*rollback)(struct store *st, struct anvil_error *err);
+    int (*savepoint)(struct store *st, struct anvil_error *err);
+    int (*release)(struct store *st, struct anvil_error *err);
+    int (*rollback_savepoint)(struct store *st, struct anvil_error *err);
+    int (*job_insert)(struct store *st, const struct store_new_job *nj,
+        int64_t *id, struct anvil_error *err);
+    int (*job_by_request)(
+        struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
+    int (*job_by_key)(struct store *st, const char *key, int64_t *id,
+        struct anvil_error *err);
+    int (*job_get)(
+        struct store *st, int64_t id, struct job *out, struct anvil_error *err);
+    int (*job_lease_key)(struct store *st, int64_t id, const char *key,
+        const char *worker, int64_t token_id, int64_t now,
+        int64_t default_lease, struct job *out, struct anvil_error *err);
+    int (*job_finish)(struct store *st, int64_t id, int state,
+        const uint8_t *result, size_t result_len, const char *error,
+        int64_t now, struct anvil_error *err);
+    int (*job_requeue)(struct store *st, int64_t id, int state, int64_t run_at,
+        const char *error, struct anvil_error *err);
+    int (*job_make_ready)(
+        struct store *st, int64_t id, struct anvil_error *err);
+    int (*job_extend)(struct store *st, int64_t id, int64_t deadline,
+        struct anvil_error *err);
+    int (*job_request_cancel)(
+        struct store *st, int64_t id, struct anvil_error *err);
+    int (*job_brief)(struct store *st, int64_t id, struct store_job_brief *b,
+        struct anvil_error *err);
+    int (*job_list)(struct store *st, const struct store_list_filter *f,
+        struct job **jobs, size_t *n, struct anvil_error *err);
+    int (*scan_active)(struct store *st,
+        int (*fn)(void *arg, const struct job *j), void *arg,
+        struct anvil_error *err);
+    int (*depths)(struct store *st, struct store_depth **out, size_t *n,
+        uint64_t *total, struct anvil_error *err);
+    int (*running_by_worker)(struct store *st,
+        void (*fn)(void *arg, const char *worker, uint32_t running), void *arg,
+        struct anvil_error *err);
+    int (*workflow_insert)(struct store *st,
+        const struct store_new_workflow *nw, int64_t *id,
+        struct anvil_error *err);
+    int (*workflow_by_request)(
+        struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
+    int (*workflow_by_key)(struct store *st, const char *key, int64_t *id,
+        struct anvil_error *err);
+    int (*edge_insert)(struct store *st, int64_t parent, int64_t child,
+        struct anvil_error *err);
+    int (*workflow_get)(struct store *st, int64_t id, bool with_steps,
+        struct workflow *out, struct anvil_error *err);
+    int (*workflow_list)(struct store *st, const struct store_list_filter *f,
+        struct workflow **out, size_t *n, struct anvil_error *err);
+    int (*workflow_settle)(struct store *st, int64_t id, bool succeeded,
+        bool failed, struct store_wf_counts *c, struct anvil_error *err);
+    int (*workflow_finish)(struct store *st, int64_t id, int state,
+        const char *error, int64_t now, struct anvil_error *err);
+    int (*workflow_unfinished)(struct store *st, int64_t id, int64_t **ids,
+        size_t *n, struct anvil_error *err);
+    int (*workflow_scan_active)(struct store *st,
+        int (*fn)(void *arg, int64_t id, int64_t deadline), void *arg,
+        struct anvil_error *err);
+    int (*job_children)(struct store *st, int64_t parent, int64_t **ids,
+        size_t *n, struct anvil_error *err);
+    int (*job_parent_results)(struct store *st, int64_t child,
+        struct parent_result **out, size_t *n, struct anvil_error *err);
+    int (*job_parent_done)(struct store *st, int64_t child, uint32_t *pending,
+        struct anvil_error *err);
+    int (*sweep_jobs)(struct store *st, int64_t before, int limit, int *deleted,
+        struct anvil_error *err);
+    int (*sweep_workflows)(struct store *st, int64_t before, int limit,
+        int *deleted, struct anvil_error *err);
+    int (*token_insert)(struct store *st, const char *name, int role,
+        const uint8_t *hash, size_t hash_len, int64_t created_at,
+        int64_t expires_at, int64_t *id, struct anvil_error *err);
+    int (*token_list)(struct store *st, struct store_token **out, size_t *n,
+        struct anvil_error *err);
+    int (*token_revoke)(
+        struct store *st, int64_t id, int64_t now, struct anvil_error *err);
+};
+
+// The head of every backend's store: its ops. A backend embeds it as the
+// first member of its own struct.
+struct store {
+    const struct store_ops *ops;
+};
+
+// Opens (creating or migrating) the SQLite database at path. synchronous is
 // SQLite's PRAGMA synchronous (2 FULL, 1 NORMAL). *out is the caller's.
 int store_open(const char *path, int synchronous, struct store **out,
     struct anvil_error *err);
@@ -304,20 +441,24 @@ void store_tokens_free(struct store_token *t, size_t n);
 int store_token_revoke(
     struct store *st, int64_t id, int64_t now, struct anvil_error *err);
 
-// Failure seam for tests: when set, called before each statement step
-// (BEGIN, COMMIT, SAVEPOINT, RELEASE, ROLLBACK TO and ROLLBACK included)
-// with the statement's index. A return of ANVIL_RESOURCE_EXHAUSTED makes
-// the step fail as a full disk would (SQLITE_FULL: the call answers
-// RESOURCE_EXHAUSTED, "disk full"); any other non-zero return as an I/O
-// error (INTERNAL).
+// ---- failure seams for tests (SQLite backend) ----
+//
+// store_hook_step, when set, is called before EVERY statement step of the
+// SQLite backend (each row of a query, and BEGIN, COMMIT, SAVEPOINT,
+// RELEASE, ROLLBACK TO and ROLLBACK too) with the statement's index. 0 lets
+// the step run; ANVIL_RESOURCE_EXHAUSTED makes it fail as SQLITE_FULL (the
+// call answers RESOURCE_EXHAUSTED, "disk full"); any other non-zero value
+// makes it fail as SQLITE_IOERR (the call answers INTERNAL). The statement
+// is not run. Set it only while no store is in use on another thread.
 extern int (*store_hook_step)(int stmt);
 
 // Seam for tests: when set, store_sync() calls it instead of fdatasync(2)
 // on its -wal descriptor (0, or -1 with errno set).
 extern int (*store_hook_fdatasync)(int fd);
 
-// For tests (EXPLAIN): the SQL of prepared statement i (the index
-// store_hook_step sees), or NULL past the last one.
+// For tests (EXPLAIN, and finding an index for store_hook_step, e.g. the
+// statement whose SQL starts "ROLLBACK TO"): the SQL of prepared statement
+// i, or NULL past the last one.
 const char *store_stmt_sql(int i);
 
 #endif

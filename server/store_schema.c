@@ -1,0 +1,286 @@
+// store_schema.c - the SQLite backend's DDL, schema version and migrations.
+//
+// Schema changes: bump STORE_SCHEMA_VERSION, append one migration step to
+// migrations[] that takes version N-1 to N (never edit a shipped step),
+// update the SCHEMA_* DDL a new database is created with so that it matches
+// what the migrations produce (test_store compares the two), add a unit test
+// that opens a database of the previous version, and describe the change in
+// docs/architecture.md.
+//
+#include "store_sqlite.h"
+
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// database and a new one are the same.
+#define JOBS_TABLE_V5                                                         \
+    "CREATE TABLE jobs ("                                                     \
+    " id INTEGER PRIMARY KEY,"                                                \
+    " type TEXT NOT NULL,"                                                    \
+    " queue TEXT NOT NULL,"                                                   \
+    " payload BLOB NOT NULL,"                                                 \
+    " priority INTEGER NOT NULL DEFAULT 0,"                                   \
+    " state INTEGER NOT NULL,"                                                \
+    " attempt INTEGER NOT NULL DEFAULT 0,"                                    \
+    " max_attempts INTEGER NOT NULL,"                                         \
+    " result BLOB,"                                                           \
+    " error TEXT,"                                                            \
+    " created_at INTEGER NOT NULL,"                                           \
+    " started_at INTEGER,"                                                    \
+    " finished_at INTEGER,"                                                   \
+    " run_at INTEGER NOT NULL DEFAULT 0,"                                     \
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"                                 \
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"                                   \
+    " lease_deadline INTEGER,"                                                \
+    " worker_id TEXT,"                                                        \
+    " idem_key TEXT,"                                                         \
+    " request_id INTEGER,"                                                    \
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"                           \
+    " workflow_id INTEGER,"                                                   \
+    " step TEXT,"                                                             \
+    " pending_parents INTEGER NOT NULL DEFAULT 0,"                            \
+    " backoff_initial_ms INTEGER NOT NULL DEFAULT 1000,"                      \
+    " backoff_max_ms INTEGER NOT NULL DEFAULT 60000,"                         \
+    " backoff_multiplier REAL NOT NULL DEFAULT 2.0,"                          \
+    " lease_token INTEGER NOT NULL DEFAULT 0);"                               \
+    "CREATE UNIQUE INDEX jobs_idem_key ON jobs(idem_key)"                     \
+    " WHERE idem_key IS NOT NULL;"                                            \
+    "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id)"                 \
+    " WHERE request_id IS NOT NULL;"                                          \
+    "CREATE INDEX jobs_active ON jobs(state, queue, type) WHERE " JOBS_ACTIVE \
+    ";"                                                                       \
+    "CREATE INDEX jobs_workflow ON jobs(workflow_id, id)"                     \
+    " WHERE workflow_id IS NOT NULL;"                                         \
+    "CREATE INDEX jobs_finished ON jobs(finished_at)"                         \
+    " WHERE " JOBS_FINAL ";"
+
+#define FLOWS_TABLE_V5                                                  \
+    "CREATE TABLE workflows ("                                          \
+    " id INTEGER PRIMARY KEY,"                                          \
+    " name TEXT NOT NULL,"                                              \
+    " state INTEGER NOT NULL,"                                          \
+    " on_failure INTEGER NOT NULL,"                                     \
+    " created_at INTEGER NOT NULL,"                                     \
+    " finished_at INTEGER,"                                             \
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"                           \
+    " error TEXT,"                                                      \
+    " idem_key TEXT,"                                                   \
+    " request_id INTEGER,"                                              \
+    " n_steps INTEGER NOT NULL,"                                        \
+    " n_settled INTEGER NOT NULL DEFAULT 0,"                            \
+    " n_succeeded INTEGER NOT NULL DEFAULT 0,"                          \
+    " n_failed INTEGER NOT NULL DEFAULT 0);"                            \
+    "CREATE UNIQUE INDEX workflows_idem_key ON workflows(idem_key)"     \
+    " WHERE idem_key IS NOT NULL;"                                      \
+    "CREATE UNIQUE INDEX workflows_request_id ON workflows(request_id)" \
+    " WHERE request_id IS NOT NULL;"                                    \
+    "CREATE INDEX workflows_state ON workflows(state, id);"             \
+    "CREATE INDEX workflows_finished ON workflows(finished_at)"         \
+    " WHERE " FLOWS_FINAL ";"
+
+// Unchanged since version 4, which added it.
+#define TOKENS_TABLE                          \
+    "CREATE TABLE tokens ("                   \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"  \
+    " name TEXT NOT NULL,"                    \
+    " role INTEGER NOT NULL,"                 \
+    " hash BLOB NOT NULL UNIQUE,"             \
+    " created_at INTEGER NOT NULL,"           \
+    " expires_at INTEGER NOT NULL DEFAULT 0," \
+    " revoked_at INTEGER NOT NULL DEFAULT 0);"
+
+#define META_TABLE_V5        \
+    "CREATE TABLE meta ("    \
+    " key TEXT PRIMARY KEY," \
+    " value INTEGER NOT NULL) WITHOUT ROWID;"
+
+#define JOB_COLS_V4                                                      \
+    "id, type, queue, payload, priority, state, attempt, max_attempts, " \
+    "result, error, created_at, started_at, finished_at, run_at, "       \
+    "timeout_ms, lease_ms, lease_deadline, worker_id, idem_key, "        \
+    "request_id, cancel_requested, workflow_id, step, pending_parents, " \
+    "backoff_initial_ms, backoff_max_ms, backoff_multiplier, lease_token"
+
+#define WF_COLS_V4                                                       \
+    "id, name, state, on_failure, created_at, finished_at, timeout_ms, " \
+    "error, idem_key, request_id, n_steps, n_settled, n_succeeded, "     \
+    "n_failed"
+
+// The highest id a table ever had: AUTOINCREMENT's counter, or a larger
+// id still present.
+#define HWM_V4(table)                                                    \
+    "max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = '" table \
+    "'), 0), coalesce((SELECT max(id) FROM " table "), 0))"
+
+// 4 -> 5: keep each table's highest id ever in meta, then rebuild jobs
+// and workflows without AUTOINCREMENT and with the range predicates.
+// clang-format off
+#define MIGRATE_4_TO_5                                                     \
+    META_TABLE_V5                                                          \
+    "INSERT INTO meta(key, value)"                                         \
+    " VALUES('" HWM_JOBS "', " HWM_V4("jobs") "),"                         \
+    " ('" HWM_FLOWS "', " HWM_V4("workflows") ");"                         \
+    "ALTER TABLE jobs RENAME TO jobs_v4;"                                  \
+    "ALTER TABLE workflows RENAME TO workflows_v4;"                        \
+    "DROP INDEX jobs_idem_key; DROP INDEX jobs_request_id;"                \
+    "DROP INDEX jobs_active; DROP INDEX jobs_workflow;"                    \
+    "DROP INDEX jobs_finished; DROP INDEX workflows_idem_key;"             \
+    "DROP INDEX workflows_request_id; DROP INDEX workflows_state;"         \
+    "DROP INDEX workflows_finished;"                                       \
+    JOBS_TABLE_V5                                                          \
+    FLOWS_TABLE_V5                                                         \
+    "INSERT INTO jobs(" JOB_COLS_V4 ") SELECT " JOB_COLS_V4                \
+    " FROM jobs_v4;"                                                       \
+    "INSERT INTO workflows(" WF_COLS_V4 ") SELECT " WF_COLS_V4             \
+    " FROM workflows_v4;"                                                  \
+    "DROP TABLE jobs_v4; DROP TABLE workflows_v4;"
+// clang-format on
+
+// A new database: version 5 in one step.
+static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
+    "CREATE TABLE edges ("
+    " parent INTEGER NOT NULL,"
+    " child INTEGER NOT NULL,"
+    " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
+    "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
+        META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
+    "', 0), ('" HWM_FLOWS "', 0);";
+
+// Migration i takes the schema from version i to i + 1.
+static const char *const migrations[] = {
+    "CREATE TABLE jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " type TEXT NOT NULL,"
+    " queue TEXT NOT NULL,"
+    " payload BLOB NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 0,"
+    " state INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL,"
+    " result BLOB,"
+    " error TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " started_at INTEGER,"
+    " finished_at INTEGER,"
+    " run_at INTEGER NOT NULL DEFAULT 0,"
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+    " lease_ms INTEGER NOT NULL DEFAULT 0,"
+    " lease_deadline INTEGER,"
+    " worker_id TEXT,"
+    " idem_key TEXT,"
+    " request_id INTEGER,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX jobs_idem_key ON jobs(idem_key)"
+    " WHERE idem_key IS NOT NULL;"
+    "CREATE UNIQUE INDEX jobs_request_id ON jobs(request_id)"
+    " WHERE request_id IS NOT NULL;"
+    "CREATE INDEX jobs_active ON jobs(state) WHERE state IN (2, 3, 4);",
+
+    "CREATE TABLE workflows ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " name TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " on_failure INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " finished_at INTEGER,"
+    " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " idem_key TEXT,"
+    " request_id INTEGER,"
+    " n_steps INTEGER NOT NULL,"
+    " n_settled INTEGER NOT NULL DEFAULT 0,"
+    " n_succeeded INTEGER NOT NULL DEFAULT 0,"
+    " n_failed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX workflows_idem_key ON workflows(idem_key)"
+    " WHERE idem_key IS NOT NULL;"
+    "CREATE UNIQUE INDEX workflows_request_id ON workflows(request_id)"
+    " WHERE request_id IS NOT NULL;"
+    "CREATE INDEX workflows_state ON workflows(state, id);"
+    "ALTER TABLE jobs ADD COLUMN workflow_id INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN step TEXT;"
+    "ALTER TABLE jobs ADD COLUMN pending_parents INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_workflow ON jobs(workflow_id, id)"
+    " WHERE workflow_id IS NOT NULL;"
+    "CREATE TABLE edges ("
+    " parent INTEGER NOT NULL,"
+    " child INTEGER NOT NULL,"
+    " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
+    "CREATE INDEX edges_child ON edges(child, parent);",
+
+    "ALTER TABLE jobs ADD COLUMN backoff_initial_ms INTEGER NOT NULL"
+    " DEFAULT 1000;"
+    "ALTER TABLE jobs ADD COLUMN backoff_max_ms INTEGER NOT NULL"
+    " DEFAULT 60000;"
+    "ALTER TABLE jobs ADD COLUMN backoff_multiplier REAL NOT NULL"
+    " DEFAULT 2.0;"
+    "CREATE INDEX jobs_finished ON jobs(finished_at)"
+    " WHERE state IN (5, 6, 7) AND workflow_id IS NULL;"
+    "CREATE INDEX workflows_finished ON workflows(finished_at)"
+    " WHERE state IN (2, 3, 4);",
+
+    TOKENS_TABLE
+    "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;",
+
+    MIGRATE_4_TO_5,
+};
+
+// Runs sql and sets the schema version to `to`, in one transaction.
+static int
+migrate_step(struct sqlite_store *st, const char *sql, int to,
+    const char *event, struct anvil_error *err)
+{
+    char version[64];
+    snprintf(version, sizeof(version), "PRAGMA user_version = %d", to);
+    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL)
+        || sqlite3_exec(st->db, sql, NULL, NULL, NULL)
+        || sqlite3_exec(st->db, version, NULL, NULL, NULL)
+        || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL)) {
+        int code = sq_error(st, err, "migrating the schema");
+        if (!sqlite3_get_autocommit(st->db)
+            && sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+            AV_ERR("store.rollback", "err=\"%s\"", sqlite3_errmsg(st->db));
+        return code;
+    }
+    AV_INFO(event, "version=%d", to);
+    return ANVIL_OK;
+}
+
+static int
+read_version(struct sqlite_store *st, int *version, struct anvil_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(s, 0);
+    (void) sqlite3_finalize(s); // repeats the step's result, handled
+    if (rc != SQLITE_ROW)
+        return sq_error(st, err, "reading the schema version");
+    return ANVIL_OK;
+}
+
+int
+sq_migrate(struct sqlite_store *st, struct anvil_error *err)
+{
+    int version = 0;
+    int rc      = read_version(st, &version, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (version > STORE_SCHEMA_VERSION)
+        return av_error_set(err, ANVIL_FAILED_PRECONDITION,
+            "database schema version %d is newer than this anvild's (%d); "
+            "upgrade anvild",
+            version, STORE_SCHEMA_VERSION);
+    if (version == 0)
+        return migrate_step(
+            st, SCHEMA_NEW, STORE_SCHEMA_VERSION, "store.created", err);
+    for (; rc == ANVIL_OK && version < STORE_SCHEMA_VERSION; version++)
+        rc = migrate_step(
+            st, migrations[version], version + 1, "store.migrated", err);
+    return rc;
+}
