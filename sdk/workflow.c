@@ -17,65 +17,25 @@
 
 // ---- the name index ----
 
-// FNV-1a.
-static size_t
-hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char) *s;
-        h *= 1099511628211ULL;
-    }
-    return (size_t) h;
-}
-
 long
 workflow_find(const anvil_workflow_spec *wf, const char *name)
 {
-    if (wf->index_cap == 0)
-        return -1;
-    size_t mask = wf->index_cap - 1;
-    for (size_t i = hash_name(name) & mask; wf->index[i] != 0;
-         i        = (i + 1) & mask) {
-        size_t at = wf->index[i] - 1;
-        if (strcmp(wf->steps[at].name, name) == 0)
-            return (long) at;
-    }
-    return -1;
+    size_t at;
+    return av_hash_get(&wf->index, name, &at) ? (long) at : -1;
 }
 
-static void
-index_put(size_t *index, size_t cap, const char *name, size_t at)
-{
-    size_t i = hash_name(name) & (cap - 1);
-    while (index[i] != 0)
-        i = (i + 1) & (cap - 1);
-    index[i] = at + 1;
-}
-
-// Makes room for one more step: the array and an index at most half full.
+// Makes room for one more step.
 static int
 reserve_step(anvil_workflow_spec *wf)
 {
-    if (wf->n == wf->cap) {
-        size_t          cap = wf->cap ? wf->cap * 2 : 8;
-        struct wf_step *s   = realloc(wf->steps, cap * sizeof(*s));
-        if (s == NULL)
-            return -1;
-        wf->steps = s;
-        wf->cap   = cap;
-    }
-    if ((wf->n + 1) * 2 <= wf->index_cap)
+    if (wf->n < wf->cap)
         return 0;
-    size_t  cap   = wf->index_cap ? wf->index_cap * 2 : 16;
-    size_t *index = calloc(cap, sizeof(*index));
-    if (index == NULL)
+    size_t          cap = wf->cap ? wf->cap * 2 : 8;
+    struct wf_step *s   = realloc(wf->steps, cap * sizeof(*s));
+    if (s == NULL)
         return -1;
-    for (size_t i = 0; i < wf->n; i++)
-        index_put(index, cap, wf->steps[i].name, i);
-    free(wf->index);
-    wf->index     = index;
-    wf->index_cap = cap;
+    wf->steps = s;
+    wf->cap   = cap;
     return 0;
 }
 
@@ -129,7 +89,7 @@ anvil_workflow_spec_free(anvil_workflow_spec *wf)
     for (size_t i = 0; i < wf->n; i++)
         step_fini(&wf->steps[i]);
     free(wf->steps);
-    free(wf->index);
+    av_hash_fini(&wf->index);
     free(wf->name);
     free(wf->key);
     free(wf);
@@ -237,7 +197,11 @@ anvil_workflow_spec_add_step(anvil_workflow_spec *wf, const char *name,
     if (len > 0)
         memcpy(s.payload, payload, len);
     s.payload[len] = '\0';
-    index_put(wf->index, wf->index_cap, s.name, wf->n);
+    // The index borrows the name: a heap string that moves with no step.
+    if (av_hash_put(&wf->index, s.name, wf->n) != 0) {
+        step_fini(&s);
+        return oom(err);
+    }
     wf->steps[wf->n++] = s;
     return ANVIL_OK;
 }

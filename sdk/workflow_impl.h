@@ -8,6 +8,7 @@
 #define SDK_WORKFLOW_IMPL_H
 
 #include "anvil/v1/anvil.pb-c.h"
+#include "util/hash.h"
 
 #include <anvil/workflow.h>
 
@@ -37,8 +38,7 @@ struct anvil_workflow_spec {
     struct wf_step           *steps;
     size_t                    n;
     size_t                    cap;
-    size_t *index;     // open addressing: step index + 1, 0 = free
-    size_t  index_cap; // a power of two, > 2 * n
+    struct av_hash            index; // step name -> its index in steps
 };
 
 // The index of the step called name, or -1.
