@@ -115,32 +115,32 @@ pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
     return drop_pipe(e, b, c->pipe);
 }
 
-// Each command kind: which state machine applies it, and whether it only
-// reads (no savepoint). A kind without a row is refused, never routed by
-// its place in the enum.
+// Each command kind: the function that applies it (engine_ops.h), and whether
+// it only reads (no savepoint). A kind without a row is refused, never routed
+// by its place in the enum.
 static const struct {
     int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
     bool read_only;
 } kinds[] = {
-    [CMD_SUBMIT]       = { jobs_apply, false },
-    [CMD_GET]          = { jobs_apply, true },
-    [CMD_LIST]         = { jobs_apply, true },
-    [CMD_WAIT]         = { jobs_apply, true },
-    [CMD_CANCEL]       = { jobs_apply, false },
-    [CMD_POLL]         = { jobs_apply, false },
-    [CMD_HEARTBEAT]    = { jobs_apply, false },
-    [CMD_COMPLETE]     = { jobs_apply, false },
-    [CMD_FAIL]         = { jobs_apply, false },
-    [CMD_HEALTH]       = { jobs_apply, true },
-    [CMD_WORKERS]      = { jobs_apply, true },
-    [CMD_WF_SUBMIT]    = { flow_apply, false },
-    [CMD_WF_GET]       = { flow_apply, true },
-    [CMD_WF_LIST]      = { flow_apply, true },
-    [CMD_WF_WAIT]      = { flow_apply, true },
-    [CMD_WF_CANCEL]    = { flow_apply, false },
-    [CMD_TOKEN_CREATE] = { tokens_apply, false },
-    [CMD_TOKEN_LIST]   = { tokens_apply, true },
-    [CMD_TOKEN_REVOKE] = { tokens_apply, false },
+    [CMD_SUBMIT]       = { jobs_submit, false },
+    [CMD_GET]          = { jobs_get, true },
+    [CMD_LIST]         = { jobs_list, true },
+    [CMD_WAIT]         = { jobs_wait, true },
+    [CMD_CANCEL]       = { jobs_cancel, false },
+    [CMD_POLL]         = { jobs_poll, false },
+    [CMD_HEARTBEAT]    = { jobs_heartbeat, false },
+    [CMD_COMPLETE]     = { jobs_complete, false },
+    [CMD_FAIL]         = { jobs_fail, false },
+    [CMD_HEALTH]       = { jobs_health, true },
+    [CMD_WORKERS]      = { jobs_workers, true },
+    [CMD_WF_SUBMIT]    = { flow_submit, false },
+    [CMD_WF_GET]       = { flow_get, true },
+    [CMD_WF_LIST]      = { flow_list, true },
+    [CMD_WF_WAIT]      = { flow_wait, true },
+    [CMD_WF_CANCEL]    = { flow_cancel, false },
+    [CMD_TOKEN_CREATE] = { tokens_create, false },
+    [CMD_TOKEN_LIST]   = { tokens_list, true },
+    [CMD_TOKEN_REVOKE] = { tokens_revoke, false },
     [CMD_PIPE_CLOSED]  = { pipe_closed, true },
 };
 
