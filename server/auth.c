@@ -4,6 +4,7 @@
 // time per entry (deployments hold tens of tokens, not millions), so the
 // time taken does not tell how much of a guess matched.
 #include "auth.h"
+#include "handlers.h"
 
 #include "util/error.h"
 
@@ -31,33 +32,6 @@ struct auth {
 
 static const char *const role_names[]
     = { NULL, "admin", "client", "worker", "reader" };
-
-// Which roles may call which rpc (admin may call all).
-static const struct {
-    const char *method;
-    unsigned    roles; // bit (1 << role)
-} rules[] = {
-#define R(x) (1u << ANVIL_ROLE_##x)
-    { "SubmitJob", R(CLIENT) },
-    { "SubmitJobs", R(CLIENT) },
-    { "CancelJob", R(CLIENT) },
-    { "SubmitWorkflow", R(CLIENT) },
-    { "CancelWorkflow", R(CLIENT) },
-    { "GetJob", R(CLIENT) | R(READER) },
-    { "ListJobs", R(CLIENT) | R(READER) },
-    { "WaitJob", R(CLIENT) | R(READER) },
-    { "GetWorkflow", R(CLIENT) | R(READER) },
-    { "ListWorkflows", R(CLIENT) | R(READER) },
-    { "WaitWorkflow", R(CLIENT) | R(READER) },
-    { "ListWorkers", R(CLIENT) | R(READER) },
-    { "Poll", R(WORKER) },
-    { "Heartbeat", R(WORKER) },
-    { "Complete", R(WORKER) },
-    { "Fail", R(WORKER) },
-    { "Report", R(WORKER) },
-    { "Health", R(CLIENT) | R(READER) | R(WORKER) },
-#undef R
-};
 
 struct auth *
 auth_new(bool enabled)
@@ -135,11 +109,9 @@ allowed(int role, const char *method)
 {
     if (role == ANVIL_ROLE_ADMIN)
         return true;
-    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-        if (strcmp(rules[i].method, method) == 0)
-            return (rules[i].roles & (1u << role)) != 0;
-    }
-    return false; // token management and anything new: admin only
+    // Each rpc's row in the handler table names its roles; token
+    // management and unknown methods are admin only.
+    return (handlers_roles(method) & (1u << role)) != 0;
 }
 
 // Finds the entry whose hash matches, touching every entry.

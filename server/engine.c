@@ -115,33 +115,35 @@ pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
     return drop_pipe(e, b, c->pipe);
 }
 
-// Each command kind: which state machine applies it, and whether it only
-// reads (no savepoint). A kind without a row is refused, never routed by
-// its place in the enum.
+// Each command kind: the function that applies it (engine_ops.h), whether
+// it only reads (no savepoint), and what frees its outputs. A kind without a
+// row is refused, never routed by its place in the enum.
 static const struct {
     int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
     bool read_only;
+    void (*fini)(struct cmd *c); // frees its outputs; NULL = none
 } kinds[] = {
-    [CMD_SUBMIT]       = { jobs_apply, false },
-    [CMD_GET]          = { jobs_apply, true },
-    [CMD_LIST]         = { jobs_apply, true },
-    [CMD_WAIT]         = { jobs_apply, true },
-    [CMD_CANCEL]       = { jobs_apply, false },
-    [CMD_POLL]         = { jobs_apply, false },
-    [CMD_HEARTBEAT]    = { jobs_apply, false },
-    [CMD_COMPLETE]     = { jobs_apply, false },
-    [CMD_FAIL]         = { jobs_apply, false },
-    [CMD_HEALTH]       = { jobs_apply, true },
-    [CMD_WORKERS]      = { jobs_apply, true },
-    [CMD_WF_SUBMIT]    = { flow_apply, false },
-    [CMD_WF_GET]       = { flow_apply, true },
-    [CMD_WF_LIST]      = { flow_apply, true },
-    [CMD_WF_WAIT]      = { flow_apply, true },
-    [CMD_WF_CANCEL]    = { flow_apply, false },
-    [CMD_TOKEN_CREATE] = { tokens_apply, false },
-    [CMD_TOKEN_LIST]   = { tokens_apply, true },
-    [CMD_TOKEN_REVOKE] = { tokens_apply, false },
-    [CMD_PIPE_CLOSED]  = { pipe_closed, true },
+    [CMD_SUBMIT]       = { jobs_submit, false, NULL },
+    [CMD_GET]          = { jobs_get, true, engine_fini_job },
+    [CMD_LIST]         = { jobs_list, true, engine_fini_list },
+    [CMD_WAIT]         = { jobs_wait, true, engine_fini_wait },
+    [CMD_CANCEL]       = { jobs_cancel, false, engine_fini_job },
+    [CMD_POLL]         = { jobs_poll, false, engine_fini_poll },
+    [CMD_HEARTBEAT]    = { jobs_heartbeat, false, engine_fini_heartbeat },
+    [CMD_COMPLETE]     = { jobs_complete, false, NULL },
+    [CMD_FAIL]         = { jobs_fail, false, NULL },
+    [CMD_HEALTH]       = { jobs_health, true, engine_fini_health },
+    [CMD_WORKERS]      = { jobs_workers, true, engine_fini_workers },
+    [CMD_WF_SUBMIT]    = { flow_submit, false, NULL },
+    [CMD_WF_GET]       = { flow_get, true, engine_fini_workflow },
+    [CMD_WF_LIST]      = { flow_list, true, engine_fini_wf_list },
+    [CMD_WF_WAIT]      = { flow_wait, true, engine_fini_workflow },
+    [CMD_WF_CANCEL]    = { flow_cancel, false, engine_fini_workflow },
+    [CMD_TOKEN_CREATE] = { tokens_create, false, engine_fini_token },
+    [CMD_TOKEN_LIST]   = { tokens_list, true, engine_fini_token },
+    [CMD_TOKEN_REVOKE] = { tokens_revoke, false, engine_fini_token },
+    [CMD_PIPE_CLOSED]  = { pipe_closed, true, NULL },
+    [CMD_BATCH]        = { NULL, false, engine_fini_batch }, // see apply()
 };
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -150,6 +152,13 @@ static bool
 is_read_only(enum cmd_kind k)
 {
     return (size_t) k < NKINDS && kinds[k].read_only;
+}
+
+void
+engine_cmd_fini(struct cmd *c)
+{
+    if ((size_t) c->kind < NKINDS && kinds[c->kind].fini != NULL)
+        kinds[c->kind].fini(c);
 }
 
 static int

@@ -8,6 +8,7 @@
 #define SERVER_ENGINE_IMPL_H
 
 #include "engine.h"
+#include "engine_ops.h"
 #include "readyq.h"
 #include "timers.h"
 
@@ -109,9 +110,7 @@ int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
 void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
-// jobs.c: job commands (CMD_SUBMIT .. CMD_HEALTH). Returns the command's
-// code, or ENGINE_PARKED.
-int jobs_apply(struct engine *e, struct batch *b, struct cmd *c);
+// jobs.c: the job state machine.
 int jobs_finish(struct engine *e, struct batch *b, int64_t id,
     int64_t workflow_id, int state, const uint8_t *result, size_t len,
     const char *error, struct anvil_error *err);
@@ -144,14 +143,12 @@ void engine_sync_inline(struct engine *e, struct cmd *list);
 // Answers what the sync thread still holds and joins it.
 void engine_sync_join(struct engine *e);
 
-// tokens.c: CMD_TOKEN_* (create, list, revoke API tokens).
-int tokens_apply(struct engine *e, struct batch *b, struct cmd *c);
+// tokens.c: API tokens.
 // After the batch committed: applies the token commands of list that
 // succeeded to the auth table (never before the commit).
 void tokens_committed(struct engine *e, const struct cmd *list);
 
-// flow.c: workflow commands (CMD_WF_*), and what a step's end does.
-int flow_apply(struct engine *e, struct batch *b, struct cmd *c);
+// flow.c: the workflow state machine: what a step's end does.
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,
     int64_t step_id, int state, struct anvil_error *err);
 int flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);

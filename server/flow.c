@@ -245,8 +245,8 @@ insert_steps(
     return rc;
 }
 
-static int
-apply_submit(struct engine *e, struct batch *b, struct cmd *c)
+int
+flow_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_wf_submit *s = &c->u.wf_submit;
     if (c->request_id != 0
@@ -284,16 +284,16 @@ apply_submit(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 static int
-apply_get(struct engine *e, struct cmd *c)
+read_get(struct engine *e, struct cmd *c)
 {
     int rc = store_workflow_get(e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
     return rc == ANVIL_NOT_FOUND ? wf_not_found(c, c->u.wf.id) : rc;
 }
 
-static int
-apply_wait(struct engine *e, struct batch *b, struct cmd *c)
+int
+flow_wait(struct engine *e, struct batch *b, struct cmd *c)
 {
-    int rc = apply_get(e, c);
+    int rc = read_get(e, c);
     if (rc != ANVIL_OK)
         return rc;
     c->u.wf.done = c->u.wf.wf.state != WF_RUNNING;
@@ -304,8 +304,8 @@ apply_wait(struct engine *e, struct batch *b, struct cmd *c)
     return ENGINE_PARKED;
 }
 
-static int
-apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
+int
+flow_cancel(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct workflow w;
     int64_t         id = c->u.wf.id;
@@ -317,7 +317,7 @@ apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
     int state = w.state;
     workflow_fini(&w);
     if (state == WF_CANCELED) // cancelling twice is no error
-        return apply_get(e, c);
+        return read_get(e, c);
     if (state != WF_RUNNING)
         return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
             "workflow w%lld already finished: it is %s", (long long) id,
@@ -326,12 +326,12 @@ apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
     if (rc == ANVIL_OK)
         rc = cancel_unfinished(e, b, id, "the workflow was canceled", &c->err);
     if (rc == ANVIL_OK)
-        rc = apply_get(e, c);
+        rc = read_get(e, c);
     return rc;
 }
 
 static int
-apply_list(struct engine *e, struct cmd *c)
+read_list(struct engine *e, struct cmd *c)
 {
     struct cmd_wf_list      *l = &c->u.wf_list;
     struct store_list_filter f = l->f;
@@ -345,21 +345,15 @@ apply_list(struct engine *e, struct cmd *c)
 }
 
 int
-flow_apply(struct engine *e, struct batch *b, struct cmd *c)
+flow_get(struct engine *e, struct batch *b, struct cmd *c)
 {
-    switch (c->kind) {
-    case CMD_WF_SUBMIT:
-        return apply_submit(e, b, c);
-    case CMD_WF_GET:
-        return apply_get(e, c);
-    case CMD_WF_LIST:
-        return apply_list(e, c);
-    case CMD_WF_WAIT:
-        return apply_wait(e, b, c);
-    case CMD_WF_CANCEL:
-        return apply_cancel(e, b, c);
-    default:
-        return av_error_set(
-            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
-    }
+    (void) b;
+    return read_get(e, c);
+}
+
+int
+flow_list(struct engine *e, struct batch *b, struct cmd *c)
+{
+    (void) b;
+    return read_list(e, c);
 }

@@ -22,6 +22,7 @@ struct handler {
     decode_fn   decode;
     encode_fn   encode;
     void (*free_reply)(void *scratch); // what encode allocated
+    unsigned roles; // roles besides admin that may call it: bit 1 << role
 };
 
 bool
@@ -178,6 +179,7 @@ decode_wait(const struct handler_limits *lim, struct call *call,
             r->timeout_ms, MAX_WAIT_MS);
     call->cmd.kind              = CMD_WAIT;
     call->cmd.u.wait.timeout_ms = r->timeout_ms;
+    call->long_poll             = r->timeout_ms > 0;
     return handlers_parse_job_id(r->id, &call->cmd.u.wait.id, err);
 }
 
@@ -371,33 +373,44 @@ free_list_reply(void *p)
 // Each names an rpc of `service Anvil` (handlers_check verifies); an rpc
 // without an entry answers UNIMPLEMENTED.
 static const struct handler table[] = {
-    { "SubmitJob", decode_submit, encode_submit, free },
-    { "GetJob", decode_get, encode_job_reply, free },
-    { "ListJobs", decode_list, encode_list, free_list_reply },
-    { "WaitJob", decode_wait, encode_job_reply, free },
-    { "CancelJob", decode_cancel, encode_job_reply, free },
-    { "Poll", hwork_decode_poll, hwork_encode_poll, hwork_free_poll_reply },
+#define R(x) (1u << ANVIL_ROLE_##x)
+#define READ (R(CLIENT) | R(READER))
+    { "SubmitJob", decode_submit, encode_submit, free, R(CLIENT) },
+    { "GetJob", decode_get, encode_job_reply, free, READ },
+    { "ListJobs", decode_list, encode_list, free_list_reply, READ },
+    { "WaitJob", decode_wait, encode_job_reply, free, READ },
+    { "CancelJob", decode_cancel, encode_job_reply, free, R(CLIENT) },
+    { "Poll", hwork_decode_poll, hwork_encode_poll, hwork_free_poll_reply,
+        R(WORKER) },
     { "Heartbeat", hwork_decode_heartbeat, hwork_encode_heartbeat,
-        hwork_free_heartbeat_reply },
-    { "Complete", hwork_decode_complete, hwork_encode_complete, free },
-    { "Fail", hwork_decode_fail, hwork_encode_fail, free },
+        hwork_free_heartbeat_reply, R(WORKER) },
+    { "Complete", hwork_decode_complete, hwork_encode_complete, free,
+        R(WORKER) },
+    { "Fail", hwork_decode_fail, hwork_encode_fail, free, R(WORKER) },
     { "Health", hwork_decode_health, hwork_encode_health,
-        hwork_free_health_reply },
+        hwork_free_health_reply, READ | R(WORKER) },
     { "ListWorkers", hwork_decode_workers, hwork_encode_workers,
-        hwork_free_workers_reply },
-    { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free },
+        hwork_free_workers_reply, READ },
+    { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free,
+        R(CLIENT) },
     { "GetWorkflow", hflow_decode_get, hflow_encode_workflow,
-        hflow_free_workflow },
-    { "ListWorkflows", hflow_decode_list, hflow_encode_list, hflow_free_list },
+        hflow_free_workflow, READ },
+    { "ListWorkflows", hflow_decode_list, hflow_encode_list, hflow_free_list,
+        READ },
     { "WaitWorkflow", hflow_decode_wait, hflow_encode_workflow,
-        hflow_free_workflow },
+        hflow_free_workflow, READ },
     { "CancelWorkflow", hflow_decode_cancel, hflow_encode_workflow,
-        hflow_free_workflow },
-    { "CreateToken", hadmin_decode_create, hadmin_encode, hadmin_free },
-    { "ListTokens", hadmin_decode_list, hadmin_encode, hadmin_free },
-    { "RevokeToken", hadmin_decode_revoke, hadmin_encode, hadmin_free },
-    { "SubmitJobs", hbatch_decode_submit, hbatch_encode_submit, hbatch_free },
-    { "Report", hbatch_decode_report, hbatch_encode_report, hbatch_free },
+        hflow_free_workflow, R(CLIENT) },
+    // Token management: admin only.
+    { "CreateToken", hadmin_decode_create, hadmin_encode, hadmin_free, 0 },
+    { "ListTokens", hadmin_decode_list, hadmin_encode, hadmin_free, 0 },
+    { "RevokeToken", hadmin_decode_revoke, hadmin_encode, hadmin_free, 0 },
+    { "SubmitJobs", hbatch_decode_submit, hbatch_encode_submit, hbatch_free,
+        R(CLIENT) },
+    { "Report", hbatch_decode_report, hbatch_encode_report, hbatch_free,
+        R(WORKER) },
+#undef READ
+#undef R
 };
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))
@@ -430,6 +443,13 @@ find_handler(const char *name)
             return (int) i;
     }
     return -1;
+}
+
+unsigned
+handlers_roles(const char *method)
+{
+    int i = find_handler(method);
+    return i < 0 ? 0 : table[i].roles;
 }
 
 int

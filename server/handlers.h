@@ -11,6 +11,7 @@
 
 #include <anvil/anvil.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,8 +25,13 @@ struct call {
     ProtobufCMessage *req;        // unpacked body; freed by call_fini
     void             *scratch;    // inputs converted for the engine
     void (*scratch_free)(void *); // NULL = free()
+    bool long_poll; // set by decode: the engine may park it (rpc.c counts)
     struct cmd cmd;
 };
+
+// The roles besides admin that may call rpc `method` (bit 1 << role), from
+// its row of the handler table; 0 for an unknown method (admin only).
+unsigned handlers_roles(const char *method);
 
 // Checks that the handler table matches the service descriptor. Returns
 // 0, or -1 (a build mistake) after logging what differs.

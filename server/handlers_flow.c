@@ -188,6 +188,7 @@ hflow_decode_wait(const struct handler_limits *lim, struct call *call,
             r->timeout_ms, MAX_WAIT_MS);
     call->cmd.kind            = CMD_WF_WAIT;
     call->cmd.u.wf.timeout_ms = r->timeout_ms;
+    call->long_poll           = r->timeout_ms > 0;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
 

@@ -74,6 +74,7 @@ hwork_decode_poll(const struct handler_limits *lim, struct call *call,
     p->nt      = r->n_types;
     p->max     = r->max_jobs ? r->max_jobs : 1;
     p->wait_ms = r->wait_ms;
+    call->long_poll = r->wait_ms > 0;
     return ANVIL_OK;
 }
 

@@ -135,8 +135,8 @@ jobs_parent_succeeded(
     return rc;
 }
 
-static int
-apply_submit(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_submit *s = &c->u.submit;
     if (c->request_id != 0
@@ -190,14 +190,14 @@ not_found(struct cmd *c, int64_t id)
 }
 
 static int
-apply_get(struct engine *e, struct cmd *c)
+read_get(struct engine *e, struct cmd *c)
 {
     int rc = store_job_get(e->st, c->u.get.id, &c->u.get.job, &c->err);
     return rc == ANVIL_NOT_FOUND ? not_found(c, c->u.get.id) : rc;
 }
 
 static int
-apply_list(struct engine *e, struct cmd *c)
+read_list(struct engine *e, struct cmd *c)
 {
     // One row more than the page tells whether another page follows.
     struct cmd_list         *l = &c->u.list;
@@ -212,8 +212,8 @@ apply_list(struct engine *e, struct cmd *c)
 }
 
 // Returns ENGINE_PARKED when the command was parked (no answer yet).
-static int
-apply_wait(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_wait(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_wait *w  = &c->u.wait;
     int              rc = store_job_get(e->st, w->id, &w->job, &c->err);
@@ -229,8 +229,8 @@ apply_wait(struct engine *e, struct batch *b, struct cmd *c)
     return ENGINE_PARKED;
 }
 
-static int
-apply_cancel(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_cancel(struct engine *e, struct batch *b, struct cmd *c)
 {
     int64_t                id = c->u.cancel.id;
     struct store_job_brief br;
@@ -381,8 +381,8 @@ seen(struct engine *e, struct batch *b, struct cmd *c, const char *worker,
     return ANVIL_OK;
 }
 
-static int
-apply_poll(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_poll(struct engine *e, struct batch *b, struct cmd *c)
 {
     if (seen(e, b, c, c->u.poll.worker, c->u.poll.info) != ANVIL_OK)
         return c->err.code;
@@ -422,8 +422,8 @@ not_yours(struct cmd *c, int64_t id)
         "job j%lld is leased to another worker's token", (long long) id);
 }
 
-static int
-apply_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_heartbeat *h = &c->u.heartbeat;
     if (seen(e, b, c, h->worker, h->info) != ANVIL_OK)
@@ -471,8 +471,8 @@ stale(
         (long long) id, token, anvil_job_state_name(br->state), br->attempt);
 }
 
-static int
-apply_complete(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_complete(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_complete   *k = &c->u.complete;
     struct store_job_brief br;
@@ -496,8 +496,8 @@ apply_complete(struct engine *e, struct batch *b, struct cmd *c)
         k->result, k->len, NULL, &c->err);
 }
 
-static int
-apply_fail(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_fail(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_fail       *f = &c->u.fail;
     struct store_job_brief br;
@@ -521,8 +521,8 @@ apply_fail(struct engine *e, struct batch *b, struct cmd *c)
         &f->retry_at, &c->err);
 }
 
-static int
-apply_health(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_health(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_health *h = &c->u.health;
     h->uptime_ms         = b->now - e->started_at;
@@ -557,8 +557,8 @@ mark_waiting(struct engine *e, struct cmd_workers *w, int64_t now)
     }
 }
 
-static int
-apply_workers(struct engine *e, struct batch *b, struct cmd *c)
+int
+jobs_workers(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_workers *w = &c->u.workers;
     if (registry_list(e->workers, b->now, &w->w, &w->n) != 0)
@@ -603,33 +603,15 @@ jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t)
 }
 
 int
-jobs_apply(struct engine *e, struct batch *b, struct cmd *c)
+jobs_get(struct engine *e, struct batch *b, struct cmd *c)
 {
-    switch (c->kind) {
-    case CMD_SUBMIT:
-        return apply_submit(e, b, c);
-    case CMD_GET:
-        return apply_get(e, c);
-    case CMD_LIST:
-        return apply_list(e, c);
-    case CMD_WAIT:
-        return apply_wait(e, b, c);
-    case CMD_CANCEL:
-        return apply_cancel(e, b, c);
-    case CMD_POLL:
-        return apply_poll(e, b, c);
-    case CMD_HEARTBEAT:
-        return apply_heartbeat(e, b, c);
-    case CMD_COMPLETE:
-        return apply_complete(e, b, c);
-    case CMD_FAIL:
-        return apply_fail(e, b, c);
-    case CMD_HEALTH:
-        return apply_health(e, b, c);
-    case CMD_WORKERS:
-        return apply_workers(e, b, c);
-    default:
-        return av_error_set(
-            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
-    }
+    (void) b;
+    return read_get(e, c);
+}
+
+int
+jobs_list(struct engine *e, struct batch *b, struct cmd *c)
+{
+    (void) b;
+    return read_list(e, c);
 }

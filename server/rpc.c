@@ -115,14 +115,6 @@ log_error(struct rpc_ctx *x, const char *method, const struct anvil_error *e)
         e->msg);
 }
 
-static bool
-is_long_poll(const struct cmd *c)
-{
-    return (c->kind == CMD_POLL && c->u.poll.wait_ms > 0)
-        || (c->kind == CMD_WAIT && c->u.wait.timeout_ms > 0)
-        || (c->kind == CMD_WF_WAIT && c->u.wf.timeout_ms > 0);
-}
-
 // Counts a long-poll in, unless that passes a limit.
 static int
 wait_enter(struct rpc_ctx *x, struct anvil_error *err)
@@ -242,7 +234,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     if (rc == ANVIL_OK)
         rc = handlers_decode(&x->rpc->cfg.limits, req->method, req->body.data,
             req->body.len, &x->call, &err);
-    if (rc == ANVIL_OK && is_long_poll(&x->call.cmd))
+    if (rc == ANVIL_OK && x->call.long_poll)
         rc = wait_enter(x, &err);
     if (rc != ANVIL_OK) {
         log_error(x, req->method, &err);

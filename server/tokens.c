@@ -35,8 +35,8 @@ one_token(struct engine *e, struct cmd *c, int64_t id)
     return ANVIL_OK;
 }
 
-static int
-apply_create(struct engine *e, struct batch *b, struct cmd *c)
+int
+tokens_create(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_token *t = &c->u.token;
     int64_t           id;
@@ -57,8 +57,8 @@ apply_create(struct engine *e, struct batch *b, struct cmd *c)
     return rc;
 }
 
-static int
-apply_revoke(struct engine *e, struct batch *b, struct cmd *c)
+int
+tokens_revoke(struct engine *e, struct batch *b, struct cmd *c)
 {
     int64_t id = c->u.token.id;
     int     rc = store_token_revoke(e->st, id, b->now, &c->err);
@@ -72,23 +72,6 @@ apply_revoke(struct engine *e, struct batch *b, struct cmd *c)
     if (rc == ANVIL_OK)
         AV_INFO("token.revoked", "token=t%lld", (long long) id);
     return rc;
-}
-
-int
-tokens_apply(struct engine *e, struct batch *b, struct cmd *c)
-{
-    switch (c->kind) {
-    case CMD_TOKEN_CREATE:
-        return apply_create(e, b, c);
-    case CMD_TOKEN_LIST:
-        return store_token_list(
-            e->st, &c->u.token.tokens, &c->u.token.n, &c->err);
-    case CMD_TOKEN_REVOKE:
-        return apply_revoke(e, b, c);
-    default:
-        return av_error_set(
-            &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
-    }
 }
 
 void
@@ -107,4 +90,11 @@ tokens_committed(struct engine *e, const struct cmd *list)
                 "restart\"",
                 (long long) t->id);
     }
+}
+
+int
+tokens_list(struct engine *e, struct batch *b, struct cmd *c)
+{
+    (void) b;
+    return store_token_list(e->st, &c->u.token.tokens, &c->u.token.n, &c->err);
 }
