@@ -64,7 +64,8 @@ static const char usage_line[]
       "                    [--prefetch N] [--name NAME] [--grace-ms N]\n"
       "                    [--token T] [--tls-ca F] [--tls-cert F] "
       "[--tls-key F]\n"
-      "                    [--log-level L] [--log-format F] [--version] [--help]\n";
+      "                    [--log-level L] [--log-format F] [--version] "
+      "[--help]\n";
 
 static void
 usage(FILE *out, bool full)

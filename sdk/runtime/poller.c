@@ -145,7 +145,7 @@ poll_main(void *arg)
         struct anvil_lease *leases = NULL;
         size_t              n      = 0;
         struct anvil_error  e      = { 0 };
-        int                 rc = anvil_lease_poll(p->client, &req, &leases, &n, &e);
+        int rc = anvil_lease_poll(p->client, &req, &leases, &n, &e);
         poll_ended(p, req.max_jobs, rc == ANVIL_OK ? n : 0);
         if (rc == ANVIL_OK) {
             if (backoff > 0)

@@ -173,7 +173,8 @@ always_fail_handler(
 
     (void) arg;
     rec_return(i, false, false);
-    anvil_job_ctx_set_error(ctx, true, "still broken at attempt %u", l->job.attempt);
+    anvil_job_ctx_set_error(
+        ctx, true, "still broken at attempt %u", l->job.attempt);
     return ANVIL_INTERNAL;
 }
 

@@ -15,8 +15,8 @@
 // clang-format on
 
 #include "../../worker/handlers.h"
-#include "runtime/worker_peek.h"
 #include "../harness.h"
+#include "runtime/worker_peek.h"
 
 #include <nng/nng.h>
 #include <pthread.h>
@@ -219,7 +219,8 @@ start(struct harness *h, int slots, int prefetch, ...)
          t             = va_arg(ap, const char *)) {
         anvil_handler_fn fn  = va_arg(ap, anvil_handler_fn);
         void            *arg = va_arg(ap, void *);
-        assert_int_equal(anvil_worker_add_handler(w, t, fn, arg, &err), ANVIL_OK);
+        assert_int_equal(
+            anvil_worker_add_handler(w, t, fn, arg, &err), ANVIL_OK);
     }
     va_end(ap);
     assert_int_equal(anvil_worker_start(w, &err), ANVIL_OK);

@@ -311,7 +311,8 @@ step_handler(
     } else if (strcmp(action, "sleep") == 0) {
         interrupted = !anvil_job_ctx_sleep(ctx, SLEEP_MS);
         if (interrupted) {
-            anvil_job_ctx_set_error(ctx, false, "stopped: %s was canceled", job->id);
+            anvil_job_ctx_set_error(
+                ctx, false, "stopped: %s was canceled", job->id);
             rc = ANVIL_CANCELLED;
         }
     } else if (strcmp(action, "gate") == 0) {

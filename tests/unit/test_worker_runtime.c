@@ -21,10 +21,10 @@
 
 #include "../../worker/handlers.h"
 #include "../harness.h"
+#include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "runtime/tasks.h"
 #include "util/log.h"
-#include "../wire_test.h"
 #include "wire.h"
 
 #include <anvil/worker.h>

@@ -117,8 +117,8 @@ ANVIL_API int anvil_worker_add_handler(anvil_worker *w, const char *type,
 
 // Starts polling and the slot threads; returns at once. The worker tells
 // the server who it is with every Poll and Heartbeat (host, pid,
-// ANVIL_VERSION, its job types, queues and slots), so anvil_worker_status_list()
-// shows it.
+// ANVIL_VERSION, its job types, queues and slots), so
+// anvil_worker_status_list() shows it.
 ANVIL_API int anvil_worker_start(anvil_worker *w, struct anvil_error *err);
 
 // Stops polling, lets running handlers and the prefetched jobs finish for
