@@ -466,7 +466,7 @@ engine_fatal(struct engine *e, const struct anvil_error *err)
 {
     if (atomic_exchange(&e->failed, true))
         return;
-    AV_ERR("engine.engine_fatal",
+    AV_ERR("engine.fatal",
         "code=%s msg=\"%s; the server stops so that a restart recovers "
         "from what is on disk\"",
         anvil_code_name(err->code), err->msg);

@@ -246,17 +246,28 @@ static const struct {
     { "--max-conns", true, set_max_conns },
 };
 
-// Waits for SIGINT or SIGTERM (blocked in every thread) and asks the
-// server to stop.
+// The signals main blocks in every thread: SIGINT and SIGTERM stop the
+// server; SIGUSR1 only ends wait_signal (main sends it when the server
+// stopped by itself, so the thread never outlives the server).
+static void
+stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+// Waits for SIGINT or SIGTERM and asks the server to stop.
 static void *
 wait_signal(void *arg)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    stop_signals(&set);
     int sig = 0;
     sigwait(&set, &sig);
+    if (sig == SIGUSR1)
+        return NULL;
     AV_INFO("server.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_shutdown(arg);
     return NULL;
@@ -305,11 +316,9 @@ main(int argc, char **argv)
     if (rc != 0)
         return rc == 1 ? 0 : rc;
 
-    // Block the stop signals in every thread; main waits for them.
+    // Block the stop signals in every thread; wait_signal waits for them.
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -325,8 +334,9 @@ main(int argc, char **argv)
         server_stop(srv);
         return 1;
     }
-    pthread_detach(sig_thread);
     int code = server_wait(srv);
+    pthread_kill(sig_thread, SIGUSR1); // a no-op once it has taken a signal
+    pthread_join(sig_thread, NULL);
     server_stop(srv);
     nng_fini();
     if (code != ANVIL_OK) {
