@@ -57,22 +57,19 @@ struct lease_ref {
 };
 
 struct cmd_submit {
-    const char    *type;
-    const char    *queue;
-    const char    *key; // idempotency key; NULL = none
-    const uint8_t *payload;
-    size_t         len;
-    int32_t        priority;
-    int64_t        delay_ms;
-    int64_t        run_at_ms;
-    int64_t        timeout_ms;
-    uint32_t       max_attempts;       // 0 = default
-    int64_t        lease_ms;           // 0 = default
-    int64_t        backoff_initial_ms; // 0 = default (1000)
-    int64_t        backoff_max_ms;     // 0 = default (60000)
-    double         backoff_multiplier; // 0 = default (2)
-    int64_t        id;                 // out
-    bool           existed;            // out
+    const char         *type;
+    const char         *queue;
+    const char         *key; // idempotency key; NULL = none
+    const uint8_t      *payload;
+    size_t              len;
+    int32_t             priority;
+    int64_t             delay_ms;
+    int64_t             run_at_ms;
+    int64_t             timeout_ms;
+    int64_t             lease_ms; // 0 = default
+    struct retry_policy retry;    // 0 fields = default
+    int64_t             id;       // out
+    bool                existed;  // out
 };
 
 struct cmd_job { // GET, CANCEL
@@ -161,18 +158,15 @@ struct cmd_health {
 };
 
 struct cmd_wf_step {
-    const char    *name;
-    const char    *type;
-    const char    *queue;
-    const uint8_t *payload;
-    size_t         len;
-    int32_t        priority;
-    uint32_t       max_attempts; // 0 = default
-    int64_t        timeout_ms;
-    int64_t        lease_ms;
-    int64_t        backoff_initial_ms;
-    int64_t        backoff_max_ms;
-    double         backoff_multiplier;
+    const char         *name;
+    const char         *type;
+    const char         *queue;
+    const uint8_t      *payload;
+    size_t              len;
+    int32_t             priority;
+    int64_t             timeout_ms;
+    int64_t             lease_ms;
+    struct retry_policy retry; // 0 fields = default
 };
 
 struct dag;
@@ -261,11 +255,6 @@ struct engine_config {
     void (*on_fatal)(void *arg, const struct anvil_error *err);
     void *fatal_arg;
 };
-
-// Retry defaults, used where a job or step sets none.
-#define ENGINE_BACKOFF_INITIAL_MS 1000
-#define ENGINE_BACKOFF_MAX_MS 60000
-#define ENGINE_BACKOFF_MULTIPLIER 2.0
 
 // Rebuilds the ready queues and timers from the store and starts the
 // engine thread. The store stays the caller's but only the engine may use

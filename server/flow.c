@@ -217,23 +217,14 @@ insert_steps(
                  .payload_len = st->len,
                  .priority    = st->priority,
                  .state = dag->n_parents[i] ? ANVIL_JOB_PENDING : ANVIL_JOB_QUEUED,
-                 .max_attempts
-                 = st->max_attempts ? st->max_attempts : e->cfg.max_attempts,
-                 .created_at         = b->now,
-                 .run_at             = b->now,
-                 .timeout_ms         = st->timeout_ms,
-                 .workflow_id        = wf,
-                 .step               = st->name,
-                 .pending_parents    = (uint32_t) dag->n_parents[i],
-                 .lease_ms           = st->lease_ms,
-                 .backoff_initial_ms = st->backoff_initial_ms
-                     ? st->backoff_initial_ms
-                     : ENGINE_BACKOFF_INITIAL_MS,
-                 .backoff_max_ms
-                 = st->backoff_max_ms ? st->backoff_max_ms : ENGINE_BACKOFF_MAX_MS,
-                 .backoff_multiplier = st->backoff_multiplier > 0
-                     ? st->backoff_multiplier
-                     : ENGINE_BACKOFF_MULTIPLIER,
+                 .retry           = st->retry,
+                 .created_at      = b->now,
+                 .run_at          = b->now,
+                 .timeout_ms      = st->timeout_ms,
+                 .workflow_id     = wf,
+                 .step            = st->name,
+                 .pending_parents = (uint32_t) dag->n_parents[i],
+                 .lease_ms        = st->lease_ms,
         };
         rc = jobs_insert(e, b, &nj, &ids[i], &c->err);
     }

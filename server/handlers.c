@@ -51,14 +51,14 @@ handlers_check_name(const char *field, const char *s, struct anvil_error *err)
 int
 handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
 {
-    if (p->max_attempts > MAX_ATTEMPTS_LIMIT)
+    if (p->retry.max_attempts > MAX_ATTEMPTS_LIMIT)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "max_attempts %u is over the limit of %u", p->max_attempts,
+            "max_attempts %u is over the limit of %u", p->retry.max_attempts,
             MAX_ATTEMPTS_LIMIT);
-    if (p->timeout_ms < 0 || p->backoff_initial_ms < 0 || p->backoff_max_ms < 0
-        || p->timeout_ms > MAX_DURATION_MS
-        || p->backoff_initial_ms > MAX_DURATION_MS
-        || p->backoff_max_ms > MAX_DURATION_MS)
+    if (p->timeout_ms < 0 || p->retry.backoff_initial_ms < 0
+        || p->retry.backoff_max_ms < 0 || p->timeout_ms > MAX_DURATION_MS
+        || p->retry.backoff_initial_ms > MAX_DURATION_MS
+        || p->retry.backoff_max_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms, initial_backoff_ms and max_backoff_ms must be "
             "between 0 and %lld (ten years)",
@@ -68,7 +68,8 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "lease_ms %lld is outside %d..%d ms", (long long) p->lease_ms,
             MIN_LEASE_MS, MAX_LEASE_MS);
-    if (!(p->backoff_multiplier >= 0 && p->backoff_multiplier <= 100))
+    if (!(p->retry.backoff_multiplier >= 0
+            && p->retry.backoff_multiplier <= 100))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "backoff_multiplier must be between 0 (default) and 100");
     return ANVIL_OK;
@@ -112,30 +113,25 @@ handlers_decode_submit_item(const struct handler_limits *lim,
             "between 0 and %lld",
             (long long) MAX_DURATION_MS, MAX_TIME_MS);
     struct handler_policy pol = {
-        .max_attempts       = r->max_attempts,
-        .timeout_ms         = r->timeout_ms,
-        .lease_ms           = r->lease_ms,
-        .backoff_initial_ms = r->initial_backoff_ms,
-        .backoff_max_ms     = r->max_backoff_ms,
-        .backoff_multiplier = r->backoff_multiplier,
+        .retry = { r->max_attempts, r->initial_backoff_ms, r->max_backoff_ms,
+            r->backoff_multiplier },
+        .timeout_ms = r->timeout_ms,
+        .lease_ms   = r->lease_ms,
     };
     if (handlers_check_policy(&pol, err) != ANVIL_OK)
         return err->code;
-    c->kind         = CMD_SUBMIT;
-    s->type         = r->type;
-    s->queue        = queue;
-    s->key          = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
-    s->payload      = r->payload.data;
-    s->len          = r->payload.len;
-    s->priority     = r->priority;
-    s->delay_ms     = r->delay_ms;
-    s->run_at_ms    = r->run_at_ms;
-    s->timeout_ms   = r->timeout_ms;
-    s->max_attempts = r->max_attempts;
-    s->lease_ms     = r->lease_ms;
-    s->backoff_initial_ms = r->initial_backoff_ms;
-    s->backoff_max_ms     = r->max_backoff_ms;
-    s->backoff_multiplier = r->backoff_multiplier;
+    c->kind       = CMD_SUBMIT;
+    s->type       = r->type;
+    s->queue      = queue;
+    s->key        = r->idempotency_key[0] != '\0' ? r->idempotency_key : NULL;
+    s->payload    = r->payload.data;
+    s->len        = r->payload.len;
+    s->priority   = r->priority;
+    s->delay_ms   = r->delay_ms;
+    s->run_at_ms  = r->run_at_ms;
+    s->timeout_ms = r->timeout_ms;
+    s->lease_ms   = r->lease_ms;
+    s->retry      = pol.retry;
     return ANVIL_OK;
 }
 

@@ -57,28 +57,23 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
             "bytes",
             st->name, st->payload.len, lim->max_payload);
     struct handler_policy pol = {
-        .max_attempts       = st->max_attempts,
-        .timeout_ms         = st->timeout_ms,
-        .lease_ms           = st->lease_ms,
-        .backoff_initial_ms = st->initial_backoff_ms,
-        .backoff_max_ms     = st->max_backoff_ms,
-        .backoff_multiplier = st->backoff_multiplier,
+        .retry = { st->max_attempts, st->initial_backoff_ms, st->max_backoff_ms,
+            st->backoff_multiplier },
+        .timeout_ms = st->timeout_ms,
+        .lease_ms   = st->lease_ms,
     };
     if (handlers_check_policy(&pol, &e) != ANVIL_OK)
         return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
     *out = (struct cmd_wf_step) {
-        .name               = st->name,
-        .type               = st->type,
-        .queue              = queue,
-        .payload            = st->payload.data,
-        .len                = st->payload.len,
-        .priority           = st->priority,
-        .max_attempts       = st->max_attempts,
-        .timeout_ms         = st->timeout_ms,
-        .lease_ms           = st->lease_ms,
-        .backoff_initial_ms = st->initial_backoff_ms,
-        .backoff_max_ms     = st->max_backoff_ms,
-        .backoff_multiplier = st->backoff_multiplier,
+        .name       = st->name,
+        .type       = st->type,
+        .queue      = queue,
+        .payload    = st->payload.data,
+        .len        = st->payload.len,
+        .priority   = st->priority,
+        .timeout_ms = st->timeout_ms,
+        .lease_ms   = st->lease_ms,
+        .retry      = pol.retry,
     };
     return ANVIL_OK;
 }

@@ -24,12 +24,9 @@
 
 // A job's or step's retry, timeout and lease settings (0 = default).
 struct handler_policy {
-    uint32_t max_attempts;
-    int64_t  timeout_ms;
-    int64_t  lease_ms;
-    int64_t  backoff_initial_ms;
-    int64_t  backoff_max_ms;
-    double   backoff_multiplier;
+    struct retry_policy retry;
+    int64_t             timeout_ms;
+    int64_t             lease_ms;
 };
 
 // INVALID_ARGUMENT naming the setting unless every one is in range.

@@ -29,6 +29,25 @@ struct parent_result {
     size_t   len;
 };
 
+// A job's or a step's retry policy. As submitted, 0 in a field means the
+// server's default; retry_policy_resolve() fills those in, and what is
+// stored never holds a 0.
+struct retry_policy {
+    uint32_t max_attempts;
+    int64_t  backoff_initial_ms; // delay after the first failed attempt
+    int64_t  backoff_max_ms;     // the longest delay
+    double   backoff_multiplier; // growth per failed attempt
+};
+
+#define RETRY_BACKOFF_INITIAL_MS 1000
+#define RETRY_BACKOFF_MAX_MS 60000
+#define RETRY_BACKOFF_MULTIPLIER 2.0
+
+// p with each 0 field replaced by its default (max_attempts by
+// default_attempts, the server's --max-attempts).
+struct retry_policy retry_policy_resolve(
+    struct retry_policy p, uint32_t default_attempts);
+
 struct job {
     int64_t               id;
     char                 *type;

@@ -65,13 +65,13 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
         return jobs_finish(
             e, b, id, br->workflow_id, *state, NULL, 0, "canceled", err);
     }
-    if (!retryable || br->attempt >= br->max_attempts) {
+    if (!retryable || br->attempt >= br->retry.max_attempts) {
         *state = ANVIL_JOB_FAILED;
         return jobs_finish(
             e, b, id, br->workflow_id, *state, NULL, 0, error, err);
     }
-    int64_t delay = engine_backoff_ms(br->attempt, br->backoff_initial_ms,
-        br->backoff_max_ms, br->backoff_multiplier, rand01(e));
+    int64_t delay = engine_backoff_ms(br->attempt, br->retry.backoff_initial_ms,
+        br->retry.backoff_max_ms, br->retry.backoff_multiplier, rand01(e));
     *state        = ANVIL_JOB_SCHEDULED;
     *retry_at     = b->now + delay;
     int rc        = store_job_requeue(e->st, id, *state, *retry_at, error, err);
@@ -87,7 +87,10 @@ int
 jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
     int64_t *id, struct anvil_error *err)
 {
-    int rc = store_job_insert(e->st, nj, id, err);
+    // The one place a submitted retry policy gets its defaults.
+    struct store_new_job full = *nj;
+    full.retry = retry_policy_resolve(nj->retry, e->cfg.max_attempts);
+    int rc     = store_job_insert(e->st, &full, id, err);
     if (rc != ANVIL_OK)
         return rc;
     if (nj->state == ANVIL_JOB_SCHEDULED)
@@ -159,20 +162,13 @@ jobs_submit(struct engine *e, struct batch *b, struct cmd *c)
         .payload_len = s->len,
         .priority    = s->priority,
         .state       = run_at > b->now ? ANVIL_JOB_SCHEDULED : ANVIL_JOB_QUEUED,
-        .max_attempts = s->max_attempts ? s->max_attempts : e->cfg.max_attempts,
-        .created_at   = b->now,
-        .run_at       = run_at > b->now ? run_at : b->now,
-        .timeout_ms   = s->timeout_ms,
-        .lease_ms     = s->lease_ms,
-        .idem_key     = s->key,
-        .request_id   = c->request_id,
-        .backoff_initial_ms = s->backoff_initial_ms ? s->backoff_initial_ms
-                                                    : ENGINE_BACKOFF_INITIAL_MS,
-        .backoff_max_ms
-        = s->backoff_max_ms ? s->backoff_max_ms : ENGINE_BACKOFF_MAX_MS,
-        .backoff_multiplier = s->backoff_multiplier > 0
-            ? s->backoff_multiplier
-            : ENGINE_BACKOFF_MULTIPLIER,
+        .retry       = s->retry,
+        .created_at  = b->now,
+        .run_at      = run_at > b->now ? run_at : b->now,
+        .timeout_ms  = s->timeout_ms,
+        .lease_ms    = s->lease_ms,
+        .idem_key    = s->key,
+        .request_id  = c->request_id,
     };
     int rc = jobs_insert(e, b, &nj, &s->id, &c->err);
     if (rc != ANVIL_OK)

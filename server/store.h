@@ -209,25 +209,22 @@ int store_rollback_savepoint(struct store *st, struct anvil_error *err);
 
 // A new job's fields. Strings are borrowed for the call.
 struct store_new_job {
-    const char    *type;
-    const char    *queue;
-    const uint8_t *payload;
-    size_t         payload_len;
-    int32_t        priority;
-    int            state; // QUEUED or SCHEDULED
-    uint32_t       max_attempts;
-    int64_t        created_at;
-    int64_t        run_at;
-    int64_t        timeout_ms;
-    int64_t        lease_ms;
-    const char    *idem_key;        // NULL = none
-    uint64_t       request_id;      // 0 = none
-    int64_t        workflow_id;     // 0 = a plain job
-    const char    *step;            // with workflow_id
-    uint32_t       pending_parents; // parents yet to succeed (PENDING)
-    int64_t        backoff_initial_ms;
-    int64_t        backoff_max_ms;
-    double         backoff_multiplier;
+    const char         *type;
+    const char         *queue;
+    const uint8_t      *payload;
+    size_t              payload_len;
+    int32_t             priority;
+    int                 state; // QUEUED or SCHEDULED
+    struct retry_policy retry; // resolved: no 0 fields
+    int64_t             created_at;
+    int64_t             run_at;
+    int64_t             timeout_ms;
+    int64_t             lease_ms;
+    const char         *idem_key;        // NULL = none
+    uint64_t            request_id;      // 0 = none
+    int64_t             workflow_id;     // 0 = a plain job
+    const char         *step;            // with workflow_id
+    uint32_t            pending_parents; // parents yet to succeed (PENDING)
 };
 
 // Inserts a job; *id receives its id.
@@ -282,21 +279,18 @@ int store_job_request_cancel(
 
 // The fields the engine checks before a transition.
 struct store_job_brief {
-    int      state;
-    uint32_t attempt;
-    uint32_t max_attempts;
-    int64_t  lease_deadline;
-    int64_t  started_at;
-    int64_t  timeout_ms;
-    int64_t  lease_ms;
-    int64_t  run_at;
-    int32_t  priority;
-    bool     cancel_requested;
-    int64_t  workflow_id;
-    int64_t  backoff_initial_ms;
-    int64_t  backoff_max_ms;
-    double   backoff_multiplier;
-    int64_t  lease_token; // the API token that holds the lease
+    int                 state;
+    uint32_t            attempt;
+    struct retry_policy retry;
+    int64_t             lease_deadline;
+    int64_t             started_at;
+    int64_t             timeout_ms;
+    int64_t             lease_ms;
+    int64_t             run_at;
+    int32_t             priority;
+    bool                cancel_requested;
+    int64_t             workflow_id;
+    int64_t             lease_token; // the API token that holds the lease
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);

@@ -19,7 +19,7 @@ sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
         nj->payload_len);
     sq_bind_i64(st, s, 4, nj->priority);
     sq_bind_i64(st, s, 5, nj->state);
-    sq_bind_i64(st, s, 6, nj->max_attempts);
+    sq_bind_i64(st, s, 6, nj->retry.max_attempts);
     sq_bind_i64(st, s, 7, nj->created_at);
     sq_bind_i64(st, s, 8, nj->run_at);
     sq_bind_i64(st, s, 9, nj->timeout_ms);
@@ -32,9 +32,9 @@ sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
         sq_bind_text(st, s, 14, nj->step);
     }
     sq_bind_i64(st, s, 15, (sqlite3_int64) nj->pending_parents);
-    sq_bind_i64(st, s, 16, nj->backoff_initial_ms);
-    sq_bind_i64(st, s, 17, nj->backoff_max_ms);
-    sq_bind_double(st, s, 18, nj->backoff_multiplier);
+    sq_bind_i64(st, s, 16, nj->retry.backoff_initial_ms);
+    sq_bind_i64(st, s, 17, nj->retry.backoff_max_ms);
+    sq_bind_double(st, s, 18, nj->retry.backoff_multiplier);
     sq_bind_i64(st, s, 19, st->next_job_id);
     int rc = sq_exec(st, STMT_JOB_INSERT, err, "inserting a job");
     if (rc == ANVIL_OK)
@@ -249,21 +249,21 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
     sq_bind_i64(st, s, 1, id);
     int rc = sq_step(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW) {
-        b->state              = sqlite3_column_int(s, 0);
-        b->attempt            = (uint32_t) sqlite3_column_int64(s, 1);
-        b->max_attempts       = (uint32_t) sqlite3_column_int64(s, 2);
-        b->lease_deadline     = sqlite3_column_int64(s, 3);
-        b->started_at         = sqlite3_column_int64(s, 4);
-        b->timeout_ms         = sqlite3_column_int64(s, 5);
-        b->lease_ms           = sqlite3_column_int64(s, 6);
-        b->run_at             = sqlite3_column_int64(s, 7);
-        b->priority           = sqlite3_column_int(s, 8);
-        b->cancel_requested   = sqlite3_column_int(s, 9) != 0;
-        b->workflow_id        = sqlite3_column_int64(s, 10);
-        b->backoff_initial_ms = sqlite3_column_int64(s, 11);
-        b->backoff_max_ms     = sqlite3_column_int64(s, 12);
-        b->backoff_multiplier = sqlite3_column_double(s, 13);
-        b->lease_token        = sqlite3_column_int64(s, 14);
+        b->state                    = sqlite3_column_int(s, 0);
+        b->attempt                  = (uint32_t) sqlite3_column_int64(s, 1);
+        b->retry.max_attempts       = (uint32_t) sqlite3_column_int64(s, 2);
+        b->lease_deadline           = sqlite3_column_int64(s, 3);
+        b->started_at               = sqlite3_column_int64(s, 4);
+        b->timeout_ms               = sqlite3_column_int64(s, 5);
+        b->lease_ms                 = sqlite3_column_int64(s, 6);
+        b->run_at                   = sqlite3_column_int64(s, 7);
+        b->priority                 = sqlite3_column_int(s, 8);
+        b->cancel_requested         = sqlite3_column_int(s, 9) != 0;
+        b->workflow_id              = sqlite3_column_int64(s, 10);
+        b->retry.backoff_initial_ms = sqlite3_column_int64(s, 11);
+        b->retry.backoff_max_ms     = sqlite3_column_int64(s, 12);
+        b->retry.backoff_multiplier = sqlite3_column_double(s, 13);
+        b->lease_token              = sqlite3_column_int64(s, 14);
     }
     sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)

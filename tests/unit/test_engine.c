@@ -752,11 +752,11 @@ test_engine_no_retry_failure_fails_the_job_at_once(void **state)
 static void
 test_engine_failure_of_the_last_attempt_fails_the_job(void **state)
 {
-    struct fx        *f = *state;
-    struct cmd_submit s = job_spec("t");
-    s.max_attempts      = 1;
-    int64_t    id       = submit_spec(f, &s, 0);
-    struct job j        = lease_one(f, "t");
+    struct fx        *f  = *state;
+    struct cmd_submit s  = job_spec("t");
+    s.retry.max_attempts = 1;
+    int64_t    id        = submit_spec(f, &s, 0);
+    struct job j         = lease_one(f, "t");
     assert_int_equal(j.max_attempts, 1);
     job_fini(&j);
     int     st       = 0;
@@ -1341,13 +1341,13 @@ test_engine_job_lease_overrides_the_default_lease(void **state)
 static void
 test_engine_job_backoff_policy_sets_the_retry_delay(void **state)
 {
-    struct fx        *f  = *state;
-    struct cmd_submit s  = job_spec("t");
-    s.backoff_initial_ms = 40;
-    s.backoff_max_ms     = 50;
-    s.backoff_multiplier = 3;
-    int64_t    id        = submit_spec(f, &s, 0);
-    struct job j         = lease_one(f, "t");
+    struct fx        *f        = *state;
+    struct cmd_submit s        = job_spec("t");
+    s.retry.backoff_initial_ms = 40;
+    s.retry.backoff_max_ms     = 50;
+    s.retry.backoff_multiplier = 3;
+    int64_t    id              = submit_spec(f, &s, 0);
+    struct job j               = lease_one(f, "t");
     job_fini(&j);
     int     st = 0;
     int64_t at = 0;

@@ -323,7 +323,7 @@ test_handlers_submit_fills_the_command_with_defaults(void **state)
     assert_int_equal(s->delay_ms, 1500);
     assert_int_equal(s->run_at_ms, 1700000000000);
     assert_int_equal(s->timeout_ms, 20000);
-    assert_int_equal(s->max_attempts, 7);
+    assert_int_equal(s->retry.max_attempts, 7);
 
     req.queue           = "mail";
     req.idempotency_key = "order-9";

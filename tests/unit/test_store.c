@@ -66,14 +66,14 @@ static struct store_new_job
 new_job(const char *type, const char *queue)
 {
     return (struct store_new_job) {
-        .type         = type,
-        .queue        = queue,
-        .payload      = (const uint8_t *) "{}",
-        .payload_len  = 2,
-        .state        = ANVIL_JOB_QUEUED,
-        .max_attempts = 3,
-        .created_at   = 1000,
-        .run_at       = 1000,
+        .type        = type,
+        .queue       = queue,
+        .payload     = (const uint8_t *) "{}",
+        .payload_len = 2,
+        .state       = ANVIL_JOB_QUEUED,
+        .retry       = { .max_attempts = 3 },
+        .created_at  = 1000,
+        .run_at      = 1000,
     };
 }
 
@@ -429,16 +429,16 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     nj.payload_len                 = sizeof(payload);
     nj.priority                    = -7;
     nj.state                       = ANVIL_JOB_SCHEDULED;
-    nj.max_attempts                = 9;
+    nj.retry.max_attempts          = 9;
     nj.created_at                  = 1700000000123;
     nj.run_at                      = 1700000005000;
     nj.timeout_ms                  = 4500;
     nj.lease_ms                    = 1234;
     nj.idem_key                    = "order-17";
     nj.request_id                  = 0xfeedbeefcafe;
-    nj.backoff_initial_ms          = 250;
-    nj.backoff_max_ms              = 9000;
-    nj.backoff_multiplier          = 1.5;
+    nj.retry.backoff_initial_ms    = 250;
+    nj.retry.backoff_max_ms        = 9000;
+    nj.retry.backoff_multiplier    = 1.5;
     int64_t    id                  = insert(f->st, &nj);
     struct job j                   = get(f->st, id);
     assert_int_equal(j.id, id);
@@ -472,14 +472,14 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     struct anvil_error     err = { 0 };
     assert_int_equal(store_job_brief(f->st, id, &br, &err), ANVIL_OK);
     assert_int_equal(br.state, ANVIL_JOB_SCHEDULED);
-    assert_int_equal(br.max_attempts, 9);
+    assert_int_equal(br.retry.max_attempts, 9);
     assert_int_equal(br.lease_ms, 1234);
     assert_int_equal(br.timeout_ms, 4500);
     assert_int_equal(br.run_at, 1700000005000);
     assert_int_equal(br.priority, -7);
-    assert_int_equal(br.backoff_initial_ms, 250);
-    assert_int_equal(br.backoff_max_ms, 9000);
-    assert_true(br.backoff_multiplier == 1.5);
+    assert_int_equal(br.retry.backoff_initial_ms, 250);
+    assert_int_equal(br.retry.backoff_max_ms, 9000);
+    assert_true(br.retry.backoff_multiplier == 1.5);
     assert_int_equal(br.workflow_id, 0);
 
     int64_t found = 0;

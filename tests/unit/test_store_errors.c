@@ -99,14 +99,14 @@ static struct store_new_job
 new_job(const uint8_t *payload, size_t len)
 {
     return (struct store_new_job) {
-        .type         = "t",
-        .queue        = "default",
-        .payload      = payload,
-        .payload_len  = len,
-        .state        = ANVIL_JOB_QUEUED,
-        .max_attempts = 3,
-        .created_at   = 1000,
-        .run_at       = 1000,
+        .type        = "t",
+        .queue       = "default",
+        .payload     = payload,
+        .payload_len = len,
+        .state       = ANVIL_JOB_QUEUED,
+        .retry       = { .max_attempts = 3 },
+        .created_at  = 1000,
+        .run_at      = 1000,
     };
 }
 

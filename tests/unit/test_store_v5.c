@@ -73,14 +73,14 @@ static int64_t
 insert_job(struct store *st, const char *type)
 {
     struct store_new_job nj = {
-        .type         = type,
-        .queue        = "default",
-        .payload      = (const uint8_t *) "{}",
-        .payload_len  = 2,
-        .state        = ANVIL_JOB_QUEUED,
-        .max_attempts = 3,
-        .created_at   = 10,
-        .run_at       = 10,
+        .type        = type,
+        .queue       = "default",
+        .payload     = (const uint8_t *) "{}",
+        .payload_len = 2,
+        .state       = ANVIL_JOB_QUEUED,
+        .retry       = { .max_attempts = 3 },
+        .created_at  = 10,
+        .run_at      = 10,
     };
     struct anvil_error err = { 0 };
     int64_t            id  = 0;
@@ -487,12 +487,12 @@ test_store_never_reuses_the_ids_of_swept_workflows_after_a_reopen(void **state)
     struct anvil_error   err = { 0 };
     int64_t              wf  = insert_flow(f->st);
     struct store_new_job nj  = {
-         .type         = "step",
-         .queue        = "default",
-         .state        = ANVIL_JOB_QUEUED,
-         .max_attempts = 1,
-         .workflow_id  = wf,
-         .step         = "s",
+         .type        = "step",
+         .queue       = "default",
+         .state       = ANVIL_JOB_QUEUED,
+         .retry       = { .max_attempts = 1 },
+         .workflow_id = wf,
+         .step        = "s",
     };
     int64_t step = 0;
     assert_int_equal(store_job_insert(f->st, &nj, &step, &err), ANVIL_OK);
