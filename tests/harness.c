@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../server/store.h"
 #include "util/clock.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -651,4 +652,39 @@ harness_get_be64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v = (v << 8) | p[i];
     return v;
+}
+
+int
+harness_store_setup(void **state, int synchronous)
+{
+    struct harness_store *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/anvil-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
+    struct anvil_error err = { 0 };
+    if (store_open(f->path, synchronous, &f->st, &err) != ANVIL_OK) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        harness_remove_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int
+harness_store_teardown(void **state)
+{
+    struct harness_store *f = *state;
+    store_hook_step         = NULL;
+    store_hook_fdatasync    = NULL;
+    store_close(f->st);
+    harness_remove_tree(f->dir);
+    free(f);
+    return 0;
 }

@@ -153,6 +153,23 @@ int harness_free_tcp_port(void);
 // Removes path and everything below it, without following symlinks.
 void harness_remove_tree(const char *path);
 
+// A fresh directory and store per test, for cmocka setup and teardown.
+struct store;
+struct harness_store {
+    char          dir[64];
+    char          path[128]; // <dir>/anvil.db
+    struct store *st;
+};
+
+// Makes *state a new struct harness_store: a temporary directory and a
+// store opened at `synchronous` (1 NORMAL, 2 FULL). 0, or -1 after a line
+// on stderr.
+int harness_store_setup(void **state, int synchronous);
+
+// Clears the store's test hooks, closes the store, removes the directory
+// and frees *state. Returns 0.
+int harness_store_teardown(void **state);
+
 // Builds "<dir>/<name>" into buf. Returns buf.
 char *harness_path(
     const struct harness *h, const char *name, char *buf, size_t len);

@@ -20,44 +20,16 @@
 
 // ---- fixture: a fresh directory and database per test ----
 
-struct fx {
-    char          dir[64];
-    char          path[128];
-    struct store *st;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/anvil-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
-    struct anvil_error err = { 0 };
-    if (store_open(f->path, 1, &f->st, &err) != ANVIL_OK) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        harness_remove_tree(f->dir);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return harness_store_setup(state, 1);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f    = *state;
-    store_hook_step = NULL;
-    store_close(f->st);
-    harness_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return harness_store_teardown(state);
 }
 
 // ---- helpers ----
@@ -178,7 +150,7 @@ hook_arm(int stmt, int times)
 static void
 test_store_open_creates_schema_version_and_wal_mode(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     assert_int_equal(
         sql_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     sqlite3      *db = NULL;
@@ -210,8 +182,8 @@ test_store_open_fails_for_a_path_it_cannot_create(void **state)
 static void
 test_store_open_refuses_a_file_that_is_not_a_database(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
     FILE *fp = fopen(path, "wb");
     assert_non_null(fp);
@@ -229,10 +201,10 @@ test_store_open_refuses_a_file_that_is_not_a_database(void **state)
 static void
 test_store_reopen_keeps_jobs_and_schema(void **state)
 {
-    struct fx           *f  = *state;
-    struct store_new_job nj = new_job("email.send", "mail");
-    nj.idem_key             = "key-1";
-    int64_t id              = insert(f->st, &nj);
+    struct harness_store *f  = *state;
+    struct store_new_job  nj = new_job("email.send", "mail");
+    nj.idem_key              = "key-1";
+    int64_t id               = insert(f->st, &nj);
     store_close(f->st);
     f->st = NULL;
 
@@ -255,7 +227,7 @@ test_store_reopen_keeps_jobs_and_schema(void **state)
 static void
 test_store_open_refuses_a_newer_schema_version(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     insert_queued(f->st, "t", "default");
     store_close(f->st);
     f->st = NULL;
@@ -282,7 +254,7 @@ test_store_open_refuses_a_newer_schema_version(void **state)
 static void
 test_store_open_refuses_a_newer_schema_without_an_error_struct(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     store_close(f->st);
     f->st       = NULL;
     sqlite3 *db = NULL;
@@ -351,8 +323,8 @@ make_v1_database(const char *path, const char *extra)
 static void
 test_store_open_migrates_a_version_1_database_keeping_its_jobs(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v1.db", f->dir);
     make_v1_database(path, NULL);
 
@@ -393,8 +365,8 @@ test_store_open_migrates_a_version_1_database_keeping_its_jobs(void **state)
 static void
 test_store_failed_migration_leaves_the_old_database_untouched(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v1-conflict.db", f->dir);
     // A table in the way of the version-2 step makes it fail half-way.
     make_v1_database(path, "CREATE TABLE edges(x);");
@@ -422,25 +394,25 @@ test_store_failed_migration_leaves_the_old_database_untouched(void **state)
 static void
 test_store_insert_and_get_round_trip_every_field(void **state)
 {
-    struct fx           *f         = *state;
-    const uint8_t        payload[] = { 'a', 0, 'b', 0, 0, 0xff, 'c' };
-    struct store_new_job nj        = new_job("image.resize", "media-2");
-    nj.payload                     = payload;
-    nj.payload_len                 = sizeof(payload);
-    nj.priority                    = -7;
-    nj.state                       = ANVIL_JOB_SCHEDULED;
-    nj.retry.max_attempts          = 9;
-    nj.created_at                  = 1700000000123;
-    nj.run_at                      = 1700000005000;
-    nj.timeout_ms                  = 4500;
-    nj.lease_ms                    = 1234;
-    nj.idem_key                    = "order-17";
-    nj.request_id                  = 0xfeedbeefcafe;
-    nj.retry.backoff_initial_ms    = 250;
-    nj.retry.backoff_max_ms        = 9000;
-    nj.retry.backoff_multiplier    = 1.5;
-    int64_t    id                  = insert(f->st, &nj);
-    struct job j                   = get(f->st, id);
+    struct harness_store *f         = *state;
+    const uint8_t         payload[] = { 'a', 0, 'b', 0, 0, 0xff, 'c' };
+    struct store_new_job  nj        = new_job("image.resize", "media-2");
+    nj.payload                      = payload;
+    nj.payload_len                  = sizeof(payload);
+    nj.priority                     = -7;
+    nj.state                        = ANVIL_JOB_SCHEDULED;
+    nj.retry.max_attempts           = 9;
+    nj.created_at                   = 1700000000123;
+    nj.run_at                       = 1700000005000;
+    nj.timeout_ms                   = 4500;
+    nj.lease_ms                     = 1234;
+    nj.idem_key                     = "order-17";
+    nj.request_id                   = 0xfeedbeefcafe;
+    nj.retry.backoff_initial_ms     = 250;
+    nj.retry.backoff_max_ms         = 9000;
+    nj.retry.backoff_multiplier     = 1.5;
+    int64_t    id                   = insert(f->st, &nj);
+    struct job j                    = get(f->st, id);
     assert_int_equal(j.id, id);
     assert_string_equal(j.type, "image.resize");
     assert_string_equal(j.queue, "media-2");
@@ -491,12 +463,12 @@ test_store_insert_and_get_round_trip_every_field(void **state)
 static void
 test_store_keeps_an_empty_payload_empty(void **state)
 {
-    struct fx           *f  = *state;
-    struct store_new_job nj = new_job("t", "default");
-    nj.payload              = NULL;
-    nj.payload_len          = 0;
-    int64_t    id           = insert(f->st, &nj);
-    struct job j            = get(f->st, id);
+    struct harness_store *f  = *state;
+    struct store_new_job  nj = new_job("t", "default");
+    nj.payload               = NULL;
+    nj.payload_len           = 0;
+    int64_t    id            = insert(f->st, &nj);
+    struct job j             = get(f->st, id);
     assert_int_equal(j.payload_len, 0);
     assert_non_null(j.payload);
     assert_string_equal(j.idem_key, "");
@@ -506,9 +478,9 @@ test_store_keeps_an_empty_payload_empty(void **state)
 static void
 test_store_get_of_an_unknown_id_is_not_found(void **state)
 {
-    struct fx         *f   = *state;
-    struct job         j   = { .id = 99 };
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct job            j   = { .id = 99 };
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_job_get(f->st, 12345, &j, &err), ANVIL_NOT_FOUND);
     assert_int_equal(store_job_get(f->st, 0, &j, &err), ANVIL_NOT_FOUND);
     assert_int_equal(store_job_get(f->st, -1, &j, &err), ANVIL_NOT_FOUND);
@@ -525,10 +497,10 @@ test_store_get_of_an_unknown_id_is_not_found(void **state)
 static void
 test_store_duplicate_idempotency_key_keeps_the_first_job(void **state)
 {
-    struct fx           *f     = *state;
-    struct store_new_job first = new_job("a", "default");
-    first.idem_key             = "same";
-    int64_t id1                = insert(f->st, &first);
+    struct harness_store *f     = *state;
+    struct store_new_job  first = new_job("a", "default");
+    first.idem_key              = "same";
+    int64_t id1                 = insert(f->st, &first);
 
     struct store_new_job second = new_job("b", "other");
     second.idem_key             = "same";
@@ -550,12 +522,12 @@ test_store_duplicate_idempotency_key_keeps_the_first_job(void **state)
 static void
 test_store_duplicate_request_id_keeps_the_first_job(void **state)
 {
-    struct fx           *f  = *state;
-    struct store_new_job nj = new_job("a", "default");
-    nj.request_id           = 77;
-    int64_t            id1  = insert(f->st, &nj);
-    int64_t            id2  = 0;
-    struct anvil_error err  = { 0 };
+    struct harness_store *f  = *state;
+    struct store_new_job  nj = new_job("a", "default");
+    nj.request_id            = 77;
+    int64_t            id1   = insert(f->st, &nj);
+    int64_t            id2   = 0;
+    struct anvil_error err   = { 0 };
     assert_int_not_equal(store_job_insert(f->st, &nj, &id2, &err), ANVIL_OK);
     int64_t found = 0;
     assert_int_equal(store_job_by_request(f->st, 77, &found, &err), ANVIL_OK);
@@ -566,10 +538,10 @@ test_store_duplicate_request_id_keeps_the_first_job(void **state)
 static void
 test_store_lease_takes_only_queued_jobs_and_counts_attempts(void **state)
 {
-    struct fx         *f   = *state;
-    int64_t            id  = insert_queued(f->st, "t", "default");
-    struct job         j   = { 0 };
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    int64_t               id  = insert_queued(f->st, "t", "default");
+    struct job            j   = { 0 };
+    struct anvil_error    err = { 0 };
     assert_int_equal(
         store_job_lease(f->st, id, "worker-1", 0, 5000, 30000, &j, &err),
         ANVIL_OK);
@@ -612,13 +584,13 @@ test_store_lease_takes_only_queued_jobs_and_counts_attempts(void **state)
 static void
 test_store_lease_uses_the_jobs_own_lease_and_records_the_token(void **state)
 {
-    struct fx           *f  = *state;
-    struct store_new_job nj = new_job("t", "default");
-    nj.lease_ms             = 500;
-    int64_t            own  = insert(f->st, &nj);
-    int64_t            dflt = insert_queued(f->st, "t", "default");
-    struct job         j    = { 0 };
-    struct anvil_error err  = { 0 };
+    struct harness_store *f  = *state;
+    struct store_new_job  nj = new_job("t", "default");
+    nj.lease_ms              = 500;
+    int64_t            own   = insert(f->st, &nj);
+    int64_t            dflt  = insert_queued(f->st, "t", "default");
+    struct job         j     = { 0 };
+    struct anvil_error err   = { 0 };
     assert_int_equal(
         store_job_lease(f->st, own, "w", 7, 1000, 30000, &j, &err), ANVIL_OK);
     assert_int_equal(j.lease_deadline, 1500);
@@ -639,10 +611,10 @@ test_store_lease_uses_the_jobs_own_lease_and_records_the_token(void **state)
 static void
 test_store_finish_stores_final_state_result_and_error(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    int64_t            ok  = insert_queued(f->st, "t", "default");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    int64_t               ok  = insert_queued(f->st, "t", "default");
     assert_int_equal(
         store_job_lease(f->st, ok, "w", 0, 10, 10, &j, &err), ANVIL_OK);
     job_fini(&j);
@@ -682,10 +654,10 @@ test_store_finish_stores_final_state_result_and_error(void **state)
 static void
 test_store_requeue_and_make_ready_move_a_job_back_to_work(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    int64_t            id  = insert_queued(f->st, "t", "default");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    int64_t               id  = insert_queued(f->st, "t", "default");
     assert_int_equal(
         store_job_lease(f->st, id, "w", 0, 10, 10, &j, &err), ANVIL_OK);
     job_fini(&j);
@@ -727,10 +699,10 @@ test_store_requeue_and_make_ready_move_a_job_back_to_work(void **state)
 static void
 test_store_extend_and_request_cancel_update_a_running_job(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    int64_t            id  = insert_queued(f->st, "t", "default");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    int64_t               id  = insert_queued(f->st, "t", "default");
     assert_int_equal(
         store_job_lease(f->st, id, "w", 0, 10, 10, &j, &err), ANVIL_OK);
     job_fini(&j);
@@ -761,7 +733,7 @@ test_store_extend_and_request_cancel_update_a_running_job(void **state)
 static void
 test_store_list_pages_newest_first_covering_every_job_once(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     enum { N = 47 };
     int64_t ids[N];
     for (int i = 0; i < N; i++)
@@ -795,13 +767,13 @@ test_store_list_pages_newest_first_covering_every_job_once(void **state)
 static void
 test_store_list_filters_by_state_type_and_queue(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    int64_t            a1  = insert_queued(f->st, "a", "q1");
-    int64_t            a2  = insert_queued(f->st, "a", "q2");
-    int64_t            b1  = insert_queued(f->st, "b", "q1");
-    int64_t            a1r = insert_queued(f->st, "a", "q1");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    int64_t               a1  = insert_queued(f->st, "a", "q1");
+    int64_t               a2  = insert_queued(f->st, "a", "q2");
+    int64_t               b1  = insert_queued(f->st, "b", "q1");
+    int64_t               a1r = insert_queued(f->st, "a", "q1");
     assert_int_equal(
         store_job_lease(f->st, a1r, "w", 0, 1, 1, &j, &err), ANVIL_OK);
     job_fini(&j);
@@ -888,8 +860,8 @@ one_of_each_state(struct store *st, int64_t ids[6])
 static void
 test_store_scan_active_sees_only_scheduled_queued_and_running(void **state)
 {
-    struct fx *f = *state;
-    int64_t    ids[6];
+    struct harness_store *f = *state;
+    int64_t               ids[6];
     one_of_each_state(f->st, ids);
     assert_int_equal(state_of(f->st, ids[5]), ANVIL_JOB_CANCELED);
 
@@ -909,7 +881,7 @@ test_store_scan_active_sees_only_scheduled_queued_and_running(void **state)
 static void
 test_store_scan_active_stops_when_the_callback_fails(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     for (int i = 0; i < 5; i++)
         insert_queued(f->st, "t", "default");
     struct scan_rec    r   = { .stop_after = 2 };
@@ -927,11 +899,11 @@ test_store_scan_active_stops_when_the_callback_fails(void **state)
 static void
 test_store_depths_count_queued_and_running_per_queue_and_type(void **state)
 {
-    struct fx          *f   = *state;
-    struct anvil_error  err = { 0 };
-    struct store_depth *d   = NULL;
-    size_t              n   = 99;
-    uint64_t            tot = 99;
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct store_depth   *d   = NULL;
+    size_t                n   = 99;
+    uint64_t              tot = 99;
     // Empty database: no rows, no jobs ever.
     assert_int_equal(store_depths(f->st, &d, &n, &tot, &err), ANVIL_OK);
     assert_int_equal(n, 0);
@@ -966,9 +938,9 @@ test_store_depths_count_queued_and_running_per_queue_and_type(void **state)
 static void
 test_store_sweep_deletes_only_old_finished_jobs_up_to_the_limit(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    int64_t            old[5];
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    int64_t               old[5];
     for (int i = 0; i < 5; i++) {
         old[i] = insert_queued(f->st, "t", "default");
         assert_int_equal(
@@ -1024,10 +996,10 @@ count_cb(void *arg, const char *worker, uint32_t running)
 static void
 test_store_counts_running_jobs_per_worker(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    const char        *w[] = { "a", "b", "a", "a" };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    const char           *w[] = { "a", "b", "a", "a" };
     for (int i = 0; i < 4; i++) {
         int64_t id = insert_queued(f->st, "t", "default");
         assert_int_equal(
@@ -1049,9 +1021,9 @@ test_store_counts_running_jobs_per_worker(void **state)
 static void
 test_store_tokens_round_trip_and_revoke_once(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    uint8_t            h1[32], h2[32];
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    uint8_t               h1[32], h2[32];
     memset(h1, 0xa1, sizeof(h1));
     memset(h2, 0x02, sizeof(h2));
     int64_t id1 = 0, id2 = 0;
@@ -1091,8 +1063,8 @@ test_store_tokens_round_trip_and_revoke_once(void **state)
 static void
 test_store_failed_statement_returns_internal_with_a_message(void **state)
 {
-    struct fx *f  = *state;
-    int64_t    id = insert_queued(f->st, "t", "default");
+    struct harness_store *f  = *state;
+    int64_t               id = insert_queued(f->st, "t", "default");
 
     // Learn the index of the get statement, then make it fail once.
     struct job         j   = { 0 };
@@ -1117,9 +1089,9 @@ test_store_failed_statement_returns_internal_with_a_message(void **state)
 static void
 test_store_rolled_back_savepoint_leaves_nothing_half_written(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
 
     // Learn the index of the extend statement (one step per call).
     int64_t probe = insert_queued(f->st, "probe", "default");
@@ -1164,8 +1136,8 @@ test_store_rolled_back_savepoint_leaves_nothing_half_written(void **state)
 static void
 test_store_failed_insert_stores_nothing(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_record();
     insert_queued(f->st, "probe", "default");
     int insert_stmt = hook_last;
@@ -1186,9 +1158,9 @@ test_store_failed_insert_stores_nothing(void **state)
 static void
 test_store_rollback_of_the_transaction_discards_every_command(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    int64_t            pre = insert_queued(f->st, "pre", "default");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    int64_t               pre = insert_queued(f->st, "pre", "default");
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     insert_queued(f->st, "gone", "default");
@@ -1208,8 +1180,8 @@ test_store_rollback_of_the_transaction_discards_every_command(void **state)
 static void
 test_store_failed_commit_is_reported_and_can_be_rolled_back(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
 
     // Learn the commit statement's index.
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);

@@ -18,44 +18,16 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-struct fx {
-    char          dir[64];
-    char          path[128];
-    struct store *st;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/anvil-store-err-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
-    struct anvil_error err = { 0 };
-    if (store_open(f->path, 1, &f->st, &err) != ANVIL_OK) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        harness_remove_tree(f->dir);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return harness_store_setup(state, 1);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f    = *state;
-    store_hook_step = NULL;
-    store_close(f->st);
-    harness_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return harness_store_teardown(state);
 }
 
 // ---- the failure seam: fail one statement, found by its SQL ----
@@ -156,7 +128,7 @@ pragma_int(struct store *st, const char *sql)
 static void
 test_store_full_database_answers_resource_exhausted_disk_full(void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     insert(f->st);
     // Let the database grow by a few pages at most, then fill them.
     int64_t pages = pragma_int(f->st, "PRAGMA page_count");
@@ -178,8 +150,8 @@ test_store_full_database_answers_resource_exhausted_disk_full(void **state)
 static void
 test_store_injected_disk_full_at_commit_answers_resource_exhausted(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     int64_t id = insert(f->st);
     hook_fail("COMMIT", ANVIL_RESOURCE_EXHAUSTED);
@@ -193,8 +165,8 @@ test_store_injected_disk_full_at_commit_answers_resource_exhausted(void **state)
 static void
 test_store_injected_io_error_at_begin_answers_internal(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_fail("BEGIN IMMEDIATE", 1);
     assert_int_equal(store_begin(f->st, &err), ANVIL_INTERNAL);
     assert_int_equal(err.code, ANVIL_INTERNAL);
@@ -207,8 +179,8 @@ test_store_injected_io_error_at_begin_answers_internal(void **state)
 static void
 test_store_failed_rollback_to_savepoint_is_reported(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     int64_t id = insert(f->st);
@@ -227,8 +199,8 @@ test_store_failed_rollback_to_savepoint_is_reported(void **state)
 static void
 test_store_failed_release_after_rollback_to_is_reported(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     insert(f->st);
@@ -241,8 +213,8 @@ test_store_failed_release_after_rollback_to_is_reported(void **state)
 static void
 test_store_seam_sees_every_transaction_statement(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_fail("COMMIT", 0); // record only
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
@@ -267,10 +239,10 @@ static void
 test_store_result_too_long_to_bind_fails_the_finish_and_writes_nothing(
     void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    struct job         j   = { 0 };
-    int64_t            id  = insert(f->st);
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    struct job            j   = { 0 };
+    int64_t               id  = insert(f->st);
     assert_int_equal(
         store_job_lease(f->st, id, "w1", 0, 2000, 30000, &j, &err), ANVIL_OK);
     job_fini(&j);
@@ -299,7 +271,7 @@ static void
 test_store_key_too_long_to_bind_fails_the_insert_and_stores_nothing(
     void **state)
 {
-    struct fx *f = *state;
+    struct harness_store *f = *state;
     sqlite3_limit(store_sqlite_db(f->st), SQLITE_LIMIT_LENGTH, 1000);
     char key[2000];
     memset(key, 'k', sizeof(key) - 1);

@@ -26,45 +26,17 @@
 
 // ---- fixture: a fresh directory and database per test ----
 
-struct fx {
-    char          dir[64];
-    char          path[128];
-    struct store *st;
-};
-
 // Opens the fixture's database FULL (2), as anvild does by default.
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/anvil-store5-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
-    struct anvil_error err = { 0 };
-    if (store_open(f->path, 2, &f->st, &err) != ANVIL_OK) {
-        fprintf(stderr, "store_open: %s\n", err.msg);
-        harness_remove_tree(f->dir);
-        free(f);
-        return -1;
-    }
-    *state = f;
-    return 0;
+    return harness_store_setup(state, 2);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f         = *state;
-    store_hook_fdatasync = NULL;
-    store_close(f->st);
-    harness_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return harness_store_teardown(state);
 }
 
 // ---- helpers ----
@@ -111,7 +83,7 @@ insert_flow(struct store *st)
 }
 
 static void
-reopen(struct fx *f)
+reopen(struct harness_store *f)
 {
     struct anvil_error err = { 0 };
     store_close(f->st);
@@ -265,8 +237,8 @@ make_v4_database(const char *path, bool with_data)
 static void
 test_store_migrates_a_version_4_database_keeping_every_job(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v4.db", f->dir);
     make_v4_database(path, true);
 
@@ -335,8 +307,8 @@ test_store_migrates_a_version_4_database_keeping_every_job(void **state)
 static void
 test_store_ids_after_migration_exceed_every_old_one(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v4.db", f->dir);
     make_v4_database(path, true);
 
@@ -401,8 +373,8 @@ schema_of(const char *path, char *out, size_t len)
 static void
 test_store_a_new_database_has_the_schema_a_migrated_one_has(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v4.db", f->dir);
     make_v4_database(path, false);
     struct store      *st  = NULL;
@@ -423,8 +395,8 @@ test_store_a_new_database_has_the_schema_a_migrated_one_has(void **state)
 static void
 test_store_refuses_a_version_4_database_it_cannot_migrate(void **state)
 {
-    struct fx *f = *state;
-    char       path[160];
+    struct harness_store *f = *state;
+    char                  path[160];
     snprintf(path, sizeof(path), "%s/v4-conflict.db", f->dir);
     make_v4_database(path, true);
     // A table in the way of the version-5 step makes it fail half-way.
@@ -452,10 +424,10 @@ test_store_refuses_a_version_4_database_it_cannot_migrate(void **state)
 static void
 test_store_never_reuses_the_ids_of_swept_jobs_even_after_a_reopen(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
-    int64_t            a   = insert_job(f->st, "t");
-    int64_t            b   = insert_job(f->st, "t");
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    int64_t               a   = insert_job(f->st, "t");
+    int64_t               b   = insert_job(f->st, "t");
     finish_job(f->st, a, 100);
     finish_job(f->st, b, 100);
     int deleted = 0;
@@ -483,16 +455,16 @@ test_store_never_reuses_the_ids_of_swept_jobs_even_after_a_reopen(void **state)
 static void
 test_store_never_reuses_the_ids_of_swept_workflows_after_a_reopen(void **state)
 {
-    struct fx           *f   = *state;
-    struct anvil_error   err = { 0 };
-    int64_t              wf  = insert_flow(f->st);
-    struct store_new_job nj  = {
-         .type        = "step",
-         .queue       = "default",
-         .state       = ANVIL_JOB_QUEUED,
-         .retry       = { .max_attempts = 1 },
-         .workflow_id = wf,
-         .step        = "s",
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
+    int64_t               wf  = insert_flow(f->st);
+    struct store_new_job  nj  = {
+          .type        = "step",
+          .queue       = "default",
+          .state       = ANVIL_JOB_QUEUED,
+          .retry       = { .max_attempts = 1 },
+          .workflow_id = wf,
+          .step        = "s",
     };
     int64_t step = 0;
     assert_int_equal(store_job_insert(f->st, &nj, &step, &err), ANVIL_OK);
@@ -519,8 +491,8 @@ test_store_never_reuses_the_ids_of_swept_workflows_after_a_reopen(void **state)
 static void
 test_store_skips_the_id_of_a_rolled_back_insert(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     int64_t gone = insert_job(f->st, "t");
     store_rollback(f->st, NULL);
@@ -557,8 +529,8 @@ explain_count(
 static void
 test_store_hot_path_statements_build_no_temporary_tables(void **state)
 {
-    struct fx *f  = *state;
-    sqlite3   *db = NULL;
+    struct harness_store *f  = *state;
+    sqlite3              *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     int checked = 0;
     for (int i = 0; store_stmt_sql(i) != NULL; i++) {
@@ -593,8 +565,8 @@ static const struct {
 static void
 test_store_queries_use_the_partial_indexes(void **state)
 {
-    struct fx *f  = *state;
-    sqlite3   *db = NULL;
+    struct harness_store *f  = *state;
+    sqlite3              *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     for (size_t k = 0; k < sizeof(partial) / sizeof(partial[0]); k++) {
         int users = 0;
@@ -642,7 +614,7 @@ hook_sync(void)
 }
 
 static void
-defer(struct fx *f)
+defer(struct harness_store *f)
 {
     struct anvil_error err = { 0 };
     int                rc  = store_set_deferred_sync(f->st, true, &err);
@@ -664,8 +636,8 @@ commit_one(struct store *st)
 static void
 test_store_sync_makes_each_commit_durable_with_one_fdatasync(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     assert_false(store_needs_sync(f->st)); // opt-in: FULL as opened
     defer(f);
@@ -702,8 +674,8 @@ test_store_sync_makes_each_commit_durable_with_one_fdatasync(void **state)
 static void
 test_store_sync_is_a_no_op_unless_deferred(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     // FULL, not deferred: each COMMIT synced itself.
     commit_one(f->st);
@@ -734,8 +706,8 @@ test_store_sync_is_a_no_op_unless_deferred(void **state)
 static void
 test_store_deferred_sync_changes_only_between_transactions(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(
         store_set_deferred_sync(f->st, true, &err), ANVIL_FAILED_PRECONDITION);
@@ -748,8 +720,8 @@ test_store_deferred_sync_changes_only_between_transactions(void **state)
 static void
 test_store_turning_deferred_sync_off_syncs_first(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
     commit_one(f->st);
@@ -764,8 +736,8 @@ test_store_turning_deferred_sync_off_syncs_first(void **state)
 static void
 test_store_sync_failure_is_reported_and_sticks(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
     commit_one(f->st);
@@ -783,8 +755,8 @@ test_store_sync_failure_is_reported_and_sticks(void **state)
 static void
 test_store_sync_fails_when_the_wal_file_is_gone(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
     char wal[160];
@@ -801,8 +773,8 @@ test_store_sync_fails_when_the_wal_file_is_gone(void **state)
 static void
 test_store_sync_follows_the_wal_across_checkpoints_and_restarts(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
     char wal[160];
@@ -854,8 +826,8 @@ syncer_main(void *arg)
 static void
 test_store_sync_runs_on_another_thread_beside_the_transactions(void **state)
 {
-    struct fx         *f   = *state;
-    struct anvil_error err = { 0 };
+    struct harness_store *f   = *state;
+    struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
     struct syncer s = { .st = f->st };
