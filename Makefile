@@ -46,8 +46,8 @@ ifeq ($(FLAVOR),fuzz)
 CC     := clang
 endif
 # Lazily expanded: pkg-config runs only once the packages are installed.
-PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson)
-PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson)
+PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
+PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
              -g $(OPT) $(PIC) -MMD -MP -fvisibility=hidden \

@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler \
-libsqlite3-dev libcmocka-dev libjansson-dev libmbedtls-dev mandoc"
+libsqlite3-dev libcmocka-dev libjansson-dev libmbedtls-dev mandoc \
+libmicrohttpd-dev libgnutls28-dev curl"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 

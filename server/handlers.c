@@ -449,10 +449,11 @@ handlers_roles(const char *method)
 }
 
 int
-handlers_decode(const struct handler_limits *lim, const char *method,
-    const uint8_t *body, size_t len, struct call *call, struct anvil_error *err)
+handlers_decode_msg(const struct handler_limits *lim, const char *method,
+    ProtobufCMessage *req, struct call *call, struct anvil_error *err)
 {
     memset(call, 0, sizeof(*call));
+    call->req = req;
     const ProtobufCMethodDescriptor *md
         = protobuf_c_service_descriptor_get_method_by_name(service, method);
     if (md == NULL)
@@ -463,31 +464,81 @@ handlers_decode(const struct handler_limits *lim, const char *method,
     if (call->method < 0)
         return av_error_set(err, ANVIL_UNIMPLEMENTED,
             "method %s is not implemented by this server", md->name);
-    call->req = protobuf_c_message_unpack(md->input, NULL, len, body);
-    if (call->req == NULL)
+    if (req == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "body is not a valid %s message", md->input->name);
+    if (req->descriptor != md->input)
+        return av_error_set(err, ANVIL_INTERNAL,
+            "request of %s is a %s, not a %s", md->name, req->descriptor->name,
+            md->input->name);
     return table[call->method].decode(lim, call, err);
+}
+
+const ProtobufCMessageDescriptor *
+handlers_input(const char *method)
+{
+    const ProtobufCMethodDescriptor *md
+        = protobuf_c_service_descriptor_get_method_by_name(service, method);
+    return md == NULL ? NULL : md->input;
+}
+
+int
+handlers_method_index(const char *method)
+{
+    const ProtobufCMethodDescriptor *md
+        = protobuf_c_service_descriptor_get_method_by_name(service, method);
+    return md == NULL ? -1 : (int) (md - service->methods);
+}
+
+int
+handlers_decode(const struct handler_limits *lim, const char *method,
+    const uint8_t *body, size_t len, struct call *call, struct anvil_error *err)
+{
+    const ProtobufCMessageDescriptor *in  = handlers_input(method);
+    ProtobufCMessage                 *req = NULL;
+    if (in != NULL)
+        req = protobuf_c_message_unpack(in, NULL, len, body);
+    return handlers_decode_msg(lim, method, req, call, err);
+}
+
+int
+handlers_reply(struct call *call, ProtobufCMessage **out, void **scratch,
+    struct anvil_error *err)
+{
+    *out     = NULL;
+    *scratch = NULL;
+    int rc   = table[call->method].encode(call, out, scratch);
+    if (rc != ANVIL_OK) {
+        handlers_reply_free(call, *scratch);
+        *scratch = NULL;
+        return av_error_set(err, rc, "out of memory encoding the reply");
+    }
+    return ANVIL_OK;
+}
+
+void
+handlers_reply_free(struct call *call, void *scratch)
+{
+    table[call->method].free_reply(scratch);
 }
 
 int
 handlers_encode(
     struct call *call, uint8_t **out, size_t *len, struct anvil_error *err)
 {
-    ProtobufCMessage *msg     = NULL;
-    void             *scratch = NULL;
-    int               rc = table[call->method].encode(call, &msg, &scratch);
-    if (rc == ANVIL_OK) {
-        *len = protobuf_c_message_get_packed_size(msg);
-        *out = malloc(*len + 1);
-        if (*out == NULL)
-            rc = ANVIL_RESOURCE_EXHAUSTED;
-        else
-            protobuf_c_message_pack(msg, *out);
-    }
-    table[call->method].free_reply(scratch);
+    ProtobufCMessage *msg;
+    void             *scratch;
+    int               rc = handlers_reply(call, &msg, &scratch, err);
     if (rc != ANVIL_OK)
-        return av_error_set(err, rc, "out of memory encoding the reply");
+        return rc;
+    *len = protobuf_c_message_get_packed_size(msg);
+    *out = malloc(*len + 1);
+    if (*out != NULL)
+        protobuf_c_message_pack(msg, *out);
+    handlers_reply_free(call, scratch);
+    if (*out == NULL)
+        return av_error_set(
+            err, ANVIL_RESOURCE_EXHAUSTED, "out of memory encoding the reply");
     return ANVIL_OK;
 }
 

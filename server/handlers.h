@@ -44,6 +44,25 @@ int handlers_decode(const struct handler_limits *lim, const char *method,
     const uint8_t *body, size_t len, struct call *call,
     struct anvil_error *err);
 
+// As handlers_decode, for a request already built as a message of the
+// method's input type (the HTTP endpoint's JSON): call takes req (NULL =
+// undecodable) and frees it in handlers_call_fini.
+int handlers_decode_msg(const struct handler_limits *lim, const char *method,
+    ProtobufCMessage *req, struct call *call, struct anvil_error *err);
+
+// The request message type of rpc `method`, or NULL for an unknown one.
+const ProtobufCMessageDescriptor *handlers_input(const char *method);
+
+// The index of rpc `method` in the service descriptor, or -1.
+int handlers_method_index(const char *method);
+
+// The response message of a call whose command succeeded, pointing into
+// *scratch and the call: free with handlers_reply_free before
+// handlers_call_fini.
+int  handlers_reply(struct call *call, ProtobufCMessage **out, void **scratch,
+     struct anvil_error *err);
+void handlers_reply_free(struct call *call, void *scratch);
+
 // Encodes the response body of a call whose command succeeded into a new
 // buffer (*out, *len; free with free()).
 int handlers_encode(

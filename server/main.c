@@ -19,6 +19,14 @@ static const char usage_text[]
       "tcp://127.0.0.1:7700;\n"
       "                          also ipc:///path, ws://host:port/path,\n"
       "                          tls+tcp://host:port)\n"
+      "  --http URL              also serve HTTP/JSON on http://host:port or\n"
+      "                          https://host:port (repeatable; off by\n"
+      "                          default; docs/http.md)\n"
+      "  --http-idle-timeout DUR close keep-alive HTTP connections idle this\n"
+      "                          long (default 60s)\n"
+      "  --http-read-timeout DUR close HTTP connections whose request takes\n"
+      "                          longer than this to arrive (default 10s)\n"
+      "  --public-metrics        serve GET /metrics without a token\n"
       "  --db PATH               SQLite database (default ./anvil.db)\n"
       "  --log-level LEVEL       error, warn, info (default) or debug\n"
       "  --log-format FMT        text (default) or json lines\n"
@@ -35,8 +43,8 @@ static const char usage_text[]
       "  --insecure              serve without tokens even off loopback\n"
       "  --bootstrap-token-file F  make sure an admin token exists: read it\n"
       "                          from F, or create one and write it to F\n"
-      "  --tls-cert FILE         PEM certificate for tls+tcp://\n"
-      "  --tls-key FILE          PEM private key for tls+tcp://\n"
+      "  --tls-cert FILE         PEM certificate for tls+tcp:// and https://\n"
+      "  --tls-key FILE          PEM private key for tls+tcp:// and https://\n"
       "  --tls-client-ca FILE    require client certificates signed by this "
       "CA\n"
       "  --max-waits N           long-polls in flight, total (default 10000)\n"
@@ -65,6 +73,43 @@ static const char *
 set_listen(struct server_config *cfg, const char *v)
 {
     cfg->listen_url = v;
+    return NULL;
+}
+
+static const char *
+set_http(struct server_config *cfg, const char *v)
+{
+    if (cfg->n_http == SERVER_MAX_HTTP)
+        return "at most 8 --http listeners";
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return "http://host:port or https://host:port";
+    cfg->http_urls[cfg->n_http++] = v;
+    return NULL;
+}
+
+static const char *
+set_http_idle(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->http_idle_timeout_ms) != 0
+        || cfg->http_idle_timeout_ms < 1000)
+        return "a duration of at least 1s, e.g. 60s";
+    return NULL;
+}
+
+static const char *
+set_http_read(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->http_read_timeout_ms) != 0
+        || cfg->http_read_timeout_ms < 100)
+        return "a duration of at least 100ms, e.g. 10s";
+    return NULL;
+}
+
+static const char *
+set_public_metrics(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->public_metrics = true;
     return NULL;
 }
 
@@ -226,6 +271,10 @@ static const struct {
     setter      set;
 } options[] = {
     { "--listen", true, set_listen },
+    { "--http", true, set_http },
+    { "--http-idle-timeout", true, set_http_idle },
+    { "--http-read-timeout", true, set_http_read },
+    { "--public-metrics", false, set_public_metrics },
     { "--db", true, set_db },
     { "--log-level", true, set_level },
     { "--log-format", true, set_format },

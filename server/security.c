@@ -46,7 +46,13 @@ security_auth_on(const struct server_config *cfg)
         return true;
     if (cfg->auth == SERVER_AUTH_OFF)
         return false;
-    return !security_is_local(cfg->listen_url);
+    if (!security_is_local(cfg->listen_url))
+        return true;
+    for (int i = 0; i < cfg->n_http; i++) {
+        if (!security_is_local(cfg->http_urls[i]))
+            return true;
+    }
+    return false;
 }
 
 int

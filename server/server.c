@@ -3,6 +3,7 @@
 
 #include "engine.h"
 #include "handlers.h"
+#include "http.h"
 #include "rpc.h"
 #include "security.h"
 #include "store.h"
@@ -22,6 +23,7 @@ struct server {
     nng_tls_config      *tls;
     struct engine       *engine;
     struct rpc          *rpc;
+    struct http         *http[SERVER_MAX_HTTP];
 
     pthread_mutex_t lock; // guards ended, code
     pthread_cond_t  ended_cv;
@@ -85,6 +87,10 @@ server_config_init(struct server_config *cfg)
     cfg->max_waits_per_conn   = 256;
     cfg->max_queue            = 100000;
     cfg->max_conns            = 1024;
+    cfg->n_http               = 0;
+    cfg->http_idle_timeout_ms = 60000;
+    cfg->http_read_timeout_ms = 10000;
+    cfg->public_metrics       = false;
 }
 
 static int
@@ -105,6 +111,12 @@ check_config(const struct server_config *cfg, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_waits, max_waits_per_conn, max_queue and max_conns must be "
             "at least 1");
+    if (cfg->n_http < 0 || cfg->n_http > SERVER_MAX_HTTP
+        || cfg->http_idle_timeout_ms < 1000 || cfg->http_read_timeout_ms < 100)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "at most %d HTTP listeners; the HTTP idle timeout must be at "
+            "least 1s and the read timeout at least 100ms",
+            SERVER_MAX_HTTP);
     if (handlers_check() != 0)
         return av_error_set(err, ANVIL_INTERNAL,
             "rpc handler table does not match the service descriptor");
@@ -136,7 +148,50 @@ prepare(struct server *s, struct anvil_error *err)
             "url=%s msg=\"--insecure: anyone who can "
             "reach this address can use the server\"",
             cfg->listen_url);
+    for (int i = 0; rc == ANVIL_OK && !on && i < cfg->n_http; i++) {
+        if (!security_is_local(cfg->http_urls[i]))
+            AV_WARN("server.insecure",
+                "url=%s msg=\"--insecure: anyone who can reach this address "
+                "can use the server\"",
+                cfg->http_urls[i]);
+    }
     return rc;
+}
+
+static int
+start_http(struct server *s, const char *url, struct http **out,
+    struct anvil_error *err)
+{
+    const struct server_config *cfg = &s->cfg;
+    struct http_config          hcf = {
+                 .url                = url,
+                 .engine             = s->engine,
+                 .auth               = s->auth,
+                 .metrics            = NULL,
+                 .limits             = { .max_payload = cfg->max_payload },
+                 .max_body           = cfg->max_payload * 2 + RECV_MARGIN,
+                 .max_conns          = cfg->max_conns,
+                 .max_waits          = cfg->max_waits,
+                 .max_waits_per_conn = cfg->max_waits_per_conn,
+                 .idle_timeout_ms    = cfg->http_idle_timeout_ms,
+                 .read_timeout_ms    = cfg->http_read_timeout_ms,
+                 .tls_cert           = cfg->tls_cert,
+                 .tls_key            = cfg->tls_key,
+                 .tls_client_ca      = cfg->tls_client_ca,
+                 .public_metrics     = cfg->public_metrics,
+    };
+    int rc = http_start(&hcf, out, err);
+    if (rc == ANVIL_OK)
+        AV_INFO("server.listening", "url=%s port=%d", url, http_port(*out));
+    return rc;
+}
+
+int
+server_http_port(const struct server *s, int i)
+{
+    return i >= 0 && i < s->cfg.n_http && s->http[i] != NULL
+        ? http_port(s->http[i])
+        : -1;
 }
 
 int
@@ -180,6 +235,8 @@ server_start(const struct server_config *cfg, struct server **out,
         };
         rc = rpc_start(&rcf, &s->rpc, err);
     }
+    for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
+        rc = start_http(s, cfg->http_urls[i], &s->http[i], err);
     if (rc != ANVIL_OK) {
         server_stop(s);
         return err ? err->code : rc;
@@ -199,9 +256,13 @@ server_stop(struct server *s)
     // only then is the socket closed (nng 1.5.2 must not send on a closed
     // socket's contexts).
     rpc_quiesce(s->rpc);
+    for (int i = 0; i < SERVER_MAX_HTTP; i++)
+        http_quiesce(s->http[i]);
     engine_stop(s->engine);
     rpc_close(s->rpc);
     rpc_free(s->rpc);
+    for (int i = 0; i < SERVER_MAX_HTTP; i++)
+        http_free(s->http[i]);
     store_close(s->store);
     auth_free(s->auth);
     if (s->tls != NULL)

@@ -9,12 +9,16 @@
 #define SERVER_SERVER_H
 
 #include <anvil/anvil.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 // The largest --max-payload: replies carry payloads and results, and must
 // stay below the clients' 16 MiB receive limit.
 #define SERVER_MAX_PAYLOAD (4 * 1024 * 1024)
+
+// HTTP listeners one server may have (anvild --http, repeated).
+#define SERVER_MAX_HTTP 8
 
 enum server_auth {
     SERVER_AUTH_AUTO = 0, // tokens required unless the URL is local-only
@@ -40,6 +44,14 @@ struct server_config {
     int         max_waits_per_conn; // per connection; 256
     int         max_queue;          // requests waiting for the engine; 100000
     int         max_conns;          // connections open at once; 1024
+    // HTTP/JSON listeners: http://host:port or https://host:port (with
+    // tls_cert and tls_key). Tokens are required when any listener, nng
+    // or HTTP, is reachable off this machine (SERVER_AUTH_AUTO).
+    const char *http_urls[SERVER_MAX_HTTP];
+    int         n_http;
+    int64_t     http_idle_timeout_ms; // keep-alive idle; 60 s
+    int64_t     http_read_timeout_ms; // a request must arrive in; 10 s
+    bool        public_metrics;       // GET /metrics without a token
 };
 
 // Fills cfg with the defaults above.
@@ -60,6 +72,9 @@ int server_start(const struct server_config *cfg, struct server **out,
 // logged). Returns ANVIL_OK after server_shutdown(), else the failure's
 // code. Either way the caller then calls server_stop(). Any thread.
 int server_wait(struct server *s);
+
+// The TCP port of HTTP listener i (in cfg.http_urls), or -1.
+int server_http_port(const struct server *s, int i);
 
 // Wakes server_wait() with ANVIL_OK (e.g. on SIGTERM). Any thread.
 void server_shutdown(struct server *s);

@@ -1,0 +1,1124 @@
+// http.c - the HTTP/JSON endpoint on libmicrohttpd (see http.h).
+//
+// One request's life: the URI callback allocates its struct hreq and arms
+// the read deadline; the access callback matches the route and checks the
+// size, type and token as soon as the headers are in, collects the body,
+// then builds the rpc's request message and posts the command, suspending
+// the connection; done() (engine thread) renders the JSON reply and
+// resumes it; the access callback then queues the reply.
+#include "http.h"
+
+#include "anvil/v1/anvil.pb-c.h"
+#include "auth.h"
+#include "http_routes.h"
+#include "metrics.h"
+#include "pbjson.h"
+#include "util/clock.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/sha256.h"
+#include "waits.h"
+#include "workflow_impl.h"
+
+#include <anvil/workflow.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define MAX_PATH 512
+#define HEADER_MEMORY (64 * 1024) // headers and read buffer per connection
+#define SWEEP_MS 100
+#define JSON_TYPE "application/json"
+// Connection ids have the top bit set: never an nng pipe id.
+#define CONN_ID_BIT 0x80000000u
+
+// One TCP connection: its read deadline, for the sweeper.
+struct hconn {
+    uint32_t      id;
+    int           fd;
+    int64_t       deadline; // monotonic ms; 0 = none
+    struct hconn *prev, *next;
+};
+
+struct hreq {
+    struct http           *h;
+    struct MHD_Connection *mc;
+    struct hconn          *conn;
+    int64_t                t0_us;
+    bool                   started;
+    bool                   waiting; // counted as a long-poll
+    bool                   replied; // status and text are the answer
+    char                   path[MAX_PATH];
+    struct route_match     m;
+    const char            *rpc;    // the rpc run
+    const char            *allow;  // 405: the verb the route takes
+    int                    method; // index in the service, or -1
+    char                  *body;
+    size_t                 len, cap;
+    uint64_t               request_id;
+    struct call            call;
+    // The answer.
+    int         status;
+    const char *ctype;
+    char       *text;
+    size_t      text_len;
+    char        location[48];
+    int         code; // anvil code, for the metrics
+};
+
+struct http {
+    struct http_config cfg;
+    struct MHD_Daemon *d;
+    int                port;
+    char              *cert, *key, *ca; // PEM text for libmicrohttpd
+    pthread_t          sweeper;
+    bool               sweeper_on;
+
+    pthread_mutex_t lock; // guards all below
+    pthread_cond_t  cv;   // sweeper's tick; submitting reaching 0
+    bool            stopping;
+    bool            closing;
+    int             submitting;
+    uint32_t        next_conn;
+    struct hconn   *conns;
+    struct waits    waits;
+    char            last_error[160]; // libmicrohttpd's last complaint
+};
+
+int
+http_status_of(int code)
+{
+    switch (code) {
+    case ANVIL_OK:
+        return 200;
+    case ANVIL_INVALID_ARGUMENT:
+    case ANVIL_OUT_OF_RANGE:
+        return 400;
+    case ANVIL_UNAUTHENTICATED:
+        return 401;
+    case ANVIL_PERMISSION_DENIED:
+        return 403;
+    case ANVIL_NOT_FOUND:
+        return 404;
+    case ANVIL_ALREADY_EXISTS:
+    case ANVIL_ABORTED:
+        return 409;
+    case ANVIL_FAILED_PRECONDITION:
+        return 412;
+    case ANVIL_RESOURCE_EXHAUSTED:
+        return 429;
+    case ANVIL_CANCELLED:
+        return 499;
+    case ANVIL_UNIMPLEMENTED:
+        return 501;
+    case ANVIL_UNAVAILABLE:
+        return 503;
+    case ANVIL_DEADLINE_EXCEEDED:
+        return 504;
+    default:
+        return 500;
+    }
+}
+
+// ---- answers ----
+
+// Sets the answer (text is the request's now).
+static void
+answer(struct hreq *q, int status, const char *ctype, char *text, size_t len)
+{
+    free(q->text);
+    q->status   = status;
+    q->ctype    = ctype;
+    q->text     = text;
+    q->text_len = len;
+    q->replied  = true;
+}
+
+static void
+answer_json(struct hreq *q, int status, json_t *j)
+{
+    char *text
+        = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    if (text == NULL) {
+        q->code = ANVIL_RESOURCE_EXHAUSTED;
+        answer(q, 500, "text/plain", NULL, 0);
+        return;
+    }
+    size_t n = strlen(text);
+    text[n]  = '\n'; // json_dumps leaves room: replace NUL, keep length+1
+    answer(q, status, JSON_TYPE, text, n + 1);
+}
+
+static void
+answer_error(struct hreq *q, int status, int code, const char *msg)
+{
+    q->code = code;
+    answer_json(q, status,
+        json_pack("{s:s,s:s}", "code", anvil_code_name(code), "message", msg));
+}
+
+static void
+answer_err(struct hreq *q, const struct anvil_error *e)
+{
+    answer_error(q, http_status_of(e->code), e->code, e->msg);
+}
+
+// Queues q's answer on its connection.
+static enum MHD_Result
+send_answer(struct hreq *q)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        q->text_len, q->text, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL)
+        return MHD_NO;
+    q->text = NULL; // the response's now
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, q->ctype);
+    if (q->location[0] != '\0')
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, q->location);
+    if (q->status == 401)
+        MHD_add_response_header(
+            r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"anvil\"");
+    if (q->allow != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->allow);
+    enum MHD_Result rv = MHD_queue_response(q->mc, (unsigned) q->status, r);
+    MHD_destroy_response(r);
+    if (q->m.route != NULL && q->m.route->kind == ROUTE_RPC)
+        metrics_rpc(q->h->cfg.metrics, METRICS_HTTP, q->method, q->code,
+            av_mono_us() - q->t0_us);
+    return rv;
+}
+
+// ---- connections and the read deadline ----
+
+static void
+arm(struct http *h, struct hconn *c, int64_t ms)
+{
+    pthread_mutex_lock(&h->lock);
+    c->deadline = ms > 0 ? av_mono_ms() + ms : 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct hconn *c = calloc(1, sizeof(*c));
+        if (c == NULL)
+            return;
+        const union MHD_ConnectionInfo *ci
+            = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci != NULL ? ci->connect_fd : -1;
+        pthread_mutex_lock(&h->lock);
+        c->id       = CONN_ID_BIT | (++h->next_conn & ~CONN_ID_BIT);
+        c->deadline = av_mono_ms() + h->cfg.read_timeout_ms;
+        c->next     = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->lock);
+        *socket_context = c;
+        return;
+    }
+    struct hconn *c = *socket_context;
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&h->lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&h->lock);
+    free(c);
+    *socket_context = NULL;
+}
+
+// Cuts connections whose request did not arrive in time: shutdown() makes
+// libmicrohttpd see the end of the stream and close them itself.
+static void *
+sweep(void *arg)
+{
+    struct http *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += SWEEP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->lock, &ts);
+        int64_t now = av_mono_ms();
+        for (struct hconn *c = h->conns; c != NULL; c = c->next) {
+            if (c->deadline == 0 || now < c->deadline || c->fd < 0)
+                continue;
+            c->deadline = 0;
+            AV_WARN("http.slow_client",
+                "conn=%u timeout_ms=%lld msg=\"request not received in time: "
+                "connection closed (anvild --http-read-timeout)\"",
+                (unsigned) (c->id & ~CONN_ID_BIT),
+                (long long) h->cfg.read_timeout_ms);
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    struct http *h = cls;
+    struct hreq *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->h      = h;
+    q->mc     = mc;
+    q->method = -1;
+    q->t0_us  = av_mono_us();
+    const union MHD_ConnectionInfo *ci
+        = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    q->conn = ci != NULL ? ci->socket_context : NULL;
+    if (q->conn != NULL)
+        arm(h, q->conn, h->cfg.read_timeout_ms);
+    // The path without the query (libmicrohttpd has not split it yet).
+    size_t n = strcspn(uri, "?");
+    if (n >= sizeof(q->path))
+        n = 0; // too long: matches nothing
+    memcpy(q->path, uri, n);
+    q->path[n] = '\0';
+    return q;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+    struct http *h = cls;
+    struct hreq *q = *con_cls;
+    (void) mc;
+    (void) toe;
+    if (q == NULL)
+        return;
+    // Between requests, the next one must start within the idle timeout.
+    if (q->conn != NULL)
+        arm(h, q->conn, h->cfg.idle_timeout_ms);
+    handlers_call_fini(&q->call);
+    free(q->body);
+    free(q->text);
+    free(q);
+    *con_cls = NULL;
+}
+
+static void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    struct http *h = cls;
+    char         buf[sizeof(h->last_error)];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    pthread_mutex_lock(&h->lock);
+    snprintf(h->last_error, sizeof(h->last_error), "%s", buf);
+    pthread_mutex_unlock(&h->lock);
+    AV_DEBUG("http.mhd", "msg=\"%s\"", buf);
+}
+
+// ---- long-polls and the engine ----
+
+static int
+wait_enter(struct hreq *q, struct anvil_error *err)
+{
+    struct http *h  = q->h;
+    uint32_t     id = q->conn != NULL ? q->conn->id : CONN_ID_BIT;
+    pthread_mutex_lock(&h->lock);
+    int rc = waits_enter(&h->waits, id, err);
+    pthread_mutex_unlock(&h->lock);
+    q->waiting = rc == ANVIL_OK;
+    return rc;
+}
+
+static void
+wait_leave(struct hreq *q)
+{
+    if (!q->waiting)
+        return;
+    struct http *h  = q->h;
+    uint32_t     id = q->conn != NULL ? q->conn->id : CONN_ID_BIT;
+    pthread_mutex_lock(&h->lock);
+    waits_leave(&h->waits, id);
+    pthread_mutex_unlock(&h->lock);
+    q->waiting = false;
+}
+
+// The rpc's reply as the route's answer.
+static void
+answer_reply(struct hreq *q)
+{
+    struct anvil_error err = q->call.cmd.err;
+    if (q->m.route->kind == ROUTE_READYZ) {
+        if (err.code == ANVIL_OK) {
+            q->code = ANVIL_OK;
+            answer(q, 200, "text/plain", strdup("ready\n"), 6);
+        } else {
+            answer_err(q, &err);
+        }
+        return;
+    }
+    ProtobufCMessage *msg;
+    void             *scratch = NULL;
+    if (err.code == ANVIL_OK
+        && handlers_reply(&q->call, &msg, &scratch, &err) == ANVIL_OK) {
+        json_t *j = pbjson_from_msg(msg);
+        handlers_reply_free(&q->call, scratch);
+        const char *id
+            = j != NULL ? json_string_value(json_object_get(j, "id")) : NULL;
+        int status = 200;
+        if (q->m.route->created && id != NULL
+            && !json_is_true(json_object_get(j, "existed"))) {
+            status = 201;
+            snprintf(q->location, sizeof(q->location), "/v1/%s/%s",
+                q->call.cmd.kind == CMD_WF_SUBMIT ? "workflows" : "jobs", id);
+        }
+        q->code = ANVIL_OK;
+        answer_json(q, status, j);
+        return;
+    }
+    answer_err(q, &err);
+}
+
+// Engine (or sync) thread: the command is done; answer and resume.
+static void
+call_done(struct cmd *c, void *arg)
+{
+    struct hreq *q = arg;
+    (void) c;
+    wait_leave(q);
+    answer_reply(q);
+    if (q->call.cmd.err.code != ANVIL_OK)
+        AV_DEBUG("http.error", "rpc=%s code=%s msg=\"%s\"", q->rpc,
+            anvil_code_name(q->call.cmd.err.code), q->call.cmd.err.msg);
+    MHD_resume_connection(q->mc);
+}
+
+// Posts q's command unless the endpoint is closing. The connection is
+// suspended first: done() may resume it before this returns, so the
+// caller must not touch q after a true return.
+static bool
+submit(struct hreq *q)
+{
+    struct http *h = q->h;
+    pthread_mutex_lock(&h->lock);
+    bool closing = h->closing;
+    if (!closing)
+        h->submitting++;
+    pthread_mutex_unlock(&h->lock);
+    if (closing) {
+        wait_leave(q);
+        answer_error(q, 503, ANVIL_UNAVAILABLE, "the server is stopping");
+        return false;
+    }
+    q->call.cmd.done     = call_done;
+    q->call.cmd.done_arg = q;
+    MHD_suspend_connection(q->mc);
+    engine_submit(h->cfg.engine, &q->call.cmd);
+    pthread_mutex_lock(&h->lock);
+    if (--h->submitting == 0 && h->closing)
+        pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->lock);
+    return true;
+}
+
+// ---- building the request ----
+
+static const char *
+header(struct hreq *q, const char *name)
+{
+    return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, name);
+}
+
+// The bearer token of the Authorization header, or "".
+static const char *
+bearer(struct hreq *q)
+{
+    const char *a = header(q, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
+        return "";
+    a += 7;
+    while (*a == ' ')
+        a++;
+    return a;
+}
+
+// A client certificate signed by the client CA, when one is required.
+static int
+check_client_cert(struct hreq *q, struct anvil_error *err)
+{
+    if (q->h->ca == NULL)
+        return ANVIL_OK;
+    const union MHD_ConnectionInfo *ci
+        = MHD_get_connection_info(q->mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned int n = 0, status = 1;
+    if (ci != NULL && ci->tls_session != NULL) {
+        gnutls_session_t s = ci->tls_session;
+        if (gnutls_certificate_get_peers(s, &n) == NULL)
+            n = 0;
+        if (n > 0 && gnutls_certificate_verify_peers2(s, &status) != 0)
+            status = 1;
+    }
+    if (n == 0 || status != 0)
+        return av_error_set(err, ANVIL_UNAUTHENTICATED,
+            "this server requires a client certificate signed by its client "
+            "CA (anvild --tls-client-ca)");
+    return ANVIL_OK;
+}
+
+// The Idempotency-Key header as a request id: the first 8 bytes of its
+// SHA-256, never 0.
+static uint64_t
+request_id_of_key(const char *key)
+{
+    uint8_t d[AV_SHA256_LEN];
+    av_sha256(key, strlen(key), d);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | d[i];
+    return v != 0 ? v : 1;
+}
+
+// Takes "request_id" (a number or a decimal string) out of the body.
+static int
+take_request_id(struct hreq *q, json_t *obj, struct anvil_error *err)
+{
+    json_t *v = json_object_get(obj, "request_id");
+    if (v == NULL)
+        return ANVIL_OK;
+    unsigned long long id = 0;
+    char              *end;
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        id = (unsigned long long) json_integer_value(v);
+    else if (json_is_string(v) && json_string_value(v)[0] >= '1'
+        && json_string_value(v)[0] <= '9')
+        id = strtoull(json_string_value(v), &end, 10), id = *end ? 0 : id;
+    if (id == 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "request_id must be a positive integer (a number or a decimal "
+            "string)");
+    q->request_id = id;
+    json_object_del(obj, "request_id");
+    return ANVIL_OK;
+}
+
+// The body as a JSON object (an empty body is {}).
+static int
+body_object(struct hreq *q, json_t **out, struct anvil_error *err)
+{
+    *out = NULL;
+    if (q->len == 0) {
+        *out = json_object();
+        return *out != NULL
+            ? ANVIL_OK
+            : av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    json_error_t je;
+    json_t      *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
+    if (j == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+            je.column);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return av_error_set(
+            err, ANVIL_INVALID_ARGUMENT, "body must be a JSON object");
+    }
+    *out = j;
+    return ANVIL_OK;
+}
+
+// The seed's {"Type": T, "Data": D}, keys in any case; D a string (the
+// payload as is) or any JSON value (its text).
+static int
+seed_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
+{
+    json_t *obj;
+    if (body_object(q, &obj, err) != ANVIL_OK)
+        return err->code;
+    const char *type = NULL;
+    json_t     *data = NULL;
+    const char *k;
+    json_t     *v;
+    int         rc = ANVIL_OK;
+    json_object_foreach(obj, k, v)
+    {
+        if (strcasecmp(k, "type") == 0 && json_is_string(v))
+            type = json_string_value(v);
+        else if (strcasecmp(k, "type") == 0)
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "field '%.64s' must be a string (the job type)", k);
+        else if (strcasecmp(k, "data") == 0)
+            data = v;
+        else
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "unknown field '%.64s': POST /job takes \"Type\" and "
+                "\"Data\"",
+                k);
+        if (rc != ANVIL_OK)
+            break;
+    }
+    if (rc == ANVIL_OK && type == NULL)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "field \"Type\" is required: the job type, e.g. \"Sleep\"");
+    json_t *req = NULL;
+    if (rc == ANVIL_OK) {
+        req = json_pack("{s:s}", "type", type);
+    }
+    ProtobufCMessage *m = NULL;
+    if (rc == ANVIL_OK)
+        rc = pbjson_to_msg(
+            &anvil__v1__submit_job_request__descriptor, req, &m, err);
+    if (rc == ANVIL_OK && data != NULL && !json_is_null(data)) {
+        Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) m;
+        char                        *bytes;
+        size_t                       n;
+        if (json_is_string(data)) {
+            n     = json_string_length(data);
+            bytes = malloc(n + 1);
+            if (bytes != NULL)
+                memcpy(bytes, json_string_value(data), n);
+        } else {
+            bytes = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+            n     = bytes != NULL ? strlen(bytes) : 0;
+        }
+        if (bytes == NULL) {
+            rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+        } else if (n > 0) {
+            r->payload.data = (uint8_t *) bytes;
+            r->payload.len  = n;
+        } else {
+            free(bytes);
+        }
+    }
+    json_decref(req);
+    json_decref(obj);
+    if (rc != ANVIL_OK && m != NULL) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+    *out = m;
+    return rc;
+}
+
+// A workflow definition (docs/workflows.md) as a SubmitWorkflowRequest.
+static int
+workflow_request(
+    struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
+{
+    *out                     = NULL;
+    anvil_workflow_spec *wf  = NULL;
+    json_t              *obj = NULL;
+    // A request_id, if any, is taken out first.
+    int rc = body_object(q, &obj, err);
+    if (rc == ANVIL_OK)
+        rc = take_request_id(q, obj, err);
+    char *text = NULL;
+    if (rc == ANVIL_OK && (text = json_dumps(obj, JSON_COMPACT)) == NULL)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    json_decref(obj);
+    if (rc == ANVIL_OK)
+        rc = anvil_workflow_spec_parse_json(text, strlen(text), &wf, err);
+    free(text);
+    struct workflow_pb pb;
+    if (rc == ANVIL_OK && workflow_pb_init(&pb, wf) != 0)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK) {
+        Anvil__V1__SubmitWorkflowRequest r
+            = ANVIL__V1__SUBMIT_WORKFLOW_REQUEST__INIT;
+        r.spec       = &pb.spec;
+        size_t   n   = anvil__v1__submit_workflow_request__get_packed_size(&r);
+        uint8_t *buf = malloc(n + 1);
+        if (buf != NULL) {
+            anvil__v1__submit_workflow_request__pack(&r, buf);
+            *out = (ProtobufCMessage *)
+                anvil__v1__submit_workflow_request__unpack(NULL, n, buf);
+        }
+        free(buf);
+        workflow_pb_fini(&pb);
+        if (*out == NULL)
+            rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    anvil_workflow_spec_free(wf);
+    return rc;
+}
+
+struct query_ctx {
+    struct hreq        *q;
+    ProtobufCMessage   *m;
+    struct anvil_error *err;
+    int                 rc;
+    int64_t             wait_ms; // -1 = no ?wait
+};
+
+static enum MHD_Result
+query_param(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct query_ctx *x = cls;
+    (void) kind;
+    if (x->rc != ANVIL_OK)
+        return MHD_NO;
+    if (value == NULL)
+        value = "";
+    if (strcmp(key, "wait") == 0 && x->q->m.route->wait_rpc != NULL) {
+        if (av_parse_duration(value, &x->wait_ms) != 0 || x->wait_ms < 0)
+            x->rc = av_error_set(x->err, ANVIL_INVALID_ARGUMENT,
+                "wait '%.32s' is not a duration: 30s, 500ms, 2m", value);
+        return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
+    }
+    if (x->m == NULL)
+        return MHD_YES; // the route takes a body: checked against it
+    x->rc = pbjson_set_text(x->m, key, value, x->err);
+    return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
+}
+
+// The rpc's request message from the body, path and query.
+static int
+build_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
+{
+    const struct route *r = q->m.route;
+    ProtobufCMessage   *m = NULL;
+    int                 rc;
+    if (r->body == ROUTE_BODY_SEED) {
+        rc = seed_request(q, &m, err);
+    } else if (r->body == ROUTE_BODY_WORKFLOW) {
+        rc = workflow_request(q, &m, err);
+    } else if (r->body == ROUTE_BODY_MESSAGE) {
+        json_t *obj;
+        rc = body_object(q, &obj, err);
+        if (rc == ANVIL_OK)
+            rc = take_request_id(q, obj, err);
+        if (rc == ANVIL_OK)
+            rc = pbjson_to_msg(handlers_input(r->rpc), obj, &m, err);
+        json_decref(obj);
+    } else {
+        json_t *obj;
+        rc = body_object(q, &obj, err);
+        if (rc == ANVIL_OK && json_object_size(obj) > 0)
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "%s %s takes no fields in its body: pass them as query "
+                "parameters",
+                r->verb, r->pattern);
+        json_decref(obj);
+        if (rc == ANVIL_OK)
+            rc = pbjson_to_msg(handlers_input(r->rpc), NULL, &m, err);
+    }
+    struct query_ctx x
+        = { q, r->body == ROUTE_BODY_NONE ? m : NULL, err, rc, -1 };
+    if (rc == ANVIL_OK) {
+        MHD_get_connection_values(
+            q->mc, MHD_GET_ARGUMENT_KIND, query_param, &x);
+        rc = x.rc;
+        if (rc == ANVIL_OK && x.m == NULL && r->body != ROUTE_BODY_NONE
+            && MHD_get_connection_values(
+                   q->mc, MHD_GET_ARGUMENT_KIND, NULL, NULL)
+                > 0)
+            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "%s %s takes its fields in the JSON body, not the query",
+                r->verb, r->pattern);
+    }
+    for (size_t i = 0; rc == ANVIL_OK && i < q->m.n; i++)
+        rc = pbjson_set_text(m, q->m.field[i], q->m.value[i], err);
+    q->rpc = r->rpc;
+    if (rc == ANVIL_OK && x.wait_ms >= 0) {
+        // GetJob -> WaitJob: the same id, and the wait as timeout_ms.
+        ProtobufCMessage *w = NULL;
+        rc = pbjson_to_msg(handlers_input(r->wait_rpc), NULL, &w, err);
+        char ms[24];
+        snprintf(ms, sizeof(ms), "%lld", (long long) x.wait_ms);
+        if (rc == ANVIL_OK)
+            rc = pbjson_set_text(w, "id", q->m.value[0], err);
+        if (rc == ANVIL_OK)
+            rc = pbjson_set_text(w, "timeout_ms", ms, err);
+        protobuf_c_message_free_unpacked(m, NULL);
+        m      = w;
+        q->rpc = r->wait_rpc;
+    }
+    if (rc != ANVIL_OK && m != NULL) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+    *out = m;
+    return rc;
+}
+
+// ---- dispatch ----
+
+static void
+answer_openapi(struct hreq *q)
+{
+    q->code = ANVIL_OK;
+    answer_json(q, 200, routes_openapi(ANVIL_VERSION));
+}
+
+// Runs q's route once its body is in. True when the command was posted
+// (the connection is suspended: q is done()'s until it resumes); false
+// when q holds the answer.
+static bool
+dispatch(struct hreq *q)
+{
+    struct http        *h   = q->h;
+    const struct route *r   = q->m.route;
+    struct anvil_error  err = { 0 };
+    switch (r->kind) {
+    case ROUTE_HEALTHZ:
+        q->code = ANVIL_OK;
+        answer(q, 200, "text/plain", strdup("ok\n"), 3);
+        return false;
+    case ROUTE_OPENAPI:
+        answer_openapi(q);
+        return false;
+    case ROUTE_READYZ: {
+        // Ready when the engine answers a Health command.
+        q->rpc = "Health";
+        ProtobufCMessage *m;
+        if (pbjson_to_msg(handlers_input("Health"), NULL, &m, &err) != ANVIL_OK
+            || handlers_decode_msg(&h->cfg.limits, "Health", m, &q->call, &err)
+                != ANVIL_OK) {
+            answer_err(q, &err);
+            return false;
+        }
+        return submit(q);
+    }
+    case ROUTE_METRICS:
+        answer_error(q, 503, ANVIL_UNAVAILABLE, "metrics are not served yet");
+        return false;
+    case ROUTE_RPC:
+        break;
+    }
+    ProtobufCMessage *m  = NULL;
+    int               rc = build_request(q, &m, &err);
+    q->method            = handlers_method_index(q->rpc);
+    int64_t token_id     = 0;
+    int     role         = 0;
+    if (rc == ANVIL_OK)
+        rc = auth_check(h->cfg.auth, bearer(q), q->rpc, av_now_ms(), &token_id,
+            &role, &err);
+    if (rc == ANVIL_OK) {
+        rc = handlers_decode_msg(&h->cfg.limits, q->rpc, m, &q->call, &err);
+        m  = NULL; // the call's now
+    }
+    if (rc == ANVIL_OK && q->call.long_poll)
+        rc = wait_enter(q, &err);
+    if (m != NULL)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (rc != ANVIL_OK) {
+        answer_err(q, &err);
+        return false;
+    }
+    const char *key = header(q, "Idempotency-Key");
+    if (key != NULL && key[0] != '\0' && q->request_id == 0)
+        q->request_id = request_id_of_key(key);
+    q->call.cmd.request_id = q->request_id;
+    q->call.cmd.token_id   = token_id;
+    q->call.cmd.role       = role;
+    q->call.cmd.pipe       = q->conn != NULL ? q->conn->id : CONN_ID_BIT;
+    return submit(q);
+}
+
+// What can be refused once the headers are in: the route, the body's size
+// and type, TLS client certificates, the token of a non-rpc route.
+static bool
+check_headers(struct hreq *q, const char *verb)
+{
+    struct http       *h   = q->h;
+    struct anvil_error err = { 0 };
+    const char        *allow;
+    int                st = routes_match(verb, q->path, &q->m, &allow);
+    if (st == 404) {
+        answer_error(q, 404, ANVIL_NOT_FOUND,
+            "no such route: see GET /v1/openapi.json for the routes");
+        return false;
+    }
+    if (st == 405) {
+        char msg[96];
+        snprintf(
+            msg, sizeof(msg), "this route takes %s, not %.16s", allow, verb);
+        q->allow = allow;
+        answer_error(q, 405, ANVIL_INVALID_ARGUMENT, msg);
+        return false;
+    }
+    if (q->m.route->kind == ROUTE_RPC)
+        q->method = handlers_method_index(q->m.route->rpc);
+    const char *cl = header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg.max_body) {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+            "body of %.20s bytes is over the limit of %zu (anvild "
+            "--max-payload)",
+            cl, h->cfg.max_body);
+        answer_error(q, 413, ANVIL_RESOURCE_EXHAUSTED, msg);
+        return false;
+    }
+    const char *ct         = header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
+    bool        takes_json = q->m.route->body == ROUTE_BODY_MESSAGE
+        || q->m.route->body == ROUTE_BODY_WORKFLOW;
+    if (takes_json && ct != NULL
+        && strncasecmp(ct, JSON_TYPE, strlen(JSON_TYPE)) != 0) {
+        answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
+            "Content-Type must be application/json");
+        return false;
+    }
+    if (check_client_cert(q, &err) != ANVIL_OK) {
+        answer_err(q, &err);
+        return false;
+    }
+    int64_t tid;
+    int     role;
+    if (q->m.route->kind == ROUTE_METRICS && !h->cfg.public_metrics
+        && auth_check(
+               h->cfg.auth, bearer(q), "Health", av_now_ms(), &tid, &role, &err)
+            != ANVIL_OK) {
+        answer_err(q, &err);
+        return false;
+    }
+    return true;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *mc, const char *url,
+    const char *verb, const char *version, const char *upload,
+    size_t *upload_size, void **con_cls)
+{
+    struct http *h = cls;
+    struct hreq *q = *con_cls;
+    (void) url;
+    (void) version;
+    if (q == NULL)
+        return MHD_NO; // out of memory in on_uri: drop the connection
+    if (q->replied)
+        return send_answer(q);
+    if (!q->started) {
+        q->started = true;
+        q->mc      = mc;
+        if (!check_headers(q, verb))
+            return send_answer(q);
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n     = *upload_size;
+        *upload_size = 0;
+        if (q->len + n > h->cfg.max_body) {
+            AV_WARN("http.body_too_large",
+                "limit=%zu msg=\"connection closed\"", h->cfg.max_body);
+            return MHD_NO;
+        }
+        if (q->len + n + 1 > q->cap) {
+            size_t cap = q->cap ? q->cap : 1024;
+            while (cap < q->len + n + 1)
+                cap *= 2;
+            char *p = realloc(q->body, cap);
+            if (p == NULL)
+                return MHD_NO;
+            q->body = p;
+            q->cap  = cap;
+        }
+        memcpy(q->body + q->len, upload, n);
+        q->len += n;
+        return MHD_YES;
+    }
+    // The whole request is in: the read deadline ends here.
+    if (q->conn != NULL)
+        arm(h, q->conn, 0);
+    return dispatch(q) ? MHD_YES : send_answer(q);
+}
+
+// ---- start and stop ----
+
+// "http://host:port" or "https://host:port" into an address.
+static int
+parse_url(const char *url, bool *tls, struct sockaddr_storage *sa,
+    socklen_t *salen, struct anvil_error *err)
+{
+    const char *p;
+    if (strncmp(url, "http://", 7) == 0)
+        *tls = false, p = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        *tls = true, p = url + 8;
+    else
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "--http '%.64s': the URL must be http://host:port or "
+            "https://host:port",
+            url);
+    char        host[256];
+    const char *end;
+    if (*p == '[') {
+        end = strchr(p, ']');
+        if (end == NULL || end[1] != ':')
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "--http '%.64s': an IPv6 address is [addr]:port", url);
+        snprintf(host, sizeof(host), "%.*s", (int) (end - p - 1), p + 1);
+        end++;
+    } else {
+        end = strrchr(p, ':');
+        if (end == NULL || end - p >= (long) sizeof(host))
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "--http '%.64s': the URL needs a port, e.g. "
+                "http://127.0.0.1:8000",
+                url);
+        snprintf(host, sizeof(host), "%.*s", (int) (end - p), p);
+    }
+    const char *port = end + 1;
+    size_t      plen = strcspn(port, "/");
+    if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen
+        || (port[plen] == '/' && port[plen + 1] != '\0') || atoi(port) > 65535)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "--http '%.64s': the port must be a number up to 65535, with no "
+            "path after it",
+            url);
+    char pbuf[8];
+    snprintf(pbuf, sizeof(pbuf), "%.*s", (int) plen, port);
+    struct addrinfo  hints = { .ai_family = AF_UNSPEC,
+         .ai_socktype                     = SOCK_STREAM,
+         .ai_flags                        = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *ai;
+    int              rv = getaddrinfo(host[0] ? host : NULL, pbuf, &hints, &ai);
+    if (rv != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "--http '%.64s': cannot resolve '%s': %s", url, host,
+            gai_strerror(rv));
+    memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+    *salen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return ANVIL_OK;
+}
+
+static int
+load_tls(struct http *h, struct anvil_error *err)
+{
+    const struct http_config *c = &h->cfg;
+    size_t                    n;
+    if (c->tls_cert == NULL || c->tls_key == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "--http %s needs --tls-cert and --tls-key", c->url);
+    int rc = av_read_file(c->tls_cert, 1 << 20, &h->cert, &n, err);
+    if (rc == ANVIL_OK)
+        rc = av_read_file(c->tls_key, 1 << 20, &h->key, &n, err);
+    if (rc == ANVIL_OK && c->tls_client_ca != NULL)
+        rc = av_read_file(c->tls_client_ca, 1 << 20, &h->ca, &n, err);
+    return rc;
+}
+
+int
+http_start(
+    const struct http_config *cfg, struct http **out, struct anvil_error *err)
+{
+    struct http *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    h->cfg                = *cfg;
+    h->waits.max          = cfg->max_waits;
+    h->waits.max_per_conn = cfg->max_waits_per_conn;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    bool                    tls = false;
+    struct sockaddr_storage sa;
+    socklen_t               salen;
+    int                     rc = parse_url(cfg->url, &tls, &sa, &salen, err);
+    if (rc == ANVIL_OK && tls)
+        rc = load_tls(h, err);
+    if (rc != ANVIL_OK) {
+        http_free(h);
+        return rc;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
+        | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG
+        | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0)
+        | (tls ? MHD_USE_TLS : 0);
+    unsigned idle_s = (unsigned) ((cfg->idle_timeout_ms + 999) / 1000);
+    struct MHD_OptionItem opts[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &sa },
+        { MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns, NULL },
+        { MHD_OPTION_CONNECTION_TIMEOUT, idle_s, NULL },
+        { MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEADER_MEMORY, NULL },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) on_connection, h },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, h },
+        { MHD_OPTION_URI_LOG_CALLBACK, (intptr_t) on_uri, h },
+        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t) log_mhd, h },
+        { tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, h->key },
+        { h->ca != NULL ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+            h->ca },
+        { MHD_OPTION_END, 0, NULL },
+    };
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (h->d == NULL) {
+        av_error_set(err, ANVIL_UNAVAILABLE, "cannot listen on %s: %s",
+            cfg->url, h->last_error[0] ? h->last_error : "failed to start");
+        http_free(h);
+        return ANVIL_UNAVAILABLE;
+    }
+    const union MHD_DaemonInfo *di
+        = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di != NULL ? di->port : 0;
+    if (pthread_create(&h->sweeper, NULL, sweep, h) != 0) {
+        http_free(h);
+        return av_error_set(
+            err, ANVIL_RESOURCE_EXHAUSTED, "cannot start a thread");
+    }
+    h->sweeper_on = true;
+    *out          = h;
+    return ANVIL_OK;
+}
+
+int
+http_port(const struct http *h)
+{
+    return h->port;
+}
+
+void
+http_quiesce(struct http *h)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->closing = true;
+    while (h->submitting > 0)
+        pthread_cond_wait(&h->cv, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void
+http_free(struct http *h)
+{
+    if (h == NULL)
+        return;
+    http_quiesce(h);
+    if (h->d != NULL)
+        MHD_stop_daemon(h->d);
+    pthread_mutex_lock(&h->lock);
+    h->stopping = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->lock);
+    if (h->sweeper_on)
+        pthread_join(h->sweeper, NULL);
+    free(h->cert);
+    free(h->key);
+    free(h->ca);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
