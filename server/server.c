@@ -3,6 +3,7 @@
 
 #include "engine.h"
 #include "handlers.h"
+#include "metrics.h"
 #include "rpc.h"
 #include "security.h"
 #include "store.h"
@@ -22,6 +23,7 @@ struct server {
     nng_tls_config      *tls;
     struct engine       *engine;
     struct rpc          *rpc;
+    struct metrics      *metrics; // NULL = off
 
     pthread_mutex_t lock; // guards ended, code
     pthread_cond_t  ended_cv;
@@ -85,6 +87,7 @@ server_config_init(struct server_config *cfg)
     cfg->max_waits_per_conn   = 256;
     cfg->max_queue            = 100000;
     cfg->max_conns            = 1024;
+    cfg->metrics              = true;
 }
 
 static int
@@ -124,6 +127,8 @@ prepare(struct server *s, struct anvil_error *err)
         rc = store_set_deferred_sync(s->store, true, err);
     if (rc == ANVIL_OK && (s->auth = auth_new(on)) == NULL)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK && cfg->metrics && (s->metrics = metrics_new()) == NULL)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
         rc = security_load_tokens(s->store, s->auth, err);
     if (rc == ANVIL_OK && cfg->bootstrap_token_file != NULL)
@@ -161,8 +166,9 @@ server_start(const struct server_config *cfg, struct server **out,
         .worker_lost_ms = cfg->worker_lost_ms,
         .max_queue      = cfg->max_queue,
     };
-    int rc   = prepare(s, err);
-    ecf.auth = s->auth;
+    int rc      = prepare(s, err);
+    ecf.auth    = s->auth;
+    ecf.metrics = s->metrics;
     if (rc == ANVIL_OK)
         rc = engine_start(s->store, &ecf, &s->engine, err);
     if (rc == ANVIL_OK) {
@@ -177,6 +183,7 @@ server_start(const struct server_config *cfg, struct server **out,
             .max_waits_per_conn = cfg->max_waits_per_conn,
             .max_conns          = cfg->max_conns,
             .tls                = s->tls,
+            .metrics            = s->metrics,
         };
         rc = rpc_start(&rcf, &s->rpc, err);
     }
@@ -208,6 +215,7 @@ server_stop(struct server *s)
         nng_tls_config_free(s->tls);
     if (s->rpc != NULL)
         AV_INFO("server.stopped", "url=%s", s->cfg.listen_url);
+    metrics_free(s->metrics); // last: every thread that counts has ended
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->ended_cv);
     free(s);

@@ -9,6 +9,7 @@
 #define SERVER_SERVER_H
 
 #include <anvil/anvil.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,7 @@ struct server_config {
     int         max_waits_per_conn; // per connection; 256
     int         max_queue;          // requests waiting for the engine; 100000
     int         max_conns;          // connections open at once; 1024
+    bool        metrics; // count for GET /metrics; true (--no-metrics)
 };
 
 // Fills cfg with the defaults above.
