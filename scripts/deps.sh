@@ -7,6 +7,9 @@ PKGS="pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler \
 libsqlite3-dev libcmocka-dev libjansson-dev libmbedtls-dev mandoc"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# `deps.sh test` adds what only the tests use: promtool, from Debian's
+# prometheus package (tests/unit/test_metrics.c checks the /metrics text).
+[ "${1:-}" = test ] && PKGS="$PKGS prometheus"
 
 missing=""
 for p in $PKGS; do
