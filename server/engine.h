@@ -209,12 +209,14 @@ struct cmd_batch {
 };
 
 // GET /metrics. Set kind = CMD_METRICS (and done, done_arg); nothing else
-// is read. Read-only, never parks. On ANVIL_OK, text holds the whole
-// exposition (metrics.h METRICS_CONTENT_TYPE), malloc'd and NUL-terminated,
-// len bytes without the NUL; engine_cmd_fini() frees it (or take it and set
-// text to NULL). Errors: UNAVAILABLE "metrics are off (anvild
-// --no-metrics)" when engine_config.metrics is NULL, UNAVAILABLE when the
-// server is stopping or failed, RESOURCE_EXHAUSTED, or the store's code.
+// is read. Read-only, never parks; done() runs as for any command (engine
+// or sync thread, or the posting thread when refused). On ANVIL_OK, text
+// holds the whole exposition (metrics.h METRICS_CONTENT_TYPE), malloc'd and
+// NUL-terminated, len bytes without the NUL; engine_cmd_fini() frees it (or
+// take it and set text to NULL). Errors: UNAVAILABLE "metrics are off
+// (anvild --no-metrics)" when engine_config.metrics is NULL, UNAVAILABLE
+// when the server is stopping or failed, RESOURCE_EXHAUSTED, or the
+// store's code.
 struct cmd_metrics {
     char  *text; // out
     size_t len;  // out
