@@ -1,6 +1,7 @@
-// pbjson.c - protobuf-c messages to and from JSON through the message
-// descriptors (the mapping is in pbjson.h). One walk over the fields
-// serves every rpc, so a field added to anvil.proto needs no code here.
+// pbjson.c - JSON to protobuf-c messages through the message descriptors
+// (the mapping is in pbjson.h; printing is in pbjson_print.c). One walk
+// over the fields serves every rpc, so a field added to anvil.proto needs
+// no code here.
 //
 // Memory: a message built here is laid out as protobuf_c_message_unpack
 // would lay it out, with the system allocator, so that
@@ -9,13 +10,13 @@
 // it is allocated, and an unset string keeps the descriptor's default
 // pointer, which free_unpacked leaves alone.
 #include "pbjson.h"
+#include "pbjson_impl.h"
 
 #include "util/error.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
-#include <inttypes.h>
 #include <math.h>
 #include <mbedtls/base64.h>
 #include <stdbool.h>
@@ -25,7 +26,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define SUFFIX_SNAKE "_base64"
 #define SUFFIX_CAMEL "Base64"
 
 // Where a value is, for error messages: "spec.steps[2].name".
@@ -184,9 +184,10 @@ field_by_key(const ProtobufCMessageDescriptor *d, const char *key, size_t n,
     if (f != NULL)
         return f;
     size_t cut = 0;
-    if (n > strlen(SUFFIX_SNAKE)
-        && strcmp(key + n - strlen(SUFFIX_SNAKE), SUFFIX_SNAKE) == 0)
-        cut = strlen(SUFFIX_SNAKE);
+    if (n > strlen(PBJSON_BASE64_SUFFIX)
+        && strcmp(key + n - strlen(PBJSON_BASE64_SUFFIX), PBJSON_BASE64_SUFFIX)
+            == 0)
+        cut = strlen(PBJSON_BASE64_SUFFIX);
     else if (n > strlen(SUFFIX_CAMEL)
         && strcmp(key + n - strlen(SUFFIX_CAMEL), SUFFIX_CAMEL) == 0)
         cut = strlen(SUFFIX_CAMEL);
@@ -220,8 +221,8 @@ enum_prefix(const char *type, char *buf, size_t cap)
     return n;
 }
 
-static const ProtobufCEnumValue *
-enum_by_number(const ProtobufCEnumDescriptor *ed, int64_t n)
+const ProtobufCEnumValue *
+pbjson_enum_by_number(const ProtobufCEnumDescriptor *ed, int64_t n)
 {
     for (unsigned i = 0; i < ed->n_values; i++)
         if (ed->values[i].value == n)
@@ -300,7 +301,7 @@ enum_by_text(const ProtobufCEnumDescriptor *ed, const char *s)
     }
     int64_t n;
     if (text_i64(s, &n) == NUM_OK)
-        return enum_by_number(ed, n);
+        return pbjson_enum_by_number(ed, n);
     return NULL;
 }
 
@@ -452,7 +453,7 @@ set_enum(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v,
     const ProtobufCEnumValue      *ev = NULL;
     const char                    *s  = json_text(v);
     if (json_is_integer(v))
-        ev = enum_by_number(ed, json_integer_value(v));
+        ev = pbjson_enum_by_number(ed, json_integer_value(v));
     else if (s != NULL)
         ev = enum_by_text(ed, s);
     else
@@ -615,9 +616,8 @@ set_value(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v,
     return av_error_set(err, ANVIL_INTERNAL, "'%s' has an unknown type", p->s);
 }
 
-// The size of one element of a repeated field of type t.
-static size_t
-elem_size(ProtobufCType t)
+size_t
+pbjson_elem_size(ProtobufCType t)
 {
     switch (t) {
     case PROTOBUF_C_TYPE_INT64:
@@ -671,7 +671,7 @@ set_repeated(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
     size_t n = json_array_size(v);
     if (n == 0)
         return ANVIL_OK;
-    size_t sz  = elem_size(f->type);
+    size_t sz  = pbjson_elem_size(f->type);
     char  *arr = calloc(n, sz);
     if (arr == NULL)
         return oom(err);
@@ -711,8 +711,8 @@ fill_key(ProtobufCMessage *m, const char *key, size_t n, const json_t *v,
     } else if (seen[f - d->fields] != 0) {
         rc = seen[f - d->fields] != (base64 ? 2 : 1)
             ? av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "'%s': give %s or %s" SUFFIX_SNAKE ", not both", p->s, f->name,
-                f->name)
+                "'%s': give %s or %s" PBJSON_BASE64_SUFFIX ", not both", p->s,
+                f->name, f->name)
             : av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "'%s': field %s is given twice", p->s, f->name);
     } else {
@@ -799,7 +799,7 @@ append_value(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
 {
     size_t *n     = (size_t *) ((char *) m + f->quantifier_offset);
     void  **arr   = (void **) ((char *) m + f->offset);
-    size_t  sz    = elem_size(f->type);
+    size_t  sz    = pbjson_elem_size(f->type);
     char   *grown = realloc(*arr, (*n + 1) * sz);
     if (grown == NULL)
         return oom(err);
@@ -839,277 +839,9 @@ pbjson_set_text(ProtobufCMessage *m, const char *name, const char *text,
             && *(char **) slot != f->default_value)
             free(*(char **) slot);
         if (rc == ANVIL_OK)
-            memcpy(slot, &u, elem_size(f->type));
+            memcpy(slot, &u, pbjson_elem_size(f->type));
     }
     if (rc != ANVIL_OK && f->type == PROTOBUF_C_TYPE_STRING)
         free(u.s);
     return rc;
-}
-
-// ---- messages to JSON ----
-
-// Length of the valid UTF-8 sequence at s (1 to 4), or 0.
-static size_t
-utf8_seq(const unsigned char *s)
-{
-    size_t   n;
-    uint32_t cp;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n  = 2;
-        cp = s[0] & 0x1Fu;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n  = 3;
-        cp = s[0] & 0x0Fu;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n  = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) // also stops at the terminating NUL
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
-// A JSON string of s. protobuf-c does not check UTF-8 when it unpacks, and
-// JSON must be UTF-8: a bad byte becomes U+FFFD.
-static json_t *
-string_json(const char *s)
-{
-    if (s == NULL)
-        return json_string("");
-    json_t *v = json_string(s);
-    if (v != NULL)
-        return v;
-    size_t n   = strlen(s);
-    char  *fix = malloc(n * 3 + 1);
-    if (fix == NULL)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *) s + i);
-        if (k == 0) {
-            memcpy(fix + j, "\xEF\xBF\xBD", 3);
-            j += 3;
-            i++;
-        } else {
-            memcpy(fix + j, s + i, k);
-            j += k;
-            i += k;
-        }
-    }
-    fix[j] = '\0';
-    v      = json_string(fix);
-    free(fix);
-    return v;
-}
-
-static json_t *
-real_json(double x)
-{
-    if (isnan(x))
-        return json_string("NaN");
-    if (isinf(x))
-        return json_string(x > 0 ? "Infinity" : "-Infinity");
-    return json_real(x);
-}
-
-static json_t *
-base64_json(const ProtobufCBinaryData *bd)
-{
-    size_t olen = 0;
-    mbedtls_base64_encode(NULL, 0, &olen, bd->data, bd->len);
-    unsigned char *buf = malloc(olen + 1);
-    if (buf == NULL)
-        return NULL;
-    json_t *v = NULL;
-    if (mbedtls_base64_encode(buf, olen + 1, &olen, bd->data, bd->len) == 0)
-        v = json_stringn((const char *) buf, olen);
-    free(buf);
-    return v;
-}
-
-// The JSON value the bytes are the compact text of, into *out (NULL when
-// they are not exactly that: other bytes go base64, so that printing and
-// parsing back gives the same bytes). -1 when out of memory.
-static int
-bytes_json(const ProtobufCBinaryData *bd, json_t **out)
-{
-    *out = NULL;
-    json_t *v
-        = json_loadb((const char *) bd->data, bd->len, JSON_DECODE_ANY, NULL);
-    if (v == NULL)
-        return 0;
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s == NULL) {
-        json_decref(v);
-        return -1;
-    }
-    if (strlen(s) == bd->len && memcmp(s, bd->data, bd->len) == 0)
-        *out = v;
-    else
-        json_decref(v);
-    free(s);
-    return 0;
-}
-
-static json_t *
-enum_json(const ProtobufCEnumDescriptor *ed, int32_t x)
-{
-    const ProtobufCEnumValue *ev = enum_by_number(ed, x);
-    return ev != NULL ? json_string(ev->name) : json_integer(x);
-}
-
-static json_t *
-int_string(bool is_signed, const void *slot)
-{
-    char buf[24];
-    if (is_signed)
-        snprintf(buf, sizeof(buf), "%" PRId64, *(const int64_t *) slot);
-    else
-        snprintf(buf, sizeof(buf), "%" PRIu64, *(const uint64_t *) slot);
-    return json_string(buf);
-}
-
-// One value of field f at slot (bytes: base64; see print_bytes).
-static json_t *
-value_json(const ProtobufCFieldDescriptor *f, const void *slot)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        return json_integer(*(const int32_t *) slot);
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        return json_integer(*(const uint32_t *) slot);
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        return int_string(true, slot);
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return int_string(false, slot);
-    case PROTOBUF_C_TYPE_FLOAT:
-        return real_json(*(const float *) slot);
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return real_json(*(const double *) slot);
-    case PROTOBUF_C_TYPE_BOOL:
-        return json_boolean(*(const protobuf_c_boolean *) slot);
-    case PROTOBUF_C_TYPE_ENUM:
-        return enum_json(f->descriptor, *(const int32_t *) slot);
-    case PROTOBUF_C_TYPE_STRING:
-        return string_json(*(char *const *) slot);
-    case PROTOBUF_C_TYPE_BYTES:
-        return base64_json(slot);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        if (*(ProtobufCMessage *const *) slot == NULL)
-            return json_null();
-        return pbjson_from_msg(*(ProtobufCMessage *const *) slot);
-    }
-    return NULL;
-}
-
-// Sets obj["<name>_base64"] to v (consumed). 0, or -1 when out of memory.
-static int
-set_base64_key(json_t *obj, const char *name, json_t *v)
-{
-    char *key = malloc(strlen(name) + sizeof(SUFFIX_SNAKE));
-    if (key == NULL) {
-        json_decref(v);
-        return -1;
-    }
-    strcpy(key, name);
-    strcat(key, SUFFIX_SNAKE);
-    int rc = json_object_set_new(obj, key, v);
-    free(key);
-    return rc;
-}
-
-static int
-print_bytes(json_t *obj, const char *name, const ProtobufCBinaryData *bd)
-{
-    json_t *v = NULL;
-    if (bd->len == 0)
-        return 0;
-    if (bytes_json(bd, &v) != 0)
-        return -1;
-    if (v != NULL)
-        return json_object_set_new(obj, name, v);
-    return set_base64_key(obj, name, base64_json(bd));
-}
-
-// A repeated bytes field is always printed as <name>_base64: an array of
-// base64 strings.
-static int
-print_repeated(json_t *obj, const ProtobufCFieldDescriptor *f, const char *base)
-{
-    size_t      n   = *(const size_t *) (base + f->quantifier_offset);
-    const char *arr = *(char *const *) (base + f->offset);
-    size_t      sz  = elem_size(f->type);
-    json_t     *a   = json_array();
-    if (a == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(a, value_json(f, arr + i * sz)) != 0) {
-            json_decref(a);
-            return -1;
-        }
-    if (f->type == PROTOBUF_C_TYPE_BYTES)
-        return set_base64_key(obj, f->name, a);
-    return json_object_set_new(obj, f->name, a);
-}
-
-// False for a field left out: an unset sub-message, an unset optional,
-// a oneof member that is not the chosen one.
-static bool
-field_present(const char *base, const ProtobufCFieldDescriptor *f)
-{
-    const char *q = base + f->quantifier_offset;
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return *(const uint32_t *) q == f->id;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED)
-        return true;
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE
-        || (f->type == PROTOBUF_C_TYPE_STRING
-            && f->label == PROTOBUF_C_LABEL_OPTIONAL))
-        return *(void *const *) (base + f->offset) != NULL;
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
-        return *(const protobuf_c_boolean *) q;
-    return true;
-}
-
-json_t *
-pbjson_from_msg(const ProtobufCMessage *m)
-{
-    const ProtobufCMessageDescriptor *d    = m->descriptor;
-    const char                       *base = (const char *) m;
-    json_t                           *obj  = json_object();
-    for (unsigned i = 0; obj != NULL && i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f  = &d->fields[i];
-        int                             rc = 0;
-        if (!field_present(base, f))
-            continue;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            rc = print_repeated(obj, f, base);
-        else if (f->type == PROTOBUF_C_TYPE_BYTES)
-            rc = print_bytes(
-                obj, f->name, (const ProtobufCBinaryData *) (base + f->offset));
-        else
-            rc = json_object_set_new(
-                obj, f->name, value_json(f, base + f->offset));
-        if (rc != 0) {
-            json_decref(obj);
-            obj = NULL;
-        }
-    }
-    return obj;
 }
