@@ -49,6 +49,8 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
 PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+# libcurl: the HTTP client of the integration tests only (test_http).
+CURL_LIBS   = $(shell pkg-config --libs libcurl)
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
              -g $(OPT) $(PIC) -MMD -MP -fvisibility=hidden \
              -DANVIL_VERSION='"$(VERSION)"' \
@@ -186,7 +188,7 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(call obj,tests/harness.c) $(LIBS_AL
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS) $(CURL_LIBS)
 
 $(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
