@@ -143,21 +143,27 @@ routes_match(
         *colon = '\0';
         cverb  = colon + 1;
     }
-    bool path_found = false;
+    // Allow names every verb the path takes (the table has GET and POST).
+    bool get = false, post = false;
     for (size_t i = 0; i < NROUTES; i++) {
         struct route_match t = { 0 };
         if (!matches(routes[i].pattern, seg, n, cverb, &t))
             continue;
         if (strcmp(routes[i].verb, verb) != 0) {
-            path_found = true;
-            *allow     = routes[i].verb;
+            if (strcmp(routes[i].verb, "GET") == 0)
+                get = true;
+            else
+                post = true;
             continue;
         }
         *m       = t;
         m->route = &routes[i];
         return 0;
     }
-    return path_found ? 405 : 404;
+    if (!get && !post)
+        return 404;
+    *allow = get && post ? "GET, POST" : get ? "GET" : "POST";
+    return 405;
 }
 
 // ---- OpenAPI ----
