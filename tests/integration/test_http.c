@@ -505,11 +505,13 @@ test_seed_post_job_runs_on_a_real_worker(void **state)
     expect_str(&r, "job.state", "JOB_STATE_SUCCEEDED");
     assert_true(json_is_true(jpath(r.j, "done")));
     expect_str(&r, "job.type", "Sleep");
-    // "Hello World" is not JSON text: the result travels in base64.
-    expect_str(&r, "job.result_base64", "SGVsbG8gV29ybGQ=");
-    // The payload is the Data string, byte for byte.
-    expect_str(&r, "job.payload_base64",
-        "eyJTbGVlcFRpbWVJblNlY29uZHMiOiAxLCAiTWVzc2FnZSI6ICJIZWxsbyBXb3JsZCJ9");
+    // The result is the message as a JSON string; the payload, JSON text,
+    // stays JSON.
+    expect_str(&r, "job.result", "Hello World");
+    expect_str(&r, "job.payload.Message", "Hello World");
+    assert_int_equal(
+        json_integer_value(jpath(r.j, "job.payload.SleepTimeInSeconds")), 1);
+    assert_null(jpath(r.j, "job.payload_base64"));
     resp_free(&r);
     assert_true(harness_wait_for_line(
         harness_proc_out(&f->h, w), "Hello World", WAIT_MS));
@@ -1062,6 +1064,27 @@ test_health_healthz_readyz_and_workers(void **state)
     resp_free(&r);
 }
 
+// GET /metrics: Prometheus text, counting this endpoint's own rpcs.
+static void
+test_metrics_count_http_requests(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char id[32];
+    submit(f, "{\"type\":\"echo\"}", id, sizeof(id));
+    struct resp r = get(f, "/metrics");
+    expect_status(&r, 200);
+    assert_non_null(strstr(r.ctype, "text/plain"));
+    assert_non_null(strstr(r.body, "anvil_jobs_submitted_total"));
+    assert_non_null(strstr(r.body, "anvil_rpc_requests_total{"));
+    assert_non_null(strstr(r.body, "transport=\"http\""));
+    assert_non_null(strstr(r.body, "method=\"SubmitJob\""));
+    resp_free(&r);
+    r = post(f, "/metrics", NULL);
+    assert_string_equal(r.allow, "GET");
+    expect_error(&r, 405, "INVALID_ARGUMENT", NULL);
+}
+
 // ---- the OpenAPI document against the route table ----
 
 static void
@@ -1203,6 +1226,11 @@ test_tokens_roles_and_401_403(void **state)
     r = request(f, "GET", "/readyz", &none);
     expect_status(&r, 200);
     resp_free(&r);
+    r = request(f, "GET", "/metrics", &none); // not public_metrics
+    expect_error(&r, 401, "UNAUTHENTICATED", NULL);
+    r = get(f, "/metrics");
+    expect_status(&r, 200);
+    resp_free(&r);
 
     char reader[160], rid[32], client[160], cid[32];
     create_token(
@@ -1242,6 +1270,22 @@ test_tokens_roles_and_401_403(void **state)
     expect_error(&r, 401, "UNAUTHENTICATED", NULL);
     r = post(f, "/v1/tokens/t99999:revoke", NULL);
     expect_error(&r, 404, "NOT_FOUND", NULL);
+}
+
+static void
+test_public_metrics_need_no_token(void **state)
+{
+    struct fixture *f           = *state;
+    f->cfg.auth                 = SERVER_AUTH_ON;
+    f->cfg.bootstrap_token_file = "set by start()";
+    f->cfg.public_metrics       = true;
+    start(f);
+    struct resp r = get(f, "/metrics");
+    expect_status(&r, 200);
+    assert_non_null(strstr(r.body, "anvil_"));
+    resp_free(&r);
+    r = get(f, "/v1/health"); // the rest still wants one
+    expect_error(&r, 401, "UNAUTHENTICATED", NULL);
 }
 
 // ---- idempotent resends ----
@@ -1585,6 +1629,8 @@ main(void)
         T(test_report_and_stale_tokens),
         T(test_workflows_submit_get_list_wait_and_cancel),
         T(test_health_healthz_readyz_and_workers),
+        T(test_metrics_count_http_requests),
+        T(test_public_metrics_need_no_token),
         T(test_openapi_paths_match_the_route_table),
         T(test_tokens_roles_and_401_403),
         T(test_idempotency_key_and_request_id_make_a_resend_return_the_same_id),
