@@ -888,7 +888,8 @@ check_headers(struct hreq *q, const char *verb)
     if (takes_json && ct != NULL
         && strncasecmp(ct, JSON_TYPE, strlen(JSON_TYPE)) != 0) {
         answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
-            "Content-Type must be application/json");
+            "Content-Type must be application/json (curl: -H "
+            "'Content-Type: application/json')");
         return false;
     }
     if (check_client_cert(q, &err) != ANVIL_OK) {
