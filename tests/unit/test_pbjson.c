@@ -503,7 +503,7 @@ test_pbjson_rejects_wrong_json_types(void **state)
         "'priority' must be an integer (int32), got \"high\"");
     parse_fails(SUBMIT, "{\"priority\":{}}",
         "'priority' must be an integer (int32), got an object");
-    parse_fails(SUBMIT, "{\"priority\":true}", "got true");
+    parse_fails(SUBMIT, "{\"priority\":true}", "got a boolean");
     parse_fails(SUBMIT, "{\"priority\":1.5}",
         "'priority' must be an integer (int32), got 1.5");
     parse_fails(SUBMIT, "{\"backoff_multiplier\":\"fast\"}",
