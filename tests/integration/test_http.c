@@ -1469,6 +1469,32 @@ waiter_start(struct waiter *w)
     assert_int_equal(pthread_create(&w->t, NULL, waiter_run, w), 0);
 }
 
+// The number of WaitJob long-polls parked in the engine (GET /metrics).
+static bool
+one_wait_parked(void *arg)
+{
+    struct fixture *f = arg;
+    CURL           *c = curl_easy_init(); // not f->curl: any thread
+    struct req_opts o = { 0 };
+    struct resp     r = request_on(f, c, "GET", "/metrics", &o);
+    curl_easy_cleanup(c);
+    bool parked = r.status == 200
+        && strstr(r.body, "anvil_long_polls_parked{kind=\"wait_job\"} 1\n")
+            != NULL;
+    resp_free(&r);
+    return parked;
+}
+
+// Parks GET /v1/jobs/{id}?wait=30s on its own connection, on a thread.
+static void
+park_a_wait(struct fixture *f, struct waiter *w, const char *id)
+{
+    w->f = f;
+    snprintf(w->path, sizeof(w->path), "/v1/jobs/%s?wait=30s", id);
+    waiter_start(w);
+    assert_true(harness_wait_for(one_wait_parked, f, WAIT_MS));
+}
+
 // max_waits 1: while one long-poll is parked, another is refused 429.
 static void
 test_429_when_the_long_polls_are_all_taken(void **state)
@@ -1478,39 +1504,54 @@ test_429_when_the_long_polls_are_all_taken(void **state)
     start(f);
     char id[32];
     submit(f, "{\"type\":\"nobody-runs-this\"}", id, sizeof(id));
-    struct waiter w = { .f = f };
-    snprintf(w.path, sizeof(w.path), "/v1/jobs/%s?wait=20s", id);
-    snprintf(w.r.what, sizeof(w.r.what), "%s", w.path);
+    struct waiter w;
+    park_a_wait(f, &w, id);
     char probe[96];
-    snprintf(probe, sizeof(probe), "/v1/jobs/%s?wait=1ms", id);
-    bool    refused  = false;
-    int64_t deadline = av_mono_ms() + WAIT_MS;
-    waiter_start(&w);
-    while (!refused && av_mono_ms() < deadline) {
-        struct resp r = get(f, probe);
-        refused       = r.status == 429;
-        if (refused)
-            expect_error(&r, 429, "RESOURCE_EXHAUSTED", NULL);
-        else
-            resp_free(&r);
-        if (!refused && atomic_load(&w.done)) {
-            // Our probe held the only slot when it came: again.
-            pthread_join(w.t, NULL);
-            resp_free(&w.r);
-            waiter_start(&w);
-        }
-    }
-    assert_true(refused);
-    // Cancelling the job ends the parked wait.
+    snprintf(probe, sizeof(probe), "/v1/jobs/%s?wait=1s", id);
+    struct resp r = get(f, probe);
+    expect_error(&r, 429, "RESOURCE_EXHAUSTED", NULL);
+    r = post(f, "/v1/jobs:poll",
+        "{\"worker_id\":\"w\",\"types\":[\"x\"],\"wait_ms\":1000}");
+    expect_error(&r, 429, "RESOURCE_EXHAUSTED", NULL);
+    r = get_job(f, id, NULL); // no wait: served
+    resp_free(&r);
+    // Cancelling the job ends the parked wait; the slot is free again.
     char path[96];
     snprintf(path, sizeof(path), "/v1/jobs/%s:cancel", id);
-    struct resp r = post(f, path, NULL);
+    r = post(f, path, NULL);
     expect_status(&r, 200);
     resp_free(&r);
     pthread_join(w.t, NULL);
     expect_status(&w.r, 200);
     expect_str(&w.r, "job.state", "JOB_STATE_CANCELED");
     resp_free(&w.r);
+    r = get_job(f, id, "?wait=1s");
+    expect_str(&r, "job.state", "JOB_STATE_CANCELED");
+    resp_free(&r);
+}
+
+// A long-poll parked when the server stops ends at once: a 503 or, when
+// the listener closes first, the connection; never the whole wait.
+static void
+test_a_parked_wait_ends_when_the_server_stops(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char id[32];
+    submit(f, "{\"type\":\"nobody-runs-this\"}", id, sizeof(id));
+    struct waiter w;
+    park_a_wait(f, &w, id);
+    int64_t t0 = av_mono_ms();
+    harness_stop_server(&f->h);
+    pthread_join(w.t, NULL);
+    int64_t took = av_mono_ms() - t0;
+    print_message("parked wait at stop: curl %d, status %ld, body %s\n",
+        (int) w.r.cc, w.r.status, w.r.body ? w.r.body : "");
+    assert_true(took < 5000);
+    if (w.r.cc == CURLE_OK)
+        expect_error(&w.r, 503, "UNAVAILABLE", "stopping");
+    else
+        resp_free(&w.r);
 }
 
 static atomic_int sync_fail; // fdatasync calls still to fail
@@ -1637,6 +1678,7 @@ main(void)
         T(test_400_404_405_415_answers),
         T(test_413_for_a_body_over_the_limit),
         T(test_429_when_the_long_polls_are_all_taken),
+        T(test_a_parked_wait_ends_when_the_server_stops),
         T(test_503_once_the_storage_failed),
         T(test_https_serves_clients_that_trust_its_ca),
         T(test_https_with_a_client_ca_wants_a_client_certificate),
