@@ -253,7 +253,7 @@ demo: all
 	@sh scripts/demo.sh $(BIN)
 
 run: all
-	$(BIN)/anvild --db ./anvil.db
+	$(BIN)/anvild --db ./anvil.db --http http://127.0.0.1:8000
 
 # Man pages: mdoc sources in man/, with @VERSION@ filled in.
 build/man/%: man/%.in VERSION
