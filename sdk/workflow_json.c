@@ -11,6 +11,7 @@
 #include "workflow_impl.h"
 
 #include "util/error.h"
+#include "util/json.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -80,27 +81,6 @@ where_init(struct where *w, size_t i, const json_t *step)
         snprintf(w->text, sizeof(w->text), "steps[%zu]", i);
 }
 
-static const char *
-type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 // INVALID_ARGUMENT naming the first key of obj not in known; at is "" for
 // the top level or a step's where-text.
 static int
@@ -153,7 +133,7 @@ get_string(const json_t *obj, const char *key, bool required, const char *at,
     if (v != NULL && !json_is_string(v))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s%s\"%s\" must be a string, not %s", at, sep(at), key,
-            type_name(v));
+            av_json_kind(v));
     if (v != NULL)
         *out = json_string_value(v);
     return ANVIL_OK;
@@ -247,7 +227,7 @@ step_fields(const json_t *js, const char *at, struct step_fields *f,
     if (rc == ANVIL_OK && after != NULL && !json_is_array(after))
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: \"after\" must be an array of step names, not %s", at,
-            type_name(after));
+            av_json_kind(after));
     const json_t *data = json_object_get(js, "data");
     if (rc == ANVIL_OK && data != NULL) {
         f->payload = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -266,7 +246,7 @@ add_step(anvil_workflow_spec *wf, size_t i, const json_t *js,
     where_init(&w, i, js);
     if (!json_is_object(js))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "%s must be an object, not %s", w.text, type_name(js));
+            "%s must be an object, not %s", w.text, av_json_kind(js));
     struct step_fields f = { 0 };
     struct shown       b;
     int                rc = step_fields(js, w.text, &f, err);
@@ -300,7 +280,7 @@ add_edges(anvil_workflow_spec *wf, size_t i, const json_t *js,
             return av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "%s: \"after\" must be an array of step names, but "
                 "after[%zu] is %s",
-                w.text, k, type_name(p));
+                w.text, k, av_json_kind(p));
         if (workflow_find(wf, parent) < 0)
             return av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "%s: \"after\" names \"%s\", which is not a step of this "
@@ -357,7 +337,8 @@ get_steps(const json_t *root, const json_t **steps, struct anvil_error *err)
             "\"steps\" is missing: a workflow needs at least one step");
     if (!json_is_array(*steps))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "\"steps\" must be an array of steps, not %s", type_name(*steps));
+            "\"steps\" must be an array of steps, not %s",
+            av_json_kind(*steps));
     if (json_array_size(*steps) == 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "\"steps\" is empty: a workflow needs at least one step");
@@ -374,7 +355,7 @@ parse_root(
     if (!json_is_object(root))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "a workflow definition must be a JSON object, not %s",
-            type_name(root));
+            av_json_kind(root));
     int rc = check_keys(root, top_keys, "", err);
     if (rc == ANVIL_OK)
         rc = get_string(root, "name", true, "", &name, err);

@@ -7,6 +7,7 @@
 // the connection; done() (engine thread) renders the JSON reply and
 // resumes it; the access callback then queues the reply.
 #include "http.h"
+#include "http_impl.h"
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
@@ -17,11 +18,8 @@
 #include "util/error.h"
 #include "util/file.h"
 #include "util/log.h"
-#include "util/sha256.h"
 #include "waits.h"
-#include "workflow_impl.h"
 
-#include <anvil/workflow.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
@@ -34,7 +32,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define MAX_PATH 512
 #define HEADER_MEMORY (64 * 1024) // headers and read buffer per connection
 #define SWEEP_MS 100
 #define JSON_TYPE "application/json"
@@ -47,32 +44,6 @@ struct hconn {
     int           fd;
     int64_t       deadline; // monotonic ms; 0 = none
     struct hconn *prev, *next;
-};
-
-struct hreq {
-    struct http           *h;
-    struct MHD_Connection *mc;
-    struct hconn          *conn;
-    int64_t                t0_us;
-    bool                   started;
-    bool                   waiting; // counted as a long-poll
-    bool                   replied; // status and text are the answer
-    char                   path[MAX_PATH];
-    struct route_match     m;
-    const char            *rpc;    // the rpc run
-    const char            *allow;  // 405: the verb the route takes
-    int                    method; // index in the service, or -1
-    char                  *body;
-    size_t                 len, cap;
-    uint64_t               request_id;
-    struct call            call;
-    // The answer.
-    int         status;
-    const char *ctype;
-    char       *text;
-    size_t      text_len;
-    char        location[48];
-    int         code; // anvil code, for the metrics
 };
 
 struct http {
@@ -254,13 +225,7 @@ sweep(void *arg)
     struct http *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += SWEEP_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = av_deadline_in(CLOCK_REALTIME, SWEEP_MS);
         pthread_cond_timedwait(&h->cv, &h->lock, &ts);
         int64_t now = av_mono_ms();
         for (struct hconn *c = h->conns; c != NULL; c = c->next) {
@@ -453,27 +418,6 @@ submit(struct hreq *q)
     return true;
 }
 
-// ---- building the request ----
-
-static const char *
-header(struct hreq *q, const char *name)
-{
-    return MHD_lookup_connection_value(q->mc, MHD_HEADER_KIND, name);
-}
-
-// The bearer token of the Authorization header, or "".
-static const char *
-bearer(struct hreq *q)
-{
-    const char *a = header(q, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
-        return "";
-    a += 7;
-    while (*a == ' ')
-        a++;
-    return a;
-}
-
 // A client certificate signed by the client CA, when one is required.
 static int
 check_client_cert(struct hreq *q, struct anvil_error *err)
@@ -495,283 +439,6 @@ check_client_cert(struct hreq *q, struct anvil_error *err)
             "this server requires a client certificate signed by its client "
             "CA (anvild --tls-client-ca)");
     return ANVIL_OK;
-}
-
-// The Idempotency-Key header as a request id: the first 8 bytes of its
-// SHA-256, never 0.
-static uint64_t
-request_id_of_key(const char *key)
-{
-    uint8_t d[AV_SHA256_LEN];
-    av_sha256(key, strlen(key), d);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | d[i];
-    return v != 0 ? v : 1;
-}
-
-// Takes "request_id" (a number or a decimal string) out of the body.
-static int
-take_request_id(struct hreq *q, json_t *obj, struct anvil_error *err)
-{
-    json_t *v = json_object_get(obj, "request_id");
-    if (v == NULL)
-        return ANVIL_OK;
-    unsigned long long id = 0;
-    char              *end;
-    if (json_is_integer(v) && json_integer_value(v) > 0)
-        id = (unsigned long long) json_integer_value(v);
-    else if (json_is_string(v) && json_string_value(v)[0] >= '1'
-        && json_string_value(v)[0] <= '9')
-        id = strtoull(json_string_value(v), &end, 10), id = *end ? 0 : id;
-    if (id == 0)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "request_id must be a positive integer (a number or a decimal "
-            "string)");
-    q->request_id = id;
-    json_object_del(obj, "request_id");
-    return ANVIL_OK;
-}
-
-// The body as a JSON object (an empty body is {}).
-static int
-body_object(struct hreq *q, json_t **out, struct anvil_error *err)
-{
-    *out = NULL;
-    if (q->len == 0) {
-        *out = json_object();
-        return *out != NULL
-            ? ANVIL_OK
-            : av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    json_error_t je;
-    json_t      *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
-    if (j == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
-            je.column);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return av_error_set(
-            err, ANVIL_INVALID_ARGUMENT, "body must be a JSON object");
-    }
-    *out = j;
-    return ANVIL_OK;
-}
-
-// The seed's {"Type": T, "Data": D}, keys in any case; D a string (the
-// payload as is) or any JSON value (its text).
-static int
-seed_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
-{
-    json_t *obj;
-    if (body_object(q, &obj, err) != ANVIL_OK)
-        return err->code;
-    const char *type = NULL;
-    json_t     *data = NULL;
-    const char *k;
-    json_t     *v;
-    int         rc = ANVIL_OK;
-    json_object_foreach(obj, k, v)
-    {
-        if (strcasecmp(k, "type") == 0 && json_is_string(v))
-            type = json_string_value(v);
-        else if (strcasecmp(k, "type") == 0)
-            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "field '%.64s' must be a string (the job type)", k);
-        else if (strcasecmp(k, "data") == 0)
-            data = v;
-        else
-            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "unknown field '%.64s': POST /job takes \"Type\" and "
-                "\"Data\"",
-                k);
-        if (rc != ANVIL_OK)
-            break;
-    }
-    if (rc == ANVIL_OK && type == NULL)
-        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "field \"Type\" is required: the job type, e.g. \"Sleep\"");
-    json_t *req = NULL;
-    if (rc == ANVIL_OK) {
-        req = json_pack("{s:s}", "type", type);
-    }
-    ProtobufCMessage *m = NULL;
-    if (rc == ANVIL_OK)
-        rc = pbjson_to_msg(
-            &anvil__v1__submit_job_request__descriptor, req, &m, err);
-    if (rc == ANVIL_OK && data != NULL && !json_is_null(data)) {
-        Anvil__V1__SubmitJobRequest *r = (Anvil__V1__SubmitJobRequest *) m;
-        char                        *bytes;
-        size_t                       n;
-        if (json_is_string(data)) {
-            n     = json_string_length(data);
-            bytes = malloc(n + 1);
-            if (bytes != NULL)
-                memcpy(bytes, json_string_value(data), n);
-        } else {
-            bytes = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-            n     = bytes != NULL ? strlen(bytes) : 0;
-        }
-        if (bytes == NULL) {
-            rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-        } else if (n > 0) {
-            r->payload.data = (uint8_t *) bytes;
-            r->payload.len  = n;
-        } else {
-            free(bytes);
-        }
-    }
-    json_decref(req);
-    json_decref(obj);
-    if (rc != ANVIL_OK && m != NULL) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        m = NULL;
-    }
-    *out = m;
-    return rc;
-}
-
-// A workflow definition (docs/workflows.md) as a SubmitWorkflowRequest.
-static int
-workflow_request(
-    struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
-{
-    *out                     = NULL;
-    anvil_workflow_spec *wf  = NULL;
-    json_t              *obj = NULL;
-    // A request_id, if any, is taken out first.
-    int rc = body_object(q, &obj, err);
-    if (rc == ANVIL_OK)
-        rc = take_request_id(q, obj, err);
-    char *text = NULL;
-    if (rc == ANVIL_OK && (text = json_dumps(obj, JSON_COMPACT)) == NULL)
-        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    json_decref(obj);
-    if (rc == ANVIL_OK)
-        rc = anvil_workflow_spec_parse_json(text, strlen(text), &wf, err);
-    free(text);
-    struct workflow_pb pb;
-    if (rc == ANVIL_OK && workflow_pb_init(&pb, wf) != 0)
-        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    if (rc == ANVIL_OK) {
-        Anvil__V1__SubmitWorkflowRequest r
-            = ANVIL__V1__SUBMIT_WORKFLOW_REQUEST__INIT;
-        r.spec       = &pb.spec;
-        size_t   n   = anvil__v1__submit_workflow_request__get_packed_size(&r);
-        uint8_t *buf = malloc(n + 1);
-        if (buf != NULL) {
-            anvil__v1__submit_workflow_request__pack(&r, buf);
-            *out = (ProtobufCMessage *)
-                anvil__v1__submit_workflow_request__unpack(NULL, n, buf);
-        }
-        free(buf);
-        workflow_pb_fini(&pb);
-        if (*out == NULL)
-            rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    }
-    anvil_workflow_spec_free(wf);
-    return rc;
-}
-
-struct query_ctx {
-    struct hreq        *q;
-    ProtobufCMessage   *m;
-    struct anvil_error *err;
-    int                 rc;
-    int64_t             wait_ms; // -1 = no ?wait
-};
-
-static enum MHD_Result
-query_param(
-    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    struct query_ctx *x = cls;
-    (void) kind;
-    if (x->rc != ANVIL_OK)
-        return MHD_NO;
-    if (value == NULL)
-        value = "";
-    if (strcmp(key, "wait") == 0 && x->q->m.route->wait_rpc != NULL) {
-        if (av_parse_duration(value, &x->wait_ms) != 0 || x->wait_ms < 0)
-            x->rc = av_error_set(x->err, ANVIL_INVALID_ARGUMENT,
-                "wait '%.32s' is not a duration: 30s, 500ms, 2m", value);
-        return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
-    }
-    if (x->m == NULL)
-        return MHD_YES; // the route takes a body: checked against it
-    x->rc = pbjson_set_text(x->m, key, value, x->err);
-    return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
-}
-
-// The rpc's request message from the body, path and query.
-static int
-build_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
-{
-    const struct route *r = q->m.route;
-    ProtobufCMessage   *m = NULL;
-    int                 rc;
-    if (r->body == ROUTE_BODY_SEED) {
-        rc = seed_request(q, &m, err);
-    } else if (r->body == ROUTE_BODY_WORKFLOW) {
-        rc = workflow_request(q, &m, err);
-    } else if (r->body == ROUTE_BODY_MESSAGE) {
-        json_t *obj;
-        rc = body_object(q, &obj, err);
-        if (rc == ANVIL_OK)
-            rc = take_request_id(q, obj, err);
-        if (rc == ANVIL_OK)
-            rc = pbjson_to_msg(handlers_input(r->rpc), obj, &m, err);
-        json_decref(obj);
-    } else {
-        json_t *obj;
-        rc = body_object(q, &obj, err);
-        if (rc == ANVIL_OK && json_object_size(obj) > 0)
-            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "%s %s takes no fields in its body: pass them as query "
-                "parameters",
-                r->verb, r->pattern);
-        json_decref(obj);
-        if (rc == ANVIL_OK)
-            rc = pbjson_to_msg(handlers_input(r->rpc), NULL, &m, err);
-    }
-    struct query_ctx x
-        = { q, r->body == ROUTE_BODY_NONE ? m : NULL, err, rc, -1 };
-    if (rc == ANVIL_OK) {
-        MHD_get_connection_values(
-            q->mc, MHD_GET_ARGUMENT_KIND, query_param, &x);
-        rc = x.rc;
-        if (rc == ANVIL_OK && x.m == NULL && r->body != ROUTE_BODY_NONE
-            && MHD_get_connection_values(
-                   q->mc, MHD_GET_ARGUMENT_KIND, NULL, NULL)
-                > 0)
-            rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "%s %s takes its fields in the JSON body, not the query",
-                r->verb, r->pattern);
-    }
-    for (size_t i = 0; rc == ANVIL_OK && i < q->m.n; i++)
-        rc = pbjson_set_text(m, q->m.field[i], q->m.value[i], err);
-    q->rpc = r->rpc;
-    if (rc == ANVIL_OK && x.wait_ms >= 0) {
-        // GetJob -> WaitJob: the same id, and the wait as timeout_ms.
-        ProtobufCMessage *w = NULL;
-        rc = pbjson_to_msg(handlers_input(r->wait_rpc), NULL, &w, err);
-        char ms[24];
-        snprintf(ms, sizeof(ms), "%lld", (long long) x.wait_ms);
-        if (rc == ANVIL_OK)
-            rc = pbjson_set_text(w, "id", q->m.value[0], err);
-        if (rc == ANVIL_OK)
-            rc = pbjson_set_text(w, "timeout_ms", ms, err);
-        protobuf_c_message_free_unpacked(m, NULL);
-        m      = w;
-        q->rpc = r->wait_rpc;
-    }
-    if (rc != ANVIL_OK && m != NULL) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        m = NULL;
-    }
-    *out = m;
-    return rc;
 }
 
 // ---- dispatch ----
@@ -819,13 +486,13 @@ dispatch(struct hreq *q)
         break;
     }
     ProtobufCMessage *m  = NULL;
-    int               rc = build_request(q, &m, &err);
+    int               rc = http_build_request(q, &m, &err);
     q->method            = handlers_method_index(q->rpc);
     int64_t token_id     = 0;
     int     role         = 0;
     if (rc == ANVIL_OK)
-        rc = auth_check(h->cfg.auth, bearer(q), q->rpc, av_now_ms(), &token_id,
-            &role, &err);
+        rc = auth_check(h->cfg.auth, http_bearer(q), q->rpc, av_now_ms(),
+            &token_id, &role, &err);
     if (rc == ANVIL_OK) {
         rc = handlers_decode_msg(&h->cfg.limits, q->rpc, m, &q->call, &err);
         m  = NULL; // the call's now
@@ -838,9 +505,9 @@ dispatch(struct hreq *q)
         answer_err(q, &err);
         return false;
     }
-    const char *key = header(q, "Idempotency-Key");
+    const char *key = http_header(q, "Idempotency-Key");
     if (key != NULL && key[0] != '\0' && q->request_id == 0)
-        q->request_id = request_id_of_key(key);
+        q->request_id = http_request_id_of_key(key);
     q->call.cmd.request_id = q->request_id;
     q->call.cmd.token_id   = token_id;
     q->call.cmd.role       = role;
@@ -872,7 +539,7 @@ check_headers(struct hreq *q, const char *verb)
     }
     if (q->m.route->kind == ROUTE_RPC)
         q->method = handlers_method_index(q->m.route->rpc);
-    const char *cl = header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = http_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg.max_body) {
         char msg[128];
         snprintf(msg, sizeof(msg),
@@ -882,13 +549,14 @@ check_headers(struct hreq *q, const char *verb)
         answer_error(q, 413, ANVIL_RESOURCE_EXHAUSTED, msg);
         return false;
     }
-    const char *ct         = header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct         = http_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool        takes_json = q->m.route->body == ROUTE_BODY_MESSAGE
         || q->m.route->body == ROUTE_BODY_WORKFLOW;
     if (takes_json && ct != NULL
         && strncasecmp(ct, JSON_TYPE, strlen(JSON_TYPE)) != 0) {
         answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
-            "Content-Type must be application/json");
+            "Content-Type must be application/json (curl: -H "
+            "'Content-Type: application/json')");
         return false;
     }
     if (check_client_cert(q, &err) != ANVIL_OK) {
@@ -898,8 +566,8 @@ check_headers(struct hreq *q, const char *verb)
     int64_t tid;
     int     role;
     if (q->m.route->kind == ROUTE_METRICS && !h->cfg.public_metrics
-        && auth_check(
-               h->cfg.auth, bearer(q), "Health", av_now_ms(), &tid, &role, &err)
+        && auth_check(h->cfg.auth, http_bearer(q), "Health", av_now_ms(), &tid,
+               &role, &err)
             != ANVIL_OK) {
         answer_err(q, &err);
         return false;

@@ -13,6 +13,7 @@
 #include "pbjson_impl.h"
 
 #include "util/error.h"
+#include "util/json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -94,29 +95,6 @@ oom(struct anvil_error *err)
     return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
 }
 
-static const char *
-json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-        return "true";
-    case JSON_FALSE:
-        return "false";
-    case JSON_NULL:
-        break;
-    }
-    return "null";
-}
-
 // "'priority' must be an integer (int32), got "abc"".
 static int
 type_error(struct anvil_error *err, const struct path *p, const char *want,
@@ -134,7 +112,7 @@ type_error(struct anvil_error *err, const struct path *p, const char *want,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "'%s' must be %s, got %g", p->s, want, json_real_value(v));
     return av_error_set(err, ANVIL_INVALID_ARGUMENT, "'%s' must be %s, got %s",
-        p->s, want, json_kind(v));
+        p->s, want, av_json_kind(v));
 }
 
 // ---- names ----
@@ -754,7 +732,8 @@ pbjson_to_msg(const ProtobufCMessageDescriptor *d, const json_t *obj,
     *out = NULL;
     if (obj != NULL && !json_is_object(obj))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "the JSON must be an object (%s), got %s", d->name, json_kind(obj));
+            "the JSON must be an object (%s), got %s", d->name,
+            av_json_kind(obj));
     ProtobufCMessage *m = msg_new(d);
     if (m == NULL)
         return oom(err);

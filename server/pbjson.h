@@ -14,9 +14,9 @@
 //   JSON value; other bytes go, base64, in the sibling `payload_base64`.
 //   Parsed: `payload` takes any JSON value (its compact text becomes the
 //   bytes), `payload_base64` a base64 string; both at once is an error.
-//   "JSON text" means exactly the compact text jansson prints for it
-//   (json_dumps JSON_COMPACT|JSON_ENCODE_ANY), so the bytes come back
-//   unchanged: `{"n": 1}` (a space) is printed base64. Base64 is the
+//   Bytes that are JSON text (RFC 8259, any whitespace) print as the
+//   value, compactly: the meaning comes back, the spacing may not (send
+//   `payload_base64` when exact bytes matter). Base64 is the
 //   standard alphabet, padded, on one line. A repeated bytes field is
 //   always <name>_base64, an array of base64 strings.
 // - doubles: JSON numbers; NaN and the infinities as the strings "NaN",

@@ -179,13 +179,7 @@ take_slot(struct exec_handler *eh, struct anvil_job_ctx *ctx)
             ok = false;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += EXEC_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = av_deadline_in(CLOCK_MONOTONIC, EXEC_TICK_MS);
         pthread_cond_timedwait(&eh->cv, &eh->mu, &ts);
     }
     if (ok)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 // Wall-clock time, Unix epoch milliseconds (what the wire carries).
 int64_t av_now_ms(void);
@@ -11,6 +12,10 @@ int64_t av_now_ms(void);
 // Monotonic time for deadlines and measurements.
 int64_t av_mono_ms(void);
 int64_t av_mono_us(void);
+
+// The absolute time ms milliseconds from now on clock clk, for
+// pthread_cond_timedwait (whose condition variable must use clk).
+struct timespec av_deadline_in(clockid_t clk, int64_t ms);
 
 // Formats epoch ms as "2026-11-28T05:44:27.123Z" (UTC) into buf (>= 32
 // bytes); "-" for 0. Returns buf.

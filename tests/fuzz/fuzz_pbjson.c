@@ -23,13 +23,16 @@ pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
-// m printed, parsed back and printed again: the same message, the same JSON.
+// m printed and parsed back: the same JSON. Bytes that are JSON text come
+// back compact (pbjson.h), so the message is compared from the first
+// round trip on: parsing what it prints gives the very same message.
 static void
 check_round_trip(const ProtobufCMessage *m)
 {
-    struct anvil_error err  = { 0 };
-    ProtobufCMessage  *back = NULL;
-    json_t            *j1   = pbjson_from_msg(m);
+    struct anvil_error err   = { 0 };
+    ProtobufCMessage  *back  = NULL;
+    ProtobufCMessage  *back2 = NULL;
+    json_t            *j1    = pbjson_from_msg(m);
     if (j1 == NULL)
         abort();
     if (pbjson_to_msg(m->descriptor, j1, &back, &err) != ANVIL_OK)
@@ -37,9 +40,11 @@ check_round_trip(const ProtobufCMessage *m)
     json_t *j2 = pbjson_from_msg(back);
     if (j2 == NULL || !json_equal(j1, j2))
         abort();
+    if (pbjson_to_msg(m->descriptor, j2, &back2, &err) != ANVIL_OK)
+        abort();
     size_t   n1, n2;
-    uint8_t *p1 = pack(m, &n1);
-    uint8_t *p2 = pack(back, &n2);
+    uint8_t *p1 = pack(back, &n1);
+    uint8_t *p2 = pack(back2, &n2);
     if (n1 != n2 || memcmp(p1, p2, n1) != 0)
         abort();
     free(p1);
@@ -47,6 +52,7 @@ check_round_trip(const ProtobufCMessage *m)
     json_decref(j1);
     json_decref(j2);
     protobuf_c_message_free_unpacked(back, NULL);
+    protobuf_c_message_free_unpacked(back2, NULL);
 }
 
 int

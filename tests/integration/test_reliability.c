@@ -1034,8 +1034,8 @@ test_anvil_worker_finishes_its_job_on_sigterm_and_exits_0(void **state)
     job = get_job(h, id);
     assert_int_equal(job->state, ANVIL_JOB_SUCCEEDED);
     assert_int_equal(job->attempt, 1);
-    assert_int_equal(job->result_len, 7);
-    assert_memory_equal(job->result, "drained", 7);
+    assert_int_equal(job->result_len, 9); // a JSON string
+    assert_memory_equal(job->result, "\"drained\"", 9);
     anvil_job_free(job);
     assert_true(harness_file_has_line(harness_proc_out(h, pid), "drained"));
     anvil_free(id);
