@@ -57,6 +57,7 @@ LDLIBS_ALL = $(PKG_LIBS) -lnng -lmbedcrypto -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(filter -fsanitize%,$(OPT)) $(LDFLAGS)
 
 DEPS_STAMP := build/.deps-ok
+TEST_DEPS_STAMP := build/.test-deps-ok
 # Rewritten only when the flags that make does not see as prerequisites
 # change (optimisation, the binary directory, the version), so that every
 # object depending on it is rebuilt then.
@@ -121,6 +122,11 @@ all: $(PROGS) $(EXAMPLES) $(LIBANVIL_SO) $(MAN_PAGES)
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/deps.sh
 	@sh scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+# What only the tests need (promtool), installed by the test targets.
+$(TEST_DEPS_STAMP): scripts/deps.sh
+	@sh scripts/deps.sh test
 	@mkdir -p $(@D) && touch $@
 
 $(PB_C) $(PB_H): $(PROTO) | $(DEPS_STAMP)
@@ -209,7 +215,7 @@ fuzz-run: $(FUZZ_BINS)
 	    grep -E "stat::number_of_executed_units|Done" $(B)/fuzz/$$name.log | tail -2; \
 	done
 
-tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS)
+tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS) $(TEST_DEPS_STAMP)
 
 # make test runs the crash test small (2,000 jobs, for CI); make test-crash
 # runs it with 20,000 jobs.
@@ -229,7 +235,7 @@ test-crash: tests
 	@ANVIL_CRASH_JOBS=20000 ANVIL_CRASH_KILLS=12 ANVIL_TEST_TIMEOUT=3000 \
 	    sh scripts/run-tests.sh $(CRASH_BINS)
 
-test-unit: all $(UNIT_BINS)
+test-unit: all $(UNIT_BINS) $(TEST_DEPS_STAMP)
 	@sh scripts/run-tests.sh $(UNIT_BINS)
 
 test-integration: all $(INTEG_BINS)

@@ -8,6 +8,9 @@ libsqlite3-dev libcmocka-dev libjansson-dev libmbedtls-dev mandoc \
 libmicrohttpd-dev libgnutls28-dev curl"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# `deps.sh test` adds what only the tests use: promtool, from Debian's
+# prometheus package (tests/unit/test_metrics.c checks the /metrics text).
+[ "${1:-}" = test ] && PKGS="$PKGS prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -9,6 +9,7 @@
 // (no timer), so an idle server answers after one commit and a busy one
 // folds hundreds of requests into each. See docs/architecture.md.
 #include "engine_impl.h"
+#include "metrics.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -144,6 +145,7 @@ static const struct {
     [CMD_TOKEN_REVOKE] = { tokens_revoke, false, engine_fini_token },
     [CMD_PIPE_CLOSED]  = { pipe_closed, true, NULL },
     [CMD_BATCH]        = { NULL, false, engine_fini_batch }, // see apply()
+    [CMD_METRICS]      = { jobs_metrics, true, engine_fini_metrics },
 };
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -544,7 +546,8 @@ run_batch(struct engine *e, struct cmd *cmds)
         return;
     }
     fire_timers(e, &b);
-    while (cmds != NULL) {
+    size_t n = 0;
+    for (; cmds != NULL; n++) {
         struct cmd *c = cmds;
         cmds          = c->next;
         apply(e, &b, c);
@@ -554,12 +557,15 @@ run_batch(struct engine *e, struct cmd *cmds)
     if (!b.broken)
         wake_waiters(e, &b);
     reverse(&b.reply);
+    int64_t t0 = av_mono_us();
     if (b.broken)
         fail_batch(e, &b, &b.broken_err);
     else if (store_commit(e->st, &err) != ANVIL_OK)
         fail_batch(e, &b, &err);
-    else
+    else {
+        metrics_commit(e->cfg.metrics, n, av_mono_us() - t0);
         answer_committed(e, &b);
+    }
     free(b.finished.ids);
     free(b.flows.ids);
 }

@@ -49,6 +49,7 @@ enum cmd_kind {
     CMD_TOKEN_REVOKE,
     CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
     CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
+    CMD_METRICS,     // GET /metrics: render every series (metrics.h)
 };
 
 struct lease_ref {
@@ -207,6 +208,20 @@ struct cmd_batch {
     size_t      n;
 };
 
+// GET /metrics. Set kind = CMD_METRICS (and done, done_arg); nothing else
+// is read. Read-only, never parks; done() runs as for any command (engine
+// or sync thread, or the posting thread when refused). On ANVIL_OK, text
+// holds the whole exposition (metrics.h METRICS_CONTENT_TYPE), malloc'd and
+// NUL-terminated, len bytes without the NUL; engine_cmd_fini() frees it (or
+// take it and set text to NULL). Errors: UNAVAILABLE "metrics are off
+// (anvild --no-metrics)" when engine_config.metrics is NULL, UNAVAILABLE
+// when the server is stopping or failed, RESOURCE_EXHAUSTED, or the
+// store's code.
+struct cmd_metrics {
+    char  *text; // out
+    size_t len;  // out
+};
+
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
@@ -230,6 +245,7 @@ struct cmd {
         struct cmd_wf        wf;
         struct cmd_wf_list   wf_list;
         struct cmd_batch     batch;
+        struct cmd_metrics   metrics;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);
@@ -241,14 +257,17 @@ struct cmd {
 
 struct auth;
 struct engine;
+struct metrics;
 
 struct engine_config {
-    struct auth *auth;           // token table to update; may be NULL
-    int64_t      lease_ms;       // default lease; 30000
-    uint32_t     max_attempts;   // default max attempts; 3
-    int64_t      retention_ms;   // finished work kept this long; 0 = forever
-    int64_t      worker_lost_ms; // a worker unheard of this long is lost
-    int          max_queue;      // commands waiting for the engine; 0 = 100000
+    struct auth    *auth;           // token table to update; may be NULL
+    int64_t         lease_ms;       // default lease; 30000
+    uint32_t        max_attempts;   // default max attempts; 3
+    int64_t         retention_ms;   // finished work kept this long; 0 = forever
+    int64_t         worker_lost_ms; // a worker unheard of this long is lost
+    int             max_queue; // commands waiting for the engine; 0 = 100000
+    struct metrics *metrics;   // counted into, rendered by CMD_METRICS;
+                               // NULL = metrics off; outlives the engine
     // Called once, from the engine or its sync thread, when the engine can
     // no longer go on (a sync or a rebuild from the store failed): it then
     // refuses every command; the owner should stop the server. May be NULL.

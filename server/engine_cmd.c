@@ -88,3 +88,11 @@ engine_fini_batch(struct cmd *c)
     for (size_t i = 0; i < c->u.batch.n; i++)
         engine_cmd_fini(&c->u.batch.items[i]);
 }
+
+void
+engine_fini_metrics(struct cmd *c)
+{
+    free(c->u.metrics.text);
+    c->u.metrics.text = NULL;
+    c->u.metrics.len  = 0;
+}

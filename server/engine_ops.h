@@ -26,6 +26,7 @@ ENGINE_OP(jobs_complete);
 ENGINE_OP(jobs_fail);
 ENGINE_OP(jobs_health);
 ENGINE_OP(jobs_workers);
+ENGINE_OP(jobs_metrics);
 
 // flow.c
 ENGINE_OP(flow_submit);
@@ -53,5 +54,6 @@ void engine_fini_workers(struct cmd *c);
 void engine_fini_workflow(struct cmd *c); // WF_GET, WF_WAIT, WF_CANCEL
 void engine_fini_wf_list(struct cmd *c);
 void engine_fini_batch(struct cmd *c);
+void engine_fini_metrics(struct cmd *c);
 
 #endif

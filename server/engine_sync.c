@@ -4,6 +4,8 @@
 // engine thread applies the next batch. A failed sync stops the engine
 // (engine_fatal) instead of acknowledging what may not be on disk.
 #include "engine_impl.h"
+#include "metrics.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <stdatomic.h>
@@ -30,12 +32,17 @@ static void
 sync_answer(struct engine *e, struct cmd *list)
 {
     struct anvil_error err = { 0 };
-    if (atomic_load(&e->failed))
+    if (atomic_load(&e->failed)) {
         engine_answer_all(list, ANVIL_UNAVAILABLE, ENGINE_MSG_FAILED);
-    else if (store_sync(e->st, &err) != ANVIL_OK)
+        return;
+    }
+    int64_t t0 = av_mono_us();
+    if (store_sync(e->st, &err) != ANVIL_OK) {
         sync_failed(e, &err, list);
-    else
-        engine_answer_all(list, ANVIL_OK, NULL);
+        return;
+    }
+    metrics_sync(e->cfg.metrics, av_mono_us() - t0);
+    engine_answer_all(list, ANVIL_OK, NULL);
 }
 
 // Hands a committed batch's replies (in order) to the sync thread.

@@ -449,6 +449,28 @@ handlers_roles(const char *method)
 }
 
 int
+handlers_method_index(const char *method)
+{
+    const ProtobufCMethodDescriptor *md
+        = protobuf_c_service_descriptor_get_method_by_name(service, method);
+    return md != NULL ? (int) (md - service->methods) : -1;
+}
+
+size_t
+handlers_method_count(void)
+{
+    return service->n_methods;
+}
+
+const char *
+handlers_method_name(int i)
+{
+    if (i < 0 || (size_t) i >= service->n_methods)
+        return NULL;
+    return service->methods[i].name;
+}
+
+int
 handlers_decode_msg(const struct handler_limits *lim, const char *method,
     ProtobufCMessage *req, struct call *call, struct anvil_error *err)
 {
@@ -480,14 +502,6 @@ handlers_input(const char *method)
     const ProtobufCMethodDescriptor *md
         = protobuf_c_service_descriptor_get_method_by_name(service, method);
     return md == NULL ? NULL : md->input;
-}
-
-int
-handlers_method_index(const char *method)
-{
-    const ProtobufCMethodDescriptor *md
-        = protobuf_c_service_descriptor_get_method_by_name(service, method);
-    return md == NULL ? -1 : (int) (md - service->methods);
 }
 
 int

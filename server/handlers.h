@@ -33,6 +33,14 @@ struct call {
 // its row of the handler table; 0 for an unknown method (admin only).
 unsigned handlers_roles(const char *method);
 
+// The index of rpc `method` in anvil.v1.Anvil's service descriptor (what
+// metrics_rpc() takes), or -1 for an unknown method.
+int handlers_method_index(const char *method);
+// The number of rpcs in the service descriptor, and the name of rpc i
+// (NULL when i is out of range).
+size_t      handlers_method_count(void);
+const char *handlers_method_name(int i);
+
 // Checks that the handler table matches the service descriptor. Returns
 // 0, or -1 (a build mistake) after logging what differs.
 int handlers_check(void);
@@ -52,9 +60,6 @@ int handlers_decode_msg(const struct handler_limits *lim, const char *method,
 
 // The request message type of rpc `method`, or NULL for an unknown one.
 const ProtobufCMessageDescriptor *handlers_input(const char *method);
-
-// The index of rpc `method` in the service descriptor, or -1.
-int handlers_method_index(const char *method);
 
 // The response message of a call whose command succeeded, pointing into
 // *scratch and the call: free with handlers_reply_free before

@@ -369,6 +369,17 @@ static void
 answer_reply(struct hreq *q)
 {
     struct anvil_error err = q->call.cmd.err;
+    if (q->m.route->kind == ROUTE_METRICS) {
+        struct cmd_metrics *mt = &q->call.cmd.u.metrics;
+        if (err.code != ANVIL_OK) {
+            answer_err(q, &err);
+            return;
+        }
+        q->code = ANVIL_OK;
+        answer(q, 200, METRICS_CONTENT_TYPE, mt->text, mt->len);
+        mt->text = NULL; // the answer's now
+        return;
+    }
     if (q->m.route->kind == ROUTE_READYZ) {
         if (err.code == ANVIL_OK) {
             q->code = ANVIL_OK;
@@ -802,8 +813,8 @@ dispatch(struct hreq *q)
         return submit(q);
     }
     case ROUTE_METRICS:
-        answer_error(q, 503, ANVIL_UNAVAILABLE, "metrics are not served yet");
-        return false;
+        q->call.cmd.kind = CMD_METRICS;
+        return submit(q);
     case ROUTE_RPC:
         break;
     }

@@ -4,6 +4,7 @@
 // engine.c for the batch and docs/architecture.md for the states.
 #include "auth.h"
 #include "engine_impl.h"
+#include "metrics.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -36,16 +37,37 @@ engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
     return (int64_t) (d * (0.8 + 0.4 * jitter));
 }
 
-int
-jobs_finish(struct engine *e, struct batch *b, int64_t id, int64_t workflow_id,
-    int state, const uint8_t *result, size_t len, const char *error,
+// The one write of a final state: stores it, marks the job for its
+// waiters and counts it. The metrics read the job's labels first (one
+// indexed row, only with metrics on); a failed read only skips the count.
+static int
+finish_row(struct engine *e, struct batch *b, int64_t id, int state,
+    const uint8_t *result, size_t len, const char *error,
     struct anvil_error *err)
 {
+    struct store_job_labels l;
+    struct anvil_error      lerr  = { 0 };
+    bool                    count = e->cfg.metrics != NULL
+        && store_job_labels(e->st, id, &l, &lerr) == ANVIL_OK;
     int rc
         = store_job_finish(e->st, id, state, result, len, error, b->now, err);
     if (rc != ANVIL_OK)
         return rc;
     engine_mark(&b->finished, id);
+    if (count)
+        metrics_job_finished(e->cfg.metrics, l.queue, l.type, state,
+            l.state == ANVIL_JOB_RUNNING ? b->now - l.started_at : -1);
+    return ANVIL_OK;
+}
+
+int
+jobs_finish(struct engine *e, struct batch *b, int64_t id, int64_t workflow_id,
+    int state, const uint8_t *result, size_t len, const char *error,
+    struct anvil_error *err)
+{
+    int rc = finish_row(e, b, id, state, result, len, error, err);
+    if (rc != ANVIL_OK)
+        return rc;
     AV_INFO("job.finished", "job=j%lld state=%s", (long long) id,
         anvil_job_state_name(state));
     if (workflow_id == 0)
@@ -93,6 +115,7 @@ jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
     int rc     = store_job_insert(e->st, &full, id, err);
     if (rc != ANVIL_OK)
         return rc;
+    metrics_job_submitted(e->cfg.metrics, nj->queue, nj->type);
     if (nj->state == ANVIL_JOB_SCHEDULED)
         engine_timer_add(e, TIMER_RUN_AT, nj->run_at, *id, 0);
     else if (nj->state == ANVIL_JOB_QUEUED
@@ -105,11 +128,7 @@ int
 jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
     const char *why, struct anvil_error *err)
 {
-    int rc = store_job_finish(
-        e->st, id, ANVIL_JOB_CANCELED, NULL, 0, why, b->now, err);
-    if (rc == ANVIL_OK)
-        engine_mark(&b->finished, id);
-    return rc;
+    return finish_row(e, b, id, ANVIL_JOB_CANCELED, NULL, 0, why, err);
 }
 
 int
@@ -344,6 +363,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
     if (p->jobs == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     const char *key;
+    size_t      first = p->n;
     while (p->n < p->max
         && readyq_take(
             e->ready, p->queues, p->nq, p->types, p->nt, &id, &key)) {
@@ -365,6 +385,10 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
             p->worker, p->jobs[p->n].attempt);
         p->n++;
     }
+    // Counted once the whole take held (a failed lease above undoes them).
+    for (size_t i = first; i < p->n; i++)
+        metrics_job_started(e->cfg.metrics, p->jobs[i].queue, p->jobs[i].type,
+            b->now - p->jobs[i].run_at);
     return ANVIL_OK;
 }
 
@@ -561,6 +585,61 @@ jobs_workers(struct engine *e, struct batch *b, struct cmd *c)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     mark_waiting(e, w, b->now);
     return store_running_by_worker(e->st, count_running, w, &c->err);
+}
+
+// Live and lost workers, as ListWorkers reports them.
+static int
+count_workers(struct engine *e, int64_t now, struct metrics_state *s)
+{
+    struct cmd_workers w = { 0 };
+    if (registry_list(e->workers, now, &w.w, &w.n) != 0)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    mark_waiting(e, &w, now);
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.w[i].lost)
+            s->workers_lost++;
+        else
+            s->workers_live++;
+    }
+    registry_entries_free(w.w, w.n);
+    return ANVIL_OK;
+}
+
+static uint32_t
+count_list(const struct cmd *c)
+{
+    uint32_t n = 0;
+    for (; c != NULL; c = c->next)
+        n++;
+    return n;
+}
+
+int
+jobs_metrics(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_metrics *out = &c->u.metrics;
+    if (e->cfg.metrics == NULL)
+        return av_error_set(&c->err, ANVIL_UNAVAILABLE,
+            "metrics are off (anvild --no-metrics)");
+    struct store_depth  *d = NULL;
+    uint64_t             total;
+    struct metrics_state s = {
+        .parked_polls = count_list(e->parked_polls),
+        .parked_waits = count_list(e->parked_waits),
+        .parked_flows = count_list(e->parked_flows),
+    };
+    // The depths Health reports.
+    int rc = store_depths(e->st, &d, &s.n_depths, &total, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    s.depths = d;
+    rc       = count_workers(e, b->now, &s);
+    if (rc == ANVIL_OK)
+        rc = metrics_render(e->cfg.metrics, &s, &out->text, &out->len);
+    store_depths_free(d, s.n_depths);
+    if (rc != ANVIL_OK)
+        return av_error_set(&c->err, rc, "out of memory rendering the metrics");
+    return ANVIL_OK;
 }
 
 int

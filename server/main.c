@@ -27,6 +27,7 @@ static const char usage_text[]
       "  --http-read-timeout DUR close HTTP connections whose request takes\n"
       "                          longer than this to arrive (default 10s)\n"
       "  --public-metrics        serve GET /metrics without a token\n"
+      "  --no-metrics            count nothing for GET /metrics\n"
       "  --db PATH               SQLite database (default ./anvil.db)\n"
       "  --log-level LEVEL       error, warn, info (default) or debug\n"
       "  --log-format FMT        text (default) or json lines\n"
@@ -110,6 +111,14 @@ set_public_metrics(struct server_config *cfg, const char *v)
 {
     (void) v;
     cfg->public_metrics = true;
+    return NULL;
+}
+
+static const char *
+set_no_metrics(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->metrics = false;
     return NULL;
 }
 
@@ -275,6 +284,7 @@ static const struct {
     { "--http-idle-timeout", true, set_http_idle },
     { "--http-read-timeout", true, set_http_read },
     { "--public-metrics", false, set_public_metrics },
+    { "--no-metrics", false, set_no_metrics },
     { "--db", true, set_db },
     { "--log-level", true, set_level },
     { "--log-format", true, set_format },

@@ -14,10 +14,21 @@
 //   JSON value; other bytes go, base64, in the sibling `payload_base64`.
 //   Parsed: `payload` takes any JSON value (its compact text becomes the
 //   bytes), `payload_base64` a base64 string; both at once is an error.
+//   Bytes that are JSON text (RFC 8259, any whitespace) print as the
+//   value, compactly: the meaning comes back, the spacing may not (send
+//   `payload_base64` when exact bytes matter). Base64 is the
+//   standard alphabet, padded, on one line. A repeated bytes field is
+//   always <name>_base64, an array of base64 strings.
+// - doubles: JSON numbers; NaN and the infinities as the strings "NaN",
+//   "Infinity", "-Infinity", which are parsed back, as are numeric strings.
+// - strings are UTF-8 (a bad byte in a message prints as U+FFFD); a JSON
+//   string with a NUL (\u0000) is refused.
 // - every scalar and repeated field is printed, defaults included (bytes
 //   only when not empty); an unset sub-message is left out.
 // - unknown fields, wrong JSON types and out-of-range numbers are
-//   INVALID_ARGUMENT naming the field's path ("jobs[3].priority").
+//   INVALID_ARGUMENT naming the field's path ("jobs[3].priority"); so is
+//   a field given twice (by proto name and json_name, or a bytes field
+//   both ways). A null value leaves the field at its default.
 // Any thread; no shared state.
 #ifndef SERVER_PBJSON_H
 #define SERVER_PBJSON_H
@@ -35,8 +46,11 @@ int pbjson_to_msg(const ProtobufCMessageDescriptor *d, const json_t *obj,
 
 // Sets one field of m, named by its proto name or json_name, from the text
 // of a URL path segment or query parameter (scalars, enums, and repeated
-// scalars: each call appends one value). INVALID_ARGUMENT when the field
-// is unknown or the text is not a value of its type.
+// scalars: each call appends one value; a singular field is replaced).
+// Numbers are the whole text, decimal and in range; bools are true, false,
+// 1 or 0; enums as in JSON. Message and bytes fields are refused (a
+// path or query never carries one). INVALID_ARGUMENT when the field is
+// unknown or the text is not a value of its type; m is then unchanged.
 int pbjson_set_text(ProtobufCMessage *m, const char *name, const char *text,
     struct anvil_error *err);
 

@@ -8,6 +8,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
+#include "metrics.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -30,6 +31,8 @@ struct rpc_ctx {
     enum ctx_state  state;
     uint64_t        request_id;
     uint32_t        pipe;    // the connection the request came on
+    int             method;  // descriptor index; -1 = unknown (metrics)
+    int64_t         t0;      // av_mono_us() when the request arrived
     bool            waiting; // counted as a long-poll in flight
     struct call     call;
     struct rpc_ctx *next; // all contexts, under rpc.lock
@@ -89,6 +92,8 @@ send_reply(struct rpc_ctx *x, int code, const char *message,
     rep.request_id       = x->request_id;
     size_t   n           = anvil__v1__reply__get_packed_size(&rep);
     nng_msg *msg;
+    metrics_rpc(x->rpc->cfg.metrics, METRICS_NNG, x->method, code,
+        av_mono_us() - x->t0);
     x->state = CTX_SEND;
     if (nng_msg_alloc(&msg, n) != 0) {
         AV_ERR("rpc.oom", "bytes=%zu", n);
@@ -212,7 +217,9 @@ pipe_closed(struct rpc *r, uint32_t pipe)
 static void
 handle_request(struct rpc_ctx *x, nng_msg *msg)
 {
-    struct anvil_error  err = { 0 };
+    struct anvil_error err = { 0 };
+    x->t0                  = av_mono_us();
+    x->method              = -1;
     Anvil__V1__Request *req
         = anvil__v1__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
     x->pipe = nng_msg_get_pipe(msg).id;
@@ -227,6 +234,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
         return;
     }
     x->request_id = req->request_id;
+    x->method     = handlers_method_index(req->method);
     int64_t token_id;
     int     role;
     int rc = auth_check(x->rpc->cfg.auth, req->token, req->method, av_now_ms(),

@@ -14,6 +14,7 @@
 #include <anvil/anvil.h>
 
 struct auth;
+struct metrics;
 struct nng_tls_config;
 
 struct rpc_config {
@@ -26,7 +27,8 @@ struct rpc_config {
     int                    max_waits;          // long-polls in flight, total
     int                    max_waits_per_conn; // ... per connection
     int                    max_conns;          // connections open at once
-    struct nng_tls_config *tls; // for tls+tcp:// URLs; NULL otherwise
+    struct nng_tls_config *tls;     // for tls+tcp:// URLs; NULL otherwise
+    struct metrics        *metrics; // each reply counted; NULL = off
 };
 
 struct rpc;

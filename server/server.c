@@ -4,6 +4,7 @@
 #include "engine.h"
 #include "handlers.h"
 #include "http.h"
+#include "metrics.h"
 #include "rpc.h"
 #include "security.h"
 #include "store.h"
@@ -24,6 +25,7 @@ struct server {
     struct engine       *engine;
     struct rpc          *rpc;
     struct http         *http[SERVER_MAX_HTTP];
+    struct metrics      *metrics; // NULL = off
 
     pthread_mutex_t lock; // guards ended, code
     pthread_cond_t  ended_cv;
@@ -91,6 +93,7 @@ server_config_init(struct server_config *cfg)
     cfg->http_idle_timeout_ms = 60000;
     cfg->http_read_timeout_ms = 10000;
     cfg->public_metrics       = false;
+    cfg->metrics              = true;
 }
 
 static int
@@ -136,6 +139,8 @@ prepare(struct server *s, struct anvil_error *err)
         rc = store_set_deferred_sync(s->store, true, err);
     if (rc == ANVIL_OK && (s->auth = auth_new(on)) == NULL)
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK && cfg->metrics && (s->metrics = metrics_new()) == NULL)
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
         rc = security_load_tokens(s->store, s->auth, err);
     if (rc == ANVIL_OK && cfg->bootstrap_token_file != NULL)
@@ -167,7 +172,7 @@ start_http(struct server *s, const char *url, struct http **out,
                  .url                = url,
                  .engine             = s->engine,
                  .auth               = s->auth,
-                 .metrics            = NULL,
+                 .metrics            = s->metrics,
                  .limits             = { .max_payload = cfg->max_payload },
                  .max_body           = cfg->max_payload * 2 + RECV_MARGIN,
                  .max_conns          = cfg->max_conns,
@@ -216,8 +221,9 @@ server_start(const struct server_config *cfg, struct server **out,
         .worker_lost_ms = cfg->worker_lost_ms,
         .max_queue      = cfg->max_queue,
     };
-    int rc   = prepare(s, err);
-    ecf.auth = s->auth;
+    int rc      = prepare(s, err);
+    ecf.auth    = s->auth;
+    ecf.metrics = s->metrics;
     if (rc == ANVIL_OK)
         rc = engine_start(s->store, &ecf, &s->engine, err);
     if (rc == ANVIL_OK) {
@@ -232,6 +238,7 @@ server_start(const struct server_config *cfg, struct server **out,
             .max_waits_per_conn = cfg->max_waits_per_conn,
             .max_conns          = cfg->max_conns,
             .tls                = s->tls,
+            .metrics            = s->metrics,
         };
         rc = rpc_start(&rcf, &s->rpc, err);
     }
@@ -269,6 +276,7 @@ server_stop(struct server *s)
         nng_tls_config_free(s->tls);
     if (s->rpc != NULL)
         AV_INFO("server.stopped", "url=%s", s->cfg.listen_url);
+    metrics_free(s->metrics); // last: every thread that counts has ended
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->ended_cv);
     free(s);

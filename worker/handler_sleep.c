@@ -1,4 +1,5 @@
-// handler_sleep.c - the seed's Sleep job: sleep, print a message, return it.
+// handler_sleep.c - the seed's Sleep job: sleep, print a message, return it
+// (as a JSON string).
 #include "handlers.h"
 
 #include "util/error.h"
@@ -112,11 +113,20 @@ handler_sleep(
         anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
-    // The message is the result: a closed stdout loses only the copy.
+    // The message is the result, as a JSON string (so that JSON clients
+    // see it as text): a closed stdout loses only the printed copy.
     if (handler_sleep_print(out, msg) != 0)
         AV_WARN("worker.sleep.print_failed", "id=%s errno=%d", lease->job.id,
             errno);
-    rc = anvil_job_ctx_set_result(ctx, msg, strlen(msg));
+    json_t *j    = json_string(msg);
+    char   *text = j != NULL ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
     free(msg);
+    if (text == NULL) {
+        anvil_job_ctx_set_error(ctx, false, "out of memory");
+        return ANVIL_RESOURCE_EXHAUSTED;
+    }
+    rc = anvil_job_ctx_set_result(ctx, text, strlen(text));
+    free(text);
     return rc;
 }

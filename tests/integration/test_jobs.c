@@ -273,8 +273,10 @@ test_sleep_job_runs_in_the_anvil_worker_process(void **state)
     job = wait_final(h, id, ANVIL_JOB_SUCCEEDED);
     assert_true(av_mono_ms() - t0 >= 1000);
     assert_true(job->finished_at_ms - job->started_at_ms >= 1000);
-    assert_int_equal(job->result_len, strlen("Hello World"));
-    assert_memory_equal(job->result, "Hello World", strlen("Hello World"));
+    // The result is the message as a JSON string.
+    assert_int_equal(job->result_len, strlen("\"Hello World\""));
+    assert_memory_equal(
+        job->result, "\"Hello World\"", strlen("\"Hello World\""));
     // The worker's stdout is a file: the line must be flushed, not held in
     // a buffer until exit.
     if (!harness_wait_for_line(out, "Hello World", 5000)) {

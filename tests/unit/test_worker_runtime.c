@@ -1238,7 +1238,7 @@ test_builtin_sleep_handler_prints_and_returns_its_message(void **state)
     assert_non_null(got);
     assert_string_equal(line, "Hello World\n");
     assert_string_equal(f->completes[0].job_id, "k1");
-    assert_string_equal(f->completes[0].body, "Hello World");
+    assert_string_equal(f->completes[0].body, "\"Hello World\"");
     assert_string_equal(f->fails[0].job_id, "k2");
     assert_true(f->fails[0].no_retry);
     assert_string_equal(f->fails[0].body,
