@@ -32,7 +32,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define HEADER_MEMORY (64 * 1024) // headers and read buffer per connection
+#define HEADER_MEMORY (32 * 1024) // headers and read buffer per connection
 #define SWEEP_MS 100
 #define JSON_TYPE "application/json"
 // Connection ids have the top bit set: never an nng pipe id.
