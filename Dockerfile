@@ -1,7 +1,7 @@
 # anvil: anvild, anvil-worker and anvil in one image (Debian bookworm).
 #
 #   docker build -t anvil .
-#   docker run -v anvil-data:/var/lib/anvil -p 7700:7700 anvil
+#   docker run -v anvil-data:/var/lib/anvil -p 7700:7700 -p 8000:8000 anvil
 #
 # The first stage builds and stages the tree with `make install` alone
 # (make installs the Debian build packages it needs through
@@ -22,7 +22,8 @@ RUN make clean \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libnng1 libprotobuf-c1 libsqlite3-0 libjansson4 \
+        libnng1 libprotobuf-c1 libsqlite3-0 libjansson4 libmicrohttpd12 \
+        libgnutls30 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system anvil \
  && useradd --system --gid anvil --home-dir /var/lib/anvil \
@@ -34,9 +35,12 @@ WORKDIR /var/lib/anvil
 # The database (anvil.db with its -wal and -shm files) and the bootstrap
 # admin token live here.
 VOLUME ["/var/lib/anvil"]
-EXPOSE 7700
+# nng (the CLI, the C SDK, anvil-worker) and HTTP/JSON (curl, any
+# language; /healthz and /readyz for probes, /metrics).
+EXPOSE 7700 8000
 # Off loopback anvild requires API tokens; the first admin token is
 # written to /var/lib/anvil/admin.token (mode 0600) on the first start.
 ENTRYPOINT ["/usr/sbin/anvild"]
-CMD ["--listen", "tcp://0.0.0.0:7700", "--db", "/var/lib/anvil/anvil.db", \
+CMD ["--listen", "tcp://0.0.0.0:7700", "--http", "http://0.0.0.0:8000", \
+     "--db", "/var/lib/anvil/anvil.db", \
      "--bootstrap-token-file", "/var/lib/anvil/admin.token"]

@@ -111,6 +111,7 @@ CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
+        bench-http bench-wrk \
         fuzz fuzz-run \
         demo run install uninstall test-install \
         format format-check clean tests
@@ -247,15 +248,28 @@ check-asan:
 
 # The benchmark: an optimised build, then every workload (never run by
 # make test). BENCH_ARGS adds flags, e.g. BENCH_ARGS="--json".
+# bench-http runs the http workload alone: single submits over nng and over
+# HTTP, their latency, and nng with metrics on and off, on two anvilds
+# (docs/performance.md, "The HTTP path"); bench-wrk cross-checks the HTTP
+# submit rate with wrk (bench/wrk.sh).
 bench:
 	@$(MAKE) --no-print-directory FLAVOR=release all
 	bin/anvil-bench --workload all $(BENCH_ARGS)
+	bin/anvil-bench --workload http $(BENCH_ARGS)
+
+bench-http:
+	@$(MAKE) --no-print-directory FLAVOR=release all
+	bin/anvil-bench --workload http $(BENCH_ARGS)
+
+bench-wrk:
+	@$(MAKE) --no-print-directory FLAVOR=release all
+	BIN=bin sh bench/wrk.sh
 
 demo: all
 	@sh scripts/demo.sh $(BIN)
 
 run: all
-	$(BIN)/anvild --db ./anvil.db
+	$(BIN)/anvild --db ./anvil.db --http http://127.0.0.1:8000
 
 # Man pages: mdoc sources in man/, with @VERSION@ filled in.
 build/man/%: man/%.in VERSION

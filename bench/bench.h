@@ -5,9 +5,11 @@
 // library over the real transport, and measures workloads end to end:
 // throughput and latency (jobs.c), workflows (flows.c), and a server with
 // a million queued jobs (scale.c). Jobs are submitted in batches
-// (submit.c). Each run of a workload fills a struct result with named
-// figures; main.c repeats runs, takes the median of each figure and prints
-// a table or JSON (report.c).
+// (submit.c), through the SDK (nng) or anvild's HTTP/JSON endpoint with a
+// raw-socket HTTP/1.1 client (http.c); the http workload (compare.c) sets
+// the two transports, and metrics on and off, side by side. Each run of a
+// workload fills a struct result with named figures; main.c repeats runs, takes
+// the median of each figure and prints a table or JSON (report.c).
 //
 // Only the public API (anvil/anvil.h, anvil/worker.h, anvil/workflow.h) is
 // used, as any client program would; scale.c also asks the SQLite library
@@ -31,6 +33,7 @@
 #define BENCH_MAX_PRODUCERS 64 // most threads bench_produce() runs
 #define BENCH_PAYLOAD 32       // bytes of a throughput job's payload
 #define BENCH_MAX_FIGS 40
+#define BENCH_HTTP_CONNS 32 // the http workload's producers / connections
 
 // Command-line options; main.c fills them.
 struct bench_opts {
@@ -46,6 +49,10 @@ struct bench_opts {
     int         steps;      // steps per chain
     int         fan;        // fan-out width (1 -> fan -> 1)
     const char *durability; // full or normal
+    const char *transport;  // how jobs are submitted: nng or http
+    const char *http_url;   // --http: the HTTP endpoint of --server
+    bool        serve_http; // start anvild with --http (own anvild)
+    bool        no_metrics; // start anvild with --no-metrics
     bool        json;
     int         runs;
     const char *server_url; // NULL: start our own anvild
@@ -78,6 +85,8 @@ struct bench_server {
     char  dir[64]; // mkdtemp directory holding the database and log
     char  url[128];
     char  log[96];
+    int   http_port;     // our anvild's HTTP port; 0: none
+    char  http_url[128]; // "" when the server serves no HTTP we know of
 };
 
 // ---- server.c ----
@@ -153,6 +162,7 @@ struct submitter {
     long          jobs;      // submits jobs 0 .. jobs - 1
     int           batch;     // per call: 1 = anvil_job_submit, else _many
     int           producers; // threads, each with one call in flight
+    const char   *http_url;  // NULL: the SDK (nng); else POST /v1/jobs
     // Results:
     int64_t          t0;      // first call made
     int64_t          t1;      // last reply received
@@ -160,18 +170,52 @@ struct submitter {
     _Atomic bool     failed;  // a call failed or a job was refused
     pthread_mutex_t  mu;      // guards err
     char             err[300];
+    // One keep-alive connection per producer, opened before the clock.
+    struct bench_http *conns[BENCH_MAX_PRODUCERS];
 };
 
 // Submits s->jobs jobs of s->type with a BENCH_PAYLOAD-byte payload, each
-// result checked, and fills the results of *s. Returns 0, or -1 (printed,
-// with the number of refused jobs) on any failure.
+// result checked, and fills the results of *s. Over HTTP, it first opens
+// the producers' connections that are not open yet (outside the clock). Returns
+// 0, or -1 (printed, with the number of refused jobs) on any failure.
 int bench_submit(struct submitter *s);
+
+// Closes the HTTP connections bench_submit() opened (none over nng).
+void bench_submit_close(struct submitter *s);
 
 // Jobs per second of a bench_submit() run.
 double bench_submit_rate(const struct submitter *s);
 
 // How o->batch and o->producers submit, in words, for a result's notes.
 void bench_describe_submit(const struct bench_opts *o, char *buf, size_t len);
+
+// ---- http.c: a raw-socket HTTP/1.1 client, one request at a time ----
+
+struct bench_http;
+
+// Connects to url ("http://IPv4:port"). Returns 0, or -1 with err filled.
+// Caller owns *out; free with bench_http_close().
+int bench_http_open(
+    const char *url, struct bench_http **out, char *err, size_t errlen);
+
+// Closes the connection and frees c. NULL is ignored.
+void bench_http_close(struct bench_http *c);
+
+// Sends `verb path` with body (NULL: none; else JSON of len bytes) and
+// reads the whole answer on c's connection (redialled if the server closed
+// it). *status is the HTTP status; the body is copied into resp (cut to
+// cap - 1 bytes, NUL-terminated). Returns 0, or -1 with err filled.
+int bench_http_request(struct bench_http *c, const char *verb, const char *path,
+    const char *body, size_t len, int *status, char *resp, size_t cap,
+    char *err, size_t errlen);
+
+// The string value of the first "key":"..." in a JSON text (no escapes),
+// copied into out. Returns 0, or -1 if absent or too long.
+int bench_http_json_string(
+    const char *body, const char *key, char *out, size_t len);
+
+// How many times needle occurs in body.
+size_t bench_http_count(const char *body, const char *needle);
 
 // ---- jobs.c / flows.c / scale.c: one run each; 0 or -1 (printed) ----
 
@@ -183,6 +227,14 @@ int bench_workflow(const struct bench_opts *o, struct bench_server *s,
     int chains, int steps, int fan, struct result *r);
 int bench_scale(const struct bench_opts *o, struct bench_server *s, long jobs,
     struct result *r);
+
+// compare.c: the http workload. Starts its own anvilds: one with metrics
+// and --http, measuring single-submit throughput over nng and over HTTP
+// (BENCH_HTTP_CONNS producers, one submit each in flight) and the submit
+// latency of both; then one with --no-metrics, measuring the same nng
+// throughput. Adds every figure and their ratios to r.
+int bench_compare(
+    const struct bench_opts *o, long tp_jobs, long lat_jobs, struct result *r);
 
 // ---- common.c: what every workload does around its measurement ----
 

@@ -1,6 +1,6 @@
 // jobs.c - the throughput and latency workloads: tiny no-op jobs submitted
-// by the SDK, run by a worker-library worker in this process, over the
-// real transport.
+// by the SDK (or, with --transport http, by HTTP/JSON requests), run by a
+// worker-library worker in this process, over the real transport.
 #include "bench.h"
 
 #include <anvil/worker.h>
@@ -11,6 +11,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// With --transport http, the server's HTTP endpoint (else NULL).
+static int
+http_endpoint(
+    const struct bench_opts *o, const struct bench_server *s, const char **url)
+{
+    *url = NULL;
+    if (strcmp(o->transport, "http") != 0)
+        return 0;
+    if (s->http_url[0] == '\0') {
+        fprintf(stderr,
+            "anvil-bench: --transport http with --server needs --http URL, "
+            "the server's HTTP endpoint\n");
+        return -1;
+    }
+    *url = s->http_url;
+    return 0;
+}
 
 // ---- throughput ----
 
@@ -76,8 +94,8 @@ describe_throughput(const struct bench_opts *o, long jobs, struct result *r)
     bench_describe_submit(o, how, sizeof(how));
     r->workload = "throughput";
     snprintf(r->sizes, sizeof(r->sizes),
-        "jobs=%ld workers=%d payload=%dB batch=%d producers=%d", jobs,
-        o->workers, BENCH_PAYLOAD, o->batch, o->producers);
+        "jobs=%ld workers=%d payload=%dB batch=%d producers=%d transport=%s",
+        jobs, o->workers, BENCH_PAYLOAD, o->batch, o->producers, o->transport);
     snprintf(r->notes, sizeof(r->notes),
         "%s; one worker with %d slots runs a no-op handler and reports "
         "through the worker library's default path; the clock runs from the "
@@ -103,7 +121,9 @@ bench_throughput(const struct bench_opts *o, struct bench_server *s, long jobs,
     sub.batch     = o->batch;
     sub.producers = o->producers;
     describe_throughput(o, jobs, r);
-    int rc = bench_client_open(s, &sub.c);
+    int rc = http_endpoint(o, s, &sub.http_url);
+    if (rc == 0)
+        rc = bench_client_open(s, &sub.c);
     if (rc == 0)
         rc = bench_worker_start(
             s, o->workers, type, bench_noop_handler, &handled, &w);
@@ -114,6 +134,7 @@ bench_throughput(const struct bench_opts *o, struct bench_server *s, long jobs,
     if (rc == 0)
         rc = submit_only(&sub, r);
     anvil_worker_free(w);
+    bench_submit_close(&sub);
     anvil_client_close(sub.c);
     return rc;
 }
@@ -145,20 +166,26 @@ struct lat_samples {
     double *finish;   // handler end -> WaitJob reply
 };
 
-// One round trip: submit, wait until it finished. Fills sample i.
+// The latency workload's client: the SDK, or one HTTP connection.
+struct lat_client {
+    anvil_client      *c;
+    struct bench_http *h; // NULL: submit and wait through the SDK (nng)
+};
+
+// One job through the SDK: SubmitJob, then WaitJob until it is final.
+// t[0] the submit call, t[1] its reply, t[2] the WaitJob reply.
 static int
-one_job(anvil_client *c, const char *type, struct lat_marks *m,
-    struct lat_samples *s, long i)
+round_trip_nng(anvil_client *c, const char *type, int64_t t[3])
 {
     struct anvil_error e   = { 0 };
     char              *id  = NULL;
     struct anvil_job  *job = NULL;
-    int64_t            t0  = bench_now_ns();
-    int     rc = anvil_job_submit(c, type, "{}", 2, NULL, &id, NULL, &e);
-    int64_t t1 = bench_now_ns();
+    t[0]                   = bench_now_ns();
+    int rc = anvil_job_submit(c, type, "{}", 2, NULL, &id, NULL, &e);
+    t[1]   = bench_now_ns();
     if (rc == ANVIL_OK)
         rc = anvil_job_wait(c, id, 30000, &job, &e);
-    int64_t t2 = bench_now_ns();
+    t[2] = bench_now_ns();
     if (rc == ANVIL_OK && job->state != ANVIL_JOB_SUCCEEDED) {
         snprintf(e.msg, sizeof(e.msg), "job %s ended %s", id,
             anvil_job_state_name(job->state));
@@ -166,10 +193,67 @@ one_job(anvil_client *c, const char *type, struct lat_marks *m,
     }
     anvil_job_free(job);
     anvil_free(id);
-    if (rc != ANVIL_OK) {
-        fprintf(stderr, "anvil-bench: latency job: %s\n", e.msg);
-        return -1;
+    if (rc == ANVIL_OK)
+        return 0;
+    fprintf(stderr, "anvil-bench: latency job: %s\n", e.msg);
+    return -1;
+}
+
+// The same over HTTP, on one keep-alive connection: POST /v1/jobs, then
+// GET /v1/jobs/{id}?wait=30s (WaitJob).
+static int
+round_trip_http(struct bench_http *h, const char *type, int64_t t[3])
+{
+    char body[160];
+    char answer[2048];
+    char id[32];
+    char path[96];
+    char err[300];
+    int  status = 0;
+    int  n      = snprintf(
+              body, sizeof(body), "{\"type\":\"%s\",\"payload\":{}}", type);
+    t[0]   = bench_now_ns();
+    int rc = bench_http_request(h, "POST", "/v1/jobs", body, (size_t) n,
+        &status, answer, sizeof(answer), err, sizeof(err));
+    t[1]   = bench_now_ns();
+    if (rc == 0
+        && (status != 201
+            || bench_http_json_string(answer, "id", id, sizeof(id)) != 0)) {
+        snprintf(
+            err, sizeof(err), "POST /v1/jobs: HTTP %d: %.100s", status, answer);
+        rc = -1;
     }
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "/v1/jobs/%s?wait=30s", id);
+        rc = bench_http_request(h, "GET", path, NULL, 0, &status, answer,
+            sizeof(answer), err, sizeof(err));
+    }
+    t[2] = bench_now_ns();
+    if (rc == 0
+        && (status != 200
+            || strstr(answer, "\"state\":\"JOB_STATE_SUCCEEDED\"") == NULL)) {
+        snprintf(err, sizeof(err), "GET %.96s: HTTP %d: %.100s", path, status,
+            answer);
+        rc = -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "anvil-bench: latency job: %s\n", err);
+    return rc;
+}
+
+// One round trip: submit, wait until it finished. Fills sample i.
+static int
+one_job(const struct lat_client *lc, const char *type, struct lat_marks *m,
+    struct lat_samples *s, long i)
+{
+    int64_t t[3];
+    int     rc = lc->h != NULL ? round_trip_http(lc->h, type, t)
+                               : round_trip_nng(lc->c, type, t);
+    int64_t t0 = t[0];
+    int64_t t1 = t[1];
+    int64_t t2 = t[2];
+    if (rc != 0)
+        return -1;
     if (i >= 0) {
         s->total[i]    = (double) (t2 - t0) / 1e3;
         s->submit[i]   = (double) (t1 - t0) / 1e3;
@@ -180,8 +264,9 @@ one_job(anvil_client *c, const char *type, struct lat_marks *m,
 }
 
 static int
-latency_measure(const struct bench_opts *o, anvil_client *c, const char *type,
-    struct lat_marks *m, struct bench_server *s, long jobs, struct result *r)
+latency_measure(const struct bench_opts *o, const struct lat_client *c,
+    const char *type, struct lat_marks *m, struct bench_server *s, long jobs,
+    struct result *r)
 {
     struct lat_samples smp;
     smp.total    = calloc((size_t) jobs, sizeof(double));
@@ -210,13 +295,13 @@ latency_measure(const struct bench_opts *o, anvil_client *c, const char *type,
     result_add(
         r, "round_trips_per_s", "round trips", "/s", (double) jobs / secs);
     result_add_pcts(
-        r, "submit", "SubmitJob call", smp.submit, (size_t) jobs, false);
+        r, "submit", "SubmitJob call", smp.submit, (size_t) jobs, true);
     result_add_pcts(r, "dispatch", "submit -> handler start", smp.dispatch,
         (size_t) jobs, false);
     result_add_pcts(r, "finish", "handler end -> WaitJob reply", smp.finish,
         (size_t) jobs, false);
     bench_add_server_figs(r, s, cpu0, self0, (double) jobs);
-    rc = bench_check_drained(c, type);
+    rc = bench_check_drained(c->c, type);
 out:
     free(smp.total);
     free(smp.submit);
@@ -229,25 +314,40 @@ int
 bench_latency(const struct bench_opts *o, struct bench_server *s, long jobs,
     struct result *r)
 {
-    struct lat_marks m = { 0 };
-    char             type[64];
-    anvil_client    *c = NULL;
-    anvil_worker    *w = NULL;
+    struct lat_marks  m  = { 0 };
+    struct lat_client lc = { 0 };
+    char              type[64];
+    char              err[160];
+    const char       *url;
+    anvil_worker     *w = NULL;
     bench_type_name(type, sizeof(type), "mark");
     r->workload = "latency";
-    snprintf(r->sizes, sizeof(r->sizes), "jobs=%ld warmup=%ld workers=%d", jobs,
-        o->warmup, o->workers);
+    snprintf(r->sizes, sizeof(r->sizes),
+        "jobs=%ld warmup=%ld workers=%d transport=%s", jobs, o->warmup,
+        o->workers, o->transport);
     snprintf(r->notes, sizeof(r->notes),
-        "one job at a time: SubmitJob, then WaitJob until it SUCCEEDED; a "
+        "one job at a time: SubmitJob, then WaitJob until it SUCCEEDED%s; a "
         "worker with %d slots runs a no-op handler; the round trip is from "
         "the submit call to the WaitJob reply, after %ld warm-up jobs",
+        strcmp(o->transport, "http") == 0
+            ? " (over HTTP, on one keep-alive connection: POST /v1/jobs, then "
+              "GET /v1/jobs/{id}?wait=30s)"
+            : "",
         o->workers, o->warmup);
-    int rc = bench_client_open(s, &c);
+    int rc = http_endpoint(o, s, &url);
+    if (rc == 0 && url != NULL
+        && bench_http_open(url, &lc.h, err, sizeof(err)) != 0) {
+        fprintf(stderr, "anvil-bench: %s: %s\n", url, err);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = bench_client_open(s, &lc.c);
     if (rc == 0)
         rc = bench_worker_start(s, o->workers, type, mark_handler, &m, &w);
     if (rc == 0)
-        rc = latency_measure(o, c, type, &m, s, jobs, r);
+        rc = latency_measure(o, &lc, type, &m, s, jobs, r);
     anvil_worker_free(w);
-    anvil_client_close(c);
+    anvil_client_close(lc.c);
+    bench_http_close(lc.h);
     return rc;
 }

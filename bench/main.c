@@ -29,8 +29,10 @@ static const char usage_text[]
       "Starts anvild on a temporary database (tcp loopback), runs workers\n"
       "through the worker library and measures end to end.\n"
       "\n"
-      "  --workload W      throughput, latency, workflow, scale or all\n"
-      "                    (default all: the first three; scale takes longer)\n"
+      "  --workload W      throughput, latency, workflow, scale, http or all\n"
+      "                    (default all: the first three; scale takes longer;\n"
+      "                    http: single submits over nng and over HTTP, and\n"
+      "                    nng with metrics on and off, on two anvilds)\n"
       "  --jobs N          jobs: throughput 100000, latency 5000, scale 50000\n"
       "                    (per rate measured)\n"
       "  --warmup N        latency warm-up jobs (default 200)\n"
@@ -46,9 +48,15 @@ static const char usage_text[]
       "  --steps S         steps per chain (default 10)\n"
       "  --fan F           fan-out width of the 1 -> F -> 1 workflow (1000)\n"
       "  --durability D    full (default) or normal, passed to anvild\n"
+      "  --transport T     how throughput and latency submit jobs: nng\n"
+      "                    (default; the SDK) or http (POST /v1/jobs, or\n"
+      "                    /v1/jobs:batch when --batch > 1, one keep-alive\n"
+      "                    connection per producer; anvild gets --http)\n"
       "  --runs R          repeat each workload R times, report medians (1)\n"
       "  --json            one JSON object per workload instead of tables\n"
       "  --server URL      use a running anvild instead of starting one\n"
+      "  --http URL        with --server and --transport http: its HTTP\n"
+      "                    endpoint, http://IPv4:port\n"
       "  --anvild PATH     the anvild to start (default " ANVIL_BIN_DIR
       "/anvild)\n";
 
@@ -95,9 +103,10 @@ static int
 parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
 {
     static const char *const workloads[]
-        = { "throughput", "latency", "workflow", "scale", "all", NULL };
-    static const char *const modes[] = { "full", "normal", NULL };
-    const char              *f       = argv[*i];
+        = { "throughput", "latency", "workflow", "scale", "http", "all", NULL };
+    static const char *const modes[]      = { "full", "normal", NULL };
+    static const char *const transports[] = { "nng", "http", NULL };
+    const char              *f            = argv[*i];
     if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0)
         return 1;
     if (strcmp(f, "--json") == 0) {
@@ -113,7 +122,10 @@ parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
         o->workload = v;
     else if (strcmp(f, "--durability") == 0 && one_of(v, modes))
         o->durability = v;
-    else if (strcmp(f, "--workload") == 0 || strcmp(f, "--durability") == 0) {
+    else if (strcmp(f, "--transport") == 0 && one_of(v, transports))
+        o->transport = v;
+    else if (strcmp(f, "--workload") == 0 || strcmp(f, "--durability") == 0
+        || strcmp(f, "--transport") == 0) {
         fprintf(stderr, "anvil-bench: bad %s \"%s\" (see --help)\n", f, v);
         return -1;
     } else if (strcmp(f, "--jobs") == 0)
@@ -142,6 +154,8 @@ parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
         o->server_url = v;
     else if (strcmp(f, "--anvild") == 0)
         o->anvild = v;
+    else if (strcmp(f, "--http") == 0)
+        o->http_url = v;
     else {
         fprintf(stderr, "anvil-bench: unknown option %s (see --help)\n", f);
         return -1;
@@ -164,6 +178,7 @@ parse_args(struct bench_opts *o, int argc, char **argv)
         .steps                           = 10,
         .fan                             = 1000,
         .durability                      = "full",
+        .transport                       = "nng",
         .runs                            = 1,
         .anvild                          = ANVIL_BIN_DIR "/anvild" };
     for (int i = 1; i < argc; i++) {
@@ -183,17 +198,20 @@ log_line(void *arg, int level, const char *line)
         fprintf(stderr, "anvil-bench: libanvil: %s\n", line);
 }
 
-enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW, WL_SCALE };
+enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW, WL_SCALE, WL_HTTP };
 
 static int
 run_once(const struct bench_opts *o, enum workload wl, struct result *r)
 {
     struct bench_server s;
+    long                jobs = o->jobs;
     memset(r, 0, sizeof(*r));
+    if (wl == WL_HTTP) // starts its own servers
+        return bench_compare(o, jobs > 0 ? jobs : ALL_JOBS_THROUGHPUT,
+            jobs > 0 ? (jobs + 19) / 20 : ALL_JOBS_LATENCY, r);
     if (bench_server_start(o, &s) != 0)
         return -1;
-    long jobs = o->jobs;
-    int  rc   = -1;
+    int rc = -1;
     switch (wl) {
     case WL_THROUGHPUT:
         rc = bench_throughput(o, &s, jobs > 0 ? jobs : ALL_JOBS_THROUGHPUT, r);
@@ -206,6 +224,8 @@ run_once(const struct bench_opts *o, enum workload wl, struct result *r)
         break;
     case WL_SCALE:
         rc = bench_scale(o, &s, jobs > 0 ? jobs : SCALE_JOBS, r);
+        break;
+    case WL_HTTP:
         break;
     }
     if (bench_server_stop(&s) != 0)
@@ -262,5 +282,7 @@ main(int argc, char **argv)
         rc = run_workload(&o, WL_WORKFLOW, "workflow");
     if (rc == 0 && strcmp(o.workload, "scale") == 0)
         rc = run_workload(&o, WL_SCALE, "scale");
+    if (rc == 0 && strcmp(o.workload, "http") == 0)
+        rc = run_workload(&o, WL_HTTP, "http");
     return rc == 0 ? 0 : 1;
 }

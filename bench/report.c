@@ -14,6 +14,7 @@ struct machine {
     long nproc;
     char cpu[128];
     char kernel[200];
+    char load[64]; // /proc/loadavg's 1, 5 and 15 minute averages
 };
 
 static void
@@ -35,6 +36,14 @@ machine_get(struct machine *m)
     }
     if (f != NULL)
         fclose(f);
+    snprintf(m->load, sizeof(m->load), "unknown");
+    f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        char one[16], five[16], fifteen[16];
+        if (fscanf(f, "%15s %15s %15s", one, five, fifteen) == 3)
+            snprintf(m->load, sizeof(m->load), "%s %s %s", one, five, fifteen);
+        fclose(f);
+    }
     struct utsname u;
     if (uname(&u) == 0)
         snprintf(m->kernel, sizeof(m->kernel), "%.60s %.60s %.60s", u.sysname,
@@ -48,12 +57,13 @@ report_machine(const struct bench_opts *o)
         return; // every JSON object carries the machine
     struct machine m;
     machine_get(&m);
-    printf("anvil-bench %s: %ld CPUs, %s, %s\n", ANVIL_VERSION, m.nproc, m.cpu,
-        m.kernel);
-    printf("server: %s, durability %s%s\n",
+    printf("anvil-bench %s: %ld CPUs, %s, %s, load average %s\n", ANVIL_VERSION,
+        m.nproc, m.cpu, m.kernel, m.load);
+    printf("server: %s, durability %s%s, jobs submitted over %s\n",
         o->server_url != NULL ? o->server_url : "own anvild on tcp loopback",
         o->durability,
-        o->server_url != NULL ? " (as that server was started)" : "");
+        o->server_url != NULL ? " (as that server was started)" : "",
+        strcmp(o->workload, "http") == 0 ? "nng and http" : o->transport);
     fflush(stdout);
 }
 
@@ -136,6 +146,9 @@ print_json(const struct bench_opts *o, const struct result *r, int runs)
     json_object_set_new(j, "workload", json_string(r->workload));
     json_object_set_new(j, "runs", json_integer(runs));
     json_object_set_new(j, "durability", json_string(o->durability));
+    json_object_set_new(j, "transport",
+        json_string(
+            strcmp(r->workload, "http") == 0 ? "nng+http" : o->transport));
     json_object_set_new(j, "server",
         json_string(o->server_url != NULL ? o->server_url : "own"));
     json_object_set_new(j, "sizes", sizes_json(r->sizes));
@@ -148,6 +161,7 @@ print_json(const struct bench_opts *o, const struct result *r, int runs)
     json_object_set_new(mj, "nproc", json_integer(m.nproc));
     json_object_set_new(mj, "cpu", json_string(m.cpu));
     json_object_set_new(mj, "kernel", json_string(m.kernel));
+    json_object_set_new(mj, "loadavg", json_string(m.load));
     json_object_set_new(j, "machine", mj);
     json_object_set_new(j, "notes", json_string(r->notes));
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));

@@ -121,8 +121,16 @@ spawn(const struct bench_opts *o, struct bench_server *s)
     char db[96];
     snprintf(db, sizeof(db), "%s/anvil.db", s->dir);
     snprintf(s->log, sizeof(s->log), "%s/anvild.log", s->dir);
-    char *argv[] = { "anvild", "--listen", s->url, "--db", db, "--log-level",
+    char *argv[14] = { "anvild", "--listen", s->url, "--db", db, "--log-level",
         "warn", "--durability", (char *) o->durability, NULL };
+    int   argc     = 9;
+    if (s->http_port > 0) {
+        argv[argc++] = "--http";
+        argv[argc++] = s->http_url;
+    }
+    if (o->no_metrics)
+        argv[argc++] = "--no-metrics";
+    argv[argc] = NULL;
     if (access(o->anvild, X_OK) != 0) {
         fprintf(stderr,
             "anvil-bench: %s: %s (build it with make, or pass "
@@ -139,6 +147,25 @@ spawn(const struct bench_opts *o, struct bench_server *s)
     if (pid == 0)
         child_exec(o->anvild, argv, s->log);
     s->pid = pid;
+    return 0;
+}
+
+// Our anvild serves HTTP too when a workload wants it: on a second free
+// loopback port.
+static int
+pick_http_port(const struct bench_opts *o, struct bench_server *s)
+{
+    s->http_port   = 0;
+    s->http_url[0] = '\0';
+    if (!o->serve_http && strcmp(o->transport, "http") != 0)
+        return 0;
+    int port = free_port();
+    if (port <= 0 || port == s->port) {
+        fprintf(stderr, "anvil-bench: no free loopback port for HTTP\n");
+        return -1;
+    }
+    s->http_port = port;
+    snprintf(s->http_url, sizeof(s->http_url), "http://127.0.0.1:%d", port);
     return 0;
 }
 
@@ -190,6 +217,8 @@ bench_server_start(const struct bench_opts *o, struct bench_server *s)
     memset(s, 0, sizeof(*s));
     if (o->server_url != NULL) {
         snprintf(s->url, sizeof(s->url), "%s", o->server_url);
+        if (o->http_url != NULL)
+            snprintf(s->http_url, sizeof(s->http_url), "%s", o->http_url);
         if (health_ok(s->url))
             return 0;
         fprintf(stderr, "anvil-bench: no Health reply from %s\n", s->url);
@@ -211,7 +240,9 @@ bench_server_start(const struct bench_opts *o, struct bench_server *s)
     }
     s->port = port;
     snprintf(s->url, sizeof(s->url), "tcp://127.0.0.1:%d", port);
-    int rc   = spawn(o, s);
+    int rc = pick_http_port(o, s);
+    if (rc == 0)
+        rc = spawn(o, s);
     live_pid = s->pid;
     if (rc != 0 || wait_serving(s, "start") != 0) {
         bench_server_stop(s);
@@ -375,7 +406,10 @@ wait_serving(struct bench_server *s, const char *when)
     int64_t deadline    = bench_now_ns() + (int64_t) START_TIMEOUT_MS * 1000000;
     struct timespec nap = { 0, 1000000 };
     for (;;) {
-        if (port_listening(s->port) && health_ok(s->url))
+        // HTTP listens after nng: wait for both.
+        if (port_listening(s->port)
+            && (s->http_port == 0 || port_listening(s->http_port))
+            && health_ok(s->url))
             return 0;
         int status;
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
@@ -420,6 +454,8 @@ bench_server_restart(const struct bench_opts *o, struct bench_server *s,
     }
     s->port = port;
     snprintf(s->url, sizeof(s->url), "tcp://127.0.0.1:%d", port);
+    if (pick_http_port(o, s) != 0)
+        return -1;
     t0       = bench_now_ns();
     rc       = spawn(o, s);
     live_pid = s->pid;

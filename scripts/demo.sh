@@ -1,11 +1,13 @@
 #!/bin/sh
 # demo.sh - the seed's job, end to end: start anvild on a private ipc://
-# socket with a fresh database, start an anvil-worker, submit the Sleep job
-# with the anvil command and wait for it, print its status; then run the
+# socket and an HTTP listener on a free port, with a fresh database, start
+# an anvil-worker, submit the Sleep job with the anvil command and wait for
+# it, print its status; send the seed's own request (POST /job) with curl
+# and wait for that job with GET /v1/jobs/{id}?wait=30s; then run the
 # workflow examples/chain.json (with anvil-worker's echo type) and show it,
 # and run bin/examples/fanout (a C program with its own worker) against the
 # same server; stop both processes with SIGTERM and clean up. Exits 0 only
-# if the job and both workflows SUCCEEDED.
+# if both jobs and both workflows SUCCEEDED.
 #
 # Usage: sh scripts/demo.sh BINDIR     (make demo passes bin/)
 set -u
@@ -25,6 +27,11 @@ for prog in anvild anvil-worker anvil examples/fanout; do
         exit 1
     fi
 done
+
+command -v curl >/dev/null 2>&1 || {
+    echo "demo: curl is missing (scripts/deps.sh installs it)" >&2
+    exit 1
+}
 
 examples=$(cd "$(dirname "$0")/../examples" && pwd) || exit 1
 [ -f "$examples/chain.json" ] || {
@@ -83,8 +90,10 @@ anvil() {
     "$bindir/anvil" --server "$url" "$@"
 }
 
-echo "demo: starting anvild on $url (database $tmp/anvil.db)"
-"$bindir/anvild" --listen "$url" --db "$tmp/anvil.db" 2>"$tmp/anvild.log" &
+echo "demo: starting anvild on $url and http://127.0.0.1 (a free port;" \
+    "database $tmp/anvil.db)"
+"$bindir/anvild" --listen "$url" --http http://127.0.0.1:0 \
+    --db "$tmp/anvil.db" 2>"$tmp/anvild.log" &
 server_pid=$!
 
 # Wait for Health to answer: poll against a 20 s deadline.
@@ -95,6 +104,12 @@ until anvil health >"$tmp/health.out" 2>&1; do
     sleep 0.1
 done
 cat "$tmp/health.out"
+# The HTTP port anvild picked, from its log line
+# "server.listening url=http://127.0.0.1:0 port=N".
+port=$(sed -n 's/.*server\.listening url=http:[^ ]* port=\([0-9]*\).*/\1/p' \
+    "$tmp/anvild.log" | head -n 1)
+[ -n "$port" ] || fail "anvild logged no HTTP port"
+http=http://127.0.0.1:$port
 
 echo "demo: starting anvil-worker (its stdout follows)"
 "$bindir/anvil-worker" --server "$url" --slots 2 2>"$tmp/worker.log" &
@@ -119,6 +134,22 @@ if [ "$state" = SUCCEEDED ] && [ "$rc" -eq 0 ]; then
     job_ok=true
 fi
 
+# The seed's request, as the earlier service took it, over HTTP.
+seed='{"Type":"Sleep", "Data":"{\"SleepTimeInSeconds\": 10, \"Message\": \"Hello World\"}"}'
+echo "demo: \$ curl -sS -X POST $http/job -H 'Content-Type: application/json' -d '$seed'"
+out=$(curl -sS -X POST "$http/job" -H 'Content-Type: application/json' \
+    -d "$seed") || fail "POST /job failed"
+printf '%s\n' "$out"
+hid=$(printf '%s\n' "$out" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+[ -n "$hid" ] || fail "POST /job answered no job id"
+
+echo "demo: \$ curl -sS '$http/v1/jobs/$hid?wait=30s'"
+out=$(curl -sS --max-time 40 "$http/v1/jobs/$hid?wait=30s") ||
+    fail "GET /v1/jobs/$hid failed"
+printf '%s\n' "$out"
+hstate=$(printf '%s\n' "$out" | sed -n 's/.*"state":"JOB_STATE_\([A-Z]*\)".*/\1/p')
+echo "demo: job $hid is $hstate"
+
 echo "demo: \$ anvil workflow submit examples/chain.json --wait --timeout-ms 60000"
 out=$(anvil workflow submit "$examples/chain.json" --wait --timeout-ms 60000)
 wrc=$?
@@ -137,7 +168,7 @@ echo "demo: \$ examples/fanout $url"
 frc=$?
 echo "demo: examples/fanout exited with status $frc"
 
-if $job_ok && [ "$wstate" = SUCCEEDED ] && [ "$wrc" -eq 0 ] &&
+if $job_ok && [ "$hstate" = SUCCEEDED ] && [ "$wstate" = SUCCEEDED ] && [ "$wrc" -eq 0 ] &&
     [ "$frc" -eq 0 ]; then
     status=0
 fi

@@ -32,7 +32,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define HEADER_MEMORY (64 * 1024) // headers and read buffer per connection
+#define HEADER_MEMORY (32 * 1024) // headers and read buffer per connection
 #define SWEEP_MS 100
 #define JSON_TYPE "application/json"
 // Connection ids have the top bit set: never an nng pipe id.
@@ -441,6 +441,21 @@ check_client_cert(struct hreq *q, struct anvil_error *err)
     return ANVIL_OK;
 }
 
+// The bearer token's check for rpc `method`, saying how to send one over
+// HTTP when it is missing.
+static int
+check_token(struct http *h, struct hreq *q, const char *method,
+    int64_t *token_id, int *role, struct anvil_error *err)
+{
+    const char *token = http_bearer(q);
+    if (auth_enabled(h->cfg.auth) && token[0] == '\0')
+        return av_error_set(err, ANVIL_UNAUTHENTICATED,
+            "this server requires a token: send the header "
+            "'Authorization: Bearer <token>'");
+    return auth_check(
+        h->cfg.auth, token, method, av_now_ms(), token_id, role, err);
+}
+
 // ---- dispatch ----
 
 static void
@@ -491,8 +506,7 @@ dispatch(struct hreq *q)
     int64_t token_id     = 0;
     int     role         = 0;
     if (rc == ANVIL_OK)
-        rc = auth_check(h->cfg.auth, http_bearer(q), q->rpc, av_now_ms(),
-            &token_id, &role, &err);
+        rc = check_token(h, q, q->rpc, &token_id, &role, &err);
     if (rc == ANVIL_OK) {
         rc = handlers_decode_msg(&h->cfg.limits, q->rpc, m, &q->call, &err);
         m  = NULL; // the call's now
@@ -559,16 +573,17 @@ check_headers(struct hreq *q, const char *verb)
             "'Content-Type: application/json')");
         return false;
     }
-    if (check_client_cert(q, &err) != ANVIL_OK) {
+    // Probes stay open to load balancers, which hold no client certificate.
+    bool probe
+        = q->m.route->kind == ROUTE_HEALTHZ || q->m.route->kind == ROUTE_READYZ;
+    if (!probe && check_client_cert(q, &err) != ANVIL_OK) {
         answer_err(q, &err);
         return false;
     }
     int64_t tid;
     int     role;
     if (q->m.route->kind == ROUTE_METRICS && !h->cfg.public_metrics
-        && auth_check(h->cfg.auth, http_bearer(q), "Health", av_now_ms(), &tid,
-               &role, &err)
-            != ANVIL_OK) {
+        && check_token(h, q, "Health", &tid, &role, &err) != ANVIL_OK) {
         answer_err(q, &err);
         return false;
     }

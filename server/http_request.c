@@ -243,6 +243,26 @@ query_param(
     return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
 }
 
+// Sets path field i of m; a body that names the field too must agree.
+static int
+path_field(
+    struct hreq *q, ProtobufCMessage *m, size_t i, struct anvil_error *err)
+{
+    const char                     *name = q->m.field[i];
+    const ProtobufCFieldDescriptor *f
+        = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING
+        && f->label != PROTOBUF_C_LABEL_REPEATED) {
+        const char *have = *(char *const *) ((const char *) m + f->offset);
+        if (have != NULL && have[0] != '\0' && strcmp(have, q->m.value[i]) != 0)
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "%s '%.64s' in the body differs from '%.64s' in the path: "
+                "leave it out of the body",
+                name, have, q->m.value[i]);
+    }
+    return pbjson_set_text(m, name, q->m.value[i], err);
+}
+
 // The rpc's request message from the body, path and query.
 int
 http_build_request(
@@ -290,7 +310,7 @@ http_build_request(
                 r->verb, r->pattern);
     }
     for (size_t i = 0; rc == ANVIL_OK && i < q->m.n; i++)
-        rc = pbjson_set_text(m, q->m.field[i], q->m.value[i], err);
+        rc = path_field(q, m, i, err);
     q->rpc = r->rpc;
     if (rc == ANVIL_OK && x.wait_ms >= 0) {
         // GetJob -> WaitJob: the same id, and the wait as timeout_ms.

@@ -67,6 +67,12 @@ expect "chain.json defs" _anvil_worker anvil-worker --config ""
 has "--durability" _anvild anvild --d
 expect "full normal" _anvild anvild --durability ""
 has "--tls-client-ca" _anvild anvild --tls
+expect "--http --http-idle-timeout --http-read-timeout" _anvild anvild --ht
+has "--public-metrics" _anvild anvild --p
+has "--no-metrics" _anvild anvild --n
+expect "http:// https://" _anvild anvild --http ""
+expect "https://" _anvild anvild --http https
+expect "" _anvild anvild --http-read-timeout ""
 has "--prefetch" _anvil_worker anvil-worker --p
 expect "json text" _anvil_worker anvil-worker --log-format ""
 
