@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -95,6 +96,33 @@ rss_kb(void)
     if (fp != NULL)
         fclose(fp);
     return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// The sockets this process holds (the server's and the test's).
+static int
+sockets_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int  n = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e != NULL; e = readdir(d)) {
+        char path[300], target[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0 && strncmp(target, "socket:", 7) == 0)
+            n++;
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static int sockets_before;
+
+static bool
+sockets_back(void *arg)
+{
+    (void) arg;
+    return sockets_open() <= sockets_before + 2;
 }
 
 static int
@@ -775,7 +803,8 @@ test_rss_stays_bounded_across_hostile_requests(void **state)
     int n = sprintf(big, "GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: ");
     memset(big + n, 'b', big_len);
     strcpy(big + n + big_len, "\r\n\r\n");
-    big_len = strlen(big);
+    big_len        = strlen(big);
+    sockets_before = sockets_open();
     for (int k = 0; k < 200; k++) // warm up: pools and caches settle
         hostile_request(f, k, big, big_len);
     long before = rss_kb();
@@ -788,6 +817,12 @@ test_rss_stays_bounded_across_hostile_requests(void **state)
                   "(+%ld KiB)\n",
         before, after, HOSTILE_ROUNDS, after - before);
     assert_true(after - before < RSS_BOUND_KB);
+    // Requests abandoned mid-body hold their connection until the read
+    // timeout cuts it; then every connection is gone.
+    print_message(
+        "sockets: %d before, %d after\n", sockets_before, sockets_open());
+    assert_true(
+        harness_wait_for(sockets_back, NULL, 3 * READ_TIMEOUT_MS + 1000));
     assert_serving(f);
 }
 
