@@ -529,6 +529,15 @@ dispatch(struct hreq *q)
     return submit(q);
 }
 
+// "application/json", in any case, alone or with parameters.
+static bool
+is_json_type(const char *ct)
+{
+    size_t n = strlen(JSON_TYPE);
+    return strncasecmp(ct, JSON_TYPE, n) == 0
+        && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
 // What can be refused once the headers are in: the route, the body's size
 // and type, TLS client certificates, the token of a non-rpc route.
 static bool
@@ -548,7 +557,7 @@ check_headers(struct hreq *q, const char *verb)
         snprintf(
             msg, sizeof(msg), "this route takes %s, not %.16s", allow, verb);
         q->allow = allow;
-        answer_error(q, 405, ANVIL_INVALID_ARGUMENT, msg);
+        answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg); // as grpc-gateway
         return false;
     }
     if (q->m.route->kind == ROUTE_RPC)
@@ -566,8 +575,7 @@ check_headers(struct hreq *q, const char *verb)
     const char *ct         = http_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool        takes_json = q->m.route->body == ROUTE_BODY_MESSAGE
         || q->m.route->body == ROUTE_BODY_WORKFLOW;
-    if (takes_json && ct != NULL
-        && strncasecmp(ct, JSON_TYPE, strlen(JSON_TYPE)) != 0) {
+    if (takes_json && ct != NULL && !is_json_type(ct)) {
         answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
             "Content-Type must be application/json (curl: -H "
             "'Content-Type: application/json')");

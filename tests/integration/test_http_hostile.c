@@ -607,7 +607,8 @@ test_wrong_content_types_are_refused(void **state)
     struct fixture *f     = *state;
     const char     *job   = "{\"type\":\"echo\"}";
     const char     *bad[] = { "text/plain", "application/x-www-form-urlencoded",
-            "multipart/form-data; boundary=x", "application/xml", "" };
+            "multipart/form-data; boundary=x", "application/xml",
+            "application/jsonx", "application/json-seq", "" };
     start(f);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *body = NULL;
