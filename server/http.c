@@ -6,6 +6,7 @@
 // then builds the rpc's request message and posts the command, suspending
 // the connection; done() (engine thread) renders the JSON reply and
 // resumes it; the access callback then queues the reply.
+#define _GNU_SOURCE // POLLRDHUP
 #include "http.h"
 #include "http_impl.h"
 
@@ -24,6 +25,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +45,7 @@ struct hconn {
     uint32_t      id;
     int           fd;
     int64_t       deadline; // monotonic ms; 0 = none
+    int64_t       armed_at; // when the deadline was set
     struct hconn *prev, *next;
 };
 
@@ -61,6 +64,8 @@ struct http {
     int             submitting;
     uint32_t        next_conn;
     struct hconn   *conns;
+    struct pollfd  *pfd; // the sweeper's, for the armed connections
+    size_t          pfd_cap;
     struct waits    waits;
     char            last_error[160]; // libmicrohttpd's last complaint
 };
@@ -175,7 +180,8 @@ static void
 arm(struct http *h, struct hconn *c, int64_t ms)
 {
     pthread_mutex_lock(&h->lock);
-    c->deadline = ms > 0 ? av_mono_ms() + ms : 0;
+    c->armed_at = av_mono_ms();
+    c->deadline = ms > 0 ? c->armed_at + ms : 0;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -193,7 +199,8 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
         c->fd = ci != NULL ? ci->connect_fd : -1;
         pthread_mutex_lock(&h->lock);
         c->id       = CONN_ID_BIT | (++h->next_conn & ~CONN_ID_BIT);
-        c->deadline = av_mono_ms() + h->cfg.read_timeout_ms;
+        c->armed_at = av_mono_ms();
+        c->deadline = c->armed_at + h->cfg.read_timeout_ms;
         c->next     = h->conns;
         if (h->conns != NULL)
             h->conns->prev = c;
@@ -217,8 +224,63 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
     *socket_context = NULL;
 }
 
-// Cuts connections whose request did not arrive in time: shutdown() makes
-// libmicrohttpd see the end of the stream and close them itself.
+// Cuts c: shutdown() makes libmicrohttpd see the end of the stream and
+// close the connection itself.
+static void
+cut(struct hconn *c)
+{
+    c->deadline = 0;
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+// Whether the sweeper may check c for a client gone: armed (reading a
+// request, or idle) for a sweep at least, so that a request that came
+// whole with the client's FIN is served first.
+static bool
+idle_armed(const struct hconn *c, int64_t now)
+{
+    return c->deadline != 0 && c->fd >= 0 && now - c->armed_at >= SWEEP_MS;
+}
+
+// Cuts the armed connections whose client has hung up: libmicrohttpd
+// 0.9.75 does not notice a client that closes halfway through a request,
+// which would otherwise hold its slot until the read timeout.
+static void
+sweep_gone(struct http *h, int64_t now)
+{
+    size_t n = 0;
+    for (struct hconn *c = h->conns; c != NULL; c = c->next)
+        n += idle_armed(c, now);
+    if (n == 0)
+        return;
+    if (n > h->pfd_cap) {
+        struct pollfd *p = realloc(h->pfd, n * 2 * sizeof(*p));
+        if (p == NULL)
+            return;
+        h->pfd     = p;
+        h->pfd_cap = n * 2;
+    }
+    size_t i = 0;
+    for (struct hconn *c = h->conns; c != NULL; c = c->next) {
+        if (idle_armed(c, now))
+            h->pfd[i++] = (struct pollfd) { .fd = c->fd, .events = POLLRDHUP };
+    }
+    if (poll(h->pfd, n, 0) <= 0)
+        return;
+    i = 0;
+    for (struct hconn *c = h->conns; c != NULL; c = c->next) {
+        if (!idle_armed(c, now))
+            continue;
+        if (h->pfd[i++].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            AV_DEBUG("http.client_gone", "conn=%u",
+                (unsigned) (c->id & ~CONN_ID_BIT));
+            cut(c);
+        }
+    }
+}
+
+// Cuts connections whose request did not arrive in time, or whose client
+// has gone.
 static void *
 sweep(void *arg)
 {
@@ -231,14 +293,14 @@ sweep(void *arg)
         for (struct hconn *c = h->conns; c != NULL; c = c->next) {
             if (c->deadline == 0 || now < c->deadline || c->fd < 0)
                 continue;
-            c->deadline = 0;
             AV_WARN("http.slow_client",
                 "conn=%u timeout_ms=%lld msg=\"request not received in time: "
                 "connection closed (anvild --http-read-timeout)\"",
                 (unsigned) (c->id & ~CONN_ID_BIT),
                 (long long) h->cfg.read_timeout_ms);
-            shutdown(c->fd, SHUT_RDWR);
+            cut(c);
         }
+        sweep_gone(h, now);
     }
     pthread_mutex_unlock(&h->lock);
     return NULL;
@@ -817,6 +879,7 @@ http_free(struct http *h)
     pthread_mutex_unlock(&h->lock);
     if (h->sweeper_on)
         pthread_join(h->sweeper, NULL);
+    free(h->pfd);
     free(h->cert);
     free(h->key);
     free(h->ca);
