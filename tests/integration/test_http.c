@@ -1085,6 +1085,89 @@ test_metrics_count_http_requests(void **state)
     expect_error(&r, 405, "UNIMPLEMENTED", NULL);
 }
 
+// A producer submitting over its own connection until told to stop.
+struct producer {
+    struct fixture *f;
+    pthread_t       t;
+    atomic_bool     stop;
+    atomic_int      ok;
+};
+
+static void *
+producer_run(void *arg)
+{
+    struct producer *p = arg;
+    CURL            *c = curl_easy_init();
+    struct req_opts o = { .body = "{\"type\":\"echo\",\"payload\":{\"n\":1}}" };
+    while (c != NULL && !atomic_load(&p->stop)) {
+        struct resp r = request_on(p->f, c, "POST", "/v1/jobs", &o);
+        if (r.status == 201)
+            atomic_fetch_add(&p->ok, 1);
+        resp_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+// True when `promtool check metrics` accepts text.
+static bool
+promtool_accepts(struct fixture *f, const char *text)
+{
+    char path[256], cmd[400];
+    harness_path(&f->h, "scrape.txt", path, sizeof(path));
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    fputs(text, out);
+    fclose(out);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics <%s >&2", path);
+    int st = system(cmd);
+    return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+// Scrapes taken while four clients submit and a worker runs the jobs pass
+// promtool, and count what the load did.
+static void
+test_metrics_under_load_pass_promtool(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    pid_t w = harness_spawn_worker(&f->h, 4);
+    assert_true(w > 0);
+    struct producer ps[4];
+    for (int i = 0; i < 4; i++) {
+        ps[i].f = f;
+        atomic_store(&ps[i].stop, false);
+        atomic_store(&ps[i].ok, 0);
+        assert_int_equal(
+            pthread_create(&ps[i].t, NULL, producer_run, &ps[i]), 0);
+    }
+    for (int k = 0; k < 3; k++) {
+        struct resp r = get(f, "/metrics");
+        expect_status(&r, 200);
+        if (!promtool_accepts(f, r.body))
+            fail_msg("promtool refused scrape %d under load", k);
+        resp_free(&r);
+    }
+    int submitted = 0;
+    for (int i = 0; i < 4; i++) {
+        atomic_store(&ps[i].stop, true);
+        pthread_join(ps[i].t, NULL);
+        submitted += atomic_load(&ps[i].ok);
+    }
+    assert_true(submitted > 0);
+    struct resp r = get(f, "/metrics");
+    expect_status(&r, 200);
+    assert_true(promtool_accepts(f, r.body));
+    char want[128];
+    snprintf(want, sizeof(want),
+        "anvil_jobs_submitted_total{queue=\"default\",type=\"echo\"} %d",
+        submitted);
+    if (strstr(r.body, want) == NULL)
+        fail_msg("no '%s' in the scrape", want);
+    assert_non_null(strstr(r.body, "anvil_commit_batch_size_bucket"));
+    resp_free(&r);
+}
+
 // ---- the OpenAPI document against the route table ----
 
 static void
@@ -1671,6 +1754,7 @@ main(void)
         T(test_workflows_submit_get_list_wait_and_cancel),
         T(test_health_healthz_readyz_and_workers),
         T(test_metrics_count_http_requests),
+        T(test_metrics_under_load_pass_promtool),
         T(test_public_metrics_need_no_token),
         T(test_openapi_paths_match_the_route_table),
         T(test_tokens_roles_and_401_403),
