@@ -36,7 +36,6 @@
 
 #define HEADER_MEMORY (32 * 1024) // headers and read buffer per connection
 #define SWEEP_MS 100
-#define JSON_TYPE "application/json"
 // Connection ids have the top bit set: never an nng pipe id.
 #define CONN_ID_BIT 0x80000000u
 
@@ -69,110 +68,6 @@ struct http {
     struct waits    waits;
     char            last_error[160]; // libmicrohttpd's last complaint
 };
-
-int
-http_status_of(int code)
-{
-    switch (code) {
-    case ANVIL_OK:
-        return 200;
-    case ANVIL_INVALID_ARGUMENT:
-    case ANVIL_OUT_OF_RANGE:
-        return 400;
-    case ANVIL_UNAUTHENTICATED:
-        return 401;
-    case ANVIL_PERMISSION_DENIED:
-        return 403;
-    case ANVIL_NOT_FOUND:
-        return 404;
-    case ANVIL_ALREADY_EXISTS:
-    case ANVIL_ABORTED:
-        return 409;
-    case ANVIL_FAILED_PRECONDITION:
-        return 412;
-    case ANVIL_RESOURCE_EXHAUSTED:
-        return 429;
-    case ANVIL_CANCELLED:
-        return 499;
-    case ANVIL_UNIMPLEMENTED:
-        return 501;
-    case ANVIL_UNAVAILABLE:
-        return 503;
-    case ANVIL_DEADLINE_EXCEEDED:
-        return 504;
-    default:
-        return 500;
-    }
-}
-
-// ---- answers ----
-
-// Sets the answer (text is the request's now).
-static void
-answer(struct hreq *q, int status, const char *ctype, char *text, size_t len)
-{
-    free(q->text);
-    q->status   = status;
-    q->ctype    = ctype;
-    q->text     = text;
-    q->text_len = len;
-    q->replied  = true;
-}
-
-static void
-answer_json(struct hreq *q, int status, json_t *j)
-{
-    char *text
-        = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(j);
-    if (text == NULL) {
-        q->code = ANVIL_RESOURCE_EXHAUSTED;
-        answer(q, 500, "text/plain", NULL, 0);
-        return;
-    }
-    size_t n = strlen(text);
-    text[n]  = '\n'; // json_dumps leaves room: replace NUL, keep length+1
-    answer(q, status, JSON_TYPE, text, n + 1);
-}
-
-static void
-answer_error(struct hreq *q, int status, int code, const char *msg)
-{
-    q->code = code;
-    answer_json(q, status,
-        json_pack("{s:s,s:s}", "code", anvil_code_name(code), "message", msg));
-}
-
-static void
-answer_err(struct hreq *q, const struct anvil_error *e)
-{
-    answer_error(q, http_status_of(e->code), e->code, e->msg);
-}
-
-// Queues q's answer on its connection.
-static enum MHD_Result
-send_answer(struct hreq *q)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        q->text_len, q->text, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL)
-        return MHD_NO;
-    q->text = NULL; // the response's now
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, q->ctype);
-    if (q->location[0] != '\0')
-        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, q->location);
-    if (q->status == 401)
-        MHD_add_response_header(
-            r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"anvil\"");
-    if (q->allow != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->allow);
-    enum MHD_Result rv = MHD_queue_response(q->mc, (unsigned) q->status, r);
-    MHD_destroy_response(r);
-    if (q->m.route != NULL && q->m.route->kind == ROUTE_RPC)
-        metrics_rpc(q->h->cfg.metrics, METRICS_HTTP, q->method, q->code,
-            av_mono_us() - q->t0_us);
-    return rv;
-}
 
 // ---- connections and the read deadline ----
 
@@ -313,10 +208,11 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     struct hreq *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return NULL;
-    q->h      = h;
-    q->mc     = mc;
-    q->method = -1;
-    q->t0_us  = av_mono_us();
+    q->h       = h;
+    q->mc      = mc;
+    q->method  = -1;
+    q->t0_us   = av_mono_us();
+    q->metrics = h->cfg.metrics;
     const union MHD_ConnectionInfo *ci
         = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     q->conn = ci != NULL ? ci->socket_context : NULL;
@@ -391,53 +287,6 @@ wait_leave(struct hreq *q)
     q->waiting = false;
 }
 
-// The rpc's reply as the route's answer.
-static void
-answer_reply(struct hreq *q)
-{
-    struct anvil_error err = q->call.cmd.err;
-    if (q->m.route->kind == ROUTE_METRICS) {
-        struct cmd_metrics *mt = &q->call.cmd.u.metrics;
-        if (err.code != ANVIL_OK) {
-            answer_err(q, &err);
-            return;
-        }
-        q->code = ANVIL_OK;
-        answer(q, 200, METRICS_CONTENT_TYPE, mt->text, mt->len);
-        mt->text = NULL; // the answer's now
-        return;
-    }
-    if (q->m.route->kind == ROUTE_READYZ) {
-        if (err.code == ANVIL_OK) {
-            q->code = ANVIL_OK;
-            answer(q, 200, "text/plain", strdup("ready\n"), 6);
-        } else {
-            answer_err(q, &err);
-        }
-        return;
-    }
-    ProtobufCMessage *msg;
-    void             *scratch = NULL;
-    if (err.code == ANVIL_OK
-        && handlers_reply(&q->call, &msg, &scratch, &err) == ANVIL_OK) {
-        json_t *j = pbjson_from_msg(msg);
-        handlers_reply_free(&q->call, scratch);
-        const char *id
-            = j != NULL ? json_string_value(json_object_get(j, "id")) : NULL;
-        int status = 200;
-        if (q->m.route->created && id != NULL
-            && !json_is_true(json_object_get(j, "existed"))) {
-            status = 201;
-            snprintf(q->location, sizeof(q->location), "/v1/%s/%s",
-                q->call.cmd.kind == CMD_WF_SUBMIT ? "workflows" : "jobs", id);
-        }
-        q->code = ANVIL_OK;
-        answer_json(q, status, j);
-        return;
-    }
-    answer_err(q, &err);
-}
-
 // Engine (or sync) thread: the command is done; answer and resume.
 static void
 call_done(struct cmd *c, void *arg)
@@ -445,7 +294,7 @@ call_done(struct cmd *c, void *arg)
     struct hreq *q = arg;
     (void) c;
     wait_leave(q);
-    answer_reply(q);
+    http_answer_reply(q);
     if (q->call.cmd.err.code != ANVIL_OK)
         AV_DEBUG("http.error", "rpc=%s code=%s msg=\"%s\"", q->rpc,
             anvil_code_name(q->call.cmd.err.code), q->call.cmd.err.msg);
@@ -466,7 +315,7 @@ submit(struct hreq *q)
     pthread_mutex_unlock(&h->lock);
     if (closing) {
         wait_leave(q);
-        answer_error(q, 503, ANVIL_UNAVAILABLE, "the server is stopping");
+        http_answer_error(q, 503, ANVIL_UNAVAILABLE, "the server is stopping");
         return false;
     }
     q->call.cmd.done     = call_done;
@@ -524,7 +373,7 @@ static void
 answer_openapi(struct hreq *q)
 {
     q->code = ANVIL_OK;
-    answer_json(q, 200, routes_openapi(ANVIL_VERSION));
+    http_answer_json(q, 200, routes_openapi(ANVIL_VERSION));
 }
 
 // Runs q's route once its body is in. True when the command was posted
@@ -539,7 +388,7 @@ dispatch(struct hreq *q)
     switch (r->kind) {
     case ROUTE_HEALTHZ:
         q->code = ANVIL_OK;
-        answer(q, 200, "text/plain", strdup("ok\n"), 3);
+        http_answer(q, 200, "text/plain", strdup("ok\n"), 3);
         return false;
     case ROUTE_OPENAPI:
         answer_openapi(q);
@@ -551,7 +400,7 @@ dispatch(struct hreq *q)
         if (pbjson_to_msg(handlers_input("Health"), NULL, &m, &err) != ANVIL_OK
             || handlers_decode_msg(&h->cfg.limits, "Health", m, &q->call, &err)
                 != ANVIL_OK) {
-            answer_err(q, &err);
+            http_answer_err(q, &err);
             return false;
         }
         return submit(q);
@@ -578,7 +427,7 @@ dispatch(struct hreq *q)
     if (m != NULL)
         protobuf_c_message_free_unpacked(m, NULL);
     if (rc != ANVIL_OK) {
-        answer_err(q, &err);
+        http_answer_err(q, &err);
         return false;
     }
     const char *key = http_header(q, "Idempotency-Key");
@@ -595,8 +444,8 @@ dispatch(struct hreq *q)
 static bool
 is_json_type(const char *ct)
 {
-    size_t n = strlen(JSON_TYPE);
-    return strncasecmp(ct, JSON_TYPE, n) == 0
+    size_t n = strlen(HTTP_JSON_TYPE);
+    return strncasecmp(ct, HTTP_JSON_TYPE, n) == 0
         && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }
 
@@ -610,7 +459,7 @@ check_headers(struct hreq *q, const char *verb)
     const char        *allow;
     int                st = routes_match(verb, q->path, &q->m, &allow);
     if (st == 404) {
-        answer_error(q, 404, ANVIL_NOT_FOUND,
+        http_answer_error(q, 404, ANVIL_NOT_FOUND,
             "no such route: see GET /v1/openapi.json for the routes");
         return false;
     }
@@ -619,7 +468,7 @@ check_headers(struct hreq *q, const char *verb)
         snprintf(
             msg, sizeof(msg), "this route takes %s, not %.16s", allow, verb);
         q->allow = allow;
-        answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg); // as grpc-gateway
+        http_answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg); // as grpc-gateway
         return false;
     }
     if (q->m.route->kind == ROUTE_RPC)
@@ -631,14 +480,14 @@ check_headers(struct hreq *q, const char *verb)
             "body of %.20s bytes is over the limit of %zu (anvild "
             "--max-payload)",
             cl, h->cfg.max_body);
-        answer_error(q, 413, ANVIL_RESOURCE_EXHAUSTED, msg);
+        http_answer_error(q, 413, ANVIL_RESOURCE_EXHAUSTED, msg);
         return false;
     }
     const char *ct         = http_header(q, MHD_HTTP_HEADER_CONTENT_TYPE);
     bool        takes_json = q->m.route->body == ROUTE_BODY_MESSAGE
         || q->m.route->body == ROUTE_BODY_WORKFLOW;
     if (takes_json && ct != NULL && !is_json_type(ct)) {
-        answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
+        http_answer_error(q, 415, ANVIL_INVALID_ARGUMENT,
             "Content-Type must be application/json (curl: -H "
             "'Content-Type: application/json')");
         return false;
@@ -647,14 +496,14 @@ check_headers(struct hreq *q, const char *verb)
     bool probe
         = q->m.route->kind == ROUTE_HEALTHZ || q->m.route->kind == ROUTE_READYZ;
     if (!probe && check_client_cert(q, &err) != ANVIL_OK) {
-        answer_err(q, &err);
+        http_answer_err(q, &err);
         return false;
     }
     int64_t tid;
     int     role;
     if (q->m.route->kind == ROUTE_METRICS && !h->cfg.public_metrics
         && check_token(h, q, "Health", &tid, &role, &err) != ANVIL_OK) {
-        answer_err(q, &err);
+        http_answer_err(q, &err);
         return false;
     }
     return true;
@@ -672,12 +521,12 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     if (q == NULL)
         return MHD_NO; // out of memory in on_uri: drop the connection
     if (q->replied)
-        return send_answer(q);
+        return http_send_answer(q);
     if (!q->started) {
         q->started = true;
         q->mc      = mc;
         if (!check_headers(q, verb))
-            return send_answer(q);
+            return http_send_answer(q);
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -705,7 +554,7 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     // The whole request is in: the read deadline ends here.
     if (q->conn != NULL)
         arm(h, q->conn, 0);
-    return dispatch(q) ? MHD_YES : send_answer(q);
+    return dispatch(q) ? MHD_YES : http_send_answer(q);
 }
 
 // ---- start and stop ----

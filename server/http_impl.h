@@ -7,14 +7,17 @@
 #include "http_routes.h"
 
 #include <anvil/anvil.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define HTTP_MAX_PATH 512
+#define HTTP_JSON_TYPE "application/json"
 
 struct http;
 struct hconn;
+struct metrics;
 
 // One request, from its URI to its answer. Touched by libmicrohttpd's
 // thread, and by the engine's done() between suspend and resume.
@@ -36,13 +39,29 @@ struct hreq {
     uint64_t               request_id;
     struct call            call;
     // The answer.
-    int         status;
-    const char *ctype;
-    char       *text;
-    size_t      text_len;
-    char        location[48];
-    int         code; // anvil code, for the metrics
+    int             status;
+    const char     *ctype;
+    char           *text;
+    size_t          text_len;
+    char            location[48];
+    int             code;    // anvil code, for the metrics
+    struct metrics *metrics; // where the rpc is counted (may be NULL)
 };
+
+// The answer: status, content type and text (the request's now).
+void http_answer(
+    struct hreq *q, int status, const char *ctype, char *text, size_t len);
+// JSON value j (its reference taken) as the answer.
+void http_answer_json(struct hreq *q, int status, json_t *j);
+// {"code": NAME, "message": msg} with an HTTP status.
+void http_answer_error(struct hreq *q, int status, int code, const char *msg);
+// An anvil error with the status of its code.
+void http_answer_err(struct hreq *q, const struct anvil_error *e);
+// The engine's result of q's command: the reply's JSON (201 and Location
+// when the route made something), the metrics text, or the error.
+void http_answer_reply(struct hreq *q);
+// Queues q's answer on its connection and counts the rpc.
+enum MHD_Result http_send_answer(struct hreq *q);
 
 // A request header, or NULL.
 const char *http_header(struct hreq *q, const char *name);
