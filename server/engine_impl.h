@@ -111,9 +111,11 @@ void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
 // jobs.c: the job state machine.
+// Job id ends in final state `state`; br is its row as the caller read it
+// in this batch (its workflow and the metrics' labels come from it).
 int jobs_finish(struct engine *e, struct batch *b, int64_t id,
-    int64_t workflow_id, int state, const uint8_t *result, size_t len,
-    const char *error, struct anvil_error *err);
+    const struct store_job_brief *br, int state, const uint8_t *result,
+    size_t len, const char *error, struct anvil_error *err);
 // The only writes of a job's state; flow.c asks through these.
 // Inserts a job (a step too) and queues or schedules it.
 int jobs_insert(struct engine *e, struct batch *b,

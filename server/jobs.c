@@ -38,17 +38,25 @@ engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
 }
 
 // The one write of a final state: stores it, marks the job for its
-// waiters and counts it. The metrics read the job's labels first (one
-// indexed row, only with metrics on); a failed read only skips the count.
+// waiters and counts it. The metrics take the job's labels from br, the
+// row the caller read (NULL: read them here, one indexed row, only with
+// metrics on); a failed read only skips the count.
 static int
-finish_row(struct engine *e, struct batch *b, int64_t id, int state,
-    const uint8_t *result, size_t len, const char *error,
-    struct anvil_error *err)
+finish_row(struct engine *e, struct batch *b, int64_t id,
+    const struct store_job_brief *br, int state, const uint8_t *result,
+    size_t len, const char *error, struct anvil_error *err)
 {
-    struct store_job_labels l;
+    struct store_job_labels l     = { .state = 0 };
     struct anvil_error      lerr  = { 0 };
-    bool                    count = e->cfg.metrics != NULL
-        && store_job_labels(e->st, id, &l, &lerr) == ANVIL_OK;
+    bool                    count = e->cfg.metrics != NULL;
+    if (count && br != NULL) {
+        memcpy(l.queue, br->queue, sizeof(l.queue));
+        memcpy(l.type, br->type, sizeof(l.type));
+        l.state      = br->state;
+        l.started_at = br->started_at;
+    } else if (count) {
+        count = store_job_labels(e->st, id, &l, &lerr) == ANVIL_OK;
+    }
     int rc
         = store_job_finish(e->st, id, state, result, len, error, b->now, err);
     if (rc != ANVIL_OK)
@@ -61,18 +69,18 @@ finish_row(struct engine *e, struct batch *b, int64_t id, int state,
 }
 
 int
-jobs_finish(struct engine *e, struct batch *b, int64_t id, int64_t workflow_id,
-    int state, const uint8_t *result, size_t len, const char *error,
-    struct anvil_error *err)
+jobs_finish(struct engine *e, struct batch *b, int64_t id,
+    const struct store_job_brief *br, int state, const uint8_t *result,
+    size_t len, const char *error, struct anvil_error *err)
 {
-    int rc = finish_row(e, b, id, state, result, len, error, err);
+    int rc = finish_row(e, b, id, br, state, result, len, error, err);
     if (rc != ANVIL_OK)
         return rc;
     AV_INFO("job.finished", "job=j%lld state=%s", (long long) id,
         anvil_job_state_name(state));
-    if (workflow_id == 0)
+    if (br->workflow_id == 0)
         return ANVIL_OK;
-    return flow_step_final(e, b, workflow_id, id, state, err);
+    return flow_step_final(e, b, br->workflow_id, id, state, err);
 }
 
 // A failed attempt: retry after a backoff, or fail for good.
@@ -84,13 +92,11 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
     *retry_at = 0;
     if (br->cancel_requested) {
         *state = ANVIL_JOB_CANCELED;
-        return jobs_finish(
-            e, b, id, br->workflow_id, *state, NULL, 0, "canceled", err);
+        return jobs_finish(e, b, id, br, *state, NULL, 0, "canceled", err);
     }
     if (!retryable || br->attempt >= br->retry.max_attempts) {
         *state = ANVIL_JOB_FAILED;
-        return jobs_finish(
-            e, b, id, br->workflow_id, *state, NULL, 0, error, err);
+        return jobs_finish(e, b, id, br, *state, NULL, 0, error, err);
     }
     int64_t delay = engine_backoff_ms(br->attempt, br->retry.backoff_initial_ms,
         br->retry.backoff_max_ms, br->retry.backoff_multiplier, rand01(e));
@@ -128,7 +134,7 @@ int
 jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
     const char *why, struct anvil_error *err)
 {
-    return finish_row(e, b, id, ANVIL_JOB_CANCELED, NULL, 0, why, err);
+    return finish_row(e, b, id, NULL, ANVIL_JOB_CANCELED, NULL, 0, why, err);
 }
 
 int
@@ -263,8 +269,8 @@ jobs_cancel(struct engine *e, struct batch *b, struct cmd *c)
     if (br.state == ANVIL_JOB_RUNNING)
         rc = jobs_request_cancel(e, id, &c->err);
     else
-        rc = jobs_finish(e, b, id, br.workflow_id, ANVIL_JOB_CANCELED, NULL, 0,
-            "canceled", &c->err);
+        rc = jobs_finish(
+            e, b, id, &br, ANVIL_JOB_CANCELED, NULL, 0, "canceled", &c->err);
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, id, &c->u.cancel.job, &c->err);
     return rc;
@@ -510,10 +516,10 @@ jobs_complete(struct engine *e, struct batch *b, struct cmd *c)
     if (lease_lost(&br, k->token))
         return stale(c, k->id, k->token, &br);
     if (br.cancel_requested)
-        return jobs_finish(e, b, k->id, br.workflow_id, ANVIL_JOB_CANCELED,
-            NULL, 0, "canceled", &c->err);
-    return jobs_finish(e, b, k->id, br.workflow_id, ANVIL_JOB_SUCCEEDED,
-        k->result, k->len, NULL, &c->err);
+        return jobs_finish(
+            e, b, k->id, &br, ANVIL_JOB_CANCELED, NULL, 0, "canceled", &c->err);
+    return jobs_finish(e, b, k->id, &br, ANVIL_JOB_SUCCEEDED, k->result, k->len,
+        NULL, &c->err);
 }
 
 int

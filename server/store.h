@@ -281,6 +281,10 @@ int store_job_request_cancel(
     struct store *st, int64_t id, struct anvil_error *err);
 
 // The fields the engine checks before a transition.
+// A queue or type name copied into a struct (valid names are at most 128
+// bytes).
+#define STORE_LABEL_LEN 129
+
 struct store_job_brief {
     int                 state;
     uint32_t            attempt;
@@ -294,6 +298,8 @@ struct store_job_brief {
     bool                cancel_requested;
     int64_t             workflow_id;
     int64_t             lease_token; // the API token that holds the lease
+    char                queue[STORE_LABEL_LEN];
+    char                type[STORE_LABEL_LEN];
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
@@ -301,7 +307,6 @@ int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
 // What the metrics label a job with, read as it ends: its queue and type
 // (copied, cut to fit; valid names are at most 128 bytes), its state and
 // when its last attempt started (0 = never). NOT_FOUND if absent.
-#define STORE_LABEL_LEN 129
 struct store_job_labels {
     char    queue[STORE_LABEL_LEN];
     char    type[STORE_LABEL_LEN];

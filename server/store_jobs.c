@@ -241,6 +241,13 @@ sq_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
     return sq_exec(st, STMT_JOB_CANCEL_REQ, err, "requesting a cancel");
 }
 
+static void
+copy_col(sqlite3_stmt *s, int i, char *buf, size_t len)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    snprintf(buf, len, "%s", t ? (const char *) t : "");
+}
+
 static int
 sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
     struct anvil_error *err)
@@ -265,6 +272,8 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         b->retry.backoff_max_ms     = sqlite3_column_int64(s, 12);
         b->retry.backoff_multiplier = sqlite3_column_double(s, 13);
         b->lease_token              = sqlite3_column_int64(s, 14);
+        copy_col(s, 15, b->queue, sizeof(b->queue));
+        copy_col(s, 16, b->type, sizeof(b->type));
     }
     sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)
@@ -361,13 +370,6 @@ sq_scan_active(struct store *base, int (*fn)(void *, const struct job *),
         code = sq_error(st, err, "scanning active jobs");
     sq_reset(st, STMT_SCAN_ACTIVE);
     return code;
-}
-
-static void
-copy_col(sqlite3_stmt *s, int i, char *buf, size_t len)
-{
-    const unsigned char *t = sqlite3_column_text(s, i);
-    snprintf(buf, len, "%s", t ? (const char *) t : "");
 }
 
 static int

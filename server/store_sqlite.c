@@ -58,8 +58,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_BRIEF]   = "SELECT state, attempt, max_attempts, lease_deadline, "
                          "started_at, timeout_ms, lease_ms, run_at, priority, "
                          "cancel_requested, workflow_id, backoff_initial_ms, "
-                         "backoff_max_ms, backoff_multiplier, lease_token "
-                         "FROM jobs WHERE id = ?1",
+                         "backoff_max_ms, backoff_multiplier, lease_token, "
+                         "queue, type FROM jobs WHERE id = ?1",
     [STMT_JOB_LABELS]  = "SELECT queue, type, state, started_at FROM jobs "
                          "WHERE id = ?1",
     [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
