@@ -12,6 +12,7 @@
 #include "workflow_impl.h"
 
 #include <anvil/workflow.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,12 +58,16 @@ take_request_id(struct hreq *q, json_t *obj, struct anvil_error *err)
     if (v == NULL)
         return ANVIL_OK;
     unsigned long long id = 0;
-    char              *end;
-    if (json_is_integer(v) && json_integer_value(v) > 0)
+    const char        *s  = json_string_value(v); // NULL unless a string
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
         id = (unsigned long long) json_integer_value(v);
-    else if (json_is_string(v) && json_string_value(v)[0] >= '1'
-        && json_string_value(v)[0] <= '9')
-        id = strtoull(json_string_value(v), &end, 10), id = *end ? 0 : id;
+    } else if (s != NULL && s[0] >= '1' && s[0] <= '9') {
+        char *end;
+        errno = 0;
+        id    = strtoull(s, &end, 10);
+        if (*end != '\0' || errno != 0)
+            id = 0;
+    }
     if (id == 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "request_id must be a positive integer (a number or a decimal "
