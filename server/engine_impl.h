@@ -92,9 +92,8 @@ struct batch {
 #define ENGINE_PARKED (-1)
 
 // engine.c
-#define ENGINE_MSG_FAILED                                                      \
-    "the server hit a engine_fatal storage error and is stopping; retry once " \
-    "it "                                                                      \
+#define ENGINE_MSG_FAILED                                                  \
+    "the server hit a fatal storage error and is stopping; retry once it " \
     "is back"
 // Answers every command of list: with its own result when code is OK,
 // else (freeing what it produced) with code and msg.

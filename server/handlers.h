@@ -21,7 +21,7 @@ struct handler_limits {
 
 // One request in flight: its decoded body and its engine command.
 struct call {
-    int               method;     // index in the service descriptor
+    int               method;     // row of the handler table
     ProtobufCMessage *req;        // unpacked body; freed by call_fini
     void             *scratch;    // inputs converted for the engine
     void (*scratch_free)(void *); // NULL = free()
