@@ -29,28 +29,7 @@
 
 #define SUFFIX_CAMEL "Base64"
 
-// Where a value is, for error messages: "spec.steps[2].name".
-struct path {
-    char   s[160];
-    size_t len;
-};
-
-// Any scalar a field holds; pbjson_set_text parses into one first.
-union slot {
-    int32_t            i32;
-    uint32_t           u32;
-    int64_t            i64;
-    uint64_t           u64;
-    float              f;
-    double             d;
-    protobuf_c_boolean b;
-    char              *s;
-};
-
 enum num { NUM_OK, NUM_TYPE, NUM_RANGE };
-
-static int set_value(const ProtobufCFieldDescriptor *f, void *slot,
-    const json_t *v, bool base64, struct path *p, struct anvil_error *err);
 
 // ---- paths and errors ----
 
@@ -64,8 +43,8 @@ path_grow(struct path *p, int n)
 }
 
 // Appends ".key" (or "key" at the top) and returns the length to pop to.
-static size_t
-path_key(struct path *p, const char *key)
+size_t
+pbjson_path_key(struct path *p, const char *key)
 {
     size_t saved = p->len;
     path_grow(p,
@@ -139,8 +118,9 @@ camel_equal(const char *proto, const char *s, size_t n)
 }
 
 // The field named s[0..n), by proto name or json_name, or NULL.
-static const ProtobufCFieldDescriptor *
-field_by_name(const ProtobufCMessageDescriptor *d, const char *s, size_t n)
+const ProtobufCFieldDescriptor *
+pbjson_field_by_name(
+    const ProtobufCMessageDescriptor *d, const char *s, size_t n)
 {
     for (unsigned i = 0; i < d->n_fields; i++) {
         const char *name = d->fields[i].name;
@@ -158,7 +138,7 @@ field_by_key(const ProtobufCMessageDescriptor *d, const char *key, size_t n,
     bool *base64)
 {
     *base64                           = false;
-    const ProtobufCFieldDescriptor *f = field_by_name(d, key, n);
+    const ProtobufCFieldDescriptor *f = pbjson_field_by_name(d, key, n);
     if (f != NULL)
         return f;
     size_t cut = 0;
@@ -171,7 +151,7 @@ field_by_key(const ProtobufCMessageDescriptor *d, const char *key, size_t n,
         cut = strlen(SUFFIX_CAMEL);
     if (cut == 0)
         return NULL;
-    f = field_by_name(d, key, n - cut);
+    f = pbjson_field_by_name(d, key, n - cut);
     if (f == NULL || f->type != PROTOBUF_C_TYPE_BYTES)
         return NULL;
     *base64 = true;
@@ -556,8 +536,8 @@ set_msg(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v,
 }
 
 // Sets one value of field f at slot (an element, for a repeated field).
-static int
-set_value(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v,
+int
+pbjson_set_value(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v,
     bool base64, struct path *p, struct anvil_error *err)
 {
     switch (f->type) {
@@ -619,8 +599,8 @@ pbjson_elem_size(ProtobufCType t)
 }
 
 // Records that a singular field is set: its oneof case or has_ flag.
-static int
-mark_present(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+int
+pbjson_mark_present(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
     const struct path *p, struct anvil_error *err)
 {
     char *q = (char *) m + f->quantifier_offset;
@@ -661,7 +641,7 @@ set_repeated(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
         int           rc    = json_is_null(e)
                          ? av_error_set(
                              err, ANVIL_INVALID_ARGUMENT, "'%s' must not be null", p->s)
-                         : set_value(f, arr + i * sz, e, base64, p, err);
+                         : pbjson_set_value(f, arr + i * sz, e, base64, p, err);
         path_pop(p, saved);
         if (rc != ANVIL_OK)
             return rc;
@@ -679,7 +659,7 @@ fill_key(ProtobufCMessage *m, const char *key, size_t n, const json_t *v,
     const ProtobufCMessageDescriptor *d = m->descriptor;
     bool                              base64;
     const ProtobufCFieldDescriptor   *f     = field_by_key(d, key, n, &base64);
-    size_t                            saved = path_key(p, key);
+    size_t                            saved = pbjson_path_key(p, key);
     int                               rc    = ANVIL_OK;
     if (f == NULL) {
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -698,9 +678,10 @@ fill_key(ProtobufCMessage *m, const char *key, size_t n, const json_t *v,
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             rc = set_repeated(m, f, v, base64, p, err);
         } else {
-            rc = mark_present(m, f, p, err);
+            rc = pbjson_mark_present(m, f, p, err);
             if (rc == ANVIL_OK)
-                rc = set_value(f, (char *) m + f->offset, v, base64, p, err);
+                rc = pbjson_set_value(
+                    f, (char *) m + f->offset, v, base64, p, err);
         }
     }
     path_pop(p, saved);
@@ -745,82 +726,4 @@ pbjson_to_msg(const ProtobufCMessageDescriptor *d, const json_t *obj,
     }
     *out = m;
     return ANVIL_OK;
-}
-
-// ---- text (URL path segments and query parameters) ----
-
-// Parses text as one value of f into *u (a string is malloc'd).
-static int
-text_value(const ProtobufCFieldDescriptor *f, const char *text, union slot *u,
-    struct path *p, struct anvil_error *err)
-{
-    if (f->type == PROTOBUF_C_TYPE_BOOL) {
-        bool t = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
-        if (!t && strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
-            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "'%s' must be true, false, 1 or 0, got \"%.40s\"", p->s, text);
-        u->b = t;
-        return ANVIL_OK;
-    }
-    // Every other scalar takes a JSON string with the same rules.
-    json_t *v = json_string(text);
-    if (v == NULL)
-        return av_error_set(
-            err, ANVIL_INVALID_ARGUMENT, "'%s' is not valid UTF-8", p->s);
-    int rc = set_value(f, u, v, false, p, err);
-    json_decref(v);
-    return rc;
-}
-
-static int
-append_value(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
-    const union slot *u, struct anvil_error *err)
-{
-    size_t *n     = (size_t *) ((char *) m + f->quantifier_offset);
-    void  **arr   = (void **) ((char *) m + f->offset);
-    size_t  sz    = pbjson_elem_size(f->type);
-    char   *grown = realloc(*arr, (*n + 1) * sz);
-    if (grown == NULL)
-        return oom(err);
-    memcpy(grown + *n * sz, u, sz);
-    *arr = grown;
-    (*n)++;
-    return ANVIL_OK;
-}
-
-int
-pbjson_set_text(ProtobufCMessage *m, const char *name, const char *text,
-    struct anvil_error *err)
-{
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    const ProtobufCFieldDescriptor   *f = field_by_name(d, name, strlen(name));
-    struct path                       p = { .len = 0 };
-    union slot                        u = { .u64 = 0 };
-    path_key(&p, name);
-    if (f == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "unknown field '%s' in %s", p.s, d->name);
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_BYTES)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "'%s' cannot be given as text (it is a %s field)", p.s,
-            f->type == PROTOBUF_C_TYPE_BYTES ? "bytes" : "message");
-    int rc = text_value(f, text, &u, &p, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        rc = append_value(m, f, &u, err);
-    } else {
-        char *slot = (char *) m + f->offset;
-        bool  mine = !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-            || *(uint32_t *) ((char *) m + f->quantifier_offset) == f->id;
-        rc = mark_present(m, f, &p, err);
-        if (rc == ANVIL_OK && f->type == PROTOBUF_C_TYPE_STRING && mine
-            && *(char **) slot != f->default_value)
-            free(*(char **) slot);
-        if (rc == ANVIL_OK)
-            memcpy(slot, &u, pbjson_elem_size(f->type));
-    }
-    if (rc != ANVIL_OK && f->type == PROTOBUF_C_TYPE_STRING)
-        free(u.s);
-    return rc;
 }
