@@ -38,33 +38,27 @@ engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
 }
 
 // The one write of a final state: stores it, marks the job for its
-// waiters and counts it. The metrics take the job's labels from br, the
-// row the caller read (NULL: read them here, one indexed row, only with
-// metrics on); a failed read only skips the count.
+// waiters and counts it. The metrics label it from br, its row as the
+// caller read it (NULL: read here, only with metrics on; a failed read
+// only skips the count).
 static int
 finish_row(struct engine *e, struct batch *b, int64_t id,
     const struct store_job_brief *br, int state, const uint8_t *result,
     size_t len, const char *error, struct anvil_error *err)
 {
-    struct store_job_labels l     = { .state = 0 };
-    struct anvil_error      lerr  = { 0 };
-    bool                    count = e->cfg.metrics != NULL;
-    if (count && br != NULL) {
-        memcpy(l.queue, br->queue, sizeof(l.queue));
-        memcpy(l.type, br->type, sizeof(l.type));
-        l.state      = br->state;
-        l.started_at = br->started_at;
-    } else if (count) {
-        count = store_job_labels(e->st, id, &l, &lerr) == ANVIL_OK;
-    }
+    struct store_job_brief read;
+    struct anvil_error     lerr = { 0 };
+    if (e->cfg.metrics != NULL && br == NULL
+        && store_job_brief(e->st, id, &read, &lerr) == ANVIL_OK)
+        br = &read;
     int rc
         = store_job_finish(e->st, id, state, result, len, error, b->now, err);
     if (rc != ANVIL_OK)
         return rc;
     engine_mark(&b->finished, id);
-    if (count)
-        metrics_job_finished(e->cfg.metrics, l.queue, l.type, state,
-            l.state == ANVIL_JOB_RUNNING ? b->now - l.started_at : -1);
+    if (br != NULL)
+        metrics_job_finished(e->cfg.metrics, br->queue, br->type, state,
+            br->state == ANVIL_JOB_RUNNING ? b->now - br->started_at : -1);
     return ANVIL_OK;
 }
 

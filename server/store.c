@@ -159,13 +159,6 @@ store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
 }
 
 int
-store_job_labels(struct store *st, int64_t id, struct store_job_labels *out,
-    struct anvil_error *err)
-{
-    return st->ops->job_labels(st, id, out, err);
-}
-
-int
 store_job_list(struct store *st, const struct store_list_filter *f,
     struct job **jobs, size_t *n, struct anvil_error *err)
 {

@@ -62,7 +62,6 @@ struct store_new_job;
 struct store_job_brief;
 struct store_list_filter;
 struct store_depth;
-struct store_job_labels;
 struct store_new_workflow;
 struct store_wf_counts;
 struct store_token;
@@ -107,8 +106,6 @@ struct store_ops {
         struct store *st, int64_t id, struct anvil_error *err);
     int (*job_brief)(struct store *st, int64_t id, struct store_job_brief *b,
         struct anvil_error *err);
-    int (*job_labels)(struct store *st, int64_t id,
-        struct store_job_labels *out, struct anvil_error *err);
     int (*job_list)(struct store *st, const struct store_list_filter *f,
         struct job **jobs, size_t *n, struct anvil_error *err);
     int (*scan_active)(struct store *st,
@@ -302,18 +299,6 @@ struct store_job_brief {
     char                type[STORE_LABEL_LEN];
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
-    struct anvil_error *err);
-
-// What the metrics label a job with, read as it ends: its queue and type
-// (copied, cut to fit; valid names are at most 128 bytes), its state and
-// when its last attempt started (0 = never). NOT_FOUND if absent.
-struct store_job_labels {
-    char    queue[STORE_LABEL_LEN];
-    char    type[STORE_LABEL_LEN];
-    int     state;
-    int64_t started_at;
-};
-int store_job_labels(struct store *st, int64_t id, struct store_job_labels *out,
     struct anvil_error *err);
 
 struct store_list_filter {

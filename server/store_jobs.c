@@ -373,28 +373,6 @@ sq_scan_active(struct store *base, int (*fn)(void *, const struct job *),
 }
 
 static int
-sq_job_labels(struct store *base, int64_t id, struct store_job_labels *out,
-    struct anvil_error *err)
-{
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_LABELS);
-    sq_bind_i64(st, s, 1, id);
-    int rc = sq_step(st, STMT_JOB_LABELS);
-    if (rc == SQLITE_ROW) {
-        copy_col(s, 0, out->queue, sizeof(out->queue));
-        copy_col(s, 1, out->type, sizeof(out->type));
-        out->state      = sqlite3_column_int(s, 2);
-        out->started_at = sqlite3_column_int64(s, 3);
-    }
-    sq_reset(st, STMT_JOB_LABELS);
-    if (rc == SQLITE_ROW)
-        return ANVIL_OK;
-    if (rc == SQLITE_DONE)
-        return ANVIL_NOT_FOUND;
-    return sq_error(st, err, "reading a job's labels");
-}
-
-static int
 depth_cmp(const void *a, const void *b)
 {
     const struct store_depth *x = a, *y = b;
@@ -478,7 +456,6 @@ read_ops(struct store_ops *o)
     o->job_by_key        = sq_job_by_key;
     o->job_get           = sq_job_get;
     o->job_brief         = sq_job_brief;
-    o->job_labels        = sq_job_labels;
     o->job_list          = sq_job_list;
     o->scan_active       = sq_scan_active;
     o->depths            = sq_depths;

@@ -60,8 +60,6 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "cancel_requested, workflow_id, backoff_initial_ms, "
                          "backoff_max_ms, backoff_multiplier, lease_token, "
                          "queue, type FROM jobs WHERE id = ?1",
-    [STMT_JOB_LABELS]  = "SELECT queue, type, state, started_at FROM jobs "
-                         "WHERE id = ?1",
     [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
                          "WHERE (?1 = 0 OR state = ?1) "
                          "AND (?2 IS NULL OR type = ?2) "
