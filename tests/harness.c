@@ -688,3 +688,47 @@ harness_store_teardown(void **state)
     free(f);
     return 0;
 }
+
+int
+harness_run_in(const char *dir, const char *cmd)
+{
+    char line[1200];
+    snprintf(line, sizeof(line), "cd '%s' && %s >>openssl.log 2>&1", dir, cmd);
+    int st = system(line);
+    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
+}
+
+int
+harness_make_cert(const char *dir, const char *name, const char *subject,
+    const char *ca, const char *ext)
+{
+    char cmd[900];
+    snprintf(cmd, sizeof(cmd),
+        "openssl ecparam -name prime256v1 -genkey -noout -out %s.key", name);
+    if (harness_run_in(dir, cmd) != 0)
+        return -1;
+    if (ca == NULL) {
+        snprintf(cmd, sizeof(cmd),
+            "openssl req -x509 -new -key %s.key -sha256 -days 30 -subj '%s' "
+            "-out %s.crt",
+            name, subject, name);
+        return harness_run_in(dir, cmd);
+    }
+    snprintf(cmd, sizeof(cmd),
+        "openssl req -new -key %s.key -subj '%s' -out %s.csr", name, subject,
+        name);
+    if (harness_run_in(dir, cmd) != 0)
+        return -1;
+    char extfile[64] = "";
+    if (ext != NULL) {
+        snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' > %s.ext", ext, name);
+        if (harness_run_in(dir, cmd) != 0)
+            return -1;
+        snprintf(extfile, sizeof(extfile), "-extfile %s.ext", name);
+    }
+    snprintf(cmd, sizeof(cmd),
+        "openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key "
+        "-CAcreateserial -days 30 -sha256 %s -out %s.crt",
+        name, ca, ca, extfile, name);
+    return harness_run_in(dir, cmd);
+}

@@ -170,6 +170,17 @@ int harness_store_setup(void **state, int synchronous);
 // and frees *state. Returns 0.
 int harness_store_teardown(void **state);
 
+// Runs shell command cmd in directory dir, its output appended to
+// dir/openssl.log. Returns its exit status, or -1.
+int harness_run_in(const char *dir, const char *cmd);
+
+// Makes a P-256 key and certificate dir/name.{key,crt} for subject with
+// the openssl command line, signed by dir/ca.{crt,key} (ca NULL: self
+// signed, a CA); ext, if not NULL, is one x509v3 extension line.
+// Returns 0, or non-zero (openssl's output is in dir/openssl.log).
+int harness_make_cert(const char *dir, const char *name, const char *subject,
+    const char *ca, const char *ext);
+
 // Builds "<dir>/<name>" into buf. Returns buf.
 char *harness_path(
     const struct harness *h, const char *name, char *buf, size_t len);

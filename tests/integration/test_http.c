@@ -93,53 +93,6 @@ struct resp {
 // ---- certificates ----
 
 static int
-run_in_certs(const char *cmd)
-{
-    char line[1200];
-    snprintf(
-        line, sizeof(line), "cd '%s' && %s >>openssl.log 2>&1", certs, cmd);
-    int st = system(line);
-    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
-}
-
-// A P-256 key and certificate for subject, signed by ca (NULL: a self
-// signed CA); ext, if not NULL, is one x509v3 extension line.
-static int
-make_cert(
-    const char *name, const char *subject, const char *ca, const char *ext)
-{
-    char cmd[900];
-    snprintf(cmd, sizeof(cmd),
-        "openssl ecparam -name prime256v1 -genkey -noout -out %s.key", name);
-    if (run_in_certs(cmd) != 0)
-        return -1;
-    if (ca == NULL) {
-        snprintf(cmd, sizeof(cmd),
-            "openssl req -x509 -new -key %s.key -sha256 -days 30 -subj '%s' "
-            "-out %s.crt",
-            name, subject, name);
-        return run_in_certs(cmd);
-    }
-    snprintf(cmd, sizeof(cmd),
-        "openssl req -new -key %s.key -subj '%s' -out %s.csr", name, subject,
-        name);
-    if (run_in_certs(cmd) != 0)
-        return -1;
-    char extfile[64] = "";
-    if (ext != NULL) {
-        snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' > %s.ext", ext, name);
-        if (run_in_certs(cmd) != 0)
-            return -1;
-        snprintf(extfile, sizeof(extfile), "-extfile %s.ext", name);
-    }
-    snprintf(cmd, sizeof(cmd),
-        "openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key "
-        "-CAcreateserial -days 30 -sha256 %s -out %s.crt",
-        name, ca, ca, extfile, name);
-    return run_in_certs(cmd);
-}
-
-static int
 make_certs(void)
 {
     snprintf(certs, sizeof(certs), "/tmp/anvil-httpcerts-XXXXXX");
@@ -148,12 +101,14 @@ make_certs(void)
     for (size_t i = 0; i < sizeof(cert_names) / sizeof(cert_names[0]); i++)
         snprintf(cert_paths[i], sizeof(cert_paths[i]), "%s/%s", certs,
             cert_names[i]);
-    if (make_cert("ca", "/CN=anvil test CA", NULL, NULL) != 0
-        || make_cert("other-ca", "/CN=some other CA", NULL, NULL) != 0
-        || make_cert("server", "/CN=localhost", "ca",
+    if (harness_make_cert(certs, "ca", "/CN=anvil test CA", NULL, NULL) != 0
+        || harness_make_cert(certs, "other-ca", "/CN=some other CA", NULL, NULL)
+            != 0
+        || harness_make_cert(certs, "server", "/CN=localhost", "ca",
                "subjectAltName=DNS:localhost,IP:127.0.0.1")
             != 0
-        || make_cert("client", "/CN=worker-1", "ca", NULL) != 0) {
+        || harness_make_cert(certs, "client", "/CN=worker-1", "ca", NULL)
+            != 0) {
         fprintf(stderr,
             "test_http: openssl could not make the test certificates (see "
             "%s/openssl.log)\n",

@@ -75,58 +75,6 @@ cert_path(const char *name)
     return NULL;
 }
 
-// Runs a shell command in the certificate directory, its output into
-// openssl.log there. Returns its exit status, or -1.
-static int
-run_in_certs(const char *cmd)
-{
-    char line[1024];
-
-    snprintf(
-        line, sizeof(line), "cd '%s' && %s >>openssl.log 2>&1", certs, cmd);
-    int st = system(line);
-    return st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st);
-}
-
-// A P-256 key and a certificate for subject, signed by ca (NULL: self
-// signed, a CA). ext, if not NULL, is one x509v3 extension line.
-static int
-make_cert(
-    const char *name, const char *subject, const char *ca, const char *ext)
-{
-    char cmd[768];
-
-    snprintf(cmd, sizeof(cmd),
-        "openssl ecparam -name prime256v1 -genkey -noout -out %s.key", name);
-    if (run_in_certs(cmd) != 0)
-        return -1;
-    if (ca == NULL) {
-        snprintf(cmd, sizeof(cmd),
-            "openssl req -x509 -new -key %s.key -sha256 -days 30 "
-            "-subj '%s' -out %s.crt",
-            name, subject, name);
-        return run_in_certs(cmd);
-    }
-    snprintf(cmd, sizeof(cmd),
-        "openssl req -new -key %s.key -subj '%s' -out %s.csr", name, subject,
-        name);
-    if (run_in_certs(cmd) != 0)
-        return -1;
-    if (ext != NULL) {
-        snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' > %s.ext", ext, name);
-        if (run_in_certs(cmd) != 0)
-            return -1;
-    }
-    char extfile[64] = "";
-    if (ext != NULL)
-        snprintf(extfile, sizeof(extfile), "-extfile %s.ext", name);
-    snprintf(cmd, sizeof(cmd),
-        "openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key "
-        "-CAcreateserial -days 30 -sha256 %s -out %s.crt",
-        name, ca, ca, extfile, name);
-    return run_in_certs(cmd);
-}
-
 // Prints openssl's output, then removes the certificate directory.
 static void
 certs_failed(const char *why)
@@ -153,18 +101,21 @@ group_setup(void **state)
     snprintf(certs, sizeof(certs), "/tmp/anvil-tls-XXXXXX");
     if (mkdtemp(certs) == NULL)
         return -1;
-    if (run_in_certs("openssl version") != 0) {
+    if (harness_run_in(certs, "openssl version") != 0) {
         certs_failed("the openssl command line tool is needed to make the "
                      "test certificates (apt-get install openssl)");
         return -1;
     }
-    if (make_cert("ca", "/CN=anvil test CA", NULL, NULL) != 0
-        || make_cert("other-ca", "/CN=some other CA", NULL, NULL) != 0
-        || make_cert(
-               "server", "/CN=localhost", "ca", "subjectAltName=DNS:localhost")
+    if (harness_make_cert(certs, "ca", "/CN=anvil test CA", NULL, NULL) != 0
+        || harness_make_cert(certs, "other-ca", "/CN=some other CA", NULL, NULL)
             != 0
-        || make_cert("client", "/CN=worker-1", "ca", NULL) != 0
-        || make_cert("stranger", "/CN=worker-2", "other-ca", NULL) != 0) {
+        || harness_make_cert(certs, "server", "/CN=localhost", "ca",
+               "subjectAltName=DNS:localhost")
+            != 0
+        || harness_make_cert(certs, "client", "/CN=worker-1", "ca", NULL) != 0
+        || harness_make_cert(
+               certs, "stranger", "/CN=worker-2", "other-ca", NULL)
+            != 0) {
         certs_failed("openssl could not make the test certificates");
         return -1;
     }
