@@ -12,6 +12,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
+#include "gate.h"
 #include "http_routes.h"
 #include "metrics.h"
 #include "pbjson.h"
@@ -57,10 +58,9 @@ struct http {
     bool               sweeper_on;
 
     pthread_mutex_t lock; // guards all below
-    pthread_cond_t  cv;   // sweeper's tick; submitting reaching 0
+    pthread_cond_t  cv;   // the sweeper's tick
     bool            stopping;
-    bool            closing;
-    int             submitting;
+    struct gate     gate; // callbacks inside engine_submit()
     uint32_t        next_conn;
     struct hconn   *conns;
     struct pollfd  *pfd; // the sweeper's, for the armed connections
@@ -311,12 +311,7 @@ static bool
 submit(struct hreq *q)
 {
     struct http *h = q->h;
-    pthread_mutex_lock(&h->lock);
-    bool closing = h->closing;
-    if (!closing)
-        h->submitting++;
-    pthread_mutex_unlock(&h->lock);
-    if (closing) {
+    if (!gate_enter(&h->gate)) {
         wait_leave(q);
         http_answer_error(q, 503, ANVIL_UNAVAILABLE, "the server is stopping");
         return false;
@@ -325,10 +320,7 @@ submit(struct hreq *q)
     q->call.cmd.done_arg = q;
     MHD_suspend_connection(q->mc);
     engine_submit(h->cfg.engine, &q->call.cmd);
-    pthread_mutex_lock(&h->lock);
-    if (--h->submitting == 0 && h->closing)
-        pthread_cond_broadcast(&h->cv);
-    pthread_mutex_unlock(&h->lock);
+    gate_leave(&h->gate);
     return true;
 }
 
@@ -648,6 +640,7 @@ http_start(
     h->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cv, NULL);
+    gate_init(&h->gate, &h->lock);
     bool                    tls = false;
     struct sockaddr_storage sa;
     socklen_t               salen;
@@ -710,11 +703,7 @@ http_quiesce(struct http *h)
 {
     if (h == NULL)
         return;
-    pthread_mutex_lock(&h->lock);
-    h->closing = true;
-    while (h->submitting > 0)
-        pthread_cond_wait(&h->cv, &h->lock);
-    pthread_mutex_unlock(&h->lock);
+    gate_close(&h->gate);
 }
 
 void
@@ -735,6 +724,7 @@ http_free(struct http *h)
     free(h->cert);
     free(h->key);
     free(h->ca);
+    gate_fini(&h->gate);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cv);
     free(h);

@@ -12,7 +12,7 @@
 // engine and its sync thread run done(), which only stores the reply and
 // resumes the connection; a sweeper thread cuts connections whose request
 // takes longer than the read timeout to arrive. http.lock guards the
-// connection list, the long-poll counts and the closing flag.
+// connection list, the long-poll counts and the gate (gate.h).
 #ifndef SERVER_HTTP_H
 #define SERVER_HTTP_H
 

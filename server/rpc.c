@@ -8,6 +8,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
+#include "gate.h"
 #include "metrics.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -41,15 +42,12 @@ struct rpc_ctx {
 struct rpc {
     struct rpc_config cfg;
     nng_socket        sock;
-    pthread_mutex_t   lock; // guards all, receiving, closing, submitting,
-                            // waits
-    pthread_cond_t  idle;   // signalled when submitting drops to 0
-    struct rpc_ctx *all;
-    int             receiving;
-    bool            closing;
-    int             submitting; // callbacks inside engine_submit()
-    struct waits    waits;      // long-polls in flight
-    int             conns;      // connections open (pipe callbacks)
+    pthread_mutex_t   lock; // guards all, receiving, gate, waits
+    struct gate       gate; // callbacks inside engine_submit()
+    struct rpc_ctx   *all;
+    int               receiving;
+    struct waits      waits; // long-polls in flight
+    int               conns; // connections open (pipe callbacks)
 };
 
 static void ctx_cb(void *arg);
@@ -168,18 +166,10 @@ call_done(struct cmd *c, void *arg)
 static bool
 submit_cmd(struct rpc *r, struct cmd *c)
 {
-    pthread_mutex_lock(&r->lock);
-    bool closing = r->closing;
-    if (!closing)
-        r->submitting++;
-    pthread_mutex_unlock(&r->lock);
-    if (closing)
+    if (!gate_enter(&r->gate))
         return false;
     engine_submit(r->cfg.engine, c);
-    pthread_mutex_lock(&r->lock);
-    if (--r->submitting == 0 && r->closing)
-        pthread_cond_broadcast(&r->idle);
-    pthread_mutex_unlock(&r->lock);
+    gate_leave(&r->gate);
     return true;
 }
 
@@ -267,7 +257,7 @@ top_up(struct rpc *r)
 {
     pthread_mutex_lock(&r->lock);
     r->receiving--;
-    bool more = !r->closing && r->receiving < r->cfg.contexts;
+    bool more = !r->gate.closing && r->receiving < r->cfg.contexts;
     pthread_mutex_unlock(&r->lock);
     if (more && ctx_add(r) != 0)
         AV_WARN("rpc.context", "msg=\"cannot open another context\"");
@@ -356,11 +346,11 @@ rpc_start(
     r->waits.max          = cfg->max_waits;
     r->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->idle, NULL);
+    gate_init(&r->gate, &r->lock);
     int rv = nng_rep0_open(&r->sock);
     if (rv != 0) {
+        gate_fini(&r->gate);
         pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->idle);
         free(r);
         return av_error_set(
             err, ANVIL_INTERNAL, "cannot open socket: %s", nng_strerror(rv));
@@ -394,11 +384,7 @@ rpc_quiesce(struct rpc *r)
 {
     if (r == NULL)
         return;
-    pthread_mutex_lock(&r->lock);
-    r->closing = true;
-    while (r->submitting > 0)
-        pthread_cond_wait(&r->idle, &r->lock);
-    pthread_mutex_unlock(&r->lock);
+    gate_close(&r->gate);
 }
 
 void
@@ -425,7 +411,7 @@ rpc_free(struct rpc *r)
         nng_aio_free(x->aio);
         free(x);
     }
+    gate_fini(&r->gate);
     pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->idle);
     free(r);
 }
