@@ -50,6 +50,9 @@ enum cmd_kind {
     CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
     CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
     CMD_METRICS,     // GET /metrics: render every series (metrics.h)
+    CMD_RETRY,       // RetryJob
+    CMD_WF_RETRY,    // RetryWorkflow (struct cmd_wf)
+    CMD_EVENTS,      // WatchEvents
 };
 
 struct lease_ref {
@@ -74,8 +77,29 @@ struct cmd_submit {
 };
 
 struct cmd_job { // GET, CANCEL
+    int64_t     id;
+    const char *key; // GET: find by idempotency key instead (id 0)
+    struct job  job; // out
+};
+
+struct cmd_retry {
     int64_t    id;
-    struct job job; // out
+    uint32_t   max_attempts; // the retry's budget; 0 = the server's default
+    struct job job;          // out: the job after the retry
+};
+
+// WatchEvents. Parks until an event matching the filter is written (or
+// timeout_ms ends); answers at most f.limit events.
+struct cmd_events {
+    struct store_event_filter f; // f.after_seq: from the request
+    uint32_t                  tail;       // with after_seq 0 (see .proto)
+    uint32_t                  timeout_ms; // 0 = answer at once
+    struct store_event       *events;     // out (store_events_free)
+    size_t                    n;          // out
+    uint64_t                  next_seq;   // out
+    bool                      missed;     // out
+    uint64_t                  first_seq;  // out
+    uint64_t                  last_seq;   // out
 };
 
 struct cmd_wait {
@@ -151,11 +175,24 @@ struct cmd_token {
     int64_t             at;                  // out, REVOKE: when
 };
 
+// Jobs that ended in one minute, per queue and type (HealthResponse.recent).
+struct minute_count {
+    int64_t  minute_ms;
+    char     queue[STORE_LABEL_LEN];
+    char     type[STORE_LABEL_LEN];
+    uint64_t succeeded;
+    uint64_t failed;
+    uint64_t retried;
+};
+
 struct cmd_health {
-    struct store_depth *depths; // out
-    size_t              n;
-    uint64_t            total;
-    int64_t             uptime_ms;
+    struct store_depth  *depths; // out
+    size_t               n;
+    uint64_t             total;
+    int64_t              uptime_ms;
+    struct minute_count *recent; // out, oldest minute first (free())
+    size_t               n_recent;
+    uint64_t             last_event_seq; // out
 };
 
 struct cmd_wf_step {
@@ -246,6 +283,8 @@ struct cmd {
         struct cmd_wf_list   wf_list;
         struct cmd_batch     batch;
         struct cmd_metrics   metrics;
+        struct cmd_retry     retry;
+        struct cmd_events    events;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);
@@ -265,6 +304,8 @@ struct engine_config {
     uint32_t        max_attempts;   // default max attempts; 3
     int64_t         retention_ms;   // finished work kept this long; 0 = forever
     int64_t         worker_lost_ms; // a worker unheard of this long is lost
+    int64_t  event_retention_ms; // events kept this long; 0 = 24 h
+    uint64_t event_max;          // and at most this many; 0 = 10,000,000
     int             max_queue; // commands waiting for the engine; 0 = 100000
     struct metrics *metrics;   // counted into, rendered by CMD_METRICS;
                                // NULL = metrics off; outlives the engine

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 struct store_new_job;
@@ -65,6 +65,9 @@ struct store_depth;
 struct store_new_workflow;
 struct store_wf_counts;
 struct store_token;
+struct store_new_event;
+struct store_event;
+struct store_event_filter;
 
 // A backend's functions, one per store_* call of the same name (the
 // store_* comments below are their contracts). Every member is set.
@@ -155,6 +158,20 @@ struct store_ops {
         struct anvil_error *err);
     int (*token_revoke)(
         struct store *st, int64_t id, int64_t now, struct anvil_error *err);
+    int (*job_retry)(struct store *st, int64_t id, int state,
+        uint32_t pending_parents, uint32_t max_attempts,
+        struct anvil_error *err);
+    int (*workflow_reopen)(
+        struct store *st, int64_t id, int64_t now, struct anvil_error *err);
+    int (*event_insert)(struct store *st, const struct store_new_event *ev,
+        uint64_t *seq, struct anvil_error *err);
+    int (*events_read)(struct store *st, const struct store_event_filter *f,
+        struct store_event **out, size_t *n, uint64_t *scanned_to,
+        struct anvil_error *err);
+    int (*events_bounds)(struct store *st, uint64_t *first, uint64_t *last,
+        struct anvil_error *err);
+    int (*sweep_events)(struct store *st, int64_t before, uint64_t below_seq,
+        int limit, int *deleted, struct anvil_error *err);
 };
 
 // The head of every backend's store: its ops. A backend embeds it as the
@@ -327,6 +344,7 @@ struct store_depth {
     char    *type;
     uint64_t queued;
     uint64_t running;
+    uint64_t scheduled;
     bool     no_worker; // filled by the engine from its registry
 };
 
@@ -440,6 +458,95 @@ void store_tokens_free(struct store_token *t, size_t n);
 // NOT_FOUND if there is no such token or it was already revoked.
 int store_token_revoke(
     struct store *st, int64_t id, int64_t now, struct anvil_error *err);
+
+// ---- retrying ----
+
+// A FAILED or CANCELED job (or workflow step) waits again: state QUEUED or
+// PENDING (pending_parents parents yet to succeed), max_attempts as given
+// (the caller adds the fresh budget to the attempts taken), attempt and
+// the last error kept; result, finished_at, the lease, worker_id and
+// cancel_requested cleared. NOT_FOUND if the job is in neither state.
+int store_job_retry(struct store *st, int64_t id, int state,
+    uint32_t pending_parents, uint32_t max_attempts, struct anvil_error *err);
+
+// A FAILED or CANCELED workflow is RUNNING again: error and finished_at
+// cleared, n_settled = n_succeeded, n_failed = 0, and its timeout counted
+// from now (store_workflow_scan_active's deadline is then now +
+// timeout_ms). NOT_FOUND if it is in neither state.
+int store_workflow_reopen(
+    struct store *st, int64_t id, int64_t now, struct anvil_error *err);
+
+// ---- events ----
+
+// A new event; strings borrowed for the call, NULL = none. message is
+// stored cut to EVENT_MESSAGE_MAX bytes.
+struct store_new_event {
+    int         kind; // enum event_kind
+    int64_t     at;
+    int64_t     job_id;      // 0 = none
+    int64_t     workflow_id; // 0 = none
+    const char *step;
+    const char *type;
+    const char *queue;
+    const char *worker;
+    uint32_t    attempt;
+    const char *message;
+};
+
+// An event read back; strings are the caller's (NULL = none), freed with
+// store_events_free().
+struct store_event {
+    uint64_t seq;
+    int      kind;
+    int64_t  at;
+    int64_t  job_id;
+    int64_t  workflow_id;
+    char    *step;
+    char    *type;
+    char    *queue;
+    char    *worker;
+    uint32_t attempt;
+    char    *message;
+};
+
+struct store_event_filter {
+    uint64_t    after_seq;   // events with seq > after_seq
+    int64_t     job_id;      // 0 = any
+    int64_t     workflow_id; // 0 = any
+    const char *type;        // NULL = any
+    const char *queue;       // NULL = any
+    uint32_t    kinds;       // bit 1 << kind; 0 = any
+    uint32_t    limit;       // at most this many events (>= 1)
+    uint32_t    scan_max;    // look at no more than this many rows past
+                             // after_seq (0 = no bound)
+};
+
+// Appends an event; *seq receives its sequence number: greater than every
+// seq handed out before, never reused (not even after the newest events
+// were deleted and the store reopened, nor when the insert is rolled back).
+int store_event_insert(struct store *st, const struct store_new_event *ev,
+    uint64_t *seq, struct anvil_error *err);
+
+// The events after f->after_seq that match f, in seq order, at most
+// f->limit of them (*out, *n: store_events_free). *scanned_to receives the
+// seq a next read should start after: the last matching event's when
+// f->limit were found, else the highest seq looked at (f->after_seq when
+// none were), so that a filtered read never looks at the same rows twice.
+int store_events_read(struct store *st, const struct store_event_filter *f,
+    struct store_event **out, size_t *n, uint64_t *scanned_to,
+    struct anvil_error *err);
+void store_events_free(struct store_event *ev, size_t n);
+
+// *first: the oldest event kept (0 when none is); *last: the highest seq
+// ever handed out (0 when none was), also after retention deleted it.
+int store_events_bounds(struct store *st, uint64_t *first, uint64_t *last,
+    struct anvil_error *err);
+
+// Retention: deletes up to limit of the oldest events that are older than
+// `before` or whose seq is below below_seq (the count bound); *deleted
+// says how many.
+int store_sweep_events(struct store *st, int64_t before, uint64_t below_seq,
+    int limit, int *deleted, struct anvil_error *err);
 
 // ---- failure seams for tests (SQLite backend) ----
 //
