@@ -4,6 +4,7 @@
 #ifndef SERVER_DASHBOARD_H
 #define SERVER_DASHBOARD_H
 
+#include <microhttpd.h>
 #include <stddef.h>
 
 struct dashboard_file {
@@ -17,6 +18,15 @@ struct dashboard_file {
 // The file served at path ("/" serves "/index.html"; the query is not part
 // of path), or NULL when there is none.
 const struct dashboard_file *dashboard_find(const char *path);
+
+// Answers a GET or HEAD of path (a path outside the API's: "/",
+// "/app.js", "/jobs/j42" for the page's own routes, ...) on conn with the
+// dashboard's file and its headers (DASHBOARD_CSP, nosniff, no-referrer,
+// ETag; 304 on a matching If-None-Match); a path that names no file and
+// looks like one (it has an extension) gets 404. Called from http.c's
+// request handler on the MHD thread; returns what MHD_queue_response did.
+enum MHD_Result dashboard_answer(
+    struct MHD_Connection *conn, const char *method, const char *path);
 
 // The Content-Security-Policy (and the headers beside it) that every
 // dashboard response carries: scripts, styles and connections from this
