@@ -130,6 +130,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           "expires_at, revoked_at FROM tokens ORDER BY id",
     [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 "
                           "AND revoked_at = 0",
+    [STMT_EVENT_INSERT] = "INSERT INTO events(" EV_COLS ") VALUES(?1, ?2, "
+                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    // Reads in seq order: by rowid, or along events_job / events_workflow
+    // (job_id, seq), which are in seq order within an id. ?2 < 0 is no
+    // LIMIT.
+    [STMT_EVENTS_SCAN]    = "SELECT " EV_COLS " FROM events WHERE seq > ?1 "
+                            "ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BY_JOB]  = "SELECT " EV_COLS " FROM events WHERE job_id = ?3 "
+                            "AND seq > ?1 ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BY_FLOW] = "SELECT " EV_COLS " FROM events "
+                            "WHERE workflow_id = ?3 AND seq > ?1 "
+                            "ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BOUNDS]  = "SELECT coalesce((SELECT min(seq) FROM events), "
+                            "0), coalesce((SELECT seq FROM sqlite_sequence "
+                            "WHERE name = 'events'), 0)",
+    [STMT_SWEEP_EVENTS_SCAN] = "SELECT seq, at FROM events ORDER BY seq "
+                               "LIMIT ?1",
+    [STMT_SWEEP_EVENTS]      = "DELETE FROM events WHERE seq <= ?1",
 };
 
 static bool
@@ -198,6 +216,17 @@ void
 sq_bind_text(struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v)
 {
     bound(st, sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC));
+}
+
+void
+sq_bind_text_len(
+    struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v, size_t len)
+{
+    if (len > (size_t) INT32_MAX) {
+        bound(st, SQLITE_TOOBIG);
+        return;
+    }
+    bound(st, sqlite3_bind_text(s, i, v, (int) len, SQLITE_STATIC));
 }
 
 void
@@ -390,6 +419,9 @@ configure(struct sqlite_store *st, int synchronous, struct anvil_error *err)
 // raises the table's high-water mark in meta to the highest id handed out
 // (in the caller's transaction, before the DELETE). So every id ever
 // committed is at most max(max(id), mark), where the counters restart.
+// Event seqs are counted the same way; their mark is the events table's
+// AUTOINCREMENT counter in sqlite_sequence, which SQLite raises on every
+// insert (also of an explicit seq) and keeps when rows are deleted.
 static int
 next_ids(struct sqlite_store *st, struct anvil_error *err)
 {
@@ -397,14 +429,18 @@ next_ids(struct sqlite_store *st, struct anvil_error *err)
         = "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), "
           "coalesce((SELECT value FROM meta WHERE key = '" HWM_JOBS "'), 0)), "
           "max(coalesce((SELECT max(id) FROM workflows), 0), "
-          "coalesce((SELECT value FROM meta WHERE key = '" HWM_FLOWS "'), 0))";
+          "coalesce((SELECT value FROM meta WHERE key = '" HWM_FLOWS "'), 0)), "
+          "max(coalesce((SELECT max(seq) FROM events), 0), "
+          "coalesce((SELECT seq FROM sqlite_sequence "
+          "WHERE name = 'events'), 0))";
     sqlite3_stmt *s  = NULL;
     int           rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        st->next_job_id = sqlite3_column_int64(s, 0) + 1;
-        st->next_wf_id  = sqlite3_column_int64(s, 1) + 1;
+        st->next_job_id    = sqlite3_column_int64(s, 0) + 1;
+        st->next_wf_id     = sqlite3_column_int64(s, 1) + 1;
+        st->next_event_seq = sqlite3_column_int64(s, 2) + 1;
     }
     (void) sqlite3_finalize(s); // repeats the step's result, handled
     if (rc != SQLITE_ROW)
@@ -546,6 +582,7 @@ fill_ops(struct store_ops *o)
     sq_jobs_ops(o);
     sq_flows_ops(o);
     sq_tokens_ops(o);
+    sq_events_ops(o);
     sq_retention_ops(o);
     sq_sync_ops(o);
 }
