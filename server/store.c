@@ -340,6 +340,23 @@ store_token_revoke(
     return st->ops->token_revoke(st, id, now, err);
 }
 
+// ---- retrying ----
+
+int
+store_job_retry(struct store *st, int64_t id, int state,
+    uint32_t pending_parents, uint32_t max_attempts, struct anvil_error *err)
+{
+    return st->ops->job_retry(
+        st, id, state, pending_parents, max_attempts, err);
+}
+
+int
+store_workflow_reopen(
+    struct store *st, int64_t id, int64_t now, struct anvil_error *err)
+{
+    return st->ops->workflow_reopen(st, id, now, err);
+}
+
 // ---- events ----
 
 int

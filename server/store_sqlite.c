@@ -71,8 +71,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          " ORDER BY state, queue, type, id", // index order
     // Covered by jobs_active: counted in the index, no table row read.
     [STMT_DEPTHS]    = "SELECT state, queue, type, COUNT(*) FROM jobs "
-                       "WHERE " JOBS_ACTIVE " AND state >= 3 "
-                       "GROUP BY state, queue, type",
+                       "WHERE " JOBS_ACTIVE " GROUP BY state, queue, type",
     [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
                        "created_at, timeout_ms, idem_key, request_id, "
                        "n_steps, id) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, "
@@ -97,8 +96,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "finished_at = ?4 WHERE id = ?1 AND state = 1",
     [STMT_WF_UNFINISHED]  = "SELECT id FROM jobs WHERE workflow_id = ?1 "
                             "AND state BETWEEN 1 AND 4 ORDER BY id",
-    [STMT_WF_SCAN_ACTIVE] = "SELECT id, created_at + timeout_ms FROM "
-                            "workflows WHERE state = 1 AND timeout_ms > 0",
+    [STMT_WF_SCAN_ACTIVE] = "SELECT id, max(created_at, retried_at) + "
+                            "timeout_ms FROM workflows "
+                            "WHERE state = 1 AND timeout_ms > 0",
     [STMT_EDGE_INSERT]    = "INSERT INTO edges(parent, child) VALUES(?1, ?2)",
     [STMT_CHILDREN]       = "SELECT child FROM edges WHERE parent = ?1",
     // Parents in id order: edges_child(child, parent) is already in it.
@@ -130,6 +130,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           "expires_at, revoked_at FROM tokens ORDER BY id",
     [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 "
                           "AND revoked_at = 0",
+    // FAILED or CANCELED (6-7) waits again.
+    [STMT_JOB_RETRY] = "UPDATE jobs SET state = ?2, pending_parents = ?3, "
+                       "max_attempts = ?4, result = NULL, "
+                       "finished_at = NULL, lease_deadline = NULL, "
+                       "lease_token = 0, worker_id = NULL, "
+                       "cancel_requested = 0 "
+                       "WHERE id = ?1 AND state BETWEEN 6 AND 7",
+    // FAILED or CANCELED (3-4) runs again.
+    [STMT_WF_REOPEN]    = "UPDATE workflows SET state = 1, error = NULL, "
+                          "finished_at = NULL, n_settled = n_succeeded, "
+                          "n_failed = 0, retried_at = ?2 "
+                          "WHERE id = ?1 AND state BETWEEN 3 AND 4",
     [STMT_EVENT_INSERT] = "INSERT INTO events(" EV_COLS ") VALUES(?1, ?2, "
                           "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     // Reads in seq order: by rowid, or along events_job / events_workflow
