@@ -309,6 +309,7 @@ struct engine_config {
     int64_t         worker_lost_ms; // a worker unheard of this long is lost
     int64_t  event_retention_ms; // events kept this long; 0 = 24 h
     uint64_t event_max; // and at most this many newest; 0 = 10,000,000
+    bool     no_events; // write no events (anvild --no-events)
     int             max_queue; // commands waiting for the engine; 0 = 100000
     struct metrics *metrics;   // counted into, rendered by CMD_METRICS;
                                // NULL = metrics off; outlives the engine

@@ -88,6 +88,8 @@ events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
     struct anvil_error *err)
 {
     uint64_t seq;
+    if (e->cfg.no_events)
+        return ANVIL_OK;
     ev->at = b->now;
     int rc = store_event_insert(e->st, ev, &seq, err);
     if (rc != ANVIL_OK)
@@ -203,6 +205,9 @@ events_watch(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_events *w = &c->u.events;
     uint64_t           first, last;
+    if (e->cfg.no_events)
+        return av_error_set(&c->err, ANVIL_UNAVAILABLE,
+            "events are off (anvild --no-events)");
     int rc = store_events_bounds(e->st, &first, &last, &c->err);
     if (rc != ANVIL_OK)
         return rc;

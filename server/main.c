@@ -39,6 +39,7 @@ static const char usage_text[]
       "                          7d (default), 12h, 30m, ...; 0 = forever\n"
       "  --event-retention DUR   keep events this long (default 24h)\n"
       "  --event-max N           and at most the newest N (default 10000000)\n"
+      "  --no-events             write no events (no stream, no live page)\n"
       "  --worker-timeout DUR    a worker unheard of this long is shown lost\n"
       "                          (default 15s)\n"
       "  --auth                  require API tokens (the default for any URL\n"
@@ -209,6 +210,14 @@ set_event_max(struct server_config *cfg, const char *v)
 }
 
 static const char *
+set_no_events(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->events = false;
+    return NULL;
+}
+
+static const char *
 set_worker_timeout(struct server_config *cfg, const char *v)
 {
     if (av_parse_duration(v, &cfg->worker_lost_ms) != 0
@@ -315,6 +324,7 @@ static const struct {
     { "--retention", true, set_retention },
     { "--event-retention", true, set_event_retention },
     { "--event-max", true, set_event_max },
+    { "--no-events", false, set_no_events },
     { "--worker-timeout", true, set_worker_timeout },
     { "--auth", false, set_auth },
     { "--insecure", false, set_insecure },

@@ -82,6 +82,7 @@ server_config_init(struct server_config *cfg)
     cfg->worker_lost_ms       = 15000;
     cfg->event_retention_ms   = ENGINE_EVENT_RETENTION_MS;
     cfg->event_max            = ENGINE_EVENT_MAX;
+    cfg->events               = true;
     cfg->auth                 = SERVER_AUTH_AUTO;
     cfg->bootstrap_token_file = NULL;
     cfg->tls_cert             = NULL;
@@ -223,6 +224,7 @@ server_start(const struct server_config *cfg, struct server **out,
         .worker_lost_ms = cfg->worker_lost_ms,
         .event_retention_ms = cfg->event_retention_ms,
         .event_max          = cfg->event_max,
+        .no_events          = !cfg->events,
         .max_queue      = cfg->max_queue,
     };
     int rc      = prepare(s, err);
