@@ -57,6 +57,7 @@ read_workflow(sqlite3_stmt *s, struct workflow *w)
     w->n_settled   = (uint32_t) sqlite3_column_int64(s, 10);
     w->n_succeeded = (uint32_t) sqlite3_column_int64(s, 11);
     w->n_failed    = (uint32_t) sqlite3_column_int64(s, 12);
+    w->retried_at  = sqlite3_column_int64(s, 13);
     if (!w->name || !w->error || !w->idem_key) {
         workflow_fini(w);
         return ANVIL_RESOURCE_EXHAUSTED;

@@ -293,6 +293,7 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         b->lease_token              = sqlite3_column_int64(s, 14);
         copy_col(s, 15, b->queue, sizeof(b->queue));
         copy_col(s, 16, b->type, sizeof(b->type));
+        copy_col(s, 17, b->step, sizeof(b->step));
     }
     sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)

@@ -59,7 +59,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "started_at, timeout_ms, lease_ms, run_at, priority, "
                          "cancel_requested, workflow_id, backoff_initial_ms, "
                          "backoff_max_ms, backoff_multiplier, lease_token, "
-                         "queue, type FROM jobs WHERE id = ?1",
+                         "queue, type, step FROM jobs WHERE id = ?1",
     [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
                          "WHERE (?1 = 0 OR state = ?1) "
                          "AND (?2 IS NULL OR type = ?2) "
