@@ -301,8 +301,9 @@ static void *
 watcher_main(void *arg)
 {
     struct watcher           *w = arg;
+    // Only the job's queue: the worker's joining is an event too.
     struct anvil_event_filter flt
-        = { .after_seq = w->after, .timeout_ms = WAIT_MS };
+        = { .after_seq = w->after, .queue = "nobody", .timeout_ms = WAIT_MS };
     int64_t t0 = av_mono_ms();
     w->rc      = anvil_event_watch(w->c, &flt, &w->l, NULL);
     w->ms      = av_mono_ms() - t0;
