@@ -92,6 +92,7 @@ server_config_init(struct server_config *cfg)
     cfg->n_http               = 0;
     cfg->http_idle_timeout_ms = 60000;
     cfg->http_read_timeout_ms = 10000;
+    cfg->http_sse_keepalive_ms = 15000;
     cfg->public_metrics       = false;
     cfg->metrics              = true;
 }
@@ -180,6 +181,7 @@ start_http(struct server *s, const char *url, struct http **out,
                  .max_waits_per_conn = cfg->max_waits_per_conn,
                  .idle_timeout_ms    = cfg->http_idle_timeout_ms,
                  .read_timeout_ms    = cfg->http_read_timeout_ms,
+                 .sse_keepalive_ms   = cfg->http_sse_keepalive_ms,
                  .tls_cert           = cfg->tls_cert,
                  .tls_key            = cfg->tls_key,
                  .tls_client_ca      = cfg->tls_client_ca,

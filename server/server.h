@@ -51,6 +51,7 @@ struct server_config {
     int         n_http;
     int64_t     http_idle_timeout_ms; // keep-alive idle; 60 s
     int64_t     http_read_timeout_ms; // a request must arrive in; 10 s
+    int64_t     http_sse_keepalive_ms; // an idle event stream's; 15 s
     bool        public_metrics;       // GET /metrics without a token
     bool        metrics; // count for GET /metrics; true (--no-metrics)
 };
