@@ -11,6 +11,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
+#include "dashboard.h"
 #include "gate.h"
 #include "http_routes.h"
 #include "metrics.h"
@@ -371,6 +372,44 @@ check_headers(struct hreq *q, const char *verb)
     return true;
 }
 
+// Whether path is the API's (a route, or a 404 of the API's): /v1 and
+// below, /metrics, /healthz, /readyz and the seed's /job. The rest is the
+// dashboard's.
+static bool
+in_api(const char *path)
+{
+    static const char *const exact[]
+        = { "/v1", "/metrics", "/healthz", "/readyz", "/job" };
+    if (path[0] != '/' || strncmp(path, "/v1/", 4) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+        if (strcmp(path, exact[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+// A path outside the API: the dashboard's files (dashboard.c) for GET and
+// HEAD, 405 for any other method.
+static enum MHD_Result
+dashboard(struct hreq *q, const char *verb)
+{
+    struct anvil_error err = { 0 };
+    if (strcmp(verb, "GET") != 0 && strcmp(verb, "HEAD") != 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "this page takes GET or HEAD, not %.16s",
+            verb);
+        q->allow = "GET, HEAD";
+        http_answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg);
+        return http_send_answer(q);
+    }
+    if (check_client_cert(q, &err) != ANVIL_OK) {
+        http_answer_err(q, &err);
+        return http_send_answer(q);
+    }
+    return dashboard_answer(q->mc, verb, q->path);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *mc, const char *url,
     const char *verb, const char *version, const char *upload,
@@ -387,6 +426,8 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     if (!q->started) {
         q->started = true;
         q->mc      = mc;
+        if (!in_api(q->path))
+            return dashboard(q, verb);
         if (!check_headers(q, verb))
             return http_send_answer(q);
         return MHD_YES;
