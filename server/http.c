@@ -397,8 +397,8 @@ dashboard(struct hreq *q, const char *verb)
     struct anvil_error err = { 0 };
     if (strcmp(verb, "GET") != 0 && strcmp(verb, "HEAD") != 0) {
         char msg[96];
-        snprintf(msg, sizeof(msg), "this page takes GET or HEAD, not %.16s",
-            verb);
+        snprintf(
+            msg, sizeof(msg), "this page takes GET or HEAD, not %.16s", verb);
         q->allow = "GET, HEAD";
         http_answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg);
         return http_send_answer(q);
@@ -545,7 +545,7 @@ http_start(
     struct http *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    h->cfg                = *cfg;
+    h->cfg = *cfg;
     // An idle stream writes a keep-alive well within the idle timeout.
     if (h->cfg.sse_keepalive_ms <= 0)
         h->cfg.sse_keepalive_ms = 15000;

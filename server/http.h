@@ -40,10 +40,10 @@ struct http_config {
     int64_t               read_timeout_ms;    // a whole request must arrive
     int64_t sse_keepalive_ms; // an idle event stream's keep-alive; 0 = 15 s
                               // (at most half the idle timeout)
-    const char           *tls_cert;           // PEM files, for https://
-    const char           *tls_key;
-    const char           *tls_client_ca;  // NULL: no client certificates
-    bool                  public_metrics; // /metrics without a token
+    const char *tls_cert;     // PEM files, for https://
+    const char *tls_key;
+    const char *tls_client_ca;  // NULL: no client certificates
+    bool        public_metrics; // /metrics without a token
 };
 
 struct http;

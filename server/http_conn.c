@@ -110,7 +110,7 @@ sweep_gone(struct http *h, int64_t now)
         struct pollfd *p = realloc(h->pfd, n * 2 * sizeof(*p));
         if (p == NULL)
             return 0;
-        h->pfd       = p;
+        h->pfd      = p;
         uint32_t *g = realloc(h->gone, n * 2 * sizeof(*g));
         if (g == NULL)
             return 0;

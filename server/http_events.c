@@ -30,12 +30,12 @@
 #include <string.h>
 #include <strings.h>
 
-#define STREAM_LIMIT 100    // events per batch on the stream
-#define WATCH_LIMIT 1000    // events per answer of :watch (the rpc's limit)
+#define STREAM_LIMIT 100     // events per batch on the stream
+#define WATCH_LIMIT 1000     // events per answer of :watch (the rpc's limit)
 #define WATCH_TIMEOUT 300000 // ms, as ?wait
 #define MAX_KINDS 32
-#define RETRY_MS 2000       // the client's reconnect delay
-#define BLOCK 2048          // what libmicrohttpd asks for at most
+#define RETRY_MS 2000 // the client's reconnect delay
+#define BLOCK 2048    // what libmicrohttpd asks for at most
 
 // ---- the query ----
 
@@ -73,8 +73,8 @@ http_events_kind_name(int kind, char *buf, size_t len)
         snprintf(buf, len, "unknown");
         return buf;
     }
-    const char *p = v->name + strlen(KIND_PREFIX);
-    size_t      i = 0;
+    const char *p   = v->name + strlen(KIND_PREFIX);
+    size_t      i   = 0;
     bool        dot = false;
     for (; p[i] != '\0' && i + 1 < len; i++) {
         char c = (char) tolower((unsigned char) p[i]);
@@ -131,8 +131,8 @@ bad_kind(const char *text, struct anvil_error *err)
 }
 
 static int
-bad_number(const char *key, const char *text, uint64_t max,
-    struct anvil_error *err)
+bad_number(
+    const char *key, const char *text, uint64_t max, struct anvil_error *err)
 {
     return av_error_set(err, ANVIL_INVALID_ARGUMENT,
         "query parameter '%s' must be a whole number from 0 to %llu, got "
@@ -225,9 +225,9 @@ struct stream {
     int64_t                keepalive_ms;
     uint8_t               *filter; // the WatchEventsRequest, packed
     size_t                 filter_len;
-    uint64_t               after; // the next poll's after_seq
-    uint32_t               tail;  // the first poll's, when asked
-    bool                   probe; // the first poll only learns the newest seq
+    uint64_t               after;   // the next poll's after_seq
+    uint32_t               tail;    // the first poll's, when asked
+    bool                   probe;   // the first poll only learns the newest seq
     bool                   posted;  // the call is in the engine (suspended)
     bool                   ending;  // end once the buffer is handed over
     bool                   waiting; // counted in h->waits
@@ -386,8 +386,8 @@ take_answer(struct stream *s)
     if (err.code == ANVIL_OK)
         return;
     if (err.code != ANVIL_UNAVAILABLE) {
-        json_t *j = json_pack("{s:s,s:s}", "code", anvil_code_name(err.code),
-            "message", err.msg);
+        json_t *j = json_pack(
+            "{s:s,s:s}", "code", anvil_code_name(err.code), "message", err.msg);
         char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (text != NULL)
@@ -506,14 +506,14 @@ static int
 open_stream(struct stream *s, struct hreq *q, ProtobufCMessage *m,
     struct anvil_error *err)
 {
-    struct http *h = s->h;
-    int rc = start_at(s, q, (Anvil__V1__WatchEventsRequest *) m, err);
+    struct http *h  = s->h;
+    int          rc = start_at(s, q, (Anvil__V1__WatchEventsRequest *) m, err);
     if (rc == ANVIL_OK)
         rc = check_filter(s, err);
     if (rc != ANVIL_OK)
         return rc;
     pthread_mutex_lock(&h->lock);
-    rc = waits_enter(&h->waits, s->conn_id, err);
+    rc         = waits_enter(&h->waits, s->conn_id, err);
     s->waiting = rc == ANVIL_OK;
     if (rc == ANVIL_OK && s->conn != NULL) {
         s->conn->stream = true;
@@ -524,8 +524,8 @@ open_stream(struct stream *s, struct hreq *q, ProtobufCMessage *m,
 }
 
 enum MHD_Result
-http_events_open(struct hreq *q, ProtobufCMessage *m, int64_t token_id,
-    int role)
+http_events_open(
+    struct hreq *q, ProtobufCMessage *m, int64_t token_id, int role)
 {
     struct http       *h   = q->h;
     struct anvil_error err = { 0 };
@@ -548,8 +548,8 @@ http_events_open(struct hreq *q, ProtobufCMessage *m, int64_t token_id,
     if (rc == ANVIL_OK) {
         appendf(s, "retry: %d\n\n", RETRY_MS);
         s->last_write = av_mono_ms();
-        r = MHD_create_response_from_callback(
-            MHD_SIZE_UNKNOWN, BLOCK, stream_read, s, stream_free);
+        r             = MHD_create_response_from_callback(
+                        MHD_SIZE_UNKNOWN, BLOCK, stream_read, s, stream_free);
     }
     if (r == NULL) {
         if (s != NULL)
@@ -559,7 +559,8 @@ http_events_open(struct hreq *q, ProtobufCMessage *m, int64_t token_id,
         http_answer_err(q, &err);
         return http_send_answer(q);
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(
+        r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Accel-Buffering", "no"); // nginx: no buffer
     enum MHD_Result rv = MHD_queue_response(q->mc, MHD_HTTP_OK, r);

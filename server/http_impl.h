@@ -160,7 +160,8 @@ int http_events_param(struct events_query *x, const char *key,
 
 // A Last-Event-ID header (the decimal seq of the last event received)
 // into *seq. INVALID_ARGUMENT naming the header.
-int http_events_last_id(const char *text, uint64_t *seq, struct anvil_error *err);
+int http_events_last_id(
+    const char *text, uint64_t *seq, struct anvil_error *err);
 
 // The short name of event kind `kind` ("job.succeeded"), in buf; "unknown"
 // for a value the .proto does not name. Returns buf.

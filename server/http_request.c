@@ -266,10 +266,9 @@ events_param(
 static int
 events_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
 {
-    ProtobufCMessage *m = NULL;
-    int               rc
-        = pbjson_to_msg(&anvil__v1__watch_events_request__descriptor, NULL,
-            &m, err);
+    ProtobufCMessage *m  = NULL;
+    int               rc = pbjson_to_msg(
+                      &anvil__v1__watch_events_request__descriptor, NULL, &m, err);
     if (rc == ANVIL_OK && q->len > 0)
         rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "GET %s takes no body: pass the filter as query parameters",

@@ -57,8 +57,8 @@ static const struct route routes[] = {
     { "GET", "/v1/events:watch", ROUTE_RPC, "WatchEvents", NULL,
         ROUTE_BODY_EVENTS, false,
         "Events after after_seq, waiting up to timeout_ms for one" },
-    { "GET", "/v1/events", ROUTE_EVENTS, "WatchEvents", NULL,
-        ROUTE_BODY_EVENTS, false,
+    { "GET", "/v1/events", ROUTE_EVENTS, "WatchEvents", NULL, ROUTE_BODY_EVENTS,
+        false,
         "The events as a stream of server-sent events (text/event-stream)" },
     { "GET", "/v1/workers", ROUTE_RPC, "ListWorkers", NULL, ROUTE_BODY_NONE,
         false, "List the workers seen lately" },
@@ -456,8 +456,8 @@ operation(json_t *schemas, const struct route *r)
     const ProtobufCMethodDescriptor *md = method_of(r->rpc);
     json_t                          *op = json_object();
     char                             id[64];
-    snprintf(id, sizeof(id), "%s%s", r->rpc ? r->rpc : r->pattern + 1,
-        op_suffix(r));
+    snprintf(
+        id, sizeof(id), "%s%s", r->rpc ? r->rpc : r->pattern + 1, op_suffix(r));
     for (char *c = id; *c; c++) {
         if (*c == '.' || *c == '/')
             *c = '_';

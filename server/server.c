@@ -72,32 +72,32 @@ server_wait(struct server *s)
 void
 server_config_init(struct server_config *cfg)
 {
-    cfg->listen_url           = "tcp://127.0.0.1:7700";
-    cfg->db_path              = "./anvil.db";
-    cfg->max_payload          = 1024 * 1024;
-    cfg->synchronous          = 2;
-    cfg->contexts             = 64;
-    cfg->lease_ms             = 30000;
-    cfg->retention_ms         = 7LL * 24 * 3600 * 1000;
-    cfg->worker_lost_ms       = 15000;
-    cfg->event_retention_ms   = ENGINE_EVENT_RETENTION_MS;
-    cfg->event_max            = ENGINE_EVENT_MAX;
-    cfg->events               = true;
-    cfg->auth                 = SERVER_AUTH_AUTO;
-    cfg->bootstrap_token_file = NULL;
-    cfg->tls_cert             = NULL;
-    cfg->tls_key              = NULL;
-    cfg->tls_client_ca        = NULL;
-    cfg->max_waits            = 10000;
-    cfg->max_waits_per_conn   = 256;
-    cfg->max_queue            = 100000;
-    cfg->max_conns            = 1024;
-    cfg->n_http               = 0;
-    cfg->http_idle_timeout_ms = 60000;
-    cfg->http_read_timeout_ms = 10000;
+    cfg->listen_url            = "tcp://127.0.0.1:7700";
+    cfg->db_path               = "./anvil.db";
+    cfg->max_payload           = 1024 * 1024;
+    cfg->synchronous           = 2;
+    cfg->contexts              = 64;
+    cfg->lease_ms              = 30000;
+    cfg->retention_ms          = 7LL * 24 * 3600 * 1000;
+    cfg->worker_lost_ms        = 15000;
+    cfg->event_retention_ms    = ENGINE_EVENT_RETENTION_MS;
+    cfg->event_max             = ENGINE_EVENT_MAX;
+    cfg->events                = true;
+    cfg->auth                  = SERVER_AUTH_AUTO;
+    cfg->bootstrap_token_file  = NULL;
+    cfg->tls_cert              = NULL;
+    cfg->tls_key               = NULL;
+    cfg->tls_client_ca         = NULL;
+    cfg->max_waits             = 10000;
+    cfg->max_waits_per_conn    = 256;
+    cfg->max_queue             = 100000;
+    cfg->max_conns             = 1024;
+    cfg->n_http                = 0;
+    cfg->http_idle_timeout_ms  = 60000;
+    cfg->http_read_timeout_ms  = 10000;
     cfg->http_sse_keepalive_ms = 15000;
-    cfg->public_metrics       = false;
-    cfg->metrics              = true;
+    cfg->public_metrics        = false;
+    cfg->metrics               = true;
 }
 
 static int
@@ -217,17 +217,17 @@ server_start(const struct server_config *cfg, struct server **out,
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->ended_cv, NULL);
     struct engine_config ecf = {
-        .on_fatal       = on_fatal,
-        .fatal_arg      = s,
-        .auth           = NULL,
-        .lease_ms       = cfg->lease_ms,
-        .max_attempts   = 3,
-        .retention_ms   = cfg->retention_ms,
-        .worker_lost_ms = cfg->worker_lost_ms,
+        .on_fatal           = on_fatal,
+        .fatal_arg          = s,
+        .auth               = NULL,
+        .lease_ms           = cfg->lease_ms,
+        .max_attempts       = 3,
+        .retention_ms       = cfg->retention_ms,
+        .worker_lost_ms     = cfg->worker_lost_ms,
         .event_retention_ms = cfg->event_retention_ms,
         .event_max          = cfg->event_max,
         .no_events          = !cfg->events,
-        .max_queue      = cfg->max_queue,
+        .max_queue          = cfg->max_queue,
     };
     int rc      = prepare(s, err);
     ecf.auth    = s->auth;

@@ -5,8 +5,8 @@
 // a WatchEventsRequest within the routes' limits that packs and unpacks.
 #include "../../server/http_impl.h"
 
-#include "anvil/v1/anvil.pb-c.h"
 #include "../../server/pbjson.h"
+#include "anvil/v1/anvil.pb-c.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,11 +51,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (text == NULL)
         return 0;
     memcpy(text, data + 1, size - 1);
-    text[size - 1] = '\0';
+    text[size - 1]         = '\0';
     ProtobufCMessage  *m   = NULL;
     struct anvil_error err = { 0 };
-    if (pbjson_to_msg(&anvil__v1__watch_events_request__descriptor, NULL, &m,
-            &err)
+    if (pbjson_to_msg(
+            &anvil__v1__watch_events_request__descriptor, NULL, &m, &err)
         != ANVIL_OK) {
         free(text);
         return 0;

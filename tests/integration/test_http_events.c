@@ -52,9 +52,9 @@ dial(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = { .sin_family = AF_INET,
-        .sin_port = htons((uint16_t) port) };
-    a.sin_addr.s_addr    = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a
+        = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *) &a, sizeof(a)) != 0) {
         close(fd);
         return -1;
@@ -111,7 +111,7 @@ call(struct fixture *f, const char *verb, const char *path, const char *body)
           "%s%s%s"
           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
          verb, path, f->token[0] ? "Authorization: Bearer " : "", f->token,
-         f->token[0] ? "\r\n" : "", body != NULL ? strlen(body) : 0);
+        f->token[0] ? "\r\n" : "", body != NULL ? strlen(body) : 0);
     assert_int_equal(harness_write_all(fd, head, (size_t) n), 0);
     if (body != NULL)
         assert_int_equal(harness_write_all(fd, body, strlen(body)), 0);
@@ -163,17 +163,18 @@ struct sse {
 };
 
 static void
-sse_open_with(struct fixture *f, struct sse *s, const char *query,
-    const char *extra)
+sse_open_with(
+    struct fixture *f, struct sse *s, const char *query, const char *extra)
 {
     memset(s, 0, sizeof(*s));
     s->fd = dial(f->port);
     assert_true(s->fd >= 0);
     char req[1024];
     int  n = snprintf(req, sizeof(req),
-         "GET /v1/events%s HTTP/1.0\r\nAccept: text/event-stream\r\n%s%s%s%s\r\n",
+         "GET /v1/events%s HTTP/1.0\r\nAccept: "
+          "text/event-stream\r\n%s%s%s%s\r\n",
          query, f->token[0] ? "Authorization: Bearer " : "", f->token,
-         f->token[0] ? "\r\n" : "", extra != NULL ? extra : "");
+        f->token[0] ? "\r\n" : "", extra != NULL ? extra : "");
     assert_int_equal(harness_write_all(s->fd, req, (size_t) n), 0);
 }
 
@@ -182,8 +183,9 @@ has_body_start(const char *buf, void *arg)
 {
     (void) arg;
     const char *b = strstr(buf, "\r\n\r\n");
-    return b != NULL && (strncmp(buf + 8, " 200", 4) != 0
-                            || strstr(b, "retry: 2000\n\n") != NULL);
+    return b != NULL
+        && (strncmp(buf + 8, " 200", 4) != 0
+            || strstr(b, "retry: 2000\n\n") != NULL);
 }
 
 // Opens a stream and reads its head: the status (200 with "retry").
@@ -208,8 +210,8 @@ sse_parse(struct sse *s)
         char *end   = strstr(start, "\n\n");
         if (end == NULL)
             return;
-        *end = '\0';
-        struct event e = { 0 };
+        *end                  = '\0';
+        struct event e        = { 0 };
         bool         is_event = false;
         for (char *line = start; line != NULL && *line != '\0';) {
             char *nl = strchr(line, '\n');
@@ -310,8 +312,8 @@ healthz_cond(void *arg)
 static void
 spawn(struct fixture *f, ...)
 {
-    char  url[64], *argv[24];
-    int   n = 0;
+    char url[64], *argv[24];
+    int  n  = 0;
     f->port = harness_free_tcp_port();
     assert_true(f->port > 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", f->port);
@@ -325,7 +327,7 @@ spawn(struct fixture *f, ...)
     va_list ap;
     va_start(ap, f);
     for (char *a = va_arg(ap, char *); a != NULL && n < 22;
-         a = va_arg(ap, char *))
+         a       = va_arg(ap, char *))
         argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
@@ -406,17 +408,17 @@ test_stream_delivers_a_jobs_events_in_order(void **state)
     assert_non_null(strstr(s.buf, "Content-Type: text/event-stream"));
     char id[32];
     submit(f, "echo", id, sizeof(id));
-    assert_true(sse_wait(&s,
-        (struct want) { .job_id = id, .kind = "job.succeeded" }, IO_MS));
+    assert_true(sse_wait(
+        &s, (struct want) { .job_id = id, .kind = "job.succeeded" }, IO_MS));
     const char *order[] = { "job.submitted", "job.started", "job.succeeded" };
     size_t      k       = 0;
     uint64_t    last    = 0;
     for (size_t i = 0; i < s.n; i++) {
         // id: is the event's seq, and ids only grow.
-        assert_int_equal(strtoull(jstr(s.ev[i].data, "seq", NULL), NULL, 10),
-            s.ev[i].id);
+        assert_int_equal(
+            strtoull(jstr(s.ev[i].data, "seq", NULL), NULL, 10), s.ev[i].id);
         assert_true(s.ev[i].id > last);
-        last = s.ev[i].id;
+        last          = s.ev[i].id;
         const char *j = jstr(s.ev[i].data, "job_id", NULL);
         if (j == NULL || strcmp(j, id) != 0)
             continue;
@@ -440,8 +442,8 @@ test_last_event_id_resumes_without_gap_or_duplicate(void **state)
     wait_final(f, b);
     struct sse all;
     assert_int_equal(sse_open(f, &all, "?after_seq=0", NULL), 200);
-    assert_true(sse_wait(&all,
-        (struct want) { .job_id = b, .kind = "job.succeeded" }, IO_MS));
+    assert_true(sse_wait(
+        &all, (struct want) { .job_id = b, .kind = "job.succeeded" }, IO_MS));
     assert_true(all.n >= 6);
     size_t cut = all.n / 2;
     char   hdr[64];
@@ -540,14 +542,26 @@ test_client_that_hangs_up_is_cleaned_up(void **state)
     struct fixture *f = *state;
     // A long keep-alive: only the hang-up can end these streams quickly.
     spawn(f, "--sse-keepalive", "20s", NULL);
-    int        base = open_fds(f->pid);
+    // Warm up (the store's files, a first stream), then let it settle.
+    struct sse warm;
+    assert_int_equal(sse_open(f, &warm, "", NULL), 200);
+    sse_close(&warm);
+    struct fds settle = { f->pid, 0 };
+    int        base   = open_fds(f->pid);
+    for (int i = 0; i < 20; i++) { // no fd closing any more
+        usleep(50 * 1000);
+        settle.max = open_fds(f->pid);
+        if (settle.max == base)
+            break;
+        base = settle.max;
+    }
     struct sse s[20];
     for (int i = 0; i < 20; i++)
         assert_int_equal(sse_open(f, &s[i], "", NULL), 200);
     assert_true(open_fds(f->pid) >= base + 20);
     for (int i = 0; i < 20; i++)
         sse_close(&s[i]);
-    struct fds x = { f->pid, base + 1 };
+    struct fds x = { f->pid, base + 2 };
     assert_true(harness_wait_for(fds_back, &x, 3000));
     // Still serving, streams included.
     assert_true(healthz(f));
@@ -593,8 +607,8 @@ test_access_token(void **state)
 }
 
 static void
-expect_400(struct fixture *f, const char *query, const char *extra,
-    const char *names)
+expect_400(
+    struct fixture *f, const char *query, const char *extra, const char *names)
 {
     struct sse s;
     assert_int_equal(sse_open(f, &s, query, extra), 400);
