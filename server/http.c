@@ -6,12 +6,12 @@
 // then builds the rpc's request message and posts the command, suspending
 // the connection; done() (engine thread) renders the JSON reply and
 // resumes it; the access callback then queues the reply.
-#define _GNU_SOURCE // POLLRDHUP
 #include "http.h"
 #include "http_impl.h"
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
+#include "dashboard.h"
 #include "gate.h"
 #include "http_routes.h"
 #include "metrics.h"
@@ -36,170 +36,6 @@
 #include <sys/socket.h>
 
 #define HEADER_MEMORY (32 * 1024) // headers and read buffer per connection
-#define SWEEP_MS 100
-// Connection ids have the top bit set: never an nng pipe id.
-#define CONN_ID_BIT 0x80000000u
-
-// One TCP connection: its read deadline, for the sweeper.
-struct hconn {
-    uint32_t      id;
-    int           fd;
-    int64_t       deadline; // monotonic ms; 0 = none
-    int64_t       armed_at; // when the deadline was set
-    struct hconn *prev, *next;
-};
-
-struct http {
-    struct http_config cfg;
-    struct MHD_Daemon *d;
-    int                port;
-    char              *cert, *key, *ca; // PEM text for libmicrohttpd
-    pthread_t          sweeper;
-    bool               sweeper_on;
-
-    pthread_mutex_t lock; // guards all below
-    pthread_cond_t  cv;   // the sweeper's tick
-    bool            stopping;
-    struct gate     gate; // callbacks inside engine_submit()
-    uint32_t        next_conn;
-    struct hconn   *conns;
-    struct pollfd  *pfd; // the sweeper's, for the armed connections
-    size_t          pfd_cap;
-    struct waits    waits;
-    char            last_error[160]; // libmicrohttpd's last complaint
-};
-
-// ---- connections and the read deadline ----
-
-static void
-arm(struct http *h, struct hconn *c, int64_t ms)
-{
-    pthread_mutex_lock(&h->lock);
-    c->armed_at = av_mono_ms();
-    c->deadline = ms > 0 ? c->armed_at + ms : 0;
-    pthread_mutex_unlock(&h->lock);
-}
-
-static void
-on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
-    enum MHD_ConnectionNotificationCode toe)
-{
-    struct http *h = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct hconn *c = calloc(1, sizeof(*c));
-        if (c == NULL)
-            return;
-        const union MHD_ConnectionInfo *ci
-            = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-        c->fd = ci != NULL ? ci->connect_fd : -1;
-        pthread_mutex_lock(&h->lock);
-        c->id       = CONN_ID_BIT | (++h->next_conn & ~CONN_ID_BIT);
-        c->armed_at = av_mono_ms();
-        c->deadline = c->armed_at + h->cfg.read_timeout_ms;
-        c->next     = h->conns;
-        if (h->conns != NULL)
-            h->conns->prev = c;
-        h->conns = c;
-        pthread_mutex_unlock(&h->lock);
-        *socket_context = c;
-        return;
-    }
-    struct hconn *c = *socket_context;
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&h->lock);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    pthread_mutex_unlock(&h->lock);
-    free(c);
-    *socket_context = NULL;
-}
-
-// Cuts c: shutdown() makes libmicrohttpd see the end of the stream and
-// close the connection itself.
-static void
-cut(struct hconn *c)
-{
-    c->deadline = 0;
-    shutdown(c->fd, SHUT_RDWR);
-}
-
-// Whether the sweeper may check c for a client gone: armed (reading a
-// request, or idle) for a sweep at least, so that a request that came
-// whole with the client's FIN is served first.
-static bool
-idle_armed(const struct hconn *c, int64_t now)
-{
-    return c->deadline != 0 && c->fd >= 0 && now - c->armed_at >= SWEEP_MS;
-}
-
-// Cuts the armed connections whose client has hung up: libmicrohttpd
-// 0.9.75 does not notice a client that closes halfway through a request,
-// which would otherwise hold its slot until the read timeout.
-static void
-sweep_gone(struct http *h, int64_t now)
-{
-    size_t n = 0;
-    for (struct hconn *c = h->conns; c != NULL; c = c->next)
-        n += idle_armed(c, now);
-    if (n == 0)
-        return;
-    if (n > h->pfd_cap) {
-        struct pollfd *p = realloc(h->pfd, n * 2 * sizeof(*p));
-        if (p == NULL)
-            return;
-        h->pfd     = p;
-        h->pfd_cap = n * 2;
-    }
-    size_t i = 0;
-    for (struct hconn *c = h->conns; c != NULL; c = c->next) {
-        if (idle_armed(c, now))
-            h->pfd[i++] = (struct pollfd) { .fd = c->fd, .events = POLLRDHUP };
-    }
-    if (poll(h->pfd, n, 0) <= 0)
-        return;
-    i = 0;
-    for (struct hconn *c = h->conns; c != NULL; c = c->next) {
-        if (!idle_armed(c, now))
-            continue;
-        if (h->pfd[i++].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-            AV_DEBUG("http.client_gone", "conn=%u",
-                (unsigned) (c->id & ~CONN_ID_BIT));
-            cut(c);
-        }
-    }
-}
-
-// Cuts connections whose request did not arrive in time, or whose client
-// has gone.
-static void *
-sweep(void *arg)
-{
-    struct http *h = arg;
-    pthread_mutex_lock(&h->lock);
-    while (!h->stopping) {
-        struct timespec ts = av_deadline_in(CLOCK_REALTIME, SWEEP_MS);
-        pthread_cond_timedwait(&h->cv, &h->lock, &ts);
-        int64_t now = av_mono_ms();
-        for (struct hconn *c = h->conns; c != NULL; c = c->next) {
-            if (c->deadline == 0 || now < c->deadline || c->fd < 0)
-                continue;
-            AV_WARN("http.slow_client",
-                "conn=%u timeout_ms=%lld msg=\"request not received in time: "
-                "connection closed (anvild --http-read-timeout)\"",
-                (unsigned) (c->id & ~CONN_ID_BIT),
-                (long long) h->cfg.read_timeout_ms);
-            cut(c);
-        }
-        sweep_gone(h, now);
-    }
-    pthread_mutex_unlock(&h->lock);
-    return NULL;
-}
 
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
@@ -217,7 +53,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
         = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     q->conn = ci != NULL ? ci->socket_context : NULL;
     if (q->conn != NULL)
-        arm(h, q->conn, h->cfg.read_timeout_ms);
+        http_arm(h, q->conn, h->cfg.read_timeout_ms);
     // The path without the query (libmicrohttpd has not split it yet).
     size_t n = strcspn(uri, "?");
     if (n >= sizeof(q->path))
@@ -238,8 +74,10 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (q == NULL)
         return;
     // Between requests, the next one must start within the idle timeout.
-    if (q->conn != NULL)
-        arm(h, q->conn, h->cfg.idle_timeout_ms);
+    if (q->conn != NULL) {
+        http_conn_stream_end(h, q->conn);
+        http_arm(h, q->conn, h->cfg.idle_timeout_ms);
+    }
     handlers_call_fini(&q->call);
     free(q->body);
     free(q->text);
@@ -353,11 +191,19 @@ static int
 check_token(struct http *h, struct hreq *q, const char *method,
     int64_t *token_id, int *role, struct anvil_error *err)
 {
-    const char *token = http_bearer(q);
+    const char *token  = http_bearer(q);
+    bool        stream = q->m.route != NULL && q->m.route->kind == ROUTE_EVENTS;
+    if (stream && token[0] == '\0') {
+        // EventSource sends no headers: the stream takes ?access_token=.
+        const char *t = MHD_lookup_connection_value(
+            q->mc, MHD_GET_ARGUMENT_KIND, "access_token");
+        token = t != NULL ? t : "";
+    }
     if (auth_enabled(h->cfg.auth) && token[0] == '\0')
         return av_error_set(err, ANVIL_UNAUTHENTICATED,
             "this server requires a token: send the header "
-            "'Authorization: Bearer <token>'");
+            "'Authorization: Bearer <token>'%s",
+            stream ? " (or ?access_token=<token>)" : "");
     return auth_check(
         h->cfg.auth, token, method, av_now_ms(), token_id, role, err);
 }
@@ -369,6 +215,27 @@ answer_openapi(struct hreq *q)
 {
     q->code = ANVIL_OK;
     http_answer_json(q, 200, routes_openapi(ANVIL_VERSION));
+}
+
+// GET /v1/events: the filter from the query, the token (which may come as
+// ?access_token=), then the stream (http_events.c).
+static enum MHD_Result
+open_events(struct hreq *q)
+{
+    struct anvil_error err      = { 0 };
+    ProtobufCMessage  *m        = NULL;
+    int64_t            token_id = 0;
+    int                role     = 0;
+    int                rc       = http_build_request(q, &m, &err);
+    q->method                   = handlers_method_index(q->rpc);
+    if (rc == ANVIL_OK)
+        rc = check_token(q->h, q, q->rpc, &token_id, &role, &err);
+    if (rc == ANVIL_OK)
+        return http_events_open(q, m, token_id, role);
+    if (m != NULL)
+        protobuf_c_message_free_unpacked(m, NULL);
+    http_answer_err(q, &err);
+    return http_send_answer(q);
 }
 
 // Runs q's route once its body is in. True when the command was posted
@@ -404,6 +271,7 @@ dispatch(struct hreq *q)
         q->call.cmd.kind = CMD_METRICS;
         return submit(q);
     case ROUTE_RPC:
+    case ROUTE_EVENTS: // on_request() opens streams
         break;
     }
     ProtobufCMessage *m  = NULL;
@@ -466,7 +334,7 @@ check_headers(struct hreq *q, const char *verb)
         http_answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg); // as grpc-gateway
         return false;
     }
-    if (q->m.route->kind == ROUTE_RPC)
+    if (q->m.route->rpc != NULL)
         q->method = handlers_method_index(q->m.route->rpc);
     const char *cl = http_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg.max_body) {
@@ -504,6 +372,44 @@ check_headers(struct hreq *q, const char *verb)
     return true;
 }
 
+// Whether path is the API's (a route, or a 404 of the API's): /v1 and
+// below, /metrics, /healthz, /readyz and the seed's /job. The rest is the
+// dashboard's.
+static bool
+in_api(const char *path)
+{
+    static const char *const exact[]
+        = { "/v1", "/metrics", "/healthz", "/readyz", "/job" };
+    if (path[0] != '/' || strncmp(path, "/v1/", 4) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+        if (strcmp(path, exact[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+// A path outside the API: the dashboard's files (dashboard.c) for GET and
+// HEAD, 405 for any other method.
+static enum MHD_Result
+dashboard(struct hreq *q, const char *verb)
+{
+    struct anvil_error err = { 0 };
+    if (strcmp(verb, "GET") != 0 && strcmp(verb, "HEAD") != 0) {
+        char msg[96];
+        snprintf(
+            msg, sizeof(msg), "this page takes GET or HEAD, not %.16s", verb);
+        q->allow = "GET, HEAD";
+        http_answer_error(q, 405, ANVIL_UNIMPLEMENTED, msg);
+        return http_send_answer(q);
+    }
+    if (check_client_cert(q, &err) != ANVIL_OK) {
+        http_answer_err(q, &err);
+        return http_send_answer(q);
+    }
+    return dashboard_answer(q->mc, verb, q->path);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *mc, const char *url,
     const char *verb, const char *version, const char *upload,
@@ -520,6 +426,8 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     if (!q->started) {
         q->started = true;
         q->mc      = mc;
+        if (!in_api(q->path))
+            return dashboard(q, verb);
         if (!check_headers(q, verb))
             return http_send_answer(q);
         return MHD_YES;
@@ -548,7 +456,9 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
     }
     // The whole request is in: the read deadline ends here.
     if (q->conn != NULL)
-        arm(h, q->conn, 0);
+        http_arm(h, q->conn, 0);
+    if (q->m.route->kind == ROUTE_EVENTS)
+        return open_events(q);
     return dispatch(q) ? MHD_YES : http_send_answer(q);
 }
 
@@ -635,7 +545,12 @@ http_start(
     struct http *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    h->cfg                = *cfg;
+    h->cfg = *cfg;
+    // An idle stream writes a keep-alive well within the idle timeout.
+    if (h->cfg.sse_keepalive_ms <= 0)
+        h->cfg.sse_keepalive_ms = 15000;
+    if (h->cfg.sse_keepalive_ms > cfg->idle_timeout_ms / 2)
+        h->cfg.sse_keepalive_ms = cfg->idle_timeout_ms / 2;
     h->waits.max          = cfg->max_waits;
     h->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&h->lock, NULL);
@@ -661,7 +576,7 @@ http_start(
         { MHD_OPTION_CONNECTION_LIMIT, cfg->max_conns, NULL },
         { MHD_OPTION_CONNECTION_TIMEOUT, idle_s, NULL },
         { MHD_OPTION_CONNECTION_MEMORY_LIMIT, HEADER_MEMORY, NULL },
-        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) on_connection, h },
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t) http_on_connection, h },
         { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) on_completed, h },
         { MHD_OPTION_URI_LOG_CALLBACK, (intptr_t) on_uri, h },
         { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t) log_mhd, h },
@@ -682,7 +597,7 @@ http_start(
     const union MHD_DaemonInfo *di
         = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di != NULL ? di->port : 0;
-    if (pthread_create(&h->sweeper, NULL, sweep, h) != 0) {
+    if (pthread_create(&h->sweeper, NULL, http_sweep, h) != 0) {
         http_free(h);
         return av_error_set(
             err, ANVIL_RESOURCE_EXHAUSTED, "cannot start a thread");
@@ -721,6 +636,7 @@ http_free(struct http *h)
     if (h->sweeper_on)
         pthread_join(h->sweeper, NULL);
     free(h->pfd);
+    free(h->gone);
     free(h->cert);
     free(h->key);
     free(h->ca);

@@ -38,10 +38,12 @@ struct http_config {
     int                   max_waits_per_conn; // ... per connection
     int64_t               idle_timeout_ms;    // keep-alive connection idle
     int64_t               read_timeout_ms;    // a whole request must arrive
-    const char           *tls_cert;           // PEM files, for https://
-    const char           *tls_key;
-    const char           *tls_client_ca;  // NULL: no client certificates
-    bool                  public_metrics; // /metrics without a token
+    int64_t sse_keepalive_ms; // an idle event stream's keep-alive; 0 = 15 s
+                              // (at most half the idle timeout)
+    const char *tls_cert;     // PEM files, for https://
+    const char *tls_key;
+    const char *tls_client_ca;  // NULL: no client certificates
+    bool        public_metrics; // /metrics without a token
 };
 
 struct http;

@@ -109,7 +109,7 @@ http_send_answer(struct hreq *q)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->allow);
     enum MHD_Result rv = MHD_queue_response(q->mc, (unsigned) q->status, r);
     MHD_destroy_response(r);
-    if (q->m.route != NULL && q->m.route->kind == ROUTE_RPC)
+    if (q->m.route != NULL && q->m.route->rpc != NULL)
         metrics_rpc(q->metrics, METRICS_HTTP, q->method, q->code,
             av_mono_us() - q->t0_us);
     return rv;

@@ -248,6 +248,45 @@ query_param(
     return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
 }
 
+static enum MHD_Result
+events_param(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct query_ctx   *x = cls;
+    struct events_query eq
+        = { x->m, x->q->m.route->kind == ROUTE_EVENTS, false };
+    (void) kind;
+    x->rc = http_events_param(&eq, key, value, x->err);
+    if (eq.has_after)
+        x->q->events_after = true;
+    return x->rc == ANVIL_OK ? MHD_YES : MHD_NO;
+}
+
+// An event route's WatchEventsRequest, from the query alone.
+static int
+events_request(struct hreq *q, ProtobufCMessage **out, struct anvil_error *err)
+{
+    ProtobufCMessage *m  = NULL;
+    int               rc = pbjson_to_msg(
+                      &anvil__v1__watch_events_request__descriptor, NULL, &m, err);
+    if (rc == ANVIL_OK && q->len > 0)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "GET %s takes no body: pass the filter as query parameters",
+            q->m.route->pattern);
+    struct query_ctx x = { q, m, err, rc, -1 };
+    if (rc == ANVIL_OK) {
+        MHD_get_connection_values(
+            q->mc, MHD_GET_ARGUMENT_KIND, events_param, &x);
+        rc = x.rc;
+    }
+    if (rc != ANVIL_OK && m != NULL) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+    *out = m;
+    return rc;
+}
+
 // Sets path field i of m; a body that names the field too must agree.
 static int
 path_field(
@@ -288,6 +327,8 @@ http_build_request(
         if (rc == ANVIL_OK)
             rc = pbjson_to_msg(handlers_input(r->rpc), obj, &m, err);
         json_decref(obj);
+    } else if (r->body == ROUTE_BODY_EVENTS) {
+        rc = events_request(q, &m, err);
     } else {
         json_t *obj;
         rc = body_object(q, &obj, err);
@@ -302,7 +343,7 @@ http_build_request(
     }
     struct query_ctx x
         = { q, r->body == ROUTE_BODY_NONE ? m : NULL, err, rc, -1 };
-    if (rc == ANVIL_OK) {
+    if (rc == ANVIL_OK && r->body != ROUTE_BODY_EVENTS) {
         MHD_get_connection_values(
             q->mc, MHD_GET_ARGUMENT_KIND, query_param, &x);
         rc = x.rc;

@@ -22,8 +22,14 @@ static const struct route routes[] = {
         "List jobs, newest first" },
     { "GET", "/v1/jobs/{id}", ROUTE_RPC, "GetJob", "WaitJob", ROUTE_BODY_NONE,
         false, "Get a job; with ?wait=30s, wait until it is final" },
+    { "GET", "/v1/jobs:lookup", ROUTE_RPC, "GetJob", NULL, ROUTE_BODY_NONE,
+        false, "Find a job by the idempotency key it was submitted with" },
     { "POST", "/v1/jobs/{id}:cancel", ROUTE_RPC, "CancelJob", NULL,
         ROUTE_BODY_NONE, false, "Cancel a job" },
+    { "POST", "/v1/jobs/{id}:retry", ROUTE_RPC, "RetryJob", NULL,
+        ROUTE_BODY_MESSAGE, false,
+        "Run a FAILED or CANCELED job again (body optional: "
+        "{\"max_attempts\": N})" },
     { "POST", "/v1/jobs:poll", ROUTE_RPC, "Poll", NULL, ROUTE_BODY_MESSAGE,
         false, "Worker: lease jobs, waiting up to wait_ms for one" },
     { "POST", "/v1/jobs:heartbeat", ROUTE_RPC, "Heartbeat", NULL,
@@ -45,6 +51,15 @@ static const struct route routes[] = {
         "final" },
     { "POST", "/v1/workflows/{id}:cancel", ROUTE_RPC, "CancelWorkflow", NULL,
         ROUTE_BODY_NONE, false, "Cancel a workflow" },
+    { "POST", "/v1/workflows/{id}:retry", ROUTE_RPC, "RetryWorkflow", NULL,
+        ROUTE_BODY_NONE, false,
+        "Run a FAILED or CANCELED workflow again from its unfinished steps" },
+    { "GET", "/v1/events:watch", ROUTE_RPC, "WatchEvents", NULL,
+        ROUTE_BODY_EVENTS, false,
+        "Events after after_seq, waiting up to timeout_ms for one" },
+    { "GET", "/v1/events", ROUTE_EVENTS, "WatchEvents", NULL, ROUTE_BODY_EVENTS,
+        false,
+        "The events as a stream of server-sent events (text/event-stream)" },
     { "GET", "/v1/workers", ROUTE_RPC, "ListWorkers", NULL, ROUTE_BODY_NONE,
         false, "List the workers seen lately" },
     { "GET", "/v1/health", ROUTE_RPC, "Health", NULL, ROUTE_BODY_NONE, false,
@@ -281,6 +296,63 @@ param(const char *name, const char *in, bool required, json_t *schema)
         required, "schema", schema);
 }
 
+static json_t *
+described(const char *type, const char *what)
+{
+    return json_pack("{s:s,s:s}", "type", type, "description", what);
+}
+
+// The query of the event routes (http_events.c reads it, not pbjson).
+static void
+event_parameters(json_t *ps, const struct route *r)
+{
+    bool stream = r->kind == ROUTE_EVENTS;
+    json_array_append_new(ps,
+        param("after_seq", "query", false,
+            described("string",
+                stream ? "events after this sequence; default: the newest "
+                         "(only new events); 0 = from the oldest kept"
+                       : "events after this sequence (0 = from the oldest "
+                         "kept, or tail)")));
+    const char *filters[] = { "job_id", "workflow_id", "type", "queue" };
+    for (size_t i = 0; i < 4; i++)
+        json_array_append_new(ps,
+            param(filters[i], "query", false,
+                described("string", "only events with this value")));
+    json_t *kinds = enum_schema(&anvil__v1__event_kind__descriptor);
+    json_array_append_new(ps,
+        json_pack("{s:s,s:s,s:b,s:b,s:{s:s,s:o},s:s}", "name", "kind", "in",
+            "query", "required", 0, "explode", 1, "schema", "type", "array",
+            "items", kinds, "description",
+            "repeatable; also as job.succeeded or JOB_SUCCEEDED"));
+    json_array_append_new(ps,
+        param("limit", "query", false,
+            described("integer",
+                stream ? "events per batch, at most 100 (default 100)"
+                       : "at most 1000 (default 100)")));
+    json_array_append_new(ps,
+        param("tail", "query", false,
+            described("integer",
+                "without after_seq: start this many events before the "
+                "newest")));
+    if (!stream) {
+        json_array_append_new(ps,
+            param("timeout_ms", "query", false,
+                described("integer",
+                    "wait this long for a first event (at most 300000)")));
+        return;
+    }
+    json_array_append_new(ps,
+        param("access_token", "query", false,
+            described("string",
+                "the bearer token, for EventSource (which sends no "
+                "headers)")));
+    json_array_append_new(ps,
+        param("Last-Event-ID", "header", false,
+            described("string",
+                "the id of the last event received: resume after it")));
+}
+
 // Path parameters, then, for a route without a body, every scalar field
 // of the request as a query parameter.
 static json_t *
@@ -307,6 +379,8 @@ parameters(json_t *schemas, const struct route *r,
                 ps, param(f->name, "query", false, value_schema(schemas, f)));
         }
     }
+    if (r->body == ROUTE_BODY_EVENTS)
+        event_parameters(ps, r);
     if (r->wait_rpc != NULL)
         json_array_append_new(ps,
             param("wait", "query", false,
@@ -351,14 +425,39 @@ json_response(const char *what, json_t *schema)
         "application/json", "schema", schema);
 }
 
+// What tells apart the operationIds of two routes of one rpc: "Seed" for
+// POST /job, "Stream" for the event stream, else the custom verb of a
+// route after the first of its rpc ("GetJobLookup").
+static const char *
+op_suffix(const struct route *r)
+{
+    static char verb[32];
+    if (r->body == ROUTE_BODY_SEED)
+        return "Seed";
+    if (r->kind == ROUTE_EVENTS)
+        return "Stream";
+    const char *colon = strrchr(r->pattern, ':');
+    if (r->rpc == NULL || colon == NULL)
+        return "";
+    for (const struct route *p = routes; p < r; p++) {
+        if (p->rpc != NULL && p->body != ROUTE_BODY_SEED
+            && strcmp(p->rpc, r->rpc) == 0) {
+            snprintf(verb, sizeof(verb), "%s", colon + 1);
+            verb[0] = (char) (verb[0] - 'a' + 'A');
+            return verb;
+        }
+    }
+    return "";
+}
+
 static json_t *
 operation(json_t *schemas, const struct route *r)
 {
     const ProtobufCMethodDescriptor *md = method_of(r->rpc);
     json_t                          *op = json_object();
     char                             id[64];
-    snprintf(id, sizeof(id), "%s%s", r->rpc ? r->rpc : r->pattern + 1,
-        r->body == ROUTE_BODY_SEED ? "Seed" : "");
+    snprintf(
+        id, sizeof(id), "%s%s", r->rpc ? r->rpc : r->pattern + 1, op_suffix(r));
     for (char *c = id; *c; c++) {
         if (*c == '.' || *c == '/')
             *c = '_';
@@ -371,7 +470,17 @@ operation(json_t *schemas, const struct route *r)
     if (body != NULL)
         json_object_set_new(op, "requestBody", body);
     json_t *resp = json_object();
-    if (md != NULL) {
+    if (r->kind == ROUTE_EVENTS) {
+        add_message(schemas, &anvil__v1__event__descriptor);
+        json_object_set_new(resp, "200",
+            json_pack("{s:s,s:{s:{s:{s:s,s:s}}}}", "description",
+                "server-sent events: id (the seq), event (job.succeeded, "
+                "...), data (an Event as JSON); docs/http.md",
+                "content", "text/event-stream", "schema", "type", "string",
+                "format", "event-stream"));
+        json_object_set_new(
+            resp, "default", json_response("an error", ref("Error")));
+    } else if (md != NULL) {
         add_message(schemas, md->input);
         add_message(schemas, md->output);
         json_object_set_new(resp, r->created ? "201" : "200",

@@ -18,6 +18,8 @@ enum route_body {
     ROUTE_BODY_MESSAGE,  // the body is the request message as JSON
     ROUTE_BODY_WORKFLOW, // the body is a workflow definition (workflows.md)
     ROUTE_BODY_SEED,     // {"Type": T, "Data": D}: the seed's POST /job
+    ROUTE_BODY_EVENTS,   // no body; the query is an event filter
+                         // (WatchEventsRequest, http_events_param)
 };
 
 enum route_kind {
@@ -26,6 +28,7 @@ enum route_kind {
     ROUTE_READYZ,  // the server takes work
     ROUTE_METRICS, // Prometheus text
     ROUTE_OPENAPI, // this table as OpenAPI 3
+    ROUTE_EVENTS,  // rpc WatchEvents as server-sent events (http_events.c)
 };
 
 struct route {

@@ -26,6 +26,8 @@ static const char usage_text[]
       "                          long (default 60s)\n"
       "  --http-read-timeout DUR close HTTP connections whose request takes\n"
       "                          longer than this to arrive (default 10s)\n"
+      "  --sse-keepalive DUR     an idle event stream (GET /v1/events) writes\n"
+      "                          a keep-alive this often (default 15s)\n"
       "  --public-metrics        serve GET /metrics without a token\n"
       "  --no-metrics            count nothing for GET /metrics\n"
       "  --db PATH               SQLite database (default ./anvil.db)\n"
@@ -106,6 +108,15 @@ set_http_read(struct server_config *cfg, const char *v)
     if (av_parse_duration(v, &cfg->http_read_timeout_ms) != 0
         || cfg->http_read_timeout_ms < 100)
         return "a duration of at least 100ms, e.g. 10s";
+    return NULL;
+}
+
+static const char *
+set_sse_keepalive(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->http_sse_keepalive_ms) != 0
+        || cfg->http_sse_keepalive_ms < 100)
+        return "a duration of at least 100ms, e.g. 15s";
     return NULL;
 }
 
@@ -313,6 +324,7 @@ static const struct {
     { "--http", true, set_http },
     { "--http-idle-timeout", true, set_http_idle },
     { "--http-read-timeout", true, set_http_read },
+    { "--sse-keepalive", true, set_sse_keepalive },
     { "--public-metrics", false, set_public_metrics },
     { "--no-metrics", false, set_no_metrics },
     { "--db", true, set_db },

@@ -72,31 +72,32 @@ server_wait(struct server *s)
 void
 server_config_init(struct server_config *cfg)
 {
-    cfg->listen_url           = "tcp://127.0.0.1:7700";
-    cfg->db_path              = "./anvil.db";
-    cfg->max_payload          = 1024 * 1024;
-    cfg->synchronous          = 2;
-    cfg->contexts             = 64;
-    cfg->lease_ms             = 30000;
-    cfg->retention_ms         = 7LL * 24 * 3600 * 1000;
-    cfg->worker_lost_ms       = 15000;
-    cfg->event_retention_ms   = ENGINE_EVENT_RETENTION_MS;
-    cfg->event_max            = ENGINE_EVENT_MAX;
-    cfg->events               = true;
-    cfg->auth                 = SERVER_AUTH_AUTO;
-    cfg->bootstrap_token_file = NULL;
-    cfg->tls_cert             = NULL;
-    cfg->tls_key              = NULL;
-    cfg->tls_client_ca        = NULL;
-    cfg->max_waits            = 10000;
-    cfg->max_waits_per_conn   = 256;
-    cfg->max_queue            = 100000;
-    cfg->max_conns            = 1024;
-    cfg->n_http               = 0;
-    cfg->http_idle_timeout_ms = 60000;
-    cfg->http_read_timeout_ms = 10000;
-    cfg->public_metrics       = false;
-    cfg->metrics              = true;
+    cfg->listen_url            = "tcp://127.0.0.1:7700";
+    cfg->db_path               = "./anvil.db";
+    cfg->max_payload           = 1024 * 1024;
+    cfg->synchronous           = 2;
+    cfg->contexts              = 64;
+    cfg->lease_ms              = 30000;
+    cfg->retention_ms          = 7LL * 24 * 3600 * 1000;
+    cfg->worker_lost_ms        = 15000;
+    cfg->event_retention_ms    = ENGINE_EVENT_RETENTION_MS;
+    cfg->event_max             = ENGINE_EVENT_MAX;
+    cfg->events                = true;
+    cfg->auth                  = SERVER_AUTH_AUTO;
+    cfg->bootstrap_token_file  = NULL;
+    cfg->tls_cert              = NULL;
+    cfg->tls_key               = NULL;
+    cfg->tls_client_ca         = NULL;
+    cfg->max_waits             = 10000;
+    cfg->max_waits_per_conn    = 256;
+    cfg->max_queue             = 100000;
+    cfg->max_conns             = 1024;
+    cfg->n_http                = 0;
+    cfg->http_idle_timeout_ms  = 60000;
+    cfg->http_read_timeout_ms  = 10000;
+    cfg->http_sse_keepalive_ms = 15000;
+    cfg->public_metrics        = false;
+    cfg->metrics               = true;
 }
 
 static int
@@ -183,6 +184,7 @@ start_http(struct server *s, const char *url, struct http **out,
                  .max_waits_per_conn = cfg->max_waits_per_conn,
                  .idle_timeout_ms    = cfg->http_idle_timeout_ms,
                  .read_timeout_ms    = cfg->http_read_timeout_ms,
+                 .sse_keepalive_ms   = cfg->http_sse_keepalive_ms,
                  .tls_cert           = cfg->tls_cert,
                  .tls_key            = cfg->tls_key,
                  .tls_client_ca      = cfg->tls_client_ca,

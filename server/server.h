@@ -34,11 +34,11 @@ struct server_config {
     int         contexts;     // REP contexts receiving at once; default 64
     int64_t     lease_ms;     // default lease of a polled job; 30000
     int64_t     retention_ms; // finished work kept; 7 days; 0 = forever
-    int64_t     worker_lost_ms; // worker unheard of this long is lost; 15 s
+    int64_t     worker_lost_ms;     // worker unheard of this long is lost; 15 s
     int64_t     event_retention_ms; // events kept this long; 24 h
     uint64_t    event_max;          // and at most this many; 10,000,000
     bool        events;             // write events; true
-    int         auth;           // enum server_auth
+    int         auth;               // enum server_auth
     const char *bootstrap_token_file; // NULL = none
     const char *tls_cert;             // PEM files, for tls+tcp:// URLs
     const char *tls_key;
@@ -52,9 +52,10 @@ struct server_config {
     // or HTTP, is reachable off this machine (SERVER_AUTH_AUTO).
     const char *http_urls[SERVER_MAX_HTTP];
     int         n_http;
-    int64_t     http_idle_timeout_ms; // keep-alive idle; 60 s
-    int64_t     http_read_timeout_ms; // a request must arrive in; 10 s
-    bool        public_metrics;       // GET /metrics without a token
+    int64_t     http_idle_timeout_ms;  // keep-alive idle; 60 s
+    int64_t     http_read_timeout_ms;  // a request must arrive in; 10 s
+    int64_t     http_sse_keepalive_ms; // an idle event stream's; 15 s
+    bool        public_metrics;        // GET /metrics without a token
     bool        metrics; // count for GET /metrics; true (--no-metrics)
 };
 

@@ -1420,8 +1420,13 @@ test_400_404_405_415_answers(void **state)
     expect_error(&r, 404, "NOT_FOUND", "j424242");
     r = get(f, "/v1/jobs/zzz");
     expect_error(&r, 404, "NOT_FOUND", "zzz");
-    r = get(f, "/nope");
+    r = get(f, "/v1/nope");
     expect_error(&r, 404, "NOT_FOUND", "route");
+    // Outside the API, GET and HEAD are the dashboard's; other verbs 405.
+    struct req_opts po = { .body = "{}" };
+    r                  = request(f, "POST", "/nope", &po);
+    assert_string_equal(r.allow, "GET, HEAD");
+    expect_error(&r, 405, "UNIMPLEMENTED", "GET or HEAD");
     r = get(f, "/v1/jobs/j1/extra");
     expect_error(&r, 404, "NOT_FOUND", "route");
     r = post(f, "/v1/jobs:frobnicate", NULL);

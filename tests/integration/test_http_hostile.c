@@ -761,7 +761,7 @@ hostile_request(struct fixture *f, int k, const char *big, size_t big_len)
         "POST /v1/jobs HTTP/1.1\r\nHost: a\r\nContent-Type: application/json"
         "\r\nContent-Length: 999999999\r\n\r\n{",
         "DELETE /v1/jobs HTTP/1.1\r\nHost: a\r\n\r\n",
-        "GET /no/such/route/at/all HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /v1/no/such/route/at/all HTTP/1.1\r\nHost: a\r\n\r\n",
         "GARBAGE\r\n\r\n",
         "POST /v1/jobs HTTP/1.1\r\nHost: a\r\nContent-Type: application/json"
         "\r\nContent-Length: 40\r\n\r\n{\"type\":\"ec", // then hangs up
