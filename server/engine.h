@@ -84,7 +84,7 @@ struct cmd_job { // GET, CANCEL
 
 struct cmd_retry {
     int64_t    id;
-    uint32_t   max_attempts; // the retry's budget; 0 = the server's default
+    uint32_t   max_attempts; // at least this many more attempts; 0 = 1
     struct job job;          // out: the job after the retry
 };
 
