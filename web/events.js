@@ -3,7 +3,7 @@
 // received (stream.js keeps the newest 5,000, each seq once), so opening
 // this view costs no request; rows are added in batches and the list
 // holds at most SHOWN rows. Each row carries data-seq and data-kind.
-import { h, clear, num, absTime, relTime } from './util.js';
+import { h, put, clear, num, absTime, relTime } from './util.js';
 import { EVENT_KINDS } from './stream.js';
 
 const SHOWN = 1000;
@@ -80,7 +80,7 @@ export function mount(root, params, ctx) {
     count.textContent = `${st.received} received since this page opened · last seq ${st.lastSeq || '–'}`;
     list.dataset.count = String(shown);
   };
-  root.append(
+  put(root,
     h('div', { class: 'page-head row wrap' }, h('h1', {}, 'Events'), count, h('span', { class: 'spacer' }),
       h('button', { class: 'btn', type: 'button', id: 'reconnect', title: 'Close the stream and open it again from the last event seen', on: { click: () => ctx.stream.reconnect() } }, 'Reconnect')),
     h('div', { class: 'toolbar' }, h('form', { class: 'filters', on: { submit: apply } },

@@ -4,7 +4,7 @@
 // JOB_CANCELED end it), and the cancel and retry actions the caller's role
 // allows. Fetched again when one of its events arrives.
 import { api, act } from './api.js';
-import { h, clear, num, badge, timeEl, idLink, throttle, bytesBlock, duration, stateName, absTime, FINAL, qs } from './util.js';
+import { h, put, clear, num, badge, timeEl, idLink, throttle, bytesBlock, duration, stateName, absTime, FINAL, qs } from './util.js';
 
 // The job's events, every page of them (a job has a handful; the cap
 // keeps a pathological one from looping long).
@@ -89,7 +89,7 @@ function draw(root, j, evs, evErr, ctx, reload) {
   clear(root);
   root.dataset.job = j.id;
   root.dataset.state = st;
-  root.append(
+  put(root,
     h('nav', { class: 'crumbs' }, h('a', { href: '/jobs' }, 'Jobs'), ' / ',
       j.workflow_id ? [idLink('workflows', j.workflow_id), ' / '] : null, h('span', { class: 'mono' }, j.id)),
     h('div', { class: 'page-head row wrap' },

@@ -4,7 +4,7 @@
 // on screen is fetched again (at most once a second) when job events
 // arrive.
 import { api, ApiError } from './api.js';
-import { h, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration, stateName } from './util.js';
+import { h, put, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration, stateName } from './util.js';
 
 const PAGE = 50;
 export const JOB_STATES = ['PENDING', 'SCHEDULED', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED'];
@@ -121,7 +121,7 @@ export function mount(root, params, ctx) {
       h('button', { class: 'btn', type: 'button', disabled: !next, dataset: { page: 'next' }, on: { click: () => { cursors[page + 1] = next; page++; load(); } } }, 'Older →'));
   };
 
-  root.append(
+  put(root,
     h('div', { class: 'page-head' }, h('h1', {}, 'Jobs'),
       h('p', { class: 'muted' }, 'Newest first. The page refreshes itself as jobs change.')),
     filterForm(f, onFind, ctx.navigate), msg,

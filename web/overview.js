@@ -4,7 +4,7 @@
 // serves are flagged. Refreshed (at most once a second) when job or
 // worker events arrive.
 import { api } from './api.js';
-import { h, s, clear, num, throttle, duration } from './util.js';
+import { h, put, s, clear, num, throttle, duration } from './util.js';
 
 const MINUTES = 15;
 const MIN_MS = 60000;
@@ -36,10 +36,9 @@ const hhmm = (t) => {
 };
 
 // Stacked bars: succeeded, retried, failed per minute.
-function throughputChart(rows) {
-  const W = 320;
-  const H = 120;
-  const pad = { l: 30, r: 6, t: 8, b: 18 };
+function throughputChart(rows, W) {
+  const H = 150;
+  const pad = { l: 40, r: 6, t: 10, b: 20 };
   const max = Math.max(1, ...rows.map((r) => r.ok + r.failed + r.retried));
   const bw = (W - pad.l - pad.r) / rows.length;
   const y = (v) => pad.t + (H - pad.t - pad.b) * (1 - v / max);
@@ -65,14 +64,16 @@ function throughputChart(rows) {
   });
   svg.append(s('text', { x: pad.l, y: H - 4, class: 'tick' }, hhmm(rows[0].t)));
   svg.append(s('text', { x: W - pad.r, y: H - 4, class: 'tick end' }, 'now'));
+  if (!rows.some((r) => r.ok + r.failed + r.retried)) {
+    svg.append(s('text', { x: (pad.l + W) / 2, y: H / 2, class: 'chart-empty' }, `No job ended in the last ${MINUTES} minutes`));
+  }
   return svg;
 }
 
 // Failure rate per minute: (failed + retried) / everything that ended.
-function failureChart(rows) {
-  const W = 320;
-  const H = 120;
-  const pad = { l: 30, r: 6, t: 8, b: 18 };
+function failureChart(rows, W) {
+  const H = 150;
+  const pad = { l: 40, r: 6, t: 10, b: 20 };
   const bw = (W - pad.l - pad.r) / rows.length;
   const y = (v) => pad.t + (H - pad.t - pad.b) * (1 - v);
   const svg = s('svg', {
@@ -94,6 +95,9 @@ function failureChart(rows) {
     svg.append(s('circle', { cx: x, cy: y(rate), r: 2.5, class: rate > 0 ? 'pt-bad' : 'pt-ok' },
       s('title', {}, `${hhmm(r.t)}: ${Math.round(rate * 100)}% of ${all} (${r.failed} failed, ${r.retried} retried)`)));
   });
+  if (!pts.length) {
+    svg.append(s('text', { x: (pad.l + W) / 2, y: H / 2, class: 'chart-empty' }, 'Nothing ended: no rate to show'));
+  }
   if (pts.length > 1) {
     svg.insertBefore(s('polyline', { points: pts.map((p) => p.join(',')).join(' '), class: 'line-rate' }),
       svg.querySelector('circle'));
@@ -146,7 +150,15 @@ function depthTable(depths, recent) {
       h('tbody', {}, body)));
 }
 
+// Charts are drawn at the width they get (text stays its size); the
+// overview draws again when the window is resized.
+function chartWidth(root) {
+  const w = root.clientWidth || 800;
+  return Math.max(240, Math.round((w > 900 ? (w - 16) / 2 : w) - 40));
+}
+
 function draw(root, hl, workers) {
+  const cw = chartWidth(root);
   const depths = hl.depths || [];
   const recent = hl.recent || [];
   const rows = minutes(recent);
@@ -157,7 +169,7 @@ function draw(root, hl, workers) {
   const lost = workers ? workers.filter((w) => w.lost).length : 0;
   const noWorker = depths.filter((d) => d.no_worker && (num(d.queued) || num(d.scheduled)));
   clear(root);
-  root.append(
+  put(root,
     h('div', { class: 'page-head' },
       h('h1', {}, 'Overview'),
       h('p', { class: 'muted' }, `${num(hl.jobs_total)} jobs stored · up ${duration(num(hl.uptime_ms))}`)),
@@ -177,10 +189,10 @@ function draw(root, hl, workers) {
         h('p', { class: 'muted small' }, 'Jobs that ended per minute: ',
           h('span', { class: 'key ok' }, 'succeeded'), ' ', h('span', { class: 'key retried' }, 'retried'), ' ',
           h('span', { class: 'key failed' }, 'failed')),
-        throughputChart(rows)),
+        throughputChart(rows, cw)),
       h('section', { class: 'panel' }, h('h2', {}, 'Failure rate'),
         h('p', { class: 'muted small' }, 'Failed and retried attempts out of all that ended, per minute'),
-        failureChart(rows))),
+        failureChart(rows, cw))),
     h('section', { class: 'panel' },
       h('h2', {}, 'Queues'),
       depths.length ? depthTable(depths, recent)
@@ -193,6 +205,7 @@ function draw(root, hl, workers) {
 
 export function mount(root, params, ctx) {
   let alive = true;
+  let last = null;
   root.append(h('p', { class: 'loading' }, 'Loading…'));
   const load = async () => {
     try {
@@ -201,7 +214,8 @@ export function mount(root, params, ctx) {
         ctx.canRead() ? api('/v1/workers').catch(() => null) : Promise.resolve(null),
       ]);
       if (!alive) return;
-      draw(root, hl, wk ? wk.workers || [] : null);
+      last = [hl, wk ? wk.workers || [] : null];
+      draw(root, ...last);
       root.dataset.loaded = String(Date.now());
     } catch (e) {
       if (!alive) return;
@@ -209,9 +223,11 @@ export function mount(root, params, ctx) {
     }
   };
   const refresh = throttle(load, 1000);
+  const resized = throttle(() => { if (last) draw(root, ...last); }, 200);
+  window.addEventListener('resize', resized);
   load();
   return {
     onEvents() { refresh(); },
-    unmount() { alive = false; refresh.cancel(); },
+    unmount() { alive = false; refresh.cancel(); resized.cancel(); window.removeEventListener('resize', resized); },
   };
 }

@@ -31,6 +31,12 @@ function append(node, children) {
   return node;
 }
 
+// Appends children to node, skipping null, undefined and false (the DOM's
+// own append would print them).
+export function put(node, ...children) {
+  return append(node, children);
+}
+
 // h('a', {href: '/jobs', class: 'mono'}, 'j42'): an HTML element.
 export function h(tag, attrs, ...children) {
   const node = document.createElement(tag);

@@ -5,7 +5,7 @@
 // little; each edge is an `after` of its child. A step is coloured and
 // labelled by its state; clicking it opens its job.
 import { api, act } from './api.js';
-import { h, s, clear, num, badge, timeEl, throttle, duration, stateName } from './util.js';
+import { h, put, s, clear, num, badge, timeEl, throttle, duration, stateName } from './util.js';
 import { jobTable } from './jobs.js';
 import { progress } from './workflows.js';
 
@@ -138,7 +138,7 @@ function draw(root, w, ctx, reload) {
   clear(root);
   root.dataset.workflow = w.id;
   root.dataset.state = stateName(w.state);
-  root.append(
+  put(root,
     h('nav', { class: 'crumbs' }, h('a', { href: '/workflows' }, 'Workflows'), ' / ', h('span', { class: 'mono' }, w.id)),
     h('div', { class: 'page-head row wrap' },
       h('h1', {}, h('span', { class: 'mono' }, w.id), ' ', h('span', { class: 'muted thin' }, w.name)),

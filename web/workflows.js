@@ -1,7 +1,7 @@
 // workflows.js - the workflow list (GET /v1/workflows): state, progress
 // of its steps, times; filters by state and name; paged by next_cursor.
 import { api } from './api.js';
-import { h, s, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration } from './util.js';
+import { h, put, s, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration } from './util.js';
 
 const PAGE = 50;
 const STATES = ['RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED'];
@@ -82,7 +82,7 @@ export function mount(root, params, ctx) {
       if (alive) clear(list).append(h('p', { class: 'alert error' }, e.message));
     }
   };
-  root.append(
+  put(root,
     h('div', { class: 'page-head' }, h('h1', {}, 'Workflows')),
     h('div', { class: 'toolbar' }, h('form', { class: 'filters', on: { submit: apply } },
       h('label', { class: 'field' }, h('span', {}, 'State'), state),
