@@ -53,6 +53,7 @@ struct bench_opts {
     const char *http_url;   // --http: the HTTP endpoint of --server
     bool        serve_http; // start anvild with --http (own anvild)
     bool        no_metrics; // start anvild with --no-metrics
+    bool        no_events;  // start anvild with --no-events
     bool        json;
     int         runs;
     const char *server_url; // NULL: start our own anvild
@@ -233,6 +234,9 @@ int bench_scale(const struct bench_opts *o, struct bench_server *s, long jobs,
 // (BENCH_HTTP_CONNS producers, one submit each in flight) and the submit
 // latency of both; then one with --no-metrics, measuring the same nng
 // throughput. Adds every figure and their ratios to r.
+// The events workload (events_cost.c): throughput with events on and off.
+int bench_events(const struct bench_opts *o, long jobs, struct result *r);
+
 int bench_compare(
     const struct bench_opts *o, long tp_jobs, long lat_jobs, struct result *r);
 

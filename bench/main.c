@@ -29,10 +29,12 @@ static const char usage_text[]
       "Starts anvild on a temporary database (tcp loopback), runs workers\n"
       "through the worker library and measures end to end.\n"
       "\n"
-      "  --workload W      throughput, latency, workflow, scale, http or all\n"
-      "                    (default all: the first three; scale takes longer;\n"
-      "                    http: single submits over nng and over HTTP, and\n"
-      "                    nng with metrics on and off, on two anvilds)\n"
+      "  --workload W      throughput, latency, workflow, scale, http, events\n"
+      "                    or all (default all: the first three; scale takes\n"
+      "                    longer; http: single submits over nng and over\n"
+      "                    HTTP, and nng with metrics on and off, on two\n"
+      "                    anvilds; events: throughput with events on and\n"
+      "                    --no-events, on two anvilds)\n"
       "  --jobs N          jobs: throughput 100000, latency 5000, scale 50000\n"
       "                    (per rate measured)\n"
       "  --warmup N        latency warm-up jobs (default 200)\n"
@@ -103,7 +105,8 @@ static int
 parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
 {
     static const char *const workloads[]
-        = { "throughput", "latency", "workflow", "scale", "http", "all", NULL };
+        = { "throughput", "latency", "workflow", "scale", "http", "events",
+              "all", NULL };
     static const char *const modes[]      = { "full", "normal", NULL };
     static const char *const transports[] = { "nng", "http", NULL };
     const char              *f            = argv[*i];
@@ -198,7 +201,14 @@ log_line(void *arg, int level, const char *line)
         fprintf(stderr, "anvil-bench: libanvil: %s\n", line);
 }
 
-enum workload { WL_THROUGHPUT, WL_LATENCY, WL_WORKFLOW, WL_SCALE, WL_HTTP };
+enum workload {
+    WL_THROUGHPUT,
+    WL_LATENCY,
+    WL_WORKFLOW,
+    WL_SCALE,
+    WL_HTTP,
+    WL_EVENTS
+};
 
 static int
 run_once(const struct bench_opts *o, enum workload wl, struct result *r)
@@ -209,6 +219,8 @@ run_once(const struct bench_opts *o, enum workload wl, struct result *r)
     if (wl == WL_HTTP) // starts its own servers
         return bench_compare(o, jobs > 0 ? jobs : ALL_JOBS_THROUGHPUT,
             jobs > 0 ? (jobs + 19) / 20 : ALL_JOBS_LATENCY, r);
+    if (wl == WL_EVENTS) // starts its own servers
+        return bench_events(o, jobs > 0 ? jobs : ALL_JOBS_THROUGHPUT, r);
     if (bench_server_start(o, &s) != 0)
         return -1;
     int rc = -1;
@@ -226,6 +238,7 @@ run_once(const struct bench_opts *o, enum workload wl, struct result *r)
         rc = bench_scale(o, &s, jobs > 0 ? jobs : SCALE_JOBS, r);
         break;
     case WL_HTTP:
+    case WL_EVENTS:
         break;
     }
     if (bench_server_stop(&s) != 0)
@@ -284,5 +297,7 @@ main(int argc, char **argv)
         rc = run_workload(&o, WL_SCALE, "scale");
     if (rc == 0 && strcmp(o.workload, "http") == 0)
         rc = run_workload(&o, WL_HTTP, "http");
+    if (rc == 0 && strcmp(o.workload, "events") == 0)
+        rc = run_workload(&o, WL_EVENTS, "events");
     return rc == 0 ? 0 : 1;
 }

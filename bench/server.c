@@ -130,6 +130,8 @@ spawn(const struct bench_opts *o, struct bench_server *s)
     }
     if (o->no_metrics)
         argv[argc++] = "--no-metrics";
+    if (o->no_events)
+        argv[argc++] = "--no-events";
     argv[argc] = NULL;
     if (access(o->anvild, X_OK) != 0) {
         fprintf(stderr,

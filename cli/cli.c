@@ -17,7 +17,9 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_status,
     &cli_verb_wait,
     &cli_verb_cancel,
+    &cli_verb_retry,
     &cli_verb_list,
+    &cli_verb_events,
     &cli_verb_health,
     &cli_verb_workers,
     &cli_verb_workflow,
@@ -304,7 +306,8 @@ cli_parse(int argc, char **argv, struct cli_opts *o, struct anvil_error *err)
         return cli_usage_error(
             err, "%s: missing subcommand (%s)", o->verb->name, names);
     }
-    if (o->verb->positional != NULL && !o->positional_set)
+    if (o->verb->positional != NULL && !o->positional_set
+        && !o->verb->positional_optional)
         return cli_usage_error(
             err, "%s: missing %s", o->verb->name, o->verb->positional);
     if ((o->tls_cert == NULL) != (o->tls_key == NULL))
@@ -466,12 +469,13 @@ flag_or_env(const char *flag, const char *env)
     return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
-// True for the verbs that wait for a job or workflow: like workers, they
-// keep redialling a server that is not there yet for their whole timeout.
+// True for the verbs that wait for a job or workflow (and events --follow):
+// like workers, they keep redialling a server that is not there yet for
+// their whole timeout.
 static bool
 waits(const struct cli_opts *o)
 {
-    return o->wait || o->verb == &cli_verb_wait
+    return o->wait || o->follow || o->verb == &cli_verb_wait
         || o->verb == &cli_verb_workflow_wait;
 }
 

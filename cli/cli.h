@@ -40,6 +40,12 @@ enum cli_exit {
 #define CLI_LEASE_MAX_MS (24 * 3600 * 1000)
 #define CLI_MAX_ATTEMPTS 1000
 
+// The most --kind values `anvil events` takes (there are 13 kinds).
+#define CLI_MAX_KINDS 16
+
+// How many events `anvil events` shows without --since.
+#define CLI_EVENTS_TAIL 20
+
 // Everything argv says. Strings are borrowed from argv.
 struct cli_opts {
     const char            *server;   // --server; NULL = $ANVIL_SERVER/default
@@ -75,6 +81,14 @@ struct cli_opts {
     enum anvil_workflow_state wf_state;  // workflow list --state; 0 = any
     uint32_t                  limit;     // list --limit; 0 = server default
     bool                      positional_set; // the verb's argument was given
+    // events (cmd_event.c)
+    bool                  follow;               // --follow
+    bool                  has_since;            // --since was given
+    uint64_t              since;                // --since SEQ: events after SEQ
+    const char           *job_id;               // --job
+    const char           *workflow_id;          // --workflow
+    enum anvil_event_kind kinds[CLI_MAX_KINDS]; // --kind, repeated
+    size_t                n_kinds;
 };
 
 // What a running verb gets: parsed options, an open client, its streams.
@@ -100,6 +114,8 @@ struct cli_verb {
     const char            *summary;    // one line, for `anvil --help`
     const char            *help;       // flag descriptions for VERB --help
     const struct cli_flag *flags;      // ends with a { NULL } entry
+    // The positional may be left out (check() then says what is missing).
+    bool positional_optional;
     // Stores the positional argument (may be NULL when there is none).
     int (*set_positional)(
         struct cli_opts *o, const char *value, struct anvil_error *err);
@@ -115,6 +131,8 @@ extern const struct cli_verb cli_verb_submit;
 extern const struct cli_verb cli_verb_status;
 extern const struct cli_verb cli_verb_wait;
 extern const struct cli_verb cli_verb_cancel;
+extern const struct cli_verb cli_verb_retry;
+extern const struct cli_verb cli_verb_events;
 extern const struct cli_verb cli_verb_list;
 extern const struct cli_verb cli_verb_health;
 extern const struct cli_verb cli_verb_workflow; // the group
@@ -122,6 +140,7 @@ extern const struct cli_verb cli_verb_workflow_submit;
 extern const struct cli_verb cli_verb_workflow_status;
 extern const struct cli_verb cli_verb_workflow_wait;
 extern const struct cli_verb cli_verb_workflow_cancel;
+extern const struct cli_verb cli_verb_workflow_retry;
 extern const struct cli_verb cli_verb_workflow_list;
 extern const struct cli_verb cli_verb_workers;
 extern const struct cli_verb cli_verb_token; // the group
@@ -215,6 +234,12 @@ int cli_set_timeout(
 int cli_set_limit(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 int cli_set_cursor(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_type(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_queue(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_max_attempts(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 
 // Writes obj (a new reference, consumed) as one line of JSON on ctx->out.

@@ -1,4 +1,4 @@
-// cmd_job.c - the job verbs: submit, status, wait, cancel, list.
+// cmd_job.c - the job verbs: submit, status, wait, cancel, retry, list.
 //
 // Each verb is a struct cli_verb: flag setters that check their value
 // without a server (cli_parse), then a run function over the public SDK.
@@ -35,14 +35,14 @@ cli_set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
     return set_nonempty("ID", value, &o->id, err);
 }
 
-static int
-set_type(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_type(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return set_nonempty("--type", value, &o->type, err);
 }
 
-static int
-set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return set_nonempty("--queue", value, &o->queue, err);
 }
@@ -156,8 +156,9 @@ set_run_at(struct cli_opts *o, const char *value, struct anvil_error *err)
     return CLI_EXIT_OK;
 }
 
-static int
-set_max_attempts(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_max_attempts(
+    struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     int64_t v;
     int     rc
@@ -313,11 +314,26 @@ run_submit(struct cli_ctx *x)
 }
 
 static int
+check_status(struct cli_opts *o, struct anvil_error *err)
+{
+    if (o->id == NULL && o->key == NULL)
+        return cli_usage_error(err, "status: missing ID (or --key K)");
+    if (o->id != NULL && o->key != NULL)
+        return cli_usage_error(err, "status: give ID or --key, not both");
+    return CLI_EXIT_OK;
+}
+
+static int
 run_status(struct cli_ctx *x)
 {
-    struct anvil_job  *job = NULL;
-    struct anvil_error err = { 0, "" };
-    int                rc  = anvil_job_get(x->client, x->opts->id, &job, &err);
+    const struct cli_opts *o   = x->opts;
+    struct anvil_job      *job = NULL;
+    struct anvil_error     err = { 0, "" };
+    int                    rc;
+    if (o->key != NULL)
+        rc = anvil_job_get_by_key(x->client, o->key, &job, &err);
+    else
+        rc = anvil_job_get(x->client, o->id, &job, &err);
     if (rc != ANVIL_OK) {
         anvil_job_free(job);
         return cli_report(x, rc, &err);
@@ -355,6 +371,27 @@ run_cancel(struct cli_ctx *x)
 }
 
 static int
+run_retry(struct cli_ctx *x)
+{
+    const struct cli_opts *o   = x->opts;
+    struct anvil_job      *job = NULL;
+    struct anvil_error     err = { 0, "" };
+    int rc = anvil_job_retry(x->client, o->id, o->max_attempts, &job, &err);
+    if (rc != ANVIL_OK || job == NULL) {
+        anvil_job_free(job);
+        return cli_report(x, rc != ANVIL_OK ? rc : ANVIL_INTERNAL, &err);
+    }
+    if (x->opts->json)
+        rc = cli_print_json(x, output_job_json(job));
+    else
+        fprintf(x->out, "%s %s (retried after %u attempt%s)\n", job->id,
+            anvil_job_state_name(job->state), job->attempt,
+            job->attempt == 1 ? "" : "s");
+    anvil_job_free(job);
+    return rc;
+}
+
+static int
 run_list(struct cli_ctx *x)
 {
     const struct cli_opts  *o    = x->opts;
@@ -383,11 +420,11 @@ run_list(struct cli_ctx *x)
 
 static const struct cli_flag submit_flags[] = {
     { "--data", "JSON", set_data },
-    { "--queue", "Q", set_queue },
+    { "--queue", "Q", cli_set_queue },
     { "--priority", "N", set_priority },
     { "--delay-ms", "N", set_delay },
     { "--run-at", "TIME", set_run_at },
-    { "--max-attempts", "N", set_max_attempts },
+    { "--max-attempts", "N", cli_set_max_attempts },
     { "--timeout-ms", "N", set_job_timeout },
     { "--lease-ms", "N", set_lease },
     { "--key", "K", set_key },
@@ -437,15 +474,48 @@ const struct cli_verb cli_verb_submit = {
 
 const struct cli_flag cli_no_flags[] = { { NULL, NULL, NULL } };
 
+static const struct cli_flag status_flags[] = {
+    { "--key", "K", set_key },
+    { NULL, NULL, NULL },
+};
+
 const struct cli_verb cli_verb_status = {
-    .name           = "status",
-    .positional     = "ID",
-    .synopsis       = "",
-    .summary        = "show a job",
-    .help           = "",
-    .flags          = cli_no_flags,
+    .name                = "status",
+    .positional          = "ID",
+    .positional_optional = true,
+    .synopsis            = "| status --key K",
+    .summary             = "show a job",
+    .help                = "Flags:\n"
+                           "  --key K  the job submitted with idempotency key K "
+                           "(instead of ID)\n",
+    .flags               = status_flags,
+    .set_positional      = cli_set_id_arg,
+    .check               = check_status,
+    .run                 = run_status,
+};
+
+static const struct cli_flag retry_flags[] = {
+    { "--max-attempts", "N", cli_set_max_attempts },
+    { NULL, NULL, NULL },
+};
+
+const struct cli_verb cli_verb_retry = {
+    .name       = "retry",
+    .positional = "ID",
+    .synopsis   = "[--max-attempts N]",
+    .summary    = "run a FAILED or CANCELED job again under the same id",
+    .help
+    = "The job goes back to QUEUED with its attempt counter and history "
+      "kept.\n\nFlags:\n"
+      "  --max-attempts N  attempts the retry may take, 1..1000 (default: "
+      "the\n"
+      "                    server's, 3)\n"
+      "\nFails with FAILED_PRECONDITION when the job has not ended, "
+      "SUCCEEDED, or is a\nworkflow step (use 'anvil workflow retry'). "
+      "With --json: the job, as status\nprints it.\n",
+    .flags          = retry_flags,
     .set_positional = cli_set_id_arg,
-    .run            = run_status,
+    .run            = run_retry,
 };
 
 static const struct cli_flag wait_flags[] = {
@@ -484,8 +554,8 @@ const struct cli_verb cli_verb_cancel = {
 
 static const struct cli_flag list_flags[] = {
     { "--state", "S", set_state },
-    { "--type", "T", set_type },
-    { "--queue", "Q", set_queue },
+    { "--type", "T", cli_set_type },
+    { "--queue", "Q", cli_set_queue },
     { "--limit", "N", cli_set_limit },
     { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },

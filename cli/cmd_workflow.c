@@ -1,5 +1,5 @@
 // cmd_workflow.c - the workflow verbs: anvil workflow submit, status, wait,
-// cancel and list, over the workflow calls of anvil/workflow.h.
+// cancel, retry and list, over the workflow calls of anvil/workflow.h.
 //
 // `workflow submit` reads a JSON definition (docs/workflows.md) from a file
 // or stdin and checks it with anvil_workflow_spec_parse_json() before anything
@@ -311,6 +311,45 @@ const struct cli_verb cli_verb_workflow_cancel = {
     .run            = run_cancel,
 };
 
+static int
+run_retry(struct cli_ctx *x)
+{
+    struct anvil_workflow *wf  = NULL;
+    struct anvil_error     err = { 0, "" };
+    int rc = anvil_workflow_retry(x->client, x->opts->id, &wf, &err);
+    if (rc != ANVIL_OK)
+        return cli_report(x, rc, &err);
+    if (x->opts->json) {
+        rc = cli_print_json(x, output_workflow_json(wf));
+    } else {
+        size_t again = 0;
+        for (size_t i = 0; i < wf->n_steps; i++)
+            again += wf->steps[i].state != ANVIL_JOB_SUCCEEDED;
+        fprintf(
+            x->out, "%s %s\n", wf->id, anvil_workflow_state_name(wf->state));
+        if (wf->n_steps > 0)
+            fprintf(x->out, "%zu of %zu steps run again\n", again, wf->n_steps);
+    }
+    anvil_workflow_free(wf);
+    return rc;
+}
+
+const struct cli_verb cli_verb_workflow_retry = {
+    .name       = "workflow retry",
+    .positional = "ID",
+    .synopsis   = "",
+    .summary    = "run a FAILED or CANCELED workflow again from the steps "
+                  "that did not succeed",
+    .help       = "Steps that did not succeed go back to QUEUED (or PENDING) "
+                  "with their attempt\ncounters kept and a fresh budget of "
+                  "attempts; succeeded steps keep their\nresults and do not "
+                  "run again. Fails with FAILED_PRECONDITION while the\n"
+                  "workflow runs or once it SUCCEEDED.\n\n" WORKFLOW_JSON_HELP,
+    .flags      = cli_no_flags,
+    .set_positional = cli_set_id_arg,
+    .run            = run_retry,
+};
+
 static const struct cli_flag list_flags[] = {
     { "--state", "S", set_wf_state },
     { "--name", "N", set_name },
@@ -344,6 +383,7 @@ static const struct cli_verb *const workflow_verbs[] = {
     &cli_verb_workflow_status,
     &cli_verb_workflow_wait,
     &cli_verb_workflow_cancel,
+    &cli_verb_workflow_retry,
     &cli_verb_workflow_list,
     NULL,
 };
@@ -351,7 +391,7 @@ static const struct cli_verb *const workflow_verbs[] = {
 const struct cli_verb cli_verb_workflow = {
     .name     = "workflow",
     .synopsis = "",
-    .summary  = "submit, show, wait for, cancel and list workflows",
+    .summary  = "submit, show, wait for, cancel, retry and list workflows",
     .help     = "A workflow is a set of steps (jobs) that run in dependency "
                 "order; see\ndocs/workflows.md for the JSON definition "
                 "format.\n",

@@ -260,6 +260,7 @@ depth_json(const struct anvil_queue_depth *d)
     rc |= json_object_set_new(o, "queue", output_json_text(d->queue));
     rc |= json_object_set_new(o, "type", output_json_text(d->type));
     rc |= json_object_set_new(o, "queued", json_u64(d->queued));
+    rc |= json_object_set_new(o, "scheduled", json_u64(d->scheduled));
     rc |= json_object_set_new(o, "running", json_u64(d->running));
     rc |= json_object_set_new(o, "no_worker", json_boolean(d->no_worker));
     if (rc != 0) {
@@ -280,6 +281,7 @@ output_health_json(const struct anvil_health *h)
     rc |= json_object_set_new(o, "version", output_json_text(h->version));
     rc |= json_object_set_new(o, "uptime_ms", json_integer(h->uptime_ms));
     rc |= json_object_set_new(o, "jobs_total", json_u64(h->jobs_total));
+    rc |= json_object_set_new(o, "last_event_seq", json_u64(h->last_event_seq));
     rc |= json_object_set(o, "queues", qs);
     json_decref(qs);
     if (rc != 0) {
@@ -548,15 +550,18 @@ output_list_human(FILE *f, const struct anvil_job_list *list)
 void
 output_health_human(FILE *f, const struct anvil_health *h)
 {
-    static const char *const labels[] = { "Version", "Uptime", "Jobs" };
+    static const char *const labels[]
+        = { "Version", "Uptime", "Jobs", "Last event" };
     static const char *const hdr[]
-        = { "QUEUE", "TYPE", "QUEUED", "RUNNING", "NO WORKER" };
-    char  up[32], total[24];
+        = { "QUEUE", "TYPE", "QUEUED", "SCHEDULED", "RUNNING", "NO WORKER" };
+    char  up[32], total[24], seq[24];
     char *version = output_text_clean(h->version, strlen(h->version));
     snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long) h->last_event_seq);
     const char *values[]
-        = { version, output_duration(h->uptime_ms, up, 32), total };
-    output_fields(f, labels, values, 3);
+        = { version, output_duration(h->uptime_ms, up, 32), total, seq };
+    // An older server sends no event sequence: no line for it then.
+    output_fields(f, labels, values, h->last_event_seq > 0 ? 4 : 3);
     free(version);
     fputc('\n', f);
     if (h->n_depths == 0) {
@@ -567,18 +572,19 @@ output_health_human(FILE *f, const struct anvil_health *h)
     bool orphans = false;
     for (size_t i = 0; i < h->n_depths; i++)
         orphans = orphans || h->depths[i].no_worker;
-    struct output_table *t = output_table_new(orphans ? 5 : 4, hdr);
+    struct output_table *t = output_table_new(orphans ? 6 : 5, hdr);
     if (t == NULL)
         return;
-    output_table_align_right(t, 2);
-    output_table_align_right(t, 3);
+    for (size_t col = 2; col <= 4; col++)
+        output_table_align_right(t, col);
     for (size_t i = 0; i < h->n_depths; i++) {
         const struct anvil_queue_depth *d = &h->depths[i];
-        char                            q[24], r[24];
+        char                            q[24], sc[24], r[24];
         snprintf(q, sizeof(q), "%llu", (unsigned long long) d->queued);
+        snprintf(sc, sizeof(sc), "%llu", (unsigned long long) d->scheduled);
         snprintf(r, sizeof(r), "%llu", (unsigned long long) d->running);
         const char *row[]
-            = { d->queue, d->type, q, r, d->no_worker ? "yes" : "no" };
+            = { d->queue, d->type, q, sc, r, d->no_worker ? "yes" : "no" };
         output_table_add(t, row);
     }
     output_table_print(t, f);

@@ -34,9 +34,9 @@ json_t *output_job_json(const struct anvil_job *job);
 // {"jobs": [job...], "next_cursor": "..." or null on the last page}.
 json_t *output_list_json(const struct anvil_job_list *list);
 
-// {"version", "uptime_ms", "jobs_total",
-//  "queues": [{"queue", "type", "queued", "running", "no_worker"}]}
-// (no_worker: no live worker serves the queue and type).
+// {"version", "uptime_ms", "jobs_total", "last_event_seq",
+//  "queues": [{"queue", "type", "queued", "scheduled", "running",
+//  "no_worker"}]} (no_worker: no live worker serves the queue and type).
 json_t *output_health_json(const struct anvil_health *h);
 
 // {"id": id, "existed": existed}.
@@ -56,9 +56,10 @@ void output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms);
 // page, a line naming the cursor that fetches it. "No jobs." when empty.
 void output_list_human(FILE *f, const struct anvil_job_list *list);
 
-// Version, uptime and jobs total as "Field: value" lines, then a table
-// QUEUE TYPE QUEUED RUNNING, plus a column NO WORKER (yes/no) when some
-// queue has no live worker.
+// Version, uptime, jobs total and the last event's seq (when the server
+// sends one) as "Field: value" lines, then a table QUEUE TYPE QUEUED
+// SCHEDULED RUNNING, plus a column NO WORKER (yes/no) when some queue has
+// no live worker.
 void output_health_human(FILE *f, const struct anvil_health *h);
 
 // Prints n "label: value" lines with the values aligned in one column.
@@ -161,6 +162,29 @@ void output_tokens_human(
 
 // "active", "expired" or "revoked" at now_ms.
 const char *output_token_state(const struct anvil_token *t, int64_t now_ms);
+
+// ---- Events (output_event.c), for `anvil events`.
+
+// The kind for people and scripts: "job.succeeded" for
+// ANVIL_EVENT_JOB_SUCCEEDED (the name in lower case, its first '_' a '.').
+// Returns buf (>= 32 bytes).
+char *output_event_kind(enum anvil_event_kind kind, char *buf, size_t len);
+
+// {"seq", "kind", "at_ms", "job_id", "workflow_id", "step", "type",
+// "queue", "worker", "attempt", "message"}: the proto's field names; kind
+// as output_event_kind(); strings null when empty.
+json_t *output_event_json(const struct anvil_event *e);
+
+// One line: TIME SEQ KIND, then what the event concerns (its job,
+// workflow or worker), then the fields it has as key=value (workflow=,
+// step=, type=, queue=, worker=, attempt=), then ": message" if any.
+// Text from the server is cleaned (no control characters).
+void output_event_human(FILE *f, const struct anvil_event *e);
+
+// The warning for a reply that says events were missed: "anvil: warning:
+// events X to Y were deleted by retention before they were read" (X is
+// after_seq + 1, Y is first_seq - 1; "events after X" when Y is unknown).
+void output_events_missed(FILE *f, uint64_t after_seq, uint64_t first_seq);
 
 // ---- Helpers shared by output.c and output_workflow.c.
 

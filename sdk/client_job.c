@@ -1,6 +1,7 @@
-// client_job.c - the job and health calls of anvil.h: submit, get, wait,
-// cancel, list, health. Each checks its arguments, fills a protobuf-c
-// request, runs it with client_call() and copies the reply (convert.c).
+// client_job.c - the job and health calls of anvil.h: submit, get (by id
+// or key), wait, cancel, retry, list, health. Each checks its arguments, fills
+// a protobuf-c request, runs it with client_call() and copies the reply
+// (convert.c).
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
 #include "convert.h"
@@ -116,6 +117,36 @@ anvil_job_get(anvil_client *c, const char *id, struct anvil_job **out,
 }
 
 int
+anvil_job_get_by_key(anvil_client *c, const char *key, struct anvil_job **out,
+    struct anvil_error *err)
+{
+    static const char fn[] = "anvil_job_get_by_key";
+    int               rc   = client_check_out(c, out, fn, err);
+    if (rc == ANVIL_OK)
+        rc = client_check_id(key, "key", fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__GetJobRequest req = ANVIL__V1__GET_JOB_REQUEST__INIT;
+    req.idempotency_key          = (char *) key;
+    return client_call_take(c, "GetJob", &req.base, 0, take_job, out, err);
+}
+
+int
+anvil_job_retry(anvil_client *c, const char *id, uint32_t max_attempts,
+    struct anvil_job **out, struct anvil_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, "anvil_job_retry", err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__RetryJobRequest req = ANVIL__V1__RETRY_JOB_REQUEST__INIT;
+    req.id                         = (char *) id;
+    req.max_attempts               = max_attempts;
+    return client_call_take(c, "RetryJob", &req.base, 0, take_job, out, err);
+}
+
+int
 anvil_job_cancel(anvil_client *c, const char *id, struct anvil_job **out,
     struct anvil_error *err)
 {
@@ -215,6 +246,34 @@ anvil_job_list_free(struct anvil_job_list *list)
 
 // ---- health ----
 
+// Copies the reply's per-minute counts into h->recent.
+static int
+recent_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
+{
+    if (rep->n_recent == 0)
+        return 0;
+    h->recent = calloc(rep->n_recent, sizeof(*h->recent));
+    if (h->recent == NULL)
+        return -1;
+    for (; h->n_recent < rep->n_recent; h->n_recent++) {
+        const Anvil__V1__MinuteCount *pb = rep->recent[h->n_recent];
+        struct anvil_minute_count    *m  = &h->recent[h->n_recent];
+        if (pb == NULL)
+            return -1;
+        m->minute_ms = pb->minute_ms;
+        m->queue     = convert_str(pb->queue);
+        m->type      = convert_str(pb->type);
+        m->succeeded = pb->succeeded;
+        m->failed    = pb->failed;
+        m->retried   = pb->retried;
+        if (m->queue == NULL || m->type == NULL) {
+            h->n_recent++; // so anvil_health_free() frees this one too
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 {
@@ -222,6 +281,9 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
     h->uptime_ms  = rep->uptime_ms;
     h->jobs_total = rep->jobs_total;
     if (h->version == NULL)
+        return -1;
+    h->last_event_seq = rep->last_event_seq;
+    if (recent_from_pb(rep, h) != 0)
         return -1;
     if (rep->n_depths == 0)
         return 0;
@@ -238,6 +300,7 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
         d->queued    = pb->queued;
         d->running   = pb->running;
         d->no_worker = pb->no_worker;
+        d->scheduled = pb->scheduled;
         if (d->queue == NULL || d->type == NULL) {
             h->n_depths++; // so anvil_health_free() frees this one too
             return -1;
@@ -284,6 +347,11 @@ anvil_health_free(struct anvil_health *h)
         free(h->depths[i].type);
     }
     free(h->depths);
+    for (size_t i = 0; i < h->n_recent; i++) {
+        free(h->recent[i].queue);
+        free(h->recent[i].type);
+    }
+    free(h->recent);
     free(h->version);
     free(h);
 }

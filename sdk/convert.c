@@ -178,3 +178,70 @@ fail:
     convert_workflow_fini(w);
     return -1;
 }
+
+int
+convert_event(struct anvil_event *e, const Anvil__V1__Event *pb)
+{
+    memset(e, 0, sizeof(*e));
+    e->seq         = pb->seq;
+    e->kind        = (enum anvil_event_kind) pb->kind;
+    e->at_ms       = pb->at_ms;
+    e->attempt     = pb->attempt;
+    e->job_id      = convert_str(pb->job_id);
+    e->workflow_id = convert_str(pb->workflow_id);
+    e->step        = convert_str(pb->step);
+    e->type        = convert_str(pb->type);
+    e->queue       = convert_str(pb->queue);
+    e->worker      = convert_str(pb->worker);
+    e->message     = convert_str(pb->message);
+    if (e->job_id == NULL || e->workflow_id == NULL || e->step == NULL
+        || e->type == NULL || e->queue == NULL || e->worker == NULL
+        || e->message == NULL) {
+        convert_event_fini(e);
+        return -1;
+    }
+    return 0;
+}
+
+void
+convert_event_fini(struct anvil_event *e)
+{
+    free(e->job_id);
+    free(e->workflow_id);
+    free(e->step);
+    free(e->type);
+    free(e->queue);
+    free(e->worker);
+    free(e->message);
+    memset(e, 0, sizeof(*e));
+}
+
+int
+convert_event_list(
+    const Anvil__V1__WatchEventsResponse *rep, struct anvil_event_list **out)
+{
+    struct anvil_event_list *l = calloc(1, sizeof(*l));
+    *out                       = NULL;
+    if (l == NULL)
+        return -1;
+    l->next_seq  = rep->next_seq;
+    l->missed    = rep->missed;
+    l->first_seq = rep->first_seq;
+    l->last_seq  = rep->last_seq;
+    if (rep->n_events > 0) {
+        l->events = calloc(rep->n_events, sizeof(*l->events));
+        if (l->events == NULL)
+            goto fail;
+    }
+    for (; l->n < rep->n_events; l->n++) {
+        if (rep->events[l->n] == NULL)
+            goto fail;
+        if (convert_event(&l->events[l->n], rep->events[l->n]) != 0)
+            goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    anvil_event_list_free(l);
+    return -1;
+}

@@ -41,6 +41,17 @@ int convert_workflow(struct anvil_workflow *w, const Anvil__V1__Workflow *pb);
 // Frees what w owns and zeroes it.
 void convert_workflow_fini(struct anvil_workflow *w);
 
+// Fills e from pb. 0, or -1 (out of memory; e is then zeroed).
+int convert_event(struct anvil_event *e, const Anvil__V1__Event *pb);
+
+// Frees what e owns and zeroes it.
+void convert_event_fini(struct anvil_event *e);
+
+// *out = a new list copied from a WatchEvents reply (every event and the
+// sequence numbers). 0, or -1 (out of memory or a NULL event; *out NULL).
+int convert_event_list(
+    const Anvil__V1__WatchEventsResponse *rep, struct anvil_event_list **out);
+
 // Sets err to RESOURCE_EXHAUSTED "out of memory copying the reply to
 // <method>" and returns that code.
 int convert_oom(struct anvil_error *err, const char *method);

@@ -1,9 +1,11 @@
 // status.c - names of the public enums: job and workflow states, failure
-// policies and roles (enum value <-> "QUEUED", "fail_fast", "admin"). One
+// policies, roles and event kinds (enum value <-> "QUEUED", "fail_fast",
+// "admin", "JOB_SUCCEEDED"). One
 // table per enum and one lookup for all of them. Any thread; read-only data.
 #include <anvil/anvil.h>
 #include <anvil/workflow.h>
 #include <stddef.h>
+#include <string.h>
 #include <strings.h>
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -30,6 +32,23 @@ static const char *const workflow_states[] = {
 static const char *const policies[] = {
     [ANVIL_POLICY_FAIL_FAST] = "fail_fast",
     [ANVIL_POLICY_CONTINUE]  = "continue",
+};
+
+static const char *const event_kinds[] = {
+    "UNSPECIFIED",
+    "JOB_SUBMITTED",
+    "JOB_STARTED",
+    "JOB_RETRIED",
+    "JOB_SUCCEEDED",
+    "JOB_FAILED",
+    "JOB_CANCELED",
+    "WORKFLOW_STARTED",
+    "WORKFLOW_SUCCEEDED",
+    "WORKFLOW_FAILED",
+    "WORKFLOW_CANCELED",
+    "WORKFLOW_RETRIED",
+    "WORKER_JOINED",
+    "WORKER_LOST",
 };
 
 static const char *const roles[] = {
@@ -141,5 +160,32 @@ anvil_role_parse(const char *name, enum anvil_role *role)
     if (i < 0 || role == NULL)
         return ANVIL_INVALID_ARGUMENT;
     *role = (enum anvil_role) i;
+    return ANVIL_OK;
+}
+
+const char *
+anvil_event_kind_name(enum anvil_event_kind kind)
+{
+    return name_of(event_kinds, COUNT(event_kinds), (int) kind, event_kinds[0]);
+}
+
+int
+anvil_event_kind_parse(const char *name, enum anvil_event_kind *kind)
+{
+    static const char prefix[] = "EVENT_KIND_";
+    char              buf[48];
+    if (name == NULL || kind == NULL)
+        return ANVIL_INVALID_ARGUMENT;
+    if (strncasecmp(name, prefix, sizeof(prefix) - 1) == 0)
+        name += sizeof(prefix) - 1;
+    size_t len = strlen(name);
+    if (len >= sizeof(buf))
+        return ANVIL_INVALID_ARGUMENT;
+    for (size_t i = 0; i <= len; i++) // "job.succeeded" = "job_succeeded"
+        buf[i] = name[i] == '.' ? '_' : name[i];
+    int i = index_of(event_kinds, COUNT(event_kinds), buf, -1);
+    if (i <= 0) // UNSPECIFIED names no kind one can watch
+        return ANVIL_INVALID_ARGUMENT;
+    *kind = (enum anvil_event_kind) i;
     return ANVIL_OK;
 }

@@ -554,6 +554,24 @@ anvil_workflow_cancel(anvil_client *c, const char *id,
         c, "CancelWorkflow", &req.base, 0, take_workflow, out, err);
 }
 
+int
+anvil_workflow_retry(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
+    static const char      fn[] = "anvil_workflow_retry";
+    struct anvil_workflow *ignored;
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_id_call(c, id, &ignored, fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__RetryWorkflowRequest req
+        = ANVIL__V1__RETRY_WORKFLOW_REQUEST__INIT;
+    req.id = (char *) id;
+    return client_call_take(
+        c, "RetryWorkflow", &req.base, 0, take_workflow, out, err);
+}
+
 static int
 list_from_pb(const Anvil__V1__ListWorkflowsResponse *rep,
     struct anvil_workflow_list **out, struct anvil_error *err)

@@ -22,23 +22,8 @@
 
 #define SWEEP_JOBS 500
 #define SWEEP_FLOWS 20
+#define SWEEP_EVENTS 5000
 #define SWEEP_INTERVAL_MS 60000
-
-static void
-list_push(struct cmd **head, struct cmd *c)
-{
-    c->next = *head;
-    *head   = c;
-}
-
-static void
-list_append(struct cmd **head, struct cmd *c)
-{
-    c->next = NULL;
-    while (*head != NULL)
-        head = &(*head)->next;
-    *head = c;
-}
 
 void
 engine_timer_add(
@@ -73,47 +58,12 @@ engine_push_ready(struct engine *e, struct batch *b, int64_t id,
     return ANVIL_OK;
 }
 
-void
-engine_park(
-    struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline)
-{
-    c->waiter_seq = ++e->waiter_seq;
-    // Polls keep their order (the longest-waiting worker is served first);
-    // waits have none, and thousands may park: no walk to the tail.
-    if (list == &e->parked_polls)
-        list_append(list, c);
-    else
-        list_push(list, c);
-    engine_timer_add(e, TIMER_WAITER, deadline, (int64_t) c->waiter_seq, 0);
-}
-
-// A connection closed: its parked long-polls can no longer be answered.
-// A Poll left parked would lease jobs to nobody (they would wait out their
-// lease), so they are answered now, to no one.
-static int
-drop_pipe(struct engine *e, struct batch *b, uint32_t pipe)
-{
-    struct cmd **lists[]
-        = { &e->parked_polls, &e->parked_waits, &e->parked_flows };
-    for (size_t i = 0; i < 3; i++) {
-        for (struct cmd **pp = lists[i]; *pp != NULL;) {
-            struct cmd *c = *pp;
-            if (c->pipe != pipe) {
-                pp = &c->next;
-                continue;
-            }
-            *pp = c->next;
-            av_error_set(&c->err, ANVIL_UNAVAILABLE, "connection closed");
-            list_push(&b->reply, c);
-        }
-    }
-    return ANVIL_OK;
-}
-
 static int
 pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
 {
-    return drop_pipe(e, b, c->pipe);
+    (void) b;
+    engine_drop_pipe(e, c->pipe, &b->reply);
+    return ANVIL_OK;
 }
 
 // Each command kind: the function that applies it (engine_ops.h), whether
@@ -133,8 +83,8 @@ static const struct {
     [CMD_HEARTBEAT]    = { jobs_heartbeat, false, engine_fini_heartbeat },
     [CMD_COMPLETE]     = { jobs_complete, false, NULL },
     [CMD_FAIL]         = { jobs_fail, false, NULL },
-    [CMD_HEALTH]       = { jobs_health, true, engine_fini_health },
-    [CMD_WORKERS]      = { jobs_workers, true, engine_fini_workers },
+    [CMD_HEALTH]       = { views_health, true, engine_fini_health },
+    [CMD_WORKERS]      = { views_workers, true, engine_fini_workers },
     [CMD_WF_SUBMIT]    = { flow_submit, false, NULL },
     [CMD_WF_GET]       = { flow_get, true, engine_fini_workflow },
     [CMD_WF_LIST]      = { flow_list, true, engine_fini_wf_list },
@@ -145,7 +95,10 @@ static const struct {
     [CMD_TOKEN_REVOKE] = { tokens_revoke, false, engine_fini_token },
     [CMD_PIPE_CLOSED]  = { pipe_closed, true, NULL },
     [CMD_BATCH]        = { NULL, false, engine_fini_batch }, // see apply()
-    [CMD_METRICS]      = { jobs_metrics, true, engine_fini_metrics },
+    [CMD_METRICS]      = { views_metrics, true, engine_fini_metrics },
+    [CMD_RETRY]        = { jobs_retry, false, engine_fini_retry },
+    [CMD_WF_RETRY]     = { flow_retry, false, engine_fini_workflow },
+    [CMD_EVENTS]       = { events_watch, true, engine_fini_events },
 };
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -268,50 +221,46 @@ apply(struct engine *e, struct batch *b, struct cmd *c)
         apply_items(e, b, c);
     else if (!apply_one(e, b, c))
         return; // parked
-    list_push(&b->reply, c);
+    engine_list_push(&b->reply, c);
 }
 
-// A long-poll's wait ended: answer it with what there is now.
-static void
-unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
+// Events past --event-retention or past the newest event_max.
+static int
+sweep_events(struct engine *e, struct batch *b, int *deleted,
+    struct anvil_error *err)
 {
-    struct cmd **lists[]
-        = { &e->parked_polls, &e->parked_waits, &e->parked_flows };
-    for (size_t i = 0; i < 3; i++) {
-        for (struct cmd **pp = lists[i]; *pp != NULL; pp = &(*pp)->next) {
-            struct cmd *c = *pp;
-            if (c->waiter_seq != seq)
-                continue;
-            *pp = c->next;
-            av_error_clear(&c->err);
-            if (c->kind == CMD_WAIT)
-                c->err.code = store_job_get(
-                    e->st, c->u.wait.id, &c->u.wait.job, &c->err);
-            else if (c->kind == CMD_WF_WAIT)
-                c->err.code = store_workflow_get(
-                    e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
-            list_push(&b->reply, c);
-            return;
-        }
-    }
+    uint64_t first, last;
+    int      rc = store_events_bounds(e->st, &first, &last, err);
+    if (rc != ANVIL_OK || first == 0)
+        return rc;
+    uint64_t below = last > e->cfg.event_max ? last - e->cfg.event_max + 1 : 0;
+    return store_sweep_events(e->st, b->now - e->cfg.event_retention_ms, below,
+        SWEEP_EVENTS, deleted, err);
 }
 
-// Retention: deletes a bounded slice of old finished work per batch, and
-// comes back at once while there is more, so the engine never stalls on it.
+// Retention: deletes a bounded slice of old finished work and events per
+// batch, and comes back at once while there is more, so the engine never
+// stalls on it.
 static int
 sweep(struct engine *e, struct batch *b)
 {
     struct anvil_error err    = { 0 };
     int64_t            before = b->now - e->cfg.retention_ms;
-    int                jobs = 0, flows = 0;
-    int rc = store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err);
-    if (rc == ANVIL_OK)
+    int                jobs = 0, flows = 0, events = 0;
+    int                rc = ANVIL_OK;
+    if (e->cfg.retention_ms > 0)
+        rc = store_sweep_jobs(e->st, before, SWEEP_JOBS, &jobs, &err);
+    if (rc == ANVIL_OK && e->cfg.retention_ms > 0)
         rc = store_sweep_workflows(e->st, before, SWEEP_FLOWS, &flows, &err);
+    if (rc == ANVIL_OK)
+        rc = sweep_events(e, b, &events, &err);
     if (rc != ANVIL_OK)
         return rc; // retried by fire_timers
-    if (jobs + flows > 0)
-        AV_INFO("retention.deleted", "jobs=%d workflows=%d", jobs, flows);
-    bool    more = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS;
+    if (jobs + flows + events > 0)
+        AV_INFO("retention.deleted", "jobs=%d workflows=%d events=%d", jobs,
+            flows, events);
+    bool more = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS
+        || events == SWEEP_EVENTS;
     int64_t next = more ? b->now : b->now + SWEEP_INTERVAL_MS;
     engine_timer_add(e, TIMER_SWEEP, next, 0, 0);
     return ANVIL_OK;
@@ -325,7 +274,7 @@ fire_timers(struct engine *e, struct batch *b)
     struct timer t;
     while (timers_pop_due(e->timers, b->now, &t)) {
         if (t.kind == TIMER_WAITER) {
-            unpark_expired(e, b, (uint64_t) t.id);
+            engine_unpark_expired(e, b, (uint64_t) t.id);
             continue;
         }
         struct anvil_error err = { 0 };
@@ -335,6 +284,7 @@ fire_timers(struct engine *e, struct batch *b)
         }
         int rc = t.kind == TIMER_SWEEP ? sweep(e, b)
             : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
+            : t.kind == TIMER_WORKERS  ? events_workers_check(e, b)
                                        : jobs_fire_timer(e, b, &t);
         if (rc == ANVIL_OK && keep(e, b, &err) == ANVIL_OK)
             continue;
@@ -373,64 +323,7 @@ serve_parked_polls(struct engine *e, struct batch *b)
         }
         *pp = c->next;
         jobs_memo_add(e, c);
-        list_push(&b->reply, c);
-    }
-}
-
-static int
-id_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-    return (x > y) - (x < y);
-}
-
-// Sorts l for id_in(): a batch may finish thousands of jobs while
-// thousands of waits are parked, so each wait looks its id up.
-static void
-id_sort(struct id_list *l)
-{
-    if (l->n > 1)
-        qsort(l->ids, l->n, sizeof(*l->ids), id_cmp);
-}
-
-static bool
-id_in(const struct id_list *l, int64_t id)
-{
-    return l->n > 0
-        && bsearch(&id, l->ids, l->n, sizeof(*l->ids), id_cmp) != NULL;
-}
-
-// Answers the parked waits whose job or workflow ended in this batch.
-static void
-wake_waiters(struct engine *e, struct batch *b)
-{
-    if (e->parked_waits == NULL && e->parked_flows == NULL)
-        return;
-    id_sort(&b->finished);
-    id_sort(&b->flows);
-    for (struct cmd **pp = &e->parked_waits; *pp != NULL;) {
-        struct cmd *c = *pp;
-        if (!id_in(&b->finished, c->u.wait.id)) {
-            pp = &c->next;
-            continue;
-        }
-        *pp = c->next;
-        c->err.code
-            = store_job_get(e->st, c->u.wait.id, &c->u.wait.job, &c->err);
-        c->u.wait.done = true;
-        list_push(&b->reply, c);
-    }
-    for (struct cmd **pp = &e->parked_flows; *pp != NULL;) {
-        struct cmd *c = *pp;
-        if (!id_in(&b->flows, c->u.wf.id)) {
-            pp = &c->next;
-            continue;
-        }
-        *pp = c->next;
-        c->err.code
-            = store_workflow_get(e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
-        c->u.wf.done = true;
-        list_push(&b->reply, c);
+        engine_list_push(&b->reply, c);
     }
 }
 
@@ -483,7 +376,7 @@ reverse(struct cmd **list)
     while (*list != NULL) {
         struct cmd *c = *list;
         *list         = c->next;
-        list_push(&out, c);
+        engine_list_push(&out, c);
     }
     *list = out;
 }
@@ -555,7 +448,7 @@ run_batch(struct engine *e, struct cmd *cmds)
     if (b.ready_added && !b.broken)
         serve_parked_polls(e, &b);
     if (!b.broken)
-        wake_waiters(e, &b);
+        engine_wake_waiters(e, &b);
     reverse(&b.reply);
     int64_t t0 = av_mono_us();
     if (b.broken)
@@ -608,13 +501,7 @@ engine_main(void *arg)
         if (stopping && cmds == NULL)
             break;
     }
-    engine_answer_all(
-        e->parked_polls, ANVIL_UNAVAILABLE, "the server is stopping");
-    engine_answer_all(
-        e->parked_waits, ANVIL_UNAVAILABLE, "the server is stopping");
-    engine_answer_all(
-        e->parked_flows, ANVIL_UNAVAILABLE, "the server is stopping");
-    e->parked_polls = e->parked_waits = e->parked_flows = NULL;
+    engine_park_stop(e);
     return NULL;
 }
 
@@ -658,14 +545,11 @@ rebuild(struct engine *e, struct anvil_error *err)
     if (e->ready == NULL || e->timers == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     // Parked long-polls keep their place; give them their timers back.
-    struct cmd *lists[] = { e->parked_polls, e->parked_waits, e->parked_flows };
-    for (size_t i = 0; i < 3; i++) {
-        for (struct cmd *c = lists[i]; c != NULL; c = c->next)
-            engine_timer_add(
-                e, TIMER_WAITER, av_now_ms(), (int64_t) c->waiter_seq, 0);
-    }
-    if (e->cfg.retention_ms > 0)
-        engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
+    engine_park_retime(e);
+    // Events are swept (by age and count) whatever retention_ms says.
+    engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
+    engine_timer_add(e, TIMER_WORKERS, av_now_ms() + 1000, 0, 0);
+    e->workers_timer = true;
     int rc = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_scan_active(e->st, rebuild_flow, e, err);
@@ -683,6 +567,10 @@ engine_start(struct store *st, const struct engine_config *cfg,
     e->cfg = *cfg;
     if (e->cfg.max_queue <= 0)
         e->cfg.max_queue = 100000;
+    if (e->cfg.event_retention_ms <= 0)
+        e->cfg.event_retention_ms = ENGINE_EVENT_RETENTION_MS;
+    if (e->cfg.event_max == 0)
+        e->cfg.event_max = ENGINE_EVENT_MAX;
     e->started_at = av_now_ms();
     e->rand_state = (uint32_t) av_mono_us() | 1u;
     e->workers
@@ -768,6 +656,7 @@ engine_stop(struct engine *e)
     readyq_free(e->ready);
     timers_free(e->timers);
     registry_free(e->workers);
+    events_free(e);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e);

@@ -294,6 +294,9 @@ struct cmd {
     uint64_t    waiter_seq;
 };
 
+#define ENGINE_EVENT_RETENTION_MS (24LL * 3600 * 1000)
+#define ENGINE_EVENT_MAX 10000000ULL
+
 struct auth;
 struct engine;
 struct metrics;
@@ -305,7 +308,8 @@ struct engine_config {
     int64_t         retention_ms;   // finished work kept this long; 0 = forever
     int64_t         worker_lost_ms; // a worker unheard of this long is lost
     int64_t  event_retention_ms; // events kept this long; 0 = 24 h
-    uint64_t event_max;          // and at most this many; 0 = 10,000,000
+    uint64_t event_max; // and at most this many newest; 0 = 10,000,000
+    bool     no_events; // write no events (anvild --no-events)
     int             max_queue; // commands waiting for the engine; 0 = 100000
     struct metrics *metrics;   // counted into, rendered by CMD_METRICS;
                                // NULL = metrics off; outlives the engine

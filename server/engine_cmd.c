@@ -48,6 +48,23 @@ engine_fini_health(struct cmd *c)
     store_depths_free(c->u.health.depths, c->u.health.n);
     c->u.health.depths = NULL;
     c->u.health.n      = 0;
+    free(c->u.health.recent);
+    c->u.health.recent   = NULL;
+    c->u.health.n_recent = 0;
+}
+
+void
+engine_fini_retry(struct cmd *c)
+{
+    job_fini(&c->u.retry.job);
+}
+
+void
+engine_fini_events(struct cmd *c)
+{
+    store_events_free(c->u.events.events, c->u.events.n);
+    c->u.events.events = NULL;
+    c->u.events.n      = 0;
 }
 
 void

@@ -58,10 +58,17 @@ struct engine {
     struct cmd      *parked_polls; // FIFO
     struct cmd      *parked_waits; // WaitJob
     struct cmd      *parked_flows; // WaitWorkflow
+    struct cmd      *parked_events; // WatchEvents
     uint64_t         waiter_seq;
     struct poll_memo memo[POLL_MEMORY];
     size_t           memo_next;
     uint32_t         rand_state;
+
+    // events.c: ended jobs per minute, per queue and type (Health.recent),
+    // oldest first; and whether the worker-loss timer is set.
+    struct minute_count *minutes;
+    size_t               n_minutes;
+    bool                 workers_timer;
 
     // Set once a sync or a rebuild failed (engine.c fatal()): every
     // command is then refused. Engine and sync thread.
@@ -80,6 +87,7 @@ struct batch {
     struct id_list flows;    // workflows that reached a final state
     bool           ready_added;
     bool           tokens_changed; // a token command ran: see tokens_committed
+    bool           events_written; // wake the event watchers
     // A savepoint could not be undone: the batch is rolled back whole.
     bool               broken;
     struct anvil_error broken_err;
@@ -104,10 +112,41 @@ void engine_fatal(struct engine *e, const struct anvil_error *err);
 void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
 void engine_mark(struct id_list *l, int64_t id);
+void engine_list_push(struct cmd **head, struct cmd *c);
 int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
      const char *queue, const char *type, int32_t priority);
 void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
+
+// engine_park.c: parked long-polls.
+void engine_drop_pipe(struct engine *e, uint32_t pipe, struct cmd **reply);
+void engine_unpark_expired(struct engine *e, struct batch *b, uint64_t seq);
+// Before the commit: answers the waits and watchers the batch satisfied.
+void engine_wake_waiters(struct engine *e, struct batch *b);
+// After a rebuild: every parked long-poll gets a timer again (now).
+void engine_park_retime(struct engine *e);
+// Answers every parked long-poll UNAVAILABLE (the engine stops).
+void engine_park_stop(struct engine *e);
+
+// events.c: the event stream (writes in the batch's transaction, the
+// WatchEvents long-poll, per-minute counts for Health).
+// Writes ev (ev->at is set to the batch's time) and marks the batch.
+int  events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
+     struct anvil_error *err);
+// The parked watchers whose filter now has events are answered.
+void events_wake(struct engine *e, struct batch *b);
+// A watcher's wait ended: its answer (no events; next_seq where it got to).
+int  events_expired(struct engine *e, struct cmd *c);
+// Health's per-minute counts, oldest first: *out (free()), *n.
+int  events_recent(struct engine *e, int64_t now, struct minute_count **out,
+     size_t *n);
+void events_free(struct engine *e);
+// Worker joined / lost events (registry.h).
+int  events_worker(struct engine *e, struct batch *b, int kind,
+     const char *worker, struct anvil_error *err);
+// Timer TIMER_WORKERS: writes a WORKER_LOST event for each worker that
+// has missed its heartbeats since the last look.
+int  events_workers_check(struct engine *e, struct batch *b);
 
 // jobs.c: the job state machine.
 // Job id ends in final state `state`; br is its row as the caller read it
@@ -119,6 +158,11 @@ int jobs_finish(struct engine *e, struct batch *b, int64_t id,
 // Inserts a job (a step too) and queues or schedules it.
 int jobs_insert(struct engine *e, struct batch *b,
     const struct store_new_job *nj, int64_t *id, struct anvil_error *err);
+// A FAILED or CANCELED job j (as read in this batch) waits again: QUEUED,
+// or PENDING on `pending` parents; it keeps the attempts it had left and
+// gets at least `more` (0 = 1) more. why is its RETRIED event's message.
+int jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
+    uint32_t pending, uint32_t more, const char *why, struct anvil_error *err);
 // Ends a job that is not running (PENDING, QUEUED, SCHEDULED) CANCELED.
 int jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
     const char *why, struct anvil_error *err);

@@ -3,7 +3,7 @@
 // read-only, fini). Each runs on
 // the engine thread inside the batch's transaction (in a savepoint unless
 // its row says read-only) and returns the command's code, or ENGINE_PARKED
-// for a long-poll that waits. jobs.c, flow.c and tokens.c define them.
+// for a long-poll that waits. jobs.c, flow.c, tokens.c, views.c and events.c define them.
 #ifndef SERVER_ENGINE_OPS_H
 #define SERVER_ENGINE_OPS_H
 
@@ -24,9 +24,15 @@ ENGINE_OP(jobs_poll);
 ENGINE_OP(jobs_heartbeat);
 ENGINE_OP(jobs_complete);
 ENGINE_OP(jobs_fail);
-ENGINE_OP(jobs_health);
-ENGINE_OP(jobs_workers);
-ENGINE_OP(jobs_metrics);
+ENGINE_OP(jobs_retry);
+
+// views.c
+ENGINE_OP(views_health);
+ENGINE_OP(views_workers);
+ENGINE_OP(views_metrics);
+
+// events.c
+ENGINE_OP(events_watch);
 
 // flow.c
 ENGINE_OP(flow_submit);
@@ -34,6 +40,7 @@ ENGINE_OP(flow_get);
 ENGINE_OP(flow_list);
 ENGINE_OP(flow_wait);
 ENGINE_OP(flow_cancel);
+ENGINE_OP(flow_retry);
 
 // tokens.c
 ENGINE_OP(tokens_create);
@@ -55,5 +62,7 @@ void engine_fini_workflow(struct cmd *c); // WF_GET, WF_WAIT, WF_CANCEL
 void engine_fini_wf_list(struct cmd *c);
 void engine_fini_batch(struct cmd *c);
 void engine_fini_metrics(struct cmd *c);
+void engine_fini_retry(struct cmd *c);
+void engine_fini_events(struct cmd *c);
 
 #endif

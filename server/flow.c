@@ -22,6 +22,19 @@ wf_not_found(struct cmd *c, int64_t id)
         &c->err, ANVIL_NOT_FOUND, "no workflow with id w%lld", (long long) id);
 }
 
+static int
+flow_event(struct engine *e, struct batch *b, int kind, int64_t wf,
+    const char *name, const char *message, struct anvil_error *err)
+{
+    struct store_new_event ev = {
+        .kind        = kind,
+        .workflow_id = wf,
+        .type        = name,
+        .message     = message,
+    };
+    return events_emit(e, b, &ev, err);
+}
+
 // Ends a RUNNING workflow; a no-op if it had already ended.
 static int
 end_flow(struct engine *e, struct batch *b, int64_t wf, int state,
@@ -30,6 +43,11 @@ end_flow(struct engine *e, struct batch *b, int64_t wf, int state,
     int rc = store_workflow_finish(e->st, wf, state, error, b->now, err);
     if (rc == ANVIL_NOT_FOUND)
         return ANVIL_OK;
+    int kind = state == WF_SUCCEEDED ? EV_WORKFLOW_SUCCEEDED
+        : state == WF_FAILED         ? EV_WORKFLOW_FAILED
+                                     : EV_WORKFLOW_CANCELED;
+    if (rc == ANVIL_OK)
+        rc = flow_event(e, b, kind, wf, NULL, error, err);
     if (rc == ANVIL_OK) {
         engine_mark(&b->flows, wf);
         AV_INFO("workflow.finished", "workflow=w%lld state=%s err=\"%s\"",
@@ -187,9 +205,12 @@ flow_fire_timer(struct engine *e, struct batch *b, int64_t wf)
     int                rc = store_workflow_get(e->st, wf, false, &w, &err);
     if (rc != ANVIL_OK)
         return rc == ANVIL_NOT_FOUND ? ANVIL_OK : rc;
-    bool running = w.state == WF_RUNNING;
+    // A retried workflow's timeout counts from its retry; the timer set
+    // before it is stale.
+    int64_t start = w.retried_at > w.created_at ? w.retried_at : w.created_at;
+    bool    due   = w.state == WF_RUNNING && b->now >= start + w.timeout_ms;
     workflow_fini(&w);
-    if (!running)
+    if (!due)
         return ANVIL_OK;
     AV_WARN("workflow.timeout", "workflow=w%lld", (long long) wf);
     rc = end_flow(e, b, wf, WF_FAILED, "workflow timed out", &err);
@@ -263,6 +284,9 @@ flow_submit(struct engine *e, struct batch *b, struct cmd *c)
     if (ids == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     int rc = store_workflow_insert(e->st, &nw, &s->id, &c->err);
+    if (rc == ANVIL_OK)
+        rc = flow_event(
+            e, b, EV_WORKFLOW_STARTED, s->id, s->name, NULL, &c->err);
     if (rc == ANVIL_OK)
         rc = insert_steps(e, b, c, s->id, ids);
     free(ids);
@@ -347,4 +371,105 @@ flow_list(struct engine *e, struct batch *b, struct cmd *c)
 {
     (void) b;
     return read_list(e, c);
+}
+
+// ---- RetryWorkflow ----
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    const struct job *x = *(const struct job *const *) a;
+    const struct job *y = *(const struct job *const *) b;
+    return strcmp(x->step, y->step);
+}
+
+// The step named name among the sorted steps, or NULL.
+static const struct job *
+step_named(const struct job *const *by_name, size_t n, const char *name)
+{
+    struct job        key = { .step = (char *) name };
+    const struct job *k   = &key;
+    const struct job *const *hit
+        = bsearch(&k, by_name, n, sizeof(*by_name), name_cmp);
+    return hit != NULL ? *hit : NULL;
+}
+
+// Every step that did not succeed waits again, on the parents that did
+// not succeed either.
+static int
+retry_steps(struct engine *e, struct batch *b, const struct workflow *w,
+    struct anvil_error *err)
+{
+    const struct job **by_name = malloc(w->n * sizeof(*by_name));
+    if (by_name == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    for (size_t i = 0; i < w->n; i++)
+        by_name[i] = &w->steps[i];
+    qsort(by_name, w->n, sizeof(*by_name), name_cmp);
+    int rc = ANVIL_OK;
+    for (size_t i = 0; rc == ANVIL_OK && i < w->n; i++) {
+        const struct job *s = &w->steps[i];
+        if (s->state == ANVIL_JOB_SUCCEEDED)
+            continue;
+        uint32_t pending = 0;
+        for (size_t k = 0; k < s->n_after; k++) {
+            const struct job *p = step_named(by_name, w->n, s->after[k]);
+            if (p == NULL || p->state != ANVIL_JOB_SUCCEEDED)
+                pending++;
+        }
+        rc = jobs_retry_final(
+            e, b, s, pending, 1, "its workflow was retried", err);
+    }
+    free(by_name);
+    return rc;
+}
+
+// Why w cannot be retried (FAILED_PRECONDITION), or ANVIL_OK.
+static int
+check_retry(const struct workflow *w, struct anvil_error *err)
+{
+    if (w->state != WF_FAILED && w->state != WF_CANCELED)
+        return av_error_set(err, ANVIL_FAILED_PRECONDITION,
+            "workflow w%lld is %s: only a FAILED or CANCELED workflow can "
+            "be retried",
+            (long long) w->id,
+            w->state == WF_RUNNING ? "RUNNING" : "SUCCEEDED");
+    for (size_t i = 0; i < w->n; i++) {
+        const struct job *s = &w->steps[i];
+        if (!anvil_job_state_final(s->state))
+            return av_error_set(err, ANVIL_FAILED_PRECONDITION,
+                "step '%s' (j%lld) of workflow w%lld is still %s (its "
+                "worker has not stopped yet); retry once it has ended",
+                s->step, (long long) s->id, (long long) w->id,
+                anvil_job_state_name(s->state));
+    }
+    return ANVIL_OK;
+}
+
+int
+flow_retry(struct engine *e, struct batch *b, struct cmd *c)
+{
+    int64_t         id = c->u.wf.id;
+    struct workflow w;
+    int             rc = store_workflow_get(e->st, id, true, &w, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return wf_not_found(c, id);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = check_retry(&w, &c->err);
+    if (rc == ANVIL_OK)
+        rc = store_workflow_reopen(e->st, id, b->now, &c->err);
+    if (rc == ANVIL_OK)
+        rc = flow_event(e, b, EV_WORKFLOW_RETRIED, id, w.name,
+            "retried on request", &c->err);
+    if (rc == ANVIL_OK)
+        rc = retry_steps(e, b, &w, &c->err);
+    if (rc == ANVIL_OK && w.timeout_ms > 0)
+        engine_timer_add(e, TIMER_WORKFLOW, b->now + w.timeout_ms, id, 0);
+    if (rc == ANVIL_OK)
+        AV_INFO("workflow.retried", "workflow=w%lld", (long long) id);
+    workflow_fini(&w);
+    if (rc == ANVIL_OK)
+        rc = read_get(e, c);
+    return rc;
 }

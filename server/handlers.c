@@ -150,7 +150,16 @@ decode_get(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__GetJobRequest *r = (Anvil__V1__GetJobRequest *) call->req;
     call->cmd.kind              = CMD_GET;
-    return handlers_parse_job_id(r->id, &call->cmd.u.get.id, err);
+    if (r->idempotency_key[0] == '\0')
+        return handlers_parse_job_id(r->id, &call->cmd.u.get.id, err);
+    if (r->id[0] != '\0')
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "give id or idempotency_key, not both");
+    if (strlen(r->idempotency_key) > MAX_KEY)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "idempotency_key is longer than %d bytes", MAX_KEY);
+    call->cmd.u.get.key = r->idempotency_key;
+    return ANVIL_OK;
 }
 
 static int
@@ -161,6 +170,21 @@ decode_cancel(const struct handler_limits *lim, struct call *call,
     Anvil__V1__CancelJobRequest *r = (Anvil__V1__CancelJobRequest *) call->req;
     call->cmd.kind                 = CMD_CANCEL;
     return handlers_parse_job_id(r->id, &call->cmd.u.cancel.id, err);
+}
+
+static int
+decode_retry(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__RetryJobRequest *r = (Anvil__V1__RetryJobRequest *) call->req;
+    if (r->max_attempts > MAX_ATTEMPTS_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "max_attempts %u is over the limit of %u", r->max_attempts,
+            MAX_ATTEMPTS_LIMIT);
+    call->cmd.kind                 = CMD_RETRY;
+    call->cmd.u.retry.max_attempts = r->max_attempts;
+    return handlers_parse_job_id(r->id, &call->cmd.u.retry.id, err);
 }
 
 static int
@@ -281,11 +305,13 @@ encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
     return ANVIL_OK;
 }
 
-// GetJob, CancelJob and WaitJob answer a job (WaitJob also `done`).
+// GetJob, CancelJob, RetryJob and WaitJob answer a job (WaitJob also
+// `done`).
 struct job_reply {
     union {
         Anvil__V1__GetJobResponse    get;
         Anvil__V1__CancelJobResponse cancel;
+        Anvil__V1__RetryJobResponse  retry;
         Anvil__V1__WaitJobResponse   wait;
     } m;
     struct pb_job job;
@@ -311,6 +337,12 @@ encode_job_reply(struct call *call, ProtobufCMessage **out, void **scratch)
         handlers_job_to_pb(&call->cmd.u.cancel.job, &r->job);
         r->m.cancel.job = &r->job.m;
         *out            = &r->m.cancel.base;
+        break;
+    case CMD_RETRY:
+        anvil__v1__retry_job_response__init(&r->m.retry);
+        handlers_job_to_pb(&call->cmd.u.retry.job, &r->job);
+        r->m.retry.job = &r->job.m;
+        *out           = &r->m.retry.base;
         break;
     default:
         anvil__v1__get_job_response__init(&r->m.get);
@@ -405,6 +437,11 @@ static const struct handler table[] = {
         R(CLIENT) },
     { "Report", hbatch_decode_report, hbatch_encode_report, hbatch_free,
         R(WORKER) },
+    { "RetryJob", decode_retry, encode_job_reply, free, R(CLIENT) },
+    { "RetryWorkflow", hflow_decode_retry, hflow_encode_workflow,
+        hflow_free_workflow, R(CLIENT) },
+    { "WatchEvents", hevents_decode_watch, hevents_encode_watch,
+        hevents_free_watch, READ },
 #undef READ
 #undef R
 };

@@ -171,6 +171,17 @@ hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
 }
 
 int
+hflow_decode_retry(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    Anvil__V1__RetryWorkflowRequest *r
+        = (Anvil__V1__RetryWorkflowRequest *) call->req;
+    call->cmd.kind = CMD_WF_RETRY;
+    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+}
+
+int
 hflow_decode_wait(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
@@ -284,12 +295,14 @@ hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s)
     return ANVIL_OK;
 }
 
-// GetWorkflow, WaitWorkflow and CancelWorkflow answer a workflow.
+// GetWorkflow, WaitWorkflow, CancelWorkflow and RetryWorkflow answer a
+// workflow.
 struct flow_reply {
     union {
         Anvil__V1__GetWorkflowResponse    get;
         Anvil__V1__WaitWorkflowResponse   wait;
         Anvil__V1__CancelWorkflowResponse cancel;
+        Anvil__V1__RetryWorkflowResponse  retry;
     } m;
     struct pb_flow flow;
 };
@@ -314,6 +327,11 @@ hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s)
         anvil__v1__cancel_workflow_response__init(&r->m.cancel);
         r->m.cancel.workflow = &r->flow.m;
         *out                 = &r->m.cancel.base;
+        break;
+    case CMD_WF_RETRY:
+        anvil__v1__retry_workflow_response__init(&r->m.retry);
+        r->m.retry.workflow = &r->flow.m;
+        *out                = &r->m.retry.base;
         break;
     default:
         anvil__v1__get_workflow_response__init(&r->m.get);

@@ -65,6 +65,14 @@ int hflow_decode_wait(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err);
 int hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err);
+int hflow_decode_retry(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err);
+
+// handlers_events.c: WatchEvents.
+int  hevents_decode_watch(const struct handler_limits *lim, struct call *call,
+     struct anvil_error *err);
+int  hevents_encode_watch(struct call *call, ProtobufCMessage **out, void **s);
+void hevents_free_watch(void *s);
 
 int  hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
 int  hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s);

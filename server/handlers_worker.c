@@ -347,7 +347,33 @@ struct health_reply {
     Anvil__V1__HealthResponse m;
     Anvil__V1__QueueDepth   **ptrs;
     Anvil__V1__QueueDepth    *depths;
+    Anvil__V1__MinuteCount  **mptrs;
+    Anvil__V1__MinuteCount   *minutes;
 };
+
+static int
+encode_recent(const struct cmd_health *h, struct health_reply *r)
+{
+    r->mptrs   = calloc(h->n_recent + 1, sizeof(*r->mptrs));
+    r->minutes = calloc(h->n_recent + 1, sizeof(*r->minutes));
+    if (r->mptrs == NULL || r->minutes == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    for (size_t i = 0; i < h->n_recent; i++) {
+        const struct minute_count *c = &h->recent[i];
+        Anvil__V1__MinuteCount    *m = &r->minutes[i];
+        anvil__v1__minute_count__init(m);
+        m->minute_ms = c->minute_ms;
+        m->queue     = (char *) c->queue;
+        m->type      = (char *) c->type;
+        m->succeeded = c->succeeded;
+        m->failed    = c->failed;
+        m->retried   = c->retried;
+        r->mptrs[i]  = m;
+    }
+    r->m.n_recent = h->n_recent;
+    r->m.recent   = r->mptrs;
+    return ANVIL_OK;
+}
 
 int
 hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
@@ -369,8 +395,16 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         r->depths[i].queued    = h->depths[i].queued;
         r->depths[i].running   = h->depths[i].running;
         r->depths[i].no_worker = h->depths[i].no_worker;
+        r->depths[i].scheduled = h->depths[i].scheduled;
         r->ptrs[i]             = &r->depths[i];
     }
+    if (encode_recent(h, r) != ANVIL_OK)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    r->m.last_event_seq = h->last_event_seq;
+    // Without tokens every caller may do everything.
+    r->m.caller_role = (Anvil__V1__Role) (call->cmd.role != 0
+            ? call->cmd.role
+            : ANVIL_ROLE_ADMIN);
     r->m.version    = ANVIL_VERSION;
     r->m.uptime_ms  = h->uptime_ms;
     r->m.jobs_total = h->total;
@@ -388,6 +422,8 @@ hwork_free_health_reply(void *p)
         return;
     free(r->ptrs);
     free(r->depths);
+    free(r->mptrs);
+    free(r->minutes);
     free(r);
 }
 

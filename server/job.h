@@ -111,6 +111,7 @@ struct workflow {
     int64_t     created_at;
     int64_t     finished_at;
     int64_t     timeout_ms;
+    int64_t     retried_at; // the last RetryWorkflow; 0 = never
     char       *error;
     char       *idem_key;
     uint32_t    n_steps;

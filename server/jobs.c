@@ -37,28 +37,59 @@ engine_backoff_ms(uint32_t attempt, int64_t initial, int64_t max,
     return (int64_t) (d * (0.8 + 0.4 * jitter));
 }
 
+// The event of a change to job id; br (its row as read in this batch)
+// labels it.
+static int
+job_event(struct engine *e, struct batch *b, int kind, int64_t id,
+    const struct store_job_brief *br, uint32_t attempt, const char *message,
+    struct anvil_error *err)
+{
+    struct store_new_event ev = {
+        .kind        = kind,
+        .job_id      = id,
+        .workflow_id = br->workflow_id,
+        .step        = br->step[0] != '\0' ? br->step : NULL,
+        .type        = br->type,
+        .queue       = br->queue,
+        .attempt     = attempt,
+        .message     = message,
+    };
+    return events_emit(e, b, &ev, err);
+}
+
+static int
+final_kind(int state)
+{
+    return state == ANVIL_JOB_SUCCEEDED ? EV_JOB_SUCCEEDED
+        : state == ANVIL_JOB_FAILED     ? EV_JOB_FAILED
+                                        : EV_JOB_CANCELED;
+}
+
 // The one write of a final state: stores it, marks the job for its
-// waiters and counts it. The metrics label it from br, its row as the
-// caller read it (NULL: read here, only with metrics on; a failed read
-// only skips the count).
+// waiters, writes its event and counts it. br is its row as the caller
+// read it in this batch (NULL: read here).
 static int
 finish_row(struct engine *e, struct batch *b, int64_t id,
     const struct store_job_brief *br, int state, const uint8_t *result,
     size_t len, const char *error, struct anvil_error *err)
 {
     struct store_job_brief read;
-    struct anvil_error     lerr = { 0 };
-    if (e->cfg.metrics != NULL && br == NULL
-        && store_job_brief(e->st, id, &read, &lerr) == ANVIL_OK)
+    if (br == NULL) {
+        int rc = store_job_brief(e->st, id, &read, err);
+        if (rc != ANVIL_OK)
+            return rc;
         br = &read;
+    }
     int rc
         = store_job_finish(e->st, id, state, result, len, error, b->now, err);
+    if (rc == ANVIL_OK)
+        rc = job_event(
+            e, b, final_kind(state), id, br, br->attempt, error, err);
     if (rc != ANVIL_OK)
         return rc;
     engine_mark(&b->finished, id);
-    if (br != NULL)
-        metrics_job_finished(e->cfg.metrics, br->queue, br->type, state,
-            br->state == ANVIL_JOB_RUNNING ? b->now - br->started_at : -1);
+    metrics_job_finished(e->cfg.metrics, br->queue, br->type, state,
+        br->state == ANVIL_JOB_RUNNING ? b->now - br->started_at : -1);
     return ANVIL_OK;
 }
 
@@ -97,6 +128,8 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
     *state        = ANVIL_JOB_SCHEDULED;
     *retry_at     = b->now + delay;
     int rc        = store_job_requeue(e->st, id, *state, *retry_at, error, err);
+    if (rc == ANVIL_OK)
+        rc = job_event(e, b, EV_JOB_RETRIED, id, br, br->attempt, error, err);
     if (rc == ANVIL_OK) {
         engine_timer_add(e, TIMER_RUN_AT, *retry_at, id, br->attempt);
         AV_INFO("job.retry", "job=j%lld attempt=%u delay_ms=%lld err=\"%s\"",
@@ -113,6 +146,16 @@ jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
     struct store_new_job full = *nj;
     full.retry = retry_policy_resolve(nj->retry, e->cfg.max_attempts);
     int rc     = store_job_insert(e->st, &full, id, err);
+    struct store_new_event ev = {
+        .kind        = EV_JOB_SUBMITTED,
+        .job_id      = *id,
+        .workflow_id = nj->workflow_id,
+        .step        = nj->step,
+        .type        = nj->type,
+        .queue       = nj->queue,
+    };
+    if (rc == ANVIL_OK)
+        rc = events_emit(e, b, &ev, err);
     if (rc != ANVIL_OK)
         return rc;
     metrics_job_submitted(e->cfg.metrics, nj->queue, nj->type);
@@ -207,8 +250,18 @@ not_found(struct cmd *c, int64_t id)
 static int
 read_get(struct engine *e, struct cmd *c)
 {
-    int rc = store_job_get(e->st, c->u.get.id, &c->u.get.job, &c->err);
-    return rc == ANVIL_NOT_FOUND ? not_found(c, c->u.get.id) : rc;
+    struct cmd_job *g = &c->u.get;
+    if (g->key != NULL) {
+        int rc = store_job_by_key(e->st, g->key, &g->id, &c->err);
+        if (rc == ANVIL_NOT_FOUND)
+            return av_error_set(&c->err, ANVIL_NOT_FOUND,
+                "no job with idempotency key '%.64s%s'", g->key,
+                strlen(g->key) > 64 ? "..." : "");
+        if (rc != ANVIL_OK)
+            return rc;
+    }
+    int rc = store_job_get(e->st, g->id, &g->job, &c->err);
+    return rc == ANVIL_NOT_FOUND ? not_found(c, g->id) : rc;
 }
 
 static int
@@ -267,6 +320,71 @@ jobs_cancel(struct engine *e, struct batch *b, struct cmd *c)
             e, b, id, &br, ANVIL_JOB_CANCELED, NULL, 0, "canceled", &c->err);
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, id, &c->u.cancel.job, &c->err);
+    return rc;
+}
+
+int
+jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
+    uint32_t pending, uint32_t more, const char *why, struct anvil_error *err)
+{
+    uint32_t max = j->max_attempts;
+    if (more == 0)
+        more = 1;
+    if (j->attempt > UINT32_MAX - more)
+        max = UINT32_MAX;
+    else if (j->attempt + more > max)
+        max = j->attempt + more;
+    int state = pending > 0 ? ANVIL_JOB_PENDING : ANVIL_JOB_QUEUED;
+    int rc    = store_job_retry(e->st, j->id, state, pending, max, err);
+    if (rc == ANVIL_NOT_FOUND)
+        return av_error_set(err, ANVIL_FAILED_PRECONDITION,
+            "job j%lld is no longer FAILED or CANCELED", (long long) j->id);
+    struct store_new_event ev = {
+        .kind        = EV_JOB_RETRIED,
+        .job_id      = j->id,
+        .workflow_id = j->workflow_id,
+        .step        = j->step != NULL && j->step[0] ? j->step : NULL,
+        .type        = j->type,
+        .queue       = j->queue,
+        .attempt     = j->attempt,
+        .message     = why,
+    };
+    if (rc == ANVIL_OK)
+        rc = events_emit(e, b, &ev, err);
+    if (rc == ANVIL_OK && state == ANVIL_JOB_QUEUED
+        && engine_push_ready(e, b, j->id, j->queue, j->type, j->priority))
+        rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (rc == ANVIL_OK)
+        AV_INFO("job.retried", "job=j%lld attempt=%u max_attempts=%u",
+            (long long) j->id, j->attempt, max);
+    return rc;
+}
+
+int
+jobs_retry(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_retry *r  = &c->u.retry;
+    struct job        j  = { 0 };
+    int               rc = store_job_get(e->st, r->id, &j, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, r->id);
+    if (rc == ANVIL_OK && j.workflow_id != 0)
+        rc = av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+            "job j%lld is step '%s' of workflow w%lld: retry the workflow "
+            "(anvil workflow retry w%lld)",
+            (long long) j.id, j.step, (long long) j.workflow_id,
+            (long long) j.workflow_id);
+    else if (rc == ANVIL_OK && j.state != ANVIL_JOB_FAILED
+        && j.state != ANVIL_JOB_CANCELED)
+        rc = av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+            "job j%lld is %s: only a FAILED or CANCELED job can be retried",
+            (long long) j.id, anvil_job_state_name(j.state));
+    if (rc == ANVIL_OK)
+        rc = jobs_retry_final(
+            e, b, &j, 0, r->max_attempts, "retried on request", &c->err);
+    job_fini(&j);
+    if (rc == ANVIL_OK)
+        rc = store_job_get(e->st, r->id, &r->job, &c->err);
     return rc;
 }
 
@@ -375,6 +493,18 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         if (rc == ANVIL_OK && j->workflow_id != 0)
             rc = store_job_parent_results(
                 e->st, id, &j->parents, &j->n_parents, &c->err);
+        struct store_new_event ev = {
+            .kind        = EV_JOB_STARTED,
+            .job_id      = id,
+            .workflow_id = j->workflow_id,
+            .step        = j->step != NULL && j->step[0] ? j->step : NULL,
+            .type        = j->type,
+            .queue       = j->queue,
+            .worker      = p->worker,
+            .attempt     = j->attempt,
+        };
+        if (rc == ANVIL_OK)
+            rc = events_emit(e, b, &ev, &c->err);
         if (rc != ANVIL_OK) {
             job_fini(j);
             unpop(e, c, id);
@@ -396,8 +526,13 @@ static int
 seen(struct engine *e, struct batch *b, struct cmd *c, const char *worker,
     const struct worker_info *info)
 {
-    if (registry_seen(e->workers, worker, info, b->now) != 0)
+    int joined = registry_seen(e->workers, worker, info, b->now);
+    if (joined < 0)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    if (joined > 0) {
+        AV_INFO("worker.joined", "worker=%s", worker);
+        return events_worker(e, b, EV_WORKER_JOINED, worker, &c->err);
+    }
     return ANVIL_OK;
 }
 
@@ -539,107 +674,6 @@ jobs_fail(struct engine *e, struct batch *b, struct cmd *c)
     }
     return fail_attempt(e, b, f->id, &br, f->error, !f->no_retry, &f->state,
         &f->retry_at, &c->err);
-}
-
-int
-jobs_health(struct engine *e, struct batch *b, struct cmd *c)
-{
-    struct cmd_health *h = &c->u.health;
-    h->uptime_ms         = b->now - e->started_at;
-    int rc = store_depths(e->st, &h->depths, &h->n, &h->total, &c->err);
-    for (size_t i = 0; rc == ANVIL_OK && i < h->n; i++)
-        h->depths[i].no_worker = !registry_serves(
-            e->workers, h->depths[i].queue, h->depths[i].type, b->now);
-    return rc;
-}
-
-static void
-count_running(void *arg, const char *worker, uint32_t running)
-{
-    struct cmd_workers *w = arg;
-    for (size_t i = 0; i < w->n; i++) {
-        if (strcmp(w->w[i].name, worker) == 0)
-            w->w[i].running = running;
-    }
-}
-
-// A worker parked in a long-poll is connected and waiting: not lost.
-static void
-mark_waiting(struct engine *e, struct cmd_workers *w, int64_t now)
-{
-    for (struct cmd *p = e->parked_polls; p != NULL; p = p->next) {
-        for (size_t i = 0; i < w->n; i++) {
-            if (strcmp(w->w[i].name, p->u.poll.worker) == 0) {
-                w->w[i].lost      = false;
-                w->w[i].last_seen = now;
-            }
-        }
-    }
-}
-
-int
-jobs_workers(struct engine *e, struct batch *b, struct cmd *c)
-{
-    struct cmd_workers *w = &c->u.workers;
-    if (registry_list(e->workers, b->now, &w->w, &w->n) != 0)
-        return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    mark_waiting(e, w, b->now);
-    return store_running_by_worker(e->st, count_running, w, &c->err);
-}
-
-// Live and lost workers, as ListWorkers reports them.
-static int
-count_workers(struct engine *e, int64_t now, struct metrics_state *s)
-{
-    struct cmd_workers w = { 0 };
-    if (registry_list(e->workers, now, &w.w, &w.n) != 0)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    mark_waiting(e, &w, now);
-    for (size_t i = 0; i < w.n; i++) {
-        if (w.w[i].lost)
-            s->workers_lost++;
-        else
-            s->workers_live++;
-    }
-    registry_entries_free(w.w, w.n);
-    return ANVIL_OK;
-}
-
-static uint32_t
-count_list(const struct cmd *c)
-{
-    uint32_t n = 0;
-    for (; c != NULL; c = c->next)
-        n++;
-    return n;
-}
-
-int
-jobs_metrics(struct engine *e, struct batch *b, struct cmd *c)
-{
-    struct cmd_metrics *out = &c->u.metrics;
-    if (e->cfg.metrics == NULL)
-        return av_error_set(&c->err, ANVIL_UNAVAILABLE,
-            "metrics are off (anvild --no-metrics)");
-    struct store_depth  *d = NULL;
-    uint64_t             total;
-    struct metrics_state s = {
-        .parked_polls = count_list(e->parked_polls),
-        .parked_waits = count_list(e->parked_waits),
-        .parked_flows = count_list(e->parked_flows),
-    };
-    // The depths Health reports.
-    int rc = store_depths(e->st, &d, &s.n_depths, &total, &c->err);
-    if (rc != ANVIL_OK)
-        return rc;
-    s.depths = d;
-    rc       = count_workers(e, b->now, &s);
-    if (rc == ANVIL_OK)
-        rc = metrics_render(e->cfg.metrics, &s, &out->text, &out->len);
-    store_depths_free(d, s.n_depths);
-    if (rc != ANVIL_OK)
-        return av_error_set(&c->err, rc, "out of memory rendering the metrics");
-    return ANVIL_OK;
 }
 
 int

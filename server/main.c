@@ -37,6 +37,9 @@ static const char usage_text[]
       "  --lease-ms MS           default job lease (default 30000)\n"
       "  --retention DUR         keep finished jobs and workflows this long:\n"
       "                          7d (default), 12h, 30m, ...; 0 = forever\n"
+      "  --event-retention DUR   keep events this long (default 24h)\n"
+      "  --event-max N           and at most the newest N (default 10000000)\n"
+      "  --no-events             write no events (no stream, no live page)\n"
       "  --worker-timeout DUR    a worker unheard of this long is shown lost\n"
       "                          (default 15s)\n"
       "  --auth                  require API tokens (the default for any URL\n"
@@ -188,6 +191,33 @@ set_retention(struct server_config *cfg, const char *v)
 }
 
 static const char *
+set_event_retention(struct server_config *cfg, const char *v)
+{
+    if (av_parse_duration(v, &cfg->event_retention_ms) != 0
+        || cfg->event_retention_ms < 1000)
+        return "a duration of at least 1s, such as 24h, 7d or 30m";
+    return NULL;
+}
+
+static const char *
+set_event_max(struct server_config *cfg, const char *v)
+{
+    long long n;
+    if (parse_int(v, 1000, 1000000000LL, &n) != 0)
+        return "a count from 1000 to 1000000000";
+    cfg->event_max = (uint64_t) n;
+    return NULL;
+}
+
+static const char *
+set_no_events(struct server_config *cfg, const char *v)
+{
+    (void) v;
+    cfg->events = false;
+    return NULL;
+}
+
+static const char *
 set_worker_timeout(struct server_config *cfg, const char *v)
 {
     if (av_parse_duration(v, &cfg->worker_lost_ms) != 0
@@ -292,6 +322,9 @@ static const struct {
     { "--durability", true, set_durability },
     { "--lease-ms", true, set_lease },
     { "--retention", true, set_retention },
+    { "--event-retention", true, set_event_retention },
+    { "--event-max", true, set_event_max },
+    { "--no-events", false, set_no_events },
     { "--worker-timeout", true, set_worker_timeout },
     { "--auth", false, set_auth },
     { "--insecure", false, set_insecure },

@@ -115,6 +115,12 @@ add(struct registry *r, const char *name, int64_t now)
     return e;
 }
 
+static bool
+is_lost(const struct registry *r, const struct registry_entry *e, int64_t now)
+{
+    return now - e->last_seen > r->lost_after;
+}
+
 int
 registry_seen(struct registry *r, const char *name,
     const struct worker_info *info, int64_t now)
@@ -124,18 +130,34 @@ registry_seen(struct registry *r, const char *name,
         if (strcmp(r->w[i].name, name) == 0)
             e = &r->w[i];
     }
+    bool joined = e == NULL || e->told_lost;
     if (e == NULL && (e = add(r, name, now)) == NULL)
         return -1;
     e->last_seen = now;
+    e->told_lost = false;
     if (info != NULL && set_info(e, info) != 0)
         return -1;
-    return 0;
+    return joined ? 1 : 0;
 }
 
-static bool
-is_lost(const struct registry *r, const struct registry_entry *e, int64_t now)
+size_t
+registry_take_lost(struct registry *r, int64_t now,
+    bool (*live)(void *arg, const char *name),
+    void (*fn)(void *arg, const char *name), void *arg)
 {
-    return now - e->last_seen > r->lost_after;
+    size_t n_live = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        struct registry_entry *e = &r->w[i];
+        if (e->told_lost)
+            continue;
+        if (!is_lost(r, e, now) || live(arg, e->name)) {
+            n_live++;
+            continue;
+        }
+        e->told_lost = true;
+        fn(arg, e->name);
+    }
+    return n_live;
 }
 
 static void

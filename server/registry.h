@@ -35,7 +35,8 @@ struct registry_entry {
     int64_t  first_seen;
     int64_t  last_seen;
     bool     lost;
-    uint32_t running; // filled by the caller
+    bool     told_lost; // a WORKER_LOST event was written
+    uint32_t running;   // filled by the caller
 };
 
 struct registry;
@@ -46,9 +47,18 @@ struct registry *registry_new(int64_t lost_after_ms);
 void             registry_free(struct registry *r);
 
 // Worker `name` was heard from at now; info (may be NULL) replaces what it
-// said before. 0, or -1 if out of memory.
+// said before. 1 when it joined (it was unknown, or lost), 0 when it was
+// live, -1 if out of memory.
 int registry_seen(struct registry *r, const char *name,
     const struct worker_info *info, int64_t now);
+
+// Calls fn for each worker lost at now that fn was not called for yet
+// (until it is heard from again). live(arg, name) may say a worker is
+// still there though silent (it waits in a long-poll). Returns how many
+// live workers remain.
+size_t registry_take_lost(struct registry *r, int64_t now,
+    bool (*live)(void *arg, const char *name),
+    void (*fn)(void *arg, const char *name), void *arg);
 
 // A copy of every worker known (lost ones included; those lost for over an
 // hour are forgotten first). Free with registry_entries_free().

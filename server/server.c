@@ -80,6 +80,9 @@ server_config_init(struct server_config *cfg)
     cfg->lease_ms             = 30000;
     cfg->retention_ms         = 7LL * 24 * 3600 * 1000;
     cfg->worker_lost_ms       = 15000;
+    cfg->event_retention_ms   = ENGINE_EVENT_RETENTION_MS;
+    cfg->event_max            = ENGINE_EVENT_MAX;
+    cfg->events               = true;
     cfg->auth                 = SERVER_AUTH_AUTO;
     cfg->bootstrap_token_file = NULL;
     cfg->tls_cert             = NULL;
@@ -219,6 +222,9 @@ server_start(const struct server_config *cfg, struct server **out,
         .max_attempts   = 3,
         .retention_ms   = cfg->retention_ms,
         .worker_lost_ms = cfg->worker_lost_ms,
+        .event_retention_ms = cfg->event_retention_ms,
+        .event_max          = cfg->event_max,
+        .no_events          = !cfg->events,
         .max_queue      = cfg->max_queue,
     };
     int rc      = prepare(s, err);

@@ -35,6 +35,9 @@ struct server_config {
     int64_t     lease_ms;     // default lease of a polled job; 30000
     int64_t     retention_ms; // finished work kept; 7 days; 0 = forever
     int64_t     worker_lost_ms; // worker unheard of this long is lost; 15 s
+    int64_t     event_retention_ms; // events kept this long; 24 h
+    uint64_t    event_max;          // and at most this many; 10,000,000
+    bool        events;             // write events; true
     int         auth;           // enum server_auth
     const char *bootstrap_token_file; // NULL = none
     const char *tls_cert;             // PEM files, for tls+tcp:// URLs

@@ -339,3 +339,64 @@ store_token_revoke(
 {
     return st->ops->token_revoke(st, id, now, err);
 }
+
+// ---- retrying ----
+
+int
+store_job_retry(struct store *st, int64_t id, int state,
+    uint32_t pending_parents, uint32_t max_attempts, struct anvil_error *err)
+{
+    return st->ops->job_retry(
+        st, id, state, pending_parents, max_attempts, err);
+}
+
+int
+store_workflow_reopen(
+    struct store *st, int64_t id, int64_t now, struct anvil_error *err)
+{
+    return st->ops->workflow_reopen(st, id, now, err);
+}
+
+// ---- events ----
+
+int
+store_event_insert(struct store *st, const struct store_new_event *ev,
+    uint64_t *seq, struct anvil_error *err)
+{
+    return st->ops->event_insert(st, ev, seq, err);
+}
+
+int
+store_events_read(struct store *st, const struct store_event_filter *f,
+    struct store_event **out, size_t *n, uint64_t *scanned_to,
+    struct anvil_error *err)
+{
+    return st->ops->events_read(st, f, out, n, scanned_to, err);
+}
+
+void
+store_events_free(struct store_event *ev, size_t n)
+{
+    for (size_t i = 0; ev != NULL && i < n; i++) {
+        free(ev[i].step);
+        free(ev[i].type);
+        free(ev[i].queue);
+        free(ev[i].worker);
+        free(ev[i].message);
+    }
+    free(ev);
+}
+
+int
+store_events_bounds(
+    struct store *st, uint64_t *first, uint64_t *last, struct anvil_error *err)
+{
+    return st->ops->events_bounds(st, first, last, err);
+}
+
+int
+store_sweep_events(struct store *st, int64_t before, uint64_t below_seq,
+    int limit, int *deleted, struct anvil_error *err)
+{
+    return st->ops->sweep_events(st, before, below_seq, limit, deleted, err);
+}

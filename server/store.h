@@ -314,6 +314,7 @@ struct store_job_brief {
     int64_t             lease_token; // the API token that holds the lease
     char                queue[STORE_LABEL_LEN];
     char                type[STORE_LABEL_LEN];
+    char                step[STORE_LABEL_LEN]; // "" for a plain job
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);

@@ -57,6 +57,7 @@ read_workflow(sqlite3_stmt *s, struct workflow *w)
     w->n_settled   = (uint32_t) sqlite3_column_int64(s, 10);
     w->n_succeeded = (uint32_t) sqlite3_column_int64(s, 11);
     w->n_failed    = (uint32_t) sqlite3_column_int64(s, 12);
+    w->retried_at  = sqlite3_column_int64(s, 13);
     if (!w->name || !w->error || !w->idem_key) {
         workflow_fini(w);
         return ANVIL_RESOURCE_EXHAUSTED;
@@ -229,6 +230,22 @@ sq_workflow_finish(struct store *base, int64_t id, int state, const char *error,
     return rc;
 }
 
+// The workflow's timeout then counts from now: scan_active's deadline is
+// max(created_at, retried_at) + timeout_ms.
+static int
+sq_workflow_reopen(
+    struct store *base, int64_t id, int64_t now, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    sqlite3_stmt        *s  = sq_stmt(st, STMT_WF_REOPEN);
+    sq_bind_i64(st, s, 1, id);
+    sq_bind_i64(st, s, 2, now);
+    int rc = sq_exec(st, STMT_WF_REOPEN, err, "reopening a workflow");
+    if (rc == ANVIL_OK && sq_changes(st) == 0)
+        return ANVIL_NOT_FOUND;
+    return rc;
+}
+
 // Collects column 0 of a statement's rows as ids.
 static int
 sq_workflow_unfinished(struct store *base, int64_t id, int64_t **ids, size_t *n,
@@ -365,4 +382,5 @@ sq_flows_ops(struct store_ops *o)
     o->workflow_settle      = sq_workflow_settle;
     o->workflow_finish      = sq_workflow_finish;
     o->job_parent_done      = sq_job_parent_done;
+    o->workflow_reopen      = sq_workflow_reopen;
 }

@@ -222,6 +222,25 @@ sq_job_make_ready(struct store *base, int64_t id, struct anvil_error *err)
 }
 
 static int
+sq_job_retry(struct store *base, int64_t id, int state,
+    uint32_t pending_parents, uint32_t max_attempts, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    if (state != ANVIL_JOB_QUEUED && state != ANVIL_JOB_PENDING)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "retrying a job: state %d is neither QUEUED nor PENDING", state);
+    sqlite3_stmt *s = sq_stmt(st, STMT_JOB_RETRY);
+    sq_bind_i64(st, s, 1, id);
+    sq_bind_i64(st, s, 2, state);
+    sq_bind_i64(st, s, 3, pending_parents);
+    sq_bind_i64(st, s, 4, max_attempts);
+    int rc = sq_exec(st, STMT_JOB_RETRY, err, "retrying a job");
+    if (rc == ANVIL_OK && sq_changes(st) == 0)
+        return ANVIL_NOT_FOUND;
+    return rc;
+}
+
+static int
 sq_job_extend(
     struct store *base, int64_t id, int64_t deadline, struct anvil_error *err)
 {
@@ -274,6 +293,7 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         b->lease_token              = sqlite3_column_int64(s, 14);
         copy_col(s, 15, b->queue, sizeof(b->queue));
         copy_col(s, 16, b->type, sizeof(b->type));
+        copy_col(s, 17, b->step, sizeof(b->step));
     }
     sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)
@@ -389,7 +409,7 @@ sq_depths(struct store *base, struct store_depth **out, size_t *n,
     struct store_depth  *d   = NULL;
     size_t               cnt = 0;
     int                  rc, code = ANVIL_OK;
-    // Rows come by state (QUEUED, then RUNNING), then queue and type.
+    // Rows come by state (SCHEDULED, QUEUED, RUNNING), then queue and type.
     while ((rc = sq_step(st, STMT_DEPTHS)) == SQLITE_ROW) {
         const char *queue = (const char *) sqlite3_column_text(s, 1);
         const char *type  = (const char *) sqlite3_column_text(s, 2);
@@ -409,8 +429,11 @@ sq_depths(struct store *base, struct store_depth **out, size_t *n,
                 .type                              = sq_col_str(s, 2) };
             cnt++;
         }
-        uint64_t k = (uint64_t) sqlite3_column_int64(s, 3);
-        if (sqlite3_column_int(s, 0) == ANVIL_JOB_QUEUED)
+        uint64_t k     = (uint64_t) sqlite3_column_int64(s, 3);
+        int      state = sqlite3_column_int(s, 0);
+        if (state == ANVIL_JOB_SCHEDULED)
+            d[i].scheduled = k;
+        else if (state == ANVIL_JOB_QUEUED)
             d[i].queued = k;
         else
             d[i].running = k;
@@ -472,5 +495,6 @@ sq_jobs_ops(struct store_ops *o)
     o->job_make_ready     = sq_job_make_ready;
     o->job_extend         = sq_job_extend;
     o->job_request_cancel = sq_job_request_cancel;
+    o->job_retry          = sq_job_retry;
     read_ops(o);
 }

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-// database and a new one are the same.
+// Version 5's tables, written once for the 4 -> 5 step and a new database,
+// so that a migrated database and a new one are the same.
 #define JOBS_TABLE_V5                                                         \
     "CREATE TABLE jobs ("                                                     \
     " id INTEGER PRIMARY KEY,"                                                \
@@ -140,7 +141,36 @@
     "DROP TABLE jobs_v4; DROP TABLE workflows_v4;"
 // clang-format on
 
-// A new database: version 5 in one step.
+// 5 -> 6: the event stream, and the time a workflow was last retried
+// (store_workflow_scan_active counts its timeout from the later of
+// created_at and retried_at). seq is AUTOINCREMENT so that sqlite_sequence
+// keeps the highest seq ever stored after retention deleted the newest
+// events: it is where the counter restarts (store_sqlite.c) and what
+// store_events_bounds() reports. Every state change writes an event, so
+// the table has only the two partial indexes a job's or a workflow's
+// history needs; retention sweeps by seq, not by an index on `at`.
+#define MIGRATE_5_TO_6                                             \
+    "ALTER TABLE workflows ADD COLUMN retried_at INTEGER NOT NULL" \
+    " DEFAULT 0;"                                                  \
+    "CREATE TABLE events ("                                        \
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"                      \
+    " kind INTEGER NOT NULL,"                                      \
+    " at INTEGER NOT NULL,"                                        \
+    " job_id INTEGER,"                                             \
+    " workflow_id INTEGER,"                                        \
+    " step TEXT,"                                                  \
+    " type TEXT,"                                                  \
+    " queue TEXT,"                                                 \
+    " worker TEXT,"                                                \
+    " attempt INTEGER NOT NULL DEFAULT 0,"                         \
+    " message TEXT);"                                              \
+    "CREATE INDEX events_job ON events(job_id, seq)"               \
+    " WHERE job_id IS NOT NULL;"                                   \
+    "CREATE INDEX events_workflow ON events(workflow_id, seq)"     \
+    " WHERE workflow_id IS NOT NULL;"
+
+// A new database: version 5's tables, then the version-6 step (so the two
+// cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
@@ -148,7 +178,7 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);";
+    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -226,7 +256,15 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;",
 
     MIGRATE_4_TO_5,
+
+    MIGRATE_5_TO_6,
 };
+
+// One step per version: bumping STORE_SCHEMA_VERSION without a step would
+// read past the table.
+_Static_assert(
+    sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+    "one migration step per schema version");
 
 // Runs sql and sets the schema version to `to`, in one transaction.
 static int

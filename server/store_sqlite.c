@@ -59,7 +59,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "started_at, timeout_ms, lease_ms, run_at, priority, "
                          "cancel_requested, workflow_id, backoff_initial_ms, "
                          "backoff_max_ms, backoff_multiplier, lease_token, "
-                         "queue, type FROM jobs WHERE id = ?1",
+                         "queue, type, step FROM jobs WHERE id = ?1",
     [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
                          "WHERE (?1 = 0 OR state = ?1) "
                          "AND (?2 IS NULL OR type = ?2) "
@@ -71,8 +71,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          " ORDER BY state, queue, type, id", // index order
     // Covered by jobs_active: counted in the index, no table row read.
     [STMT_DEPTHS]    = "SELECT state, queue, type, COUNT(*) FROM jobs "
-                       "WHERE " JOBS_ACTIVE " AND state >= 3 "
-                       "GROUP BY state, queue, type",
+                       "WHERE " JOBS_ACTIVE " GROUP BY state, queue, type",
     [STMT_WF_INSERT] = "INSERT INTO workflows(name, state, on_failure, "
                        "created_at, timeout_ms, idem_key, request_id, "
                        "n_steps, id) VALUES(?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, "
@@ -97,8 +96,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "finished_at = ?4 WHERE id = ?1 AND state = 1",
     [STMT_WF_UNFINISHED]  = "SELECT id FROM jobs WHERE workflow_id = ?1 "
                             "AND state BETWEEN 1 AND 4 ORDER BY id",
-    [STMT_WF_SCAN_ACTIVE] = "SELECT id, created_at + timeout_ms FROM "
-                            "workflows WHERE state = 1 AND timeout_ms > 0",
+    [STMT_WF_SCAN_ACTIVE] = "SELECT id, max(created_at, retried_at) + "
+                            "timeout_ms FROM workflows "
+                            "WHERE state = 1 AND timeout_ms > 0",
     [STMT_EDGE_INSERT]    = "INSERT INTO edges(parent, child) VALUES(?1, ?2)",
     [STMT_CHILDREN]       = "SELECT child FROM edges WHERE parent = ?1",
     // Parents in id order: edges_child(child, parent) is already in it.
@@ -130,6 +130,36 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           "expires_at, revoked_at FROM tokens ORDER BY id",
     [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 "
                           "AND revoked_at = 0",
+    // FAILED or CANCELED (6-7) waits again.
+    [STMT_JOB_RETRY] = "UPDATE jobs SET state = ?2, pending_parents = ?3, "
+                       "max_attempts = ?4, result = NULL, "
+                       "finished_at = NULL, lease_deadline = NULL, "
+                       "lease_token = 0, worker_id = NULL, "
+                       "cancel_requested = 0 "
+                       "WHERE id = ?1 AND state BETWEEN 6 AND 7",
+    // FAILED or CANCELED (3-4) runs again.
+    [STMT_WF_REOPEN]    = "UPDATE workflows SET state = 1, error = NULL, "
+                          "finished_at = NULL, n_settled = n_succeeded, "
+                          "n_failed = 0, retried_at = ?2 "
+                          "WHERE id = ?1 AND state BETWEEN 3 AND 4",
+    [STMT_EVENT_INSERT] = "INSERT INTO events(" EV_COLS ") VALUES(?1, ?2, "
+                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    // Reads in seq order: by rowid, or along events_job / events_workflow
+    // (job_id, seq), which are in seq order within an id. ?2 < 0 is no
+    // LIMIT.
+    [STMT_EVENTS_SCAN]    = "SELECT " EV_COLS " FROM events WHERE seq > ?1 "
+                            "ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BY_JOB]  = "SELECT " EV_COLS " FROM events WHERE job_id = ?3 "
+                            "AND seq > ?1 ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BY_FLOW] = "SELECT " EV_COLS " FROM events "
+                            "WHERE workflow_id = ?3 AND seq > ?1 "
+                            "ORDER BY seq LIMIT ?2",
+    [STMT_EVENTS_BOUNDS]  = "SELECT coalesce((SELECT min(seq) FROM events), "
+                            "0), coalesce((SELECT seq FROM sqlite_sequence "
+                            "WHERE name = 'events'), 0)",
+    [STMT_SWEEP_EVENTS_SCAN] = "SELECT seq, at FROM events ORDER BY seq "
+                               "LIMIT ?1",
+    [STMT_SWEEP_EVENTS]      = "DELETE FROM events WHERE seq <= ?1",
 };
 
 static bool
@@ -198,6 +228,17 @@ void
 sq_bind_text(struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v)
 {
     bound(st, sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC));
+}
+
+void
+sq_bind_text_len(
+    struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v, size_t len)
+{
+    if (len > (size_t) INT32_MAX) {
+        bound(st, SQLITE_TOOBIG);
+        return;
+    }
+    bound(st, sqlite3_bind_text(s, i, v, (int) len, SQLITE_STATIC));
 }
 
 void
@@ -390,6 +431,9 @@ configure(struct sqlite_store *st, int synchronous, struct anvil_error *err)
 // raises the table's high-water mark in meta to the highest id handed out
 // (in the caller's transaction, before the DELETE). So every id ever
 // committed is at most max(max(id), mark), where the counters restart.
+// Event seqs are counted the same way; their mark is the events table's
+// AUTOINCREMENT counter in sqlite_sequence, which SQLite raises on every
+// insert (also of an explicit seq) and keeps when rows are deleted.
 static int
 next_ids(struct sqlite_store *st, struct anvil_error *err)
 {
@@ -397,14 +441,18 @@ next_ids(struct sqlite_store *st, struct anvil_error *err)
         = "SELECT max(coalesce((SELECT max(id) FROM jobs), 0), "
           "coalesce((SELECT value FROM meta WHERE key = '" HWM_JOBS "'), 0)), "
           "max(coalesce((SELECT max(id) FROM workflows), 0), "
-          "coalesce((SELECT value FROM meta WHERE key = '" HWM_FLOWS "'), 0))";
+          "coalesce((SELECT value FROM meta WHERE key = '" HWM_FLOWS "'), 0)), "
+          "max(coalesce((SELECT max(seq) FROM events), 0), "
+          "coalesce((SELECT seq FROM sqlite_sequence "
+          "WHERE name = 'events'), 0))";
     sqlite3_stmt *s  = NULL;
     int           rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        st->next_job_id = sqlite3_column_int64(s, 0) + 1;
-        st->next_wf_id  = sqlite3_column_int64(s, 1) + 1;
+        st->next_job_id    = sqlite3_column_int64(s, 0) + 1;
+        st->next_wf_id     = sqlite3_column_int64(s, 1) + 1;
+        st->next_event_seq = sqlite3_column_int64(s, 2) + 1;
     }
     (void) sqlite3_finalize(s); // repeats the step's result, handled
     if (rc != SQLITE_ROW)
@@ -546,6 +594,7 @@ fill_ops(struct store_ops *o)
     sq_jobs_ops(o);
     sq_flows_ops(o);
     sq_tokens_ops(o);
+    sq_events_ops(o);
     sq_retention_ops(o);
     sq_sync_ops(o);
 }

@@ -8,7 +8,8 @@
 //   store_jobs.c       job rows
 //   store_flows.c      workflows, edges, a step's parents
 //   store_tokens.c     API tokens
-//   store_retention.c  the sweeps of finished jobs and workflows
+//   store_events.c     the event stream
+//   store_retention.c  the sweeps of finished jobs, workflows and events
 //   store_sync.c       deferred sync of the -wal file
 // Names with the sq_ prefix belong to this backend and to no other file.
 // Threads as in store.h: the engine thread calls everything but sq_sync and
@@ -71,6 +72,15 @@ enum stmt_id {
     STMT_TOKEN_INSERT,
     STMT_TOKEN_LIST,
     STMT_TOKEN_REVOKE,
+    STMT_JOB_RETRY,
+    STMT_WF_REOPEN,
+    STMT_EVENT_INSERT,
+    STMT_EVENTS_SCAN,
+    STMT_EVENTS_BY_JOB,
+    STMT_EVENTS_BY_FLOW,
+    STMT_EVENTS_BOUNDS,
+    STMT_SWEEP_EVENTS_SCAN,
+    STMT_SWEEP_EVENTS,
     STMT_COUNT
 };
 
@@ -96,12 +106,13 @@ struct sqlite_store {
     int              synchronous; // as opened: 2 FULL, 1 NORMAL, 0 OFF
     // Engine thread only: the first failed bind since the statement was
     // taken with sq_stmt (sq_step then fails without running it), the next
-    // ids to hand out, and sqlite3_total_changes64() when writes were last
-    // counted.
+    // ids and event seq to hand out, and sqlite3_total_changes64() when
+    // writes were last counted.
     int           bind_rc;
     int           last_rc; // the last sq_step's result, for sq_error
     int64_t       next_job_id;
     int64_t       next_wf_id;
+    int64_t       next_event_seq;
     sqlite3_int64 changes_seen;
     // Deferred sync (store_sync.c). write_seq counts commits that wrote
     // (bumped by the engine thread after COMMIT returns); synced_seq is the
@@ -145,6 +156,9 @@ void sq_bind_i64(struct sqlite_store *st, sqlite3_stmt *s, int i, int64_t v);
 void sq_bind_double(struct sqlite_store *st, sqlite3_stmt *s, int i, double v);
 void sq_bind_text(
     struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v);
+// The first len bytes of v (len >= 1).
+void sq_bind_text_len(
+    struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v, size_t len);
 // NULL or "" binds SQL NULL.
 void sq_bind_text_or_null(
     struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v);
@@ -211,7 +225,13 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
 // Columns of a workflow row, in the order store_flows.c reads them.
 #define WF_COLS                                                          \
     "id, name, state, on_failure, created_at, finished_at, timeout_ms, " \
-    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed"
+    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed, "      \
+    "retried_at"
+
+// Columns of an event row, in the order store_events.c reads them.
+#define EV_COLS                                                       \
+    "seq, kind, at, job_id, workflow_id, step, type, queue, worker, " \
+    "attempt, message"
 
 // Reads the statement's JOB_COLS rows into a new array (job_array_free).
 int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,
@@ -222,6 +242,7 @@ int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,
 void sq_jobs_ops(struct store_ops *o);      // store_jobs.c
 void sq_flows_ops(struct store_ops *o);     // store_flows.c
 void sq_tokens_ops(struct store_ops *o);    // store_tokens.c
+void sq_events_ops(struct store_ops *o);    // store_events.c
 void sq_retention_ops(struct store_ops *o); // store_retention.c
 void sq_sync_ops(struct store_ops *o);      // store_sync.c
 

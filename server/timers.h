@@ -18,6 +18,7 @@ enum timer_kind {
     TIMER_WAITER,   // id = parked long-poll's sequence number
     TIMER_WORKFLOW, // id = workflow: its whole-workflow timeout
     TIMER_SWEEP,    // retention: delete old finished work
+    TIMER_WORKERS,  // look for workers lost since the last look
 };
 
 struct timer {

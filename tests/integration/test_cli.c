@@ -320,7 +320,7 @@ test_cli_status_of_unknown_job_exits_1_with_code_name(void **state)
 
     run(h, &r, "status", NULL);
     assert_int_equal(r.status, 2);
-    assert_string_equal(r.err, "anvil: status: missing ID\n");
+    assert_string_equal(r.err, "anvil: status: missing ID (or --key K)\n");
     run_free(&r);
 }
 
@@ -405,7 +405,8 @@ test_cli_health_reports_queue_depths(void **state)
     run(h, &r, "health", "--json", NULL);
     assert_int_equal(r.status, 0);
     json_t *j = out_json(&r);
-    assert_int_equal(json_object_size(j), 4);
+    assert_int_equal(json_object_size(j), 5);
+    assert_true(json_is_integer(json_object_get(j, "last_event_seq")));
     assert_true(json_is_string(json_object_get(j, "version")));
     assert_true(json_is_integer(json_object_get(j, "uptime_ms")));
     json_t *qs = json_object_get(j, "queues");

@@ -713,18 +713,21 @@ static void
 test_health_and_submit_json_have_the_documented_keys(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, true } };
-    struct anvil_health      h   = { "0.1.0", 5000, 9, d, 1 };
+    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, true, 2 } };
+    struct anvil_health      h   = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77 };
     json_t                  *obj = output_health_json(&h);
     assert_non_null(obj);
-    assert_int_equal(json_object_size(obj), 4);
+    assert_int_equal(json_object_size(obj), 5);
+    assert_int_equal(
+        json_integer_value(json_object_get(obj, "last_event_seq")), 77);
     assert_string_equal(
         json_string_value(json_object_get(obj, "version")), "0.1.0");
     assert_int_equal(
         json_integer_value(json_object_get(obj, "uptime_ms")), 5000);
     assert_int_equal(json_integer_value(json_object_get(obj, "jobs_total")), 9);
     json_t *q = json_array_get(json_object_get(obj, "queues"), 0);
-    assert_int_equal(json_object_size(q), 5);
+    assert_int_equal(json_object_size(q), 6);
+    assert_int_equal(json_integer_value(json_object_get(q, "scheduled")), 2);
     assert_true(json_is_true(json_object_get(q, "no_worker")));
     assert_string_equal(
         json_string_value(json_object_get(q, "queue")), "default");
@@ -902,9 +905,9 @@ static void
 test_health_human_prints_fields_and_queue_table(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, false },
-        { "io", "Fetch", 120, 0, false } };
-    struct anvil_health      h   = { "0.1.0", 3723000, 9, d, 2 };
+    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, false, 0 },
+        { "io", "Fetch", 120, 0, false, 4 } };
+    struct anvil_health      h   = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0 };
     struct capture           out;
     capture_open(&out);
     output_health_human(out.f, &h);
@@ -914,9 +917,9 @@ test_health_human_prints_fields_and_queue_table(void **state)
         "Uptime:  1h2m3s\n"
         "Jobs:    9\n"
         "\n"
-        "QUEUE    TYPE   QUEUED  RUNNING\n"
-        "default  Sleep       3        1\n"
-        "io       Fetch     120        0\n");
+        "QUEUE    TYPE   QUEUED  SCHEDULED  RUNNING\n"
+        "default  Sleep       3          0        1\n"
+        "io       Fetch     120          4        0\n");
     free(text);
 
     d[1].no_worker = true;
@@ -924,12 +927,20 @@ test_health_human_prints_fields_and_queue_table(void **state)
     output_health_human(out.f, &h);
     text = capture_close(&out);
     assert_string_equal(strstr(text, "QUEUE"),
-        "QUEUE    TYPE   QUEUED  RUNNING  NO WORKER\n"
-        "default  Sleep       3        1  no\n"
-        "io       Fetch     120        0  yes\n");
+        "QUEUE    TYPE   QUEUED  SCHEDULED  RUNNING  NO WORKER\n"
+        "default  Sleep       3          0        1  no\n"
+        "io       Fetch     120          4        0  yes\n");
     free(text);
 
-    struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0 };
+    // A server with an event stream: its last seq is a field line.
+    h.last_event_seq = 1234;
+    capture_open(&out);
+    output_health_human(out.f, &h);
+    text = capture_close(&out);
+    assert_non_null(strstr(text, "Jobs:       9\nLast event: 1234\n\n"));
+    free(text);
+
+    struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0 };
     capture_open(&out);
     output_health_human(out.f, &idle);
     text = capture_close(&out);

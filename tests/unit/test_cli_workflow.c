@@ -192,10 +192,10 @@ test_parse_rejects_missing_and_unknown_subcommands(void **state)
 {
     (void) state;
     ASSERT_USAGE_ERROR("workflow: missing subcommand (submit, status, wait, "
-                       "cancel or list)",
+                       "cancel, retry or list)",
         "workflow");
     ASSERT_USAGE_ERROR("workflow: unknown subcommand 'show' (submit, status, "
-                       "wait, cancel or list)",
+                       "wait, cancel, retry or list)",
         "workflow", "show", "w1");
     ASSERT_USAGE_ERROR("unknown flag '--state' for workflow", "workflow",
         "--state", "x", "list");

@@ -1626,6 +1626,317 @@ test_engine_failed_commit_applies_nothing_and_loses_nothing(void **state)
     job_fini(&j);
 }
 
+// ---- the event stream, retries ----
+
+// One WatchEvents; r is the caller's (engine_cmd_fini it).
+static void
+watch_init(struct req *r, uint64_t after, uint32_t timeout_ms)
+{
+    req_init(r, CMD_EVENTS);
+    r->c.u.events.f.after_seq = after;
+    r->c.u.events.f.limit     = 100;
+    r->c.u.events.timeout_ms  = timeout_ms;
+}
+
+static void
+watch(struct fx *f, struct req *r, uint64_t after)
+{
+    watch_init(r, after, 0);
+    assert_int_equal(call(f, r), ANVIL_OK);
+}
+
+static void
+test_engine_events_tell_a_job_s_life_in_order(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    assert_int_equal(complete(f, id, j.attempt, "42"), ANVIL_OK);
+    job_fini(&j);
+
+    // The worker's first poll is an event too (WORKER_JOINED): filter.
+    struct req r;
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = id;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    struct cmd_events *w = &r.c.u.events;
+    assert_int_equal(w->n, 3);
+    const int kinds[] = { EV_JOB_SUBMITTED, EV_JOB_STARTED, EV_JOB_SUCCEEDED };
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(w->events[i].kind, kinds[i]);
+        assert_int_equal(w->events[i].job_id, id);
+        assert_string_equal(w->events[i].type, "t");
+        assert_string_equal(w->events[i].queue, "default");
+        if (i > 0)
+            assert_true(w->events[i].seq > w->events[i - 1].seq);
+    }
+    assert_string_equal(w->events[1].worker, "worker-1");
+    assert_int_equal(w->events[1].attempt, 1);
+    assert_int_equal(w->next_seq, w->events[2].seq);
+    assert_int_equal(w->last_seq, 4);
+    assert_false(w->missed);
+    uint64_t next = w->next_seq;
+    engine_cmd_fini(&r.c);
+
+    // Nothing after the last one: answered at once, empty.
+    watch(f, &r, next);
+    assert_int_equal(r.c.u.events.n, 0);
+    assert_int_equal(r.c.u.events.next_seq, next);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_watch_waits_for_the_next_event(void **state)
+{
+    struct fx *f = *state;
+    submit(f, "t");
+    struct req first;
+    watch(f, &first, 0);
+    uint64_t next = first.c.u.events.next_seq;
+    engine_cmd_fini(&first.c);
+
+    struct req r;
+    watch_init(&r, next, 5000);
+    post(f, &r);
+    flush(f);
+    assert_false(is_done(&r)); // parked: nothing new yet
+    int64_t id = submit(f, "u");
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.err.code, ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_JOB_SUBMITTED);
+    assert_int_equal(r.c.u.events.events[0].job_id, id);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_watch_filters_and_moves_past_what_it_skipped(void **state)
+{
+    struct fx *f = *state;
+    int64_t    a = submit(f, "t");
+    int64_t    b = submit(f, "t");
+    submit(f, "t");
+    struct job j = lease_one(f, "t"); // a
+    assert_int_equal(j.id, a);
+    assert_int_equal(complete(f, a, j.attempt, NULL), ANVIL_OK);
+    job_fini(&j);
+
+    struct req r;
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = b;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].job_id, b);
+    engine_cmd_fini(&r.c);
+
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.kinds = 1u << EV_JOB_SUCCEEDED;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].job_id, a);
+    engine_cmd_fini(&r.c);
+
+    // A filter that matches nothing still moves next_seq to the newest
+    // event, and its wait ends answered, empty.
+    watch_init(&r, 0, 100);
+    r.c.u.events.f.type = "none";
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 0);
+    assert_int_equal(r.c.u.events.next_seq, r.c.u.events.last_seq);
+    assert_int_equal(r.c.u.events.last_seq, 6); // 3 jobs, a worker, 2
+    engine_cmd_fini(&r.c);
+
+    // tail: the newest two.
+    watch_init(&r, 0, 0);
+    r.c.u.events.tail = 2;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 2);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_JOB_STARTED);
+    assert_int_equal(r.c.u.events.events[1].seq, 6);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_retention_of_events_tells_a_late_consumer(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 1005; i++)
+        submit(f, "t");
+    // Keep the newest 1000: the sweep at start deletes the 5 oldest.
+    close_engine(f);
+    f->cfg.event_max = 1000;
+    assert_int_equal(open_engine(f), 0);
+    struct req r;
+    int64_t    deadline = av_mono_ms() + REPLY_TIMEOUT_MS;
+    for (;;) {
+        watch(f, &r, 0);
+        if (r.c.u.events.first_seq == 6 || av_mono_ms() > deadline)
+            break;
+        engine_cmd_fini(&r.c);
+    }
+    assert_int_equal(r.c.u.events.first_seq, 6);
+    assert_true(r.c.u.events.missed);
+    assert_int_equal(r.c.u.events.events[0].seq, 6);
+    engine_cmd_fini(&r.c);
+    // From just before the oldest kept: nothing was missed.
+    watch(f, &r, 5);
+    assert_false(r.c.u.events.missed);
+    engine_cmd_fini(&r.c);
+    // Past the newest (another database's consumer): missed, from the end.
+    watch(f, &r, 99999);
+    assert_true(r.c.u.events.missed);
+    assert_int_equal(r.c.u.events.next_seq, 1005);
+    engine_cmd_fini(&r.c);
+}
+
+static int
+retry(struct fx *f, int64_t id, uint32_t more, struct job *out)
+{
+    struct req r;
+    req_init(&r, CMD_RETRY);
+    r.c.u.retry.id           = id;
+    r.c.u.retry.max_attempts = more;
+    int rc                   = call(f, &r);
+    *out                     = r.c.u.retry.job;
+    return rc;
+}
+
+static void
+test_engine_retry_runs_a_failed_job_again_keeping_its_attempts(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    int        st;
+    int64_t    at;
+    assert_int_equal(fail_job(f, id, j.attempt, "boom", true, &st, &at), 0);
+    assert_int_equal(st, ANVIL_JOB_FAILED);
+    job_fini(&j);
+
+    struct job out;
+    assert_int_equal(retry(f, id, 0, &out), ANVIL_OK);
+    assert_int_equal(out.state, ANVIL_JOB_QUEUED);
+    assert_int_equal(out.attempt, 1);
+    assert_int_equal(out.max_attempts, 3); // it had 2 left
+    assert_string_equal(out.error, "boom");
+    job_fini(&out);
+    j = lease_one(f, "t");
+    assert_int_equal(j.id, id);
+    assert_int_equal(j.attempt, 2);
+    assert_int_equal(complete(f, id, j.attempt, "ok"), ANVIL_OK);
+    job_fini(&j);
+
+    // The history: submitted, started, failed, retried, started, succeeded.
+    struct req r;
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = id;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    const int kinds[] = { EV_JOB_SUBMITTED, EV_JOB_STARTED, EV_JOB_FAILED,
+        EV_JOB_RETRIED, EV_JOB_STARTED, EV_JOB_SUCCEEDED };
+    assert_int_equal(r.c.u.events.n, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(r.c.u.events.events[i].kind, kinds[i]);
+    assert_string_equal(r.c.u.events.events[2].message, "boom");
+    assert_int_equal(r.c.u.events.events[4].attempt, 2);
+    engine_cmd_fini(&r.c);
+
+    // Only FAILED or CANCELED jobs; unknown ones are not found.
+    assert_int_equal(retry(f, id, 0, &out), ANVIL_FAILED_PRECONDITION);
+    job_fini(&out);
+    assert_int_equal(retry(f, 9999, 0, &out), ANVIL_NOT_FOUND);
+    job_fini(&out);
+}
+
+static void
+test_engine_retry_gives_at_least_the_attempts_asked_for(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    for (uint32_t a = 1; a <= 3; a++) {
+        struct job j = lease_one(f, "t");
+        int        st;
+        int64_t    at;
+        assert_int_equal(fail_job(f, id, a, "no", false, &st, &at), 0);
+        job_fini(&j);
+        if (a < 3) { // make the retry due now
+            struct req r;
+            req_init(&r, CMD_CANCEL);
+            r.c.u.cancel.id = id;
+            assert_int_equal(call(f, &r), ANVIL_OK);
+            engine_cmd_fini(&r.c);
+            struct job out;
+            assert_int_equal(retry(f, id, 0, &out), ANVIL_OK);
+            job_fini(&out);
+        }
+    }
+    assert_int_equal(state_of(f, id), ANVIL_JOB_FAILED);
+    struct job out;
+    assert_int_equal(retry(f, id, 5, &out), ANVIL_OK);
+    assert_int_equal(out.attempt, 3);
+    assert_int_equal(out.max_attempts, 8);
+    job_fini(&out);
+}
+
+static void
+test_engine_worker_joins_and_is_lost_as_events(void **state)
+{
+    struct fx *f = *state;
+    close_engine(f);
+    f->cfg.worker_lost_ms = 200;
+    assert_int_equal(open_engine(f), 0);
+    assert_int_equal(poll_count(f, "t"), 0); // worker-1 joins
+
+    struct req r;
+    watch_init(&r, 0, 5000);
+    r.c.u.events.f.kinds = 1u << EV_WORKER_LOST;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_string_equal(r.c.u.events.events[0].worker, "worker-1");
+    engine_cmd_fini(&r.c);
+
+    watch(f, &r, 0);
+    assert_int_equal(r.c.u.events.n, 2);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_WORKER_JOINED);
+    assert_int_equal(r.c.u.events.events[1].kind, EV_WORKER_LOST);
+    engine_cmd_fini(&r.c);
+    // Back again: it joins again.
+    assert_int_equal(poll_count(f, "t"), 0);
+    watch(f, &r, 2);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_WORKER_JOINED);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_health_counts_ended_jobs_per_minute(void **state)
+{
+    struct fx *f = *state;
+    int64_t    a = submit(f, "t");
+    int64_t    b = submit(f, "t");
+    struct job j = lease_one(f, "t");
+    assert_int_equal(complete(f, a, j.attempt, NULL), ANVIL_OK);
+    job_fini(&j);
+    j = lease_one(f, "t");
+    int     st;
+    int64_t at;
+    assert_int_equal(fail_job(f, b, j.attempt, "x", true, &st, &at), 0);
+    job_fini(&j);
+
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    uint64_t ok = 0, failed = 0;
+    for (size_t i = 0; i < r.c.u.health.n_recent; i++) {
+        assert_string_equal(r.c.u.health.recent[i].type, "t");
+        ok += r.c.u.health.recent[i].succeeded;
+        failed += r.c.u.health.recent[i].failed;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(failed, 1);
+    assert_int_equal(r.c.u.health.last_event_seq, 7); // and WORKER_JOINED
+    engine_cmd_fini(&r.c);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1678,6 +1989,14 @@ main(void)
         T(test_engine_failed_commit_applies_nothing_and_loses_nothing),
         T(test_engine_failed_poll_leaves_the_job_ready_for_the_next_poll),
         T(test_engine_failed_timer_write_does_not_strand_a_delayed_job),
+        T(test_engine_events_tell_a_job_s_life_in_order),
+        T(test_engine_watch_waits_for_the_next_event),
+        T(test_engine_watch_filters_and_moves_past_what_it_skipped),
+        T(test_engine_retention_of_events_tells_a_late_consumer),
+        T(test_engine_retry_runs_a_failed_job_again_keeping_its_attempts),
+        T(test_engine_retry_gives_at_least_the_attempts_asked_for),
+        T(test_engine_worker_joins_and_is_lost_as_events),
+        T(test_engine_health_counts_ended_jobs_per_minute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,7 +288,8 @@ test_engine_resent_poll_after_a_failed_commit_gets_a_fresh_lease(void **state)
     int code;
     assert_int_equal(poll_rid(f, "t", 77, &code), 0);
     assert_int_not_equal(code, ANVIL_OK);
-    assert_int_equal(atomic_load(&rules[0].left), 0);
+    // Injected (a timer batch after the rebuild may step COMMIT again).
+    assert_true(atomic_load(&rules[0].left) <= 0);
     assert_int_equal(poll_rid(f, "t", 77, &code), 1);
     assert_int_equal(code, ANVIL_OK);
 }
@@ -343,7 +344,8 @@ test_engine_token_table_changes_only_after_the_commit(void **state)
     // The revoke does not commit: the token still works.
     arm(0, "COMMIT", 1, 1);
     assert_int_not_equal(token_revoke(f, id), ANVIL_OK);
-    assert_int_equal(atomic_load(&rules[0].left), 0);
+    // Injected (a timer batch after the rebuild may step COMMIT again).
+    assert_true(atomic_load(&rules[0].left) <= 0);
     assert_int_equal(check(f, secret), ANVIL_OK);
 
     // A revoke that commits ends it.

@@ -897,7 +897,8 @@ test_store_scan_active_stops_when_the_callback_fails(void **state)
 }
 
 static void
-test_store_depths_count_queued_and_running_per_queue_and_type(void **state)
+test_store_depths_count_scheduled_queued_and_running_per_queue_and_type(
+    void **state)
 {
     struct harness_store *f   = *state;
     struct anvil_error    err = { 0 };
@@ -917,18 +918,26 @@ test_store_depths_count_queued_and_running_per_queue_and_type(void **state)
     d = NULL;
     assert_int_equal(store_depths(f->st, &d, &n, &tot, &err), ANVIL_OK);
     assert_int_equal(tot, 8);
-    // Ordered by queue, then type.
-    assert_int_equal(n, 3);
+    // Ordered by queue, then type; final jobs are not counted.
+    assert_int_equal(n, 4);
     assert_string_equal(d[0].queue, "default");
     assert_string_equal(d[0].type, "q");
     assert_int_equal(d[0].queued, 2);
     assert_int_equal(d[0].running, 0);
+    assert_int_equal(d[0].scheduled, 0);
     assert_string_equal(d[1].queue, "default");
     assert_string_equal(d[1].type, "r");
     assert_int_equal(d[1].queued, 0);
     assert_int_equal(d[1].running, 1);
-    assert_string_equal(d[2].queue, "other");
-    assert_int_equal(d[2].queued, 1);
+    assert_int_equal(d[1].scheduled, 0);
+    assert_string_equal(d[2].queue, "default");
+    assert_string_equal(d[2].type, "s");
+    assert_int_equal(d[2].queued, 0);
+    assert_int_equal(d[2].running, 0);
+    assert_int_equal(d[2].scheduled, 1);
+    assert_string_equal(d[3].queue, "other");
+    assert_int_equal(d[3].queued, 1);
+    assert_int_equal(d[3].scheduled, 0);
     store_depths_free(d, n);
     store_depths_free(NULL, 0);
 }
@@ -1252,7 +1261,7 @@ main(void)
         T(test_store_list_filters_by_state_type_and_queue),
         T(test_store_scan_active_sees_only_scheduled_queued_and_running),
         T(test_store_scan_active_stops_when_the_callback_fails),
-        T(test_store_depths_count_queued_and_running_per_queue_and_type),
+        T(test_store_depths_count_scheduled_queued_and_running_per_queue_and_type),
         T(test_store_sweep_deletes_only_old_finished_jobs_up_to_the_limit),
         T(test_store_counts_running_jobs_per_worker),
         T(test_store_tokens_round_trip_and_revoke_once),

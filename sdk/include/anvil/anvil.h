@@ -289,6 +289,21 @@ ANVIL_API int anvil_job_get(anvil_client *c, const char *id,
 ANVIL_API int anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
     struct anvil_job **out, struct anvil_error *err);
 
+// Fetches the job submitted with idempotency key `key`. *out is the
+// caller's (anvil_job_free). INVALID_ARGUMENT for a NULL or empty key;
+// NOT_FOUND if no job has that key (or it was deleted by retention).
+ANVIL_API int anvil_job_get_by_key(anvil_client *c, const char *key,
+    struct anvil_job **out, struct anvil_error *err);
+
+// Runs a FAILED or CANCELED job again under the same id: it goes back to
+// QUEUED with its attempt counter and history kept and a budget of
+// max_attempts more attempts (0 = the server's default). *out (may be
+// NULL) receives the job after the call. FAILED_PRECONDITION if the job
+// has not ended or SUCCEEDED, or is a workflow step (anvil_workflow_retry
+// retries those); NOT_FOUND for an unknown id.
+ANVIL_API int anvil_job_retry(anvil_client *c, const char *id,
+    uint32_t max_attempts, struct anvil_job **out, struct anvil_error *err);
+
 // Cancels a job: at once if it has not started, at its worker's next
 // heartbeat if it runs. *out (may be NULL) receives the job after the call.
 // FAILED_PRECONDITION if the job had already finished.
@@ -323,6 +338,17 @@ struct anvil_queue_depth {
     uint64_t queued;
     uint64_t running;
     bool     no_worker; // no live worker serves this queue and type
+    uint64_t scheduled; // waiting for their run time (delay, retry backoff)
+};
+
+// Jobs of one queue and type that ended in one minute (MinuteCount).
+struct anvil_minute_count {
+    int64_t  minute_ms; // the minute's start, Unix epoch ms
+    char    *queue;
+    char    *type;
+    uint64_t succeeded;
+    uint64_t failed;  // final failures only
+    uint64_t retried; // attempts that failed and will run again
 };
 
 struct anvil_health {
@@ -331,6 +357,11 @@ struct anvil_health {
     uint64_t                  jobs_total;
     struct anvil_queue_depth *depths;
     size_t                    n_depths;
+    // The last 15 minutes (since the server started), oldest first; none
+    // from a server older than the event stream.
+    struct anvil_minute_count *recent;
+    size_t                     n_recent;
+    uint64_t last_event_seq; // the newest event's seq (anvil_event_watch)
 };
 
 // Asks the server how it is. *out is the caller's (anvil_health_free).
@@ -338,6 +369,94 @@ ANVIL_API int anvil_health_get(
     anvil_client *c, struct anvil_health **out, struct anvil_error *err);
 
 ANVIL_API void anvil_health_free(struct anvil_health *h);
+
+// ---- Events: every state change, in order (docs/protocol.md) ----
+
+// Event kinds, numbered as EventKind in the .proto.
+enum anvil_event_kind {
+    ANVIL_EVENT_UNSPECIFIED        = 0,
+    ANVIL_EVENT_JOB_SUBMITTED      = 1,
+    ANVIL_EVENT_JOB_STARTED        = 2, // an attempt was leased to a worker
+    ANVIL_EVENT_JOB_RETRIED        = 3, // another attempt will run
+    ANVIL_EVENT_JOB_SUCCEEDED      = 4,
+    ANVIL_EVENT_JOB_FAILED         = 5,
+    ANVIL_EVENT_JOB_CANCELED       = 6,
+    ANVIL_EVENT_WORKFLOW_STARTED   = 7,
+    ANVIL_EVENT_WORKFLOW_SUCCEEDED = 8,
+    ANVIL_EVENT_WORKFLOW_FAILED    = 9,
+    ANVIL_EVENT_WORKFLOW_CANCELED  = 10,
+    ANVIL_EVENT_WORKFLOW_RETRIED   = 11,
+    ANVIL_EVENT_WORKER_JOINED      = 12,
+    ANVIL_EVENT_WORKER_LOST        = 13,
+};
+
+// "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
+ANVIL_API const char *anvil_event_kind_name(enum anvil_event_kind kind);
+
+// Parses a kind name, case-insensitive, with '.' or '_' between its words
+// and with or without the .proto's "EVENT_KIND_" prefix ("job.succeeded",
+// "JOB_SUCCEEDED"). Returns ANVIL_OK and sets *kind, or INVALID_ARGUMENT.
+ANVIL_API int anvil_event_kind_parse(
+    const char *name, enum anvil_event_kind *kind);
+
+// One event. Strings are never NULL ("" when the event has no such field).
+struct anvil_event {
+    uint64_t              seq; // grows with every event (gaps possible)
+    enum anvil_event_kind kind;
+    int64_t               at_ms; // Unix epoch ms
+    char                 *job_id;
+    char                 *workflow_id; // workflow events and their steps'
+    char                 *step;
+    char                 *type;
+    char                 *queue;
+    char                 *worker;  // JOB_STARTED: the lease holder
+    uint32_t              attempt; // job events: the attempt concerned
+    char                 *message; // the error of a failure, a cancel's why
+};
+
+// What anvil_event_watch() looks for; zero-initialise. Unset filters match
+// anything.
+struct anvil_event_filter {
+    uint64_t                     after_seq; // events with seq > after_seq
+    const char                  *job_id;
+    const char                  *workflow_id;
+    const char                  *type;
+    const char                  *queue;
+    const enum anvil_event_kind *kinds; // n_kinds kinds; 0 = every kind
+    size_t                       n_kinds;
+    uint32_t                     limit; // 0 = 100; at most 1000
+    // Waits up to timeout_ms for a first matching event (0: answer at
+    // once). Made of long-polls of at most a minute each, so any value
+    // works.
+    int      timeout_ms;
+    uint32_t tail; // with after_seq 0: start this many events before the
+                   // newest (0 = from the oldest kept)
+};
+
+struct anvil_event_list {
+    struct anvil_event *events; // n events, in seq order
+    size_t              n;
+    uint64_t next_seq;  // the after_seq of the next watch: past every event
+                        // looked at, matching or not
+    bool missed;        // events after after_seq were deleted by retention
+                        // before they could be read: the reader has a gap
+    uint64_t first_seq; // the oldest event the server keeps (0 = none)
+    uint64_t last_seq;  // the newest event written
+};
+
+// Reads the events after filter->after_seq that match filter (NULL: every
+// event from the oldest kept, no wait), waiting up to filter->timeout_ms
+// for a first one. Returns ANVIL_OK with *out set (anvil_event_list_free)
+// as soon as some events match or `missed` is set, or with an empty list
+// once the timeout has passed; either way, continue from (*out)->next_seq.
+// INVALID_ARGUMENT for a negative timeout or kinds NULL with n_kinds > 0;
+// UNIMPLEMENTED from a server without the event stream.
+ANVIL_API int anvil_event_watch(anvil_client *c,
+    const struct anvil_event_filter *filter, struct anvil_event_list **out,
+    struct anvil_error *err);
+
+// Frees an event list; NULL is ignored.
+ANVIL_API void anvil_event_list_free(struct anvil_event_list *list);
 
 // ---- Tokens (an admin token is needed; see docs/security.md) ----
 

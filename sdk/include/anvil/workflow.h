@@ -194,6 +194,16 @@ ANVIL_API int anvil_workflow_wait(anvil_client *c, const char *id,
 ANVIL_API int anvil_workflow_cancel(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err);
 
+// Runs a FAILED or CANCELED workflow again from the steps that did not
+// succeed: each goes back to QUEUED (or PENDING, under a parent that must
+// run again) with its attempt counter kept and a fresh budget of attempts;
+// succeeded steps keep their results and do not run again. *out (may be
+// NULL) receives the workflow after the call. FAILED_PRECONDITION if it is
+// RUNNING or SUCCEEDED, or a canceled step has not stopped yet; NOT_FOUND
+// for an unknown id.
+ANVIL_API int anvil_workflow_retry(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err);
+
 struct anvil_workflow_filter {
     enum anvil_workflow_state state; // ANVIL_WORKFLOW_UNSPECIFIED = any
     const char               *name;  // NULL = any

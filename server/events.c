@@ -1,0 +1,257 @@
+// events.c - the event stream: every state change jobs.c, flow.c and the
+// worker registry make is written here as an event, in the batch's
+// transaction (so an event exists exactly when its change does); the
+// WatchEvents long-poll; and the per-minute counts of ended jobs that
+// Health reports. Engine thread only.
+//
+// A watcher reads the store from its after_seq: events are not kept in
+// memory, so a thousand parked watchers cost their commands only. Each
+// batch that wrote events re-reads for every parked watcher before the
+// commit (answers go out after it, as every answer does).
+#include "engine_impl.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// A watcher looks at no more than this many rows per read: a filter that
+// matches nothing in a long stream answers (with next_seq past them)
+// instead of scanning it all in one batch.
+#define SCAN_MAX 10000
+#define MINUTES_KEPT 15
+#define MINUTE_MS 60000
+// Rows of (minute, queue, type) kept: past this, new pairs in a minute are
+// not counted (the events themselves are all written).
+#define MINUTE_ROWS_MAX (MINUTES_KEPT * 64)
+#define WORKERS_CHECK_MS 1000
+
+static void
+drop_old_minutes(struct engine *e, int64_t minute)
+{
+    size_t k = 0;
+    while (k < e->n_minutes
+        && e->minutes[k].minute_ms <= minute - MINUTES_KEPT * MINUTE_MS)
+        k++;
+    if (k == 0)
+        return;
+    memmove(e->minutes, e->minutes + k,
+        (e->n_minutes - k) * sizeof(*e->minutes));
+    e->n_minutes -= k;
+}
+
+static struct minute_count *
+minute_row(struct engine *e, int64_t now, const char *queue, const char *type)
+{
+    int64_t minute = now - now % MINUTE_MS;
+    drop_old_minutes(e, minute);
+    // Rows are in minute order: this minute's are at the end.
+    for (size_t i = e->n_minutes; i > 0; i--) {
+        struct minute_count *m = &e->minutes[i - 1];
+        if (m->minute_ms != minute)
+            break;
+        if (strcmp(m->queue, queue) == 0 && strcmp(m->type, type) == 0)
+            return m;
+    }
+    if (e->minutes == NULL)
+        e->minutes = calloc(MINUTE_ROWS_MAX, sizeof(*e->minutes));
+    if (e->minutes == NULL || e->n_minutes == MINUTE_ROWS_MAX)
+        return NULL;
+    struct minute_count *m = &e->minutes[e->n_minutes++];
+    *m                     = (struct minute_count) { .minute_ms = minute };
+    snprintf(m->queue, sizeof(m->queue), "%s", queue);
+    snprintf(m->type, sizeof(m->type), "%s", type);
+    return m;
+}
+
+static void
+count_minute(struct engine *e, const struct store_new_event *ev)
+{
+    if ((ev->kind != EV_JOB_SUCCEEDED && ev->kind != EV_JOB_FAILED
+            && ev->kind != EV_JOB_RETRIED)
+        || ev->queue == NULL || ev->type == NULL)
+        return;
+    struct minute_count *m = minute_row(e, ev->at, ev->queue, ev->type);
+    if (m == NULL)
+        return;
+    if (ev->kind == EV_JOB_SUCCEEDED)
+        m->succeeded++;
+    else if (ev->kind == EV_JOB_FAILED)
+        m->failed++;
+    else
+        m->retried++;
+}
+
+int
+events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
+    struct anvil_error *err)
+{
+    uint64_t seq;
+    if (e->cfg.no_events)
+        return ANVIL_OK;
+    ev->at = b->now;
+    int rc = store_event_insert(e->st, ev, &seq, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    b->events_written = true;
+    count_minute(e, ev);
+    return ANVIL_OK;
+}
+
+int
+events_recent(
+    struct engine *e, int64_t now, struct minute_count **out, size_t *n)
+{
+    drop_old_minutes(e, now - now % MINUTE_MS);
+    *out = NULL;
+    *n   = 0;
+    if (e->n_minutes == 0)
+        return ANVIL_OK;
+    *out = malloc(e->n_minutes * sizeof(**out));
+    if (*out == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    memcpy(*out, e->minutes, e->n_minutes * sizeof(**out));
+    *n = e->n_minutes;
+    return ANVIL_OK;
+}
+
+void
+events_free(struct engine *e)
+{
+    free(e->minutes);
+    e->minutes   = NULL;
+    e->n_minutes = 0;
+}
+
+// ---- workers ----
+
+struct lost_walk {
+    struct engine     *e;
+    struct batch      *b;
+    struct anvil_error err;
+    int                rc;
+};
+
+// A worker waiting in a parked Poll is there, however long it waits.
+static bool
+waiting(void *arg, const char *name)
+{
+    struct lost_walk *w = arg;
+    for (struct cmd *c = w->e->parked_polls; c != NULL; c = c->next) {
+        if (strcmp(c->u.poll.worker, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+lost(void *arg, const char *name)
+{
+    struct lost_walk *w = arg;
+    if (w->rc == ANVIL_OK)
+        w->rc = events_worker(w->e, w->b, EV_WORKER_LOST, name, &w->err);
+    AV_WARN("worker.lost", "worker=%s", name);
+}
+
+int
+events_worker(struct engine *e, struct batch *b, int kind, const char *worker,
+    struct anvil_error *err)
+{
+    struct store_new_event ev = { .kind = kind, .worker = worker };
+    int                    rc = events_emit(e, b, &ev, err);
+    if (rc == ANVIL_OK && kind == EV_WORKER_JOINED && !e->workers_timer) {
+        engine_timer_add(e, TIMER_WORKERS, b->now + WORKERS_CHECK_MS, 0, 0);
+        e->workers_timer = true;
+    }
+    return rc;
+}
+
+int
+events_workers_check(struct engine *e, struct batch *b)
+{
+    struct lost_walk w = { .e = e, .b = b };
+    size_t live = registry_take_lost(e->workers, b->now, waiting, lost, &w);
+    if (w.rc != ANVIL_OK)
+        return w.rc; // rolled back: the timer fires again
+    e->workers_timer = live > 0;
+    if (live > 0)
+        engine_timer_add(e, TIMER_WORKERS, b->now + WORKERS_CHECK_MS, 0, 0);
+    return ANVIL_OK;
+}
+
+// ---- WatchEvents ----
+
+// Reads what matches from f.after_seq on; moves after_seq past what was
+// looked at.
+static int
+read_events(struct engine *e, struct cmd *c)
+{
+    struct cmd_events *w  = &c->u.events;
+    uint64_t           to = w->f.after_seq;
+    w->f.scan_max         = SCAN_MAX;
+    int rc = store_events_read(e->st, &w->f, &w->events, &w->n, &to, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    w->f.after_seq = to;
+    w->next_seq    = to;
+    if (to > w->last_seq)
+        w->last_seq = to;
+    return ANVIL_OK;
+}
+
+int
+events_watch(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_events *w = &c->u.events;
+    uint64_t           first, last;
+    if (e->cfg.no_events)
+        return av_error_set(&c->err, ANVIL_UNAVAILABLE,
+            "events are off (anvild --no-events)");
+    int rc = store_events_bounds(e->st, &first, &last, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    if (w->f.after_seq == 0 && w->tail > 0)
+        w->f.after_seq = last > w->tail ? last - w->tail : 0;
+    if (w->f.after_seq > last) {
+        // Past the newest event: a consumer of another database. Say so,
+        // and go on from the newest.
+        w->missed      = true;
+        w->f.after_seq = last;
+    } else if (first != 0 ? w->f.after_seq + 1 < first
+                          : w->f.after_seq < last) {
+        w->missed = true; // retention deleted what came next
+    }
+    w->first_seq = first;
+    w->last_seq  = last;
+    rc           = read_events(e, c);
+    // Nothing yet, and nothing more to look at: wait for a write.
+    if (rc != ANVIL_OK || w->n > 0 || w->timeout_ms == 0 || w->next_seq < last)
+        return rc;
+    engine_park(e, &e->parked_events, c, b->now + w->timeout_ms);
+    return ENGINE_PARKED;
+}
+
+void
+events_wake(struct engine *e, struct batch *b)
+{
+    for (struct cmd **pp = &e->parked_events; *pp != NULL;) {
+        struct cmd *c  = *pp;
+        int         rc = read_events(e, c);
+        if (rc == ANVIL_OK && c->u.events.n == 0) {
+            pp = &c->next;
+            continue;
+        }
+        *pp         = c->next;
+        c->err.code = rc;
+        engine_list_push(&b->reply, c);
+    }
+}
+
+int
+events_expired(struct engine *e, struct cmd *c)
+{
+    (void) e;
+    c->u.events.next_seq = c->u.events.f.after_seq;
+    return ANVIL_OK;
+}
