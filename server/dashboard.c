@@ -125,6 +125,14 @@ dashboard_answer(
             "{\"code\":\"UNIMPLEMENTED\",\"message\":\"the dashboard's "
             "pages take GET or HEAD\"}",
             "GET, HEAD");
+    // The API's paths are never the page's, whoever forwards them: an
+    // EventSource or fetch of a route this server lacks must get an error,
+    // not index.html.
+    if (strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/v1") == 0)
+        return answer_text(conn, MHD_HTTP_NOT_FOUND,
+            "{\"code\":\"NOT_FOUND\",\"message\":\"no such route: see GET "
+            "/v1/openapi.json for the routes\"}",
+            NULL);
     const struct dashboard_file *f = dashboard_find(path);
     if (f == NULL && !looks_like_file(path))
         f = dashboard_find("/index.html");

@@ -98,6 +98,7 @@ export function mount(root, params, ctx) {
       h('p', { class: 'muted' }, 'Every state change appears here as it happens: submit a job or start a worker.'))));
   }
   status();
+  root.dataset.loaded = String(Date.now());
   return {
     onEvents(batch) {
       const gap = batch.find((e) => e.missed);

@@ -231,7 +231,8 @@ test_a_missing_file_is_404(void **state)
 {
     struct fixture *f = *state;
     char            v[512];
-    const char     *paths[] = { "/nope.js", "/favicon.ico", "/jobs/x.png" };
+    const char     *paths[]
+        = { "/nope.js", "/favicon.ico", "/jobs/x.png", "/v1/events", "/v1" };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         char *a = get(f, "GET", paths[i], NULL);
         assert_int_equal(status_of(a), 404);
