@@ -69,8 +69,7 @@ static const struct pair_names single_names = { "single_on_jobs_per_s",
     "single_off_jobs_per_s", "ratio_single", "single_on_cpu_us",
     "single_off_cpu_us", "events on: single submits, end to end",
     "--no-events: single submits, end to end",
-    "events on / off: single submits",
-    "events on: server CPU per job, single",
+    "events on / off: single submits", "events on: server CPU per job, single",
     "--no-events: server CPU per job, single" };
 
 static void

@@ -226,8 +226,8 @@ apply(struct engine *e, struct batch *b, struct cmd *c)
 
 // Events past --event-retention or past the newest event_max.
 static int
-sweep_events(struct engine *e, struct batch *b, int *deleted,
-    struct anvil_error *err)
+sweep_events(
+    struct engine *e, struct batch *b, int *deleted, struct anvil_error *err)
 {
     uint64_t first, last;
     int      rc = store_events_bounds(e->st, &first, &last, err);
@@ -259,8 +259,8 @@ sweep(struct engine *e, struct batch *b)
     if (jobs + flows + events > 0)
         AV_INFO("retention.deleted", "jobs=%d workflows=%d events=%d", jobs,
             flows, events);
-    bool more = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS
-        || events == SWEEP_EVENTS;
+    bool more
+        = jobs == SWEEP_JOBS || flows == SWEEP_FLOWS || events == SWEEP_EVENTS;
     int64_t next = more ? b->now : b->now + SWEEP_INTERVAL_MS;
     engine_timer_add(e, TIMER_SWEEP, next, 0, 0);
     return ANVIL_OK;
@@ -550,7 +550,7 @@ rebuild(struct engine *e, struct anvil_error *err)
     engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
     engine_timer_add(e, TIMER_WORKERS, av_now_ms() + 1000, 0, 0);
     e->workers_timer = true;
-    int rc = store_scan_active(e->st, rebuild_one, e, err);
+    int rc           = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_scan_active(e->st, rebuild_flow, e, err);
     return rc;

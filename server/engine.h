@@ -91,7 +91,7 @@ struct cmd_retry {
 // WatchEvents. Parks until an event matching the filter is written (or
 // timeout_ms ends); answers at most f.limit events.
 struct cmd_events {
-    struct store_event_filter f; // f.after_seq: from the request
+    struct store_event_filter f;          // f.after_seq: from the request
     uint32_t                  tail;       // with after_seq 0 (see .proto)
     uint32_t                  timeout_ms; // 0 = answer at once
     struct store_event       *events;     // out (store_events_free)
@@ -307,9 +307,9 @@ struct engine_config {
     uint32_t        max_attempts;   // default max attempts; 3
     int64_t         retention_ms;   // finished work kept this long; 0 = forever
     int64_t         worker_lost_ms; // a worker unheard of this long is lost
-    int64_t  event_retention_ms; // events kept this long; 0 = 24 h
-    uint64_t event_max; // and at most this many newest; 0 = 10,000,000
-    bool     no_events; // write no events (anvild --no-events)
+    int64_t         event_retention_ms; // events kept this long; 0 = 24 h
+    uint64_t        event_max; // and at most this many newest; 0 = 10,000,000
+    bool            no_events; // write no events (anvild --no-events)
     int             max_queue; // commands waiting for the engine; 0 = 100000
     struct metrics *metrics;   // counted into, rendered by CMD_METRICS;
                                // NULL = metrics off; outlives the engine

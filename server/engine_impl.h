@@ -55,9 +55,9 @@ struct engine {
     bool            sync_stop;
 
     // Engine thread only.
-    struct cmd      *parked_polls; // FIFO
-    struct cmd      *parked_waits; // WaitJob
-    struct cmd      *parked_flows; // WaitWorkflow
+    struct cmd      *parked_polls;  // FIFO
+    struct cmd      *parked_waits;  // WaitJob
+    struct cmd      *parked_flows;  // WaitWorkflow
     struct cmd      *parked_events; // WatchEvents
     uint64_t         waiter_seq;
     struct poll_memo memo[POLL_MEMORY];
@@ -131,22 +131,22 @@ void engine_park_stop(struct engine *e);
 // events.c: the event stream (writes in the batch's transaction, the
 // WatchEvents long-poll, per-minute counts for Health).
 // Writes ev (ev->at is set to the batch's time) and marks the batch.
-int  events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
-     struct anvil_error *err);
+int events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
+    struct anvil_error *err);
 // The parked watchers whose filter now has events are answered.
 void events_wake(struct engine *e, struct batch *b);
 // A watcher's wait ended: its answer (no events; next_seq where it got to).
-int  events_expired(struct engine *e, struct cmd *c);
+int events_expired(struct engine *e, struct cmd *c);
 // Health's per-minute counts, oldest first: *out (free()), *n.
-int  events_recent(struct engine *e, int64_t now, struct minute_count **out,
-     size_t *n);
+int events_recent(
+    struct engine *e, int64_t now, struct minute_count **out, size_t *n);
 void events_free(struct engine *e);
 // Worker joined / lost events (registry.h).
-int  events_worker(struct engine *e, struct batch *b, int kind,
-     const char *worker, struct anvil_error *err);
+int events_worker(struct engine *e, struct batch *b, int kind,
+    const char *worker, struct anvil_error *err);
 // Timer TIMER_WORKERS: writes a WORKER_LOST event for each worker that
 // has missed its heartbeats since the last look.
-int  events_workers_check(struct engine *e, struct batch *b);
+int events_workers_check(struct engine *e, struct batch *b);
 
 // jobs.c: the job state machine.
 // Job id ends in final state `state`; br is its row as the caller read it

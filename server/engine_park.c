@@ -177,7 +177,8 @@ engine_park_stop(struct engine *e)
     struct cmd **lists[N_PARKED];
     parked_lists(e, lists);
     for (size_t i = 0; i < N_PARKED; i++) {
-        engine_answer_all(*lists[i], ANVIL_UNAVAILABLE, "the server is stopping");
+        engine_answer_all(
+            *lists[i], ANVIL_UNAVAILABLE, "the server is stopping");
         *lists[i] = NULL;
     }
 }

@@ -36,8 +36,8 @@ drop_old_minutes(struct engine *e, int64_t minute)
         k++;
     if (k == 0)
         return;
-    memmove(e->minutes, e->minutes + k,
-        (e->n_minutes - k) * sizeof(*e->minutes));
+    memmove(
+        e->minutes, e->minutes + k, (e->n_minutes - k) * sizeof(*e->minutes));
     e->n_minutes -= k;
 }
 
@@ -183,16 +183,24 @@ events_workers_check(struct engine *e, struct batch *b)
 // ---- WatchEvents ----
 
 // Reads what matches from f.after_seq on; moves after_seq past what was
-// looked at.
+// looked at. A job's or workflow's events are read along their index, to
+// the end (they are few): when fewer than the limit matched, nothing up
+// to the newest event is left to look at.
 static int
 read_events(struct engine *e, struct cmd *c)
 {
-    struct cmd_events *w  = &c->u.events;
-    uint64_t           to = w->f.after_seq;
-    w->f.scan_max         = SCAN_MAX;
+    struct cmd_events *w     = &c->u.events;
+    uint64_t           to    = w->f.after_seq;
+    bool               by_id = w->f.job_id != 0 || w->f.workflow_id != 0;
+    w->f.scan_max            = by_id ? 0 : SCAN_MAX;
     int rc = store_events_read(e->st, &w->f, &w->events, &w->n, &to, &c->err);
+    uint64_t first, last = 0;
+    if (rc == ANVIL_OK && by_id && w->n < w->f.limit)
+        rc = store_events_bounds(e->st, &first, &last, &c->err);
     if (rc != ANVIL_OK)
         return rc;
+    if (last > to)
+        to = last;
     w->f.after_seq = to;
     w->next_seq    = to;
     if (to > w->last_seq)
@@ -206,8 +214,8 @@ events_watch(struct engine *e, struct batch *b, struct cmd *c)
     struct cmd_events *w = &c->u.events;
     uint64_t           first, last;
     if (e->cfg.no_events)
-        return av_error_set(&c->err, ANVIL_UNAVAILABLE,
-            "events are off (anvild --no-events)");
+        return av_error_set(
+            &c->err, ANVIL_UNAVAILABLE, "events are off (anvild --no-events)");
     int rc = store_events_bounds(e->st, &first, &last, &c->err);
     if (rc != ANVIL_OK)
         return rc;

@@ -387,8 +387,8 @@ name_cmp(const void *a, const void *b)
 static const struct job *
 step_named(const struct job *const *by_name, size_t n, const char *name)
 {
-    struct job        key = { .step = (char *) name };
-    const struct job *k   = &key;
+    struct job               key = { .step = (char *) name };
+    const struct job        *k   = &key;
     const struct job *const *hit
         = bsearch(&k, by_name, n, sizeof(*by_name), name_cmp);
     return hit != NULL ? *hit : NULL;

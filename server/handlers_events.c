@@ -59,8 +59,7 @@ hevents_decode_watch(const struct handler_limits *lim, struct call *call,
             r->timeout_ms, MAX_WAIT_MS);
     if (r->tail > MAX_EVENTS_TAIL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "tail %u is over the limit of %d events", r->tail,
-            MAX_EVENTS_TAIL);
+            "tail %u is over the limit of %d events", r->tail, MAX_EVENTS_TAIL);
     if (decode_filter(r, &w->f, err) != ANVIL_OK)
         return err->code;
     call->cmd.kind  = CMD_EVENTS;

@@ -402,9 +402,9 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         return ANVIL_RESOURCE_EXHAUSTED;
     r->m.last_event_seq = h->last_event_seq;
     // Without tokens every caller may do everything.
-    r->m.caller_role = (Anvil__V1__Role) (call->cmd.role != 0
-            ? call->cmd.role
-            : ANVIL_ROLE_ADMIN);
+    r->m.caller_role
+        = (Anvil__V1__Role) (call->cmd.role != 0 ? call->cmd.role
+                                                 : ANVIL_ROLE_ADMIN);
     r->m.version    = ANVIL_VERSION;
     r->m.uptime_ms  = h->uptime_ms;
     r->m.jobs_total = h->total;

@@ -24,20 +24,20 @@ enum wf_policy {
 
 // Event kinds, numbered as the .proto's EventKind.
 enum event_kind {
-    EV_JOB_SUBMITTED       = 1,
-    EV_JOB_STARTED         = 2,
-    EV_JOB_RETRIED         = 3,
-    EV_JOB_SUCCEEDED       = 4,
-    EV_JOB_FAILED          = 5,
-    EV_JOB_CANCELED        = 6,
-    EV_WORKFLOW_STARTED    = 7,
-    EV_WORKFLOW_SUCCEEDED  = 8,
-    EV_WORKFLOW_FAILED     = 9,
-    EV_WORKFLOW_CANCELED   = 10,
-    EV_WORKFLOW_RETRIED    = 11,
-    EV_WORKER_JOINED       = 12,
-    EV_WORKER_LOST         = 13,
-    EV_KIND_MAX            = 13,
+    EV_JOB_SUBMITTED      = 1,
+    EV_JOB_STARTED        = 2,
+    EV_JOB_RETRIED        = 3,
+    EV_JOB_SUCCEEDED      = 4,
+    EV_JOB_FAILED         = 5,
+    EV_JOB_CANCELED       = 6,
+    EV_WORKFLOW_STARTED   = 7,
+    EV_WORKFLOW_SUCCEEDED = 8,
+    EV_WORKFLOW_FAILED    = 9,
+    EV_WORKFLOW_CANCELED  = 10,
+    EV_WORKFLOW_RETRIED   = 11,
+    EV_WORKER_JOINED      = 12,
+    EV_WORKER_LOST        = 13,
+    EV_KIND_MAX           = 13,
 };
 
 // An event's message is cut to this many bytes (at a UTF-8 boundary).

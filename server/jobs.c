@@ -145,7 +145,7 @@ jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
     // The one place a submitted retry policy gets its defaults.
     struct store_new_job full = *nj;
     full.retry = retry_policy_resolve(nj->retry, e->cfg.max_attempts);
-    int rc     = store_job_insert(e->st, &full, id, err);
+    int                    rc = store_job_insert(e->st, &full, id, err);
     struct store_new_event ev = {
         .kind        = EV_JOB_SUBMITTED,
         .job_id      = *id,

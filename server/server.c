@@ -215,17 +215,17 @@ server_start(const struct server_config *cfg, struct server **out,
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->ended_cv, NULL);
     struct engine_config ecf = {
-        .on_fatal       = on_fatal,
-        .fatal_arg      = s,
-        .auth           = NULL,
-        .lease_ms       = cfg->lease_ms,
-        .max_attempts   = 3,
-        .retention_ms   = cfg->retention_ms,
-        .worker_lost_ms = cfg->worker_lost_ms,
+        .on_fatal           = on_fatal,
+        .fatal_arg          = s,
+        .auth               = NULL,
+        .lease_ms           = cfg->lease_ms,
+        .max_attempts       = 3,
+        .retention_ms       = cfg->retention_ms,
+        .worker_lost_ms     = cfg->worker_lost_ms,
         .event_retention_ms = cfg->event_retention_ms,
         .event_max          = cfg->event_max,
         .no_events          = !cfg->events,
-        .max_queue      = cfg->max_queue,
+        .max_queue          = cfg->max_queue,
     };
     int rc      = prepare(s, err);
     ecf.auth    = s->auth;

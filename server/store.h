@@ -533,15 +533,15 @@ int store_event_insert(struct store *st, const struct store_new_event *ev,
 // seq a next read should start after: the last matching event's when
 // f->limit were found, else the highest seq looked at (f->after_seq when
 // none were), so that a filtered read never looks at the same rows twice.
-int store_events_read(struct store *st, const struct store_event_filter *f,
-    struct store_event **out, size_t *n, uint64_t *scanned_to,
-    struct anvil_error *err);
+int  store_events_read(struct store *st, const struct store_event_filter *f,
+     struct store_event **out, size_t *n, uint64_t *scanned_to,
+     struct anvil_error *err);
 void store_events_free(struct store_event *ev, size_t n);
 
 // *first: the oldest event kept (0 when none is); *last: the highest seq
 // ever handed out (0 when none was), also after retention deleted it.
-int store_events_bounds(struct store *st, uint64_t *first, uint64_t *last,
-    struct anvil_error *err);
+int store_events_bounds(
+    struct store *st, uint64_t *first, uint64_t *last, struct anvil_error *err);
 
 // Retention: deletes up to limit of the oldest events that are older than
 // `before` or whose seq is below below_seq (the count bound); *deleted

@@ -114,4 +114,3 @@ views_metrics(struct engine *e, struct batch *b, struct cmd *c)
         return av_error_set(&c->err, rc, "out of memory rendering the metrics");
     return ANVIL_OK;
 }
-

@@ -1710,6 +1710,38 @@ test_engine_watch_waits_for_the_next_event(void **state)
 }
 
 static void
+test_engine_watch_of_one_job_waits_for_that_job(void **state)
+{
+    struct fx *f = *state;
+    int64_t    a = submit(f, "t");
+    submit(f, "u");
+    // Everything of job a up to now: the read goes to the newest event.
+    struct req r;
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = a;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.next_seq, 2);
+    engine_cmd_fini(&r.c);
+
+    // It parks: another job's event does not wake it, a's does.
+    watch_init(&r, 2, 5000);
+    r.c.u.events.f.job_id = a;
+    post(f, &r);
+    submit(f, "v");
+    flush(f);
+    assert_false(is_done(&r));
+    struct job j = lease_one(f, "t");
+    assert_int_equal(j.id, a);
+    job_fini(&j);
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.err.code, ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_JOB_STARTED);
+    engine_cmd_fini(&r.c);
+}
+
+static void
 test_engine_watch_filters_and_moves_past_what_it_skipped(void **state)
 {
     struct fx *f = *state;
@@ -1991,6 +2023,7 @@ main(void)
         T(test_engine_failed_timer_write_does_not_strand_a_delayed_job),
         T(test_engine_events_tell_a_job_s_life_in_order),
         T(test_engine_watch_waits_for_the_next_event),
+        T(test_engine_watch_of_one_job_waits_for_that_job),
         T(test_engine_watch_filters_and_moves_past_what_it_skipped),
         T(test_engine_retention_of_events_tells_a_late_consumer),
         T(test_engine_retry_runs_a_failed_job_again_keeping_its_attempts),
