@@ -30,7 +30,8 @@ function row(e) {
     h('span', { class: 'what' },
       e.job_id ? h('a', { href: `/jobs/${encodeURIComponent(e.job_id)}`, class: 'mono' }, e.job_id) : null,
       e.workflow_id ? [' ', h('a', { href: `/workflows/${encodeURIComponent(e.workflow_id)}`, class: 'mono' }, e.workflow_id + (e.step ? `/${e.step}` : ''))] : null,
-      e.type ? [' ', h('span', { class: 'mono muted' }, `${e.queue || 'default'}/${e.type}`)] : null,
+      e.type && /WORKFLOW/.test(e.kind) ? [' ', h('span', { class: 'muted' }, e.type)] : null,
+      e.type && !/WORKFLOW/.test(e.kind) ? [' ', h('span', { class: 'mono muted' }, `${e.queue || 'default'}/${e.type}`)] : null,
       e.worker ? [' ', h('span', { class: 'muted' }, 'by '), h('span', { class: 'mono' }, e.worker)] : null,
       num(e.attempt) ? h('span', { class: 'muted' }, ` attempt ${e.attempt}`) : null,
       e.message ? h('span', { class: 'msg' }, ` ${e.message}`) : null));

@@ -115,7 +115,8 @@ function sparkline(rows) {
   const step = W / (rows.length - 1);
   const pts = rows.map((r, i) => `${(i * step).toFixed(1)},${(H - 2 - (H - 4) * ((r.ok + r.failed) / max)).toFixed(1)}`);
   const failed = rows.some((r) => r.failed);
-  return s('svg', { viewBox: `0 0 ${W} ${H}`, class: `spark${failed ? ' has-failed' : ''}`, 'aria-hidden': 'true' },
+  const idle = !rows.some((r) => r.ok + r.failed);
+  return s('svg', { viewBox: `0 0 ${W} ${H}`, class: `spark${failed ? ' has-failed' : ''}${idle ? ' idle' : ''}`, 'aria-hidden': 'true' },
     s('polyline', { points: pts.join(' ') }));
 }
 
