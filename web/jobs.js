@@ -48,7 +48,7 @@ function row(j) {
     h('td', { class: 'num opt' }, `${j.attempt}/${j.max_attempts}`),
     h('td', {}, timeEl(j.created_at_ms)),
     h('td', { class: 'opt' }, took),
-    h('td', { class: 'mono opt' }, j.workflow_id ? idLink('workflows', j.workflow_id) : (j.worker_id || '–')));
+    h('td', { class: 'mono opt' }, j.worker_id || (j.workflow_id ? idLink('workflows', j.workflow_id) : '–')));
 }
 
 export function jobTable(jobs, id) {
