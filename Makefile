@@ -10,7 +10,8 @@
 
 # The test targets build the debug flavour unless FLAVOR is given; anything
 # else builds the release flavour, the one users run.
-TEST_GOALS := test tests test-unit test-integration test-crash test-install
+TEST_GOALS := test tests test-unit test-integration test-crash test-install \
+              test-browser
 ifneq ($(filter $(TEST_GOALS),$(MAKECMDGOALS)),)
 FLAVOR ?= debug
 endif
@@ -73,6 +74,18 @@ PB_H       := $(B)/gen/anvil/v1/anvil.pb-c.h
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
+# The dashboard (web/*): tools/embed.c, a host tool built first, turns the
+# files into one generated C table (never committed) that the server
+# library links; server/dashboard.c serves it. The list of files is kept in
+# a stamp, so adding or removing a file regenerates the table too.
+WEB_FILES  := $(sort $(wildcard web/*.*))
+EMBED      := $(B)/tools/embed
+DASH_C     := $(B)/gen/dashboard_files.c
+DASH_O     := $(B)/obj/gen/dashboard_files.o
+WEB_STAMP  := $(B)/.web-files
+$(shell mkdir -p $(B) && { [ "$$(cat $(WEB_STAMP) 2>/dev/null)" = \
+    '$(WEB_FILES)' ] || echo '$(WEB_FILES)' >$(WEB_STAMP); })
+
 SDK_SRCS    := $(wildcard sdk/*.c sdk/util/*.c sdk/runtime/*.c)
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 WORKERD_SRCS := $(filter-out worker/main.c,$(wildcard worker/*.c))
@@ -96,6 +109,10 @@ LIBS_ALL  := $(LIBSERVER) $(LIBWORKERD) $(LIBCLI) $(LIBANVIL)
 
 MAN_SRCS  := $(wildcard man/*.in)
 MAN_PAGES := $(patsubst man/%.in,build/man/%,$(MAN_SRCS))
+# The dashboard's browser test (headless Chromium, Selenium), one counted
+# test; like the install tests, not under the sanitizer flavours.
+BROWSER_TESTS := $(if $(filter debug release,$(FLAVOR)),\
+                   $(wildcard tests/browser/test_*.py))
 # Shell tests of the installed tree, the man pages, the units and the
 # completion; each counts as one test in run-tests.sh. Not under the
 # sanitizer flavours (an ASan libanvil.so cannot load into a plain program).
@@ -111,6 +128,7 @@ CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
+        test-browser \
         bench-http bench-wrk \
         fuzz fuzz-run \
         demo run install uninstall test-install \
@@ -158,7 +176,19 @@ $(LIBANVIL_SO): $(LIBANVIL_OBJS)
 	    $(LDFLAGS_ALL) -o $@ $^ $(SDK_LIBS)
 	ln -sf $(SHLIB) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libanvil.so
-$(LIBSERVER): $(call obj,$(SERVER_SRCS))
+$(EMBED): tools/embed.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -o $@ $<
+
+$(DASH_C): $(EMBED) $(WEB_FILES) $(WEB_STAMP)
+	@mkdir -p $(@D)
+	$(EMBED) $@ web $(WEB_FILES)
+
+$(DASH_O): $(DASH_C) $(FLAGS_STAMP) | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Iserver -c $< -o $@
+
+$(LIBSERVER): $(call obj,$(SERVER_SRCS)) $(DASH_O)
 	@rm -f $@
 	ar rcs $@ $^
 $(LIBWORKERD): $(call obj,$(WORKERD_SRCS))
@@ -223,7 +253,12 @@ tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS) $(TEST_DEPS_STAMP)
 # runs it with 20,000 jobs.
 test: tests
 	@$(TEST_ENV) sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
-	    $(CRASH_BINS) $(INSTALL_TESTS)
+	    $(CRASH_BINS) $(INSTALL_TESTS) $(BROWSER_TESTS)
+
+# The browser test alone: make test-browser (screenshots in
+# $(B)/screenshots/).
+test-browser: all $(TEST_DEPS_STAMP)
+	@$(TEST_ENV) sh scripts/run-tests.sh $(BROWSER_TESTS)
 
 # What the shell tests in tests/install/ are told about the build.
 TEST_ENV = ANVIL_FLAVOR=$(FLAVOR) ANVIL_BIN_DIR=$(abspath $(BIN)) \

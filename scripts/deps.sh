@@ -9,8 +9,11 @@ libmicrohttpd-dev libgnutls28-dev curl libcurl4-openssl-dev"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 # `deps.sh test` adds what only the tests use: promtool, from Debian's
-# prometheus package (tests/unit/test_metrics.c checks the /metrics text).
-[ "${1:-}" = test ] && PKGS="$PKGS prometheus"
+# prometheus package (tests/unit/test_metrics.c checks the /metrics text),
+# and headless Chromium driven by Selenium for the dashboard's browser test
+# (tests/browser/test_dashboard.py).
+[ "${1:-}" = test ] && PKGS="$PKGS prometheus chromium chromium-driver \
+python3-selenium"
 
 missing=""
 for p in $PKGS; do

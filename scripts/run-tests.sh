@@ -1,11 +1,14 @@
 #!/bin/sh
 # Runs test binaries, each under a time limit, and prints one closing line
 # "tests: N passed, N failed". A cmocka binary counts its tests; any other
-# binary (the crash test) counts as one test, passed if it exits 0. Exits
-# non-zero if any test failed or any binary crashed or timed out.
+# binary (the crash test) counts as one test, passed if it exits 0, and
+# skipped if it exits 77 (the browser test without a browser: it says
+# why). Exits non-zero if any test failed or any binary crashed or timed
+# out.
 set -u
 passed=0
 failed=0
+skipped=0
 broken=""
 limit=${ANVIL_TEST_TIMEOUT:-300}
 for t in "$@"; do
@@ -18,7 +21,9 @@ for t in "$@"; do
     f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0}))
-    if [ "$rc" -ne 0 ] && [ -z "$f" ]; then
+    if [ "$rc" -eq 77 ] && [ -z "$p" ] && [ -z "$f" ]; then
+        skipped=$((skipped + 1))
+    elif [ "$rc" -ne 0 ] && [ -z "$f" ]; then
         broken="$broken $t(exit $rc)"
         failed=$((failed + 1))
     elif [ "$rc" -eq 0 ] && [ -z "$p" ] && [ -z "$f" ]; then
@@ -27,5 +32,9 @@ for t in "$@"; do
     rm -f "$out"
 done
 [ -n "$broken" ] && echo "crashed or timed out:$broken"
-echo "tests: $passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+else
+    echo "tests: $passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

@@ -1,0 +1,184 @@
+// embed.c - a build-time host tool: turns the dashboard's files (web/*)
+// into one C file holding each file's bytes, its path, content type and
+// ETag, as the table server/dashboard_table.h declares. Run by the Makefile
+// before the server library is built; its output lives under build/ and is
+// never committed. No xxd, no shell tricks: plain C11 and stdio.
+//
+// Usage: embed OUT.c ROOT FILE...
+//   Each FILE must start with ROOT ("web"); its path in the table is what
+//   follows ROOT ("web/app.js" is "/app.js").
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct type_row {
+    const char *ext;
+    const char *type;
+};
+
+// The types the dashboard uses. A file of another kind is refused, so a
+// new kind of file is a decision, not an accident served as octet-stream.
+static const struct type_row types[] = {
+    { ".html", "text/html; charset=utf-8" },
+    { ".css", "text/css; charset=utf-8" },
+    { ".js", "text/javascript; charset=utf-8" },
+    { ".svg", "image/svg+xml" },
+    { ".png", "image/png" },
+    { ".ico", "image/x-icon" },
+    { ".json", "application/json" },
+    { ".webmanifest", "application/manifest+json" },
+    { ".txt", "text/plain; charset=utf-8" },
+};
+
+static const char *
+type_of(const char *path)
+{
+    const char *dot   = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot == NULL || (slash != NULL && dot < slash))
+        return NULL;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    }
+    return NULL;
+}
+
+// FNV-1a, 64 bits: a content hash for the ETag (not for security; an
+// ETag only has to change when the bytes do).
+static uint64_t
+fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+// Reads the whole file; caller frees *out. Returns 0, or -1 with a line on
+// stderr.
+static int
+slurp(const char *path, unsigned char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "embed: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t         cap = 4096;
+    size_t         n   = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        unsigned char *bigger = realloc(buf, cap * 2);
+        if (bigger == NULL) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf == NULL || bad) {
+        fprintf(stderr, "embed: %s: read failed\n", path);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static void
+emit_bytes(FILE *o, size_t idx, const unsigned char *p, size_t n)
+{
+    fprintf(o, "static const unsigned char file%zu[] = {", idx);
+    for (size_t i = 0; i < n; i++)
+        fprintf(o, "%s%u,", i % 20 == 0 ? "\n    " : "", (unsigned) p[i]);
+    // An empty file still needs one element in ISO C.
+    fprintf(o, "%s\n};\n\n", n == 0 ? "\n    0," : "");
+}
+
+// Writes one file's bytes; fills its table row into row (a C initializer).
+static int
+emit_file(FILE *o, size_t idx, const char *root, const char *file, char *row,
+    size_t row_cap)
+{
+    size_t rl = strlen(root);
+    if (strncmp(file, root, rl) != 0 || file[rl] != '/') {
+        fprintf(stderr, "embed: %s is not under %s/\n", file, root);
+        return -1;
+    }
+    const char *path = file + rl;
+    const char *type = type_of(path);
+    if (type == NULL) {
+        fprintf(stderr, "embed: %s: no content type for its extension\n", file);
+        return -1;
+    }
+    for (const char *c = path; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\' || (unsigned char) *c < 0x20) {
+            fprintf(stderr, "embed: %s: unusual character in name\n", file);
+            return -1;
+        }
+    }
+    unsigned char *data;
+    size_t         len;
+    if (slurp(file, &data, &len) != 0)
+        return -1;
+    emit_bytes(o, idx, data, len);
+    uint64_t h = fnv1a(data, len);
+    free(data);
+    snprintf(row, row_cap,
+        "    { \"%s\", \"%s\", file%zu, %zu, \"\\\"%016llx\\\"\" },\n", path,
+        type, idx, len, (unsigned long long) h);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: embed OUT.c ROOT FILE...\n");
+        return 2;
+    }
+    const char *out  = argv[1];
+    const char *root = argv[2];
+    size_t      n    = (size_t) (argc - 3);
+    char(*rows)[512] = calloc(n, sizeof(*rows));
+    FILE *o          = fopen(out, "w");
+    if (rows == NULL || o == NULL) {
+        fprintf(stderr, "embed: %s: %s\n", out, strerror(errno));
+        free(rows);
+        return 1;
+    }
+    fprintf(o,
+        "// Generated by tools/embed.c from %s/: do not edit.\n"
+        "#include \"dashboard_table.h\"\n\n",
+        root);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = emit_file(o, i, root, argv[3 + i], rows[i], sizeof(rows[i]));
+    if (rc == 0) {
+        fprintf(o, "const struct dashboard_file dashboard_files[] = {\n");
+        for (size_t i = 0; i < n; i++)
+            fputs(rows[i], o);
+        fprintf(o, "};\n\nconst size_t dashboard_files_n = %zu;\n", n);
+    }
+    free(rows);
+    if (fclose(o) != 0)
+        rc = -1;
+    if (rc != 0) {
+        remove(out);
+        return 1;
+    }
+    return 0;
+}
