@@ -141,6 +141,10 @@ function streamLabel(st) {
 
 function showStreamState(st) {
   const pill = document.getElementById('stream-state');
+  if (st.startsWith('error:')) {
+    pill.title = `The event stream ended: ${st.slice(6)}`;
+    return;
+  }
   if (st === 'retry') st = 'down';
   pill.className = `pill stream-${st}`;
   pill.dataset.state = st;

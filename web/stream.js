@@ -82,8 +82,19 @@ export class Stream {
       this.retryMs = 1000;
       this.setState('open');
     });
-    es.addEventListener('error', () => {
+    es.addEventListener('error', (e) => {
       if (this.es !== es) return;
+      if (e.data) {
+        // The server's own "event: error" ({code, message}): it ends the
+        // stream; say why.
+        let msg = e.data;
+        try {
+          msg = JSON.parse(e.data).message || msg;
+        } catch { /* the text as it is */ }
+        document.documentElement.dataset.streamError = msg;
+        for (const fn of this.stateListeners) fn('error:' + msg);
+        return;
+      }
       if (es.readyState === EventSource.CLOSED) {
         // The browser gave up: open again ourselves from the last seq.
         es.close();

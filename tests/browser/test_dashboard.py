@@ -216,6 +216,16 @@ class Dashboard(unittest.TestCase):
         return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(
             safe, f"timed out waiting for {what}")
 
+    def click(self, sel, what):
+        """Clicks sel once it is there (again if a redraw replaced it)."""
+        def clicked(d):
+            els = d.find_elements(By.CSS_SELECTOR, sel)
+            if not els:
+                return False
+            els[0].click()
+            return True
+        self.wait(clicked, what)
+
     def css(self, sel):
         return self.d.find_elements(By.CSS_SELECTOR, sel)
 
@@ -260,18 +270,20 @@ class Dashboard(unittest.TestCase):
         jid = self.server.submit(type="echo", payload={"hello": "page"})
         self.wait_job(jid, "SUCCEEDED")
         self.open(f"/jobs/{jid}")
+        # The page redraws as events arrive: read inside the waits.
         res = self.wait(lambda d: d.find_element(
-            By.CSS_SELECTOR, '#job-result [data-field="result"]'),
+            By.CSS_SELECTOR, '#job-result [data-field="result"]').text,
             "the result block")
-        self.assertIn('"hello": "page"', res.text)
-        badge = self.css("#job-state .badge")[0]
-        self.assertEqual(badge.get_attribute("data-state"), "succeeded")
-        self.assertIn("succeeded", badge.text)
+        self.assertIn('"hello": "page"', res)
+        badge = self.wait(lambda d: d.find_element(
+            By.CSS_SELECTOR, "#job-state .badge"), "the state badge")
+        self.wait(lambda d: badge.get_attribute("data-state") == "succeeded"
+                  and "succeeded" in badge.text, "the succeeded label")
         # The attempt from the job's events, with the worker that ran it.
-        att = self.wait(lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#attempts tr[data-attempt="1"]'),
-            "attempt 1 in the attempts table")[0]
-        self.assertIn("web-test-worker", att.text)
+        att = self.wait(lambda d: d.find_element(
+            By.CSS_SELECTOR, '#attempts tr[data-attempt="1"]').text,
+            "attempt 1 in the attempts table")
+        self.assertIn("web-test-worker", att)
         self.shot("job")
 
     def test_3_workflow_graph_has_a_node_per_step(self):
@@ -303,7 +315,7 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(len(edges), 5)  # as the steps' after lists say
         self.shot("workflow", full=True)
         # Clicking a step opens its job.
-        self.css('#dag g.node[data-step="load"]')[0].click()
+        self.click('#dag g.node[data-step="load"]', "the load step")
         self.wait(lambda d: d.find_element(By.ID, "view")
                   .get_attribute("data-job"), "the load step's job page")
         self.assertTrue(self.d.current_url.split("/jobs/")[1])
@@ -311,13 +323,8 @@ class Dashboard(unittest.TestCase):
     def test_4_cancel_from_the_page_cancels_a_queued_job(self):
         jid = self.server.submit(type="nobody-serves-this", queue="idle")
         self.open(f"/jobs/{jid}")
-        self.wait(lambda d: d.find_elements(
-            By.CSS_SELECTOR, '[data-action="cancel"]'), "the cancel button")
-        self.css('[data-action="cancel"]')[0].click()
-        yes = self.wait(lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#confirm-dialog [data-confirm="yes"]'),
-            "the confirmation")[0]
-        yes.click()
+        self.click('[data-action="cancel"]', "the cancel button")
+        self.click('#confirm-dialog [data-confirm="yes"]', "the confirmation")
         self.wait_job(jid, "CANCELED")
         self.wait(lambda d: d.find_element(By.ID, "view")
                   .get_attribute("data-state") == "canceled",
