@@ -129,7 +129,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
         test-browser \
-        bench-http bench-wrk \
+        bench-http bench-wrk bench-events \
         fuzz fuzz-run \
         demo run install uninstall test-install \
         format format-check clean tests
@@ -286,7 +286,8 @@ check-asan:
 # bench-http runs the http workload alone: single submits over nng and over
 # HTTP, their latency, and nng with metrics on and off, on two anvilds
 # (docs/performance.md, "The HTTP path"); bench-wrk cross-checks the HTTP
-# submit rate with wrk (bench/wrk.sh).
+# submit rate with wrk (bench/wrk.sh); bench-events measures what writing
+# the event stream costs (events on and --no-events, two anvilds per run).
 bench:
 	@$(MAKE) --no-print-directory FLAVOR=release all
 	bin/anvil-bench --workload all $(BENCH_ARGS)
@@ -295,6 +296,10 @@ bench:
 bench-http:
 	@$(MAKE) --no-print-directory FLAVOR=release all
 	bin/anvil-bench --workload http $(BENCH_ARGS)
+
+bench-events:
+	@$(MAKE) --no-print-directory FLAVOR=release all
+	bin/anvil-bench --workload events --runs 3 $(BENCH_ARGS)
 
 bench-wrk:
 	@$(MAKE) --no-print-directory FLAVOR=release all

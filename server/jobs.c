@@ -57,6 +57,25 @@ job_event(struct engine *e, struct batch *b, int kind, int64_t id,
     return events_emit(e, b, &ev, err);
 }
 
+// The same, labelled from a whole row.
+static int
+job_row_event(struct engine *e, struct batch *b, int kind, const struct job *j,
+    const char *worker, const char *message, struct anvil_error *err)
+{
+    struct store_new_event ev = {
+        .kind        = kind,
+        .job_id      = j->id,
+        .workflow_id = j->workflow_id,
+        .step        = j->step != NULL && j->step[0] ? j->step : NULL,
+        .type        = j->type,
+        .queue       = j->queue,
+        .worker      = worker,
+        .attempt     = j->attempt,
+        .message     = message,
+    };
+    return events_emit(e, b, &ev, err);
+}
+
 static int
 final_kind(int state)
 {
@@ -339,18 +358,8 @@ jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
     if (rc == ANVIL_NOT_FOUND)
         return av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "job j%lld is no longer FAILED or CANCELED", (long long) j->id);
-    struct store_new_event ev = {
-        .kind        = EV_JOB_RETRIED,
-        .job_id      = j->id,
-        .workflow_id = j->workflow_id,
-        .step        = j->step != NULL && j->step[0] ? j->step : NULL,
-        .type        = j->type,
-        .queue       = j->queue,
-        .attempt     = j->attempt,
-        .message     = why,
-    };
     if (rc == ANVIL_OK)
-        rc = events_emit(e, b, &ev, err);
+        rc = job_row_event(e, b, EV_JOB_RETRIED, j, NULL, why, err);
     if (rc == ANVIL_OK && state == ANVIL_JOB_QUEUED
         && engine_push_ready(e, b, j->id, j->queue, j->type, j->priority))
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
@@ -493,18 +502,9 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         if (rc == ANVIL_OK && j->workflow_id != 0)
             rc = store_job_parent_results(
                 e->st, id, &j->parents, &j->n_parents, &c->err);
-        struct store_new_event ev = {
-            .kind        = EV_JOB_STARTED,
-            .job_id      = id,
-            .workflow_id = j->workflow_id,
-            .step        = j->step != NULL && j->step[0] ? j->step : NULL,
-            .type        = j->type,
-            .queue       = j->queue,
-            .worker      = p->worker,
-            .attempt     = j->attempt,
-        };
         if (rc == ANVIL_OK)
-            rc = events_emit(e, b, &ev, &c->err);
+            rc = job_row_event(
+                e, b, EV_JOB_STARTED, j, p->worker, NULL, &c->err);
         if (rc != ANVIL_OK) {
             job_fini(j);
             unpop(e, c, id);

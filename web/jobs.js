@@ -41,7 +41,7 @@ function row(j) {
   if (started && finished) took = duration(finished - started);
   else if (started && st === 'running') took = h('span', { class: 'muted' }, `${duration(Date.now() - started)}…`);
   return h('tr', { dataset: { job: j.id, state: st } },
-    h('td', {}, idLink('jobs', j.id)),
+    h('td', {}, idLink('jobs', j.id), j.step ? h('span', { class: 'muted' }, ` ${j.step}`) : null),
     h('td', {}, badge(j.state)),
     h('td', { class: 'mono' }, j.type),
     h('td', { class: 'mono opt' }, j.queue),

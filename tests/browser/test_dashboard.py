@@ -256,11 +256,13 @@ class Dashboard(unittest.TestCase):
         self.server.submit(type="resize", queue="images",
                            payload={"image": "cat.png"})
         self.open("/")
-        row = self.wait(lambda d: d.find_elements(
-            By.CSS_SELECTOR, '#depths tr[data-queue="images"]'),
-            "the images queue in the overview")[0]
-        self.assertEqual(row.get_attribute("data-no-worker"), "true")
-        self.assertIn("no worker", row.text.lower())
+        # Read inside the wait: the table is redrawn as events arrive.
+        self.wait(lambda d: [
+            r for r in d.find_elements(
+                By.CSS_SELECTOR,
+                '#depths tr[data-queue="images"][data-no-worker="true"]')
+            if "no worker" in r.text.lower()],
+            "the images queue in the overview, flagged as having no worker")
         self.wait(lambda d: d.find_elements(
             By.CSS_SELECTOR, '#depths tr[data-queue="reports"]'),
             "the reports queue in the overview")
@@ -275,10 +277,10 @@ class Dashboard(unittest.TestCase):
             By.CSS_SELECTOR, '#job-result [data-field="result"]').text,
             "the result block")
         self.assertIn('"hello": "page"', res)
-        badge = self.wait(lambda d: d.find_element(
-            By.CSS_SELECTOR, "#job-state .badge"), "the state badge")
-        self.wait(lambda d: badge.get_attribute("data-state") == "succeeded"
-                  and "succeeded" in badge.text, "the succeeded label")
+        self.wait(lambda d: [
+            b for b in d.find_elements(By.CSS_SELECTOR, "#job-state .badge")
+            if b.get_attribute("data-state") == "succeeded"
+            and "succeeded" in b.text], "the succeeded label")
         # The attempt from the job's events, with the worker that ran it.
         att = self.wait(lambda d: d.find_element(
             By.CSS_SELECTOR, '#attempts tr[data-attempt="1"]').text,
@@ -320,7 +322,7 @@ class Dashboard(unittest.TestCase):
                   .get_attribute("data-job"), "the load step's job page")
         self.assertTrue(self.d.current_url.split("/jobs/")[1])
 
-    def test_4_cancel_from_the_page_cancels_a_queued_job(self):
+    def test_4_cancel_and_retry_from_the_page(self):
         jid = self.server.submit(type="nobody-serves-this", queue="idle")
         self.open(f"/jobs/{jid}")
         self.click('[data-action="cancel"]', "the cancel button")
@@ -330,6 +332,13 @@ class Dashboard(unittest.TestCase):
                   .get_attribute("data-state") == "canceled",
                   "the page to show the job canceled")
         self.shot("cancel")
+        # Retry from the page: the same job waits again, its attempt kept.
+        self.click('[data-action="retry"]', "the retry button")
+        self.click('#confirm-dialog [data-confirm="yes"]', "the confirmation")
+        self.wait_job(jid, "QUEUED")
+        self.wait(lambda d: d.find_element(By.ID, "view")
+                  .get_attribute("data-state") == "queued",
+                  "the page to show the job queued again")
 
     def test_5_a_job_finishing_changes_state_without_a_reload(self):
         jid = self.server.submit(type="Sleep", payload={
