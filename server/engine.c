@@ -142,8 +142,17 @@ static void
 undo(struct engine *e, struct batch *b)
 {
     struct anvil_error err = { 0 };
+    events_undo(b);
     if (store_rollback_savepoint(e->st, &err) != ANVIL_OK)
         break_batch(b, &err);
+}
+
+// Opens one command's (or timer's) savepoint.
+static int
+savepoint(struct engine *e, struct batch *b, struct anvil_error *err)
+{
+    events_mark(b);
+    return store_savepoint(e->st, err);
 }
 
 // Ends the open savepoint, keeping its writes; undoes it if that fails.
@@ -163,7 +172,7 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
 {
     bool rw = !is_read_only(c->kind);
     av_error_clear(&c->err);
-    if (rw && store_savepoint(e->st, &c->err) != ANVIL_OK)
+    if (rw && savepoint(e, b, &c->err) != ANVIL_OK)
         return true;
     int rc = dispatch(e, b, c);
     if (rc == ENGINE_PARKED) {
@@ -278,7 +287,7 @@ fire_timers(struct engine *e, struct batch *b)
             continue;
         }
         struct anvil_error err = { 0 };
-        if (store_savepoint(e->st, &err) != ANVIL_OK) {
+        if (savepoint(e, b, &err) != ANVIL_OK) {
             engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
             break;
         }
@@ -308,7 +317,7 @@ serve_parked_polls(struct engine *e, struct batch *b)
             continue;
         }
         struct anvil_error err = { 0 };
-        if (store_savepoint(e->st, &err) != ANVIL_OK)
+        if (savepoint(e, b, &err) != ANVIL_OK)
             return;
         int rc = jobs_poll_take(e, b, c);
         if (rc == ANVIL_OK)
@@ -447,6 +456,8 @@ run_batch(struct engine *e, struct cmd *cmds)
     }
     if (b.ready_added && !b.broken)
         serve_parked_polls(e, &b);
+    if (!b.broken && events_flush(e, &b, &err) != ANVIL_OK)
+        break_batch(&b, &err);
     if (!b.broken)
         engine_wake_waiters(e, &b);
     reverse(&b.reply);
@@ -461,6 +472,7 @@ run_batch(struct engine *e, struct cmd *cmds)
     }
     free(b.finished.ids);
     free(b.flows.ids);
+    events_batch_free(&b);
 }
 
 static struct cmd *

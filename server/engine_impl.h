@@ -88,6 +88,12 @@ struct batch {
     bool           ready_added;
     bool           tokens_changed; // a token command ran: see tokens_committed
     bool           events_written; // wake the event watchers
+    // Events written by the batch's commands, kept here until
+    // events_flush() stores them all at the end of the batch: a command's
+    // savepoint then never copies the events table's pages (see events.c).
+    // ev_mark: how many there were when the open savepoint began.
+    struct event_buf *events;
+    size_t            ev_mark;
     // A savepoint could not be undone: the batch is rolled back whole.
     bool               broken;
     struct anvil_error broken_err;
@@ -133,6 +139,14 @@ void engine_park_stop(struct engine *e);
 // Writes ev (ev->at is set to the batch's time) and marks the batch.
 int events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
     struct anvil_error *err);
+// Stores the batch's events (in the batch's transaction, outside any
+// savepoint) and frees them; on failure the batch must be rolled back.
+int events_flush(struct engine *e, struct batch *b, struct anvil_error *err);
+// A savepoint begins (ev_mark) or was rolled back (its events dropped).
+void events_mark(struct batch *b);
+void events_undo(struct batch *b);
+// Frees what the batch still holds (after a failed batch).
+void events_batch_free(struct batch *b);
 // The parked watchers whose filter now has events are answered.
 void events_wake(struct engine *e, struct batch *b);
 // A watcher's wait ended: its answer (no events; next_seq where it got to).

@@ -83,20 +83,157 @@ count_minute(struct engine *e, const struct store_new_event *ev)
         m->retried++;
 }
 
+// ---- the batch's events ----
+//
+// A command runs in its own savepoint, and SQLite keeps a copy of every
+// page a savepoint changes (to roll it back). Written at once, an event
+// would have each command's savepoint copy the events table's last pages:
+// most of what events cost. So a batch keeps its events here, drops a
+// command's when its savepoint is rolled back, and stores them all after
+// the last command (events_flush), still in the batch's transaction and
+// before any answer leaves.
+
+#define N_TEXT 5 // step, type, queue, worker, message
+
+struct pending_event {
+    struct store_new_event ev;          // its strings are in text:
+    size_t                 off[N_TEXT]; // offset + 1 in text; 0 = NULL
+    size_t                 text_at;     // text's length before them
+};
+
+struct event_buf {
+    struct pending_event *ev;
+    size_t                n, cap;
+    char                 *text;
+    size_t                len, tcap;
+};
+
+static int
+grow(void **p, size_t *cap, size_t want, size_t size)
+{
+    if (want <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < want)
+        ncap *= 2;
+    void *q = realloc(*p, ncap * size);
+    if (q == NULL)
+        return -1;
+    *p   = q;
+    *cap = ncap;
+    return 0;
+}
+
+// Copies s (NULL stays NULL; a message at most one byte past what the
+// store keeps, so that it still cuts at a character) into the text.
+static int
+keep_text(struct event_buf *eb, const char *s, size_t max, size_t *off)
+{
+    *off = 0;
+    if (s == NULL)
+        return 0;
+    size_t n = strnlen(s, max);
+    if (grow((void **) &eb->text, &eb->tcap, eb->len + n + 1, 1) != 0)
+        return -1;
+    memcpy(eb->text + eb->len, s, n);
+    eb->text[eb->len + n] = '\0';
+    *off                  = eb->len + 1;
+    eb->len += n + 1;
+    return 0;
+}
+
+static int
+buffer(struct batch *b, const struct store_new_event *ev)
+{
+    if (b->events == NULL
+        && (b->events = calloc(1, sizeof(*b->events))) == NULL)
+        return -1;
+    struct event_buf *eb = b->events;
+    if (grow((void **) &eb->ev, &eb->cap, eb->n + 1, sizeof(*eb->ev)) != 0)
+        return -1;
+    struct pending_event *p = &eb->ev[eb->n];
+    const char *const     t[N_TEXT]
+        = { ev->step, ev->type, ev->queue, ev->worker, ev->message };
+    p->ev      = *ev;
+    p->text_at = eb->len;
+    for (int i = 0; i < N_TEXT; i++) {
+        size_t max = i == 4 ? EVENT_MESSAGE_MAX + 1 : SIZE_MAX;
+        if (keep_text(eb, t[i], max, &p->off[i]) != 0) {
+            eb->len = p->text_at;
+            return -1;
+        }
+    }
+    eb->n++;
+    return 0;
+}
+
 int
 events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
     struct anvil_error *err)
 {
-    uint64_t seq;
     if (e->cfg.no_events)
         return ANVIL_OK;
     ev->at = b->now;
-    int rc = store_event_insert(e->st, ev, &seq, err);
-    if (rc != ANVIL_OK)
-        return rc;
+    if (buffer(b, ev) != 0)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     b->events_written = true;
     count_minute(e, ev);
     return ANVIL_OK;
+}
+
+void
+events_mark(struct batch *b)
+{
+    b->ev_mark = b->events != NULL ? b->events->n : 0;
+}
+
+void
+events_undo(struct batch *b)
+{
+    struct event_buf *eb = b->events;
+    if (eb == NULL || b->ev_mark >= eb->n)
+        return;
+    eb->len = eb->ev[b->ev_mark].text_at;
+    eb->n   = b->ev_mark;
+}
+
+static const char *
+text_of(const struct event_buf *eb, size_t off)
+{
+    return off != 0 ? eb->text + off - 1 : NULL;
+}
+
+int
+events_flush(struct engine *e, struct batch *b, struct anvil_error *err)
+{
+    struct event_buf *eb = b->events;
+    for (size_t i = 0; eb != NULL && i < eb->n; i++) {
+        const struct pending_event *p  = &eb->ev[i];
+        struct store_new_event      ev = p->ev;
+        ev.step                        = text_of(eb, p->off[0]);
+        ev.type                        = text_of(eb, p->off[1]);
+        ev.queue                       = text_of(eb, p->off[2]);
+        ev.worker                      = text_of(eb, p->off[3]);
+        ev.message                     = text_of(eb, p->off[4]);
+        uint64_t seq;
+        int      rc = store_event_insert(e->st, &ev, &seq, err);
+        if (rc != ANVIL_OK)
+            return rc;
+    }
+    if (eb != NULL)
+        eb->n = eb->len = 0;
+    return ANVIL_OK;
+}
+
+void
+events_batch_free(struct batch *b)
+{
+    if (b->events == NULL)
+        return;
+    free(b->events->ev);
+    free(b->events->text);
+    free(b->events);
+    b->events = NULL;
 }
 
 int

@@ -3,6 +3,7 @@
 // its done() callback. done() runs on the engine thread and only records
 // (under a mutex) that it ran; every assert runs on the test thread.
 #include "../../server/auth.h"
+#include "../../server/dag.h"
 #include "../../server/engine.h"
 
 #include "../harness.h"
@@ -390,7 +391,13 @@ hook(int stmt)
     return 0;
 }
 
-enum probe { PROBE_INSERT, PROBE_LEASE, PROBE_MAKE_READY, PROBE_COMMIT };
+enum probe {
+    PROBE_INSERT,
+    PROBE_LEASE,
+    PROBE_MAKE_READY,
+    PROBE_COMMIT,
+    PROBE_EDGE
+};
 
 // The statement index one store call steps.
 static int
@@ -417,6 +424,9 @@ learn_stmt(struct fx *f, enum probe what)
         break;
     case PROBE_MAKE_READY:
         assert_int_equal(store_job_make_ready(st, 99, &err), ANVIL_NOT_FOUND);
+        break;
+    case PROBE_EDGE:
+        assert_int_equal(store_edge_insert(st, 1, 2, &err), ANVIL_OK);
         break;
     case PROBE_COMMIT:
         store_hook_step = NULL;
@@ -1939,6 +1949,49 @@ test_engine_worker_joins_and_is_lost_as_events(void **state)
     engine_cmd_fini(&r.c);
 }
 
+// A command that fails after it wrote events leaves none: the workflow's
+// STARTED and its steps' SUBMITTED go with the rolled-back savepoint,
+// while the job submitted before it in the batch keeps its event.
+static void
+test_engine_a_rolled_back_command_leaves_no_events(void **state)
+{
+    struct fx *f    = *state;
+    int        edge = learn_stmt(f, PROBE_EDGE);
+
+    const char *const     after_a[] = { "a" };
+    const struct dag_step ds[]      = { { "a", NULL, 0 }, { "b", after_a, 1 } };
+    struct dag           *dag       = NULL;
+    struct anvil_error    err       = { 0 };
+    assert_int_equal(dag_build(ds, 2, &dag, &err), ANVIL_OK);
+    const struct cmd_wf_step steps[] = {
+        { .name = "a", .type = "t", .queue = "default" },
+        { .name = "b", .type = "t", .queue = "default" },
+    };
+    struct req job;
+    req_init(&job, CMD_SUBMIT);
+    job.c.u.submit = job_spec("t");
+    struct req wf;
+    req_init(&wf, CMD_WF_SUBMIT);
+    wf.c.u.wf_submit = (struct cmd_wf_submit) {
+        .name = "w", .steps = steps, .n = 2, .dag = dag
+    };
+    hook_arm(edge, 1);
+    post(f, &job); // one batch, most likely; either way the same events
+    post(f, &wf);
+    assert_true(wait_done(&wf, REPLY_TIMEOUT_MS));
+    assert_true(wait_done(&job, REPLY_TIMEOUT_MS));
+    assert_int_not_equal(wf.c.err.code, ANVIL_OK);
+    assert_int_equal(job.c.err.code, ANVIL_OK);
+    dag_free(dag);
+
+    struct req r;
+    watch(f, &r, 0);
+    assert_int_equal(r.c.u.events.n, 1);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_JOB_SUBMITTED);
+    assert_int_equal(r.c.u.events.events[0].job_id, job.c.u.submit.id);
+    engine_cmd_fini(&r.c);
+}
+
 static void
 test_engine_health_counts_ended_jobs_per_minute(void **state)
 {
@@ -2030,6 +2083,7 @@ main(void)
         T(test_engine_retry_gives_at_least_the_attempts_asked_for),
         T(test_engine_worker_joins_and_is_lost_as_events),
         T(test_engine_health_counts_ended_jobs_per_minute),
+        T(test_engine_a_rolled_back_command_leaves_no_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
