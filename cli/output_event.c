@@ -6,7 +6,6 @@
 // take its last complete line as the last event it saw.
 #include "output.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +14,7 @@
 char *
 output_event_kind(enum anvil_event_kind kind, char *buf, size_t len)
 {
-    const char *name = anvil_event_kind_name(kind);
-    size_t      i    = 0;
-    bool        dot  = false;
-    if (len == 0)
-        return buf;
-    for (; name[i] != '\0' && i + 1 < len; i++) {
-        char c = (char) tolower((unsigned char) name[i]);
-        if (c == '_' && !dot) {
-            c   = '.';
-            dot = true;
-        }
-        buf[i] = c;
-    }
-    buf[i] = '\0';
+    snprintf(buf, len, "%s", anvil_event_kind_label(kind));
     return buf;
 }
 

@@ -51,6 +51,24 @@ static const char *const event_kinds[] = {
     "WORKER_LOST",
 };
 
+// The same, as people and the SSE stream write them.
+static const char *const event_labels[] = {
+    "unspecified",
+    "job.submitted",
+    "job.started",
+    "job.retried",
+    "job.succeeded",
+    "job.failed",
+    "job.canceled",
+    "workflow.started",
+    "workflow.succeeded",
+    "workflow.failed",
+    "workflow.canceled",
+    "workflow.retried",
+    "worker.joined",
+    "worker.lost",
+};
+
 static const char *const roles[] = {
     [0]                 = NULL,
     [ANVIL_ROLE_ADMIN]  = "admin",
@@ -167,6 +185,13 @@ const char *
 anvil_event_kind_name(enum anvil_event_kind kind)
 {
     return name_of(event_kinds, COUNT(event_kinds), (int) kind, event_kinds[0]);
+}
+
+const char *
+anvil_event_kind_label(enum anvil_event_kind kind)
+{
+    return name_of(
+        event_labels, COUNT(event_labels), (int) kind, event_labels[0]);
 }
 
 int

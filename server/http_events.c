@@ -23,12 +23,10 @@
 #include "util/clock.h"
 #include "util/error.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define STREAM_LIMIT 100     // events per batch on the stream
 #define WATCH_LIMIT 1000     // events per answer of :watch (the rpc's limit)
@@ -62,29 +60,14 @@ parse_u64(const char *text, uint64_t max, uint64_t *out)
 static const ProtobufCEnumDescriptor *const kinds_enum
     = &anvil__v1__event_kind__descriptor;
 
-#define KIND_PREFIX "EVENT_KIND_"
 
 const char *
 http_events_kind_name(int kind, char *buf, size_t len)
 {
-    const ProtobufCEnumValue *v
-        = protobuf_c_enum_descriptor_get_value(kinds_enum, kind);
-    if (v == NULL || kind == 0 || len == 0) {
-        snprintf(buf, len, "unknown");
-        return buf;
-    }
-    const char *p   = v->name + strlen(KIND_PREFIX);
-    size_t      i   = 0;
-    bool        dot = false;
-    for (; p[i] != '\0' && i + 1 < len; i++) {
-        char c = (char) tolower((unsigned char) p[i]);
-        if (c == '_' && !dot) {
-            c   = '.';
-            dot = true;
-        }
-        buf[i] = c;
-    }
-    buf[i] = '\0';
+    snprintf(buf, len, "%s",
+        kind > 0 && kind <= EV_KIND_MAX
+            ? anvil_event_kind_label((enum anvil_event_kind) kind)
+            : "unknown");
     return buf;
 }
 
@@ -93,23 +76,11 @@ http_events_kind_name(int kind, char *buf, size_t len)
 static int
 parse_kind(const char *text)
 {
-    uint64_t n;
-    if (parse_u64(text, 1000, &n) == 0) {
-        const ProtobufCEnumValue *v
-            = protobuf_c_enum_descriptor_get_value(kinds_enum, (int) n);
-        return v != NULL ? v->value : 0;
-    }
-    char   name[64];
-    size_t len = strlen(text), plen = strlen(KIND_PREFIX);
-    if (len == 0 || len >= sizeof(name) - plen)
-        return 0;
-    bool prefixed = strncasecmp(text, KIND_PREFIX, plen) == 0;
-    snprintf(name, sizeof(name), "%s%s", prefixed ? "" : KIND_PREFIX, text);
-    for (char *c = name; *c != '\0'; c++)
-        *c = *c == '.' || *c == '-' ? '_' : (char) toupper((unsigned char) *c);
-    const ProtobufCEnumValue *v
-        = protobuf_c_enum_descriptor_get_value_by_name(kinds_enum, name);
-    return v != NULL ? v->value : 0;
+    uint64_t              n;
+    enum anvil_event_kind k;
+    if (parse_u64(text, 1000, &n) == 0)
+        return n >= 1 && n <= EV_KIND_MAX ? (int) n : 0;
+    return anvil_event_kind_parse(text, &k) == ANVIL_OK ? (int) k : 0;
 }
 
 static int

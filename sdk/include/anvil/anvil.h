@@ -393,6 +393,11 @@ enum anvil_event_kind {
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
 ANVIL_API const char *anvil_event_kind_name(enum anvil_event_kind kind);
 
+// "job.succeeded" for ANVIL_EVENT_JOB_SUCCEEDED (the short form `anvil
+// events` prints and GET /v1/events names its events by); "unspecified" if
+// unknown.
+ANVIL_API const char *anvil_event_kind_label(enum anvil_event_kind kind);
+
 // Parses a kind name, case-insensitive, with '.' or '_' between its words
 // and with or without the .proto's "EVENT_KIND_" prefix ("job.succeeded",
 // "JOB_SUCCEEDED"). Returns ANVIL_OK and sets *kind, or INVALID_ARGUMENT.
