@@ -140,6 +140,11 @@ void result_add(struct result *r, const char *key, const char *label,
 
 // Adds p50, p90 (if with_p90), p99 and max of v[0..n-1] (microseconds) as
 // figures "<key>_p50_us"...; key and label must be string literals' life.
+// The figure named key of r (NAN when r has none), and a / b (NAN when b
+// is not positive): what the workloads that compare two runs divide.
+double result_fig(const struct result *r, const char *key);
+double result_ratio(double a, double b);
+
 void result_add_pcts(struct result *r, const char *key, const char *label,
     double *v, size_t n, bool with_p90);
 

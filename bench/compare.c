@@ -22,22 +22,6 @@ static const char *const part_names[N_PARTS]
     = { "nng throughput", "http throughput", "nng latency", "http latency",
           "nng throughput, --no-metrics" };
 
-static double
-fig(const struct result *r, const char *key)
-{
-    for (int i = 0; i < r->n; i++) {
-        if (strcmp(r->figs[i].key, key) == 0)
-            return r->figs[i].v;
-    }
-    return NAN;
-}
-
-static double
-ratio(double a, double b)
-{
-    return b > 0 ? a / b : NAN;
-}
-
 static void
 progress(const struct bench_opts *o, int part)
 {
@@ -98,21 +82,22 @@ add_throughput(struct result *r, const struct result *res)
     const struct result *n = &res[TP_NNG];
     const struct result *h = &res[TP_HTTP];
     result_add(r, "nng_jobs_per_s", "nng: single submits, end to end", "jobs/s",
-        fig(n, "jobs_per_s"));
+        result_fig(n, "jobs_per_s"));
     result_add(r, "http_jobs_per_s", "HTTP: single submits, end to end",
-        "jobs/s", fig(h, "jobs_per_s"));
+        "jobs/s", result_fig(h, "jobs_per_s"));
     result_add(r, "ratio_http_nng_jobs", "HTTP / nng, end to end", "x",
-        ratio(fig(h, "jobs_per_s"), fig(n, "jobs_per_s")));
+        result_ratio(result_fig(h, "jobs_per_s"), result_fig(n, "jobs_per_s")));
     result_add(r, "nng_submit_only_per_s", "nng: submit rate, no worker",
-        "jobs/s", fig(n, "submit_only_per_s"));
+        "jobs/s", result_fig(n, "submit_only_per_s"));
     result_add(r, "http_submit_only_per_s", "HTTP: submit rate, no worker",
-        "jobs/s", fig(h, "submit_only_per_s"));
+        "jobs/s", result_fig(h, "submit_only_per_s"));
     result_add(r, "ratio_http_nng_submit_only", "HTTP / nng, submit rate", "x",
-        ratio(fig(h, "submit_only_per_s"), fig(n, "submit_only_per_s")));
+        result_ratio(result_fig(h, "submit_only_per_s"),
+            result_fig(n, "submit_only_per_s")));
     result_add(r, "nng_server_cpu_us", "nng: server CPU per job (end to end)",
-        "us", fig(n, "server_cpu_us_per_unit"));
+        "us", result_fig(n, "server_cpu_us_per_unit"));
     result_add(r, "http_server_cpu_us", "HTTP: server CPU per job (end to end)",
-        "us", fig(h, "server_cpu_us_per_unit"));
+        "us", result_fig(h, "server_cpu_us_per_unit"));
 }
 
 static void
@@ -131,13 +116,14 @@ add_latency(struct result *r, const struct result *res)
         = { "HTTP: submit call p50", "HTTP: submit call p90",
               "HTTP: submit call p99", "HTTP: submit + wait round trip p50" };
     for (int i = 0; i < 4; i++)
-        result_add(
-            r, nng_keys[i], nng_labels[i], "us", fig(&res[LAT_NNG], keys[i]));
+        result_add(r, nng_keys[i], nng_labels[i], "us",
+            result_fig(&res[LAT_NNG], keys[i]));
     for (int i = 0; i < 4; i++)
         result_add(r, http_keys[i], http_labels[i], "us",
-            fig(&res[LAT_HTTP], keys[i]));
+            result_fig(&res[LAT_HTTP], keys[i]));
     result_add(r, "ratio_http_nng_p50", "HTTP / nng, submit call p50", "x",
-        ratio(fig(&res[LAT_HTTP], keys[0]), fig(&res[LAT_NNG], keys[0])));
+        result_ratio(result_fig(&res[LAT_HTTP], keys[0]),
+            result_fig(&res[LAT_NNG], keys[0])));
 }
 
 static void
@@ -147,18 +133,20 @@ add_metrics_cost(struct result *r, const struct result *res)
     const struct result *off = &res[TP_NNG_OFF];
     result_add(r, "nometrics_jobs_per_s",
         "nng --no-metrics: single submits, end to end", "jobs/s",
-        fig(off, "jobs_per_s"));
+        result_fig(off, "jobs_per_s"));
     result_add(r, "ratio_metrics_jobs", "metrics on / off, end to end", "x",
-        ratio(fig(on, "jobs_per_s"), fig(off, "jobs_per_s")));
+        result_ratio(
+            result_fig(on, "jobs_per_s"), result_fig(off, "jobs_per_s")));
     result_add(r, "nometrics_submit_only_per_s",
         "nng --no-metrics: submit rate, no worker", "jobs/s",
-        fig(off, "submit_only_per_s"));
+        result_fig(off, "submit_only_per_s"));
     result_add(r, "ratio_metrics_submit_only", "metrics on / off, submit rate",
         "x",
-        ratio(fig(on, "submit_only_per_s"), fig(off, "submit_only_per_s")));
+        result_ratio(result_fig(on, "submit_only_per_s"),
+            result_fig(off, "submit_only_per_s")));
     result_add(r, "nometrics_server_cpu_us",
         "nng --no-metrics: server CPU per job", "us",
-        fig(off, "server_cpu_us_per_unit"));
+        result_fig(off, "server_cpu_us_per_unit"));
 }
 
 int

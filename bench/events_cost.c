@@ -12,22 +12,6 @@
 
 enum { ON_BATCHED, ON_SINGLE, OFF_BATCHED, OFF_SINGLE, N_PARTS };
 
-static double
-fig(const struct result *r, const char *key)
-{
-    for (int i = 0; i < r->n; i++) {
-        if (strcmp(r->figs[i].key, key) == 0)
-            return r->figs[i].v;
-    }
-    return NAN;
-}
-
-static double
-ratio(double a, double b)
-{
-    return b > 0 ? a / b : NAN;
-}
-
 // One anvild (events on or off): batched, then single submits.
 static int
 one_server(const struct bench_opts *o, bool off, long jobs, struct result *res)
@@ -76,14 +60,15 @@ static void
 add_pair(struct result *r, const struct result *on, const struct result *off,
     const struct pair_names *n)
 {
-    result_add(r, n->on, n->l_on, "jobs/s", fig(on, "jobs_per_s"));
-    result_add(r, n->off, n->l_off, "jobs/s", fig(off, "jobs_per_s"));
+    result_add(r, n->on, n->l_on, "jobs/s", result_fig(on, "jobs_per_s"));
+    result_add(r, n->off, n->l_off, "jobs/s", result_fig(off, "jobs_per_s"));
     result_add(r, n->ratio, n->l_ratio, "x",
-        ratio(fig(on, "jobs_per_s"), fig(off, "jobs_per_s")));
-    result_add(
-        r, n->on_cpu, n->l_on_cpu, "us", fig(on, "server_cpu_us_per_unit"));
-    result_add(
-        r, n->off_cpu, n->l_off_cpu, "us", fig(off, "server_cpu_us_per_unit"));
+        result_ratio(
+            result_fig(on, "jobs_per_s"), result_fig(off, "jobs_per_s")));
+    result_add(r, n->on_cpu, n->l_on_cpu, "us",
+        result_fig(on, "server_cpu_us_per_unit"));
+    result_add(r, n->off_cpu, n->l_off_cpu, "us",
+        result_fig(off, "server_cpu_us_per_unit"));
 }
 
 int

@@ -60,6 +60,22 @@ bench_median(double *v, size_t n)
     return m % 2 == 1 ? v[m / 2] : (v[m / 2 - 1] + v[m / 2]) / 2;
 }
 
+double
+result_fig(const struct result *r, const char *key)
+{
+    for (int i = 0; i < r->n; i++) {
+        if (strcmp(r->figs[i].key, key) == 0)
+            return r->figs[i].v;
+    }
+    return NAN;
+}
+
+double
+result_ratio(double a, double b)
+{
+    return b > 0 ? a / b : NAN;
+}
+
 void
 result_add(struct result *r, const char *key, const char *label,
     const char *unit, double v)
