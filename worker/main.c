@@ -4,8 +4,9 @@
 // handlers of the file (builtins and exec programs, see docs/workers.md).
 // Flags override the file. It waits for SIGINT/SIGTERM (stop polling, let
 // running jobs finish within the grace period, exit 0; a second signal
-// exits at once) and SIGHUP (reload the file: a bad one is refused and the
-// running worker keeps going; a good one starts a new worker at once while
+// exits at once, and so does a stop still running 10 s past the grace
+// period, with status 1) and SIGHUP (reload the file: a bad one is refused and
+// the running worker keeps going; a good one starts a new worker at once while
 // the old one stops polling and finishes its running jobs on a thread of
 // its own, within its grace period).
 #include "config.h"
@@ -21,6 +22,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,18 +362,38 @@ served_start(const struct options *o, struct worker_config *cfg,
     return ANVIL_OK;
 }
 
+// How long past its grace period a stop may take before the process ends
+// without it.
+#define STOP_SLACK_MS 10000
+
 // While the worker drains on the first signal, a second one ends the
 // process at once; the jobs it held run again elsewhere after their leases.
+// So does a stop that has not ended STOP_SLACK_MS after the grace period:
+// nng 1.5.2 can hang for good closing a socket that a message reaches as
+// it closes (see sdk/client_call.c), which a stop meets when the server
+// goes away at the same moment.
 static void *
 second_signal(void *arg)
 {
-    (void) arg;
+    int      grace_ms = (int) (intptr_t) arg;
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    int sig = 0;
-    sigwait(&stop, &sig);
+    int64_t         ms = (int64_t) grace_ms + STOP_SLACK_MS;
+    struct timespec ts
+        = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
+    int sig;
+    while ((sig = sigtimedwait(&stop, NULL, &ts)) < 0 && errno == EINTR)
+        ;
+    if (sig < 0) {
+        AV_ERR("worker.exit",
+            "msg=\"the stop did not end within the grace period and %d ms "
+            "more: exiting without it; held jobs run again after their "
+            "leases\"",
+            STOP_SLACK_MS);
+        _exit(1);
+    }
     AV_WARN("worker.exit",
         "msg=\"second signal: exiting without waiting "
         "for running jobs\"");
@@ -478,7 +500,9 @@ run(const struct options *o, sigset_t *sigs)
     AV_INFO("worker.signal", "signal=%s grace_ms=%d",
         sig == SIGINT ? "SIGINT" : "SIGTERM", s->grace_ms);
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, second_signal, NULL) == 0)
+    if (pthread_create(
+            &watcher, NULL, second_signal, (void *) (intptr_t) s->grace_ms)
+        == 0)
         pthread_detach(watcher);
     anvil_worker_stop(s->w, s->grace_ms);
     served_free(s);
