@@ -104,9 +104,8 @@ one_of(const char *s, const char *const *set)
 static int
 parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
 {
-    static const char *const workloads[]
-        = { "throughput", "latency", "workflow", "scale", "http", "events",
-              "all", NULL };
+    static const char *const workloads[]  = { "throughput", "latency",
+         "workflow", "scale", "http", "events", "all", NULL };
     static const char *const modes[]      = { "full", "normal", NULL };
     static const char *const transports[] = { "nng", "http", NULL };
     const char              *f            = argv[*i];

@@ -176,7 +176,7 @@ filter_from_opts(const struct cli_opts *o, struct anvil_event_filter *f)
 {
     memset(f, 0, sizeof(*f));
     // A job's or a workflow's events are few: all of them by default.
-    bool one = o->job_id != NULL || o->workflow_id != NULL;
+    bool one       = o->job_id != NULL || o->workflow_id != NULL;
     f->after_seq   = o->has_since ? o->since : 0;
     f->tail        = o->has_since || one ? 0 : CLI_EVENTS_TAIL;
     f->job_id      = o->job_id;

@@ -31,10 +31,10 @@ enum MHD_Result dashboard_answer(
 // The Content-Security-Policy (and the headers beside it) that every
 // dashboard response carries: scripts, styles and connections from this
 // origin only, no inline script, no framing.
-#define DASHBOARD_CSP                                                    \
-    "default-src 'none'; script-src 'self'; style-src 'self'; "          \
-    "img-src 'self' data:; connect-src 'self'; font-src 'self'; "        \
-    "manifest-src 'self'; base-uri 'none'; form-action 'none'; "         \
+#define DASHBOARD_CSP                                             \
+    "default-src 'none'; script-src 'self'; style-src 'self'; "   \
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; " \
+    "manifest-src 'self'; base-uri 'none'; form-action 'none'; "  \
     "frame-ancestors 'none'"
 
 #endif

@@ -3,7 +3,8 @@
 // read-only, fini). Each runs on
 // the engine thread inside the batch's transaction (in a savepoint unless
 // its row says read-only) and returns the command's code, or ENGINE_PARKED
-// for a long-poll that waits. jobs.c, flow.c, tokens.c, views.c and events.c define them.
+// for a long-poll that waits. jobs.c, flow.c, tokens.c, views.c and events.c
+// define them.
 #ifndef SERVER_ENGINE_OPS_H
 #define SERVER_ENGINE_OPS_H
 

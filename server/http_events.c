@@ -60,7 +60,6 @@ parse_u64(const char *text, uint64_t max, uint64_t *out)
 static const ProtobufCEnumDescriptor *const kinds_enum
     = &anvil__v1__event_kind__descriptor;
 
-
 const char *
 http_events_kind_name(int kind, char *buf, size_t len)
 {

@@ -225,7 +225,7 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
 // Columns of a workflow row, in the order store_flows.c reads them.
 #define WF_COLS                                                          \
     "id, name, state, on_failure, created_at, finished_at, timeout_ms, " \
-    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed, "      \
+    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed, "       \
     "retried_at"
 
 // Columns of an event row, in the order store_events.c reads them.

@@ -300,7 +300,7 @@ struct watcher {
 static void *
 watcher_main(void *arg)
 {
-    struct watcher           *w = arg;
+    struct watcher *w = arg;
     // Only the job's queue: the worker's joining is an event too.
     struct anvil_event_filter flt
         = { .after_seq = w->after, .queue = "nobody", .timeout_ms = WAIT_MS };
