@@ -149,8 +149,6 @@ void events_undo(struct batch *b);
 void events_batch_free(struct batch *b);
 // The parked watchers whose filter now has events are answered.
 void events_wake(struct engine *e, struct batch *b);
-// A watcher's wait ended: its answer (no events; next_seq where it got to).
-int events_expired(struct engine *e, struct cmd *c);
 // Health's per-minute counts, oldest first: *out (free()), *n.
 int events_recent(
     struct engine *e, int64_t now, struct minute_count **out, size_t *n);

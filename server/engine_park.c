@@ -91,8 +91,8 @@ engine_unpark_expired(struct engine *e, struct batch *b, uint64_t seq)
             else if (c->kind == CMD_WF_WAIT)
                 c->err.code = store_workflow_get(
                     e->st, c->u.wf.id, true, &c->u.wf.wf, &c->err);
-            else if (c->kind == CMD_EVENTS)
-                c->err.code = events_expired(e, c);
+            // WatchEvents answers as it stands: no events, next_seq
+            // where its last read got to.
             engine_list_push(&b->reply, c);
             return;
         }

@@ -176,8 +176,6 @@ events_emit(struct engine *e, struct batch *b, struct store_new_event *ev,
     ev->at = b->now;
     if (buffer(b, ev) != 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    b->events_written = true;
-    count_minute(e, ev);
     return ANVIL_OK;
 }
 
@@ -219,7 +217,9 @@ events_flush(struct engine *e, struct batch *b, struct anvil_error *err)
         int      rc = store_event_insert(e->st, &ev, &seq, err);
         if (rc != ANVIL_OK)
             return rc;
+        count_minute(e, &ev);
     }
+    b->events_written = eb != NULL && eb->n > 0;
     if (eb != NULL)
         eb->n = eb->len = 0;
     return ANVIL_OK;
@@ -391,12 +391,4 @@ events_wake(struct engine *e, struct batch *b)
         c->err.code = rc;
         engine_list_push(&b->reply, c);
     }
-}
-
-int
-events_expired(struct engine *e, struct cmd *c)
-{
-    (void) e;
-    c->u.events.next_seq = c->u.events.f.after_seq;
-    return ANVIL_OK;
 }
