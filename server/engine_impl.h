@@ -126,6 +126,8 @@ void engine_park(
 
 // engine_park.c: parked long-polls.
 void engine_drop_pipe(struct engine *e, uint32_t pipe, struct cmd **reply);
+// True if worker waits in a parked Poll (connected, however long silent).
+bool engine_worker_waiting(const struct engine *e, const char *worker);
 void engine_unpark_expired(struct engine *e, struct batch *b, uint64_t seq);
 // Before the commit: answers the waits and watchers the batch satisfied.
 void engine_wake_waiters(struct engine *e, struct batch *b);

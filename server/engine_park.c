@@ -7,6 +7,7 @@
 #include "util/error.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void
 engine_list_push(struct cmd **head, struct cmd *c)
@@ -48,6 +49,16 @@ engine_park(
     else
         engine_list_push(list, c);
     engine_timer_add(e, TIMER_WAITER, deadline, (int64_t) c->waiter_seq, 0);
+}
+
+bool
+engine_worker_waiting(const struct engine *e, const char *worker)
+{
+    for (const struct cmd *c = e->parked_polls; c != NULL; c = c->next) {
+        if (strcmp(c->u.poll.worker, worker) == 0)
+            return true;
+    }
+    return false;
 }
 
 // A connection closed: its parked long-polls can no longer be answered.

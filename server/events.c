@@ -275,11 +275,7 @@ static bool
 waiting(void *arg, const char *name)
 {
     struct lost_walk *w = arg;
-    for (struct cmd *c = w->e->parked_polls; c != NULL; c = c->next) {
-        if (strcmp(c->u.poll.worker, name) == 0)
-            return true;
-    }
-    return false;
+    return engine_worker_waiting(w->e, name);
 }
 
 static void

@@ -40,12 +40,10 @@ count_running(void *arg, const char *worker, uint32_t running)
 static void
 mark_waiting(struct engine *e, struct cmd_workers *w, int64_t now)
 {
-    for (struct cmd *p = e->parked_polls; p != NULL; p = p->next) {
-        for (size_t i = 0; i < w->n; i++) {
-            if (strcmp(w->w[i].name, p->u.poll.worker) == 0) {
-                w->w[i].lost      = false;
-                w->w[i].last_seen = now;
-            }
+    for (size_t i = 0; i < w->n; i++) {
+        if (engine_worker_waiting(e, w->w[i].name)) {
+            w->w[i].lost      = false;
+            w->w[i].last_seen = now;
         }
     }
 }
