@@ -1,6 +1,10 @@
 // gate.c - see gate.h.
 #include "gate.h"
 
+#include "engine.h"
+
+#include <stdlib.h>
+
 void
 gate_init(struct gate *g, pthread_mutex_t *lock)
 {
@@ -44,4 +48,28 @@ gate_close(struct gate *g)
     while (g->inside > 0)
         pthread_cond_wait(&g->idle, g->lock);
     pthread_mutex_unlock(g->lock);
+}
+
+static void
+free_cmd(struct cmd *c, void *arg)
+{
+    (void) arg;
+    free(c);
+}
+
+void
+gate_pipe_closed(struct gate *g, struct engine *e, uint32_t pipe)
+{
+    struct cmd *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->kind = CMD_PIPE_CLOSED;
+    c->pipe = pipe;
+    c->done = free_cmd;
+    if (!gate_enter(g)) {
+        free(c);
+        return;
+    }
+    engine_submit(e, c);
+    gate_leave(g);
 }

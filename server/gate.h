@@ -8,6 +8,9 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+struct engine;
 
 struct gate {
     pthread_mutex_t *lock;    // the owner's; guards closing and inside
@@ -26,5 +29,11 @@ void gate_leave(struct gate *g);
 
 // Closes the gate and waits until nobody is inside. Takes *lock.
 void gate_close(struct gate *g);
+
+// A connection (nng pipe, or HTTP connection id) closed: posts a
+// CMD_PIPE_CLOSED through the gate, so that the engine answers that
+// connection's parked long-polls at once. When the gate is closing or
+// memory is short, nothing is posted and they end at their timeout.
+void gate_pipe_closed(struct gate *g, struct engine *e, uint32_t pipe);
 
 #endif

@@ -142,32 +142,6 @@ sweep_gone(struct http *h, int64_t now)
     return ng;
 }
 
-static void
-free_cmd(struct cmd *c, void *arg)
-{
-    (void) arg;
-    free(c);
-}
-
-// Tells the engine that connection id closed, so that it answers the
-// command parked for it (an event stream's WatchEvents) at once.
-static void
-pipe_closed(struct http *h, uint32_t id)
-{
-    struct cmd *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return; // its command then ends at its timeout
-    c->kind = CMD_PIPE_CLOSED;
-    c->pipe = id;
-    c->done = free_cmd;
-    if (!gate_enter(&h->gate)) {
-        free(c);
-        return;
-    }
-    engine_submit(h->cfg.engine, c);
-    gate_leave(&h->gate);
-}
-
 // Cuts connections whose request did not arrive in time, or whose client
 // has gone.
 void *
@@ -196,7 +170,7 @@ http_sweep(void *arg)
         uint32_t *gone = h->gone;
         pthread_mutex_unlock(&h->lock);
         for (size_t i = 0; i < ng; i++)
-            pipe_closed(h, gone[i]);
+            gate_pipe_closed(&h->gate, h->cfg.engine, gone[i]);
         pthread_mutex_lock(&h->lock);
     }
     pthread_mutex_unlock(&h->lock);

@@ -183,28 +183,6 @@ submit(struct rpc_ctx *x)
 }
 
 static void
-free_cmd(struct cmd *c, void *arg)
-{
-    (void) arg;
-    free(c);
-}
-
-// Tells the engine a connection closed, so it drops that connection's
-// parked long-polls.
-static void
-pipe_closed(struct rpc *r, uint32_t pipe)
-{
-    struct cmd *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return; // its polls then end at their timeout
-    c->kind = CMD_PIPE_CLOSED;
-    c->pipe = pipe;
-    c->done = free_cmd;
-    if (!submit_cmd(r, c))
-        free(c);
-}
-
-static void
 handle_request(struct rpc_ctx *x, nng_msg *msg)
 {
     struct anvil_error err = { 0 };
@@ -317,7 +295,7 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
         nng_pipe_close(p);
     }
     if (ev == NNG_PIPE_EV_REM_POST)
-        pipe_closed(r, (uint32_t) nng_pipe_id(p));
+        gate_pipe_closed(&r->gate, r->cfg.engine, (uint32_t) nng_pipe_id(p));
 }
 
 // Listens synchronously, with the TLS configuration when there is one.
