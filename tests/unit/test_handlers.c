@@ -904,6 +904,114 @@ test_handlers_encode_health_lists_depths(void **state)
     free(out);
 }
 
+// ---- WatchEvents, RetryJob, GetJob by key ----
+
+static void
+test_handlers_watch_fills_the_filter_and_defaults(void **state)
+{
+    struct fx                    *f   = *state;
+    Anvil__V1__WatchEventsRequest req = ANVIL__V1__WATCH_EVENTS_REQUEST__INIT;
+    Anvil__V1__EventKind          kinds[]
+        = { ANVIL__V1__EVENT_KIND__EVENT_KIND_JOB_FAILED,
+              ANVIL__V1__EVENT_KIND__EVENT_KIND_WORKER_LOST };
+    req.after_seq   = 41;
+    req.job_id      = "j7";
+    req.workflow_id = "w3";
+    req.type        = "resize";
+    req.kinds       = kinds;
+    req.n_kinds     = 2;
+    req.timeout_ms  = 5000;
+    assert_int_equal(decode(f, "WatchEvents", &req.base), ANVIL_OK);
+    const struct cmd_events *w = &f->call.cmd.u.events;
+    assert_int_equal(f->call.cmd.kind, CMD_EVENTS);
+    assert_int_equal(w->f.after_seq, 41);
+    assert_int_equal(w->f.job_id, 7);
+    assert_int_equal(w->f.workflow_id, 3);
+    assert_string_equal(w->f.type, "resize");
+    assert_null(w->f.queue);
+    assert_int_equal(
+        w->f.kinds, (1u << EV_JOB_FAILED) | (1u << EV_WORKER_LOST));
+    assert_int_equal(w->f.limit, 100);
+    assert_true(f->call.long_poll);
+}
+
+static void
+test_handlers_watch_names_each_bad_field(void **state)
+{
+    struct fx                    *f   = *state;
+    Anvil__V1__WatchEventsRequest req = ANVIL__V1__WATCH_EVENTS_REQUEST__INIT;
+    Anvil__V1__EventKind          kinds[] = { (Anvil__V1__EventKind) 99 };
+    req.limit                             = 1001;
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "limit");
+    req.limit      = 0;
+    req.timeout_ms = 300001;
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "timeout_ms");
+    req.timeout_ms = 0;
+    req.tail       = 100001;
+    assert_names(
+        f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT, "tail");
+    req.tail   = 0;
+    req.job_id = "job-7";
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "job_id");
+    req.job_id      = "";
+    req.workflow_id = "j7";
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "workflow_id");
+    req.workflow_id = "";
+    req.queue       = "a b";
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "queue");
+    req.queue   = "";
+    req.kinds   = kinds;
+    req.n_kinds = 1;
+    assert_names(f, decode(f, "WatchEvents", &req.base), ANVIL_INVALID_ARGUMENT,
+        "kinds[0]");
+}
+
+static void
+test_handlers_retry_and_get_by_key_check_their_fields(void **state)
+{
+    struct fx                 *f  = *state;
+    Anvil__V1__RetryJobRequest rj = ANVIL__V1__RETRY_JOB_REQUEST__INIT;
+    rj.id                         = "j5";
+    rj.max_attempts               = 4;
+    assert_int_equal(decode(f, "RetryJob", &rj.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_RETRY);
+    assert_int_equal(f->call.cmd.u.retry.id, 5);
+    assert_int_equal(f->call.cmd.u.retry.max_attempts, 4);
+    rj.max_attempts = 1001;
+    assert_names(f, decode(f, "RetryJob", &rj.base), ANVIL_INVALID_ARGUMENT,
+        "max_attempts");
+    rj.max_attempts = 0;
+    rj.id           = "";
+    assert_names(
+        f, decode(f, "RetryJob", &rj.base), ANVIL_INVALID_ARGUMENT, "job id");
+
+    Anvil__V1__RetryWorkflowRequest rw
+        = ANVIL__V1__RETRY_WORKFLOW_REQUEST__INIT;
+    rw.id = "w2";
+    assert_int_equal(decode(f, "RetryWorkflow", &rw.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_WF_RETRY);
+    assert_int_equal(f->call.cmd.u.wf.id, 2);
+
+    Anvil__V1__GetJobRequest g = ANVIL__V1__GET_JOB_REQUEST__INIT;
+    g.idempotency_key          = "order-1";
+    assert_int_equal(decode(f, "GetJob", &g.base), ANVIL_OK);
+    assert_string_equal(f->call.cmd.u.get.key, "order-1");
+    g.id = "j1";
+    assert_names(
+        f, decode(f, "GetJob", &g.base), ANVIL_INVALID_ARGUMENT, "not both");
+    char *big         = repeat('k', 257);
+    g.id              = "";
+    g.idempotency_key = big;
+    assert_names(f, decode(f, "GetJob", &g.base), ANVIL_INVALID_ARGUMENT,
+        "idempotency_key");
+    free(big);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -936,6 +1044,9 @@ main(void)
         T(test_handlers_encode_list_gives_a_cursor_only_when_more_follow),
         T(test_handlers_encode_heartbeat_and_fail_results),
         T(test_handlers_encode_health_lists_depths),
+        T(test_handlers_watch_fills_the_filter_and_defaults),
+        T(test_handlers_watch_names_each_bad_field),
+        T(test_handlers_retry_and_get_by_key_check_their_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
