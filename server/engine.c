@@ -58,68 +58,52 @@ engine_push_ready(struct engine *e, struct batch *b, int64_t id,
     return ANVIL_OK;
 }
 
-static int
-pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
+int
+engine_pipe_closed(struct engine *e, struct batch *b, struct cmd *c)
 {
-    (void) b;
     engine_drop_pipe(e, c->pipe, &b->reply);
     return ANVIL_OK;
 }
 
-// Each command kind: the function that applies it (engine_ops.h), whether
-// it only reads (no savepoint), and what frees its outputs. A kind without a
-// row is refused, never routed by its place in the enum.
-static const struct {
-    int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
-    bool read_only;
-    void (*fini)(struct cmd *c); // frees its outputs; NULL = none
-} kinds[] = {
-    [CMD_SUBMIT]       = { jobs_submit, false, NULL },
-    [CMD_GET]          = { jobs_get, true, engine_fini_job },
-    [CMD_LIST]         = { jobs_list, true, engine_fini_list },
-    [CMD_WAIT]         = { jobs_wait, true, engine_fini_wait },
-    [CMD_CANCEL]       = { jobs_cancel, false, engine_fini_job },
-    [CMD_POLL]         = { jobs_poll, false, engine_fini_poll },
-    [CMD_HEARTBEAT]    = { jobs_heartbeat, false, engine_fini_heartbeat },
-    [CMD_COMPLETE]     = { jobs_complete, false, NULL },
-    [CMD_FAIL]         = { jobs_fail, false, NULL },
-    [CMD_HEALTH]       = { views_health, true, engine_fini_health },
-    [CMD_WORKERS]      = { views_workers, true, engine_fini_workers },
-    [CMD_WF_SUBMIT]    = { flow_submit, false, NULL },
-    [CMD_WF_GET]       = { flow_get, true, engine_fini_workflow },
-    [CMD_WF_LIST]      = { flow_list, true, engine_fini_wf_list },
-    [CMD_WF_WAIT]      = { flow_wait, true, engine_fini_workflow },
-    [CMD_WF_CANCEL]    = { flow_cancel, false, engine_fini_workflow },
-    [CMD_TOKEN_CREATE] = { tokens_create, false, engine_fini_token },
-    [CMD_TOKEN_LIST]   = { tokens_list, true, engine_fini_token },
-    [CMD_TOKEN_REVOKE] = { tokens_revoke, false, engine_fini_token },
-    [CMD_PIPE_CLOSED]  = { pipe_closed, true, NULL },
-    [CMD_BATCH]        = { NULL, false, engine_fini_batch }, // see apply()
-    [CMD_METRICS]      = { views_metrics, true, engine_fini_metrics },
-    [CMD_RETRY]        = { jobs_retry, false, engine_fini_retry },
-    [CMD_WF_RETRY]     = { flow_retry, false, engine_fini_workflow },
-    [CMD_EVENTS]       = { events_watch, true, engine_fini_events },
+// How a kind is applied: the access column of rpc_table.h.
+enum access {
+    READS,  // no savepoint: it changes nothing
+    WRITES, // in its own savepoint
+    ITEMS,  // a batch: each item in its own (engine_items)
 };
 
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+// Each command kind's row of rpc_table.h, as the engine uses it. A kind
+// without a row is refused, never routed by its place in the enum.
+static const struct {
+    int (*apply)(struct engine *e, struct batch *b, struct cmd *c);
+    enum access access;
+    void (*fini)(struct cmd *c); // frees its outputs
+} kinds[CMD_NKINDS] = {
+#define RPC(method, kind, apply, fini, access, ...) \
+    [CMD_##kind] = { apply, access, fini },
+#define CMD(kind, apply, fini, access) [CMD_##kind] = { apply, access, fini },
+#include "rpc_table.h"
+#undef RPC
+#undef CMD
+};
 
-static bool
-is_read_only(enum cmd_kind k)
+static enum access
+access_of(enum cmd_kind k)
 {
-    return (size_t) k < NKINDS && kinds[k].read_only;
+    return (size_t) k < CMD_NKINDS ? kinds[k].access : WRITES;
 }
 
 void
 engine_cmd_fini(struct cmd *c)
 {
-    if ((size_t) c->kind < NKINDS && kinds[c->kind].fini != NULL)
+    if ((size_t) c->kind < CMD_NKINDS && kinds[c->kind].fini != NULL)
         kinds[c->kind].fini(c);
 }
 
 static int
 dispatch(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if ((size_t) c->kind >= NKINDS || kinds[c->kind].apply == NULL)
+    if ((size_t) c->kind >= CMD_NKINDS || kinds[c->kind].apply == NULL)
         return av_error_set(
             &c->err, ANVIL_INTERNAL, "unknown command %d", (int) c->kind);
     return kinds[c->kind].apply(e, b, c);
@@ -170,7 +154,7 @@ keep(struct engine *e, struct batch *b, struct anvil_error *err)
 static bool
 apply_one(struct engine *e, struct batch *b, struct cmd *c)
 {
-    bool rw = !is_read_only(c->kind);
+    bool rw = access_of(c->kind) != READS;
     av_error_clear(&c->err);
     if (rw && savepoint(e, b, &c->err) != ANVIL_OK)
         return true;
@@ -191,9 +175,10 @@ apply_one(struct engine *e, struct batch *b, struct cmd *c)
     return true;
 }
 
-// A batch's items, each as if posted alone (see struct cmd_batch).
-static void
-apply_items(struct engine *e, struct batch *b, struct cmd *c)
+// A batch's items, each as if posted alone (see struct cmd_batch): the
+// apply of the ITEMS rows (SubmitJobs, Report).
+int
+engine_items(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_batch *bt = &c->u.batch;
     if (bt->n > 0 && c->request_id > UINT64_MAX - (bt->n - 1)) {
@@ -205,8 +190,7 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
                     "request_id %llu + %zu items passes 2^64; number "
                     "batches so that request_id + n - 1 < 2^64",
                     (unsigned long long) c->request_id, bt->n);
-        av_error_clear(&c->err);
-        return;
+        return ANVIL_OK;
     }
     for (size_t i = 0; i < bt->n; i++) {
         struct cmd *it = &bt->items[i];
@@ -218,18 +202,20 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
         it->pipe       = c->pipe;
         apply_one(e, b, it); // SUBMIT, COMPLETE or FAIL: never parks
     }
-    av_error_clear(&c->err);
+    return ANVIL_OK;
 }
 
+// A broken batch applies nothing more: its commands are refused with the
+// rest of it (run_batch).
 static void
 apply(struct engine *e, struct batch *b, struct cmd *c)
 {
-    if (b->broken)
-        ; // refused with the rest of the batch
-    else if (c->kind == CMD_BATCH)
-        apply_items(e, b, c);
-    else if (!apply_one(e, b, c))
+    if (!b->broken && access_of(c->kind) == ITEMS) {
+        av_error_clear(&c->err); // no savepoint: each item has its own
+        c->err.code = dispatch(e, b, c);
+    } else if (!b->broken && !apply_one(e, b, c)) {
         return; // parked
+    }
     engine_list_push(&b->reply, c);
 }
 
@@ -344,7 +330,7 @@ refuse(struct cmd *c, int code, const char *msg)
 {
     engine_cmd_fini(c);
     av_error_set(&c->err, code, "%s", msg);
-    if (c->kind != CMD_BATCH)
+    if (access_of(c->kind) != ITEMS)
         return;
     for (size_t i = 0; i < c->u.batch.n; i++)
         av_error_set(&c->u.batch.items[i].err, code, "%s", msg);

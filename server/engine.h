@@ -27,32 +27,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// One kind per row of rpc_table.h.
 enum cmd_kind {
-    CMD_SUBMIT,
-    CMD_GET,
-    CMD_LIST,
-    CMD_WAIT,
-    CMD_CANCEL,
-    CMD_POLL,
-    CMD_HEARTBEAT,
-    CMD_COMPLETE,
-    CMD_FAIL,
-    CMD_HEALTH,
-    CMD_WORKERS,
-    CMD_WF_SUBMIT,
-    CMD_WF_GET,
-    CMD_WF_LIST,
-    CMD_WF_WAIT,
-    CMD_WF_CANCEL,
-    CMD_TOKEN_CREATE,
-    CMD_TOKEN_LIST,
-    CMD_TOKEN_REVOKE,
-    CMD_PIPE_CLOSED, // a connection closed: drop its parked long-polls
-    CMD_BATCH,       // several SUBMIT, COMPLETE or FAIL commands
-    CMD_METRICS,     // GET /metrics: render every series (metrics.h)
-    CMD_RETRY,       // RetryJob
-    CMD_WF_RETRY,    // RetryWorkflow (struct cmd_wf)
-    CMD_EVENTS,      // WatchEvents
+#define RPC(method, kind, ...) CMD_##kind,
+#define CMD(kind, ...) CMD_##kind,
+#include "rpc_table.h"
+#undef RPC
+#undef CMD
+    CMD_NKINDS
 };
 
 struct lease_ref {
@@ -235,7 +217,8 @@ struct cmd_wf_list {
     int64_t                  next_before;
 };
 
-// Several commands in one request (SubmitJobs, Report). Each item is
+// Several commands in one request (SubmitJobs, Report: the rows of access
+// ITEMS in rpc_table.h). Each item is
 // applied in its own savepoint, as if posted alone, and answered in its
 // own err; an item whose err is already set (refused at decode) is
 // skipped. Items inherit the batch's caller; item i's request_id is the

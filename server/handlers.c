@@ -1,7 +1,8 @@
-// handlers.c - the handler table (found through the service descriptor),
-// the checks every rpc shares, and the job rpcs' decode/validate and
-// encode. The worker rpcs are in handlers_worker.c, workflows in
-// handlers_flow.c, tokens in handlers_admin.c, batches in
+// handlers.c - the handler table (the rpc side of rpc_table.h's rows,
+// found through the service descriptor), the checks every rpc shares, and
+// the job rpcs' decode/validate and encode. The worker rpcs are in
+// handlers_worker.c, workflows in handlers_flow.c, tokens in
+// handlers_admin.c, events in handlers_events.c, batches in
 // handlers_batch.c. Every bad input is named in the error message.
 #include "handlers_impl.h"
 
@@ -18,9 +19,10 @@
 #define MAX_POLL_NAMES 64
 
 struct handler {
-    const char *name;
-    decode_fn   decode;
-    encode_fn   encode;
+    const char   *name;
+    enum cmd_kind kind;
+    decode_fn     decode;
+    encode_fn     encode;
     void (*free_reply)(void *scratch); // what encode allocated
     unsigned roles; // roles besides admin that may call it: bit 1 << role
 };
@@ -135,21 +137,20 @@ handlers_decode_submit_item(const struct handler_limits *lim,
     return ANVIL_OK;
 }
 
-static int
-decode_submit(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_submit(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     return handlers_decode_submit_item(
         lim, (Anvil__V1__SubmitJobRequest *) call->req, &call->cmd, err);
 }
 
-static int
-decode_get(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_get(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
     Anvil__V1__GetJobRequest *r = (Anvil__V1__GetJobRequest *) call->req;
-    call->cmd.kind              = CMD_GET;
     if (r->idempotency_key[0] == '\0')
         return handlers_parse_job_id(r->id, &call->cmd.u.get.id, err);
     if (r->id[0] != '\0')
@@ -162,18 +163,17 @@ decode_get(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
-static int
-decode_cancel(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_cancel(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
     Anvil__V1__CancelJobRequest *r = (Anvil__V1__CancelJobRequest *) call->req;
-    call->cmd.kind                 = CMD_CANCEL;
     return handlers_parse_job_id(r->id, &call->cmd.u.cancel.id, err);
 }
 
-static int
-decode_retry(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_retry(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
@@ -182,13 +182,12 @@ decode_retry(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_attempts %u is over the limit of %u", r->max_attempts,
             MAX_ATTEMPTS_LIMIT);
-    call->cmd.kind                 = CMD_RETRY;
     call->cmd.u.retry.max_attempts = r->max_attempts;
     return handlers_parse_job_id(r->id, &call->cmd.u.retry.id, err);
 }
 
-static int
-decode_wait(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_wait(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
@@ -197,14 +196,13 @@ decode_wait(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms %u is over the limit of %u ms; wait again instead",
             r->timeout_ms, MAX_WAIT_MS);
-    call->cmd.kind              = CMD_WAIT;
     call->cmd.u.wait.timeout_ms = r->timeout_ms;
     call->long_poll             = r->timeout_ms > 0;
     return handlers_parse_job_id(r->id, &call->cmd.u.wait.id, err);
 }
 
-static int
-decode_list(const struct handler_limits *lim, struct call *call,
+int
+hjobs_decode_list(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
@@ -223,11 +221,10 @@ decode_list(const struct handler_limits *lim, struct call *call,
     if (r->cursor[0] != '\0' && job_id_parse(r->cursor, &f->before_id) != 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "cursor '%.64s' is not a cursor this server returned", r->cursor);
-    call->cmd.kind = CMD_LIST;
-    f->state       = (int) r->state;
-    f->type        = r->type[0] ? r->type : NULL;
-    f->queue       = r->queue[0] ? r->queue : NULL;
-    f->limit       = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
+    f->state = (int) r->state;
+    f->type  = r->type[0] ? r->type : NULL;
+    f->queue = r->queue[0] ? r->queue : NULL;
+    f->limit = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
     return ANVIL_OK;
 }
 
@@ -287,8 +284,8 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
 // Encoders build the response in *scratch (freed by the caller) and
 // point *out at it.
 
-static int
-encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
+int
+hjobs_encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
 {
     struct {
         Anvil__V1__SubmitJobResponse m;
@@ -317,8 +314,8 @@ struct job_reply {
     struct pb_job job;
 };
 
-static int
-encode_job_reply(struct call *call, ProtobufCMessage **out, void **scratch)
+int
+hjobs_encode_job(struct call *call, ProtobufCMessage **out, void **scratch)
 {
     struct job_reply *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -361,8 +358,8 @@ struct list_reply {
     struct pb_job              *jobs;
 };
 
-static int
-encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
+int
+hjobs_encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
 {
     struct cmd_list   *l = &call->cmd.u.list;
     struct list_reply *r = calloc(1, sizeof(*r));
@@ -387,8 +384,8 @@ encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
     return ANVIL_OK;
 }
 
-static void
-free_list_reply(void *p)
+void
+hjobs_free_list(void *p)
 {
     struct list_reply *r = p;
     if (r == NULL)
@@ -398,53 +395,35 @@ free_list_reply(void *p)
     free(r);
 }
 
-// Each names an rpc of `service Anvil` (handlers_check verifies); an rpc
-// without an entry answers UNIMPLEMENTED.
-static const struct handler table[] = {
+// The decode of an rpc whose request carries nothing the engine needs.
+int
+handlers_decode_none(const struct handler_limits *lim, struct call *call,
+    struct anvil_error *err)
+{
+    (void) lim;
+    (void) call;
+    (void) err;
+    return ANVIL_OK;
+}
+
+// One row per rpc of rpc_table.h; an rpc of `service Anvil` without a row
+// answers UNIMPLEMENTED.
 #define R(x) (1u << ANVIL_ROLE_##x)
-#define READ (R(CLIENT) | R(READER))
-    { "SubmitJob", decode_submit, encode_submit, free, R(CLIENT) },
-    { "GetJob", decode_get, encode_job_reply, free, READ },
-    { "ListJobs", decode_list, encode_list, free_list_reply, READ },
-    { "WaitJob", decode_wait, encode_job_reply, free, READ },
-    { "CancelJob", decode_cancel, encode_job_reply, free, R(CLIENT) },
-    { "Poll", hwork_decode_poll, hwork_encode_poll, hwork_free_poll_reply,
-        R(WORKER) },
-    { "Heartbeat", hwork_decode_heartbeat, hwork_encode_heartbeat,
-        hwork_free_heartbeat_reply, R(WORKER) },
-    { "Complete", hwork_decode_complete, hwork_encode_complete, free,
-        R(WORKER) },
-    { "Fail", hwork_decode_fail, hwork_encode_fail, free, R(WORKER) },
-    { "Health", hwork_decode_health, hwork_encode_health,
-        hwork_free_health_reply, READ | R(WORKER) },
-    { "ListWorkers", hwork_decode_workers, hwork_encode_workers,
-        hwork_free_workers_reply, READ },
-    { "SubmitWorkflow", hflow_decode_submit, hflow_encode_submit, free,
-        R(CLIENT) },
-    { "GetWorkflow", hflow_decode_get, hflow_encode_workflow,
-        hflow_free_workflow, READ },
-    { "ListWorkflows", hflow_decode_list, hflow_encode_list, hflow_free_list,
-        READ },
-    { "WaitWorkflow", hflow_decode_wait, hflow_encode_workflow,
-        hflow_free_workflow, READ },
-    { "CancelWorkflow", hflow_decode_cancel, hflow_encode_workflow,
-        hflow_free_workflow, R(CLIENT) },
-    // Token management: admin only.
-    { "CreateToken", hadmin_decode_create, hadmin_encode, hadmin_free, 0 },
-    { "ListTokens", hadmin_decode_list, hadmin_encode, hadmin_free, 0 },
-    { "RevokeToken", hadmin_decode_revoke, hadmin_encode, hadmin_free, 0 },
-    { "SubmitJobs", hbatch_decode_submit, hbatch_encode_submit, hbatch_free,
-        R(CLIENT) },
-    { "Report", hbatch_decode_report, hbatch_encode_report, hbatch_free,
-        R(WORKER) },
-    { "RetryJob", decode_retry, encode_job_reply, free, R(CLIENT) },
-    { "RetryWorkflow", hflow_decode_retry, hflow_encode_workflow,
-        hflow_free_workflow, R(CLIENT) },
-    { "WatchEvents", hevents_decode_watch, hevents_encode_watch,
-        hevents_free_watch, READ },
-#undef READ
-#undef R
+#define ROLES_ADMIN 0u
+#define ROLES_CLIENT R(CLIENT)
+#define ROLES_WORKER R(WORKER)
+#define ROLES_READ (R(CLIENT) | R(READER))
+#define ROLES_READ_WORKER (R(CLIENT) | R(READER) | R(WORKER))
+static const struct handler table[] = {
+#define RPC(                                                              \
+    method, kind, apply, fini, access, decode, encode, free_reply, roles) \
+    { #method, CMD_##kind, decode, encode, free_reply, ROLES_##roles },
+#define CMD(...)
+#include "rpc_table.h"
+#undef RPC
+#undef CMD
 };
+#undef R
 
 #define NHANDLERS (sizeof(table) / sizeof(table[0]))
 
@@ -523,6 +502,7 @@ handlers_decode_msg(const struct handler_limits *lim, const char *method,
     if (call->method < 0)
         return av_error_set(err, ANVIL_UNIMPLEMENTED,
             "method %s is not implemented by this server", md->name);
+    call->cmd.kind = table[call->method].kind;
     if (req == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "body is not a valid %s message", md->input->name);

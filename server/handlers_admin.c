@@ -25,20 +25,9 @@ hadmin_decode_create(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "expires_in_ms must be between 0 (never) and %lld (ten years)",
             (long long) MAX_DURATION_MS);
-    call->cmd.kind               = CMD_TOKEN_CREATE;
     call->cmd.u.token.role       = (int) r->role;
     call->cmd.u.token.name       = r->name;
     call->cmd.u.token.expires_in = r->expires_in_ms;
-    return ANVIL_OK;
-}
-
-int
-hadmin_decode_list(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    (void) err;
-    call->cmd.kind = CMD_TOKEN_LIST;
     return ANVIL_OK;
 }
 
@@ -55,7 +44,6 @@ hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
     if (v <= 0 || *end != '\0')
         return av_error_set(err, ANVIL_NOT_FOUND,
             "no token with id '%.64s' (token ids look like t3)", s);
-    call->cmd.kind       = CMD_TOKEN_REVOKE;
     call->cmd.u.token.id = v;
     return ANVIL_OK;
 }

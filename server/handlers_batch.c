@@ -2,7 +2,7 @@
 // (many Complete/Fail). Each item is decoded and checked as its own rpc
 // would be; an item refused here keeps its error and the engine skips it,
 // so one bad item never stops the others. The engine applies the rest in
-// a savepoint each (CMD_BATCH) and every item is answered on its own.
+// a savepoint each (access ITEMS) and every item is answered on its own.
 #include "handlers_impl.h"
 
 #include "util/error.h"
@@ -24,7 +24,6 @@ batch_alloc(
     if (items == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     call->scratch           = items;
-    call->cmd.kind          = CMD_BATCH;
     call->cmd.u.batch.items = items;
     call->cmd.u.batch.n     = n;
     return ANVIL_OK;

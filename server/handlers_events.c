@@ -62,7 +62,6 @@ hevents_decode_watch(const struct handler_limits *lim, struct call *call,
             "tail %u is over the limit of %d events", r->tail, MAX_EVENTS_TAIL);
     if (decode_filter(r, &w->f, err) != ANVIL_OK)
         return err->code;
-    call->cmd.kind  = CMD_EVENTS;
     w->f.after_seq  = r->after_seq;
     w->f.limit      = r->limit ? r->limit : DEFAULT_EVENTS_LIMIT;
     w->tail         = r->tail;

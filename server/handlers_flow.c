@@ -137,7 +137,6 @@ hflow_decode_submit(const struct handler_limits *lim, struct call *call,
             return err->code;
     }
     struct cmd_wf_submit *s = &call->cmd.u.wf_submit;
-    call->cmd.kind          = CMD_WF_SUBMIT;
     s->name                 = spec->name;
     s->on_failure           = (int) spec->on_failure;
     s->timeout_ms           = spec->timeout_ms;
@@ -155,7 +154,6 @@ hflow_decode_get(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__GetWorkflowRequest *r
         = (Anvil__V1__GetWorkflowRequest *) call->req;
-    call->cmd.kind = CMD_WF_GET;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
 
@@ -166,7 +164,6 @@ hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__CancelWorkflowRequest *r
         = (Anvil__V1__CancelWorkflowRequest *) call->req;
-    call->cmd.kind = CMD_WF_CANCEL;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
 
@@ -177,7 +174,6 @@ hflow_decode_retry(const struct handler_limits *lim, struct call *call,
     (void) lim;
     Anvil__V1__RetryWorkflowRequest *r
         = (Anvil__V1__RetryWorkflowRequest *) call->req;
-    call->cmd.kind = CMD_WF_RETRY;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
 }
 
@@ -192,7 +188,6 @@ hflow_decode_wait(const struct handler_limits *lim, struct call *call,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms %u is over the limit of %u ms; wait again instead",
             r->timeout_ms, MAX_WAIT_MS);
-    call->cmd.kind            = CMD_WF_WAIT;
     call->cmd.u.wf.timeout_ms = r->timeout_ms;
     call->long_poll           = r->timeout_ms > 0;
     return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
@@ -219,10 +214,9 @@ hflow_decode_list(const struct handler_limits *lim, struct call *call,
         && workflow_id_parse(r->cursor, &f->before_id) != 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "cursor '%.64s' is not a cursor this server returned", r->cursor);
-    call->cmd.kind = CMD_WF_LIST;
-    f->state       = (int) r->state;
-    f->type        = r->name[0] ? r->name : NULL;
-    f->limit       = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
+    f->state = (int) r->state;
+    f->type  = r->name[0] ? r->name : NULL;
+    f->limit = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
     return ANVIL_OK;
 }
 

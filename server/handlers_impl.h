@@ -1,6 +1,5 @@
-// handlers_impl.h - what handlers.c (jobs, workers, health) and
-// handlers_flow.c (workflows) share: limits, name checks, the wire job, and
-// the workflow rpcs' decode/encode pairs for the handler table.
+// handlers_impl.h - what the handlers_*.c files share: limits, name checks,
+// the wire job, and the decode/encode functions of the handler table.
 #ifndef SERVER_HANDLERS_IMPL_H
 #define SERVER_HANDLERS_IMPL_H
 
@@ -55,31 +54,6 @@ struct pb_job {
 // Points p's message at j's fields (borrowed: j must outlive the pack).
 void handlers_job_to_pb(const struct job *j, struct pb_job *p);
 
-int hflow_decode_submit(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hflow_decode_get(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hflow_decode_list(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hflow_decode_wait(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hflow_decode_retry(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-
-// handlers_events.c: WatchEvents.
-int  hevents_decode_watch(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hevents_encode_watch(struct call *call, ProtobufCMessage **out, void **s);
-void hevents_free_watch(void *s);
-
-int  hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
-int  hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s);
-int  hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s);
-void hflow_free_workflow(void *s);
-void hflow_free_list(void *s);
-
 // One job of SubmitJob or SubmitJobs into c (CMD_SUBMIT).
 int handlers_decode_submit_item(const struct handler_limits *lim,
     const Anvil__V1__SubmitJobRequest *r, struct cmd *c,
@@ -91,48 +65,22 @@ int handlers_decode_complete_item(const struct handler_limits *lim,
 int handlers_decode_fail_item(const char *job_id, uint32_t token,
     const char *error, bool no_retry, struct cmd *c, struct anvil_error *err);
 
-int  hbatch_decode_submit(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hbatch_decode_report(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hbatch_encode_submit(struct call *call, ProtobufCMessage **out, void **s);
-int  hbatch_encode_report(struct call *call, ProtobufCMessage **out, void **s);
-void hbatch_free(void *s);
-
-int  hadmin_decode_create(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hadmin_decode_list(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hadmin_decode_revoke(const struct handler_limits *lim, struct call *call,
-     struct anvil_error *err);
-int  hadmin_encode(struct call *call, ProtobufCMessage **out, void **s);
-void hadmin_free(void *s);
-
 // INVALID_ARGUMENT (empty) or NOT_FOUND (malformed) unless s is a job id.
 int handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err);
 
-// handlers_worker.c: Poll, Heartbeat, Complete, Fail, Health, ListWorkers.
-int hwork_decode_poll(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_decode_heartbeat(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_decode_complete(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_decode_fail(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_decode_health(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_decode_workers(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err);
-int hwork_encode_poll(struct call *call, ProtobufCMessage **out, void **s);
-int hwork_encode_heartbeat(struct call *call, ProtobufCMessage **out, void **s);
-int hwork_encode_complete(struct call *call, ProtobufCMessage **out, void **s);
-int hwork_encode_fail(struct call *call, ProtobufCMessage **out, void **s);
-int hwork_encode_health(struct call *call, ProtobufCMessage **out, void **s);
-int hwork_encode_workers(struct call *call, ProtobufCMessage **out, void **s);
-void hwork_free_poll_reply(void *s);
-void hwork_free_heartbeat_reply(void *s);
-void hwork_free_health_reply(void *s);
-void hwork_free_workers_reply(void *s);
+// The decode, encode and free_reply of every rpc row of rpc_table.h: the
+// job rpcs in handlers.c, workers and health in handlers_worker.c,
+// workflows in handlers_flow.c, batches in handlers_batch.c, tokens in
+// handlers_admin.c, events in handlers_events.c. A row may name free().
+#define RPC(                                                              \
+    method, kind, apply, fini, access, decode, encode, free_reply, roles) \
+    int  decode(const struct handler_limits *lim, struct call *call,      \
+         struct anvil_error *err);                                        \
+    int  encode(struct call *call, ProtobufCMessage **out, void **s);     \
+    void free_reply(void *s);
+#define CMD(...)
+#include "rpc_table.h"
+#undef RPC
+#undef CMD
 
 #endif

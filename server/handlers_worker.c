@@ -66,8 +66,7 @@ hwork_decode_poll(const struct handler_limits *lim, struct call *call,
             return err->code;
         p->info = info;
     }
-    call->cmd.kind = CMD_POLL;
-    p->worker      = r->worker_id;
+    p->worker  = r->worker_id;
     p->queues  = r->n_queues ? (const char *const *) r->queues : default_queues;
     p->nq      = r->n_queues ? r->n_queues : 1;
     p->types   = (const char *const *) r->types;
@@ -111,10 +110,9 @@ hwork_decode_heartbeat(const struct handler_limits *lim, struct call *call,
             return err->code;
         h->info = &in->info;
     }
-    call->cmd.kind = CMD_HEARTBEAT;
-    h->worker      = r->worker_id;
-    h->refs        = in->refs;
-    h->n           = r->n_leases;
+    h->worker = r->worker_id;
+    h->refs   = in->refs;
+    h->n      = r->n_leases;
     return ANVIL_OK;
 }
 
@@ -165,26 +163,6 @@ hwork_decode_fail(const struct handler_limits *lim, struct call *call,
     Anvil__V1__FailRequest *r = (Anvil__V1__FailRequest *) call->req;
     return handlers_decode_fail_item(
         r->job_id, r->token, r->error, r->no_retry, &call->cmd, err);
-}
-
-int
-hwork_decode_health(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    (void) err;
-    call->cmd.kind = CMD_HEALTH;
-    return ANVIL_OK;
-}
-
-int
-hwork_decode_workers(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    (void) err;
-    call->cmd.kind = CMD_WORKERS;
-    return ANVIL_OK;
 }
 
 // ---- encode ----

@@ -261,7 +261,7 @@ test_engine_failed_savepoint_rollback_refuses_the_whole_batch(void **state)
     items[1].kind       = CMD_COMPLETE;
     items[1].u.complete = (struct cmd_complete) { .id = 999, .token = 1 };
     struct req r;
-    req_init(&r, CMD_BATCH);
+    req_init(&r, CMD_REPORT);
     r.c.u.batch = (struct cmd_batch) { .items = items, .n = 2 };
     arm(0, "ROLLBACK TO", 1, 1);
     call(f, &r);

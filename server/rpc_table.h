@@ -1,0 +1,63 @@
+// rpc_table.h - every command the engine applies, one row each. An rpc's
+// row is the one place the server declares it: the engine's side (kind,
+// apply, fini, access) and the rpc side (decode, encode, roles) together.
+// Each includer defines RPC and CMD to take the columns it needs, includes
+// this file and undefines them; from it come enum cmd_kind (engine.h), the
+// prototypes of every function named here (engine_ops.h, handlers_impl.h),
+// the engine's kind table (engine.c) and the handler table (handlers.c).
+// docs/architecture.md, "Adding an rpc", says how to add one.
+//
+// RPC(Method, KIND, apply, fini, access, decode, encode, free_reply, roles)
+//   Method     its name in service anvil.v1.Anvil (handlers_check verifies
+//              it at start)
+//   KIND       its command kind: CMD_KIND in enum cmd_kind
+//   apply      applies it on the engine thread (ENGINE_OP, engine_ops.h),
+//              in the state machine that owns what it changes
+//   fini       frees what apply left in the command's outputs
+//              (engine_cmd.c; engine_fini_none when nothing)
+//   access     READS: applied without a savepoint, changes nothing;
+//              WRITES: applied in its own savepoint;
+//              ITEMS: a batch (struct cmd_batch), each item applied as the
+//              command of its own kind, in its own savepoint
+//   decode     request message -> command (decode_fn, handlers_impl.h);
+//              sets call->long_poll when the request may wait
+//   encode     command -> response message (encode_fn)
+//   free_reply frees what encode allocated
+//   roles      who besides admin may call it: ADMIN (nobody else), CLIENT,
+//              WORKER, READ (client or reader), READ_WORKER (client,
+//              reader or worker)
+//
+// CMD(KIND, apply, fini, access): a command no rpc names.
+//
+// No include guard: included once per expansion.
+
+// clang-format off
+//  Method          KIND          apply            fini                   access  decode                 encode                  free_reply                  roles
+RPC(SubmitJob,      SUBMIT,       jobs_submit,     engine_fini_none,      WRITES, hjobs_decode_submit,   hjobs_encode_submit,    free,                       CLIENT)
+RPC(SubmitJobs,     SUBMIT_BATCH, engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_submit,  hbatch_encode_submit,   hbatch_free,                CLIENT)
+RPC(GetJob,         GET,          jobs_get,        engine_fini_job,       READS,  hjobs_decode_get,      hjobs_encode_job,       free,                       READ)
+RPC(ListJobs,       LIST,         jobs_list,       engine_fini_list,      READS,  hjobs_decode_list,     hjobs_encode_list,      hjobs_free_list,            READ)
+RPC(WaitJob,        WAIT,         jobs_wait,       engine_fini_wait,      READS,  hjobs_decode_wait,     hjobs_encode_job,       free,                       READ)
+RPC(CancelJob,      CANCEL,       jobs_cancel,     engine_fini_job,       WRITES, hjobs_decode_cancel,   hjobs_encode_job,       free,                       CLIENT)
+RPC(RetryJob,       RETRY,        jobs_retry,      engine_fini_retry,     WRITES, hjobs_decode_retry,    hjobs_encode_job,       free,                       CLIENT)
+RPC(Poll,           POLL,         jobs_poll,       engine_fini_poll,      WRITES, hwork_decode_poll,     hwork_encode_poll,      hwork_free_poll_reply,      WORKER)
+RPC(Heartbeat,      HEARTBEAT,    jobs_heartbeat,  engine_fini_heartbeat, WRITES, hwork_decode_heartbeat, hwork_encode_heartbeat, hwork_free_heartbeat_reply, WORKER)
+RPC(Complete,       COMPLETE,     jobs_complete,   engine_fini_none,      WRITES, hwork_decode_complete, hwork_encode_complete,  free,                       WORKER)
+RPC(Fail,           FAIL,         jobs_fail,       engine_fini_none,      WRITES, hwork_decode_fail,     hwork_encode_fail,      free,                       WORKER)
+RPC(Report,         REPORT,       engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_report,  hbatch_encode_report,   hbatch_free,                WORKER)
+RPC(Health,         HEALTH,       views_health,    engine_fini_health,    READS,  handlers_decode_none,  hwork_encode_health,    hwork_free_health_reply,    READ_WORKER)
+RPC(ListWorkers,    WORKERS,      views_workers,   engine_fini_workers,   READS,  handlers_decode_none,  hwork_encode_workers,   hwork_free_workers_reply,   READ)
+RPC(SubmitWorkflow, WF_SUBMIT,    flow_submit,     engine_fini_none,      WRITES, hflow_decode_submit,   hflow_encode_submit,    free,                       CLIENT)
+RPC(GetWorkflow,    WF_GET,       flow_get,        engine_fini_workflow,  READS,  hflow_decode_get,      hflow_encode_workflow,  hflow_free_workflow,        READ)
+RPC(ListWorkflows,  WF_LIST,      flow_list,       engine_fini_wf_list,   READS,  hflow_decode_list,     hflow_encode_list,      hflow_free_list,            READ)
+RPC(WaitWorkflow,   WF_WAIT,      flow_wait,       engine_fini_workflow,  READS,  hflow_decode_wait,     hflow_encode_workflow,  hflow_free_workflow,        READ)
+RPC(CancelWorkflow, WF_CANCEL,    flow_cancel,     engine_fini_workflow,  WRITES, hflow_decode_cancel,   hflow_encode_workflow,  hflow_free_workflow,        CLIENT)
+RPC(RetryWorkflow,  WF_RETRY,     flow_retry,      engine_fini_workflow,  WRITES, hflow_decode_retry,    hflow_encode_workflow,  hflow_free_workflow,        CLIENT)
+RPC(WatchEvents,    EVENTS,       events_watch,    engine_fini_events,    READS,  hevents_decode_watch,  hevents_encode_watch,   hevents_free_watch,         READ)
+RPC(CreateToken,    TOKEN_CREATE, tokens_create,   engine_fini_token,     WRITES, hadmin_decode_create,  hadmin_encode,          hadmin_free,                ADMIN)
+RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,  handlers_decode_none,  hadmin_encode,          hadmin_free,                ADMIN)
+RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          hadmin_free,                ADMIN)
+//  KIND          apply               fini                 access
+CMD(PIPE_CLOSED,  engine_pipe_closed, engine_fini_none,    READS)  // a connection closed: drop its parked long-polls
+CMD(METRICS,      views_metrics,      engine_fini_metrics, READS)  // GET /metrics: render every series (metrics.h)
+// clang-format on
