@@ -33,7 +33,7 @@ convert_bytes(ProtobufCBinaryData b, size_t *len)
 }
 
 void
-anvil_strv_free(char **v, size_t n)
+convert_strv_free(char **v, size_t n)
 {
     if (v == NULL)
         return;
@@ -54,7 +54,7 @@ convert_strv(char **v, size_t n, char ***out)
     for (size_t i = 0; i < n; i++) {
         c[i] = convert_str(v[i]);
         if (c[i] == NULL) {
-            anvil_strv_free(c, i);
+            convert_strv_free(c, i);
             return -1;
         }
     }
@@ -75,7 +75,7 @@ convert_job_fini(struct anvil_job *j)
     free(j->step);
     free(j->idempotency_key);
     free(j->worker_id);
-    anvil_strv_free(j->after, j->n_after);
+    convert_strv_free(j->after, j->n_after);
     memset(j, 0, sizeof(*j));
 }
 

@@ -78,7 +78,7 @@ step_fini(struct wf_step *s)
     free(s->type);
     free(s->queue);
     free(s->payload);
-    anvil_strv_free(s->after, s->n_after);
+    convert_strv_free(s->after, s->n_after);
 }
 
 void

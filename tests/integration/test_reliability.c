@@ -513,14 +513,13 @@ static void
 test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     void **state)
 {
-    struct harness        *h   = *state;
-    pid_t                  pid = spawn_helper(h, "helper-a");
-    char                  *id  = submit(h, "slow", "payload-1");
-    struct anvil_job      *job;
-    struct anvil_lease_ref ref      = { id, 1 };
-    char                 **canceled = NULL, **lost = NULL;
-    size_t                 n_canceled = 0, n_lost = 0;
-    int                    status;
+    struct harness                *h   = *state;
+    pid_t                          pid = spawn_helper(h, "helper-a");
+    char                          *id  = submit(h, "slow", "payload-1");
+    struct anvil_job              *job;
+    struct anvil_lease_ref         ref = { id, 1 };
+    struct anvil_heartbeat_result *hb  = NULL;
+    int                            status;
 
     wait_state(h, id, ANVIL_JOB_RUNNING, "helper-a");
     status = kill_helper(pid);
@@ -536,14 +535,13 @@ test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     anvil_job_free(job);
 
     // The dead worker's token no longer holds the job.
-    assert_int_equal(anvil_lease_heartbeat(h->client, "helper-a", &ref, 1,
-                         &canceled, &n_canceled, &lost, &n_lost, NULL),
+    assert_int_equal(
+        anvil_lease_heartbeat(h->client, "helper-a", &ref, 1, &hb, NULL),
         ANVIL_OK);
-    assert_int_equal(n_lost, 1);
-    assert_string_equal(lost[0], id);
-    assert_int_equal(n_canceled, 0);
-    anvil_strv_free(canceled, n_canceled);
-    anvil_strv_free(lost, n_lost);
+    assert_int_equal(hb->n_lost, 1);
+    assert_string_equal(hb->lost[0], id);
+    assert_int_equal(hb->n_canceled, 0);
+    anvil_heartbeat_result_free(hb);
 
     start_fast_worker(h, "slow", echo_handler);
     job = wait_final(h, id, ANVIL_JOB_SUCCEEDED);
@@ -794,23 +792,23 @@ test_cancelling_a_running_job_stops_its_handler(void **state)
 static uint32_t
 lease_manual(struct harness *h, const char *id)
 {
-    const char           *types[] = { "manual" };
-    struct anvil_poll_req req     = { .worker_id = "tester",
-            .types                               = types,
-            .n_types                             = 1,
-            .max_jobs                            = 1,
-            .wait_ms                             = 5000 };
-    struct anvil_lease   *leases  = NULL;
-    size_t                n       = 0;
-    uint32_t              token;
+    const char              *types[] = { "manual" };
+    struct anvil_poll_req    req     = { .worker_id = "tester",
+               .types                               = types,
+               .n_types                             = 1,
+               .max_jobs                            = 1,
+               .wait_ms                             = 5000 };
+    struct anvil_lease_list *leases  = NULL;
+    uint32_t                 token;
 
     assert_int_equal(
-        anvil_lease_poll(h->client, &req, &leases, &n, NULL), ANVIL_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(leases[0].job.id, id);
-    assert_int_equal(leases[0].token, leases[0].job.attempt);
-    token = leases[0].token;
-    anvil_leases_free(leases, n);
+        anvil_lease_poll(h->client, &req, &leases, NULL), ANVIL_OK);
+    assert_int_equal(leases->n, 1);
+    const struct anvil_lease *l = &leases->leases[0];
+    assert_string_equal(l->job.id, id);
+    assert_int_equal(l->token, l->job.attempt);
+    token = l->token;
+    anvil_lease_list_free(leases);
     return token;
 }
 

@@ -599,14 +599,22 @@ struct anvil_poll_req {
     uint32_t           wait_ms;  // long-poll for up to this long
 };
 
+struct anvil_lease_list {
+    struct anvil_lease *leases; // n leases, in the order the server gave
+    size_t              n;
+};
+
 // Leases up to max_jobs jobs; waits up to wait_ms when none is ready.
-// *leases is an array of *n leases (may be 0), freed with
-// anvil_leases_free().
+// On success *out is the caller's (anvil_lease_list_free), with n leases
+// (0 when the wait ended with none ready); on failure *out is NULL.
+// INVALID_ARGUMENT for a NULL req or out, no worker_id, max_jobs 0 or a
+// NULL name in queues/types.
 ANVIL_API int anvil_lease_poll(anvil_client *c,
-    const struct anvil_poll_req *req, struct anvil_lease **leases, size_t *n,
+    const struct anvil_poll_req *req, struct anvil_lease_list **out,
     struct anvil_error *err);
 
-ANVIL_API void anvil_leases_free(struct anvil_lease *leases, size_t n);
+// Frees a lease list; NULL is ignored.
+ANVIL_API void anvil_lease_list_free(struct anvil_lease_list *list);
 
 // Reports success. FAILED_PRECONDITION if the lease is no longer held
 // (expired, cancelled, or replaced by a newer attempt): nothing changes.
@@ -659,14 +667,24 @@ struct anvil_lease_ref {
     uint32_t    token;
 };
 
-// Extends the leases this worker holds. *canceled / *lost (each may be
-// NULL) receive arrays of job ids to stop: cancelled by a user, or no longer
-// this worker's. Free each with anvil_strv_free().
-ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
-    const struct anvil_lease_ref *refs, size_t n, char ***canceled,
-    size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err);
+// What a heartbeat answers: the ids of the jobs to stop.
+struct anvil_heartbeat_result {
+    char **canceled; // n_canceled job ids cancelled by a user
+    size_t n_canceled;
+    char **lost; // n_lost job ids no longer this worker's
+    size_t n_lost;
+};
 
-ANVIL_API void anvil_strv_free(char **v, size_t n);
+// Extends the leases this worker holds (n refs; n may be 0). On success
+// *out (may be NULL: the ids are then not wanted) is the caller's
+// (anvil_heartbeat_result_free); on failure it is NULL. INVALID_ARGUMENT
+// for no worker_id, refs NULL with n > 0 or a ref without a job_id.
+ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
+    const struct anvil_lease_ref *refs, size_t n,
+    struct anvil_heartbeat_result **out, struct anvil_error *err);
+
+// Frees a heartbeat result; NULL is ignored.
+ANVIL_API void anvil_heartbeat_result_free(struct anvil_heartbeat_result *r);
 
 #ifdef __cplusplus
 }
