@@ -405,16 +405,16 @@ spec_opts(size_t i, struct anvil_job_opts *o, char *key, size_t key_len)
 
     memset(o, 0, sizeof(*o));
     snprintf(key, key_len, "key-%zu", i);
-    o->queue              = queues[i % N_ELEMS(queues)];
-    o->priority           = (int32_t) i - 16;
-    o->max_attempts       = (uint32_t) (1 + i % 5);
-    o->timeout_ms         = (int64_t) (1000 + i);
-    o->lease_ms           = (int64_t) (5000 + i);
-    o->initial_backoff_ms = (int64_t) (200 + i);
-    o->max_backoff_ms     = (int64_t) (9000 + i);
-    o->backoff_multiplier = 1.5;
-    o->idempotency_key    = i % 4 == 0 ? key : NULL;
-    o->delay_ms           = i % 8 == 7 ? 600000 : 0;
+    o->queue                    = queues[i % N_ELEMS(queues)];
+    o->priority                 = (int32_t) i - 16;
+    o->retry.max_attempts       = (uint32_t) (1 + i % 5);
+    o->timeout_ms               = (int64_t) (1000 + i);
+    o->lease_ms                 = (int64_t) (5000 + i);
+    o->retry.initial_backoff_ms = (int64_t) (200 + i);
+    o->retry.max_backoff_ms     = (int64_t) (9000 + i);
+    o->retry.backoff_multiplier = 1.5;
+    o->idempotency_key          = i % 4 == 0 ? key : NULL;
+    o->delay_ms                 = i % 8 == 7 ? 600000 : 0;
 }
 
 static void
@@ -429,12 +429,13 @@ assert_job_matches(struct fixture *f, const char *id, const char *type,
     assert_int_equal(job->payload_len, strlen(payload));
     assert_memory_equal(job->payload, payload, job->payload_len);
     assert_int_equal(job->priority, o->priority);
-    assert_int_equal(job->max_attempts, o->max_attempts);
+    assert_int_equal(job->retry.max_attempts, o->retry.max_attempts);
     assert_int_equal(job->timeout_ms, o->timeout_ms);
     assert_int_equal(job->lease_ms, o->lease_ms);
-    assert_int_equal(job->initial_backoff_ms, o->initial_backoff_ms);
-    assert_int_equal(job->max_backoff_ms, o->max_backoff_ms);
-    assert_true(job->backoff_multiplier == o->backoff_multiplier);
+    assert_int_equal(
+        job->retry.initial_backoff_ms, o->retry.initial_backoff_ms);
+    assert_int_equal(job->retry.max_backoff_ms, o->retry.max_backoff_ms);
+    assert_true(job->retry.backoff_multiplier == o->retry.backoff_multiplier);
     assert_string_equal(job->idempotency_key,
         o->idempotency_key != NULL ? o->idempotency_key : "");
     assert_int_equal(
@@ -908,8 +909,8 @@ test_a_key_used_before_returns_that_job_in_a_later_batch(void **state)
 // ---- Report ----
 
 static const struct anvil_job_opts slow_retry = {
-    .initial_backoff_ms = 600000,
-    .max_backoff_ms     = 600000,
+    .retry.initial_backoff_ms = 600000,
+    .retry.max_backoff_ms     = 600000,
 };
 
 static void

@@ -475,7 +475,7 @@ test_cli_submit_sends_timeout_attempts_lease_delay_and_key(void **state)
     struct anvil_error err = { 0, "" };
     assert_int_equal(anvil_job_get(h->client, id, &job, &err), ANVIL_OK);
     assert_int_equal(job->timeout_ms, 1234);
-    assert_int_equal(job->max_attempts, 2);
+    assert_int_equal(job->retry.max_attempts, 2);
     assert_int_equal(job->lease_ms, 5000);
     assert_string_equal(job->idempotency_key, "order-7");
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);

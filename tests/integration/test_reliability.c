@@ -158,7 +158,7 @@ flaky_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
 
     (void) arg;
     rec_return(i, false, false);
-    if (l->job.attempt < l->job.max_attempts) {
+    if (l->job.attempt < l->job.retry.max_attempts) {
         anvil_job_ctx_set_error(ctx, true, "flaky attempt %u", l->job.attempt);
         return ANVIL_UNAVAILABLE;
     }
@@ -583,7 +583,7 @@ test_a_job_failing_twice_succeeds_on_attempt_3_after_default_backoff(
     id  = submit(h, "flaky", "{}"); // default: 3 attempts
     job = wait_final(h, id, ANVIL_JOB_SUCCEEDED);
     assert_int_equal(job->attempt, 3);
-    assert_int_equal(job->max_attempts, 3);
+    assert_int_equal(job->retry.max_attempts, 3);
     assert_int_equal(job->result_len, 2);
     assert_memory_equal(job->result, "ok", 2);
     anvil_job_free(job);
@@ -602,7 +602,7 @@ static void
 test_a_job_that_always_fails_ends_failed_after_max_attempts(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 2 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 2 };
     char                 *id;
     struct anvil_job     *job;
 
@@ -630,7 +630,7 @@ test_a_non_retryable_failure_ends_failed_at_attempt_1(void **state)
     id  = submit(h, "fatal", "{}");
     job = wait_final(h, id, ANVIL_JOB_FAILED);
     assert_int_equal(job->attempt, 1);
-    assert_int_equal(job->max_attempts, 3);
+    assert_int_equal(job->retry.max_attempts, 3);
     assert_string_equal(job->error, "payload is unusable");
     anvil_job_free(job);
     assert_int_equal(rec_count(), 1);
@@ -698,7 +698,7 @@ static void
 test_a_job_over_its_timeout_fails_though_its_handler_ignores_it(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 1, .timeout_ms = 300 };
     int64_t               t0   = av_mono_ms();
     char                 *id;
     struct anvil_job     *job;
@@ -733,7 +733,7 @@ static void
 test_a_handler_sleeping_on_its_ctx_wakes_at_the_job_timeout(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 1, .timeout_ms = 300 };
     char                 *id;
     struct anvil_job     *job;
     struct call           c;

@@ -885,7 +885,7 @@ test_client_get_returns_the_job_with_nul_terminated_bytes(void **state)
     assert_memory_equal(j->payload, "p:j42", 6); // with the NUL after it
     assert_int_equal(j->state, ANVIL_JOB_RUNNING);
     assert_int_equal(j->attempt, 1);
-    assert_int_equal(j->max_attempts, 3);
+    assert_int_equal(j->retry.max_attempts, 3);
     assert_int_equal(j->created_at_ms, 1000);
     assert_string_equal(j->worker_id, "w1");
     // Unset strings and bytes are "" and never NULL.

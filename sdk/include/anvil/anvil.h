@@ -178,36 +178,46 @@ ANVIL_API void anvil_client_close(anvil_client *c);
 // Frees memory the library returned (ids, strings). NULL is ignored.
 ANVIL_API void anvil_free(void *p);
 
+// A job's or a workflow step's retry policy: after a failed attempt the job
+// waits initial_backoff_ms, then each further wait is backoff_multiplier
+// times the one before, at most max_backoff_ms (with jitter), until
+// max_attempts attempts have run; then it is FAILED. Zero-initialise: a
+// field left 0 takes the server's default. In struct anvil_job it is the
+// policy the server stored, defaults filled in.
+struct anvil_retry_policy {
+    uint32_t max_attempts;       // 0 = the server's default (3); at most 1000
+    int64_t  initial_backoff_ms; // wait after the first failure; 0 = 1000
+    int64_t  max_backoff_ms;     // the longest wait; 0 = 60000
+    double   backoff_multiplier; // growth per failure; 0 = 2; at most 100
+};
+
 // A job, as the server reports it. Strings are NUL-terminated and never
 // NULL ("" when unset). payload and result are bytes with a NUL after them.
 struct anvil_job {
-    char                *id;
-    char                *type;
-    char                *queue;
-    uint8_t             *payload;
-    size_t               payload_len;
-    int32_t              priority;
-    enum anvil_job_state state;
-    uint32_t             attempt;
-    uint32_t             max_attempts;
-    uint8_t             *result;
-    size_t               result_len;
-    char                *error;
-    int64_t              created_at_ms; // Unix epoch ms; 0 = not yet
-    int64_t              started_at_ms;
-    int64_t              finished_at_ms;
-    int64_t              run_at_ms;
-    int64_t              timeout_ms;
-    char                *workflow_id;
-    char                *step;
-    char                *idempotency_key;
-    char                *worker_id;
+    char                     *id;
+    char                     *type;
+    char                     *queue;
+    uint8_t                  *payload;
+    size_t                    payload_len;
+    int32_t                   priority;
+    enum anvil_job_state      state;
+    uint32_t                  attempt;
+    struct anvil_retry_policy retry;
+    uint8_t                  *result;
+    size_t                    result_len;
+    char                     *error;
+    int64_t                   created_at_ms; // Unix epoch ms; 0 = not yet
+    int64_t                   started_at_ms;
+    int64_t                   finished_at_ms;
+    int64_t                   run_at_ms;
+    int64_t                   timeout_ms;
+    char                     *workflow_id;
+    char                     *step;
+    char                     *idempotency_key;
+    char                     *worker_id;
     char  **after; // workflow steps: names of the steps this one runs after
     size_t  n_after;
     int64_t lease_ms; // as in struct anvil_job_opts (0 = default)
-    int64_t initial_backoff_ms;
-    int64_t max_backoff_ms;
-    double  backoff_multiplier;
 };
 
 // Frees a job returned by the library; NULL is ignored.
@@ -215,18 +225,15 @@ ANVIL_API void anvil_job_free(struct anvil_job *job);
 
 // Options of a submit; zero-initialise, then set what you need.
 struct anvil_job_opts {
-    const char *queue;           // NULL = "default"
-    int32_t     priority;        // higher first
-    int64_t     delay_ms;        // run no earlier than now + delay_ms
-    int64_t     run_at_ms;       // or no earlier than this epoch time
-    uint32_t    max_attempts;    // 0 = server default (3)
-    int64_t     timeout_ms;      // per attempt; 0 = none
-    const char *idempotency_key; // NULL = none
-    int64_t     lease_ms;        // lease per Poll/Heartbeat; 0 = server
-                                 // default (30 s)
-    int64_t initial_backoff_ms;  // retry delay after attempt 1; 0 = 1000
-    int64_t max_backoff_ms;      // cap of the retry delay; 0 = 60000
-    double  backoff_multiplier;  // growth per attempt; 0 = 2
+    const char *queue;               // NULL = "default"
+    int32_t     priority;            // higher first
+    int64_t     delay_ms;            // run no earlier than now + delay_ms
+    int64_t     run_at_ms;           // or no earlier than this epoch time
+    int64_t     timeout_ms;          // per attempt; 0 = none
+    const char *idempotency_key;     // NULL = none
+    int64_t     lease_ms;            // lease per Poll/Heartbeat; 0 = server
+                                     // default (30 s)
+    struct anvil_retry_policy retry; // 0 fields = the server's defaults
 };
 
 // Submits a job of `type` with an opaque payload (len bytes; may be 0).
