@@ -41,10 +41,9 @@ child_poller(void *arg)
           .max_jobs                            = 1,
           .wait_ms                             = 1000 };
     while (!atomic_load(&a->stop)) {
-        struct anvil_lease *l = NULL;
-        size_t              n = 0;
-        struct anvil_error  e = { 0 };
-        int     rc = anvil_lease_poll(a->child_client, &req, &l, &n, &e);
+        struct anvil_lease_list *l = NULL;
+        struct anvil_error       e = { 0 };
+        int     rc = anvil_lease_poll(a->child_client, &req, &l, &e);
         int64_t t  = bench_now_ns();
         if (rc != ANVIL_OK && atomic_load(&a->stop))
             break; // cut short by anvil_client_shutdown()
@@ -53,11 +52,11 @@ child_poller(void *arg)
             atomic_store(&a->failed, true);
             break;
         }
-        if (n == 1) {
+        if (l->n == 1) {
             // Published once the child is complete, so that the main
             // thread's next workflow never overlaps this one.
-            rc = anvil_job_complete(
-                a->child_client, l[0].job.id, l[0].token, NULL, 0, &e);
+            rc = anvil_job_complete(a->child_client, l->leases[0].job.id,
+                l->leases[0].token, NULL, 0, &e);
             if (rc != ANVIL_OK) {
                 fprintf(stderr, "anvil-bench: advance: child Complete: %s\n",
                     e.msg);
@@ -65,7 +64,7 @@ child_poller(void *arg)
             }
             atomic_store(&a->child_ns, t);
         }
-        anvil_leases_free(l, n);
+        anvil_lease_list_free(l);
     }
     return NULL;
 }
@@ -95,7 +94,8 @@ submit_pair(
 
 // Leases the parent step of the workflow just submitted.
 static int
-lease_parent(anvil_client *c, const char *parent_type, struct anvil_lease **l)
+lease_parent(
+    anvil_client *c, const char *parent_type, struct anvil_lease_list **l)
 {
     const char           *types = parent_type;
     struct anvil_poll_req req   = { .worker_id = "bench-advance-parent",
@@ -103,11 +103,11 @@ lease_parent(anvil_client *c, const char *parent_type, struct anvil_lease **l)
           .n_types                             = 1,
           .max_jobs                            = 1,
           .wait_ms                             = 5000 };
-    size_t                n     = 0;
     struct anvil_error    e     = { 0 };
-    int                   rc    = anvil_lease_poll(c, &req, l, &n, &e);
-    if (rc == ANVIL_OK && n != 1) {
-        anvil_leases_free(*l, n);
+    int                   rc    = anvil_lease_poll(c, &req, l, &e);
+    if (rc == ANVIL_OK && (*l)->n != 1) {
+        anvil_lease_list_free(*l);
+        *l = NULL;
         snprintf(e.msg, sizeof(e.msg), "no parent step within 5 s");
         rc = ANVIL_DEADLINE_EXCEEDED;
     }
@@ -128,9 +128,9 @@ static int
 advance_once(anvil_client *c, struct adv *a, const char *parent_type,
     double *call_us, double *reply_us)
 {
-    char               *id = NULL;
-    struct anvil_lease *l  = NULL;
-    struct anvil_error  e  = { 0 };
+    char                    *id = NULL;
+    struct anvil_lease_list *l  = NULL;
+    struct anvil_error       e  = { 0 };
     if (submit_pair(c, parent_type, a->child_type, &id) != ANVIL_OK)
         return -1;
     anvil_free(id);
@@ -138,9 +138,10 @@ advance_once(anvil_client *c, struct adv *a, const char *parent_type,
         return -1;
     atomic_store(&a->child_ns, 0);
     int64_t t0 = bench_now_ns();
-    int     rc = anvil_job_complete(c, l->job.id, l->token, NULL, 0, &e);
+    int     rc = anvil_job_complete(
+            c, l->leases[0].job.id, l->leases[0].token, NULL, 0, &e);
     int64_t t1 = bench_now_ns();
-    anvil_leases_free(l, 1);
+    anvil_lease_list_free(l);
     if (rc != ANVIL_OK) {
         fprintf(stderr, "anvil-bench: advance: parent Complete: %s\n", e.msg);
         return -1;

@@ -284,16 +284,17 @@ run_submit(struct cli_ctx *x)
     bool                   existed = false;
     size_t                 len     = o->data ? strlen(o->data) : 0;
 
-    so.queue           = o->queue;
-    so.priority        = o->priority;
-    so.delay_ms        = o->delay_ms;
-    so.run_at_ms       = o->run_at_ms;
-    so.max_attempts    = o->max_attempts;
-    so.timeout_ms      = o->job_timeout_ms;
-    so.idempotency_key = o->key;
-    so.lease_ms        = o->lease_ms;
-    int rc             = anvil_job_submit(
-                    x->client, o->type, o->data, len, &so, &id, &existed, &err);
+    so.queue              = o->queue;
+    so.priority           = o->priority;
+    so.delay_ms           = o->delay_ms;
+    so.run_at_ms          = o->run_at_ms;
+    so.timeout_ms         = o->job_timeout_ms;
+    so.idempotency_key    = o->key;
+    so.lease_ms           = o->lease_ms;
+    so.retry.max_attempts = o->max_attempts;
+
+    int rc = anvil_job_submit(
+        x->client, o->type, o->data, len, &so, &id, &existed, &err);
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     if (existed && !o->json)

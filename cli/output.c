@@ -205,7 +205,7 @@ output_job_json(const struct anvil_job *job)
         o, "state", json_string(anvil_job_state_name(job->state)));
     rc |= json_object_set_new(o, "attempt", json_integer(job->attempt));
     rc |= json_object_set_new(
-        o, "max_attempts", json_integer(job->max_attempts));
+        o, "max_attempts", json_integer(job->retry.max_attempts));
     rc |= json_object_set_new(o, "priority", json_integer(job->priority));
     rc |= output_json_set_bytes(o, "payload", job->payload, job->payload_len);
     rc |= output_json_set_bytes(o, "result", job->result, job->result_len);
@@ -400,7 +400,7 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
     char *result = output_result_text(job);
     char *error  = output_text_clean(job->error, strlen(job->error));
     snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) job->attempt,
-        (unsigned) job->max_attempts);
+        (unsigned) job->retry.max_attempts);
     snprintf(prio, sizeof(prio), "%d", (int) job->priority);
     output_job_duration(job, now_ms, dur, sizeof(dur));
     const char *values[N]
@@ -528,7 +528,7 @@ output_list_human(FILE *f, const struct anvil_job_list *list)
             const struct anvil_job *j = &list->jobs[i];
             char                    attempt[32], created[TIME_LEN];
             snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) j->attempt,
-                (unsigned) j->max_attempts);
+                (unsigned) j->retry.max_attempts);
             const char *row[] = { j->id, j->type, j->queue,
                 anvil_job_state_name(j->state), attempt,
                 av_format_time(j->created_at_ms, created, sizeof(created)) };

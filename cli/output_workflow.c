@@ -269,7 +269,7 @@ add_step_row(struct output_table *t, const struct anvil_job *s, size_t depth,
         memset(name, ' ', 2 * indent);
         memcpy(name + 2 * indent, s->step, nlen + 1);
         snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) s->attempt,
-            (unsigned) s->max_attempts);
+            (unsigned) s->retry.max_attempts);
         output_job_duration(s, now_ms, dur, sizeof(dur));
         const char *row[] = { name, anvil_job_state_name(s->state), attempt,
             dur, after, what };

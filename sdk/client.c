@@ -110,8 +110,8 @@ info_free(Anvil__V1__WorkerInfo *info)
         return;
     free(info->host);
     free(info->version);
-    anvil_strv_free(info->types, info->n_types);
-    anvil_strv_free(info->queues, info->n_queues);
+    convert_strv_free(info->types, info->n_types);
+    convert_strv_free(info->queues, info->n_queues);
     free(info);
 }
 

@@ -240,8 +240,8 @@ worker_fini(struct anvil_worker_status *w)
     free(w->name);
     free(w->host);
     free(w->version);
-    anvil_strv_free(w->types, w->n_types);
-    anvil_strv_free(w->queues, w->n_queues);
+    convert_strv_free(w->types, w->n_types);
+    convert_strv_free(w->queues, w->n_queues);
     memset(w, 0, sizeof(*w));
 }
 

@@ -25,18 +25,18 @@ client_submit_opts_to_pb(
 {
     if (o == NULL)
         return;
-    req->queue        = (char *) (o->queue != NULL ? o->queue : "");
-    req->priority     = o->priority;
-    req->delay_ms     = o->delay_ms;
-    req->run_at_ms    = o->run_at_ms;
-    req->max_attempts = o->max_attempts;
-    req->timeout_ms   = o->timeout_ms;
+    req->queue      = (char *) (o->queue != NULL ? o->queue : "");
+    req->priority   = o->priority;
+    req->delay_ms   = o->delay_ms;
+    req->run_at_ms  = o->run_at_ms;
+    req->timeout_ms = o->timeout_ms;
     req->idempotency_key
         = (char *) (o->idempotency_key != NULL ? o->idempotency_key : "");
     req->lease_ms           = o->lease_ms;
-    req->initial_backoff_ms = o->initial_backoff_ms;
-    req->max_backoff_ms     = o->max_backoff_ms;
-    req->backoff_multiplier = o->backoff_multiplier;
+    req->max_attempts       = o->retry.max_attempts;
+    req->initial_backoff_ms = o->retry.initial_backoff_ms;
+    req->max_backoff_ms     = o->retry.max_backoff_ms;
+    req->backoff_multiplier = o->retry.backoff_multiplier;
 }
 
 int

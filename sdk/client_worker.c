@@ -55,13 +55,14 @@ fail:
 }
 
 void
-anvil_leases_free(struct anvil_lease *leases, size_t n)
+anvil_lease_list_free(struct anvil_lease_list *list)
 {
-    if (leases == NULL)
+    if (list == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
-        lease_fini(&leases[i]);
-    free(leases);
+    for (size_t i = 0; list->leases != NULL && i < list->n; i++)
+        lease_fini(&list->leases[i]);
+    free(list->leases);
+    free(list);
 }
 
 static int
@@ -81,17 +82,15 @@ check_names(
 
 static int
 check_poll(anvil_client *c, const struct anvil_poll_req *r,
-    struct anvil_lease **leases, size_t *n, struct anvil_error *err)
+    struct anvil_lease_list **out, struct anvil_error *err)
 {
     static const char fn[] = "anvil_lease_poll";
     int               rc   = client_check(c, fn, err);
     if (rc != ANVIL_OK)
         return rc;
-    if (r == NULL || leases == NULL || n == NULL)
+    if (r == NULL || out == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-            r == NULL            ? "req"
-                : leases == NULL ? "leases"
-                                 : "n");
+            r == NULL ? "req" : "out");
     if (r->worker_id == NULL || r->worker_id[0] == '\0')
         return av_error_set(
             err, ANVIL_INVALID_ARGUMENT, "%s: worker_id is not set", fn);
@@ -105,41 +104,43 @@ check_poll(anvil_client *c, const struct anvil_poll_req *r,
 }
 
 static int
-leases_from_pb(const Anvil__V1__PollResponse *rep, struct anvil_lease **leases,
-    size_t *n, struct anvil_error *err)
+leases_from_pb(const Anvil__V1__PollResponse *rep,
+    struct anvil_lease_list **out, struct anvil_error *err)
 {
-    if (rep->n_leases == 0)
-        return ANVIL_OK;
-    struct anvil_lease *ls = calloc(rep->n_leases, sizeof(*ls));
-    if (ls == NULL)
+    struct anvil_lease_list *list = calloc(1, sizeof(*list));
+    if (list == NULL)
         return convert_oom(err, "Poll");
-    size_t i = 0;
-    for (; i < rep->n_leases; i++) {
-        if (lease_from_pb(&ls[i], rep->leases[i]) != 0)
+    if (rep->n_leases > 0) {
+        list->leases = calloc(rep->n_leases, sizeof(*list->leases));
+        if (list->leases == NULL) {
+            free(list);
+            return convert_oom(err, "Poll");
+        }
+    }
+    for (; list->n < rep->n_leases; list->n++) {
+        if (lease_from_pb(&list->leases[list->n], rep->leases[list->n]) != 0)
             break;
     }
+    size_t i = list->n;
     if (i < rep->n_leases) {
         bool nojob = rep->leases[i] == NULL || rep->leases[i]->job == NULL;
-        anvil_leases_free(ls, i);
+        anvil_lease_list_free(list);
         if (nojob)
             return av_error_set(err, ANVIL_INTERNAL,
                 "lease %zu of the reply to Poll has no job", i);
         return convert_oom(err, "Poll");
     }
-    *leases = ls;
-    *n      = i;
+    *out = list;
     return ANVIL_OK;
 }
 
 int
 anvil_lease_poll(anvil_client *c, const struct anvil_poll_req *r,
-    struct anvil_lease **leases, size_t *n, struct anvil_error *err)
+    struct anvil_lease_list **out, struct anvil_error *err)
 {
-    if (leases != NULL)
-        *leases = NULL;
-    if (n != NULL)
-        *n = 0;
-    int rc = check_poll(c, r, leases, n, err);
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_poll(c, r, out, err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__PollRequest req = ANVIL__V1__POLL_REQUEST__INIT;
@@ -156,7 +157,7 @@ anvil_lease_poll(anvil_client *c, const struct anvil_poll_req *r,
         c, "Poll", &req.base, r->wait_ms, (ProtobufCMessage **) &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    rc = leases_from_pb(rep, leases, n, err);
+    rc = leases_from_pb(rep, out, err);
     client_free_reply(&rep->base);
     return rc;
 }
@@ -221,8 +222,7 @@ anvil_job_fail(anvil_client *c, const char *job_id, uint32_t token,
 
 static int
 check_heartbeat(anvil_client *c, const char *worker_id,
-    const struct anvil_lease_ref *refs, size_t n, char ***canceled,
-    size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err)
+    const struct anvil_lease_ref *refs, size_t n, struct anvil_error *err)
 {
     static const char fn[] = "anvil_lease_heartbeat";
     int               rc   = client_check(c, fn, err);
@@ -231,10 +231,6 @@ check_heartbeat(anvil_client *c, const char *worker_id,
     if (worker_id == NULL || worker_id[0] == '\0')
         return av_error_set(
             err, ANVIL_INVALID_ARGUMENT, "%s: worker_id is not set", fn);
-    if ((canceled != NULL && n_canceled == NULL)
-        || (lost != NULL && n_lost == NULL))
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "%s: an id array needs its count (n_canceled, n_lost)", fn);
     if (refs == NULL && n > 0)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "%s: refs is NULL but n is %zu", fn, n);
@@ -278,44 +274,53 @@ out:
     return rc;
 }
 
+void
+anvil_heartbeat_result_free(struct anvil_heartbeat_result *r)
+{
+    if (r == NULL)
+        return;
+    convert_strv_free(r->canceled, r->n_canceled);
+    convert_strv_free(r->lost, r->n_lost);
+    free(r);
+}
+
+// *out = the ids of rep, copied. ANVIL_OK or RESOURCE_EXHAUSTED.
+static int
+heartbeat_result_from_pb(const Anvil__V1__HeartbeatResponse *rep,
+    struct anvil_heartbeat_result **out, struct anvil_error *err)
+{
+    struct anvil_heartbeat_result *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return convert_oom(err, "Heartbeat");
+    if (convert_strv(rep->canceled, rep->n_canceled, &r->canceled) != 0)
+        goto fail;
+    r->n_canceled = rep->n_canceled;
+    if (convert_strv(rep->lost, rep->n_lost, &r->lost) != 0)
+        goto fail;
+    r->n_lost = rep->n_lost;
+    *out      = r;
+    return ANVIL_OK;
+fail:
+    anvil_heartbeat_result_free(r);
+    return convert_oom(err, "Heartbeat");
+}
+
 int
 anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
-    const struct anvil_lease_ref *refs, size_t n, char ***canceled,
-    size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err)
+    const struct anvil_lease_ref *refs, size_t n,
+    struct anvil_heartbeat_result **out, struct anvil_error *err)
 {
-    if (canceled != NULL)
-        *canceled = NULL;
-    if (n_canceled != NULL)
-        *n_canceled = 0;
-    if (lost != NULL)
-        *lost = NULL;
-    if (n_lost != NULL)
-        *n_lost = 0;
-    int rc = check_heartbeat(
-        c, worker_id, refs, n, canceled, n_canceled, lost, n_lost, err);
+    if (out != NULL)
+        *out = NULL;
+    int rc = check_heartbeat(c, worker_id, refs, n, err);
     if (rc != ANVIL_OK)
         return rc;
     Anvil__V1__HeartbeatResponse *rep;
     rc = heartbeat_call(c, worker_id, refs, n, &rep, err);
     if (rc != ANVIL_OK)
         return rc;
-    if (canceled != NULL
-        && convert_strv(rep->canceled, rep->n_canceled, canceled) != 0)
-        rc = convert_oom(err, "Heartbeat");
-    else if (canceled != NULL)
-        *n_canceled = rep->n_canceled;
-    if (rc == ANVIL_OK && lost != NULL) {
-        if (convert_strv(rep->lost, rep->n_lost, lost) != 0) {
-            rc = convert_oom(err, "Heartbeat");
-        } else {
-            *n_lost = rep->n_lost;
-        }
-    }
-    if (rc != ANVIL_OK && canceled != NULL) {
-        anvil_strv_free(*canceled, *n_canceled);
-        *canceled   = NULL;
-        *n_canceled = 0;
-    }
+    if (out != NULL)
+        rc = heartbeat_result_from_pb(rep, out, err);
     client_free_reply(&rep->base);
     return rc;
 }

@@ -33,7 +33,7 @@ convert_bytes(ProtobufCBinaryData b, size_t *len)
 }
 
 void
-anvil_strv_free(char **v, size_t n)
+convert_strv_free(char **v, size_t n)
 {
     if (v == NULL)
         return;
@@ -54,7 +54,7 @@ convert_strv(char **v, size_t n, char ***out)
     for (size_t i = 0; i < n; i++) {
         c[i] = convert_str(v[i]);
         if (c[i] == NULL) {
-            anvil_strv_free(c, i);
+            convert_strv_free(c, i);
             return -1;
         }
     }
@@ -75,7 +75,7 @@ convert_job_fini(struct anvil_job *j)
     free(j->step);
     free(j->idempotency_key);
     free(j->worker_id);
-    anvil_strv_free(j->after, j->n_after);
+    convert_strv_free(j->after, j->n_after);
     memset(j, 0, sizeof(*j));
 }
 
@@ -83,30 +83,30 @@ int
 convert_job(struct anvil_job *j, const Anvil__V1__Job *pb)
 {
     memset(j, 0, sizeof(*j));
-    j->id                 = convert_str(pb->id);
-    j->type               = convert_str(pb->type);
-    j->queue              = convert_str(pb->queue);
-    j->payload            = convert_bytes(pb->payload, &j->payload_len);
-    j->priority           = pb->priority;
-    j->state              = (enum anvil_job_state) pb->state;
-    j->attempt            = pb->attempt;
-    j->max_attempts       = pb->max_attempts;
-    j->result             = convert_bytes(pb->result, &j->result_len);
-    j->error              = convert_str(pb->error);
-    j->created_at_ms      = pb->created_at_ms;
-    j->started_at_ms      = pb->started_at_ms;
-    j->finished_at_ms     = pb->finished_at_ms;
-    j->run_at_ms          = pb->run_at_ms;
-    j->timeout_ms         = pb->timeout_ms;
-    j->workflow_id        = convert_str(pb->workflow_id);
-    j->step               = convert_str(pb->step);
-    j->idempotency_key    = convert_str(pb->idempotency_key);
-    j->worker_id          = convert_str(pb->worker_id);
-    j->lease_ms           = pb->lease_ms;
-    j->initial_backoff_ms = pb->initial_backoff_ms;
-    j->max_backoff_ms     = pb->max_backoff_ms;
-    j->backoff_multiplier = pb->backoff_multiplier;
-    int after_rc          = convert_strv(pb->after, pb->n_after, &j->after);
+    j->id                       = convert_str(pb->id);
+    j->type                     = convert_str(pb->type);
+    j->queue                    = convert_str(pb->queue);
+    j->payload                  = convert_bytes(pb->payload, &j->payload_len);
+    j->priority                 = pb->priority;
+    j->state                    = (enum anvil_job_state) pb->state;
+    j->attempt                  = pb->attempt;
+    j->retry.max_attempts       = pb->max_attempts;
+    j->result                   = convert_bytes(pb->result, &j->result_len);
+    j->error                    = convert_str(pb->error);
+    j->created_at_ms            = pb->created_at_ms;
+    j->started_at_ms            = pb->started_at_ms;
+    j->finished_at_ms           = pb->finished_at_ms;
+    j->run_at_ms                = pb->run_at_ms;
+    j->timeout_ms               = pb->timeout_ms;
+    j->workflow_id              = convert_str(pb->workflow_id);
+    j->step                     = convert_str(pb->step);
+    j->idempotency_key          = convert_str(pb->idempotency_key);
+    j->worker_id                = convert_str(pb->worker_id);
+    j->lease_ms                 = pb->lease_ms;
+    j->retry.initial_backoff_ms = pb->initial_backoff_ms;
+    j->retry.max_backoff_ms     = pb->max_backoff_ms;
+    j->retry.backoff_multiplier = pb->backoff_multiplier;
+    int after_rc = convert_strv(pb->after, pb->n_after, &j->after);
     if (after_rc == 0)
         j->n_after = pb->n_after;
     if (j->id && j->type && j->queue && j->payload && j->result && j->error

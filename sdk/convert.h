@@ -23,6 +23,9 @@ uint8_t *convert_bytes(ProtobufCBinaryData b, size_t *len);
 // *out = a copy of the n strings of v (NULL when n is 0). 0 or -1.
 int convert_strv(char **v, size_t n, char ***out);
 
+// Frees the n strings of v and v; NULL is ignored.
+void convert_strv_free(char **v, size_t n);
+
 // Fills j from pb. 0, or -1 (out of memory; j is then zeroed).
 int convert_job(struct anvil_job *j, const Anvil__V1__Job *pb);
 

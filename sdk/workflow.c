@@ -78,7 +78,7 @@ step_fini(struct wf_step *s)
     free(s->type);
     free(s->queue);
     free(s->payload);
-    anvil_strv_free(s->after, s->n_after);
+    convert_strv_free(s->after, s->n_after);
 }
 
 void
@@ -180,14 +180,11 @@ anvil_workflow_spec_add_step(anvil_workflow_spec *wf, const char *name,
     s.type           = strdup(type);
     s.payload        = malloc(len + 1);
     if (opts != NULL) {
-        s.queue              = opts->queue != NULL ? strdup(opts->queue) : NULL;
-        s.priority           = opts->priority;
-        s.max_attempts       = opts->max_attempts;
-        s.timeout_ms         = opts->timeout_ms;
-        s.lease_ms           = opts->lease_ms;
-        s.initial_backoff_ms = opts->initial_backoff_ms;
-        s.max_backoff_ms     = opts->max_backoff_ms;
-        s.backoff_multiplier = opts->backoff_multiplier;
+        s.queue      = opts->queue != NULL ? strdup(opts->queue) : NULL;
+        s.priority   = opts->priority;
+        s.timeout_ms = opts->timeout_ms;
+        s.lease_ms   = opts->lease_ms;
+        s.retry      = opts->retry;
     }
     if (s.name == NULL || s.type == NULL || s.payload == NULL
         || (opts != NULL && opts->queue != NULL && s.queue == NULL)) {
@@ -380,12 +377,12 @@ workflow_pb_init(struct workflow_pb *pb, const anvil_workflow_spec *wf)
         p->n_after            = s->n_after;
         p->queue              = s->queue != NULL ? s->queue : (char *) "";
         p->priority           = s->priority;
-        p->max_attempts       = s->max_attempts;
+        p->max_attempts       = s->retry.max_attempts;
         p->timeout_ms         = s->timeout_ms;
         p->lease_ms           = s->lease_ms;
-        p->initial_backoff_ms = s->initial_backoff_ms;
-        p->max_backoff_ms     = s->max_backoff_ms;
-        p->backoff_multiplier = s->backoff_multiplier;
+        p->initial_backoff_ms = s->retry.initial_backoff_ms;
+        p->max_backoff_ms     = s->retry.max_backoff_ms;
+        p->backoff_multiplier = s->retry.backoff_multiplier;
         pb->ptrs[i]           = p;
     }
     pb->spec.steps   = pb->ptrs;

@@ -13,21 +13,18 @@
 #include <anvil/workflow.h>
 
 struct wf_step {
-    char    *name;
-    char    *type;
-    char    *queue; // NULL = the server's default
-    uint8_t *payload;
-    size_t   len;
-    int32_t  priority;
-    uint32_t max_attempts;
-    int64_t  timeout_ms;
-    int64_t  lease_ms;
-    int64_t  initial_backoff_ms;
-    int64_t  max_backoff_ms;
-    double   backoff_multiplier;
-    char   **after; // names of the parents, each once, in the order added
-    size_t   n_after;
-    size_t   cap_after;
+    char                     *name;
+    char                     *type;
+    char                     *queue; // NULL = the server's default
+    uint8_t                  *payload;
+    size_t                    len;
+    int32_t                   priority;
+    int64_t                   timeout_ms;
+    int64_t                   lease_ms;
+    struct anvil_retry_policy retry;
+    char **after; // names of the parents, each once, in the order added
+    size_t n_after;
+    size_t cap_after;
 };
 
 struct anvil_workflow_spec {

@@ -198,16 +198,16 @@ step_opts(const json_t *js, const char *at, struct step_fields *f,
         rc = get_int(js, "lease_ms", 0, INT64_MAX, at, &f->opts.lease_ms, err);
     if (rc == ANVIL_OK)
         rc = get_int(js, "initial_backoff_ms", 0, INT64_MAX, at,
-            &f->opts.initial_backoff_ms, err);
+            &f->opts.retry.initial_backoff_ms, err);
     if (rc == ANVIL_OK)
         rc = get_int(js, "max_backoff_ms", 0, INT64_MAX, at,
-            &f->opts.max_backoff_ms, err);
+            &f->opts.retry.max_backoff_ms, err);
     if (rc == ANVIL_OK)
         rc = get_number(js, "backoff_multiplier", 0, 1e9, at,
-            &f->opts.backoff_multiplier, err);
-    f->opts.priority     = (int32_t) prio;
-    f->opts.max_attempts = (uint32_t) attempts;
-    f->opts.timeout_ms   = timeout;
+            &f->opts.retry.backoff_multiplier, err);
+    f->opts.priority           = (int32_t) prio;
+    f->opts.retry.max_attempts = (uint32_t) attempts;
+    f->opts.timeout_ms         = timeout;
     return rc;
 }
 

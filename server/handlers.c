@@ -258,7 +258,7 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->priority        = j->priority;
     m->state           = (Anvil__V1__JobState) j->state;
     m->attempt         = j->attempt;
-    m->max_attempts    = j->max_attempts;
+    m->max_attempts    = j->retry.max_attempts;
     m->result          = (ProtobufCBinaryData) { j->result_len, j->result };
     m->error           = j->error;
     m->created_at_ms   = j->created_at;
@@ -269,9 +269,9 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->idempotency_key = j->idem_key;
     m->worker_id       = j->worker_id;
     m->lease_ms        = j->lease_ms;
-    m->initial_backoff_ms = j->backoff_initial_ms;
-    m->max_backoff_ms     = j->backoff_max_ms;
-    m->backoff_multiplier = j->backoff_multiplier;
+    m->initial_backoff_ms = j->retry.backoff_initial_ms;
+    m->max_backoff_ms     = j->retry.backoff_max_ms;
+    m->backoff_multiplier = j->retry.backoff_multiplier;
     if (j->workflow_id != 0) {
         workflow_id_format(j->workflow_id, p->wf, sizeof(p->wf));
         m->workflow_id = p->wf;

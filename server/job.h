@@ -78,7 +78,7 @@ struct job {
     int32_t               priority;
     int                   state; // enum anvil_job_state
     uint32_t              attempt;
-    uint32_t              max_attempts;
+    struct retry_policy   retry; // as stored: every field resolved
     uint8_t              *result;
     size_t                result_len;
     char                 *error;
@@ -98,9 +98,6 @@ struct job {
     char                **after; // in a workflow's status: parents' names
     size_t                n_after;
     int64_t               lease_ms; // 0 = the server's default
-    int64_t               backoff_initial_ms;
-    int64_t               backoff_max_ms;
-    double                backoff_multiplier;
 };
 
 struct workflow {

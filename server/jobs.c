@@ -346,7 +346,7 @@ int
 jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
     uint32_t pending, uint32_t more, const char *why, struct anvil_error *err)
 {
-    uint32_t max = j->max_attempts;
+    uint32_t max = j->retry.max_attempts;
     if (more == 0)
         more = 1;
     if (j->attempt > UINT32_MAX - more)

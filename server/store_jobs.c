@@ -63,31 +63,31 @@ static int
 read_job(sqlite3_stmt *s, struct job *j)
 {
     memset(j, 0, sizeof(*j));
-    j->id                 = sqlite3_column_int64(s, 0);
-    j->type               = sq_col_str(s, 1);
-    j->queue              = sq_col_str(s, 2);
-    j->payload            = sq_col_blob(s, 3, &j->payload_len);
-    j->priority           = sqlite3_column_int(s, 4);
-    j->state              = sqlite3_column_int(s, 5);
-    j->attempt            = (uint32_t) sqlite3_column_int64(s, 6);
-    j->max_attempts       = (uint32_t) sqlite3_column_int64(s, 7);
-    j->result             = sq_col_blob(s, 8, &j->result_len);
-    j->error              = sq_col_str(s, 9);
-    j->created_at         = sqlite3_column_int64(s, 10);
-    j->started_at         = sqlite3_column_int64(s, 11);
-    j->finished_at        = sqlite3_column_int64(s, 12);
-    j->run_at             = sqlite3_column_int64(s, 13);
-    j->timeout_ms         = sqlite3_column_int64(s, 14);
-    j->lease_deadline     = sqlite3_column_int64(s, 15);
-    j->worker_id          = sq_col_str(s, 16);
-    j->idem_key           = sq_col_str(s, 17);
-    j->cancel_requested   = sqlite3_column_int(s, 18) != 0;
-    j->workflow_id        = sqlite3_column_int64(s, 19);
-    j->step               = sq_col_str(s, 20);
-    j->lease_ms           = sqlite3_column_int64(s, 21);
-    j->backoff_initial_ms = sqlite3_column_int64(s, 22);
-    j->backoff_max_ms     = sqlite3_column_int64(s, 23);
-    j->backoff_multiplier = sqlite3_column_double(s, 24);
+    j->id                       = sqlite3_column_int64(s, 0);
+    j->type                     = sq_col_str(s, 1);
+    j->queue                    = sq_col_str(s, 2);
+    j->payload                  = sq_col_blob(s, 3, &j->payload_len);
+    j->priority                 = sqlite3_column_int(s, 4);
+    j->state                    = sqlite3_column_int(s, 5);
+    j->attempt                  = (uint32_t) sqlite3_column_int64(s, 6);
+    j->retry.max_attempts       = (uint32_t) sqlite3_column_int64(s, 7);
+    j->result                   = sq_col_blob(s, 8, &j->result_len);
+    j->error                    = sq_col_str(s, 9);
+    j->created_at               = sqlite3_column_int64(s, 10);
+    j->started_at               = sqlite3_column_int64(s, 11);
+    j->finished_at              = sqlite3_column_int64(s, 12);
+    j->run_at                   = sqlite3_column_int64(s, 13);
+    j->timeout_ms               = sqlite3_column_int64(s, 14);
+    j->lease_deadline           = sqlite3_column_int64(s, 15);
+    j->worker_id                = sq_col_str(s, 16);
+    j->idem_key                 = sq_col_str(s, 17);
+    j->cancel_requested         = sqlite3_column_int(s, 18) != 0;
+    j->workflow_id              = sqlite3_column_int64(s, 19);
+    j->step                     = sq_col_str(s, 20);
+    j->lease_ms                 = sqlite3_column_int64(s, 21);
+    j->retry.backoff_initial_ms = sqlite3_column_int64(s, 22);
+    j->retry.backoff_max_ms     = sqlite3_column_int64(s, 23);
+    j->retry.backoff_multiplier = sqlite3_column_double(s, 24);
     if (!j->type || !j->queue || !j->payload || !j->result || !j->error
         || !j->worker_id || !j->idem_key || !j->step) {
         job_fini(j);

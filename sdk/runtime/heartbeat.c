@@ -26,12 +26,11 @@ flag_jobs(struct heartbeat *hb, char **ids, size_t n, bool lost)
 static void
 heartbeat_once(struct heartbeat *hb, bool *failing)
 {
-    size_t                  n, n_canceled = 0, n_lost = 0;
-    char                  **canceled = NULL, **lost = NULL;
-    struct anvil_error      e    = { 0 };
-    struct anvil_lease_ref *refs = tasks_refs(hb->ts, &n);
-    int rc = anvil_lease_heartbeat(hb->client, hb->name, refs, n, &canceled,
-        &n_canceled, &lost, &n_lost, &e);
+    size_t                         n;
+    struct anvil_heartbeat_result *res  = NULL;
+    struct anvil_error             e    = { 0 };
+    struct anvil_lease_ref        *refs = tasks_refs(hb->ts, &n);
+    int rc = anvil_lease_heartbeat(hb->client, hb->name, refs, n, &res, &e);
     tasks_refs_free(refs, n);
     if (rc != ANVIL_OK) {
         char msg[300];
@@ -42,10 +41,9 @@ heartbeat_once(struct heartbeat *hb, bool *failing)
         return;
     }
     *failing = false;
-    flag_jobs(hb, canceled, n_canceled, false);
-    flag_jobs(hb, lost, n_lost, true);
-    anvil_strv_free(canceled, n_canceled);
-    anvil_strv_free(lost, n_lost);
+    flag_jobs(hb, res->canceled, res->n_canceled, false);
+    flag_jobs(hb, res->lost, res->n_lost, true);
+    anvil_heartbeat_result_free(res);
 }
 
 static void *

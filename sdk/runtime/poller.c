@@ -142,16 +142,15 @@ poll_main(void *arg)
         req.max_jobs = wait_room(p);
         if (req.max_jobs == 0)
             break;
-        struct anvil_lease *leases = NULL;
-        size_t              n      = 0;
-        struct anvil_error  e      = { 0 };
-        int rc = anvil_lease_poll(p->client, &req, &leases, &n, &e);
-        poll_ended(p, req.max_jobs, rc == ANVIL_OK ? n : 0);
+        struct anvil_lease_list *leases = NULL;
+        struct anvil_error       e      = { 0 };
+        int rc = anvil_lease_poll(p->client, &req, &leases, &e);
+        poll_ended(p, req.max_jobs, rc == ANVIL_OK ? leases->n : 0);
         if (rc == ANVIL_OK) {
             if (backoff > 0)
                 AV_INFO("worker.poll.resumed", "name=%s", req.worker_id);
             backoff = 0;
-            tasks_add(p->ts, leases, n); // held even when stopping
+            tasks_add(p->ts, leases); // held even when stopping
             continue;
         }
         if (stopping(p->ts))

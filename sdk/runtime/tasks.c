@@ -15,10 +15,9 @@
 
 // The leases of one Poll reply and their tasks, freed with the last task.
 struct lease_batch {
-    struct anvil_lease *leases;
-    size_t              n;
-    size_t              refs; // tasks not yet released; ts->mu
-    struct task         tasks[];
+    struct anvil_lease_list *list;
+    size_t                   refs; // tasks not yet released; ts->mu
+    struct task              tasks[];
 };
 
 // ---- job context (handlers, on slot threads) ----
@@ -159,22 +158,23 @@ hold_locked(struct tasks *ts, struct task *t)
 }
 
 void
-tasks_add(struct tasks *ts, struct anvil_lease *leases, size_t n)
+tasks_add(struct tasks *ts, struct anvil_lease_list *list)
 {
+    size_t n = list != NULL ? list->n : 0;
     if (n == 0) {
-        anvil_leases_free(leases, n);
+        anvil_lease_list_free(list);
         return;
     }
     struct lease_batch *b = calloc(1, sizeof(*b) + n * sizeof(struct task));
     if (b == NULL) {
         AV_ERR("worker.poll.oom", "leases=%zu", n);
-        anvil_leases_free(leases, n); // the leases expire on the server
+        anvil_lease_list_free(list); // the leases expire on the server
         return;
     }
-    b->leases   = leases;
-    b->n        = n;
-    b->refs     = n;
-    int64_t now = av_mono_ms();
+    struct anvil_lease *leases = list->leases;
+    b->list                    = list;
+    b->refs                    = n;
+    int64_t now                = av_mono_ms();
     pthread_mutex_lock(&ts->mu);
     for (size_t i = 0; i < n; i++) {
         struct task *t = &b->tasks[i];
@@ -310,7 +310,7 @@ tasks_release(struct tasks *ts, struct task *t)
     pthread_cond_broadcast(&ts->free_cv);
     pthread_mutex_unlock(&ts->mu);
     if (last) {
-        anvil_leases_free(b->leases, b->n);
+        anvil_lease_list_free(b->list);
         free(b);
     }
 }

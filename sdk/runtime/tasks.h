@@ -102,9 +102,9 @@ void tasks_fini(struct tasks *ts);
 // Any thread; the worker's stop.
 bool tasks_set_phase(struct tasks *ts, enum tasks_phase p);
 
-// Holds the n leases of one Poll reply and queues them for the slots.
-// Consumes leases (freed with the last task). Poll thread.
-void tasks_add(struct tasks *ts, struct anvil_lease *leases, size_t n);
+// Holds the leases of one Poll reply and queues them for the slots.
+// Consumes list (freed with the last task). Poll thread.
+void tasks_add(struct tasks *ts, struct anvil_lease_list *list);
 
 // Waits until fewer than cap tasks are unfinished and fewer than room
 // held; returns how many more fit (at most max), 0 once STOPPING.

@@ -506,7 +506,7 @@ submit_one(struct crash *c, int i)
 
     snprintf(key, sizeof(key), "crash-%d", i);
     snprintf(payload, sizeof(payload), "%d", i);
-    so.max_attempts = 10; // leases lost to kills must not exhaust a job
+    so.retry.max_attempts = 10; // leases lost to kills must not exhaust a job
     for (int tries = 0;; tries++) {
         rc = anvil_job_submit(c->sub_client, JOB_TYPE, payload, strlen(payload),
             &so, &c->ids[i], &existed, &err);

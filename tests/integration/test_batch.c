@@ -361,37 +361,36 @@ submit_n(anvil_client *c, const char *type, size_t n,
     }
 }
 
-// Leases exactly n jobs of `type` for worker "w1" on client c; the leases
-// are the caller's (anvil_leases_free).
-static struct anvil_lease *
+// Leases exactly n jobs of `type` for worker "w1" on client c; the list
+// is the caller's (anvil_lease_list_free).
+static struct anvil_lease_list *
 lease_n(anvil_client *c, const char *type, size_t n)
 {
-    struct anvil_lease   *leases = NULL;
-    size_t                got    = 0;
-    struct anvil_error    err    = { 0 };
-    struct anvil_poll_req req    = {
-           .worker_id = "w1",
-           .types     = &type,
-           .n_types   = 1,
-           .max_jobs  = (uint32_t) n,
-           .wait_ms   = 2000,
+    struct anvil_lease_list *leases = NULL;
+    struct anvil_error       err    = { 0 };
+    struct anvil_poll_req    req    = {
+              .worker_id = "w1",
+              .types     = &type,
+              .n_types   = 1,
+              .max_jobs  = (uint32_t) n,
+              .wait_ms   = 2000,
     };
-    int rc = anvil_lease_poll(c, &req, &leases, &got, &err);
+    int rc = anvil_lease_poll(c, &req, &leases, &err);
 
     if (rc != ANVIL_OK)
         print_error("poll: %s\n", err.msg);
     assert_int_equal(rc, ANVIL_OK);
-    assert_int_equal(got, n);
+    assert_int_equal(leases->n, n);
     return leases;
 }
 
-// The lease of job id among n leases.
+// The lease of job id in list.
 static const struct anvil_lease *
-lease_of(const struct anvil_lease *leases, size_t n, const char *id)
+lease_of(const struct anvil_lease_list *list, const char *id)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(leases[i].job.id, id) == 0)
-            return &leases[i];
+    for (size_t i = 0; i < list->n; i++) {
+        if (strcmp(list->leases[i].job.id, id) == 0)
+            return &list->leases[i];
     }
     fail_msg("no lease for %s", id);
     return NULL;
@@ -406,16 +405,16 @@ spec_opts(size_t i, struct anvil_job_opts *o, char *key, size_t key_len)
 
     memset(o, 0, sizeof(*o));
     snprintf(key, key_len, "key-%zu", i);
-    o->queue              = queues[i % N_ELEMS(queues)];
-    o->priority           = (int32_t) i - 16;
-    o->max_attempts       = (uint32_t) (1 + i % 5);
-    o->timeout_ms         = (int64_t) (1000 + i);
-    o->lease_ms           = (int64_t) (5000 + i);
-    o->initial_backoff_ms = (int64_t) (200 + i);
-    o->max_backoff_ms     = (int64_t) (9000 + i);
-    o->backoff_multiplier = 1.5;
-    o->idempotency_key    = i % 4 == 0 ? key : NULL;
-    o->delay_ms           = i % 8 == 7 ? 600000 : 0;
+    o->queue                    = queues[i % N_ELEMS(queues)];
+    o->priority                 = (int32_t) i - 16;
+    o->retry.max_attempts       = (uint32_t) (1 + i % 5);
+    o->timeout_ms               = (int64_t) (1000 + i);
+    o->lease_ms                 = (int64_t) (5000 + i);
+    o->retry.initial_backoff_ms = (int64_t) (200 + i);
+    o->retry.max_backoff_ms     = (int64_t) (9000 + i);
+    o->retry.backoff_multiplier = 1.5;
+    o->idempotency_key          = i % 4 == 0 ? key : NULL;
+    o->delay_ms                 = i % 8 == 7 ? 600000 : 0;
 }
 
 static void
@@ -430,12 +429,13 @@ assert_job_matches(struct fixture *f, const char *id, const char *type,
     assert_int_equal(job->payload_len, strlen(payload));
     assert_memory_equal(job->payload, payload, job->payload_len);
     assert_int_equal(job->priority, o->priority);
-    assert_int_equal(job->max_attempts, o->max_attempts);
+    assert_int_equal(job->retry.max_attempts, o->retry.max_attempts);
     assert_int_equal(job->timeout_ms, o->timeout_ms);
     assert_int_equal(job->lease_ms, o->lease_ms);
-    assert_int_equal(job->initial_backoff_ms, o->initial_backoff_ms);
-    assert_int_equal(job->max_backoff_ms, o->max_backoff_ms);
-    assert_true(job->backoff_multiplier == o->backoff_multiplier);
+    assert_int_equal(
+        job->retry.initial_backoff_ms, o->retry.initial_backoff_ms);
+    assert_int_equal(job->retry.max_backoff_ms, o->retry.max_backoff_ms);
+    assert_true(job->retry.backoff_multiplier == o->retry.backoff_multiplier);
     assert_string_equal(job->idempotency_key,
         o->idempotency_key != NULL ? o->idempotency_key : "");
     assert_int_equal(
@@ -909,8 +909,8 @@ test_a_key_used_before_returns_that_job_in_a_later_batch(void **state)
 // ---- Report ----
 
 static const struct anvil_job_opts slow_retry = {
-    .initial_backoff_ms = 600000,
-    .max_backoff_ms     = 600000,
+    .retry.initial_backoff_ms = 600000,
+    .retry.max_backoff_ms     = 600000,
 };
 
 static void
@@ -958,13 +958,13 @@ static void
 report_three(struct fixture *f, char (*ids)[24], struct anvil_outcome *outs,
     uint32_t *tokens)
 {
-    struct anvil_lease *leases;
+    struct anvil_lease_list *leases;
 
     submit_n(f->h.client, "work", 3, &slow_retry, ids);
     leases = lease_n(f->h.client, "work", 3);
     for (size_t i = 0; i < 3; i++)
-        tokens[i] = lease_of(leases, 3, ids[i])->token;
-    anvil_leases_free(leases, 3);
+        tokens[i] = lease_of(leases, ids[i])->token;
+    anvil_lease_list_free(leases);
     outs[0] = completed(ids[0], tokens[0], "done");
     outs[1] = failed(ids[1], tokens[1], "flaky", true);
     outs[2] = failed(ids[2], tokens[2], "broken", false);
@@ -1055,10 +1055,10 @@ test_report_refuses_a_stale_token_through_the_sdk(void **state)
     assert_int_equal(
         anvil_job_report(f->h.client, outs, 3, res, NULL), ANVIL_OK);
     submit_n(f->h.client, "fresh", 1, NULL, other);
-    struct anvil_lease  *lease  = lease_n(f->h.client, "fresh", 1);
-    struct anvil_outcome two[2] = { completed(ids[1], tokens[1], "late"),
-        completed(other[0], lease->token, "ok") };
-    anvil_leases_free(lease, 1);
+    struct anvil_lease_list *lease  = lease_n(f->h.client, "fresh", 1);
+    struct anvil_outcome     two[2] = { completed(ids[1], tokens[1], "late"),
+            completed(other[0], lease->leases[0].token, "ok") };
+    anvil_lease_list_free(lease);
     assert_int_equal(
         anvil_job_report(f->h.client, two, 2, res, &err), ANVIL_OK);
     assert_int_equal(res[0].code, ANVIL_FAILED_PRECONDITION);
@@ -1098,7 +1098,7 @@ test_report_refuses_bad_outcomes_alone_naming_each(void **state)
 {
     struct fixture            *f = *state;
     char                       ids[3][24];
-    struct anvil_lease        *leases;
+    struct anvil_lease_list   *leases;
     struct raw_report          r;
     uint8_t                    big[MAX_PAYLOAD + 1] = { 0 };
     Anvil__V1__Reply          *rep;
@@ -1110,28 +1110,28 @@ test_report_refuses_bad_outcomes_alone_naming_each(void **state)
     leases = lease_n(f->h.client, "mixed", 3);
     raw_report_init(&r, 7);
     r.items[0].job_id      = ids[0];
-    r.items[0].token       = lease_of(leases, 3, ids[0])->token;
+    r.items[0].token       = lease_of(leases, ids[0])->token;
     r.items[0].result.data = (uint8_t *) "zero";
     r.items[0].result.len  = 4;
     r.items[1].job_id      = ids[1];
-    r.items[1].token       = lease_of(leases, 3, ids[1])->token + 1; // stale
+    r.items[1].token       = lease_of(leases, ids[1])->token + 1; // stale
     r.items[2].job_id      = "j999999";
     r.items[3].job_id      = "zzz";
     r.items[3].failed      = true;
     r.items[4].job_id      = ids[2];
-    r.items[4].token       = lease_of(leases, 3, ids[2])->token;
+    r.items[4].token       = lease_of(leases, ids[2])->token;
     r.items[4].result.data = big; // over the limit
     r.items[4].result.len  = sizeof(big);
     r.items[5].job_id      = ids[1];
-    r.items[5].token       = lease_of(leases, 3, ids[1])->token;
+    r.items[5].token       = lease_of(leases, ids[1])->token;
     r.items[5].failed      = true;
     r.items[5].error       = "gave up";
     r.items[5].no_retry    = true;
     r.items[6].job_id      = ids[2];
-    r.items[6].token       = lease_of(leases, 3, ids[2])->token;
+    r.items[6].token       = lease_of(leases, ids[2])->token;
     r.items[6].result.data = (uint8_t *) "two";
     r.items[6].result.len  = 3;
-    anvil_leases_free(leases, 3);
+    anvil_lease_list_free(leases);
 
     rep = raw_call(f, "Report", &r.req.base);
     assert_int_equal(rep->code, ANVIL__V1__CODE__OK);
@@ -1214,7 +1214,7 @@ test_a_report_wakes_a_job_wait_parked_on_its_job(void **state)
 {
     struct fixture             *f = *state;
     char                        ids[1][24];
-    struct anvil_lease         *lease;
+    struct anvil_lease_list    *lease;
     struct anvil_outcome_result res[1];
     pthread_t                   th;
     struct waiter               w = { 0 };
@@ -1227,8 +1227,9 @@ test_a_report_wakes_a_job_wait_parked_on_its_job(void **state)
     p.id  = ids[0];
     assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
     bool                 parked = harness_wait_for(waiter_parked, &p, 10000);
-    struct anvil_outcome out    = completed(ids[0], lease->token, "woke");
-    anvil_leases_free(lease, 1);
+    struct anvil_outcome out
+        = completed(ids[0], lease->leases[0].token, "woke");
+    anvil_lease_list_free(lease);
     int64_t t0 = av_mono_ms();
     int     rc = anvil_job_report(f->h.client, &out, 1, res, NULL);
     pthread_join(th, NULL);
@@ -1278,24 +1279,24 @@ test_a_worker_token_may_report_but_not_submit_many(void **state)
     struct anvil_outcome_result ores[1];
     struct anvil_error          err = { 0 };
     char                        ids[2][24];
-    struct anvil_lease         *leases;
+    struct anvil_lease_list    *leases;
 
     assert_int_equal(anvil_job_submit_many(worker, &spec, 1, sres, NULL, &err),
         ANVIL_PERMISSION_DENIED);
     assert_jobs_stored(f, 0);
     submit_n(client, "job", 2, NULL, ids);
-    leases = lease_n(worker, "job", 2);
-    struct anvil_outcome out
-        = completed(leases[0].job.id, leases[0].token, "r");
+    leases                        = lease_n(worker, "job", 2);
+    const struct anvil_lease *l   = &leases->leases[0];
+    struct anvil_outcome      out = completed(l->job.id, l->token, "r");
     // Another worker's token may not report on this lease.
     assert_int_equal(anvil_job_report(other, &out, 1, ores, &err), ANVIL_OK);
     assert_int_equal(ores[0].code, ANVIL_PERMISSION_DENIED);
     assert_non_null(strstr(err.msg, "outcomes[0]: "));
     assert_int_equal(anvil_job_report(worker, &out, 1, ores, NULL), ANVIL_OK);
     assert_int_equal(ores[0].code, ANVIL_OK);
-    assert_int_equal(job_state(f, leases[0].job.id), ANVIL_JOB_SUCCEEDED);
-    assert_int_equal(job_state(f, leases[1].job.id), ANVIL_JOB_RUNNING);
-    anvil_leases_free(leases, 2);
+    assert_int_equal(job_state(f, l->job.id), ANVIL_JOB_SUCCEEDED);
+    assert_int_equal(job_state(f, leases->leases[1].job.id), ANVIL_JOB_RUNNING);
+    anvil_lease_list_free(leases);
 }
 
 static void
@@ -1307,12 +1308,13 @@ test_a_client_token_may_submit_many_but_not_report(void **state)
     struct anvil_outcome_result ores[1];
     struct anvil_error          err = { 0 };
     char                        ids[1][24];
-    struct anvil_lease         *lease;
+    struct anvil_lease_list    *lease;
 
     submit_n(client, "job", 1, NULL, ids);
-    lease                    = lease_n(worker, "job", 1);
-    struct anvil_outcome out = failed(ids[0], lease->token, "no", true);
-    anvil_leases_free(lease, 1);
+    lease = lease_n(worker, "job", 1);
+    struct anvil_outcome out
+        = failed(ids[0], lease->leases[0].token, "no", true);
+    anvil_lease_list_free(lease);
     assert_int_equal(
         anvil_job_report(client, &out, 1, ores, &err), ANVIL_PERMISSION_DENIED);
     assert_non_null(strstr(err.msg, "Report"));

@@ -475,7 +475,7 @@ test_cli_submit_sends_timeout_attempts_lease_delay_and_key(void **state)
     struct anvil_error err = { 0, "" };
     assert_int_equal(anvil_job_get(h->client, id, &job, &err), ANVIL_OK);
     assert_int_equal(job->timeout_ms, 1234);
-    assert_int_equal(job->max_attempts, 2);
+    assert_int_equal(job->retry.max_attempts, 2);
     assert_int_equal(job->lease_ms, 5000);
     assert_string_equal(job->idempotency_key, "order-7");
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
@@ -558,13 +558,12 @@ test_cli_workers_lists_a_polling_worker_and_health_flags_no_worker(void **state)
     struct anvil_error err = { 0, "" };
     assert_int_equal(
         anvil_client_set_worker_info(h->client, &info, &err), ANVIL_OK);
-    struct anvil_poll_req pr = { "wk-1", queues, 1, types, 1, 1, 0 };
-    struct anvil_lease   *ls = NULL;
-    size_t                n  = 0;
-    assert_int_equal(anvil_lease_poll(h->client, &pr, &ls, &n, &err), ANVIL_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(ls[0].job.id, id);
-    anvil_leases_free(ls, n);
+    struct anvil_poll_req    pr = { "wk-1", queues, 1, types, 1, 1, 0 };
+    struct anvil_lease_list *ls = NULL;
+    assert_int_equal(anvil_lease_poll(h->client, &pr, &ls, &err), ANVIL_OK);
+    assert_int_equal(ls->n, 1);
+    assert_string_equal(ls->leases[0].job.id, id);
+    anvil_lease_list_free(ls);
 
     run(h, &r, "--json", "workers", NULL);
     assert_int_equal(r.status, 0);

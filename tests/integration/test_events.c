@@ -340,7 +340,7 @@ static void
 test_retry_of_a_failed_job_runs_it_again_keeping_its_attempts(void **state)
 {
     struct fx            *f   = *state;
-    struct anvil_job_opts o   = { .max_attempts = 1 };
+    struct anvil_job_opts o   = { .retry.max_attempts = 1 };
     char                 *id  = submit(f, "Flaky", &o);
     struct anvil_job     *job = wait_job(f, id);
     assert_int_equal(job->state, ANVIL_JOB_FAILED);
@@ -391,7 +391,7 @@ test_retry_of_a_failed_workflow_runs_only_the_failed_steps(void **state)
 {
     struct fx             *f    = *state;
     anvil_workflow_spec   *wf   = NULL;
-    struct anvil_step_opts once = { .max_attempts = 1 };
+    struct anvil_step_opts once = { .retry.max_attempts = 1 };
     assert_int_equal(anvil_workflow_spec_new(&wf, "retry", NULL), ANVIL_OK);
     assert_int_equal(
         anvil_workflow_spec_add_step(wf, "a", "Echo", "1", 1, NULL, NULL), 0);
@@ -496,7 +496,7 @@ static void
 test_cli_events_prints_a_jobs_events_and_retry_reports(void **state)
 {
     struct fx            *f  = *state;
-    struct anvil_job_opts o  = { .max_attempts = 1 };
+    struct anvil_job_opts o  = { .retry.max_attempts = 1 };
     char                 *id = submit(f, "Flaky", &o);
     anvil_job_free(wait_job(f, id));
 

@@ -376,7 +376,7 @@ test_get_job_returns_what_was_submitted(void **state)
     assert_int_equal(job->priority, 7);
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
     assert_int_equal(job->attempt, 0);
-    assert_int_equal(job->max_attempts, 3);
+    assert_int_equal(job->retry.max_attempts, 3);
     assert_int_equal(job->result_len, 0);
     assert_true(job->created_at_ms > 0);
     assert_int_equal(job->finished_at_ms, 0);

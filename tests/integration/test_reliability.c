@@ -158,7 +158,7 @@ flaky_handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
 
     (void) arg;
     rec_return(i, false, false);
-    if (l->job.attempt < l->job.max_attempts) {
+    if (l->job.attempt < l->job.retry.max_attempts) {
         anvil_job_ctx_set_error(ctx, true, "flaky attempt %u", l->job.attempt);
         return ANVIL_UNAVAILABLE;
     }
@@ -513,14 +513,13 @@ static void
 test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     void **state)
 {
-    struct harness        *h   = *state;
-    pid_t                  pid = spawn_helper(h, "helper-a");
-    char                  *id  = submit(h, "slow", "payload-1");
-    struct anvil_job      *job;
-    struct anvil_lease_ref ref      = { id, 1 };
-    char                 **canceled = NULL, **lost = NULL;
-    size_t                 n_canceled = 0, n_lost = 0;
-    int                    status;
+    struct harness                *h   = *state;
+    pid_t                          pid = spawn_helper(h, "helper-a");
+    char                          *id  = submit(h, "slow", "payload-1");
+    struct anvil_job              *job;
+    struct anvil_lease_ref         ref = { id, 1 };
+    struct anvil_heartbeat_result *hb  = NULL;
+    int                            status;
 
     wait_state(h, id, ANVIL_JOB_RUNNING, "helper-a");
     status = kill_helper(pid);
@@ -536,14 +535,13 @@ test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     anvil_job_free(job);
 
     // The dead worker's token no longer holds the job.
-    assert_int_equal(anvil_lease_heartbeat(h->client, "helper-a", &ref, 1,
-                         &canceled, &n_canceled, &lost, &n_lost, NULL),
+    assert_int_equal(
+        anvil_lease_heartbeat(h->client, "helper-a", &ref, 1, &hb, NULL),
         ANVIL_OK);
-    assert_int_equal(n_lost, 1);
-    assert_string_equal(lost[0], id);
-    assert_int_equal(n_canceled, 0);
-    anvil_strv_free(canceled, n_canceled);
-    anvil_strv_free(lost, n_lost);
+    assert_int_equal(hb->n_lost, 1);
+    assert_string_equal(hb->lost[0], id);
+    assert_int_equal(hb->n_canceled, 0);
+    anvil_heartbeat_result_free(hb);
 
     start_fast_worker(h, "slow", echo_handler);
     job = wait_final(h, id, ANVIL_JOB_SUCCEEDED);
@@ -585,7 +583,7 @@ test_a_job_failing_twice_succeeds_on_attempt_3_after_default_backoff(
     id  = submit(h, "flaky", "{}"); // default: 3 attempts
     job = wait_final(h, id, ANVIL_JOB_SUCCEEDED);
     assert_int_equal(job->attempt, 3);
-    assert_int_equal(job->max_attempts, 3);
+    assert_int_equal(job->retry.max_attempts, 3);
     assert_int_equal(job->result_len, 2);
     assert_memory_equal(job->result, "ok", 2);
     anvil_job_free(job);
@@ -604,7 +602,7 @@ static void
 test_a_job_that_always_fails_ends_failed_after_max_attempts(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 2 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 2 };
     char                 *id;
     struct anvil_job     *job;
 
@@ -632,7 +630,7 @@ test_a_non_retryable_failure_ends_failed_at_attempt_1(void **state)
     id  = submit(h, "fatal", "{}");
     job = wait_final(h, id, ANVIL_JOB_FAILED);
     assert_int_equal(job->attempt, 1);
-    assert_int_equal(job->max_attempts, 3);
+    assert_int_equal(job->retry.max_attempts, 3);
     assert_string_equal(job->error, "payload is unusable");
     anvil_job_free(job);
     assert_int_equal(rec_count(), 1);
@@ -700,7 +698,7 @@ static void
 test_a_job_over_its_timeout_fails_though_its_handler_ignores_it(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 1, .timeout_ms = 300 };
     int64_t               t0   = av_mono_ms();
     char                 *id;
     struct anvil_job     *job;
@@ -735,7 +733,7 @@ static void
 test_a_handler_sleeping_on_its_ctx_wakes_at_the_job_timeout(void **state)
 {
     struct harness       *h    = *state;
-    struct anvil_job_opts opts = { .max_attempts = 1, .timeout_ms = 300 };
+    struct anvil_job_opts opts = { .retry.max_attempts = 1, .timeout_ms = 300 };
     char                 *id;
     struct anvil_job     *job;
     struct call           c;
@@ -794,23 +792,23 @@ test_cancelling_a_running_job_stops_its_handler(void **state)
 static uint32_t
 lease_manual(struct harness *h, const char *id)
 {
-    const char           *types[] = { "manual" };
-    struct anvil_poll_req req     = { .worker_id = "tester",
-            .types                               = types,
-            .n_types                             = 1,
-            .max_jobs                            = 1,
-            .wait_ms                             = 5000 };
-    struct anvil_lease   *leases  = NULL;
-    size_t                n       = 0;
-    uint32_t              token;
+    const char              *types[] = { "manual" };
+    struct anvil_poll_req    req     = { .worker_id = "tester",
+               .types                               = types,
+               .n_types                             = 1,
+               .max_jobs                            = 1,
+               .wait_ms                             = 5000 };
+    struct anvil_lease_list *leases  = NULL;
+    uint32_t                 token;
 
     assert_int_equal(
-        anvil_lease_poll(h->client, &req, &leases, &n, NULL), ANVIL_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(leases[0].job.id, id);
-    assert_int_equal(leases[0].token, leases[0].job.attempt);
-    token = leases[0].token;
-    anvil_leases_free(leases, n);
+        anvil_lease_poll(h->client, &req, &leases, NULL), ANVIL_OK);
+    assert_int_equal(leases->n, 1);
+    const struct anvil_lease *l = &leases->leases[0];
+    assert_string_equal(l->job.id, id);
+    assert_int_equal(l->token, l->job.attempt);
+    token = l->token;
+    anvil_lease_list_free(leases);
     return token;
 }
 

@@ -383,8 +383,8 @@ test_failed_attempts_still_retry_and_final_failures_still_fail(void **state)
 {
     struct fixture       *f    = *state;
     struct anvil_job_opts opts = {
-        .max_attempts       = 2,
-        .initial_backoff_ms = 10,
+        .retry.max_attempts       = 2,
+        .retry.initial_backoff_ms = 10,
     };
     char *a = submit(&f->h, "flaky", "", &opts);
     char *b = submit(&f->h, "doomed", "", &opts);

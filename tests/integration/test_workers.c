@@ -129,7 +129,7 @@ submit(struct harness *h, const char *type, const char *payload,
     struct anvil_error    err = { 0 };
     o.queue                   = queue;
     o.timeout_ms              = timeout_ms;
-    o.max_attempts            = max_attempts;
+    o.retry.max_attempts      = max_attempts;
     int rc                    = anvil_job_submit(h->client, type, payload,
         payload != NULL ? strlen(payload) : 0, &o, &id, NULL, &err);
     if (rc != ANVIL_OK)

@@ -1454,10 +1454,10 @@ test_get_workflow_returns_what_was_submitted(void **state)
     struct anvil_workflow *wf   = NULL;
     char                  *id;
 
-    opts.queue        = "reports";
-    opts.priority     = 5;
-    opts.max_attempts = 7;
-    opts.timeout_ms   = 1234;
+    opts.queue              = "reports";
+    opts.priority           = 5;
+    opts.retry.max_attempts = 7;
+    opts.timeout_ms         = 1234;
     assert_int_equal(anvil_workflow_spec_add_step(
                          spec, "extract", "step", "\x00\x01", 2, &opts, &err),
         ANVIL_OK);
@@ -1481,7 +1481,7 @@ test_get_workflow_returns_what_was_submitted(void **state)
     assert_string_equal(wf->steps[0].type, "step");
     assert_string_equal(wf->steps[0].queue, "reports");
     assert_int_equal(wf->steps[0].priority, 5);
-    assert_int_equal(wf->steps[0].max_attempts, 7);
+    assert_int_equal(wf->steps[0].retry.max_attempts, 7);
     assert_int_equal(wf->steps[0].timeout_ms, 1234);
     assert_int_equal(wf->steps[0].payload_len, 2);
     assert_memory_equal(wf->steps[0].payload, "\x00\x01", 2);
@@ -1490,7 +1490,7 @@ test_get_workflow_returns_what_was_submitted(void **state)
     assert_string_equal(wf->steps[0].workflow_id, id);
     assert_string_equal(wf->steps[1].step, "load");
     assert_string_equal(wf->steps[1].queue, "default");
-    assert_int_equal(wf->steps[1].max_attempts, 3);
+    assert_int_equal(wf->steps[1].retry.max_attempts, 3);
     assert_int_equal(wf->steps[1].state, ANVIL_JOB_PENDING);
     assert_int_equal(wf->steps[1].n_after, 1);
     assert_string_equal(wf->steps[1].after[0], "extract");

@@ -69,26 +69,26 @@ capture_close(struct capture *c)
 static struct anvil_job
 job_fixture(void)
 {
-    struct anvil_job j = { 0 };
-    j.id               = "j42";
-    j.type             = "Sleep";
-    j.queue            = "default";
-    j.payload          = (uint8_t *) "{\"SleepTimeInSeconds\":1}";
-    j.payload_len      = strlen((char *) j.payload);
-    j.priority         = 5;
-    j.state            = ANVIL_JOB_SUCCEEDED;
-    j.attempt          = 1;
-    j.max_attempts     = 3;
-    j.result           = (uint8_t *) "done";
-    j.result_len       = 4;
-    j.error            = "";
-    j.created_at_ms    = T0;
-    j.started_at_ms    = T0 + 1000;
-    j.finished_at_ms   = T0 + 2500;
-    j.workflow_id      = "";
-    j.step             = "";
-    j.idempotency_key  = "";
-    j.worker_id        = "";
+    struct anvil_job j   = { 0 };
+    j.id                 = "j42";
+    j.type               = "Sleep";
+    j.queue              = "default";
+    j.payload            = (uint8_t *) "{\"SleepTimeInSeconds\":1}";
+    j.payload_len        = strlen((char *) j.payload);
+    j.priority           = 5;
+    j.state              = ANVIL_JOB_SUCCEEDED;
+    j.attempt            = 1;
+    j.retry.max_attempts = 3;
+    j.result             = (uint8_t *) "done";
+    j.result_len         = 4;
+    j.error              = "";
+    j.created_at_ms      = T0;
+    j.started_at_ms      = T0 + 1000;
+    j.finished_at_ms     = T0 + 2500;
+    j.workflow_id        = "";
+    j.step               = "";
+    j.idempotency_key    = "";
+    j.worker_id          = "";
     return j;
 }
 

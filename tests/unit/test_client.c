@@ -885,7 +885,7 @@ test_client_get_returns_the_job_with_nul_terminated_bytes(void **state)
     assert_memory_equal(j->payload, "p:j42", 6); // with the NUL after it
     assert_int_equal(j->state, ANVIL_JOB_RUNNING);
     assert_int_equal(j->attempt, 1);
-    assert_int_equal(j->max_attempts, 3);
+    assert_int_equal(j->retry.max_attempts, 3);
     assert_int_equal(j->created_at_ms, 1000);
     assert_string_equal(j->worker_id, "w1");
     // Unset strings and bytes are "" and never NULL.
@@ -1148,67 +1148,68 @@ test_client_health_returns_version_and_depths(void **state)
 static void
 test_client_poll_returns_leases_with_parent_results(void **state)
 {
-    struct fx            *f        = FX(state);
-    const char *const     queues[] = { "q1" };
-    const char *const     types[]  = { "Sleep", "Echo" };
-    struct anvil_poll_req req      = { .worker_id = "w7",
-             .queues                              = queues,
-             .n_queues                            = 1,
-             .types                               = types,
-             .n_types                             = 2,
-             .max_jobs                            = 4 };
-    struct anvil_lease   *ls;
-    size_t                n;
-    struct anvil_error    err = { 0 };
-    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(ls[1].job.id, "L1");
-    assert_string_equal(ls[1].job.type, "Sleep");
-    assert_string_equal(ls[1].job.queue, "q1");
-    assert_string_equal(ls[1].job.worker_id, "w7");
-    assert_int_equal(ls[1].token, 2);
-    assert_int_equal(ls[1].deadline_ms, 5001);
-    assert_int_equal(ls[1].n_parents, 1);
-    assert_string_equal(ls[1].parents[0].step, "prev");
-    assert_int_equal(ls[1].parents[0].result_len, 2);
-    assert_string_equal((char *) ls[1].parents[0].result, "r1");
-    anvil_leases_free(ls, n);
+    struct fx               *f        = FX(state);
+    const char *const        queues[] = { "q1" };
+    const char *const        types[]  = { "Sleep", "Echo" };
+    struct anvil_poll_req    req      = { .worker_id = "w7",
+                .queues                              = queues,
+                .n_queues                            = 1,
+                .types                               = types,
+                .n_types                             = 2,
+                .max_jobs                            = 4 };
+    struct anvil_lease_list *ls;
+    struct anvil_error       err = { 0 };
+    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &err), ANVIL_OK);
+    assert_int_equal(ls->n, 2);
+    const struct anvil_lease *l = &ls->leases[1];
+    assert_string_equal(l->job.id, "L1");
+    assert_string_equal(l->job.type, "Sleep");
+    assert_string_equal(l->job.queue, "q1");
+    assert_string_equal(l->job.worker_id, "w7");
+    assert_int_equal(l->token, 2);
+    assert_int_equal(l->deadline_ms, 5001);
+    assert_int_equal(l->n_parents, 1);
+    assert_string_equal(l->parents[0].step, "prev");
+    assert_int_equal(l->parents[0].result_len, 2);
+    assert_string_equal((char *) l->parents[0].result, "r1");
+    anvil_lease_list_free(ls);
 }
 
 static void
 test_client_poll_rejects_bad_requests_without_calling(void **state)
 {
-    struct fx            *f      = FX(state);
-    const char *const     none[] = { NULL };
-    struct anvil_poll_req ok     = { .worker_id = "w", .max_jobs = 1 };
-    struct anvil_lease   *ls;
-    size_t                n;
-    struct anvil_error    err = { 0 };
-    struct anvil_poll_req r   = ok;
-    r.worker_id               = NULL;
+    struct fx               *f      = FX(state);
+    const char *const        none[] = { NULL };
+    struct anvil_poll_req    ok     = { .worker_id = "w", .max_jobs = 1 };
+    struct anvil_lease_list *ls;
+    struct anvil_error       err = { 0 };
+    struct anvil_poll_req    r   = ok;
+    r.worker_id                  = NULL;
     assert_int_equal(
-        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "worker_id"));
+    assert_null(ls);
     r          = ok;
     r.max_jobs = 0;
     assert_int_equal(
-        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "max_jobs"));
     r         = ok;
     r.n_types = 1;
     assert_int_equal(
-        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "types"));
     r          = ok;
     r.queues   = none;
     r.n_queues = 1;
     assert_int_equal(
-        anvil_lease_poll(f->c, &r, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &r, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "queues[0]"));
     assert_int_equal(
-        anvil_lease_poll(f->c, NULL, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, NULL, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_lease_poll(f->c, &ok, NULL, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(f->c, &ok, NULL, &err), ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "out is NULL"));
     assert_int_equal(mock_count(f->m, &f->m->requests), 0);
 }
 
@@ -1219,14 +1220,14 @@ test_client_poll_waits_past_the_call_timeout_for_its_long_poll(void **state)
     anvil_client_set_timeout(f->c, 200, NULL);
     struct anvil_poll_req req
         = { .worker_id = "parker", .max_jobs = 1, .wait_ms = 600 };
-    struct anvil_lease *ls;
-    size_t              n   = 99;
-    struct anvil_error  err = { 0 };
-    int64_t             t0  = av_mono_ms();
-    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &n, &err), ANVIL_OK);
+    struct anvil_lease_list *ls;
+    struct anvil_error       err = { 0 };
+    int64_t                  t0  = av_mono_ms();
+    assert_int_equal(anvil_lease_poll(f->c, &req, &ls, &err), ANVIL_OK);
     assert_true(av_mono_ms() - t0 >= 550);
-    assert_int_equal(n, 0);
-    assert_null(ls);
+    assert_non_null(ls); // an empty list, not NULL
+    assert_int_equal(ls->n, 0);
+    anvil_lease_list_free(ls);
 }
 
 static void
@@ -1271,49 +1272,42 @@ test_client_heartbeat_returns_canceled_and_lost_ids(void **state)
     struct fx                   *f = FX(state);
     const struct anvil_lease_ref refs[]
         = { { "a1", 1 }, { "c2", 1 }, { "b3", 0 } };
-    char             **canceled, **lost;
-    size_t             nc = 9, nl = 9;
-    struct anvil_error err = { 0 };
-    assert_int_equal(anvil_lease_heartbeat(
-                         f->c, "w1", refs, 3, &canceled, &nc, &lost, &nl, &err),
-        ANVIL_OK);
-    assert_int_equal(nc, 1);
-    assert_string_equal(canceled[0], "c2");
-    assert_int_equal(nl, 1);
-    assert_string_equal(lost[0], "b3");
-    anvil_strv_free(canceled, nc);
-    anvil_strv_free(lost, nl);
-    // Outputs are optional; no leases is fine.
-    assert_int_equal(anvil_lease_heartbeat(
-                         f->c, "w1", refs, 3, NULL, NULL, NULL, NULL, &err),
-        ANVIL_OK);
-    assert_int_equal(anvil_lease_heartbeat(
-                         f->c, "w1", NULL, 0, &canceled, &nc, &lost, &nl, &err),
-        ANVIL_OK);
-    assert_int_equal(nc, 0);
-    assert_null(canceled);
-    assert_int_equal(nl, 0);
+    struct anvil_heartbeat_result *r;
+    struct anvil_error             err = { 0 };
+    assert_int_equal(
+        anvil_lease_heartbeat(f->c, "w1", refs, 3, &r, &err), ANVIL_OK);
+    assert_int_equal(r->n_canceled, 1);
+    assert_string_equal(r->canceled[0], "c2");
+    assert_int_equal(r->n_lost, 1);
+    assert_string_equal(r->lost[0], "b3");
+    anvil_heartbeat_result_free(r);
+    // The result is optional; no leases is fine.
+    assert_int_equal(
+        anvil_lease_heartbeat(f->c, "w1", refs, 3, NULL, &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_lease_heartbeat(f->c, "w1", NULL, 0, &r, &err), ANVIL_OK);
+    assert_int_equal(r->n_canceled, 0);
+    assert_null(r->canceled);
+    assert_int_equal(r->n_lost, 0);
+    assert_null(r->lost);
+    anvil_heartbeat_result_free(r);
 }
 
 static void
 test_client_heartbeat_rejects_bad_arguments_without_calling(void **state)
 {
-    struct fx                   *f     = FX(state);
-    const struct anvil_lease_ref bad[] = { { NULL, 1 } };
-    char                       **canceled;
-    struct anvil_error           err = { 0 };
-    assert_int_equal(anvil_lease_heartbeat(
-                         f->c, NULL, NULL, 0, NULL, NULL, NULL, NULL, &err),
+    struct fx                     *f     = FX(state);
+    const struct anvil_lease_ref   bad[] = { { NULL, 1 } };
+    struct anvil_heartbeat_result *r     = NULL;
+    struct anvil_error             err   = { 0 };
+    assert_int_equal(anvil_lease_heartbeat(f->c, NULL, NULL, 0, &r, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_lease_heartbeat(f->c, "w1", bad, 1, NULL, NULL, NULL, NULL, &err),
+    assert_non_null(strstr(err.msg, "worker_id"));
+    assert_null(r);
+    assert_int_equal(anvil_lease_heartbeat(f->c, "w1", bad, 1, &r, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "refs[0]"));
-    assert_int_equal(anvil_lease_heartbeat(
-                         f->c, "w1", NULL, 1, NULL, NULL, NULL, NULL, &err),
-        ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(anvil_lease_heartbeat(f->c, "w1", NULL, 0, &canceled, NULL,
-                         NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(f->c, "w1", NULL, 1, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_int_equal(mock_count(f->m, &f->m->requests), 0);
 }
@@ -1480,14 +1474,13 @@ static void
 test_client_null_client_is_invalid_argument_everywhere(void **state)
 {
     (void) state;
-    struct anvil_error     err = { 0 };
-    struct anvil_job      *j;
-    struct anvil_job_list *l;
-    struct anvil_health   *h;
-    struct anvil_lease    *ls;
-    size_t                 n;
-    enum anvil_job_state   st;
-    struct anvil_poll_req  req = { .worker_id = "w", .max_jobs = 1 };
+    struct anvil_error       err = { 0 };
+    struct anvil_job        *j;
+    struct anvil_job_list   *l;
+    struct anvil_health     *h;
+    struct anvil_lease_list *ls;
+    enum anvil_job_state     st;
+    struct anvil_poll_req    req = { .worker_id = "w", .max_jobs = 1 };
     assert_int_equal(
         anvil_job_submit(NULL, "T", NULL, 0, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
@@ -1503,13 +1496,12 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
         anvil_job_list(NULL, NULL, &l, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(anvil_health_get(NULL, &h, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(
-        anvil_lease_poll(NULL, &req, &ls, &n, &err), ANVIL_INVALID_ARGUMENT);
+        anvil_lease_poll(NULL, &req, &ls, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(anvil_job_complete(NULL, "j", 1, NULL, 0, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_int_equal(anvil_job_fail(NULL, "j", 1, "e", true, &st, &err),
         ANVIL_INVALID_ARGUMENT);
-    assert_int_equal(
-        anvil_lease_heartbeat(NULL, "w", NULL, 0, NULL, NULL, NULL, NULL, &err),
+    assert_int_equal(anvil_lease_heartbeat(NULL, "w", NULL, 0, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     struct anvil_tls                 tls = { .ca_file = "ca.crt" };
     struct anvil_worker_info         wi  = { 0 };
@@ -1539,8 +1531,8 @@ test_client_null_client_is_invalid_argument_everywhere(void **state)
     anvil_job_free(NULL);
     anvil_job_list_free(NULL);
     anvil_health_free(NULL);
-    anvil_leases_free(NULL, 3);
-    anvil_strv_free(NULL, 3);
+    anvil_lease_list_free(NULL);
+    anvil_heartbeat_result_free(NULL);
     assert_int_equal(
         anvil_client_set_timeout(NULL, 5, &err), ANVIL_INVALID_ARGUMENT);
     assert_int_equal(anvil_client_set_connect_timeout(NULL, 5, &err),

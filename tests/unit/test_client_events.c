@@ -543,7 +543,7 @@ test_job_retry_sends_its_budget_and_returns_the_job(void **state)
     assert_string_equal(job->id, "j9");
     assert_int_equal(job->state, ANVIL_JOB_QUEUED);
     assert_int_equal(job->attempt, 3);
-    assert_int_equal(job->max_attempts, 7);
+    assert_int_equal(job->retry.max_attempts, 7);
     anvil_job_free(job);
     // out may be NULL; 0 asks for the server's default.
     assert_int_equal(anvil_job_retry(f->c, "j9", 0, NULL, &err), ANVIL_OK);

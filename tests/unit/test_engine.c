@@ -465,7 +465,7 @@ test_engine_submit_makes_a_queued_job(void **state)
     assert_int_equal(j.payload_len, 7);
     assert_memory_equal(j.payload, "{\"n\":1}", 7);
     assert_int_equal(j.attempt, 0);
-    assert_int_equal(j.max_attempts, 3); // the engine's default
+    assert_int_equal(j.retry.max_attempts, 3); // the engine's default
     assert_true(j.created_at >= before && j.created_at <= av_now_ms());
     assert_true(j.run_at <= av_now_ms());
     job_fini(&j);
@@ -767,7 +767,7 @@ test_engine_failure_of_the_last_attempt_fails_the_job(void **state)
     s.retry.max_attempts = 1;
     int64_t    id        = submit_spec(f, &s, 0);
     struct job j         = lease_one(f, "t");
-    assert_int_equal(j.max_attempts, 1);
+    assert_int_equal(j.retry.max_attempts, 1);
     job_fini(&j);
     int     st       = 0;
     int64_t retry_at = -1;
@@ -1859,7 +1859,7 @@ test_engine_retry_runs_a_failed_job_again_keeping_its_attempts(void **state)
     assert_int_equal(retry(f, id, 0, &out), ANVIL_OK);
     assert_int_equal(out.state, ANVIL_JOB_QUEUED);
     assert_int_equal(out.attempt, 1);
-    assert_int_equal(out.max_attempts, 3); // it had 2 left
+    assert_int_equal(out.retry.max_attempts, 3); // it had 2 left
     assert_string_equal(out.error, "boom");
     job_fini(&out);
     j = lease_one(f, "t");
@@ -1915,7 +1915,7 @@ test_engine_retry_gives_at_least_the_attempts_asked_for(void **state)
     struct job out;
     assert_int_equal(retry(f, id, 5, &out), ANVIL_OK);
     assert_int_equal(out.attempt, 3);
-    assert_int_equal(out.max_attempts, 8);
+    assert_int_equal(out.retry.max_attempts, 8);
     job_fini(&out);
 }
 

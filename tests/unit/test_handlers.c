@@ -114,7 +114,7 @@ heap_job(int64_t id, const char *type)
         .priority       = -4,
         .state          = ANVIL_JOB_RUNNING,
         .attempt        = 2,
-        .max_attempts   = 5,
+        .retry          = { .max_attempts = 5 },
         .result         = calloc(1, 1),
         .error          = strdup("earlier failure"),
         .created_at     = 111,

@@ -421,7 +421,7 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     assert_int_equal(j.priority, -7);
     assert_int_equal(j.state, ANVIL_JOB_SCHEDULED);
     assert_int_equal(j.attempt, 0);
-    assert_int_equal(j.max_attempts, 9);
+    assert_int_equal(j.retry.max_attempts, 9);
     assert_int_equal(j.result_len, 0);
     assert_string_equal(j.error, "");
     assert_int_equal(j.created_at, 1700000000123);
@@ -434,9 +434,9 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     assert_string_equal(j.idem_key, "order-17");
     assert_false(j.cancel_requested);
     assert_int_equal(j.lease_ms, 1234);
-    assert_int_equal(j.backoff_initial_ms, 250);
-    assert_int_equal(j.backoff_max_ms, 9000);
-    assert_true(j.backoff_multiplier == 1.5);
+    assert_int_equal(j.retry.backoff_initial_ms, 250);
+    assert_int_equal(j.retry.backoff_max_ms, 9000);
+    assert_true(j.retry.backoff_multiplier == 1.5);
     assert_int_equal(j.workflow_id, 0);
     job_fini(&j);
 

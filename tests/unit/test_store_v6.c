@@ -403,7 +403,7 @@ test_store_job_retry_queues_a_failed_job_again(void **state)
     struct job j = get(f->st, id);
     assert_int_equal(j.state, ANVIL_JOB_QUEUED);
     assert_int_equal(j.attempt, 1);
-    assert_int_equal(j.max_attempts, 3);
+    assert_int_equal(j.retry.max_attempts, 3);
     assert_string_equal(j.error, "boom");
     assert_int_equal(j.result_len, 0);
     assert_int_equal(j.finished_at, 0);
@@ -434,7 +434,7 @@ test_store_job_retry_makes_a_canceled_step_pending(void **state)
         store_job_retry(f->st, step, ANVIL_JOB_PENDING, 2, 4, &err), ANVIL_OK);
     struct job j = get(f->st, step);
     assert_int_equal(j.state, ANVIL_JOB_PENDING);
-    assert_int_equal(j.max_attempts, 4);
+    assert_int_equal(j.retry.max_attempts, 4);
     assert_int_equal(j.workflow_id, wf);
     job_fini(&j);
     // Two parents to wait for.
@@ -473,7 +473,7 @@ test_store_job_retry_answers_not_found_unless_failed_or_canceled(void **state)
             ANVIL_NOT_FOUND);
         j = get(f->st, ids[i]);
         assert_int_equal(j.state, before);
-        assert_int_equal(j.max_attempts, 2);
+        assert_int_equal(j.retry.max_attempts, 2);
         job_fini(&j);
     }
     assert_int_equal(store_job_retry(f->st, 999, ANVIL_JOB_QUEUED, 0, 5, &err),

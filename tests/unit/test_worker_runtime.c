@@ -1338,12 +1338,16 @@ test_worker_names_itself_host_dash_pid_by_default(void **state)
 
 // ---- the tasks module on its own (no server) ----
 
-// n leases of type "t" with ids "j0".., each lease 3 s long.
-static struct anvil_lease *
+// A list of n leases of type "t" with ids "j0".., each lease 3 s long.
+static struct anvil_lease_list *
 make_leases(size_t n)
 {
+    struct anvil_lease_list *list = calloc(1, sizeof(*list));
+    assert_non_null(list);
     struct anvil_lease *ls = calloc(n, sizeof(*ls));
     assert_non_null(ls);
+    list->leases = ls;
+    list->n      = n;
     for (size_t i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "j%zu", i);
@@ -1353,7 +1357,7 @@ make_leases(size_t n)
         ls[i].job.started_at_ms = 1000;
         ls[i].deadline_ms       = 4000;
     }
-    return ls;
+    return list;
 }
 
 // Takes, finishes and releases every queued task (as slots and the
@@ -1378,7 +1382,7 @@ test_tasks_room_counts_unfinished_jobs_and_the_report_backlog(void **state)
     struct tasks ts;
     assert_int_equal(tasks_init(&ts), ANVIL_OK);
     assert_int_equal(tasks_wait_room(&ts, 4, 6, 1000), 4);
-    tasks_add(&ts, make_leases(3), 3);
+    tasks_add(&ts, make_leases(3));
     assert_int_equal(tasks_wait_room(&ts, 4, 6, 1000), 1);
     // Two handlers return: their outcomes still wait for the reporter, so
     // they free a slot's room but still count against the backlog.
@@ -1406,7 +1410,7 @@ test_tasks_phase_moves_forward_only_and_cancel_flags_every_held_job(
     (void) state;
     struct tasks ts;
     assert_int_equal(tasks_init(&ts), ANVIL_OK);
-    tasks_add(&ts, make_leases(2), 2);
+    tasks_add(&ts, make_leases(2));
     struct task *running = tasks_next(&ts);
     assert_false(running->skip);
     assert_false(anvil_job_ctx_is_canceled(&running->ctx));
@@ -1437,7 +1441,7 @@ test_tasks_flag_marks_lost_jobs_and_tells_which_still_run(void **state)
     (void) state;
     struct tasks ts;
     assert_int_equal(tasks_init(&ts), ANVIL_OK);
-    tasks_add(&ts, make_leases(3), 3);
+    tasks_add(&ts, make_leases(3));
     struct task *t0 = tasks_next(&ts);
     struct task *t1 = tasks_next(&ts);
     tasks_finish(&ts, t1);

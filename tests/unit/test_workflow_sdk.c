@@ -140,12 +140,13 @@ static void
 test_builder_step_copies_its_fields_and_options(void **state)
 {
     (void) state;
-    anvil_workflow_spec   *wf  = new_spec("w");
-    struct anvil_error     err = { 0 };
-    char                   q[] = "media";
-    char                   p[] = "{\"k\":1}";
-    struct anvil_step_opts opts
-        = { .queue = q, .priority = -3, .max_attempts = 5, .timeout_ms = 900 };
+    anvil_workflow_spec   *wf   = new_spec("w");
+    struct anvil_error     err  = { 0 };
+    char                   q[]  = "media";
+    char                   p[]  = "{\"k\":1}";
+    struct anvil_step_opts opts = {
+        .queue = q, .priority = -3, .retry.max_attempts = 5, .timeout_ms = 900
+    };
     assert_int_equal(anvil_workflow_spec_add_step(
                          wf, "a", "resize", p, strlen(p), &opts, &err),
         ANVIL_OK);
@@ -157,7 +158,7 @@ test_builder_step_copies_its_fields_and_options(void **state)
     assert_int_equal(s->len, 7);
     assert_memory_equal(s->payload, "{\"k\":1}", 7);
     assert_int_equal(s->priority, -3);
-    assert_int_equal(s->max_attempts, 5);
+    assert_int_equal(s->retry.max_attempts, 5);
     assert_int_equal(s->timeout_ms, 900);
     assert_int_equal(
         anvil_workflow_spec_add_step(wf, "b", "t", NULL, 0, NULL, &err),
@@ -463,7 +464,7 @@ test_json_parses_every_field(void **state)
         (char *) f->payload, "{\"url\":\"http://x/a.png\",\"n\":[1,2.5,true]}");
     assert_string_equal(f->queue, "io");
     assert_int_equal(f->priority, -5);
-    assert_int_equal(f->max_attempts, 7);
+    assert_int_equal(f->retry.max_attempts, 7);
     assert_int_equal(f->timeout_ms, 30000);
     const struct wf_step *r = step_of(wf, "resize");
     assert_int_equal(r->len, 0);

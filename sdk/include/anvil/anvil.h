@@ -178,36 +178,46 @@ ANVIL_API void anvil_client_close(anvil_client *c);
 // Frees memory the library returned (ids, strings). NULL is ignored.
 ANVIL_API void anvil_free(void *p);
 
+// A job's or a workflow step's retry policy: after a failed attempt the job
+// waits initial_backoff_ms, then each further wait is backoff_multiplier
+// times the one before, at most max_backoff_ms (with jitter), until
+// max_attempts attempts have run; then it is FAILED. Zero-initialise: a
+// field left 0 takes the server's default. In struct anvil_job it is the
+// policy the server stored, defaults filled in.
+struct anvil_retry_policy {
+    uint32_t max_attempts;       // 0 = the server's default (3); at most 1000
+    int64_t  initial_backoff_ms; // wait after the first failure; 0 = 1000
+    int64_t  max_backoff_ms;     // the longest wait; 0 = 60000
+    double   backoff_multiplier; // growth per failure; 0 = 2; at most 100
+};
+
 // A job, as the server reports it. Strings are NUL-terminated and never
 // NULL ("" when unset). payload and result are bytes with a NUL after them.
 struct anvil_job {
-    char                *id;
-    char                *type;
-    char                *queue;
-    uint8_t             *payload;
-    size_t               payload_len;
-    int32_t              priority;
-    enum anvil_job_state state;
-    uint32_t             attempt;
-    uint32_t             max_attempts;
-    uint8_t             *result;
-    size_t               result_len;
-    char                *error;
-    int64_t              created_at_ms; // Unix epoch ms; 0 = not yet
-    int64_t              started_at_ms;
-    int64_t              finished_at_ms;
-    int64_t              run_at_ms;
-    int64_t              timeout_ms;
-    char                *workflow_id;
-    char                *step;
-    char                *idempotency_key;
-    char                *worker_id;
+    char                     *id;
+    char                     *type;
+    char                     *queue;
+    uint8_t                  *payload;
+    size_t                    payload_len;
+    int32_t                   priority;
+    enum anvil_job_state      state;
+    uint32_t                  attempt;
+    struct anvil_retry_policy retry;
+    uint8_t                  *result;
+    size_t                    result_len;
+    char                     *error;
+    int64_t                   created_at_ms; // Unix epoch ms; 0 = not yet
+    int64_t                   started_at_ms;
+    int64_t                   finished_at_ms;
+    int64_t                   run_at_ms;
+    int64_t                   timeout_ms;
+    char                     *workflow_id;
+    char                     *step;
+    char                     *idempotency_key;
+    char                     *worker_id;
     char  **after; // workflow steps: names of the steps this one runs after
     size_t  n_after;
     int64_t lease_ms; // as in struct anvil_job_opts (0 = default)
-    int64_t initial_backoff_ms;
-    int64_t max_backoff_ms;
-    double  backoff_multiplier;
 };
 
 // Frees a job returned by the library; NULL is ignored.
@@ -215,18 +225,15 @@ ANVIL_API void anvil_job_free(struct anvil_job *job);
 
 // Options of a submit; zero-initialise, then set what you need.
 struct anvil_job_opts {
-    const char *queue;           // NULL = "default"
-    int32_t     priority;        // higher first
-    int64_t     delay_ms;        // run no earlier than now + delay_ms
-    int64_t     run_at_ms;       // or no earlier than this epoch time
-    uint32_t    max_attempts;    // 0 = server default (3)
-    int64_t     timeout_ms;      // per attempt; 0 = none
-    const char *idempotency_key; // NULL = none
-    int64_t     lease_ms;        // lease per Poll/Heartbeat; 0 = server
-                                 // default (30 s)
-    int64_t initial_backoff_ms;  // retry delay after attempt 1; 0 = 1000
-    int64_t max_backoff_ms;      // cap of the retry delay; 0 = 60000
-    double  backoff_multiplier;  // growth per attempt; 0 = 2
+    const char *queue;               // NULL = "default"
+    int32_t     priority;            // higher first
+    int64_t     delay_ms;            // run no earlier than now + delay_ms
+    int64_t     run_at_ms;           // or no earlier than this epoch time
+    int64_t     timeout_ms;          // per attempt; 0 = none
+    const char *idempotency_key;     // NULL = none
+    int64_t     lease_ms;            // lease per Poll/Heartbeat; 0 = server
+                                     // default (30 s)
+    struct anvil_retry_policy retry; // 0 fields = the server's defaults
 };
 
 // Submits a job of `type` with an opaque payload (len bytes; may be 0).
@@ -599,14 +606,22 @@ struct anvil_poll_req {
     uint32_t           wait_ms;  // long-poll for up to this long
 };
 
+struct anvil_lease_list {
+    struct anvil_lease *leases; // n leases, in the order the server gave
+    size_t              n;
+};
+
 // Leases up to max_jobs jobs; waits up to wait_ms when none is ready.
-// *leases is an array of *n leases (may be 0), freed with
-// anvil_leases_free().
+// On success *out is the caller's (anvil_lease_list_free), with n leases
+// (0 when the wait ended with none ready); on failure *out is NULL.
+// INVALID_ARGUMENT for a NULL req or out, no worker_id, max_jobs 0 or a
+// NULL name in queues/types.
 ANVIL_API int anvil_lease_poll(anvil_client *c,
-    const struct anvil_poll_req *req, struct anvil_lease **leases, size_t *n,
+    const struct anvil_poll_req *req, struct anvil_lease_list **out,
     struct anvil_error *err);
 
-ANVIL_API void anvil_leases_free(struct anvil_lease *leases, size_t n);
+// Frees a lease list; NULL is ignored.
+ANVIL_API void anvil_lease_list_free(struct anvil_lease_list *list);
 
 // Reports success. FAILED_PRECONDITION if the lease is no longer held
 // (expired, cancelled, or replaced by a newer attempt): nothing changes.
@@ -659,14 +674,24 @@ struct anvil_lease_ref {
     uint32_t    token;
 };
 
-// Extends the leases this worker holds. *canceled / *lost (each may be
-// NULL) receive arrays of job ids to stop: cancelled by a user, or no longer
-// this worker's. Free each with anvil_strv_free().
-ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
-    const struct anvil_lease_ref *refs, size_t n, char ***canceled,
-    size_t *n_canceled, char ***lost, size_t *n_lost, struct anvil_error *err);
+// What a heartbeat answers: the ids of the jobs to stop.
+struct anvil_heartbeat_result {
+    char **canceled; // n_canceled job ids cancelled by a user
+    size_t n_canceled;
+    char **lost; // n_lost job ids no longer this worker's
+    size_t n_lost;
+};
 
-ANVIL_API void anvil_strv_free(char **v, size_t n);
+// Extends the leases this worker holds (n refs; n may be 0). On success
+// *out (may be NULL: the ids are then not wanted) is the caller's
+// (anvil_heartbeat_result_free); on failure it is NULL. INVALID_ARGUMENT
+// for no worker_id, refs NULL with n > 0 or a ref without a job_id.
+ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
+    const struct anvil_lease_ref *refs, size_t n,
+    struct anvil_heartbeat_result **out, struct anvil_error *err);
+
+// Frees a heartbeat result; NULL is ignored.
+ANVIL_API void anvil_heartbeat_result_free(struct anvil_heartbeat_result *r);
 
 #ifdef __cplusplus
 }

@@ -87,14 +87,11 @@ ANVIL_API int anvil_workflow_spec_set_key(anvil_workflow_spec *wf,
 
 // Options of one step; zero-initialise. queue NULL = "default".
 struct anvil_step_opts {
-    const char *queue;
-    int32_t     priority;
-    uint32_t    max_attempts; // 0 = server default (3)
-    int64_t     timeout_ms;   // per attempt; 0 = none
-    int64_t     lease_ms;     // as in struct anvil_job_opts; 0 = default
-    int64_t     initial_backoff_ms;
-    int64_t     max_backoff_ms;
-    double      backoff_multiplier;
+    const char               *queue;
+    int32_t                   priority;
+    int64_t                   timeout_ms; // per attempt; 0 = none
+    int64_t                   lease_ms;   // as in struct anvil_job_opts
+    struct anvil_retry_policy retry;      // 0 fields = the server's defaults
 };
 
 // Adds a step (name, type, payload and opts->queue copied; opts may be
