@@ -221,15 +221,36 @@ apply_items(struct engine *e, struct batch *b, struct cmd *c)
     av_error_clear(&c->err);
 }
 
+// Stamps hop h on every traced command of list (Request.trace).
+void
+engine_trace_list(struct cmd *list, int h)
+{
+    int64_t now = 0;
+    for (; list != NULL; list = list->next) {
+        if (list->trace == NULL)
+            continue;
+        if (now == 0)
+            now = av_mono_us();
+        list->trace[h] = now;
+    }
+}
+
 static void
 apply(struct engine *e, struct batch *b, struct cmd *c)
 {
+    if (c->trace != NULL)
+        c->trace[CMD_TRACE_TAKEN] = b->taken_us;
     if (b->broken)
         ; // refused with the rest of the batch
     else if (c->kind == CMD_BATCH)
         apply_items(e, b, c);
-    else if (!apply_one(e, b, c))
+    else if (!apply_one(e, b, c)) {
+        if (c->trace != NULL)
+            c->trace[CMD_TRACE_APPLIED] = av_mono_us();
         return; // parked
+    }
+    if (c->trace != NULL)
+        c->trace[CMD_TRACE_APPLIED] = av_mono_us();
     engine_list_push(&b->reply, c);
 }
 
@@ -426,6 +447,9 @@ answer_committed(struct engine *e, struct batch *b)
 {
     if (b->tokens_changed)
         tokens_committed(e, b->reply);
+    engine_trace_list(b->reply, CMD_TRACE_COMMITTED);
+    if (!e->deferred)
+        engine_trace_list(b->reply, CMD_TRACE_SYNCED);
     if (e->deferred && more_waiting(e))
         engine_sync_post(e, b->reply);
     else if (e->deferred)
@@ -437,7 +461,7 @@ answer_committed(struct engine *e, struct batch *b)
 static void
 run_batch(struct engine *e, struct cmd *cmds)
 {
-    struct batch       b   = { .now = av_now_ms() };
+    struct batch       b   = { .now = av_now_ms(), .taken_us = av_mono_us() };
     struct anvil_error err = { 0 };
     if (atomic_load(&e->failed)) {
         engine_answer_all(cmds, ANVIL_UNAVAILABLE, ENGINE_MSG_FAILED);

@@ -259,6 +259,17 @@ struct cmd_metrics {
     size_t len;  // out
 };
 
+// Where a traced command was when (struct cmd.trace, Reply.trace_us).
+enum cmd_trace_hop {
+    CMD_TRACE_RECEIVED, // the transport decoded it
+    CMD_TRACE_TAKEN,    // a batch took it
+    CMD_TRACE_APPLIED,  // its apply function returned (or it parked)
+    CMD_TRACE_COMMITTED,
+    CMD_TRACE_SYNCED, // durable (= COMMITTED without a deferred sync)
+    CMD_TRACE_REPLIED,
+    CMD_TRACE_HOPS
+};
+
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
@@ -289,6 +300,10 @@ struct cmd {
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);
     void *done_arg;
+    // Per-hop timestamps (Request.trace): NULL unless the caller asked;
+    // then CMD_TRACE_HOPS av_mono_us() stamps, filled as the command
+    // passes each point (enum cmd_trace_hop).
+    int64_t *trace;
     // Engine-private.
     struct cmd *next;
     uint64_t    waiter_seq;

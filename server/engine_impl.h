@@ -98,6 +98,7 @@ struct batch {
     bool               broken;
     struct anvil_error broken_err;
     int64_t            now;
+    int64_t            taken_us; // av_mono_us() when the batch began
 };
 
 // What an apply function returns when the command waits (a long-poll):
@@ -112,6 +113,8 @@ struct batch {
 // Answers every command of list: with its own result when code is OK,
 // else (freeing what it produced) with code and msg.
 void engine_answer_all(struct cmd *list, int code, const char *msg);
+// Stamps hop h (enum cmd_trace_hop) on the traced commands of list.
+void engine_trace_list(struct cmd *list, int h);
 // The engine can no longer vouch for what it answers: refuses every later
 // command and tells its owner (engine_config.on_fatal), once.
 void engine_fatal(struct engine *e, const struct anvil_error *err);
