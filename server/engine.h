@@ -13,8 +13,15 @@
 // must stay valid until done() runs. After done() the caller frees outputs with
 // engine_cmd_fini().
 //
-// Lock: engine.lock guards the incoming command list and the stop flag;
-// everything else is touched by the engine thread alone.
+// engine_call() is engine_submit() for a caller that may wait for its own
+// reply: when the engine is idle (no batch running, nothing posted) the
+// calling thread runs the batch itself, commit and sync included, and the
+// reply leaves from it, without waking the engine thread; under load it
+// posts like engine_submit(), and group commit works as before.
+//
+// Lock: engine.lock guards the incoming command list, the stop flag and
+// `busy`; everything else is touched only by the thread that set `busy`
+// (the engine thread, or an engine_call() caller running a batch).
 #ifndef SERVER_ENGINE_H
 #define SERVER_ENGINE_H
 
@@ -345,6 +352,13 @@ int engine_start(struct store *st, const struct engine_config *cfg,
 // once, on the engine thread (or on this thread, with UNAVAILABLE, when the
 // engine is stopping).
 void engine_submit(struct engine *e, struct cmd *c);
+
+// Applies c at once on the calling thread when the engine is idle (then
+// c->done() runs on this thread before engine_call() returns, unless c
+// parks or its sync goes to the sync thread), else posts it as
+// engine_submit() does. For callers that may block for a commit and a
+// sync (nng's callbacks; not the HTTP server's single polling thread).
+void engine_call(struct engine *e, struct cmd *c);
 
 // Applies what was posted, answers parked long-polls with UNAVAILABLE,
 // joins the thread and frees the engine. NULL is ignored.

@@ -35,12 +35,17 @@ struct engine {
     pthread_t            thread;
     int64_t              started_at;
 
-    pthread_mutex_t lock; // guards incoming, tail, queued, stopping
+    pthread_mutex_t lock; // guards incoming ... wait_until
     pthread_cond_t  wake;
     struct cmd     *incoming;
     struct cmd     *tail;
     int             queued;
     bool            stopping;
+    // A batch runs (engine thread or an engine_call() caller): only its
+    // thread may touch what follows "Engine thread only" below.
+    bool    busy;
+    bool    waits_busy; // the engine thread waits for busy to clear
+    int64_t wait_until; // the engine thread sleeps until then (ms)
 
     // Deferred sync (store_needs_sync): the engine commits without
     // waiting for the disk and hands each committed batch's replies to the
@@ -54,7 +59,7 @@ struct engine {
     struct cmd     *sync_tail;
     bool            sync_stop;
 
-    // Engine thread only.
+    // Engine thread only (the thread that set busy).
     struct cmd      *parked_polls;  // FIFO
     struct cmd      *parked_waits;  // WaitJob
     struct cmd      *parked_flows;  // WaitWorkflow

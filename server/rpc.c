@@ -175,7 +175,7 @@ submit_cmd(struct rpc *r, struct cmd *c)
 {
     if (!gate_enter(&r->gate))
         return false;
-    engine_submit(r->cfg.engine, c);
+    engine_call(r->cfg.engine, c);
     gate_leave(&r->gate);
     return true;
 }
