@@ -349,8 +349,10 @@ int engine_start(struct store *st, const struct engine_config *cfg,
     struct engine **out, struct anvil_error *err);
 
 // Posts a command. Any thread. c->done(c, c->done_arg) is called exactly
-// once, on the engine thread (or on this thread, with UNAVAILABLE, when the
-// engine is stopping).
+// once, on the thread that runs the batch answering it: the engine thread,
+// the sync thread, or an engine_call() caller leading a batch (a parked
+// long-poll may be answered by anyone's batch); or on this thread, with
+// UNAVAILABLE, when the engine is stopping.
 void engine_submit(struct engine *e, struct cmd *c);
 
 // Applies c at once on the calling thread when the engine is idle (then
