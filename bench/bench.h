@@ -32,7 +32,7 @@
 #define BENCH_PRODUCERS 32     // workflow submitters: one call per thread
 #define BENCH_MAX_PRODUCERS 64 // most threads bench_produce() runs
 #define BENCH_PAYLOAD 32       // bytes of a throughput job's payload
-#define BENCH_MAX_FIGS 40
+#define BENCH_MAX_FIGS 80
 #define BENCH_HTTP_CONNS 32 // the http workload's producers / connections
 
 // Command-line options; main.c fills them.
@@ -151,6 +151,20 @@ void result_add_pcts(struct result *r, const char *key, const char *label,
 // Waits until cond(arg) is true or deadline_ns passes, checking every
 // 0.2 ms. Returns true if the condition held.
 bool bench_wait_until(bool (*cond)(void *), void *arg, int64_t deadline_ns);
+
+// hops.c: the latency workload's per-hop breakdown. start sets the SDK's
+// trace hook (every rpc of the process then asks anvild for its stamps)
+// and makes room for `jobs` samples; sample reads the traces of the round
+// trip that just ended (handler start and end in ns); report adds each
+// segment's p50; stop clears the hook and frees h (NULL is fine).
+struct bench_hops;
+int  bench_hops_start(struct bench_hops **out, long jobs);
+void bench_hops_sample(
+    struct bench_hops *h, long i, int64_t start_ns, int64_t end_ns);
+void bench_hops_report(struct bench_hops *h, struct result *r);
+void bench_hops_stop(struct bench_hops *h);
+// n raw nng REQ/REP round trips over tcp loopback: adds raw_nng p50, p99.
+int bench_raw_nng(long n, struct result *r);
 
 // advance.c: step advance with raw rpcs (part of the workflow workload):
 // 50 two-step workflows, the parent completed with anvil_job_complete() and the

@@ -160,10 +160,11 @@ mark_handler(
 }
 
 struct lat_samples {
-    double *total;    // submit call -> WaitJob reply
-    double *submit;   // the SubmitJob call
-    double *dispatch; // submit call -> handler start
-    double *finish;   // handler end -> WaitJob reply
+    double            *total;    // submit call -> WaitJob reply
+    double            *submit;   // the SubmitJob call
+    double            *dispatch; // submit call -> handler start
+    double            *finish;   // handler end -> WaitJob reply
+    struct bench_hops *hops;     // per-hop breakdown; NULL over HTTP
 };
 
 // The latency workload's client: the SDK, or one HTTP connection.
@@ -259,6 +260,9 @@ one_job(const struct lat_client *lc, const char *type, struct lat_marks *m,
         s->submit[i]   = (double) (t1 - t0) / 1e3;
         s->dispatch[i] = (double) (atomic_load(&m->start_ns) - t0) / 1e3;
         s->finish[i]   = (double) (t2 - atomic_load(&m->end_ns)) / 1e3;
+        if (s->hops != NULL)
+            bench_hops_sample(
+                s->hops, i, atomic_load(&m->start_ns), atomic_load(&m->end_ns));
     }
     return 0;
 }
@@ -273,7 +277,10 @@ latency_measure(const struct bench_opts *o, const struct lat_client *c,
     smp.submit   = calloc((size_t) jobs, sizeof(double));
     smp.dispatch = calloc((size_t) jobs, sizeof(double));
     smp.finish   = calloc((size_t) jobs, sizeof(double));
+    smp.hops     = NULL;
     int rc       = -1;
+    if (c->h == NULL && bench_hops_start(&smp.hops, jobs) != 0)
+        smp.hops = NULL;
     if (smp.total == NULL || smp.submit == NULL || smp.dispatch == NULL
         || smp.finish == NULL) {
         fprintf(stderr, "anvil-bench: out of memory\n");
@@ -301,8 +308,20 @@ latency_measure(const struct bench_opts *o, const struct lat_client *c,
     result_add_pcts(r, "finish", "handler end -> WaitJob reply", smp.finish,
         (size_t) jobs, false);
     bench_add_server_figs(r, s, cpu0, self0, (double) jobs);
-    rc = bench_check_drained(c->c, type);
+    if (smp.hops != NULL)
+        bench_hops_report(smp.hops, r);
+    bench_hops_stop(smp.hops);
+    smp.hops = NULL;
+    rc       = bench_check_drained(c->c, type);
+    if (rc == 0 && c->h == NULL)
+        rc = bench_raw_nng(jobs, r);
+    if (rc == 0 && c->h == NULL)
+        result_add(r, "submit_vs_raw_nng", "SubmitJob call p50 / raw nng p50",
+            "x",
+            result_ratio(result_fig(r, "submit_p50_us"),
+                result_fig(r, "raw_nng_p50_us")));
 out:
+    bench_hops_stop(smp.hops);
     free(smp.total);
     free(smp.submit);
     free(smp.dispatch);

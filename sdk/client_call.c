@@ -28,6 +28,7 @@
 // wire.c.
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
+#include "client_trace.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -230,6 +231,39 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
     return ANVIL_OK;
 }
 
+// The trace hook (client_trace.h): NULL unless anvil-bench set one.
+static _Atomic(const struct client_trace_hook *) trace_hook;
+
+void
+client_trace_set(const struct client_trace_hook *h)
+{
+    atomic_store(&trace_hook, h);
+}
+
+// Request.trace = true, appended to the packed envelope: field 5, varint 1
+// (a field may come anywhere in a protobuf message).
+static int
+trace_ask(nng_msg *msg)
+{
+    static const uint8_t field[] = { 5 << 3, 1 };
+    return nng_msg_append(msg, field, sizeof(field));
+}
+
+// Reads Reply.trace_us again from the envelope and calls the hook.
+static void
+trace_report(
+    const struct client_trace_hook *h, struct client_trace *t, nng_msg *msg)
+{
+    Anvil__V1__Reply *rep
+        = anvil__v1__reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    for (size_t i = 0; rep != NULL && i < rep->n_trace_us; i++)
+        if (i < CLIENT_TRACE_HOPS)
+            t->server_us[i] = rep->trace_us[i];
+    if (rep != NULL)
+        anvil__v1__reply__free_unpacked(rep, NULL);
+    h->fn(h->arg, t);
+}
+
 static int call_with_id(anvil_client *c, const char *method,
     const ProtobufCMessage *req, int64_t wait_ms, uint64_t id,
     ProtobufCMessage **reply, struct anvil_error *err);
@@ -270,17 +304,28 @@ call_with_id(anvil_client *c, const char *method, const ProtobufCMessage *req,
     int rc = wire_request_encode(method, req, c->token, id, &msg, err);
     if (rc != ANVIL_OK)
         return rc;
+    const struct client_trace_hook *tfn = atomic_load(&trace_hook);
+    struct client_trace             tr = { .method = method, .request_id = id };
+    if (tfn != NULL && trace_ask(msg) != 0)
+        tfn = NULL;
     struct inflight in = { .next = NULL };
     rc                 = call_enter(c, &in, method, timeout_ms + wait_ms, err);
     if (rc != ANVIL_OK) {
         nng_msg_free(msg);
         return rc;
     }
+    if (tfn != NULL)
+        tr.sent_us = av_mono_us();
     rc = exchange(c, &in, method, &msg, timeout_ms, wait_ms, err);
+    if (tfn != NULL)
+        tr.reply_us = av_mono_us();
     call_leave(c, &in);
     if (rc == ANVIL_OK) {
         rc = wire_reply_decode(nng_msg_body(msg), nng_msg_len(msg), method, id,
             m->output, reply, err);
+        tr.code = rc;
+        if (tfn != NULL)
+            trace_report(tfn, &tr, msg);
         nng_msg_free(msg);
     }
     AV_DEBUG("rpc_call", "method=%s request_id=%" PRIu64 " code=%s ms=%" PRId64,

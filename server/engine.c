@@ -205,18 +205,38 @@ engine_items(struct engine *e, struct batch *b, struct cmd *c)
     return ANVIL_OK;
 }
 
+// Stamps hop h on every traced command of list (Request.trace).
+void
+engine_trace_list(struct cmd *list, int h)
+{
+    int64_t now = 0;
+    for (; list != NULL; list = list->next) {
+        if (list->trace == NULL)
+            continue;
+        if (now == 0)
+            now = av_mono_us();
+        list->trace[h] = now;
+    }
+}
+
 // A broken batch applies nothing more: its commands are refused with the
 // rest of it (run_batch).
 static void
 apply(struct engine *e, struct batch *b, struct cmd *c)
 {
+    if (c->trace != NULL)
+        c->trace[CMD_TRACE_TAKEN] = b->taken_us;
+    bool parked = false;
     if (!b->broken && access_of(c->kind) == ITEMS) {
         av_error_clear(&c->err); // no savepoint: each item has its own
         c->err.code = dispatch(e, b, c);
-    } else if (!b->broken && !apply_one(e, b, c)) {
-        return; // parked
+    } else if (!b->broken) {
+        parked = !apply_one(e, b, c);
     }
-    engine_list_push(&b->reply, c);
+    if (c->trace != NULL)
+        c->trace[CMD_TRACE_APPLIED] = av_mono_us();
+    if (!parked)
+        engine_list_push(&b->reply, c);
 }
 
 // Events past --event-retention or past the newest event_max.
@@ -412,6 +432,9 @@ answer_committed(struct engine *e, struct batch *b)
 {
     if (b->tokens_changed)
         tokens_committed(e, b->reply);
+    engine_trace_list(b->reply, CMD_TRACE_COMMITTED);
+    if (!e->deferred)
+        engine_trace_list(b->reply, CMD_TRACE_SYNCED);
     if (e->deferred && more_waiting(e))
         engine_sync_post(e, b->reply);
     else if (e->deferred)
@@ -423,7 +446,7 @@ answer_committed(struct engine *e, struct batch *b)
 static void
 run_batch(struct engine *e, struct cmd *cmds)
 {
-    struct batch       b   = { .now = av_now_ms() };
+    struct batch       b   = { .now = av_now_ms(), .taken_us = av_mono_us() };
     struct anvil_error err = { 0 };
     if (atomic_load(&e->failed)) {
         engine_answer_all(cmds, ANVIL_UNAVAILABLE, ENGINE_MSG_FAILED);
@@ -461,16 +484,25 @@ run_batch(struct engine *e, struct cmd *cmds)
     events_batch_free(&b);
 }
 
-static struct cmd *
-take_incoming(struct engine *e, bool *stopping)
+// Waits (e->lock held) until commands are posted, a timer is due or the
+// engine stops, and never while an engine_call() caller runs a batch:
+// the timers are then its own.
+static void
+wait_work(struct engine *e)
 {
-    pthread_mutex_lock(&e->lock);
     for (;;) {
+        if (e->busy) {
+            e->waits_busy = true;
+            pthread_cond_wait(&e->wake, &e->lock);
+            continue;
+        }
+        e->waits_busy = false;
         if (e->incoming != NULL || e->stopping)
-            break;
+            return;
         int64_t next = timers_next(e->timers);
         if (next <= av_now_ms())
-            break;
+            return;
+        e->wait_until = next;
         if (next == INT64_MAX) {
             pthread_cond_wait(&e->wake, &e->lock);
             continue;
@@ -479,12 +511,37 @@ take_incoming(struct engine *e, bool *stopping)
             .tv_nsec                   = (long) (next % 1000) * 1000000 };
         pthread_cond_timedwait(&e->wake, &e->lock, &ts);
     }
+}
+
+static struct cmd *
+take_incoming(struct engine *e, bool *stopping)
+{
+    pthread_mutex_lock(&e->lock);
+    wait_work(e);
     struct cmd *cmds = e->incoming;
     e->incoming = e->tail = NULL;
     e->queued             = 0;
     *stopping             = e->stopping;
+    e->busy               = true;
     pthread_mutex_unlock(&e->lock);
     return cmds;
+}
+
+// A batch ended (any thread): lets the next one run, and wakes the engine
+// thread when it has something to do that it may not know of: posted
+// commands, a stop, a timer due before its wake-up, or the end of its wait
+// for busy.
+static void
+batch_end(struct engine *e, bool engine_thread)
+{
+    int64_t next = engine_thread ? INT64_MAX : timers_next(e->timers);
+    pthread_mutex_lock(&e->lock);
+    e->busy = false;
+    if (!engine_thread
+        && (e->incoming != NULL || e->stopping || e->waits_busy
+            || next < e->wait_until))
+        pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
 }
 
 static void *
@@ -496,6 +553,7 @@ engine_main(void *arg)
         struct cmd *cmds = take_incoming(e, &stopping);
         if (cmds != NULL || !stopping)
             run_batch(e, cmds);
+        batch_end(e, true);
         if (stopping && cmds == NULL)
             break;
     }
@@ -632,8 +690,35 @@ engine_submit(struct engine *e, struct cmd *c)
     else
         e->incoming = c;
     e->tail = c;
-    pthread_cond_signal(&e->wake);
+    // A running batch's thread looks at incoming when it ends (batch_end,
+    // take_incoming): a wake-up now would only cost a futex call.
+    if (!e->busy)
+        pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
+}
+
+// The leader/follower shape of LevelDB's DBImpl::Write: the first caller to
+// find the engine idle runs the batch on its own thread (a follower that
+// comes meanwhile posts, and the engine thread takes it after), so an
+// idle server's request is applied, committed, synced and answered by the
+// thread that received it: no wake-up of the engine thread and none of the
+// sync thread. Durability is the engine thread's: run_batch answers only
+// after the sync.
+void
+engine_call(struct engine *e, struct cmd *c)
+{
+    c->next = NULL;
+    pthread_mutex_lock(&e->lock);
+    bool lead = !e->busy && !e->stopping && e->incoming == NULL;
+    if (lead)
+        e->busy = true;
+    pthread_mutex_unlock(&e->lock);
+    if (!lead) {
+        engine_submit(e, c);
+        return;
+    }
+    run_batch(e, c);
+    batch_end(e, false);
 }
 
 void

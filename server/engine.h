@@ -13,8 +13,15 @@
 // must stay valid until done() runs. After done() the caller frees outputs with
 // engine_cmd_fini().
 //
-// Lock: engine.lock guards the incoming command list and the stop flag;
-// everything else is touched by the engine thread alone.
+// engine_call() is engine_submit() for a caller that may wait for its own
+// reply: when the engine is idle (no batch running, nothing posted) the
+// calling thread runs the batch itself, commit and sync included, and the
+// reply leaves from it, without waking the engine thread; under load it
+// posts like engine_submit(), and group commit works as before.
+//
+// Lock: engine.lock guards the incoming command list, the stop flag and
+// `busy`; everything else is touched only by the thread that set `busy`
+// (the engine thread, or an engine_call() caller running a batch).
 #ifndef SERVER_ENGINE_H
 #define SERVER_ENGINE_H
 
@@ -242,6 +249,17 @@ struct cmd_metrics {
     size_t len;  // out
 };
 
+// Where a traced command was when (struct cmd.trace, Reply.trace_us).
+enum cmd_trace_hop {
+    CMD_TRACE_RECEIVED, // the transport decoded it
+    CMD_TRACE_TAKEN,    // a batch took it
+    CMD_TRACE_APPLIED,  // its apply function returned (or it parked)
+    CMD_TRACE_COMMITTED,
+    CMD_TRACE_SYNCED, // durable (= COMMITTED without a deferred sync)
+    CMD_TRACE_REPLIED,
+    CMD_TRACE_HOPS
+};
+
 struct cmd {
     enum cmd_kind kind;
     uint64_t      request_id; // envelope request id; 0 = none
@@ -272,6 +290,10 @@ struct cmd {
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);
     void *done_arg;
+    // Per-hop timestamps (Request.trace): NULL unless the caller asked;
+    // then CMD_TRACE_HOPS av_mono_us() stamps, filled as the command
+    // passes each point (enum cmd_trace_hop).
+    int64_t *trace;
     // Engine-private.
     struct cmd *next;
     uint64_t    waiter_seq;
@@ -310,9 +332,18 @@ int engine_start(struct store *st, const struct engine_config *cfg,
     struct engine **out, struct anvil_error *err);
 
 // Posts a command. Any thread. c->done(c, c->done_arg) is called exactly
-// once, on the engine thread (or on this thread, with UNAVAILABLE, when the
-// engine is stopping).
+// once, on the thread that runs the batch answering it: the engine thread,
+// the sync thread, or an engine_call() caller leading a batch (a parked
+// long-poll may be answered by anyone's batch); or on this thread, with
+// UNAVAILABLE, when the engine is stopping.
 void engine_submit(struct engine *e, struct cmd *c);
+
+// Applies c at once on the calling thread when the engine is idle (then
+// c->done() runs on this thread before engine_call() returns, unless c
+// parks or its sync goes to the sync thread), else posts it as
+// engine_submit() does. For callers that may block for a commit and a
+// sync (nng's callbacks; not the HTTP server's single polling thread).
+void engine_call(struct engine *e, struct cmd *c);
 
 // Applies what was posted, answers parked long-polls with UNAVAILABLE,
 // joins the thread and frees the engine. NULL is ignored.

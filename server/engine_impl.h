@@ -35,12 +35,17 @@ struct engine {
     pthread_t            thread;
     int64_t              started_at;
 
-    pthread_mutex_t lock; // guards incoming, tail, queued, stopping
+    pthread_mutex_t lock; // guards incoming ... wait_until
     pthread_cond_t  wake;
     struct cmd     *incoming;
     struct cmd     *tail;
     int             queued;
     bool            stopping;
+    // A batch runs (engine thread or an engine_call() caller): only its
+    // thread may touch what follows "Engine thread only" below.
+    bool    busy;
+    bool    waits_busy; // the engine thread waits for busy to clear
+    int64_t wait_until; // the engine thread sleeps until then (ms)
 
     // Deferred sync (store_needs_sync): the engine commits without
     // waiting for the disk and hands each committed batch's replies to the
@@ -54,7 +59,7 @@ struct engine {
     struct cmd     *sync_tail;
     bool            sync_stop;
 
-    // Engine thread only.
+    // Engine thread only (the thread that set busy).
     struct cmd      *parked_polls;  // FIFO
     struct cmd      *parked_waits;  // WaitJob
     struct cmd      *parked_flows;  // WaitWorkflow
@@ -98,6 +103,7 @@ struct batch {
     bool               broken;
     struct anvil_error broken_err;
     int64_t            now;
+    int64_t            taken_us; // av_mono_us() when the batch began
 };
 
 // What an apply function returns when the command waits (a long-poll):
@@ -112,6 +118,8 @@ struct batch {
 // Answers every command of list: with its own result when code is OK,
 // else (freeing what it produced) with code and msg.
 void engine_answer_all(struct cmd *list, int code, const char *msg);
+// Stamps hop h (enum cmd_trace_hop) on the traced commands of list.
+void engine_trace_list(struct cmd *list, int h);
 // The engine can no longer vouch for what it answers: refuses every later
 // command and tells its owner (engine_config.on_fatal), once.
 void engine_fatal(struct engine *e, const struct anvil_error *err);

@@ -42,6 +42,7 @@ sync_answer(struct engine *e, struct cmd *list)
         return;
     }
     metrics_sync(e->cfg.metrics, av_mono_us() - t0);
+    engine_trace_list(list, CMD_TRACE_SYNCED);
     engine_answer_all(list, ANVIL_OK, NULL);
 }
 

@@ -35,6 +35,8 @@ struct rpc_ctx {
     int             method;  // descriptor index; -1 = unknown (metrics)
     int64_t         t0;      // av_mono_us() when the request arrived
     bool            waiting; // counted as a long-poll in flight
+    bool            trace;   // Request.trace: reply with hops[]
+    int64_t         hops[CMD_TRACE_HOPS];
     struct call     call;
     struct rpc_ctx *next; // all contexts, under rpc.lock
 };
@@ -88,7 +90,12 @@ send_reply(struct rpc_ctx *x, int code, const char *message,
     rep.message          = (char *) (message ? message : "");
     rep.body             = (ProtobufCBinaryData) { len, (uint8_t *) body };
     rep.request_id       = x->request_id;
-    size_t   n           = anvil__v1__reply__get_packed_size(&rep);
+    if (x->trace) {
+        x->hops[CMD_TRACE_REPLIED] = av_mono_us();
+        rep.n_trace_us             = CMD_TRACE_HOPS;
+        rep.trace_us               = x->hops;
+    }
+    size_t   n = anvil__v1__reply__get_packed_size(&rep);
     nng_msg *msg;
     metrics_rpc(x->rpc->cfg.metrics, METRICS_NNG, x->method, code,
         av_mono_us() - x->t0);
@@ -168,7 +175,7 @@ submit_cmd(struct rpc *r, struct cmd *c)
 {
     if (!gate_enter(&r->gate))
         return false;
-    engine_submit(r->cfg.engine, c);
+    engine_call(r->cfg.engine, c);
     gate_leave(&r->gate);
     return true;
 }
@@ -194,6 +201,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     nng_msg_free(msg);
     memset(&x->call, 0, sizeof(x->call));
     x->request_id = 0;
+    x->trace      = false;
     if (req == NULL) {
         av_error_set(&err, ANVIL_INVALID_ARGUMENT,
             "request is not an anvil.v1.Request envelope");
@@ -203,6 +211,11 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     }
     x->request_id = req->request_id;
     x->method     = handlers_method_index(req->method);
+    if (req->trace) {
+        x->trace = true;
+        memset(x->hops, 0, sizeof(x->hops));
+        x->hops[CMD_TRACE_RECEIVED] = x->t0;
+    }
     int64_t token_id;
     int     role;
     int rc = auth_check(x->rpc->cfg.auth, req->token, req->method, av_now_ms(),
@@ -226,6 +239,7 @@ handle_request(struct rpc_ctx *x, nng_msg *msg)
     x->call.cmd.pipe       = x->pipe;
     x->call.cmd.done       = call_done;
     x->call.cmd.done_arg   = x;
+    x->call.cmd.trace      = x->trace ? x->hops : NULL;
     submit(x);
 }
 

@@ -148,6 +148,8 @@ report_one(struct reporter *r, struct task *t)
 
 // ---- the slots' side ----
 
+static void send_now(struct reporter *r, struct task *t);
+
 void
 reporter_hand(struct reporter *r, struct task *t)
 {
@@ -156,9 +158,14 @@ reporter_hand(struct reporter *r, struct task *t)
         tasks_release(r->ts, t);
         return;
     }
+    struct tasks_load load;
+    tasks_load(r->ts, &load);
     pthread_mutex_lock(&r->mu);
     bool legacy = r->legacy;
-    if (!legacy) {
+    bool lead   = !legacy && !r->sending && r->head == NULL && !load.queued;
+    if (lead)
+        r->sending = true;
+    if (!legacy && !lead) {
         t->next_queued = NULL;
         if (r->tail != NULL)
             r->tail->next_queued = t;
@@ -168,7 +175,9 @@ reporter_hand(struct reporter *r, struct task *t)
         pthread_cond_signal(&r->cv);
     }
     pthread_mutex_unlock(&r->mu);
-    if (legacy)
+    if (lead)
+        send_now(r, t);
+    else if (legacy)
         report_one(r, t);
 }
 
@@ -192,7 +201,9 @@ take_batch(struct reporter *r, struct task **tasks, bool *legacy)
 {
     size_t n = 0, bytes = 0;
     pthread_mutex_lock(&r->mu);
-    while (r->head == NULL && !r->stop)
+    // A slot's Report in flight (send_now) comes first: what queued
+    // meanwhile goes in the next one, as it would behind ours.
+    while ((r->head == NULL && !r->stop) || r->sending)
         pthread_cond_wait(&r->cv, &r->mu);
     while (r->head != NULL && n < ANVIL_REPORT_MAX) {
         struct task *t    = r->head;
@@ -205,7 +216,8 @@ take_batch(struct reporter *r, struct task **tasks, bool *legacy)
         tasks[n++] = t;
         bytes += size;
     }
-    *legacy = r->legacy;
+    *legacy    = r->legacy;
+    r->sending = n > 0;
     pthread_mutex_unlock(&r->mu);
     return n;
 }
@@ -366,6 +378,37 @@ send_batch(struct reporter *r, struct report_buf *rb, size_t n, bool legacy)
         report_one(r, rb->tasks[i]);
 }
 
+// A slot's Report of its one outcome when nothing else was pending (the
+// slot holds r->sending): one attempt on this thread, so the outcome goes
+// out without waking the reporter thread. Whatever that attempt leaves
+// unsettled (no answer, an older server, a refused request) goes to the
+// reporter thread's queue, which retries, falls back or splits as usual;
+// a slot never waits out a retry's backoff.
+static void
+send_now(struct reporter *r, struct task *t)
+{
+    struct task                *tasks[1] = { t };
+    struct anvil_outcome        outs[1];
+    struct anvil_outcome_result res[1];
+    struct report_buf  rb = { .tasks = tasks, .outs = outs, .res = res };
+    struct anvil_error e  = { 0 };
+    size_t             n  = drop_lost(r, rb.tasks, 1);
+    int                rc = ANVIL_OK;
+    if (n > 0) {
+        fill_outcomes(&rb, n);
+        rc = anvil_job_report(r->client, rb.outs, n, rb.res, &e);
+    }
+    if (n > 0 && rc == ANVIL_OK)
+        apply_results(r, &rb, n, &e);
+    else if (n > 0)
+        requeue(r, t);
+    pthread_mutex_lock(&r->mu);
+    r->sending = false;
+    if (r->head != NULL)
+        pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void
 report_buf_free(struct report_buf *rb)
 {
@@ -403,6 +446,9 @@ reporter_main(void *arg)
         if (n == 0)
             break;
         send_batch(r, r->buf, n, legacy);
+        pthread_mutex_lock(&r->mu);
+        r->sending = false;
+        pthread_mutex_unlock(&r->mu);
     }
     return NULL;
 }

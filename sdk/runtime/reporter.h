@@ -6,7 +6,11 @@
 // takes its next job at once. One reporter thread sends everything queued
 // in one Report (anvil_job_report), so outcomes batch by themselves while the
 // previous Report is in flight: one commit-bound round trip carries as
-// many outcomes as finished during the last one. A task stays held (and
+// many outcomes as finished during the last one. When nothing else is
+// pending (no Report in flight, no outcome queued, no job waiting for a
+// slot) the slot sends its outcome's Report itself, once, instead of
+// waking the reporter thread; what that attempt does not settle goes to
+// the reporter thread's queue as usual. A task stays held (and
 // heartbeated) until the server acknowledged its outcome, so its lease
 // cannot expire while a report is retried.
 //
@@ -48,6 +52,7 @@ struct reporter {
     struct task    *head; // outcomes waiting to be sent, FIFO
     struct task    *tail;
     bool            stop;       // the slots are gone: flush and exit
+    bool            sending;    // a Report is in flight (thread or slot)
     bool            legacy;     // the server has no Report: Complete/Fail
     int64_t         give_up_ms; // monotonic; retries end then (0 = never)
     uint64_t        succeeded;  // outcomes acknowledged as Complete

@@ -1148,6 +1148,75 @@ test_engine_wait_times_out_with_done_false(void **state)
     engine_cmd_fini(&w.c);
 }
 
+// ---- engine_call: the caller's thread runs the batch when idle ----
+
+struct thread_req {
+    struct req r;
+    pthread_t  thread; // where done() ran; set by on_done_thread
+};
+
+static void
+on_done_thread(struct cmd *c, void *arg)
+{
+    struct thread_req *t = arg;
+    t->thread            = pthread_self();
+    on_done(c, &t->r);
+}
+
+static void
+test_engine_call_on_an_idle_engine_answers_on_the_callers_thread(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    flush(f);
+    // The engine thread may still be finishing flush()'s batch: then the
+    // call is posted (and answered there); try again once it is idle.
+    bool here = false;
+    for (int tries = 0; tries < 200 && !here; tries++) {
+        struct thread_req t;
+        req_init(&t.r, CMD_GET);
+        t.r.c.u.get.id = id;
+        t.r.c.done     = on_done_thread;
+        t.r.c.done_arg = &t;
+        engine_call(f->e, &t.r.c);
+        here = is_done(&t.r) && pthread_equal(t.thread, pthread_self());
+        assert_true(wait_done(&t.r, REPLY_TIMEOUT_MS));
+        assert_int_equal(t.r.c.err.code, ANVIL_OK);
+        assert_int_equal(t.r.c.u.get.job.state, ANVIL_JOB_QUEUED);
+        engine_cmd_fini(&t.r.c);
+        if (!here)
+            usleep(2000);
+    }
+    // Answered before engine_call returned, on this thread.
+    assert_true(here);
+}
+
+// A long-poll parked by a caller's batch still ends at its own timeout,
+// before the engine thread's next timer: the caller wakes the engine
+// thread when it added an earlier one.
+static void
+test_engine_call_parked_wait_ends_at_its_timeout(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    flush(f);
+    struct req w;
+    req_init(&w, CMD_WAIT);
+    w.c.u.wait.id         = id;
+    w.c.u.wait.timeout_ms = 100;
+    int64_t t0            = av_mono_ms();
+    engine_call(f->e, &w.c);
+    assert_false(is_done(&w));
+    assert_true(wait_done(&w, REPLY_TIMEOUT_MS));
+    assert_int_equal(w.c.err.code, ANVIL_OK);
+    assert_false(w.c.u.wait.done);
+    assert_true(w.done_mono - t0 >= 90);
+    assert_true(w.done_mono - t0 < 600);
+    engine_cmd_fini(&w.c);
+    // Commands posted while nothing runs are still applied.
+    assert_int_equal(complete(f, id, 1, "x"), ANVIL_FAILED_PRECONDITION);
+}
+
 static void
 test_engine_wait_on_a_finished_job_answers_at_once(void **state)
 {
@@ -2056,6 +2125,8 @@ main(void)
         T(test_engine_parked_poll_times_out_empty),
         T(test_engine_parked_wait_is_answered_when_the_job_completes),
         T(test_engine_wait_times_out_with_done_false),
+        T(test_engine_call_on_an_idle_engine_answers_on_the_callers_thread),
+        T(test_engine_call_parked_wait_ends_at_its_timeout),
         T(test_engine_wait_on_a_finished_job_answers_at_once),
         T(test_engine_stop_answers_parked_long_polls_unavailable),
         T(test_engine_lease_expiry_fails_the_attempt_and_schedules_a_retry),
