@@ -8,6 +8,7 @@
 #include <nng/nng.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,13 +77,6 @@ parse_int(const char *s, long long min, long long max, long long *out)
 typedef const char *(*setter)(struct server_config *cfg, const char *v);
 
 static const char *
-set_listen(struct server_config *cfg, const char *v)
-{
-    cfg->listen_url = v;
-    return NULL;
-}
-
-static const char *
 set_http(struct server_config *cfg, const char *v)
 {
     if (cfg->n_http == SERVER_MAX_HTTP)
@@ -90,56 +84,6 @@ set_http(struct server_config *cfg, const char *v)
     if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
         return "http://host:port or https://host:port";
     cfg->http_urls[cfg->n_http++] = v;
-    return NULL;
-}
-
-static const char *
-set_http_idle(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->http_idle_timeout_ms) != 0
-        || cfg->http_idle_timeout_ms < 1000)
-        return "a duration of at least 1s, e.g. 60s";
-    return NULL;
-}
-
-static const char *
-set_http_read(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->http_read_timeout_ms) != 0
-        || cfg->http_read_timeout_ms < 100)
-        return "a duration of at least 100ms, e.g. 10s";
-    return NULL;
-}
-
-static const char *
-set_sse_keepalive(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->http_sse_keepalive_ms) != 0
-        || cfg->http_sse_keepalive_ms < 100)
-        return "a duration of at least 100ms, e.g. 15s";
-    return NULL;
-}
-
-static const char *
-set_public_metrics(struct server_config *cfg, const char *v)
-{
-    (void) v;
-    cfg->public_metrics = true;
-    return NULL;
-}
-
-static const char *
-set_no_metrics(struct server_config *cfg, const char *v)
-{
-    (void) v;
-    cfg->metrics = false;
-    return NULL;
-}
-
-static const char *
-set_db(struct server_config *cfg, const char *v)
-{
-    cfg->db_path = v;
     return NULL;
 }
 
@@ -194,46 +138,12 @@ set_lease(struct server_config *cfg, const char *v)
 }
 
 static const char *
-set_retention(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->retention_ms) != 0)
-        return "a duration such as 7d, 12h, 30m or 0";
-    return NULL;
-}
-
-static const char *
-set_event_retention(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->event_retention_ms) != 0
-        || cfg->event_retention_ms < 1000)
-        return "a duration of at least 1s, such as 24h, 7d or 30m";
-    return NULL;
-}
-
-static const char *
 set_event_max(struct server_config *cfg, const char *v)
 {
     long long n;
     if (parse_int(v, 1000, 1000000000LL, &n) != 0)
         return "a count from 1000 to 1000000000";
     cfg->event_max = (uint64_t) n;
-    return NULL;
-}
-
-static const char *
-set_no_events(struct server_config *cfg, const char *v)
-{
-    (void) v;
-    cfg->events = false;
-    return NULL;
-}
-
-static const char *
-set_worker_timeout(struct server_config *cfg, const char *v)
-{
-    if (av_parse_duration(v, &cfg->worker_lost_ms) != 0
-        || cfg->worker_lost_ms < 100)
-        return "a duration of at least 100ms, e.g. 15s";
     return NULL;
 }
 
@@ -253,102 +163,115 @@ set_insecure(struct server_config *cfg, const char *v)
     return NULL;
 }
 
-static const char *
-set_bootstrap(struct server_config *cfg, const char *v)
-{
-    cfg->bootstrap_token_file = v;
-    return NULL;
-}
-
-static const char *
-set_tls_cert(struct server_config *cfg, const char *v)
-{
-    cfg->tls_cert = v;
-    return NULL;
-}
-
-static const char *
-set_tls_key(struct server_config *cfg, const char *v)
-{
-    cfg->tls_key = v;
-    return NULL;
-}
-
-static const char *
-set_tls_ca(struct server_config *cfg, const char *v)
-{
-    cfg->tls_client_ca = v;
-    return NULL;
-}
-
-static const char *
-set_count(int *field, const char *v)
-{
-    long long n;
-    if (parse_int(v, 1, 10000000, &n) != 0)
-        return "a count from 1 to 10000000";
-    *field = (int) n;
-    return NULL;
-}
-
-static const char *
-set_max_waits(struct server_config *cfg, const char *v)
-{
-    return set_count(&cfg->max_waits, v);
-}
-
-static const char *
-set_max_waits_conn(struct server_config *cfg, const char *v)
-{
-    return set_count(&cfg->max_waits_per_conn, v);
-}
-
-static const char *
-set_max_queue(struct server_config *cfg, const char *v)
-{
-    return set_count(&cfg->max_queue, v);
-}
-
-static const char *
-set_max_conns(struct server_config *cfg, const char *v)
-{
-    return set_count(&cfg->max_conns, v);
-}
-
-static const struct {
-    const char *flag;
-    bool        value;
-    setter      set;
-} options[] = {
-    { "--listen", true, set_listen },
-    { "--http", true, set_http },
-    { "--http-idle-timeout", true, set_http_idle },
-    { "--http-read-timeout", true, set_http_read },
-    { "--sse-keepalive", true, set_sse_keepalive },
-    { "--public-metrics", false, set_public_metrics },
-    { "--no-metrics", false, set_no_metrics },
-    { "--db", true, set_db },
-    { "--log-level", true, set_level },
-    { "--log-format", true, set_format },
-    { "--max-payload", true, set_payload },
-    { "--durability", true, set_durability },
-    { "--lease-ms", true, set_lease },
-    { "--retention", true, set_retention },
-    { "--event-retention", true, set_event_retention },
-    { "--event-max", true, set_event_max },
-    { "--no-events", false, set_no_events },
-    { "--worker-timeout", true, set_worker_timeout },
-    { "--auth", false, set_auth },
-    { "--insecure", false, set_insecure },
-    { "--bootstrap-token-file", true, set_bootstrap },
-    { "--tls-cert", true, set_tls_cert },
-    { "--tls-key", true, set_tls_key },
-    { "--tls-client-ca", true, set_tls_ca },
-    { "--max-waits", true, set_max_waits },
-    { "--max-waits-per-conn", true, set_max_waits_conn },
-    { "--max-queue", true, set_max_queue },
-    { "--max-conns", true, set_max_conns },
+// How an option's value is read: most options set one field of
+// server_config, found by its offset, and need no function of their own.
+enum opt_kind {
+    OPT_FN,       // set calls fn with the value
+    OPT_SWITCH,   // set calls fn; the option takes no value
+    OPT_STRING,   // a const char * field takes the value as given
+    OPT_TRUE,     // a bool field becomes true; the option takes no value
+    OPT_FALSE,    // a bool field becomes false; no value
+    OPT_DURATION, // an int64_t field of milliseconds, at least min
+    OPT_COUNT,    // an int field, from 1 to 10,000,000
 };
+
+struct option {
+    const char   *flag;
+    enum opt_kind kind;
+    size_t        off;  // of the field in server_config
+    int64_t       min;  // OPT_DURATION: the least value, ms
+    const char   *hint; // OPT_DURATION: what a valid value is
+    setter        fn;   // OPT_FN, OPT_SWITCH
+};
+
+#define FIELD(kind, f) \
+    OPT_##kind, offsetof(struct server_config, f), 0, NULL, NULL
+#define DURATION(f, min, hint) \
+    OPT_DURATION, offsetof(struct server_config, f), min, hint, NULL
+#define FN(fn) OPT_FN, 0, 0, NULL, fn
+#define SWITCH(fn) OPT_SWITCH, 0, 0, NULL, fn
+
+static const struct option options[] = {
+    { "--listen", FIELD(STRING, listen_url) },
+    { "--http", FN(set_http) },
+    { "--http-idle-timeout",
+        DURATION(http_idle_timeout_ms, 1000,
+            "a duration of at least 1s, e.g. 60s") },
+    { "--http-read-timeout",
+        DURATION(http_read_timeout_ms, 100,
+            "a duration of at least 100ms, e.g. 10s") },
+    { "--sse-keepalive",
+        DURATION(http_sse_keepalive_ms, 100,
+            "a duration of at least 100ms, e.g. 15s") },
+    { "--public-metrics", FIELD(TRUE, public_metrics) },
+    { "--no-metrics", FIELD(FALSE, metrics) },
+    { "--db", FIELD(STRING, db_path) },
+    { "--log-level", FN(set_level) },
+    { "--log-format", FN(set_format) },
+    { "--max-payload", FN(set_payload) },
+    { "--durability", FN(set_durability) },
+    { "--lease-ms", FN(set_lease) },
+    { "--retention",
+        DURATION(retention_ms, 0, "a duration such as 7d, 12h, 30m or 0") },
+    { "--event-retention",
+        DURATION(event_retention_ms, 1000,
+            "a duration of at least 1s, such as 24h, 7d or 30m") },
+    { "--event-max", FN(set_event_max) },
+    { "--no-events", FIELD(FALSE, events) },
+    { "--worker-timeout",
+        DURATION(
+            worker_lost_ms, 100, "a duration of at least 100ms, e.g. 15s") },
+    { "--auth", SWITCH(set_auth) },
+    { "--insecure", SWITCH(set_insecure) },
+    { "--bootstrap-token-file", FIELD(STRING, bootstrap_token_file) },
+    { "--tls-cert", FIELD(STRING, tls_cert) },
+    { "--tls-key", FIELD(STRING, tls_key) },
+    { "--tls-client-ca", FIELD(STRING, tls_client_ca) },
+    { "--max-waits", FIELD(COUNT, max_waits) },
+    { "--max-waits-per-conn", FIELD(COUNT, max_waits_per_conn) },
+    { "--max-queue", FIELD(COUNT, max_queue) },
+    { "--max-conns", FIELD(COUNT, max_conns) },
+};
+#undef FIELD
+#undef DURATION
+#undef FN
+#undef SWITCH
+
+static bool
+takes_value(const struct option *o)
+{
+    return o->kind != OPT_TRUE && o->kind != OPT_FALSE && o->kind != OPT_SWITCH;
+}
+
+static const char *
+set_option(const struct option *o, struct server_config *cfg, const char *v)
+{
+    char     *field = (char *) cfg + o->off;
+    long long n;
+    switch (o->kind) {
+    case OPT_FN:
+    case OPT_SWITCH:
+        return o->fn(cfg, v);
+    case OPT_STRING:
+        memcpy(field, &v, sizeof(v));
+        return NULL;
+    case OPT_TRUE:
+    case OPT_FALSE:
+        *(bool *) field = o->kind == OPT_TRUE;
+        return NULL;
+    case OPT_DURATION:
+        if (av_parse_duration(v, (int64_t *) field) != 0
+            || *(int64_t *) field < o->min)
+            return o->hint;
+        return NULL;
+    case OPT_COUNT:
+        if (parse_int(v, 1, 10000000, &n) != 0)
+            return "a count from 1 to 10000000";
+        *(int *) field = (int) n;
+        return NULL;
+    }
+    return "an option this build does not know"; // unreachable
+}
 
 // The signals main blocks in every thread: SIGINT and SIGTERM stop the
 // server; SIGUSR1 only ends wait_signal (main sends it when the server
@@ -394,13 +317,13 @@ parse_args(int argc, char **argv, struct server_config *cfg)
         size_t k = 0, n = sizeof(options) / sizeof(options[0]);
         while (k < n && strcmp(options[k].flag, a) != 0)
             k++;
-        if (k == n || (options[k].value && i + 1 >= argc)) {
+        if (k == n || (takes_value(&options[k]) && i + 1 >= argc)) {
             fprintf(stderr, "anvild: %s option '%s'\n%s",
                 k == n ? "unknown" : "missing the value of", a, usage_text);
             return 2;
         }
-        const char *v    = options[k].value ? argv[++i] : NULL;
-        const char *want = options[k].set(cfg, v);
+        const char *v    = takes_value(&options[k]) ? argv[++i] : NULL;
+        const char *want = set_option(&options[k], cfg, v);
         if (want != NULL) {
             fprintf(stderr, "anvild: %s '%s' is invalid: %s\n", a, v, want);
             return 2;
