@@ -1,9 +1,24 @@
-// engine_cmd.c - freeing what each command kind's apply left in its
-// outputs. Each row of rpc_table.h names one of these.
+// engine_cmd.c - what command kinds share: freeing what each kind's apply
+// left in its outputs (each row of rpc_table.h names one of these) and the
+// idempotency lookup of the submits.
 #include "engine_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+bool
+engine_submit_known(struct engine *e, struct cmd *c,
+    const struct submit_lookup *l, const char *key, int64_t *id, bool *existed)
+{
+    if (c->request_id != 0
+        && l->by_request(e->st, c->request_id, id, &c->err) != ANVIL_NOT_FOUND)
+        return true; // a resend of a submit already applied
+    if (key != NULL && l->by_key(e->st, key, id, &c->err) != ANVIL_NOT_FOUND) {
+        *existed = c->err.code == ANVIL_OK;
+        return true;
+    }
+    return false;
+}
 
 void
 engine_fini_none(struct cmd *c)
@@ -23,20 +38,24 @@ engine_fini_wait(struct cmd *c)
     job_fini(&c->u.wait.job);
 }
 
+static void
+free_jobs(struct job **jobs, size_t *n)
+{
+    job_array_free(*jobs, *n);
+    *jobs = NULL;
+    *n    = 0;
+}
+
 void
 engine_fini_list(struct cmd *c)
 {
-    job_array_free(c->u.list.jobs, c->u.list.n);
-    c->u.list.jobs = NULL;
-    c->u.list.n    = 0;
+    free_jobs(&c->u.list.jobs, &c->u.list.n);
 }
 
 void
 engine_fini_poll(struct cmd *c)
 {
-    job_array_free(c->u.poll.jobs, c->u.poll.n);
-    c->u.poll.jobs = NULL;
-    c->u.poll.n    = 0;
+    free_jobs(&c->u.poll.jobs, &c->u.poll.n);
 }
 
 void

@@ -132,6 +132,21 @@ int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
 void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
+// engine_cmd.c: how a submit finds what it already made, by the request
+// id of a resend or by its idempotency key (store_job_by_* or
+// store_workflow_by_*).
+struct submit_lookup {
+    int (*by_request)(
+        struct store *st, uint64_t rid, int64_t *id, struct anvil_error *err);
+    int (*by_key)(struct store *st, const char *key, int64_t *id,
+        struct anvil_error *err);
+};
+// True if c is answered already: a resend of an applied submit, or a key
+// naming an existing one (*existed). *id is then that one's and
+// c->err.code the answer, a store error included.
+bool engine_submit_known(struct engine *e, struct cmd *c,
+    const struct submit_lookup *l, const char *key, int64_t *id, bool *existed);
+
 // engine_park.c: parked long-polls.
 void engine_drop_pipe(struct engine *e, uint32_t pipe, struct cmd **reply);
 // True if worker waits in a parked Poll (connected, however long silent).

@@ -260,17 +260,11 @@ insert_steps(
 int
 flow_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
-    struct cmd_wf_submit *s = &c->u.wf_submit;
-    if (c->request_id != 0
-        && store_workflow_by_request(e->st, c->request_id, &s->id, &c->err)
-            != ANVIL_NOT_FOUND)
-        return c->err.code; // a resend of a submit already applied
-    if (s->key != NULL
-        && store_workflow_by_key(e->st, s->key, &s->id, &c->err)
-            != ANVIL_NOT_FOUND) {
-        s->existed = c->err.code == ANVIL_OK;
+    struct cmd_wf_submit             *s = &c->u.wf_submit;
+    static const struct submit_lookup known
+        = { store_workflow_by_request, store_workflow_by_key };
+    if (engine_submit_known(e, c, &known, s->key, &s->id, &s->existed))
         return c->err.code;
-    }
     struct store_new_workflow nw = {
         .name       = s->name,
         .on_failure = s->on_failure,

@@ -222,17 +222,11 @@ jobs_parent_succeeded(
 int
 jobs_submit(struct engine *e, struct batch *b, struct cmd *c)
 {
-    struct cmd_submit *s = &c->u.submit;
-    if (c->request_id != 0
-        && store_job_by_request(e->st, c->request_id, &s->id, &c->err)
-            != ANVIL_NOT_FOUND)
-        return c->err.code; // a resend of a submit already applied
-    if (s->key != NULL
-        && store_job_by_key(e->st, s->key, &s->id, &c->err)
-            != ANVIL_NOT_FOUND) {
-        s->existed = c->err.code == ANVIL_OK;
+    struct cmd_submit                *s = &c->u.submit;
+    static const struct submit_lookup known
+        = { store_job_by_request, store_job_by_key };
+    if (engine_submit_known(e, c, &known, s->key, &s->id, &s->existed))
         return c->err.code;
-    }
     int64_t run_at = s->run_at_ms;
     if (s->delay_ms > 0 && b->now + s->delay_ms > run_at)
         run_at = b->now + s->delay_ms;

@@ -43,9 +43,8 @@ sq_event_insert(struct store *base, const struct store_new_event *ev,
     uint64_t *seq, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_EVENT_INSERT);
-    sq_bind_i64(st, s, 1, st->next_event_seq);
-    sq_bind_i64(st, s, 2, ev->kind);
+    sqlite3_stmt        *s
+        = sq_stmt_pair(st, STMT_EVENT_INSERT, st->next_event_seq, ev->kind);
     sq_bind_i64(st, s, 3, ev->at);
     if (ev->job_id != 0)
         sq_bind_i64(st, s, 4, ev->job_id);
@@ -137,9 +136,8 @@ take_scan(struct sqlite_store *st, const struct store_event_filter *f)
         sid = STMT_EVENTS_BY_FLOW;
         id  = f->workflow_id;
     }
-    sqlite3_stmt *s = sq_stmt(st, sid);
-    sq_bind_i64(st, s, 1, (int64_t) f->after_seq);
-    sq_bind_i64(st, s, 2, f->scan_max > 0 ? (int64_t) f->scan_max : -1);
+    sqlite3_stmt *s = sq_stmt_pair(st, sid, (int64_t) f->after_seq,
+        f->scan_max > 0 ? (int64_t) f->scan_max : -1);
     if (id != 0)
         sq_bind_i64(st, s, 3, id);
     return sid;

@@ -34,9 +34,7 @@ sq_edge_insert(
     struct store *base, int64_t parent, int64_t child, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_EDGE_INSERT);
-    sq_bind_i64(st, s, 1, parent);
-    sq_bind_i64(st, s, 2, child);
+    sq_stmt_pair(st, STMT_EDGE_INSERT, parent, child);
     return sq_exec(st, STMT_EDGE_INSERT, err, "inserting an edge");
 }
 
@@ -206,9 +204,7 @@ sq_workflow_settle(struct store *base, int64_t id, bool succeeded, bool failed,
         return ANVIL_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(st, err, "counting a workflow's steps");
-    s = sq_stmt(st, STMT_WF_SETTLE);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, c->n_settled);
+    s = sq_stmt_pair(st, STMT_WF_SETTLE, id, c->n_settled);
     sq_bind_i64(st, s, 3, c->n_succeeded);
     sq_bind_i64(st, s, 4, c->n_failed);
     return sq_exec(st, STMT_WF_SETTLE, err, "counting a workflow's steps");
@@ -219,15 +215,10 @@ sq_workflow_finish(struct store *base, int64_t id, int state, const char *error,
     int64_t now, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_WF_FINISH);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, state);
+    sqlite3_stmt        *s  = sq_stmt_pair(st, STMT_WF_FINISH, id, state);
     sq_bind_text_or_null(st, s, 3, error);
     sq_bind_i64(st, s, 4, now);
-    int rc = sq_exec(st, STMT_WF_FINISH, err, "finishing a workflow");
-    if (rc == ANVIL_OK && sq_changes(st) == 0)
-        return ANVIL_NOT_FOUND;
-    return rc;
+    return sq_update_one(st, STMT_WF_FINISH, err, "finishing a workflow");
 }
 
 // The workflow's timeout then counts from now: scan_active's deadline is
@@ -237,13 +228,8 @@ sq_workflow_reopen(
     struct store *base, int64_t id, int64_t now, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_WF_REOPEN);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, now);
-    int rc = sq_exec(st, STMT_WF_REOPEN, err, "reopening a workflow");
-    if (rc == ANVIL_OK && sq_changes(st) == 0)
-        return ANVIL_NOT_FOUND;
-    return rc;
+    sq_stmt_pair(st, STMT_WF_REOPEN, id, now);
+    return sq_update_one(st, STMT_WF_REOPEN, err, "reopening a workflow");
 }
 
 // Collects column 0 of a statement's rows as ids.
@@ -349,9 +335,7 @@ sq_job_parent_done(struct store *base, int64_t child, uint32_t *pending,
         return ANVIL_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return sq_error(st, err, "unblocking a step");
-    s = sq_stmt(st, STMT_PARENT_DONE);
-    sq_bind_i64(st, s, 1, child);
-    sq_bind_i64(st, s, 2, left);
+    sq_stmt_pair(st, STMT_PARENT_DONE, child, left);
     rc = sq_exec(st, STMT_PARENT_DONE, err, "unblocking a step");
     if (rc == ANVIL_OK)
         *pending = (uint32_t) left;

@@ -158,9 +158,8 @@ sq_job_lease_key(struct store *base, int64_t id, const char *key,
         job_fini(out);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     }
-    sqlite3_stmt *s = sq_stmt(st, STMT_JOB_LEASE);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, (sqlite3_int64) out->attempt + 1);
+    sqlite3_stmt *s = sq_stmt_pair(
+        st, STMT_JOB_LEASE, id, (sqlite3_int64) out->attempt + 1);
     sq_bind_i64(st, s, 3, now);
     sq_bind_i64(st, s, 4, deadline);
     sq_bind_text(st, s, 5, worker);
@@ -186,9 +185,7 @@ sq_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
     size_t result_len, const char *error, int64_t now, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_FINISH);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, state);
+    sqlite3_stmt        *s  = sq_stmt_pair(st, STMT_JOB_FINISH, id, state);
     if (result != NULL)
         sq_bind_blob(st, s, 3, result, result_len);
     sq_bind_text_or_null(st, s, 4, error);
@@ -201,9 +198,7 @@ sq_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     const char *error, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_REQUEUE);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, state);
+    sqlite3_stmt        *s  = sq_stmt_pair(st, STMT_JOB_REQUEUE, id, state);
     sq_bind_i64(st, s, 3, run_at);
     sq_bind_text_or_null(st, s, 4, error);
     return sq_exec(st, STMT_JOB_REQUEUE, err, "requeueing a job");
@@ -215,10 +210,7 @@ sq_job_make_ready(struct store *base, int64_t id, struct anvil_error *err)
     struct sqlite_store *st = sq(base);
     sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_MAKE_READY);
     sq_bind_i64(st, s, 1, id);
-    int rc = sq_exec(st, STMT_JOB_MAKE_READY, err, "queueing a job");
-    if (rc == ANVIL_OK && sq_changes(st) == 0)
-        return ANVIL_NOT_FOUND;
-    return rc;
+    return sq_update_one(st, STMT_JOB_MAKE_READY, err, "queueing a job");
 }
 
 static int
@@ -229,15 +221,10 @@ sq_job_retry(struct store *base, int64_t id, int state,
     if (state != ANVIL_JOB_QUEUED && state != ANVIL_JOB_PENDING)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "retrying a job: state %d is neither QUEUED nor PENDING", state);
-    sqlite3_stmt *s = sq_stmt(st, STMT_JOB_RETRY);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, state);
+    sqlite3_stmt *s = sq_stmt_pair(st, STMT_JOB_RETRY, id, state);
     sq_bind_i64(st, s, 3, pending_parents);
     sq_bind_i64(st, s, 4, max_attempts);
-    int rc = sq_exec(st, STMT_JOB_RETRY, err, "retrying a job");
-    if (rc == ANVIL_OK && sq_changes(st) == 0)
-        return ANVIL_NOT_FOUND;
-    return rc;
+    return sq_update_one(st, STMT_JOB_RETRY, err, "retrying a job");
 }
 
 static int
@@ -245,9 +232,7 @@ sq_job_extend(
     struct store *base, int64_t id, int64_t deadline, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_EXTEND);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, deadline);
+    sq_stmt_pair(st, STMT_JOB_EXTEND, id, deadline);
     return sq_exec(st, STMT_JOB_EXTEND, err, "extending a lease");
 }
 

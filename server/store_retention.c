@@ -17,9 +17,7 @@ sq_sweep_jobs(struct store *base, int64_t before, int limit, int *deleted,
     int rc                  = sq_raise_hwm(st, HWM_JOBS, st->next_job_id, err);
     if (rc != ANVIL_OK)
         return rc;
-    sqlite3_stmt *s = sq_stmt(st, STMT_SWEEP_JOBS);
-    sq_bind_i64(st, s, 1, before);
-    sq_bind_i64(st, s, 2, limit);
+    sq_stmt_pair(st, STMT_SWEEP_JOBS, before, limit);
     rc = sq_exec(st, STMT_SWEEP_JOBS, err, "deleting old jobs");
     if (rc == ANVIL_OK)
         *deleted = (int) sq_changes(st);
@@ -45,9 +43,7 @@ sq_sweep_workflows(struct store *base, int64_t before, int limit, int *deleted,
     struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_SWEEP_FLOWS);
-    sq_bind_i64(st, s, 1, before);
-    sq_bind_i64(st, s, 2, limit);
+    sq_stmt_pair(st, STMT_SWEEP_FLOWS, before, limit);
     int64_t *ids = NULL;
     size_t   n   = 0;
     int      rc  = sq_read_ids(

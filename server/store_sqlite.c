@@ -218,6 +218,15 @@ sq_bind_i64(struct sqlite_store *st, sqlite3_stmt *s, int i, int64_t v)
     bound(st, sqlite3_bind_int64(s, i, v));
 }
 
+sqlite3_stmt *
+sq_stmt_pair(struct sqlite_store *st, int id, int64_t a, int64_t b)
+{
+    sqlite3_stmt *s = sq_stmt(st, id);
+    sq_bind_i64(st, s, 1, a);
+    sq_bind_i64(st, s, 2, b);
+    return s;
+}
+
 void
 sq_bind_double(struct sqlite_store *st, sqlite3_stmt *s, int i, double v)
 {
@@ -307,6 +316,16 @@ sq_exec(
     if (rc != SQLITE_DONE)
         return sq_error(st, err, what);
     return ANVIL_OK;
+}
+
+int
+sq_update_one(
+    struct sqlite_store *st, int id, struct anvil_error *err, const char *what)
+{
+    int rc = sq_exec(st, id, err, what);
+    if (rc == ANVIL_OK && sq_changes(st) == 0)
+        return ANVIL_NOT_FOUND;
+    return rc;
 }
 
 int

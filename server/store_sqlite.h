@@ -153,6 +153,10 @@ sqlite3_stmt *sq_stmt(struct sqlite_store *st, int id);
 // Binds; a failure is recorded (the first one) and fails the next sq_step.
 // Strings and blobs are borrowed until the statement is reset.
 void sq_bind_i64(struct sqlite_store *st, sqlite3_stmt *s, int i, int64_t v);
+// sq_stmt with parameters 1 and 2 bound: the pair most statements start
+// with (an id and a time, a state or another id).
+sqlite3_stmt *sq_stmt_pair(
+    struct sqlite_store *st, int id, int64_t a, int64_t b);
 void sq_bind_double(struct sqlite_store *st, sqlite3_stmt *s, int i, double v);
 void sq_bind_text(
     struct sqlite_store *st, sqlite3_stmt *s, int i, const char *v);
@@ -175,6 +179,11 @@ void sq_reset(struct sqlite_store *st, int id);
 
 // Runs a statement that returns no rows; on failure sq_error(what).
 int sq_exec(
+    struct sqlite_store *st, int id, struct anvil_error *err, const char *what);
+
+// sq_exec of an UPDATE or DELETE of one row; NOT_FOUND (err untouched)
+// when it changed none.
+int sq_update_one(
     struct sqlite_store *st, int id, struct anvil_error *err, const char *what);
 
 // Runs a one-column id query; NOT_FOUND when it yields no row.

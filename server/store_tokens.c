@@ -76,13 +76,8 @@ sq_token_revoke(
     struct store *base, int64_t id, int64_t now, struct anvil_error *err)
 {
     struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_TOKEN_REVOKE);
-    sq_bind_i64(st, s, 1, id);
-    sq_bind_i64(st, s, 2, now);
-    int rc = sq_exec(st, STMT_TOKEN_REVOKE, err, "revoking a token");
-    if (rc == ANVIL_OK && sq_changes(st) == 0)
-        return ANVIL_NOT_FOUND;
-    return rc;
+    sq_stmt_pair(st, STMT_TOKEN_REVOKE, id, now);
+    return sq_update_one(st, STMT_TOKEN_REVOKE, err, "revoking a token");
 }
 
 void
