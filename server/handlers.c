@@ -284,21 +284,37 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
 // Encoders build the response in *scratch (freed by the caller) and
 // point *out at it.
 
+// SubmitJob and SubmitWorkflow answer the id they stored (or found by the
+// idempotency key) and whether it existed.
+struct submit_reply {
+    union {
+        Anvil__V1__SubmitJobResponse      job;
+        Anvil__V1__SubmitWorkflowResponse wf;
+    } m;
+    char id[24];
+};
+
 int
-hjobs_encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
+handlers_encode_submit(
+    struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct {
-        Anvil__V1__SubmitJobResponse m;
-        char                         id[24];
-    } *r = calloc(1, sizeof(*r));
+    struct submit_reply *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__submit_job_response__init(&r->m);
-    job_id_format(call->cmd.u.submit.id, r->id, sizeof(r->id));
-    r->m.id      = r->id;
-    r->m.existed = call->cmd.u.submit.existed;
-    *scratch     = r;
-    *out         = &r->m.base;
+    *scratch = r;
+    if (call->cmd.kind == CMD_WF_SUBMIT) {
+        anvil__v1__submit_workflow_response__init(&r->m.wf);
+        workflow_id_format(call->cmd.u.wf_submit.id, r->id, sizeof(r->id));
+        r->m.wf.id      = r->id;
+        r->m.wf.existed = call->cmd.u.wf_submit.existed;
+        *out            = &r->m.wf.base;
+    } else {
+        anvil__v1__submit_job_response__init(&r->m.job);
+        job_id_format(call->cmd.u.submit.id, r->id, sizeof(r->id));
+        r->m.job.id      = r->id;
+        r->m.job.existed = call->cmd.u.submit.existed;
+        *out             = &r->m.job.base;
+    }
     return ANVIL_OK;
 }
 

@@ -271,24 +271,6 @@ flow_pb_fini(struct pb_flow *p)
     free(p->jobs);
 }
 
-int
-hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s)
-{
-    struct {
-        Anvil__V1__SubmitWorkflowResponse m;
-        char                              id[24];
-    } *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__submit_workflow_response__init(&r->m);
-    workflow_id_format(call->cmd.u.wf_submit.id, r->id, sizeof(r->id));
-    r->m.id      = r->id;
-    r->m.existed = call->cmd.u.wf_submit.existed;
-    *s           = r;
-    *out         = &r->m.base;
-    return ANVIL_OK;
-}
-
 // GetWorkflow, WaitWorkflow, CancelWorkflow and RetryWorkflow answer a
 // workflow.
 struct flow_reply {

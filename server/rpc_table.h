@@ -33,7 +33,7 @@
 
 // clang-format off
 //  Method          KIND          apply            fini                   access  decode                 encode                  free_reply                  roles
-RPC(SubmitJob,      SUBMIT,       jobs_submit,     engine_fini_none,      WRITES, hjobs_decode_submit,   hjobs_encode_submit,    free,                       CLIENT)
+RPC(SubmitJob,      SUBMIT,       jobs_submit,     engine_fini_none,      WRITES, hjobs_decode_submit,   handlers_encode_submit, free,                       CLIENT)
 RPC(SubmitJobs,     SUBMIT_BATCH, engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_submit,  hbatch_encode_submit,   hbatch_free,                CLIENT)
 RPC(GetJob,         GET,          jobs_get,        engine_fini_job,       READS,  hjobs_decode_get,      hjobs_encode_job,       free,                       READ)
 RPC(ListJobs,       LIST,         jobs_list,       engine_fini_list,      READS,  hjobs_decode_list,     hjobs_encode_list,      hjobs_free_list,            READ)
@@ -47,7 +47,7 @@ RPC(Fail,           FAIL,         jobs_fail,       engine_fini_none,      WRITES
 RPC(Report,         REPORT,       engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_report,  hbatch_encode_report,   hbatch_free,                WORKER)
 RPC(Health,         HEALTH,       views_health,    engine_fini_health,    READS,  handlers_decode_none,  hwork_encode_health,    hwork_free_health_reply,    READ_WORKER)
 RPC(ListWorkers,    WORKERS,      views_workers,   engine_fini_workers,   READS,  handlers_decode_none,  hwork_encode_workers,   hwork_free_workers_reply,   READ)
-RPC(SubmitWorkflow, WF_SUBMIT,    flow_submit,     engine_fini_none,      WRITES, hflow_decode_submit,   hflow_encode_submit,    free,                       CLIENT)
+RPC(SubmitWorkflow, WF_SUBMIT,    flow_submit,     engine_fini_none,      WRITES, hflow_decode_submit,   handlers_encode_submit, free,                       CLIENT)
 RPC(GetWorkflow,    WF_GET,       flow_get,        engine_fini_workflow,  READS,  hflow_decode_get,      hflow_encode_workflow,  hflow_free_workflow,        READ)
 RPC(ListWorkflows,  WF_LIST,      flow_list,       engine_fini_wf_list,   READS,  hflow_decode_list,     hflow_encode_list,      hflow_free_list,            READ)
 RPC(WaitWorkflow,   WF_WAIT,      flow_wait,       engine_fini_workflow,  READS,  hflow_decode_wait,     hflow_encode_workflow,  hflow_free_workflow,        READ)
