@@ -147,34 +147,25 @@ hflow_decode_submit(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
+// GetWorkflow, CancelWorkflow and RetryWorkflow name one workflow.
 int
-hflow_decode_get(const struct handler_limits *lim, struct call *call,
+hflow_decode_id(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__GetWorkflowRequest *r
-        = (Anvil__V1__GetWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
-}
-
-int
-hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__CancelWorkflowRequest *r
-        = (Anvil__V1__CancelWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
-}
-
-int
-hflow_decode_retry(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__RetryWorkflowRequest *r
-        = (Anvil__V1__RetryWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+    const char *id;
+    switch (call->cmd.kind) {
+    case CMD_WF_CANCEL:
+        id = ((Anvil__V1__CancelWorkflowRequest *) call->req)->id;
+        break;
+    case CMD_WF_RETRY:
+        id = ((Anvil__V1__RetryWorkflowRequest *) call->req)->id;
+        break;
+    default:
+        id = ((Anvil__V1__GetWorkflowRequest *) call->req)->id;
+        break;
+    }
+    return parse_wf_id(id, &call->cmd.u.wf.id, err);
 }
 
 int
