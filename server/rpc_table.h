@@ -34,7 +34,7 @@
 // clang-format off
 //  Method          KIND          apply            fini                   access  decode                 encode                  free_reply                  roles
 RPC(SubmitJob,      SUBMIT,       jobs_submit,     engine_fini_none,      WRITES, hjobs_decode_submit,   handlers_encode_submit, free,                       CLIENT)
-RPC(SubmitJobs,     SUBMIT_BATCH, engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_submit,  hbatch_encode_submit,   hbatch_free,                CLIENT)
+RPC(SubmitJobs,     SUBMIT_BATCH, engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_submit,  hbatch_encode,          hbatch_free,                CLIENT)
 RPC(GetJob,         GET,          jobs_get,        engine_fini_job,       READS,  hjobs_decode_get,      hjobs_encode_job,       free,                       READ)
 RPC(ListJobs,       LIST,         jobs_list,       engine_fini_list,      READS,  hjobs_decode_list,     hjobs_encode_list,      hjobs_free_list,            READ)
 RPC(WaitJob,        WAIT,         jobs_wait,       engine_fini_wait,      READS,  hjobs_decode_wait,     hjobs_encode_job,       free,                       READ)
@@ -44,7 +44,7 @@ RPC(Poll,           POLL,         jobs_poll,       engine_fini_poll,      WRITES
 RPC(Heartbeat,      HEARTBEAT,    jobs_heartbeat,  engine_fini_heartbeat, WRITES, hwork_decode_heartbeat, hwork_encode_heartbeat, hwork_free_heartbeat_reply, WORKER)
 RPC(Complete,       COMPLETE,     jobs_complete,   engine_fini_none,      WRITES, hwork_decode_complete, hwork_encode_complete,  free,                       WORKER)
 RPC(Fail,           FAIL,         jobs_fail,       engine_fini_none,      WRITES, hwork_decode_fail,     hwork_encode_fail,      free,                       WORKER)
-RPC(Report,         REPORT,       engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_report,  hbatch_encode_report,   hbatch_free,                WORKER)
+RPC(Report,         REPORT,       engine_items,    engine_fini_batch,     ITEMS,  hbatch_decode_report,  hbatch_encode,          hbatch_free,                WORKER)
 RPC(Health,         HEALTH,       views_health,    engine_fini_health,    READS,  handlers_decode_none,  hwork_encode_health,    hwork_free_health_reply,    READ_WORKER)
 RPC(ListWorkers,    WORKERS,      views_workers,   engine_fini_workers,   READS,  handlers_decode_none,  hwork_encode_workers,   hwork_free_workers_reply,   READ)
 RPC(SubmitWorkflow, WF_SUBMIT,    flow_submit,     engine_fini_none,      WRITES, hflow_decode_submit,   handlers_encode_submit, free,                       CLIENT)
