@@ -54,9 +54,9 @@ RPC(WaitWorkflow,   WF_WAIT,      flow_wait,       engine_fini_workflow,  READS,
 RPC(CancelWorkflow, WF_CANCEL,    flow_cancel,     engine_fini_workflow,  WRITES, hflow_decode_id,       hflow_encode_workflow,  handlers_free,              CLIENT)
 RPC(RetryWorkflow,  WF_RETRY,     flow_retry,      engine_fini_workflow,  WRITES, hflow_decode_id,       hflow_encode_workflow,  handlers_free,              CLIENT)
 RPC(WatchEvents,    EVENTS,       events_watch,    engine_fini_events,    READS,  hevents_decode_watch,  hevents_encode_watch,   handlers_free,              READ)
-RPC(CreateToken,    TOKEN_CREATE, tokens_create,   engine_fini_token,     WRITES, hadmin_decode_create,  hadmin_encode,          hadmin_free,                ADMIN)
-RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,  handlers_decode_none,  hadmin_encode,          hadmin_free,                ADMIN)
-RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          hadmin_free,                ADMIN)
+RPC(CreateToken,    TOKEN_CREATE, tokens_create,   engine_fini_token,     WRITES, hadmin_decode_create,  hadmin_encode,          handlers_free,              ADMIN)
+RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,  handlers_decode_none,  hadmin_encode,          handlers_free,              ADMIN)
+RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          handlers_free,              ADMIN)
 //  KIND          apply               fini                 access
 CMD(PIPE_CLOSED,  engine_pipe_closed, engine_fini_none,    READS)  // a connection closed: drop its parked long-polls
 CMD(METRICS,      views_metrics,      engine_fini_metrics, READS)  // GET /metrics: render every series (metrics.h)
