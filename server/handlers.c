@@ -1,6 +1,7 @@
 // handlers.c - the handler table (the rpc side of rpc_table.h's rows,
-// found through the service descriptor), the checks every rpc shares, and
-// the job rpcs' decode/validate and encode. The worker rpcs are in
+// found through the service descriptor), the checks every rpc shares, the
+// reply memory and list builder the encoders share, and the job rpcs'
+// decode/validate and encode. The worker rpcs are in
 // handlers_worker.c, workflows in handlers_flow.c, tokens in
 // handlers_admin.c, events in handlers_events.c, batches in
 // handlers_batch.c. Every bad input is named in the error message.
