@@ -1,6 +1,7 @@
 // handlers.c - the handler table (the rpc side of rpc_table.h's rows,
-// found through the service descriptor), the checks every rpc shares, and
-// the job rpcs' decode/validate and encode. The worker rpcs are in
+// found through the service descriptor), the checks every rpc shares, the
+// reply memory and list builder the encoders share, and the job rpcs'
+// decode/validate and encode. The worker rpcs are in
 // handlers_worker.c, workflows in handlers_flow.c, tokens in
 // handlers_admin.c, events in handlers_events.c, batches in
 // handlers_batch.c. Every bad input is named in the error message.
@@ -281,24 +282,103 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     }
 }
 
+// ---- reply memory ----
+
+// A block of reply memory: the blocks of one reply are chained from
+// *scratch, newest first, and the data follows the link, aligned for any
+// type.
+struct reply_block {
+    struct reply_block *next;
+    max_align_t         data[];
+};
+
+void *
+handlers_alloc(void **scratch, size_t n, size_t size)
+{
+    struct reply_block *b;
+    if (size != 0 && n > (SIZE_MAX - sizeof(*b)) / size)
+        return NULL;
+    b = calloc(1, sizeof(*b) + n * size);
+    if (b == NULL)
+        return NULL;
+    b->next  = *scratch;
+    *scratch = b;
+    return b->data;
+}
+
+void
+handlers_free(void *scratch)
+{
+    struct reply_block *b = scratch;
+    while (b != NULL) {
+        struct reply_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+void **
+handlers_list(void **scratch, const void *from, size_t n, size_t from_size,
+    size_t size, pb_fill_fn fill)
+{
+    void **ptrs  = handlers_alloc(scratch, n, sizeof(*ptrs));
+    char  *items = handlers_alloc(scratch, n, size);
+    if (ptrs == NULL || items == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = items + i * size;
+        fill((const char *) from + i * from_size, ptrs[i]);
+    }
+    return ptrs;
+}
+
+static void
+fill_job(const void *from, void *to)
+{
+    handlers_job_to_pb(from, to);
+}
+
+Anvil__V1__Job **
+handlers_jobs_to_pb(void **scratch, const struct job *jobs, size_t n)
+{
+    return (Anvil__V1__Job **) handlers_list(
+        scratch, jobs, n, sizeof(*jobs), sizeof(struct pb_job), fill_job);
+}
+
 // Encoders build the response in *scratch (freed by the caller) and
 // point *out at it.
 
+// SubmitJob and SubmitWorkflow answer the id they stored (or found by the
+// idempotency key) and whether it existed.
+struct submit_reply {
+    union {
+        Anvil__V1__SubmitJobResponse      job;
+        Anvil__V1__SubmitWorkflowResponse wf;
+    } m;
+    char id[24];
+};
+
 int
-hjobs_encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
+handlers_encode_submit(
+    struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct {
-        Anvil__V1__SubmitJobResponse m;
-        char                         id[24];
-    } *r = calloc(1, sizeof(*r));
+    struct submit_reply *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__submit_job_response__init(&r->m);
-    job_id_format(call->cmd.u.submit.id, r->id, sizeof(r->id));
-    r->m.id      = r->id;
-    r->m.existed = call->cmd.u.submit.existed;
-    *scratch     = r;
-    *out         = &r->m.base;
+    *scratch = r;
+    if (call->cmd.kind == CMD_WF_SUBMIT) {
+        anvil__v1__submit_workflow_response__init(&r->m.wf);
+        workflow_id_format(call->cmd.u.wf_submit.id, r->id, sizeof(r->id));
+        r->m.wf.id      = r->id;
+        r->m.wf.existed = call->cmd.u.wf_submit.existed;
+        *out            = &r->m.wf.base;
+    } else {
+        anvil__v1__submit_job_response__init(&r->m.job);
+        job_id_format(call->cmd.u.submit.id, r->id, sizeof(r->id));
+        r->m.job.id      = r->id;
+        r->m.job.existed = call->cmd.u.submit.existed;
+        *out             = &r->m.job.base;
+    }
     return ANVIL_OK;
 }
 
@@ -351,48 +431,28 @@ hjobs_encode_job(struct call *call, ProtobufCMessage **out, void **scratch)
     return ANVIL_OK;
 }
 
+// ListJobs' reply and the text of its cursor.
 struct list_reply {
     Anvil__V1__ListJobsResponse m;
     char                        cursor[24];
-    Anvil__V1__Job            **ptrs;
-    struct pb_job              *jobs;
 };
 
 int
 hjobs_encode_list(struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct cmd_list   *l = &call->cmd.u.list;
-    struct list_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch = r;
-    r->ptrs  = calloc(l->n + 1, sizeof(*r->ptrs));
-    r->jobs  = calloc(l->n + 1, sizeof(*r->jobs));
-    if (r->ptrs == NULL || r->jobs == NULL)
+    struct cmd_list   *l    = &call->cmd.u.list;
+    struct list_reply *r    = handlers_alloc(scratch, 1, sizeof(*r));
+    Anvil__V1__Job   **jobs = handlers_jobs_to_pb(scratch, l->jobs, l->n);
+    if (r == NULL || jobs == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__list_jobs_response__init(&r->m);
-    for (size_t i = 0; i < l->n; i++) {
-        handlers_job_to_pb(&l->jobs[i], &r->jobs[i]);
-        r->ptrs[i] = &r->jobs[i].m;
-    }
     r->m.n_jobs = l->n;
-    r->m.jobs   = r->ptrs;
+    r->m.jobs   = jobs;
     if (l->next_before > 0)
         job_id_format(l->next_before, r->cursor, sizeof(r->cursor));
     r->m.next_cursor = r->cursor;
     *out             = &r->m.base;
     return ANVIL_OK;
-}
-
-void
-hjobs_free_list(void *p)
-{
-    struct list_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->jobs);
-    free(r);
 }
 
 // The decode of an rpc whose request carries nothing the engine needs.

@@ -54,8 +54,10 @@ struct pb_token {
 };
 
 static void
-token_to_pb(const struct store_token *t, struct pb_token *p)
+token_to_pb(const void *from, void *to)
 {
+    const struct store_token *t = from;
+    struct pb_token          *p = to;
     anvil__v1__token__init(&p->m);
     snprintf(p->id, sizeof(p->id), "t%lld", (long long) t->id);
     p->m.id            = p->id;
@@ -66,61 +68,39 @@ token_to_pb(const struct store_token *t, struct pb_token *p)
     p->m.revoked_at_ms = t->revoked_at;
 }
 
-struct token_reply {
-    union {
-        Anvil__V1__CreateTokenResponse create;
-        Anvil__V1__RevokeTokenResponse revoke;
-        Anvil__V1__ListTokensResponse  list;
-    } m;
-    struct pb_token   *t;
-    Anvil__V1__Token **ptrs;
+union token_reply {
+    Anvil__V1__CreateTokenResponse create;
+    Anvil__V1__RevokeTokenResponse revoke;
+    Anvil__V1__ListTokensResponse  list;
 };
 
 int
 hadmin_encode(struct call *call, ProtobufCMessage **out, void **s)
 {
-    struct cmd_token   *c = &call->cmd.u.token;
-    struct token_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct cmd_token  *c = &call->cmd.u.token;
+    union token_reply *r = handlers_alloc(s, 1, sizeof(*r));
+    Anvil__V1__Token **t = (Anvil__V1__Token **) handlers_list(s, c->tokens,
+        c->n, sizeof(*c->tokens), sizeof(struct pb_token), token_to_pb);
+    if (r == NULL || t == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *s      = r;
-    r->t    = calloc(c->n + 1, sizeof(*r->t));
-    r->ptrs = calloc(c->n + 1, sizeof(*r->ptrs));
-    if (r->t == NULL || r->ptrs == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    for (size_t i = 0; i < c->n; i++) {
-        token_to_pb(&c->tokens[i], &r->t[i]);
-        r->ptrs[i] = &r->t[i].m;
-    }
     switch (call->cmd.kind) {
     case CMD_TOKEN_CREATE:
-        anvil__v1__create_token_response__init(&r->m.create);
-        r->m.create.token  = c->n ? r->ptrs[0] : NULL;
-        r->m.create.secret = c->secret;
-        *out               = &r->m.create.base;
+        anvil__v1__create_token_response__init(&r->create);
+        r->create.token  = c->n ? t[0] : NULL;
+        r->create.secret = c->secret;
+        *out             = &r->create.base;
         break;
     case CMD_TOKEN_REVOKE:
-        anvil__v1__revoke_token_response__init(&r->m.revoke);
-        r->m.revoke.token = c->n ? r->ptrs[0] : NULL;
-        *out              = &r->m.revoke.base;
+        anvil__v1__revoke_token_response__init(&r->revoke);
+        r->revoke.token = c->n ? t[0] : NULL;
+        *out            = &r->revoke.base;
         break;
     default:
-        anvil__v1__list_tokens_response__init(&r->m.list);
-        r->m.list.n_tokens = c->n;
-        r->m.list.tokens   = r->ptrs;
-        *out               = &r->m.list.base;
+        anvil__v1__list_tokens_response__init(&r->list);
+        r->list.n_tokens = c->n;
+        r->list.tokens   = t;
+        *out             = &r->list.base;
         break;
     }
     return ANVIL_OK;
-}
-
-void
-hadmin_free(void *s)
-{
-    struct token_reply *r = s;
-    if (r == NULL)
-        return;
-    free(r->t);
-    free(r->ptrs);
-    free(r);
 }

@@ -89,20 +89,22 @@ hbatch_free(void *p)
     free(r);
 }
 
-// Allocates the reply arrays: n pointers, n items of `size` bytes, and a
-// message (and, with ids, an id text) per item.
+// Allocates the reply arrays of n items: pointers, the results of
+// SubmitJobs (with an id text each) or of Report, and later a message each.
 static struct batch_reply *
-reply_alloc(size_t n, size_t size, bool ids)
+reply_alloc(size_t n, bool submit)
 {
     struct batch_reply *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
     r->n     = n;
     r->ptrs  = calloc(n, sizeof(*r->ptrs));
-    r->items = calloc(n, size);
-    if (ids)
+    r->items = calloc(n,
+        submit ? sizeof(Anvil__V1__SubmitJobsResult)
+               : sizeof(Anvil__V1__OutcomeResult));
+    if (submit)
         r->ids = calloc(n, sizeof(*r->ids));
-    if (r->ptrs == NULL || r->items == NULL || (ids && r->ids == NULL)) {
+    if (r->ptrs == NULL || r->items == NULL || (submit && r->ids == NULL)) {
         hbatch_free(r);
         return NULL;
     }
@@ -124,59 +126,65 @@ item_message(struct batch_reply *r, size_t i, const char *what,
     return r->msgs[i];
 }
 
-int
-hbatch_encode_submit(struct call *call, ProtobufCMessage **out, void **scratch)
+// Item i of a SubmitJobs reply: its code and message, and the id of the
+// job it stored (or found) and whether that existed.
+static void
+submit_result(struct batch_reply *r, size_t i, const struct cmd *it)
 {
-    const struct cmd_batch *bt = &call->cmd.u.batch;
-    struct batch_reply     *r
-        = reply_alloc(bt->n, sizeof(Anvil__V1__SubmitJobsResult), true);
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    Anvil__V1__SubmitJobsResult *items = r->items;
-    for (size_t i = 0; i < bt->n; i++) {
-        const struct cmd *it = &bt->items[i];
-        anvil__v1__submit_jobs_result__init(&items[i]);
-        items[i].code    = (Anvil__V1__Code) it->err.code;
-        items[i].message = item_message(r, i, "jobs", &it->err);
-        items[i].id      = r->ids[i];
-        if (it->err.code == ANVIL_OK) {
-            job_id_format(it->u.submit.id, r->ids[i], sizeof(r->ids[i]));
-            items[i].existed = it->u.submit.existed;
-        }
-        r->ptrs[i] = &items[i];
+    Anvil__V1__SubmitJobsResult *res
+        = &((Anvil__V1__SubmitJobsResult *) r->items)[i];
+    anvil__v1__submit_jobs_result__init(res);
+    res->code    = (Anvil__V1__Code) it->err.code;
+    res->message = item_message(r, i, "jobs", &it->err);
+    res->id      = r->ids[i];
+    if (it->err.code == ANVIL_OK) {
+        job_id_format(it->u.submit.id, r->ids[i], sizeof(r->ids[i]));
+        res->existed = it->u.submit.existed;
     }
-    anvil__v1__submit_jobs_response__init(&r->m.submit);
-    r->m.submit.n_results = bt->n;
-    r->m.submit.results   = (Anvil__V1__SubmitJobsResult **) r->ptrs;
-    *scratch              = r;
-    *out                  = &r->m.submit.base;
-    return ANVIL_OK;
+    r->ptrs[i] = res;
+}
+
+// Item i of a Report reply: its code and message, and for a Fail the
+// job's new state and retry time.
+static void
+outcome_result(struct batch_reply *r, size_t i, const struct cmd *it)
+{
+    Anvil__V1__OutcomeResult *res = &((Anvil__V1__OutcomeResult *) r->items)[i];
+    anvil__v1__outcome_result__init(res);
+    res->code    = (Anvil__V1__Code) it->err.code;
+    res->message = item_message(r, i, "outcomes", &it->err);
+    if (it->err.code == ANVIL_OK && it->kind == CMD_FAIL) {
+        res->state       = (Anvil__V1__JobState) it->u.fail.state;
+        res->retry_at_ms = it->u.fail.retry_at;
+    }
+    r->ptrs[i] = res;
 }
 
 int
-hbatch_encode_report(struct call *call, ProtobufCMessage **out, void **scratch)
+hbatch_encode(struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    const struct cmd_batch *bt = &call->cmd.u.batch;
-    struct batch_reply     *r
-        = reply_alloc(bt->n, sizeof(Anvil__V1__OutcomeResult), false);
+    const struct cmd_batch *bt     = &call->cmd.u.batch;
+    bool                    submit = call->cmd.kind == CMD_SUBMIT_BATCH;
+    struct batch_reply     *r      = reply_alloc(bt->n, submit);
     if (r == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    Anvil__V1__OutcomeResult *items = r->items;
+    *scratch = r;
     for (size_t i = 0; i < bt->n; i++) {
-        const struct cmd *it = &bt->items[i];
-        anvil__v1__outcome_result__init(&items[i]);
-        items[i].code    = (Anvil__V1__Code) it->err.code;
-        items[i].message = item_message(r, i, "outcomes", &it->err);
-        if (it->err.code == ANVIL_OK && it->kind == CMD_FAIL) {
-            items[i].state       = (Anvil__V1__JobState) it->u.fail.state;
-            items[i].retry_at_ms = it->u.fail.retry_at;
-        }
-        r->ptrs[i] = &items[i];
+        if (submit)
+            submit_result(r, i, &bt->items[i]);
+        else
+            outcome_result(r, i, &bt->items[i]);
     }
-    anvil__v1__report_response__init(&r->m.report);
-    r->m.report.n_results = bt->n;
-    r->m.report.results   = (Anvil__V1__OutcomeResult **) r->ptrs;
-    *scratch              = r;
-    *out                  = &r->m.report.base;
+    if (submit) {
+        anvil__v1__submit_jobs_response__init(&r->m.submit);
+        r->m.submit.n_results = bt->n;
+        r->m.submit.results   = (Anvil__V1__SubmitJobsResult **) r->ptrs;
+        *out                  = &r->m.submit.base;
+    } else {
+        anvil__v1__report_response__init(&r->m.report);
+        r->m.report.n_results = bt->n;
+        r->m.report.results   = (Anvil__V1__OutcomeResult **) r->ptrs;
+        *out                  = &r->m.report.base;
+    }
     return ANVIL_OK;
 }

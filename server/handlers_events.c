@@ -70,16 +70,11 @@ hevents_decode_watch(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
+// A wire event and the text of its ids.
 struct pb_event {
     Anvil__V1__Event m;
     char             job[24];
     char             wf[24];
-};
-
-struct events_reply {
-    Anvil__V1__WatchEventsResponse m;
-    Anvil__V1__Event             **ptrs;
-    struct pb_event               *ev;
 };
 
 static char *
@@ -89,9 +84,11 @@ or_empty(char *s)
 }
 
 static void
-event_to_pb(const struct store_event *e, struct pb_event *p)
+event_to_pb(const void *from, void *to)
 {
-    Anvil__V1__Event *m = &p->m;
+    const struct store_event *e = from;
+    struct pb_event          *p = to;
+    Anvil__V1__Event         *m = &p->m;
     anvil__v1__event__init(m);
     m->seq     = e->seq;
     m->kind    = (Anvil__V1__EventKind) e->kind;
@@ -115,37 +112,19 @@ event_to_pb(const struct store_event *e, struct pb_event *p)
 int
 hevents_encode_watch(struct call *call, ProtobufCMessage **out, void **s)
 {
-    const struct cmd_events *w = &call->cmd.u.events;
-    struct events_reply     *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    const struct cmd_events        *w = &call->cmd.u.events;
+    Anvil__V1__WatchEventsResponse *m = handlers_alloc(s, 1, sizeof(*m));
+    void **ev = handlers_list(s, w->events, w->n, sizeof(*w->events),
+        sizeof(struct pb_event), event_to_pb);
+    if (m == NULL || ev == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *s      = r;
-    r->ptrs = calloc(w->n + 1, sizeof(*r->ptrs));
-    r->ev   = calloc(w->n + 1, sizeof(*r->ev));
-    if (r->ptrs == NULL || r->ev == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__watch_events_response__init(&r->m);
-    for (size_t i = 0; i < w->n; i++) {
-        event_to_pb(&w->events[i], &r->ev[i]);
-        r->ptrs[i] = &r->ev[i].m;
-    }
-    r->m.n_events  = w->n;
-    r->m.events    = r->ptrs;
-    r->m.next_seq  = w->next_seq;
-    r->m.missed    = w->missed;
-    r->m.first_seq = w->first_seq;
-    r->m.last_seq  = w->last_seq;
-    *out           = &r->m.base;
+    anvil__v1__watch_events_response__init(m);
+    m->n_events  = w->n;
+    m->events    = (Anvil__V1__Event **) ev;
+    m->next_seq  = w->next_seq;
+    m->missed    = w->missed;
+    m->first_seq = w->first_seq;
+    m->last_seq  = w->last_seq;
+    *out         = &m->base;
     return ANVIL_OK;
-}
-
-void
-hevents_free_watch(void *s)
-{
-    struct events_reply *r = s;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->ev);
-    free(r);
 }

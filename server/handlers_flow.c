@@ -147,34 +147,25 @@ hflow_decode_submit(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
+// GetWorkflow, CancelWorkflow and RetryWorkflow name one workflow.
 int
-hflow_decode_get(const struct handler_limits *lim, struct call *call,
+hflow_decode_id(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
-    Anvil__V1__GetWorkflowRequest *r
-        = (Anvil__V1__GetWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
-}
-
-int
-hflow_decode_cancel(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__CancelWorkflowRequest *r
-        = (Anvil__V1__CancelWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
-}
-
-int
-hflow_decode_retry(const struct handler_limits *lim, struct call *call,
-    struct anvil_error *err)
-{
-    (void) lim;
-    Anvil__V1__RetryWorkflowRequest *r
-        = (Anvil__V1__RetryWorkflowRequest *) call->req;
-    return parse_wf_id(r->id, &call->cmd.u.wf.id, err);
+    const char *id;
+    switch (call->cmd.kind) {
+    case CMD_WF_CANCEL:
+        id = ((Anvil__V1__CancelWorkflowRequest *) call->req)->id;
+        break;
+    case CMD_WF_RETRY:
+        id = ((Anvil__V1__RetryWorkflowRequest *) call->req)->id;
+        break;
+    default:
+        id = ((Anvil__V1__GetWorkflowRequest *) call->req)->id;
+        break;
+    }
+    return parse_wf_id(id, &call->cmd.u.wf.id, err);
 }
 
 int
@@ -222,16 +213,15 @@ hflow_decode_list(const struct handler_limits *lim, struct call *call,
 
 // ---- encode ----
 
-// A wire workflow and what it points at.
+// A wire workflow and the text of its id.
 struct pb_flow {
     Anvil__V1__Workflow m;
     char                id[24];
-    Anvil__V1__Job    **ptrs;
-    struct pb_job      *jobs;
 };
 
+// Fills p with w, its steps in reply memory.
 static int
-flow_to_pb(const struct workflow *w, struct pb_flow *p)
+flow_to_pb(void **s, const struct workflow *w, struct pb_flow *p)
 {
     Anvil__V1__Workflow *m = &p->m;
     anvil__v1__workflow__init(m);
@@ -251,42 +241,9 @@ flow_to_pb(const struct workflow *w, struct pb_flow *p)
     m->idempotency_key = w->idem_key;
     if (w->n == 0)
         return ANVIL_OK;
-    p->ptrs = calloc(w->n, sizeof(*p->ptrs));
-    p->jobs = calloc(w->n, sizeof(*p->jobs));
-    if (p->ptrs == NULL || p->jobs == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    for (size_t i = 0; i < w->n; i++) {
-        handlers_job_to_pb(&w->steps[i], &p->jobs[i]);
-        p->ptrs[i] = &p->jobs[i].m;
-    }
     m->n_steps = w->n;
-    m->steps   = p->ptrs;
-    return ANVIL_OK;
-}
-
-static void
-flow_pb_fini(struct pb_flow *p)
-{
-    free(p->ptrs);
-    free(p->jobs);
-}
-
-int
-hflow_encode_submit(struct call *call, ProtobufCMessage **out, void **s)
-{
-    struct {
-        Anvil__V1__SubmitWorkflowResponse m;
-        char                              id[24];
-    } *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__submit_workflow_response__init(&r->m);
-    workflow_id_format(call->cmd.u.wf_submit.id, r->id, sizeof(r->id));
-    r->m.id      = r->id;
-    r->m.existed = call->cmd.u.wf_submit.existed;
-    *s           = r;
-    *out         = &r->m.base;
-    return ANVIL_OK;
+    m->steps   = handlers_jobs_to_pb(s, w->steps, w->n);
+    return m->steps != NULL ? ANVIL_OK : ANVIL_RESOURCE_EXHAUSTED;
 }
 
 // GetWorkflow, WaitWorkflow, CancelWorkflow and RetryWorkflow answer a
@@ -304,11 +261,8 @@ struct flow_reply {
 int
 hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s)
 {
-    struct flow_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    *s = r;
-    if (flow_to_pb(&call->cmd.u.wf.wf, &r->flow) != ANVIL_OK)
+    struct flow_reply *r = handlers_alloc(s, 1, sizeof(*r));
+    if (r == NULL || flow_to_pb(s, &call->cmd.u.wf.wf, &r->flow) != ANVIL_OK)
         return ANVIL_RESOURCE_EXHAUSTED;
     switch (call->cmd.kind) {
     case CMD_WF_WAIT:
@@ -336,62 +290,32 @@ hflow_encode_workflow(struct call *call, ProtobufCMessage **out, void **s)
     return ANVIL_OK;
 }
 
-void
-hflow_free_workflow(void *s)
-{
-    struct flow_reply *r = s;
-    if (r == NULL)
-        return;
-    flow_pb_fini(&r->flow);
-    free(r);
-}
-
+// ListWorkflows' reply and the text of its cursor.
 struct list_reply {
     Anvil__V1__ListWorkflowsResponse m;
     char                             cursor[24];
-    Anvil__V1__Workflow            **ptrs;
-    struct pb_flow                  *flows;
-    size_t                           n;
 };
 
 int
 hflow_encode_list(struct call *call, ProtobufCMessage **out, void **s)
 {
-    struct cmd_wf_list *l = &call->cmd.u.wf_list;
-    struct list_reply  *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct cmd_wf_list   *l     = &call->cmd.u.wf_list;
+    struct list_reply    *r     = handlers_alloc(s, 1, sizeof(*r));
+    Anvil__V1__Workflow **ptrs  = handlers_alloc(s, l->n, sizeof(*ptrs));
+    struct pb_flow       *flows = handlers_alloc(s, l->n, sizeof(*flows));
+    if (r == NULL || ptrs == NULL || flows == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *s       = r;
-    r->ptrs  = calloc(l->n + 1, sizeof(*r->ptrs));
-    r->flows = calloc(l->n + 1, sizeof(*r->flows));
-    if (r->ptrs == NULL || r->flows == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__list_workflows_response__init(&r->m);
     for (size_t i = 0; i < l->n; i++) {
-        int rc = flow_to_pb(&l->wfs[i], &r->flows[i]);
-        r->n++;
-        if (rc != ANVIL_OK)
-            return rc;
-        r->ptrs[i] = &r->flows[i].m;
+        if (flow_to_pb(s, &l->wfs[i], &flows[i]) != ANVIL_OK)
+            return ANVIL_RESOURCE_EXHAUSTED;
+        ptrs[i] = &flows[i].m;
     }
+    anvil__v1__list_workflows_response__init(&r->m);
     r->m.n_workflows = l->n;
-    r->m.workflows   = r->ptrs;
+    r->m.workflows   = ptrs;
     if (l->next_before > 0)
         workflow_id_format(l->next_before, r->cursor, sizeof(r->cursor));
     r->m.next_cursor = r->cursor;
     *out             = &r->m.base;
     return ANVIL_OK;
-}
-
-void
-hflow_free_list(void *s)
-{
-    struct list_reply *r = s;
-    if (r == NULL)
-        return;
-    for (size_t i = 0; r->flows != NULL && i < r->n; i++)
-        flow_pb_fini(&r->flows[i]);
-    free(r->ptrs);
-    free(r->flows);
-    free(r);
 }

@@ -54,6 +54,26 @@ struct pb_job {
 // Points p's message at j's fields (borrowed: j must outlive the pack).
 void handlers_job_to_pb(const struct job *j, struct pb_job *p);
 
+// Reply memory: a zeroed block of n items of `size` bytes that lives as
+// long as the reply. Every block is chained to *scratch, and
+// handlers_free (the free_reply of the rpcs that use it) frees the chain.
+// NULL when out of memory; the chain stays whole either way.
+void *handlers_alloc(void **scratch, size_t n, size_t size);
+void  handlers_free(void *scratch);
+
+// Fills the wire item `to` from the engine's item `from`.
+typedef void (*pb_fill_fn)(const void *from, void *to);
+
+// A repeated message field in reply memory: n items of `size` bytes (each
+// with its message first), item i filled from from + i * from_size, and
+// the n pointers to them that the field holds. NULL when out of memory.
+void **handlers_list(void **scratch, const void *from, size_t n,
+    size_t from_size, size_t size, pb_fill_fn fill);
+
+// The wire forms of n jobs in reply memory, as handlers_list.
+Anvil__V1__Job **handlers_jobs_to_pb(
+    void **scratch, const struct job *jobs, size_t n);
+
 // One job of SubmitJob or SubmitJobs into c (CMD_SUBMIT).
 int handlers_decode_submit_item(const struct handler_limits *lim,
     const Anvil__V1__SubmitJobRequest *r, struct cmd *c,
@@ -71,7 +91,8 @@ int handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err);
 // The decode, encode and free_reply of every rpc row of rpc_table.h: the
 // job rpcs in handlers.c, workers and health in handlers_worker.c,
 // workflows in handlers_flow.c, batches in handlers_batch.c, tokens in
-// handlers_admin.c, events in handlers_events.c. A row may name free().
+// handlers_admin.c, events in handlers_events.c. A row may name free()
+// (a reply of one calloc) or handlers_free (a reply in reply memory).
 #define RPC(                                                              \
     method, kind, apply, fini, access, decode, encode, free_reply, roles) \
     int  decode(const struct handler_limits *lim, struct call *call,      \

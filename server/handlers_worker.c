@@ -242,56 +242,40 @@ hwork_free_poll_reply(void *p)
     free(r);
 }
 
-struct heartbeat_reply {
-    Anvil__V1__HeartbeatResponse m;
-    char                       **canceled;
-    char                       **lost;
-    char (*ids)[24];
-};
+// The text of n job ids in reply memory: n pointers, then the 24 bytes
+// each points at.
+static char **
+job_ids(void **scratch, const int64_t *ids, size_t n)
+{
+    char **ptrs = handlers_alloc(scratch, n, sizeof(char *) + 24);
+    if (ptrs == NULL)
+        return NULL;
+    char *text = (char *) (ptrs + n);
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = text + 24 * i;
+        job_id_format(ids[i], ptrs[i], 24);
+    }
+    return ptrs;
+}
 
 int
 hwork_encode_heartbeat(
     struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct cmd_heartbeat   *h = &call->cmd.u.heartbeat;
-    struct heartbeat_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct cmd_heartbeat         *h = &call->cmd.u.heartbeat;
+    Anvil__V1__HeartbeatResponse *m = handlers_alloc(scratch, 1, sizeof(*m));
+    char **canceled = job_ids(scratch, h->canceled, h->ncanceled);
+    char **lost     = job_ids(scratch, h->lost, h->nlost);
+    if (m == NULL || canceled == NULL || lost == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch    = r;
-    r->canceled = calloc(h->ncanceled + 1, sizeof(char *));
-    r->lost     = calloc(h->nlost + 1, sizeof(char *));
-    r->ids      = calloc(h->ncanceled + h->nlost + 1, sizeof(*r->ids));
-    if (r->canceled == NULL || r->lost == NULL || r->ids == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__heartbeat_response__init(&r->m);
-    size_t k = 0;
-    for (size_t i = 0; i < h->ncanceled; i++, k++) {
-        job_id_format(h->canceled[i], r->ids[k], sizeof(r->ids[k]));
-        r->canceled[i] = r->ids[k];
-    }
-    for (size_t i = 0; i < h->nlost; i++, k++) {
-        job_id_format(h->lost[i], r->ids[k], sizeof(r->ids[k]));
-        r->lost[i] = r->ids[k];
-    }
-    r->m.n_canceled  = h->ncanceled;
-    r->m.canceled    = r->canceled;
-    r->m.n_lost      = h->nlost;
-    r->m.lost        = r->lost;
-    r->m.deadline_ms = h->deadline;
-    *out             = &r->m.base;
+    anvil__v1__heartbeat_response__init(m);
+    m->n_canceled  = h->ncanceled;
+    m->canceled    = canceled;
+    m->n_lost      = h->nlost;
+    m->lost        = lost;
+    m->deadline_ms = h->deadline;
+    *out           = &m->base;
     return ANVIL_OK;
-}
-
-void
-hwork_free_heartbeat_reply(void *p)
-{
-    struct heartbeat_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->canceled);
-    free(r->lost);
-    free(r->ids);
-    free(r);
 }
 
 int
@@ -321,145 +305,102 @@ hwork_encode_fail(struct call *call, ProtobufCMessage **out, void **scratch)
     return ANVIL_OK;
 }
 
-struct health_reply {
-    Anvil__V1__HealthResponse m;
-    Anvil__V1__QueueDepth   **ptrs;
-    Anvil__V1__QueueDepth    *depths;
-    Anvil__V1__MinuteCount  **mptrs;
-    Anvil__V1__MinuteCount   *minutes;
-};
-
-static int
-encode_recent(const struct cmd_health *h, struct health_reply *r)
+static void
+depth_to_pb(const void *from, void *to)
 {
-    r->mptrs   = calloc(h->n_recent + 1, sizeof(*r->mptrs));
-    r->minutes = calloc(h->n_recent + 1, sizeof(*r->minutes));
-    if (r->mptrs == NULL || r->minutes == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    for (size_t i = 0; i < h->n_recent; i++) {
-        const struct minute_count *c = &h->recent[i];
-        Anvil__V1__MinuteCount    *m = &r->minutes[i];
-        anvil__v1__minute_count__init(m);
-        m->minute_ms = c->minute_ms;
-        m->queue     = (char *) c->queue;
-        m->type      = (char *) c->type;
-        m->succeeded = c->succeeded;
-        m->failed    = c->failed;
-        m->retried   = c->retried;
-        r->mptrs[i]  = m;
-    }
-    r->m.n_recent = h->n_recent;
-    r->m.recent   = r->mptrs;
-    return ANVIL_OK;
+    const struct store_depth *d = from;
+    Anvil__V1__QueueDepth    *m = to;
+    anvil__v1__queue_depth__init(m);
+    m->queue     = d->queue;
+    m->type      = d->type;
+    m->queued    = d->queued;
+    m->running   = d->running;
+    m->no_worker = d->no_worker;
+    m->scheduled = d->scheduled;
+}
+
+static void
+minute_to_pb(const void *from, void *to)
+{
+    const struct minute_count *c = from;
+    Anvil__V1__MinuteCount    *m = to;
+    anvil__v1__minute_count__init(m);
+    m->minute_ms = c->minute_ms;
+    m->queue     = (char *) c->queue;
+    m->type      = (char *) c->type;
+    m->succeeded = c->succeeded;
+    m->failed    = c->failed;
+    m->retried   = c->retried;
 }
 
 int
 hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct cmd_health   *h = &call->cmd.u.health;
-    struct health_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct cmd_health         *h = &call->cmd.u.health;
+    Anvil__V1__HealthResponse *m = handlers_alloc(scratch, 1, sizeof(*m));
+    void **depths = handlers_list(scratch, h->depths, h->n, sizeof(*h->depths),
+        sizeof(Anvil__V1__QueueDepth), depth_to_pb);
+    void **recent = handlers_list(scratch, h->recent, h->n_recent,
+        sizeof(*h->recent), sizeof(Anvil__V1__MinuteCount), minute_to_pb);
+    if (m == NULL || depths == NULL || recent == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch  = r;
-    r->ptrs   = calloc(h->n + 1, sizeof(*r->ptrs));
-    r->depths = calloc(h->n + 1, sizeof(*r->depths));
-    if (r->ptrs == NULL || r->depths == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__health_response__init(&r->m);
-    for (size_t i = 0; i < h->n; i++) {
-        anvil__v1__queue_depth__init(&r->depths[i]);
-        r->depths[i].queue     = h->depths[i].queue;
-        r->depths[i].type      = h->depths[i].type;
-        r->depths[i].queued    = h->depths[i].queued;
-        r->depths[i].running   = h->depths[i].running;
-        r->depths[i].no_worker = h->depths[i].no_worker;
-        r->depths[i].scheduled = h->depths[i].scheduled;
-        r->ptrs[i]             = &r->depths[i];
-    }
-    if (encode_recent(h, r) != ANVIL_OK)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    r->m.last_event_seq = h->last_event_seq;
+    anvil__v1__health_response__init(m);
+    m->n_depths       = h->n;
+    m->depths         = (Anvil__V1__QueueDepth **) depths;
+    m->n_recent       = h->n_recent;
+    m->recent         = (Anvil__V1__MinuteCount **) recent;
+    m->last_event_seq = h->last_event_seq;
     // Without tokens every caller may do everything.
-    r->m.caller_role
-        = (Anvil__V1__Role) (call->cmd.role != 0 ? call->cmd.role
-                                                 : ANVIL_ROLE_ADMIN);
-    r->m.version    = ANVIL_VERSION;
-    r->m.uptime_ms  = h->uptime_ms;
-    r->m.jobs_total = h->total;
-    r->m.n_depths   = h->n;
-    r->m.depths     = r->ptrs;
-    *out            = &r->m.base;
+    m->caller_role = (Anvil__V1__Role) (call->cmd.role != 0 ? call->cmd.role
+                                                            : ANVIL_ROLE_ADMIN);
+    m->version     = ANVIL_VERSION;
+    m->uptime_ms   = h->uptime_ms;
+    m->jobs_total  = h->total;
+    *out           = &m->base;
     return ANVIL_OK;
 }
 
-void
-hwork_free_health_reply(void *p)
-{
-    struct health_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->depths);
-    free(r->mptrs);
-    free(r->minutes);
-    free(r);
-}
-
-struct workers_reply {
-    Anvil__V1__ListWorkersResponse m;
-    Anvil__V1__Worker            **ptrs;
-    Anvil__V1__Worker             *w;
-    Anvil__V1__WorkerInfo         *info;
+// A wire worker and the info it points at.
+struct pb_worker {
+    Anvil__V1__Worker     m;
+    Anvil__V1__WorkerInfo info;
 };
+
+static void
+worker_to_pb(const void *from, void *to)
+{
+    const struct registry_entry *e = from;
+    struct pb_worker            *p = to;
+    anvil__v1__worker__init(&p->m);
+    anvil__v1__worker_info__init(&p->info);
+    p->info.host       = e->host;
+    p->info.pid        = e->pid;
+    p->info.version    = e->version;
+    p->info.n_types    = e->n_types;
+    p->info.types      = e->types;
+    p->info.n_queues   = e->n_queues;
+    p->info.queues     = e->queues;
+    p->info.slots      = e->slots;
+    p->m.name          = e->name;
+    p->m.info          = &p->info;
+    p->m.first_seen_ms = e->first_seen;
+    p->m.last_seen_ms  = e->last_seen;
+    p->m.running       = e->running;
+    p->m.lost          = e->lost;
+}
 
 int
 hwork_encode_workers(struct call *call, ProtobufCMessage **out, void **scratch)
 {
-    struct cmd_workers   *c = &call->cmd.u.workers;
-    struct workers_reply *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    struct cmd_workers             *c = &call->cmd.u.workers;
+    Anvil__V1__ListWorkersResponse *m = handlers_alloc(scratch, 1, sizeof(*m));
+    void **w = handlers_list(scratch, c->w, c->n, sizeof(*c->w),
+        sizeof(struct pb_worker), worker_to_pb);
+    if (m == NULL || w == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
-    *scratch = r;
-    r->ptrs  = calloc(c->n + 1, sizeof(*r->ptrs));
-    r->w     = calloc(c->n + 1, sizeof(*r->w));
-    r->info  = calloc(c->n + 1, sizeof(*r->info));
-    if (r->ptrs == NULL || r->w == NULL || r->info == NULL)
-        return ANVIL_RESOURCE_EXHAUSTED;
-    anvil__v1__list_workers_response__init(&r->m);
-    for (size_t i = 0; i < c->n; i++) {
-        const struct registry_entry *e = &c->w[i];
-        anvil__v1__worker__init(&r->w[i]);
-        anvil__v1__worker_info__init(&r->info[i]);
-        r->info[i].host       = e->host;
-        r->info[i].pid        = e->pid;
-        r->info[i].version    = e->version;
-        r->info[i].n_types    = e->n_types;
-        r->info[i].types      = e->types;
-        r->info[i].n_queues   = e->n_queues;
-        r->info[i].queues     = e->queues;
-        r->info[i].slots      = e->slots;
-        r->w[i].name          = e->name;
-        r->w[i].info          = &r->info[i];
-        r->w[i].first_seen_ms = e->first_seen;
-        r->w[i].last_seen_ms  = e->last_seen;
-        r->w[i].running       = e->running;
-        r->w[i].lost          = e->lost;
-        r->ptrs[i]            = &r->w[i];
-    }
-    r->m.n_workers = c->n;
-    r->m.workers   = r->ptrs;
-    *out           = &r->m.base;
+    anvil__v1__list_workers_response__init(m);
+    m->n_workers = c->n;
+    m->workers   = (Anvil__V1__Worker **) w;
+    *out         = &m->base;
     return ANVIL_OK;
-}
-
-void
-hwork_free_workers_reply(void *p)
-{
-    struct workers_reply *r = p;
-    if (r == NULL)
-        return;
-    free(r->ptrs);
-    free(r->w);
-    free(r->info);
-    free(r);
 }
