@@ -533,40 +533,41 @@ anvil_workflow_wait(anvil_client *c, const char *id, int timeout_ms,
     return client_wait(c, &w, id, &req.base, timeout_ms, out, err);
 }
 
-int
-anvil_workflow_cancel(anvil_client *c, const char *id,
-    struct anvil_workflow **out, struct anvil_error *err)
+// Runs method, an {id} -> {workflow} rpc, with req (its id set here) for
+// the public call fn; out may be NULL (the caller does not want it).
+static int
+workflow_act(anvil_client *c, const char *fn, const char *method,
+    const char *id, ProtobufCMessage *req, struct anvil_workflow **out,
+    struct anvil_error *err)
 {
-    static const char      fn[] = "anvil_workflow_cancel";
     struct anvil_workflow *ignored;
     if (out != NULL)
         *out = NULL;
     int rc = check_id_call(c, id, &ignored, fn, err);
     if (rc != ANVIL_OK)
         return rc;
+    *(char **) client_field(req, "id") = (char *) id;
+    return client_call_take(c, method, req, 0, take_workflow, out, err);
+}
+
+int
+anvil_workflow_cancel(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
     Anvil__V1__CancelWorkflowRequest req
         = ANVIL__V1__CANCEL_WORKFLOW_REQUEST__INIT;
-    req.id = (char *) id;
-    return client_call_take(
-        c, "CancelWorkflow", &req.base, 0, take_workflow, out, err);
+    return workflow_act(
+        c, "anvil_workflow_cancel", "CancelWorkflow", id, &req.base, out, err);
 }
 
 int
 anvil_workflow_retry(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err)
 {
-    static const char      fn[] = "anvil_workflow_retry";
-    struct anvil_workflow *ignored;
-    if (out != NULL)
-        *out = NULL;
-    int rc = check_id_call(c, id, &ignored, fn, err);
-    if (rc != ANVIL_OK)
-        return rc;
     Anvil__V1__RetryWorkflowRequest req
         = ANVIL__V1__RETRY_WORKFLOW_REQUEST__INIT;
-    req.id = (char *) id;
-    return client_call_take(
-        c, "RetryWorkflow", &req.base, 0, take_workflow, out, err);
+    return workflow_act(
+        c, "anvil_workflow_retry", "RetryWorkflow", id, &req.base, out, err);
 }
 
 static int
