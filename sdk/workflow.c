@@ -570,28 +570,31 @@ anvil_workflow_retry(anvil_client *c, const char *id,
         c, "anvil_workflow_retry", "RetryWorkflow", id, &req.base, out, err);
 }
 
+// Puts a new list of the reply's workflows at out (a struct
+// anvil_workflow_list **).
 static int
-list_from_pb(const Anvil__V1__ListWorkflowsResponse *rep,
-    struct anvil_workflow_list **out, struct anvil_error *err)
+take_workflows(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
 {
-    struct anvil_workflow_list *l = calloc(1, sizeof(*l));
+    const Anvil__V1__ListWorkflowsResponse *r = (const void *) rep;
+    struct anvil_workflow_list             *l = calloc(1, sizeof(*l));
     if (l == NULL)
-        return convert_oom(err, "ListWorkflows");
-    l->next_cursor = convert_str(rep->next_cursor);
-    if (rep->n_workflows > 0)
-        l->workflows = calloc(rep->n_workflows, sizeof(*l->workflows));
-    if (l->next_cursor == NULL || (rep->n_workflows > 0 && !l->workflows))
+        return convert_oom(err, method);
+    l->next_cursor = convert_str(r->next_cursor);
+    if (r->n_workflows > 0)
+        l->workflows = calloc(r->n_workflows, sizeof(*l->workflows));
+    if (l->next_cursor == NULL || (r->n_workflows > 0 && !l->workflows))
         goto fail;
-    for (; l->n < rep->n_workflows; l->n++) {
-        const Anvil__V1__Workflow *pb = rep->workflows[l->n];
+    for (; l->n < r->n_workflows; l->n++) {
+        const Anvil__V1__Workflow *pb = r->workflows[l->n];
         if (pb == NULL || convert_workflow(&l->workflows[l->n], pb) != 0)
             goto fail;
     }
-    *out = l;
+    *(struct anvil_workflow_list **) out = l;
     return ANVIL_OK;
 fail:
     anvil_workflow_list_free(l);
-    return convert_oom(err, "ListWorkflows");
+    return convert_oom(err, method);
 }
 
 int
@@ -609,14 +612,8 @@ anvil_workflow_list(anvil_client *c, const struct anvil_workflow_filter *filter,
         req.limit  = filter->limit;
         req.cursor = (char *) (filter->cursor ? filter->cursor : "");
     }
-    Anvil__V1__ListWorkflowsResponse *rep;
-    rc = client_call(
-        c, "ListWorkflows", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = list_from_pb(rep, out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "ListWorkflows", &req.base, 0, take_workflows, out, err);
 }
 
 void
