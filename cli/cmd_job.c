@@ -14,43 +14,39 @@
 // ---- Flag setters
 
 static int
-set_nonempty(const char *what, const char *value, const char **dst,
-    struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "%s must not be empty", what);
-    *dst = value;
-    return CLI_EXIT_OK;
-}
-
-static int
 set_type_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("TYPE", value, &o->type, err);
+    return cli_set_nonempty("TYPE", value, &o->type, err);
 }
 
 int
 cli_set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("ID", value, &o->id, err);
+    return cli_set_nonempty("ID", value, &o->id, err);
 }
 
 int
 cli_set_type(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--type", value, &o->type, err);
+    return cli_set_nonempty("--type", value, &o->type, err);
 }
 
 int
 cli_set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--queue", value, &o->queue, err);
+    return cli_set_nonempty("--queue", value, &o->queue, err);
 }
 
 int
 cli_set_cursor(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--cursor", value, &o->cursor, err);
+    return cli_set_nonempty("--cursor", value, &o->cursor, err);
+}
+
+int
+cli_set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty("--name", value, &o->name, err);
 }
 
 // The payload is sent exactly as given; jansson only checks it.
@@ -178,7 +174,7 @@ set_lease(struct cli_opts *o, const char *value, struct anvil_error *err)
 static int
 set_key(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--key", value, &o->key, err);
+    return cli_set_nonempty("--key", value, &o->key, err);
 }
 
 static int

@@ -43,15 +43,6 @@ set_wf_state(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
-set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--name must not be empty");
-    o->name = value;
-    return CLI_EXIT_OK;
-}
-
-static int
 check_submit(struct cli_opts *o, struct anvil_error *err)
 {
     if (o->has_timeout && !o->wait)
@@ -352,7 +343,7 @@ const struct cli_verb cli_verb_workflow_retry = {
 
 static const struct cli_flag list_flags[] = {
     { "--state", "S", set_wf_state },
-    { "--name", "N", set_name },
+    { "--name", "N", cli_set_name },
     { "--limit", "N", cli_set_limit },
     { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },
