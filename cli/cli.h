@@ -256,4 +256,7 @@ int cli_print_json(struct cli_ctx *ctx, json_t *obj);
 // A flag table with no flags.
 extern const struct cli_flag cli_no_flags[];
 
+// The flags of `wait` and `workflow wait`: --timeout-ms N.
+extern const struct cli_flag cli_wait_flags[];
+
 #endif

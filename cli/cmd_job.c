@@ -471,6 +471,11 @@ const struct cli_verb cli_verb_submit = {
 
 const struct cli_flag cli_no_flags[] = { { NULL, NULL, NULL } };
 
+const struct cli_flag cli_wait_flags[] = {
+    { "--timeout-ms", "N", cli_set_timeout },
+    { NULL, NULL, NULL },
+};
+
 static const struct cli_flag status_flags[] = {
     { "--key", "K", set_key },
     { NULL, NULL, NULL },
@@ -515,11 +520,6 @@ const struct cli_verb cli_verb_retry = {
     .run            = run_retry,
 };
 
-static const struct cli_flag wait_flags[] = {
-    { "--timeout-ms", "N", cli_set_timeout },
-    { NULL, NULL, NULL },
-};
-
 const struct cli_verb cli_verb_wait = {
     .name       = "wait",
     .positional = "ID",
@@ -532,7 +532,7 @@ const struct cli_verb cli_verb_wait = {
       "\nExit status: 0 if the job SUCCEEDED, 1 if it FAILED or was "
       "CANCELED,\n"
       "4 if it had not finished when the timeout passed.\n",
-    .flags          = wait_flags,
+    .flags          = cli_wait_flags,
     .set_positional = cli_set_id_arg,
     .run            = run_wait,
 };

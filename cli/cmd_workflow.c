@@ -266,11 +266,6 @@ const struct cli_verb cli_verb_workflow_status = {
     .run            = run_status,
 };
 
-static const struct cli_flag wait_flags[] = {
-    { "--timeout-ms", "N", cli_set_timeout },
-    { NULL, NULL, NULL },
-};
-
 const struct cli_verb cli_verb_workflow_wait = {
     .name       = "workflow wait",
     .positional = "ID",
@@ -283,7 +278,7 @@ const struct cli_verb cli_verb_workflow_wait = {
       "\nExit status: 0 if the workflow SUCCEEDED, 1 if it FAILED or was "
       "CANCELED,\n4 if it had not ended when the timeout "
       "passed.\n\n" WORKFLOW_JSON_HELP,
-    .flags          = wait_flags,
+    .flags          = cli_wait_flags,
     .set_positional = cli_set_id_arg,
     .run            = run_wait,
 };
