@@ -17,12 +17,6 @@
 
 // ---- JSON ----
 
-static json_t *
-text_or_null(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? output_json_text(s) : json_null();
-}
-
 // The keys every workflow object has, steps aside.
 static int
 set_header(json_t *o, const struct anvil_workflow *wf)
@@ -34,12 +28,25 @@ set_header(json_t *o, const struct anvil_workflow *wf)
         o, "state", json_string(anvil_workflow_state_name(wf->state)));
     rc |= json_object_set_new(o, "on_failure",
         json_string(anvil_failure_policy_name(wf->on_failure)));
-    rc |= json_object_set_new(o, "error", text_or_null(wf->error));
+    rc |= json_object_set_new(o, "error", output_json_text_or_null(wf->error));
     rc |= json_object_set_new(
         o, "created_at", output_json_time(wf->created_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(wf->finished_at_ms));
     return rc;
+}
+
+static json_t *
+summary_json(const struct anvil_workflow *wf)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : set_header(o, wf);
+    rc |= json_object_set_new(o, "steps_total", json_integer(wf->steps_total));
+    rc |= json_object_set_new(
+        o, "steps_succeeded", json_integer(wf->steps_succeeded));
+    rc |= json_object_set_new(
+        o, "steps_failed", json_integer(wf->steps_failed));
+    return output_json_done(o, rc);
 }
 
 static json_t *
@@ -56,18 +63,14 @@ step_json(const struct anvil_job *s)
         o, "state", json_string(anvil_job_state_name(s->state)));
     rc |= json_object_set_new(o, "attempt", json_integer(s->attempt));
     rc |= output_json_set_bytes(o, "result", s->result, s->result_len);
-    rc |= json_object_set_new(o, "error", text_or_null(s->error));
+    rc |= json_object_set_new(o, "error", output_json_text_or_null(s->error));
     rc |= json_object_set_new(
         o, "started_at", output_json_time(s->started_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(s->finished_at_ms));
     rc |= json_object_set(o, "after", after);
     json_decref(after);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
@@ -82,47 +85,18 @@ output_workflow_json(const struct anvil_workflow *wf)
         rc = set_header(o, wf);
     rc |= json_object_set(o, "steps", steps);
     json_decref(steps);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-summary_json(const struct anvil_workflow *wf)
-{
-    json_t *o  = json_object();
-    int     rc = o == NULL ? -1 : set_header(o, wf);
-    rc |= json_object_set_new(o, "steps_total", json_integer(wf->steps_total));
-    rc |= json_object_set_new(
-        o, "steps_succeeded", json_integer(wf->steps_succeeded));
-    rc |= json_object_set_new(
-        o, "steps_failed", json_integer(wf->steps_failed));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
 output_workflow_list_json(const struct anvil_workflow_list *list)
 {
-    json_t *o   = json_object();
     json_t *wfs = json_array();
-    int     rc  = o == NULL || wfs == NULL ? -1 : 0;
+    int     rc  = wfs == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < list->n; i++)
         rc = json_array_append_new(wfs, summary_json(&list->workflows[i]));
-    rc |= json_object_set(o, "workflows", wfs);
-    rc |= json_object_set_new(
-        o, "next_cursor", text_or_null(list->next_cursor));
-    json_decref(wfs);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_page(
+        "workflows", output_json_done(wfs, rc), list->next_cursor);
 }
 
 // ---- dependency order ----
