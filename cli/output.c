@@ -376,18 +376,18 @@ output_result_text(const struct anvil_job *job)
 }
 
 void
-output_job_duration(
-    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len)
+output_span(
+    int64_t start_ms, int64_t end_ms, int64_t now_ms, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (job->started_at_ms <= 0)
+    if (start_ms <= 0)
         return;
-    if (job->finished_at_ms > 0) {
-        output_duration(job->finished_at_ms - job->started_at_ms, buf, len);
+    if (end_ms > 0) {
+        output_duration(end_ms - start_ms, buf, len);
         return;
     }
     char d[32];
-    output_duration(now_ms - job->started_at_ms, d, sizeof(d));
+    output_duration(now_ms - start_ms, d, sizeof(d));
     snprintf(buf, len, "%s so far", d);
 }
 
@@ -408,7 +408,8 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
     snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) job->attempt,
         (unsigned) job->retry.max_attempts);
     snprintf(prio, sizeof(prio), "%d", (int) job->priority);
-    output_job_duration(job, now_ms, dur, sizeof(dur));
+    output_span(
+        job->started_at_ms, job->finished_at_ms, now_ms, dur, sizeof(dur));
     const char *values[N]
         = { id, type, queue, anvil_job_state_name(job->state), attempt, prio,
               av_format_time(job->created_at_ms, created, sizeof(created)),

@@ -226,9 +226,10 @@ json_t *output_json_page(const char *key, json_t *items, const char *cursor);
 // frees; NULL on OOM.
 char *output_result_text(const struct anvil_job *job);
 
-// The job's run time ("1.234s", "2s so far"); "" if it has not started.
-void output_job_duration(
-    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len);
+// The time from start_ms to end_ms ("1.234s"), or to now_ms while end_ms
+// is unset ("2s so far"); "" while start_ms is unset.
+void output_span(
+    int64_t start_ms, int64_t end_ms, int64_t now_ms, char *buf, size_t len);
 
 // ---- Bytes.
 

@@ -244,7 +244,8 @@ add_step_row(struct output_table *t, const struct anvil_job *s, size_t depth,
         memcpy(name + 2 * indent, s->step, nlen + 1);
         snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) s->attempt,
             (unsigned) s->retry.max_attempts);
-        output_job_duration(s, now_ms, dur, sizeof(dur));
+        output_span(
+            s->started_at_ms, s->finished_at_ms, now_ms, dur, sizeof(dur));
         const char *row[] = { name, anvil_job_state_name(s->state), attempt,
             dur, after, what };
         rc                = output_table_add(t, row);
@@ -274,22 +275,6 @@ print_steps(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
     free(depth);
 }
 
-static void
-flow_duration(
-    const struct anvil_workflow *wf, int64_t now_ms, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (wf->created_at_ms <= 0)
-        return;
-    if (wf->finished_at_ms > 0) {
-        output_duration(wf->finished_at_ms - wf->created_at_ms, buf, len);
-        return;
-    }
-    char d[32];
-    output_duration(now_ms - wf->created_at_ms, d, sizeof(d));
-    snprintf(buf, len, "%s so far", d);
-}
-
 void
 output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
 {
@@ -305,7 +290,8 @@ output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
     if (wf->steps_failed > 0)
         snprintf(steps + n, sizeof(steps) - (size_t) n, ", %u failed",
             (unsigned) wf->steps_failed);
-    flow_duration(wf, now_ms, dur, sizeof(dur));
+    output_span(
+        wf->created_at_ms, wf->finished_at_ms, now_ms, dur, sizeof(dur));
     const char *values[N] = { id, name, anvil_workflow_state_name(wf->state),
         anvil_failure_policy_name(wf->on_failure), steps,
         av_format_time(wf->created_at_ms, created, sizeof(created)),
