@@ -62,52 +62,46 @@ cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
     return CLI_EXIT_OK;
 }
 
+int
+cli_set_nonempty(const char *what, const char *value, const char **dst,
+    struct anvil_error *err)
+{
+    if (value[0] == '\0')
+        return cli_usage_error(err, "%s must not be empty", what);
+    *dst = value;
+    return CLI_EXIT_OK;
+}
+
 // ---- Global flags
 
 static int
 set_server(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--server: URL must not be empty");
-    o->server = value;
-    return CLI_EXIT_OK;
+    return cli_set_nonempty("--server: URL", value, &o->server, err);
 }
 
 static int
 set_token(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--token must not be empty");
-    o->token = value;
-    return CLI_EXIT_OK;
-}
-
-static int
-set_tls_file(const char *flag, const char *value, const char **dst,
-    struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "%s: FILE must not be empty", flag);
-    *dst = value;
-    return CLI_EXIT_OK;
+    return cli_set_nonempty("--token", value, &o->token, err);
 }
 
 static int
 set_tls_ca(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_tls_file("--tls-ca", value, &o->tls_ca, err);
+    return cli_set_nonempty("--tls-ca: FILE", value, &o->tls_ca, err);
 }
 
 static int
 set_tls_cert(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_tls_file("--tls-cert", value, &o->tls_cert, err);
+    return cli_set_nonempty("--tls-cert: FILE", value, &o->tls_cert, err);
 }
 
 static int
 set_tls_key(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_tls_file("--tls-key", value, &o->tls_key, err);
+    return cli_set_nonempty("--tls-key: FILE", value, &o->tls_key, err);
 }
 
 static int

@@ -186,6 +186,11 @@ int cli_usage_error(struct anvil_error *err, const char *fmt, ...)
 int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
     int64_t *out, struct anvil_error *err);
 
+// Stores value at *dst, or returns CLI_EXIT_USAGE with "<what> must not
+// be empty" in err when value is "".
+int cli_set_nonempty(const char *what, const char *value, const char **dst,
+    struct anvil_error *err);
+
 // How long a one-shot command waits for a first connection before it says
 // that nothing listens at the server's URL (waits are not one-shot).
 #define CLI_CONNECT_MS 1000
@@ -224,7 +229,7 @@ int cli_wait_exit(int rc, const struct anvil_job *job);
 // workflow: OK only when it SUCCEEDED.
 int cli_workflow_wait_exit(int rc, const struct anvil_workflow *wf);
 
-// Flag setters shared by the job and workflow verbs (cmd_job.c).
+// Flag setters shared by the job, workflow and token verbs (cmd_job.c).
 int cli_set_id_arg(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 int cli_set_wait(
@@ -241,6 +246,8 @@ int cli_set_queue(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 int cli_set_max_attempts(
     struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_name(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
 
 // Writes obj (a new reference, consumed) as one line of JSON on ctx->out.
 // CLI_EXIT_OK, or CLI_EXIT_FAILED when it cannot.
@@ -248,5 +255,8 @@ int cli_print_json(struct cli_ctx *ctx, json_t *obj);
 
 // A flag table with no flags.
 extern const struct cli_flag cli_no_flags[];
+
+// The flags of `wait` and `workflow wait`: --timeout-ms N.
+extern const struct cli_flag cli_wait_flags[];
 
 #endif

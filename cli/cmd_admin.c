@@ -49,15 +49,6 @@ set_role(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
-set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--name must not be empty");
-    o->name = value;
-    return CLI_EXIT_OK;
-}
-
-static int
 set_expires_in(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     int64_t ms;
@@ -77,15 +68,6 @@ check_token_create(struct cli_opts *o, struct anvil_error *err)
         return cli_usage_error(err,
             "token create: --role is required (admin, client, worker or "
             "reader)");
-    return CLI_EXIT_OK;
-}
-
-static int
-set_token_id(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "ID must not be empty");
-    o->id = value;
     return CLI_EXIT_OK;
 }
 
@@ -157,7 +139,7 @@ run_token_revoke(struct cli_ctx *x)
 
 static const struct cli_flag token_create_flags[] = {
     { "--role", "R", set_role },
-    { "--name", "N", set_name },
+    { "--name", "N", cli_set_name },
     { "--expires-in", "DURATION", set_expires_in },
     { NULL, NULL, NULL },
 };
@@ -198,7 +180,7 @@ const struct cli_verb cli_verb_token_revoke = {
     .summary        = "revoke a token at once",
     .help           = "NOT_FOUND for an unknown id.\n",
     .flags          = cli_no_flags,
-    .set_positional = set_token_id,
+    .set_positional = cli_set_id_arg,
     .run            = run_token_revoke,
 };
 

@@ -50,19 +50,13 @@ set_since(struct cli_opts *o, const char *value, struct anvil_error *err)
 static int
 set_job(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--job must not be empty");
-    o->job_id = value;
-    return CLI_EXIT_OK;
+    return cli_set_nonempty("--job", value, &o->job_id, err);
 }
 
 static int
 set_workflow(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--workflow must not be empty");
-    o->workflow_id = value;
-    return CLI_EXIT_OK;
+    return cli_set_nonempty("--workflow", value, &o->workflow_id, err);
 }
 
 // --kind K, repeated or with commas: "job.failed,job.retried".

@@ -14,43 +14,39 @@
 // ---- Flag setters
 
 static int
-set_nonempty(const char *what, const char *value, const char **dst,
-    struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "%s must not be empty", what);
-    *dst = value;
-    return CLI_EXIT_OK;
-}
-
-static int
 set_type_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("TYPE", value, &o->type, err);
+    return cli_set_nonempty("TYPE", value, &o->type, err);
 }
 
 int
 cli_set_id_arg(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("ID", value, &o->id, err);
+    return cli_set_nonempty("ID", value, &o->id, err);
 }
 
 int
 cli_set_type(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--type", value, &o->type, err);
+    return cli_set_nonempty("--type", value, &o->type, err);
 }
 
 int
 cli_set_queue(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--queue", value, &o->queue, err);
+    return cli_set_nonempty("--queue", value, &o->queue, err);
 }
 
 int
 cli_set_cursor(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--cursor", value, &o->cursor, err);
+    return cli_set_nonempty("--cursor", value, &o->cursor, err);
+}
+
+int
+cli_set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty("--name", value, &o->name, err);
 }
 
 // The payload is sent exactly as given; jansson only checks it.
@@ -178,7 +174,7 @@ set_lease(struct cli_opts *o, const char *value, struct anvil_error *err)
 static int
 set_key(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
-    return set_nonempty("--key", value, &o->key, err);
+    return cli_set_nonempty("--key", value, &o->key, err);
 }
 
 static int
@@ -475,6 +471,11 @@ const struct cli_verb cli_verb_submit = {
 
 const struct cli_flag cli_no_flags[] = { { NULL, NULL, NULL } };
 
+const struct cli_flag cli_wait_flags[] = {
+    { "--timeout-ms", "N", cli_set_timeout },
+    { NULL, NULL, NULL },
+};
+
 static const struct cli_flag status_flags[] = {
     { "--key", "K", set_key },
     { NULL, NULL, NULL },
@@ -519,11 +520,6 @@ const struct cli_verb cli_verb_retry = {
     .run            = run_retry,
 };
 
-static const struct cli_flag wait_flags[] = {
-    { "--timeout-ms", "N", cli_set_timeout },
-    { NULL, NULL, NULL },
-};
-
 const struct cli_verb cli_verb_wait = {
     .name       = "wait",
     .positional = "ID",
@@ -536,7 +532,7 @@ const struct cli_verb cli_verb_wait = {
       "\nExit status: 0 if the job SUCCEEDED, 1 if it FAILED or was "
       "CANCELED,\n"
       "4 if it had not finished when the timeout passed.\n",
-    .flags          = wait_flags,
+    .flags          = cli_wait_flags,
     .set_positional = cli_set_id_arg,
     .run            = run_wait,
 };

@@ -43,15 +43,6 @@ set_wf_state(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
-set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    if (value[0] == '\0')
-        return cli_usage_error(err, "--name must not be empty");
-    o->name = value;
-    return CLI_EXIT_OK;
-}
-
-static int
 check_submit(struct cli_opts *o, struct anvil_error *err)
 {
     if (o->has_timeout && !o->wait)
@@ -275,11 +266,6 @@ const struct cli_verb cli_verb_workflow_status = {
     .run            = run_status,
 };
 
-static const struct cli_flag wait_flags[] = {
-    { "--timeout-ms", "N", cli_set_timeout },
-    { NULL, NULL, NULL },
-};
-
 const struct cli_verb cli_verb_workflow_wait = {
     .name       = "workflow wait",
     .positional = "ID",
@@ -292,7 +278,7 @@ const struct cli_verb cli_verb_workflow_wait = {
       "\nExit status: 0 if the workflow SUCCEEDED, 1 if it FAILED or was "
       "CANCELED,\n4 if it had not ended when the timeout "
       "passed.\n\n" WORKFLOW_JSON_HELP,
-    .flags          = wait_flags,
+    .flags          = cli_wait_flags,
     .set_positional = cli_set_id_arg,
     .run            = run_wait,
 };
@@ -352,7 +338,7 @@ const struct cli_verb cli_verb_workflow_retry = {
 
 static const struct cli_flag list_flags[] = {
     { "--state", "S", set_wf_state },
-    { "--name", "N", set_name },
+    { "--name", "N", cli_set_name },
     { "--limit", "N", cli_set_limit },
     { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },

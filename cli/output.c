@@ -163,6 +163,12 @@ output_json_text(const char *s)
     return j;
 }
 
+json_t *
+output_json_text_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? output_json_text(s) : json_null();
+}
+
 // Sets obj[key] to the bytes as a string, or to null plus
 // obj[key "_base64"] when they are not UTF-8. 0 or -1 (OOM).
 int
@@ -194,6 +200,32 @@ output_json_time(int64_t ms)
 }
 
 json_t *
+output_json_done(json_t *o, int rc)
+{
+    if (rc == 0)
+        return o;
+    json_decref(o);
+    return NULL;
+}
+
+// json_object_set_new() consumes the value even when it fails, so neither
+// helper leaks what it was given.
+json_t *
+output_json_wrap(const char *key, json_t *value)
+{
+    json_t *o = json_object();
+    return output_json_done(o, json_object_set_new(o, key, value));
+}
+
+json_t *
+output_json_page(const char *key, json_t *items, const char *cursor)
+{
+    json_t *o = output_json_wrap(key, items);
+    json_t *c = output_json_text_or_null(cursor);
+    return output_json_done(o, json_object_set_new(o, "next_cursor", c));
+}
+
+json_t *
 output_job_json(const struct anvil_job *job)
 {
     json_t *o  = json_object();
@@ -209,39 +241,25 @@ output_job_json(const struct anvil_job *job)
     rc |= json_object_set_new(o, "priority", json_integer(job->priority));
     rc |= output_json_set_bytes(o, "payload", job->payload, job->payload_len);
     rc |= output_json_set_bytes(o, "result", job->result, job->result_len);
-    rc |= json_object_set_new(o, "error",
-        job->error[0] != '\0' ? output_json_text(job->error) : json_null());
+    rc |= json_object_set_new(o, "error", output_json_text_or_null(job->error));
     rc |= json_object_set_new(
         o, "created_at", output_json_time(job->created_at_ms));
     rc |= json_object_set_new(
         o, "started_at", output_json_time(job->started_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(job->finished_at_ms));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
 output_list_json(const struct anvil_job_list *list)
 {
-    json_t *o    = json_object();
     json_t *jobs = json_array();
-    int     rc   = o == NULL || jobs == NULL ? -1 : 0;
+    int     rc   = jobs == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < list->n; i++)
         rc = json_array_append_new(jobs, output_job_json(&list->jobs[i]));
-    rc |= json_object_set(o, "jobs", jobs);
-    const char *cur = list->next_cursor;
-    rc |= json_object_set_new(o, "next_cursor",
-        cur != NULL && cur[0] != '\0' ? output_json_text(cur) : json_null());
-    json_decref(jobs);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_page(
+        "jobs", output_json_done(jobs, rc), list->next_cursor);
 }
 
 // Integers beyond what JSON consumers read exactly do not occur in
@@ -263,11 +281,7 @@ depth_json(const struct anvil_queue_depth *d)
     rc |= json_object_set_new(o, "scheduled", json_u64(d->scheduled));
     rc |= json_object_set_new(o, "running", json_u64(d->running));
     rc |= json_object_set_new(o, "no_worker", json_boolean(d->no_worker));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
@@ -284,11 +298,7 @@ output_health_json(const struct anvil_health *h)
     rc |= json_object_set_new(o, "last_event_seq", json_u64(h->last_event_seq));
     rc |= json_object_set(o, "queues", qs);
     json_decref(qs);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
@@ -298,11 +308,7 @@ output_submit_json(const char *id, bool existed)
     int     rc = o == NULL ? -1 : 0;
     rc |= json_object_set_new(o, "id", output_json_text(id));
     rc |= json_object_set_new(o, "existed", json_boolean(existed));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 int
@@ -370,18 +376,18 @@ output_result_text(const struct anvil_job *job)
 }
 
 void
-output_job_duration(
-    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len)
+output_span(
+    int64_t start_ms, int64_t end_ms, int64_t now_ms, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (job->started_at_ms <= 0)
+    if (start_ms <= 0)
         return;
-    if (job->finished_at_ms > 0) {
-        output_duration(job->finished_at_ms - job->started_at_ms, buf, len);
+    if (end_ms > 0) {
+        output_duration(end_ms - start_ms, buf, len);
         return;
     }
     char d[32];
-    output_duration(now_ms - job->started_at_ms, d, sizeof(d));
+    output_duration(now_ms - start_ms, d, sizeof(d));
     snprintf(buf, len, "%s so far", d);
 }
 
@@ -402,7 +408,8 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
     snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) job->attempt,
         (unsigned) job->retry.max_attempts);
     snprintf(prio, sizeof(prio), "%d", (int) job->priority);
-    output_job_duration(job, now_ms, dur, sizeof(dur));
+    output_span(
+        job->started_at_ms, job->finished_at_ms, now_ms, dur, sizeof(dur));
     const char *values[N]
         = { id, type, queue, anvil_job_state_name(job->state), attempt, prio,
               av_format_time(job->created_at_ms, created, sizeof(created)),

@@ -186,7 +186,7 @@ void output_event_human(FILE *f, const struct anvil_event *e);
 // after_seq + 1, Y is first_seq - 1; "events after X" when Y is unknown).
 void output_events_missed(FILE *f, uint64_t after_seq, uint64_t first_seq);
 
-// ---- Helpers shared by output.c and output_workflow.c.
+// ---- Helpers shared by the output*.c files.
 
 // Copy of p[0..len) fit for a terminal: valid UTF-8 minus control
 // characters (newline and tab kept), '?' for anything else; trailing
@@ -199,6 +199,9 @@ size_t output_text_width(const char *s);
 // A JSON string of s; invalid UTF-8 becomes U+FFFD. NULL on OOM.
 json_t *output_json_text(const char *s);
 
+// output_json_text(s), or null when s is NULL or "".
+json_t *output_json_text_or_null(const char *s);
+
 // obj[key] = the bytes as a string, or null plus obj[key "_base64"] when
 // they are not UTF-8; null when empty. 0 or -1 (OOM).
 int output_json_set_bytes(
@@ -207,13 +210,26 @@ int output_json_set_bytes(
 // An RFC 3339 string of epoch ms, or null for ms <= 0.
 json_t *output_json_time(int64_t ms);
 
+// Ends a JSON builder whose calls or-ed their results into rc: o when rc
+// is 0, else NULL after freeing o (which may be NULL).
+json_t *output_json_done(json_t *o, int rc);
+
+// {key: value}. Consumes value (NULL: out of memory); NULL on OOM.
+json_t *output_json_wrap(const char *key, json_t *value);
+
+// A page of a list: {key: items, "next_cursor": cursor, or null when it
+// is NULL or "" (the last page)}. Consumes items (NULL: out of memory);
+// NULL on OOM.
+json_t *output_json_page(const char *key, json_t *items, const char *cursor);
+
 // A job's result for people: its text, or a note for binary data. Caller
 // frees; NULL on OOM.
 char *output_result_text(const struct anvil_job *job);
 
-// The job's run time ("1.234s", "2s so far"); "" if it has not started.
-void output_job_duration(
-    const struct anvil_job *job, int64_t now_ms, char *buf, size_t len);
+// The time from start_ms to end_ms ("1.234s"), or to now_ms while end_ms
+// is unset ("2s so far"); "" while start_ms is unset.
+void output_span(
+    int64_t start_ms, int64_t end_ms, int64_t now_ms, char *buf, size_t len);
 
 // ---- Bytes.
 

@@ -15,11 +15,7 @@ strv_json(char *const *v, size_t n)
     int     rc = a == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = json_array_append_new(a, output_json_text(v[i]));
-    if (rc != 0) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
+    return output_json_done(a, rc);
 }
 
 static json_t *
@@ -41,28 +37,17 @@ worker_json(const struct anvil_worker_status *w)
         o, "last_seen", output_json_time(w->last_seen_ms));
     rc |= json_object_set_new(
         o, "state", json_string(w->lost ? "lost" : "alive"));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
 output_workers_json(const struct anvil_worker_status *w, size_t n)
 {
-    json_t *o  = json_object();
     json_t *a  = json_array();
-    int     rc = o == NULL || a == NULL ? -1 : 0;
+    int     rc = a == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = json_array_append_new(a, worker_json(&w[i]));
-    rc |= json_object_set(o, "workers", a);
-    json_decref(a);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_wrap("workers", output_json_done(a, rc));
 }
 
 // "a,b,c" of n names, cleaned for a terminal; "-" when n is 0. Caller
@@ -161,28 +146,17 @@ output_token_json(const struct anvil_token *t, int64_t now_ms)
         o, "revoked_at", output_json_time(t->revoked_at_ms));
     rc |= json_object_set_new(
         o, "state", json_string(output_token_state(t, now_ms)));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
 output_tokens_json(const struct anvil_token *t, size_t n, int64_t now_ms)
 {
-    json_t *o  = json_object();
     json_t *a  = json_array();
-    int     rc = o == NULL || a == NULL ? -1 : 0;
+    int     rc = a == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = json_array_append_new(a, output_token_json(&t[i], now_ms));
-    rc |= json_object_set(o, "tokens", a);
-    json_decref(a);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_wrap("tokens", output_json_done(a, rc));
 }
 
 json_t *
@@ -196,11 +170,7 @@ output_token_created_json(const struct anvil_token *t, const char *secret)
     rc |= json_object_set_new(o, "secret", output_json_text(secret));
     rc |= json_object_set_new(
         o, "expires_at", output_json_time(t->expires_at_ms));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 void

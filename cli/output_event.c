@@ -44,11 +44,7 @@ output_event_json(const struct anvil_event *e)
     rc |= json_object_set_new(o, "worker", text_or_null(e->worker));
     rc |= json_object_set_new(o, "attempt", json_integer(e->attempt));
     rc |= json_object_set_new(o, "message", text_or_null(e->message));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 // Writes " key=value" (value cleaned) when value is not empty.

@@ -17,12 +17,6 @@
 
 // ---- JSON ----
 
-static json_t *
-text_or_null(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? output_json_text(s) : json_null();
-}
-
 // The keys every workflow object has, steps aside.
 static int
 set_header(json_t *o, const struct anvil_workflow *wf)
@@ -34,12 +28,25 @@ set_header(json_t *o, const struct anvil_workflow *wf)
         o, "state", json_string(anvil_workflow_state_name(wf->state)));
     rc |= json_object_set_new(o, "on_failure",
         json_string(anvil_failure_policy_name(wf->on_failure)));
-    rc |= json_object_set_new(o, "error", text_or_null(wf->error));
+    rc |= json_object_set_new(o, "error", output_json_text_or_null(wf->error));
     rc |= json_object_set_new(
         o, "created_at", output_json_time(wf->created_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(wf->finished_at_ms));
     return rc;
+}
+
+static json_t *
+summary_json(const struct anvil_workflow *wf)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : set_header(o, wf);
+    rc |= json_object_set_new(o, "steps_total", json_integer(wf->steps_total));
+    rc |= json_object_set_new(
+        o, "steps_succeeded", json_integer(wf->steps_succeeded));
+    rc |= json_object_set_new(
+        o, "steps_failed", json_integer(wf->steps_failed));
+    return output_json_done(o, rc);
 }
 
 static json_t *
@@ -56,18 +63,14 @@ step_json(const struct anvil_job *s)
         o, "state", json_string(anvil_job_state_name(s->state)));
     rc |= json_object_set_new(o, "attempt", json_integer(s->attempt));
     rc |= output_json_set_bytes(o, "result", s->result, s->result_len);
-    rc |= json_object_set_new(o, "error", text_or_null(s->error));
+    rc |= json_object_set_new(o, "error", output_json_text_or_null(s->error));
     rc |= json_object_set_new(
         o, "started_at", output_json_time(s->started_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(s->finished_at_ms));
     rc |= json_object_set(o, "after", after);
     json_decref(after);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
@@ -82,47 +85,18 @@ output_workflow_json(const struct anvil_workflow *wf)
         rc = set_header(o, wf);
     rc |= json_object_set(o, "steps", steps);
     json_decref(steps);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static json_t *
-summary_json(const struct anvil_workflow *wf)
-{
-    json_t *o  = json_object();
-    int     rc = o == NULL ? -1 : set_header(o, wf);
-    rc |= json_object_set_new(o, "steps_total", json_integer(wf->steps_total));
-    rc |= json_object_set_new(
-        o, "steps_succeeded", json_integer(wf->steps_succeeded));
-    rc |= json_object_set_new(
-        o, "steps_failed", json_integer(wf->steps_failed));
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_done(o, rc);
 }
 
 json_t *
 output_workflow_list_json(const struct anvil_workflow_list *list)
 {
-    json_t *o   = json_object();
     json_t *wfs = json_array();
-    int     rc  = o == NULL || wfs == NULL ? -1 : 0;
+    int     rc  = wfs == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < list->n; i++)
         rc = json_array_append_new(wfs, summary_json(&list->workflows[i]));
-    rc |= json_object_set(o, "workflows", wfs);
-    rc |= json_object_set_new(
-        o, "next_cursor", text_or_null(list->next_cursor));
-    json_decref(wfs);
-    if (rc != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return output_json_page(
+        "workflows", output_json_done(wfs, rc), list->next_cursor);
 }
 
 // ---- dependency order ----
@@ -270,7 +244,8 @@ add_step_row(struct output_table *t, const struct anvil_job *s, size_t depth,
         memcpy(name + 2 * indent, s->step, nlen + 1);
         snprintf(attempt, sizeof(attempt), "%u/%u", (unsigned) s->attempt,
             (unsigned) s->retry.max_attempts);
-        output_job_duration(s, now_ms, dur, sizeof(dur));
+        output_span(
+            s->started_at_ms, s->finished_at_ms, now_ms, dur, sizeof(dur));
         const char *row[] = { name, anvil_job_state_name(s->state), attempt,
             dur, after, what };
         rc                = output_table_add(t, row);
@@ -300,22 +275,6 @@ print_steps(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
     free(depth);
 }
 
-static void
-flow_duration(
-    const struct anvil_workflow *wf, int64_t now_ms, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    if (wf->created_at_ms <= 0)
-        return;
-    if (wf->finished_at_ms > 0) {
-        output_duration(wf->finished_at_ms - wf->created_at_ms, buf, len);
-        return;
-    }
-    char d[32];
-    output_duration(now_ms - wf->created_at_ms, d, sizeof(d));
-    snprintf(buf, len, "%s so far", d);
-}
-
 void
 output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
 {
@@ -331,7 +290,8 @@ output_workflow_human(FILE *f, const struct anvil_workflow *wf, int64_t now_ms)
     if (wf->steps_failed > 0)
         snprintf(steps + n, sizeof(steps) - (size_t) n, ", %u failed",
             (unsigned) wf->steps_failed);
-    flow_duration(wf, now_ms, dur, sizeof(dur));
+    output_span(
+        wf->created_at_ms, wf->finished_at_ms, now_ms, dur, sizeof(dur));
     const char *values[N] = { id, name, anvil_workflow_state_name(wf->state),
         anvil_failure_policy_name(wf->on_failure), steps,
         av_format_time(wf->created_at_ms, created, sizeof(created)),

@@ -8,11 +8,105 @@
 #include <stdlib.h>
 #include <string.h>
 
+// ---- lists ----
+
+// A list call (ListTokens, ListWorkers): the reply's repeated field
+// becomes a new public list of `size`-byte items.
+struct list_kind {
+    const char *fn;     // the public call, for messages
+    const char *method; // its rpc
+    const char *field;  // the reply's repeated field: "tokens"
+    const char *what;   // one item, for messages: "token"
+    size_t      size;   // of one item
+    int (*from)(void *item, const void *pb); // 0, or -1 (out of memory)
+    void (*fini)(void *item);
+    void *(*new_list)(void *items, size_t n); // NULL when out of memory
+};
+
+// Empties the first n items of array a with k->fini(), then frees a.
+static void
+free_items(const struct list_kind *k, char *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        k->fini(a + i * k->size);
+    free(a);
+}
+
+// Copies the n reply items pb[0..n-1] into a new array *items with
+// k->from(), undoing with k->fini() on failure (*items is then NULL).
+// INTERNAL for a NULL item, RESOURCE_EXHAUSTED when out of memory.
+static int
+copy_items(const struct list_kind *k, void *const *pb, size_t n, void **items,
+    struct anvil_error *err)
+{
+    char *a  = NULL;
+    int   rc = ANVIL_OK;
+    *items   = NULL;
+    if (n > 0) {
+        a = calloc(n, k->size);
+        if (a == NULL)
+            return convert_oom(err, k->method);
+    }
+    size_t i = 0;
+    for (; rc == ANVIL_OK && i < n; i++) {
+        if (pb[i] == NULL)
+            rc = av_error_set(err, ANVIL_INTERNAL,
+                "%s %zu of the reply to %s is empty", k->what, i, k->method);
+        else if (k->from(a + i * k->size, pb[i]) != 0)
+            rc = convert_oom(err, k->method);
+    }
+    if (rc != ANVIL_OK) {
+        free_items(k, a, i - 1); // the one that failed is empty
+        return rc;
+    }
+    *items = a;
+    return ANVIL_OK;
+}
+
+// Puts a new list of the items of reply rep (to k->method) at out.
+static int
+take_list(const struct list_kind *k, const ProtobufCMessage *rep, void *out,
+    struct anvil_error *err)
+{
+    size_t n;
+    void  *pb = client_repeated(rep, k->field, &n);
+    void  *items;
+    int    rc = copy_items(k, pb, n, &items, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    void *l = k->new_list(items, n);
+    if (l == NULL) {
+        free_items(k, items, n);
+        return convert_oom(err, k->method);
+    }
+    *(void **) out = l;
+    return ANVIL_OK;
+}
+
+// Runs list call k with req and puts the new list at out (a pointer to
+// the caller's list pointer).
+static int
+list_call(anvil_client *c, const struct list_kind *k,
+    const ProtobufCMessage *req, void *out, struct anvil_error *err)
+{
+    int rc = client_check_out(c, out, k->fn, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    ProtobufCMessage *rep;
+    rc = client_call(c, k->method, req, 0, &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    rc = take_list(k, rep, out, err);
+    client_free_reply(rep);
+    return rc;
+}
+
 // ---- tokens ----
 
 static void
-token_fini(struct anvil_token *t)
+token_fini(void *item)
 {
+    struct anvil_token *t = item;
     free(t->id);
     free(t->name);
     memset(t, 0, sizeof(*t));
@@ -38,10 +132,13 @@ anvil_token_list_free(struct anvil_token_list *list)
     free(list);
 }
 
-// Fills t from pb. 0, or -1 (out of memory; t is then empty).
+// Fills item (a struct anvil_token) from pb (an Anvil__V1__Token). 0, or
+// -1 (out of memory; the token is then empty).
 static int
-token_from_pb(struct anvil_token *t, const Anvil__V1__Token *pb)
+token_from_pb(void *item, const void *pb_token)
 {
+    struct anvil_token     *t  = item;
+    const Anvil__V1__Token *pb = pb_token;
     memset(t, 0, sizeof(*t));
     t->id            = convert_str(pb->id);
     t->name          = convert_str(pb->name);
@@ -53,6 +150,16 @@ token_from_pb(struct anvil_token *t, const Anvil__V1__Token *pb)
         return 0;
     token_fini(t);
     return -1;
+}
+
+// A new list of the n tokens at items; NULL when out of memory.
+static void *
+token_list_new(void *items, size_t n)
+{
+    struct anvil_token_list *l = malloc(sizeof(*l));
+    if (l != NULL)
+        *l = (struct anvil_token_list) { items, n };
+    return l;
 }
 
 // *out = a new one-token array copied from pb (the reply to method).
@@ -125,84 +232,15 @@ anvil_token_create(anvil_client *c, enum anvil_role role, const char *name,
     return ANVIL_OK;
 }
 
-// Copies the n replies' items pb[0..n-1] into a new array *items of
-// `size`-byte elements with from() (0, or -1 out of memory), undoing with
-// fini() on failure. *done counts the items copied. INTERNAL for a NULL
-// item (`what` names it), RESOURCE_EXHAUSTED when out of memory.
-static int
-copy_items(void *const *pb, size_t n, size_t size,
-    int (*from)(void *dst, const void *src), void (*fini)(void *),
-    const char *method, const char *what, void **items, size_t *done,
-    struct anvil_error *err)
-{
-    char *a  = NULL;
-    int   rc = ANVIL_OK;
-    *items   = NULL;
-    *done    = 0;
-    if (n > 0) {
-        a = calloc(n, size);
-        if (a == NULL)
-            return convert_oom(err, method);
-    }
-    size_t i = 0;
-    for (; rc == ANVIL_OK && i < n; i++) {
-        if (pb[i] == NULL)
-            rc = av_error_set(err, ANVIL_INTERNAL,
-                "%s %zu of the reply to %s is empty", what, i, method);
-        else if (from(a + i * size, pb[i]) != 0)
-            rc = convert_oom(err, method);
-    }
-    if (rc != ANVIL_OK) {
-        for (size_t k = 0; k + 1 < i; k++)
-            fini(a + k * size);
-        free(a);
-        return rc;
-    }
-    *items = a;
-    *done  = n;
-    return ANVIL_OK;
-}
-
-static int
-token_copy(void *dst, const void *src)
-{
-    return token_from_pb(dst, src);
-}
-
-static void
-token_fini_any(void *t)
-{
-    token_fini(t);
-}
-
-// Puts a new list of the reply's tokens at out.
-static int
-take_tokens(const ProtobufCMessage *rep, const char *method, void *out,
-    struct anvil_error *err)
-{
-    const Anvil__V1__ListTokensResponse *r = (const void *) rep;
-    struct anvil_token_list             *l = calloc(1, sizeof(*l));
-    int rc = l == NULL ? convert_oom(err, method)
-                       : copy_items((void *const *) r->tokens, r->n_tokens,
-                           sizeof(*l->tokens), token_copy, token_fini_any,
-                           method, "token", (void **) &l->tokens, &l->n, err);
-    if (rc == ANVIL_OK)
-        *(struct anvil_token_list **) out = l;
-    else
-        free(l);
-    return rc;
-}
-
 int
 anvil_token_list(
     anvil_client *c, struct anvil_token_list **out, struct anvil_error *err)
 {
-    int rc = client_check_out(c, out, "anvil_token_list", err);
-    if (rc != ANVIL_OK)
-        return rc;
-    Anvil__V1__ListTokensRequest req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
-    return client_call_take(
-        c, "ListTokens", &req.base, 0, take_tokens, out, err);
+    static const struct list_kind k   = { "anvil_token_list", "ListTokens",
+          "tokens", "token", sizeof(struct anvil_token), token_from_pb,
+          token_fini, token_list_new };
+    Anvil__V1__ListTokensRequest  req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
+    return list_call(c, &k, &req.base, out, err);
 }
 
 // Puts the reply's token at out (a struct anvil_token **).
@@ -235,8 +273,9 @@ anvil_token_revoke(anvil_client *c, const char *id, struct anvil_token **out,
 // ---- workers ----
 
 static void
-worker_fini(struct anvil_worker_status *w)
+worker_fini(void *item)
 {
+    struct anvil_worker_status *w = item;
     free(w->name);
     free(w->host);
     free(w->version);
@@ -256,10 +295,13 @@ anvil_worker_status_list_free(struct anvil_worker_status_list *list)
     free(list);
 }
 
-// Fills w from pb (info may be absent). 0, or -1 (out of memory).
+// Fills item (a struct anvil_worker_status) from pb (an Anvil__V1__Worker;
+// info may be absent). 0, or -1 (out of memory).
 static int
-worker_from_pb(struct anvil_worker_status *w, const Anvil__V1__Worker *pb)
+worker_from_pb(void *item, const void *pb_worker)
 {
+    struct anvil_worker_status        *w    = item;
+    const Anvil__V1__Worker           *pb   = pb_worker;
     static const Anvil__V1__WorkerInfo none = ANVIL__V1__WORKER_INFO__INIT;
     const Anvil__V1__WorkerInfo       *in   = pb->info ? pb->info : &none;
     memset(w, 0, sizeof(*w));
@@ -284,44 +326,23 @@ worker_from_pb(struct anvil_worker_status *w, const Anvil__V1__Worker *pb)
     return -1;
 }
 
-static int
-worker_copy(void *dst, const void *src)
+// A new list of the n workers at items; NULL when out of memory.
+static void *
+worker_list_new(void *items, size_t n)
 {
-    return worker_from_pb(dst, src);
-}
-
-static void
-worker_fini_any(void *w)
-{
-    worker_fini(w);
-}
-
-// Puts a new list of the reply's workers at out.
-static int
-take_workers(const ProtobufCMessage *rep, const char *method, void *out,
-    struct anvil_error *err)
-{
-    const Anvil__V1__ListWorkersResponse *r = (const void *) rep;
-    struct anvil_worker_status_list      *l = calloc(1, sizeof(*l));
-    int rc = l == NULL ? convert_oom(err, method)
-                       : copy_items((void *const *) r->workers, r->n_workers,
-                           sizeof(*l->workers), worker_copy, worker_fini_any,
-                           method, "worker", (void **) &l->workers, &l->n, err);
-    if (rc == ANVIL_OK)
-        *(struct anvil_worker_status_list **) out = l;
-    else
-        free(l);
-    return rc;
+    struct anvil_worker_status_list *l = malloc(sizeof(*l));
+    if (l != NULL)
+        *l = (struct anvil_worker_status_list) { items, n };
+    return l;
 }
 
 int
 anvil_worker_status_list(anvil_client *c, struct anvil_worker_status_list **out,
     struct anvil_error *err)
 {
-    int rc = client_check_out(c, out, "anvil_worker_status_list", err);
-    if (rc != ANVIL_OK)
-        return rc;
+    static const struct list_kind k   = { "anvil_worker_status_list",
+          "ListWorkers", "workers", "worker", sizeof(struct anvil_worker_status),
+          worker_from_pb, worker_fini, worker_list_new };
     Anvil__V1__ListWorkersRequest req = ANVIL__V1__LIST_WORKERS_REQUEST__INIT;
-    return client_call_take(
-        c, "ListWorkers", &req.base, 0, take_workers, out, err);
+    return list_call(c, &k, &req.base, out, err);
 }

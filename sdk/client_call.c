@@ -387,6 +387,18 @@ client_field(const ProtobufCMessage *m, const char *name)
     return f != NULL ? (char *) m + f->offset : NULL;
 }
 
+void *
+client_repeated(const ProtobufCMessage *m, const char *name, size_t *n)
+{
+    const ProtobufCFieldDescriptor *f
+        = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    *n = 0;
+    if (f == NULL || f->label != PROTOBUF_C_LABEL_REPEATED)
+        return NULL;
+    *n = *(const size_t *) ((const char *) m + f->quantifier_offset);
+    return *(void **) ((char *) m + f->offset);
+}
+
 int
 client_call_take(anvil_client *c, const char *method,
     const ProtobufCMessage *req, int64_t wait_ms, client_take_fn take,

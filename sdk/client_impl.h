@@ -90,6 +90,11 @@ int client_call_ids(anvil_client *c, const char *method,
 // type), or NULL if m has no such field.
 void *client_field(const ProtobufCMessage *m, const char *name);
 
+// The array of repeated field `name` of message m (its elements are
+// pointers for a message field), with its length in *n; NULL and 0 if m
+// has no such repeated field.
+void *client_repeated(const ProtobufCMessage *m, const char *name, size_t *n);
+
 // Copies what the caller wants out of reply rep (to method) into out,
 // replacing (and freeing) what out held.
 typedef int (*client_take_fn)(const ProtobufCMessage *rep, const char *method,

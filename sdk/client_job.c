@@ -181,30 +181,31 @@ anvil_job_wait(anvil_client *c, const char *id, int timeout_ms,
     return client_wait(c, &w, id, &req.base, timeout_ms, out, err);
 }
 
+// Puts a new list of the reply's jobs at out (a struct anvil_job_list **).
 static int
-list_from_pb(const Anvil__V1__ListJobsResponse *rep,
-    struct anvil_job_list **out, struct anvil_error *err)
+take_jobs(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
 {
-    struct anvil_job_list *l = calloc(1, sizeof(*l));
+    const Anvil__V1__ListJobsResponse *r = (const void *) rep;
+    struct anvil_job_list             *l = calloc(1, sizeof(*l));
     if (l == NULL)
-        return convert_oom(err, "ListJobs");
-    *out           = l;
-    l->next_cursor = convert_str(rep->next_cursor);
-    if (rep->n_jobs > 0)
-        l->jobs = calloc(rep->n_jobs, sizeof(*l->jobs));
-    if (l->next_cursor == NULL || (rep->n_jobs > 0 && l->jobs == NULL))
+        return convert_oom(err, method);
+    l->next_cursor = convert_str(r->next_cursor);
+    if (r->n_jobs > 0)
+        l->jobs = calloc(r->n_jobs, sizeof(*l->jobs));
+    if (l->next_cursor == NULL || (r->n_jobs > 0 && l->jobs == NULL))
         goto fail;
-    for (; l->n < rep->n_jobs; l->n++) {
-        if (rep->jobs[l->n] == NULL)
+    for (; l->n < r->n_jobs; l->n++) {
+        if (r->jobs[l->n] == NULL)
             goto fail;
-        if (convert_job(&l->jobs[l->n], rep->jobs[l->n]) != 0)
+        if (convert_job(&l->jobs[l->n], r->jobs[l->n]) != 0)
             goto fail;
     }
+    *(struct anvil_job_list **) out = l;
     return ANVIL_OK;
 fail:
     anvil_job_list_free(l);
-    *out = NULL;
-    return convert_oom(err, "ListJobs");
+    return convert_oom(err, method);
 }
 
 int
@@ -222,14 +223,7 @@ anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
         req.limit  = filter->limit;
         req.cursor = (char *) (filter->cursor ? filter->cursor : "");
     }
-    Anvil__V1__ListJobsResponse *rep;
-    rc = client_call(
-        c, "ListJobs", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = list_from_pb(rep, out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(c, "ListJobs", &req.base, 0, take_jobs, out, err);
 }
 
 void

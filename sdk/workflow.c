@@ -533,64 +533,68 @@ anvil_workflow_wait(anvil_client *c, const char *id, int timeout_ms,
     return client_wait(c, &w, id, &req.base, timeout_ms, out, err);
 }
 
-int
-anvil_workflow_cancel(anvil_client *c, const char *id,
-    struct anvil_workflow **out, struct anvil_error *err)
+// Runs method, an {id} -> {workflow} rpc, with req (its id set here) for
+// the public call fn; out may be NULL (the caller does not want it).
+static int
+workflow_act(anvil_client *c, const char *fn, const char *method,
+    const char *id, ProtobufCMessage *req, struct anvil_workflow **out,
+    struct anvil_error *err)
 {
-    static const char      fn[] = "anvil_workflow_cancel";
     struct anvil_workflow *ignored;
     if (out != NULL)
         *out = NULL;
     int rc = check_id_call(c, id, &ignored, fn, err);
     if (rc != ANVIL_OK)
         return rc;
+    *(char **) client_field(req, "id") = (char *) id;
+    return client_call_take(c, method, req, 0, take_workflow, out, err);
+}
+
+int
+anvil_workflow_cancel(anvil_client *c, const char *id,
+    struct anvil_workflow **out, struct anvil_error *err)
+{
     Anvil__V1__CancelWorkflowRequest req
         = ANVIL__V1__CANCEL_WORKFLOW_REQUEST__INIT;
-    req.id = (char *) id;
-    return client_call_take(
-        c, "CancelWorkflow", &req.base, 0, take_workflow, out, err);
+    return workflow_act(
+        c, "anvil_workflow_cancel", "CancelWorkflow", id, &req.base, out, err);
 }
 
 int
 anvil_workflow_retry(anvil_client *c, const char *id,
     struct anvil_workflow **out, struct anvil_error *err)
 {
-    static const char      fn[] = "anvil_workflow_retry";
-    struct anvil_workflow *ignored;
-    if (out != NULL)
-        *out = NULL;
-    int rc = check_id_call(c, id, &ignored, fn, err);
-    if (rc != ANVIL_OK)
-        return rc;
     Anvil__V1__RetryWorkflowRequest req
         = ANVIL__V1__RETRY_WORKFLOW_REQUEST__INIT;
-    req.id = (char *) id;
-    return client_call_take(
-        c, "RetryWorkflow", &req.base, 0, take_workflow, out, err);
+    return workflow_act(
+        c, "anvil_workflow_retry", "RetryWorkflow", id, &req.base, out, err);
 }
 
+// Puts a new list of the reply's workflows at out (a struct
+// anvil_workflow_list **).
 static int
-list_from_pb(const Anvil__V1__ListWorkflowsResponse *rep,
-    struct anvil_workflow_list **out, struct anvil_error *err)
+take_workflows(const ProtobufCMessage *rep, const char *method, void *out,
+    struct anvil_error *err)
 {
-    struct anvil_workflow_list *l = calloc(1, sizeof(*l));
+    const Anvil__V1__ListWorkflowsResponse *r = (const void *) rep;
+    struct anvil_workflow_list             *l = calloc(1, sizeof(*l));
     if (l == NULL)
-        return convert_oom(err, "ListWorkflows");
-    l->next_cursor = convert_str(rep->next_cursor);
-    if (rep->n_workflows > 0)
-        l->workflows = calloc(rep->n_workflows, sizeof(*l->workflows));
-    if (l->next_cursor == NULL || (rep->n_workflows > 0 && !l->workflows))
+        return convert_oom(err, method);
+    l->next_cursor = convert_str(r->next_cursor);
+    if (r->n_workflows > 0)
+        l->workflows = calloc(r->n_workflows, sizeof(*l->workflows));
+    if (l->next_cursor == NULL || (r->n_workflows > 0 && !l->workflows))
         goto fail;
-    for (; l->n < rep->n_workflows; l->n++) {
-        const Anvil__V1__Workflow *pb = rep->workflows[l->n];
+    for (; l->n < r->n_workflows; l->n++) {
+        const Anvil__V1__Workflow *pb = r->workflows[l->n];
         if (pb == NULL || convert_workflow(&l->workflows[l->n], pb) != 0)
             goto fail;
     }
-    *out = l;
+    *(struct anvil_workflow_list **) out = l;
     return ANVIL_OK;
 fail:
     anvil_workflow_list_free(l);
-    return convert_oom(err, "ListWorkflows");
+    return convert_oom(err, method);
 }
 
 int
@@ -608,14 +612,8 @@ anvil_workflow_list(anvil_client *c, const struct anvil_workflow_filter *filter,
         req.limit  = filter->limit;
         req.cursor = (char *) (filter->cursor ? filter->cursor : "");
     }
-    Anvil__V1__ListWorkflowsResponse *rep;
-    rc = client_call(
-        c, "ListWorkflows", &req.base, 0, (ProtobufCMessage **) &rep, err);
-    if (rc != ANVIL_OK)
-        return rc;
-    rc = list_from_pb(rep, out, err);
-    client_free_reply(&rep->base);
-    return rc;
+    return client_call_take(
+        c, "ListWorkflows", &req.base, 0, take_workflows, out, err);
 }
 
 void
