@@ -374,8 +374,11 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         r->depths[i].running   = h->depths[i].running;
         r->depths[i].no_worker = h->depths[i].no_worker;
         r->depths[i].scheduled = h->depths[i].scheduled;
+        r->depths[i].paused    = h->depths[i].paused;
         r->ptrs[i]             = &r->depths[i];
     }
+    r->m.n_paused_queues = h->n_paused;
+    r->m.paused_queues   = h->paused;
     if (encode_recent(h, r) != ANVIL_OK)
         return ANVIL_RESOURCE_EXHAUSTED;
     r->m.last_event_seq = h->last_event_seq;
