@@ -23,6 +23,7 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_health,
     &cli_verb_workers,
     &cli_verb_workflow,
+    &cli_verb_queue,
     &cli_verb_token,
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -40,7 +40,7 @@ enum cli_exit {
 #define CLI_LEASE_MAX_MS (24 * 3600 * 1000)
 #define CLI_MAX_ATTEMPTS 1000
 
-// The most --kind values `anvil events` takes (there are 13 kinds).
+// The most --kind values `anvil events` takes (there are 15 kinds).
 #define CLI_MAX_KINDS 16
 
 // How many events `anvil events` shows without --since.
@@ -62,7 +62,7 @@ struct cli_opts {
     const char            *name;     // workflow list, token create --name
     const char            *type;     // submit TYPE, list --type
     const char            *data;     // submit --data (valid JSON)
-    const char            *queue;    // submit, list --queue
+    const char            *queue;    // submit, list --queue; queue NAME
     const char            *cursor;   // list --cursor
     int32_t                priority; // submit --priority
     bool                   wait;     // submit --wait
@@ -143,6 +143,9 @@ extern const struct cli_verb cli_verb_workflow_cancel;
 extern const struct cli_verb cli_verb_workflow_retry;
 extern const struct cli_verb cli_verb_workflow_list;
 extern const struct cli_verb cli_verb_workers;
+extern const struct cli_verb cli_verb_queue; // the group
+extern const struct cli_verb cli_verb_queue_pause;
+extern const struct cli_verb cli_verb_queue_resume;
 extern const struct cli_verb cli_verb_token; // the group
 extern const struct cli_verb cli_verb_token_create;
 extern const struct cli_verb cli_verb_token_list;

@@ -30,8 +30,11 @@ const struct cli_verb cli_verb_health = {
     .summary  = "show the server's version, uptime and queue depths",
     .help     = "With --json: {\"version\", \"uptime_ms\", \"jobs_total\", "
                 "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
-                "\"running\", \"no_worker\"}]}.\nNO WORKER (no_worker) "
-                "marks a queue and type no live worker serves.\n",
+                "\"running\", \"no_worker\", \"paused\"}], "
+                "\"paused_queues\"}.\nNO WORKER (no_worker) "
+                "marks a queue and type no live worker serves; Paused lists\n"
+                "the paused queues (anvil queue pause), whose rows say "
+                "(paused).\n",
     .flags    = health_flags,
     .run      = run_health,
 };

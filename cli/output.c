@@ -281,6 +281,7 @@ depth_json(const struct anvil_queue_depth *d)
     rc |= json_object_set_new(o, "scheduled", json_u64(d->scheduled));
     rc |= json_object_set_new(o, "running", json_u64(d->running));
     rc |= json_object_set_new(o, "no_worker", json_boolean(d->no_worker));
+    rc |= json_object_set_new(o, "paused", json_boolean(d->paused));
     return output_json_done(o, rc);
 }
 
@@ -289,15 +290,20 @@ output_health_json(const struct anvil_health *h)
 {
     json_t *o  = json_object();
     json_t *qs = json_array();
-    int     rc = o == NULL || qs == NULL ? -1 : 0;
+    json_t *ps = json_array();
+    int     rc = o == NULL || qs == NULL || ps == NULL ? -1 : 0;
     for (size_t i = 0; rc == 0 && i < h->n_depths; i++)
         rc = json_array_append_new(qs, depth_json(&h->depths[i]));
+    for (size_t i = 0; rc == 0 && i < h->n_paused_queues; i++)
+        rc = json_array_append_new(ps, output_json_text(h->paused_queues[i]));
     rc |= json_object_set_new(o, "version", output_json_text(h->version));
     rc |= json_object_set_new(o, "uptime_ms", json_integer(h->uptime_ms));
     rc |= json_object_set_new(o, "jobs_total", json_u64(h->jobs_total));
     rc |= json_object_set_new(o, "last_event_seq", json_u64(h->last_event_seq));
     rc |= json_object_set(o, "queues", qs);
+    rc |= json_object_set(o, "paused_queues", ps);
     json_decref(qs);
+    json_decref(ps);
     return output_json_done(o, rc);
 }
 
@@ -554,22 +560,54 @@ output_list_human(FILE *f, const struct anvil_job_list *list)
     }
 }
 
+// The paused queues as "a, b" (cleaned for a terminal), or NULL when
+// there are none (or out of memory).
+static char *
+paused_list(const struct anvil_health *h)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < h->n_paused_queues; i++)
+        len += strlen(h->paused_queues[i]) + 2;
+    char *buf = h->n_paused_queues > 0 ? malloc(len) : NULL;
+    if (buf == NULL)
+        return NULL;
+    buf[0] = '\0';
+    for (size_t i = 0; i < h->n_paused_queues; i++) {
+        if (i > 0)
+            strcat(buf, ", ");
+        strcat(buf, h->paused_queues[i]);
+    }
+    char *clean = output_text_clean(buf, strlen(buf));
+    free(buf);
+    return clean;
+}
+
 void
 output_health_human(FILE *f, const struct anvil_health *h)
 {
-    static const char *const labels[]
-        = { "Version", "Uptime", "Jobs", "Last event" };
     static const char *const hdr[]
         = { "QUEUE", "TYPE", "QUEUED", "SCHEDULED", "RUNNING", "NO WORKER" };
-    char  up[32], total[24], seq[24];
-    char *version = output_text_clean(h->version, strlen(h->version));
+    const char *labels[5] = { "Version", "Uptime", "Jobs" };
+    char        up[32], total[24], seq[24];
+    char       *version = output_text_clean(h->version, strlen(h->version));
+    char       *paused  = paused_list(h);
     snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long) h->last_event_seq);
-    const char *values[]
-        = { version, output_duration(h->uptime_ms, up, 32), total, seq };
+    const char *values[5]
+        = { version, output_duration(h->uptime_ms, up, 32), total };
+    size_t n = 3;
     // An older server sends no event sequence: no line for it then.
-    output_fields(f, labels, values, h->last_event_seq > 0 ? 4 : 3);
+    if (h->last_event_seq > 0) {
+        labels[n]   = "Last event";
+        values[n++] = seq;
+    }
+    if (paused != NULL) {
+        labels[n]   = "Paused";
+        values[n++] = paused;
+    }
+    output_fields(f, labels, values, n);
     free(version);
+    free(paused);
     fputc('\n', f);
     if (h->n_depths == 0) {
         fputs("No queued or running jobs.\n", f);
@@ -590,8 +628,11 @@ output_health_human(FILE *f, const struct anvil_health *h)
         snprintf(q, sizeof(q), "%llu", (unsigned long long) d->queued);
         snprintf(sc, sizeof(sc), "%llu", (unsigned long long) d->scheduled);
         snprintf(r, sizeof(r), "%llu", (unsigned long long) d->running);
+        char name[160];
+        snprintf(
+            name, sizeof(name), "%s%s", d->queue, d->paused ? " (paused)" : "");
         const char *row[]
-            = { d->queue, d->type, q, sc, r, d->no_worker ? "yes" : "no" };
+            = { name, d->type, q, sc, r, d->no_worker ? "yes" : "no" };
         output_table_add(t, row);
     }
     output_table_print(t, f);

@@ -269,6 +269,17 @@ recent_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 }
 
 static int
+paused_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
+{
+    if (convert_strv(
+            rep->paused_queues, rep->n_paused_queues, &h->paused_queues)
+        != 0)
+        return -1;
+    h->n_paused_queues = rep->n_paused_queues;
+    return 0;
+}
+
+static int
 health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 {
     h->version    = convert_str(rep->version);
@@ -277,7 +288,7 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
     if (h->version == NULL)
         return -1;
     h->last_event_seq = rep->last_event_seq;
-    if (recent_from_pb(rep, h) != 0)
+    if (recent_from_pb(rep, h) != 0 || paused_from_pb(rep, h) != 0)
         return -1;
     if (rep->n_depths == 0)
         return 0;
@@ -295,6 +306,7 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
         d->running   = pb->running;
         d->no_worker = pb->no_worker;
         d->scheduled = pb->scheduled;
+        d->paused    = pb->paused;
         if (d->queue == NULL || d->type == NULL) {
             h->n_depths++; // so anvil_health_free() frees this one too
             return -1;
@@ -346,6 +358,7 @@ anvil_health_free(struct anvil_health *h)
         free(h->recent[i].type);
     }
     free(h->recent);
+    convert_strv_free(h->paused_queues, h->n_paused_queues);
     free(h->version);
     free(h);
 }

@@ -49,6 +49,8 @@ static const char *const event_kinds[] = {
     "WORKFLOW_RETRIED",
     "WORKER_JOINED",
     "WORKER_LOST",
+    "QUEUE_PAUSED",
+    "QUEUE_RESUMED",
 };
 
 // The same, as people and the SSE stream write them.
@@ -67,6 +69,8 @@ static const char *const event_labels[] = {
     "workflow.retried",
     "worker.joined",
     "worker.lost",
+    "queue.paused",
+    "queue.resumed",
 };
 
 static const char *const roles[] = {

@@ -292,6 +292,10 @@ fire_timers(struct engine *e, struct batch *b)
             engine_unpark_expired(e, b, (uint64_t) t.id);
             continue;
         }
+        if (t.kind == TIMER_RESUMED) { // queues_committed
+            b->ready_added = true;
+            continue;
+        }
         struct anvil_error err = { 0 };
         if (savepoint(e, b, &err) != ANVIL_OK) {
             engine_timer_add(e, t.kind, b->now + 1000, t.id, t.attempt);
@@ -432,6 +436,8 @@ answer_committed(struct engine *e, struct batch *b)
 {
     if (b->tokens_changed)
         tokens_committed(e, b->reply);
+    if (b->queues_changed)
+        queues_committed(e, b->reply);
     engine_trace_list(b->reply, CMD_TRACE_COMMITTED);
     if (!e->deferred)
         engine_trace_list(b->reply, CMD_TRACE_SYNCED);
@@ -606,7 +612,9 @@ rebuild(struct engine *e, struct anvil_error *err)
     engine_timer_add(e, TIMER_SWEEP, av_now_ms(), 0, 0);
     engine_timer_add(e, TIMER_WORKERS, av_now_ms() + 1000, 0, 0);
     e->workers_timer = true;
-    int rc           = store_scan_active(e->st, rebuild_one, e, err);
+    int rc           = queues_load(e, err);
+    if (rc == ANVIL_OK)
+        rc = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_scan_active(e->st, rebuild_flow, e, err);
     return rc;

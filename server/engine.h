@@ -164,6 +164,11 @@ struct cmd_token {
     int64_t             at;                  // out, REVOKE: when
 };
 
+struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME
+    const char *queue;
+    bool        changed; // out: false when it already was in that state
+};
+
 // Jobs that ended in one minute, per queue and type (HealthResponse.recent).
 struct minute_count {
     int64_t  minute_ms;
@@ -182,6 +187,8 @@ struct cmd_health {
     struct minute_count *recent; // out, oldest minute first (free())
     size_t               n_recent;
     uint64_t             last_event_seq; // out
+    char               **paused;         // out: paused queues, sorted
+    size_t               n_paused;       // (store_names_free)
 };
 
 struct cmd_wf_step {
@@ -286,6 +293,7 @@ struct cmd {
         struct cmd_metrics   metrics;
         struct cmd_retry     retry;
         struct cmd_events    events;
+        struct cmd_queue     queue;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);

@@ -76,6 +76,9 @@ engine_fini_health(struct cmd *c)
     free(c->u.health.recent);
     c->u.health.recent   = NULL;
     c->u.health.n_recent = 0;
+    store_names_free(c->u.health.paused, c->u.health.n_paused);
+    c->u.health.paused   = NULL;
+    c->u.health.n_paused = 0;
 }
 
 void

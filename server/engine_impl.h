@@ -92,7 +92,9 @@ struct batch {
     struct id_list flows;    // workflows that reached a final state
     bool           ready_added;
     bool           tokens_changed; // a token command ran: see tokens_committed
-    bool           events_written; // wake the event watchers
+    bool           queues_changed; // a queue was paused or resumed: see
+                                   // queues_committed
+    bool events_written;           // wake the event watchers
     // Events written by the batch's commands, kept here until
     // events_flush() stores them all at the end of the batch: a command's
     // savepoint then never copies the events table's pages (see events.c).
@@ -229,6 +231,18 @@ void engine_sync_join(struct engine *e);
 // After the batch committed: applies the token commands of list that
 // succeeded to the auth table (never before the commit).
 void tokens_committed(struct engine *e, const struct cmd *list);
+
+// queues.c: paused queues.
+// After the batch committed: applies the pauses and resumes of list that
+// succeeded to the ready queues (never before the commit); a resume with
+// parked polls sets a TIMER_RESUMED so the next batch serves them.
+void queues_committed(struct engine *e, const struct cmd *list);
+// Marks the ready queues' paused queues as the store has them (start and
+// rebuild).
+int queues_load(struct engine *e, struct anvil_error *err);
+// Health: the paused queues (*out: store_names_free), and each depth row's
+// paused flag.
+int queues_health(struct engine *e, struct cmd_health *h);
 
 // flow.c: the workflow state machine: what a step's end does.
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,

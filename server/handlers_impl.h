@@ -91,8 +91,9 @@ int handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err);
 // The decode, encode and free_reply of every rpc row of rpc_table.h: the
 // job rpcs in handlers.c, workers and health in handlers_worker.c,
 // workflows in handlers_flow.c, batches in handlers_batch.c, tokens in
-// handlers_admin.c, events in handlers_events.c. A row may name free()
-// (a reply of one calloc) or handlers_free (a reply in reply memory).
+// handlers_admin.c, events in handlers_events.c, paused queues in
+// handlers_queue.c. A row may name free() (a reply of one calloc) or
+// handlers_free (a reply in reply memory).
 #define RPC(                                                              \
     method, kind, apply, fini, access, decode, encode, free_reply, roles) \
     int  decode(const struct handler_limits *lim, struct call *call,      \

@@ -317,6 +317,7 @@ depth_to_pb(const void *from, void *to)
     m->running   = d->running;
     m->no_worker = d->no_worker;
     m->scheduled = d->scheduled;
+    m->paused    = d->paused;
 }
 
 static void
@@ -350,6 +351,8 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
     m->n_recent       = h->n_recent;
     m->recent         = (Anvil__V1__MinuteCount **) recent;
     m->last_event_seq = h->last_event_seq;
+    m->n_paused_queues = h->n_paused;
+    m->paused_queues   = h->paused;
     // Without tokens every caller may do everything.
     m->caller_role = (Anvil__V1__Role) (call->cmd.role != 0 ? call->cmd.role
                                                             : ANVIL_ROLE_ADMIN);

@@ -37,7 +37,9 @@ enum event_kind {
     EV_WORKFLOW_RETRIED   = 11,
     EV_WORKER_JOINED      = 12,
     EV_WORKER_LOST        = 13,
-    EV_KIND_MAX           = 13,
+    EV_QUEUE_PAUSED       = 14,
+    EV_QUEUE_RESUMED      = 15,
+    EV_KIND_MAX           = 15,
 };
 
 // An event's message is cut to this many bytes (at a UTF-8 boundary).

@@ -27,6 +27,8 @@ struct readyq {
     size_t         n, cap;
     size_t         size;
     uint64_t       seq;
+    char         **paused; // sorted names of the paused queues
+    size_t         n_paused, cap_paused;
 };
 
 struct readyq *
@@ -52,6 +54,9 @@ readyq_free(struct readyq *q)
         av_heap_fini(&q->queues[i].heap);
     }
     free(q->queues);
+    for (size_t i = 0; i < q->n_paused; i++)
+        free(q->paused[i]);
+    free(q->paused);
     av_hash_fini(&q->index);
     free(q);
 }
@@ -131,6 +136,8 @@ best_queue(struct readyq *q, const char *const *queues, size_t nq,
 {
     struct queue *best = NULL;
     for (size_t i = 0; i < nq; i++) {
+        if (q->n_paused > 0 && readyq_paused(q, queues[i]))
+            continue;
         for (size_t j = 0; j < nt; j++) {
             struct queue *e = get_queue(q, queues[i], types[j], false);
             if (e != NULL && av_heap_len(&e->heap) > 0
@@ -175,4 +182,78 @@ size_t
 readyq_size(const struct readyq *q)
 {
     return q->size;
+}
+
+// Where queue is in the sorted paused list, or where it would go: *found
+// says which.
+static size_t
+paused_find(const struct readyq *q, const char *queue, bool *found)
+{
+    size_t lo = 0, hi = q->n_paused;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int    c   = strcmp(q->paused[mid], queue);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+bool
+readyq_paused(const struct readyq *q, const char *queue)
+{
+    bool found;
+    (void) paused_find(q, queue, &found);
+    return found;
+}
+
+int
+readyq_pause(struct readyq *q, const char *queue, bool paused)
+{
+    bool   found;
+    size_t at = paused_find(q, queue, &found);
+    if (found == paused)
+        return 0;
+    if (!paused) {
+        free(q->paused[at]);
+        memmove(&q->paused[at], &q->paused[at + 1],
+            (q->n_paused - at - 1) * sizeof(*q->paused));
+        q->n_paused--;
+        return 0;
+    }
+    if (q->n_paused == q->cap_paused) {
+        size_t cap = q->cap_paused ? q->cap_paused * 2 : 8;
+        char **v   = realloc(q->paused, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        q->paused     = v;
+        q->cap_paused = cap;
+    }
+    char *name = strdup(queue);
+    if (name == NULL)
+        return -1;
+    memmove(&q->paused[at + 1], &q->paused[at],
+        (q->n_paused - at) * sizeof(*q->paused));
+    q->paused[at] = name;
+    q->n_paused++;
+    return 0;
+}
+
+size_t
+readyq_paused_count(const struct readyq *q)
+{
+    return q->n_paused;
+}
+
+const char *
+readyq_paused_name(const struct readyq *q, size_t i)
+{
+    return i < q->n_paused ? q->paused[i] : NULL;
 }

@@ -1,6 +1,7 @@
 // readyq.h - in-memory ready queues: the QUEUED jobs, keyed by (queue,
 // type), each a heap ordered by priority (higher first) then by the order
-// they became ready (FIFO).
+// they became ready (FIFO). A queue may be paused: its jobs stay held but
+// nothing is taken from it until it is resumed.
 //
 // Owned by the engine thread; not thread-safe. Entries are deleted lazily:
 // a job cancelled while queued stays here until popped, and the engine
@@ -38,5 +39,19 @@ bool readyq_any(struct readyq *q, const char *const *queues, size_t nq,
 
 // Entries held, stale ones included.
 size_t readyq_size(const struct readyq *q);
+
+// Pauses (paused true) or resumes a queue: pop, take and any skip every
+// pair of a paused queue, whose entries stay held. Any name may be
+// paused, one with no entries included. 0, or -1 if out of memory (the
+// queue's state is then unchanged).
+int readyq_pause(struct readyq *q, const char *queue, bool paused);
+
+// True if queue is paused.
+bool readyq_paused(const struct readyq *q, const char *queue);
+
+// The paused queues, sorted (bytewise): how many, and the i-th name
+// (valid until it is resumed or the readyq freed).
+size_t      readyq_paused_count(const struct readyq *q);
+const char *readyq_paused_name(const struct readyq *q, size_t i);
 
 #endif

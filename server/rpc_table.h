@@ -57,6 +57,8 @@ RPC(WatchEvents,    EVENTS,       events_watch,    engine_fini_events,    READS,
 RPC(CreateToken,    TOKEN_CREATE, tokens_create,   engine_fini_token,     WRITES, hadmin_decode_create,  hadmin_encode,          handlers_free,              ADMIN)
 RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,  handlers_decode_none,  hadmin_encode,          handlers_free,              ADMIN)
 RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          handlers_free,              ADMIN)
+RPC(PauseQueue,     QUEUE_PAUSE,  queues_pause,    engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
+RPC(ResumeQueue,    QUEUE_RESUME, queues_resume,   engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
 //  KIND          apply               fini                 access
 CMD(PIPE_CLOSED,  engine_pipe_closed, engine_fini_none,    READS)  // a connection closed: drop its parked long-polls
 CMD(METRICS,      views_metrics,      engine_fini_metrics, READS)  // GET /metrics: render every series (metrics.h)

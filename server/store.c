@@ -400,3 +400,27 @@ store_sweep_events(struct store *st, int64_t before, uint64_t below_seq,
 {
     return st->ops->sweep_events(st, before, below_seq, limit, deleted, err);
 }
+
+// ---- paused queues ----
+
+int
+store_queue_set_paused(struct store *st, const char *queue, bool paused,
+    int64_t now, bool *changed, struct anvil_error *err)
+{
+    return st->ops->queue_set_paused(st, queue, paused, now, changed, err);
+}
+
+int
+store_queues_paused(
+    struct store *st, char ***names, size_t *n, struct anvil_error *err)
+{
+    return st->ops->queues_paused(st, names, n, err);
+}
+
+void
+store_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; names != NULL && i < n; i++)
+        free(names[i]);
+    free(names);
+}

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 struct store_new_job;
@@ -71,7 +71,8 @@ struct store_event_filter;
 
 // A backend's functions, one per store_* call of the same name (the
 // store_* comments below are their contracts). Every member is set.
-// store_job_lease, store_depths_free and store_tokens_free need none.
+// store_job_lease, store_depths_free, store_tokens_free and
+// store_names_free need none.
 struct store_ops {
     const char *name; // "sqlite"
     void (*close)(struct store *st);
@@ -172,6 +173,10 @@ struct store_ops {
         struct anvil_error *err);
     int (*sweep_events)(struct store *st, int64_t before, uint64_t below_seq,
         int limit, int *deleted, struct anvil_error *err);
+    int (*queue_set_paused)(struct store *st, const char *queue, bool paused,
+        int64_t now, bool *changed, struct anvil_error *err);
+    int (*queues_paused)(
+        struct store *st, char ***names, size_t *n, struct anvil_error *err);
 };
 
 // The head of every backend's store: its ops. A backend embeds it as the
@@ -347,6 +352,7 @@ struct store_depth {
     uint64_t running;
     uint64_t scheduled;
     bool     no_worker; // filled by the engine from its registry
+    bool     paused;    // filled by the engine: the queue is paused
 };
 
 // Queue depths per (queue, type), and in *total the highest job id handed
@@ -548,6 +554,21 @@ int store_events_bounds(
 // says how many.
 int store_sweep_events(struct store *st, int64_t before, uint64_t below_seq,
     int limit, int *deleted, struct anvil_error *err);
+
+// ---- paused queues ----
+
+// Pauses (paused true) or resumes a queue by name: a paused queue is
+// remembered until it is resumed, also across a reopen. *changed is false
+// when the queue already was in that state (nothing is written then).
+// Any queue name may be paused, one no job has used yet included.
+int store_queue_set_paused(struct store *st, const char *queue, bool paused,
+    int64_t now, bool *changed, struct anvil_error *err);
+
+// The paused queues' names, sorted (bytewise): *names is an array of *n
+// strings (store_names_free), NULL when there are none.
+int store_queues_paused(
+    struct store *st, char ***names, size_t *n, struct anvil_error *err);
+void store_names_free(char **names, size_t n);
 
 // ---- failure seams for tests (SQLite backend) ----
 //

@@ -169,8 +169,17 @@
     "CREATE INDEX events_workflow ON events(workflow_id, seq)"     \
     " WHERE workflow_id IS NOT NULL;"
 
-// A new database: version 5's tables, then the version-6 step (so the two
-// cannot differ).
+// 6 -> 7: the queues an operator paused (PauseQueue): one row per paused
+// queue, deleted when it is resumed. A queue needs no row of its own
+// otherwise (queues exist by being named), so a queue that has never had a
+// job can be paused before its first submit.
+#define MIGRATE_6_TO_7             \
+    "CREATE TABLE paused_queues (" \
+    " queue TEXT PRIMARY KEY,"     \
+    " paused_at INTEGER NOT NULL) WITHOUT ROWID;"
+
+// A new database: version 5's tables, then the version-6 and version-7
+// steps (so the two cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
@@ -178,7 +187,7 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6;
+    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -258,6 +267,8 @@ static const char *const migrations[] = {
     MIGRATE_4_TO_5,
 
     MIGRATE_5_TO_6,
+
+    MIGRATE_6_TO_7,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

@@ -160,6 +160,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SWEEP_EVENTS_SCAN] = "SELECT seq, at FROM events ORDER BY seq "
                                "LIMIT ?1",
     [STMT_SWEEP_EVENTS]      = "DELETE FROM events WHERE seq <= ?1",
+    // A queue paused twice keeps the time it was first paused.
+    [STMT_QUEUE_PAUSE]   = "INSERT OR IGNORE INTO paused_queues(queue, "
+                           "paused_at) VALUES(?1, ?2)",
+    [STMT_QUEUE_RESUME]  = "DELETE FROM paused_queues WHERE queue = ?1",
+    [STMT_QUEUES_PAUSED] = "SELECT queue FROM paused_queues ORDER BY queue",
 };
 
 static bool
@@ -616,4 +621,5 @@ fill_ops(struct store_ops *o)
     sq_events_ops(o);
     sq_retention_ops(o);
     sq_sync_ops(o);
+    sq_queues_ops(o);
 }

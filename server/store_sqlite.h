@@ -81,6 +81,9 @@ enum stmt_id {
     STMT_EVENTS_BOUNDS,
     STMT_SWEEP_EVENTS_SCAN,
     STMT_SWEEP_EVENTS,
+    STMT_QUEUE_PAUSE,
+    STMT_QUEUE_RESUME,
+    STMT_QUEUES_PAUSED,
     STMT_COUNT
 };
 
@@ -254,6 +257,7 @@ void sq_tokens_ops(struct store_ops *o);    // store_tokens.c
 void sq_events_ops(struct store_ops *o);    // store_events.c
 void sq_retention_ops(struct store_ops *o); // store_retention.c
 void sq_sync_ops(struct store_ops *o);      // store_sync.c
+void sq_queues_ops(struct store_ops *o);    // store_queues.c
 
 // ---- store_sync.c ----
 

@@ -19,6 +19,7 @@ enum timer_kind {
     TIMER_WORKFLOW, // id = workflow: its whole-workflow timeout
     TIMER_SWEEP,    // retention: delete old finished work
     TIMER_WORKERS,  // look for workers lost since the last look
+    TIMER_RESUMED,  // a queue was resumed: serve the parked polls
 };
 
 struct timer {

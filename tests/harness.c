@@ -12,6 +12,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -731,4 +732,47 @@ harness_make_cert(const char *dir, const char *name, const char *subject,
         "-CAcreateserial -days 30 -sha256 %s -out %s.crt",
         name, ca, ca, extfile, name);
     return harness_run_in(dir, cmd);
+}
+
+int
+harness_sql_text(const char *path, const char *sql, char *buf, size_t len)
+{
+    sqlite3      *db = NULL;
+    sqlite3_stmt *s  = NULL;
+    int           rc = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK
+        && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK
+        && sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(s, 0);
+        snprintf(buf, len, "%s", t != NULL ? (const char *) t : "");
+        rc = 0;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc;
+}
+
+int64_t
+harness_sql_int(const char *path, const char *sql)
+{
+    char buf[32];
+    if (harness_sql_text(path, sql, buf, sizeof(buf)) != 0)
+        return -1;
+    return strtoll(buf, NULL, 10);
+}
+
+int
+harness_sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db  = NULL;
+    char    *msg = NULL;
+    int      rc  = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(
+            stderr, "harness_sql_exec: %s\n", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
 }

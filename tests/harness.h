@@ -170,6 +170,15 @@ int harness_store_setup(void **state, int synchronous);
 // and frees *state. Returns 0.
 int harness_store_teardown(void **state);
 
+// Runs sql on a second connection to the database at path: its first
+// row's first column as an integer (-1 if the statement yields no row or
+// fails), or as text into buf (0, or -1 when there is no row), or, for
+// harness_sql_exec, 0 when the whole script ran (else -1 after a line on
+// stderr).
+int64_t harness_sql_int(const char *path, const char *sql);
+int harness_sql_text(const char *path, const char *sql, char *buf, size_t len);
+int harness_sql_exec(const char *path, const char *sql);
+
 // Runs shell command cmd in directory dir, its output appended to
 // dir/openssl.log. Returns its exit status, or -1.
 int harness_run_in(const char *dir, const char *cmd);

@@ -32,6 +32,7 @@ function row(e) {
       e.workflow_id ? [' ', h('a', { href: `/workflows/${encodeURIComponent(e.workflow_id)}`, class: 'mono' }, e.workflow_id + (e.step ? `/${e.step}` : ''))] : null,
       e.type && /WORKFLOW/.test(e.kind) ? [' ', h('span', { class: 'muted' }, e.type)] : null,
       e.type && !/WORKFLOW/.test(e.kind) ? [' ', h('span', { class: 'mono muted' }, `${e.queue || 'default'}/${e.type}`)] : null,
+      /QUEUE/.test(e.kind) && e.queue ? [' ', h('span', { class: 'mono' }, e.queue)] : null,
       e.worker ? [' ', h('span', { class: 'muted' }, 'by '), h('span', { class: 'mono' }, e.worker)] : null,
       num(e.attempt) ? h('span', { class: 'muted' }, ` attempt ${e.attempt}`) : null,
       e.message ? h('span', { class: 'msg' }, ` ${e.message}`) : null));

@@ -1,8 +1,8 @@
 // overview.js - the front page: queue depths per queue and type (from
 // GET /v1/health), throughput and failure rate over the last 15 minutes
 // as small SVG charts, and the worker count. Queues that no live worker
-// serves are flagged. Refreshed (at most once a second) when job or
-// worker events arrive.
+// serves, and paused queues, are flagged. Refreshed (at most once a
+// second) when events arrive.
 import { api } from './api.js';
 import { h, put, s, clear, num, throttle, duration } from './util.js';
 
@@ -133,8 +133,9 @@ function depthTable(depths, recent) {
     const key = `${d.queue}\u0000${d.type}`;
     const q = encodeURIComponent(d.queue);
     const t = encodeURIComponent(d.type);
-    return h('tr', { dataset: { queue: d.queue, type: d.type, noWorker: d.no_worker ? 'true' : 'false' }, class: d.no_worker ? 'warn-row' : '' },
-      h('td', {}, h('a', { href: `/jobs?queue=${q}`, class: 'mono' }, d.queue)),
+    return h('tr', { dataset: { queue: d.queue, type: d.type, noWorker: d.no_worker ? 'true' : 'false', paused: d.paused ? 'true' : 'false' }, class: d.no_worker ? 'warn-row' : '' },
+      h('td', {}, h('a', { href: `/jobs?queue=${q}`, class: 'mono' }, d.queue),
+        d.paused ? h('span', { class: 'flag', title: 'Paused (anvil queue pause): no job of this queue is leased until it is resumed' }, 'paused') : null),
       h('td', {}, h('a', { href: `/jobs?queue=${q}&type=${t}`, class: 'mono' }, d.type),
         d.no_worker ? h('span', { class: 'flag', title: 'No live worker serves this queue and type: its jobs wait until one does' }, 'no worker') : null),
       h('td', { class: 'num' }, h('a', { href: `/jobs?state=QUEUED&queue=${q}&type=${t}` }, String(num(d.queued)))),
@@ -168,7 +169,8 @@ function draw(root, hl, workers) {
   const failed = rows.reduce((a, r) => a + r.failed, 0);
   const live = workers ? workers.filter((w) => !w.lost).length : null;
   const lost = workers ? workers.filter((w) => w.lost).length : 0;
-  const noWorker = depths.filter((d) => d.no_worker && (num(d.queued) || num(d.scheduled)));
+  const noWorker = depths.filter((d) => d.no_worker && !d.paused && (num(d.queued) || num(d.scheduled)));
+  const paused = hl.paused_queues || [];
   clear(root);
   put(root,
     h('div', { class: 'page-head' },
@@ -185,6 +187,10 @@ function draw(root, hl, workers) {
       h('strong', {}, 'No worker: '),
       noWorker.map((d, i) => [i ? ', ' : '', h('span', { class: 'mono' }, `${d.queue}/${d.type}`)]),
       ` ${noWorker.length === 1 ? 'has' : 'have'} jobs waiting and no live worker serving ${noWorker.length === 1 ? 'it' : 'them'}.`) : null,
+    paused.length ? h('p', { class: 'alert', dataset: { alert: 'paused' } },
+      h('strong', {}, 'Paused: '),
+      paused.map((q, i) => [i ? ', ' : '', h('span', { class: 'mono' }, q)]),
+      ` ${paused.length === 1 ? 'is' : 'are'} paused: no job of ${paused.length === 1 ? 'it' : 'them'} is leased until resumed (anvil queue resume NAME).`) : null,
     h('div', { class: 'charts' },
       h('section', { class: 'panel' }, h('h2', {}, 'Throughput'),
         h('p', { class: 'muted small' }, 'Jobs that ended per minute: ',

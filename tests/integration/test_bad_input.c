@@ -353,6 +353,61 @@ test_bad_queue_names_are_invalid_argument_naming_queue(void **state)
     assert_serving_with(f, 2);
 }
 
+// The paused queues Health lists, joined with ','.
+static void
+paused_queues(struct fixture *f, char *buf, size_t len)
+{
+    Anvil__V1__HealthRequest   hreq = ANVIL__V1__HEALTH_REQUEST__INIT;
+    Anvil__V1__Reply          *rep  = call(f, "Health", &hreq.base);
+    Anvil__V1__HealthResponse *hr;
+
+    assert_int_equal(rep->code, ANVIL__V1__CODE__OK);
+    hr = anvil__v1__health_response__unpack(
+        NULL, rep->body.len, rep->body.data);
+    assert_non_null(hr);
+    buf[0] = '\0';
+    for (size_t i = 0; i < hr->n_paused_queues; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "",
+            hr->paused_queues[i]);
+    anvil__v1__health_response__free_unpacked(hr, NULL);
+    anvil__v1__reply__free_unpacked(rep, NULL);
+}
+
+static void
+test_bad_queue_names_to_pause_or_resume_are_invalid_argument(void **state)
+{
+    struct fixture *f = *state;
+    char            long_name[130], paused[256];
+    const char     *bad[] = { "", "bad queue!", long_name, "q/1", "new\nline" };
+
+    memset(long_name, 'q', 129);
+    long_name[129] = '\0';
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        Anvil__V1__PauseQueueRequest  p = ANVIL__V1__PAUSE_QUEUE_REQUEST__INIT;
+        Anvil__V1__ResumeQueueRequest r = ANVIL__V1__RESUME_QUEUE_REQUEST__INIT;
+
+        p.queue = (char *) bad[i];
+        r.queue = (char *) bad[i];
+        expect(call(f, "PauseQueue", &p.base),
+            ANVIL__V1__CODE__INVALID_ARGUMENT,
+            i == 0 ? "queue is empty" : "is not a valid name");
+        expect(call(f, "ResumeQueue", &r.base),
+            ANVIL__V1__CODE__INVALID_ARGUMENT, "queue");
+        paused_queues(f, paused, sizeof(paused)); // nothing was stored
+        assert_string_equal(paused, "");
+    }
+    long_name[128]                   = '\0'; // the longest name is fine
+    Anvil__V1__PauseQueueRequest p   = ANVIL__V1__PAUSE_QUEUE_REQUEST__INIT;
+    Anvil__V1__Reply            *rep = NULL;
+    p.queue                          = long_name;
+    rep                              = call(f, "PauseQueue", &p.base);
+    assert_int_equal(rep->code, ANVIL__V1__CODE__OK);
+    anvil__v1__reply__free_unpacked(rep, NULL);
+    paused_queues(f, paused, sizeof(paused));
+    assert_string_equal(paused, long_name);
+    assert_serving_with(f, 0);
+}
+
 static void
 test_a_payload_over_the_limit_is_invalid_argument_naming_it(void **state)
 {
@@ -559,6 +614,9 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_bad_queue_names_are_invalid_argument_naming_queue, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bad_queue_names_to_pause_or_resume_are_invalid_argument, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
             test_a_payload_over_the_limit_is_invalid_argument_naming_it, setup,

@@ -405,8 +405,9 @@ test_cli_health_reports_queue_depths(void **state)
     run(h, &r, "health", "--json", NULL);
     assert_int_equal(r.status, 0);
     json_t *j = out_json(&r);
-    assert_int_equal(json_object_size(j), 5);
+    assert_int_equal(json_object_size(j), 6);
     assert_true(json_is_integer(json_object_get(j, "last_event_seq")));
+    assert_int_equal(json_array_size(json_object_get(j, "paused_queues")), 0);
     assert_true(json_is_string(json_object_get(j, "version")));
     assert_true(json_is_integer(json_object_get(j, "uptime_ms")));
     json_t *qs = json_object_get(j, "queues");
@@ -421,6 +422,45 @@ test_cli_health_reports_queue_depths(void **state)
     assert_non_null(strstr(r.out, "Nobody"));
     run_free(&r);
     free(id);
+}
+
+static void
+test_cli_queue_pause_and_resume(void **state)
+{
+    struct harness *h = *state;
+    struct run      r;
+    run(h, &r, "queue", "pause", "billing", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "queue billing paused\n");
+    run_free(&r);
+    run(h, &r, "queue", "pause", "billing", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "queue billing was already paused\n");
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_non_null(strstr(r.out, "Paused:     billing\n"));
+    run_free(&r);
+    run(h, &r, "--json", "queue", "resume", "billing", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_string_equal(
+        json_string_value(json_object_get(j, "queue")), "billing");
+    assert_true(json_is_false(json_object_get(j, "paused")));
+    assert_true(json_is_true(json_object_get(j, "changed")));
+    json_decref(j);
+    run_free(&r);
+
+    run(h, &r, "queue", "pause", "bad name", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "anvil: INVALID_ARGUMENT: queue 'bad name'"));
+    run_free(&r);
+    run(h, &r, "queue", "pause", NULL);
+    assert_int_equal(r.status, 2);
+    run_free(&r);
+    run(h, &r, "queue", "pause", "", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "NAME must not be empty"));
+    run_free(&r);
 }
 
 static void
@@ -887,6 +927,8 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_health_reports_queue_depths, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_queue_pause_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_takes_server_from_environment_and_rejects_bad_urls, setup,
             teardown),

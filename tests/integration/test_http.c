@@ -1698,12 +1698,71 @@ test_https_with_a_client_ca_wants_a_client_certificate(void **state)
     curl_easy_cleanup(c);
 }
 
+// Pausing a queue over HTTP: the routes, the Health fields, a Poll that
+// gets nothing from the paused queue, and bad names refused with 400.
+static void
+test_pause_and_resume_a_queue(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    struct resp r = post(f, "/v1/queues/billing:pause", NULL);
+    expect_status(&r, 200);
+    expect_str(&r, "queue", "billing");
+    assert_true(json_is_true(jpath(r.j, "paused")));
+    assert_true(json_is_true(jpath(r.j, "changed")));
+    resp_free(&r);
+    r = post(f, "/v1/queues/billing:pause", NULL); // twice is fine
+    expect_status(&r, 200);
+    assert_false(json_is_true(jpath(r.j, "changed")));
+    resp_free(&r);
+
+    char id[32];
+    submit(f, "{\"type\": \"echo\", \"queue\": \"billing\"}", id, sizeof(id));
+    r = get(f, "/v1/health");
+    expect_status(&r, 200);
+    expect_str(&r, "paused_queues.0", "billing");
+    assert_null(jpath(r.j, "paused_queues.1"));
+    expect_str(&r, "depths.0.queue", "billing");
+    assert_true(json_is_true(jpath(r.j, "depths.0.paused")));
+    resp_free(&r);
+    const char *poll = "{\"worker_id\": \"w1\", \"queues\": "
+                       "[\"billing\"], \"types\": [\"echo\"]}";
+    r                = post(f, "/v1/jobs:poll", poll);
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "leases.0"));
+    resp_free(&r);
+
+    r = post(f, "/v1/queues/billing:resume", NULL);
+    expect_status(&r, 200);
+    assert_false(json_is_true(jpath(r.j, "paused")));
+    assert_true(json_is_true(jpath(r.j, "changed")));
+    resp_free(&r);
+    r = post(f, "/v1/jobs:poll", poll);
+    expect_status(&r, 200);
+    expect_str(&r, "leases.0.job.id", id);
+    resp_free(&r);
+
+    char long_path[200];
+    snprintf(long_path, sizeof(long_path), "/v1/queues/%0129d:pause", 0);
+    r = post(f, long_path, NULL);
+    expect_error(&r, 400, "INVALID_ARGUMENT", "is not a valid name");
+    r = post(f, "/v1/queues/bad!name:pause", NULL);
+    expect_error(&r, 400, "INVALID_ARGUMENT", "queue 'bad!name'");
+    r = post(f, "/v1/queues/a%2Fb:resume", NULL);
+    expect_error(&r, 400, "INVALID_ARGUMENT", "queue");
+    r = get(f, "/v1/health");
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "paused_queues.0")); // nothing was stored
+    resp_free(&r);
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_seed_post_job_runs_on_a_real_worker),
+        T(test_pause_and_resume_a_queue),
         T(test_seed_post_job_keys_are_case_insensitive_and_checked),
         T(test_submit_takes_snake_and_camel_case_and_both_payload_forms),
         T(test_batch_applies_each_job_on_its_own),

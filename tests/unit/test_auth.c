@@ -50,6 +50,8 @@ static const struct {
     { "RetryJob", C },
     { "RetryWorkflow", C },
     { "WatchEvents", C | RD },
+    { "PauseQueue", C },
+    { "ResumeQueue", C },
     { "CreateToken", 0 },
     { "ListTokens", 0 },
     { "RevokeToken", 0 },

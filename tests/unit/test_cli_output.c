@@ -713,11 +713,18 @@ static void
 test_health_and_submit_json_have_the_documented_keys(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, true, 2 } };
-    struct anvil_health      h   = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77 };
-    json_t                  *obj = output_health_json(&h);
+    struct anvil_queue_depth d[]
+        = { { "default", "Sleep", 3, 1, true, 2, true } };
+    char               *paused[] = { "default" };
+    struct anvil_health h = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77, paused, 1 };
+    json_t             *obj = output_health_json(&h);
     assert_non_null(obj);
-    assert_int_equal(json_object_size(obj), 5);
+    assert_int_equal(json_object_size(obj), 6);
+    json_t *ps = json_object_get(obj, "paused_queues");
+    assert_int_equal(json_array_size(ps), 1);
+    assert_string_equal(json_string_value(json_array_get(ps, 0)), "default");
+    assert_true(json_is_true(json_object_get(
+        json_array_get(json_object_get(obj, "queues"), 0), "paused")));
     assert_int_equal(
         json_integer_value(json_object_get(obj, "last_event_seq")), 77);
     assert_string_equal(
@@ -726,7 +733,7 @@ test_health_and_submit_json_have_the_documented_keys(void **state)
         json_integer_value(json_object_get(obj, "uptime_ms")), 5000);
     assert_int_equal(json_integer_value(json_object_get(obj, "jobs_total")), 9);
     json_t *q = json_array_get(json_object_get(obj, "queues"), 0);
-    assert_int_equal(json_object_size(q), 6);
+    assert_int_equal(json_object_size(q), 7);
     assert_int_equal(json_integer_value(json_object_get(q, "scheduled")), 2);
     assert_true(json_is_true(json_object_get(q, "no_worker")));
     assert_string_equal(
@@ -905,10 +912,11 @@ static void
 test_health_human_prints_fields_and_queue_table(void **state)
 {
     (void) state;
-    struct anvil_queue_depth d[] = { { "default", "Sleep", 3, 1, false, 0 },
-        { "io", "Fetch", 120, 0, false, 4 } };
-    struct anvil_health      h   = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0 };
-    struct capture           out;
+    struct anvil_queue_depth d[]
+        = { { "default", "Sleep", 3, 1, false, 0, false },
+              { "io", "Fetch", 120, 0, false, 4, false } };
+    struct anvil_health h = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0, NULL, 0 };
+    struct capture      out;
     capture_open(&out);
     output_health_human(out.f, &h);
     char *text = capture_close(&out);
@@ -940,7 +948,20 @@ test_health_human_prints_fields_and_queue_table(void **state)
     assert_non_null(strstr(text, "Jobs:       9\nLast event: 1234\n\n"));
     free(text);
 
-    struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0 };
+    // Paused queues: a field line, and their rows marked.
+    char *paused[]    = { "io", "later" };
+    d[1].paused       = true;
+    h.paused_queues   = paused;
+    h.n_paused_queues = 2;
+    capture_open(&out);
+    output_health_human(out.f, &h);
+    text = capture_close(&out);
+    assert_non_null(
+        strstr(text, "Last event: 1234\nPaused:     io, later\n\n"));
+    assert_non_null(strstr(text, "\nio (paused)  Fetch     120"));
+    free(text);
+
+    struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0, NULL, 0 };
     capture_open(&out);
     output_health_human(out.f, &idle);
     text = capture_close(&out);

@@ -396,7 +396,8 @@ enum probe {
     PROBE_LEASE,
     PROBE_MAKE_READY,
     PROBE_COMMIT,
-    PROBE_EDGE
+    PROBE_EDGE,
+    PROBE_PAUSE
 };
 
 // The statement index one store call steps.
@@ -428,6 +429,12 @@ learn_stmt(struct fx *f, enum probe what)
     case PROBE_EDGE:
         assert_int_equal(store_edge_insert(st, 1, 2, &err), ANVIL_OK);
         break;
+    case PROBE_PAUSE: {
+        bool changed = false;
+        assert_int_equal(
+            store_queue_set_paused(st, "q", true, 1, &changed, &err), ANVIL_OK);
+        break;
+    }
     case PROBE_COMMIT:
         store_hook_step = NULL;
         assert_int_equal(store_begin(st, &err), ANVIL_OK);
@@ -2091,6 +2098,197 @@ test_engine_health_counts_ended_jobs_per_minute(void **state)
     engine_cmd_fini(&r.c);
 }
 
+// ---- paused queues ----
+
+// Pauses (or resumes) queue; returns the code, *changed (may be NULL) what
+// the engine said.
+static int
+set_paused(struct fx *f, const char *queue, bool pause, bool *changed)
+{
+    struct req r;
+    req_init(&r, pause ? CMD_QUEUE_PAUSE : CMD_QUEUE_RESUME);
+    r.c.u.queue.queue = queue;
+    int rc            = call(f, &r);
+    if (changed != NULL)
+        *changed = r.c.u.queue.changed;
+    return rc;
+}
+
+static int64_t
+submit_to(struct fx *f, const char *queue)
+{
+    struct cmd_submit s = job_spec("t");
+    s.queue             = queue;
+    return submit_spec(f, &s, 0);
+}
+
+// Fills r as a Poll of type "t" over the nq queues given.
+static void
+poll_queues(
+    struct req *r, const char *const *queues, size_t nq, uint32_t wait_ms)
+{
+    static const char *const types[] = { "t" };
+    poll_init(r, types, 1, 10, wait_ms);
+    r->c.u.poll.queues = queues;
+    r->c.u.poll.nq     = nq;
+}
+
+// How many jobs a Poll of type "t" over queues gets now (they stay
+// leased); *id (may be NULL) the first one's.
+static size_t
+poll_now(struct fx *f, const char *const *queues, size_t nq, int64_t *id)
+{
+    struct req r;
+    poll_queues(&r, queues, nq, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t n = r.c.u.poll.n;
+    if (id != NULL && n > 0)
+        *id = r.c.u.poll.jobs[0].id;
+    engine_cmd_fini(&r.c);
+    return n;
+}
+
+// Health's paused queues, joined with ',' into buf.
+static void
+health_paused(struct fx *f, char *buf, size_t len)
+{
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    buf[0] = '\0';
+    for (size_t i = 0; i < r.c.u.health.n_paused; i++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", i ? "," : "",
+            r.c.u.health.paused[i]);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_poll_skips_a_paused_queue_and_serves_another(void **state)
+{
+    struct fx *f       = *state;
+    bool       changed = false;
+    // A queue no job has used yet can be paused; twice is OK.
+    assert_int_equal(set_paused(f, "slow", true, &changed), ANVIL_OK);
+    assert_true(changed);
+    assert_int_equal(set_paused(f, "slow", true, &changed), ANVIL_OK);
+    assert_false(changed);
+
+    int64_t slow = submit_to(f, "slow"); // submits are still taken
+    int64_t fast = submit_to(f, "default");
+    assert_int_equal(state_of(f, slow), ANVIL_JOB_QUEUED);
+
+    static const char *const both[] = { "slow", "default" };
+    int64_t                  got    = 0;
+    assert_int_equal(poll_now(f, both, 2, &got), 1);
+    assert_int_equal(got, fast);
+    assert_int_equal(poll_now(f, both, 1, NULL), 0);
+    assert_int_equal(state_of(f, slow), ANVIL_JOB_QUEUED);
+
+    // Health lists it and marks its depth row.
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.health.n_paused, 1);
+    assert_string_equal(r.c.u.health.paused[0], "slow");
+    size_t rows = 0;
+    for (size_t i = 0; i < r.c.u.health.n; i++) {
+        const struct store_depth *d = &r.c.u.health.depths[i];
+        assert_int_equal(d->paused, strcmp(d->queue, "slow") == 0);
+        rows += strcmp(d->queue, "slow") == 0;
+    }
+    assert_int_equal(rows, 1);
+    engine_cmd_fini(&r.c);
+
+    // Only changes are events, each naming its queue.
+    assert_int_equal(set_paused(f, "slow", false, &changed), ANVIL_OK);
+    assert_true(changed);
+    assert_int_equal(set_paused(f, "slow", false, &changed), ANVIL_OK);
+    assert_false(changed);
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.kinds = (1u << EV_QUEUE_PAUSED) | (1u << EV_QUEUE_RESUMED);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 2);
+    assert_int_equal(r.c.u.events.events[0].kind, EV_QUEUE_PAUSED);
+    assert_int_equal(r.c.u.events.events[1].kind, EV_QUEUE_RESUMED);
+    assert_string_equal(r.c.u.events.events[0].queue, "slow");
+    assert_string_equal(r.c.u.events.events[1].queue, "slow");
+    engine_cmd_fini(&r.c);
+    assert_int_equal(poll_now(f, both, 1, &got), 1);
+    assert_int_equal(got, slow);
+}
+
+static void
+test_engine_resume_wakes_a_poll_parked_on_a_paused_queue(void **state)
+{
+    struct fx               *f        = *state;
+    static const char *const queues[] = { "slow" };
+    assert_int_equal(set_paused(f, "slow", true, NULL), ANVIL_OK);
+    int64_t id = submit_to(f, "slow");
+
+    struct req r;
+    poll_queues(&r, queues, 1, 10000);
+    post(f, &r);
+    flush(f);
+    assert_false(is_done(&r)); // parked, though the queue holds a job
+    submit_to(f, "slow");      // more work in the paused queue: still parked
+    flush(f);
+    assert_false(is_done(&r));
+
+    int64_t t0 = av_mono_ms();
+    assert_int_equal(set_paused(f, "slow", false, NULL), ANVIL_OK);
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.err.code, ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 2);
+    assert_int_equal(r.c.u.poll.jobs[0].id, id);
+    assert_true(r.done_mono - t0 < 1000); // not at the 10 s wait's end
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_paused_queue_stays_paused_after_a_restart(void **state)
+{
+    struct fx               *f        = *state;
+    static const char *const queues[] = { "slow" };
+    char                     paused[64];
+    assert_int_equal(set_paused(f, "slow", true, NULL), ANVIL_OK);
+    assert_int_equal(set_paused(f, "archive", true, NULL), ANVIL_OK);
+    int64_t id = submit_to(f, "slow");
+    restart(f, 30000);
+
+    health_paused(f, paused, sizeof(paused));
+    assert_string_equal(paused, "archive,slow");
+    assert_int_equal(poll_now(f, queues, 1, NULL), 0);
+    assert_int_equal(set_paused(f, "slow", false, NULL), ANVIL_OK);
+    int64_t got = 0;
+    assert_int_equal(poll_now(f, queues, 1, &got), 1);
+    assert_int_equal(got, id);
+
+    restart(f, 30000); // the resume is stored too
+    health_paused(f, paused, sizeof(paused));
+    assert_string_equal(paused, "archive");
+}
+
+static void
+test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing(
+    void **state)
+{
+    struct fx               *f        = *state;
+    static const char *const queues[] = { "slow" };
+    char                     paused[64];
+    int                      stmt = learn_stmt(f, PROBE_PAUSE);
+    hook_arm(stmt, 1);
+    assert_int_equal(set_paused(f, "slow", true, NULL), ANVIL_INTERNAL);
+    int64_t id  = submit_to(f, "slow");
+    int64_t got = 0;
+    assert_int_equal(poll_now(f, queues, 1, &got), 1);
+    assert_int_equal(got, id);
+    health_paused(f, paused, sizeof(paused));
+    assert_string_equal(paused, "");
+    restart(f, 30000);
+    health_paused(f, paused, sizeof(paused));
+    assert_string_equal(paused, "");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -2155,6 +2353,10 @@ main(void)
         T(test_engine_worker_joins_and_is_lost_as_events),
         T(test_engine_health_counts_ended_jobs_per_minute),
         T(test_engine_a_rolled_back_command_leaves_no_events),
+        T(test_engine_poll_skips_a_paused_queue_and_serves_another),
+        T(test_engine_resume_wakes_a_poll_parked_on_a_paused_queue),
+        T(test_engine_paused_queue_stays_paused_after_a_restart),
+        T(test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

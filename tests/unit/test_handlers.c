@@ -1012,6 +1012,104 @@ test_handlers_retry_and_get_by_key_check_their_fields(void **state)
     free(big);
 }
 
+// ---- PauseQueue, ResumeQueue ----
+
+static void
+test_handlers_pause_and_resume_take_a_valid_queue_name(void **state)
+{
+    struct fx                   *f   = *state;
+    Anvil__V1__PauseQueueRequest req = ANVIL__V1__PAUSE_QUEUE_REQUEST__INIT;
+    req.queue                        = "billing.v2";
+    assert_int_equal(decode(f, "PauseQueue", &req.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_QUEUE_PAUSE);
+    assert_string_equal(f->call.cmd.u.queue.queue, "billing.v2");
+    f->call.cmd.u.queue.changed = true;
+    size_t                         len;
+    uint8_t                       *out = encode(f, &len);
+    Anvil__V1__PauseQueueResponse *r
+        = anvil__v1__pause_queue_response__unpack(NULL, len, out);
+    assert_non_null(r);
+    assert_string_equal(r->queue, "billing.v2");
+    assert_true(r->paused);
+    assert_true(r->changed);
+    anvil__v1__pause_queue_response__free_unpacked(r, NULL);
+    free(out);
+
+    Anvil__V1__ResumeQueueRequest rq = ANVIL__V1__RESUME_QUEUE_REQUEST__INIT;
+    rq.queue                         = "default";
+    assert_int_equal(decode(f, "ResumeQueue", &rq.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_QUEUE_RESUME);
+    out = encode(f, &len);
+    Anvil__V1__ResumeQueueResponse *rr
+        = anvil__v1__resume_queue_response__unpack(NULL, len, out);
+    assert_non_null(rr);
+    assert_string_equal(rr->queue, "default");
+    assert_false(rr->paused);
+    assert_false(rr->changed);
+    anvil__v1__resume_queue_response__free_unpacked(rr, NULL);
+    free(out);
+}
+
+static void
+test_handlers_pause_and_resume_refuse_bad_queue_names(void **state)
+{
+    struct fx *f = *state;
+    char       long_name[130];
+    memset(long_name, 'q', 129);
+    long_name[129] = '\0';
+    const char *const bad[]
+        = { "", "has space", "a/b", "caf\xc3\xa9", long_name };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        Anvil__V1__PauseQueueRequest req = ANVIL__V1__PAUSE_QUEUE_REQUEST__INIT;
+        req.queue                        = (char *) bad[i];
+        assert_names(f, decode(f, "PauseQueue", &req.base),
+            ANVIL_INVALID_ARGUMENT, "queue");
+        Anvil__V1__ResumeQueueRequest rq
+            = ANVIL__V1__RESUME_QUEUE_REQUEST__INIT;
+        rq.queue = (char *) bad[i];
+        assert_names(f, decode(f, "ResumeQueue", &rq.base),
+            ANVIL_INVALID_ARGUMENT, "queue");
+    }
+    Anvil__V1__PauseQueueRequest req = ANVIL__V1__PAUSE_QUEUE_REQUEST__INIT;
+    decode(f, "PauseQueue", &req.base);
+    assert_string_equal(f->err.msg, "queue is empty: name the queue to pause");
+    memset(long_name, 'q', 128);
+    long_name[128] = '\0'; // the longest name is fine
+    req.queue      = long_name;
+    assert_int_equal(decode(f, "PauseQueue", &req.base), ANVIL_OK);
+}
+
+static void
+test_handlers_encode_health_marks_paused_queues(void **state)
+{
+    struct fx               *f   = *state;
+    Anvil__V1__HealthRequest req = ANVIL__V1__HEALTH_REQUEST__INIT;
+    assert_int_equal(decode(f, "Health", &req.base), ANVIL_OK);
+    struct cmd_health *h = &f->call.cmd.u.health;
+    h->depths            = calloc(1, sizeof(*h->depths));
+    h->paused            = calloc(2, sizeof(*h->paused));
+    assert_non_null(h->depths);
+    assert_non_null(h->paused);
+    h->depths[0] = (struct store_depth) {
+        .queue = strdup("slow"), .type = strdup("t"), .paused = true
+    };
+    h->n         = 1;
+    h->paused[0] = strdup("empty");
+    h->paused[1] = strdup("slow");
+    h->n_paused  = 2;
+    size_t                     len;
+    uint8_t                   *out = encode(f, &len);
+    Anvil__V1__HealthResponse *r
+        = anvil__v1__health_response__unpack(NULL, len, out);
+    assert_non_null(r);
+    assert_true(r->depths[0]->paused);
+    assert_int_equal(r->n_paused_queues, 2);
+    assert_string_equal(r->paused_queues[0], "empty");
+    assert_string_equal(r->paused_queues[1], "slow");
+    anvil__v1__health_response__free_unpacked(r, NULL);
+    free(out);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1044,6 +1142,9 @@ main(void)
         T(test_handlers_encode_list_gives_a_cursor_only_when_more_follow),
         T(test_handlers_encode_heartbeat_and_fail_results),
         T(test_handlers_encode_health_lists_depths),
+        T(test_handlers_pause_and_resume_take_a_valid_queue_name),
+        T(test_handlers_pause_and_resume_refuse_bad_queue_names),
+        T(test_handlers_encode_health_marks_paused_queues),
         T(test_handlers_watch_fills_the_filter_and_defaults),
         T(test_handlers_watch_names_each_bad_field),
         T(test_handlers_retry_and_get_by_key_check_their_fields),

@@ -1,6 +1,6 @@
 // test_readyq.c - the ready queues keyed by (queue, type): priority order,
 // FIFO within a priority, popping only the pairs asked for, growth past many
-// keys and many entries, and empty pops.
+// keys and many entries, empty pops, and paused queues.
 #include "../../server/readyq.h"
 
 #include <setjmp.h>
@@ -313,6 +313,52 @@ test_readyq_free_accepts_null_and_a_full_queue(void **state)
     readyq_free(q); // LeakSanitizer checks the rest under asan
 }
 
+static void
+test_readyq_skips_a_paused_queue_until_it_is_resumed(void **state)
+{
+    struct readyq    *q        = *state;
+    const char *const queues[] = { "slow", "default" };
+    const char *const types[]  = { "t" };
+    int64_t           id;
+    assert_int_equal(readyq_push(q, "slow", "t", 1, 9), 0);
+    assert_int_equal(readyq_push(q, "default", "t", 2, 0), 0);
+    assert_int_equal(readyq_pause(q, "slow", true), 0);
+    assert_true(readyq_paused(q, "slow"));
+    assert_false(readyq_paused(q, "default"));
+    // The higher priority job waits in the paused queue; the other is
+    // served.
+    assert_true(readyq_pop(q, queues, 2, types, 1, &id));
+    assert_int_equal(id, 2);
+    assert_false(readyq_any(q, queues, 2, types, 1));
+    assert_false(readyq_pop(q, queues, 1, types, 1, &id));
+    assert_int_equal(readyq_size(q), 1); // held, not dropped
+    assert_int_equal(readyq_pause(q, "slow", false), 0);
+    assert_true(readyq_any(q, queues, 1, types, 1));
+    assert_true(readyq_pop(q, queues, 2, types, 1, &id));
+    assert_int_equal(id, 1);
+}
+
+static void
+test_readyq_keeps_paused_queues_sorted_once_each(void **state)
+{
+    struct readyq *q = *state;
+    // Queues with no entries may be paused; twice is once.
+    const char *const names[] = { "m", "b", "z", "a", "b" };
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(readyq_pause(q, names[i], true), 0);
+    assert_int_equal(readyq_paused_count(q), 4);
+    assert_string_equal(readyq_paused_name(q, 0), "a");
+    assert_string_equal(readyq_paused_name(q, 1), "b");
+    assert_string_equal(readyq_paused_name(q, 2), "m");
+    assert_string_equal(readyq_paused_name(q, 3), "z");
+    assert_null(readyq_paused_name(q, 4));
+    assert_int_equal(readyq_pause(q, "m", false), 0);
+    assert_int_equal(readyq_pause(q, "never", false), 0); // not paused: OK
+    assert_int_equal(readyq_paused_count(q), 3);
+    assert_string_equal(readyq_paused_name(q, 2), "z");
+    assert_false(readyq_paused(q, "m"));
+}
+
 int
 main(void)
 {
@@ -344,6 +390,11 @@ main(void)
             test_readyq_holds_a_hundred_thousand_entries_in_order, setup,
             teardown),
         cmocka_unit_test(test_readyq_free_accepts_null_and_a_full_queue),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_skips_a_paused_queue_until_it_is_resumed, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_keeps_paused_queues_sorted_once_each, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

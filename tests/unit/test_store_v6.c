@@ -264,7 +264,8 @@ test_store_migrates_a_version_5_database_keeping_its_data(void **state)
     struct store      *st  = NULL;
     struct anvil_error err = { 0 };
     assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
-    assert_int_equal(sql_int(path, "PRAGMA user_version"), 6);
+    assert_int_equal(
+        sql_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     // Every row kept.
     assert_int_equal(sql_int(path, "SELECT COUNT(*) FROM jobs"), 3);
     assert_int_equal(sql_int(path, "SELECT COUNT(*) FROM workflows"), 2);

@@ -346,6 +346,7 @@ struct anvil_queue_depth {
     uint64_t running;
     bool     no_worker; // no live worker serves this queue and type
     uint64_t scheduled; // waiting for their run time (delay, retry backoff)
+    bool     paused;    // the queue is paused (anvil_queue_pause)
 };
 
 // Jobs of one queue and type that ended in one minute (MinuteCount).
@@ -369,6 +370,10 @@ struct anvil_health {
     struct anvil_minute_count *recent;
     size_t                     n_recent;
     uint64_t last_event_seq; // the newest event's seq (anvil_event_watch)
+    // The paused queues (anvil_queue_pause), sorted; none from a server
+    // older than pausing.
+    char **paused_queues;
+    size_t n_paused_queues;
 };
 
 // Asks the server how it is. *out is the caller's (anvil_health_free).
@@ -376,6 +381,27 @@ ANVIL_API int anvil_health_get(
     anvil_client *c, struct anvil_health **out, struct anvil_error *err);
 
 ANVIL_API void anvil_health_free(struct anvil_health *h);
+
+// ---- Queues ----
+
+// Pauses queue (a queue name, [A-Za-z0-9_.-]{1,128}): the server keeps
+// taking its submits (the jobs wait QUEUED) and lets its running jobs
+// finish, but leases none of its jobs to a worker until
+// anvil_queue_resume(); a worker's Poll that names only paused queues
+// waits as if they were empty. The pause is stored: it outlasts a server
+// restart. Pausing a paused queue is OK, and so is pausing a queue no job
+// has used yet. *changed (may be NULL) is false when the queue was paused
+// already. INVALID_ARGUMENT for a NULL, empty or invalid name;
+// PERMISSION_DENIED for a worker's or reader's token. Thread-safe as any
+// call on the client.
+ANVIL_API int anvil_queue_pause(
+    anvil_client *c, const char *queue, bool *changed, struct anvil_error *err);
+
+// Resumes a paused queue: its jobs are leased again at once (workers
+// waiting in a Poll get them). Resuming a queue that is not paused is OK
+// (*changed false). Errors as anvil_queue_pause().
+ANVIL_API int anvil_queue_resume(
+    anvil_client *c, const char *queue, bool *changed, struct anvil_error *err);
 
 // ---- Events: every state change, in order (docs/protocol.md) ----
 
@@ -395,6 +421,8 @@ enum anvil_event_kind {
     ANVIL_EVENT_WORKFLOW_RETRIED   = 11,
     ANVIL_EVENT_WORKER_JOINED      = 12,
     ANVIL_EVENT_WORKER_LOST        = 13,
+    ANVIL_EVENT_QUEUE_PAUSED       = 14, // anvil_queue_pause (event queue)
+    ANVIL_EVENT_QUEUE_RESUMED      = 15,
 };
 
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
