@@ -346,11 +346,11 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
     if (m == NULL || depths == NULL || recent == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__health_response__init(m);
-    m->n_depths       = h->n;
-    m->depths         = (Anvil__V1__QueueDepth **) depths;
-    m->n_recent       = h->n_recent;
-    m->recent         = (Anvil__V1__MinuteCount **) recent;
-    m->last_event_seq = h->last_event_seq;
+    m->n_depths        = h->n;
+    m->depths          = (Anvil__V1__QueueDepth **) depths;
+    m->n_recent        = h->n_recent;
+    m->recent          = (Anvil__V1__MinuteCount **) recent;
+    m->last_event_seq  = h->last_event_seq;
     m->n_paused_queues = h->n_paused;
     m->paused_queues   = h->paused;
     // Without tokens every caller may do everything.
