@@ -669,6 +669,10 @@ ANVIL_API int anvil_job_report(anvil_client *c,
     const struct anvil_outcome *outcomes, size_t n,
     struct anvil_outcome_result *results, struct anvil_error *err);
 
+// A progress report's bounds: percent 0..100 and a message of at most
+// ANVIL_PROGRESS_MESSAGE_MAX bytes of UTF-8.
+#define ANVIL_PROGRESS_MESSAGE_MAX 200
+
 struct anvil_lease_ref {
     const char *job_id;
     uint32_t    token;
