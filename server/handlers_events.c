@@ -71,9 +71,10 @@ hevents_decode_watch(const struct handler_limits *lim, struct call *call,
 }
 
 struct pb_event {
-    Anvil__V1__Event m;
-    char             job[24];
-    char             wf[24];
+    Anvil__V1__Event    m;
+    Anvil__V1__Progress progress;
+    char                job[24];
+    char                wf[24];
 };
 
 struct events_reply {
@@ -102,6 +103,12 @@ event_to_pb(const struct store_event *e, struct pb_event *p)
     m->worker  = or_empty(e->worker);
     m->attempt = e->attempt;
     m->message = or_empty(e->message);
+    if (e->has_progress) {
+        anvil__v1__progress__init(&p->progress);
+        p->progress.percent = e->progress_percent;
+        p->progress.message = m->message;
+        m->progress         = &p->progress;
+    }
     if (e->job_id != 0) {
         job_id_format(e->job_id, p->job, sizeof(p->job));
         m->job_id = p->job;

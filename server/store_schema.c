@@ -169,8 +169,16 @@
     "CREATE INDEX events_workflow ON events(workflow_id, seq)"     \
     " WHERE workflow_id IS NOT NULL;"
 
-// A new database: version 5's tables, then the version-6 step (so the two
-// cannot differ).
+// 6 -> 7: job progress. A job's last reported progress (NULL percent = none
+// reported), cleared when an attempt is leased and kept once it is final;
+// a JOB_PROGRESS event's percent.
+#define MIGRATE_6_TO_7                                      \
+    "ALTER TABLE jobs ADD COLUMN progress_percent INTEGER;" \
+    "ALTER TABLE jobs ADD COLUMN progress_message TEXT;"    \
+    "ALTER TABLE events ADD COLUMN progress INTEGER;"
+
+// A new database: version 5's tables, then the version-6 and 7 steps (so
+// the two cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
@@ -178,7 +186,7 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6;
+    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -258,6 +266,8 @@ static const char *const migrations[] = {
     MIGRATE_4_TO_5,
 
     MIGRATE_5_TO_6,
+
+    MIGRATE_6_TO_7,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would
