@@ -49,6 +49,7 @@ static const char *const event_kinds[] = {
     "WORKFLOW_RETRIED",
     "WORKER_JOINED",
     "WORKER_LOST",
+    "JOB_PROGRESS",
 };
 
 // The same, as people and the SSE stream write them.
@@ -67,6 +68,7 @@ static const char *const event_labels[] = {
     "workflow.retried",
     "worker.joined",
     "worker.lost",
+    "job.progress",
 };
 
 static const char *const roles[] = {
