@@ -199,6 +199,17 @@ output_json_time(int64_t ms)
     return json_string(av_format_time(ms, buf, sizeof(buf)));
 }
 
+// {"percent": 40, "message": "..."}, or null when none was reported.
+static json_t *
+output_progress_json(const struct anvil_job *job)
+{
+    if (!job->has_progress)
+        return json_null();
+    return json_pack("{s:i,s:o}", "percent", (int) job->progress_percent,
+        "message",
+        output_json_text(job->progress_message ? job->progress_message : ""));
+}
+
 json_t *
 output_json_done(json_t *o, int rc)
 {
@@ -248,6 +259,7 @@ output_job_json(const struct anvil_job *job)
         o, "started_at", output_json_time(job->started_at_ms));
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(job->finished_at_ms));
+    rc |= json_object_set_new(o, "progress", output_progress_json(job));
     return output_json_done(o, rc);
 }
 
@@ -400,12 +412,17 @@ output_span(
 void
 output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
 {
-    enum { N = 12 };
-    static const char *const labels[N]
-        = { "ID", "Type", "Queue", "State", "Attempt", "Priority", "Created",
-              "Started", "Finished", "Duration", "Result", "Error" };
-    char  attempt[32], prio[16], created[TIME_LEN], started[TIME_LEN];
-    char  finished[TIME_LEN], dur[48];
+    enum { N = 13 }; // Progress, the last, only when one was reported
+    static const char *const labels[N] = { "ID", "Type", "Queue", "State",
+        "Attempt", "Priority", "Created", "Started", "Finished", "Duration",
+        "Result", "Error", "Progress" };
+    char        attempt[32], prio[16], created[TIME_LEN], started[TIME_LEN];
+    char        finished[TIME_LEN], dur[48];
+    char        progress[ANVIL_PROGRESS_MESSAGE_MAX + 16];
+    const char *pm = job->progress_message ? job->progress_message : "";
+    snprintf(progress, sizeof(progress), "%d%%%s%s",
+        (int) job->progress_percent, pm[0] ? " " : "", pm);
+    char *prog   = output_text_clean(progress, strlen(progress));
     char *id     = output_text_clean(job->id, strlen(job->id));
     char *type   = output_text_clean(job->type, strlen(job->type));
     char *queue  = output_text_clean(job->queue, strlen(job->queue));
@@ -421,8 +438,9 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
               av_format_time(job->created_at_ms, created, sizeof(created)),
               av_format_time(job->started_at_ms, started, sizeof(started)),
               av_format_time(job->finished_at_ms, finished, sizeof(finished)),
-              dur, result, error };
-    output_fields(f, labels, values, N);
+              dur, result, error, prog };
+    output_fields(f, labels, values, job->has_progress ? N : N - 1);
+    free(prog);
     free(id);
     free(type);
     free(queue);

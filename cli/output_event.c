@@ -44,6 +44,9 @@ output_event_json(const struct anvil_event *e)
     rc |= json_object_set_new(o, "worker", text_or_null(e->worker));
     rc |= json_object_set_new(o, "attempt", json_integer(e->attempt));
     rc |= json_object_set_new(o, "message", text_or_null(e->message));
+    if (e->kind == ANVIL_EVENT_JOB_PROGRESS)
+        rc |= json_object_set_new(
+            o, "progress_percent", json_integer(e->progress_percent));
     return output_json_done(o, rc);
 }
 
@@ -92,6 +95,8 @@ output_event_human(FILE *f, const struct anvil_event *e)
         put_field(f, "worker", e->worker);
     if (e->attempt > 0)
         fprintf(f, " attempt=%" PRIu32, e->attempt);
+    if (e->kind == ANVIL_EVENT_JOB_PROGRESS)
+        fprintf(f, " percent=%d", (int) e->progress_percent);
     if (e->message[0] != '\0') {
         char *msg = output_text_clean(e->message, strlen(e->message));
         for (char *p = msg; p != NULL && *p != '\0'; p++)

@@ -5,6 +5,7 @@
 #include "client_impl.h"
 #include "convert.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,13 @@ check_heartbeat(anvil_client *c, const char *worker_id,
         if (refs[i].job_id == NULL || refs[i].job_id[0] == '\0')
             return av_error_set(err, ANVIL_INVALID_ARGUMENT,
                 "%s: refs[%zu].job_id is not set", fn, i);
+        if (refs[i].has_progress
+            && !av_progress_valid(
+                refs[i].progress_percent, refs[i].progress_message))
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "%s: refs[%zu] has a progress out of bounds (percent 0..100, "
+                "a message of at most %d bytes of UTF-8)",
+                fn, i, ANVIL_PROGRESS_MESSAGE_MAX);
     }
     return ANVIL_OK;
 }
@@ -249,8 +257,9 @@ heartbeat_call(anvil_client *c, const char *worker_id,
 {
     Anvil__V1__LeaseRef  *pbs  = calloc(n > 0 ? n : 1, sizeof(*pbs));
     Anvil__V1__LeaseRef **ptrs = calloc(n > 0 ? n : 1, sizeof(*ptrs));
+    Anvil__V1__Progress  *prog = calloc(n > 0 ? n : 1, sizeof(*prog));
     int                   rc;
-    if (pbs == NULL || ptrs == NULL) {
+    if (pbs == NULL || ptrs == NULL || prog == NULL) {
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
@@ -260,6 +269,14 @@ heartbeat_call(anvil_client *c, const char *worker_id,
         pbs[i].job_id            = (char *) refs[i].job_id;
         pbs[i].token             = refs[i].token;
         ptrs[i]                  = &pbs[i];
+        if (refs[i].has_progress) {
+            anvil__v1__progress__init(&prog[i]);
+            prog[i].percent = refs[i].progress_percent;
+            prog[i].message = (char *) (refs[i].progress_message != NULL
+                    ? refs[i].progress_message
+                    : "");
+            pbs[i].progress = &prog[i];
+        }
     }
     Anvil__V1__HeartbeatRequest req = ANVIL__V1__HEARTBEAT_REQUEST__INIT;
     req.worker_id                   = (char *) worker_id;
@@ -271,6 +288,7 @@ heartbeat_call(anvil_client *c, const char *worker_id,
 out:
     free(pbs);
     free(ptrs);
+    free(prog);
     return rc;
 }
 

@@ -75,6 +75,7 @@ convert_job_fini(struct anvil_job *j)
     free(j->step);
     free(j->idempotency_key);
     free(j->worker_id);
+    free(j->progress_message);
     convert_strv_free(j->after, j->n_after);
     memset(j, 0, sizeof(*j));
 }
@@ -106,12 +107,16 @@ convert_job(struct anvil_job *j, const Anvil__V1__Job *pb)
     j->retry.initial_backoff_ms = pb->initial_backoff_ms;
     j->retry.max_backoff_ms     = pb->max_backoff_ms;
     j->retry.backoff_multiplier = pb->backoff_multiplier;
+    j->has_progress             = pb->progress != NULL;
+    j->progress_percent = pb->progress != NULL ? pb->progress->percent : 0;
+    j->progress_message
+        = convert_str(pb->progress != NULL ? pb->progress->message : "");
     int after_rc = convert_strv(pb->after, pb->n_after, &j->after);
     if (after_rc == 0)
         j->n_after = pb->n_after;
     if (j->id && j->type && j->queue && j->payload && j->result && j->error
         && j->workflow_id && j->step && j->idempotency_key && j->worker_id
-        && after_rc == 0)
+        && j->progress_message && after_rc == 0)
         return 0;
     convert_job_fini(j);
     return -1;
@@ -194,6 +199,8 @@ convert_event(struct anvil_event *e, const Anvil__V1__Event *pb)
     e->queue       = convert_str(pb->queue);
     e->worker      = convert_str(pb->worker);
     e->message     = convert_str(pb->message);
+    if (pb->progress != NULL)
+        e->progress_percent = pb->progress->percent;
     if (e->job_id == NULL || e->workflow_id == NULL || e->step == NULL
         || e->type == NULL || e->queue == NULL || e->worker == NULL
         || e->message == NULL) {

@@ -45,8 +45,11 @@ enum cmd_kind {
 };
 
 struct lease_ref {
-    int64_t  id;
-    uint32_t token;
+    int64_t     id;
+    uint32_t    token;
+    bool        has_progress;     // the worker reported progress:
+    int32_t     progress_percent; // 0..100 (checked at decode)
+    const char *progress_message; // UTF-8, <= ANVIL_PROGRESS_MESSAGE_MAX B
 };
 
 struct cmd_submit {

@@ -273,6 +273,12 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->initial_backoff_ms = j->retry.backoff_initial_ms;
     m->max_backoff_ms     = j->retry.backoff_max_ms;
     m->backoff_multiplier = j->retry.backoff_multiplier;
+    if (j->has_progress) {
+        anvil__v1__progress__init(&p->progress);
+        p->progress.percent = j->progress_percent;
+        p->progress.message = j->progress_message;
+        m->progress         = &p->progress;
+    }
     if (j->workflow_id != 0) {
         workflow_id_format(j->workflow_id, p->wf, sizeof(p->wf));
         m->workflow_id = p->wf;

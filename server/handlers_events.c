@@ -72,9 +72,10 @@ hevents_decode_watch(const struct handler_limits *lim, struct call *call,
 
 // A wire event and the text of its ids.
 struct pb_event {
-    Anvil__V1__Event m;
-    char             job[24];
-    char             wf[24];
+    Anvil__V1__Event    m;
+    Anvil__V1__Progress progress;
+    char                job[24];
+    char                wf[24];
 };
 
 static char *
@@ -99,6 +100,12 @@ event_to_pb(const void *from, void *to)
     m->worker  = or_empty(e->worker);
     m->attempt = e->attempt;
     m->message = or_empty(e->message);
+    if (e->has_progress) {
+        anvil__v1__progress__init(&p->progress);
+        p->progress.percent = e->progress_percent;
+        p->progress.message = m->message;
+        m->progress         = &p->progress;
+    }
     if (e->job_id != 0) {
         job_id_format(e->job_id, p->job, sizeof(p->job));
         m->job_id = p->job;

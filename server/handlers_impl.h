@@ -46,9 +46,10 @@ int handlers_check_names(
 
 // A wire job and the text of its ids.
 struct pb_job {
-    Anvil__V1__Job m;
-    char           id[24];
-    char           wf[24];
+    Anvil__V1__Job      m;
+    Anvil__V1__Progress progress;
+    char                id[24];
+    char                wf[24];
 };
 
 // Points p's message at j's fields (borrowed: j must outlive the pack).

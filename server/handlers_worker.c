@@ -3,6 +3,7 @@
 #include "handlers_impl.h"
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,30 @@ hwork_decode_poll(const struct handler_limits *lim, struct call *call,
     return ANVIL_OK;
 }
 
+// Checks the progress report of leases[i] into ref. A bad one refuses the
+// whole heartbeat, before anything of it is applied.
+static int
+decode_progress(size_t i, const Anvil__V1__Progress *p, struct lease_ref *ref,
+    struct anvil_error *err)
+{
+    if (p->percent < 0 || p->percent > 100)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "leases[%zu].progress.percent is %d: it must be 0 to 100", i,
+            (int) p->percent);
+    size_t n = strlen(p->message);
+    if (n > ANVIL_PROGRESS_MESSAGE_MAX)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "leases[%zu].progress.message is %zu bytes, over the limit of %d",
+            i, n, ANVIL_PROGRESS_MESSAGE_MAX);
+    if (!av_utf8_valid(p->message, n))
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "leases[%zu].progress.message is not valid UTF-8", i);
+    ref->has_progress     = true;
+    ref->progress_percent = p->percent;
+    ref->progress_message = p->message;
+    return ANVIL_OK;
+}
+
 struct heartbeat_input {
     struct worker_info info;
     struct lease_ref   refs[]; // n_leases + 1
@@ -103,6 +128,9 @@ hwork_decode_heartbeat(const struct handler_limits *lim, struct call *call,
         if (handlers_parse_job_id(r->leases[i]->job_id, &in->refs[i].id, err))
             return err->code;
         in->refs[i].token = r->leases[i]->token;
+        if (r->leases[i]->progress != NULL
+            && decode_progress(i, r->leases[i]->progress, &in->refs[i], err))
+            return err->code;
     }
     struct cmd_heartbeat *h = &call->cmd.u.heartbeat;
     if (r->info != NULL) {

@@ -33,6 +33,7 @@ job_fini(struct job *j)
     free(j->worker_id);
     free(j->idem_key);
     free(j->step);
+    free(j->progress_message);
     for (size_t i = 0; j->parents != NULL && i < j->n_parents; i++) {
         free(j->parents[i].step);
         free(j->parents[i].result);

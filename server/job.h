@@ -39,7 +39,8 @@ enum event_kind {
     EV_WORKER_LOST        = 13,
     EV_QUEUE_PAUSED       = 14,
     EV_QUEUE_RESUMED      = 15,
-    EV_KIND_MAX           = 15,
+    EV_JOB_PROGRESS       = 16,
+    EV_KIND_MAX           = 16,
 };
 
 // An event's message is cut to this many bytes (at a UTF-8 boundary).
@@ -100,6 +101,11 @@ struct job {
     char                **after; // in a workflow's status: parents' names
     size_t                n_after;
     int64_t               lease_ms; // 0 = the server's default
+    // The last progress reported for this attempt (or the last one, once
+    // final); has_progress is false when none was.
+    bool    has_progress;
+    int32_t progress_percent; // 0..100
+    char   *progress_message; // NULL or "" when none
 };
 
 struct workflow {

@@ -571,6 +571,33 @@ not_yours(struct cmd *c, int64_t id)
         "job j%lld is leased to another worker's token", (long long) id);
 }
 
+// Stores a lease holder's progress report; a change (only) writes a
+// JOB_PROGRESS event, so a worker that repeats itself adds nothing.
+static int
+heartbeat_progress(struct engine *e, struct batch *b, struct cmd *c,
+    const struct lease_ref *ref, const struct store_job_brief *br)
+{
+    bool changed = false;
+    int  rc      = store_job_progress(e->st, ref->id, ref->progress_percent,
+              ref->progress_message, &changed, &c->err);
+    if (rc != ANVIL_OK || !changed)
+        return rc;
+    struct store_new_event ev = {
+        .kind             = EV_JOB_PROGRESS,
+        .job_id           = ref->id,
+        .workflow_id      = br->workflow_id,
+        .step             = br->step[0] != '\0' ? br->step : NULL,
+        .type             = br->type,
+        .queue            = br->queue,
+        .worker           = c->u.heartbeat.worker,
+        .attempt          = br->attempt,
+        .message          = ref->progress_message,
+        .has_progress     = true,
+        .progress_percent = ref->progress_percent,
+    };
+    return events_emit(e, b, &ev, &c->err);
+}
+
 int
 jobs_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
 {
@@ -597,6 +624,8 @@ jobs_heartbeat(struct engine *e, struct batch *b, struct cmd *c)
             = b->now + (br.lease_ms > 0 ? br.lease_ms : e->cfg.lease_ms);
         if (rc == ANVIL_OK)
             rc = store_job_extend(e->st, id, until, &c->err);
+        if (rc == ANVIL_OK && h->refs[i].has_progress)
+            rc = heartbeat_progress(e, b, c, &h->refs[i], &br);
         if (rc != ANVIL_OK)
             return rc;
         if (until < h->deadline)

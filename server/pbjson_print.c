@@ -2,6 +2,7 @@
 // descriptors (the mapping is in pbjson.h; parsing is in pbjson.c).
 #include "pbjson.h"
 #include "pbjson_impl.h"
+#include "util/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -11,37 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// Length of the valid UTF-8 sequence at s (1 to 4), or 0.
-static size_t
-utf8_seq(const unsigned char *s)
-{
-    size_t   n;
-    uint32_t cp;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n  = 2;
-        cp = s[0] & 0x1Fu;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n  = 3;
-        cp = s[0] & 0x0Fu;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n  = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) // also stops at the terminating NUL
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
 
 // A JSON string of s. protobuf-c does not check UTF-8 when it unpacks, and
 // JSON must be UTF-8: a bad byte becomes U+FFFD.
@@ -59,7 +29,7 @@ string_json(const char *s)
         return NULL;
     size_t j = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *) s + i);
+        size_t k = av_utf8_seq((const unsigned char *) s + i);
         if (k == 0) {
             memcpy(fix + j, "\xEF\xBF\xBD", 3);
             j += 3;

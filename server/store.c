@@ -152,6 +152,13 @@ store_job_request_cancel(struct store *st, int64_t id, struct anvil_error *err)
 }
 
 int
+store_job_progress(struct store *st, int64_t id, int32_t percent,
+    const char *message, bool *changed, struct anvil_error *err)
+{
+    return st->ops->job_progress(st, id, percent, message, changed, err);
+}
+
+int
 store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err)
 {

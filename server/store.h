@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 struct store;
 struct store_new_job;
@@ -108,6 +108,8 @@ struct store_ops {
         struct anvil_error *err);
     int (*job_request_cancel)(
         struct store *st, int64_t id, struct anvil_error *err);
+    int (*job_progress)(struct store *st, int64_t id, int32_t percent,
+        const char *message, bool *changed, struct anvil_error *err);
     int (*job_brief)(struct store *st, int64_t id, struct store_job_brief *b,
         struct anvil_error *err);
     int (*job_list)(struct store *st, const struct store_list_filter *f,
@@ -298,6 +300,13 @@ int store_job_extend(
     struct store *st, int64_t id, int64_t deadline, struct anvil_error *err);
 int store_job_request_cancel(
     struct store *st, int64_t id, struct anvil_error *err);
+
+// Records the progress of job id's running attempt (percent 0..100,
+// message UTF-8, borrowed; NULL = ""). *changed is false when the job
+// already held exactly this progress (nothing is written) or does not
+// exist. A lease (store_job_lease) clears it; a final state keeps it.
+int store_job_progress(struct store *st, int64_t id, int32_t percent,
+    const char *message, bool *changed, struct anvil_error *err);
 
 // The fields the engine checks before a transition.
 // A queue or type name copied into a struct (valid names are at most 128
@@ -498,6 +507,8 @@ struct store_new_event {
     const char *worker;
     uint32_t    attempt;
     const char *message;
+    bool        has_progress; // JOB_PROGRESS: progress_percent is set
+    int32_t     progress_percent;
 };
 
 // An event read back; strings are the caller's (NULL = none), freed with
@@ -514,6 +525,8 @@ struct store_event {
     char    *worker;
     uint32_t attempt;
     char    *message;
+    bool     has_progress; // JOB_PROGRESS: progress_percent is set
+    int32_t  progress_percent;
 };
 
 struct store_event_filter {

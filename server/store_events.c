@@ -58,6 +58,8 @@ sq_event_insert(struct store *base, const struct store_new_event *ev,
     size_t mlen = ev->message != NULL ? message_len(ev->message) : 0;
     if (mlen > 0)
         sq_bind_text_len(st, s, 11, ev->message, mlen);
+    if (ev->has_progress)
+        sq_bind_i64(st, s, 12, ev->progress_percent);
     int rc = sq_exec(st, STMT_EVENT_INSERT, err, "recording an event");
     if (rc == ANVIL_OK)
         *seq = (uint64_t) st->next_event_seq++;
@@ -107,12 +109,14 @@ read_event(sqlite3_stmt *s, struct store_event *e)
 {
     bool oom = false;
     *e       = (struct store_event) {
-              .seq         = (uint64_t) sqlite3_column_int64(s, 0),
-              .kind        = sqlite3_column_int(s, 1),
-              .at          = sqlite3_column_int64(s, 2),
-              .job_id      = sqlite3_column_int64(s, 3),
-              .workflow_id = sqlite3_column_int64(s, 4),
-              .attempt     = (uint32_t) sqlite3_column_int64(s, 9),
+              .seq              = (uint64_t) sqlite3_column_int64(s, 0),
+              .kind             = sqlite3_column_int(s, 1),
+              .at               = sqlite3_column_int64(s, 2),
+              .job_id           = sqlite3_column_int64(s, 3),
+              .workflow_id      = sqlite3_column_int64(s, 4),
+              .attempt          = (uint32_t) sqlite3_column_int64(s, 9),
+              .has_progress     = sqlite3_column_type(s, 11) != SQLITE_NULL,
+              .progress_percent = sqlite3_column_int(s, 11),
     };
     e->step    = col_str_or_null(s, 5, &oom);
     e->type    = col_str_or_null(s, 6, &oom);

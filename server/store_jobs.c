@@ -88,8 +88,12 @@ read_job(sqlite3_stmt *s, struct job *j)
     j->retry.backoff_initial_ms = sqlite3_column_int64(s, 22);
     j->retry.backoff_max_ms     = sqlite3_column_int64(s, 23);
     j->retry.backoff_multiplier = sqlite3_column_double(s, 24);
-    if (!j->type || !j->queue || !j->payload || !j->result || !j->error
-        || !j->worker_id || !j->idem_key || !j->step) {
+    j->has_progress             = sqlite3_column_type(s, 25) != SQLITE_NULL;
+    j->progress_percent         = sqlite3_column_int(s, 25);
+    j->progress_message         = sq_col_str(s, 26);
+    if (!j->progress_message || !j->type || !j->queue || !j->payload
+        || !j->result || !j->error || !j->worker_id || !j->idem_key
+        || !j->step) {
         job_fini(j);
         return ANVIL_RESOURCE_EXHAUSTED;
     }
@@ -243,6 +247,18 @@ sq_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
     sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_CANCEL_REQ);
     sq_bind_i64(st, s, 1, id);
     return sq_exec(st, STMT_JOB_CANCEL_REQ, err, "requesting a cancel");
+}
+
+static int
+sq_job_progress(struct store *base, int64_t id, int32_t percent,
+    const char *message, bool *changed, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    sqlite3_stmt        *s  = sq_stmt_pair(st, STMT_JOB_PROGRESS, id, percent);
+    sq_bind_text(st, s, 3, message != NULL ? message : "");
+    int rc   = sq_update_one(st, STMT_JOB_PROGRESS, err, "recording progress");
+    *changed = rc == ANVIL_OK;
+    return rc == ANVIL_NOT_FOUND ? ANVIL_OK : rc;
 }
 
 static void
@@ -480,6 +496,7 @@ sq_jobs_ops(struct store_ops *o)
     o->job_make_ready     = sq_job_make_ready;
     o->job_extend         = sq_job_extend;
     o->job_request_cancel = sq_job_request_cancel;
+    o->job_progress       = sq_job_progress;
     o->job_retry          = sq_job_retry;
     read_ops(o);
 }

@@ -178,8 +178,16 @@
     " queue TEXT PRIMARY KEY,"     \
     " paused_at INTEGER NOT NULL) WITHOUT ROWID;"
 
-// A new database: version 5's tables, then the version-6 and version-7
-// steps (so the two cannot differ).
+// 7 -> 8: job progress. A job's last reported progress (NULL percent = none
+// reported), cleared when an attempt is leased and kept once it is final;
+// a JOB_PROGRESS event's percent.
+#define MIGRATE_7_TO_8                                      \
+    "ALTER TABLE jobs ADD COLUMN progress_percent INTEGER;" \
+    "ALTER TABLE jobs ADD COLUMN progress_message TEXT;"    \
+    "ALTER TABLE events ADD COLUMN progress INTEGER;"
+
+// A new database: version 5's tables, then the steps from 6 on (so the two
+// cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
@@ -187,7 +195,8 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7;
+    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7
+    MIGRATE_7_TO_8;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -269,6 +278,8 @@ static const char *const migrations[] = {
     MIGRATE_5_TO_6,
 
     MIGRATE_6_TO_7,
+
+    MIGRATE_7_TO_8,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

@@ -44,7 +44,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_LEASE]   = "UPDATE jobs SET state = 4, attempt = ?2, "
                          "started_at = ?3, lease_deadline = ?4, "
                          "worker_id = ?5, lease_token = ?6, "
-                         "finished_at = NULL WHERE id = ?1",
+                         "finished_at = NULL, progress_percent = NULL, "
+                         "progress_message = NULL WHERE id = ?1",
     [STMT_JOB_FINISH]  = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, "
                          "finished_at = ?5, lease_deadline = NULL "
                          "WHERE id = ?1",
@@ -143,7 +144,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           "n_failed = 0, retried_at = ?2 "
                           "WHERE id = ?1 AND state BETWEEN 3 AND 4",
     [STMT_EVENT_INSERT] = "INSERT INTO events(" EV_COLS ") VALUES(?1, ?2, "
-                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     // Reads in seq order: by rowid, or along events_job / events_workflow
     // (job_id, seq), which are in seq order within an id. ?2 < 0 is no
     // LIMIT.
@@ -165,6 +166,12 @@ static const char *const stmt_sql[STMT_COUNT] = {
                            "paused_at) VALUES(?1, ?2)",
     [STMT_QUEUE_RESUME]  = "DELETE FROM paused_queues WHERE queue = ?1",
     [STMT_QUEUES_PAUSED] = "SELECT queue FROM paused_queues ORDER BY queue",
+    // Writes only a change, so that a repeated report costs no page write
+    // and tells the caller that nothing changed (no event).
+    [STMT_JOB_PROGRESS] = "UPDATE jobs SET progress_percent = ?2, "
+                          "progress_message = ?3 WHERE id = ?1 AND "
+                          "(progress_percent IS NOT ?2 OR "
+                          "progress_message IS NOT ?3)",
 };
 
 static bool

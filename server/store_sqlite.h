@@ -84,6 +84,7 @@ enum stmt_id {
     STMT_QUEUE_PAUSE,
     STMT_QUEUE_RESUME,
     STMT_QUEUES_PAUSED,
+    STMT_JOB_PROGRESS,
     STMT_COUNT
 };
 
@@ -232,7 +233,7 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
     "result, error, created_at, started_at, finished_at, run_at, "        \
     "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, " \
     "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "   \
-    "backoff_multiplier"
+    "backoff_multiplier, progress_percent, progress_message"
 
 // Columns of a workflow row, in the order store_flows.c reads them.
 #define WF_COLS                                                          \
@@ -243,7 +244,7 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
 // Columns of an event row, in the order store_events.c reads them.
 #define EV_COLS                                                       \
     "seq, kind, at, job_id, workflow_id, step, type, queue, worker, " \
-    "attempt, message"
+    "attempt, message, progress"
 
 // Reads the statement's JOB_COLS rows into a new array (job_array_free).
 int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,

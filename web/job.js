@@ -4,7 +4,7 @@
 // JOB_CANCELED end it), and the cancel and retry actions the caller's role
 // allows. Fetched again when one of its events arrives.
 import { api, act } from './api.js';
-import { h, put, clear, num, badge, timeEl, idLink, throttle, bytesBlock, duration, stateName, absTime, FINAL, qs } from './util.js';
+import { h, put, clear, num, badge, timeEl, idLink, throttle, bytesBlock, duration, stateName, absTime, FINAL, qs, progressEl } from './util.js';
 
 // The job's events, every page of them (a job has a handful; the cap
 // keeps a pathological one from looping long).
@@ -103,6 +103,7 @@ function draw(root, j, evs, evErr, ctx, reload) {
       h('section', { class: 'panel' }, h('h2', {}, 'Details'),
         h('dl', { class: 'facts' },
           field('Attempt', `${j.attempt} of ${j.max_attempts}`),
+          j.progress ? field('Progress', progressEl(j)) : null,
           field('Created', timeEl(j.created_at_ms)),
           field('Runs at', num(j.run_at_ms) ? timeEl(j.run_at_ms) : ''),
           field('Started', num(j.started_at_ms) ? timeEl(j.started_at_ms) : ''),

@@ -4,7 +4,7 @@
 // on screen is fetched again (at most once a second) when job events
 // arrive.
 import { api, ApiError } from './api.js';
-import { h, put, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration, stateName } from './util.js';
+import { h, put, clear, num, badge, timeEl, idLink, throttle, emptyState, qs, duration, stateName, progressEl } from './util.js';
 
 const PAGE = 50;
 export const JOB_STATES = ['PENDING', 'SCHEDULED', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED'];
@@ -42,7 +42,7 @@ function row(j) {
   else if (started && st === 'running') took = h('span', { class: 'muted' }, `${duration(Date.now() - started)}…`);
   return h('tr', { dataset: { job: j.id, state: st } },
     h('td', {}, idLink('jobs', j.id), j.step ? h('span', { class: 'muted' }, ` ${j.step}`) : null),
-    h('td', {}, badge(j.state)),
+    h('td', {}, badge(j.state), st === 'running' ? progressEl(j, true) : null),
     h('td', { class: 'mono' }, j.type),
     h('td', { class: 'mono opt' }, j.queue),
     h('td', { class: 'num opt' }, `${j.attempt}/${j.max_attempts}`),

@@ -78,6 +78,17 @@ export function kindName(e) {
 export const FINAL = new Set(['succeeded', 'failed', 'canceled']);
 
 // A state label: colour and text, never colour alone.
+// A job's last reported progress: a bar and "40% message"; null when none.
+export function progressEl(j, compact) {
+  if (!j.progress) return null;
+  const pct = Math.max(0, Math.min(100, num(j.progress.percent)));
+  const msg = j.progress.message || '';
+  return h('span', { class: `progress${compact ? ' compact' : ''}`, title: msg ? `${pct}% ${msg}` : `${pct}%` },
+    h('progress', { max: '100', value: String(pct) }),
+    h('span', { class: 'pct' }, `${pct}%`),
+    !compact && msg ? h('span', { class: 'msg' }, msg) : null);
+}
+
 export function badge(state, extra) {
   const name = stateName(state);
   return h('span', {

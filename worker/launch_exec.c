@@ -15,6 +15,8 @@
 #define _GNU_SOURCE // pipe2
 #include "launch_exec.h"
 
+#include "progress_line.h"
+
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -52,23 +54,26 @@ enum stop_reason {
 
 // One run of the program.
 struct run {
-    pid_t          pid;
-    int            in_fd; // parent ends; -1 once closed
-    int            out_fd;
-    int            err_fd;
-    const uint8_t *payload;
-    size_t         payload_len;
-    size_t         written;
-    char          *out; // stdout, EXEC_RESULT_MAX at most
-    size_t         out_len;
-    bool           out_over;
-    char           err[2 * EXEC_STDERR_TAIL + 1]; // the end of stderr
-    size_t         err_len;
-    int            status;
-    bool           reaped;
-    int            stop;    // enum stop_reason
-    int64_t        kill_at; // monotonic; when SIGKILL follows SIGTERM
-    bool           killed;
+    pid_t                   pid;
+    int                     in_fd; // parent ends; -1 once closed
+    int                     out_fd;
+    int                     err_fd;
+    const uint8_t          *payload;
+    size_t                  payload_len;
+    size_t                  written;
+    char                   *out; // stdout, EXEC_RESULT_MAX at most
+    size_t                  out_len;
+    bool                    out_over;
+    char                    err[2 * EXEC_STDERR_TAIL + 1]; // the end of stderr
+    size_t                  err_len;
+    int                     status;
+    bool                    reaped;
+    int                     stop;    // enum stop_reason
+    int64_t                 kill_at; // monotonic; when SIGKILL follows SIGTERM
+    bool                    killed;
+    const struct exec_stop *hooks; // canceled, progress
+    const char             *job_id;
+    struct progress_scan    scan; // stderr's progress lines
 };
 
 // ---- the outcome of a wait status (pure) ----
@@ -443,6 +448,42 @@ keep_stdout(struct run *r, const char *buf, size_t n)
     r->out_len += n;
 }
 
+static void
+pass_stderr(void *arg, const char *buf, size_t n)
+{
+    keep_stderr(arg, buf, n);
+}
+
+static void
+report_progress(void *arg, int percent, const char *message)
+{
+    struct run *r = arg;
+    if (r->hooks->progress != NULL)
+        r->hooks->progress(r->hooks->arg, percent, message);
+}
+
+static void
+malformed_progress(void *arg, const char *line, size_t len)
+{
+    struct run *r = arg;
+    (void) line;
+    AV_DEBUG("worker.exec.progress_malformed",
+        "id=%s len=%zu msg=\"a line starting " PROGRESS_KEYWORD
+        " is not '" PROGRESS_KEYWORD " <0-100> <message>': kept as stderr\"",
+        r->job_id, len);
+}
+
+static void
+scan_stderr(struct run *r, const char *buf, size_t n, bool end)
+{
+    struct progress_sink sink
+        = { pass_stderr, report_progress, malformed_progress, r };
+    if (end)
+        progress_scan_end(&r->scan, &sink);
+    else
+        progress_scan_feed(&r->scan, buf, n, &sink);
+}
+
 // Reads what fd has now; closes it at EOF.
 static void
 drain(struct run *r, int *fd, bool is_stdout)
@@ -454,7 +495,7 @@ drain(struct run *r, int *fd, bool is_stdout)
             if (is_stdout)
                 keep_stdout(r, buf, (size_t) n);
             else
-                keep_stderr(r, buf, (size_t) n);
+                scan_stderr(r, buf, (size_t) n, false);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -530,6 +571,7 @@ run_loop(const struct handler_config *hc, const struct exec_stop *stop,
     }
     drain(r, &r->out_fd, true);
     drain(r, &r->err_fd, false);
+    scan_stderr(r, NULL, 0, true);
     kill(-r->pid, SIGKILL); // whatever the program left running
 }
 
@@ -579,6 +621,8 @@ run_program(const struct handler_config *hc, const struct exec_stop *stop,
     const struct anvil_lease *l, char **env, struct exec_result *res)
 {
     struct run r  = { .in_fd = -1, .out_fd = -1, .err_fd = -1 };
+    r.hooks       = stop;
+    r.job_id      = l->job.id;
     r.payload     = l->job.payload;
     r.payload_len = l->job.payload_len;
     sigset_t pipe_set, old;
@@ -654,6 +698,12 @@ ctx_canceled(void *arg)
     return anvil_job_ctx_is_canceled(arg);
 }
 
+static void
+ctx_progress(void *arg, int percent, const char *message)
+{
+    (void) anvil_job_ctx_set_progress(arg, percent, message); // parsed: valid
+}
+
 int
 exec_handler_run(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
@@ -663,7 +713,8 @@ exec_handler_run(
         anvil_job_ctx_set_error(ctx, true, "canceled");
         return ANVIL_CANCELLED;
     }
-    struct exec_stop   stop = { eh->kill_grace_ms, ctx_canceled, ctx };
+    struct exec_stop stop
+        = { eh->kill_grace_ms, ctx_canceled, ctx, ctx_progress };
     struct exec_result res;
     int                rc = exec_run(eh->cfg, &stop, lease, &res);
     give_slot(eh);

@@ -43,11 +43,13 @@ void exec_status_to_outcome(
 
 // When a run must stop early: canceled(arg) (may be NULL) is asked every
 // EXEC_TICK_MS; then the group gets SIGTERM, and SIGKILL kill_grace_ms
-// later (<= 0: EXEC_KILL_GRACE_MS).
+// later (<= 0: EXEC_KILL_GRACE_MS). progress(arg, ...) (may be NULL) gets
+// each progress line the program prints on stderr (progress_line.h).
 struct exec_stop {
     int kill_grace_ms;
     bool (*canceled)(void *arg);
     void *arg;
+    void (*progress)(void *arg, int percent, const char *message);
 };
 
 // What one run gave.

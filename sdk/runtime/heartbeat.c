@@ -31,6 +31,8 @@ heartbeat_once(struct heartbeat *hb, bool *failing)
     struct anvil_error             e    = { 0 };
     struct anvil_lease_ref        *refs = tasks_refs(hb->ts, &n);
     int rc = anvil_lease_heartbeat(hb->client, hb->name, refs, n, &res, &e);
+    if (rc != ANVIL_OK)
+        tasks_progress_unsent(hb->ts, refs, n);
     tasks_refs_free(refs, n);
     if (rc != ANVIL_OK) {
         char msg[300];

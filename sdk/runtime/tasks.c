@@ -4,6 +4,7 @@
 #include "runtime/rtutil.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +56,31 @@ anvil_job_ctx_set_error(
     ctx->error     = msg;
     ctx->retryable = retryable;
     return msg != NULL ? ANVIL_OK : ANVIL_RESOURCE_EXHAUSTED;
+}
+
+int
+anvil_job_ctx_set_progress(
+    struct anvil_job_ctx *ctx, int percent, const char *message)
+{
+    if (message == NULL)
+        message = "";
+    if (!av_progress_valid(percent, message))
+        return ANVIL_INVALID_ARGUMENT;
+    struct tasks *ts = ctx->ts;
+    pthread_mutex_lock(&ts->mu);
+    bool same = ctx->has_progress && ctx->progress_percent == percent
+        && strcmp(ctx->progress_message, message) == 0;
+    if (!same) {
+        ctx->has_progress     = true;
+        ctx->progress_percent = percent;
+        snprintf(ctx->progress_message, sizeof(ctx->progress_message), "%s",
+            message);
+        if (!ctx->progress_dirty) // wake the heartbeat once per change
+            pthread_cond_broadcast(&ts->state_cv);
+        ctx->progress_dirty = true;
+    }
+    pthread_mutex_unlock(&ts->mu);
+    return ANVIL_OK;
 }
 
 // True once canceled or past the job's timeout; caller holds ts->mu.
@@ -344,13 +370,27 @@ hb_period_locked(const struct tasks *ts, int64_t period_ms)
     return period < MIN_HEARTBEAT_MS ? MIN_HEARTBEAT_MS : period;
 }
 
+// True when a handler reported progress that no heartbeat carried yet.
+// Caller holds ts->mu.
+static bool
+progress_dirty_locked(const struct tasks *ts)
+{
+    for (const struct task *t = ts->held; t != NULL; t = t->next_held)
+        if (t->ctx.progress_dirty)
+            return true;
+    return false;
+}
+
 bool
 tasks_wait_heartbeat(struct tasks *ts, int64_t period_ms)
 {
     int64_t start = av_mono_ms();
     pthread_mutex_lock(&ts->mu);
     while (ts->phase < TASKS_CLOSED) {
-        int64_t end = start + hb_period_locked(ts, period_ms);
+        int64_t end  = start + hb_period_locked(ts, period_ms);
+        int64_t soon = ts->progress_sent_ms + TASKS_PROGRESS_GAP_MS;
+        if (soon < end && progress_dirty_locked(ts))
+            end = soon;
         if (av_mono_ms() >= end)
             break;
         rtutil_wait_until(&ts->state_cv, &ts->mu, end);
@@ -363,9 +403,25 @@ tasks_wait_heartbeat(struct tasks *ts, int64_t period_ms)
 void
 tasks_refs_free(struct anvil_lease_ref *refs, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free((char *) refs[i].job_id);
+        free((char *) refs[i].progress_message);
+    }
     free(refs);
+}
+
+// Copies the progress of t into ref (the message is the ref's) and marks
+// it carried. Caller holds ts->mu.
+static void
+ref_progress_locked(struct anvil_lease_ref *ref, struct task *t)
+{
+    char *msg = strdup(t->ctx.progress_message);
+    if (msg == NULL)
+        return; // stays dirty: the next heartbeat tries again
+    ref->has_progress     = true;
+    ref->progress_percent = t->ctx.progress_percent;
+    ref->progress_message = msg;
+    t->ctx.progress_dirty = false;
 }
 
 struct anvil_lease_ref *
@@ -373,7 +429,10 @@ tasks_refs(struct tasks *ts, size_t *n)
 {
     pthread_mutex_lock(&ts->mu);
     struct anvil_lease_ref *refs = calloc(ts->n_held + 1, sizeof(*refs));
-    *n                           = 0;
+    int64_t                 now  = av_mono_ms();
+    bool progress = now >= ts->progress_sent_ms + TASKS_PROGRESS_GAP_MS;
+    bool carried  = false;
+    *n            = 0;
     for (struct task *t = ts->held; refs != NULL && t != NULL;
          t              = t->next_held) {
         char *id = strdup(t->lease->job.id);
@@ -381,10 +440,32 @@ tasks_refs(struct tasks *ts, size_t *n)
             break;
         refs[*n].job_id = id;
         refs[*n].token  = t->lease->token;
+        if (progress && t->ctx.progress_dirty) {
+            ref_progress_locked(&refs[*n], t);
+            carried = true;
+        }
         (*n)++;
     }
+    if (carried)
+        ts->progress_sent_ms = now;
     pthread_mutex_unlock(&ts->mu);
     return refs;
+}
+
+void
+tasks_progress_unsent(
+    struct tasks *ts, const struct anvil_lease_ref *refs, size_t n)
+{
+    pthread_mutex_lock(&ts->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!refs[i].has_progress)
+            continue;
+        for (struct task *t = ts->held; t != NULL; t = t->next_held)
+            if (t->lease->token == refs[i].token
+                && strcmp(t->lease->job.id, refs[i].job_id) == 0)
+                t->ctx.progress_dirty = true;
+    }
+    pthread_mutex_unlock(&ts->mu);
 }
 
 void

@@ -27,8 +27,9 @@
 
 struct tasks;
 
-// What a handler gets besides its lease. canceled is guarded by ts->mu;
-// the rest belongs to the task's owner (the slot, then the reporter).
+// What a handler gets besides its lease. canceled and the progress are
+// guarded by ts->mu; the rest belongs to the task's owner (the slot, then
+// the reporter).
 struct anvil_job_ctx {
     struct tasks *ts;
     int64_t       deadline_ms; // monotonic end of the job's timeout
@@ -37,6 +38,11 @@ struct anvil_job_ctx {
     size_t        result_len;
     char         *error; // NULL until anvil_job_ctx_set_error()
     bool          retryable;
+    // The latest progress (anvil_job_ctx_set_progress); ts->mu.
+    bool    has_progress;
+    bool    progress_dirty; // not yet carried by a heartbeat
+    int32_t progress_percent;
+    char    progress_message[ANVIL_PROGRESS_MESSAGE_MAX + 1];
 };
 
 struct lease_batch;
@@ -81,6 +87,7 @@ struct tasks {
     uint64_t         n_returned;   // handlers that returned, ever
     uint64_t         running;      // handlers running now
     enum tasks_phase phase;
+    int64_t progress_sent_ms; // monotonic: a heartbeat last carried progress
 };
 
 // What the poller judges its prefetch by; read at one instant.
@@ -137,14 +144,26 @@ void tasks_release(struct tasks *ts, struct task *t);
 size_t tasks_drain(struct tasks *ts, int64_t end_ms);
 
 // Waits one heartbeat period: period_ms, or a third of the shortest lease
-// held (shortened when a shorter lease arrives), at least 50 ms. Returns
-// false once CLOSED. Heartbeat thread.
+// held (shortened when a shorter lease arrives), at least 50 ms; or less
+// when a handler reported new progress: then until TASKS_PROGRESS_GAP_MS
+// after the last heartbeat that carried progress. Returns false once
+// CLOSED. Heartbeat thread.
 bool tasks_wait_heartbeat(struct tasks *ts, int64_t period_ms);
 
+// Progress goes out at most once per this long (for every job at once).
+#define TASKS_PROGRESS_GAP_MS 1000
+
 // Copies the job id and token of every lease held; *n of them (the ids
-// are the caller's: tasks_refs_free). NULL and *n = 0 when none or OOM.
+// are the caller's: tasks_refs_free), with the progress each handler
+// reported since the last heartbeat that carried it (at most once per
+// TASKS_PROGRESS_GAP_MS). NULL and *n = 0 when none or OOM.
 struct anvil_lease_ref *tasks_refs(struct tasks *ts, size_t *n);
 void                    tasks_refs_free(struct anvil_lease_ref *refs, size_t n);
+
+// The heartbeat that carried refs failed: their progress goes out again
+// with the next one.
+void tasks_progress_unsent(
+    struct tasks *ts, const struct anvil_lease_ref *refs, size_t n);
 
 // Flags the held jobs named in ids canceled (and lost when lost); sets
 // running[i] when job ids[i] has a handler that has not returned.

@@ -517,7 +517,7 @@ test_a_job_of_a_worker_killed_with_sigkill_runs_again_after_its_lease(
     pid_t                          pid = spawn_helper(h, "helper-a");
     char                          *id  = submit(h, "slow", "payload-1");
     struct anvil_job              *job;
-    struct anvil_lease_ref         ref = { id, 1 };
+    struct anvil_lease_ref         ref = { .job_id = id, .token = 1 };
     struct anvil_heartbeat_result *hb  = NULL;
     int                            status;
 

@@ -1269,9 +1269,9 @@ test_client_fail_reports_the_jobs_next_state(void **state)
 static void
 test_client_heartbeat_returns_canceled_and_lost_ids(void **state)
 {
-    struct fx                   *f = FX(state);
-    const struct anvil_lease_ref refs[]
-        = { { "a1", 1 }, { "c2", 1 }, { "b3", 0 } };
+    struct fx                     *f      = FX(state);
+    const struct anvil_lease_ref   refs[] = { { .job_id = "a1", .token = 1 },
+          { .job_id = "c2", .token = 1 }, { .job_id = "b3", .token = 0 } };
     struct anvil_heartbeat_result *r;
     struct anvil_error             err = { 0 };
     assert_int_equal(
@@ -1297,7 +1297,7 @@ static void
 test_client_heartbeat_rejects_bad_arguments_without_calling(void **state)
 {
     struct fx                     *f     = FX(state);
-    const struct anvil_lease_ref   bad[] = { { NULL, 1 } };
+    const struct anvil_lease_ref   bad[] = { { .job_id = NULL, .token = 1 } };
     struct anvil_heartbeat_result *r     = NULL;
     struct anvil_error             err   = { 0 };
     assert_int_equal(anvil_lease_heartbeat(f->c, NULL, NULL, 0, &r, &err),

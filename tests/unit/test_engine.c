@@ -1731,6 +1731,78 @@ watch(struct fx *f, struct req *r, uint64_t after)
     assert_int_equal(call(f, r), ANVIL_OK);
 }
 
+// A heartbeat of one lease with a progress report; its lost count.
+static size_t
+heartbeat_progress(
+    struct fx *f, int64_t id, uint32_t token, int percent, const char *msg)
+{
+    struct lease_ref ref = { .id = id,
+        .token                   = token,
+        .has_progress            = true,
+        .progress_percent        = percent,
+        .progress_message        = msg };
+    struct req       hb;
+    req_init(&hb, CMD_HEARTBEAT);
+    hb.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-1", .refs = &ref, .n = 1 };
+    assert_int_equal(call(f, &hb), ANVIL_OK);
+    size_t lost = hb.c.u.heartbeat.nlost;
+    engine_cmd_fini(&hb.c);
+    return lost;
+}
+
+// The JOB_PROGRESS events of job id, as "percent message" lines.
+static size_t
+progress_events(struct fx *f, int64_t id, char *out, size_t cap)
+{
+    struct req r;
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = id;
+    r.c.u.events.f.kinds  = 1u << EV_JOB_PROGRESS;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t n = r.c.u.events.n, at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && at < cap; i++) {
+        const struct store_event *e = &r.c.u.events.events[i];
+        assert_true(e->has_progress);
+        assert_string_equal(e->worker, "worker-1");
+        at += (size_t) snprintf(out + at, cap - at, "%d %s;",
+            (int) e->progress_percent, e->message ? e->message : "");
+    }
+    engine_cmd_fini(&r.c);
+    return n;
+}
+
+static void
+test_engine_heartbeat_progress_is_stored_with_one_event_per_change(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    id = submit(f, "t");
+    struct job j  = lease_one(f, "t");
+    char       evs[256];
+    assert_int_equal(heartbeat_progress(f, id, j.attempt, 10, "a"), 0);
+    assert_int_equal(heartbeat_progress(f, id, j.attempt, 10, "a"), 0);
+    assert_int_equal(heartbeat_progress(f, id, j.attempt, 55, "b"), 0);
+    assert_int_equal(progress_events(f, id, evs, sizeof(evs)), 2);
+    assert_string_equal(evs, "10 a;55 b;");
+    // A stale token is lost, and its progress ignored.
+    assert_int_equal(heartbeat_progress(f, id, j.attempt + 1, 99, "x"), 1);
+    assert_int_equal(progress_events(f, id, evs, sizeof(evs)), 2);
+    struct job got;
+    assert_int_equal(get_job(f, id, &got), ANVIL_OK);
+    assert_true(got.has_progress);
+    assert_int_equal(got.progress_percent, 55);
+    assert_string_equal(got.progress_message, "b");
+    job_fini(&got);
+    // Kept once the job finished; no report is taken after that.
+    assert_int_equal(complete(f, id, j.attempt, "ok"), ANVIL_OK);
+    assert_int_equal(heartbeat_progress(f, id, j.attempt, 70, "late"), 1);
+    assert_int_equal(get_job(f, id, &got), ANVIL_OK);
+    assert_int_equal(got.progress_percent, 55);
+    job_fini(&got);
+    job_fini(&j);
+}
+
 static void
 test_engine_events_tell_a_job_s_life_in_order(void **state)
 {
@@ -2316,6 +2388,7 @@ main(void)
         T(test_engine_failure_of_a_cancel_requested_job_ends_canceled),
         T(test_engine_heartbeat_extends_held_leases_and_reports_lost_ones),
         T(test_engine_heartbeat_with_a_stale_token_reports_the_job_lost),
+        T(test_engine_heartbeat_progress_is_stored_with_one_event_per_change),
         T(test_engine_idempotency_key_returns_the_first_job),
         T(test_engine_same_request_id_twice_makes_one_job),
         T(test_engine_delayed_job_is_handed_out_only_at_its_time),

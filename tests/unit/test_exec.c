@@ -138,7 +138,7 @@ script_init(struct script *s, const char *text, const char *payload)
 static int
 run(struct script *s, const struct exec_stop *stop, struct exec_result *res)
 {
-    struct exec_stop none = { 200, NULL, NULL };
+    struct exec_stop none = { 200, NULL, NULL, NULL };
     return exec_run(&s->hc, stop != NULL ? stop : &none, &s->lease, res);
 }
 
@@ -288,7 +288,7 @@ test_a_cancel_stops_the_program(void **state)
     (void) state;
     struct script      s;
     struct exec_result res;
-    struct exec_stop   stop = { 200, always, NULL };
+    struct exec_stop   stop = { 200, always, NULL, NULL };
     script_init(&s, "sleep 30", NULL);
     assert_int_equal(run(&s, &stop, &res), ANVIL_CANCELLED);
     assert_string_equal(res.msg, "canceled");
@@ -356,6 +356,45 @@ test_a_missing_program_is_refused(void **state)
     exec_result_fini(&res);
 }
 
+struct progress_seen {
+    int  n;
+    int  last_percent;
+    char last_msg[ANVIL_PROGRESS_MESSAGE_MAX + 1];
+};
+
+static void
+record_progress(void *arg, int percent, const char *message)
+{
+    struct progress_seen *p = arg;
+    p->n++;
+    p->last_percent = percent;
+    snprintf(p->last_msg, sizeof(p->last_msg), "%s", message);
+}
+
+static void
+test_progress_lines_are_reported_and_kept_out_of_the_error(void **state)
+{
+    (void) state;
+    struct script        s;
+    struct exec_result   res;
+    struct progress_seen seen = { 0 };
+    struct exec_stop     stop = { 200, NULL, &seen, record_progress };
+    script_init(&s,
+        "echo 'ANVIL_PROGRESS 10 starting' >&2;"
+        "echo 'ANVIL_PROGRESS 250 bad' >&2;"
+        "printf 'ANVIL_PROGRESS 60 half' >&2; printf ' way\\n' >&2;"
+        "echo 'real trouble' >&2; exit 1",
+        NULL);
+    assert_int_equal(run(&s, &stop, &res), ANVIL_ABORTED);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.last_percent, 60);
+    assert_string_equal(seen.last_msg, "half way");
+    // The malformed line stays as ordinary stderr; the good ones are gone.
+    assert_string_equal(
+        res.msg, "exit status 1: ANVIL_PROGRESS 250 bad\nreal trouble");
+    exec_result_fini(&res);
+}
+
 int
 main(void)
 {
@@ -377,6 +416,8 @@ main(void)
         cmocka_unit_test(test_a_result_over_1_mib_fails),
         cmocka_unit_test(test_a_program_that_ignores_stdin_still_succeeds),
         cmocka_unit_test(test_a_missing_program_is_refused),
+        cmocka_unit_test(
+            test_progress_lines_are_reported_and_kept_out_of_the_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -630,6 +630,55 @@ test_handlers_heartbeat_maps_leases_and_rejects_bad_ids(void **state)
 }
 
 static void
+test_handlers_heartbeat_checks_progress_naming_the_field(void **state)
+{
+    struct fx                  *f      = *state;
+    Anvil__V1__HeartbeatRequest req    = ANVIL__V1__HEARTBEAT_REQUEST__INIT;
+    Anvil__V1__LeaseRef         a      = ANVIL__V1__LEASE_REF__INIT;
+    Anvil__V1__LeaseRef         b      = ANVIL__V1__LEASE_REF__INIT;
+    Anvil__V1__LeaseRef        *refs[] = { &a, &b };
+    Anvil__V1__Progress         p      = ANVIL__V1__PROGRESS__INIT;
+    a.job_id                           = "j3";
+    b.job_id                           = "j9";
+    b.progress                         = &p;
+    p.percent                          = 40;
+    p.message                          = "copying \xc3\xa9";
+    req.worker_id                      = "w";
+    req.n_leases                       = 2;
+    req.leases                         = refs;
+    assert_int_equal(decode(f, "Heartbeat", &req.base), ANVIL_OK);
+    struct cmd_heartbeat *h = &f->call.cmd.u.heartbeat;
+    assert_false(h->refs[0].has_progress); // absent = no report
+    assert_true(h->refs[1].has_progress);
+    assert_int_equal(h->refs[1].progress_percent, 40);
+    assert_string_equal(h->refs[1].progress_message, "copying \xc3\xa9");
+    p.percent = 0;
+    p.message = "";
+    assert_int_equal(decode(f, "Heartbeat", &req.base), ANVIL_OK);
+    assert_true(f->call.cmd.u.heartbeat.refs[1].has_progress);
+
+    p.percent = 101;
+    assert_names(f, decode(f, "Heartbeat", &req.base), ANVIL_INVALID_ARGUMENT,
+        "leases[1].progress.percent");
+    p.percent = -1;
+    assert_names(f, decode(f, "Heartbeat", &req.base), ANVIL_INVALID_ARGUMENT,
+        "leases[1].progress.percent");
+    p.percent = 100;
+    p.message = repeat('m', ANVIL_PROGRESS_MESSAGE_MAX + 1);
+    assert_names(f, decode(f, "Heartbeat", &req.base), ANVIL_INVALID_ARGUMENT,
+        "leases[1].progress.message");
+    p.message[ANVIL_PROGRESS_MESSAGE_MAX] = '\0'; // exactly at the limit
+    assert_int_equal(decode(f, "Heartbeat", &req.base), ANVIL_OK);
+    free(p.message);
+    p.message = "bad \xff byte";
+    assert_names(f, decode(f, "Heartbeat", &req.base), ANVIL_INVALID_ARGUMENT,
+        "leases[1].progress.message");
+    p.message = "cut \xe2\x82";
+    assert_names(
+        f, decode(f, "Heartbeat", &req.base), ANVIL_INVALID_ARGUMENT, "UTF-8");
+}
+
+static void
 test_handlers_wait_rejects_a_timeout_over_the_limit(void **state)
 {
     struct fx                *f   = *state;
@@ -1133,6 +1182,7 @@ main(void)
         T(test_handlers_poll_fills_defaults),
         T(test_handlers_poll_rejects_empty_types_and_bad_fields),
         T(test_handlers_heartbeat_maps_leases_and_rejects_bad_ids),
+        T(test_handlers_heartbeat_checks_progress_naming_the_field),
         T(test_handlers_wait_rejects_a_timeout_over_the_limit),
         T(test_handlers_complete_rejects_a_result_over_the_limit),
         T(test_handlers_fail_defaults_its_text_and_rejects_huge_text),

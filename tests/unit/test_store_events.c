@@ -61,14 +61,20 @@ static void
 add_fixture(struct store *st)
 {
     const struct store_new_event ev[] = {
-        { EV_JOB_SUBMITTED, 100, 1, 0, NULL, "a", "q1", NULL, 0, NULL },
-        { EV_JOB_SUBMITTED, 101, 2, 0, NULL, "b", "q2", NULL, 0, NULL },
-        { EV_WORKFLOW_STARTED, 102, 0, 7, NULL, NULL, NULL, NULL, 0, NULL },
-        { EV_JOB_STARTED, 103, 1, 0, NULL, "a", "q1", "w1", 1, NULL },
-        { EV_JOB_SUBMITTED, 104, 3, 7, "s", "a", "q2", NULL, 0, NULL },
-        { EV_JOB_SUCCEEDED, 105, 1, 0, NULL, "a", "q1", "w1", 1, NULL },
-        { EV_WORKER_JOINED, 106, 0, 0, NULL, NULL, NULL, "w2", 0, NULL },
-        { EV_JOB_FAILED, 107, 3, 7, "s", "a", "q2", "w1", 1, "boom" },
+        { EV_JOB_SUBMITTED, 100, 1, 0, NULL, "a", "q1", NULL, 0, NULL, false,
+            0 },
+        { EV_JOB_SUBMITTED, 101, 2, 0, NULL, "b", "q2", NULL, 0, NULL, false,
+            0 },
+        { EV_WORKFLOW_STARTED, 102, 0, 7, NULL, NULL, NULL, NULL, 0, NULL,
+            false, 0 },
+        { EV_JOB_STARTED, 103, 1, 0, NULL, "a", "q1", "w1", 1, NULL, false, 0 },
+        { EV_JOB_SUBMITTED, 104, 3, 7, "s", "a", "q2", NULL, 0, NULL, false,
+            0 },
+        { EV_JOB_SUCCEEDED, 105, 1, 0, NULL, "a", "q1", "w1", 1, NULL, false,
+            0 },
+        { EV_WORKER_JOINED, 106, 0, 0, NULL, NULL, NULL, "w2", 0, NULL, false,
+            0 },
+        { EV_JOB_FAILED, 107, 3, 7, "s", "a", "q2", "w1", 1, "boom", false, 0 },
     };
     for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
         assert_int_equal(add(st, &ev[i]), i + 1);

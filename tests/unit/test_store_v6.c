@@ -286,10 +286,11 @@ test_store_migrates_a_version_5_database_keeping_its_data(void **state)
         sql_int(path, "SELECT COUNT(*) FROM workflows WHERE retried_at = 0"),
         2);
     assert_int_equal(deadline_of(st, 1), 50 + 5000);
-    // The events table is there and empty; its first seq is 1.
+    // The events table is there and empty (with version 8's progress
+    // column); its first seq is 1.
     assert_int_equal(sql_int(path, "SELECT COUNT(*) FROM events"), 0);
     assert_int_equal(
-        sql_int(path, "SELECT COUNT(*) FROM pragma_table_info('events')"), 11);
+        sql_int(path, "SELECT COUNT(*) FROM pragma_table_info('events')"), 12);
     uint64_t first = 9, last = 9;
     assert_int_equal(store_events_bounds(st, &first, &last, &err), ANVIL_OK);
     assert_int_equal(first, 0);

@@ -63,8 +63,8 @@ reopen(struct harness_store *f)
     assert_int_equal(store_open(f->path, 1, &f->st, &err), ANVIL_OK);
 }
 
-// A version-6 database at path, as anvild wrote it before version 7 (the
-// version-7 schema less its one step), holding one QUEUED job.
+// A version-6 database at path, as anvild wrote it before version 7
+// (today's schema less the steps from 7 on), holding one QUEUED job.
 static void
 make_v6_database(const char *path)
 {
@@ -82,8 +82,13 @@ make_v6_database(const char *path)
     assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
     assert_int_equal(store_job_insert(st, &nj, &id, &err), ANVIL_OK);
     store_close(st);
+    // Less version 8's columns too: a version-6 database had neither.
     assert_int_equal(harness_sql_exec(path,
-                         "DROP TABLE paused_queues; PRAGMA user_version = 6"),
+                         "DROP TABLE paused_queues;"
+                         "ALTER TABLE jobs DROP COLUMN progress_percent;"
+                         "ALTER TABLE jobs DROP COLUMN progress_message;"
+                         "ALTER TABLE events DROP COLUMN progress;"
+                         "PRAGMA user_version = 6"),
         0);
 }
 

@@ -24,6 +24,7 @@
 #include "../wire_test.h"
 #include "anvil/v1/anvil.pb-c.h"
 #include "runtime/tasks.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "wire.h"
 
@@ -1464,6 +1465,74 @@ test_tasks_flag_marks_lost_jobs_and_tells_which_still_run(void **state)
     tasks_fini(&ts);
 }
 
+// The progress refs of one heartbeat: how many carry one.
+static size_t
+refs_with_progress(struct tasks *ts, int *percent, char *msg, size_t cap)
+{
+    size_t                  n, k = 0;
+    struct anvil_lease_ref *refs = tasks_refs(ts, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (!refs[i].has_progress)
+            continue;
+        *percent = refs[i].progress_percent;
+        snprintf(msg, cap, "%s", refs[i].progress_message);
+        k++;
+    }
+    tasks_refs_free(refs, n);
+    return k;
+}
+
+static void
+test_tasks_progress_goes_out_once_per_change_at_most_once_a_second(void **state)
+{
+    (void) state;
+    struct tasks ts;
+    int          pct = -1;
+    char         msg[ANVIL_PROGRESS_MESSAGE_MAX + 1];
+    assert_int_equal(tasks_init(&ts), ANVIL_OK);
+    tasks_add(&ts, make_leases(2));
+    struct task *t = tasks_next(&ts);
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 0);
+    // Out of bounds: refused, nothing recorded.
+    assert_int_equal(
+        anvil_job_ctx_set_progress(&t->ctx, 101, "x"), ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(anvil_job_ctx_set_progress(&t->ctx, 5, "bad \xff"),
+        ANVIL_INVALID_ARGUMENT);
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 0);
+    // A change wakes the heartbeat at once (no progress went out yet).
+    assert_int_equal(anvil_job_ctx_set_progress(&t->ctx, 30, "a"), ANVIL_OK);
+    int64_t start = av_mono_ms();
+    assert_true(tasks_wait_heartbeat(&ts, 60000));
+    assert_true(av_mono_ms() - start < 30000);
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 1);
+    assert_int_equal(pct, 30);
+    assert_string_equal(msg, "a");
+    // Carried: not again. A new value waits for the second to pass.
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 0);
+    assert_int_equal(anvil_job_ctx_set_progress(&t->ctx, 30, "a"), ANVIL_OK);
+    assert_int_equal(anvil_job_ctx_set_progress(&t->ctx, 40, NULL), ANVIL_OK);
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 0);
+    ts.progress_sent_ms -= TASKS_PROGRESS_GAP_MS; // as if a second passed
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 1);
+    assert_int_equal(pct, 40);
+    assert_string_equal(msg, "");
+    // A failed heartbeat sends it again.
+    size_t                  n;
+    struct anvil_lease_ref *refs = tasks_refs(&ts, &n);
+    struct anvil_lease_ref  sent = refs[0];
+    if (strcmp(refs[1].job_id, t->lease->job.id) == 0)
+        sent = refs[1];
+    sent.has_progress = true;
+    tasks_progress_unsent(&ts, &sent, 1);
+    tasks_refs_free(refs, n);
+    ts.progress_sent_ms -= TASKS_PROGRESS_GAP_MS;
+    assert_int_equal(refs_with_progress(&ts, &pct, msg, sizeof(msg)), 1);
+    tasks_finish(&ts, t);
+    tasks_release(&ts, t);
+    assert_int_equal(finish_all(&ts), 1);
+    tasks_fini(&ts);
+}
+
 int
 main(void)
 {
@@ -1501,6 +1570,8 @@ main(void)
             test_tasks_phase_moves_forward_only_and_cancel_flags_every_held_job),
         cmocka_unit_test(
             test_tasks_flag_marks_lost_jobs_and_tells_which_still_run),
+        cmocka_unit_test(
+            test_tasks_progress_goes_out_once_per_change_at_most_once_a_second),
     };
 #undef T
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -218,6 +218,11 @@ struct anvil_job {
     char  **after; // workflow steps: names of the steps this one runs after
     size_t  n_after;
     int64_t lease_ms; // as in struct anvil_job_opts (0 = default)
+    // The last progress its worker reported for the current attempt (the
+    // last attempt once final); has_progress is false when none was.
+    bool    has_progress;
+    int32_t progress_percent; // 0..100
+    char   *progress_message; // never NULL ("" when none)
 };
 
 // Frees a job returned by the library; NULL is ignored.
@@ -423,6 +428,8 @@ enum anvil_event_kind {
     ANVIL_EVENT_WORKER_LOST        = 13,
     ANVIL_EVENT_QUEUE_PAUSED       = 14, // anvil_queue_pause (event queue)
     ANVIL_EVENT_QUEUE_RESUMED      = 15,
+    ANVIL_EVENT_JOB_PROGRESS       = 16, // a running attempt's progress
+                                         // changed (message: its text)
 };
 
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
@@ -451,7 +458,9 @@ struct anvil_event {
     char                 *queue;
     char                 *worker;  // JOB_STARTED: the lease holder
     uint32_t              attempt; // job events: the attempt concerned
-    char                 *message; // the error of a failure, a cancel's why
+    char                 *message; // the error of a failure, a cancel's
+                                   // why, JOB_PROGRESS's message
+    int32_t progress_percent;      // JOB_PROGRESS: the percent reported
 };
 
 // What anvil_event_watch() looks for; zero-initialise. Unset filters match
@@ -697,9 +706,17 @@ ANVIL_API int anvil_job_report(anvil_client *c,
     const struct anvil_outcome *outcomes, size_t n,
     struct anvil_outcome_result *results, struct anvil_error *err);
 
+// A progress report's bounds: percent 0..100 and a message of at most
+// ANVIL_PROGRESS_MESSAGE_MAX bytes of UTF-8.
+#define ANVIL_PROGRESS_MESSAGE_MAX 200
+
 struct anvil_lease_ref {
     const char *job_id;
     uint32_t    token;
+    // Optional progress report of the attempt (zero-initialise: none).
+    bool        has_progress;
+    int32_t     progress_percent; // 0..100
+    const char *progress_message; // NULL = ""
 };
 
 // What a heartbeat answers: the ids of the jobs to stop.
@@ -710,10 +727,13 @@ struct anvil_heartbeat_result {
     size_t n_lost;
 };
 
-// Extends the leases this worker holds (n refs; n may be 0). On success
+// Extends the leases this worker holds (n refs; n may be 0), and records
+// the progress of those with has_progress. On success
 // *out (may be NULL: the ids are then not wanted) is the caller's
 // (anvil_heartbeat_result_free); on failure it is NULL. INVALID_ARGUMENT
-// for no worker_id, refs NULL with n > 0 or a ref without a job_id.
+// for no worker_id, refs NULL with n > 0, a ref without a job_id, or a
+// progress out of bounds (percent not 0..100, a message over
+// ANVIL_PROGRESS_MESSAGE_MAX bytes or not UTF-8): nothing is sent then.
 ANVIL_API int anvil_lease_heartbeat(anvil_client *c, const char *worker_id,
     const struct anvil_lease_ref *refs, size_t n,
     struct anvil_heartbeat_result **out, struct anvil_error *err);

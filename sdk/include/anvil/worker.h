@@ -52,6 +52,17 @@ ANVIL_API int anvil_job_ctx_set_result(
 ANVIL_API int anvil_job_ctx_set_error(struct anvil_job_ctx *ctx, bool retryable,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+// Records the attempt's progress: percent 0..100 and a short message (NULL
+// = "", at most ANVIL_PROGRESS_MESSAGE_MAX bytes of UTF-8). Only the latest
+// value counts: the worker sends it with its next heartbeat, which comes
+// within about a second of a change (progress goes out at most once a
+// second; calling this often is cheap). The server keeps it on the job
+// (anvil_job.progress_percent/progress_message) until the next attempt
+// starts, and writes a JOB_PROGRESS event when it changed. ANVIL_OK or
+// INVALID_ARGUMENT (out of bounds: nothing is recorded). Thread safe.
+ANVIL_API int anvil_job_ctx_set_progress(
+    struct anvil_job_ctx *ctx, int percent, const char *message);
+
 // True once the job was cancelled, its lease lost, its timeout passed or the
 // worker is stopping without grace: the handler should return soon.
 ANVIL_API bool anvil_job_ctx_is_canceled(const struct anvil_job_ctx *ctx);
