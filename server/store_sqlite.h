@@ -84,6 +84,7 @@ enum stmt_id {
     STMT_QUEUE_PAUSE,
     STMT_QUEUE_RESUME,
     STMT_QUEUES_PAUSED,
+    STMT_JOB_IDS,
     STMT_COUNT
 };
 
