@@ -21,29 +21,6 @@
 #define WAIT_MS 20000
 #define N_JOBS 3
 
-static int
-setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h == NULL || harness_open(h) != 0) {
-        if (h != NULL)
-            harness_stop(h);
-        free(h);
-        return -1;
-    }
-    *state = h;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct harness *h  = *state;
-    int             rv = harness_stop(h);
-    free(h);
-    return rv;
-}
-
 // Fails for good while *broken, else succeeds.
 static int
 flaky_handler(
@@ -223,14 +200,14 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_failed_jobs_are_replayed_in_bulk_and_then_succeed, setup,
-            teardown),
+            test_failed_jobs_are_replayed_in_bulk_and_then_succeed,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_queued_jobs_of_an_unserved_queue_are_canceled_in_bulk, setup,
-            teardown),
+            test_queued_jobs_of_an_unserved_queue_are_canceled_in_bulk,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_bad_filters_are_refused_over_rpc_and_change_nothing, setup,
-            teardown),
+            test_bad_filters_are_refused_over_rpc_and_change_nothing,
+            harness_open_setup, harness_open_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
