@@ -80,7 +80,9 @@ struct cli_opts {
     enum anvil_job_state state;          // list --state; 0 = any
     enum anvil_workflow_state wf_state;  // workflow list --state; 0 = any
     uint32_t                  limit;     // list --limit; 0 = server default
-    bool                      positional_set; // the verb's argument was given
+    int64_t created_since_ms; // list, retry, cancel --since (epoch ms)
+    int64_t created_until_ms; // list, retry, cancel --until (epoch ms)
+    bool    positional_set;   // the verb's argument was given
     // events (cmd_event.c)
     bool                  follow;               // --follow
     bool                  has_since;            // --since was given
@@ -251,6 +253,21 @@ int cli_set_max_attempts(
     struct cli_opts *o, const char *value, struct anvil_error *err);
 int cli_set_name(
     struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_state(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_since(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+int cli_set_until(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
+
+// retry and cancel of many jobs (cmd_bulk.c): `anvil retry ID` or `anvil
+// retry --state S [filters]`, the same for cancel. The check refuses an ID
+// with filters, filters without --state, and a state the verb cannot act
+// on; the run calls the single-job run when an ID was given.
+int cli_check_retry(struct cli_opts *o, struct anvil_error *err);
+int cli_check_cancel(struct cli_opts *o, struct anvil_error *err);
+int cli_run_retry_many(struct cli_ctx *x);
+int cli_run_cancel_many(struct cli_ctx *x);
 
 // Writes obj (a new reference, consumed) as one line of JSON on ctx->out.
 // CLI_EXIT_OK, or CLI_EXIT_FAILED when it cannot.

@@ -92,8 +92,8 @@ cli_set_timeout(struct cli_opts *o, const char *value, struct anvil_error *err)
     return rc;
 }
 
-static int
-set_state(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_state(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     enum anvil_job_state state = ANVIL_JOB_UNSPECIFIED;
     if (anvil_job_state_parse(value, &state) != ANVIL_OK
@@ -349,6 +349,8 @@ run_wait(struct cli_ctx *x)
 static int
 run_cancel(struct cli_ctx *x)
 {
+    if (x->opts->id == NULL)
+        return cli_run_cancel_many(x);
     struct anvil_job  *job = NULL;
     struct anvil_error err = { 0, "" };
     int rc = anvil_job_cancel(x->client, x->opts->id, &job, &err);
@@ -370,6 +372,8 @@ run_cancel(struct cli_ctx *x)
 static int
 run_retry(struct cli_ctx *x)
 {
+    if (x->opts->id == NULL)
+        return cli_run_retry_many(x);
     const struct cli_opts *o   = x->opts;
     struct anvil_job      *job = NULL;
     struct anvil_error     err = { 0, "" };
@@ -400,6 +404,8 @@ run_list(struct cli_ctx *x)
     f.queue                      = o->queue;
     f.limit                      = o->limit;
     f.cursor                     = o->cursor;
+    f.since_ms                   = o->created_since_ms;
+    f.until_ms                   = o->created_until_ms;
     int rc                       = anvil_job_list(x->client, &f, &list, &err);
     if (rc != ANVIL_OK) {
         anvil_job_list_free(list);
@@ -498,14 +504,25 @@ const struct cli_verb cli_verb_status = {
 
 static const struct cli_flag retry_flags[] = {
     { "--max-attempts", "N", cli_set_max_attempts },
+    { "--state", "S", cli_set_state },
+    { "--type", "T", cli_set_type },
+    { "--queue", "Q", cli_set_queue },
+    { "--since", "TIME", cli_set_since },
+    { "--until", "TIME", cli_set_until },
+    { "--limit", "N", cli_set_limit },
+    { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },
 };
 
 const struct cli_verb cli_verb_retry = {
-    .name       = "retry",
-    .positional = "ID",
-    .synopsis   = "[--max-attempts N]",
-    .summary    = "run a FAILED or CANCELED job again under the same id",
+    .name                = "retry",
+    .positional          = "ID",
+    .positional_optional = true,
+    .synopsis            = "[--max-attempts N] | retry --state FAILED|CANCELED "
+                           "[--type T] [--queue Q] [--since TIME] [--until TIME] "
+                           "[--limit N] [--cursor C] [--max-attempts N]",
+    .summary = "run a FAILED or CANCELED job again under the same id, or "
+               "many (dead letters)",
     .help
     = "The job goes back to QUEUED with its attempt counter and history "
       "kept.\n\nFlags:\n"
@@ -514,9 +531,23 @@ const struct cli_verb cli_verb_retry = {
       "                    server's, 3)\n"
       "\nFails with FAILED_PRECONDITION when the job has not ended, "
       "SUCCEEDED, or is a\nworkflow step (use 'anvil workflow retry'). "
-      "With --json: the job, as status\nprints it.\n",
+      "With --json: the job, as status\nprints it.\n"
+      "\nWithout ID, retries the jobs 'anvil list' shows for the same "
+      "filters, newest\nfirst, in one transaction (workflow steps are left "
+      "out):\n"
+      "  --state S     FAILED (the dead letters) or CANCELED; required\n"
+      "  --type T      only jobs of type T\n"
+      "  --queue Q     only jobs in queue Q\n"
+      "  --since TIME  only jobs created at or after TIME (RFC 3339)\n"
+      "  --until TIME  only jobs created before TIME (RFC 3339)\n"
+      "  --limit N     at most N jobs, 1..1000 (default 100)\n"
+      "  --cursor C    go on after the jobs of the previous call\n"
+      "Prints how many and their ids; when more match, the --cursor that "
+      "goes on.\nWith --json: {\"count\": N, \"ids\": [...], "
+      "\"next_cursor\": C or null}.\n",
     .flags          = retry_flags,
     .set_positional = cli_set_id_arg,
+    .check          = cli_check_retry,
     .run            = run_retry,
 };
 
@@ -537,22 +568,50 @@ const struct cli_verb cli_verb_wait = {
     .run            = run_wait,
 };
 
+static const struct cli_flag cancel_flags[] = {
+    { "--state", "S", cli_set_state },
+    { "--type", "T", cli_set_type },
+    { "--queue", "Q", cli_set_queue },
+    { "--since", "TIME", cli_set_since },
+    { "--until", "TIME", cli_set_until },
+    { "--limit", "N", cli_set_limit },
+    { "--cursor", "C", cli_set_cursor },
+    { NULL, NULL, NULL },
+};
+
 const struct cli_verb cli_verb_cancel = {
-    .name           = "cancel",
-    .positional     = "ID",
-    .synopsis       = "",
-    .summary        = "cancel a job (a running one at its next heartbeat)",
-    .help           = "Fails with FAILED_PRECONDITION when the job had already "
-                      "finished.\n",
-    .flags          = cli_no_flags,
+    .name                = "cancel",
+    .positional          = "ID",
+    .positional_optional = true,
+    .synopsis = "| cancel --state S [--type T] [--queue Q] [--since TIME] "
+                "[--until TIME] [--limit N] [--cursor C]",
+    .summary  = "cancel a job (a running one at its next heartbeat), or many",
+    .help     = "Fails with FAILED_PRECONDITION when the job had already "
+                "finished.\n"
+                "\nWithout ID, cancels the jobs 'anvil list' shows for the "
+                "same filters, newest\nfirst, in one transaction:\n"
+                "  --state S     PENDING, SCHEDULED, QUEUED or RUNNING; "
+                "required\n"
+                "  --type T      only jobs of type T\n"
+                "  --queue Q     only jobs in queue Q\n"
+                "  --since TIME  only jobs created at or after TIME (RFC "
+                "3339)\n"
+                "  --until TIME  only jobs created before TIME (RFC 3339)\n"
+                "  --limit N     at most N jobs, 1..1000 (default 100)\n"
+                "  --cursor C    go on after the jobs of the previous call\n"
+                "Output as for 'anvil retry' without ID.\n",
+    .flags    = cancel_flags,
     .set_positional = cli_set_id_arg,
+    .check          = cli_check_cancel,
     .run            = run_cancel,
 };
 
 static const struct cli_flag list_flags[] = {
-    { "--state", "S", set_state },
+    { "--state", "S", cli_set_state },
     { "--type", "T", cli_set_type },
     { "--queue", "Q", cli_set_queue },
+    { "--since", "TIME", cli_set_since },
+    { "--until", "TIME", cli_set_until },
     { "--limit", "N", cli_set_limit },
     { "--cursor", "C", cli_set_cursor },
     { NULL, NULL, NULL },
@@ -560,7 +619,8 @@ static const struct cli_flag list_flags[] = {
 
 const struct cli_verb cli_verb_list = {
     .name     = "list",
-    .synopsis = "[--state S] [--type T] [--queue Q] [--limit N] [--cursor C]",
+    .synopsis = "[--state S] [--type T] [--queue Q] [--since TIME] "
+                "[--until TIME] [--limit N] [--cursor C]",
     .summary  = "list jobs, newest first",
     .help     = "Flags:\n"
                 "  --state S   only jobs in state S: PENDING, SCHEDULED, QUEUED, "
@@ -568,6 +628,9 @@ const struct cli_verb cli_verb_list = {
                 "              SUCCEEDED, FAILED or CANCELED (any case)\n"
                 "  --type T    only jobs of type T\n"
                 "  --queue Q   only jobs in queue Q\n"
+                "  --since TIME  only jobs created at or after TIME (RFC "
+                "3339)\n"
+                "  --until TIME  only jobs created before TIME (RFC 3339)\n"
                 "  --limit N   at most N jobs, 1..1000 (default 50)\n"
                 "  --cursor C  the next page, as printed after the previous one\n",
     .flags    = list_flags,

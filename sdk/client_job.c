@@ -217,11 +217,13 @@ anvil_job_list(anvil_client *c, const struct anvil_job_filter *filter,
         return rc;
     Anvil__V1__ListJobsRequest req = ANVIL__V1__LIST_JOBS_REQUEST__INIT;
     if (filter != NULL) {
-        req.state  = (Anvil__V1__JobState) filter->state;
-        req.type   = (char *) (filter->type ? filter->type : "");
-        req.queue  = (char *) (filter->queue ? filter->queue : "");
-        req.limit  = filter->limit;
-        req.cursor = (char *) (filter->cursor ? filter->cursor : "");
+        req.state    = (Anvil__V1__JobState) filter->state;
+        req.type     = (char *) (filter->type ? filter->type : "");
+        req.queue    = (char *) (filter->queue ? filter->queue : "");
+        req.limit    = filter->limit;
+        req.cursor   = (char *) (filter->cursor ? filter->cursor : "");
+        req.since_ms = filter->since_ms;
+        req.until_ms = filter->until_ms;
     }
     return client_call_take(c, "ListJobs", &req.base, 0, take_jobs, out, err);
 }

@@ -604,6 +604,7 @@ rebuild(struct engine *e, struct anvil_error *err)
     // Leases remembered for resent Polls may have been rolled back.
     for (size_t i = 0; i < POLL_MEMORY; i++)
         e->memo[i].rid = 0;
+    jobs_bulk_forget(e);
     if (e->ready == NULL || e->timers == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     // Parked long-polls keep their place; give them their timers back.
@@ -744,6 +745,7 @@ engine_stop(struct engine *e)
     pthread_cond_destroy(&e->sync_wake);
     for (size_t i = 0; i < POLL_MEMORY; i++)
         free(e->memo[i].ids);
+    jobs_bulk_free(e);
     readyq_free(e->ready);
     timers_free(e->timers);
     registry_free(e->workers);

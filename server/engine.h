@@ -167,6 +167,17 @@ struct cmd_token {
     int64_t             at;                  // out, REVOKE: when
 };
 
+// RETRY_MANY, CANCEL_MANY (RetryJobs, CancelJobs): the jobs ListJobs lists
+// for f (f.state set; RETRY_MANY leaves workflow steps out), at most
+// f.limit, each retried or canceled as RetryJob or CancelJob would.
+struct cmd_bulk {
+    struct store_list_filter f;
+    uint32_t                 max_attempts; // RETRY_MANY: as cmd_retry
+    int64_t                 *ids;          // out: the jobs changed (free())
+    size_t                   n;            // out
+    int64_t                  next_before;  // out: 0 = no more match
+};
+
 struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME
     const char *queue;
     bool        changed; // out: false when it already was in that state
@@ -297,6 +308,7 @@ struct cmd {
         struct cmd_retry     retry;
         struct cmd_events    events;
         struct cmd_queue     queue;
+        struct cmd_bulk      bulk;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);

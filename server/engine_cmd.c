@@ -53,6 +53,14 @@ engine_fini_list(struct cmd *c)
 }
 
 void
+engine_fini_bulk(struct cmd *c) // RETRY_MANY, CANCEL_MANY
+{
+    free(c->u.bulk.ids);
+    c->u.bulk.ids = NULL;
+    c->u.bulk.n   = 0;
+}
+
+void
 engine_fini_poll(struct cmd *c)
 {
     free_jobs(&c->u.poll.jobs, &c->u.poll.n);

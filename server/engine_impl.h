@@ -26,6 +26,19 @@ struct poll_memo {
     size_t   n;
 };
 
+#define BULK_MEMORY 64
+
+// A recent RetryJobs or CancelJobs and its answer, so that a resend is
+// answered the same and changes nothing more (jobs_bulk.c).
+struct bulk_memo {
+    uint64_t rid;
+    int64_t  token_id; // only the same caller may replay it
+    int      kind;     // CMD_RETRY_MANY or CMD_CANCEL_MANY
+    int64_t *ids;
+    size_t   n;
+    int64_t  next_before;
+};
+
 struct engine {
     struct store        *st;
     struct engine_config cfg;
@@ -67,6 +80,8 @@ struct engine {
     uint64_t         waiter_seq;
     struct poll_memo memo[POLL_MEMORY];
     size_t           memo_next;
+    struct bulk_memo bulk_memo[BULK_MEMORY];
+    size_t           bulk_next;
     uint32_t         rand_state;
 
     // events.c: ended jobs per minute, per queue and type (Health.recent),
@@ -187,6 +202,12 @@ int events_worker(struct engine *e, struct batch *b, int kind,
 // has missed its heartbeats since the last look.
 int events_workers_check(struct engine *e, struct batch *b);
 
+// jobs_bulk.c: RetryJobs and CancelJobs through jobs_retry_one and
+// jobs_cancel_one. Forgets the remembered answers (after a rollback), or
+// frees them (engine_stop).
+void jobs_bulk_forget(struct engine *e);
+void jobs_bulk_free(struct engine *e);
+
 // jobs.c: the job state machine.
 // Job id ends in final state `state`; br is its row as the caller read it
 // in this batch (its workflow and the metrics' labels come from it).
@@ -202,6 +223,18 @@ int jobs_insert(struct engine *e, struct batch *b,
 // gets at least `more` (0 = 1) more. why is its RETRIED event's message.
 int jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
     uint32_t pending, uint32_t more, const char *why, struct anvil_error *err);
+// CancelJob's change: a waiting job (PENDING, SCHEDULED, QUEUED) ends
+// CANCELED (its workflow follows its policy), a running one's worker is
+// asked to stop. OK with *changed false when the job was CANCELED already
+// or its cancel was asked already; FAILED_PRECONDITION when it finished
+// otherwise; NOT_FOUND (err untouched) for no such job.
+int jobs_cancel_one(struct engine *e, struct batch *b, int64_t id,
+    bool *changed, struct anvil_error *err);
+// RetryJob's change: a FAILED or CANCELED plain job is QUEUED again with at
+// least `more` (0 = 1) more attempts; why is its RETRIED event's message.
+// FAILED_PRECONDITION for a workflow step or any other state; NOT_FOUND.
+int jobs_retry_one(struct engine *e, struct batch *b, int64_t id, uint32_t more,
+    const char *why, struct anvil_error *err);
 // Ends a job that is not running (PENDING, QUEUED, SCHEDULED) CANCELED.
 int jobs_cancel_waiting(struct engine *e, struct batch *b, int64_t id,
     const char *why, struct anvil_error *err);

@@ -203,30 +203,50 @@ hjobs_decode_wait(const struct handler_limits *lim, struct call *call,
 }
 
 int
+handlers_decode_filter(const struct handler_filter *in, uint32_t def_limit,
+    struct store_list_filter *f, struct anvil_error *err)
+{
+    if (in->limit > MAX_LIST_LIMIT)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "limit %u is over the maximum of %d jobs per call", in->limit,
+            MAX_LIST_LIMIT);
+    if (in->state < 0 || in->state > ANVIL_JOB_CANCELED)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "state %d is not a job state", in->state);
+    if ((in->type[0] && handlers_check_name("type", in->type, err))
+        || (in->queue[0] && handlers_check_name("queue", in->queue, err)))
+        return err->code;
+    if (in->cursor[0] != '\0' && job_id_parse(in->cursor, &f->before_id) != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "cursor '%.64s' is not a cursor this server returned", in->cursor);
+    if (in->since_ms < 0 || in->until_ms < 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s %lld is negative: give Unix epoch milliseconds",
+            in->since_ms < 0 ? "since_ms" : "until_ms",
+            (long long) (in->since_ms < 0 ? in->since_ms : in->until_ms));
+    if (in->until_ms > 0 && in->since_ms >= in->until_ms)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "since_ms %lld is not before until_ms %lld: nothing can match",
+            (long long) in->since_ms, (long long) in->until_ms);
+    f->state = in->state;
+    f->type  = in->type[0] ? in->type : NULL;
+    f->queue = in->queue[0] ? in->queue : NULL;
+    f->limit = in->limit ? in->limit : def_limit;
+    f->since = in->since_ms;
+    f->until = in->until_ms;
+    return ANVIL_OK;
+}
+
+int
 hjobs_decode_list(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     (void) lim;
     Anvil__V1__ListJobsRequest *r = (Anvil__V1__ListJobsRequest *) call->req;
-    struct store_list_filter   *f = &call->cmd.u.list.f;
-    if (r->limit > MAX_LIST_LIMIT)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "limit %u is over the maximum page size of %d", r->limit,
-            MAX_LIST_LIMIT);
-    if ((int) r->state < 0 || (int) r->state > ANVIL_JOB_CANCELED)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "state %d is not a job state", (int) r->state);
-    if ((r->type[0] && handlers_check_name("type", r->type, err))
-        || (r->queue[0] && handlers_check_name("queue", r->queue, err)))
-        return err->code;
-    if (r->cursor[0] != '\0' && job_id_parse(r->cursor, &f->before_id) != 0)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "cursor '%.64s' is not a cursor this server returned", r->cursor);
-    f->state = (int) r->state;
-    f->type  = r->type[0] ? r->type : NULL;
-    f->queue = r->queue[0] ? r->queue : NULL;
-    f->limit = r->limit ? r->limit : DEFAULT_LIST_LIMIT;
-    return ANVIL_OK;
+    struct handler_filter in = { (int) r->state, r->type, r->queue, r->limit,
+        r->cursor, r->since_ms, r->until_ms };
+    return handlers_decode_filter(
+        &in, DEFAULT_LIST_LIMIT, &call->cmd.u.list.f, err);
 }
 
 int

@@ -75,6 +75,27 @@ void **handlers_list(void **scratch, const void *from, size_t n,
 Anvil__V1__Job **handlers_jobs_to_pb(
     void **scratch, const struct job *jobs, size_t n);
 
+// The job filter of ListJobs, RetryJobs and CancelJobs (their fields 1-7),
+// borrowed from the request.
+struct handler_filter {
+    int         state;
+    const char *type;
+    const char *queue;
+    uint32_t    limit;
+    const char *cursor;
+    int64_t     since_ms;
+    int64_t     until_ms;
+};
+
+// Checks in and fills f (limit 0 = def_limit); INVALID_ARGUMENT naming the
+// field otherwise.
+int handlers_decode_filter(const struct handler_filter *in, uint32_t def_limit,
+    struct store_list_filter *f, struct anvil_error *err);
+
+// The text of n job ids in reply memory (see handlers_alloc); NULL when out
+// of memory.
+char **handlers_job_ids(void **scratch, const int64_t *ids, size_t n);
+
 // One job of SubmitJob or SubmitJobs into c (CMD_SUBMIT).
 int handlers_decode_submit_item(const struct handler_limits *lim,
     const Anvil__V1__SubmitJobRequest *r, struct cmd *c,
@@ -93,8 +114,8 @@ int handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err);
 // job rpcs in handlers.c, workers and health in handlers_worker.c,
 // workflows in handlers_flow.c, batches in handlers_batch.c, tokens in
 // handlers_admin.c, events in handlers_events.c, paused queues in
-// handlers_queue.c. A row may name free() (a reply of one calloc) or
-// handlers_free (a reply in reply memory).
+// handlers_queue.c, RetryJobs and CancelJobs in handlers_bulk.c. A row may name
+// free() (a reply of one calloc) or handlers_free (a reply in reply memory).
 #define RPC(                                                              \
     method, kind, apply, fini, access, decode, encode, free_reply, roles) \
     int  decode(const struct handler_limits *lim, struct call *call,      \

@@ -272,8 +272,8 @@ hwork_free_poll_reply(void *p)
 
 // The text of n job ids in reply memory: n pointers, then the 24 bytes
 // each points at.
-static char **
-job_ids(void **scratch, const int64_t *ids, size_t n)
+char **
+handlers_job_ids(void **scratch, const int64_t *ids, size_t n)
 {
     char **ptrs = handlers_alloc(scratch, n, sizeof(char *) + 24);
     if (ptrs == NULL)
@@ -292,8 +292,8 @@ hwork_encode_heartbeat(
 {
     struct cmd_heartbeat         *h = &call->cmd.u.heartbeat;
     Anvil__V1__HeartbeatResponse *m = handlers_alloc(scratch, 1, sizeof(*m));
-    char **canceled = job_ids(scratch, h->canceled, h->ncanceled);
-    char **lost     = job_ids(scratch, h->lost, h->nlost);
+    char **canceled = handlers_job_ids(scratch, h->canceled, h->ncanceled);
+    char **lost     = handlers_job_ids(scratch, h->lost, h->nlost);
     if (m == NULL || canceled == NULL || lost == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__heartbeat_response__init(m);

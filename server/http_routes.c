@@ -24,6 +24,13 @@ static const struct route routes[] = {
         false, "Get a job; with ?wait=30s, wait until it is final" },
     { "GET", "/v1/jobs:lookup", ROUTE_RPC, "GetJob", NULL, ROUTE_BODY_NONE,
         false, "Find a job by the idempotency key it was submitted with" },
+    { "POST", "/v1/jobs:retry", ROUTE_RPC, "RetryJobs", NULL,
+        ROUTE_BODY_MESSAGE, false,
+        "Run again up to 1,000 FAILED or CANCELED jobs that match a filter "
+        "(dead-letter replay)" },
+    { "POST", "/v1/jobs:cancel", ROUTE_RPC, "CancelJobs", NULL,
+        ROUTE_BODY_MESSAGE, false,
+        "Cancel up to 1,000 unfinished jobs that match a filter" },
     { "POST", "/v1/jobs/{id}:cancel", ROUTE_RPC, "CancelJob", NULL,
         ROUTE_BODY_NONE, false, "Cancel a job" },
     { "POST", "/v1/jobs/{id}:retry", ROUTE_RPC, "RetryJob", NULL,

@@ -311,26 +311,35 @@ jobs_wait(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 int
-jobs_cancel(struct engine *e, struct batch *b, struct cmd *c)
+jobs_cancel_one(struct engine *e, struct batch *b, int64_t id, bool *changed,
+    struct anvil_error *err)
 {
-    int64_t                id = c->u.cancel.id;
     struct store_job_brief br;
-    int                    rc = store_job_brief(e->st, id, &br, &c->err);
-    if (rc == ANVIL_NOT_FOUND)
-        return not_found(c, id);
-    if (rc != ANVIL_OK)
-        return rc;
-    if (br.state == ANVIL_JOB_CANCELED) // cancelling twice is no error
-        return store_job_get(e->st, id, &c->u.cancel.job, &c->err);
+    *changed = false;
+    int rc   = store_job_brief(e->st, id, &br, err);
+    if (rc != ANVIL_OK || br.state == ANVIL_JOB_CANCELED)
+        return rc; // cancelling twice is no error
     if (anvil_job_state_final(br.state))
-        return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+        return av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "job j%lld already finished: it is %s", (long long) id,
             anvil_job_state_name(br.state));
-    if (br.state == ANVIL_JOB_RUNNING)
-        rc = jobs_request_cancel(e, id, &c->err);
-    else
-        rc = jobs_finish(
-            e, b, id, &br, ANVIL_JOB_CANCELED, NULL, 0, "canceled", &c->err);
+    if (br.state == ANVIL_JOB_RUNNING) {
+        *changed = !br.cancel_requested;
+        return jobs_request_cancel(e, id, err);
+    }
+    *changed = true;
+    return jobs_finish(
+        e, b, id, &br, ANVIL_JOB_CANCELED, NULL, 0, "canceled", err);
+}
+
+int
+jobs_cancel(struct engine *e, struct batch *b, struct cmd *c)
+{
+    int64_t id = c->u.cancel.id;
+    bool    changed;
+    int     rc = jobs_cancel_one(e, b, id, &changed, &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, id);
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, id, &c->u.cancel.job, &c->err);
     return rc;
@@ -364,28 +373,36 @@ jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
 }
 
 int
-jobs_retry(struct engine *e, struct batch *b, struct cmd *c)
+jobs_retry_one(struct engine *e, struct batch *b, int64_t id, uint32_t more,
+    const char *why, struct anvil_error *err)
 {
-    struct cmd_retry *r  = &c->u.retry;
-    struct job        j  = { 0 };
-    int               rc = store_job_get(e->st, r->id, &j, &c->err);
-    if (rc == ANVIL_NOT_FOUND)
-        return not_found(c, r->id);
+    struct job j  = { 0 };
+    int        rc = store_job_get(e->st, id, &j, err);
     if (rc == ANVIL_OK && j.workflow_id != 0)
-        rc = av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+        rc = av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "job j%lld is step '%s' of workflow w%lld: retry the workflow "
             "(anvil workflow retry w%lld)",
             (long long) j.id, j.step, (long long) j.workflow_id,
             (long long) j.workflow_id);
     else if (rc == ANVIL_OK && j.state != ANVIL_JOB_FAILED
         && j.state != ANVIL_JOB_CANCELED)
-        rc = av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
+        rc = av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "job j%lld is %s: only a FAILED or CANCELED job can be retried",
             (long long) j.id, anvil_job_state_name(j.state));
     if (rc == ANVIL_OK)
-        rc = jobs_retry_final(
-            e, b, &j, 0, r->max_attempts, "retried on request", &c->err);
+        rc = jobs_retry_final(e, b, &j, 0, more, why, err);
     job_fini(&j);
+    return rc;
+}
+
+int
+jobs_retry(struct engine *e, struct batch *b, struct cmd *c)
+{
+    struct cmd_retry *r  = &c->u.retry;
+    int               rc = jobs_retry_one(
+                      e, b, r->id, r->max_attempts, "retried on request", &c->err);
+    if (rc == ANVIL_NOT_FOUND)
+        return not_found(c, r->id);
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, r->id, &r->job, &c->err);
     return rc;

@@ -59,6 +59,8 @@ RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,
 RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          handlers_free,              ADMIN)
 RPC(PauseQueue,     QUEUE_PAUSE,  queues_pause,    engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
 RPC(ResumeQueue,    QUEUE_RESUME, queues_resume,   engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
+RPC(RetryJobs,      RETRY_MANY,   jobs_retry_many, engine_fini_bulk,      WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
+RPC(CancelJobs,     CANCEL_MANY,  jobs_cancel_many, engine_fini_bulk,     WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
 //  KIND          apply               fini                 access
 CMD(PIPE_CLOSED,  engine_pipe_closed, engine_fini_none,    READS)  // a connection closed: drop its parked long-polls
 CMD(METRICS,      views_metrics,      engine_fini_metrics, READS)  // GET /metrics: render every series (metrics.h)

@@ -173,6 +173,13 @@ store_job_list(struct store *st, const struct store_list_filter *f,
 }
 
 int
+store_job_ids(struct store *st, const struct store_list_filter *f,
+    bool plain_only, int64_t **ids, size_t *n, struct anvil_error *err)
+{
+    return st->ops->job_ids(st, f, plain_only, ids, n, err);
+}
+
+int
 store_scan_active(struct store *st, int (*fn)(void *arg, const struct job *j),
     void *arg, struct anvil_error *err)
 {

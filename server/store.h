@@ -114,6 +114,8 @@ struct store_ops {
         struct anvil_error *err);
     int (*job_list)(struct store *st, const struct store_list_filter *f,
         struct job **jobs, size_t *n, struct anvil_error *err);
+    int (*job_ids)(struct store *st, const struct store_list_filter *f,
+        bool plain_only, int64_t **ids, size_t *n, struct anvil_error *err);
     int (*scan_active)(struct store *st,
         int (*fn)(void *arg, const struct job *j), void *arg,
         struct anvil_error *err);
@@ -339,11 +341,19 @@ struct store_list_filter {
     const char *queue;     // NULL = any
     int64_t     before_id; // 0 = from the newest
     uint32_t    limit;
+    int64_t     since; // jobs only: created at or after (epoch ms); 0 = any
+    int64_t     until; // jobs only: created before (epoch ms); 0 = any
 };
 
 // Newest first. *jobs is an array of *n jobs (job_array_free).
 int store_job_list(struct store *st, const struct store_list_filter *f,
     struct job **jobs, size_t *n, struct anvil_error *err);
+
+// The ids of the jobs store_job_list would list for f (f->state set),
+// newest first, in *ids (free(); NULL when *n is 0); plain_only leaves
+// workflow steps out.
+int store_job_ids(struct store *st, const struct store_list_filter *f,
+    bool plain_only, int64_t **ids, size_t *n, struct anvil_error *err);
 
 // Calls fn for each job in state SCHEDULED, QUEUED or RUNNING, by state
 // and oldest first within a state (the active index's order: a million

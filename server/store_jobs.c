@@ -347,18 +347,38 @@ sq_read_jobs(struct sqlite_store *st, int sid, struct job **jobs, size_t *n,
     return ANVIL_OK;
 }
 
-static int
-sq_job_list(struct store *base, const struct store_list_filter *f,
-    struct job **jobs, size_t *n, struct anvil_error *err)
+// Binds f to statement sid's JOB_FILTER (?1-?7); returns the statement.
+static sqlite3_stmt *
+bind_filter(struct sqlite_store *st, int sid, const struct store_list_filter *f)
 {
-    struct sqlite_store *st = sq(base);
-    sqlite3_stmt        *s  = sq_stmt(st, STMT_JOB_LIST);
+    sqlite3_stmt *s = sq_stmt(st, sid);
     sq_bind_i64(st, s, 1, f->state);
     sq_bind_text_or_null(st, s, 2, f->type);
     sq_bind_text_or_null(st, s, 3, f->queue);
     sq_bind_i64(st, s, 4, f->before_id > 0 ? f->before_id : INT64_MAX);
     sq_bind_i64(st, s, 5, f->limit);
+    sq_bind_i64(st, s, 6, f->since);
+    sq_bind_i64(st, s, 7, f->until > 0 ? f->until : INT64_MAX);
+    return s;
+}
+
+static int
+sq_job_list(struct store *base, const struct store_list_filter *f,
+    struct job **jobs, size_t *n, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    bind_filter(st, STMT_JOB_LIST, f);
     return sq_read_jobs(st, STMT_JOB_LIST, jobs, n, err, "listing jobs");
+}
+
+static int
+sq_job_ids(struct store *base, const struct store_list_filter *f,
+    bool plain_only, int64_t **ids, size_t *n, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    sqlite3_stmt        *s  = bind_filter(st, STMT_JOB_IDS, f);
+    sq_bind_i64(st, s, 8, plain_only);
+    return sq_read_ids(st, STMT_JOB_IDS, ids, n, err, "selecting jobs");
 }
 
 static int
@@ -481,6 +501,7 @@ read_ops(struct store_ops *o)
     o->job_get           = sq_job_get;
     o->job_brief         = sq_job_brief;
     o->job_list          = sq_job_list;
+    o->job_ids           = sq_job_ids;
     o->scan_active       = sq_scan_active;
     o->depths            = sq_depths;
     o->running_by_worker = sq_running_by_worker;

@@ -23,6 +23,12 @@
 int (*store_hook_step)(int stmt);
 int (*store_hook_fdatasync)(int fd);
 
+// ListJobs' filter (store_list_filter), shared by RetryJobs and CancelJobs.
+#define JOB_FILTER                                          \
+    "(?1 = 0 OR state = ?1) AND (?2 IS NULL OR type = ?2) " \
+    "AND (?3 IS NULL OR queue = ?3) AND id < ?4 "           \
+    "AND created_at >= ?6 AND created_at < ?7"
+
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN]       = "BEGIN IMMEDIATE",
     [STMT_COMMIT]      = "COMMIT",
@@ -56,16 +62,13 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_EXTEND]     = "UPDATE jobs SET lease_deadline = ?2 WHERE id = ?1",
     [STMT_JOB_CANCEL_REQ] = "UPDATE jobs SET cancel_requested = 1 "
                             "WHERE id = ?1",
-    [STMT_JOB_BRIEF]   = "SELECT state, attempt, max_attempts, lease_deadline, "
-                         "started_at, timeout_ms, lease_ms, run_at, priority, "
-                         "cancel_requested, workflow_id, backoff_initial_ms, "
-                         "backoff_max_ms, backoff_multiplier, lease_token, "
-                         "queue, type, step FROM jobs WHERE id = ?1",
-    [STMT_JOB_LIST]    = "SELECT " JOB_COLS " FROM jobs "
-                         "WHERE (?1 = 0 OR state = ?1) "
-                         "AND (?2 IS NULL OR type = ?2) "
-                         "AND (?3 IS NULL OR queue = ?3) "
-                         "AND id < ?4 ORDER BY id DESC LIMIT ?5",
+    [STMT_JOB_BRIEF] = "SELECT state, attempt, max_attempts, lease_deadline, "
+                       "started_at, timeout_ms, lease_ms, run_at, priority, "
+                       "cancel_requested, workflow_id, backoff_initial_ms, "
+                       "backoff_max_ms, backoff_multiplier, lease_token, "
+                       "queue, type, step FROM jobs WHERE id = ?1",
+    [STMT_JOB_LIST]  = "SELECT " JOB_COLS " FROM jobs WHERE " JOB_FILTER
+                      " ORDER BY id DESC LIMIT ?5",
     [STMT_SCAN_ACTIVE] = "SELECT id, type, queue, priority, state, attempt, "
                          "run_at, lease_deadline, started_at, timeout_ms "
                          "FROM jobs WHERE " JOBS_ACTIVE
@@ -172,6 +175,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           "progress_message = ?3 WHERE id = ?1 AND "
                           "(progress_percent IS NOT ?2 OR "
                           "progress_message IS NOT ?3)",
+    [STMT_JOB_IDS]      = "SELECT id FROM jobs WHERE " JOB_FILTER
+                     " AND (?8 = 0 OR workflow_id IS NULL)"
+                     " ORDER BY id DESC LIMIT ?5",
 };
 
 static bool

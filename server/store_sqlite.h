@@ -85,6 +85,7 @@ enum stmt_id {
     STMT_QUEUE_RESUME,
     STMT_QUEUES_PAUSED,
     STMT_JOB_PROGRESS,
+    STMT_JOB_IDS,
     STMT_COUNT
 };
 

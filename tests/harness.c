@@ -656,6 +656,29 @@ harness_get_be64(const uint8_t *p)
 }
 
 int
+harness_open_setup(void **state)
+{
+    struct harness *h = calloc(1, sizeof(*h));
+    if (h == NULL || harness_open(h) != 0) {
+        if (h != NULL)
+            harness_stop(h);
+        free(h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+int
+harness_open_teardown(void **state)
+{
+    struct harness *h  = *state;
+    int             rv = harness_stop(h);
+    free(h);
+    return rv;
+}
+
+int
 harness_store_setup(void **state, int synchronous)
 {
     struct harness_store *f = calloc(1, sizeof(*f));

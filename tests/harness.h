@@ -161,6 +161,13 @@ struct harness_store {
     struct store *st;
 };
 
+// cmocka fixtures for tests that spawn anvild themselves: *state becomes a
+// new struct harness after harness_open() (0, or -1 after a line on
+// stderr); the teardown stops it, frees it and returns harness_stop()'s
+// result, so a child that did not exit cleanly fails the test.
+int harness_open_setup(void **state);
+int harness_open_teardown(void **state);
+
 // Makes *state a new struct harness_store: a temporary directory and a
 // store opened at `synchronous` (1 NORMAL, 2 FULL). 0, or -1 after a line
 // on stderr.

@@ -396,6 +396,91 @@ test_cli_list_pages_with_cursor_and_prints_a_table(void **state)
         free(ids[i]);
 }
 
+// Bulk cancel and bulk retry: how many and which, a cursor while more
+// match, JSON for scripts; bad filters refused before a server is asked.
+static void
+test_cli_cancel_and_retry_many_jobs_by_filter(void **state)
+{
+    struct harness *h = *state;
+    char           *ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = submit_id(h, "Nobody", "{}");
+    char      *other = submit_id(h, "Somebody", "{}");
+    struct run r;
+    run(h, &r, "cancel", "--state", "QUEUED", "--type", "Nobody", "--limit",
+        "2", NULL);
+    assert_int_equal(r.status, 0);
+    char want[160];
+    snprintf(want, sizeof(want),
+        "canceled 2 jobs: %s %s\nMore jobs match: add --cursor %s to go on.\n",
+        ids[2], ids[1], ids[1]);
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    run(h, &r, "--json", "cancel", "--state", "queued", "--type", "Nobody",
+        "--cursor", ids[1], NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 1);
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(j, "ids"), 0)),
+        ids[0]);
+    assert_true(json_is_null(json_object_get(j, "next_cursor")));
+    json_decref(j);
+    run_free(&r);
+
+    // The dead-letter view, then its replay; the other type stayed QUEUED.
+    run(h, &r, "--json", "retry", "--state", "CANCELED", "--since",
+        "2020-01-01T00:00:00Z", NULL);
+    assert_int_equal(r.status, 0);
+    j = out_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "count")), 3);
+    json_decref(j);
+    run_free(&r);
+    run(h, &r, "retry", "--state", "CANCELED", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "retried 0 jobs\n");
+    run_free(&r);
+    run(h, &r, "--json", "list", "--state", "QUEUED", NULL);
+    j = out_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "jobs")), 4);
+    json_decref(j);
+    run_free(&r);
+
+    // `cancel ID` still works.
+    run(h, &r, "cancel", other, NULL);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+
+    static const char *const bad[][8] = {
+        { "retry", "--state", "RUNNING", NULL },
+        { "retry", NULL },
+        { "retry", "--type", "Nobody", NULL },
+        { "cancel", "--state", "SUCCEEDED", NULL },
+        { "cancel", "j1", "--state", "QUEUED", NULL },
+        { "cancel", "--state", "QUEUED", "--limit", "0", NULL },
+        { "cancel", "--state", "QUEUED", "--limit", "1001", NULL },
+        { "retry", "--state", "FAILED", "--since", "yesterday", NULL },
+        { "retry", "--state", "FAILED", "--since", "2026-01-02T00:00:00Z",
+            "--until", "2026-01-01T00:00:00Z", NULL },
+        { "retry", "--state", "DEAD", NULL },
+    };
+    static const char *const says[] = { "FAILED or CANCELED", "missing ID",
+        "missing ID", "PENDING, SCHEDULED, QUEUED or RUNNING", "not both",
+        "--limit", "--limit", "--since", "--since", "unknown state" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run_no_server(h, &r, bad[i][0], bad[i][1], bad[i][2], bad[i][3],
+            bad[i][4], bad[i][5], bad[i][6], bad[i][7], NULL);
+        if (r.status != 2 || strstr(r.err, says[i]) == NULL)
+            print_error("case %zu: %d %s\n", i, r.status, r.err);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.err, says[i]));
+        run_free(&r);
+    }
+    for (int i = 0; i < 3; i++)
+        free(ids[i]);
+    free(other);
+}
+
 static void
 test_cli_health_reports_queue_depths(void **state)
 {
@@ -925,6 +1010,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_cli_list_pages_with_cursor_and_prints_a_table, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_cancel_and_retry_many_jobs_by_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_health_reports_queue_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(

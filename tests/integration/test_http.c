@@ -704,6 +704,55 @@ test_get_wait_and_cancel_a_job(void **state)
     expect_error(&r, 400, "INVALID_ARGUMENT", "query");
 }
 
+// POST /v1/jobs:cancel and /v1/jobs:retry: JSON filter in, how many and
+// which out; a bad filter is a 400 naming the field and changes nothing.
+static void
+test_cancel_and_retry_many_jobs_by_filter(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char a[32], b[32];
+    submit(
+        f, "{\"type\":\"nobody-runs-this\",\"queue\":\"idle\"}", a, sizeof(a));
+    submit(
+        f, "{\"type\":\"nobody-runs-this\",\"queue\":\"idle\"}", b, sizeof(b));
+    static const char *const bad[][3] = {
+        { "/v1/jobs:cancel", "{\"state\":\"SUCCEEDED\"}", "state" },
+        { "/v1/jobs:cancel", "{}", "state is required" },
+        { "/v1/jobs:cancel", "{\"state\":\"QUEUED\",\"limit\":1001}", "limit" },
+        { "/v1/jobs:retry", "{\"state\":\"RUNNING\"}", "state" },
+        { "/v1/jobs:retry",
+            "{\"state\":\"FAILED\",\"since_ms\":\"9\",\"until_ms\":\"3\"}",
+            "since_ms" },
+        { "/v1/jobs:retry", "{\"state\":\"NOPE\"}", "state" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct resp r = post(f, bad[i][0], bad[i][1]);
+        expect_error(&r, 400, "INVALID_ARGUMENT", bad[i][2]);
+    }
+    struct resp r = get_job(f, a, NULL);
+    expect_str(&r, "job.state", "JOB_STATE_QUEUED");
+    resp_free(&r);
+
+    r = post(f, "/v1/jobs:cancel", "{\"state\":\"QUEUED\",\"queue\":\"idle\"}");
+    expect_status(&r, 200);
+    assert_int_equal(json_integer_value(jpath(r.j, "count")), 2);
+    expect_str(&r, "ids.0", b);
+    expect_str(&r, "ids.1", a);
+    expect_str(&r, "next_cursor", "");
+    resp_free(&r);
+    r = post(f, "/v1/jobs:retry",
+        "{\"state\":\"JOB_STATE_CANCELED\",\"queue\":\"idle\",\"limit\":1}");
+    expect_status(&r, 200);
+    assert_int_equal(json_integer_value(jpath(r.j, "count")), 1);
+    expect_str(&r, "ids.0", b);
+    expect_str(&r, "next_cursor", b);
+    resp_free(&r);
+    r = get_job(f, b, NULL);
+    expect_str(&r, "job.state", "JOB_STATE_QUEUED");
+    resp_free(&r);
+}
+
 // ---- the worker calls, over HTTP alone ----
 
 struct lease {
@@ -1768,6 +1817,7 @@ main(void)
         T(test_batch_applies_each_job_on_its_own),
         T(test_list_jobs_filters_by_state_type_queue_and_pages),
         T(test_get_wait_and_cancel_a_job),
+        T(test_cancel_and_retry_many_jobs_by_filter),
         T(test_worker_calls_drive_jobs_to_succeeded_and_failed),
         T(test_report_and_stale_tokens),
         T(test_workflows_submit_get_list_wait_and_cancel),

@@ -48,6 +48,8 @@ static const struct {
     { "WaitWorkflow", C | RD },
     { "CancelWorkflow", C },
     { "RetryJob", C },
+    { "RetryJobs", C },
+    { "CancelJobs", C },
     { "RetryWorkflow", C },
     { "WatchEvents", C | RD },
     { "PauseQueue", C },

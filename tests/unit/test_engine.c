@@ -377,18 +377,20 @@ contains(const int64_t *v, size_t n, int64_t x)
 // hook, then arms a failure for that index. The engine thread runs the
 // hook, so its state is atomic.
 
-static atomic_int hook_last     = -1;
-static atomic_int hook_fail_id  = -1;
-static atomic_int hook_fail_cnt = 0;
+static atomic_int hook_last      = -1;
+static atomic_int hook_fail_id   = -1;
+static atomic_int hook_fail_cnt  = 0;
+static atomic_int hook_fail_skip = 0; // steps of hook_fail_id let run first
 
 static int
 hook(int stmt)
 {
     atomic_store(&hook_last, stmt);
-    if (stmt == atomic_load(&hook_fail_id)
-        && atomic_fetch_sub(&hook_fail_cnt, 1) > 0)
-        return 1;
-    return 0;
+    if (stmt != atomic_load(&hook_fail_id))
+        return 0;
+    if (atomic_fetch_sub(&hook_fail_skip, 1) > 0)
+        return 0;
+    return atomic_fetch_sub(&hook_fail_cnt, 1) > 0;
 }
 
 enum probe {
@@ -397,7 +399,8 @@ enum probe {
     PROBE_MAKE_READY,
     PROBE_COMMIT,
     PROBE_EDGE,
-    PROBE_PAUSE
+    PROBE_PAUSE,
+    PROBE_RETRY
 };
 
 // The statement index one store call steps.
@@ -435,6 +438,10 @@ learn_stmt(struct fx *f, enum probe what)
             store_queue_set_paused(st, "q", true, 1, &changed, &err), ANVIL_OK);
         break;
     }
+    case PROBE_RETRY:
+        assert_int_equal(
+            store_job_retry(st, 99, 3, 0, 3, &err), ANVIL_NOT_FOUND);
+        break;
     case PROBE_COMMIT:
         store_hook_step = NULL;
         assert_int_equal(store_begin(st, &err), ANVIL_OK);
@@ -451,6 +458,7 @@ learn_stmt(struct fx *f, enum probe what)
 static void
 hook_arm(int stmt, int times)
 {
+    atomic_store(&hook_fail_skip, 0);
     atomic_store(&hook_fail_cnt, times);
     atomic_store(&hook_fail_id, stmt);
 }
@@ -2361,6 +2369,333 @@ test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing(
     assert_string_equal(paused, "");
 }
 
+// ---- RetryJobs and CancelJobs ----
+
+// Posts RetryJobs (retry) or CancelJobs with filter flt and request id
+// rid; returns the code. The caller engine_cmd_fini's r->c.
+static int
+bulk(struct fx *f, struct req *r, bool retry, struct store_list_filter flt,
+    uint64_t rid)
+{
+    req_init(r, retry ? CMD_RETRY_MANY : CMD_CANCEL_MANY);
+    r->c.u.bulk.f   = flt;
+    r->c.request_id = rid;
+    int rc          = call(f, r);
+    if (rc != ANVIL_OK)
+        fprintf(stderr, "bulk: %s\n", r->c.err.msg);
+    return rc;
+}
+
+// A job of this type in queue "default" whose only attempt failed.
+static int64_t
+failed_job(struct fx *f, const char *type)
+{
+    int64_t    id = submit(f, type);
+    struct job j  = lease_one(f, type);
+    int        st;
+    int64_t    at;
+    assert_int_equal(j.id, id);
+    assert_int_equal(fail_job(f, id, j.attempt, "dead", true, &st, &at), 0);
+    assert_int_equal(st, ANVIL_JOB_FAILED);
+    job_fini(&j);
+    return id;
+}
+
+static void
+test_engine_retry_many_retries_only_the_matching_failed_jobs(void **state)
+{
+    struct fx *f = *state;
+    int64_t    a = failed_job(f, "t");
+    int64_t    b = failed_job(f, "t");
+    int64_t    c = failed_job(f, "t");
+    int64_t    u = failed_job(f, "u");  // another type
+    int64_t    q = submit(f, "t");      // QUEUED
+    int64_t    x = submit_to(f, "dlq"); // CANCELED, in another queue
+    struct job j;
+    assert_int_equal(cancel(f, x, &j), ANVIL_OK);
+    job_fini(&j);
+
+    // At most 2: the newest two, and a cursor because one more matches.
+    struct req               r;
+    struct store_list_filter flt
+        = { .state = ANVIL_JOB_FAILED, .type = "t", .limit = 2 };
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 2);
+    assert_int_equal(r.c.u.bulk.ids[0], c);
+    assert_int_equal(r.c.u.bulk.ids[1], b);
+    assert_int_equal(r.c.u.bulk.next_before, b);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, c), ANVIL_JOB_QUEUED);
+    assert_int_equal(state_of(f, b), ANVIL_JOB_QUEUED);
+    assert_int_equal(state_of(f, a), ANVIL_JOB_FAILED);
+
+    // Past the cursor: the last one, and no cursor.
+    flt.before_id = b;
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], a);
+    assert_int_equal(r.c.u.bulk.next_before, 0);
+    engine_cmd_fini(&r.c);
+
+    // Done: nothing FAILED of type t is left.
+    flt.before_id = 0;
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 0);
+    assert_int_equal(r.c.u.bulk.next_before, 0);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, u), ANVIL_JOB_FAILED);
+    assert_int_equal(state_of(f, q), ANVIL_JOB_QUEUED);
+    assert_int_equal(state_of(f, x), ANVIL_JOB_CANCELED);
+
+    // CANCELED in queue dlq; since/until bound the creation time.
+    flt = (struct store_list_filter) {
+        .state = ANVIL_JOB_CANCELED, .queue = "dlq", .limit = 100
+    };
+    flt.until = 1; // created before 1970-01-01T00:00:00.001Z: none
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 0);
+    engine_cmd_fini(&r.c);
+    flt.until = 0;
+    flt.since = 1;
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], x);
+    engine_cmd_fini(&r.c);
+
+    // Each retried job runs again as RetryJob would: attempt kept, a
+    // RETRIED event, and a worker gets it.
+    assert_int_equal(get_job(f, a, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_QUEUED);
+    assert_int_equal(j.attempt, 1);
+    assert_string_equal(j.error, "dead");
+    job_fini(&j);
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = a;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 4);
+    assert_int_equal(r.c.u.events.events[3].kind, EV_JOB_RETRIED);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(poll_count(f, "t"), 4); // a, b, c and q
+}
+
+// A chain a -> b of steps of this type; returns the workflow's id.
+static int64_t
+chain(struct fx *f, const char *type)
+{
+    static const char *const after[] = { "a" };
+    const struct dag_step    g[]     = { { "a", NULL, 0 }, { "b", after, 1 } };
+    const struct cmd_wf_step s[]
+        = { { .name = "a", .type = type, .queue = "default" },
+              { .name = "b", .type = type, .queue = "default" } };
+    struct dag        *dag = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(dag_build(g, 2, &dag, &err), ANVIL_OK);
+    struct req r;
+    req_init(&r, CMD_WF_SUBMIT);
+    r.c.u.wf_submit = (struct cmd_wf_submit) {
+        .name = "c", .steps = s, .n = 2, .dag = dag
+    };
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    dag_free(dag);
+    return r.c.u.wf_submit.id;
+}
+
+// Reads workflow id with its steps into r (engine_cmd_fini).
+static void
+get_flow(struct fx *f, int64_t id, struct req *r)
+{
+    req_init(r, CMD_WF_GET);
+    r->c.u.wf.id = id;
+    assert_int_equal(call(f, r), ANVIL_OK);
+    assert_int_equal(r->c.u.wf.wf.n, 2);
+}
+
+static void
+test_engine_retry_many_leaves_workflow_steps_to_retry_workflow(void **state)
+{
+    struct fx *f = *state;
+    struct req w;
+    get_flow(f, chain(f, "wt"), &w);
+    int64_t a = w.c.u.wf.wf.steps[0].id;
+    int64_t b = w.c.u.wf.wf.steps[1].id;
+    engine_cmd_fini(&w.c);
+    struct job j = lease_one(f, "wt");
+    int        st;
+    int64_t    at;
+    assert_int_equal(j.id, a);
+    assert_int_equal(fail_job(f, a, j.attempt, "x", true, &st, &at), 0);
+    job_fini(&j);
+    int64_t plain = failed_job(f, "wt");
+    assert_int_equal(state_of(f, a), ANVIL_JOB_FAILED);
+    assert_int_equal(state_of(f, b), ANVIL_JOB_CANCELED);
+
+    struct req               r;
+    struct store_list_filter flt = { .state = ANVIL_JOB_FAILED, .limit = 10 };
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], plain);
+    engine_cmd_fini(&r.c);
+    flt.state = ANVIL_JOB_CANCELED;
+    assert_int_equal(bulk(f, &r, true, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 0);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, a), ANVIL_JOB_FAILED);
+    assert_int_equal(state_of(f, b), ANVIL_JOB_CANCELED);
+}
+
+static void
+test_engine_cancel_many_cancels_as_cancel_job_does(void **state)
+{
+    struct fx *f   = *state;
+    int64_t    q1  = submit(f, "t");
+    int64_t    q2  = submit(f, "t");
+    int64_t    run = submit(f, "r");
+    struct job j   = lease_one(f, "r");
+    job_fini(&j);
+    int64_t other = submit(f, "u");
+
+    // QUEUED jobs of type t end CANCELED at once, with their event.
+    struct req               r;
+    struct store_list_filter flt
+        = { .state = ANVIL_JOB_QUEUED, .type = "t", .limit = 100 };
+    assert_int_equal(bulk(f, &r, false, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 2);
+    assert_int_equal(r.c.u.bulk.ids[0], q2);
+    assert_int_equal(r.c.u.bulk.ids[1], q1);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, q1), ANVIL_JOB_CANCELED);
+    assert_int_equal(state_of(f, q2), ANVIL_JOB_CANCELED);
+    assert_int_equal(state_of(f, other), ANVIL_JOB_QUEUED);
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.job_id = q1;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 2);
+    assert_int_equal(r.c.u.events.events[1].kind, EV_JOB_CANCELED);
+    engine_cmd_fini(&r.c);
+
+    // A RUNNING job is asked to stop and its worker hears it; asking again
+    // changes nothing.
+    flt = (struct store_list_filter) { .state = ANVIL_JOB_RUNNING, .limit = 5 };
+    assert_int_equal(bulk(f, &r, false, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], run);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(get_job(f, run, &j), ANVIL_OK);
+    assert_int_equal(j.state, ANVIL_JOB_RUNNING);
+    assert_true(j.cancel_requested);
+    job_fini(&j);
+    assert_int_equal(bulk(f, &r, false, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 0);
+    engine_cmd_fini(&r.c);
+    struct lease_ref ref = { .id = run, .token = 1 };
+    req_init(&r, CMD_HEARTBEAT);
+    r.c.u.heartbeat
+        = (struct cmd_heartbeat) { .worker = "worker-1", .refs = &ref, .n = 1 };
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.heartbeat.ncanceled, 1);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(complete(f, run, 1, NULL), ANVIL_OK);
+    assert_int_equal(state_of(f, run), ANVIL_JOB_CANCELED);
+}
+
+// A PENDING step canceled in bulk ends its workflow as CancelJob does.
+static void
+test_engine_cancel_many_of_a_step_ends_its_workflow_as_cancel_job(void **state)
+{
+    struct fx *f = *state;
+    struct req one, many;
+    get_flow(f, chain(f, "x"), &one);
+    get_flow(f, chain(f, "y"), &many);
+    struct job j;
+    assert_int_equal(cancel(f, one.c.u.wf.wf.steps[1].id, &j), ANVIL_OK);
+    job_fini(&j);
+    struct req               r;
+    struct store_list_filter flt
+        = { .state = ANVIL_JOB_PENDING, .type = "y", .limit = 100 };
+    assert_int_equal(bulk(f, &r, false, flt, 0), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], many.c.u.wf.wf.steps[1].id);
+    engine_cmd_fini(&r.c);
+
+    struct req after_one, after_many;
+    get_flow(f, one.c.u.wf.wf.id, &after_one);
+    get_flow(f, many.c.u.wf.wf.id, &after_many);
+    assert_int_equal(after_many.c.u.wf.wf.state, after_one.c.u.wf.wf.state);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(after_many.c.u.wf.wf.steps[i].state,
+            after_one.c.u.wf.wf.steps[i].state);
+    engine_cmd_fini(&one.c);
+    engine_cmd_fini(&many.c);
+    engine_cmd_fini(&after_one.c);
+    engine_cmd_fini(&after_many.c);
+}
+
+// A resend (same request id, same caller) gets the first answer and
+// changes no second batch; a new request goes on.
+static void
+test_engine_resent_retry_many_changes_no_second_batch(void **state)
+{
+    struct fx *f = *state;
+    int64_t    ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = failed_job(f, "t");
+    struct req               r;
+    struct store_list_filter flt = { .state = ANVIL_JOB_FAILED, .limit = 2 };
+    for (int i = 0; i < 2; i++) { // the request, then its resend
+        assert_int_equal(bulk(f, &r, true, flt, 77), ANVIL_OK);
+        assert_int_equal(r.c.u.bulk.n, 2);
+        assert_int_equal(r.c.u.bulk.ids[0], ids[3]);
+        assert_int_equal(r.c.u.bulk.ids[1], ids[2]);
+        assert_int_equal(r.c.u.bulk.next_before, ids[2]);
+        engine_cmd_fini(&r.c);
+        assert_int_equal(state_of(f, ids[1]), ANVIL_JOB_FAILED);
+        assert_int_equal(state_of(f, ids[0]), ANVIL_JOB_FAILED);
+    }
+    // The same id from another caller, or as a CancelJobs, is not a resend.
+    assert_int_equal(bulk(f, &r, false,
+                         (struct store_list_filter) {
+                             .state = ANVIL_JOB_QUEUED, .limit = 1 },
+                         77),
+        ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 1);
+    assert_int_equal(r.c.u.bulk.ids[0], ids[3]);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(state_of(f, ids[3]), ANVIL_JOB_CANCELED);
+    // A new request retries the rest; doing it again finds nothing left.
+    assert_int_equal(bulk(f, &r, true, flt, 78), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 2);
+    assert_int_equal(r.c.u.bulk.ids[0], ids[1]);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(bulk(f, &r, true, flt, 79), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 0);
+    engine_cmd_fini(&r.c);
+}
+
+// A store failure in the middle rolls the whole command back.
+static void
+test_engine_failed_retry_many_changes_none_of_its_jobs(void **state)
+{
+    struct fx *f    = *state;
+    int64_t    a    = failed_job(f, "t");
+    int64_t    b    = failed_job(f, "t");
+    int        stmt = learn_stmt(f, PROBE_RETRY);
+    // Fail the second job's retry: the first one's must be undone too.
+    struct req               r;
+    struct store_list_filter flt = { .state = ANVIL_JOB_FAILED, .limit = 10 };
+    hook_arm(stmt, 1);
+    atomic_store(&hook_fail_skip, 1);
+    int rc = bulk(f, &r, true, flt, 5);
+    engine_cmd_fini(&r.c);
+    assert_int_not_equal(rc, ANVIL_OK);
+    assert_int_equal(state_of(f, a), ANVIL_JOB_FAILED);
+    assert_int_equal(state_of(f, b), ANVIL_JOB_FAILED);
+    hook_arm(-1, 0);
+    // Not remembered: the resend is applied.
+    assert_int_equal(bulk(f, &r, true, flt, 5), ANVIL_OK);
+    assert_int_equal(r.c.u.bulk.n, 2);
+    engine_cmd_fini(&r.c);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -2430,6 +2765,12 @@ main(void)
         T(test_engine_resume_wakes_a_poll_parked_on_a_paused_queue),
         T(test_engine_paused_queue_stays_paused_after_a_restart),
         T(test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing),
+        T(test_engine_retry_many_retries_only_the_matching_failed_jobs),
+        T(test_engine_retry_many_leaves_workflow_steps_to_retry_workflow),
+        T(test_engine_cancel_many_cancels_as_cancel_job_does),
+        T(test_engine_cancel_many_of_a_step_ends_its_workflow_as_cancel_job),
+        T(test_engine_resent_retry_many_changes_no_second_batch),
+        T(test_engine_failed_retry_many_changes_none_of_its_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -513,6 +513,110 @@ test_handlers_list_rejects_bad_limit_cursor_state_and_names(void **state)
         f, decode(f, "ListJobs", &req.base), ANVIL_INVALID_ARGUMENT, "queue");
 }
 
+// ---- RetryJobs and CancelJobs ----
+
+static void
+test_handlers_bulk_takes_list_filters_with_a_limit_of_100(void **state)
+{
+    struct fx                  *f   = *state;
+    Anvil__V1__RetryJobsRequest req = ANVIL__V1__RETRY_JOBS_REQUEST__INIT;
+    req.state                       = ANVIL__V1__JOB_STATE__JOB_STATE_FAILED;
+    req.type                        = "email";
+    req.queue                       = "mail";
+    req.cursor                      = "j9";
+    req.since_ms                    = 1000;
+    req.until_ms                    = 2000;
+    req.max_attempts                = 4;
+    assert_int_equal(decode(f, "RetryJobs", &req.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_RETRY_MANY);
+    struct cmd_bulk *k = &f->call.cmd.u.bulk;
+    assert_int_equal(k->f.state, ANVIL_JOB_FAILED);
+    assert_string_equal(k->f.type, "email");
+    assert_string_equal(k->f.queue, "mail");
+    assert_int_equal(k->f.before_id, 9);
+    assert_int_equal(k->f.limit, 100);
+    assert_int_equal(k->f.since, 1000);
+    assert_int_equal(k->f.until, 2000);
+    assert_int_equal(k->max_attempts, 4);
+
+    Anvil__V1__CancelJobsRequest can = ANVIL__V1__CANCEL_JOBS_REQUEST__INIT;
+    can.state                        = ANVIL__V1__JOB_STATE__JOB_STATE_QUEUED;
+    can.limit                        = 1000;
+    assert_int_equal(decode(f, "CancelJobs", &can.base), ANVIL_OK);
+    assert_int_equal(f->call.cmd.kind, CMD_CANCEL_MANY);
+    assert_int_equal(f->call.cmd.u.bulk.f.limit, 1000);
+    assert_null(f->call.cmd.u.bulk.f.type);
+
+    // The answer: how many, their ids and a cursor when more match.
+    int64_t ids[]          = { 7, 5 };
+    f->call.cmd.u.bulk.ids = malloc(sizeof(ids));
+    assert_non_null(f->call.cmd.u.bulk.ids);
+    memcpy(f->call.cmd.u.bulk.ids, ids, sizeof(ids));
+    f->call.cmd.u.bulk.n           = 2;
+    f->call.cmd.u.bulk.next_before = 5;
+    size_t                         len;
+    uint8_t                       *out = encode(f, &len);
+    Anvil__V1__CancelJobsResponse *r
+        = anvil__v1__cancel_jobs_response__unpack(NULL, len, out);
+    assert_non_null(r);
+    assert_int_equal(r->count, 2);
+    assert_int_equal(r->n_ids, 2);
+    assert_string_equal(r->ids[0], "j7");
+    assert_string_equal(r->ids[1], "j5");
+    assert_string_equal(r->next_cursor, "j5");
+    anvil__v1__cancel_jobs_response__free_unpacked(r, NULL);
+    free(out);
+}
+
+static void
+test_handlers_bulk_refuses_bad_filters_naming_the_field(void **state)
+{
+    struct fx                  *f   = *state;
+    Anvil__V1__RetryJobsRequest req = ANVIL__V1__RETRY_JOBS_REQUEST__INIT;
+    // No state, or one a retry cannot act on.
+    assert_names(
+        f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT, "state");
+    req.state = ANVIL__V1__JOB_STATE__JOB_STATE_RUNNING;
+    assert_names(f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT,
+        "FAILED or CANCELED");
+    req.state = (Anvil__V1__JobState) 42;
+    assert_names(
+        f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT, "state");
+    req.state = ANVIL__V1__JOB_STATE__JOB_STATE_FAILED;
+    req.limit = 1001;
+    assert_names(
+        f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT, "1000");
+    req.limit    = 10;
+    req.since_ms = 2000;
+    req.until_ms = 1000;
+    assert_names(f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT,
+        "since_ms");
+    req.since_ms = -1;
+    req.until_ms = 0;
+    assert_names(f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT,
+        "since_ms");
+    req.since_ms     = 0;
+    req.max_attempts = 1001;
+    assert_names(f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT,
+        "max_attempts");
+    req.max_attempts = 0;
+    req.cursor       = "nope";
+    assert_names(
+        f, decode(f, "RetryJobs", &req.base), ANVIL_INVALID_ARGUMENT, "cursor");
+
+    // A cancel takes only unfinished states.
+    Anvil__V1__CancelJobsRequest can = ANVIL__V1__CANCEL_JOBS_REQUEST__INIT;
+    assert_names(
+        f, decode(f, "CancelJobs", &can.base), ANVIL_INVALID_ARGUMENT, "state");
+    can.state = ANVIL__V1__JOB_STATE__JOB_STATE_SUCCEEDED;
+    assert_names(f, decode(f, "CancelJobs", &can.base), ANVIL_INVALID_ARGUMENT,
+        "SUCCEEDED");
+    can.state = ANVIL__V1__JOB_STATE__JOB_STATE_RUNNING;
+    can.queue = "bad queue";
+    assert_names(
+        f, decode(f, "CancelJobs", &can.base), ANVIL_INVALID_ARGUMENT, "queue");
+}
+
 // ---- Poll, Heartbeat, WaitJob, Complete, Fail ----
 
 static void
@@ -1179,6 +1283,8 @@ main(void)
         T(test_handlers_job_ids_parse_and_malformed_ones_are_not_found),
         T(test_handlers_list_applies_limits_cursor_and_filters),
         T(test_handlers_list_rejects_bad_limit_cursor_state_and_names),
+        T(test_handlers_bulk_takes_list_filters_with_a_limit_of_100),
+        T(test_handlers_bulk_refuses_bad_filters_naming_the_field),
         T(test_handlers_poll_fills_defaults),
         T(test_handlers_poll_rejects_empty_types_and_bad_fields),
         T(test_handlers_heartbeat_maps_leases_and_rejects_bad_ids),

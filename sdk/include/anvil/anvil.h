@@ -322,13 +322,16 @@ ANVIL_API int anvil_job_retry(anvil_client *c, const char *id,
 ANVIL_API int anvil_job_cancel(anvil_client *c, const char *id,
     struct anvil_job **out, struct anvil_error *err);
 
-// Filters of a list; zero-initialise. Unset fields match anything.
+// Filters of a list (and of anvil_job_retry_many, anvil_job_cancel_many);
+// zero-initialise. Unset fields match anything.
 struct anvil_job_filter {
     enum anvil_job_state state; // ANVIL_JOB_UNSPECIFIED = any
     const char          *type;
     const char          *queue;
-    uint32_t             limit;  // 0 = 50; at most 1000
-    const char          *cursor; // next_cursor of the previous page
+    uint32_t             limit;    // 0 = 50 (retry/cancel_many: 100); <= 1000
+    const char          *cursor;   // next_cursor of the previous page
+    int64_t              since_ms; // created at or after (epoch ms); 0 = any
+    int64_t              until_ms; // created before (epoch ms); 0 = any
 };
 
 struct anvil_job_list {
@@ -343,6 +346,42 @@ ANVIL_API int anvil_job_list(anvil_client *c,
     struct anvil_error *err);
 
 ANVIL_API void anvil_job_list_free(struct anvil_job_list *list);
+
+// The jobs a retry_many or cancel_many changed.
+struct anvil_job_id_list {
+    char **ids; // n job ids, newest first
+    size_t n;
+    char  *next_cursor; // "" when no more jobs match; else pass it as
+                        // filter->cursor to go on
+};
+
+// Dead-letter replay: runs again, as anvil_job_retry() would one by one,
+// the FAILED or CANCELED jobs that match filter (filter->state is one of
+// the two; workflow steps are left out: anvil_workflow_retry retries
+// those), newest first, at most filter->limit of them, in one transaction.
+// max_attempts as anvil_job_retry(). *out is the caller's
+// (anvil_job_id_list_free): the jobs retried and a cursor when more
+// match. Loop while next_cursor is not "" to retry them all; a second pass
+// finds none of the first one's jobs, which are no longer FAILED. A resend
+// of the same request (after a lost reply) retries nothing more.
+// INVALID_ARGUMENT naming the field for a bad filter (no state or another
+// state, limit over 1000, since_ms not before until_ms, a bad cursor).
+ANVIL_API int anvil_job_retry_many(anvil_client *c,
+    const struct anvil_job_filter *filter, uint32_t max_attempts,
+    struct anvil_job_id_list **out, struct anvil_error *err);
+
+// Cancels, as anvil_job_cancel() would one by one (a running job at its
+// worker's next heartbeat; a workflow step's workflow follows its failure
+// policy), the jobs that match filter (filter->state PENDING, SCHEDULED,
+// QUEUED or RUNNING), newest first, at most filter->limit of them, in one
+// transaction. *out and errors as anvil_job_retry_many(); a job already
+// asked to stop is not counted again.
+ANVIL_API int anvil_job_cancel_many(anvil_client *c,
+    const struct anvil_job_filter *filter, struct anvil_job_id_list **out,
+    struct anvil_error *err);
+
+// Frees an id list; NULL is ignored.
+ANVIL_API void anvil_job_id_list_free(struct anvil_job_id_list *list);
 
 struct anvil_queue_depth {
     char    *queue;
