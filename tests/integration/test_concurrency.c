@@ -22,26 +22,26 @@
 #define N_K 20
 #define N_OTHER 20
 
+// A harness with no server yet (each test spawns its anvild).
 static int
 setup(void **state)
 {
     struct harness *h = calloc(1, sizeof(*h));
-    if (h == NULL || harness_open(h) != 0) {
-        if (h != NULL)
-            harness_stop(h);
-        free(h);
-        return -1;
+    if (h != NULL && harness_open(h) == 0) {
+        *state = h;
+        return 0;
     }
-    *state = h;
-    return 0;
+    if (h != NULL)
+        harness_stop(h);
+    free(h);
+    return -1;
 }
 
 static int
 teardown(void **state)
 {
-    struct harness *h  = *state;
-    int             rv = harness_stop(h);
-    free(h);
+    int rv = harness_stop(*state);
+    free(*state);
     return rv;
 }
 
