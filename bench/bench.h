@@ -44,6 +44,7 @@ struct bench_opts {
     int         batch;      // jobs per submit call (1: anvil_job_submit)
     int         producers;  // submitting threads, each one call at a time
     long        queued;     // scale: jobs queued in the full server
+    long        keys;       // limits: concurrency keys
     int         fill_batch; // scale: jobs per submit call of the fill
     int         chains;     // workflow chains
     int         steps;      // steps per chain
@@ -255,6 +256,11 @@ int bench_scale(const struct bench_opts *o, struct bench_server *s, long jobs,
 // throughput. Adds every figure and their ratios to r.
 // The events workload (events_cost.c): throughput with events on and off.
 int bench_events(const struct bench_opts *o, long jobs, struct result *r);
+
+// limits.c: `jobs` plain jobs and `jobs` jobs over `keys` concurrency keys
+// drained in turn from the same server; both rates and their ratio.
+int bench_limits(const struct bench_opts *o, struct bench_server *s, long jobs,
+    long keys, struct result *r);
 
 int bench_compare(
     const struct bench_opts *o, long tp_jobs, long lat_jobs, struct result *r);

@@ -20,6 +20,10 @@
 #define ALL_JOBS_THROUGHPUT 100000
 #define ALL_JOBS_LATENCY 5000
 #define SCALE_JOBS 50000
+// limits: jobs per queue and keys (the full figure: --jobs 100000
+// --keys 10000).
+#define LIMITS_JOBS 20000
+#define LIMITS_KEYS 2000
 #define SCALE_QUEUED 1000000
 #define SCALE_FILL_BATCH 1000
 
@@ -34,8 +38,11 @@ static const char usage_text[]
       "                    longer; http: single submits over nng and over\n"
       "                    HTTP, and nng with metrics on and off, on two\n"
       "                    anvilds; events: throughput with events on and\n"
-      "                    --no-events, on two anvilds)\n"
+      "                    --no-events, on two anvilds; limits: a plain\n"
+      "                    queue and one over --keys concurrency keys\n"
+      "                    drained in turn, with their ratio)\n"
       "  --jobs N          jobs: throughput 100000, latency 5000, scale 50000\n"
+      "                    limits 20000 per queue\n"
       "                    (per rate measured)\n"
       "  --warmup N        latency warm-up jobs (default 200)\n"
       "  --workers W       worker slots (default 4)\n"
@@ -46,6 +53,8 @@ static const char usage_text[]
       "                    single-submit mode)\n"
       "  --queued Q        scale: jobs queued in the full server (1000000)\n"
       "  --fill-batch B    scale: jobs per submit call of the fill (1000)\n"
+      "  --keys K          limits: concurrency keys (2000; the full figure:\n"
+      "                    --jobs 100000 --keys 10000)\n"
       "  --chains C        workflow chains (default 1000)\n"
       "  --steps S         steps per chain (default 10)\n"
       "  --fan F           fan-out width of the 1 -> F -> 1 workflow (1000)\n"
@@ -105,7 +114,7 @@ static int
 parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
 {
     static const char *const workloads[]  = { "throughput", "latency",
-         "workflow", "scale", "http", "events", "all", NULL };
+         "workflow", "scale", "http", "events", "limits", "all", NULL };
     static const char *const modes[]      = { "full", "normal", NULL };
     static const char *const transports[] = { "nng", "http", NULL };
     const char              *f            = argv[*i];
@@ -142,6 +151,8 @@ parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
         return parse_int(f, v, 1, BENCH_MAX_PRODUCERS, &o->producers);
     else if (strcmp(f, "--queued") == 0)
         return parse_long(f, v, 1, 100000000, &o->queued);
+    else if (strcmp(f, "--keys") == 0)
+        return parse_long(f, v, 1, 10000000, &o->keys);
     else if (strcmp(f, "--fill-batch") == 0)
         return parse_int(f, v, 1, ANVIL_SUBMIT_MANY_MAX, &o->fill_batch);
     else if (strcmp(f, "--chains") == 0)
@@ -175,6 +186,7 @@ parse_args(struct bench_opts *o, int argc, char **argv)
         .batch                           = 32,
         .producers                       = 1,
         .queued                          = SCALE_QUEUED,
+        .keys                            = LIMITS_KEYS,
         .fill_batch                      = SCALE_FILL_BATCH,
         .chains                          = 1000,
         .steps                           = 10,
@@ -206,7 +218,8 @@ enum workload {
     WL_WORKFLOW,
     WL_SCALE,
     WL_HTTP,
-    WL_EVENTS
+    WL_EVENTS,
+    WL_LIMITS
 };
 
 static int
@@ -235,6 +248,9 @@ run_once(const struct bench_opts *o, enum workload wl, struct result *r)
         break;
     case WL_SCALE:
         rc = bench_scale(o, &s, jobs > 0 ? jobs : SCALE_JOBS, r);
+        break;
+    case WL_LIMITS:
+        rc = bench_limits(o, &s, jobs > 0 ? jobs : LIMITS_JOBS, o->keys, r);
         break;
     case WL_HTTP:
     case WL_EVENTS:
@@ -298,5 +314,7 @@ main(int argc, char **argv)
         rc = run_workload(&o, WL_HTTP, "http");
     if (rc == 0 && strcmp(o.workload, "events") == 0)
         rc = run_workload(&o, WL_EVENTS, "events");
+    if (rc == 0 && strcmp(o.workload, "limits") == 0)
+        rc = run_workload(&o, WL_LIMITS, "limits");
     return rc == 0 ? 0 : 1;
 }

@@ -66,20 +66,22 @@ struct cli_opts {
     const char            *cursor;   // list --cursor
     int32_t                priority; // submit --priority
     bool                   wait;     // submit --wait
-    bool                   has_timeout;  // wait limit: --timeout-ms of
-                                         // wait, --wait-timeout-ms of submit
-    int64_t              timeout_ms;     // 0..CLI_TIMEOUT_MAX_MS
-    int64_t              delay_ms;       // submit --delay-ms
-    int64_t              run_at_ms;      // submit --run-at (epoch ms)
-    uint32_t             max_attempts;   // submit --max-attempts; 0 = default
-    int64_t              job_timeout_ms; // submit --timeout-ms (per attempt)
-    int64_t              lease_ms;       // submit --lease-ms; 0 = default
-    const char          *key;            // submit --key (idempotency key)
-    enum anvil_role      role;           // token create --role
-    int64_t              expires_in_ms;  // token create --expires-in
-    enum anvil_job_state state;          // list --state; 0 = any
-    enum anvil_workflow_state wf_state;  // workflow list --state; 0 = any
-    uint32_t                  limit;     // list --limit; 0 = server default
+    bool                   has_timeout;   // wait limit: --timeout-ms of
+                                          // wait, --wait-timeout-ms of submit
+    int64_t              timeout_ms;      // 0..CLI_TIMEOUT_MAX_MS
+    int64_t              delay_ms;        // submit --delay-ms
+    int64_t              run_at_ms;       // submit --run-at (epoch ms)
+    uint32_t             max_attempts;    // submit --max-attempts; 0 = default
+    int64_t              job_timeout_ms;  // submit --timeout-ms (per attempt)
+    int64_t              lease_ms;        // submit --lease-ms; 0 = default
+    const char          *key;             // submit --key (idempotency key)
+    const char          *concurrency_key; // submit --concurrency-key
+    uint32_t             concurrency;     // submit --concurrency; 0 = none
+    enum anvil_role      role;            // token create --role
+    int64_t              expires_in_ms;   // token create --expires-in
+    enum anvil_job_state state;           // list --state; 0 = any
+    enum anvil_workflow_state wf_state;   // workflow list --state; 0 = any
+    uint32_t                  limit;      // list --limit; 0 = server default
     int64_t created_since_ms; // list, retry, cancel --since (epoch ms)
     int64_t created_until_ms; // list, retry, cancel --until (epoch ms)
     bool    positional_set;   // the verb's argument was given

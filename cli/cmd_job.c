@@ -172,6 +172,24 @@ set_lease(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
+set_concurrency_key(
+    struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty(
+        "--concurrency-key", value, &o->concurrency_key, err);
+}
+
+static int
+set_concurrency(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    int64_t v;
+    int     rc = cli_parse_int("--concurrency", value, 1, 1000000, &v, err);
+    if (rc == CLI_EXIT_OK)
+        o->concurrency = (uint32_t) v;
+    return rc;
+}
+
+static int
 set_key(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return cli_set_nonempty("--key", value, &o->key, err);
@@ -185,6 +203,9 @@ check_submit(struct cli_opts *o, struct anvil_error *err)
     if (o->delay_ms > 0 && o->run_at_ms > 0)
         return cli_usage_error(
             err, "submit: --delay-ms and --run-at cannot be used together");
+    if ((o->concurrency_key != NULL) != (o->concurrency > 0))
+        return cli_usage_error(
+            err, "submit: --concurrency-key and --concurrency go together");
     return CLI_EXIT_OK;
 }
 
@@ -288,6 +309,8 @@ run_submit(struct cli_ctx *x)
     so.idempotency_key    = o->key;
     so.lease_ms           = o->lease_ms;
     so.retry.max_attempts = o->max_attempts;
+    so.concurrency_key    = o->concurrency_key;
+    so.concurrency_limit  = o->concurrency;
 
     int rc = anvil_job_submit(
         x->client, o->type, o->data, len, &so, &id, &existed, &err);
@@ -431,6 +454,8 @@ static const struct cli_flag submit_flags[] = {
     { "--timeout-ms", "N", set_job_timeout },
     { "--lease-ms", "N", set_lease },
     { "--key", "K", set_key },
+    { "--concurrency-key", "K", set_concurrency_key },
+    { "--concurrency", "N", set_concurrency },
     { "--wait", NULL, cli_set_wait },
     { "--wait-timeout-ms", "N", set_wait_timeout },
     { NULL, NULL, NULL },
@@ -441,7 +466,8 @@ const struct cli_verb cli_verb_submit = {
     .positional = "TYPE",
     .synopsis   = "[--data JSON] [--queue Q] [--priority N] [--delay-ms N] "
                   "[--run-at RFC3339] [--max-attempts N] [--timeout-ms N] "
-                  "[--lease-ms N] [--key K] [--wait] [--wait-timeout-ms N]",
+                  "[--lease-ms N] [--key K] [--concurrency-key K "
+                  "--concurrency N] [--wait] [--wait-timeout-ms N]",
     .summary    = "submit a job of type TYPE and print its id",
     .help
     = "Flags:\n"
@@ -462,6 +488,8 @@ const struct cli_verb cli_verb_submit = {
       "  --key K         idempotency key: a second submit with K returns the "
       "first\n"
       "                  job's id (and says so on stderr)\n"
+      "  --concurrency-key K  with --concurrency N: at most N (1..1000000)\n"
+      "                  jobs with key K run at once; the rest wait QUEUED\n"
       "  --wait          wait until the job finishes, then print and exit "
       "as\n"
       "                  'anvil wait' does\n"

@@ -260,6 +260,10 @@ output_job_json(const struct anvil_job *job)
     rc |= json_object_set_new(
         o, "finished_at", output_json_time(job->finished_at_ms));
     rc |= json_object_set_new(o, "progress", output_progress_json(job));
+    rc |= json_object_set_new(
+        o, "concurrency_key", output_json_text_or_null(job->concurrency_key));
+    rc |= json_object_set_new(
+        o, "concurrency_limit", json_integer(job->concurrency_limit));
     return output_json_done(o, rc);
 }
 
@@ -412,10 +416,13 @@ output_span(
 void
 output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
 {
-    enum { N = 13 }; // Progress, the last, only when one was reported
-    static const char *const labels[N] = { "ID", "Type", "Queue", "State",
-        "Attempt", "Priority", "Created", "Started", "Finished", "Duration",
-        "Result", "Error", "Progress" };
+    // The last two only when the job has a concurrency key and when
+    // progress was reported.
+    enum { N = 14 };
+    const char *labels[N]
+        = { "ID", "Type", "Queue", "State", "Attempt", "Priority", "Created",
+              "Started", "Finished", "Duration", "Result", "Error" };
+    char        conc[160];
     char        attempt[32], prio[16], created[TIME_LEN], started[TIME_LEN];
     char        finished[TIME_LEN], dur[48];
     char        progress[ANVIL_PROGRESS_MESSAGE_MAX + 16];
@@ -438,8 +445,20 @@ output_job_human(FILE *f, const struct anvil_job *job, int64_t now_ms)
               av_format_time(job->created_at_ms, created, sizeof(created)),
               av_format_time(job->started_at_ms, started, sizeof(started)),
               av_format_time(job->finished_at_ms, finished, sizeof(finished)),
-              dur, result, error, prog };
-    output_fields(f, labels, values, job->has_progress ? N : N - 1);
+              dur, result, error };
+    size_t n = N - 2;
+    if (job->concurrency_key != NULL && job->concurrency_key[0] != '\0') {
+        // A key is [A-Za-z0-9_.-]: nothing to clean.
+        snprintf(conc, sizeof(conc), "%s (limit %u)", job->concurrency_key,
+            (unsigned) job->concurrency_limit);
+        labels[n]   = "Concurrency";
+        values[n++] = conc;
+    }
+    if (job->has_progress) {
+        labels[n]   = "Progress";
+        values[n++] = prog;
+    }
+    output_fields(f, labels, values, n);
     free(prog);
     free(id);
     free(type);

@@ -37,6 +37,9 @@ client_submit_opts_to_pb(
     req->initial_backoff_ms = o->retry.initial_backoff_ms;
     req->max_backoff_ms     = o->retry.max_backoff_ms;
     req->backoff_multiplier = o->retry.backoff_multiplier;
+    req->concurrency_key
+        = (char *) (o->concurrency_key != NULL ? o->concurrency_key : "");
+    req->concurrency_limit = o->concurrency_limit;
 }
 
 int

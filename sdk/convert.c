@@ -76,6 +76,7 @@ convert_job_fini(struct anvil_job *j)
     free(j->idempotency_key);
     free(j->worker_id);
     free(j->progress_message);
+    free(j->concurrency_key);
     convert_strv_free(j->after, j->n_after);
     memset(j, 0, sizeof(*j));
 }
@@ -111,12 +112,14 @@ convert_job(struct anvil_job *j, const Anvil__V1__Job *pb)
     j->progress_percent = pb->progress != NULL ? pb->progress->percent : 0;
     j->progress_message
         = convert_str(pb->progress != NULL ? pb->progress->message : "");
-    int after_rc = convert_strv(pb->after, pb->n_after, &j->after);
+    j->concurrency_key   = convert_str(pb->concurrency_key);
+    j->concurrency_limit = pb->concurrency_limit;
+    int after_rc         = convert_strv(pb->after, pb->n_after, &j->after);
     if (after_rc == 0)
         j->n_after = pb->n_after;
     if (j->id && j->type && j->queue && j->payload && j->result && j->error
         && j->workflow_id && j->step && j->idempotency_key && j->worker_id
-        && j->progress_message && after_rc == 0)
+        && j->progress_message && j->concurrency_key && after_rc == 0)
         return 0;
     convert_job_fini(j);
     return -1;

@@ -50,9 +50,12 @@ engine_mark(struct id_list *l, int64_t id)
 
 int
 engine_push_ready(struct engine *e, struct batch *b, int64_t id,
-    const char *queue, const char *type, int32_t priority)
+    const char *queue, const char *type, int32_t priority, const char *ckey,
+    uint32_t limit)
 {
-    if (readyq_push(e->ready, queue, type, id, priority) != 0)
+    if (readyq_push_key(e->ready, queue, type, id, priority,
+            ckey != NULL && ckey[0] != '\0' ? ckey : NULL, limit)
+        != 0)
         return ANVIL_RESOURCE_EXHAUSTED;
     b->ready_added = true;
     return ANVIL_OK;
@@ -127,6 +130,7 @@ undo(struct engine *e, struct batch *b)
 {
     struct anvil_error err = { 0 };
     events_undo(b);
+    limits_undo(b);
     if (store_rollback_savepoint(e->st, &err) != ANVIL_OK)
         break_batch(b, &err);
 }
@@ -146,6 +150,8 @@ keep(struct engine *e, struct batch *b, struct anvil_error *err)
     int rc = store_release(e->st, err);
     if (rc != ANVIL_OK)
         undo(e, b);
+    else
+        limits_keep(e, b);
     return rc;
 }
 
@@ -487,6 +493,7 @@ run_batch(struct engine *e, struct cmd *cmds)
     }
     free(b.finished.ids);
     free(b.flows.ids);
+    limits_batch_free(&b);
     events_batch_free(&b);
 }
 
@@ -572,10 +579,6 @@ rebuild_one(void *arg, const struct job *j)
 {
     struct engine *e = arg;
     switch (j->state) {
-    case ANVIL_JOB_QUEUED:
-        if (readyq_push(e->ready, j->queue, j->type, j->id, j->priority))
-            return ANVIL_RESOURCE_EXHAUSTED;
-        break;
     case ANVIL_JOB_SCHEDULED:
         engine_timer_add(e, TIMER_RUN_AT, j->run_at, j->id, j->attempt);
         break;
@@ -583,7 +586,7 @@ rebuild_one(void *arg, const struct job *j)
         jobs_lease_timers(e, j);
         break;
     }
-    return ANVIL_OK;
+    return limits_rebuild_job(e, j);
 }
 
 static int

@@ -64,6 +64,8 @@ struct cmd_submit {
     int64_t             timeout_ms;
     int64_t             lease_ms; // 0 = default
     struct retry_policy retry;    // 0 fields = default
+    const char         *ckey;     // concurrency key; NULL = none
+    uint32_t            climit;   // with ckey: 1..JOB_MAX_CONCURRENCY
     int64_t             id;       // out
     bool                existed;  // out
 };

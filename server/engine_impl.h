@@ -116,6 +116,11 @@ struct batch {
     // ev_mark: how many there were when the open savepoint began.
     struct event_buf *events;
     size_t            ev_mark;
+    // Concurrency keys whose running jobs stopped in the open savepoint:
+    // released in the ready queues when it is kept (limits_keep), dropped
+    // when it is undone, so an undone Complete never frees a slot.
+    char **released;
+    size_t n_released, cap_released;
     // A savepoint could not be undone: the batch is rolled back whole.
     bool               broken;
     struct anvil_error broken_err;
@@ -144,8 +149,11 @@ void engine_timer_add(
     struct engine *e, int kind, int64_t at, int64_t id, uint32_t attempt);
 void engine_mark(struct id_list *l, int64_t id);
 void engine_list_push(struct cmd **head, struct cmd *c);
+// Queues job id; ckey ("" or NULL = none) and limit are its concurrency
+// limit.
 int  engine_push_ready(struct engine *e, struct batch *b, int64_t id,
-     const char *queue, const char *type, int32_t priority);
+     const char *queue, const char *type, int32_t priority, const char *ckey,
+     uint32_t limit);
 void engine_park(
     struct engine *e, struct cmd **list, struct cmd *c, int64_t deadline);
 
@@ -276,6 +284,22 @@ int queues_load(struct engine *e, struct anvil_error *err);
 // Health: the paused queues (*out: store_names_free), and each depth row's
 // paused flag.
 int queues_health(struct engine *e, struct cmd_health *h);
+
+// limits.c: concurrency limits (readyq.h holds the counts).
+// A running job with concurrency key ckey ("" = none) stops running in the
+// open savepoint: its slot is freed when the savepoint is kept.
+void limits_stopped(struct engine *e, struct batch *b, const char *ckey);
+// The open savepoint was kept: frees the slots it recorded (parked polls
+// are then served in this batch).
+void limits_keep(struct engine *e, struct batch *b);
+// The open savepoint was undone: forgets the slots it recorded.
+void limits_undo(struct batch *b);
+void limits_batch_free(struct batch *b);
+// A job taken from the ready queues goes back (its lease was rolled
+// back): queued again, and its slot under ckey (NULL = none) freed.
+int limits_unpop(struct engine *e, const struct job *j, const char *ckey);
+// Rebuild: a QUEUED or RUNNING job as the store has it.
+int limits_rebuild_job(struct engine *e, const struct job *j);
 
 // flow.c: the workflow state machine: what a step's end does.
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,

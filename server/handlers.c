@@ -79,6 +79,25 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
 }
 
 int
+handlers_check_concurrency(
+    const char *key, uint32_t limit, struct anvil_error *err)
+{
+    if (key[0] == '\0' && limit == 0)
+        return ANVIL_OK;
+    if (key[0] == '\0')
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "concurrency_limit %u needs a concurrency_key", limit);
+    if (handlers_check_name("concurrency_key", key, err))
+        return err->code;
+    if (limit < 1 || limit > JOB_MAX_CONCURRENCY)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "concurrency_limit %u is outside 1..%d (concurrency_key '%s' "
+            "needs one)",
+            limit, JOB_MAX_CONCURRENCY, key);
+    return ANVIL_OK;
+}
+
+int
 handlers_parse_job_id(const char *s, int64_t *id, struct anvil_error *err)
 {
     if (job_id_parse(s, id) == 0)
@@ -121,7 +140,9 @@ handlers_decode_submit_item(const struct handler_limits *lim,
         .timeout_ms = r->timeout_ms,
         .lease_ms   = r->lease_ms,
     };
-    if (handlers_check_policy(&pol, err) != ANVIL_OK)
+    if (handlers_check_policy(&pol, err) != ANVIL_OK
+        || handlers_check_concurrency(
+            r->concurrency_key, r->concurrency_limit, err))
         return err->code;
     c->kind       = CMD_SUBMIT;
     s->type       = r->type;
@@ -135,6 +156,8 @@ handlers_decode_submit_item(const struct handler_limits *lim,
     s->timeout_ms = r->timeout_ms;
     s->lease_ms   = r->lease_ms;
     s->retry      = pol.retry;
+    s->ckey       = r->concurrency_key[0] != '\0' ? r->concurrency_key : NULL;
+    s->climit     = r->concurrency_limit;
     return ANVIL_OK;
 }
 
@@ -293,6 +316,10 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->initial_backoff_ms = j->retry.backoff_initial_ms;
     m->max_backoff_ms     = j->retry.backoff_max_ms;
     m->backoff_multiplier = j->retry.backoff_multiplier;
+    if (j->concurrency_key != NULL && j->concurrency_key[0] != '\0') {
+        m->concurrency_key   = j->concurrency_key;
+        m->concurrency_limit = j->concurrency_limit;
+    }
     if (j->has_progress) {
         anvil__v1__progress__init(&p->progress);
         p->progress.percent = j->progress_percent;

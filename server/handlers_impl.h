@@ -32,6 +32,11 @@ struct handler_policy {
 int handlers_check_policy(
     const struct handler_policy *p, struct anvil_error *err);
 
+// INVALID_ARGUMENT naming the field unless key and limit are both absent
+// ("" and 0) or a valid name and 1..JOB_MAX_CONCURRENCY.
+int handlers_check_concurrency(
+    const char *key, uint32_t limit, struct anvil_error *err);
+
 typedef int (*decode_fn)(
     const struct handler_limits *, struct call *, struct anvil_error *);
 typedef int (*encode_fn)(struct call *, ProtobufCMessage **, void **);

@@ -34,6 +34,7 @@ job_fini(struct job *j)
     free(j->idem_key);
     free(j->step);
     free(j->progress_message);
+    free(j->concurrency_key);
     for (size_t i = 0; j->parents != NULL && i < j->n_parents; i++) {
         free(j->parents[i].step);
         free(j->parents[i].result);

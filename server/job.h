@@ -43,6 +43,9 @@ enum event_kind {
     EV_KIND_MAX           = 16,
 };
 
+// The highest concurrency limit a job may carry.
+#define JOB_MAX_CONCURRENCY 1000000
+
 // An event's message is cut to this many bytes (at a UTF-8 boundary).
 #define EVENT_MESSAGE_MAX 1024
 
@@ -106,6 +109,9 @@ struct job {
     bool    has_progress;
     int32_t progress_percent; // 0..100
     char   *progress_message; // NULL or "" when none
+    // Concurrency limit: "" (and 0) when the job has none.
+    char    *concurrency_key;
+    uint32_t concurrency_limit;
 };
 
 struct workflow {

@@ -106,6 +106,8 @@ finish_row(struct engine *e, struct batch *b, int64_t id,
             e, b, final_kind(state), id, br, br->attempt, error, err);
     if (rc != ANVIL_OK)
         return rc;
+    if (br->state == ANVIL_JOB_RUNNING)
+        limits_stopped(e, b, br->concurrency_key);
     engine_mark(&b->finished, id);
     metrics_job_finished(e->cfg.metrics, br->queue, br->type, state,
         br->state == ANVIL_JOB_RUNNING ? b->now - br->started_at : -1);
@@ -150,6 +152,7 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
     if (rc == ANVIL_OK)
         rc = job_event(e, b, EV_JOB_RETRIED, id, br, br->attempt, error, err);
     if (rc == ANVIL_OK) {
+        limits_stopped(e, b, br->concurrency_key); // it was RUNNING
         engine_timer_add(e, TIMER_RUN_AT, *retry_at, id, br->attempt);
         AV_INFO("job.retry", "job=j%lld attempt=%u delay_ms=%lld err=\"%s\"",
             (long long) id, br->attempt, (long long) delay, error);
@@ -181,7 +184,8 @@ jobs_insert(struct engine *e, struct batch *b, const struct store_new_job *nj,
     if (nj->state == ANVIL_JOB_SCHEDULED)
         engine_timer_add(e, TIMER_RUN_AT, nj->run_at, *id, 0);
     else if (nj->state == ANVIL_JOB_QUEUED
-        && engine_push_ready(e, b, *id, nj->queue, nj->type, nj->priority))
+        && engine_push_ready(e, b, *id, nj->queue, nj->type, nj->priority,
+            nj->concurrency_key, nj->concurrency_limit))
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     return ANVIL_OK;
 }
@@ -214,7 +218,8 @@ jobs_parent_succeeded(
     if (rc == ANVIL_OK)
         rc = store_job_get(e->st, id, &j, err);
     if (rc == ANVIL_OK)
-        rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+        rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority,
+            j.concurrency_key, j.concurrency_limit);
     job_fini(&j);
     return rc;
 }
@@ -244,6 +249,8 @@ jobs_submit(struct engine *e, struct batch *b, struct cmd *c)
         .lease_ms    = s->lease_ms,
         .idem_key    = s->key,
         .request_id  = c->request_id,
+        .concurrency_key   = s->ckey,
+        .concurrency_limit = s->climit,
     };
     int rc = jobs_insert(e, b, &nj, &s->id, &c->err);
     if (rc != ANVIL_OK)
@@ -364,7 +371,8 @@ jobs_retry_final(struct engine *e, struct batch *b, const struct job *j,
     if (rc == ANVIL_OK)
         rc = job_row_event(e, b, EV_JOB_RETRIED, j, NULL, why, err);
     if (rc == ANVIL_OK && state == ANVIL_JOB_QUEUED
-        && engine_push_ready(e, b, j->id, j->queue, j->type, j->priority))
+        && engine_push_ready(e, b, j->id, j->queue, j->type, j->priority,
+            j->concurrency_key, j->concurrency_limit))
         rc = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     if (rc == ANVIL_OK)
         AV_INFO("job.retried", "job=j%lld attempt=%u max_attempts=%u",
@@ -471,21 +479,23 @@ jobs_lease_timers(struct engine *e, const struct job *j)
 
 // Leases up to p->max ready jobs to the polling worker.
 // A lease failed and the command's savepoint will be rolled back: the
-// failed job and those leased before it in this command are QUEUED again
-// in the database, so they go back to the ready queues too.
+// failed job (taken under concurrency key ckey, NULL = none) and those
+// leased before it in this command are QUEUED again in the database, so
+// they go back to the ready queues too, and free their slots.
 static void
-unpop(struct engine *e, struct cmd *c, int64_t failed)
+unpop(struct engine *e, struct cmd *c, int64_t failed, const char *ckey)
 {
     struct cmd_poll   *p   = &c->u.poll;
     struct job         j   = { 0 };
     struct anvil_error err = { 0 };
     // The failed job's row is unchanged: read where it belongs.
-    if (store_job_get(e->st, failed, &j, &err) == ANVIL_OK)
-        readyq_push(e->ready, j.queue, j.type, j.id, j.priority);
+    bool read = store_job_get(e->st, failed, &j, &err) == ANVIL_OK;
+    limits_unpop(e, read ? &j : NULL, ckey);
     job_fini(&j);
-    for (size_t i = 0; i < p->n; i++)
-        readyq_push(e->ready, p->jobs[i].queue, p->jobs[i].type, p->jobs[i].id,
-            p->jobs[i].priority);
+    for (size_t i = 0; i < p->n; i++) {
+        const char *k = p->jobs[i].concurrency_key;
+        limits_unpop(e, &p->jobs[i], k != NULL && k[0] != '\0' ? k : NULL);
+    }
     job_array_free(p->jobs, p->n);
     p->jobs = NULL;
     p->n    = 0;
@@ -500,15 +510,18 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         p->jobs = calloc(p->max, sizeof(*p->jobs));
     if (p->jobs == NULL)
         return av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    const char *key;
+    const char *key, *ckey;
     size_t      first = p->n;
     while (p->n < p->max
         && readyq_take(
-            e->ready, p->queues, p->nq, p->types, p->nt, &id, &key)) {
+            e->ready, p->queues, p->nq, p->types, p->nt, &id, &key, &ckey)) {
         int rc = store_job_lease_key(e->st, id, key, p->worker, c->token_id,
             b->now, e->cfg.lease_ms, &p->jobs[p->n], &c->err);
-        if (rc == ANVIL_NOT_FOUND)
-            continue; // cancelled while queued: a stale entry
+        if (rc == ANVIL_NOT_FOUND) { // cancelled while queued: a stale entry
+            if (ckey != NULL && readyq_release(e->ready, ckey) > 0)
+                b->ready_added = true;
+            continue;
+        }
         struct job *j = &p->jobs[p->n];
         if (rc == ANVIL_OK && j->workflow_id != 0)
             rc = store_job_parent_results(
@@ -518,7 +531,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
                 e, b, EV_JOB_STARTED, j, p->worker, NULL, &c->err);
         if (rc != ANVIL_OK) {
             job_fini(j);
-            unpop(e, c, id);
+            unpop(e, c, id, ckey);
             return rc;
         }
         jobs_lease_timers(e, j);
@@ -732,7 +745,8 @@ jobs_fire_timer(struct engine *e, struct batch *b, const struct timer *t)
         if (rc == ANVIL_OK)
             rc = store_job_get(e->st, t->id, &j, &err);
         if (rc == ANVIL_OK)
-            rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority);
+            rc = engine_push_ready(e, b, j.id, j.queue, j.type, j.priority,
+                j.concurrency_key, j.concurrency_limit);
         job_fini(&j);
         return rc;
     }

@@ -1,6 +1,11 @@
 // readyq.c - a hash table from "queue\x1ftype" (names cannot hold 0x1f) to
 // an index into an array of heaps. Heaps are never removed, so an index
 // stays valid for the life of the readyq.
+//
+// Concurrency keys live in a second table and array; an entry names its
+// key by index + 1 in bytes that were padding, so a job without a key
+// costs what it did. Freed key slots are chained for reuse: a slot is
+// freed only when no entry, set-aside job or running job refers to it.
 #include "readyq.h"
 
 #include "util/hash.h"
@@ -13,7 +18,24 @@
 struct entry {
     int64_t  id;
     int32_t  priority;
+    uint32_t ckey; // 0 = none, else 1 + its index in keys
     uint64_t seq;
+};
+
+// A job set aside while its key was at its limit, and its heap.
+struct waiter {
+    struct entry e; // first: before() reads a waiter as its entry
+    size_t       queue;
+};
+
+struct ckey {
+    char          *name;     // NULL: a free slot
+    size_t         next;     // a free slot: the next free one
+    uint32_t       limit;    // the newest job's (highest id)
+    int64_t        limit_id; // that job
+    uint32_t       running;
+    size_t         members; // entries in heaps + waiting + running
+    struct av_heap waiting; // of struct waiter
 };
 
 struct queue {
@@ -29,6 +51,10 @@ struct readyq {
     uint64_t       seq;
     char         **paused; // sorted names of the paused queues
     size_t         n_paused, cap_paused;
+    struct av_hash key_index; // concurrency key -> position in keys
+    struct ckey   *keys;      // grows; no pointers into it are kept
+    size_t         n_keys, cap_keys, n_held;
+    size_t         free_key; // first free slot; SIZE_MAX = none
 };
 
 struct readyq *
@@ -37,10 +63,13 @@ readyq_new(void)
     struct readyq *q = calloc(1, sizeof(*q));
     if (q == NULL)
         return NULL;
-    if (av_hash_init(&q->index, 16) != 0) {
+    if (av_hash_init(&q->index, 16) != 0
+        || av_hash_init(&q->key_index, 16) != 0) {
+        av_hash_fini(&q->index);
         free(q);
         return NULL;
     }
+    q->free_key = SIZE_MAX;
     return q;
 }
 
@@ -57,6 +86,12 @@ readyq_free(struct readyq *q)
     for (size_t i = 0; i < q->n_paused; i++)
         free(q->paused[i]);
     free(q->paused);
+    for (size_t i = 0; i < q->n_keys; i++) {
+        free(q->keys[i].name);
+        av_heap_fini(&q->keys[i].waiting);
+    }
+    free(q->keys);
+    av_hash_fini(&q->key_index);
     av_hash_fini(&q->index);
     free(q);
 }
@@ -114,19 +149,176 @@ get_queue(struct readyq *q, const char *queue, const char *type, bool create)
     return create ? add_queue(q, key) : NULL;
 }
 
+static struct ckey *
+key_at(struct readyq *q, uint32_t ckey)
+{
+    return &q->keys[ckey - 1];
+}
+
+// A new key with no members; 0 if out of memory, else 1 + its index.
+static uint32_t
+add_key(struct readyq *q, const char *name)
+{
+    if (q->free_key == SIZE_MAX && q->n_keys == q->cap_keys) {
+        size_t       cap = q->cap_keys ? q->cap_keys * 2 : 16;
+        struct ckey *v   = realloc(q->keys, cap * sizeof(*v));
+        if (v == NULL)
+            return 0;
+        q->keys     = v;
+        q->cap_keys = cap;
+    }
+    size_t at = q->free_key != SIZE_MAX ? q->free_key : q->n_keys;
+    char  *s  = strdup(name);
+    if (s == NULL || av_hash_put(&q->key_index, s, at) != 0) {
+        free(s);
+        return 0;
+    }
+    if (at == q->n_keys)
+        q->n_keys++;
+    else
+        q->free_key = q->keys[at].next;
+    q->keys[at] = (struct ckey) { .name = s, .limit_id = -1 };
+    av_heap_init(&q->keys[at].waiting, sizeof(struct waiter), before);
+    q->n_held++;
+    return (uint32_t) at + 1;
+}
+
+// The key named name: 1 + its index, or 0 if absent (create false) or out
+// of memory.
+static uint32_t
+get_key(struct readyq *q, const char *name, bool create)
+{
+    size_t at;
+    if (av_hash_get(&q->key_index, name, &at))
+        return (uint32_t) at + 1;
+    return create ? add_key(q, name) : 0;
+}
+
+// Frees a key no job holds any more.
+static void
+drop_key(struct readyq *q, uint32_t ckey)
+{
+    struct ckey *k = key_at(q, ckey);
+    av_hash_del(&q->key_index, k->name);
+    free(k->name);
+    av_heap_fini(&k->waiting);
+    *k          = (struct ckey) { .next = q->free_key };
+    q->free_key = ckey - 1;
+    q->n_held--;
+}
+
+// Moves set-aside jobs back to their heaps while the key is under its
+// limit; how many moved.
+static size_t
+wake(struct readyq *q, struct ckey *k)
+{
+    size_t        moved = 0;
+    struct waiter w;
+    while (k->running + moved < k->limit && av_heap_pop(&k->waiting, &w)) {
+        if (av_heap_push(&q->queues[w.queue].heap, &w.e) != 0) {
+            (void) av_heap_push(&k->waiting, &w); // room it just had
+            break;
+        }
+        moved++;
+    }
+    return moved;
+}
+
+// The newest job (highest id) with a key sets its limit; a raised limit
+// may let set-aside jobs go.
+static void
+note_limit(struct readyq *q, struct ckey *k, uint32_t limit, int64_t id)
+{
+    if (id < k->limit_id)
+        return;
+    bool raised = limit > k->limit;
+    k->limit    = limit;
+    k->limit_id = id;
+    if (raised)
+        (void) wake(q, k);
+}
+
 int
-readyq_push(struct readyq *q, const char *queue, const char *type, int64_t id,
-    int32_t priority)
+readyq_push_key(struct readyq *q, const char *queue, const char *type,
+    int64_t id, int32_t priority, const char *ckey, uint32_t limit)
 {
     struct queue *e = get_queue(q, queue, type, true);
     if (e == NULL)
         return -1;
     struct entry x = { .id = id, .priority = priority, .seq = q->seq };
-    if (av_heap_push(&e->heap, &x) != 0)
+    if (ckey != NULL) {
+        x.ckey = get_key(q, ckey, true);
+        if (x.ckey == 0)
+            return -1;
+    }
+    if (av_heap_push(&e->heap, &x) != 0) {
+        if (x.ckey != 0 && key_at(q, x.ckey)->members == 0)
+            drop_key(q, x.ckey);
         return -1;
+    }
+    if (x.ckey != 0) {
+        key_at(q, x.ckey)->members++;
+        note_limit(q, key_at(q, x.ckey), limit, id);
+    }
     q->seq++;
     q->size++;
     return 0;
+}
+
+int
+readyq_push(struct readyq *q, const char *queue, const char *type, int64_t id,
+    int32_t priority)
+{
+    return readyq_push_key(q, queue, type, id, priority, NULL, 0);
+}
+
+int
+readyq_running(struct readyq *q, const char *ckey, uint32_t limit, int64_t id)
+{
+    uint32_t at = get_key(q, ckey, true);
+    if (at == 0)
+        return -1;
+    struct ckey *k = key_at(q, at);
+    k->running++;
+    k->members++;
+    note_limit(q, k, limit, id);
+    return 0;
+}
+
+size_t
+readyq_release(struct readyq *q, const char *ckey)
+{
+    uint32_t at = get_key(q, ckey, false);
+    if (at == 0)
+        return 0;
+    struct ckey *k = key_at(q, at);
+    if (k->running > 0)
+        k->running--;
+    if (k->members > 0)
+        k->members--;
+    size_t moved = wake(q, k);
+    if (k->members == 0)
+        drop_key(q, at);
+    return moved;
+}
+
+bool
+readyq_key_state(const struct readyq *q, const char *ckey, uint32_t *running,
+    size_t *waiting, uint32_t *limit)
+{
+    size_t at;
+    if (!av_hash_get(&q->key_index, ckey, &at))
+        return false;
+    *running = q->keys[at].running;
+    *waiting = av_heap_len(&q->keys[at].waiting);
+    *limit   = q->keys[at].limit;
+    return true;
+}
+
+size_t
+readyq_key_count(const struct readyq *q)
+{
+    return q->n_held;
 }
 
 // The non-empty queue whose top comes first, or NULL.
@@ -153,22 +345,47 @@ bool
 readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id)
 {
-    const char *key;
-    return readyq_take(q, queues, nq, types, nt, id, &key);
+    const char *key, *ckey;
+    return readyq_take(q, queues, nq, types, nt, id, &key, &ckey);
+}
+
+// x, just popped from e, is a job whose key is at its limit: into the
+// key's waiting heap. False if out of memory (x is then back in e, which
+// had room for it).
+static bool
+set_aside(struct readyq *q, struct queue *e, const struct entry *x)
+{
+    struct waiter w = { .e = *x, .queue = (size_t) (e - q->queues) };
+    if (av_heap_push(&key_at(q, x->ckey)->waiting, &w) == 0)
+        return true;
+    (void) av_heap_push(&e->heap, x);
+    return false;
 }
 
 bool
 readyq_take(struct readyq *q, const char *const *queues, size_t nq,
-    const char *const *types, size_t nt, int64_t *id, const char **key)
+    const char *const *types, size_t nt, int64_t *id, const char **key,
+    const char **ckey)
 {
-    struct queue *e = best_queue(q, queues, nq, types, nt);
-    struct entry  x;
-    if (e == NULL || !av_heap_pop(&e->heap, &x))
-        return false;
-    *key = e->key;
-    *id  = x.id;
-    q->size--;
-    return true;
+    for (;;) {
+        struct queue *e = best_queue(q, queues, nq, types, nt);
+        struct entry  x;
+        if (e == NULL || !av_heap_pop(&e->heap, &x))
+            return false;
+        struct ckey *k = x.ckey != 0 ? key_at(q, x.ckey) : NULL;
+        if (k != NULL && k->running >= k->limit) {
+            if (set_aside(q, e, &x))
+                continue;
+            return false;
+        }
+        if (k != NULL)
+            k->running++;
+        *ckey = k != NULL ? k->name : NULL;
+        *key  = e->key;
+        *id   = x.id;
+        q->size--;
+        return true;
+    }
 }
 
 bool

@@ -3,6 +3,15 @@
 // they became ready (FIFO). A queue may be paused: its jobs stay held but
 // nothing is taken from it until it is resumed.
 //
+// Concurrency limits: a job pushed with a key counts against that key once
+// taken, until readyq_release(). A job taken while its key has `limit`
+// running is set aside in the key's own waiting heap, so later takes never
+// look at it again and the jobs behind it are served (no head-of-line
+// blocking); each release moves set-aside jobs back to their heaps, in
+// priority then FIFO order, while the key is under its limit. A key's
+// limit is that of the newest job (highest id) pushed with it. A key is
+// forgotten once no job holds it (queued, set aside or running).
+//
 // Owned by the engine thread; not thread-safe. Entries are deleted lazily:
 // a job cancelled while queued stays here until popped, and the engine
 // skips it then (the store says it is no longer QUEUED).
@@ -23,21 +32,47 @@ void           readyq_free(struct readyq *q);
 int readyq_push(struct readyq *q, const char *queue, const char *type,
     int64_t id, int32_t priority);
 
+// Adds a job with concurrency key ckey (NULL: as readyq_push) and limit
+// (>= 1); 0, or -1 if out of memory.
+int readyq_push_key(struct readyq *q, const char *queue, const char *type,
+    int64_t id, int32_t priority, const char *ckey, uint32_t limit);
+
 // Removes and returns the best job over every (queue, type) pair of
 // queues x types: highest priority, then first ready. False if none.
 bool readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id);
 
 // The same, also giving the key "queue\x1ftype" of the queue the job came
-// from (*key is valid until readyq_free()).
+// from (*key is valid until readyq_free()) and its concurrency key in
+// *ckey (NULL if none; valid until the key is released): the job now
+// counts as running under it, and the caller must readyq_release() it
+// when the job stops running, or at once if it could not be leased.
 bool readyq_take(struct readyq *q, const char *const *queues, size_t nq,
-    const char *const *types, size_t nt, int64_t *id, const char **key);
+    const char *const *types, size_t nt, int64_t *id, const char **key,
+    const char **ckey);
+
+// A job with concurrency key ckey stopped running (or was never leased):
+// one fewer runs, and set-aside jobs go back to their heaps while the key
+// is under its limit. Returns how many went back; 0 for an unknown key.
+size_t readyq_release(struct readyq *q, const char *ckey);
+
+// Counts a running job (leased before a rebuild) under ckey, whose job id
+// and limit take part in the newest-job rule. 0, or -1 if out of memory.
+int readyq_running(
+    struct readyq *q, const char *ckey, uint32_t limit, int64_t id);
+
+// A key's state: false if no job holds it.
+bool readyq_key_state(const struct readyq *q, const char *ckey,
+    uint32_t *running, size_t *waiting, uint32_t *limit);
+
+// Keys held (for tests: a released key is forgotten).
+size_t readyq_key_count(const struct readyq *q);
 
 // True if a pop with these queues and types would find a job.
 bool readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt);
 
-// Entries held, stale ones included.
+// Entries held, stale and set-aside ones included.
 size_t readyq_size(const struct readyq *q);
 
 // Pauses (paused true) or resumes a queue: pop, take and any skip every

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 struct store;
 struct store_new_job;
@@ -246,11 +246,13 @@ struct store_new_job {
     int64_t             run_at;
     int64_t             timeout_ms;
     int64_t             lease_ms;
-    const char         *idem_key;        // NULL = none
-    uint64_t            request_id;      // 0 = none
-    int64_t             workflow_id;     // 0 = a plain job
-    const char         *step;            // with workflow_id
-    uint32_t            pending_parents; // parents yet to succeed (PENDING)
+    const char         *idem_key;          // NULL = none
+    uint64_t            request_id;        // 0 = none
+    int64_t             workflow_id;       // 0 = a plain job
+    const char         *step;              // with workflow_id
+    uint32_t            pending_parents;   // parents yet to succeed (PENDING)
+    const char         *concurrency_key;   // NULL = none
+    uint32_t            concurrency_limit; // with concurrency_key
 };
 
 // Inserts a job; *id receives its id.
@@ -330,7 +332,9 @@ struct store_job_brief {
     int64_t             lease_token; // the API token that holds the lease
     char                queue[STORE_LABEL_LEN];
     char                type[STORE_LABEL_LEN];
-    char                step[STORE_LABEL_LEN]; // "" for a plain job
+    char                step[STORE_LABEL_LEN];            // "" for a plain job
+    char                concurrency_key[STORE_LABEL_LEN]; // "" = none
+    uint32_t            concurrency_limit;
 };
 int store_job_brief(struct store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err);
@@ -359,7 +363,8 @@ int store_job_ids(struct store *st, const struct store_list_filter *f,
 // and oldest first within a state (the active index's order: a million
 // jobs need no sort), to rebuild the engine's memory on start. The struct
 // job passed holds id, type, queue, priority, state, attempt, run_at,
-// lease_deadline, started_at, timeout_ms; it is valid for the call only.
+// lease_deadline, started_at, timeout_ms, concurrency_key ("" = none) and
+// concurrency_limit; it is valid for the call only.
 int store_scan_active(struct store *st,
     int (*fn)(void *arg, const struct job *j), void *arg,
     struct anvil_error *err);

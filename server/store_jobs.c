@@ -37,6 +37,8 @@ sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     sq_bind_i64(st, s, 17, nj->retry.backoff_max_ms);
     sq_bind_double(st, s, 18, nj->retry.backoff_multiplier);
     sq_bind_i64(st, s, 19, st->next_job_id);
+    sq_bind_text_or_null(st, s, 20, nj->concurrency_key);
+    sq_bind_i64(st, s, 21, nj->concurrency_limit);
     int rc = sq_exec(st, STMT_JOB_INSERT, err, "inserting a job");
     if (rc == ANVIL_OK)
         *id = st->next_job_id++;
@@ -91,9 +93,11 @@ read_job(sqlite3_stmt *s, struct job *j)
     j->has_progress             = sqlite3_column_type(s, 25) != SQLITE_NULL;
     j->progress_percent         = sqlite3_column_int(s, 25);
     j->progress_message         = sq_col_str(s, 26);
-    if (!j->progress_message || !j->type || !j->queue || !j->payload
-        || !j->result || !j->error || !j->worker_id || !j->idem_key
-        || !j->step) {
+    j->concurrency_key          = sq_col_str(s, 27);
+    j->concurrency_limit        = (uint32_t) sqlite3_column_int64(s, 28);
+    if (!j->concurrency_key || !j->progress_message || !j->type || !j->queue
+        || !j->payload || !j->result || !j->error || !j->worker_id
+        || !j->idem_key || !j->step) {
         job_fini(j);
         return ANVIL_RESOURCE_EXHAUSTED;
     }
@@ -295,6 +299,8 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         copy_col(s, 15, b->queue, sizeof(b->queue));
         copy_col(s, 16, b->type, sizeof(b->type));
         copy_col(s, 17, b->step, sizeof(b->step));
+        copy_col(s, 18, b->concurrency_key, sizeof(b->concurrency_key));
+        b->concurrency_limit = (uint32_t) sqlite3_column_int64(s, 19);
     }
     sq_reset(st, STMT_JOB_BRIEF);
     if (rc == SQLITE_ROW)
@@ -390,17 +396,21 @@ sq_scan_active(struct store *base, int (*fn)(void *, const struct job *),
     int                  rc, code = ANVIL_OK;
     while ((rc = sq_step(st, STMT_SCAN_ACTIVE)) == SQLITE_ROW) {
         struct job j = {
-            .id             = sqlite3_column_int64(s, 0),
-            .type           = (char *) sqlite3_column_text(s, 1),
-            .queue          = (char *) sqlite3_column_text(s, 2),
-            .priority       = sqlite3_column_int(s, 3),
-            .state          = sqlite3_column_int(s, 4),
-            .attempt        = (uint32_t) sqlite3_column_int64(s, 5),
-            .run_at         = sqlite3_column_int64(s, 6),
-            .lease_deadline = sqlite3_column_int64(s, 7),
-            .started_at     = sqlite3_column_int64(s, 8),
-            .timeout_ms     = sqlite3_column_int64(s, 9),
+            .id                = sqlite3_column_int64(s, 0),
+            .type              = (char *) sqlite3_column_text(s, 1),
+            .queue             = (char *) sqlite3_column_text(s, 2),
+            .priority          = sqlite3_column_int(s, 3),
+            .state             = sqlite3_column_int(s, 4),
+            .attempt           = (uint32_t) sqlite3_column_int64(s, 5),
+            .run_at            = sqlite3_column_int64(s, 6),
+            .lease_deadline    = sqlite3_column_int64(s, 7),
+            .started_at        = sqlite3_column_int64(s, 8),
+            .timeout_ms        = sqlite3_column_int64(s, 9),
+            .concurrency_key   = (char *) sqlite3_column_text(s, 10),
+            .concurrency_limit = (uint32_t) sqlite3_column_int64(s, 11),
         };
+        if (j.concurrency_key == NULL)
+            j.concurrency_key = (char *) "";
         code = fn(arg, &j);
         if (code != ANVIL_OK) {
             av_error_set(err, code, "rebuilding state: out of memory");

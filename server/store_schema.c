@@ -186,6 +186,14 @@
     "ALTER TABLE jobs ADD COLUMN progress_message TEXT;"    \
     "ALTER TABLE events ADD COLUMN progress INTEGER;"
 
+// 8 -> 9: concurrency limits. A job's key and limit (NULL and 0 = none),
+// stored with it so that the engine rebuilds each key's running count and
+// its set-aside jobs from the active rows on start.
+#define MIGRATE_8_TO_9                                      \
+    "ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;"     \
+    "ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER" \
+    " NOT NULL DEFAULT 0;"
+
 // A new database: version 5's tables, then the steps from 6 on (so the two
 // cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
@@ -195,8 +203,8 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7
-    MIGRATE_7_TO_8;
+    "', 0), ('" HWM_FLOWS
+    "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7 MIGRATE_7_TO_8 MIGRATE_8_TO_9;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -280,6 +288,8 @@ static const char *const migrations[] = {
     MIGRATE_6_TO_7,
 
     MIGRATE_7_TO_8,
+
+    MIGRATE_8_TO_9,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

@@ -41,9 +41,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
                          "timeout_ms, lease_ms, idem_key, request_id, "
                          "workflow_id, step, pending_parents, "
                          "backoff_initial_ms, backoff_max_ms, "
-                         "backoff_multiplier, id) "
+                         "backoff_multiplier, id, concurrency_key, "
+                         "concurrency_limit) "
                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                         "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+                         "?21)",
     [STMT_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = ?1",
     [STMT_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = ?1",
     [STMT_JOB_GET]     = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
@@ -66,13 +68,15 @@ static const char *const stmt_sql[STMT_COUNT] = {
                        "started_at, timeout_ms, lease_ms, run_at, priority, "
                        "cancel_requested, workflow_id, backoff_initial_ms, "
                        "backoff_max_ms, backoff_multiplier, lease_token, "
-                       "queue, type, step FROM jobs WHERE id = ?1",
+                       "queue, type, step, concurrency_key, "
+                       "concurrency_limit FROM jobs WHERE id = ?1",
     [STMT_JOB_LIST]  = "SELECT " JOB_COLS " FROM jobs WHERE " JOB_FILTER
                       " ORDER BY id DESC LIMIT ?5",
-    [STMT_SCAN_ACTIVE] = "SELECT id, type, queue, priority, state, attempt, "
-                         "run_at, lease_deadline, started_at, timeout_ms "
-                         "FROM jobs WHERE " JOBS_ACTIVE
-                         " ORDER BY state, queue, type, id", // index order
+    [STMT_SCAN_ACTIVE]
+    = "SELECT id, type, queue, priority, state, attempt, "
+      "run_at, lease_deadline, started_at, timeout_ms, "
+      "concurrency_key, concurrency_limit FROM jobs WHERE " JOBS_ACTIVE
+      " ORDER BY state, queue, type, id", // index order
     // Covered by jobs_active: counted in the index, no table row read.
     [STMT_DEPTHS]    = "SELECT state, queue, type, COUNT(*) FROM jobs "
                        "WHERE " JOBS_ACTIVE " GROUP BY state, queue, type",

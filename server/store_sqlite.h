@@ -234,7 +234,8 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
     "result, error, created_at, started_at, finished_at, run_at, "        \
     "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, " \
     "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "   \
-    "backoff_multiplier, progress_percent, progress_message"
+    "backoff_multiplier, progress_percent, progress_message, "            \
+    "concurrency_key, concurrency_limit"
 
 // Columns of a workflow row, in the order store_flows.c reads them.
 #define WF_COLS                                                          \

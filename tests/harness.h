@@ -182,6 +182,13 @@ int harness_store_teardown(void **state);
 // fails), or as text into buf (0, or -1 when there is no row), or, for
 // harness_sql_exec, 0 when the whole script ran (else -1 after a line on
 // stderr).
+// SQL that takes a database of today's schema back to version 8's tables
+// (the tests of older versions build their databases from today's): drops
+// what each later version added, newest first.
+#define HARNESS_SQL_BACK_TO_V8                      \
+    "ALTER TABLE jobs DROP COLUMN concurrency_key;" \
+    "ALTER TABLE jobs DROP COLUMN concurrency_limit;"
+
 int64_t harness_sql_int(const char *path, const char *sql);
 int harness_sql_text(const char *path, const char *sql, char *buf, size_t len);
 int harness_sql_exec(const char *path, const char *sql);

@@ -575,7 +575,8 @@ test_job_json_has_exactly_the_documented_keys(void **state)
     (void) state;
     static const char *const keys[] = { "id", "type", "queue", "state",
         "attempt", "max_attempts", "priority", "payload", "result", "error",
-        "created_at", "started_at", "finished_at", "progress" };
+        "created_at", "started_at", "finished_at", "progress",
+        "concurrency_key", "concurrency_limit" };
     struct anvil_job         j      = job_fixture();
     json_t                  *obj    = output_job_json(&j);
     assert_non_null(obj);
@@ -658,7 +659,7 @@ test_job_json_gives_binary_result_in_base64_without_loss(void **state)
     j.error            = "bad byte \xfe here";
     json_t *obj        = output_job_json(&j);
     assert_non_null(obj);
-    assert_int_equal(json_object_size(obj), 15);
+    assert_int_equal(json_object_size(obj), 17);
     assert_true(json_is_null(json_object_get(obj, "result")));
     assert_string_equal(
         json_string_value(json_object_get(obj, "result_base64")), "/wAB");

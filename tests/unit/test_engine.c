@@ -2698,10 +2698,144 @@ test_engine_failed_retry_many_changes_none_of_its_jobs(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+// ---- concurrency limits ----
+
+// Submits a job of type "t" with concurrency key ckey and limit; lease_ms
+// 0 = the default.
+static int64_t
+submit_keyed(struct fx *f, const char *ckey, uint32_t limit, int64_t lease_ms)
+{
+    struct cmd_submit s = job_spec("t");
+    s.ckey              = ckey;
+    s.climit            = limit;
+    s.lease_ms          = lease_ms;
+    s.retry             = (struct retry_policy) { 2, 60000, 60000, 2.0 };
+    return submit_spec(f, &s, 0);
+}
+
+static void
+test_engine_concurrency_limit_2_never_leases_a_third(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 5; i++)
+        submit_keyed(f, "k", 2, 0);
+    int64_t other = submit_keyed(f, "other", 2, 0);
+    int64_t plain = submit(f, "t");
+    // Two of "k", and the jobs queued behind them.
+    struct job a = lease_one(f, "t");
+    struct job b = lease_one(f, "t");
+    assert_string_equal(a.concurrency_key, "k");
+    assert_string_equal(b.concurrency_key, "k");
+    assert_int_equal(poll_count(f, "t"), 2);
+    assert_int_equal(state_of(f, other), ANVIL_JOB_RUNNING);
+    assert_int_equal(state_of(f, plain), ANVIL_JOB_RUNNING);
+    assert_int_equal(poll_count(f, "t"), 0);
+    // Each finished job lets exactly one more run.
+    assert_int_equal(complete(f, a.id, a.attempt, "ok"), ANVIL_OK);
+    assert_int_equal(poll_count(f, "t"), 1);
+    assert_int_equal(poll_count(f, "t"), 0);
+    job_fini(&a);
+    job_fini(&b);
+}
+
+static void
+test_engine_fail_cancel_and_lease_loss_free_a_slot(void **state)
+{
+    struct fx *f = *state;
+    int64_t    id[4];
+    for (int i = 0; i < 4; i++)
+        id[i] = submit_keyed(f, "k", 1, i == 2 ? 300 : 0);
+    // A failed attempt (retried after a minute) frees the slot.
+    struct job j = lease_one(f, "t");
+    assert_int_equal(j.id, id[0]);
+    assert_int_equal(poll_count(f, "t"), 0);
+    int     st;
+    int64_t at;
+    assert_int_equal(
+        fail_job(f, j.id, j.attempt, "boom", false, &st, &at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_SCHEDULED);
+    job_fini(&j);
+    // A cancel frees it once the worker reports, not before.
+    j = lease_one(f, "t");
+    assert_int_equal(j.id, id[1]);
+    struct job c;
+    assert_int_equal(cancel(f, j.id, &c), ANVIL_OK);
+    job_fini(&c);
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_int_equal(complete(f, j.id, j.attempt, NULL), ANVIL_OK);
+    assert_int_equal(state_of(f, j.id), ANVIL_JOB_CANCELED);
+    job_fini(&j);
+    // A lost lease (300 ms, no heartbeat) frees it.
+    j = lease_one(f, "t");
+    assert_int_equal(j.id, id[2]);
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_true(wait_state(f, j.id, ANVIL_JOB_SCHEDULED, 5000, NULL));
+    job_fini(&j);
+    j = lease_one(f, "t");
+    assert_int_equal(j.id, id[3]);
+    // A final failure frees it too: nothing is left to run.
+    assert_int_equal(
+        fail_job(f, j.id, j.attempt, "no", true, &st, &at), ANVIL_OK);
+    assert_int_equal(st, ANVIL_JOB_FAILED);
+    job_fini(&j);
+    assert_int_equal(poll_count(f, "t"), 0);
+}
+
+static void
+test_engine_restart_rebuilds_concurrency_counts(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 4; i++)
+        submit_keyed(f, "k", 2, 0);
+    struct job a = lease_one(f, "t");
+    struct job b = lease_one(f, "t");
+    assert_int_equal(poll_count(f, "t"), 0);
+    restart(f, 30000);
+    // The two leases still hold their slots.
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_int_equal(complete(f, a.id, a.attempt, "ok"), ANVIL_OK);
+    assert_int_equal(poll_count(f, "t"), 1);
+    assert_int_equal(poll_count(f, "t"), 0);
+    job_fini(&a);
+    job_fini(&b);
+}
+
+static void
+test_engine_parked_poll_gets_the_slot_a_complete_frees(void **state)
+{
+    struct fx *f = *state;
+    submit_keyed(f, "k", 1, 0);
+    int64_t     second  = submit_keyed(f, "k", 1, 0);
+    struct job  a       = lease_one(f, "t");
+    const char *types[] = { "t" };
+    struct req  r;
+    poll_init(&r, types, 1, 1, 5000);
+    post(f, &r);
+    flush(f);
+    assert_false(is_done(&r));
+    assert_int_equal(complete(f, a.id, a.attempt, "ok"), ANVIL_OK);
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_int_equal(r.c.u.poll.jobs[0].id, second);
+    engine_cmd_fini(&r.c);
+    job_fini(&a);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_engine_concurrency_limit_2_never_leases_a_third, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_engine_fail_cancel_and_lease_loss_free_a_slot, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_engine_restart_rebuilds_concurrency_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_engine_parked_poll_gets_the_slot_a_complete_frees, setup,
+            teardown),
         T(test_engine_submit_makes_a_queued_job),
         T(test_engine_get_of_an_unknown_job_is_not_found),
         T(test_engine_poll_leases_a_queued_job_once),

@@ -333,6 +333,51 @@ test_handlers_submit_fills_the_command_with_defaults(void **state)
 }
 
 static void
+test_handlers_submit_takes_a_concurrency_key_and_limit(void **state)
+{
+    struct fx                  *f   = *state;
+    Anvil__V1__SubmitJobRequest req = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
+    req.type                        = "t";
+    assert_int_equal(decode(f, "SubmitJob", &req.base), ANVIL_OK);
+    assert_null(f->call.cmd.u.submit.ckey);
+    req.concurrency_key   = "tenant-7";
+    req.concurrency_limit = 2;
+    assert_int_equal(decode(f, "SubmitJob", &req.base), ANVIL_OK);
+    assert_string_equal(f->call.cmd.u.submit.ckey, "tenant-7");
+    assert_int_equal(f->call.cmd.u.submit.climit, 2);
+    req.concurrency_limit = 1000000;
+    assert_int_equal(decode(f, "SubmitJob", &req.base), ANVIL_OK);
+}
+
+static void
+test_handlers_submit_rejects_bad_concurrency_settings(void **state)
+{
+    struct fx                  *f   = *state;
+    Anvil__V1__SubmitJobRequest req = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
+    char                       *big = repeat('k', 129);
+    req.type                        = "t";
+    // A limit without a key, a key without a limit, limits out of range.
+    req.concurrency_limit = 3;
+    assert_names(f, decode(f, "SubmitJob", &req.base), ANVIL_INVALID_ARGUMENT,
+        "concurrency_key");
+    req.concurrency_key   = "k";
+    req.concurrency_limit = 0;
+    assert_names(f, decode(f, "SubmitJob", &req.base), ANVIL_INVALID_ARGUMENT,
+        "concurrency_limit");
+    req.concurrency_limit = 1000001;
+    assert_names(f, decode(f, "SubmitJob", &req.base), ANVIL_INVALID_ARGUMENT,
+        "concurrency_limit");
+    const char *bad[]     = { "a b", "x/y", "\xc3\xbc", big };
+    req.concurrency_limit = 2;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        req.concurrency_key = (char *) bad[i];
+        assert_names(f, decode(f, "SubmitJob", &req.base),
+            ANVIL_INVALID_ARGUMENT, "concurrency_key");
+    }
+    free(big);
+}
+
+static void
 test_handlers_submit_rejects_bad_type_and_queue_names(void **state)
 {
     struct fx                  *f     = *state;
@@ -1277,6 +1322,8 @@ main(void)
         T(test_handlers_decode_maps_each_job_method_to_its_command),
         T(test_handlers_every_service_method_answers_bad_bodies_cleanly),
         T(test_handlers_submit_fills_the_command_with_defaults),
+        T(test_handlers_submit_takes_a_concurrency_key_and_limit),
+        T(test_handlers_submit_rejects_bad_concurrency_settings),
         T(test_handlers_submit_rejects_bad_type_and_queue_names),
         T(test_handlers_submit_rejects_a_payload_over_the_limit),
         T(test_handlers_submit_rejects_bad_numbers_and_long_keys),

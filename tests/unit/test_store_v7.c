@@ -84,7 +84,7 @@ make_v6_database(const char *path)
     store_close(st);
     // Less version 8's columns too: a version-6 database had neither.
     assert_int_equal(harness_sql_exec(path,
-                         "DROP TABLE paused_queues;"
+                         "DROP TABLE paused_queues;" HARNESS_SQL_BACK_TO_V8
                          "ALTER TABLE jobs DROP COLUMN progress_percent;"
                          "ALTER TABLE jobs DROP COLUMN progress_message;"
                          "ALTER TABLE events DROP COLUMN progress;"

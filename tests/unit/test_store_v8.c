@@ -223,10 +223,10 @@ make_v7_database(struct harness_store *f, int64_t *running, int64_t *done)
     store_close(f->st);
     f->st = NULL;
     sql_run(f->path,
-        "ALTER TABLE jobs DROP COLUMN progress_percent;"
-        "ALTER TABLE jobs DROP COLUMN progress_message;"
-        "ALTER TABLE events DROP COLUMN progress;"
-        "PRAGMA user_version = 7;");
+        HARNESS_SQL_BACK_TO_V8 "ALTER TABLE jobs DROP COLUMN progress_percent;"
+                               "ALTER TABLE jobs DROP COLUMN progress_message;"
+                               "ALTER TABLE events DROP COLUMN progress;"
+                               "PRAGMA user_version = 7;");
 }
 
 static void
@@ -241,7 +241,8 @@ test_store_migrates_a_version_7_database_adding_progress(void **state)
         0);
     struct anvil_error err = { 0 };
     assert_int_equal(store_open(f->path, 1, &f->st, &err), ANVIL_OK);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 8);
+    assert_int_equal(
+        sql_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 2);
     assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM events"), 1);
     // Old rows have no progress, and take one.

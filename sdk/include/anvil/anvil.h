@@ -223,6 +223,9 @@ struct anvil_job {
     bool    has_progress;
     int32_t progress_percent; // 0..100
     char   *progress_message; // never NULL ("" when none)
+    // Its concurrency limit (struct anvil_job_opts): "" and 0 when none.
+    char    *concurrency_key; // never NULL
+    uint32_t concurrency_limit;
 };
 
 // Frees a job returned by the library; NULL is ignored.
@@ -239,6 +242,13 @@ struct anvil_job_opts {
     int64_t     lease_ms;            // lease per Poll/Heartbeat; 0 = server
                                      // default (30 s)
     struct anvil_retry_policy retry; // 0 fields = the server's defaults
+    // At most concurrency_limit (1..1,000,000) jobs with concurrency_key
+    // ([A-Za-z0-9_.-]{1,128}) run at once; the others wait QUEUED without
+    // holding up jobs of other keys. Both or neither (NULL and 0): one
+    // without the other is INVALID_ARGUMENT. When jobs of one key carry
+    // different limits, the newest job's applies.
+    const char *concurrency_key;
+    uint32_t    concurrency_limit;
 };
 
 // Submits a job of `type` with an opaque payload (len bytes; may be 0).

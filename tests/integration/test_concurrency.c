@@ -1,0 +1,160 @@
+// test_concurrency.c - concurrency limits on a real anvild child process
+// with real workers (two in-process workers of 4 slots each): the handler
+// itself counts how many jobs of key "k" (limit 2) run at once and never
+// sees 3, while jobs of key "other", queued behind all of them, run
+// alongside; anvil status shows the key.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../harness.h"
+
+#define WAIT_MS 30000
+#define N_K 20
+#define N_OTHER 20
+
+// A harness with no server yet (each test spawns its anvild).
+static int
+setup(void **state)
+{
+    struct harness *h = calloc(1, sizeof(*h));
+    if (h != NULL && harness_open(h) == 0) {
+        *state = h;
+        return 0;
+    }
+    if (h != NULL)
+        harness_stop(h);
+    free(h);
+    return -1;
+}
+
+static int
+teardown(void **state)
+{
+    int rv = harness_stop(*state);
+    free(*state);
+    return rv;
+}
+
+// What the handler saw, across all slots of both workers.
+struct seen {
+    atomic_int running_k;  // jobs of key "k" running now
+    atomic_int max_k;      // the most at once
+    atomic_int overlapped; // "other" jobs started while "k" ran 2
+};
+
+static int
+count_handler(
+    void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
+{
+    struct seen *s  = arg;
+    bool         k  = strcmp(lease->job.concurrency_key, "k") == 0;
+    int          at = 0;
+    if (k) {
+        at      = atomic_fetch_add(&s->running_k, 1) + 1;
+        int max = atomic_load(&s->max_k);
+        while (at > max && !atomic_compare_exchange_weak(&s->max_k, &max, at))
+            ;
+    } else if (atomic_load(&s->running_k) == 2) {
+        atomic_fetch_add(&s->overlapped, 1);
+    }
+    // The job's work: long enough that jobs overlap.
+    struct timespec ts = { 0, 20 * 1000000 };
+    nanosleep(&ts, NULL);
+    if (k)
+        atomic_fetch_sub(&s->running_k, 1);
+    return anvil_job_ctx_set_result(ctx, "ok", 2);
+}
+
+static char *
+submit_keyed(struct harness *h, const char *ckey, uint32_t limit)
+{
+    struct anvil_job_opts o
+        = { .concurrency_key = ckey, .concurrency_limit = limit };
+    struct anvil_error err = { 0 };
+    char              *id  = NULL;
+    assert_int_equal(
+        anvil_job_submit(h->client, "t", "{}", 2, &o, &id, NULL, &err),
+        ANVIL_OK);
+    return id;
+}
+
+static void
+expect_succeeded(struct harness *h, char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct anvil_job  *j   = NULL;
+        struct anvil_error err = { 0 };
+        assert_int_equal(
+            anvil_job_wait(h->client, ids[i], WAIT_MS, &j, &err), ANVIL_OK);
+        assert_int_equal(j->state, ANVIL_JOB_SUCCEEDED);
+        anvil_job_free(j);
+        anvil_free(ids[i]);
+    }
+}
+
+static void
+test_a_key_never_runs_more_than_its_limit_and_others_go_on(void **state)
+{
+    struct harness *h = *state;
+    struct seen     s = { 0 };
+    assert_true(harness_spawn_anvild(h, (char *) NULL) > 0);
+    char *k[N_K], *other[N_OTHER];
+    // All of "k" first: FIFO puts "other" behind them.
+    for (int i = 0; i < N_K; i++)
+        k[i] = submit_keyed(h, "k", 2);
+    for (int i = 0; i < N_OTHER; i++)
+        other[i] = submit_keyed(h, "other", 8);
+    for (int w = 0; w < 2; w++)
+        assert_non_null(
+            harness_start_worker(h, 4, "t", count_handler, &s, (char *) NULL));
+    expect_succeeded(h, k, N_K);
+    expect_succeeded(h, other, N_OTHER);
+    assert_int_equal(atomic_load(&s.max_k), 2);
+    assert_true(atomic_load(&s.overlapped) > 0);
+}
+
+static void
+test_status_shows_the_key_and_bad_settings_are_refused(void **state)
+{
+    struct harness *h = *state;
+    assert_true(harness_spawn_anvild(h, (char *) NULL) > 0);
+    char              *id  = submit_keyed(h, "tenant-7", 3);
+    struct anvil_job  *j   = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(anvil_job_get(h->client, id, &j, &err), ANVIL_OK);
+    assert_string_equal(j->concurrency_key, "tenant-7");
+    assert_int_equal(j->concurrency_limit, 3);
+    anvil_job_free(j);
+    anvil_free(id);
+    struct anvil_job_opts o = { .concurrency_key = "k" };
+    assert_int_equal(
+        anvil_job_submit(h->client, "t", "{}", 2, &o, NULL, NULL, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "concurrency_limit"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_a_key_never_runs_more_than_its_limit_and_others_go_on, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_status_shows_the_key_and_bad_settings_are_refused, setup,
+            teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    nng_fini();
+    return rc;
+}

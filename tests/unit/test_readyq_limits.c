@@ -1,0 +1,235 @@
+// test_readyq_limits.c - concurrency keys in the ready queues: a job whose
+// key is at its limit is set aside (and never looked at again by a take),
+// released slots bring set-aside jobs back in order, other keys and plain
+// jobs are never held up behind a saturated key, the newest job's limit
+// applies, rebuilt running counts, and keys forgotten once unused.
+#include "../../server/readyq.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static int
+setup(void **state)
+{
+    *state = readyq_new();
+    return *state == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    readyq_free(*state);
+    return 0;
+}
+
+static const char *const QS[] = { "q" };
+static const char *const TS[] = { "t" };
+
+static void
+push(struct readyq *q, int64_t id, int32_t prio, const char *ckey,
+    uint32_t limit)
+{
+    assert_int_equal(readyq_push_key(q, "q", "t", id, prio, ckey, limit), 0);
+}
+
+// Takes one job; its id, or -1. *ckey (may be NULL) gets its key.
+static int64_t
+take(struct readyq *q, const char **ckey)
+{
+    int64_t     id = -1;
+    const char *key, *k = NULL;
+    if (!readyq_take(q, QS, 1, TS, 1, &id, &key, &k))
+        return -1;
+    if (ckey != NULL)
+        *ckey = k;
+    return id;
+}
+
+static void
+expect_key(struct readyq *q, const char *ckey, uint32_t running, size_t waiting,
+    uint32_t limit)
+{
+    uint32_t r = 0, l = 0;
+    size_t   w = 0;
+    assert_true(readyq_key_state(q, ckey, &r, &w, &l));
+    assert_int_equal(r, running);
+    assert_int_equal(w, waiting);
+    assert_int_equal(l, limit);
+}
+
+static void
+test_readyq_sets_aside_a_job_whose_key_is_at_its_limit(void **state)
+{
+    struct readyq *q = *state;
+    for (int64_t id = 1; id <= 3; id++)
+        push(q, id, 0, "k", 2);
+    const char *k = NULL;
+    assert_int_equal(take(q, &k), 1);
+    assert_string_equal(k, "k");
+    assert_int_equal(take(q, NULL), 2);
+    assert_int_equal(take(q, NULL), -1);
+    expect_key(q, "k", 2, 1, 2);
+    assert_false(readyq_any(q, QS, 1, TS, 1));
+    // Held still: a set-aside job counts in the size.
+    assert_int_equal(readyq_size(q), 1);
+}
+
+static void
+test_readyq_release_brings_a_set_aside_job_back(void **state)
+{
+    struct readyq *q = *state;
+    for (int64_t id = 1; id <= 4; id++)
+        push(q, id, 0, "k", 1);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), -1);
+    expect_key(q, "k", 1, 3, 1);
+    // One slot frees one job, the first in FIFO order.
+    assert_int_equal(readyq_release(q, "k"), 1);
+    expect_key(q, "k", 0, 2, 1);
+    assert_int_equal(take(q, NULL), 2);
+    assert_int_equal(take(q, NULL), -1);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    assert_int_equal(take(q, NULL), 3);
+}
+
+static void
+test_readyq_serves_other_keys_behind_a_saturated_one(void **state)
+{
+    struct readyq *q = *state;
+    // Key "hot" holds the head of the queue with 100 high-priority jobs.
+    for (int64_t id = 1; id <= 100; id++)
+        push(q, id, 9, "hot", 1);
+    push(q, 101, 0, "cold", 1);
+    assert_int_equal(readyq_push(q, "q", "t", 102, 0), 0);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), 101);
+    assert_int_equal(take(q, NULL), 102);
+    assert_int_equal(take(q, NULL), -1);
+    // The 99 are set aside once: later takes find nothing at once.
+    expect_key(q, "hot", 1, 99, 1);
+    push(q, 103, 0, NULL, 0);
+    assert_int_equal(take(q, NULL), 103);
+    expect_key(q, "hot", 1, 99, 1);
+}
+
+static void
+test_readyq_set_aside_jobs_keep_their_priority_order(void **state)
+{
+    struct readyq *q = *state;
+    push(q, 1, 0, "k", 1);
+    push(q, 2, 0, "k", 1);
+    push(q, 3, 5, "k", 1);
+    assert_int_equal(take(q, NULL), 3);
+    assert_int_equal(take(q, NULL), -1);
+    readyq_release(q, "k");
+    assert_int_equal(take(q, NULL), 1);
+    readyq_release(q, "k");
+    assert_int_equal(take(q, NULL), 2);
+}
+
+static void
+test_readyq_applies_the_newest_jobs_limit(void **state)
+{
+    struct readyq *q = *state;
+    push(q, 1, 0, "k", 1);
+    push(q, 2, 0, "k", 1);
+    push(q, 3, 0, "k", 1);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), -1);
+    // A newer job raises the limit: set-aside jobs may run at once.
+    push(q, 4, 0, "k", 3);
+    expect_key(q, "k", 1, 0, 3);
+    assert_int_equal(take(q, NULL), 2);
+    assert_int_equal(take(q, NULL), 3);
+    assert_int_equal(take(q, NULL), -1);
+    // An older job (a retry, id 1) does not lower it back.
+    push(q, 1, 0, "k", 1);
+    expect_key(q, "k", 3, 1, 3);
+}
+
+static void
+test_readyq_counts_rebuilt_running_jobs(void **state)
+{
+    struct readyq *q = *state;
+    assert_int_equal(readyq_running(q, "k", 2, 1), 0);
+    assert_int_equal(readyq_running(q, "k", 2, 2), 0);
+    push(q, 3, 0, "k", 2);
+    assert_int_equal(take(q, NULL), -1);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    assert_int_equal(take(q, NULL), 3);
+}
+
+static void
+test_readyq_forgets_a_key_no_job_holds(void **state)
+{
+    struct readyq *q = *state;
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        push(q, i + 1, 0, key, 1);
+    }
+    assert_int_equal(readyq_key_count(q), 1000);
+    const char *k;
+    for (int i = 0; i < 1000; i++) {
+        assert_true(take(q, &k) > 0);
+        assert_int_equal(readyq_release(q, k), 0);
+    }
+    assert_int_equal(readyq_key_count(q), 0);
+    uint32_t r, l;
+    size_t   w;
+    assert_false(readyq_key_state(q, "k1", &r, &w, &l));
+    // Slots are reused, and a released unknown key is no error.
+    push(q, 5000, 0, "again", 1);
+    assert_int_equal(readyq_key_count(q), 1);
+    assert_int_equal(readyq_release(q, "unknown"), 0);
+}
+
+static void
+test_readyq_keeps_a_set_aside_job_of_a_paused_queue_paused(void **state)
+{
+    struct readyq *q = *state;
+    push(q, 1, 0, "k", 1);
+    push(q, 2, 0, "k", 1);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), -1);
+    assert_int_equal(readyq_pause(q, "q", true), 0);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    assert_int_equal(take(q, NULL), -1);
+    assert_int_equal(readyq_pause(q, "q", false), 0);
+    assert_int_equal(take(q, NULL), 2);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_readyq_sets_aside_a_job_whose_key_is_at_its_limit, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_release_brings_a_set_aside_job_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_serves_other_keys_behind_a_saturated_one, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_set_aside_jobs_keep_their_priority_order, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_applies_the_newest_jobs_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_counts_rebuilt_running_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_forgets_a_key_no_job_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_keeps_a_set_aside_job_of_a_paused_queue_paused, setup,
+            teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
