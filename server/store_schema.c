@@ -178,8 +178,40 @@
     " queue TEXT PRIMARY KEY,"     \
     " paused_at INTEGER NOT NULL) WITHOUT ROWID;"
 
-// A new database: version 5's tables, then the version-6 and version-7
-// steps (so the two cannot differ).
+// 7 -> 8: cron schedules (CreateSchedule): the job template, the policies
+// and where the ticks stand. AUTOINCREMENT: a deleted schedule's id is
+// never handed out again. No index on next_fire_at: the engine reads the
+// table once at start and keeps the timers in memory.
+#define MIGRATE_7_TO_8                          \
+    "CREATE TABLE schedules ("                  \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"    \
+    " name TEXT NOT NULL UNIQUE,"               \
+    " expr TEXT NOT NULL,"                      \
+    " tz TEXT NOT NULL,"                        \
+    " type TEXT NOT NULL,"                      \
+    " queue TEXT NOT NULL,"                     \
+    " payload BLOB NOT NULL,"                   \
+    " priority INTEGER NOT NULL,"               \
+    " max_attempts INTEGER NOT NULL,"           \
+    " backoff_initial_ms INTEGER NOT NULL,"     \
+    " backoff_max_ms INTEGER NOT NULL,"         \
+    " backoff_multiplier REAL NOT NULL,"        \
+    " timeout_ms INTEGER NOT NULL,"             \
+    " lease_ms INTEGER NOT NULL,"               \
+    " overlap INTEGER NOT NULL,"                \
+    " catch_up INTEGER NOT NULL,"               \
+    " catch_up_limit INTEGER NOT NULL,"         \
+    " paused INTEGER NOT NULL DEFAULT 0,"       \
+    " next_fire_at INTEGER NOT NULL,"           \
+    " last_fire_at INTEGER NOT NULL DEFAULT 0," \
+    " last_job_id INTEGER NOT NULL DEFAULT 0,"  \
+    " fired INTEGER NOT NULL DEFAULT 0,"        \
+    " skipped INTEGER NOT NULL DEFAULT 0,"      \
+    " created_at INTEGER NOT NULL,"             \
+    " request_id INTEGER);"
+
+// A new database: version 5's tables, then the version-6, 7 and 8 steps
+// (so the two cannot differ).
 static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
@@ -187,7 +219,7 @@ static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7;
+    "', 0), ('" HWM_FLOWS "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7 MIGRATE_7_TO_8;
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -269,6 +301,8 @@ static const char *const migrations[] = {
     MIGRATE_5_TO_6,
 
     MIGRATE_6_TO_7,
+
+    MIGRATE_7_TO_8,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

@@ -83,7 +83,8 @@ make_v6_database(const char *path)
     assert_int_equal(store_job_insert(st, &nj, &id, &err), ANVIL_OK);
     store_close(st);
     assert_int_equal(harness_sql_exec(path,
-                         "DROP TABLE paused_queues; PRAGMA user_version = 6"),
+                         "DROP TABLE paused_queues; DROP TABLE schedules; "
+                         "PRAGMA user_version = 6"),
         0);
 }
 
@@ -148,7 +149,6 @@ test_store_migrates_a_version_6_database_keeping_its_data(void **state)
     assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
     assert_int_equal(
         harness_sql_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-    assert_int_equal(STORE_SCHEMA_VERSION, 7);
     assert_int_equal(harness_sql_int(path,
                          "SELECT COUNT(*) FROM jobs WHERE queue = 'slow' "
                          "AND state = 3"),
