@@ -51,6 +51,7 @@ static const char *const event_kinds[] = {
     "WORKER_LOST",
     "QUEUE_PAUSED",
     "QUEUE_RESUMED",
+    "SCHEDULE_FIRED",
 };
 
 // The same, as people and the SSE stream write them.
@@ -71,6 +72,7 @@ static const char *const event_labels[] = {
     "worker.lost",
     "queue.paused",
     "queue.resumed",
+    "schedule.fired",
 };
 
 static const char *const roles[] = {

@@ -39,7 +39,8 @@ enum event_kind {
     EV_WORKER_LOST        = 13,
     EV_QUEUE_PAUSED       = 14,
     EV_QUEUE_RESUMED      = 15,
-    EV_KIND_MAX           = 15,
+    EV_SCHEDULE_FIRED     = 16,
+    EV_KIND_MAX           = 16,
 };
 
 // An event's message is cut to this many bytes (at a UTF-8 boundary).

@@ -423,6 +423,7 @@ enum anvil_event_kind {
     ANVIL_EVENT_WORKER_LOST        = 13,
     ANVIL_EVENT_QUEUE_PAUSED       = 14, // anvil_queue_pause (event queue)
     ANVIL_EVENT_QUEUE_RESUMED      = 15,
+    ANVIL_EVENT_SCHEDULE_FIRED     = 16, // a schedule's tick submitted a job
 };
 
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
