@@ -16,7 +16,8 @@ sq_schedule_insert(struct store *base, const struct store_schedule *r,
     const char *text[]      = { r->name, r->expr, r->tz, r->type, r->queue };
     for (int i = 0; i < 5; i++)
         sq_bind_text(st, s, 2 + i, text[i]);
-    sq_bind_blob(st, s, 7, r->payload, r->payload_len);
+    sq_bind_blob(st, s, 7, r->payload != NULL ? r->payload : (uint8_t *) "",
+        r->payload_len);
     int64_t ints[] = { r->priority, r->retry.max_attempts,
         r->retry.backoff_initial_ms, r->retry.backoff_max_ms };
     for (int i = 0; i < 4; i++)
