@@ -21,18 +21,6 @@ set_cron(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
-set_every(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    return cli_set_nonempty("--every", value, &o->every, err);
-}
-
-static int
-set_tz(struct cli_opts *o, const char *value, struct anvil_error *err)
-{
-    return cli_set_nonempty("--tz", value, &o->tz, err);
-}
-
-static int
 set_overlap(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     enum anvil_schedule_overlap v;
@@ -44,6 +32,12 @@ set_overlap(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
+set_every(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty("--every", value, &o->every, err);
+}
+
+static int
 set_catch_up(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     enum anvil_schedule_catch_up v;
@@ -52,6 +46,12 @@ set_catch_up(struct cli_opts *o, const char *value, struct anvil_error *err)
             err, "--catch-up takes once, each or skip, not '%s'", value);
     o->catch_up = (int) v;
     return CLI_EXIT_OK;
+}
+
+static int
+set_tz(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty("--tz", value, &o->tz, err);
 }
 
 static int
@@ -327,21 +327,14 @@ const struct cli_verb cli_verb_schedule_list = {
     .run      = run_list,
 };
 
-static const struct cli_verb *const schedule_verbs[] = {
-    &cli_verb_schedule_create,
-    &cli_verb_schedule_list,
-    &cli_verb_schedule_show,
-    &cli_verb_schedule_pause,
-    &cli_verb_schedule_resume,
-    &cli_verb_schedule_delete,
-    NULL,
-};
-
 const struct cli_verb cli_verb_schedule = {
     .name     = "schedule",
     .synopsis = "",
     .summary  = "submit jobs on cron schedules",
     .help     = "Schedules are described in docs/schedules.md.\n",
     .flags    = cli_no_flags,
-    .subverbs = schedule_verbs,
+    .subverbs = (const struct cli_verb *const[]) { &cli_verb_schedule_create,
+        &cli_verb_schedule_list, &cli_verb_schedule_show,
+        &cli_verb_schedule_pause, &cli_verb_schedule_resume,
+        &cli_verb_schedule_delete, NULL },
 };

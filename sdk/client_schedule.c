@@ -75,26 +75,6 @@ sched_fini(void *item)
     memset(s, 0, sizeof(*s));
 }
 
-void
-anvil_schedule_free(struct anvil_schedule *s)
-{
-    if (s == NULL)
-        return;
-    sched_fini(s);
-    free(s);
-}
-
-void
-anvil_schedule_list_free(struct anvil_schedule_list *list)
-{
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < list->n; i++)
-        sched_fini(&list->schedules[i]);
-    free(list->schedules);
-    free(list);
-}
-
 // Fills item (a struct anvil_schedule) from pb (an Anvil__V1__Schedule).
 // 0, or -1 (out of memory or no spec; the schedule is then empty).
 static int
@@ -142,6 +122,26 @@ sched_list_new(void *items, size_t n)
     if (l != NULL)
         *l = (struct anvil_schedule_list) { items, n };
     return l;
+}
+
+void
+anvil_schedule_list_free(struct anvil_schedule_list *list)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < list->n; i++)
+        sched_fini(&list->schedules[i]);
+    free(list->schedules);
+    free(list);
+}
+
+void
+anvil_schedule_free(struct anvil_schedule *s)
+{
+    if (s == NULL)
+        return;
+    sched_fini(s);
+    free(s);
 }
 
 // Puts a new copy of the reply's schedule at out (a struct anvil_schedule

@@ -170,6 +170,27 @@ int harness_store_setup(void **state, int synchronous);
 // and frees *state. Returns 0.
 int harness_store_teardown(void **state);
 
+// Closes and opens f's store again. 0, or -1 with a line on stderr.
+int harness_store_reopen(struct harness_store *f);
+
+// An older database at path: today's schema holding one QUEUED job of
+// type "t" in `queue`, then `downgrade` (SQL that drops what later
+// versions added and sets the old user_version). 0, or -1.
+int harness_store_old(
+    const char *path, const char *queue, const char *downgrade);
+
+// cmocka setup and teardown of a struct harness opened with harness_open()
+// (no server: the test spawns anvild itself), in *state.
+int harness_open_setup(void **state);
+int harness_open_teardown(void **state);
+
+// A failed migration leaves the database as it was: puts `blocker` (SQL
+// in the way of the step) into the database at path, then checks that
+// store_open fails naming the migration and that the schema version is
+// still `version` with `jobs` jobs. 0, or -1 with a line on stderr.
+int harness_failed_migration(
+    const char *path, const char *blocker, int version, int64_t jobs);
+
 // Runs sql on a second connection to the database at path: its first
 // row's first column as an integer (-1 if the statement yields no row or
 // fails), or as text into buf (0, or -1 when there is no row), or, for

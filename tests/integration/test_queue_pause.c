@@ -23,29 +23,6 @@
 #define WAIT_MS 20000
 
 static int
-setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h == NULL || harness_open(h) != 0) {
-        if (h != NULL)
-            harness_stop(h);
-        free(h);
-        return -1;
-    }
-    *state = h;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct harness *h  = *state;
-    int             rv = harness_stop(h);
-    free(h);
-    return rv;
-}
-
-static int
 echo_handler(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
 {
@@ -225,10 +202,10 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_paused_queue_leases_nothing_until_resumed_even_across_kill_9,
-            setup, teardown),
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_bad_queue_names_are_refused_and_nothing_is_paused, setup,
-            teardown),
+            test_bad_queue_names_are_refused_and_nothing_is_paused,
+            harness_open_setup, harness_open_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

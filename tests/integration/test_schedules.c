@@ -28,29 +28,6 @@
 #define DOWN_MS 1500 // how long anvild stays dead: ticks fall meanwhile
 
 static int
-setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h == NULL || harness_open(h) != 0) {
-        if (h != NULL)
-            harness_stop(h);
-        free(h);
-        return -1;
-    }
-    *state = h;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    struct harness *h  = *state;
-    int             rv = harness_stop(h);
-    free(h);
-    return rv;
-}
-
-static int
 tick_handler(
     void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
 {
@@ -222,10 +199,11 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_every_second_fires_each_tick_once_across_two_kill_9, setup,
-            teardown),
+            test_every_second_fires_each_tick_once_across_two_kill_9,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_bad_schedules_are_refused_naming_the_problem, setup, teardown),
+            test_bad_schedules_are_refused_naming_the_problem,
+            harness_open_setup, harness_open_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
