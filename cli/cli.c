@@ -24,6 +24,7 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_workers,
     &cli_verb_workflow,
     &cli_verb_queue,
+    &cli_verb_schedule,
     &cli_verb_token,
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))

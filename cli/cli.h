@@ -93,6 +93,12 @@ struct cli_opts {
     const char           *workflow_id;          // --workflow
     enum anvil_event_kind kinds[CLI_MAX_KINDS]; // --kind, repeated
     size_t                n_kinds;
+    // schedule create (cmd_schedule.c)
+    const char *cron;     // --cron EXPR
+    const char *every;    // --every DURATION
+    const char *tz;       // --tz ZONE
+    int         overlap;  // --overlap: enum anvil_schedule_overlap
+    int         catch_up; // --catch-up: enum anvil_schedule_catch_up
 };
 
 // What a running verb gets: parsed options, an open client, its streams.
@@ -147,7 +153,8 @@ extern const struct cli_verb cli_verb_workflow_cancel;
 extern const struct cli_verb cli_verb_workflow_retry;
 extern const struct cli_verb cli_verb_workflow_list;
 extern const struct cli_verb cli_verb_workers;
-extern const struct cli_verb cli_verb_queue; // the group
+extern const struct cli_verb cli_verb_schedule; // the group
+extern const struct cli_verb cli_verb_queue;    // the group
 extern const struct cli_verb cli_verb_queue_pause;
 extern const struct cli_verb cli_verb_queue_resume;
 extern const struct cli_verb cli_verb_token; // the group
@@ -270,6 +277,8 @@ int cli_check_retry(struct cli_opts *o, struct anvil_error *err);
 int cli_check_cancel(struct cli_opts *o, struct anvil_error *err);
 int cli_run_retry_many(struct cli_ctx *x);
 int cli_run_cancel_many(struct cli_ctx *x);
+int cli_set_data(
+    struct cli_opts *o, const char *value, struct anvil_error *err);
 
 // Writes obj (a new reference, consumed) as one line of JSON on ctx->out.
 // CLI_EXIT_OK, or CLI_EXIT_FAILED when it cannot.

@@ -50,8 +50,8 @@ cli_set_name(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 // The payload is sent exactly as given; jansson only checks it.
-static int
-set_data(struct cli_opts *o, const char *value, struct anvil_error *err)
+int
+cli_set_data(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     json_error_t jerr;
     json_t      *j = json_loads(value, JSON_DECODE_ANY, &jerr);
@@ -445,7 +445,7 @@ run_list(struct cli_ctx *x)
 // ---- Verb table entries
 
 static const struct cli_flag submit_flags[] = {
-    { "--data", "JSON", set_data },
+    { "--data", "JSON", cli_set_data },
     { "--queue", "Q", cli_set_queue },
     { "--priority", "N", set_priority },
     { "--delay-ms", "N", set_delay },

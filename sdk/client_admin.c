@@ -10,22 +10,9 @@
 
 // ---- lists ----
 
-// A list call (ListTokens, ListWorkers): the reply's repeated field
-// becomes a new public list of `size`-byte items.
-struct list_kind {
-    const char *fn;     // the public call, for messages
-    const char *method; // its rpc
-    const char *field;  // the reply's repeated field: "tokens"
-    const char *what;   // one item, for messages: "token"
-    size_t      size;   // of one item
-    int (*from)(void *item, const void *pb); // 0, or -1 (out of memory)
-    void (*fini)(void *item);
-    void *(*new_list)(void *items, size_t n); // NULL when out of memory
-};
-
 // Empties the first n items of array a with k->fini(), then frees a.
 static void
-free_items(const struct list_kind *k, char *a, size_t n)
+free_items(const struct client_list_kind *k, char *a, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         k->fini(a + i * k->size);
@@ -36,8 +23,8 @@ free_items(const struct list_kind *k, char *a, size_t n)
 // k->from(), undoing with k->fini() on failure (*items is then NULL).
 // INTERNAL for a NULL item, RESOURCE_EXHAUSTED when out of memory.
 static int
-copy_items(const struct list_kind *k, void *const *pb, size_t n, void **items,
-    struct anvil_error *err)
+copy_items(const struct client_list_kind *k, void *const *pb, size_t n,
+    void **items, struct anvil_error *err)
 {
     char *a  = NULL;
     int   rc = ANVIL_OK;
@@ -65,8 +52,8 @@ copy_items(const struct list_kind *k, void *const *pb, size_t n, void **items,
 
 // Puts a new list of the items of reply rep (to k->method) at out.
 static int
-take_list(const struct list_kind *k, const ProtobufCMessage *rep, void *out,
-    struct anvil_error *err)
+take_list(const struct client_list_kind *k, const ProtobufCMessage *rep,
+    void *out, struct anvil_error *err)
 {
     size_t n;
     void  *pb = client_repeated(rep, k->field, &n);
@@ -85,8 +72,8 @@ take_list(const struct list_kind *k, const ProtobufCMessage *rep, void *out,
 
 // Runs list call k with req and puts the new list at out (a pointer to
 // the caller's list pointer).
-static int
-list_call(anvil_client *c, const struct list_kind *k,
+int
+client_list_call(anvil_client *c, const struct client_list_kind *k,
     const ProtobufCMessage *req, void *out, struct anvil_error *err)
 {
     int rc = client_check_out(c, out, k->fn, err);
@@ -236,11 +223,11 @@ int
 anvil_token_list(
     anvil_client *c, struct anvil_token_list **out, struct anvil_error *err)
 {
-    static const struct list_kind k   = { "anvil_token_list", "ListTokens",
-          "tokens", "token", sizeof(struct anvil_token), token_from_pb,
-          token_fini, token_list_new };
-    Anvil__V1__ListTokensRequest  req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
-    return list_call(c, &k, &req.base, out, err);
+    static const struct client_list_kind k = { "anvil_token_list", "ListTokens",
+        "tokens", "token", sizeof(struct anvil_token), token_from_pb,
+        token_fini, token_list_new };
+    Anvil__V1__ListTokensRequest req = ANVIL__V1__LIST_TOKENS_REQUEST__INIT;
+    return client_list_call(c, &k, &req.base, out, err);
 }
 
 // Puts the reply's token at out (a struct anvil_token **).
@@ -340,9 +327,9 @@ int
 anvil_worker_status_list(anvil_client *c, struct anvil_worker_status_list **out,
     struct anvil_error *err)
 {
-    static const struct list_kind k   = { "anvil_worker_status_list",
-          "ListWorkers", "workers", "worker", sizeof(struct anvil_worker_status),
-          worker_from_pb, worker_fini, worker_list_new };
+    static const struct client_list_kind k = { "anvil_worker_status_list",
+        "ListWorkers", "workers", "worker", sizeof(struct anvil_worker_status),
+        worker_from_pb, worker_fini, worker_list_new };
     Anvil__V1__ListWorkersRequest req = ANVIL__V1__LIST_WORKERS_REQUEST__INIT;
-    return list_call(c, &k, &req.base, out, err);
+    return client_list_call(c, &k, &req.base, out, err);
 }

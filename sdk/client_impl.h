@@ -125,6 +125,24 @@ struct client_waiter {
 int client_wait(anvil_client *c, const struct client_waiter *w, const char *id,
     ProtobufCMessage *req, int timeout_ms, void *out, struct anvil_error *err);
 
+// A list call (ListTokens, ListWorkers, ListSchedules): the reply's
+// repeated field becomes a new public list of `size`-byte items.
+struct client_list_kind {
+    const char *fn;     // the public call, for messages
+    const char *method; // its rpc
+    const char *field;  // the reply's repeated field: "tokens"
+    const char *what;   // one item, for messages: "token"
+    size_t      size;   // of one item
+    int (*from)(void *item, const void *pb); // 0, or -1 (out of memory)
+    void (*fini)(void *item);
+    void *(*new_list)(void *items, size_t n); // NULL when out of memory
+};
+
+// Runs list call k with req and puts the new list at out (a pointer to
+// the caller's list pointer). client_admin.c.
+int client_list_call(anvil_client *c, const struct client_list_kind *k,
+    const ProtobufCMessage *req, void *out, struct anvil_error *err);
+
 // Fills req's options from o (NULL: leaves the defaults).
 void client_submit_opts_to_pb(
     const struct anvil_job_opts *o, Anvil__V1__SubmitJobRequest *req);

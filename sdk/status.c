@@ -52,6 +52,7 @@ static const char *const event_kinds[] = {
     "QUEUE_PAUSED",
     "QUEUE_RESUMED",
     "JOB_PROGRESS",
+    "SCHEDULE_FIRED",
 };
 
 // The same, as people and the SSE stream write them.
@@ -73,6 +74,7 @@ static const char *const event_labels[] = {
     "queue.paused",
     "queue.resumed",
     "job.progress",
+    "schedule.fired",
 };
 
 static const char *const roles[] = {

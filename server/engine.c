@@ -310,6 +310,7 @@ fire_timers(struct engine *e, struct batch *b)
         int rc = t.kind == TIMER_SWEEP ? sweep(e, b)
             : t.kind == TIMER_WORKFLOW ? flow_fire_timer(e, b, t.id)
             : t.kind == TIMER_WORKERS  ? events_workers_check(e, b)
+            : t.kind == TIMER_SCHEDULE ? schedules_fire_timer(e, b, t.id)
                                        : jobs_fire_timer(e, b, &t);
         if (rc == ANVIL_OK && keep(e, b, &err) == ANVIL_OK)
             continue;
@@ -621,6 +622,8 @@ rebuild(struct engine *e, struct anvil_error *err)
         rc = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)
         rc = store_workflow_scan_active(e->st, rebuild_flow, e, err);
+    if (rc == ANVIL_OK)
+        rc = schedules_load(e, err);
     return rc;
 }
 

@@ -185,6 +185,15 @@ struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME
     bool        changed; // out: false when it already was in that state
 };
 
+// CreateSchedule, GetSchedule, ListSchedules, PauseSchedule,
+// ResumeSchedule, DeleteSchedule (schedules.c).
+struct cmd_schedule {
+    const char            *name; // all but LIST
+    struct store_schedule  spec; // CREATE: the new schedule (borrowed)
+    struct store_schedule *out;  // out: the schedule, or LIST's
+    size_t                 n;    // (store_schedules_free)
+};
+
 // Jobs that ended in one minute, per queue and type (HealthResponse.recent).
 struct minute_count {
     int64_t  minute_ms;
@@ -311,6 +320,7 @@ struct cmd {
         struct cmd_events    events;
         struct cmd_queue     queue;
         struct cmd_bulk      bulk;
+        struct cmd_schedule  schedule;
     } u;
     struct anvil_error err; // result: code and message
     void (*done)(struct cmd *c, void *arg);

@@ -114,6 +114,14 @@ engine_fini_token(struct cmd *c)
 }
 
 void
+engine_fini_schedule(struct cmd *c)
+{
+    store_schedules_free(c->u.schedule.out, c->u.schedule.n);
+    c->u.schedule.out = NULL;
+    c->u.schedule.n   = 0;
+}
+
+void
 engine_fini_workers(struct cmd *c)
 {
     registry_entries_free(c->u.workers.w, c->u.workers.n);

@@ -300,6 +300,13 @@ void limits_batch_free(struct batch *b);
 int limits_unpop(struct engine *e, const struct job *j, const char *ckey);
 // Rebuild: a QUEUED or RUNNING job as the store has it.
 int limits_rebuild_job(struct engine *e, const struct job *j);
+// schedules.c: cron schedules.
+// Timer TIMER_SCHEDULE of schedule id: submits the jobs of its due ticks
+// (as its catch-up and overlap policies say) and advances its next tick,
+// in the timer's savepoint.
+int schedules_fire_timer(struct engine *e, struct batch *b, int64_t id);
+// A timer at each unpaused schedule's next tick (start and rebuild).
+int schedules_load(struct engine *e, struct anvil_error *err);
 
 // flow.c: the workflow state machine: what a step's end does.
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,

@@ -72,6 +72,21 @@ static const struct route routes[] = {
         "Stop leasing a queue's jobs (submits are still taken)" },
     { "POST", "/v1/queues/{queue}:resume", ROUTE_RPC, "ResumeQueue", NULL,
         ROUTE_BODY_NONE, false, "Lease a paused queue's jobs again" },
+    { "POST", "/v1/schedules", ROUTE_RPC, "CreateSchedule", NULL,
+        ROUTE_BODY_MESSAGE, false,
+        "Create a cron schedule: {\"spec\": {\"name\", \"cron\", "
+        "\"time_zone\", \"job\": {...}, \"overlap\", \"catch_up\"}}" },
+    { "GET", "/v1/schedules", ROUTE_RPC, "ListSchedules", NULL, ROUTE_BODY_NONE,
+        false, "List the schedules, by name" },
+    { "GET", "/v1/schedules/{name}", ROUTE_RPC, "GetSchedule", NULL,
+        ROUTE_BODY_NONE, false, "Get a schedule: next and last fire times" },
+    { "POST", "/v1/schedules/{name}:pause", ROUTE_RPC, "PauseSchedule", NULL,
+        ROUTE_BODY_NONE, false, "Stop a schedule's ticks" },
+    { "POST", "/v1/schedules/{name}:resume", ROUTE_RPC, "ResumeSchedule", NULL,
+        ROUTE_BODY_NONE, false,
+        "Resume a schedule from its next tick after now" },
+    { "DELETE", "/v1/schedules/{name}", ROUTE_RPC, "DeleteSchedule", NULL,
+        ROUTE_BODY_NONE, false, "Delete a schedule (its jobs stay)" },
     { "GET", "/v1/workers", ROUTE_RPC, "ListWorkers", NULL, ROUTE_BODY_NONE,
         false, "List the workers seen lately" },
     { "GET", "/v1/health", ROUTE_RPC, "Health", NULL, ROUTE_BODY_NONE, false,
@@ -170,26 +185,28 @@ routes_match(
         *colon = '\0';
         cverb  = colon + 1;
     }
-    // Allow names every verb the path takes (the table has GET and POST).
-    bool get = false, post = false;
+    // Allow names every verb the path takes (the table has GET, POST and
+    // DELETE): bit 0 GET, 1 POST, 2 DELETE.
+    static const char *const allows[8] = { NULL, "GET", "POST", "GET, POST",
+        "DELETE", "GET, DELETE", "POST, DELETE", "GET, POST, DELETE" };
+    unsigned                 verbs     = 0;
     for (size_t i = 0; i < NROUTES; i++) {
         struct route_match t = { 0 };
         if (!matches(routes[i].pattern, seg, n, cverb, &t))
             continue;
         if (strcmp(routes[i].verb, verb) != 0) {
-            if (strcmp(routes[i].verb, "GET") == 0)
-                get = true;
-            else
-                post = true;
+            verbs |= routes[i].verb[0] == 'G' ? 1u
+                : routes[i].verb[0] == 'P'    ? 2u
+                                              : 4u;
             continue;
         }
         *m       = t;
         m->route = &routes[i];
         return 0;
     }
-    if (!get && !post)
+    if (verbs == 0)
         return 404;
-    *allow = get && post ? "GET, POST" : get ? "GET" : "POST";
+    *allow = allows[verbs];
     return 405;
 }
 

@@ -40,7 +40,8 @@ enum event_kind {
     EV_QUEUE_PAUSED       = 14,
     EV_QUEUE_RESUMED      = 15,
     EV_JOB_PROGRESS       = 16,
-    EV_KIND_MAX           = 16,
+    EV_SCHEDULE_FIRED     = 17,
+    EV_KIND_MAX           = 17,
 };
 
 // The highest concurrency limit a job may carry.

@@ -61,6 +61,12 @@ RPC(PauseQueue,     QUEUE_PAUSE,  queues_pause,    engine_fini_none,      WRITES
 RPC(ResumeQueue,    QUEUE_RESUME, queues_resume,   engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
 RPC(RetryJobs,      RETRY_MANY,   jobs_retry_many, engine_fini_bulk,      WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
 RPC(CancelJobs,     CANCEL_MANY,  jobs_cancel_many, engine_fini_bulk,     WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
+RPC(CreateSchedule, SCHED_CREATE, schedules_create, engine_fini_schedule, WRITES, hsched_decode_create, hsched_encode,         handlers_free,              CLIENT)
+RPC(GetSchedule,    SCHED_GET,    schedules_get,   engine_fini_schedule,  READS,  hsched_decode_name,    hsched_encode,          handlers_free,              READ)
+RPC(ListSchedules,  SCHED_LIST,   schedules_list,  engine_fini_schedule,  READS,  handlers_decode_none,  hsched_encode,          handlers_free,              READ)
+RPC(PauseSchedule,  SCHED_PAUSE,  schedules_pause, engine_fini_schedule,  WRITES, hsched_decode_name,    hsched_encode,          handlers_free,              CLIENT)
+RPC(ResumeSchedule, SCHED_RESUME, schedules_resume, engine_fini_schedule, WRITES, hsched_decode_name,    hsched_encode,          handlers_free,              CLIENT)
+RPC(DeleteSchedule, SCHED_DELETE, schedules_delete, engine_fini_schedule, WRITES, hsched_decode_name,    hsched_encode,          handlers_free,              CLIENT)
 //  KIND          apply               fini                 access
 CMD(PIPE_CLOSED,  engine_pipe_closed, engine_fini_none,    READS)  // a connection closed: drop its parked long-polls
 CMD(METRICS,      views_metrics,      engine_fini_metrics, READS)  // GET /metrics: render every series (metrics.h)

@@ -5,6 +5,7 @@
 #include "store.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void
 store_close(struct store *st)
@@ -437,4 +438,62 @@ store_names_free(char **names, size_t n)
     for (size_t i = 0; names != NULL && i < n; i++)
         free(names[i]);
     free(names);
+}
+
+// ---- schedules ----
+
+int
+store_schedule_insert(struct store *st, const struct store_schedule *s,
+    int64_t *id, struct anvil_error *err)
+{
+    return st->ops->schedule_insert(st, s, id, err);
+}
+
+int
+store_schedule_get(struct store *st, int64_t id, const char *name,
+    struct store_schedule *out, struct anvil_error *err)
+{
+    return st->ops->schedule_get(st, id, name, out, err);
+}
+
+int
+store_schedule_list(struct store *st, struct store_schedule **out, size_t *n,
+    struct anvil_error *err)
+{
+    return st->ops->schedule_list(st, out, n, err);
+}
+
+int
+store_schedule_update(
+    struct store *st, const struct store_schedule *s, struct anvil_error *err)
+{
+    return st->ops->schedule_update(st, s, err);
+}
+
+int
+store_schedule_delete(struct store *st, int64_t id, struct anvil_error *err)
+{
+    return st->ops->schedule_delete(st, id, err);
+}
+
+void
+store_schedule_fini(struct store_schedule *s)
+{
+    if (s == NULL)
+        return;
+    free(s->name);
+    free(s->expr);
+    free(s->tz);
+    free(s->type);
+    free(s->queue);
+    free(s->payload);
+    memset(s, 0, sizeof(*s));
+}
+
+void
+store_schedules_free(struct store_schedule *s, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++)
+        store_schedule_fini(&s[i]);
+    free(s);
 }

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 struct store;
 struct store_new_job;
@@ -68,11 +68,12 @@ struct store_token;
 struct store_new_event;
 struct store_event;
 struct store_event_filter;
+struct store_schedule;
 
 // A backend's functions, one per store_* call of the same name (the
 // store_* comments below are their contracts). Every member is set.
-// store_job_lease, store_depths_free, store_tokens_free and
-// store_names_free need none.
+// store_job_lease, store_depths_free, store_tokens_free,
+// store_names_free, store_schedule_fini and store_schedules_free need none.
 struct store_ops {
     const char *name; // "sqlite"
     void (*close)(struct store *st);
@@ -181,6 +182,16 @@ struct store_ops {
         int64_t now, bool *changed, struct anvil_error *err);
     int (*queues_paused)(
         struct store *st, char ***names, size_t *n, struct anvil_error *err);
+    int (*schedule_insert)(struct store *st, const struct store_schedule *s,
+        int64_t *id, struct anvil_error *err);
+    int (*schedule_get)(struct store *st, int64_t id, const char *name,
+        struct store_schedule *out, struct anvil_error *err);
+    int (*schedule_list)(struct store *st, struct store_schedule **out,
+        size_t *n, struct anvil_error *err);
+    int (*schedule_update)(struct store *st, const struct store_schedule *s,
+        struct anvil_error *err);
+    int (*schedule_delete)(
+        struct store *st, int64_t id, struct anvil_error *err);
 };
 
 // The head of every backend's store: its ops. A backend embeds it as the
@@ -597,6 +608,59 @@ int store_queue_set_paused(struct store *st, const char *queue, bool paused,
 int store_queues_paused(
     struct store *st, char ***names, size_t *n, struct anvil_error *err);
 void store_names_free(char **names, size_t n);
+
+// ---- schedules ----
+
+// A cron schedule: its job template and where its ticks stand. Strings
+// and the payload are the caller's to pass in (borrowed) and, when a call
+// returns a schedule, the caller's to free (store_schedule_fini).
+struct store_schedule {
+    int64_t             id; // positive, never reused
+    char               *name;
+    char               *expr; // cron expression, a macro or "@every 30s"
+    char               *tz;   // IANA zone; "" = UTC
+    char               *type; // the job template
+    char               *queue;
+    uint8_t            *payload;
+    size_t              payload_len;
+    int32_t             priority;
+    struct retry_policy retry; // 0 fields = the server's default
+    int64_t             timeout_ms;
+    int64_t             lease_ms;
+    int                 overlap;  // enum anvil_schedule_overlap
+    int                 catch_up; // enum anvil_schedule_catch_up
+    uint32_t            catch_up_limit;
+    bool                paused;
+    int64_t             next_fire_at; // the next tick (epoch ms)
+    int64_t             last_fire_at; // the last tick that fired; 0 = none
+    int64_t             last_job_id;  // its job; 0 = none
+    uint64_t            fired;        // jobs submitted
+    uint64_t            skipped;      // ticks that submitted nothing
+    int64_t             created_at;
+    uint64_t            request_id; // the CreateSchedule's; 0 = none
+};
+
+// Inserts schedule s (s->id is ignored) and sets *id. The name must be
+// free: the engine looks it up first (a taken name is INTERNAL here).
+int store_schedule_insert(struct store *st, const struct store_schedule *s,
+    int64_t *id, struct anvil_error *err);
+// The schedule named `name`, or (name NULL) with id `id`, into *out
+// (store_schedule_fini). NOT_FOUND (err untouched) when there is none.
+int store_schedule_get(struct store *st, int64_t id, const char *name,
+    struct store_schedule *out, struct anvil_error *err);
+// Every schedule, by name: *out is an array of *n (store_schedules_free),
+// NULL when there are none.
+int store_schedule_list(struct store *st, struct store_schedule **out,
+    size_t *n, struct anvil_error *err);
+// Writes the state of schedule s->id: paused, next_fire_at, last_fire_at,
+// last_job_id, fired and skipped. NOT_FOUND when it does not exist.
+int store_schedule_update(
+    struct store *st, const struct store_schedule *s, struct anvil_error *err);
+// Deletes schedule id. NOT_FOUND when it does not exist.
+int store_schedule_delete(
+    struct store *st, int64_t id, struct anvil_error *err);
+void store_schedule_fini(struct store_schedule *s);
+void store_schedules_free(struct store_schedule *s, size_t n);
 
 // ---- failure seams for tests (SQLite backend) ----
 //

@@ -1,11 +1,11 @@
 // store_schema.c - the SQLite backend's DDL, schema version and migrations.
 //
 // Schema changes: bump STORE_SCHEMA_VERSION, append one migration step to
-// migrations[] that takes version N-1 to N (never edit a shipped step),
-// update the SCHEMA_* DDL a new database is created with so that it matches
-// what the migrations produce (test_store compares the two), add a unit test
-// that opens a database of the previous version, and describe the change in
-// docs/architecture.md.
+// migrations[] that takes version N-1 to N (never edit a shipped step; a
+// new database runs every step from 6 on after SCHEMA_V5, so it needs
+// nothing more), add a unit test that opens a database of the previous
+// version (and a HARNESS_SQL_BACK_TO_V line in tests/harness.h), and
+// describe the change in docs/architecture.md.
 //
 #include "store_sqlite.h"
 
@@ -194,17 +194,48 @@
     "ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER" \
     " NOT NULL DEFAULT 0;"
 
-// A new database: version 5's tables, then the steps from 6 on (so the two
-// cannot differ).
-static const char SCHEMA_NEW[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
+// 9 -> 10: cron schedules (CreateSchedule): the job template, the policies
+// and where the ticks stand. AUTOINCREMENT: a deleted schedule's id is
+// never handed out again. No index on next_fire_at: the engine reads the
+// table once at start and keeps the timers in memory.
+#define MIGRATE_9_TO_10                         \
+    "CREATE TABLE schedules ("                  \
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"    \
+    " name TEXT NOT NULL UNIQUE,"               \
+    " expr TEXT NOT NULL,"                      \
+    " tz TEXT NOT NULL,"                        \
+    " type TEXT NOT NULL,"                      \
+    " queue TEXT NOT NULL,"                     \
+    " payload BLOB NOT NULL,"                   \
+    " priority INTEGER NOT NULL,"               \
+    " max_attempts INTEGER NOT NULL,"           \
+    " backoff_initial_ms INTEGER NOT NULL,"     \
+    " backoff_max_ms INTEGER NOT NULL,"         \
+    " backoff_multiplier REAL NOT NULL,"        \
+    " timeout_ms INTEGER NOT NULL,"             \
+    " lease_ms INTEGER NOT NULL,"               \
+    " overlap INTEGER NOT NULL,"                \
+    " catch_up INTEGER NOT NULL,"               \
+    " catch_up_limit INTEGER NOT NULL,"         \
+    " paused INTEGER NOT NULL DEFAULT 0,"       \
+    " next_fire_at INTEGER NOT NULL,"           \
+    " last_fire_at INTEGER NOT NULL DEFAULT 0," \
+    " last_job_id INTEGER NOT NULL DEFAULT 0,"  \
+    " fired INTEGER NOT NULL DEFAULT 0,"        \
+    " skipped INTEGER NOT NULL DEFAULT 0,"      \
+    " created_at INTEGER NOT NULL,"             \
+    " request_id INTEGER);"
+
+// A new database: version 5's tables, then every step from 6 on in the
+// same transaction (so a new and a migrated database cannot differ).
+static const char SCHEMA_V5[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
     "CREATE TABLE edges ("
     " parent INTEGER NOT NULL,"
     " child INTEGER NOT NULL,"
     " PRIMARY KEY (parent, child)) WITHOUT ROWID;"
     "CREATE INDEX edges_child ON edges(child, parent);" TOKENS_TABLE
         META_TABLE_V5 "INSERT INTO meta(key, value) VALUES('" HWM_JOBS
-    "', 0), ('" HWM_FLOWS
-    "', 0);" MIGRATE_5_TO_6 MIGRATE_6_TO_7 MIGRATE_7_TO_8 MIGRATE_8_TO_9;
+    "', 0), ('" HWM_FLOWS "', 0);";
 
 // Migration i takes the schema from version i to i + 1.
 static const char *const migrations[] = {
@@ -290,6 +321,8 @@ static const char *const migrations[] = {
     MIGRATE_7_TO_8,
 
     MIGRATE_8_TO_9,
+
+    MIGRATE_9_TO_10,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would
@@ -298,17 +331,24 @@ _Static_assert(
     sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
     "one migration step per schema version");
 
-// Runs sql and sets the schema version to `to`, in one transaction.
+// Runs first (NULL: nothing), then migrations[from] to migrations[to - 1],
+// and sets the schema version to `to`, all in one transaction.
 static int
-migrate_step(struct sqlite_store *st, const char *sql, int to,
+migrate_step(struct sqlite_store *st, const char *first, int from, int to,
     const char *event, struct anvil_error *err)
 {
     char version[64];
     snprintf(version, sizeof(version), "PRAGMA user_version = %d", to);
-    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL)
-        || sqlite3_exec(st->db, sql, NULL, NULL, NULL)
-        || sqlite3_exec(st->db, version, NULL, NULL, NULL)
-        || sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL)) {
+    int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && first != NULL)
+        rc = sqlite3_exec(st->db, first, NULL, NULL, NULL);
+    for (int i = from; rc == SQLITE_OK && i < to; i++)
+        rc = sqlite3_exec(st->db, migrations[i], NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, version, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
         int code = sq_error(st, err, "migrating the schema");
         if (!sqlite3_get_autocommit(st->db)
             && sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
@@ -348,9 +388,9 @@ sq_migrate(struct sqlite_store *st, struct anvil_error *err)
             version, STORE_SCHEMA_VERSION);
     if (version == 0)
         return migrate_step(
-            st, SCHEMA_NEW, STORE_SCHEMA_VERSION, "store.created", err);
+            st, SCHEMA_V5, 5, STORE_SCHEMA_VERSION, "store.created", err);
     for (; rc == ANVIL_OK && version < STORE_SCHEMA_VERSION; version++)
         rc = migrate_step(
-            st, migrations[version], version + 1, "store.migrated", err);
+            st, NULL, version, version + 1, "store.migrated", err);
     return rc;
 }

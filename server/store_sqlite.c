@@ -182,6 +182,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_JOB_IDS]      = "SELECT id FROM jobs WHERE " JOB_FILTER
                      " AND (?8 = 0 OR workflow_id IS NULL)"
                      " ORDER BY id DESC LIMIT ?5",
+    [STMT_SCHED_INSERT] = "INSERT INTO schedules(" SCHED_COLS ") VALUES(NULL, "
+                          "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+                          "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
+                          "?24, ?25)",
+    [STMT_SCHED_GET]    = "SELECT " SCHED_COLS " FROM schedules WHERE id = ?1",
+    [STMT_SCHED_GET_NAME]
+    = "SELECT " SCHED_COLS " FROM schedules WHERE name = ?1",
+    [STMT_SCHED_LIST] = "SELECT " SCHED_COLS " FROM schedules ORDER BY name",
+    [STMT_SCHED_UPDATE]
+    = "UPDATE schedules SET paused = ?2, next_fire_at = ?3, last_fire_at = ?4, "
+      "last_job_id = ?5, fired = ?6, skipped = ?7 WHERE id = ?1",
+    [STMT_SCHED_DELETE] = "DELETE FROM schedules WHERE id = ?1",
 };
 
 static bool
@@ -639,4 +651,5 @@ fill_ops(struct store_ops *o)
     sq_retention_ops(o);
     sq_sync_ops(o);
     sq_queues_ops(o);
+    sq_schedules_ops(o);
 }

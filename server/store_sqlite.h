@@ -86,6 +86,12 @@ enum stmt_id {
     STMT_QUEUES_PAUSED,
     STMT_JOB_PROGRESS,
     STMT_JOB_IDS,
+    STMT_SCHED_INSERT,
+    STMT_SCHED_GET,
+    STMT_SCHED_GET_NAME,
+    STMT_SCHED_LIST,
+    STMT_SCHED_UPDATE,
+    STMT_SCHED_DELETE,
     STMT_COUNT
 };
 
@@ -248,6 +254,14 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
     "seq, kind, at, job_id, workflow_id, step, type, queue, worker, " \
     "attempt, message, progress"
 
+// Columns of a schedule row, in the order store_schedules.c reads and
+// inserts them.
+#define SCHED_COLS                                                         \
+    "id, name, expr, tz, type, queue, payload, priority, max_attempts, "   \
+    "backoff_initial_ms, backoff_max_ms, backoff_multiplier, timeout_ms, " \
+    "lease_ms, overlap, catch_up, catch_up_limit, paused, next_fire_at, "  \
+    "last_fire_at, last_job_id, fired, skipped, created_at, request_id"
+
 // Reads the statement's JOB_COLS rows into a new array (job_array_free).
 int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,
     struct anvil_error *err, const char *what);
@@ -261,6 +275,7 @@ void sq_events_ops(struct store_ops *o);    // store_events.c
 void sq_retention_ops(struct store_ops *o); // store_retention.c
 void sq_sync_ops(struct store_ops *o);      // store_sync.c
 void sq_queues_ops(struct store_ops *o);    // store_queues.c
+void sq_schedules_ops(struct store_ops *o); // store_schedules.c
 
 // ---- store_sync.c ----
 

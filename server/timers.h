@@ -20,6 +20,7 @@ enum timer_kind {
     TIMER_SWEEP,    // retention: delete old finished work
     TIMER_WORKERS,  // look for workers lost since the last look
     TIMER_RESUMED,  // a queue was resumed: serve the parked polls
+    TIMER_SCHEDULE, // id = schedule: its next tick
 };
 
 struct timer {

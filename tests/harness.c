@@ -799,3 +799,90 @@ harness_sql_exec(const char *path, const char *sql)
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -1;
 }
+
+int
+harness_open_setup(void **state)
+{
+    struct harness *h = calloc(1, sizeof(*h));
+    if (h == NULL || harness_open(h) != 0) {
+        if (h != NULL)
+            harness_stop(h);
+        free(h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+int
+harness_open_teardown(void **state)
+{
+    struct harness *h  = *state;
+    int             rv = harness_stop(h);
+    free(h);
+    return rv;
+}
+
+int
+harness_failed_migration(
+    const char *path, const char *blocker, int version, int64_t jobs)
+{
+    struct store      *st  = NULL;
+    struct anvil_error err = { 0 };
+    if (harness_sql_exec(path, blocker) != 0)
+        return -1;
+    int rc = store_open(path, 1, &st, &err);
+    if (rc == ANVIL_OK || st != NULL || strstr(err.msg, "migrating") == NULL) {
+        fprintf(stderr, "store_open: %d '%s', want a failed migration\n", rc,
+            err.msg);
+        store_close(st);
+        return -1;
+    }
+    int64_t v = harness_sql_int(path, "PRAGMA user_version");
+    int64_t n = harness_sql_int(path, "SELECT COUNT(*) FROM jobs");
+    if (v != version || n != jobs) {
+        fprintf(stderr, "after the failed migration: version %lld, %lld jobs\n",
+            (long long) v, (long long) n);
+        return -1;
+    }
+    return 0;
+}
+
+int
+harness_store_reopen(struct harness_store *f)
+{
+    struct anvil_error err = { 0 };
+    store_close(f->st);
+    f->st = NULL;
+    if (store_open(f->path, 1, &f->st, &err) == ANVIL_OK)
+        return 0;
+    fprintf(stderr, "store_open: %s\n", err.msg);
+    return -1;
+}
+
+int
+harness_store_old(const char *path, const char *queue, const char *downgrade)
+{
+    struct store        *st  = NULL;
+    struct anvil_error   err = { 0 };
+    struct store_new_job nj  = {
+         .type        = "t",
+         .queue       = queue,
+         .payload     = (const uint8_t *) "{}",
+         .payload_len = 2,
+         .state       = ANVIL_JOB_QUEUED,
+         .retry       = { .max_attempts = 3 },
+         .created_at  = 10,
+         .run_at      = 10,
+    };
+    int64_t id = 0;
+    int     rc = store_open(path, 1, &st, &err);
+    if (rc == ANVIL_OK)
+        rc = store_job_insert(st, &nj, &id, &err);
+    store_close(st);
+    if (rc != ANVIL_OK) {
+        fprintf(stderr, "harness_store_old: %s\n", err.msg);
+        return -1;
+    }
+    return harness_sql_exec(path, downgrade);
+}

@@ -177,18 +177,49 @@ int harness_store_setup(void **state, int synchronous);
 // and frees *state. Returns 0.
 int harness_store_teardown(void **state);
 
+// Closes and opens f's store again. 0, or -1 with a line on stderr.
+int harness_store_reopen(struct harness_store *f);
+
+// An older database at path: today's schema holding one QUEUED job of
+// type "t" in `queue`, then `downgrade` (SQL that drops what later
+// versions added and sets the old user_version). 0, or -1.
+int harness_store_old(
+    const char *path, const char *queue, const char *downgrade);
+
+// cmocka setup and teardown of a struct harness opened with harness_open()
+// (no server: the test spawns anvild itself), in *state.
+int harness_open_setup(void **state);
+int harness_open_teardown(void **state);
+
+// A failed migration leaves the database as it was: puts `blocker` (SQL
+// in the way of the step) into the database at path, then checks that
+// store_open fails naming the migration and that the schema version is
+// still `version` with `jobs` jobs. 0, or -1 with a line on stderr.
+int harness_failed_migration(
+    const char *path, const char *blocker, int version, int64_t jobs);
+
+// SQL that takes a database of today's schema back to version N's tables
+// (the tests of older versions build their databases from today's): each
+// drops what the versions after N added, newest first; the caller sets
+// the user_version. A new schema version adds its own line here.
+#define HARNESS_SQL_BACK_TO_V9 "DROP TABLE schedules;"
+#define HARNESS_SQL_BACK_TO_V8                      \
+    HARNESS_SQL_BACK_TO_V9                          \
+    "ALTER TABLE jobs DROP COLUMN concurrency_key;" \
+    "ALTER TABLE jobs DROP COLUMN concurrency_limit;"
+#define HARNESS_SQL_BACK_TO_V7                       \
+    HARNESS_SQL_BACK_TO_V8                           \
+    "ALTER TABLE jobs DROP COLUMN progress_percent;" \
+    "ALTER TABLE jobs DROP COLUMN progress_message;" \
+    "ALTER TABLE events DROP COLUMN progress;"
+#define HARNESS_SQL_BACK_TO_V6 \
+    HARNESS_SQL_BACK_TO_V7 "DROP TABLE paused_queues;"
+
 // Runs sql on a second connection to the database at path: its first
 // row's first column as an integer (-1 if the statement yields no row or
 // fails), or as text into buf (0, or -1 when there is no row), or, for
 // harness_sql_exec, 0 when the whole script ran (else -1 after a line on
 // stderr).
-// SQL that takes a database of today's schema back to version 8's tables
-// (the tests of older versions build their databases from today's): drops
-// what each later version added, newest first.
-#define HARNESS_SQL_BACK_TO_V8                      \
-    "ALTER TABLE jobs DROP COLUMN concurrency_key;" \
-    "ALTER TABLE jobs DROP COLUMN concurrency_limit;"
-
 int64_t harness_sql_int(const char *path, const char *sql);
 int harness_sql_text(const char *path, const char *sql, char *buf, size_t len);
 int harness_sql_exec(const char *path, const char *sql);

@@ -35,7 +35,7 @@ has() {
     [[ $got == *" $want "* ]] || fail "'${*:2}': '$want' not offered in '$got'"
 }
 
-expect "status submit" _anvil anvil s
+expect "schedule status submit" _anvil anvil s
 expect "wait workers workflow" _anvil anvil w
 has "--json" _anvil anvil --
 expect "submit" _anvil anvil --server tcp://h:1 sub
@@ -49,6 +49,8 @@ expect "PENDING" _anvil anvil list --state P
 expect "" _anvil anvil workflow list --state P
 expect "cancel" _anvil anvil workflow ca
 expect "create" _anvil anvil token cr
+expect "pause" _anvil anvil schedule p
+has "--catch-up" _anvil anvil schedule create n --c
 expect "worker" _anvil anvil token create --role wo
 has "--timeout-ms" _anvil anvil wait j1 --t
 

@@ -1805,6 +1805,87 @@ test_pause_and_resume_a_queue(void **state)
     resp_free(&r);
 }
 
+// Cron schedules over HTTP: create, get, list, pause, resume, DELETE, and
+// bad input refused with 400 naming the problem, nothing stored.
+static void
+test_schedules_over_http(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    struct resp r = post(f, "/v1/schedules",
+        "{\"spec\": {\"name\": \"nightly\", \"cron\": \"30 2 * * *\", "
+        "\"time_zone\": \"America/New_York\", \"job\": {\"type\": \"echo\", "
+        "\"queue\": \"reports\"}, \"overlap\": \"OVERLAP_POLICY_ALLOW\"}}");
+    expect_status(&r, 200);
+    expect_str(&r, "schedule.spec.name", "nightly");
+    expect_str(&r, "schedule.spec.job.queue", "reports");
+    expect_str(&r, "schedule.spec.overlap", "OVERLAP_POLICY_ALLOW");
+    assert_non_null(jpath(r.j, "schedule.next_fire_ms"));
+    resp_free(&r);
+    r = get(f, "/v1/schedules/nightly");
+    expect_status(&r, 200);
+    expect_str(&r, "schedule.spec.time_zone", "America/New_York");
+    resp_free(&r);
+    r = post(f, "/v1/schedules/nightly:pause", NULL);
+    expect_status(&r, 200);
+    assert_true(json_is_true(jpath(r.j, "schedule.paused")));
+    resp_free(&r);
+    r = post(f, "/v1/schedules/nightly:resume", NULL);
+    expect_status(&r, 200);
+    assert_false(json_is_true(jpath(r.j, "schedule.paused")));
+    resp_free(&r);
+    r = get(f, "/v1/schedules");
+    expect_status(&r, 200);
+    expect_str(&r, "schedules.0.spec.name", "nightly");
+    assert_null(jpath(r.j, "schedules.1"));
+    resp_free(&r);
+
+    static const char *const bad[][2] = {
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"0 0 31 2 *\", \"job\": "
+          "{\"type\": \"t\"}}}",
+            "never fires" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"* 25 * * *\", \"job\": "
+          "{\"type\": \"t\"}}}",
+            "hour: value 25 is out of range 0-23" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", \"time_zone\": "
+          "\"Mars/Base\", \"job\": {\"type\": \"t\"}}}",
+            "unknown time zone 'Mars/Base'" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@every 100ms\", \"job\": "
+          "{\"type\": \"t\"}}}",
+            "shorter than the minimum of 1s" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\"}}",
+            "spec.job is missing" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", \"job\": "
+          "{\"type\": \"t\", \"delay_ms\": 5}}}",
+            "leave them unset" },
+        { "{\"spec\": {\"name\": \"bad name\", \"cron\": \"@daily\", "
+          "\"job\": {\"type\": \"t\"}}}",
+            "name" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = post(f, "/v1/schedules", bad[i][0]);
+        expect_error(&r, 400, "INVALID_ARGUMENT", bad[i][1]);
+    }
+    r = post(f, "/v1/schedules",
+        "{\"spec\": {\"name\": \"nightly\", \"cron\": \"@daily\", \"job\": "
+        "{\"type\": \"t\"}}}");
+    expect_error(&r, 409, "ALREADY_EXISTS", "nightly");
+
+    struct req_opts none = { 0 };
+    r                    = request(f, "DELETE", "/v1/schedules/nightly", &none);
+    expect_status(&r, 200);
+    expect_str(&r, "schedule.spec.name", "nightly");
+    resp_free(&r);
+    r = get(f, "/v1/schedules/nightly");
+    expect_error(&r, 404, "NOT_FOUND", "no schedule named 'nightly'");
+    r = request(f, "DELETE", "/v1/schedules/nightly", &none);
+    expect_error(&r, 404, "NOT_FOUND", "nightly");
+    r = get(f, "/v1/schedules");
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "schedules.0")); // nothing bad was stored
+    resp_free(&r);
+}
+
 int
 main(void)
 {
@@ -1812,6 +1893,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_seed_post_job_runs_on_a_real_worker),
         T(test_pause_and_resume_a_queue),
+        T(test_schedules_over_http),
         T(test_seed_post_job_keys_are_case_insensitive_and_checked),
         T(test_submit_takes_snake_and_camel_case_and_both_payload_forms),
         T(test_batch_applies_each_job_on_its_own),

@@ -9,6 +9,8 @@
 #include "../harness.h"
 #include "util/clock.h"
 
+#include <anvil/schedule.h>
+
 #include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -2696,6 +2698,234 @@ test_engine_failed_retry_many_changes_none_of_its_jobs(void **state)
     engine_cmd_fini(&r.c);
 }
 
+// ---- cron schedules ----
+
+// Creates a schedule of job type "tick"; returns the code.
+static int
+sched_create(struct fx *f, const char *name, const char *expr, int overlap,
+    int catch_up, uint32_t limit)
+{
+    struct req r;
+    req_init(&r, CMD_SCHED_CREATE);
+    r.c.u.schedule.name = name;
+    r.c.u.schedule.spec = (struct store_schedule) {
+        .name           = (char *) name,
+        .expr           = (char *) expr,
+        .tz             = "UTC",
+        .type           = "tick",
+        .queue          = "default",
+        .payload        = (uint8_t *) "{}",
+        .payload_len    = 2,
+        .overlap        = overlap,
+        .catch_up       = catch_up,
+        .catch_up_limit = limit,
+    };
+    int rc = call(f, &r);
+    engine_cmd_fini(&r.c);
+    return rc;
+}
+
+// Reads schedule name into *out (store_schedule_fini).
+static void
+sched_get(struct fx *f, const char *name, struct store_schedule *out)
+{
+    struct req r;
+    req_init(&r, CMD_SCHED_GET);
+    r.c.u.schedule.name = name;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.schedule.n, 1);
+    *out = r.c.u.schedule.out[0];
+    memset(&r.c.u.schedule.out[0], 0, sizeof(*out));
+    engine_cmd_fini(&r.c);
+}
+
+// The server was down: its next tick is set to `next` while it is
+// stopped, and it starts again; one round trip fires what is due.
+static void
+downtime(struct fx *f, const char *name, int64_t next)
+{
+    char sql[160];
+    close_engine(f);
+    snprintf(sql, sizeof(sql),
+        "UPDATE schedules SET next_fire_at = %lld WHERE name = '%s'",
+        (long long) next, name);
+    assert_int_equal(harness_sql_exec(f->path, sql), 0);
+    assert_int_equal(open_engine(f), 0);
+    flush(f);
+}
+
+static int64_t
+jobs_keyed(struct fx *f, const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+        "SELECT COUNT(*) FROM jobs WHERE idem_key LIKE 'schedule/%s/%%'", name);
+    return harness_sql_int(f->path, sql);
+}
+
+static void
+test_engine_schedule_due_tick_submits_one_job_and_advances(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sched_create(f, "yearly", "@yearly", 0, 0, 0), ANVIL_OK);
+    struct store_schedule s;
+    sched_get(f, "yearly", &s);
+    assert_true(s.next_fire_at > av_now_ms());
+    assert_int_equal(s.fired, 0);
+    store_schedule_fini(&s);
+
+    int64_t tick = av_now_ms() - 500;
+    downtime(f, "yearly", tick);
+    sched_get(f, "yearly", &s);
+    assert_int_equal(s.fired, 1);
+    assert_int_equal(s.last_fire_at, tick);
+    assert_true(s.last_job_id > 0);
+    assert_true(s.next_fire_at > av_now_ms());
+    assert_int_equal(state_of(f, s.last_job_id), ANVIL_JOB_QUEUED);
+    struct job j;
+    assert_int_equal(get_job(f, s.last_job_id, &j), ANVIL_OK);
+    char key[64];
+    snprintf(key, sizeof(key), "schedule/yearly/%lld", (long long) tick);
+    assert_string_equal(j.idem_key, key);
+    assert_string_equal(j.type, "tick");
+    job_fini(&j);
+    int64_t job = s.last_job_id, next = s.next_fire_at;
+    store_schedule_fini(&s);
+
+    // The same tick again (as after a crash that lost the advance): its
+    // job is found by its key, not made twice.
+    downtime(f, "yearly", tick);
+    sched_get(f, "yearly", &s);
+    assert_int_equal(jobs_keyed(f, "yearly"), 1);
+    assert_int_equal(s.last_job_id, job);
+    assert_int_equal(s.fired, 1);
+    assert_int_equal(s.next_fire_at, next);
+    store_schedule_fini(&s);
+}
+
+static void
+test_engine_schedule_catch_up_once_each_and_skip(void **state)
+{
+    struct fx *f = *state;
+    // Six hourly ticks fell while the server was down, the newest two
+    // minutes ago (late: missed).
+    int64_t now  = av_now_ms();
+    int64_t from = now - 5 * 3600000LL - 120000;
+    assert_int_equal(sched_create(f, "once", "@every 1h", ANVIL_OVERLAP_ALLOW,
+                         ANVIL_CATCH_UP_ONCE, 0),
+        ANVIL_OK);
+    assert_int_equal(sched_create(f, "each", "@every 1h", ANVIL_OVERLAP_ALLOW,
+                         ANVIL_CATCH_UP_EACH, 0),
+        ANVIL_OK);
+    assert_int_equal(sched_create(f, "each3", "@every 1h", ANVIL_OVERLAP_ALLOW,
+                         ANVIL_CATCH_UP_EACH, 3),
+        ANVIL_OK);
+    assert_int_equal(sched_create(f, "skip", "@every 1h", ANVIL_OVERLAP_ALLOW,
+                         ANVIL_CATCH_UP_SKIP, 0),
+        ANVIL_OK);
+    assert_int_equal(sched_create(f, "serial", "@every 1h", ANVIL_OVERLAP_SKIP,
+                         ANVIL_CATCH_UP_EACH, 0),
+        ANVIL_OK);
+    const char *names[] = { "once", "each", "each3", "skip", "serial" };
+    int64_t     want[]  = { 1, 6, 3, 0, 1 };
+    for (int i = 0; i < 5; i++)
+        downtime(f, names[i], from);
+    for (int i = 0; i < 5; i++) {
+        struct store_schedule s;
+        sched_get(f, names[i], &s);
+        if (jobs_keyed(f, names[i]) != want[i])
+            fail_msg("%s: %lld jobs, want %lld", names[i],
+                (long long) jobs_keyed(f, names[i]), (long long) want[i]);
+        assert_int_equal(s.fired, want[i]);
+        assert_int_equal(s.fired + s.skipped, 6);
+        // Each goes on from its next tick after now, on the hour grid.
+        if (s.next_fire_at != from + 6 * 3600000LL)
+            fail_msg("%s: next is from + %lld ms", names[i],
+                (long long) (s.next_fire_at - from));
+        // The newest tick fired, but "serial" fired its first and skipped
+        // the rest while that job was still queued (overlap SKIP).
+        if (want[i] > 0)
+            assert_int_equal(
+                s.last_fire_at, i == 4 ? from : from + 5 * 3600000LL);
+        store_schedule_fini(&s);
+    }
+    // EACH's jobs are the consecutive ticks, one each.
+    char sql[320];
+    snprintf(sql, sizeof(sql),
+        "SELECT COUNT(DISTINCT idem_key) FROM jobs WHERE idem_key IN "
+        "('schedule/each3/%lld', 'schedule/each3/%lld', "
+        "'schedule/each3/%lld')",
+        (long long) (from + 3 * 3600000LL), (long long) (from + 4 * 3600000LL),
+        (long long) (from + 5 * 3600000LL));
+    assert_int_equal(harness_sql_int(f->path, sql), 3);
+}
+
+static void
+test_engine_schedule_pause_resume_delete_and_bad_names(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sched_create(f, "s", "*/5 * * * *", 0, 0, 0), ANVIL_OK);
+    assert_int_equal(
+        sched_create(f, "s", "@daily", 0, 0, 0), ANVIL_ALREADY_EXISTS);
+    // A resend of the create that made it answers as the first time.
+    struct req r;
+    req_init(&r, CMD_SCHED_PAUSE);
+    r.c.u.schedule.name = "s";
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_true(r.c.u.schedule.out[0].paused);
+    engine_cmd_fini(&r.c);
+    // Paused: a due tick fires nothing.
+    downtime(f, "s", av_now_ms() - 1000);
+    assert_int_equal(jobs_keyed(f, "s"), 0);
+    req_init(&r, CMD_SCHED_RESUME);
+    r.c.u.schedule.name = "s";
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_false(r.c.u.schedule.out[0].paused);
+    assert_true(r.c.u.schedule.out[0].next_fire_at > av_now_ms());
+    engine_cmd_fini(&r.c);
+    assert_int_equal(jobs_keyed(f, "s"), 0);
+
+    req_init(&r, CMD_SCHED_LIST);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.schedule.n, 1);
+    engine_cmd_fini(&r.c);
+    req_init(&r, CMD_SCHED_DELETE);
+    r.c.u.schedule.name = "s";
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    engine_cmd_fini(&r.c);
+    req_init(&r, CMD_SCHED_DELETE);
+    r.c.u.schedule.name = "s";
+    assert_int_equal(call(f, &r), ANVIL_NOT_FOUND);
+    assert_non_null(strstr(r.c.err.msg, "no schedule named 's'"));
+    engine_cmd_fini(&r.c);
+    req_init(&r, CMD_SCHED_GET);
+    r.c.u.schedule.name = "s";
+    assert_int_equal(call(f, &r), ANVIL_NOT_FOUND);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_schedule_create_resent_answers_as_the_first_time(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 2; i++) {
+        struct req r;
+        req_init(&r, CMD_SCHED_CREATE);
+        r.c.request_id      = 4242;
+        r.c.u.schedule.name = "once";
+        r.c.u.schedule.spec = (struct store_schedule) { .name = "once",
+            .expr                                             = "@hourly",
+            .tz                                               = "UTC",
+            .type                                             = "t",
+            .queue                                            = "q",
+            .payload                                          = (uint8_t *) "",
+            .payload_len                                      = 0 };
+        assert_int_equal(call(f, &r), ANVIL_OK);
+        assert_string_equal(r.c.u.schedule.out[0].name, "once");
+        engine_cmd_fini(&r.c);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 // ---- concurrency limits ----
@@ -2905,6 +3135,10 @@ main(void)
         T(test_engine_cancel_many_of_a_step_ends_its_workflow_as_cancel_job),
         T(test_engine_resent_retry_many_changes_no_second_batch),
         T(test_engine_failed_retry_many_changes_none_of_its_jobs),
+        T(test_engine_schedule_due_tick_submits_one_job_and_advances),
+        T(test_engine_schedule_catch_up_once_each_and_skip),
+        T(test_engine_schedule_pause_resume_delete_and_bad_names),
+        T(test_engine_schedule_create_resent_answers_as_the_first_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

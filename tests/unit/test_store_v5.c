@@ -326,7 +326,7 @@ test_store_ids_after_migration_exceed_every_old_one(void **state)
     assert_int_equal(insert_job(st, "new"), 10);
     assert_int_equal(insert_flow(st), 3);
     // AUTOINCREMENT is gone from jobs and workflows, kept for tokens (and
-    // events, which version 6 added).
+    // events, which version 6 added, and schedules, version 8).
     assert_int_equal(sql_int(path,
                          "SELECT COUNT(*) FROM sqlite_sequence "
                          "WHERE name IN ('jobs', 'workflows')"),
@@ -334,7 +334,7 @@ test_store_ids_after_migration_exceed_every_old_one(void **state)
     assert_int_equal(sql_int(path,
                          "SELECT COUNT(*) FROM sqlite_master WHERE sql "
                          "LIKE '%AUTOINCREMENT%'"),
-        2);
+        3);
     store_close(st);
     // The same after a reopen.
     assert_int_equal(store_open(path, 2, &st, &err), ANVIL_OK);

@@ -57,10 +57,7 @@ paused(struct store *st, char *buf, size_t len)
 static void
 reopen(struct harness_store *f)
 {
-    struct anvil_error err = { 0 };
-    store_close(f->st);
-    f->st = NULL;
-    assert_int_equal(store_open(f->path, 1, &f->st, &err), ANVIL_OK);
+    assert_int_equal(harness_store_reopen(f), 0);
 }
 
 // A version-6 database at path, as anvild wrote it before version 7
@@ -68,27 +65,8 @@ reopen(struct harness_store *f)
 static void
 make_v6_database(const char *path)
 {
-    struct store        *st  = NULL;
-    struct anvil_error   err = { 0 };
-    struct store_new_job nj  = { .type = "t",
-         .queue                        = "slow",
-         .payload                      = (const uint8_t *) "{}",
-         .payload_len                  = 2,
-         .state                        = ANVIL_JOB_QUEUED,
-         .retry                        = { .max_attempts = 3 },
-         .created_at                   = 10,
-         .run_at                       = 10 };
-    int64_t              id  = 0;
-    assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
-    assert_int_equal(store_job_insert(st, &nj, &id, &err), ANVIL_OK);
-    store_close(st);
-    // Less version 8's columns too: a version-6 database had neither.
-    assert_int_equal(harness_sql_exec(path,
-                         "DROP TABLE paused_queues;" HARNESS_SQL_BACK_TO_V8
-                         "ALTER TABLE jobs DROP COLUMN progress_percent;"
-                         "ALTER TABLE jobs DROP COLUMN progress_message;"
-                         "ALTER TABLE events DROP COLUMN progress;"
-                         "PRAGMA user_version = 6"),
+    assert_int_equal(harness_store_old(path, "slow",
+                         HARNESS_SQL_BACK_TO_V6 "PRAGMA user_version = 6"),
         0);
 }
 
@@ -186,16 +164,9 @@ test_store_a_failed_migration_leaves_the_version_6_database_as_it_was(
     snprintf(path, sizeof(path), "%s/v6-conflict.db", f->dir);
     make_v6_database(path);
     // Something in the way of the step's CREATE TABLE.
-    assert_int_equal(
-        harness_sql_exec(path, "CREATE VIEW paused_queues AS SELECT 1"), 0);
-
-    struct store      *st  = NULL;
-    struct anvil_error err = { 0 };
-    assert_int_not_equal(store_open(path, 1, &st, &err), ANVIL_OK);
-    assert_null(st);
-    assert_non_null(strstr(err.msg, "migrating"));
-    assert_int_equal(harness_sql_int(path, "PRAGMA user_version"), 6);
-    assert_int_equal(harness_sql_int(path, "SELECT COUNT(*) FROM jobs"), 1);
+    assert_int_equal(harness_failed_migration(
+                         path, "CREATE VIEW paused_queues AS SELECT 1", 6, 1),
+        0);
 }
 
 int

@@ -222,11 +222,7 @@ make_v7_database(struct harness_store *f, int64_t *running, int64_t *done)
     assert_int_equal(store_event_insert(f->st, &ev, &seq, &err), ANVIL_OK);
     store_close(f->st);
     f->st = NULL;
-    sql_run(f->path,
-        HARNESS_SQL_BACK_TO_V8 "ALTER TABLE jobs DROP COLUMN progress_percent;"
-                               "ALTER TABLE jobs DROP COLUMN progress_message;"
-                               "ALTER TABLE events DROP COLUMN progress;"
-                               "PRAGMA user_version = 7;");
+    sql_run(f->path, HARNESS_SQL_BACK_TO_V7 "PRAGMA user_version = 7;");
 }
 
 static void

@@ -479,6 +479,7 @@ enum anvil_event_kind {
     ANVIL_EVENT_QUEUE_RESUMED      = 15,
     ANVIL_EVENT_JOB_PROGRESS       = 16, // a running attempt's progress
                                          // changed (message: its text)
+    ANVIL_EVENT_SCHEDULE_FIRED     = 17, // a schedule's tick submitted a job
 };
 
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
