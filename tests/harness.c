@@ -801,29 +801,6 @@ harness_sql_exec(const char *path, const char *sql)
 }
 
 int
-harness_open_setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h == NULL || harness_open(h) != 0) {
-        if (h != NULL)
-            harness_stop(h);
-        free(h);
-        return -1;
-    }
-    *state = h;
-    return 0;
-}
-
-int
-harness_open_teardown(void **state)
-{
-    struct harness *h  = *state;
-    int             rv = harness_stop(h);
-    free(h);
-    return rv;
-}
-
-int
 harness_failed_migration(
     const char *path, const char *blocker, int version, int64_t jobs)
 {

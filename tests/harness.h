@@ -186,11 +186,6 @@ int harness_store_reopen(struct harness_store *f);
 int harness_store_old(
     const char *path, const char *queue, const char *downgrade);
 
-// cmocka setup and teardown of a struct harness opened with harness_open()
-// (no server: the test spawns anvild itself), in *state.
-int harness_open_setup(void **state);
-int harness_open_teardown(void **state);
-
 // A failed migration leaves the database as it was: puts `blocker` (SQL
 // in the way of the step) into the database at path, then checks that
 // store_open fails naming the migration and that the schema version is
