@@ -596,7 +596,8 @@ const struct cli_verb cli_verb_wait = {
     .run            = run_wait,
 };
 
-static const struct cli_flag cancel_flags[] = {
+// ListJobs' filter: list, and cancel of many.
+static const struct cli_flag list_flags[] = {
     { "--state", "S", cli_set_state },
     { "--type", "T", cli_set_type },
     { "--queue", "Q", cli_set_queue },
@@ -628,21 +629,10 @@ const struct cli_verb cli_verb_cancel = {
                 "  --limit N     at most N jobs, 1..1000 (default 100)\n"
                 "  --cursor C    go on after the jobs of the previous call\n"
                 "Output as for 'anvil retry' without ID.\n",
-    .flags    = cancel_flags,
+    .flags    = list_flags,
     .set_positional = cli_set_id_arg,
     .check          = cli_check_cancel,
     .run            = run_cancel,
-};
-
-static const struct cli_flag list_flags[] = {
-    { "--state", "S", cli_set_state },
-    { "--type", "T", cli_set_type },
-    { "--queue", "Q", cli_set_queue },
-    { "--since", "TIME", cli_set_since },
-    { "--until", "TIME", cli_set_until },
-    { "--limit", "N", cli_set_limit },
-    { "--cursor", "C", cli_set_cursor },
-    { NULL, NULL, NULL },
 };
 
 const struct cli_verb cli_verb_list = {
