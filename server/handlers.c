@@ -58,10 +58,10 @@ handlers_check_policy(const struct handler_policy *p, struct anvil_error *err)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "max_attempts %u is over the limit of %u", p->retry.max_attempts,
             MAX_ATTEMPTS_LIMIT);
-    if (p->timeout_ms < 0 || p->retry.backoff_initial_ms < 0
-        || p->retry.backoff_max_ms < 0 || p->timeout_ms > MAX_DURATION_MS
-        || p->retry.backoff_initial_ms > MAX_DURATION_MS
-        || p->retry.backoff_max_ms > MAX_DURATION_MS)
+    if (p->timeout_ms < 0 || p->retry.initial_backoff_ms < 0
+        || p->retry.max_backoff_ms < 0 || p->timeout_ms > MAX_DURATION_MS
+        || p->retry.initial_backoff_ms > MAX_DURATION_MS
+        || p->retry.max_backoff_ms > MAX_DURATION_MS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "timeout_ms, initial_backoff_ms and max_backoff_ms must be "
             "between 0 and %lld (ten years)",
@@ -313,8 +313,8 @@ handlers_job_to_pb(const struct job *j, struct pb_job *p)
     m->idempotency_key = j->idem_key;
     m->worker_id       = j->worker_id;
     m->lease_ms        = j->lease_ms;
-    m->initial_backoff_ms = j->retry.backoff_initial_ms;
-    m->max_backoff_ms     = j->retry.backoff_max_ms;
+    m->initial_backoff_ms = j->retry.initial_backoff_ms;
+    m->max_backoff_ms     = j->retry.max_backoff_ms;
     m->backoff_multiplier = j->retry.backoff_multiplier;
     if (j->concurrency_key != NULL && j->concurrency_key[0] != '\0') {
         m->concurrency_key   = j->concurrency_key;

@@ -135,8 +135,8 @@ sched_to_pb(const void *from, void *to)
     j->max_attempts = s->retry.max_attempts;
     j->timeout_ms   = s->timeout_ms;
     j->lease_ms     = s->lease_ms;
-    j->initial_backoff_ms = s->retry.backoff_initial_ms;
-    j->max_backoff_ms     = s->retry.backoff_max_ms;
+    j->initial_backoff_ms = s->retry.initial_backoff_ms;
+    j->max_backoff_ms     = s->retry.max_backoff_ms;
     j->backoff_multiplier = s->retry.backoff_multiplier;
     sp->name              = s->name;
     sp->cron              = s->expr;

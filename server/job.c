@@ -11,10 +11,10 @@ retry_policy_resolve(struct retry_policy p, uint32_t default_attempts)
 {
     if (p.max_attempts == 0)
         p.max_attempts = default_attempts;
-    if (p.backoff_initial_ms == 0)
-        p.backoff_initial_ms = RETRY_BACKOFF_INITIAL_MS;
-    if (p.backoff_max_ms == 0)
-        p.backoff_max_ms = RETRY_BACKOFF_MAX_MS;
+    if (p.initial_backoff_ms == 0)
+        p.initial_backoff_ms = RETRY_BACKOFF_INITIAL_MS;
+    if (p.max_backoff_ms == 0)
+        p.max_backoff_ms = RETRY_BACKOFF_MAX_MS;
     if (!(p.backoff_multiplier > 0))
         p.backoff_multiplier = RETRY_BACKOFF_MULTIPLIER;
     return p;

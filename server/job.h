@@ -62,8 +62,8 @@ struct parent_result {
 // stored never holds a 0.
 struct retry_policy {
     uint32_t max_attempts;
-    int64_t  backoff_initial_ms; // delay after the first failed attempt
-    int64_t  backoff_max_ms;     // the longest delay
+    int64_t  initial_backoff_ms; // delay after the first failed attempt
+    int64_t  max_backoff_ms;     // the longest delay
     double   backoff_multiplier; // growth per failed attempt
 };
 

@@ -144,8 +144,8 @@ fail_attempt(struct engine *e, struct batch *b, int64_t id,
         *state = ANVIL_JOB_FAILED;
         return jobs_finish(e, b, id, br, *state, NULL, 0, error, err);
     }
-    int64_t delay = engine_backoff_ms(br->attempt, br->retry.backoff_initial_ms,
-        br->retry.backoff_max_ms, br->retry.backoff_multiplier, rand01(e));
+    int64_t delay = engine_backoff_ms(br->attempt, br->retry.initial_backoff_ms,
+        br->retry.max_backoff_ms, br->retry.backoff_multiplier, rand01(e));
     *state        = ANVIL_JOB_SCHEDULED;
     *retry_at     = b->now + delay;
     int rc        = store_job_requeue(e->st, id, *state, *retry_at, error, err);

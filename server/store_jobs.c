@@ -33,8 +33,8 @@ sq_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
         sq_bind_text(st, s, 14, nj->step);
     }
     sq_bind_i64(st, s, 15, (sqlite3_int64) nj->pending_parents);
-    sq_bind_i64(st, s, 16, nj->retry.backoff_initial_ms);
-    sq_bind_i64(st, s, 17, nj->retry.backoff_max_ms);
+    sq_bind_i64(st, s, 16, nj->retry.initial_backoff_ms);
+    sq_bind_i64(st, s, 17, nj->retry.max_backoff_ms);
     sq_bind_double(st, s, 18, nj->retry.backoff_multiplier);
     sq_bind_i64(st, s, 19, st->next_job_id);
     sq_bind_text_or_null(st, s, 20, nj->concurrency_key);
@@ -87,8 +87,8 @@ read_job(sqlite3_stmt *s, struct job *j)
     j->workflow_id              = sqlite3_column_int64(s, 19);
     j->step                     = sq_col_str(s, 20);
     j->lease_ms                 = sqlite3_column_int64(s, 21);
-    j->retry.backoff_initial_ms = sqlite3_column_int64(s, 22);
-    j->retry.backoff_max_ms     = sqlite3_column_int64(s, 23);
+    j->retry.initial_backoff_ms = sqlite3_column_int64(s, 22);
+    j->retry.max_backoff_ms     = sqlite3_column_int64(s, 23);
     j->retry.backoff_multiplier = sqlite3_column_double(s, 24);
     j->has_progress             = sqlite3_column_type(s, 25) != SQLITE_NULL;
     j->progress_percent         = sqlite3_column_int(s, 25);
@@ -292,8 +292,8 @@ sq_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
         b->priority                 = sqlite3_column_int(s, 8);
         b->cancel_requested         = sqlite3_column_int(s, 9) != 0;
         b->workflow_id              = sqlite3_column_int64(s, 10);
-        b->retry.backoff_initial_ms = sqlite3_column_int64(s, 11);
-        b->retry.backoff_max_ms     = sqlite3_column_int64(s, 12);
+        b->retry.initial_backoff_ms = sqlite3_column_int64(s, 11);
+        b->retry.max_backoff_ms     = sqlite3_column_int64(s, 12);
         b->retry.backoff_multiplier = sqlite3_column_double(s, 13);
         b->lease_token              = sqlite3_column_int64(s, 14);
         copy_col(s, 15, b->queue, sizeof(b->queue));

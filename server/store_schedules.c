@@ -19,7 +19,7 @@ sq_schedule_insert(struct store *base, const struct store_schedule *r,
     sq_bind_blob(st, s, 7, r->payload != NULL ? r->payload : (uint8_t *) "",
         r->payload_len);
     int64_t ints[] = { r->priority, r->retry.max_attempts,
-        r->retry.backoff_initial_ms, r->retry.backoff_max_ms };
+        r->retry.initial_backoff_ms, r->retry.max_backoff_ms };
     for (int i = 0; i < 4; i++)
         sq_bind_i64(st, s, 8 + i, ints[i]);
     sq_bind_double(st, s, 12, r->retry.backoff_multiplier);
@@ -52,8 +52,8 @@ read_schedule(sqlite3_stmt *s, struct store_schedule *r)
     r->payload                  = sq_col_blob(s, 6, &r->payload_len);
     r->priority                 = sqlite3_column_int(s, 7);
     r->retry.max_attempts       = (uint32_t) sqlite3_column_int64(s, 8);
-    r->retry.backoff_initial_ms = sqlite3_column_int64(s, 9);
-    r->retry.backoff_max_ms     = sqlite3_column_int64(s, 10);
+    r->retry.initial_backoff_ms = sqlite3_column_int64(s, 9);
+    r->retry.max_backoff_ms     = sqlite3_column_int64(s, 10);
     r->retry.backoff_multiplier = sqlite3_column_double(s, 11);
     r->timeout_ms               = sqlite3_column_int64(s, 12);
     r->lease_ms                 = sqlite3_column_int64(s, 13);

@@ -1439,8 +1439,8 @@ test_engine_job_backoff_policy_sets_the_retry_delay(void **state)
 {
     struct fx        *f        = *state;
     struct cmd_submit s        = job_spec("t");
-    s.retry.backoff_initial_ms = 40;
-    s.retry.backoff_max_ms     = 50;
+    s.retry.initial_backoff_ms = 40;
+    s.retry.max_backoff_ms     = 50;
     s.retry.backoff_multiplier = 3;
     int64_t    id              = submit_spec(f, &s, 0);
     struct job j               = lease_one(f, "t");

@@ -408,8 +408,8 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     nj.lease_ms                     = 1234;
     nj.idem_key                     = "order-17";
     nj.request_id                   = 0xfeedbeefcafe;
-    nj.retry.backoff_initial_ms     = 250;
-    nj.retry.backoff_max_ms         = 9000;
+    nj.retry.initial_backoff_ms     = 250;
+    nj.retry.max_backoff_ms         = 9000;
     nj.retry.backoff_multiplier     = 1.5;
     int64_t    id                   = insert(f->st, &nj);
     struct job j                    = get(f->st, id);
@@ -434,8 +434,8 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     assert_string_equal(j.idem_key, "order-17");
     assert_false(j.cancel_requested);
     assert_int_equal(j.lease_ms, 1234);
-    assert_int_equal(j.retry.backoff_initial_ms, 250);
-    assert_int_equal(j.retry.backoff_max_ms, 9000);
+    assert_int_equal(j.retry.initial_backoff_ms, 250);
+    assert_int_equal(j.retry.max_backoff_ms, 9000);
     assert_true(j.retry.backoff_multiplier == 1.5);
     assert_int_equal(j.workflow_id, 0);
     job_fini(&j);
@@ -449,8 +449,8 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     assert_int_equal(br.timeout_ms, 4500);
     assert_int_equal(br.run_at, 1700000005000);
     assert_int_equal(br.priority, -7);
-    assert_int_equal(br.retry.backoff_initial_ms, 250);
-    assert_int_equal(br.retry.backoff_max_ms, 9000);
+    assert_int_equal(br.retry.initial_backoff_ms, 250);
+    assert_int_equal(br.retry.max_backoff_ms, 9000);
     assert_true(br.retry.backoff_multiplier == 1.5);
     assert_int_equal(br.workflow_id, 0);
 

@@ -95,8 +95,8 @@ test_store_schedule_round_trips_every_field_across_a_reopen(void **state)
     assert_memory_equal(s.payload, "{\"a\":1}", 7);
     assert_int_equal(s.priority, 4);
     assert_int_equal(s.retry.max_attempts, 5);
-    assert_int_equal(s.retry.backoff_initial_ms, 2000);
-    assert_int_equal(s.retry.backoff_max_ms, 90000);
+    assert_int_equal(s.retry.initial_backoff_ms, 2000);
+    assert_int_equal(s.retry.max_backoff_ms, 90000);
     assert_true(s.retry.backoff_multiplier == 3.5);
     assert_int_equal(s.timeout_ms, 60000);
     assert_int_equal(s.lease_ms, 10000);
