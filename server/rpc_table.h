@@ -22,7 +22,9 @@
 //   decode     request message -> command (decode_fn, handlers_impl.h);
 //              sets call->long_poll when the request may wait
 //   encode     command -> response message (encode_fn)
-//   free_reply frees what encode allocated
+//   free_reply frees what encode allocated: free (a reply of one calloc),
+//              handlers_free (a reply in reply memory, handlers_alloc) or
+//              the rpc's own
 //   roles      who besides admin may call it: ADMIN (nobody else), CLIENT,
 //              WORKER, READ (client or reader), READ_WORKER (client,
 //              reader or worker)
