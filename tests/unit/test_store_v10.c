@@ -142,7 +142,7 @@ test_store_schedule_list_is_by_name_and_delete_never_reuses_an_id(void **state)
     assert_int_equal(n, 0);
     assert_null(v);
     int64_t ids[10];
-    char    name[16];
+    char    name[32];
     for (int i = 9; i >= 0; i--) {
         snprintf(name, sizeof(name), "s%d", i);
         ids[i] = insert(f->st, name, 100 + i);
