@@ -21,6 +21,10 @@
 #include <string.h>
 
 #define TZ_DIR "/usr/share/zoneinfo"
+// The UTC offsets a TZif file may hold (RFC 8536, section 3.2: -24:59:59
+// to +25:59:59); a file with others is refused.
+#define TZ_OFF_MIN (-89999)
+#define TZ_OFF_MAX 93599
 #define TZ_FILE_MAX (512 * 1024)
 
 // One transition date of a POSIX rule: Mm.w.d, Jn or n, at `time`
@@ -118,6 +122,8 @@ rule_time(const char *p, int32_t *secs)
             break;
         p++;
     }
+    if (v > 167 * 3600 + 59 * 60 + 59) // RFC 8536's widest, 167 hours
+        return NULL;
     *secs = sign * v;
     return p;
 }
@@ -264,6 +270,11 @@ read_block(struct tz *z, const uint8_t *p, const struct header *h, int tsize)
     z->off               = calloc(z->n + 1, sizeof(*z->off));
     if (z->at == NULL || z->off == NULL)
         return -1;
+    for (uint32_t i = 0; i < h->type; i++) {
+        int32_t off = (int32_t) be(types + 6 * i, 4);
+        if (off < TZ_OFF_MIN || off > TZ_OFF_MAX)
+            return -1;
+    }
     for (size_t i = 0; i < z->n; i++) {
         if (idx[i] >= h->type)
             return -1;
@@ -319,6 +330,21 @@ valid_name(const char *name)
         if (!isalnum((unsigned char) *p) && strchr("_+-/", *p) == NULL)
             return false;
     return true;
+}
+
+int
+tz_parse(const uint8_t *data, size_t len, struct tz **out)
+{
+    *out         = NULL;
+    struct tz *z = calloc(1, sizeof(*z));
+    if (z == NULL)
+        return -1;
+    if (parse_tzif(z, data, len) != 0) {
+        tz_free(z);
+        return -1;
+    }
+    *out = z;
+    return 0;
 }
 
 int

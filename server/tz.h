@@ -9,6 +9,7 @@
 #define SERVER_TZ_H
 
 #include <anvil/anvil.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TZ_NAME_MAX 64
@@ -20,6 +21,11 @@ struct tz;
 // no such zone exists, or its file is not a TZif file.
 int  tz_load(const char *name, struct tz **out, struct anvil_error *err);
 void tz_free(struct tz *z);
+
+// A zone from the bytes of a TZif file (what tz_load reads): 0 and *out
+// (tz_free), or -1 when they are not a TZif file this code reads or
+// memory ran out.
+int tz_parse(const uint8_t *data, size_t len, struct tz **out);
 
 // The zone's offset from UTC (seconds east) at instant t. z NULL = UTC.
 int32_t tz_offset(const struct tz *z, int64_t t);

@@ -315,6 +315,45 @@ test_tz_rejects_unknown_and_malformed_zones(void **state)
     tz_free(NULL);
 }
 
+// A minimal version-1 TZif file: one zone type of offset `off` seconds,
+// no transitions.
+static size_t
+tzif_v1(uint8_t *buf, int32_t off)
+{
+    memset(buf, 0, 60);
+    memcpy(buf, "TZif", 4);
+    buf[20 + 4 * 4 + 3] = 1; // typecnt
+    buf[20 + 5 * 4 + 3] = 4; // charcnt
+    uint32_t u          = (uint32_t) off;
+    for (int i = 0; i < 4; i++)
+        buf[44 + i] = (uint8_t) (u >> (24 - 8 * i));
+    memcpy(buf + 50, "ABC", 4); // the designation
+    return 54;
+}
+
+static void
+test_tz_parse_reads_a_tzif_file_and_refuses_bad_bytes_and_offsets(void **state)
+{
+    (void) state;
+    uint8_t    buf[64];
+    struct tz *z = NULL;
+    assert_int_equal(tz_parse(buf, tzif_v1(buf, 3600), &z), 0);
+    assert_int_equal(tz_offset(z, 0), 3600);
+    tz_free(z);
+    // RFC 8536's range is -24:59:59..+25:59:59.
+    assert_int_equal(tz_parse(buf, tzif_v1(buf, 93599), &z), 0);
+    tz_free(z);
+    assert_int_equal(tz_parse(buf, tzif_v1(buf, 93600), &z), -1);
+    assert_int_equal(tz_parse(buf, tzif_v1(buf, -90000), &z), -1);
+    assert_null(z);
+    size_t n = tzif_v1(buf, 0);
+    assert_int_equal(tz_parse(buf, n - 1, &z), -1); // truncated
+    buf[0] = 'X';
+    assert_int_equal(tz_parse(buf, n, &z), -1); // not TZif
+    assert_int_equal(tz_parse(buf, 0, &z), -1);
+    assert_null(z);
+}
+
 int
 main(void)
 {
@@ -333,6 +372,8 @@ main(void)
         cmocka_unit_test(
             test_cron_next_uses_the_zone_rule_after_the_last_transition),
         cmocka_unit_test(test_tz_rejects_unknown_and_malformed_zones),
+        cmocka_unit_test(
+            test_tz_parse_reads_a_tzif_file_and_refuses_bad_bytes_and_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
