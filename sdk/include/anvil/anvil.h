@@ -477,8 +477,7 @@ enum anvil_event_kind {
     ANVIL_EVENT_WORKER_LOST        = 13,
     ANVIL_EVENT_QUEUE_PAUSED       = 14, // anvil_queue_pause (event queue)
     ANVIL_EVENT_QUEUE_RESUMED      = 15,
-    ANVIL_EVENT_JOB_PROGRESS       = 16, // a running attempt's progress
-                                         // changed (message: its text)
+    ANVIL_EVENT_JOB_PROGRESS       = 16, // a running attempt's progress changed
     ANVIL_EVENT_SCHEDULE_FIRED     = 17, // a schedule's tick submitted a job
 };
 
