@@ -29,6 +29,10 @@ decode_job(const struct handler_limits *lim,
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "spec.job: delay_ms, run_at_ms and idempotency_key are set by "
             "each tick; leave them unset");
+    if (j->concurrency_key[0] || j->concurrency_limit != 0)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "spec.job: a schedule's jobs take no concurrency_key or "
+            "concurrency_limit yet; use overlap to keep its runs apart");
     struct cmd c  = { 0 };
     int        rc = handlers_decode_submit_item(lim, j, &c, err);
     if (rc != ANVIL_OK)

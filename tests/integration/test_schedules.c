@@ -176,6 +176,10 @@ test_bad_schedules_are_refused_naming_the_problem(void **state)
     struct anvil_job_opts delay = { .delay_ms = 10 };
     s.opts                      = &delay;
     expect_refused(h, &s, "leave them unset");
+    struct anvil_job_opts keyed
+        = { .concurrency_key = "k", .concurrency_limit = 1 };
+    s.opts = &keyed;
+    expect_refused(h, &s, "concurrency_key");
     s.opts = NULL;
     s.name = "no spaces";
     expect_refused(h, &s, "name");
