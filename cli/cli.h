@@ -40,8 +40,8 @@ enum cli_exit {
 #define CLI_LEASE_MAX_MS (24 * 3600 * 1000)
 #define CLI_MAX_ATTEMPTS 1000
 
-// The most --kind values `anvil events` takes (there are 15 kinds).
-#define CLI_MAX_KINDS 16
+// The most --kind values `anvil events` takes (there are 18 kinds).
+#define CLI_MAX_KINDS 32
 
 // How many events `anvil events` shows without --since.
 #define CLI_EVENTS_TAIL 20
@@ -99,6 +99,11 @@ struct cli_opts {
     const char *tz;       // --tz ZONE
     int         overlap;  // --overlap: enum anvil_schedule_overlap
     int         catch_up; // --catch-up: enum anvil_schedule_catch_up
+    // queue limit (cmd_queue.c)
+    double   rate;     // --rate, starts a second
+    bool     has_rate; // --rate was given
+    uint32_t burst;    // --burst; 0 = 1
+    bool     no_limit; // --none
 };
 
 // What a running verb gets: parsed options, an open client, its streams.
@@ -157,6 +162,7 @@ extern const struct cli_verb cli_verb_schedule; // the group
 extern const struct cli_verb cli_verb_queue;    // the group
 extern const struct cli_verb cli_verb_queue_pause;
 extern const struct cli_verb cli_verb_queue_resume;
+extern const struct cli_verb cli_verb_queue_limit;
 extern const struct cli_verb cli_verb_token; // the group
 extern const struct cli_verb cli_verb_token_create;
 extern const struct cli_verb cli_verb_token_list;
@@ -199,6 +205,13 @@ int cli_usage_error(struct anvil_error *err, const char *fmt, ...)
 // CLI_EXIT_USAGE with err naming the flag.
 int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max,
     int64_t *out, struct anvil_error *err);
+
+// Parses a rate for flag: a decimal number of starts, optionally per
+// unit: "50", "50/s", "300/m", "3600/h" (also "/sec", "/min", "/hour").
+// *per_second gets it a second, in [0.001, 1000000]. Returns 0, or
+// CLI_EXIT_USAGE with err naming the flag.
+int cli_parse_rate(const char *flag, const char *s, double *per_second,
+    struct anvil_error *err);
 
 // Stores value at *dst, or returns CLI_EXIT_USAGE with "<what> must not
 // be empty" in err when value is "".

@@ -301,13 +301,29 @@ depth_json(const struct anvil_queue_depth *d)
     return output_json_done(o, rc);
 }
 
+static json_t *
+limit_json(const struct anvil_queue_limit *l)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : 0;
+    rc |= json_object_set_new(o, "queue", output_json_text(l->queue));
+    rc |= json_object_set_new(
+        o, "rate_per_second", json_real(l->rate_per_second));
+    rc |= json_object_set_new(o, "burst", json_integer(l->burst));
+    rc |= json_object_set_new(o, "tokens", json_real(l->tokens));
+    return output_json_done(o, rc);
+}
+
 json_t *
 output_health_json(const struct anvil_health *h)
 {
     json_t *o  = json_object();
     json_t *qs = json_array();
     json_t *ps = json_array();
-    int     rc = o == NULL || qs == NULL || ps == NULL ? -1 : 0;
+    json_t *ls = json_array();
+    int     rc = o == NULL || qs == NULL || ps == NULL || ls == NULL ? -1 : 0;
+    for (size_t i = 0; rc == 0 && i < h->n_queue_limits; i++)
+        rc = json_array_append_new(ls, limit_json(&h->queue_limits[i]));
     for (size_t i = 0; rc == 0 && i < h->n_depths; i++)
         rc = json_array_append_new(qs, depth_json(&h->depths[i]));
     for (size_t i = 0; rc == 0 && i < h->n_paused_queues; i++)
@@ -318,8 +334,10 @@ output_health_json(const struct anvil_health *h)
     rc |= json_object_set_new(o, "last_event_seq", json_u64(h->last_event_seq));
     rc |= json_object_set(o, "queues", qs);
     rc |= json_object_set(o, "paused_queues", ps);
+    rc |= json_object_set(o, "queue_limits", ls);
     json_decref(qs);
     json_decref(ps);
+    json_decref(ls);
     return output_json_done(o, rc);
 }
 
@@ -619,18 +637,42 @@ paused_list(const struct anvil_health *h)
     return clean;
 }
 
+// The rate limits as "a 50/s burst 1 (0.4 tokens), b ..." (cleaned for a
+// terminal), or NULL when there are none (or out of memory).
+static char *
+limits_list(const struct anvil_health *h)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < h->n_queue_limits; i++)
+        len += strlen(h->queue_limits[i].queue) + 80;
+    char *buf = h->n_queue_limits > 0 ? malloc(len) : NULL;
+    if (buf == NULL)
+        return NULL;
+    size_t at = 0;
+    for (size_t i = 0; i < h->n_queue_limits; i++) {
+        const struct anvil_queue_limit *l = &h->queue_limits[i];
+        at += (size_t) snprintf(buf + at, len - at,
+            "%s%s %g/s burst %u (%.1f tokens)", i > 0 ? ", " : "", l->queue,
+            l->rate_per_second, l->burst, l->tokens);
+    }
+    char *clean = output_text_clean(buf, strlen(buf));
+    free(buf);
+    return clean;
+}
+
 void
 output_health_human(FILE *f, const struct anvil_health *h)
 {
     static const char *const hdr[]
         = { "QUEUE", "TYPE", "QUEUED", "SCHEDULED", "RUNNING", "NO WORKER" };
-    const char *labels[5] = { "Version", "Uptime", "Jobs" };
+    const char *labels[6] = { "Version", "Uptime", "Jobs" };
     char        up[32], total[24], seq[24];
     char       *version = output_text_clean(h->version, strlen(h->version));
     char       *paused  = paused_list(h);
+    char       *limits  = limits_list(h);
     snprintf(total, sizeof(total), "%llu", (unsigned long long) h->jobs_total);
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long) h->last_event_seq);
-    const char *values[5]
+    const char *values[6]
         = { version, output_duration(h->uptime_ms, up, 32), total };
     size_t n = 3;
     // An older server sends no event sequence: no line for it then.
@@ -642,9 +684,14 @@ output_health_human(FILE *f, const struct anvil_health *h)
         labels[n]   = "Paused";
         values[n++] = paused;
     }
+    if (limits != NULL) {
+        labels[n]   = "Rate limits";
+        values[n++] = limits;
+    }
     output_fields(f, labels, values, n);
     free(version);
     free(paused);
+    free(limits);
     fputc('\n', f);
     if (h->n_depths == 0) {
         fputs("No queued or running jobs.\n", f);

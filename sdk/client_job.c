@@ -273,14 +273,29 @@ recent_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
     return 0;
 }
 
+// The paused queues and the rate limits.
 static int
-paused_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
+queues_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 {
     if (convert_strv(
             rep->paused_queues, rep->n_paused_queues, &h->paused_queues)
         != 0)
         return -1;
     h->n_paused_queues = rep->n_paused_queues;
+    if (rep->n_queue_limits == 0)
+        return 0;
+    h->queue_limits = calloc(rep->n_queue_limits, sizeof(*h->queue_limits));
+    if (h->queue_limits == NULL)
+        return -1;
+    for (; h->n_queue_limits < rep->n_queue_limits; h->n_queue_limits++) {
+        const Anvil__V1__QueueLimit *pb = rep->queue_limits[h->n_queue_limits];
+        struct anvil_queue_limit    *l  = &h->queue_limits[h->n_queue_limits];
+        if (pb == NULL || (l->queue = convert_str(pb->queue)) == NULL)
+            return -1;
+        l->rate_per_second = pb->rate_per_second;
+        l->burst           = pb->burst;
+        l->tokens          = pb->tokens;
+    }
     return 0;
 }
 
@@ -293,7 +308,7 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
     if (h->version == NULL)
         return -1;
     h->last_event_seq = rep->last_event_seq;
-    if (recent_from_pb(rep, h) != 0 || paused_from_pb(rep, h) != 0)
+    if (recent_from_pb(rep, h) != 0 || queues_from_pb(rep, h) != 0)
         return -1;
     if (rep->n_depths == 0)
         return 0;
@@ -364,6 +379,9 @@ anvil_health_free(struct anvil_health *h)
     }
     free(h->recent);
     convert_strv_free(h->paused_queues, h->n_paused_queues);
+    for (size_t i = 0; i < h->n_queue_limits; i++)
+        free(h->queue_limits[i].queue);
+    free(h->queue_limits);
     free(h->version);
     free(h);
 }

@@ -1,5 +1,5 @@
-// client_queue.c - pausing and resuming a queue: PauseQueue and
-// ResumeQueue.
+// client_queue.c - pausing and resuming a queue (PauseQueue and
+// ResumeQueue) and its rate limit (SetQueueLimit).
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
 
@@ -44,4 +44,36 @@ anvil_queue_resume(
     anvil_client *c, const char *queue, bool *changed, struct anvil_error *err)
 {
     return set_paused(c, queue, false, changed, "anvil_queue_resume", err);
+}
+
+int
+anvil_queue_limit(anvil_client *c, const char *queue, double rate_per_second,
+    uint32_t burst, uint32_t *burst_set, bool *changed, struct anvil_error *err)
+{
+    if (changed != NULL)
+        *changed = false;
+    if (burst_set != NULL)
+        *burst_set = 0;
+    int rc = client_check(c, "anvil_queue_limit", err);
+    if (rc == ANVIL_OK)
+        rc = client_check_id(queue, "queue", "anvil_queue_limit", err);
+    if (rc != ANVIL_OK)
+        return rc;
+    Anvil__V1__SetQueueLimitRequest req
+        = ANVIL__V1__SET_QUEUE_LIMIT_REQUEST__INIT;
+    req.queue             = (char *) queue;
+    req.rate_per_second   = rate_per_second;
+    req.burst             = burst;
+    ProtobufCMessage *rep = NULL;
+    rc = client_call(c, "SetQueueLimit", &req.base, 0, &rep, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    const Anvil__V1__SetQueueLimitResponse *r
+        = (const Anvil__V1__SetQueueLimitResponse *) rep;
+    if (changed != NULL)
+        *changed = r->changed;
+    if (burst_set != NULL && r->limit != NULL)
+        *burst_set = r->limit->burst;
+    client_free_reply(rep);
+    return ANVIL_OK;
 }

@@ -53,6 +53,7 @@ static const char *const event_kinds[] = {
     "QUEUE_RESUMED",
     "JOB_PROGRESS",
     "SCHEDULE_FIRED",
+    "QUEUE_LIMITED",
 };
 
 // The same, as people and the SSE stream write them.
@@ -75,6 +76,7 @@ static const char *const event_labels[] = {
     "queue.resumed",
     "job.progress",
     "schedule.fired",
+    "queue.limited",
 };
 
 static const char *const roles[] = {

@@ -443,8 +443,10 @@ answer_committed(struct engine *e, struct batch *b)
 {
     if (b->tokens_changed)
         tokens_committed(e, b->reply);
-    if (b->queues_changed)
+    if (b->queues_changed) {
         queues_committed(e, b->reply);
+        rates_committed(e, b->reply);
+    }
     engine_trace_list(b->reply, CMD_TRACE_COMMITTED);
     if (!e->deferred)
         engine_trace_list(b->reply, CMD_TRACE_SYNCED);
@@ -469,6 +471,7 @@ run_batch(struct engine *e, struct cmd *cmds)
         engine_answer_all(cmds, err.code, err.msg);
         return;
     }
+    readyq_clock(e->ready, b.now);
     fire_timers(e, &b);
     size_t n = 0;
     for (; cmds != NULL; n++) {
@@ -478,6 +481,10 @@ run_batch(struct engine *e, struct cmd *cmds)
     }
     if (b.ready_added && !b.broken)
         serve_parked_polls(e, &b);
+    if (!b.broken && rates_flush(e, &err) != ANVIL_OK)
+        break_batch(&b, &err);
+    if (!b.broken)
+        rates_wake(e, &b);
     if (!b.broken && events_flush(e, &b, &err) != ANVIL_OK)
         break_batch(&b, &err);
     if (!b.broken)
@@ -618,6 +625,8 @@ rebuild(struct engine *e, struct anvil_error *err)
     engine_timer_add(e, TIMER_WORKERS, av_now_ms() + 1000, 0, 0);
     e->workers_timer = true;
     int rc           = queues_load(e, err);
+    if (rc == ANVIL_OK)
+        rc = rates_load(e, err);
     if (rc == ANVIL_OK)
         rc = store_scan_active(e->st, rebuild_one, e, err);
     if (rc == ANVIL_OK)

@@ -180,9 +180,12 @@ struct cmd_bulk {
     int64_t                  next_before;  // out: 0 = no more match
 };
 
-struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME
+struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME, QUEUE_LIMIT
     const char *queue;
     bool        changed; // out: false when it already was in that state
+    double      rate;    // QUEUE_LIMIT: tokens a second (0: no limit)
+    uint32_t    burst;   // QUEUE_LIMIT: >= 1 (with rate 0: 0)
+    double      tokens;  // QUEUE_LIMIT, out: the bucket's after the call
 };
 
 // CreateSchedule, GetSchedule, ListSchedules, PauseSchedule,
@@ -205,15 +208,17 @@ struct minute_count {
 };
 
 struct cmd_health {
-    struct store_depth  *depths; // out
-    size_t               n;
-    uint64_t             total;
-    int64_t              uptime_ms;
-    struct minute_count *recent; // out, oldest minute first (free())
-    size_t               n_recent;
-    uint64_t             last_event_seq; // out
-    char               **paused;         // out: paused queues, sorted
-    size_t               n_paused;       // (store_names_free)
+    struct store_depth       *depths; // out
+    size_t                    n;
+    uint64_t                  total;
+    int64_t                   uptime_ms;
+    struct minute_count      *recent; // out, oldest minute first (free())
+    size_t                    n_recent;
+    uint64_t                  last_event_seq; // out
+    char                    **paused;         // out: paused queues, sorted
+    size_t                    n_paused;       // (store_names_free)
+    struct store_queue_limit *limits;         // out: rate limits, sorted
+    size_t                    n_limits;       // (store_queue_limits_free)
 };
 
 struct cmd_wf_step {

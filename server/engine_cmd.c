@@ -87,6 +87,9 @@ engine_fini_health(struct cmd *c)
     store_names_free(c->u.health.paused, c->u.health.n_paused);
     c->u.health.paused   = NULL;
     c->u.health.n_paused = 0;
+    store_queue_limits_free(c->u.health.limits, c->u.health.n_limits);
+    c->u.health.limits   = NULL;
+    c->u.health.n_limits = 0;
 }
 
 void

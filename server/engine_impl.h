@@ -90,6 +90,10 @@ struct engine {
     size_t               n_minutes;
     bool                 workers_timer;
 
+    // rates.c: when the pending TIMER_RESUMED for an empty bucket is due
+    // (0: none pending).
+    int64_t rate_wake_at;
+
     // Set once a sync or a rebuild failed (engine.c fatal()): every
     // command is then refused. Engine and sync thread.
     atomic_bool failed;
@@ -284,6 +288,23 @@ int queues_load(struct engine *e, struct anvil_error *err);
 // Health: the paused queues (*out: store_names_free), and each depth row's
 // paused flag.
 int queues_health(struct engine *e, struct cmd_health *h);
+
+// rates.c: queue rate limits (the buckets live in readyq.h).
+// SetQueueLimit's apply: stores the limit; the ready queues get it once
+// the batch committed (rates_committed).
+int rates_set(struct engine *e, struct batch *b, struct cmd *c);
+// After the batch committed: gives the ready queues the limits set by the
+// QUEUE_LIMIT commands of list that succeeded, and wakes the parked polls.
+void rates_committed(struct engine *e, const struct cmd *list);
+// Loads the stored limits into the ready queues (start and rebuild).
+int rates_load(struct engine *e, struct anvil_error *err);
+// Before the commit: stores every bucket a lease took from in this batch.
+int rates_flush(struct engine *e, struct anvil_error *err);
+// With parked polls and an empty bucket, sets a TIMER_RESUMED for when
+// it next holds a token (at most one such timer pending).
+void rates_wake(struct engine *e, struct batch *b);
+// Health: every limit with its bucket now (*out: store_queue_limits_free).
+int rates_health(struct engine *e, struct cmd_health *h);
 
 // limits.c: concurrency limits (readyq.h holds the counts).
 // A running job with concurrency key ckey ("" = none) stops running in the

@@ -362,6 +362,18 @@ minute_to_pb(const void *from, void *to)
     m->retried   = c->retried;
 }
 
+static void
+limit_to_pb(const void *from, void *to)
+{
+    const struct store_queue_limit *l = from;
+    Anvil__V1__QueueLimit          *m = to;
+    anvil__v1__queue_limit__init(m);
+    m->queue           = l->queue;
+    m->rate_per_second = l->rate;
+    m->burst           = l->burst;
+    m->tokens          = l->tokens;
+}
+
 int
 hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
 {
@@ -371,7 +383,9 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         sizeof(Anvil__V1__QueueDepth), depth_to_pb);
     void **recent = handlers_list(scratch, h->recent, h->n_recent,
         sizeof(*h->recent), sizeof(Anvil__V1__MinuteCount), minute_to_pb);
-    if (m == NULL || depths == NULL || recent == NULL)
+    void **limits = handlers_list(scratch, h->limits, h->n_limits,
+        sizeof(*h->limits), sizeof(Anvil__V1__QueueLimit), limit_to_pb);
+    if (m == NULL || depths == NULL || recent == NULL || limits == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__health_response__init(m);
     m->n_depths        = h->n;
@@ -381,6 +395,8 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
     m->last_event_seq  = h->last_event_seq;
     m->n_paused_queues = h->n_paused;
     m->paused_queues   = h->paused;
+    m->n_queue_limits  = h->n_limits;
+    m->queue_limits    = (Anvil__V1__QueueLimit **) limits;
     // Without tokens every caller may do everything.
     m->caller_role = (Anvil__V1__Role) (call->cmd.role != 0 ? call->cmd.role
                                                             : ANVIL_ROLE_ADMIN);

@@ -72,6 +72,10 @@ static const struct route routes[] = {
         "Stop leasing a queue's jobs (submits are still taken)" },
     { "POST", "/v1/queues/{queue}:resume", ROUTE_RPC, "ResumeQueue", NULL,
         ROUTE_BODY_NONE, false, "Lease a paused queue's jobs again" },
+    { "POST", "/v1/queues/{queue}:limit", ROUTE_RPC, "SetQueueLimit", NULL,
+        ROUTE_BODY_MESSAGE, false,
+        "Set a queue's rate limit: {\"rate_per_second\": R, \"burst\": B} "
+        "(rate 0 removes it)" },
     { "POST", "/v1/schedules", ROUTE_RPC, "CreateSchedule", NULL,
         ROUTE_BODY_MESSAGE, false,
         "Create a cron schedule: {\"spec\": {\"name\", \"cron\", "

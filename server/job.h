@@ -41,7 +41,8 @@ enum event_kind {
     EV_QUEUE_RESUMED      = 15,
     EV_JOB_PROGRESS       = 16,
     EV_SCHEDULE_FIRED     = 17,
-    EV_KIND_MAX           = 17,
+    EV_QUEUE_LIMITED      = 18,
+    EV_KIND_MAX           = 18,
 };
 
 // The highest concurrency limit a job may carry.

@@ -518,6 +518,7 @@ jobs_poll_take(struct engine *e, struct batch *b, struct cmd *c)
         int rc = store_job_lease_key(e->st, id, key, p->worker, c->token_id,
             b->now, e->cfg.lease_ms, &p->jobs[p->n], &c->err);
         if (rc == ANVIL_NOT_FOUND) { // cancelled while queued: a stale entry
+            readyq_rate_refund(e->ready, key);
             if (ckey != NULL && readyq_release(e->ready, ckey) > 0)
                 b->ready_added = true;
             continue;

@@ -77,6 +77,8 @@ limits_unpop(struct engine *e, const struct job *j, const char *ckey)
     // Pushed before the release, so the key is never forgotten between.
     int rc = 0;
     if (j != NULL)
+        readyq_rate_refund(e->ready, j->queue);
+    if (j != NULL)
         rc = readyq_push_key(e->ready, j->queue, j->type, j->id, j->priority,
             has_key(j->concurrency_key) ? j->concurrency_key : NULL,
             j->concurrency_limit);

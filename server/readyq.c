@@ -43,6 +43,13 @@ struct queue {
     struct av_heap heap;
 };
 
+// A queue's rate limit: a token bucket (readyq.h).
+struct rate {
+    char              *queue;
+    struct readyq_rate r;
+    bool               dirty; // taken from since readyq_rate_clean()
+};
+
 struct readyq {
     struct av_hash index;  // key -> position in queues
     struct queue  *queues; // grows; no pointers into it are kept
@@ -55,6 +62,9 @@ struct readyq {
     struct ckey   *keys;      // grows; no pointers into it are kept
     size_t         n_keys, cap_keys, n_held;
     size_t         free_key; // first free slot; SIZE_MAX = none
+    struct rate   *rates;    // sorted by queue
+    size_t         n_rates, cap_rates;
+    int64_t        now; // readyq_clock()
 };
 
 struct readyq *
@@ -91,6 +101,9 @@ readyq_free(struct readyq *q)
         av_heap_fini(&q->keys[i].waiting);
     }
     free(q->keys);
+    for (size_t i = 0; i < q->n_rates; i++)
+        free(q->rates[i].queue);
+    free(q->rates);
     av_hash_fini(&q->key_index);
     av_hash_fini(&q->index);
     free(q);
@@ -321,15 +334,23 @@ readyq_key_count(const struct readyq *q)
     return q->n_held;
 }
 
-// The non-empty queue whose top comes first, or NULL.
+static struct rate *rate_find(struct readyq *q, const char *queue);
+
+// The non-empty queue whose top comes first, or NULL; *rate is its rate
+// limit (NULL: none).
 static struct queue *
 best_queue(struct readyq *q, const char *const *queues, size_t nq,
-    const char *const *types, size_t nt)
+    const char *const *types, size_t nt, struct rate **rate)
 {
     struct queue *best = NULL;
+    *rate              = NULL;
     for (size_t i = 0; i < nq; i++) {
         if (q->n_paused > 0 && readyq_paused(q, queues[i]))
             continue;
+        struct rate *r = q->n_rates > 0 ? rate_find(q, queues[i]) : NULL;
+        if (r != NULL && r->r.tokens < 1.0)
+            continue;
+        struct queue *was = best;
         for (size_t j = 0; j < nt; j++) {
             struct queue *e = get_queue(q, queues[i], types[j], false);
             if (e != NULL && av_heap_len(&e->heap) > 0
@@ -337,6 +358,8 @@ best_queue(struct readyq *q, const char *const *queues, size_t nq,
                     || before(av_heap_top(&e->heap), av_heap_top(&best->heap))))
                 best = e;
         }
+        if (best != was)
+            *rate = r;
     }
     return best;
 }
@@ -368,7 +391,8 @@ readyq_take(struct readyq *q, const char *const *queues, size_t nq,
     const char **ckey)
 {
     for (;;) {
-        struct queue *e = best_queue(q, queues, nq, types, nt);
+        struct rate  *r;
+        struct queue *e = best_queue(q, queues, nq, types, nt, &r);
         struct entry  x;
         if (e == NULL || !av_heap_pop(&e->heap, &x))
             return false;
@@ -380,6 +404,10 @@ readyq_take(struct readyq *q, const char *const *queues, size_t nq,
         }
         if (k != NULL)
             k->running++;
+        if (r != NULL) {
+            r->r.tokens -= 1.0;
+            r->dirty = true;
+        }
         *ckey = k != NULL ? k->name : NULL;
         *key  = e->key;
         *id   = x.id;
@@ -392,7 +420,8 @@ bool
 readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt)
 {
-    return best_queue(q, queues, nq, types, nt) != NULL;
+    struct rate *r;
+    return best_queue(q, queues, nq, types, nt, &r) != NULL;
 }
 
 size_t
@@ -473,4 +502,162 @@ const char *
 readyq_paused_name(const struct readyq *q, size_t i)
 {
     return i < q->n_paused ? q->paused[i] : NULL;
+}
+
+// ---- rate limits ----
+
+// Where queue is in the sorted rates, or where it would go.
+static size_t
+rate_at(const struct readyq *q, const char *queue, bool *found)
+{
+    size_t lo = 0, hi = q->n_rates;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int    c   = strcmp(q->rates[mid].queue, queue);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static struct rate *
+rate_find(struct readyq *q, const char *queue)
+{
+    bool   found;
+    size_t at = rate_at(q, queue, &found);
+    return found ? &q->rates[at] : NULL;
+}
+
+// The tokens gained since the bucket's time, up to its burst.
+static void
+refill(struct readyq_rate *r, int64_t now)
+{
+    if (now <= r->at)
+        return;
+    double t  = r->tokens + (double) (now - r->at) * r->rate / 1000.0;
+    r->tokens = t < (double) r->burst ? t : (double) r->burst;
+    r->at     = now;
+}
+
+void
+readyq_clock(struct readyq *q, int64_t now_ms)
+{
+    q->now = now_ms;
+    for (size_t i = 0; i < q->n_rates; i++)
+        refill(&q->rates[i].r, now_ms);
+}
+
+int
+readyq_rate_set(
+    struct readyq *q, const char *queue, const struct readyq_rate *r)
+{
+    bool   found;
+    size_t at = rate_at(q, queue, &found);
+    if (r == NULL || r->rate <= 0) {
+        if (found) {
+            free(q->rates[at].queue);
+            memmove(&q->rates[at], &q->rates[at + 1],
+                (q->n_rates - at - 1) * sizeof(*q->rates));
+            q->n_rates--;
+        }
+        return 0;
+    }
+    if (found) {
+        q->rates[at].r = *r;
+        return 0;
+    }
+    if (q->n_rates == q->cap_rates) {
+        size_t       cap = q->cap_rates ? q->cap_rates * 2 : 8;
+        struct rate *v   = realloc(q->rates, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        q->rates     = v;
+        q->cap_rates = cap;
+    }
+    char *name = strdup(queue);
+    if (name == NULL)
+        return -1;
+    memmove(&q->rates[at + 1], &q->rates[at],
+        (q->n_rates - at) * sizeof(*q->rates));
+    q->rates[at] = (struct rate) { .queue = name, .r = *r };
+    q->n_rates++;
+    return 0;
+}
+
+bool
+readyq_rate_get(struct readyq *q, const char *queue, struct readyq_rate *out)
+{
+    const struct rate *r = rate_find(q, queue);
+    if (r != NULL)
+        *out = r->r;
+    return r != NULL;
+}
+
+size_t
+readyq_rate_count(const struct readyq *q)
+{
+    return q->n_rates;
+}
+
+const char *
+readyq_rate_name(
+    const struct readyq *q, size_t i, struct readyq_rate *out, bool *dirty)
+{
+    if (i >= q->n_rates)
+        return NULL;
+    *out   = q->rates[i].r;
+    *dirty = q->rates[i].dirty;
+    return q->rates[i].queue;
+}
+
+void
+readyq_rate_clean(struct readyq *q)
+{
+    for (size_t i = 0; i < q->n_rates; i++)
+        q->rates[i].dirty = false;
+}
+
+void
+readyq_rate_refund(struct readyq *q, const char *key)
+{
+    if (q->n_rates == 0)
+        return;
+    char        name[300];
+    const char *sep = strchr(key, '\x1f');
+    size_t      len = sep != NULL ? (size_t) (sep - key) : strlen(key);
+    if (len >= sizeof(name))
+        return;
+    memcpy(name, key, len);
+    name[len]      = '\0';
+    struct rate *r = rate_find(q, name);
+    if (r == NULL)
+        return;
+    r->r.tokens += 1.0;
+    if (r->r.tokens > (double) r->r.burst)
+        r->r.tokens = (double) r->r.burst;
+    r->dirty = true;
+}
+
+int64_t
+readyq_rate_next(const struct readyq *q)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < q->n_rates; i++) {
+        const struct readyq_rate *r = &q->rates[i].r;
+        if (r->tokens >= 1.0)
+            continue;
+        // Rounded up: at that millisecond the token is whole.
+        double  wait = (1.0 - r->tokens) * 1000.0 / r->rate;
+        int64_t at   = r->at + (int64_t) wait + 1;
+        if (at < next)
+            next = at;
+    }
+    return next;
 }

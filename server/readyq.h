@@ -89,4 +89,47 @@ bool readyq_paused(const struct readyq *q, const char *queue);
 size_t      readyq_paused_count(const struct readyq *q);
 const char *readyq_paused_name(const struct readyq *q, size_t i);
 
+// ---- rate limits ----
+//
+// A queue may have a rate limit: a token bucket of at most burst tokens
+// that gains rate tokens a second; a take from any of the queue's (queue,
+// type) pairs spends one, and pop, take and any skip the queue's pairs
+// while it holds less than one. Buckets refill on readyq_clock(), which
+// the engine calls with the batch's time before it takes.
+
+struct readyq_rate {
+    double   rate;   // tokens a second, > 0
+    uint32_t burst;  // the most it holds, >= 1
+    double   tokens; // now (as of at)
+    int64_t  at;     // ms
+};
+
+// Refills every bucket to now_ms.
+void readyq_clock(struct readyq *q, int64_t now_ms);
+
+// Sets queue's limit to *r (NULL, or r->rate <= 0: removes it). 0, or -1
+// if out of memory (nothing changed).
+int readyq_rate_set(
+    struct readyq *q, const char *queue, const struct readyq_rate *r);
+
+// Queue's bucket in *out: false if it has no limit.
+bool readyq_rate_get(
+    struct readyq *q, const char *queue, struct readyq_rate *out);
+
+// The limited queues, sorted: how many, and the i-th one's name (NULL past
+// the end), its bucket and whether a take or refund changed it since
+// readyq_rate_clean().
+size_t      readyq_rate_count(const struct readyq *q);
+const char *readyq_rate_name(
+    const struct readyq *q, size_t i, struct readyq_rate *out, bool *dirty);
+void readyq_rate_clean(struct readyq *q);
+
+// Gives back the token of a take whose job was not leased after all; key
+// is the take's "queue\x1ftype" (readyq_take).
+void readyq_rate_refund(struct readyq *q, const char *key);
+
+// When the first empty bucket (less than one token) next holds one, in ms;
+// INT64_MAX when none is empty.
+int64_t readyq_rate_next(const struct readyq *q);
+
 #endif

@@ -61,6 +61,7 @@ RPC(ListTokens,     TOKEN_LIST,   tokens_list,     engine_fini_token,     READS,
 RPC(RevokeToken,    TOKEN_REVOKE, tokens_revoke,   engine_fini_token,     WRITES, hadmin_decode_revoke,  hadmin_encode,          handlers_free,              ADMIN)
 RPC(PauseQueue,     QUEUE_PAUSE,  queues_pause,    engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
 RPC(ResumeQueue,    QUEUE_RESUME, queues_resume,   engine_fini_none,      WRITES, hqueue_decode,         hqueue_encode,          free,                       CLIENT)
+RPC(SetQueueLimit,  QUEUE_LIMIT,  rates_set,       engine_fini_none,      WRITES, hqueue_decode_limit,   hqueue_encode_limit,    handlers_free,              CLIENT)
 RPC(RetryJobs,      RETRY_MANY,   jobs_retry_many, engine_fini_bulk,      WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
 RPC(CancelJobs,     CANCEL_MANY,  jobs_cancel_many, engine_fini_bulk,     WRITES, hbulk_decode,          hbulk_encode,           handlers_free,              CLIENT)
 RPC(CreateSchedule, SCHED_CREATE, schedules_create, engine_fini_schedule, WRITES, hsched_decode_create, hsched_encode,         handlers_free,              CLIENT)

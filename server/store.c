@@ -432,6 +432,35 @@ store_queues_paused(
     return st->ops->queues_paused(st, names, n, err);
 }
 
+int
+store_queue_limit_set(struct store *st, const struct store_queue_limit *l,
+    struct anvil_error *err)
+{
+    return st->ops->queue_limit_set(st, l, err);
+}
+
+int
+store_queue_limit_save(struct store *st, const char *queue, double tokens,
+    int64_t at, struct anvil_error *err)
+{
+    return st->ops->queue_limit_save(st, queue, tokens, at, err);
+}
+
+int
+store_queue_limits(struct store *st, struct store_queue_limit **out, size_t *n,
+    struct anvil_error *err)
+{
+    return st->ops->queue_limits(st, out, n, err);
+}
+
+void
+store_queue_limits_free(struct store_queue_limit *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i].queue);
+    free(v);
+}
+
 void
 store_names_free(char **names, size_t n)
 {

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 struct store;
 struct store_new_job;
@@ -69,6 +69,7 @@ struct store_new_event;
 struct store_event;
 struct store_event_filter;
 struct store_schedule;
+struct store_queue_limit;
 
 // A backend's functions, one per store_* call of the same name (the
 // store_* comments below are their contracts). Every member is set.
@@ -182,6 +183,12 @@ struct store_ops {
         int64_t now, bool *changed, struct anvil_error *err);
     int (*queues_paused)(
         struct store *st, char ***names, size_t *n, struct anvil_error *err);
+    int (*queue_limit_set)(struct store *st, const struct store_queue_limit *l,
+        struct anvil_error *err);
+    int (*queue_limit_save)(struct store *st, const char *queue, double tokens,
+        int64_t at, struct anvil_error *err);
+    int (*queue_limits)(struct store *st, struct store_queue_limit **out,
+        size_t *n, struct anvil_error *err);
     int (*schedule_insert)(struct store *st, const struct store_schedule *s,
         int64_t *id, struct anvil_error *err);
     int (*schedule_get)(struct store *st, int64_t id, const char *name,
@@ -608,6 +615,34 @@ int store_queue_set_paused(struct store *st, const char *queue, bool paused,
 int store_queues_paused(
     struct store *st, char ***names, size_t *n, struct anvil_error *err);
 void store_names_free(char **names, size_t n);
+
+// ---- queue rate limits ----
+
+// A queue's rate limit (SetQueueLimit) and its token bucket as last
+// stored: tokens as of at (ms).
+struct store_queue_limit {
+    char    *queue;
+    double   rate; // tokens a second; 0 = no limit
+    uint32_t burst;
+    double   tokens;
+    int64_t  at;
+};
+
+// Sets queue l->queue's limit and bucket (l->rate > 0), or removes it
+// (l->rate == 0: the other fields are not read).
+int store_queue_limit_set(struct store *st, const struct store_queue_limit *l,
+    struct anvil_error *err);
+
+// Stores a limited queue's bucket after leases took from it (a queue with
+// no limit: nothing is written).
+int store_queue_limit_save(struct store *st, const char *queue, double tokens,
+    int64_t at, struct anvil_error *err);
+
+// Every limit, sorted by queue (bytewise): *out has *n of them
+// (store_queue_limits_free), NULL when there are none.
+int  store_queue_limits(struct store *st, struct store_queue_limit **out,
+     size_t *n, struct anvil_error *err);
+void store_queue_limits_free(struct store_queue_limit *v, size_t n);
 
 // ---- schedules ----
 

@@ -226,6 +226,18 @@
     " created_at INTEGER NOT NULL,"             \
     " request_id INTEGER);"
 
+// 10 -> 11: queue rate limits (SetQueueLimit): one row per limited queue,
+// with its token bucket as of at_ms, written in the transaction of every
+// lease that takes a token, so a restart refills it from there (no second
+// burst).
+#define MIGRATE_10_TO_11          \
+    "CREATE TABLE queue_limits (" \
+    " queue TEXT PRIMARY KEY,"    \
+    " rate REAL NOT NULL,"        \
+    " burst INTEGER NOT NULL,"    \
+    " tokens REAL NOT NULL,"      \
+    " at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+
 // A new database: version 5's tables, then every step from 6 on in the
 // same transaction (so a new and a migrated database cannot differ).
 static const char SCHEMA_V5[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
@@ -323,6 +335,8 @@ static const char *const migrations[] = {
     MIGRATE_8_TO_9,
 
     MIGRATE_9_TO_10,
+
+    MIGRATE_10_TO_11,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

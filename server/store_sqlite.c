@@ -173,6 +173,13 @@ static const char *const stmt_sql[STMT_COUNT] = {
                            "paused_at) VALUES(?1, ?2)",
     [STMT_QUEUE_RESUME]  = "DELETE FROM paused_queues WHERE queue = ?1",
     [STMT_QUEUES_PAUSED] = "SELECT queue FROM paused_queues ORDER BY queue",
+    [STMT_LIMIT_SET]     = "INSERT OR REPLACE INTO queue_limits(queue, rate, "
+                           "burst, tokens, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [STMT_LIMIT_DELETE]  = "DELETE FROM queue_limits WHERE queue = ?1",
+    [STMT_LIMIT_SAVE]    = "UPDATE queue_limits SET tokens = ?2, at_ms = ?3 "
+                           "WHERE queue = ?1",
+    [STMT_LIMITS]        = "SELECT queue, rate, burst, tokens, at_ms FROM "
+                           "queue_limits ORDER BY queue",
     // Writes only a change, so that a repeated report costs no page write
     // and tells the caller that nothing changed (no event).
     [STMT_JOB_PROGRESS] = "UPDATE jobs SET progress_percent = ?2, "

@@ -1,7 +1,7 @@
 // views.c - the engine's read-only views that are not one job or
-// workflow: Health (queue depths, paused queues, per-minute counts, the
-// newest event), ListWorkers and the metrics' exposition. Engine thread,
-// read-only commands (no savepoint).
+// workflow: Health (queue depths, paused and rate-limited queues,
+// per-minute counts, the newest event), ListWorkers and the metrics'
+// exposition. Engine thread, read-only commands (no savepoint).
 #include "engine_impl.h"
 #include "metrics.h"
 #include "util/error.h"
@@ -18,7 +18,8 @@ views_health(struct engine *e, struct batch *b, struct cmd *c)
     for (size_t i = 0; rc == ANVIL_OK && i < h->n; i++)
         h->depths[i].no_worker = !registry_serves(
             e->workers, h->depths[i].queue, h->depths[i].type, b->now);
-    if (rc == ANVIL_OK && queues_health(e, h) != ANVIL_OK)
+    if (rc == ANVIL_OK
+        && (queues_health(e, h) != ANVIL_OK || rates_health(e, h) != ANVIL_OK))
         rc = av_error_set(&c->err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     uint64_t first;
     if (rc == ANVIL_OK)

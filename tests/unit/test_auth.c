@@ -54,6 +54,7 @@ static const struct {
     { "WatchEvents", C | RD },
     { "PauseQueue", C },
     { "ResumeQueue", C },
+    { "SetQueueLimit", C },
     { "CreateSchedule", C },
     { "GetSchedule", C | RD },
     { "ListSchedules", C | RD },

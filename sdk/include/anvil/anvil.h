@@ -413,6 +413,16 @@ struct anvil_minute_count {
     uint64_t retried; // attempts that failed and will run again
 };
 
+// A queue's rate limit (anvil_queue_limit): a token bucket of at most
+// burst tokens that gains rate_per_second of them a second; each lease of
+// one of the queue's jobs takes one.
+struct anvil_queue_limit {
+    char    *queue;
+    double   rate_per_second;
+    uint32_t burst;
+    double   tokens; // in the bucket now (anvil_health_get)
+};
+
 struct anvil_health {
     char                     *version;
     int64_t                   uptime_ms;
@@ -428,6 +438,10 @@ struct anvil_health {
     // older than pausing.
     char **paused_queues;
     size_t n_paused_queues;
+    // The rate-limited queues (anvil_queue_limit), sorted, with their
+    // buckets now; none from a server older than rate limits.
+    struct anvil_queue_limit *queue_limits;
+    size_t                    n_queue_limits;
 };
 
 // Asks the server how it is. *out is the caller's (anvil_health_free).
@@ -457,6 +471,20 @@ ANVIL_API int anvil_queue_pause(
 ANVIL_API int anvil_queue_resume(
     anvil_client *c, const char *queue, bool *changed, struct anvil_error *err);
 
+// Limits queue to rate_per_second leases a second, with up to burst at
+// once after an idle spell (0: a tenth of a second's worth, at least 1;
+// *burst_set, may be NULL, gets the burst set): a token bucket, stored by the
+// server with every lease that takes from it, so a server restart grants
+// no second burst. A new limit starts with a full bucket; a changed one
+// keeps its tokens (at most the new burst). rate_per_second 0 (with burst
+// 0) removes the limit. *changed (may be NULL) is false when the queue
+// had that limit already. INVALID_ARGUMENT for a bad name, a rate outside
+// 0.001 to 1,000,000 (or 0), a burst over 1,000,000 or a burst without a
+// rate; PERMISSION_DENIED for a worker's or reader's token.
+ANVIL_API int anvil_queue_limit(anvil_client *c, const char *queue,
+    double rate_per_second, uint32_t burst, uint32_t *burst_set, bool *changed,
+    struct anvil_error *err);
+
 // ---- Events: every state change, in order (docs/protocol.md) ----
 
 // Event kinds, numbered as EventKind in the .proto.
@@ -479,6 +507,7 @@ enum anvil_event_kind {
     ANVIL_EVENT_QUEUE_RESUMED      = 15,
     ANVIL_EVENT_JOB_PROGRESS       = 16, // a running attempt's progress changed
     ANVIL_EVENT_SCHEDULE_FIRED     = 17, // a schedule's tick submitted a job
+    ANVIL_EVENT_QUEUE_LIMITED      = 18, // anvil_queue_limit (event queue)
 };
 
 // "JOB_SUCCEEDED" for ANVIL_EVENT_JOB_SUCCEEDED; "UNSPECIFIED" if unknown.
