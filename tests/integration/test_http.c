@@ -1805,6 +1805,65 @@ test_pause_and_resume_a_queue(void **state)
     resp_free(&r);
 }
 
+// A queue's rate limit over HTTP: set with the body, shown by Health with
+// its bucket, a Poll that gets only the burst, bad limits refused with 400
+// (nothing stored), and removed.
+static void
+test_rate_limit_a_queue(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    struct resp r = post(
+        f, "/v1/queues/mail:limit", "{\"rate_per_second\": 0.5, \"burst\": 2}");
+    expect_status(&r, 200);
+    expect_str(&r, "limit.queue", "mail");
+    assert_true(json_number_value(jpath(r.j, "limit.rate_per_second")) == 0.5);
+    assert_int_equal(json_integer_value(jpath(r.j, "limit.burst")), 2);
+    assert_true(json_is_true(jpath(r.j, "changed")));
+    resp_free(&r);
+
+    char id[32];
+    for (int i = 0; i < 3; i++)
+        submit(f, "{\"type\": \"echo\", \"queue\": \"mail\"}", id, sizeof(id));
+    const char *poll = "{\"worker_id\": \"w1\", \"queues\": [\"mail\"], "
+                       "\"types\": [\"echo\"], \"max_jobs\": 3}";
+    r                = post(f, "/v1/jobs:poll", poll);
+    expect_status(&r, 200);
+    assert_non_null(jpath(r.j, "leases.1"));
+    assert_null(jpath(r.j, "leases.2")); // the burst, not the three
+    resp_free(&r);
+    r = get(f, "/v1/health");
+    expect_status(&r, 200);
+    expect_str(&r, "queue_limits.0.queue", "mail");
+    assert_int_equal(json_integer_value(jpath(r.j, "queue_limits.0.burst")), 2);
+    assert_true(json_number_value(jpath(r.j, "queue_limits.0.tokens")) < 1);
+    resp_free(&r);
+
+    r = post(f, "/v1/queues/mail:limit", "{\"rate_per_second\": -1}");
+    expect_error(&r, 400, "INVALID_ARGUMENT", "rate_per_second");
+    r = post(f, "/v1/queues/mail:limit", "{\"rate_per_second\": \"fast\"}");
+    expect_error(&r, 400, "INVALID_ARGUMENT", "rate_per_second");
+    r = post(f, "/v1/queues/other:limit", "{\"burst\": 3}");
+    expect_error(&r, 400, "INVALID_ARGUMENT", "burst");
+    r = post(f, "/v1/queues/bad!name:limit", "{\"rate_per_second\": 1}");
+    expect_error(&r, 400, "INVALID_ARGUMENT", "queue 'bad!name'");
+    r = get(f, "/v1/health");
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "queue_limits.1")); // nothing else was stored
+    assert_true(
+        json_number_value(jpath(r.j, "queue_limits.0.rate_per_second")) == 0.5);
+    resp_free(&r);
+
+    r = post(f, "/v1/queues/mail:limit", "{}");
+    expect_status(&r, 200);
+    assert_true(json_is_true(jpath(r.j, "changed")));
+    resp_free(&r);
+    r = get(f, "/v1/health");
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "queue_limits.0"));
+    resp_free(&r);
+}
+
 // Cron schedules over HTTP: create, get, list, pause, resume, DELETE, and
 // bad input refused with 400 naming the problem, nothing stored.
 static void
@@ -1893,6 +1952,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_seed_post_job_runs_on_a_real_worker),
         T(test_pause_and_resume_a_queue),
+        T(test_rate_limit_a_queue),
         T(test_schedules_over_http),
         T(test_seed_post_job_keys_are_case_insensitive_and_checked),
         T(test_submit_takes_snake_and_camel_case_and_both_payload_forms),

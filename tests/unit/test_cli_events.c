@@ -154,7 +154,7 @@ test_events_rejects_bad_flags(void **state)
     args[n++] = "--kind=job.failed";
     args[n]   = NULL;
     assert_int_equal(parse_v(args, &o, &e), CLI_EXIT_USAGE);
-    assert_non_null(strstr(e.msg, "--kind: at most 16 kinds"));
+    assert_non_null(strstr(e.msg, "--kind: at most 32 kinds"));
 }
 
 static void
