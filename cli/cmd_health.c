@@ -31,10 +31,12 @@ const struct cli_verb cli_verb_health = {
     .help     = "With --json: {\"version\", \"uptime_ms\", \"jobs_total\", "
                 "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
                 "\"running\", \"no_worker\", \"paused\"}], "
-                "\"paused_queues\"}.\nNO WORKER (no_worker) "
-                "marks a queue and type no live worker serves; Paused lists\n"
-                "the paused queues (anvil queue pause), whose rows say "
-                "(paused).\n",
+                "\"paused_queues\", \"queue_limits\": [{\"queue\", "
+                "\"rate_per_second\",\n\"burst\", \"tokens\"}]}.\nNO "
+                "WORKER (no_worker) marks a queue and type no live worker "
+                "serves; Paused lists\nthe paused queues (anvil queue pause), "
+                "whose rows say (paused); Rate limits lists\nthe limits "
+                "(anvil queue limit) with the tokens in each bucket.\n",
     .flags    = health_flags,
     .run      = run_health,
 };
