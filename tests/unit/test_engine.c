@@ -2371,6 +2371,133 @@ test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing(
     assert_string_equal(paused, "");
 }
 
+// ---- rate limits ----
+
+static int
+set_limit(struct fx *f, const char *queue, double rate, uint32_t burst)
+{
+    struct req r;
+    req_init(&r, CMD_QUEUE_LIMIT);
+    r.c.u.queue.queue = queue;
+    r.c.u.queue.rate  = rate;
+    r.c.u.queue.burst = burst;
+    return call(f, &r);
+}
+
+// Health's one rate limit's tokens (-1: none).
+static double
+health_tokens(struct fx *f)
+{
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    double tokens
+        = r.c.u.health.n_limits == 1 ? r.c.u.health.limits[0].tokens : -1;
+    engine_cmd_fini(&r.c);
+    return tokens;
+}
+
+static void
+test_engine_rate_limit_leases_the_burst_then_wakes_a_parked_poll(void **state)
+{
+    struct fx               *f        = *state;
+    static const char *const queues[] = { "mail" };
+    for (int i = 0; i < 4; i++)
+        submit_to(f, "mail");
+    int64_t other = submit_to(f, "other");
+    assert_int_equal(set_limit(f, "mail", 20, 2), ANVIL_OK);
+    assert_int_equal(poll_now(f, queues, 1, NULL), 2); // the burst
+    assert_int_equal(poll_now(f, queues, 1, NULL), 0);
+    static const char *const both[] = { "mail", "other" };
+    int64_t                  got    = 0;
+    assert_int_equal(poll_now(f, both, 2, &got), 1); // others go on
+    assert_int_equal(got, other);
+
+    // A Poll parked on the empty bucket gets the next token's job, about
+    // 50 ms later (20/s), not at its wait's end.
+    struct req r;
+    poll_queues(&r, queues, 1, 10000);
+    int64_t t0 = av_mono_ms();
+    post(f, &r);
+    assert_true(wait_done(&r, REPLY_TIMEOUT_MS));
+    assert_int_equal(r.c.err.code, ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    assert_true(r.done_mono - t0 < 1000);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_rate_limit_bucket_outlasts_a_restart_and_a_failed_commit(
+    void **state)
+{
+    struct fx               *f        = *state;
+    static const char *const queues[] = { "mail" };
+    for (int i = 0; i < 6; i++)
+        submit_to(f, "mail");
+    // 0.001/s: no token comes back within the test.
+    assert_int_equal(set_limit(f, "mail", 0.001, 3), ANVIL_OK);
+    struct req r;
+    poll_queues(&r, queues, 1, 0);
+    r.c.u.poll.max = 1;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.poll.n, 1);
+    engine_cmd_fini(&r.c);
+    assert_true(health_tokens(f) < 2.01);
+
+    // A Poll whose batch cannot commit spends nothing.
+    int commit_stmt = learn_stmt(f, PROBE_COMMIT);
+    store_hook_step = hook;
+    hook_arm(commit_stmt, 1);
+    poll_queues(&r, queues, 1, 0);
+    assert_int_equal(call(f, &r), ANVIL_INTERNAL);
+    engine_cmd_fini(&r.c);
+    assert_true(health_tokens(f) > 1.99);
+
+    // A restart refills only by the time that passed: two tokens left.
+    restart(f, 30000);
+    assert_true(health_tokens(f) > 1.99 && health_tokens(f) < 2.01);
+    assert_int_equal(poll_now(f, queues, 1, NULL), 2);
+    assert_int_equal(poll_now(f, queues, 1, NULL), 0);
+    restart(f, 30000);
+    assert_int_equal(poll_now(f, queues, 1, NULL), 0);
+
+    // Removing the limit serves the rest at once, also after a restart.
+    assert_int_equal(set_limit(f, "mail", 0, 0), ANVIL_OK);
+    assert_true(health_tokens(f) < 0);
+    restart(f, 30000);
+    assert_int_equal(poll_now(f, queues, 1, NULL), 3);
+}
+
+static void
+test_engine_rate_limit_change_keeps_tokens_and_writes_events(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(set_limit(f, "mail", 0.001, 5), ANVIL_OK);
+    for (int i = 0; i < 4; i++)
+        submit_to(f, "mail");
+    static const char *const queues[] = { "mail" };
+    assert_int_equal(poll_now(f, queues, 1, NULL), 4);
+    // A higher burst does not refill; a lower one caps.
+    assert_int_equal(set_limit(f, "mail", 0.001, 10), ANVIL_OK);
+    assert_true(health_tokens(f) < 1.01);
+    struct req r;
+    req_init(&r, CMD_QUEUE_LIMIT);
+    r.c.u.queue.queue = "mail";
+    r.c.u.queue.rate  = 0.001;
+    r.c.u.queue.burst = 10;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_false(r.c.u.queue.changed); // the same limit again
+    watch_init(&r, 0, 0);
+    r.c.u.events.f.kinds = 1u << EV_QUEUE_LIMITED;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    assert_int_equal(r.c.u.events.n, 2);
+    assert_string_equal(r.c.u.events.events[0].queue, "mail");
+    assert_string_equal(r.c.u.events.events[0].message, "rate=0.001/s burst=5");
+    assert_string_equal(
+        r.c.u.events.events[1].message, "rate=0.001/s burst=10");
+    engine_cmd_fini(&r.c);
+}
+
 // ---- RetryJobs and CancelJobs ----
 
 // Posts RetryJobs (retry) or CancelJobs with filter flt and request id
@@ -3129,6 +3256,9 @@ main(void)
         T(test_engine_resume_wakes_a_poll_parked_on_a_paused_queue),
         T(test_engine_paused_queue_stays_paused_after_a_restart),
         T(test_engine_failed_pause_stores_nothing_and_the_queue_keeps_leasing),
+        T(test_engine_rate_limit_leases_the_burst_then_wakes_a_parked_poll),
+        T(test_engine_rate_limit_bucket_outlasts_a_restart_and_a_failed_commit),
+        T(test_engine_rate_limit_change_keeps_tokens_and_writes_events),
         T(test_engine_retry_many_retries_only_the_matching_failed_jobs),
         T(test_engine_retry_many_leaves_workflow_steps_to_retry_workflow),
         T(test_engine_cancel_many_cancels_as_cancel_job_does),
