@@ -213,7 +213,8 @@ test_store_migrates_a_version_9_database_and_a_failed_step_changes_nothing(
     struct store      *st  = NULL;
     struct anvil_error err = { 0 };
     assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
-    assert_int_equal(harness_sql_int(path, "PRAGMA user_version"), 10);
+    assert_int_equal(
+        harness_sql_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(harness_sql_int(path, "SELECT COUNT(*) FROM jobs"), 1);
     int64_t id = insert(st, "after", 10);
     store_close(st);
