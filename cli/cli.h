@@ -255,6 +255,11 @@ int cli_wait_exit(int rc, const struct anvil_job *job);
 // The same for `workflow wait` given anvil_workflow_wait's code and
 // workflow: OK only when it SUCCEEDED.
 int cli_workflow_wait_exit(int rc, const struct anvil_workflow *wf);
+// Reads and parses the JSON workflow definition (docs/workflows.md) at
+// x->opts->file ("-" is stdin): `workflow submit FILE`, `schedule create
+// --workflow FILE`. CLI_EXIT_OK with *wf (anvil_workflow_spec_free), or
+// CLI_EXIT_USAGE after a line on x->err.
+int cli_workflow_load(struct cli_ctx *x, anvil_workflow_spec **wf);
 
 // Flag setters shared by the job, workflow and token verbs (cmd_job.c).
 int cli_set_id_arg(

@@ -1,5 +1,5 @@
 // cmd_schedule.c - `anvil schedule create|list|show|pause|resume|delete`:
-// cron schedules that submit a job on each tick.
+// cron schedules that submit a job (or a workflow) on each tick.
 #include "cli.h"
 #include "output.h"
 #include "util/clock.h"
@@ -49,6 +49,12 @@ set_catch_up(struct cli_opts *o, const char *value, struct anvil_error *err)
 }
 
 static int
+set_workflow(struct cli_opts *o, const char *value, struct anvil_error *err)
+{
+    return cli_set_nonempty("--workflow", value, &o->file, err);
+}
+
+static int
 set_tz(struct cli_opts *o, const char *value, struct anvil_error *err)
 {
     return cli_set_nonempty("--tz", value, &o->tz, err);
@@ -61,8 +67,14 @@ check_create(struct cli_opts *o, struct anvil_error *err)
         return cli_usage_error(err, "give either --cron 'EXPR' or --every D");
     if (o->every != NULL && o->tz != NULL)
         return cli_usage_error(err, "--tz goes with --cron, not --every");
-    if (o->type == NULL)
-        return cli_usage_error(err, "--type T is required: the job's type");
+    if ((o->type == NULL) == (o->file == NULL))
+        return cli_usage_error(err,
+            "give either --type T (a job) or --workflow FILE (a workflow) "
+            "for each tick to submit");
+    if (o->file != NULL && (o->data != NULL || o->queue != NULL))
+        return cli_usage_error(err,
+            "--data and --queue go with --type; a workflow's steps carry "
+            "their own");
     return CLI_EXIT_OK;
 }
 
@@ -80,6 +92,10 @@ sched_json(const struct anvil_schedule *s)
         || json_object_set_new(o, "cron", output_json_text(s->cron))
         || json_object_set_new(o, "time_zone", output_json_text(s->time_zone))
         || json_object_set_new(o, "type", output_json_text(s->type))
+        || json_object_set_new(
+            o, "workflow", output_json_text_or_null(s->workflow_name))
+        || json_object_set_new(o, "last_workflow_id",
+            output_json_text_or_null(s->last_workflow_id))
         || json_object_set_new(o, "queue", output_json_text(s->queue))
         || json_object_set_new(
             o, "data", payload != NULL ? payload : json_null())
@@ -103,21 +119,35 @@ sched_json(const struct anvil_schedule *s)
     return o;
 }
 
+// What each tick submits: "job T on queue Q" or "workflow W (N steps)".
+static const char *
+template_of(const struct anvil_schedule *s, char *buf, size_t cap)
+{
+    if (s->workflow_name[0])
+        snprintf(buf, cap, "workflow %s (%zu step%s)", s->workflow_name,
+            s->workflow_steps, s->workflow_steps == 1 ? "" : "s");
+    else
+        snprintf(buf, cap, "job %s on queue %s", s->type, s->queue);
+    return buf;
+}
+
 static void
 sched_human(FILE *f, const struct anvil_schedule *s)
 {
-    char next[40], last[40], fired[64];
+    char next[40], last[40], fired[64], tmpl[300];
     snprintf(fired, sizeof(fired), "%llu (skipped %llu)",
         (unsigned long long) s->fired, (unsigned long long) s->skipped);
-    const char *labels[]
-        = { "Name", "Cron", "Time zone", "Type", "Queue", "Overlap", "Catch-up",
-              "Paused", "Next fire", "Last fire", "Last job", "Fired" };
-    const char *values[] = { s->name, s->cron, s->time_zone, s->type, s->queue,
+    bool        wf       = s->workflow_name[0] != '\0';
+    const char *labels[] = { "Name", "Cron", "Time zone", "Template", "Overlap",
+        "Catch-up", "Paused", "Next fire", "Last fire",
+        wf ? "Last workflow" : "Last job", "Fired" };
+    const char *values[] = { s->name, s->cron, s->time_zone,
+        template_of(s, tmpl, sizeof(tmpl)),
         anvil_schedule_overlap_name(s->overlap),
         anvil_schedule_catch_up_name(s->catch_up), s->paused ? "yes" : "no",
         s->paused ? "-" : av_format_time(s->next_fire_ms, next, sizeof(next)),
-        av_format_time(s->last_fire_ms, last, sizeof(last)), s->last_job_id,
-        fired };
+        av_format_time(s->last_fire_ms, last, sizeof(last)),
+        wf ? s->last_workflow_id : s->last_job_id, fired };
     output_fields(f, labels, values, sizeof(labels) / sizeof(labels[0]));
 }
 
@@ -139,6 +169,12 @@ run_create(struct cli_ctx *x)
     char                   every[96];
     if (o->every != NULL)
         snprintf(every, sizeof(every), "@every %.80s", o->every);
+    anvil_workflow_spec *wf = NULL;
+    if (o->file != NULL) {
+        int lrc = cli_workflow_load(x, &wf);
+        if (lrc != CLI_EXIT_OK)
+            return lrc;
+    }
     struct anvil_job_opts      jo   = { .queue = o->queue };
     struct anvil_schedule_spec spec = {
         .name      = o->name,
@@ -147,13 +183,15 @@ run_create(struct cli_ctx *x)
         .type      = o->type,
         .payload   = o->data,
         .len       = o->data != NULL ? strlen(o->data) : 0,
-        .opts      = &jo,
+        .opts      = wf == NULL ? &jo : NULL,
         .overlap   = (enum anvil_schedule_overlap) o->overlap,
         .catch_up  = (enum anvil_schedule_catch_up) o->catch_up,
+        .workflow  = wf,
     };
     struct anvil_schedule *s   = NULL;
     struct anvil_error     err = { 0, "" };
     int rc = anvil_schedule_create(x->client, &spec, &s, &err);
+    anvil_workflow_spec_free(wf);
     if (rc != ANVIL_OK)
         return cli_report(x, rc, &err);
     rc = print_one(x, s);
@@ -205,18 +243,22 @@ static int
 list_human(FILE *f, const struct anvil_schedule_list *l)
 {
     static const char *const h[] = { "NAME", "CRON", "TZ", "TYPE", "NEXT",
-        "LAST JOB", "FIRED", "PAUSED" };
+        "LAST RUN", "FIRED", "PAUSED" };
     struct output_table     *t   = output_table_new(8, h);
     if (t == NULL)
         return CLI_EXIT_FAILED;
     output_table_align_right(t, 6);
     for (size_t i = 0; i < l->n; i++) {
         const struct anvil_schedule *s = &l->schedules[i];
-        char                         next[40], fired[24];
+        char                         next[40], fired[24], type[160];
         snprintf(fired, sizeof(fired), "%llu", (unsigned long long) s->fired);
-        const char *row[] = { s->name, s->cron, s->time_zone, s->type,
+        bool wf = s->workflow_name[0] != '\0';
+        snprintf(type, sizeof(type), "%s%s", wf ? "workflow:" : "",
+            wf ? s->workflow_name : s->type);
+        const char *row[] = { s->name, s->cron, s->time_zone, type,
             s->paused ? "-" : av_format_time(s->next_fire_ms, next, 40),
-            s->last_job_id, fired, s->paused ? "yes" : "no" };
+            wf ? s->last_workflow_id : s->last_job_id, fired,
+            s->paused ? "yes" : "no" };
         if (output_table_add(t, row) != 0) {
             output_table_free(t);
             return CLI_EXIT_FAILED;
@@ -256,6 +298,7 @@ static const struct cli_flag create_flags[] = {
     { "--every", "DURATION", set_every },
     { "--tz", "ZONE", set_tz },
     { "--type", "T", cli_set_type },
+    { "--workflow", "FILE", set_workflow },
     { "--data", "JSON", cli_set_data },
     { "--queue", "Q", cli_set_queue },
     { "--overlap", "POLICY", set_overlap },
@@ -266,10 +309,10 @@ static const struct cli_flag create_flags[] = {
 const struct cli_verb cli_verb_schedule_create = {
     .name       = "schedule create",
     .positional = "NAME",
-    .synopsis   = "(--cron 'EXPR' [--tz ZONE] | --every DURATION) --type T "
-                  "[--data JSON] [--queue Q] [--overlap skip|allow|cancel] "
-                  "[--catch-up once|each|skip]",
-    .summary    = "submit a job of type T on a cron schedule",
+    .synopsis   = "(--cron 'EXPR' [--tz ZONE] | --every DURATION) (--type T "
+                  "[--data JSON] [--queue Q] | --workflow FILE) "
+                  "[--overlap skip|allow|cancel] [--catch-up once|each|skip]",
+    .summary    = "submit a job of type T, or a workflow, on a cron schedule",
     .help
     = "Flags:\n"
       "  --cron EXPR        minute hour day-of-month month day-of-week\n"
@@ -281,12 +324,16 @@ const struct cli_verb cli_verb_schedule_create = {
       "  --type T           the type of the job each tick submits\n"
       "  --data JSON        its payload (valid JSON)\n"
       "  --queue Q          its queue (default: default)\n"
-      "  --overlap POLICY   while the previous job runs: skip (default),\n"
-      "                     allow, or cancel it\n"
+      "  --workflow FILE    instead of --type: the workflow each tick "
+      "submits,\n"
+      "                     a JSON definition as for `anvil workflow submit`\n"
+      "                     (- reads stdin)\n"
+      "  --overlap POLICY   while the previous job (or workflow) runs: skip\n"
+      "                     (default), allow, or cancel it\n"
       "  --catch-up POLICY  ticks missed while the server was down: once\n"
-      "                     (default: one job), each (up to 100), or skip\n"
-      "Each tick's job has idempotency key schedule/NAME/TICK_MS: a tick "
-      "fires once.\n",
+      "                     (default: one run), each (up to 100), or skip\n"
+      "Each tick's job or workflow has idempotency key schedule/NAME/TICK_MS:\n"
+      "a tick fires once.\n",
     .flags          = create_flags,
     .set_positional = set_name_arg,
     .check          = check_create,

@@ -92,10 +92,8 @@ wait_and_print(struct cli_ctx *x, const char *id, bool submitted)
 
 // ---- Reading the definition
 
-// Reads and parses o->file ("-" is stdin). CLI_EXIT_OK with *wf, or
-// CLI_EXIT_USAGE after a line on ctx->err.
-static int
-load_definition(struct cli_ctx *x, anvil_workflow_spec **wf)
+int
+cli_workflow_load(struct cli_ctx *x, anvil_workflow_spec **wf)
 {
     const char        *path = x->opts->file;
     const char        *name = strcmp(path, "-") == 0 ? "stdin" : path;
@@ -124,7 +122,7 @@ run_submit(struct cli_ctx *x)
     struct anvil_error   err     = { 0, "" };
     char                *id      = NULL;
     bool                 existed = false;
-    int                  rc      = load_definition(x, &wf);
+    int                  rc      = cli_workflow_load(x, &wf);
     if (rc != CLI_EXIT_OK)
         return rc;
     rc = anvil_workflow_submit(x->client, wf, &id, &existed, &err);

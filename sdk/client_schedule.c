@@ -5,6 +5,7 @@
 #include "client_impl.h"
 #include "convert.h"
 #include "util/error.h"
+#include "workflow_impl.h"
 
 #include <anvil/schedule.h>
 #include <stdlib.h>
@@ -72,6 +73,8 @@ sched_fini(void *item)
     free(s->queue);
     free(s->payload);
     free(s->last_job_id);
+    free(s->workflow_name);
+    free(s->last_workflow_id);
     memset(s, 0, sizeof(*s));
 }
 
@@ -84,32 +87,37 @@ sched_from_pb(void *item, const void *pb_sched)
     const Anvil__V1__Schedule *pb = pb_sched;
     memset(s, 0, sizeof(*s));
     const Anvil__V1__ScheduleSpec *sp = pb->spec;
-    if (sp == NULL || sp->job == NULL)
+    if (sp == NULL || (sp->job == NULL) == (sp->workflow == NULL))
         return -1;
-    const Anvil__V1__SubmitJobRequest *j = sp->job;
-    s->name                              = convert_str(sp->name);
-    s->cron                              = convert_str(sp->cron);
-    s->time_zone                         = convert_str(sp->time_zone);
-    s->type                              = convert_str(j->type);
-    s->queue                             = convert_str(j->queue);
-    s->payload        = convert_bytes(j->payload, &s->payload_len);
-    s->last_job_id    = convert_str(pb->last_job_id);
-    s->priority       = j->priority;
-    s->retry          = (struct anvil_retry_policy) { j->max_attempts,
-                 j->initial_backoff_ms, j->max_backoff_ms, j->backoff_multiplier };
-    s->timeout_ms     = j->timeout_ms;
-    s->lease_ms       = j->lease_ms;
-    s->overlap        = (enum anvil_schedule_overlap) sp->overlap;
-    s->catch_up       = (enum anvil_schedule_catch_up) sp->catch_up;
-    s->catch_up_limit = sp->catch_up_limit;
-    s->paused         = pb->paused;
-    s->next_fire_ms   = pb->next_fire_ms;
-    s->last_fire_ms   = pb->last_fire_ms;
-    s->fired          = pb->fired;
-    s->skipped        = pb->skipped;
-    s->created_at_ms  = pb->created_at_ms;
+    Anvil__V1__SubmitJobRequest none     = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
+    const Anvil__V1__SubmitJobRequest *j = sp->job ? sp->job : &none;
+    const Anvil__V1__WorkflowSpec     *w = sp->workflow;
+    s->workflow_name    = convert_str(w != NULL ? w->name : "");
+    s->workflow_steps   = w != NULL ? w->n_steps : 0;
+    s->last_workflow_id = convert_str(pb->last_workflow_id);
+    s->name             = convert_str(sp->name);
+    s->cron             = convert_str(sp->cron);
+    s->time_zone        = convert_str(sp->time_zone);
+    s->type             = convert_str(j->type);
+    s->queue            = convert_str(j->queue);
+    s->payload          = convert_bytes(j->payload, &s->payload_len);
+    s->last_job_id      = convert_str(pb->last_job_id);
+    s->priority         = j->priority;
+    s->retry            = (struct anvil_retry_policy) { j->max_attempts,
+                   j->initial_backoff_ms, j->max_backoff_ms, j->backoff_multiplier };
+    s->timeout_ms       = j->timeout_ms;
+    s->lease_ms         = j->lease_ms;
+    s->overlap          = (enum anvil_schedule_overlap) sp->overlap;
+    s->catch_up         = (enum anvil_schedule_catch_up) sp->catch_up;
+    s->catch_up_limit   = sp->catch_up_limit;
+    s->paused           = pb->paused;
+    s->next_fire_ms     = pb->next_fire_ms;
+    s->last_fire_ms     = pb->last_fire_ms;
+    s->fired            = pb->fired;
+    s->skipped          = pb->skipped;
+    s->created_at_ms    = pb->created_at_ms;
     if (s->name && s->cron && s->time_zone && s->type && s->queue && s->payload
-        && s->last_job_id)
+        && s->last_job_id && s->workflow_name && s->last_workflow_id)
         return 0;
     sched_fini(s);
     return -1;
@@ -180,12 +188,21 @@ anvil_schedule_create(anvil_client *c, const struct anvil_schedule_spec *spec,
         rc = client_check_id(spec->name, "spec->name", fn, err);
     if (rc == ANVIL_OK)
         rc = client_check_id(spec->cron, "spec->cron", fn, err);
-    if (rc == ANVIL_OK)
+    if (rc == ANVIL_OK && spec->type == NULL && spec->workflow == NULL)
+        rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "%s: spec->type and spec->workflow are both NULL: set the job "
+            "type or the workflow each tick submits",
+            fn);
+    if (rc == ANVIL_OK && spec->type != NULL)
         rc = client_check_id(spec->type, "spec->type", fn, err);
     if (rc == ANVIL_OK)
         rc = client_check_bytes(spec->payload, spec->len, "payload", fn, err);
     if (rc != ANVIL_OK)
         return rc;
+    // Both templates go when both are set: the server names the mistake.
+    struct workflow_pb wpb = { 0 };
+    if (spec->workflow != NULL && workflow_pb_init(&wpb, spec->workflow) != 0)
+        return convert_oom(err, "CreateSchedule");
     Anvil__V1__SubmitJobRequest job = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
     client_submit_opts_to_pb(spec->opts, &job);
     job.type = (char *) spec->type;
@@ -195,15 +212,18 @@ anvil_schedule_create(anvil_client *c, const struct anvil_schedule_spec *spec,
     sp.name                    = (char *) spec->name;
     sp.cron                    = (char *) spec->cron;
     sp.time_zone      = (char *) (spec->time_zone ? spec->time_zone : "");
-    sp.job            = &job;
+    sp.job            = spec->type != NULL ? &job : NULL;
+    sp.workflow       = spec->workflow != NULL ? &wpb.spec : NULL;
     sp.overlap        = (Anvil__V1__OverlapPolicy) spec->overlap;
     sp.catch_up       = (Anvil__V1__CatchUpPolicy) spec->catch_up;
     sp.catch_up_limit = spec->catch_up_limit;
     Anvil__V1__CreateScheduleRequest req
         = ANVIL__V1__CREATE_SCHEDULE_REQUEST__INIT;
     req.spec = &sp;
-    return client_call_take(
-        c, "CreateSchedule", &req.base, 0, take_sched, out, err);
+    rc       = client_call_take(
+              c, "CreateSchedule", &req.base, 0, take_sched, out, err);
+    workflow_pb_fini(&wpb);
+    return rc;
 }
 
 // GetSchedule, PauseSchedule, ResumeSchedule, DeleteSchedule: a request

@@ -333,5 +333,10 @@ int schedules_load(struct engine *e, struct anvil_error *err);
 int flow_step_final(struct engine *e, struct batch *b, int64_t workflow_id,
     int64_t step_id, int state, struct anvil_error *err);
 int flow_fire_timer(struct engine *e, struct batch *b, int64_t workflow_id);
+// Cancels RUNNING workflow workflow_id (CancelWorkflow, a schedule's
+// overlap CANCEL_PREVIOUS): it ends CANCELED with error `why`, and every
+// step not yet finished is cancelled.
+int flow_cancel_running(struct engine *e, struct batch *b, int64_t workflow_id,
+    const char *why, struct anvil_error *err);
 
 #endif

@@ -314,6 +314,16 @@ flow_wait(struct engine *e, struct batch *b, struct cmd *c)
 }
 
 int
+flow_cancel_running(struct engine *e, struct batch *b, int64_t wf,
+    const char *why, struct anvil_error *err)
+{
+    int rc = end_flow(e, b, wf, WF_CANCELED, why, err);
+    if (rc == ANVIL_OK)
+        rc = cancel_unfinished(e, b, wf, "the workflow was canceled", err);
+    return rc;
+}
+
+int
 flow_cancel(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct workflow w;
@@ -331,9 +341,7 @@ flow_cancel(struct engine *e, struct batch *b, struct cmd *c)
         return av_error_set(&c->err, ANVIL_FAILED_PRECONDITION,
             "workflow w%lld already finished: it is %s", (long long) id,
             state == WF_SUCCEEDED ? "SUCCEEDED" : "FAILED");
-    rc = end_flow(e, b, id, WF_CANCELED, "canceled", &c->err);
-    if (rc == ANVIL_OK)
-        rc = cancel_unfinished(e, b, id, "the workflow was canceled", &c->err);
+    rc = flow_cancel_running(e, b, id, "canceled", &c->err);
     if (rc == ANVIL_OK)
         rc = read_get(e, c);
     return rc;

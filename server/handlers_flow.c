@@ -1,8 +1,8 @@
 // handlers_flow.c - decode/validate and encode of the workflow rpcs:
 // SubmitWorkflow, GetWorkflow, ListWorkflows, WaitWorkflow, CancelWorkflow.
-// A workflow spec is validated whole (graph included, by dag.c) here, on
+// A workflow spec is validated whole (graph included: flowspec.c) here, on
 // the rpc thread, so a bad spec never reaches the engine.
-#include "dag.h"
+#include "flowspec.h"
 #include "handlers_impl.h"
 #include "util/error.h"
 
@@ -10,23 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-// What a SubmitWorkflow decode hands to the engine, kept in call->scratch.
-struct wf_input {
-    struct cmd_wf_step *steps;
-    struct dag_step    *dsteps;
-    struct dag         *dag;
-};
-
 static void
 free_wf_input(void *p)
 {
-    struct wf_input *in = p;
-    if (in == NULL)
+    struct flowspec *fs = p;
+    if (fs == NULL)
         return;
-    dag_free(in->dag);
-    free(in->steps);
-    free(in->dsteps);
-    free(in);
+    flowspec_fini(fs);
+    free(fs);
 }
 
 static int
@@ -41,110 +32,18 @@ parse_wf_id(const char *s, int64_t *id, struct anvil_error *err)
         "no workflow with id '%.64s' (workflow ids look like w7)", s);
 }
 
-// Checks one step's own fields; the graph was checked by dag_build.
-static int
-check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
-    struct cmd_wf_step *out, struct anvil_error *err)
-{
-    struct anvil_error e     = { 0 };
-    const char        *queue = st->queue[0] ? st->queue : "default";
-    if (handlers_check_name("type", st->type, &e)
-        || handlers_check_name("queue", queue, &e))
-        return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
-    if (st->payload.len > lim->max_payload)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "step '%s': payload is %zu bytes, over the server's limit of %zu "
-            "bytes",
-            st->name, st->payload.len, lim->max_payload);
-    struct handler_policy pol = {
-        .retry = { st->max_attempts, st->initial_backoff_ms, st->max_backoff_ms,
-            st->backoff_multiplier },
-        .timeout_ms = st->timeout_ms,
-        .lease_ms   = st->lease_ms,
-    };
-    if (handlers_check_policy(&pol, &e) != ANVIL_OK)
-        return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
-    *out = (struct cmd_wf_step) {
-        .name       = st->name,
-        .type       = st->type,
-        .queue      = queue,
-        .payload    = st->payload.data,
-        .len        = st->payload.len,
-        .priority   = st->priority,
-        .timeout_ms = st->timeout_ms,
-        .lease_ms   = st->lease_ms,
-        .retry      = pol.retry,
-    };
-    return ANVIL_OK;
-}
-
-static int
-check_spec(const Anvil__V1__WorkflowSpec *spec, struct anvil_error *err)
-{
-    if (spec == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "spec is missing: a workflow needs a name and steps");
-    if (handlers_check_name("workflow name", spec->name, err))
-        return err->code;
-    if ((int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__FAIL_FAST
-        && (int) spec->on_failure != ANVIL__V1__FAILURE_POLICY__CONTINUE)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "on_failure %d is not a failure policy (0 FAIL_FAST, 1 CONTINUE)",
-            (int) spec->on_failure);
-    if (spec->timeout_ms < 0 || spec->timeout_ms > MAX_DURATION_MS)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "timeout_ms must be between 0 and %lld (ten years)",
-            (long long) MAX_DURATION_MS);
-    if (strlen(spec->idempotency_key) > MAX_KEY)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "idempotency_key is longer than %d bytes", MAX_KEY);
-    if (spec->n_steps > DAG_MAX_STEPS)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "workflow has %zu steps, over the limit of %d", spec->n_steps,
-            DAG_MAX_STEPS);
-    return ANVIL_OK;
-}
-
 int
 hflow_decode_submit(const struct handler_limits *lim, struct call *call,
     struct anvil_error *err)
 {
     Anvil__V1__SubmitWorkflowRequest *r
         = (Anvil__V1__SubmitWorkflowRequest *) call->req;
-    const Anvil__V1__WorkflowSpec *spec = r->spec;
-    if (check_spec(spec, err) != ANVIL_OK)
-        return err->code;
-    size_t           n  = spec->n_steps;
-    struct wf_input *in = calloc(1, sizeof(*in));
-    if (in == NULL)
+    struct flowspec *fs = calloc(1, sizeof(*fs));
+    if (fs == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    call->scratch      = in;
+    call->scratch      = fs;
     call->scratch_free = free_wf_input;
-    in->steps          = calloc(n + 1, sizeof(*in->steps));
-    in->dsteps         = calloc(n + 1, sizeof(*in->dsteps));
-    if (in->steps == NULL || in->dsteps == NULL)
-        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        in->dsteps[i] = (struct dag_step) {
-            .name    = spec->steps[i]->name,
-            .after   = (const char *const *) spec->steps[i]->after,
-            .n_after = spec->steps[i]->n_after,
-        };
-    if (dag_build(in->dsteps, n, &in->dag, err) != ANVIL_OK)
-        return err->code;
-    for (size_t i = 0; i < n; i++) {
-        if (check_step(lim, spec->steps[i], &in->steps[i], err))
-            return err->code;
-    }
-    struct cmd_wf_submit *s = &call->cmd.u.wf_submit;
-    s->name                 = spec->name;
-    s->on_failure           = (int) spec->on_failure;
-    s->timeout_ms           = spec->timeout_ms;
-    s->key   = spec->idempotency_key[0] ? spec->idempotency_key : NULL;
-    s->steps = in->steps;
-    s->n     = n;
-    s->dag   = in->dag;
-    return ANVIL_OK;
+    return flowspec_build(lim, r->spec, fs, &call->cmd.u.wf_submit, err);
 }
 
 // GetWorkflow, CancelWorkflow and RetryWorkflow name one workflow.

@@ -4,6 +4,7 @@
 // only a name and answer one Schedule, so one decode and one encode serve
 // them all, finding the field by name in the message's descriptor.
 #include "cron.h"
+#include "flowspec.h"
 #include "handlers_impl.h"
 #include "tz.h"
 
@@ -21,10 +22,6 @@ decode_job(const struct handler_limits *lim,
     const Anvil__V1__SubmitJobRequest *j, struct store_schedule *s,
     struct anvil_error *err)
 {
-    if (j == NULL)
-        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "spec.job is missing: name the job each tick submits (its type "
-            "at least)");
     if (j->delay_ms != 0 || j->run_at_ms != 0 || j->idempotency_key[0])
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "spec.job: delay_ms, run_at_ms and idempotency_key are set by "
@@ -46,6 +43,56 @@ decode_job(const struct handler_limits *lim,
     s->timeout_ms  = c.u.submit.timeout_ms;
     s->lease_ms    = c.u.submit.lease_ms;
     return ANVIL_OK;
+}
+
+// The workflow template: checked as SubmitWorkflow checks a spec, then
+// kept packed (in call->scratch until the engine stores it).
+static int
+decode_workflow(const struct handler_limits *lim, struct call *call,
+    const Anvil__V1__WorkflowSpec *w, struct store_schedule *s,
+    struct anvil_error *err)
+{
+    if (w->idempotency_key[0])
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "spec.workflow: idempotency_key is set by each tick "
+            "(schedule/<name>/<tick ms>); leave it unset");
+    struct flowspec      fs = { 0 };
+    struct cmd_wf_submit ws = { 0 };
+    struct anvil_error   e  = { 0 };
+    int                  rc = flowspec_build(lim, w, &fs, &ws, &e);
+    flowspec_fini(&fs);
+    if (rc != ANVIL_OK)
+        return av_error_set(err, rc, "spec.workflow: %s", e.msg);
+    uint8_t *packed = NULL;
+    rc              = flowspec_pack(w, &packed, &s->workflow_len, err);
+    if (rc != ANVIL_OK)
+        return rc;
+    call->scratch  = packed;
+    s->workflow    = packed;
+    s->type        = "";
+    s->queue       = "";
+    s->payload     = (uint8_t *) "";
+    s->payload_len = 0;
+    return ANVIL_OK;
+}
+
+// Exactly one template: the job or the workflow each tick submits.
+static int
+decode_template(const struct handler_limits *lim, struct call *call,
+    const Anvil__V1__ScheduleSpec *sp, struct store_schedule *s,
+    struct anvil_error *err)
+{
+    if (sp->job != NULL && sp->workflow != NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "spec.job and spec.workflow are both set: a schedule submits "
+            "either a job or a workflow on each tick; set one of them");
+    if (sp->workflow != NULL)
+        return decode_workflow(lim, call, sp->workflow, s, err);
+    if (sp->job == NULL)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "spec.job and spec.workflow are both missing: set the job (its "
+            "type at least) or the workflow each tick submits");
+    return decode_job(lim, sp->job, s, err);
 }
 
 // The expression and its zone: INVALID_ARGUMENT unless both are good.
@@ -74,7 +121,7 @@ hsched_decode_create(const struct handler_limits *lim, struct call *call,
             err, ANVIL_INVALID_ARGUMENT, "spec is missing: the schedule");
     if (handlers_check_name("name", sp->name, err) != ANVIL_OK
         || check_clock(sp->cron, sp->time_zone, err) != ANVIL_OK
-        || decode_job(lim, sp->job, s, err) != ANVIL_OK)
+        || decode_template(lim, call, sp, s, err) != ANVIL_OK)
         return err->code;
     if ((unsigned) sp->overlap > ANVIL_OVERLAP_CANCEL_PREVIOUS)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
@@ -121,6 +168,39 @@ struct pb_sched {
     Anvil__V1__SubmitJobRequest job;
     char                        last[24];
 };
+
+// Reply memory as protobuf-c's allocator: a workflow template unpacks
+// into the reply's blocks, freed with them.
+static void *
+scratch_alloc(void *scratch, size_t size)
+{
+    return handlers_alloc(scratch, 1, size > 0 ? size : 1);
+}
+
+static void
+scratch_keep(void *scratch, void *p)
+{
+    (void) scratch;
+    (void) p;
+}
+
+// A workflow template's spec in place of the job: 0, or -1 when out of
+// memory or the stored bytes do not decode.
+static int
+workflow_to_pb(
+    void **scratch, const struct store_schedule *s, struct pb_sched *p)
+{
+    ProtobufCAllocator a = { scratch_alloc, scratch_keep, scratch };
+    p->spec.job          = NULL;
+    p->spec.workflow
+        = anvil__v1__workflow_spec__unpack(&a, s->workflow_len, s->workflow);
+    p->m.last_job_id = (char *) protobuf_c_empty_string;
+    if (s->last_job_id != 0) {
+        workflow_id_format(s->last_job_id, p->last, sizeof(p->last));
+        p->m.last_workflow_id = p->last;
+    }
+    return p->spec.workflow != NULL ? 0 : -1;
+}
 
 static void
 sched_to_pb(const void *from, void *to)
@@ -191,6 +271,11 @@ hsched_encode(struct call *call, ProtobufCMessage **out, void **scratch)
                 sizeof(struct pb_sched), sched_to_pb);
     if (m == NULL || (q->n > 0 && list == NULL))
         return ANVIL_RESOURCE_EXHAUSTED;
+    for (size_t i = 0; i < q->n; i++) {
+        if (q->out[i].workflow != NULL
+            && workflow_to_pb(scratch, &q->out[i], list[i]) != 0)
+            return ANVIL_RESOURCE_EXHAUSTED;
+    }
     protobuf_c_message_init(d, m);
     if (call->cmd.kind == CMD_SCHED_LIST) {
         Anvil__V1__ListSchedulesResponse *r = (void *) m;

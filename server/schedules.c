@@ -8,9 +8,12 @@
 // twice, a rolled-back batch retried) find the job it made instead of
 // making a second. The store is the truth: a timer only says when to
 // look, and one that no longer applies (paused, deleted, moved) does
-// nothing. See docs/schedules.md for the policies.
+// nothing. A workflow template fires the same way: its workflow (built by
+// flowspec.c, submitted by flow.c) takes the tick's key. See
+// docs/schedules.md for the policies.
 #include "cron.h"
 #include "engine_impl.h"
+#include "flowspec.h"
 #include "tz.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -176,6 +179,32 @@ schedules_delete(struct engine *e, struct batch *b, struct cmd *c)
 
 // ---- firing ----
 
+#define CANCEL_WHY \
+    "canceled: the schedule's next tick came (overlap CANCEL_PREVIOUS)"
+
+// Overlap of a workflow template: its previous workflow still RUNNING
+// makes SKIP skip and CANCEL_PREVIOUS cancel it.
+static int
+overlap_workflow(struct engine *e, struct batch *b, struct store_schedule *s,
+    bool *go, struct anvil_error *err)
+{
+    struct workflow w;
+    int rc = store_workflow_get(e->st, s->last_job_id, false, &w, err);
+    if (rc == ANVIL_NOT_FOUND)
+        return ANVIL_OK; // gone (retention)
+    if (rc != ANVIL_OK)
+        return rc;
+    bool running = w.state == WF_RUNNING;
+    workflow_fini(&w);
+    if (!running)
+        return ANVIL_OK;
+    if (s->overlap != ANVIL_OVERLAP_CANCEL_PREVIOUS) {
+        *go = false;
+        return ANVIL_OK;
+    }
+    return flow_cancel_running(e, b, s->last_job_id, CANCEL_WHY, err);
+}
+
 // Overlap: true when the tick may submit. The previous job still going
 // makes SKIP skip and CANCEL_PREVIOUS cancel it.
 static int
@@ -185,6 +214,8 @@ overlap_allows(struct engine *e, struct batch *b, struct store_schedule *s,
     *go = true;
     if (s->last_job_id == 0 || s->overlap == ANVIL_OVERLAP_ALLOW)
         return ANVIL_OK;
+    if (s->workflow != NULL)
+        return overlap_workflow(e, b, s, go, err);
     struct store_job_brief br;
     int rc = store_job_brief(e->st, s->last_job_id, &br, err);
     if (rc == ANVIL_NOT_FOUND
@@ -199,30 +230,58 @@ overlap_allows(struct engine *e, struct batch *b, struct store_schedule *s,
     }
     if (br.state == ANVIL_JOB_RUNNING)
         return jobs_request_cancel(e, s->last_job_id, err);
-    return jobs_cancel_waiting(e, b, s->last_job_id,
-        "canceled: the schedule's next tick came (overlap CANCEL_PREVIOUS)",
-        err);
+    return jobs_cancel_waiting(e, b, s->last_job_id, CANCEL_WHY, err);
 }
 
+// The event of a tick that fired: its job, or its workflow (by name).
 static int
 fire_event(struct engine *e, struct batch *b, const struct store_schedule *s,
-    int64_t job, int64_t tick, struct anvil_error *err)
+    int64_t id, const char *wf_name, int64_t tick, struct anvil_error *err)
 {
     char when[40], msg[200];
     snprintf(msg, sizeof(msg), "schedule %s tick %s", s->name,
         av_format_time(tick, when, sizeof(when)));
     struct store_new_event ev = {
-        .kind    = EV_SCHEDULE_FIRED,
-        .job_id  = job,
-        .type    = s->type,
-        .queue   = s->queue,
-        .message = msg,
+        .kind        = EV_SCHEDULE_FIRED,
+        .job_id      = wf_name == NULL ? id : 0,
+        .workflow_id = wf_name != NULL ? id : 0,
+        .type        = wf_name != NULL ? wf_name : s->type,
+        .queue       = wf_name != NULL ? NULL : s->queue,
+        .message     = msg,
     };
     return events_emit(e, b, &ev, err);
 }
 
-// One tick: its job, unless the overlap policy says no, or the tick made
-// its job already (its key exists).
+// A tick's workflow, with key `key`: flow.c submits it (or finds the one
+// the key made already: *made false).
+static int
+fire_workflow(struct engine *e, struct batch *b, struct store_schedule *s,
+    const char *key, int64_t tick, int64_t *id, struct anvil_error *err)
+{
+    struct flowspec fs = { 0 };
+    struct cmd      c  = { .kind = CMD_WF_SUBMIT };
+    int             rc = flowspec_unpack(
+                    s->workflow, s->workflow_len, &fs, &c.u.wf_submit, err);
+    if (rc == ANVIL_OK) {
+        c.u.wf_submit.key = key;
+        rc                = flow_submit(e, b, &c);
+        if (rc != ANVIL_OK)
+            *err = c.err;
+    }
+    *id = c.u.wf_submit.id;
+    if (rc == ANVIL_OK && !c.u.wf_submit.existed)
+        rc = fire_event(e, b, s, *id, c.u.wf_submit.name, tick, err);
+    if (rc == ANVIL_OK && !c.u.wf_submit.existed) {
+        s->fired++;
+        AV_INFO("schedule.fired", "schedule=%s tick=%lld workflow=w%lld",
+            s->name, (long long) tick, (long long) *id);
+    }
+    flowspec_fini(&fs);
+    return rc;
+}
+
+// One tick: its job (or workflow), unless the overlap policy says no, or
+// the tick made its job already (its key exists).
 static int
 fire_tick(struct engine *e, struct batch *b, struct store_schedule *s,
     int64_t tick, struct anvil_error *err)
@@ -236,7 +295,10 @@ fire_tick(struct engine *e, struct batch *b, struct store_schedule *s,
     char key[320];
     snprintf(key, sizeof(key), "schedule/%s/%lld", s->name, (long long) tick);
     int64_t id = 0;
-    rc         = store_job_by_key(e->st, key, &id, err);
+    if (s->workflow != NULL)
+        rc = fire_workflow(e, b, s, key, tick, &id, err);
+    else
+        rc = store_job_by_key(e->st, key, &id, err);
     if (rc == ANVIL_NOT_FOUND) {
         struct store_new_job nj = {
             .type        = s->type,
@@ -254,7 +316,7 @@ fire_tick(struct engine *e, struct batch *b, struct store_schedule *s,
         };
         rc = jobs_insert(e, b, &nj, &id, err);
         if (rc == ANVIL_OK)
-            rc = fire_event(e, b, s, id, tick, err);
+            rc = fire_event(e, b, s, id, NULL, tick, err);
         if (rc == ANVIL_OK)
             s->fired++;
         if (rc == ANVIL_OK)

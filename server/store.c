@@ -516,6 +516,7 @@ store_schedule_fini(struct store_schedule *s)
     free(s->type);
     free(s->queue);
     free(s->payload);
+    free(s->workflow);
     memset(s, 0, sizeof(*s));
 }
 

@@ -55,7 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 struct store;
 struct store_new_job;
@@ -654,7 +654,7 @@ struct store_schedule {
     char               *name;
     char               *expr; // cron expression, a macro or "@every 30s"
     char               *tz;   // IANA zone; "" = UTC
-    char               *type; // the job template
+    char               *type; // the job template ("" with a workflow)
     char               *queue;
     uint8_t            *payload;
     size_t              payload_len;
@@ -668,11 +668,14 @@ struct store_schedule {
     bool                paused;
     int64_t             next_fire_at; // the next tick (epoch ms)
     int64_t             last_fire_at; // the last tick that fired; 0 = none
-    int64_t             last_job_id;  // its job; 0 = none
-    uint64_t            fired;        // jobs submitted
-    uint64_t            skipped;      // ticks that submitted nothing
-    int64_t             created_at;
-    uint64_t            request_id; // the CreateSchedule's; 0 = none
+    int64_t last_job_id; // its job (or workflow: a workflow template); 0 = none
+    uint64_t fired;      // jobs submitted
+    uint64_t skipped;    // ticks that submitted nothing
+    int64_t  created_at;
+    uint64_t request_id; // the CreateSchedule's; 0 = none
+    // The workflow template, packed (flowspec.h); NULL = a job template.
+    uint8_t *workflow;
+    size_t   workflow_len;
 };
 
 // Inserts schedule s (s->id is ignored) and sets *id. The name must be

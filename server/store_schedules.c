@@ -31,6 +31,8 @@ sq_schedule_insert(struct store *base, const struct store_schedule *r,
         sq_bind_i64(st, s, 13 + i, more[i]);
     if (r->request_id != 0)
         sq_bind_i64(st, s, 25, (int64_t) r->request_id);
+    if (r->workflow != NULL)
+        sq_bind_blob(st, s, 26, r->workflow, r->workflow_len);
     int rc = sq_exec(st, STMT_SCHED_INSERT, err, "inserting a schedule");
     if (rc == ANVIL_OK)
         *id = sqlite3_last_insert_rowid(st->db);
@@ -68,6 +70,10 @@ read_schedule(sqlite3_stmt *s, struct store_schedule *r)
     r->skipped                  = (uint64_t) sqlite3_column_int64(s, 22);
     r->created_at               = sqlite3_column_int64(s, 23);
     r->request_id               = (uint64_t) sqlite3_column_int64(s, 24);
+    if (sqlite3_column_type(s, 25) != SQLITE_NULL) {
+        r->workflow = sq_col_blob(s, 25, &r->workflow_len);
+        ok          = ok && r->workflow != NULL;
+    }
     if (ok && r->payload != NULL)
         return ANVIL_OK;
     store_schedule_fini(r);

@@ -238,6 +238,11 @@
     " tokens REAL NOT NULL,"      \
     " at_ms INTEGER NOT NULL) WITHOUT ROWID;"
 
+// 11 -> 12: a schedule's workflow template (CreateSchedule with
+// spec.workflow): the WorkflowSpec's .proto wire form, NULL for a job
+// template. A workflow schedule's last_job_id holds its last workflow.
+#define MIGRATE_11_TO_12 "ALTER TABLE schedules ADD COLUMN workflow BLOB;"
+
 // A new database: version 5's tables, then every step from 6 on in the
 // same transaction (so a new and a migrated database cannot differ).
 static const char SCHEMA_V5[] = JOBS_TABLE_V5 FLOWS_TABLE_V5
@@ -337,6 +342,8 @@ static const char *const migrations[] = {
     MIGRATE_9_TO_10,
 
     MIGRATE_10_TO_11,
+
+    MIGRATE_11_TO_12,
 };
 
 // One step per version: bumping STORE_SCHEMA_VERSION without a step would

@@ -192,7 +192,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SCHED_INSERT] = "INSERT INTO schedules(" SCHED_COLS ") VALUES(NULL, "
                           "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
                           "?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
-                          "?24, ?25)",
+                          "?24, ?25, ?26)",
     [STMT_SCHED_GET]    = "SELECT " SCHED_COLS " FROM schedules WHERE id = ?1",
     [STMT_SCHED_GET_NAME]
     = "SELECT " SCHED_COLS " FROM schedules WHERE name = ?1",

@@ -264,7 +264,8 @@ int sq_migrate(struct sqlite_store *st, struct anvil_error *err);
     "id, name, expr, tz, type, queue, payload, priority, max_attempts, "   \
     "backoff_initial_ms, backoff_max_ms, backoff_multiplier, timeout_ms, " \
     "lease_ms, overlap, catch_up, catch_up_limit, paused, next_fire_at, "  \
-    "last_fire_at, last_job_id, fired, skipped, created_at, request_id"
+    "last_fire_at, last_job_id, fired, skipped, created_at, request_id, "  \
+    "workflow"
 
 // Reads the statement's JOB_COLS rows into a new array (job_array_free).
 int sq_read_jobs(struct sqlite_store *st, int id, struct job **jobs, size_t *n,

@@ -197,7 +197,9 @@ int harness_failed_migration(
 // (the tests of older versions build their databases from today's): each
 // drops what the versions after N added, newest first; the caller sets
 // the user_version. A new schema version adds its own line here.
-#define HARNESS_SQL_BACK_TO_V10 "DROP TABLE queue_limits;"
+#define HARNESS_SQL_BACK_TO_V11 "ALTER TABLE schedules DROP COLUMN workflow;"
+#define HARNESS_SQL_BACK_TO_V10 \
+    HARNESS_SQL_BACK_TO_V11 "DROP TABLE queue_limits;"
 #define HARNESS_SQL_BACK_TO_V9 HARNESS_SQL_BACK_TO_V10 "DROP TABLE schedules;"
 #define HARNESS_SQL_BACK_TO_V8                      \
     HARNESS_SQL_BACK_TO_V9                          \

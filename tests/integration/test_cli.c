@@ -548,6 +548,88 @@ test_cli_queue_pause_and_resume(void **state)
     run_free(&r);
 }
 
+// A file of the harness directory holding text; its path into path.
+static void
+write_file(struct harness *h, const char *name, const char *text, char *path,
+    size_t cap)
+{
+    harness_path(h, name, path, cap);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_cli_schedule_create_with_a_workflow_file_and_show(void **state)
+{
+    struct harness *h = *state;
+    char            wf[160], bad[160], cyc[160];
+    write_file(h, "etl.json",
+        "{\"name\": \"etl\", \"steps\": [{\"name\": \"extract\", "
+        "\"type\": \"x\"}, {\"name\": \"load\", \"type\": \"y\", "
+        "\"after\": [\"extract\"]}]}",
+        wf, sizeof(wf));
+    struct run r;
+    run(h, &r, "schedule", "create", "nightly", "--cron", "0 3 * * *",
+        "--workflow", wf, NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "Template:"));
+    assert_non_null(strstr(r.out, "workflow etl (2 steps)"));
+    run_free(&r);
+    run(h, &r, "--json", "schedule", "show", "nightly", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_string_equal(jstr(j, "workflow"), "etl");
+    assert_string_equal(jstr(j, "type"), "");
+    assert_true(json_is_null(json_object_get(j, "last_workflow_id")));
+    json_decref(j);
+    run_free(&r);
+    run(h, &r, "schedule", "list", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "workflow:etl"));
+    run_free(&r);
+
+    // Both templates, neither, --data with a workflow: usage errors; a
+    // bad file names itself; a cycle is the server's INVALID_ARGUMENT.
+    run(h, &r, "schedule", "create", "b", "--every", "1m", "--workflow", wf,
+        "--type", "t", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "either --type T (a job) or --workflow"));
+    run_free(&r);
+    run(h, &r, "schedule", "create", "b", "--every", "1m", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "either --type T (a job) or --workflow"));
+    run_free(&r);
+    run(h, &r, "schedule", "create", "b", "--every", "1m", "--workflow", wf,
+        "--data", "{}", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--data and --queue go with --type"));
+    run_free(&r);
+    write_file(
+        h, "bad.json", "{\"name\": \"b\", \"steps\": 7}", bad, sizeof(bad));
+    run(h, &r, "schedule", "create", "b", "--every", "1m", "--workflow", bad,
+        NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "bad.json"));
+    run_free(&r);
+    write_file(h, "cycle.json",
+        "{\"name\": \"c\", \"steps\": [{\"name\": \"a\", \"type\": "
+        "\"x\", \"after\": [\"b\"]}, {\"name\": \"b\", \"type\": \"x\", "
+        "\"after\": [\"a\"]}]}",
+        cyc, sizeof(cyc));
+    run(h, &r, "schedule", "create", "b", "--every", "1m", "--workflow", cyc,
+        NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err,
+        "INVALID_ARGUMENT: spec.workflow: steps "
+        "form a cycle"));
+    run_free(&r);
+    run(h, &r, "schedule", "show", "b", NULL);
+    assert_int_equal(r.status, 1); // nothing was stored
+    run_free(&r);
+}
+
 static void
 test_cli_takes_server_from_environment_and_rejects_bad_urls(void **state)
 {
@@ -1016,6 +1098,9 @@ main(void)
             test_cli_health_reports_queue_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_queue_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_schedule_create_with_a_workflow_file_and_show, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_takes_server_from_environment_and_rejects_bad_urls, setup,
             teardown),

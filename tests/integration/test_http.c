@@ -1899,6 +1899,27 @@ test_schedules_over_http(void **state)
     assert_null(jpath(r.j, "schedules.1"));
     resp_free(&r);
 
+    // A workflow template: a chain of two steps, answered as it went in.
+    r = post(f, "/v1/schedules",
+        "{\"spec\": {\"name\": \"etl\", \"cron\": \"@hourly\", "
+        "\"workflow\": {\"name\": \"etl\", \"steps\": [{\"name\": "
+        "\"extract\", \"type\": \"echo\"}, {\"name\": \"load\", \"type\": "
+        "\"echo\", \"after\": [\"extract\"]}]}}}");
+    expect_status(&r, 200);
+    assert_null(jpath(r.j, "schedule.spec.job"));
+    expect_str(&r, "schedule.spec.workflow.name", "etl");
+    expect_str(&r, "schedule.spec.workflow.steps.1.after.0", "extract");
+    resp_free(&r);
+    r = get(f, "/v1/schedules/etl");
+    expect_status(&r, 200);
+    expect_str(&r, "schedule.spec.workflow.steps.0.name", "extract");
+    expect_str(&r, "schedule.spec.workflow.steps.1.name", "load");
+    resp_free(&r);
+    struct req_opts no = { 0 };
+    r                  = request(f, "DELETE", "/v1/schedules/etl", &no);
+    expect_status(&r, 200);
+    resp_free(&r);
+
     static const char *const bad[][2] = {
         { "{\"spec\": {\"name\": \"b\", \"cron\": \"0 0 31 2 *\", \"job\": "
           "{\"type\": \"t\"}}}",
@@ -1913,7 +1934,24 @@ test_schedules_over_http(void **state)
           "{\"type\": \"t\"}}}",
             "shorter than the minimum of 1s" },
         { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\"}}",
-            "spec.job is missing" },
+            "spec.job and spec.workflow are both missing" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", \"job\": "
+          "{\"type\": \"t\"}, \"workflow\": {\"name\": \"w\", \"steps\": "
+          "[{\"name\": \"a\", \"type\": \"t\"}]}}}",
+            "spec.job and spec.workflow are both set" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", "
+          "\"workflow\": {\"name\": \"w\", \"steps\": [{\"name\": \"a\", "
+          "\"type\": \"t\", \"after\": [\"b\"]}, {\"name\": \"b\", "
+          "\"type\": \"t\", \"after\": [\"a\"]}]}}}",
+            "spec.workflow: " },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", "
+          "\"workflow\": {\"name\": \"w\", \"steps\": [{\"name\": \"a\", "
+          "\"type\": \"t\", \"after\": [\"nope\"]}]}}}",
+            "nope" },
+        { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", "
+          "\"workflow\": {\"name\": \"w\", \"idempotency_key\": \"k\", "
+          "\"steps\": [{\"name\": \"a\", \"type\": \"t\"}]}}}",
+            "idempotency_key is set by each tick" },
         { "{\"spec\": {\"name\": \"b\", \"cron\": \"@daily\", \"job\": "
           "{\"type\": \"t\", \"delay_ms\": 5}}}",
             "leave them unset" },

@@ -1,6 +1,8 @@
 // test_handlers.c - per-rpc decoding and validation into engine commands,
 // and encoding of the engine's results. Request bodies are built with the
 // protobuf-c generated code, exactly as a client would send them.
+#include "../../server/dag.h"
+#include "../../server/flowspec.h"
 #include "../../server/handlers.h"
 
 #include "anvil/v1/anvil.pb-c.h"
@@ -1308,6 +1310,146 @@ test_handlers_encode_health_marks_paused_queues(void **state)
     free(out);
 }
 
+// ---- schedules: the workflow template ----
+
+struct wf_fixture {
+    Anvil__V1__StepSpec              a, b;
+    Anvil__V1__StepSpec             *steps[2];
+    char                            *after_a[1], *after_b[1];
+    Anvil__V1__WorkflowSpec          wf;
+    Anvil__V1__SubmitJobRequest      job;
+    Anvil__V1__ScheduleSpec          spec;
+    Anvil__V1__CreateScheduleRequest req;
+};
+
+// A schedule every second of the chain a -> b.
+static void
+wf_fixture_init(struct wf_fixture *w)
+{
+    anvil__v1__step_spec__init(&w->a);
+    anvil__v1__step_spec__init(&w->b);
+    w->a.name     = "a";
+    w->a.type     = "extract";
+    w->b.name     = "b";
+    w->b.type     = "load";
+    w->after_a[0] = "a";
+    w->b.after    = w->after_a;
+    w->b.n_after  = 1;
+    w->steps[0]   = &w->a;
+    w->steps[1]   = &w->b;
+    anvil__v1__workflow_spec__init(&w->wf);
+    w->wf.name    = "etl";
+    w->wf.steps   = w->steps;
+    w->wf.n_steps = 2;
+    anvil__v1__submit_job_request__init(&w->job);
+    w->job.type = "t";
+    anvil__v1__schedule_spec__init(&w->spec);
+    w->spec.name     = "nightly";
+    w->spec.cron     = "@every 1s";
+    w->spec.workflow = &w->wf;
+    anvil__v1__create_schedule_request__init(&w->req);
+    w->req.spec = &w->spec;
+}
+
+static void
+test_handlers_create_schedule_packs_a_workflow_template(void **state)
+{
+    struct fx        *f = *state;
+    struct wf_fixture w;
+    wf_fixture_init(&w);
+    assert_int_equal(decode(f, "CreateSchedule", &w.req.base), ANVIL_OK);
+    const struct store_schedule *s = &f->call.cmd.u.schedule.spec;
+    assert_non_null(s->workflow);
+    assert_true(s->workflow_len > 0);
+    assert_string_equal(s->type, "");
+    assert_string_equal(s->queue, "");
+    assert_int_equal(s->payload_len, 0);
+
+    // What a tick builds from the stored bytes: the same spec.
+    struct flowspec      fs  = { 0 };
+    struct cmd_wf_submit ws  = { 0 };
+    struct anvil_error   err = { 0 };
+    assert_int_equal(
+        flowspec_unpack(s->workflow, s->workflow_len, &fs, &ws, &err),
+        ANVIL_OK);
+    assert_string_equal(ws.name, "etl");
+    assert_int_equal(ws.n, 2);
+    assert_null(ws.key);
+    assert_string_equal(ws.steps[0].type, "extract");
+    assert_string_equal(ws.steps[1].name, "b");
+    assert_string_equal(ws.steps[1].queue, "default");
+    assert_int_equal(ws.dag->n_parents[0], 0);
+    assert_int_equal(ws.dag->n_parents[1], 1);
+    assert_int_equal(ws.dag->parents[1][0], 0);
+    flowspec_fini(&fs);
+    assert_null(fs.dag);
+    static const uint8_t junk[] = { 0xff, 0xff, 0xff };
+    assert_int_equal(
+        flowspec_unpack(junk, sizeof(junk), &fs, &ws, &err), ANVIL_INTERNAL);
+    flowspec_fini(&fs);
+}
+
+static void
+test_handlers_create_schedule_takes_exactly_one_template_checked_as_submit_workflow(
+    void **state)
+{
+    struct fx        *f = *state;
+    struct wf_fixture w;
+    wf_fixture_init(&w);
+    w.spec.job = &w.job;
+    assert_names(f, decode(f, "CreateSchedule", &w.req.base),
+        ANVIL_INVALID_ARGUMENT, "spec.job and spec.workflow are both set");
+    w.spec.job      = NULL;
+    w.spec.workflow = NULL;
+    assert_names(f, decode(f, "CreateSchedule", &w.req.base),
+        ANVIL_INVALID_ARGUMENT, "spec.job and spec.workflow are both missing");
+    w.spec.workflow = &w.wf;
+
+    // Each bad spec: the same message as SubmitWorkflow's, after
+    // "spec.workflow: ".
+    Anvil__V1__SubmitWorkflowRequest sub
+        = ANVIL__V1__SUBMIT_WORKFLOW_REQUEST__INIT;
+    sub.spec = &w.wf;
+    char want[sizeof(f->err.msg) + 20];
+    for (int i = 0; i < 6; i++) {
+        wf_fixture_init(&w);
+        switch (i) {
+        case 0: // a cycle
+            w.after_b[0] = "b";
+            w.a.after    = w.after_b;
+            w.a.n_after  = 1;
+            break;
+        case 1: // an unknown step in after
+            w.after_a[0] = "nope";
+            break;
+        case 2: // no step
+            w.wf.n_steps = 0;
+            break;
+        case 3: // a bad step type
+            w.b.type = "bad type";
+            break;
+        case 4: // a payload over the limit
+            w.a.payload.len  = f->lim.max_payload + 1;
+            w.a.payload.data = calloc(1, w.a.payload.len);
+            break;
+        default: // a bad workflow name
+            w.wf.name = "";
+            break;
+        }
+        sub.spec = &w.wf;
+        assert_int_equal(
+            decode(f, "SubmitWorkflow", &sub.base), ANVIL_INVALID_ARGUMENT);
+        snprintf(want, sizeof(want), "spec.workflow: %s", f->err.msg);
+        assert_names(f, decode(f, "CreateSchedule", &w.req.base),
+            ANVIL_INVALID_ARGUMENT, want);
+        free(w.a.payload.data);
+    }
+    wf_fixture_init(&w);
+    w.wf.idempotency_key = "mine";
+    assert_names(f, decode(f, "CreateSchedule", &w.req.base),
+        ANVIL_INVALID_ARGUMENT, "idempotency_key is set by each tick");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1323,6 +1465,8 @@ main(void)
         T(test_handlers_every_service_method_answers_bad_bodies_cleanly),
         T(test_handlers_submit_fills_the_command_with_defaults),
         T(test_handlers_submit_takes_a_concurrency_key_and_limit),
+        T(test_handlers_create_schedule_packs_a_workflow_template),
+        T(test_handlers_create_schedule_takes_exactly_one_template_checked_as_submit_workflow),
         T(test_handlers_submit_rejects_bad_concurrency_settings),
         T(test_handlers_submit_rejects_bad_type_and_queue_names),
         T(test_handlers_submit_rejects_a_payload_over_the_limit),

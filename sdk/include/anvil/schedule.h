@@ -1,6 +1,6 @@
-// schedule.h - cron schedules: a job the server submits on a cron
-// expression (in an IANA time zone) or every fixed interval, exactly once
-// per tick, also across a server crash (docs/schedules.md).
+// schedule.h - cron schedules: a job (or a workflow) the server submits
+// on a cron expression (in an IANA time zone) or every fixed interval,
+// exactly once per tick, also across a server crash (docs/schedules.md).
 //
 // Thread safety: the calls are as thread-safe as the client. Returned
 // objects are the caller's.
@@ -8,6 +8,7 @@
 #define ANVIL_SCHEDULE_H
 
 #include <anvil/anvil.h>
+#include <anvil/workflow.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,7 +29,8 @@ enum anvil_schedule_catch_up {
     ANVIL_CATCH_UP_SKIP = 2, // none: go on from the next tick to come
 };
 
-// A schedule to create; zero-initialise, then set name, cron and type.
+// A schedule to create; zero-initialise, then set name, cron and either
+// type (a job template) or workflow (a workflow template).
 struct anvil_schedule_spec {
     const char *name; // [A-Za-z0-9_.-]{1,128}, unique
     // "*/5 * * * *", "0 9 * * MON-FRI", "@daily", "@every 30s", ...
@@ -43,7 +45,14 @@ struct anvil_schedule_spec {
     const struct anvil_job_opts *opts; // NULL = defaults
     enum anvil_schedule_overlap  overlap;
     enum anvil_schedule_catch_up catch_up;
-    uint32_t catch_up_limit; // EACH: at most this many jobs; 0 = 100
+    uint32_t catch_up_limit; // EACH: at most this many runs; 0 = 100
+    // Instead of type (which must then be NULL, with payload and opts):
+    // the workflow each tick submits, with the key
+    // "schedule/<name>/<tick ms>" (so its own key must be unset). The
+    // server checks it as anvil_workflow_submit's. Borrowed for the call.
+    // Overlap then looks at the previous tick's workflow (RUNNING = still
+    // going; cancel cancels it).
+    const anvil_workflow_spec *workflow;
 };
 
 // A schedule as the server reports it. Strings are never NULL.
@@ -69,6 +78,11 @@ struct anvil_schedule {
     uint64_t                     fired;        // jobs submitted
     uint64_t                     skipped;      // ticks that submitted none
     int64_t                      created_at_ms;
+    // A workflow template: its name and number of steps (type and queue
+    // are then ""), and the last workflow fired. "" / 0 for a job template.
+    char  *workflow_name;
+    size_t workflow_steps;
+    char  *last_workflow_id; // "" = none
 };
 
 struct anvil_schedule_list {
@@ -79,7 +93,8 @@ struct anvil_schedule_list {
 // Creates a schedule; *out (may be NULL; anvil_schedule_free) is it as
 // stored, with its first tick. Errors: INVALID_ARGUMENT naming the field
 // (a bad cron field and value, an expression that never fires, an unknown
-// time zone, a bad job template), ALREADY_EXISTS for a taken name,
+// time zone, a bad job or workflow template, both templates or neither),
+// ALREADY_EXISTS for a taken name,
 // PERMISSION_DENIED for a worker's or reader's token.
 ANVIL_API int anvil_schedule_create(anvil_client *c,
     const struct anvil_schedule_spec *spec, struct anvil_schedule **out,
