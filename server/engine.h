@@ -186,6 +186,8 @@ struct cmd_queue { // QUEUE_PAUSE, QUEUE_RESUME, QUEUE_LIMIT
     double      rate;    // QUEUE_LIMIT: tokens a second (0: no limit)
     uint32_t    burst;   // QUEUE_LIMIT: >= 1 (with rate 0: 0)
     double      tokens;  // QUEUE_LIMIT, out: the bucket's after the call
+    bool        had;     // QUEUE_LIMIT, out: the queue had a limit
+    int64_t     at;      // QUEUE_LIMIT, out: the time of tokens (ms)
 };
 
 // CreateSchedule, GetSchedule, ListSchedules, PauseSchedule,

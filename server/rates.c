@@ -17,44 +17,60 @@
 #include <stdlib.h>
 #include <string.h>
 
-// The bucket a new or changed limit starts with: a new one full, a
-// changed one with what it had (at most the new burst).
-static void
-next_bucket(struct engine *e, const struct cmd_queue *q, int64_t now,
-    struct readyq_rate *out, bool *changed)
+// The limit the store holds for queue now (earlier commands of this
+// batch included) in *old, its bucket refilled to now and no fuller than
+// the ready queues' one (leases earlier in the batch spent from that);
+// *had false when there is none.
+static int
+stored_bucket(struct engine *e, const char *queue, int64_t now,
+    struct readyq_rate *old, bool *had, struct anvil_error *err)
 {
-    struct readyq_rate old;
-    bool               had = readyq_rate_get(e->ready, q->queue, &old);
-    *out                   = (struct readyq_rate) {
-                          .rate = q->rate, .burst = q->burst, .at = now
-    };
-    if (q->rate <= 0) {
-        *changed = had;
-        return;
+    struct store_queue_limit l;
+    int                      rc = store_queue_limit_get(e->st, queue, &l, err);
+    *had                        = rc == ANVIL_OK;
+    if (rc == ANVIL_NOT_FOUND) {
+        av_error_clear(err);
+        return ANVIL_OK;
     }
-    out->tokens = (double) q->burst;
-    if (had && old.tokens < out->tokens)
-        out->tokens = old.tokens;
-    *changed = !had || old.rate != q->rate || old.burst != q->burst;
+    if (rc != ANVIL_OK)
+        return rc;
+    *old = (struct readyq_rate) {
+        .rate = l.rate, .burst = l.burst, .tokens = l.tokens, .at = l.at
+    };
+    readyq_rate_refill(old, now);
+    struct readyq_rate mem;
+    if (readyq_rate_get(e->ready, queue, &mem) && mem.tokens < old->tokens)
+        old->tokens = mem.tokens;
+    return ANVIL_OK;
 }
 
 int
 rates_set(struct engine *e, struct batch *b, struct cmd *c)
 {
     struct cmd_queue  *q = &c->u.queue;
-    struct readyq_rate r;
-    next_bucket(e, q, b->now, &r, &q->changed);
-    q->tokens = r.tokens;
+    struct readyq_rate old;
+    int rc = stored_bucket(e, q->queue, b->now, &old, &q->had, &c->err);
+    if (rc != ANVIL_OK)
+        return rc;
+    // A new limit starts full; a changed one keeps its tokens (at most the
+    // new burst).
+    q->at     = b->now;
+    q->tokens = q->rate > 0 ? (double) q->burst : 0;
+    if (q->had && q->rate > 0 && old.tokens < q->tokens)
+        q->tokens = old.tokens;
+    q->changed = q->rate > 0
+        ? !q->had || old.rate != q->rate || old.burst != q->burst
+        : q->had;
     if (!q->changed)
         return ANVIL_OK;
     struct store_queue_limit l = {
         .queue  = (char *) q->queue,
-        .rate   = r.rate,
-        .burst  = r.burst,
-        .tokens = r.tokens,
-        .at     = r.at,
+        .rate   = q->rate,
+        .burst  = q->burst,
+        .tokens = q->tokens,
+        .at     = q->at,
     };
-    int rc = store_queue_limit_set(e->st, &l, &c->err);
+    rc = store_queue_limit_set(e->st, &l, &c->err);
     if (rc != ANVIL_OK)
         return rc;
     b->queues_changed = true;
@@ -80,11 +96,14 @@ rates_committed(struct engine *e, const struct cmd *list)
         if (c->kind != CMD_QUEUE_LIMIT || c->err.code != ANVIL_OK
             || !q->changed)
             continue;
-        // Leases later in the batch may have spent tokens: keep them spent.
-        struct readyq_rate r, now;
-        bool               changed;
-        next_bucket(e, q, av_now_ms(), &r, &changed);
-        if (readyq_rate_get(e->ready, q->queue, &now) && now.tokens < r.tokens)
+        // Leases later in the batch may have spent from the bucket the
+        // limit changed: those stay spent.
+        struct readyq_rate r = {
+            .rate = q->rate, .burst = q->burst, .tokens = q->tokens, .at = q->at
+        };
+        struct readyq_rate now;
+        if (q->had && readyq_rate_get(e->ready, q->queue, &now)
+            && now.tokens < r.tokens)
             r.tokens = now.tokens;
         if (readyq_rate_set(e->ready, q->queue, q->rate > 0 ? &r : NULL) != 0)
             AV_ERR("queue.oom",

@@ -535,9 +535,8 @@ rate_find(struct readyq *q, const char *queue)
     return found ? &q->rates[at] : NULL;
 }
 
-// The tokens gained since the bucket's time, up to its burst.
-static void
-refill(struct readyq_rate *r, int64_t now)
+void
+readyq_rate_refill(struct readyq_rate *r, int64_t now)
 {
     if (now <= r->at)
         return;
@@ -551,7 +550,7 @@ readyq_clock(struct readyq *q, int64_t now_ms)
 {
     q->now = now_ms;
     for (size_t i = 0; i < q->n_rates; i++)
-        refill(&q->rates[i].r, now_ms);
+        readyq_rate_refill(&q->rates[i].r, now_ms);
 }
 
 int

@@ -107,6 +107,9 @@ struct readyq_rate {
 // Refills every bucket to now_ms.
 void readyq_clock(struct readyq *q, int64_t now_ms);
 
+// Adds the tokens r gained from r->at to now (ms), up to its burst.
+void readyq_rate_refill(struct readyq_rate *r, int64_t now);
+
 // Sets queue's limit to *r (NULL, or r->rate <= 0: removes it). 0, or -1
 // if out of memory (nothing changed).
 int readyq_rate_set(

@@ -447,6 +447,13 @@ store_queue_limit_save(struct store *st, const char *queue, double tokens,
 }
 
 int
+store_queue_limit_get(struct store *st, const char *queue,
+    struct store_queue_limit *out, struct anvil_error *err)
+{
+    return st->ops->queue_limit_get(st, queue, out, err);
+}
+
+int
 store_queue_limits(struct store *st, struct store_queue_limit **out, size_t *n,
     struct anvil_error *err)
 {

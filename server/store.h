@@ -187,6 +187,8 @@ struct store_ops {
         struct anvil_error *err);
     int (*queue_limit_save)(struct store *st, const char *queue, double tokens,
         int64_t at, struct anvil_error *err);
+    int (*queue_limit_get)(struct store *st, const char *queue,
+        struct store_queue_limit *out, struct anvil_error *err);
     int (*queue_limits)(struct store *st, struct store_queue_limit **out,
         size_t *n, struct anvil_error *err);
     int (*schedule_insert)(struct store *st, const struct store_schedule *s,
@@ -637,6 +639,11 @@ int store_queue_limit_set(struct store *st, const struct store_queue_limit *l,
 // no limit: nothing is written).
 int store_queue_limit_save(struct store *st, const char *queue, double tokens,
     int64_t at, struct anvil_error *err);
+
+// Queue's limit and stored bucket in *out (out->queue is left NULL);
+// NOT_FOUND when it has none.
+int store_queue_limit_get(struct store *st, const char *queue,
+    struct store_queue_limit *out, struct anvil_error *err);
 
 // Every limit, sorted by queue (bytewise): *out has *n of them
 // (store_queue_limits_free), NULL when there are none.

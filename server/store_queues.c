@@ -89,6 +89,39 @@ sq_queue_limit_save(struct store *base, const char *queue, double tokens,
     return sq_exec(st, STMT_LIMIT_SAVE, err, "storing a rate limit's tokens");
 }
 
+// A row's burst; 1 for one that does not fit (never written so).
+static uint32_t
+col_burst(sqlite3_stmt *s, int i)
+{
+    int64_t burst = sqlite3_column_int64(s, i);
+    return burst > 0 && burst <= UINT32_MAX ? (uint32_t) burst : 1;
+}
+
+static int
+sq_queue_limit_get(struct store *base, const char *queue,
+    struct store_queue_limit *out, struct anvil_error *err)
+{
+    struct sqlite_store *st = sq(base);
+    sqlite3_stmt        *s  = sq_stmt(st, STMT_LIMIT_GET);
+    sq_bind_text(st, s, 1, queue);
+    int rc   = sq_step(st, STMT_LIMIT_GET);
+    int code = ANVIL_OK;
+    if (rc == SQLITE_ROW)
+        *out = (struct store_queue_limit) {
+            .rate   = sqlite3_column_double(s, 0),
+            .burst  = col_burst(s, 1),
+            .tokens = sqlite3_column_double(s, 2),
+            .at     = sqlite3_column_int64(s, 3),
+        };
+    else if (rc == SQLITE_DONE)
+        code = av_error_set(
+            err, ANVIL_NOT_FOUND, "queue %s has no rate limit", queue);
+    else
+        code = sq_error(st, err, "reading a rate limit");
+    sq_reset(st, STMT_LIMIT_GET);
+    return code;
+}
+
 static int
 sq_queue_limits(struct store *base, struct store_queue_limit **out, size_t *n,
     struct anvil_error *err)
@@ -107,13 +140,12 @@ sq_queue_limits(struct store *base, struct store_queue_limit **out, size_t *n,
             code = av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
             break;
         }
-        int64_t burst = sqlite3_column_int64(s, 2);
-        v[cnt++]      = (struct store_queue_limit) {
-                 .queue  = queue,
-                 .rate   = sqlite3_column_double(s, 1),
-                 .burst  = burst > 0 && burst <= UINT32_MAX ? (uint32_t) burst : 1,
-                 .tokens = sqlite3_column_double(s, 3),
-                 .at     = sqlite3_column_int64(s, 4),
+        v[cnt++] = (struct store_queue_limit) {
+            .queue  = queue,
+            .rate   = sqlite3_column_double(s, 1),
+            .burst  = col_burst(s, 2),
+            .tokens = sqlite3_column_double(s, 3),
+            .at     = sqlite3_column_int64(s, 4),
         };
     }
     if (code == ANVIL_OK && rc != SQLITE_DONE)
@@ -135,5 +167,6 @@ sq_queues_ops(struct store_ops *o)
     o->queues_paused    = sq_queues_paused;
     o->queue_limit_set  = sq_queue_limit_set;
     o->queue_limit_save = sq_queue_limit_save;
+    o->queue_limit_get  = sq_queue_limit_get;
     o->queue_limits     = sq_queue_limits;
 }

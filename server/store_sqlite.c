@@ -178,6 +178,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_LIMIT_DELETE]  = "DELETE FROM queue_limits WHERE queue = ?1",
     [STMT_LIMIT_SAVE]    = "UPDATE queue_limits SET tokens = ?2, at_ms = ?3 "
                            "WHERE queue = ?1",
+    [STMT_LIMIT_GET]     = "SELECT rate, burst, tokens, at_ms FROM "
+                           "queue_limits WHERE queue = ?1",
     [STMT_LIMITS]        = "SELECT queue, rate, burst, tokens, at_ms FROM "
                            "queue_limits ORDER BY queue",
     // Writes only a change, so that a repeated report costs no page write

@@ -2498,6 +2498,63 @@ test_engine_rate_limit_change_keeps_tokens_and_writes_events(void **state)
     engine_cmd_fini(&r.c);
 }
 
+// Posts limits on queue "mail" back to back (they may share a batch);
+// each must change something.
+static void
+post_limits(struct fx *f, const double *rates, const uint32_t *bursts, int n)
+{
+    struct req r[4];
+    for (int i = 0; i < n; i++) {
+        req_init(&r[i], CMD_QUEUE_LIMIT);
+        r[i].c.u.queue.queue = "mail";
+        r[i].c.u.queue.rate  = rates[i];
+        r[i].c.u.queue.burst = bursts[i];
+        post(f, &r[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        assert_true(wait_done(&r[i], REPLY_TIMEOUT_MS));
+        assert_int_equal(r[i].c.err.code, ANVIL_OK);
+        assert_true(r[i].c.u.queue.changed);
+    }
+}
+
+// Health's one limit's rate and burst as "R/B" ("" for none).
+static void
+health_limit(struct fx *f, char *buf, size_t len)
+{
+    struct req r;
+    req_init(&r, CMD_HEALTH);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    buf[0] = '\0';
+    if (r.c.u.health.n_limits == 1)
+        snprintf(buf, len, "%g/%u", r.c.u.health.limits[0].rate,
+            r.c.u.health.limits[0].burst);
+    engine_cmd_fini(&r.c);
+}
+
+static void
+test_engine_rate_limits_in_one_batch_apply_in_order(void **state)
+{
+    struct fx *f = *state;
+    char       lim[32];
+    // Set, remove, set again; then remove and set the same again.
+    post_limits(f, (double[]) { 10, 0, 20 }, (uint32_t[]) { 5, 0, 2 }, 3);
+    health_limit(f, lim, sizeof(lim));
+    assert_string_equal(lim, "20/2");
+    post_limits(f, (double[]) { 0, 20 }, (uint32_t[]) { 0, 2 }, 2);
+    health_limit(f, lim, sizeof(lim));
+    assert_string_equal(lim, "20/2");
+    restart(f, 30000);
+    health_limit(f, lim, sizeof(lim));
+    assert_string_equal(lim, "20/2");
+    post_limits(f, (double[]) { 5, 0 }, (uint32_t[]) { 1, 0 }, 2);
+    health_limit(f, lim, sizeof(lim));
+    assert_string_equal(lim, "");
+    restart(f, 30000);
+    health_limit(f, lim, sizeof(lim));
+    assert_string_equal(lim, "");
+}
+
 // ---- RetryJobs and CancelJobs ----
 
 // Posts RetryJobs (retry) or CancelJobs with filter flt and request id
@@ -3259,6 +3316,7 @@ main(void)
         T(test_engine_rate_limit_leases_the_burst_then_wakes_a_parked_poll),
         T(test_engine_rate_limit_bucket_outlasts_a_restart_and_a_failed_commit),
         T(test_engine_rate_limit_change_keeps_tokens_and_writes_events),
+        T(test_engine_rate_limits_in_one_batch_apply_in_order),
         T(test_engine_retry_many_retries_only_the_matching_failed_jobs),
         T(test_engine_retry_many_leaves_workflow_steps_to_retry_workflow),
         T(test_engine_cancel_many_cancels_as_cancel_job_does),
