@@ -31,10 +31,13 @@ const struct cli_verb cli_verb_health = {
     .help     = "With --json: {\"version\", \"uptime_ms\", \"jobs_total\", "
                 "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
                 "\"running\", \"no_worker\", \"paused\"}], "
-                "\"paused_queues\"}.\nNO WORKER (no_worker) "
-                "marks a queue and type no live worker serves; Paused lists\n"
-                "the paused queues (anvil queue pause), whose rows say "
-                "(paused).\n",
+                "\"paused_queues\", \"busiest_keys\": [{\"key\", "
+                "\"running\", \"waiting\", \"limit\"}]}.\nNO WORKER "
+                "(no_worker) marks a queue and type no live worker serves; "
+                "Paused lists\nthe paused queues (anvil queue pause), whose "
+                "rows say (paused). The CONCURRENCY KEY\ntable lists the "
+                "keys with the most jobs waiting for a free slot (at most "
+                "20).\n",
     .flags    = health_flags,
     .run      = run_health,
 };

@@ -204,16 +204,29 @@ struct minute_count {
     uint64_t retried;
 };
 
+// Health lists at most this many concurrency keys, the busiest first.
+#define HEALTH_BUSIEST_KEYS 20
+
+// One concurrency key in a Health reply (key is owned: free()).
+struct cmd_key_state {
+    char    *key;
+    uint32_t running;
+    uint64_t waiting;
+    uint32_t limit;
+};
+
 struct cmd_health {
-    struct store_depth  *depths; // out
-    size_t               n;
-    uint64_t             total;
-    int64_t              uptime_ms;
-    struct minute_count *recent; // out, oldest minute first (free())
-    size_t               n_recent;
-    uint64_t             last_event_seq; // out
-    char               **paused;         // out: paused queues, sorted
-    size_t               n_paused;       // (store_names_free)
+    struct store_depth   *depths; // out
+    size_t                n;
+    uint64_t              total;
+    int64_t               uptime_ms;
+    struct minute_count  *recent; // out, oldest minute first (free())
+    size_t                n_recent;
+    uint64_t              last_event_seq; // out
+    char                **paused;         // out: paused queues, sorted
+    size_t                n_paused;       // (store_names_free)
+    struct cmd_key_state *keys;           // out: the busiest concurrency keys
+    size_t                n_keys;
 };
 
 struct cmd_wf_step {

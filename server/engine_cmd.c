@@ -87,6 +87,11 @@ engine_fini_health(struct cmd *c)
     store_names_free(c->u.health.paused, c->u.health.n_paused);
     c->u.health.paused   = NULL;
     c->u.health.n_paused = 0;
+    for (size_t i = 0; i < c->u.health.n_keys; i++)
+        free(c->u.health.keys[i].key);
+    free(c->u.health.keys);
+    c->u.health.keys   = NULL;
+    c->u.health.n_keys = 0;
 }
 
 void

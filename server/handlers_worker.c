@@ -362,6 +362,18 @@ minute_to_pb(const void *from, void *to)
     m->retried   = c->retried;
 }
 
+static void
+key_to_pb(const void *from, void *to)
+{
+    const struct cmd_key_state     *k = from;
+    Anvil__V1__ConcurrencyKeyState *m = to;
+    anvil__v1__concurrency_key_state__init(m);
+    m->key     = k->key;
+    m->running = k->running;
+    m->waiting = k->waiting;
+    m->limit   = k->limit;
+}
+
 int
 hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
 {
@@ -371,9 +383,13 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         sizeof(Anvil__V1__QueueDepth), depth_to_pb);
     void **recent = handlers_list(scratch, h->recent, h->n_recent,
         sizeof(*h->recent), sizeof(Anvil__V1__MinuteCount), minute_to_pb);
-    if (m == NULL || depths == NULL || recent == NULL)
+    void **keys   = handlers_list(scratch, h->keys, h->n_keys, sizeof(*h->keys),
+          sizeof(Anvil__V1__ConcurrencyKeyState), key_to_pb);
+    if (m == NULL || depths == NULL || recent == NULL || keys == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__health_response__init(m);
+    m->n_busiest_keys  = h->n_keys;
+    m->busiest_keys    = (Anvil__V1__ConcurrencyKeyState **) keys;
     m->n_depths        = h->n;
     m->depths          = (Anvil__V1__QueueDepth **) depths;
     m->n_recent        = h->n_recent;

@@ -403,6 +403,14 @@ struct anvil_queue_depth {
     bool     paused;    // the queue is paused (anvil_queue_pause)
 };
 
+// A concurrency key as the server holds it now (ConcurrencyKeyState).
+struct anvil_key_state {
+    char    *key;
+    uint32_t running; // jobs leased under it
+    uint64_t waiting; // jobs queued that wait for a free slot
+    uint32_t limit;   // the newest job's concurrency_limit
+};
+
 // Jobs of one queue and type that ended in one minute (MinuteCount).
 struct anvil_minute_count {
     int64_t  minute_ms; // the minute's start, Unix epoch ms
@@ -428,6 +436,11 @@ struct anvil_health {
     // older than pausing.
     char **paused_queues;
     size_t n_paused_queues;
+    // The concurrency keys with the most jobs waiting, at most 20: waiting
+    // descending, then key; none when no job holds a key (or from a
+    // server older than this list).
+    struct anvil_key_state *busiest_keys;
+    size_t                  n_busiest_keys;
 };
 
 // Asks the server how it is. *out is the caller's (anvil_health_free).
