@@ -195,6 +195,11 @@ async function boot() {
   document.getElementById('stream-state').addEventListener('click', () => stream.reconnect());
   document.addEventListener('click', onClick);
   window.addEventListener('popstate', render);
+  // A page left (or kept in the back/forward cache) closes its stream:
+  // browsers allow six connections to a host, and every stream left open
+  // holds one, until the page's own requests wait for ever.
+  window.addEventListener('pagehide', () => stream.stop());
+  window.addEventListener('pageshow', (e) => { if (e.persisted) stream.reconnect(); });
   stream.onState(showStreamState);
   stream.on((batch) => {
     showMissed(batch);

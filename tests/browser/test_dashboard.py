@@ -10,7 +10,8 @@ queued job; a job that finishes while its page is open changes state
 without a reload; the event list has every seq exactly once after the
 stream reconnects (anvild stopped and started again on the same port and
 data folder); the schedules page lists a schedule with its spec and
-next fire time, shows its ticks' jobs as they fire, and pauses one.
+next fire time, shows its ticks' jobs as they fire, and pauses one; the
+overview lists a concurrency key held at its limit.
 Every wait is a condition with a deadline. Each test saves a
 screenshot in $ANVIL_BUILD_DIR/screenshots/.
 
@@ -498,6 +499,37 @@ class Dashboard(unittest.TestCase):
             "return document.documentElement.scrollWidth"), 390,
             "the schedule's page scrolls sideways at phone width")
         self.shot("schedule-phone", full=True)
+
+    def test_9b_overview_lists_the_busiest_concurrency_keys(self):
+        # Limit 1 and four of them: the worker (4 slots) runs one and sets
+        # three aside.
+        ids = [self.server.submit(
+            type="Sleep", concurrency_key="tenant-web", concurrency_limit=1,
+            payload={"SleepTimeInSeconds": 1, "Message": "keyed"})
+            for _ in range(4)]
+
+        def held(_):
+            for k in self.server.call("GET", "/v1/health").get(
+                    "busiest_keys", []):
+                if k["key"] == "tenant-web" and int(k.get("running", 0)) == 1 \
+                        and int(k.get("waiting", 0)) >= 1:
+                    return k
+            return None
+        until(lambda: held(None), "Health to list key tenant-web")
+        self.open("/")
+        row = self.wait(lambda d: [
+            r for r in d.find_elements(
+                By.CSS_SELECTOR, '#busiest-keys tr[data-key="tenant-web"]')
+            if r.get_attribute("data-running") == "1"
+            and int(r.get_attribute("data-waiting")) >= 1],
+            "key tenant-web in the overview, running at its limit")[0]
+        self.assertIn("at limit", row.text.lower())
+        self.shot("overview-keys", full=True)
+        for jid in ids:
+            self.wait_job(jid, "SUCCEEDED")
+        # Every job of the key ended: the panel goes with the key.
+        self.wait(lambda d: not d.find_elements(By.ID, "concurrency-keys"),
+                  "the keys panel to go once no job holds a key")
 
 
 def main():

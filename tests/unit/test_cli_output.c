@@ -716,11 +716,20 @@ test_health_and_submit_json_have_the_documented_keys(void **state)
     (void) state;
     struct anvil_queue_depth d[]
         = { { "default", "Sleep", 3, 1, true, 2, true } };
-    char               *paused[] = { "default" };
-    struct anvil_health h = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77, paused, 1 };
-    json_t             *obj = output_health_json(&h);
+    char                  *paused[] = { "default" };
+    struct anvil_key_state keys[]   = { { "tenant-7", 2, 40, 2 } };
+    struct anvil_health    h
+        = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77, paused, 1, keys, 1 };
+    json_t *obj = output_health_json(&h);
     assert_non_null(obj);
-    assert_int_equal(json_object_size(obj), 6);
+    assert_int_equal(json_object_size(obj), 7);
+    json_t *k = json_array_get(json_object_get(obj, "busiest_keys"), 0);
+    assert_int_equal(json_object_size(k), 4);
+    assert_string_equal(
+        json_string_value(json_object_get(k, "key")), "tenant-7");
+    assert_int_equal(json_integer_value(json_object_get(k, "running")), 2);
+    assert_int_equal(json_integer_value(json_object_get(k, "waiting")), 40);
+    assert_int_equal(json_integer_value(json_object_get(k, "limit")), 2);
     json_t *ps = json_object_get(obj, "paused_queues");
     assert_int_equal(json_array_size(ps), 1);
     assert_string_equal(json_string_value(json_array_get(ps, 0)), "default");
@@ -916,8 +925,9 @@ test_health_human_prints_fields_and_queue_table(void **state)
     struct anvil_queue_depth d[]
         = { { "default", "Sleep", 3, 1, false, 0, false },
               { "io", "Fetch", 120, 0, false, 4, false } };
-    struct anvil_health h = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0, NULL, 0 };
-    struct capture      out;
+    struct anvil_health h
+        = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0, NULL, 0, NULL, 0 };
+    struct capture out;
     capture_open(&out);
     output_health_human(out.f, &h);
     char *text = capture_close(&out);
@@ -962,7 +972,24 @@ test_health_human_prints_fields_and_queue_table(void **state)
     assert_non_null(strstr(text, "\nio (paused)  Fetch     120"));
     free(text);
 
-    struct anvil_health idle = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0, NULL, 0 };
+    // The busiest concurrency keys: a table after the queues'.
+    struct anvil_key_state keys[]
+        = { { "tenant-7", 2, 1500, 2 }, { "b", 1, 0, 10 } };
+    h.busiest_keys   = keys;
+    h.n_busiest_keys = 2;
+    capture_open(&out);
+    output_health_human(out.f, &h);
+    text = capture_close(&out);
+    assert_non_null(strstr(text,
+        "        0  yes\n"
+        "\n"
+        "CONCURRENCY KEY  RUNNING  LIMIT  WAITING\n"
+        "tenant-7               2      2     1500\n"
+        "b                      1     10        0\n"));
+    free(text);
+
+    struct anvil_health idle
+        = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0, NULL, 0, NULL, 0 };
     capture_open(&out);
     output_health_human(out.f, &idle);
     text = capture_close(&out);
