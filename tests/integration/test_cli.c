@@ -490,9 +490,10 @@ test_cli_health_reports_queue_depths(void **state)
     run(h, &r, "health", "--json", NULL);
     assert_int_equal(r.status, 0);
     json_t *j = out_json(&r);
-    assert_int_equal(json_object_size(j), 6);
+    assert_int_equal(json_object_size(j), 7);
     assert_true(json_is_integer(json_object_get(j, "last_event_seq")));
     assert_int_equal(json_array_size(json_object_get(j, "paused_queues")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "busiest_keys")), 0);
     assert_true(json_is_string(json_object_get(j, "version")));
     assert_true(json_is_integer(json_object_get(j, "uptime_ms")));
     json_t *qs = json_object_get(j, "queues");
@@ -505,8 +506,30 @@ test_cli_health_reports_queue_depths(void **state)
     assert_non_null(strstr(r.out, "Version: "));
     assert_non_null(strstr(r.out, "QUEUE"));
     assert_non_null(strstr(r.out, "Nobody"));
+    assert_null(strstr(r.out, "CONCURRENCY KEY"));
     run_free(&r);
     free(id);
+
+    // A job with a concurrency key: the key is listed (queued, so none
+    // runs and none waits yet).
+    run(h, &r, "submit", "Nobody", "--concurrency-key", "tenant-cli",
+        "--concurrency", "2", NULL);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out,
+        "CONCURRENCY KEY  RUNNING  LIMIT  WAITING\n"
+        "tenant-cli             0      2        0\n"));
+    run_free(&r);
+    run(h, &r, "health", "--json", NULL);
+    j         = out_json(&r);
+    json_t *k = json_array_get(json_object_get(j, "busiest_keys"), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(k, "key")), "tenant-cli");
+    assert_int_equal(json_integer_value(json_object_get(k, "limit")), 2);
+    json_decref(j);
+    run_free(&r);
 }
 
 static void
