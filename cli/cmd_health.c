@@ -32,11 +32,14 @@ const struct cli_verb cli_verb_health = {
                 "\"queues\": [{\"queue\", \"type\",\n\"queued\", "
                 "\"running\", \"no_worker\", \"paused\"}], "
                 "\"paused_queues\", \"queue_limits\": [{\"queue\", "
-                "\"rate_per_second\",\n\"burst\", \"tokens\"}]}.\nNO "
-                "WORKER (no_worker) marks a queue and type no live worker "
-                "serves; Paused lists\nthe paused queues (anvil queue pause), "
-                "whose rows say (paused); Rate limits lists\nthe limits "
-                "(anvil queue limit) with the tokens in each bucket.\n",
+                "\"rate_per_second\",\n\"burst\", \"tokens\"}], "
+                "\"busiest_keys\": [{\"key\", \"running\", \"waiting\", "
+                "\"limit\"}]}.\nNO WORKER (no_worker) marks a queue and type "
+                "no live worker serves; Paused lists\nthe paused queues "
+                "(anvil queue pause), whose rows say (paused); Rate limits "
+                "lists\nthe limits (anvil queue limit) with the tokens in "
+                "each bucket. The CONCURRENCY KEY\ntable lists the keys with "
+                "the most jobs waiting for a free slot (at most 20).\n",
     .flags    = health_flags,
     .run      = run_health,
 };

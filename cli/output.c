@@ -314,6 +314,18 @@ limit_json(const struct anvil_queue_limit *l)
     return output_json_done(o, rc);
 }
 
+static json_t *
+key_json(const struct anvil_key_state *k)
+{
+    json_t *o  = json_object();
+    int     rc = o == NULL ? -1 : 0;
+    rc |= json_object_set_new(o, "key", output_json_text(k->key));
+    rc |= json_object_set_new(o, "running", json_u64(k->running));
+    rc |= json_object_set_new(o, "waiting", json_u64(k->waiting));
+    rc |= json_object_set_new(o, "limit", json_u64(k->limit));
+    return output_json_done(o, rc);
+}
+
 json_t *
 output_health_json(const struct anvil_health *h)
 {
@@ -321,13 +333,18 @@ output_health_json(const struct anvil_health *h)
     json_t *qs = json_array();
     json_t *ps = json_array();
     json_t *ls = json_array();
-    int     rc = o == NULL || qs == NULL || ps == NULL || ls == NULL ? -1 : 0;
+    json_t *ks = json_array();
+    int rc = o == NULL || qs == NULL || ps == NULL || ls == NULL || ks == NULL
+        ? -1
+        : 0;
     for (size_t i = 0; rc == 0 && i < h->n_queue_limits; i++)
         rc = json_array_append_new(ls, limit_json(&h->queue_limits[i]));
     for (size_t i = 0; rc == 0 && i < h->n_depths; i++)
         rc = json_array_append_new(qs, depth_json(&h->depths[i]));
     for (size_t i = 0; rc == 0 && i < h->n_paused_queues; i++)
         rc = json_array_append_new(ps, output_json_text(h->paused_queues[i]));
+    for (size_t i = 0; rc == 0 && i < h->n_busiest_keys; i++)
+        rc = json_array_append_new(ks, key_json(&h->busiest_keys[i]));
     rc |= json_object_set_new(o, "version", output_json_text(h->version));
     rc |= json_object_set_new(o, "uptime_ms", json_integer(h->uptime_ms));
     rc |= json_object_set_new(o, "jobs_total", json_u64(h->jobs_total));
@@ -335,9 +352,11 @@ output_health_json(const struct anvil_health *h)
     rc |= json_object_set(o, "queues", qs);
     rc |= json_object_set(o, "paused_queues", ps);
     rc |= json_object_set(o, "queue_limits", ls);
+    rc |= json_object_set(o, "busiest_keys", ks);
     json_decref(qs);
     json_decref(ps);
     json_decref(ls);
+    json_decref(ks);
     return output_json_done(o, rc);
 }
 
@@ -660,6 +679,33 @@ limits_list(const struct anvil_health *h)
     return clean;
 }
 
+// The busiest concurrency keys, after the queues.
+static void
+keys_human(FILE *f, const struct anvil_health *h)
+{
+    static const char *const hdr[]
+        = { "CONCURRENCY KEY", "RUNNING", "LIMIT", "WAITING" };
+    if (h->n_busiest_keys == 0)
+        return;
+    struct output_table *t = output_table_new(4, hdr);
+    if (t == NULL)
+        return;
+    for (size_t col = 1; col <= 3; col++)
+        output_table_align_right(t, col);
+    for (size_t i = 0; i < h->n_busiest_keys; i++) {
+        const struct anvil_key_state *k = &h->busiest_keys[i];
+        char                          r[24], l[24], w[24];
+        snprintf(r, sizeof(r), "%lu", (unsigned long) k->running);
+        snprintf(l, sizeof(l), "%lu", (unsigned long) k->limit);
+        snprintf(w, sizeof(w), "%llu", (unsigned long long) k->waiting);
+        const char *row[] = { k->key, r, l, w };
+        output_table_add(t, row);
+    }
+    fputc('\n', f);
+    output_table_print(t, f);
+    output_table_free(t);
+}
+
 void
 output_health_human(FILE *f, const struct anvil_health *h)
 {
@@ -695,6 +741,7 @@ output_health_human(FILE *f, const struct anvil_health *h)
     fputc('\n', f);
     if (h->n_depths == 0) {
         fputs("No queued or running jobs.\n", f);
+        keys_human(f, h);
         return;
     }
     // The NO WORKER column shows only when a queue has no worker.
@@ -721,4 +768,5 @@ output_health_human(FILE *f, const struct anvil_health *h)
     }
     output_table_print(t, f);
     output_table_free(t);
+    keys_human(f, h);
 }

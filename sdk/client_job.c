@@ -300,6 +300,32 @@ queues_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 }
 
 static int
+keys_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
+{
+    if (rep->n_busiest_keys == 0)
+        return 0;
+    h->busiest_keys = calloc(rep->n_busiest_keys, sizeof(*h->busiest_keys));
+    if (h->busiest_keys == NULL)
+        return -1;
+    for (; h->n_busiest_keys < rep->n_busiest_keys; h->n_busiest_keys++) {
+        const Anvil__V1__ConcurrencyKeyState *pb
+            = rep->busiest_keys[h->n_busiest_keys];
+        struct anvil_key_state *k = &h->busiest_keys[h->n_busiest_keys];
+        if (pb == NULL)
+            return -1;
+        k->key     = convert_str(pb->key);
+        k->running = pb->running;
+        k->waiting = pb->waiting;
+        k->limit   = pb->limit;
+        if (k->key == NULL) {
+            h->n_busiest_keys++; // so anvil_health_free() frees this one too
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
 health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
 {
     h->version    = convert_str(rep->version);
@@ -308,7 +334,8 @@ health_from_pb(const Anvil__V1__HealthResponse *rep, struct anvil_health *h)
     if (h->version == NULL)
         return -1;
     h->last_event_seq = rep->last_event_seq;
-    if (recent_from_pb(rep, h) != 0 || queues_from_pb(rep, h) != 0)
+    if (recent_from_pb(rep, h) != 0 || queues_from_pb(rep, h) != 0
+        || keys_from_pb(rep, h) != 0)
         return -1;
     if (rep->n_depths == 0)
         return 0;
@@ -382,6 +409,9 @@ anvil_health_free(struct anvil_health *h)
     for (size_t i = 0; i < h->n_queue_limits; i++)
         free(h->queue_limits[i].queue);
     free(h->queue_limits);
+    for (size_t i = 0; i < h->n_busiest_keys; i++)
+        free(h->busiest_keys[i].key);
+    free(h->busiest_keys);
     free(h->version);
     free(h);
 }

@@ -27,10 +27,13 @@ dashboard_find(const char *path)
 }
 
 // A last segment with a dot ("/app.js", "/favicon.ico") names a file; one
-// without ("/jobs/j42", "/workers") is a route of the page.
+// without ("/jobs/j42", "/workers") is a route of the page, and so is
+// every path under /schedules/ (a schedule's name may hold a dot).
 static bool
 looks_like_file(const char *path)
 {
+    if (strncmp(path, "/schedules/", 11) == 0)
+        return false;
     const char *slash = strrchr(path, '/');
     const char *last  = slash != NULL ? slash + 1 : path;
     return strchr(last, '.') != NULL;

@@ -209,6 +209,17 @@ struct minute_count {
     uint64_t retried;
 };
 
+// Health lists at most this many concurrency keys, the busiest first.
+#define HEALTH_BUSIEST_KEYS 20
+
+// One concurrency key in a Health reply (key is owned: free()).
+struct cmd_key_state {
+    char    *key;
+    uint32_t running;
+    uint64_t waiting;
+    uint32_t limit;
+};
+
 struct cmd_health {
     struct store_depth       *depths; // out
     size_t                    n;
@@ -221,6 +232,8 @@ struct cmd_health {
     size_t                    n_paused;       // (store_names_free)
     struct store_queue_limit *limits;         // out: rate limits, sorted
     size_t                    n_limits;       // (store_queue_limits_free)
+    struct cmd_key_state     *keys; // out: the busiest concurrency keys
+    size_t                    n_keys;
 };
 
 struct cmd_wf_step {

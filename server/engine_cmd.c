@@ -90,6 +90,11 @@ engine_fini_health(struct cmd *c)
     store_queue_limits_free(c->u.health.limits, c->u.health.n_limits);
     c->u.health.limits   = NULL;
     c->u.health.n_limits = 0;
+    for (size_t i = 0; i < c->u.health.n_keys; i++)
+        free(c->u.health.keys[i].key);
+    free(c->u.health.keys);
+    c->u.health.keys   = NULL;
+    c->u.health.n_keys = 0;
 }
 
 void

@@ -285,8 +285,8 @@ void queues_committed(struct engine *e, const struct cmd *list);
 // Marks the ready queues' paused queues as the store has them (start and
 // rebuild).
 int queues_load(struct engine *e, struct anvil_error *err);
-// Health: the paused queues (*out: store_names_free), and each depth row's
-// paused flag.
+// Health: the paused queues (*out: store_names_free), each depth row's
+// paused flag, and the busiest concurrency keys (a walk of every key).
 int queues_health(struct engine *e, struct cmd_health *h);
 
 // rates.c: queue rate limits (the buckets live in readyq.h).

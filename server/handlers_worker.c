@@ -374,6 +374,18 @@ limit_to_pb(const void *from, void *to)
     m->tokens          = l->tokens;
 }
 
+static void
+key_to_pb(const void *from, void *to)
+{
+    const struct cmd_key_state     *k = from;
+    Anvil__V1__ConcurrencyKeyState *m = to;
+    anvil__v1__concurrency_key_state__init(m);
+    m->key     = k->key;
+    m->running = k->running;
+    m->waiting = k->waiting;
+    m->limit   = k->limit;
+}
+
 int
 hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
 {
@@ -385,9 +397,14 @@ hwork_encode_health(struct call *call, ProtobufCMessage **out, void **scratch)
         sizeof(*h->recent), sizeof(Anvil__V1__MinuteCount), minute_to_pb);
     void **limits = handlers_list(scratch, h->limits, h->n_limits,
         sizeof(*h->limits), sizeof(Anvil__V1__QueueLimit), limit_to_pb);
-    if (m == NULL || depths == NULL || recent == NULL || limits == NULL)
+    void **keys   = handlers_list(scratch, h->keys, h->n_keys, sizeof(*h->keys),
+          sizeof(Anvil__V1__ConcurrencyKeyState), key_to_pb);
+    if (m == NULL || depths == NULL || recent == NULL || limits == NULL
+        || keys == NULL)
         return ANVIL_RESOURCE_EXHAUSTED;
     anvil__v1__health_response__init(m);
+    m->n_busiest_keys  = h->n_keys;
+    m->busiest_keys    = (Anvil__V1__ConcurrencyKeyState **) keys;
     m->n_depths        = h->n;
     m->depths          = (Anvil__V1__QueueDepth **) depths;
     m->n_recent        = h->n_recent;

@@ -14,6 +14,7 @@
 
 #include <anvil/anvil.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -611,6 +612,18 @@ put_engine(struct mbuf *b, const struct metrics_state *st)
     put(b, "anvil_long_polls_parked{kind=\"wait_job\"} %u\n", st->parked_waits);
     put(b, "anvil_long_polls_parked{kind=\"wait_workflow\"} %u\n",
         st->parked_flows);
+    // Totals only: there may be tens of thousands of keys (Health lists
+    // the busiest).
+    head(b, "anvil_concurrency_keys", "gauge",
+        "Concurrency keys held by queued or running jobs.");
+    put(b, "anvil_concurrency_keys %" PRIu64 "\n", st->concurrency_keys);
+    head(b, "anvil_concurrency_key_jobs", "gauge",
+        "Jobs under a concurrency key: running, or waiting for the key's "
+        "limit.");
+    put(b, "anvil_concurrency_key_jobs{state=\"running\"} %" PRIu64 "\n",
+        st->concurrency_running);
+    put(b, "anvil_concurrency_key_jobs{state=\"waiting\"} %" PRIu64 "\n",
+        st->concurrency_waiting);
 }
 
 int

@@ -15,7 +15,8 @@
 // Series (all prefixed anvil_, in base units): jobs submitted and finished
 // per queue and type, queue depths, job wait and run time, rpcs per
 // transport, method and code with their duration, commit batch size and
-// time, sync time, workers, parked long-polls, build info and the standard
+// time, sync time, workers, parked long-polls, concurrency keys (totals
+// only: never a series per key), build info and the standard
 // process_* series. Queue and type pairs past METRICS_MAX_LABEL_SETS are
 // counted together under queue="*", type="*" (names never contain '*').
 #ifndef SERVER_METRICS_H
@@ -47,6 +48,11 @@ struct metrics_state {
     uint32_t                  parked_polls; // Poll
     uint32_t                  parked_waits; // WaitJob
     uint32_t                  parked_flows; // WaitWorkflow
+    // Concurrency keys held, and the jobs running and waiting (set aside
+    // at the key's limit) under them, summed over every key.
+    uint64_t concurrency_keys;
+    uint64_t concurrency_running;
+    uint64_t concurrency_waiting;
 };
 
 // NULL when out of memory.

@@ -1,6 +1,7 @@
 // queues.c - pausing and resuming a queue (PauseQueue, ResumeQueue) on the
-// engine thread. The store keeps the paused queues; the ready queues skip
-// them (readyq_pause) only once the batch has committed
+// engine thread, and what Health says of the ready queues (paused queues,
+// the busiest concurrency keys). The store keeps the paused queues; the ready
+// queues skip them (readyq_pause) only once the batch has committed
 // (queues_committed), never before, so a rolled-back pause never stops a
 // lease and a rolled-back resume never starts one. A resume wakes the
 // parked polls in the batch after its commit.
@@ -81,12 +82,38 @@ queues_load(struct engine *e, struct anvil_error *err)
     return rc;
 }
 
+// The busiest concurrency keys, copied (the readyq's names go when their
+// key is released, maybe before the reply is encoded).
+static int
+busiest_keys(struct engine *e, struct cmd_health *h)
+{
+    struct readyq_key_counts top[HEALTH_BUSIEST_KEYS];
+    size_t n = readyq_busiest(e->ready, top, HEALTH_BUSIEST_KEYS);
+    if (n == 0)
+        return ANVIL_OK;
+    h->keys = calloc(n, sizeof(*h->keys));
+    if (h->keys == NULL)
+        return ANVIL_RESOURCE_EXHAUSTED;
+    for (; h->n_keys < n; h->n_keys++) {
+        struct cmd_key_state *k = &h->keys[h->n_keys];
+        k->key                  = strdup(top[h->n_keys].key);
+        if (k->key == NULL)
+            return ANVIL_RESOURCE_EXHAUSTED;
+        k->running = top[h->n_keys].running;
+        k->waiting = top[h->n_keys].waiting;
+        k->limit   = top[h->n_keys].limit;
+    }
+    return ANVIL_OK;
+}
+
 int
 queues_health(struct engine *e, struct cmd_health *h)
 {
     size_t n = readyq_paused_count(e->ready);
     for (size_t i = 0; i < h->n; i++)
         h->depths[i].paused = readyq_paused(e->ready, h->depths[i].queue);
+    if (busiest_keys(e, h) != ANVIL_OK)
+        return ANVIL_RESOURCE_EXHAUSTED;
     if (n == 0)
         return ANVIL_OK;
     h->paused = calloc(n, sizeof(*h->paused));

@@ -334,6 +334,54 @@ readyq_key_count(const struct readyq *q)
     return q->n_held;
 }
 
+void
+readyq_key_totals(
+    const struct readyq *q, size_t *keys, uint64_t *running, uint64_t *waiting)
+{
+    *keys    = q->n_held;
+    *running = 0;
+    *waiting = 0;
+    for (size_t i = 0; i < q->n_keys; i++) {
+        if (q->keys[i].name == NULL)
+            continue;
+        *running += q->keys[i].running;
+        *waiting += av_heap_len(&q->keys[i].waiting);
+    }
+}
+
+// True if a comes before b in readyq_busiest()'s order.
+static bool
+busier(const struct readyq_key_counts *a, const struct readyq_key_counts *b)
+{
+    if (a->waiting != b->waiting)
+        return a->waiting > b->waiting;
+    return strcmp(a->key, b->key) < 0;
+}
+
+size_t
+readyq_busiest(
+    const struct readyq *q, struct readyq_key_counts *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < q->n_keys && max > 0; i++) {
+        const struct ckey *k = &q->keys[i];
+        if (k->name == NULL)
+            continue;
+        struct readyq_key_counts c;
+        c.key     = k->name;
+        c.running = k->running;
+        c.waiting = av_heap_len(&k->waiting);
+        c.limit   = k->limit;
+        if (n == max && !busier(&c, &out[n - 1]))
+            continue;
+        size_t at = n < max ? n++ : max - 1; // the last one drops out
+        for (; at > 0 && busier(&c, &out[at - 1]); at--)
+            out[at] = out[at - 1];
+        out[at] = c;
+    }
+    return n;
+}
+
 static struct rate *rate_find(struct readyq *q, const char *queue);
 
 // The non-empty queue whose top comes first, or NULL; *rate is its rate

@@ -68,6 +68,25 @@ bool readyq_key_state(const struct readyq *q, const char *ckey,
 // Keys held (for tests: a released key is forgotten).
 size_t readyq_key_count(const struct readyq *q);
 
+// One key's counts, as readyq_busiest() lists them.
+struct readyq_key_counts {
+    const char *key; // valid until the key is released
+    uint32_t    running;
+    size_t      waiting; // set aside: queued, waiting for a free slot
+    uint32_t    limit;
+};
+
+// Keys held, and the jobs running and set aside under them, summed over
+// every key: a walk of the key table (for a metrics scrape, not a lease).
+void readyq_key_totals(
+    const struct readyq *q, size_t *keys, uint64_t *running, uint64_t *waiting);
+
+// The at most max keys with the most set-aside jobs, waiting descending
+// then key (strcmp), into out; how many. A walk of every key held, in
+// O(keys x max) at worst: for Health, never on the lease path.
+size_t readyq_busiest(
+    const struct readyq *q, struct readyq_key_counts *out, size_t max);
+
 // True if a pop with these queues and types would find a job.
 bool readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt);

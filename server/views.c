@@ -107,7 +107,11 @@ views_metrics(struct engine *e, struct batch *b, struct cmd *c)
     if (rc != ANVIL_OK)
         return rc;
     s.depths = d;
-    rc       = count_workers(e, b->now, &s);
+    size_t keys;
+    readyq_key_totals(
+        e->ready, &keys, &s.concurrency_running, &s.concurrency_waiting);
+    s.concurrency_keys = keys;
+    rc                 = count_workers(e, b->now, &s);
     if (rc == ANVIL_OK)
         rc = metrics_render(e->cfg.metrics, &s, &out->text, &out->len);
     store_depths_free(d, s.n_depths);

@@ -11,6 +11,8 @@ import * as job from './job.js';
 import * as workflows from './workflows.js';
 import * as workflow from './workflow.js';
 import * as workers from './workers.js';
+import * as schedules from './schedules.js';
+import * as schedule from './schedule.js';
 import * as events from './events.js';
 
 const ROUTES = [
@@ -19,6 +21,8 @@ const ROUTES = [
   [/^\/jobs\/([^/]+)$/, job, 'jobs'],
   [/^\/workflows\/?$/, workflows, 'workflows'],
   [/^\/workflows\/([^/]+)$/, workflow, 'workflows'],
+  [/^\/schedules\/?$/, schedules, 'schedules'],
+  [/^\/schedules\/([^/]+)$/, schedule, 'schedules'],
   [/^\/workers\/?$/, workers, 'workers'],
   [/^\/events\/?$/, events, 'events'],
 ];
@@ -30,7 +34,7 @@ const ctx = {
   stream,
   role: '',
   navigate,
-  // Actions (cancel, retry) are for client and admin tokens; a server
+  // Actions (cancel, retry, pause, resume) are for client and admin tokens; a server
   // that says nothing of the role (older anvild) is asked anyway and its
   // refusal shown.
   canAct() { return ctx.role === '' || ctx.role === 'ROLE_ADMIN' || ctx.role === 'ROLE_CLIENT' || ctx.role === 'ROLE_UNSPECIFIED'; },
@@ -191,6 +195,11 @@ async function boot() {
   document.getElementById('stream-state').addEventListener('click', () => stream.reconnect());
   document.addEventListener('click', onClick);
   window.addEventListener('popstate', render);
+  // A page left (or kept in the back/forward cache) closes its stream:
+  // browsers allow six connections to a host, and every stream left open
+  // holds one, until the page's own requests wait for ever.
+  window.addEventListener('pagehide', () => stream.stop());
+  window.addEventListener('pageshow', (e) => { if (e.persisted) stream.reconnect(); });
   stream.onState(showStreamState);
   stream.on((batch) => {
     showMissed(batch);

@@ -1,7 +1,7 @@
 // overview.js - the front page: queue depths per queue and type (from
 // GET /v1/health), throughput and failure rate over the last 15 minutes
-// as small SVG charts, and the worker count. Queues that no live worker
-// serves, and paused queues, are flagged. Refreshed (at most once a
+// as small SVG charts, the worker count and the busiest concurrency keys.
+// Queues that no live worker serves, and paused queues, are flagged. Refreshed (at most once a
 // second) when events arrive.
 import { api } from './api.js';
 import { h, put, s, clear, num, throttle, duration } from './util.js';
@@ -152,6 +152,25 @@ function depthTable(depths, recent) {
       h('tbody', {}, body)));
 }
 
+// The busiest concurrency keys (Health lists at most 20, the most jobs
+// waiting first); a key at its limit is flagged.
+function keyTable(keys) {
+  return h('div', { class: 'table-wrap' },
+    h('table', { class: 'grid-table', id: 'busiest-keys' },
+      h('thead', {}, h('tr', {},
+        h('th', {}, 'Key'), h('th', { class: 'num' }, 'Running'), h('th', { class: 'num' }, 'Limit'),
+        h('th', { class: 'num' }, 'Waiting'))),
+      h('tbody', {}, keys.map((k) => {
+        const full = num(k.limit) > 0 && num(k.running) >= num(k.limit);
+        return h('tr', { dataset: { key: k.key, running: num(k.running), waiting: num(k.waiting), limit: num(k.limit) } },
+          h('td', {}, h('span', { class: 'mono' }, k.key),
+            full ? h('span', { class: 'flag', title: 'As many jobs run under this key as its limit allows: the others wait' }, 'at limit') : null),
+          h('td', { class: 'num' }, String(num(k.running))),
+          h('td', { class: 'num' }, String(num(k.limit))),
+          h('td', { class: 'num' }, String(num(k.waiting))));
+      }))));
+}
+
 // Charts are drawn at the width they get (text stays its size); the
 // overview draws again when the window is resized.
 function chartWidth(root) {
@@ -171,6 +190,7 @@ function draw(root, hl, workers) {
   const lost = workers ? workers.filter((w) => w.lost).length : 0;
   const noWorker = depths.filter((d) => d.no_worker && !d.paused && (num(d.queued) || num(d.scheduled)));
   const paused = hl.paused_queues || [];
+  const keys = hl.busiest_keys || [];
   clear(root);
   put(root,
     h('div', { class: 'page-head' },
@@ -206,7 +226,11 @@ function draw(root, hl, workers) {
         : h('div', { class: 'empty' },
           h('p', { class: 'empty-title' }, 'No queues yet'),
           h('p', { class: 'muted' }, 'A queue appears with its first job. Submit one:'),
-          h('pre', { class: 'code cmd' }, 'anvil submit Sleep --data \'{"SleepTimeInSeconds": 1, "Message": "hi"}\'')))
+          h('pre', { class: 'code cmd' }, 'anvil submit Sleep --data \'{"SleepTimeInSeconds": 1, "Message": "hi"}\''))),
+    keys.length ? h('section', { class: 'panel', id: 'concurrency-keys' },
+      h('h2', {}, 'Busiest concurrency keys'),
+      h('p', { class: 'muted small' }, 'Keys with the most jobs waiting for a free slot (at most 20)'),
+      keyTable(keys)) : null
   );
 }
 

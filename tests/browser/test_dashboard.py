@@ -9,7 +9,10 @@ has one node per step in the right state; cancel from the page cancels a
 queued job; a job that finishes while its page is open changes state
 without a reload; the event list has every seq exactly once after the
 stream reconnects (anvild stopped and started again on the same port and
-data folder). Every wait is a condition with a deadline. Each test saves a
+data folder); the schedules page lists a schedule with its spec and
+next fire time, shows its ticks' jobs as they fire, and pauses one; the
+overview lists a concurrency key held at its limit.
+Every wait is a condition with a deadline. Each test saves a
 screenshot in $ANVIL_BUILD_DIR/screenshots/.
 
 Run by `make test` (scripts/run-tests.sh counts it as one test) with
@@ -425,6 +428,108 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(self.d.execute_script(
             "return localStorage.getItem('anvil.theme')"), "light")
         self.d.execute_script("localStorage.removeItem('anvil.theme')")
+
+    def test_9_schedules_page(self):
+        nightly = self.server.call("POST", "/v1/schedules", {"spec": {
+            "name": "web-nightly", "cron": "30 2 * * *",
+            "time_zone": "Europe/Berlin",
+            "job": {"type": "Report", "queue": "reports",
+                    "payload": {"kind": "daily"}},
+            "overlap": "OVERLAP_POLICY_ALLOW",
+            "catch_up": "CATCH_UP_POLICY_EACH"}})["schedule"]
+        self.server.call("POST", "/v1/schedules", {"spec": {
+            "name": "web.every", "cron": "@every 1s",
+            "job": {"type": "echo", "payload": {"tick": True}}}})
+        self.open("/schedules")
+
+        def row_of(name):
+            return self.wait(lambda d: d.find_element(
+                By.CSS_SELECTOR, f'#schedules tr[data-schedule="{name}"]'),
+                f"the row of schedule {name}")
+        row = row_of("web-nightly")
+        self.assertIn("30 2 * * *", row.find_element(
+            By.CSS_SELECTOR, '[data-field="spec"]').text)
+        self.assertIn("Europe/Berlin", row.text)
+        self.assertIn("Report", row.text)
+        self.assertIn("allow", row.text)
+        self.assertIn("each (at most 100)", row.text)
+        nxt = row.find_element(By.CSS_SELECTOR, '[data-field="next"]')
+        self.assertEqual(nxt.get_attribute("data-ms"),
+                         str(nightly["next_fire_ms"]))
+        self.assertTrue(nxt.text.startswith("in "), nxt.text)
+        # A tick that fires shows up without a reload, its job linked.
+        marker = self.d.execute_script(
+            "return window.__noReload = Math.random();")
+        link = self.wait(lambda d: d.find_elements(
+            By.CSS_SELECTOR,
+            '#schedules tr[data-schedule="web.every"] a[href^="/jobs/"]'),
+            "the every-second schedule's last job")[0]
+        self.assertEqual(
+            self.d.execute_script("return window.__noReload;"), marker)
+        self.assertTrue(link.text)
+        self.shot("schedules")
+        self.viewport(390, 844)
+        self.wait(lambda d: row_of("web-nightly").is_displayed(),
+                  "the schedule table at phone width")
+        self.assertLessEqual(self.d.execute_script(
+            "return document.documentElement.scrollWidth"), 390,
+            "the page scrolls sideways at phone width")
+        self.shot("schedules-phone")
+        self.viewport(1280, 800)
+        # Its page (the name has a dot: still a route of the page), paused
+        # from there.
+        self.open("/schedules/web.every")
+        self.wait(lambda d: d.find_elements(By.CSS_SELECTOR,
+                                            "#last-job a[href^='/jobs/']"),
+                  "the last job on the schedule's page")
+        self.click('[data-action="pause"]', "the pause button")
+        self.click('#confirm-dialog [data-confirm="yes"]', "the confirmation")
+        until(lambda: self.server.call(
+            "GET", "/v1/schedules/web.every")["schedule"].get("paused"),
+            "the schedule to be paused")
+        self.wait(lambda d: d.find_element(By.ID, "view")
+                  .get_attribute("data-paused") == "true"
+                  and d.find_elements(By.CSS_SELECTOR,
+                                      '[data-action="resume"]'),
+                  "the page to show the schedule paused")
+        self.shot("schedule", full=True)
+        self.viewport(390, 844)
+        self.open("/schedules/web-nightly")
+        self.assertLessEqual(self.d.execute_script(
+            "return document.documentElement.scrollWidth"), 390,
+            "the schedule's page scrolls sideways at phone width")
+        self.shot("schedule-phone", full=True)
+
+    def test_9b_overview_lists_the_busiest_concurrency_keys(self):
+        # Limit 1 and four of them: the worker (4 slots) runs one and sets
+        # three aside.
+        ids = [self.server.submit(
+            type="Sleep", concurrency_key="tenant-web", concurrency_limit=1,
+            payload={"SleepTimeInSeconds": 1, "Message": "keyed"})
+            for _ in range(4)]
+
+        def held(_):
+            for k in self.server.call("GET", "/v1/health").get(
+                    "busiest_keys", []):
+                if k["key"] == "tenant-web" and int(k.get("running", 0)) == 1 \
+                        and int(k.get("waiting", 0)) >= 1:
+                    return k
+            return None
+        until(lambda: held(None), "Health to list key tenant-web")
+        self.open("/")
+        row = self.wait(lambda d: [
+            r for r in d.find_elements(
+                By.CSS_SELECTOR, '#busiest-keys tr[data-key="tenant-web"]')
+            if r.get_attribute("data-running") == "1"
+            and int(r.get_attribute("data-waiting")) >= 1],
+            "key tenant-web in the overview, running at its limit")[0]
+        self.assertIn("at limit", row.text.lower())
+        self.shot("overview-keys", full=True)
+        for jid in ids:
+            self.wait_job(jid, "SUCCEEDED")
+        # Every job of the key ended: the panel goes with the key.
+        self.wait(lambda d: not d.find_elements(By.ID, "concurrency-keys"),
+                  "the keys panel to go once no job holds a key")
 
 
 def main():

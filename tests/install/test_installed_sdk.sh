@@ -30,7 +30,8 @@ say "staged into $root"
 # The layout.
 for f in sbin/anvild bin/anvil bin/anvil-worker \
     "lib/libanvil.so.$major.$minor" lib/libanvil.a \
-    include/anvil/anvil.h include/anvil/worker.h include/anvil/workflow.h \
+    include/anvil/anvil.h include/anvil/health.h include/anvil/worker.h \
+    include/anvil/workflow.h \
     lib/pkgconfig/anvil.pc share/anvil/anvil/v1/anvil.proto \
     share/man/man8/anvild.8 share/man/man1/anvil.1 \
     share/man/man1/anvil-worker.1 share/man/man5/anvil-worker.json.5 \

@@ -490,9 +490,11 @@ test_cli_health_reports_queue_depths(void **state)
     run(h, &r, "health", "--json", NULL);
     assert_int_equal(r.status, 0);
     json_t *j = out_json(&r);
-    assert_int_equal(json_object_size(j), 6);
+    assert_int_equal(json_object_size(j), 8);
     assert_true(json_is_integer(json_object_get(j, "last_event_seq")));
     assert_int_equal(json_array_size(json_object_get(j, "paused_queues")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "queue_limits")), 0);
+    assert_int_equal(json_array_size(json_object_get(j, "busiest_keys")), 0);
     assert_true(json_is_string(json_object_get(j, "version")));
     assert_true(json_is_integer(json_object_get(j, "uptime_ms")));
     json_t *qs = json_object_get(j, "queues");
@@ -505,8 +507,30 @@ test_cli_health_reports_queue_depths(void **state)
     assert_non_null(strstr(r.out, "Version: "));
     assert_non_null(strstr(r.out, "QUEUE"));
     assert_non_null(strstr(r.out, "Nobody"));
+    assert_null(strstr(r.out, "CONCURRENCY KEY"));
     run_free(&r);
     free(id);
+
+    // A job with a concurrency key: the key is listed (queued, so none
+    // runs and none waits yet).
+    run(h, &r, "submit", "Nobody", "--concurrency-key", "tenant-cli",
+        "--concurrency", "2", NULL);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out,
+        "CONCURRENCY KEY  RUNNING  LIMIT  WAITING\n"
+        "tenant-cli             0      2        0\n"));
+    run_free(&r);
+    run(h, &r, "health", "--json", NULL);
+    j         = out_json(&r);
+    json_t *k = json_array_get(json_object_get(j, "busiest_keys"), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(k, "key")), "tenant-cli");
+    assert_int_equal(json_integer_value(json_object_get(k, "limit")), 2);
+    json_decref(j);
+    run_free(&r);
 }
 
 static void
@@ -545,6 +569,60 @@ test_cli_queue_pause_and_resume(void **state)
     run(h, &r, "queue", "pause", "", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "NAME must not be empty"));
+    run_free(&r);
+}
+
+static void
+test_cli_queue_limit_sets_shows_and_removes_a_rate_limit(void **state)
+{
+    struct harness *h = *state;
+    struct run      r;
+    run(h, &r, "queue", "limit", "mail", "--rate", "300/m", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "queue mail limited to 5/s, burst 1\n");
+    run_free(&r);
+    run(h, &r, "queue", "limit", "mail", "--rate", "50/s", "--burst", "10",
+        NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "queue mail limited to 50/s, burst 10\n");
+    run_free(&r);
+    run(h, &r, "queue", "limit", "mail", "--rate", "50", "--burst", "10", NULL);
+    assert_string_equal(
+        r.out, "queue mail was already limited to 50/s, burst 10\n");
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_non_null(strstr(r.out, "Rate limits: mail 50/s burst 10 ("));
+    run_free(&r);
+    run(h, &r, "--json", "queue", "limit", "mail", "--none", NULL);
+    assert_int_equal(r.status, 0);
+    json_t *j = out_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "queue")), "mail");
+    assert_true(json_is_true(json_object_get(j, "changed")));
+    json_decref(j);
+    run_free(&r);
+    run(h, &r, "health", NULL);
+    assert_null(strstr(r.out, "Rate limits"));
+    run_free(&r);
+
+    // Usage errors send nothing (exit 2); the server's refusals exit 1.
+    const char *bad[][4] = {
+        { "--rate", "fast", NULL, NULL },
+        { "--rate", "0.0001/s", NULL, NULL },
+        { "--rate", "5/d", NULL, NULL },
+        { "--rate", "-5", NULL, NULL },
+        { "--rate", "5", "--burst", "0" },
+        { "--none", "--rate", "5", NULL },
+        { NULL, NULL, NULL, NULL },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run(h, &r, "queue", "limit", "mail", bad[i][0], bad[i][1], bad[i][2],
+            bad[i][3], NULL);
+        assert_int_equal(r.status, 2);
+        run_free(&r);
+    }
+    run(h, &r, "queue", "limit", "bad name", "--rate", "5", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "INVALID_ARGUMENT: queue 'bad name'"));
     run_free(&r);
 }
 
@@ -1098,6 +1176,9 @@ main(void)
             test_cli_health_reports_queue_depths, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_queue_pause_and_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cli_queue_limit_sets_shows_and_removes_a_rate_limit, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_cli_schedule_create_with_a_workflow_file_and_show, setup,
             teardown),

@@ -2,7 +2,8 @@
 // with real workers (two in-process workers of 4 slots each): the handler
 // itself counts how many jobs of key "k" (limit 2) run at once and never
 // sees 3, while jobs of key "other", queued behind all of them, run
-// alongside; anvil status shows the key.
+// alongside; anvil status shows the key; Health lists a key held at its
+// limit with jobs waiting, and forgets it once its jobs end.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,6 +144,83 @@ test_status_shows_the_key_and_bad_settings_are_refused(void **state)
     assert_non_null(strstr(err.msg, "concurrency_limit"));
 }
 
+// Jobs of key "held" run until the test lets them go.
+struct gate {
+    atomic_bool open;
+};
+
+static int
+held_handler(
+    void *arg, const struct anvil_lease *lease, struct anvil_job_ctx *ctx)
+{
+    (void) lease;
+    struct gate    *g  = arg;
+    struct timespec ts = { 0, 5 * 1000000 };
+    while (!atomic_load(&g->open))
+        nanosleep(&ts, NULL);
+    return anvil_job_ctx_set_result(ctx, "ok", 2);
+}
+
+// Health's entry for key "held", as the condition of harness_wait_for:
+// true once it shows 2 running (its limit) and 4 waiting.
+struct held_check {
+    struct harness        *h;
+    struct anvil_key_state seen;
+    size_t                 n_keys;
+};
+
+static bool
+held_shown(void *arg)
+{
+    struct held_check   *c  = arg;
+    struct anvil_health *hl = NULL;
+    if (anvil_health_get(c->h->client, &hl, NULL) != ANVIL_OK) {
+        anvil_health_free(hl);
+        return false;
+    }
+    bool ok   = false;
+    c->n_keys = hl->n_busiest_keys;
+    for (size_t i = 0; i < hl->n_busiest_keys; i++) {
+        const struct anvil_key_state *k = &hl->busiest_keys[i];
+        if (strcmp(k->key, "held") != 0)
+            continue;
+        c->seen = (struct anvil_key_state) { NULL, k->running, k->waiting,
+            k->limit };
+        ok      = i == 0 && k->running == 2 && k->waiting == 4;
+    }
+    anvil_health_free(hl);
+    return ok;
+}
+
+static void
+test_health_lists_a_key_at_its_limit_with_jobs_waiting(void **state)
+{
+    struct harness *h = *state;
+    struct gate     g = { 0 };
+    assert_true(harness_spawn_anvild(h, (char *) NULL) > 0);
+    // No key held: Health lists none.
+    struct held_check c = { .h = h };
+    assert_false(held_shown(&c));
+    assert_int_equal(c.n_keys, 0);
+    char *held[6], *idle;
+    for (int i = 0; i < 6; i++)
+        held[i] = submit_keyed(h, "held", 2);
+    idle = submit_keyed(h, "idle", 5); // runs (held too): none waits
+    assert_non_null(
+        harness_start_worker(h, 4, "t", held_handler, &g, (char *) NULL));
+    if (!harness_wait_for(held_shown, &c, WAIT_MS))
+        fail_msg("Health never showed key held with 2 running and 4 "
+                 "waiting (last seen: running %u, waiting %llu, limit %u)",
+            c.seen.running, (unsigned long long) c.seen.waiting, c.seen.limit);
+    assert_int_equal(c.seen.limit, 2);
+    atomic_store(&g.open, true);
+    expect_succeeded(h, held, 6);
+    expect_succeeded(h, &idle, 1);
+    // Every key released: none listed any more.
+    assert_false(held_shown(&c));
+    assert_int_equal(c.n_keys, 0);
+}
+
 int
 main(void)
 {
@@ -152,6 +230,9 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_status_shows_the_key_and_bad_settings_are_refused, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_health_lists_a_key_at_its_limit_with_jobs_waiting, setup,
             teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

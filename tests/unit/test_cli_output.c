@@ -718,17 +718,25 @@ test_health_and_submit_json_have_the_documented_keys(void **state)
         = { { "default", "Sleep", 3, 1, true, 2, true } };
     char                    *paused[] = { "default" };
     struct anvil_queue_limit lim[]    = { { "default", 2.5, 10, 3.25 } };
+    struct anvil_key_state   keys[]   = { { "tenant-7", 2, 40, 2 } };
     struct anvil_health      h
-        = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77, paused, 1, lim, 1 };
+        = { "0.1.0", 5000, 9, d, 1, NULL, 0, 77, paused, 1, lim, 1, keys, 1 };
     json_t *obj = output_health_json(&h);
     assert_non_null(obj);
-    assert_int_equal(json_object_size(obj), 7);
+    assert_int_equal(json_object_size(obj), 8);
     json_t *l = json_array_get(json_object_get(obj, "queue_limits"), 0);
     assert_string_equal(
         json_string_value(json_object_get(l, "queue")), "default");
     assert_true(json_real_value(json_object_get(l, "rate_per_second")) == 2.5);
     assert_int_equal(json_integer_value(json_object_get(l, "burst")), 10);
     assert_true(json_real_value(json_object_get(l, "tokens")) == 3.25);
+    json_t *k = json_array_get(json_object_get(obj, "busiest_keys"), 0);
+    assert_int_equal(json_object_size(k), 4);
+    assert_string_equal(
+        json_string_value(json_object_get(k, "key")), "tenant-7");
+    assert_int_equal(json_integer_value(json_object_get(k, "running")), 2);
+    assert_int_equal(json_integer_value(json_object_get(k, "waiting")), 40);
+    assert_int_equal(json_integer_value(json_object_get(k, "limit")), 2);
     json_t *ps = json_object_get(obj, "paused_queues");
     assert_int_equal(json_array_size(ps), 1);
     assert_string_equal(json_string_value(json_array_get(ps, 0)), "default");
@@ -925,7 +933,7 @@ test_health_human_prints_fields_and_queue_table(void **state)
         = { { "default", "Sleep", 3, 1, false, 0, false },
               { "io", "Fetch", 120, 0, false, 4, false } };
     struct anvil_health h
-        = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0, NULL, 0, NULL, 0 };
+        = { "0.1.0", 3723000, 9, d, 2, NULL, 0, 0, NULL, 0, NULL, 0, NULL, 0 };
     struct capture out;
     capture_open(&out);
     output_health_human(out.f, &h);
@@ -983,9 +991,27 @@ test_health_human_prints_fields_and_queue_table(void **state)
         "Rate limits: io 50/s burst 1 (0.2 tokens), mail 0.5/s burst 10 "
         "(10.0 tokens)\n"));
     free(text);
+    h.queue_limits   = NULL;
+    h.n_queue_limits = 0;
+
+    // The busiest concurrency keys: a table after the queues'.
+    struct anvil_key_state keys[]
+        = { { "tenant-7", 2, 1500, 2 }, { "b", 1, 0, 10 } };
+    h.busiest_keys   = keys;
+    h.n_busiest_keys = 2;
+    capture_open(&out);
+    output_health_human(out.f, &h);
+    text = capture_close(&out);
+    assert_non_null(strstr(text,
+        "        0  yes\n"
+        "\n"
+        "CONCURRENCY KEY  RUNNING  LIMIT  WAITING\n"
+        "tenant-7               2      2     1500\n"
+        "b                      1     10        0\n"));
+    free(text);
 
     struct anvil_health idle
-        = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0, NULL, 0, NULL, 0 };
+        = { "0.1.0", 10, 0, NULL, 0, NULL, 0, 0, NULL, 0, NULL, 0, NULL, 0 };
     capture_open(&out);
     output_health_human(out.f, &idle);
     text = capture_close(&out);

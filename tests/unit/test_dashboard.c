@@ -215,7 +215,8 @@ test_routes_of_the_page_get_index_html(void **state)
     struct fixture *f    = *state;
     const char     *etag = dashboard_find("/index.html")->etag;
     const char *paths[]  = { "/jobs", "/jobs/j42", "/workflows/w3", "/workers",
-         "/events", "/jobs/" };
+         "/events", "/jobs/", "/schedules", "/schedules/nightly",
+         "/schedules/nightly.report" };
     char        v[256];
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         char *a = get(f, "GET", paths[i], NULL);

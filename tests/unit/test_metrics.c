@@ -113,6 +113,8 @@ test_metrics_fresh_metrics_render_every_family(void **state)
     has_line(t, "anvil_job_wait_seconds_count 0");
     has_line(t, "anvil_workers{state=\"live\"} 0");
     has_line(t, "anvil_long_polls_parked{kind=\"poll\"} 0");
+    has_line(t, "anvil_concurrency_keys 0");
+    has_line(t, "anvil_concurrency_key_jobs{state=\"waiting\"} 0");
     has_line(t, "anvil_build_info{version=\"" ANVIL_VERSION "\"} 1");
     assert_non_null(strstr(t, "\nprocess_resident_memory_bytes "));
     assert_non_null(strstr(t, "\nprocess_open_fds "));
@@ -306,7 +308,10 @@ test_metrics_depths_workers_and_parked_polls_come_from_the_state(void **state)
         .workers_lost                  = 1,
         .parked_polls                  = 4,
         .parked_waits                  = 5,
-        .parked_flows                  = 6 };
+        .parked_flows                  = 6,
+        .concurrency_keys              = 10000,
+        .concurrency_running           = 20000,
+        .concurrency_waiting           = 123456 };
     char                *t = render(m, &s);
     has_line(t,
         "anvil_queue_depth{queue=\"default\",type=\"A\","
@@ -319,6 +324,12 @@ test_metrics_depths_workers_and_parked_polls_come_from_the_state(void **state)
     has_line(t, "anvil_long_polls_parked{kind=\"poll\"} 4");
     has_line(t, "anvil_long_polls_parked{kind=\"wait_job\"} 5");
     has_line(t, "anvil_long_polls_parked{kind=\"wait_workflow\"} 6");
+    // Concurrency keys: totals, never a series per key.
+    has_line(t, "# TYPE anvil_concurrency_keys gauge");
+    has_line(t, "anvil_concurrency_keys 10000");
+    has_line(t, "anvil_concurrency_key_jobs{state=\"running\"} 20000");
+    has_line(t, "anvil_concurrency_key_jobs{state=\"waiting\"} 123456");
+    lacks(t, "key=\"");
     promtool_ok(t);
     free(t);
     metrics_free(m);

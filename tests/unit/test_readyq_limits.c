@@ -2,7 +2,8 @@
 // key is at its limit is set aside (and never looked at again by a take),
 // released slots bring set-aside jobs back in order, other keys and plain
 // jobs are never held up behind a saturated key, the newest job's limit
-// applies, rebuilt running counts, and keys forgotten once unused.
+// applies, rebuilt running counts, keys forgotten once unused, and the
+// busiest keys and totals Health and the metrics read.
 #include "../../server/readyq.h"
 
 #include <setjmp.h>
@@ -206,6 +207,90 @@ test_readyq_keeps_a_set_aside_job_of_a_paused_queue_paused(void **state)
     assert_int_equal(take(q, NULL), 2);
 }
 
+// 30 keys pushed in a scrambled order, key kNN with NN + 1 jobs and limit
+// 1 (2 for k05), then every job taken that may be: kNN has NN waiting.
+static void
+fill_keys(struct readyq *q)
+{
+    int64_t id = 1;
+    for (int n = 0; n < 30; n++) {
+        int  i = (n * 7) % 30;
+        char key[16];
+        snprintf(key, sizeof(key), "k%02d", i);
+        for (int j = 0; j <= i; j++)
+            push(q, id++, 0, key, i == 5 ? 2 : 1);
+    }
+    // "a", like k29, has 29 waiting: it sorts first among the two.
+    for (int j = 0; j < 30; j++)
+        push(q, id++, 0, "a", 1);
+    while (take(q, NULL) > 0)
+        ;
+}
+
+static void
+test_readyq_busiest_lists_the_most_waiting_first(void **state)
+{
+    struct readyq           *q = *state;
+    struct readyq_key_counts top[20];
+    assert_int_equal(readyq_busiest(q, top, 20), 0); // no key held
+    fill_keys(q);
+    assert_int_equal(readyq_busiest(q, top, 20), 20);
+    assert_string_equal(top[0].key, "a");
+    assert_int_equal(top[0].waiting, 29);
+    assert_int_equal(top[0].running, 1);
+    assert_int_equal(top[0].limit, 1);
+    for (int i = 1; i < 20; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%02d", 30 - i);
+        assert_string_equal(top[i].key, key);
+        assert_int_equal(top[i].waiting, 30 - i);
+        assert_int_equal(top[i].running, 1);
+    }
+    // Fewer asked, fewer given; the same order. More asked than held:
+    // every key, the idle ones (none waiting) by name at the end.
+    assert_int_equal(readyq_busiest(q, top, 3), 3);
+    assert_string_equal(top[0].key, "a");
+    assert_string_equal(top[2].key, "k28");
+    assert_int_equal(readyq_busiest(q, top, 0), 0);
+    struct readyq_key_counts all[40];
+    assert_int_equal(readyq_busiest(q, all, 40), 31);
+    assert_string_equal(all[29].key, "k01");
+    assert_string_equal(all[30].key, "k00");
+    assert_int_equal(all[30].waiting, 0);
+    // k05 runs 2 under its limit of 2: 4 wait, as many as k04, which
+    // sorts before it.
+    assert_string_equal(all[25].key, "k04");
+    assert_string_equal(all[26].key, "k05");
+    assert_int_equal(all[26].running, 2);
+    assert_int_equal(all[26].waiting, 4);
+    assert_int_equal(all[26].limit, 2);
+}
+
+static void
+test_readyq_key_totals_sum_every_key(void **state)
+{
+    struct readyq *q = *state;
+    size_t         keys;
+    uint64_t       running, waiting;
+    readyq_key_totals(q, &keys, &running, &waiting);
+    assert_int_equal(keys, 0);
+    assert_int_equal(running + waiting, 0);
+    fill_keys(q);
+    readyq_key_totals(q, &keys, &running, &waiting);
+    assert_int_equal(keys, 31);
+    assert_int_equal(running, 32);                   // k05 runs 2
+    assert_int_equal(waiting, 29 + 29 * 30 / 2 - 1); // less k05's second
+    // A release moves one job back to its heap: one fewer waits.
+    assert_int_equal(readyq_release(q, "k29"), 1);
+    readyq_key_totals(q, &keys, &running, &waiting);
+    assert_int_equal(running, 31);
+    assert_int_equal(waiting, 29 + 29 * 30 / 2 - 2);
+    // A key whose last job is released is forgotten.
+    assert_int_equal(readyq_release(q, "k00"), 0);
+    readyq_key_totals(q, &keys, &running, &waiting);
+    assert_int_equal(keys, 30);
+}
+
 int
 main(void)
 {
@@ -230,6 +315,10 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_readyq_keeps_a_set_aside_job_of_a_paused_queue_paused, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_busiest_lists_the_most_waiting_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_key_totals_sum_every_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
