@@ -1,8 +1,8 @@
 // overview.js - the front page: queue depths per queue and type (from
 // GET /v1/health), throughput and failure rate over the last 15 minutes
 // as small SVG charts, the worker count and the busiest concurrency keys.
-// Queues that no live worker serves, and paused queues, are flagged. Refreshed (at most once a
-// second) when events arrive.
+// Queues that no live worker serves, paused queues and rate-limited ones
+// are flagged. Refreshed (at most once a second) when events arrive.
 import { api } from './api.js';
 import { h, put, s, clear, num, throttle, duration } from './util.js';
 
@@ -127,7 +127,14 @@ function tile(label, value, cls, href) {
     : h('div', { class: `tile ${cls || ''}`, dataset: { tile: label } }, body);
 }
 
-function depthTable(depths, recent) {
+// "50/s", "0.5/s": a rate limit's rate, as anvil queue limit takes it.
+function rateText(l) {
+  const r = Number(l.rate_per_second) || 0;
+  return `${r >= 10 ? Math.round(r) : Number(r.toPrecision(3))}/s`;
+}
+
+function depthTable(depths, recent, limits) {
+  const byQueue = new Map(limits.map((l) => [l.queue, l]));
   const sorted = [...depths].sort((a, b) => (a.queue + a.type).localeCompare(b.queue + b.type));
   const body = sorted.map((d) => {
     const key = `${d.queue}\u0000${d.type}`;
@@ -135,7 +142,10 @@ function depthTable(depths, recent) {
     const t = encodeURIComponent(d.type);
     return h('tr', { dataset: { queue: d.queue, type: d.type, noWorker: d.no_worker ? 'true' : 'false', paused: d.paused ? 'true' : 'false' }, class: d.no_worker ? 'warn-row' : '' },
       h('td', {}, h('a', { href: `/jobs?queue=${q}`, class: 'mono' }, d.queue),
-        d.paused ? h('span', { class: 'flag', title: 'Paused (anvil queue pause): no job of this queue is leased until it is resumed' }, 'paused') : null),
+        d.paused ? h('span', { class: 'flag', title: 'Paused (anvil queue pause): no job of this queue is leased until it is resumed' }, 'paused') : null,
+        byQueue.has(d.queue) ? h('span', { class: 'flag rate', dataset: { rate: String(byQueue.get(d.queue).rate_per_second) },
+          title: `Rate limit (anvil queue limit): at most ${rateText(byQueue.get(d.queue))} of this queue's jobs start, ${num(byQueue.get(d.queue).burst)} at once; ${Number(byQueue.get(d.queue).tokens || 0).toFixed(1)} tokens now` },
+        rateText(byQueue.get(d.queue))) : null),
       h('td', {}, h('a', { href: `/jobs?queue=${q}&type=${t}`, class: 'mono' }, d.type),
         d.no_worker ? h('span', { class: 'flag', title: 'No live worker serves this queue and type: its jobs wait until one does' }, 'no worker') : null),
       h('td', { class: 'num' }, h('a', { href: `/jobs?state=QUEUED&queue=${q}&type=${t}` }, String(num(d.queued)))),
@@ -222,7 +232,7 @@ function draw(root, hl, workers) {
         failureChart(rows, cw))),
     h('section', { class: 'panel' },
       h('h2', {}, 'Queues'),
-      depths.length ? depthTable(depths, recent)
+      depths.length ? depthTable(depths, recent, hl.queue_limits || [])
         : h('div', { class: 'empty' },
           h('p', { class: 'empty-title' }, 'No queues yet'),
           h('p', { class: 'muted' }, 'A queue appears with its first job. Submit one:'),

@@ -500,6 +500,19 @@ class Dashboard(unittest.TestCase):
             "the schedule's page scrolls sideways at phone width")
         self.shot("schedule-phone", full=True)
 
+    def test_9c_overview_flags_a_rate_limited_queue(self):
+        self.server.submit(type="Nobody", queue="web-limited", payload={})
+        self.server.call("POST", "/v1/queues/web-limited:limit",
+                         {"rate_per_second": 50, "burst": 5})
+        self.open("/")
+        flag = self.wait(lambda d: d.find_elements(
+            By.CSS_SELECTOR, 'tr[data-queue="web-limited"] .flag.rate'),
+            "the queue's row to show its rate limit")[0]
+        self.assertEqual(flag.text, "50/s")
+        self.assertIn("5 at once", flag.get_attribute("title"))
+        self.shot("overview-rate", full=True)
+        self.server.call("POST", "/v1/queues/web-limited:limit", {})
+
     def test_9b_overview_lists_the_busiest_concurrency_keys(self):
         # Limit 1 and four of them: the worker (4 slots) runs one and sets
         # three aside.
