@@ -18,6 +18,11 @@
 // socket is closed while its connection is being set up, which a client
 // opened and closed without a call would otherwise hit whenever a server
 // listens (LeakSanitizer reports it; probe: dial, close, nng_fini).
+//
+// Several servers ("tcp://a:7700,tcp://b:7700"): the list is parsed here
+// (server_list.c) and every URL checked by creating a dialer for it; only
+// the first one's is kept. The socket still has one dialer at a time, to
+// the current server; client_follow.c moves it to another one.
 #include "anvil/v1/anvil.pb-c.h"
 #include "client_impl.h"
 #include "convert.h"
@@ -53,13 +58,14 @@ pick_url(const char *url)
 
 // Sets a dialer's options (and TLS configuration, when one is set).
 int
-client_dialer_options(anvil_client *c, nng_dialer d)
+client_dialer_options(anvil_client *c, nng_dialer d, size_t server)
 {
     nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
     nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS);
     nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS);
-    if (c->tls_cfg != NULL)
-        return nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls_cfg);
+    nng_tls_config *cfg = c->tls_cfgs[server];
+    if (cfg != NULL)
+        return nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
     return 0;
 }
 
@@ -73,13 +79,60 @@ pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
     atomic_store(&c->connected, true);
 }
 
+// INVALID_ARGUMENT for URL i of the list that nng refused with rv.
+static int
+bad_url(anvil_client *c, size_t i, int rv, struct anvil_error *err)
+{
+    const char *url  = c->servers.urls[i];
+    int         code = av_code_from_nng(rv);
+    if (code != ANVIL_INVALID_ARGUMENT)
+        return wire_nng_error(rv, "dialling", url, 0, err);
+    if (c->servers.n > 1)
+        return av_error_set(err, code,
+            "bad server URL \"%s\" (server %zu of %zu in the list): %s (want "
+            "e.g. tcp://127.0.0.1:7700 or ipc:///path/to/socket)",
+            url, i + 1, c->servers.n, nng_strerror(rv));
+    return av_error_set(err, code,
+        "bad server URL \"%s\": %s (want e.g. tcp://127.0.0.1:7700 or "
+        "ipc:///path/to/socket)",
+        url, nng_strerror(rv));
+}
+
+// Checks every URL of the list by creating a dialer for it; keeps the
+// first one's as c->dialer (the first call starts it).
+static int
+check_urls(anvil_client *c, struct anvil_error *err)
+{
+    const struct server_list *l   = &c->servers;
+    bool                      tls = client_url_is_tls(l->urls[0]);
+    for (size_t i = 0; i < l->n; i++) {
+        if (client_url_is_tls(l->urls[i]) != tls)
+            return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+                "server list: \"%s\" and \"%s\" differ in TLS (use "
+                "tls+tcp:// for all the servers or for none)",
+                l->urls[0], l->urls[i]);
+        nng_dialer d;
+        int        rv = nng_dialer_create(&d, c->sock, l->urls[i]);
+        if (rv != 0)
+            return bad_url(c, i, rv, err);
+        if (i == 0) {
+            c->dialer       = d;
+            c->watch_dialer = (uint32_t) nng_dialer_id(d);
+            client_dialer_options(c, d, 0);
+        } else {
+            nng_dialer_close(d); // never started
+        }
+    }
+    return ANVIL_OK;
+}
+
 static int
 make_dialer(anvil_client *c, struct anvil_error *err)
 {
     nng_socket s;
     int        rv = nng_req0_open(&s);
     if (rv != 0)
-        return wire_nng_error(rv, "opening a socket", c->url, 0, err);
+        return wire_nng_error(rv, "opening a socket", client_url(c), 0, err);
     c->sock = s;
     // Our own messages are bounded; a peer's are not: cap what we buffer.
     nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, WIRE_MAX_MSG);
@@ -87,20 +140,19 @@ make_dialer(anvil_client *c, struct anvil_error *err)
     nng_socket_set_ms(s, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MIN_MS);
     nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MAX_MS);
     nng_pipe_notify(s, NNG_PIPE_EV_ADD_POST, pipe_added, c);
-    // Checks the URL; the first call starts it (see the top of the file).
-    rv = nng_dialer_create(&c->dialer, s, c->url);
-    if (rv == 0) {
-        client_dialer_options(c, c->dialer);
-        return ANVIL_OK;
+    if (c->servers.n > 1) {
+        rv = client_follow_init(c);
+        if (rv != 0) {
+            nng_close(s);
+            return wire_nng_error(
+                rv, "opening a socket", client_url(c), 0, err);
+        }
     }
-    nng_close(s);
-    int code = av_code_from_nng(rv);
-    if (code == ANVIL_INVALID_ARGUMENT)
-        return av_error_set(err, code,
-            "bad server URL \"%s\": %s (want e.g. tcp://127.0.0.1:7700 or "
-            "ipc:///path/to/socket)",
-            c->url, nng_strerror(rv));
-    return wire_nng_error(rv, "dialling", c->url, 0, err);
+    // Checks the URLs; the first call starts the dialer (see the top).
+    int rc = check_urls(c, err);
+    if (rc != ANVIL_OK)
+        nng_close(s);
+    return rc;
 }
 
 static void
@@ -118,12 +170,14 @@ info_free(Anvil__V1__WorkerInfo *info)
 static void
 client_free(anvil_client *c)
 {
-    if (c->tls_cfg != NULL)
-        nng_tls_config_free(c->tls_cfg);
+    for (size_t i = 0; i < SERVER_LIST_MAX; i++)
+        if (c->tls_cfgs[i] != NULL)
+            nng_tls_config_free(c->tls_cfgs[i]);
     pthread_cond_destroy(&c->idle);
+    pthread_mutex_destroy(&c->pmu);
     pthread_mutex_destroy(&c->mu);
     info_free(c->info);
-    free(c->url);
+    server_list_fini(&c->servers);
     free(c->token);
     free(c);
 }
@@ -152,13 +206,14 @@ url_host(const char *url, char *buf, size_t len)
     snprintf(buf, len, "%.*s", (int) n, p);
 }
 
-// Applies t to cfg: server name, CA, own certificate.
+// Applies t to cfg, the configuration for url: server name, CA, own
+// certificate.
 static int
-tls_configure(anvil_client *c, nng_tls_config *cfg, const struct anvil_tls *t,
+tls_configure(const char *url, nng_tls_config *cfg, const struct anvil_tls *t,
     struct anvil_error *err)
 {
     char host[256];
-    url_host(c->url, host, sizeof(host));
+    url_host(url, host, sizeof(host));
     const char *name = t->server_name != NULL && t->server_name[0] != '\0'
         ? t->server_name
         : host;
@@ -198,6 +253,20 @@ tls_configure(anvil_client *c, nng_tls_config *cfg, const struct anvil_tls *t,
     return rc;
 }
 
+// A new TLS configuration for url from t: *out, the caller's.
+static int
+tls_config_new(const char *url, const struct anvil_tls *t, nng_tls_config **out,
+    struct anvil_error *err)
+{
+    int rv = nng_tls_config_alloc(out, NNG_TLS_MODE_CLIENT);
+    if (rv != 0) {
+        *out = NULL;
+        return av_error_set(err, av_code_from_nng(rv),
+            "cannot make a TLS configuration: %s", nng_strerror(rv));
+    }
+    return tls_configure(url, *out, t, err);
+}
+
 int
 anvil_client_set_tls(
     anvil_client *c, const struct anvil_tls *tls, struct anvil_error *err)
@@ -208,9 +277,9 @@ anvil_client_set_tls(
         return rc;
     if (tls == NULL)
         return av_error_set(err, ANVIL_INVALID_ARGUMENT, "%s: tls is NULL", fn);
-    if (!client_url_is_tls(c->url))
+    if (!client_url_is_tls(client_url(c)))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
-            "TLS settings need a tls+tcp:// server URL, not %s", c->url);
+            "TLS settings need a tls+tcp:// server URL, not %s", client_url(c));
     if ((tls->cert_file == NULL) != (tls->key_file == NULL))
         return av_error_set(err, ANVIL_INVALID_ARGUMENT,
             "TLS: a client certificate needs its key and a key its "
@@ -223,24 +292,28 @@ anvil_client_set_tls(
         return av_error_set(err, ANVIL_FAILED_PRECONDITION,
             "%s: the connection has started; set TLS before the first call",
             fn);
-    nng_tls_config *cfg = NULL;
-    int             rv  = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
-    if (rv != 0)
-        return av_error_set(err, av_code_from_nng(rv),
-            "cannot make a TLS configuration: %s", nng_strerror(rv));
-    rc = tls_configure(c, cfg, tls, err);
+    nng_tls_config *cfgs[SERVER_LIST_MAX] = { NULL };
+    for (size_t i = 0; rc == ANVIL_OK && i < c->servers.n; i++)
+        rc = tls_config_new(c->servers.urls[i], tls, &cfgs[i], err);
     if (rc == ANVIL_OK) {
-        rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfg);
+        // The dialer made at open, for the first server.
+        int rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG, cfgs[0]);
         if (rv != 0)
             rc = av_error_set(err, ANVIL_INVALID_ARGUMENT,
-                "cannot use TLS on %s: %s", c->url, nng_strerror(rv));
+                "cannot use TLS on %s: %s", c->servers.urls[0],
+                nng_strerror(rv));
     }
-    if (rc == ANVIL_OK) {
-        c->tls     = true;
-        c->tls_cfg = cfg; // kept for redial()
-    } else {
-        nng_tls_config_free(cfg);
+    for (size_t i = 0; i < c->servers.n; i++) {
+        if (rc == ANVIL_OK) {
+            if (c->tls_cfgs[i] != NULL) // set before
+                nng_tls_config_free(c->tls_cfgs[i]);
+            c->tls_cfgs[i] = cfgs[i]; // kept for redial() and switches
+        } else if (cfgs[i] != NULL) {
+            nng_tls_config_free(cfgs[i]);
+        }
     }
+    if (rc == ANVIL_OK)
+        c->tls = true;
     return rc;
 }
 
@@ -260,7 +333,7 @@ tls_from_env(anvil_client *c, struct anvil_error *err)
         .cert_file = env_or_null("ANVIL_TLS_CERT"),
         .key_file  = env_or_null("ANVIL_TLS_KEY"),
     };
-    if (!client_url_is_tls(c->url)
+    if (!client_url_is_tls(client_url(c))
         || (t.ca_file == NULL && t.cert_file == NULL && t.key_file == NULL))
         return ANVIL_OK;
     return anvil_client_set_tls(c, &t, err);
@@ -333,17 +406,25 @@ anvil_client_open(anvil_client **out, const char *url, struct anvil_error *err)
     if (c == NULL)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->pmu, NULL);
     pthread_cond_init(&c->idle, NULL);
-    c->url   = strdup(url);
     c->token = convert_str(getenv("ANVIL_TOKEN"));
     atomic_init(&c->timeout_ms, CLIENT_DEFAULT_TIMEOUT_MS);
     atomic_init(&c->connect_ms, 0);
     atomic_init(&c->connected, false);
-    if (c->url == NULL || c->token == NULL) {
+    int rc = server_list_parse(url, &c->servers, err);
+    if (rc != ANVIL_OK) {
+        client_free(c);
+        return rc;
+    }
+    atomic_init(&c->url, c->servers.urls[0]);
+    c->gen       = 1;
+    c->watch_gen = 1;
+    if (c->token == NULL) {
         client_free(c);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     }
-    int rc = make_dialer(c, err);
+    rc = make_dialer(c, err);
     if (rc != ANVIL_OK) {
         client_free(c);
         return rc;

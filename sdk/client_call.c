@@ -77,13 +77,15 @@ call_enter(anvil_client *c, struct inflight *in, const char *method,
         if (budget_ms + 1000 > WIRE_RESEND_MS)
             nng_ctx_set_ms(
                 in->ctx, NNG_OPT_REQ_RESENDTIME, clamp_ms(budget_ms + 1000));
+        pthread_mutex_lock(&c->pmu); // the pipe callback reads the list
         in->next    = c->inflight;
         c->inflight = in;
+        pthread_mutex_unlock(&c->pmu);
         c->calls++;
     }
     pthread_mutex_unlock(&c->mu);
     if (rv != 0)
-        return wire_nng_error(rv, method, c->url, 0, err);
+        return wire_nng_error(rv, method, client_url(c), 0, err);
     return ANVIL_OK;
 }
 
@@ -96,7 +98,9 @@ call_leave(anvil_client *c, struct inflight *in)
     struct inflight **p = &c->inflight;
     while (*p != in)
         p = &(*p)->next;
+    pthread_mutex_lock(&c->pmu);
     *p = in->next;
+    pthread_mutex_unlock(&c->pmu);
     pthread_mutex_unlock(&c->mu);
     nng_ctx_close(in->ctx);
     nng_aio_free(in->aio);
@@ -142,8 +146,8 @@ redial(anvil_client *c)
         && now - c->redialed >= CLIENT_RECONNECT_MAX_MS) {
         nng_dialer d;
         c->redialed = now;
-        if (nng_dialer_create(&d, c->sock, c->url) == 0) {
-            if (client_dialer_options(c, d) == 0
+        if (nng_dialer_create(&d, c->sock, c->servers.urls[c->cur]) == 0) {
+            if (client_dialer_options(c, d, c->cur) == 0
                 && nng_dialer_start(d, NNG_FLAG_NONBLOCK) == 0) {
                 nng_dialer_close(c->dialer);
                 c->dialer = d;
@@ -160,21 +164,22 @@ static int
 send_timed_out(anvil_client *c, const char *method, int timeout_ms,
     bool first_dial, struct anvil_error *err)
 {
+    const char *url = client_url(c);
     if (first_dial)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "nothing listens at %s (no connection within %d ms to send %s; "
             "is anvild running?)",
-            c->url, timeout_ms, method);
-    if (client_url_is_tls(c->url))
+            url, timeout_ms, method);
+    if (client_url_is_tls(url))
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "could not reach anvild at %s within %d ms to send %s (is "
             "it running? does the TLS CA%s trust its certificate, and "
             "does it name the host?)",
-            c->url, timeout_ms, method, c->tls ? "" : " (none set)");
+            url, timeout_ms, method, c->tls ? "" : " (none set)");
     return av_error_set(err, ANVIL_UNAVAILABLE,
         "could not reach anvild at %s within %d ms to send %s (is it "
         "running?)",
-        c->url, timeout_ms, method);
+        url, timeout_ms, method);
 }
 
 // Sends the aio's message within timeout_ms. A client that never had a
@@ -220,13 +225,14 @@ exchange(anvil_client *c, struct inflight *in, const char *method,
             redial(c);
         if (rv == NNG_ETIMEDOUT)
             return send_timed_out(c, method, waited_ms, first_dial, err);
-        return wire_nng_error(rv, method, c->url, timeout_ms, err);
+        return wire_nng_error(rv, method, client_url(c), timeout_ms, err);
     }
     int64_t left = deadline - av_mono_ms();
     nng_aio_set_timeout(in->aio, clamp_ms((left > 0 ? left : 0) + wait_ms));
     rv = run_op(c, in, false);
     if (rv != 0)
-        return wire_nng_error(rv, method, c->url, timeout_ms + wait_ms, err);
+        return wire_nng_error(
+            rv, method, client_url(c), timeout_ms + wait_ms, err);
     *msg = nng_aio_get_msg(in->aio);
     return ANVIL_OK;
 }
@@ -316,13 +322,19 @@ call_with_id(anvil_client *c, const char *method, const ProtobufCMessage *req,
     }
     if (tfn != NULL)
         tr.sent_us = av_mono_us();
-    rc = exchange(c, &in, method, &msg, timeout_ms, wait_ms, err);
+    bool follow = c->servers.n > 1;
+    if (follow)
+        rc = client_follow_exchange(c, &in, method, id, m->output, &msg,
+            timeout_ms, wait_ms, reply, err);
+    else
+        rc = exchange(c, &in, method, &msg, timeout_ms, wait_ms, err);
     if (tfn != NULL)
         tr.reply_us = av_mono_us();
     call_leave(c, &in);
-    if (rc == ANVIL_OK) {
+    if (!follow && rc == ANVIL_OK)
         rc = wire_reply_decode(nng_msg_body(msg), nng_msg_len(msg), method, id,
-            m->output, reply, err);
+            m->output, reply, NULL, err);
+    if (msg != NULL) { // a reply (decoded above or by the follower)
         tr.code = rc;
         if (tfn != NULL)
             trace_report(tfn, &tr, msg);

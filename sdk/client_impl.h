@@ -10,12 +10,14 @@
 #define SDK_CLIENT_IMPL_H
 
 #include "anvil/v1/anvil.pb-c.h"
+#include "server_list.h"
 
 #include <anvil/anvil.h>
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
 #include <protobuf-c/protobuf-c.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,11 +27,17 @@
 #define TLS_FILE_MAX (1 << 20) // a PEM certificate or key file
 
 // One call in flight: its own context and aio, listed in c->inflight so
-// that shutdown can cancel the aio.
+// that shutdown can cancel the aio. With several servers, a call watches
+// the connection its request went out on (client_follow.c): the pipe
+// callback marks it lost and cancels its aio when that connection closes.
 struct inflight {
     nng_ctx          ctx;
     nng_aio         *aio;
-    struct inflight *next; // guarded by c->mu
+    struct inflight *next;      // guarded by c->mu and c->pmu (both to change)
+    bool             watch;     // guarded by c->pmu: a pipe loss ends the op
+    bool             lost;      // guarded by c->pmu: ended by a pipe loss
+    uint32_t         dialer_id; // guarded by c->pmu: the dialer it went on
+    uint64_t         lost_gen;  // guarded by c->pmu: switch from this gen
 };
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000
@@ -39,27 +47,63 @@ struct inflight {
 // A client (see client.c and client_call.c for how its fields are used).
 struct anvil_client {
     nng_socket             sock;
-    char                  *url;   // immutable after open
-    char                  *token; // set before calls (anvil_client_set_token)
-    bool                   tls;   // a TLS config was set (error messages)
-    Anvil__V1__WorkerInfo *info;  // sent with Poll/Heartbeat; NULL = none
+    struct server_list     servers; // immutable after open
+    _Atomic(const char *)  url;     // servers.urls[cur], for messages
+    char                  *token;   // set before calls (anvil_client_set_token)
+    bool                   tls;     // a TLS config was set (error messages)
+    Anvil__V1__WorkerInfo *info;    // sent with Poll/Heartbeat; NULL = none
     _Atomic int            timeout_ms; // per call, long-polls excluded
     _Atomic int            connect_ms; // first-dial limit; 0 = none
     _Atomic bool           connected;  // a connection was ever made
-    nng_dialer             dialer;     // created at open, started by a call
-    pthread_mutex_t        mu;         // guards everything below
-    bool                   dialing;    // the dialer was started
-    pthread_cond_t         idle;       // signalled when calls drops to 0
-    int                    calls;    // calls between call_enter and call_leave
-    struct inflight       *inflight; // their aios
-    bool                   closing;  // shutdown (or close) has begun
-    bool                   sock_closed;
-    nng_tls_config        *tls_cfg;  // held, to redial with; NULL = none
-    int64_t                redialed; // av_mono_ms() of the last redial
+    nng_dialer             dialer; // guarded by mu; created at open, started
+                                   // by a call, replaced by a server switch
+    pthread_mutex_t  mu;           // guards everything below but pmu's
+    size_t           cur;          // the server dialled (servers.urls index)
+    uint64_t         gen;          // bumped by every server switch, from 1
+    bool             dialing;      // the dialer was started
+    pthread_cond_t   idle;         // signalled when calls drops to 0
+    int              calls;        // calls between call_enter and call_leave
+    struct inflight *inflight;     // their aios
+    bool             closing;      // shutdown (or close) has begun
+    bool             sock_closed;
+    nng_tls_config  *tls_cfgs[SERVER_LIST_MAX]; // per server; NULL = none
+    int64_t          redialed; // av_mono_ms() of the last redial
+    // Taken after mu when both are (never the other way round): the pipe
+    // callback takes only pmu, as it may run while mu is held by a call
+    // that waits for nng (nng_close in shutdown).
+    pthread_mutex_t pmu;
+    uint32_t        watch_dialer; // guarded by pmu: id of c->dialer
+    uint64_t        watch_gen;    // guarded by pmu: c->gen
 };
 
-// Sets a dialer's options (and TLS configuration, when one is set).
-int client_dialer_options(anvil_client *c, nng_dialer d);
+// The URL of the server the client talks to now (any thread).
+static inline const char *
+client_url(anvil_client *c)
+{
+    return atomic_load(&c->url);
+}
+
+// Sets a dialer's options (and the TLS configuration of server `server`,
+// an index into c->servers, when one is set).
+int client_dialer_options(anvil_client *c, nng_dialer d, size_t server);
+
+// With several servers: notes that pipes of c->sock close (registers the
+// pipe callback). Called once at open. 0 or an nng error.
+int client_follow_init(anvil_client *c);
+
+// With several servers, the exchange of call_with_id(): sends the encoded
+// request *msg (consumed) to the current server and waits for its reply,
+// moving to another server and resending the same bytes (the same request
+// id) when no connection comes within a server's share of the time, when
+// the connection is lost while waiting, or when the server answers
+// UNAVAILABLE (a standby: to the leader it names). Decodes the reply as
+// wire_reply_decode() into *reply (desc); *msg is then the reply message
+// (the caller's, for the trace hook), else NULL. Returns the reply's code
+// or the transport's, with err set.
+int client_follow_exchange(anvil_client *c, struct inflight *in,
+    const char *method, uint64_t id, const ProtobufCMessageDescriptor *desc,
+    nng_msg **msg, int timeout_ms, int64_t wait_ms, ProtobufCMessage **reply,
+    struct anvil_error *err);
 
 // True for a URL whose transport is TLS (tls+tcp://, wss://).
 bool client_url_is_tls(const char *url);

@@ -232,13 +232,26 @@ reply_status(
     return av_error_set(err, code, "%s", msg);
 }
 
+// A standby's UNAVAILABLE names the leader (Reply.leader): a copy into
+// *leader, the caller's; an out-of-memory copy is NULL, as if none.
+static void
+reply_leader(const Anvil__V1__Reply *rep, int code, char **leader)
+{
+    if (leader == NULL || code != ANVIL_UNAVAILABLE || rep->leader == NULL
+        || rep->leader[0] == '\0')
+        return;
+    *leader = strdup(rep->leader);
+}
+
 int
 wire_reply_decode(const void *buf, size_t len, const char *method,
     uint64_t request_id, const ProtobufCMessageDescriptor *desc,
-    ProtobufCMessage **body, struct anvil_error *err)
+    ProtobufCMessage **body, char **leader, struct anvil_error *err)
 {
     if (body != NULL)
         *body = NULL;
+    if (leader != NULL)
+        *leader = NULL;
     if (method == NULL)
         method = "request";
     if (buf == NULL && len > 0)
@@ -258,6 +271,7 @@ wire_reply_decode(const void *buf, size_t len, const char *method,
         goto out;
     }
     code = reply_status(rep, method, err);
+    reply_leader(rep, code, leader);
     if (code != ANVIL_OK || desc == NULL || body == NULL)
         goto out;
     *body

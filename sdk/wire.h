@@ -61,9 +61,11 @@ int wire_request_encode(const char *method, const ProtobufCMessage *body,
 // Returns the reply's code, with its message in err unchanged (the code's
 // text if the server sent none); ANVIL_UNKNOWN for a code outside the
 // gRPC range; ANVIL_INTERNAL if the envelope or the body does not decode or
-// the reply echoes another request id.
+// the reply echoes another request id. When leader is not NULL it gets
+// Reply.leader of an UNAVAILABLE reply (a standby's answer: the leader's
+// URL), a copy the caller frees; NULL for any other code or an empty one.
 int wire_reply_decode(const void *buf, size_t len, const char *method,
     uint64_t request_id, const ProtobufCMessageDescriptor *desc,
-    ProtobufCMessage **body, struct anvil_error *err);
+    ProtobufCMessage **body, char **leader, struct anvil_error *err);
 
 #endif

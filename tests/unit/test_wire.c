@@ -43,6 +43,67 @@ raw_reply(int code, const char *msg, const void *body, size_t body_len,
     return buf;
 }
 
+// A Reply{code, message, leader} envelope in a malloc'd buffer.
+static uint8_t *
+leader_reply(int code, const char *leader, uint64_t request_id, size_t *len)
+{
+    Anvil__V1__Reply env = ANVIL__V1__REPLY__INIT;
+    env.code             = (Anvil__V1__Code) code;
+    env.message          = "not the leader";
+    env.leader           = (char *) leader;
+    env.request_id       = request_id;
+    *len                 = anvil__v1__reply__get_packed_size(&env);
+    uint8_t *buf         = malloc(*len + 1);
+    assert_non_null(buf);
+    anvil__v1__reply__pack(&env, buf);
+    return buf;
+}
+
+static void
+test_wire_reply_hands_out_the_leader_of_an_unavailable_reply(void **state)
+{
+    (void) state;
+    size_t   len;
+    uint8_t *buf    = leader_reply(ANVIL_UNAVAILABLE, "tcp://b:7700", 7, &len);
+    char    *leader = (char *) "unset";
+    struct anvil_error err = { 0 };
+    assert_int_equal(
+        wire_reply_decode(buf, len, "Poll", 7, NULL, NULL, &leader, &err),
+        ANVIL_UNAVAILABLE);
+    assert_non_null(leader);
+    assert_string_equal(leader, "tcp://b:7700");
+    assert_string_equal(err.msg, "not the leader");
+    free(leader);
+    // Not wanted: NULL is fine.
+    assert_int_equal(
+        wire_reply_decode(buf, len, "Poll", 7, NULL, NULL, NULL, &err),
+        ANVIL_UNAVAILABLE);
+    free(buf);
+}
+
+static void
+test_wire_reply_has_no_leader_when_empty_or_not_unavailable(void **state)
+{
+    (void) state;
+    size_t             len;
+    char              *leader = (char *) "unset";
+    struct anvil_error err    = { 0 };
+    uint8_t           *buf    = leader_reply(ANVIL_UNAVAILABLE, "", 8, &len);
+    assert_int_equal(
+        wire_reply_decode(buf, len, "Poll", 8, NULL, NULL, &leader, &err),
+        ANVIL_UNAVAILABLE);
+    assert_null(leader);
+    free(buf);
+    // A leader on any other code is not a standby's answer.
+    leader = (char *) "unset";
+    buf    = leader_reply(ANVIL_NOT_FOUND, "tcp://b:7700", 8, &len);
+    assert_int_equal(
+        wire_reply_decode(buf, len, "Poll", 8, NULL, NULL, &leader, &err),
+        ANVIL_NOT_FOUND);
+    assert_null(leader);
+    free(buf);
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -160,7 +221,7 @@ test_wire_reply_ok_round_trips_its_body(void **state)
     struct anvil_error err = { 0 };
     assert_int_equal(
         wire_reply_decode(nng_msg_body(msg), nng_msg_len(msg), "GetJob", 9,
-            &anvil__v1__get_job_response__descriptor, &body, &err),
+            &anvil__v1__get_job_response__descriptor, &body, NULL, &err),
         ANVIL_OK);
     assert_non_null(body);
     Anvil__V1__GetJobResponse *got = (Anvil__V1__GetJobResponse *) body;
@@ -184,7 +245,7 @@ test_wire_reply_error_reaches_caller_with_code_and_message_unchanged(
     struct anvil_error err  = { 0 };
     assert_int_equal(
         wire_reply_decode(nng_msg_body(msg), nng_msg_len(msg), "GetJob", 3,
-            &anvil__v1__get_job_response__descriptor, &body, &err),
+            &anvil__v1__get_job_response__descriptor, &body, NULL, &err),
         ANVIL_NOT_FOUND);
     assert_null(body);
     assert_int_equal(err.code, ANVIL_NOT_FOUND);
@@ -200,7 +261,7 @@ test_wire_reply_error_without_message_gets_the_code_text(void **state)
     uint8_t *buf = raw_reply(ANVIL_FAILED_PRECONDITION, "", NULL, 0, 0, &len);
     struct anvil_error err = { 0 };
     assert_int_equal(
-        wire_reply_decode(buf, len, "Complete", 5, NULL, NULL, &err),
+        wire_reply_decode(buf, len, "Complete", 5, NULL, NULL, NULL, &err),
         ANVIL_FAILED_PRECONDITION);
     assert_non_null(strstr(err.msg, "Complete"));
     assert_non_null(strstr(err.msg, "failed precondition"));
@@ -214,7 +275,8 @@ test_wire_reply_with_unknown_code_is_unknown(void **state)
     size_t             len;
     uint8_t           *buf = raw_reply(99, "odd", NULL, 0, 5, &len);
     struct anvil_error err = { 0 };
-    assert_int_equal(wire_reply_decode(buf, len, "GetJob", 5, NULL, NULL, &err),
+    assert_int_equal(
+        wire_reply_decode(buf, len, "GetJob", 5, NULL, NULL, NULL, &err),
         ANVIL_UNKNOWN);
     assert_non_null(strstr(err.msg, "99"));
     assert_non_null(strstr(err.msg, "odd"));
@@ -228,8 +290,9 @@ test_wire_reply_that_is_not_an_envelope_is_internal(void **state)
     static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x01 };
     struct anvil_error   err    = { 0 };
     ProtobufCMessage    *body;
-    assert_int_equal(wire_reply_decode(junk, sizeof(junk), "Health", 1,
-                         &anvil__v1__health_response__descriptor, &body, &err),
+    assert_int_equal(
+        wire_reply_decode(junk, sizeof(junk), "Health", 1,
+            &anvil__v1__health_response__descriptor, &body, NULL, &err),
         ANVIL_INTERNAL);
     assert_null(body);
     assert_non_null(strstr(err.msg, "not an anvil.v1.Reply"));
@@ -245,8 +308,9 @@ test_wire_reply_body_that_does_not_decode_is_internal(void **state)
     uint8_t             *buf = raw_reply(0, "", bad, sizeof(bad), 4, &len);
     struct anvil_error   err = { 0 };
     ProtobufCMessage    *body;
-    assert_int_equal(wire_reply_decode(buf, len, "GetJob", 4,
-                         &anvil__v1__get_job_response__descriptor, &body, &err),
+    assert_int_equal(
+        wire_reply_decode(buf, len, "GetJob", 4,
+            &anvil__v1__get_job_response__descriptor, &body, NULL, &err),
         ANVIL_INTERNAL);
     assert_null(body);
     assert_non_null(strstr(err.msg, "GetJobResponse"));
@@ -262,14 +326,14 @@ test_wire_reply_for_another_request_is_internal(void **state)
     uint8_t           *buf = raw_reply(0, "", NULL, 0, 1000, &len);
     struct anvil_error err = { 0 };
     assert_int_equal(
-        wire_reply_decode(buf, len, "Health", 1001, NULL, NULL, &err),
+        wire_reply_decode(buf, len, "Health", 1001, NULL, NULL, NULL, &err),
         ANVIL_INTERNAL);
     assert_non_null(strstr(err.msg, "1000"));
     free(buf);
     // A server that could not read our id answers with 0: accepted.
     buf = raw_reply(0, "", NULL, 0, 0, &len);
     assert_int_equal(
-        wire_reply_decode(buf, len, "Health", 1001, NULL, NULL, &err),
+        wire_reply_decode(buf, len, "Health", 1001, NULL, NULL, NULL, &err),
         ANVIL_OK);
     free(buf);
 }
@@ -279,7 +343,8 @@ test_wire_reply_decode_rejects_a_missing_buffer(void **state)
 {
     (void) state;
     struct anvil_error err = { 0 };
-    assert_int_equal(wire_reply_decode(NULL, 12, "Health", 1, NULL, NULL, &err),
+    assert_int_equal(
+        wire_reply_decode(NULL, 12, "Health", 1, NULL, NULL, NULL, &err),
         ANVIL_INVALID_ARGUMENT);
     assert_int_equal(err.code, ANVIL_INVALID_ARGUMENT);
 }
@@ -502,6 +567,10 @@ main(void)
         cmocka_unit_test(test_wire_maps_nng_errors_to_anvil_codes),
         cmocka_unit_test(
             test_wire_timeout_message_names_rpc_url_time_and_asks_for_anvild),
+        cmocka_unit_test(
+            test_wire_reply_hands_out_the_leader_of_an_unavailable_reply),
+        cmocka_unit_test(
+            test_wire_reply_has_no_leader_when_empty_or_not_unavailable),
         cmocka_unit_test(test_wire_method_finds_rpcs_by_name),
         cmocka_unit_test(test_client_call_rejects_an_unknown_method),
         cmocka_unit_test(test_client_call_rejects_a_request_of_the_wrong_type),
