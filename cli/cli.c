@@ -320,7 +320,10 @@ cli_parse(int argc, char **argv, struct cli_opts *o, struct anvil_error *err)
 static const char global_help[]
     = "Global flags (before or after the verb):\n"
       "  --server URL   server to talk to (default: $ANVIL_SERVER, "
-      "else " ANVIL_DEFAULT_URL ")\n"
+      "else " ANVIL_DEFAULT_URL ");\n"
+      "                 URL1,URL2,... for anvild nodes sharing one "
+      "database\n"
+      "                 (sends to the leader, moves when it goes)\n"
       "  --token T      bearer token (default: $ANVIL_TOKEN)\n"
       "  --tls-ca FILE  CA that signed a tls+tcp:// server's certificate\n"
       "                 (default: $ANVIL_TLS_CA)\n"
@@ -523,7 +526,8 @@ cli_main(int argc, char **argv, FILE *out, FILE *err)
     struct cli_ctx ctx = { &o, NULL, out, err };
     int            rc  = anvil_client_open(&c, url, &e);
     if (rc == ANVIL_INVALID_ARGUMENT) {
-        if (strncmp(e.msg, "TLS", 3) == 0) // from $ANVIL_TLS_*
+        if (strncmp(e.msg, "TLS", 3) == 0 // from $ANVIL_TLS_*
+            || strchr(url, ',') != NULL)  // the message names the element
             fprintf(err, "anvil: %s\n", e.msg);
         else
             fprintf(err, "anvil: bad server URL '%s': %s\n", url, e.msg);

@@ -73,10 +73,11 @@ client_dialer_options(anvil_client *c, nng_dialer d, size_t server)
 static void
 pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-    (void) p;
     (void) ev;
     anvil_client *c = arg;
     atomic_store(&c->connected, true);
+    if (c->servers.n > 1)
+        client_follow_added(c, p);
 }
 
 // INVALID_ARGUMENT for URL i of the list that nng refused with rv.

@@ -64,6 +64,8 @@ pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
     uint32_t      id = (uint32_t) nng_dialer_id(nng_pipe_dialer(p));
     pthread_mutex_lock(&c->pmu);
     bool current = id == c->watch_dialer;
+    if (current)
+        c->cur_lost = true; // the next call moves at once
     for (struct inflight *in = c->inflight; in != NULL; in = in->next) {
         if (!in->watch || in->lost || (!current && in->dialer_id != id))
             continue;
@@ -71,6 +73,16 @@ pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
         in->lost_gen = current ? c->watch_gen : 0;
         nng_aio_cancel(in->aio);
     }
+    pthread_mutex_unlock(&c->pmu);
+}
+
+void
+client_follow_added(anvil_client *c, nng_pipe p)
+{
+    uint32_t id = (uint32_t) nng_dialer_id(nng_pipe_dialer(p));
+    pthread_mutex_lock(&c->pmu);
+    if (id == c->watch_dialer)
+        c->cur_lost = false; // the current server is back
     pthread_mutex_unlock(&c->pmu);
 }
 
@@ -107,6 +119,7 @@ follow_switch(anvil_client *c, uint64_t gen, const char *leader)
                 pthread_mutex_lock(&c->pmu);
                 c->watch_dialer = (uint32_t) nng_dialer_id(d);
                 c->watch_gen    = c->gen;
+                c->cur_lost     = false;
                 pthread_mutex_unlock(&c->pmu);
             } else {
                 nng_dialer_close(d);
@@ -123,11 +136,13 @@ follow_switch(anvil_client *c, uint64_t gen, const char *leader)
 }
 
 // Starts watching for the loss of the current connection: returns the
-// generation the next send goes out under.
+// generation the next send goes out under. *gone: the current server's
+// connection was lost since the last call (none came back).
 static uint64_t
-watch_start(anvil_client *c, struct inflight *in)
+watch_start(anvil_client *c, struct inflight *in, bool *gone)
 {
     pthread_mutex_lock(&c->pmu);
+    *gone         = c->cur_lost;
     in->watch     = true;
     in->lost      = false;
     in->lost_gen  = 0;
@@ -209,7 +224,13 @@ follow_send(struct follow *f, uint64_t *gen)
     nng_msg *m;
     if (nng_msg_dup(&m, f->req) != 0)
         return NNG_ENOMEM;
-    *gen = watch_start(f->c, f->in);
+    bool gone;
+    *gen = watch_start(f->c, f->in, &gone);
+    if (gone) {
+        // Lost while no call waited: move now, not after a send's try.
+        follow_switch(f->c, *gen, NULL);
+        *gen = watch_start(f->c, f->in, &gone);
+    }
     nng_aio_set_msg(f->in->aio, m);
     nng_aio_set_timeout(
         f->in->aio, min_int(f->try_ms, f->send_end - av_mono_ms()));

@@ -74,6 +74,8 @@ struct anvil_client {
     pthread_mutex_t pmu;
     uint32_t        watch_dialer; // guarded by pmu: id of c->dialer
     uint64_t        watch_gen;    // guarded by pmu: c->gen
+    bool            cur_lost;     // guarded by pmu: c->dialer's connection
+                                  // closed and none has come back
 };
 
 // The URL of the server the client talks to now (any thread).
@@ -90,6 +92,10 @@ int client_dialer_options(anvil_client *c, nng_dialer d, size_t server);
 // With several servers: notes that pipes of c->sock close (registers the
 // pipe callback). Called once at open. 0 or an nng error.
 int client_follow_init(anvil_client *c);
+
+// With several servers: notes that pipe p (just added) is up (called by
+// the client's ADD_POST pipe callback).
+void client_follow_added(anvil_client *c, nng_pipe p);
 
 // With several servers, the exchange of call_with_id(): sends the encoded
 // request *msg (consumed) to the current server and waits for its reply,

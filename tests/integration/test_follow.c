@@ -31,8 +31,9 @@
 struct fixture {
     struct harness a;
     struct harness b;
-    char           list[300]; // "A,B"
-    char           http[64];  // A's --http URL, when a test gives it one
+    char           list[300];   // "A,B"
+    char           http[64];    // A's --http URL, when a test gives it one
+    const char    *parked_kind; // "wait_job", "poll": see parked_on_a()
 };
 
 static int
@@ -155,11 +156,13 @@ keep_body(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-// True once A has one WaitJob parked (GET /metrics on A's --http).
+// True once A has a long-poll of f->parked_kind parked (GET /metrics on
+// A's --http).
 static bool
-wait_parked_on_a(void *arg)
+parked_on_a(void *arg)
 {
     struct fixture *f = arg;
+    char            want[96];
     char            url[96];
     char           *body = calloc(1, BODY_MAX);
     CURL           *curl = curl_easy_init();
@@ -168,9 +171,9 @@ wait_parked_on_a(void *arg)
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, keep_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-    bool ok = curl_easy_perform(curl) == CURLE_OK
-        && strstr(body, "anvil_long_polls_parked{kind=\"wait_job\"} 1\n")
-            != NULL;
+    snprintf(want, sizeof(want), "anvil_long_polls_parked{kind=\"%s\"} 1\n",
+        f->parked_kind);
+    bool ok = curl_easy_perform(curl) == CURLE_OK && strstr(body, want) != NULL;
     curl_easy_cleanup(curl);
     free(body);
     return ok;
@@ -179,22 +182,31 @@ wait_parked_on_a(void *arg)
 // (2) A WaitJob parked on A when A is killed: the call moves to B at once
 // (B, with its own database, answers NOT_FOUND for A's job: the request
 // was resent there), well before the wait's 30 s, and later calls go to B.
-static void
-test_a_call_in_flight_moves_when_its_server_is_killed(void **state)
+// Starts A with --http (for /metrics) and B: A's pid.
+static pid_t
+start_a_and_b(struct fixture *f)
 {
-    struct fixture *f    = *state;
-    int             port = harness_free_tcp_port();
+    int port = harness_free_tcp_port();
     assert_true(port > 0);
     snprintf(f->http, sizeof(f->http), "http://127.0.0.1:%d", port);
     pid_t a = harness_spawn_anvild(&f->a, "--http", f->http, (char *) NULL);
     assert_true(a > 0);
     assert_true(harness_spawn_anvild(&f->b, (char *) NULL) > 0);
-    char *id = NULL;
+    return a;
+}
+
+static void
+test_a_call_in_flight_moves_when_its_server_is_killed(void **state)
+{
+    struct fixture *f  = *state;
+    pid_t           a  = start_a_and_b(f);
+    char           *id = NULL;
     submit(f->a.client, &id); // queued on A for good: no worker
     anvil_client *c = open_list(f->list, 5000);
     struct waiter w = { .c = c, .id = id };
     assert_int_equal(pthread_create(&w.t, NULL, waiter_run, &w), 0);
-    assert_true(harness_wait_for(wait_parked_on_a, f, WAIT_MS));
+    f->parked_kind = "wait_job";
+    assert_true(harness_wait_for(parked_on_a, f, WAIT_MS));
     int64_t t0     = av_mono_ms();
     int     status = harness_kill(a, SIGKILL);
     assert_true(WIFSIGNALED(status));
@@ -213,6 +225,36 @@ test_a_call_in_flight_moves_when_its_server_is_killed(void **state)
     anvil_free(id2);
     anvil_free(id);
     anvil_client_close(c);
+}
+
+// (2b) anvil-worker --server A,B: its Poll parked on A moves to B when A
+// is killed, and the worker runs B's next job.
+static void
+test_a_worker_moves_to_the_next_server_when_its_server_is_killed(void **state)
+{
+    struct fixture *f      = *state;
+    pid_t           a      = start_a_and_b(f);
+    char           *argv[] = { "anvil-worker", "--server", f->list, NULL };
+    assert_true(harness_spawn(&f->b, "anvil-worker", argv) > 0);
+    f->parked_kind = "poll";
+    assert_true(harness_wait_for(parked_on_a, f, WAIT_MS));
+    int status = harness_kill(a, SIGKILL);
+    assert_true(WIFSIGNALED(status));
+    int64_t t0 = av_mono_ms();
+    char   *id = NULL;
+    assert_int_equal(
+        anvil_job_submit(f->b.client, "echo", "hi", 2, NULL, &id, NULL, NULL),
+        ANVIL_OK);
+    struct anvil_job  *job = NULL;
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(
+        anvil_job_wait(f->b.client, id, WAIT_MS, &job, &err), ANVIL_OK);
+    fprintf(stderr, "B's job ran %lld ms after A was killed\n",
+        (long long) (av_mono_ms() - t0));
+    assert_int_equal(job->state, ANVIL_JOB_SUCCEEDED);
+    assert_true(av_mono_ms() - t0 < 5000);
+    anvil_job_free(job);
+    anvil_free(id);
 }
 
 // Runs `anvil [--server list] health --json`: its exit status; *took its
@@ -310,6 +352,9 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_a_call_in_flight_moves_when_its_server_is_killed, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_worker_moves_to_the_next_server_when_its_server_is_killed,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_the_cli_takes_a_list_from_the_flag_and_the_environment, setup,
             teardown),

@@ -107,6 +107,21 @@ ANVIL_API void anvil_logger_set(anvil_log_fn fn, void *arg);
 // calls then wait for it up to their timeout. On success *out is the caller's;
 // close with anvil_client_close(). Returns ANVIL_INVALID_ARGUMENT for a bad
 // url.
+//
+// url may also be a comma-separated list of up to 16 URLs (spaces around
+// the commas are ignored), the anvild nodes sharing one database, of which
+// one, the leader, serves: "tcp://a:7700,tcp://b:7700,tcp://c:7700". The
+// client talks to one at a time, starting with the first, and moves when
+// a send finds no connection to it within min(timeout, 1 s), when it
+// answers UNAVAILABLE (a standby: to the leader it names, if that URL is
+// in the list as spelt there, else to the next one, after a short pause),
+// or when its connection is lost while a call waits (a long-poll too: the
+// call moves at once). Each move resends the same request with the same
+// request id, so the server applies it once. A call still fails with
+// UNAVAILABLE when no server took it within its timeout. All the URLs
+// must use TLS (tls+tcp://) or none; anvil_client_set_tls() applies to
+// each, verifying each server's own host name. INVALID_ARGUMENT names
+// the bad element: an empty one, a bad URL, too many.
 ANVIL_API int anvil_client_open(
     anvil_client **out, const char *url, struct anvil_error *err);
 
@@ -138,7 +153,9 @@ struct anvil_tls {
                              // the server is then always verified
     const char *cert_file;   // own certificate, for mutual TLS (with key)
     const char *key_file;    // its private key
-    const char *server_name; // name to verify; NULL = the URL's host
+    const char *server_name; // name to verify; NULL = the URL's host (of
+                             // each URL of a list; a name set applies
+                             // to them all)
 };
 
 // Sets the TLS settings of the connection: call it after
