@@ -207,6 +207,7 @@ struct follow {
     int64_t          reply_end;  // with wait_ms on top: no reply, give up
     int              backoff_ms; // the next pause after a leaderless answer
     int              losses;     // connections lost while waiting
+    char             said[200];  // the last UNAVAILABLE answer: "url: msg"
 };
 
 static int
@@ -261,6 +262,11 @@ follow_gave_up(struct follow *f, int waited_ms, struct anvil_error *err)
 {
     char list[160];
     list_text(f->c, list, sizeof(list));
+    if (f->said[0] != '\0')
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "no anvild leader took %s within %d ms (the last answer, from "
+            "%s)",
+            f->method, waited_ms, f->said);
     if (f->first_dial)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "nothing listens at any of %s (no connection within %d ms to "
@@ -323,15 +329,20 @@ follow_answer(struct follow *f, uint64_t id,
     const ProtobufCMessageDescriptor *desc, uint64_t gen, nng_msg *r,
     nng_msg **msg, ProtobufCMessage **reply, int *rc, struct anvil_error *err)
 {
-    char *leader = NULL;
+    char              *leader = NULL;
+    struct anvil_error e      = { 0, "" };
     *rc = wire_reply_decode(nng_msg_body(r), nng_msg_len(r), f->method, id,
-        desc, reply, &leader, err);
+        desc, reply, &leader, &e);
+    if (*rc != ANVIL_OK && err != NULL)
+        *err = e;
     if (*rc != ANVIL_UNAVAILABLE || av_mono_ms() >= f->send_end) {
         free(leader);
         *msg = r;
         return true;
     }
     nng_msg_free(r);
+    snprintf(
+        f->said, sizeof(f->said), "%.90s: %.100s", client_url(f->c), e.msg);
     if (server_list_find(&f->c->servers, leader) < 0)
         follow_backoff(f);
     follow_switch(f->c, gen, leader);
