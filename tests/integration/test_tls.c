@@ -536,6 +536,34 @@ test_bad_tls_options_stop_the_start(void **state)
     assert_served(f, &t);
 }
 
+// A libanvil client given a list of TLS servers checks each against its
+// own host: the first (127.0.0.1, where nothing listens) would not match
+// the server's certificate (DNS:localhost only), the second does, so the
+// call is served only if the second dialer got its own server name.
+static void
+test_a_server_list_verifies_each_server_by_its_own_host(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    int dead = harness_free_tcp_port();
+    assert_true(dead > 0);
+    char list[160];
+    snprintf(list, sizeof(list), "tls+tcp://127.0.0.1:%d, %s", dead, f->url);
+    anvil_client      *c   = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(anvil_client_open(&c, list, &err), ANVIL_OK);
+    struct anvil_tls t = { .ca_file = cert_path("ca.crt") };
+    assert_int_equal(anvil_client_set_tls(c, &t, &err), ANVIL_OK);
+    anvil_client_set_timeout(c, TIMEOUT_MS, NULL);
+    struct anvil_health *h  = NULL;
+    int                  rc = anvil_health_get(c, &h, &err);
+    if (rc != ANVIL_OK)
+        print_error("Health over %s: %s\n", list, err.msg);
+    assert_int_equal(rc, ANVIL_OK);
+    anvil_health_free(h);
+    anvil_client_close(c);
+}
+
 int
 main(void)
 {
@@ -549,6 +577,7 @@ main(void)
         T(test_with_a_client_ca_a_client_certificate_it_signed_is_served),
         T(test_without_a_client_ca_a_client_certificate_is_not_needed),
         T(test_bad_tls_options_stop_the_start),
+        T(test_a_server_list_verifies_each_server_by_its_own_host),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
