@@ -10,7 +10,9 @@
 //      time (FOLLOW_TRY_MS): the server is down or unreachable;
 //  (b) the server answers UNAVAILABLE: to the leader it names when that is
 //      in the list, else to the next server after a short backoff (an
-//      election is in progress, or the server is stopping);
+//      election is in progress, or the server is stopping); only the first
+//      leader named is followed without a pause, so standbys that disagree
+//      while an election settles do not bounce a call at full speed;
 //  (c) the connection the request went out on closes while the call waits
 //      for its reply (the leader was killed): the pipe callback below marks
 //      the call lost and cancels its aio, so even a parked long-poll moves
@@ -207,6 +209,7 @@ struct follow {
     int64_t          reply_end;  // with wait_ms on top: no reply, give up
     int              backoff_ms; // the next pause after a leaderless answer
     int              losses;     // connections lost while waiting
+    bool             followed;   // went to a leader a standby named
     char             said[200];  // the last UNAVAILABLE answer: "url: msg"
 };
 
@@ -343,8 +346,12 @@ follow_answer(struct follow *f, uint64_t id,
     nng_msg_free(r);
     snprintf(
         f->said, sizeof(f->said), "%.90s: %.100s", client_url(f->c), e.msg);
-    if (server_list_find(&f->c->servers, leader) < 0)
+    // The first leader named goes at once; after that (standbys that
+    // disagree while an election settles) every hop pauses.
+    if (server_list_find(&f->c->servers, leader) < 0 || f->followed)
         follow_backoff(f);
+    else
+        f->followed = true;
     follow_switch(f->c, gen, leader);
     free(leader);
     return false;

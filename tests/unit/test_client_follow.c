@@ -224,6 +224,30 @@ test_only_standbys_end_in_unavailable_after_the_timeout(void **state)
         assert_true(f->standby.seen[i] == f->standby.seen[0]);
 }
 
+// Two standbys naming each other (views that disagree while an election
+// settles): the client follows the first hint at once, then pauses before
+// each hop, so the call does not bounce at full speed until its timeout.
+static void
+test_standbys_naming_each_other_are_not_hammered(void **state)
+{
+    struct fixture *f = *state;
+    char            a_url[128], b_url[128];
+    snprintf(a_url, sizeof(a_url), "ipc://%s/standby", f->dir);
+    snprintf(b_url, sizeof(b_url), "ipc://%s/leader", f->dir);
+    canned_start(&f->standby, f->dir, "standby", b_url);
+    canned_start(&f->leader, f->dir, "leader", a_url);
+    char list[400];
+    snprintf(list, sizeof(list), "%s,%s", a_url, b_url);
+    int64_t            ms;
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(health(list, &ms, &err), ANVIL_UNAVAILABLE);
+    canned_stop(&f->standby);
+    canned_stop(&f->leader);
+    int hops = f->standby.n_seen + f->leader.n_seen;
+    fprintf(stderr, "%d answers in %lld ms\n", hops, (long long) ms);
+    assert_true(hops >= 4 && hops <= 16); // 4 s of pauses up to 500 ms
+}
+
 int
 main(void)
 {
@@ -234,6 +258,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_a_standby_without_a_leader_sends_the_client_to_the_next, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_standbys_naming_each_other_are_not_hammered, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_only_standbys_end_in_unavailable_after_the_timeout, setup,
             teardown),
