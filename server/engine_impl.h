@@ -120,11 +120,12 @@ struct batch {
     // ev_mark: how many there were when the open savepoint began.
     struct event_buf *events;
     size_t            ev_mark;
-    // Concurrency keys whose running jobs stopped in the open savepoint:
-    // released in the ready queues when it is kept (limits_keep), dropped
-    // when it is undone, so an undone Complete never frees a slot.
-    char **released;
-    size_t n_released, cap_released;
+    // Concurrency keys (readyq ids) whose running jobs stopped in the open
+    // savepoint: released in the ready queues when it is kept
+    // (limits_keep), dropped when it is undone, so an undone Complete never
+    // frees a slot.
+    uint32_t *released;
+    size_t    n_released, cap_released;
     // A savepoint could not be undone: the batch is rolled back whole.
     bool               broken;
     struct anvil_error broken_err;

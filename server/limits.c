@@ -11,7 +11,6 @@
 #include "util/log.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 static bool
 has_key(const char *ckey)
@@ -19,37 +18,36 @@ has_key(const char *ckey)
     return ckey != NULL && ckey[0] != '\0';
 }
 
+// The key is recorded by its readyq id, not its name: the stopped job
+// still counts under it until limits_keep() releases it, so the id keeps
+// naming the key (readyq.h), and no copy of the name is made per job.
 void
 limits_stopped(struct engine *e, struct batch *b, const char *ckey)
 {
-    (void) e;
     if (!has_key(ckey))
         return;
+    uint32_t id = readyq_key_id(e->ready, ckey);
+    if (id == 0) // not held: nothing to release (as readyq_release)
+        return;
     if (b->n_released == b->cap_released) {
-        size_t cap = b->cap_released ? b->cap_released * 2 : 8;
-        char **v   = realloc(b->released, cap * sizeof(*v));
-        if (v == NULL)
-            goto oom;
+        size_t    cap = b->cap_released ? b->cap_released * 2 : 8;
+        uint32_t *v   = realloc(b->released, cap * sizeof(*v));
+        if (v == NULL) {
+            AV_ERR("limits.oom",
+                "key=%s msg=\"out of memory: the key keeps one slot until a "
+                "restart\"",
+                ckey);
+            return;
+        }
         b->released     = v;
         b->cap_released = cap;
     }
-    b->released[b->n_released] = strdup(ckey);
-    if (b->released[b->n_released] == NULL)
-        goto oom;
-    b->n_released++;
-    return;
-oom:
-    AV_ERR("limits.oom",
-        "key=%s msg=\"out of memory: the key keeps one slot until a "
-        "restart\"",
-        ckey);
+    b->released[b->n_released++] = id;
 }
 
 void
 limits_undo(struct batch *b)
 {
-    for (size_t i = 0; i < b->n_released; i++)
-        free(b->released[i]);
     b->n_released = 0;
 }
 
@@ -57,7 +55,7 @@ void
 limits_keep(struct engine *e, struct batch *b)
 {
     for (size_t i = 0; i < b->n_released; i++) {
-        if (readyq_release(e->ready, b->released[i]) > 0)
+        if (readyq_release_id(e->ready, b->released[i]) > 0)
             b->ready_added = true;
     }
     limits_undo(b);

@@ -6,6 +6,11 @@
 // key by index + 1 in bytes that were padding, so a job without a key
 // costs what it did. Freed key slots are chained for reuse: a slot is
 // freed only when no entry, set-aside job or running job refers to it.
+//
+// A set-aside job that its key lets go again goes to its queue's small
+// `woken` heap, not back into the main one (which may hold every queued
+// job): a take compares both tops with the same order, so which heap an
+// entry sits in never changes what comes out, only what it costs.
 #include "readyq.h"
 
 #include "util/hash.h"
@@ -41,6 +46,7 @@ struct ckey {
 struct queue {
     char          *key;
     struct av_heap heap;
+    struct av_heap woken; // entries let go by their key since set aside
 };
 
 // A queue's rate limit: a token bucket (readyq.h).
@@ -91,6 +97,7 @@ readyq_free(struct readyq *q)
     for (size_t i = 0; i < q->n; i++) {
         free(q->queues[i].key);
         av_heap_fini(&q->queues[i].heap);
+        av_heap_fini(&q->queues[i].woken);
     }
     free(q->queues);
     for (size_t i = 0; i < q->n_paused; i++)
@@ -109,10 +116,21 @@ readyq_free(struct readyq *q)
     free(q);
 }
 
+// "queue\x1ftype" in buf, cut to len - 1 bytes.
 static void
 make_key(char *buf, size_t len, const char *queue, const char *type)
 {
-    snprintf(buf, len, "%s\x1f%s", queue, type);
+    size_t nq = strlen(queue), nt = strlen(type);
+    if (nq > len - 1)
+        nq = len - 1;
+    memcpy(buf, queue, nq);
+    size_t at = nq;
+    if (at < len - 1)
+        buf[at++] = '\x1f';
+    if (nt > len - 1 - at)
+        nt = len - 1 - at;
+    memcpy(buf + at, type, nt);
+    buf[at + nt] = '\0';
 }
 
 // a before b: higher priority, then lower sequence (FIFO).
@@ -147,6 +165,7 @@ add_queue(struct readyq *q, const char *key)
         return NULL;
     }
     av_heap_init(&e->heap, sizeof(struct entry), before);
+    av_heap_init(&e->woken, sizeof(struct entry), before);
     q->n++;
     return e;
 }
@@ -220,15 +239,15 @@ drop_key(struct readyq *q, uint32_t ckey)
     q->n_held--;
 }
 
-// Moves set-aside jobs back to their heaps while the key is under its
-// limit; how many moved.
+// Moves set-aside jobs back to their queues (the woken heaps) while the
+// key is under its limit; how many moved.
 static size_t
 wake(struct readyq *q, struct ckey *k)
 {
     size_t        moved = 0;
     struct waiter w;
     while (k->running + moved < k->limit && av_heap_pop(&k->waiting, &w)) {
-        if (av_heap_push(&q->queues[w.queue].heap, &w.e) != 0) {
+        if (av_heap_push(&q->queues[w.queue].woken, &w.e) != 0) {
             (void) av_heap_push(&k->waiting, &w); // room it just had
             break;
         }
@@ -298,11 +317,22 @@ readyq_running(struct readyq *q, const char *ckey, uint32_t limit, int64_t id)
     return 0;
 }
 
+uint32_t
+readyq_key_id(struct readyq *q, const char *ckey)
+{
+    return get_key(q, ckey, false);
+}
+
 size_t
 readyq_release(struct readyq *q, const char *ckey)
 {
-    uint32_t at = get_key(q, ckey, false);
-    if (at == 0)
+    return readyq_release_id(q, get_key(q, ckey, false));
+}
+
+size_t
+readyq_release_id(struct readyq *q, uint32_t at)
+{
+    if (at == 0 || at > q->n_keys || q->keys[at - 1].name == NULL)
         return 0;
     struct ckey *k = key_at(q, at);
     if (k->running > 0)
@@ -384,32 +414,95 @@ readyq_busiest(
 
 static struct rate *rate_find(struct readyq *q, const char *queue);
 
-// The non-empty queue whose top comes first, or NULL; *rate is its rate
-// limit (NULL: none).
-static struct queue *
-best_queue(struct readyq *q, const char *const *queues, size_t nq,
-    const char *const *types, size_t nt, struct rate **rate)
+// The heap of e (main or woken) whose top comes first; NULL if both are
+// empty.
+static struct av_heap *
+first_heap(struct queue *e)
 {
-    struct queue *best = NULL;
-    *rate              = NULL;
+    const void *m = av_heap_top(&e->heap);
+    const void *w = av_heap_top(&e->woken);
+    if (w == NULL)
+        return m != NULL ? &e->heap : NULL;
+    return m == NULL || before(w, m) ? &e->woken : &e->heap;
+}
+
+// Where the next job of a take comes from: a queue, one of its heaps and
+// its queue's rate limit (NULL: none).
+struct pick {
+    struct queue   *e; // NULL: nothing yet
+    struct av_heap *h;
+    struct rate    *r;
+};
+
+// Keeps in *best whichever of it and e (rate limit r) comes first.
+static void
+consider(struct queue *e, struct rate *r, struct pick *best)
+{
+    struct av_heap *h = first_heap(e);
+    if (h != NULL
+        && (best->e == NULL || before(av_heap_top(h), av_heap_top(best->h))))
+        *best = (struct pick) { e, h, r };
+}
+
+// The rate limit of queue (NULL: none) in *r; false when its bucket is
+// empty, so that takes skip the queue.
+static bool
+has_token(struct readyq *q, const char *queue, struct rate **r)
+{
+    *r = q->n_rates > 0 ? rate_find(q, queue) : NULL;
+    return *r == NULL || (*r)->r.tokens >= 1.0;
+}
+
+// Over the non-empty queues of the pairs queues x types, where the job
+// that comes first is (best.e NULL if none).
+static struct pick
+best_pick(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt)
+{
+    struct pick best = { 0 };
     for (size_t i = 0; i < nq; i++) {
         if (q->n_paused > 0 && readyq_paused(q, queues[i]))
             continue;
-        struct rate *r = q->n_rates > 0 ? rate_find(q, queues[i]) : NULL;
-        if (r != NULL && r->r.tokens < 1.0)
+        struct rate *r;
+        if (!has_token(q, queues[i], &r))
             continue;
-        struct queue *was = best;
         for (size_t j = 0; j < nt; j++) {
             struct queue *e = get_queue(q, queues[i], types[j], false);
-            if (e != NULL && av_heap_len(&e->heap) > 0
-                && (best == NULL
-                    || before(av_heap_top(&e->heap), av_heap_top(&best->heap))))
-                best = e;
+            if (e != NULL)
+                consider(e, r, &best);
         }
-        if (best != was)
-            *rate = r;
     }
     return best;
+}
+
+// Pairs a take looks up once, not once per set-aside job (more fall back
+// to best_pick's lookups).
+#define TAKE_PAIRS 16
+
+// The take's existing, unpaused (queue, type) pairs whose rate limit has
+// a token as indexes into q->queues, with those limits in rates: how
+// many, or SIZE_MAX if more than TAKE_PAIRS.
+static size_t
+resolve(struct readyq *q, const char *const *queues, size_t nq,
+    const char *const *types, size_t nt, size_t *at, struct rate **rates)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nq; i++) {
+        struct rate *r;
+        if ((q->n_paused > 0 && readyq_paused(q, queues[i]))
+            || !has_token(q, queues[i], &r))
+            continue;
+        for (size_t j = 0; j < nt; j++) {
+            struct queue *e = get_queue(q, queues[i], types[j], false);
+            if (e == NULL)
+                continue;
+            if (n == TAKE_PAIRS)
+                return SIZE_MAX;
+            rates[n] = r;
+            at[n++]  = (size_t) (e - q->queues);
+        }
+    }
+    return n;
 }
 
 bool
@@ -420,16 +513,17 @@ readyq_pop(struct readyq *q, const char *const *queues, size_t nq,
     return readyq_take(q, queues, nq, types, nt, id, &key, &ckey);
 }
 
-// x, just popped from e, is a job whose key is at its limit: into the
-// key's waiting heap. False if out of memory (x is then back in e, which
-// had room for it).
+// x, just popped from h (a heap of e), is a job whose key is at its
+// limit: into the key's waiting heap. False if out of memory (x is then
+// back in h, which had room for it).
 static bool
-set_aside(struct readyq *q, struct queue *e, const struct entry *x)
+set_aside(
+    struct readyq *q, struct queue *e, struct av_heap *h, const struct entry *x)
 {
     struct waiter w = { .e = *x, .queue = (size_t) (e - q->queues) };
     if (av_heap_push(&key_at(q, x->ckey)->waiting, &w) == 0)
         return true;
-    (void) av_heap_push(&e->heap, x);
+    (void) av_heap_push(h, x);
     return false;
 }
 
@@ -438,23 +532,31 @@ readyq_take(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt, int64_t *id, const char **key,
     const char **ckey)
 {
+    size_t       at[TAKE_PAIRS];
+    struct rate *rates[TAKE_PAIRS];
+    size_t       n = resolve(q, queues, nq, types, nt, at, rates);
     for (;;) {
-        struct rate  *r;
-        struct queue *e = best_queue(q, queues, nq, types, nt, &r);
-        struct entry  x;
-        if (e == NULL || !av_heap_pop(&e->heap, &x))
+        struct pick p = { 0 };
+        if (n == SIZE_MAX)
+            p = best_pick(q, queues, nq, types, nt);
+        else
+            for (size_t i = 0; i < n; i++)
+                consider(&q->queues[at[i]], rates[i], &p);
+        struct entry x;
+        if (p.e == NULL || !av_heap_pop(p.h, &x))
             return false;
-        struct ckey *k = x.ckey != 0 ? key_at(q, x.ckey) : NULL;
+        struct queue *e = p.e;
+        struct ckey  *k = x.ckey != 0 ? key_at(q, x.ckey) : NULL;
         if (k != NULL && k->running >= k->limit) {
-            if (set_aside(q, e, &x))
+            if (set_aside(q, e, p.h, &x))
                 continue;
             return false;
         }
         if (k != NULL)
             k->running++;
-        if (r != NULL) {
-            r->r.tokens -= 1.0;
-            r->dirty = true;
+        if (p.r != NULL) { // only one take: the bucket had a token
+            p.r->r.tokens -= 1.0;
+            p.r->dirty = true;
         }
         *ckey = k != NULL ? k->name : NULL;
         *key  = e->key;
@@ -468,8 +570,7 @@ bool
 readyq_any(struct readyq *q, const char *const *queues, size_t nq,
     const char *const *types, size_t nt)
 {
-    struct rate *r;
-    return best_queue(q, queues, nq, types, nt, &r) != NULL;
+    return best_pick(q, queues, nq, types, nt).e != NULL;
 }
 
 size_t

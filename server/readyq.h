@@ -7,7 +7,7 @@
 // taken, until readyq_release(). A job taken while its key has `limit`
 // running is set aside in the key's own waiting heap, so later takes never
 // look at it again and the jobs behind it are served (no head-of-line
-// blocking); each release moves set-aside jobs back to their heaps, in
+// blocking); each release moves set-aside jobs back to their queues, in
 // priority then FIFO order, while the key is under its limit. A key's
 // limit is that of the newest job (highest id) pushed with it. A key is
 // forgotten once no job holds it (queued, set aside or running).
@@ -52,9 +52,18 @@ bool readyq_take(struct readyq *q, const char *const *queues, size_t nq,
     const char **ckey);
 
 // A job with concurrency key ckey stopped running (or was never leased):
-// one fewer runs, and set-aside jobs go back to their heaps while the key
+// one fewer runs, and set-aside jobs go back to their queues while the key
 // is under its limit. Returns how many went back; 0 for an unknown key.
 size_t readyq_release(struct readyq *q, const char *ckey);
+
+// The id of key ckey (0 if no job holds it), for readyq_release_id(). An
+// id names its key while any job holds the key: one that is running
+// (taken, or counted by readyq_running) keeps it until it is released.
+uint32_t readyq_key_id(struct readyq *q, const char *ckey);
+
+// readyq_release() of the key with this id, without looking up its name;
+// 0 (nothing done) for id 0 or an id no key has.
+size_t readyq_release_id(struct readyq *q, uint32_t id);
 
 // Counts a running job (leased before a rebuild) under ckey, whose job id
 // and limit take part in the newest-job rule. 0, or -1 if out of memory.

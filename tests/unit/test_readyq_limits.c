@@ -2,8 +2,9 @@
 // key is at its limit is set aside (and never looked at again by a take),
 // released slots bring set-aside jobs back in order, other keys and plain
 // jobs are never held up behind a saturated key, the newest job's limit
-// applies, rebuilt running counts, keys forgotten once unused, and the
-// busiest keys and totals Health and the metrics read.
+// applies, rebuilt running counts, keys forgotten once unused, the
+// busiest keys and totals Health and the metrics read, releases by key
+// id, and one take order for jobs let go and jobs never set aside.
 #include "../../server/readyq.h"
 
 #include <setjmp.h>
@@ -291,6 +292,99 @@ test_readyq_key_totals_sum_every_key(void **state)
     assert_int_equal(keys, 30);
 }
 
+static void
+test_readyq_releases_a_key_by_its_id(void **state)
+{
+    struct readyq *q = *state;
+    push(q, 1, 0, "k", 1);
+    push(q, 2, 0, "k", 1);
+    assert_int_equal(readyq_key_id(q, "unknown"), 0);
+    uint32_t id = readyq_key_id(q, "k");
+    assert_true(id != 0);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), -1);
+    // As readyq_release(): the slot frees, the set-aside job comes back.
+    assert_int_equal(readyq_release_id(q, id), 1);
+    expect_key(q, "k", 0, 0, 1);
+    assert_int_equal(take(q, NULL), 2);
+    assert_int_equal(readyq_key_id(q, "k"), id);
+    assert_int_equal(readyq_release_id(q, id), 0);
+    // The key is forgotten: its id names nothing, nor do 0 and ids past
+    // every key.
+    assert_int_equal(readyq_key_count(q), 0);
+    assert_int_equal(readyq_release_id(q, id), 0);
+    assert_int_equal(readyq_release_id(q, 0), 0);
+    assert_int_equal(readyq_release_id(q, 1000), 0);
+    assert_int_equal(readyq_key_count(q), 0);
+}
+
+static void
+test_readyq_takes_jobs_let_go_and_fresh_ones_in_one_order(void **state)
+{
+    struct readyq *q = *state;
+    push(q, 1, 0, "k", 1);
+    push(q, 2, 0, "k", 1); // set aside, then let go
+    push(q, 3, 0, NULL, 0);
+    assert_int_equal(take(q, NULL), 1);
+    assert_int_equal(take(q, NULL), 3);
+    push(q, 4, 0, NULL, 0);
+    push(q, 5, 7, NULL, 0);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    // Priority first (5), then FIFO: 2 was ready before 4.
+    assert_int_equal(take(q, NULL), 5);
+    assert_int_equal(take(q, NULL), 2);
+    assert_int_equal(take(q, NULL), 4);
+    // Across queues too: a job let go in q/t against a newer one in q/u.
+    const char *const ts[] = { "t", "u" };
+    push(q, 6, 0, "k", 1);
+    assert_int_equal(take(q, NULL), -1); // 6 set aside: 2 runs
+    assert_int_equal(readyq_push(q, "q", "u", 7, 0), 0);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    int64_t     id;
+    const char *key, *ck;
+    assert_true(readyq_take(q, QS, 1, ts, 2, &id, &key, &ck));
+    assert_int_equal(id, 6);
+    assert_string_equal(ck, "k");
+    assert_true(readyq_take(q, QS, 1, ts, 2, &id, &key, &ck));
+    assert_int_equal(id, 7);
+    assert_string_equal(key, "q\x1fu");
+    assert_null(ck);
+}
+
+static void
+test_readyq_takes_over_many_queue_type_pairs(void **state)
+{
+    struct readyq *q = *state;
+    // 5 x 4 = 20 pairs: more than a take resolves once.
+    const char *const qs[] = { "q0", "q1", "q2", "q3", "q4" };
+    const char *const ts[] = { "t0", "t1", "t2", "t3" };
+    int64_t           id   = 1;
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++)
+            assert_int_equal(
+                readyq_push_key(q, qs[i], ts[j], id++, 0, "k", 2), 0);
+    int64_t     got;
+    const char *key, *ck;
+    assert_true(readyq_take(q, qs, 5, ts, 4, &got, &key, &ck));
+    assert_int_equal(got, 1);
+    assert_string_equal(key, "q0\x1ft0");
+    assert_true(readyq_take(q, qs, 5, ts, 4, &got, &key, &ck));
+    assert_int_equal(got, 2);
+    assert_false(readyq_take(q, qs, 5, ts, 4, &got, &key, &ck));
+    expect_key(q, "k", 2, 18, 2);
+    assert_int_equal(readyq_release(q, "k"), 1);
+    assert_true(readyq_take(q, qs, 5, ts, 4, &got, &key, &ck));
+    assert_int_equal(got, 3);
+    assert_string_equal(key, "q0\x1ft2");
+    // A paused queue is skipped on that path too.
+    assert_int_equal(readyq_pause(q, "q0", true), 0);
+    assert_int_equal(readyq_release(q, "k"), 1); // lets 4 (q0) go
+    assert_int_equal(readyq_release(q, "k"), 2); // and 5, 6 (q1)
+    assert_true(readyq_take(q, qs, 5, ts, 4, &got, &key, &ck));
+    assert_int_equal(got, 5);
+    assert_string_equal(key, "q1\x1ft0");
+}
+
 int
 main(void)
 {
@@ -319,6 +413,13 @@ main(void)
             test_readyq_busiest_lists_the_most_waiting_first, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_readyq_key_totals_sum_every_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_releases_a_key_by_its_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_takes_jobs_let_go_and_fresh_ones_in_one_order, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_readyq_takes_over_many_queue_type_pairs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -453,6 +453,10 @@ test_store_insert_and_get_round_trip_every_field(void **state)
     assert_int_equal(br.retry.max_backoff_ms, 9000);
     assert_true(br.retry.backoff_multiplier == 1.5);
     assert_int_equal(br.workflow_id, 0);
+    assert_string_equal(br.queue, "media-2");
+    assert_string_equal(br.type, "image.resize");
+    assert_string_equal(br.step, "");
+    assert_string_equal(br.concurrency_key, "");
 
     int64_t found = 0;
     assert_int_equal(
