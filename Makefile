@@ -47,8 +47,9 @@ ifeq ($(FLAVOR),fuzz)
 CC     := clang
 endif
 # Lazily expanded: pkg-config runs only once the packages are installed.
-PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
-PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
+# libpq: the PostgreSQL backend (server/store_pg*.c), Debian's libpq-dev.
+PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls libpq)
+PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls libpq)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 # libcurl: the HTTP client of the integration tests only (test_http).
 CURL_LIBS   = $(shell pkg-config --libs libcurl)
@@ -214,14 +215,14 @@ $(BIN)/examples/%: $(B)/obj/examples/%.o $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
-$(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS) $(CURL_LIBS)
 
-$(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
