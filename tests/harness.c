@@ -689,6 +689,24 @@ harness_pg(void)
 }
 
 int
+harness_store_new_path(const char *dir, const char *name, char *buf, size_t len)
+{
+    if (harness_pg())
+        return pg_harness_new_db(buf, len);
+    snprintf(buf, len, "%s/%s", dir, name);
+    return 0;
+}
+
+int
+harness_store_open_at(const char *path, int synchronous, struct store **st,
+    struct anvil_error *err)
+{
+    if (pg_harness_is_conninfo(path))
+        return store_open_pg(path, st, err);
+    return store_open(path, synchronous, st, err);
+}
+
+int
 harness_store_setup(void **state, int synchronous)
 {
     struct harness_store *f = calloc(1, sizeof(*f));

@@ -183,6 +183,17 @@ int harness_open_teardown(void **state);
 // a line on stderr.
 int harness_store_setup(void **state, int synchronous);
 
+// A fresh place for a store: with harness_pg(), a new database on the
+// private PostgreSQL cluster (its conninfo), else "<dir>/<name>". 0, or -1
+// after a line on stderr.
+int harness_store_new_path(
+    const char *dir, const char *name, char *buf, size_t len);
+
+// Opens the store at path: a PostgreSQL conninfo (store_open_pg) or an
+// SQLite file (store_open at `synchronous`).
+int harness_store_open_at(const char *path, int synchronous, struct store **st,
+    struct anvil_error *err);
+
 // Clears the store's test hooks, closes the store, removes the directory
 // and frees *state. Returns 0.
 int harness_store_teardown(void **state);

@@ -2,7 +2,8 @@
 // the PostgreSQL backend.
 //
 // ANVIL_TEST_STORE=postgresql makes the harness (harness.h) give each test
-// a fresh database on this cluster instead of an SQLite file: the store
+// a fresh, empty place on this cluster (a schema of its own in database
+// `anvil`) instead of an SQLite file: the store
 // tests open it with store_open_pg, in-process servers and spawned anvilds
 // with --store. The cluster is started once per test process, on first
 // use: initdb into a temporary directory, then pg_ctl start with
@@ -25,10 +26,10 @@
 // True when ANVIL_TEST_STORE asks for PostgreSQL ("postgresql" or "pg").
 bool pg_harness_wanted(void);
 
-// Starts the cluster if it is not running yet, creates a new empty
-// database and writes its libpq connection string into buf
-// ("host=<dir> dbname=<name> user=<user>"). 0, or -1 after a line on
-// stderr.
+// Starts the cluster (and its database `anvil`) if it is not running yet,
+// creates a new empty schema there and writes the libpq connection string
+// that works in it into buf ("host=<dir> dbname=anvil user=postgres
+// options='-c search_path=<schema>'"). 0, or -1 after a line on stderr.
 int pg_harness_new_db(char *buf, size_t len);
 
 // The cluster's libpq connection string to database `db` (for a test that
