@@ -85,6 +85,15 @@ pg_p_text_len(struct pg_params *p, const char *v, size_t len)
 }
 
 void
+pg_p_bytes_or_null(struct pg_params *p, const char *v)
+{
+    if (v == NULL || v[0] == '\0')
+        pg_p_null(p);
+    else
+        pg_p_blob(p, v, strlen(v));
+}
+
+void
 pg_p_blob(struct pg_params *p, const void *v, size_t n)
 {
     int i         = slot(p);
@@ -205,9 +214,12 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
                                             : PQerrorMessage(st->conn));
     AV_ERR("store.error", "op=\"%s\" sqlstate=%s err=\"%s\"", what,
         state ? state : "-", msg);
+    // Class 08 but a protocol violation (08P01), and the server shutting
+    // down or starting (57P): the connection is gone or going.
     bool lost = PQstatus(st->conn) == CONNECTION_BAD
         || (state != NULL
-            && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0));
+            && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0)
+                || strncmp(state, "57P", 3) == 0));
     if (lost)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "lost the connection to %s while %s: %s; check that the server "
@@ -417,10 +429,11 @@ prepare_all(struct pg_store *st, struct anvil_error *err)
 }
 
 // Ids, as the SQLite backend hands them out (store_sqlite.c, next_ids):
-// the engine thread counts job and workflow ids and event seqs in memory
-// and inserts them explicitly, so a rolled-back insert leaves a gap and
-// never a reuse, and each sweep first raises the table's high-water mark
-// in meta. The counters restart at max(max(id), mark) + 1.
+// the engine thread counts job and workflow ids in memory and inserts them
+// explicitly, so a rolled-back insert leaves a gap and never a reuse, and
+// each sweep first raises the table's high-water mark in meta. The
+// counters restart at max(max(id), mark) + 1. Event seqs come from a
+// sequence instead (store_pg_events.c).
 static int
 next_ids(struct pg_store *st, struct anvil_error *err)
 {
@@ -428,15 +441,12 @@ next_ids(struct pg_store *st, struct anvil_error *err)
         = "SELECT GREATEST(coalesce((SELECT max(id) FROM jobs), 0), "
           "(SELECT value FROM meta WHERE key = '" PG_HWM_JOBS "')), "
           "GREATEST(coalesce((SELECT max(id) FROM workflows), 0), "
-          "(SELECT value FROM meta WHERE key = '" PG_HWM_FLOWS "')), "
-          "GREATEST(coalesce((SELECT max(seq) FROM events), 0), "
-          "(SELECT value FROM meta WHERE key = '" PG_HWM_EVENTS "'))";
+          "(SELECT value FROM meta WHERE key = '" PG_HWM_FLOWS "'))";
     PGresult *r  = PQexecParams(st->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
     int       rc = ANVIL_OK;
     if (r != NULL && ok(r) && PQntuples(r) == 1) {
-        st->next_job_id    = pg_i64(r, 0, 0) + 1;
-        st->next_wf_id     = pg_i64(r, 0, 1) + 1;
-        st->next_event_seq = pg_i64(r, 0, 2) + 1;
+        st->next_job_id = pg_i64(r, 0, 0) + 1;
+        st->next_wf_id  = pg_i64(r, 0, 1) + 1;
     } else {
         rc = pg_error(st, r, err, "reading the highest ids");
     }

@@ -113,18 +113,16 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 // The high-water marks of ids in table meta (see store_pg.c).
 #define PG_HWM_JOBS "job_id_hwm"
 #define PG_HWM_FLOWS "workflow_id_hwm"
-#define PG_HWM_EVENTS "event_seq_hwm"
 
 struct pg_store {
     struct store     base; // first: a struct store * is a struct pg_store *
     struct store_ops ops;  // base.ops points here
     PGconn          *conn;
     char             where[200]; // "host=... port=... dbname=..." for errors
-    // Engine thread only: the next ids and event seq to hand out, and the
-    // rows the last pg_exec changed.
+    // Engine thread only: the next ids to hand out, and the rows the last
+    // pg_exec changed.
     int64_t next_job_id;
     int64_t next_wf_id;
-    int64_t next_event_seq;
     int64_t changes;
 };
 
@@ -156,6 +154,9 @@ void pg_p_text(struct pg_params *p, const char *v);
 void pg_p_text_or_null(struct pg_params *p, const char *v);
 // The first len bytes of v, as text.
 void pg_p_text_len(struct pg_params *p, const char *v, size_t len);
+// A C string as binary bytea (the text columns that take any bytes);
+// NULL or "" binds SQL NULL.
+void pg_p_bytes_or_null(struct pg_params *p, const char *v);
 // Binary bytea; p NULL with n 0 is an empty value, not NULL.
 void pg_p_blob(struct pg_params *p, const void *v, size_t n);
 

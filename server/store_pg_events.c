@@ -1,11 +1,11 @@
 // store_pg_events.c - the event stream of the PostgreSQL backend and the
 // sweeps of retention.
 //
-// Seqs come from the engine thread's counter, as in the SQLite backend
-// (store_events.c); table meta's event_seq_hwm plays the part of SQLite's
-// AUTOINCREMENT counter: the event sweep raises it to the highest seq handed
-// out before deleting, so neither a reopen nor store_events_bounds() goes
-// below a seq once handed out.
+// Seqs come from the sequence events_seq, which plays the part of the
+// SQLite backend's AUTOINCREMENT counter (store_events.c): a value is
+// never handed out twice, not when the insert is rolled back (a gap), nor
+// after the newest events were deleted, and its last value is what
+// store_events_bounds() reports as `last`.
 //
 // A read walks the rows after after_seq in seq order in pages of at most
 // PAGE rows (along a job's or a workflow's index when the filter names
@@ -44,7 +44,6 @@ pgs_event_insert(struct store *base, const struct store_new_event *ev,
     struct pg_store *st = pg(base);
     struct pg_params p;
     pg_p_init(&p);
-    pg_p_i64(&p, st->next_event_seq);
     pg_p_i64(&p, ev->kind);
     pg_p_i64(&p, ev->at);
     if (ev->job_id != 0)
@@ -69,9 +68,13 @@ pgs_event_insert(struct store *base, const struct store_new_event *ev,
         pg_p_i64(&p, ev->progress_percent);
     else
         pg_p_null(&p);
-    int rc = pg_exec(st, PG_EVENT_INSERT, &p, err, "recording an event");
+    int64_t v = 0;
+    int rc = pg_find_id(st, PG_EVENT_INSERT, &p, &v, err, "recording an event");
+    if (rc == ANVIL_NOT_FOUND)
+        rc = av_error_set(
+            err, ANVIL_INTERNAL, "recording an event: no seq returned");
     if (rc == ANVIL_OK)
-        *seq = (uint64_t) st->next_event_seq++;
+        *seq = (uint64_t) v;
     return rc;
 }
 
@@ -318,9 +321,6 @@ pgs_sweep_events(struct store *base, int64_t before, uint64_t below_seq,
     PQclear(r);
     if (n == 0)
         return ANVIL_OK;
-    rc = pg_raise_hwm(st, PG_HWM_EVENTS, st->next_event_seq, err);
-    if (rc != ANVIL_OK)
-        return rc;
     pg_p_init(&p);
     pg_p_i64(&p, cut);
     rc = pg_exec(st, PG_SWEEP_EVENTS, &p, err, "deleting old events");

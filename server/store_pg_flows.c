@@ -18,7 +18,7 @@ pgs_workflow_insert(struct store *base, const struct store_new_workflow *nw,
     pg_p_i64(&p, nw->on_failure);
     pg_p_i64(&p, nw->created_at);
     pg_p_i64(&p, nw->timeout_ms);
-    pg_p_text_or_null(&p, nw->idem_key);
+    pg_p_bytes_or_null(&p, nw->idem_key);
     if (nw->request_id != 0)
         pg_p_i64(&p, (int64_t) nw->request_id);
     else
@@ -117,7 +117,7 @@ pgs_workflow_by_key(
 {
     struct pg_params p;
     pg_p_init(&p);
-    pg_p_text(&p, key);
+    pg_p_bytes_or_null(&p, key);
     return pg_find_id(pg(base), PG_WF_BY_KEY, &p, id, err,
         "looking up a workflow by idempotency key");
 }
@@ -228,7 +228,7 @@ pgs_workflow_finish(struct store *base, int64_t id, int state,
     pg_p_init(&p);
     pg_p_i64(&p, id);
     pg_p_i64(&p, state);
-    pg_p_text_or_null(&p, error);
+    pg_p_bytes_or_null(&p, error);
     pg_p_i64(&p, now);
     return pg_update_one(
         pg(base), PG_WF_FINISH, &p, err, "finishing a workflow");

@@ -24,7 +24,7 @@ pgs_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     pg_p_i64(&p, nj->run_at);
     pg_p_i64(&p, nj->timeout_ms);
     pg_p_i64(&p, nj->lease_ms);
-    pg_p_text_or_null(&p, nj->idem_key);
+    pg_p_bytes_or_null(&p, nj->idem_key);
     if (nj->request_id != 0)
         pg_p_i64(&p, (int64_t) nj->request_id);
     else
@@ -73,7 +73,7 @@ pgs_job_by_key(
 {
     struct pg_params p;
     pg_p_init(&p);
-    pg_p_text(&p, key);
+    pg_p_bytes_or_null(&p, key);
     return pg_find_id(pg(base), PG_JOB_BY_KEY, &p, id, err,
         "looking up a job by idempotency key");
 }
@@ -179,7 +179,7 @@ pgs_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
         pg_p_blob(&p, result, result_len);
     else
         pg_p_null(&p);
-    pg_p_text_or_null(&p, error);
+    pg_p_bytes_or_null(&p, error);
     pg_p_i64(&p, now);
     return pg_exec(pg(base), PG_JOB_FINISH, &p, err, "finishing a job");
 }
@@ -193,7 +193,7 @@ pgs_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     pg_p_i64(&p, id);
     pg_p_i64(&p, state);
     pg_p_i64(&p, run_at);
-    pg_p_text_or_null(&p, error);
+    pg_p_bytes_or_null(&p, error);
     return pg_exec(pg(base), PG_JOB_REQUEUE, &p, err, "requeueing a job");
 }
 

@@ -2,7 +2,11 @@
 // migrations.
 //
 // The schema is the SQLite backend's (store_schema.c) in PostgreSQL's
-// types: every integer BIGINT, blobs BYTEA, REAL DOUBLE PRECISION. The
+// types: every integer BIGINT, blobs BYTEA, REAL DOUBLE PRECISION. Text a
+// client writes freely and the server does not check for UTF-8 (errors,
+// idempotency keys, event messages) is BYTEA too: PostgreSQL's TEXT
+// refuses bytes that are not UTF-8, where SQLite keeps them as given.
+// Names (types, queues, steps, workers) are checked and stay TEXT. The
 // PostgreSQL backend starts at schema version PG_BASE_VERSION (12, when it
 // was added): a new database runs PG_SCHEMA_BASE, then every step of
 // pg_migrations[] in the same transaction. The version lives in table
@@ -47,7 +51,7 @@ static const char PG_SCHEMA_BASE[]
       " attempt BIGINT NOT NULL DEFAULT 0,"
       " max_attempts BIGINT NOT NULL,"
       " result BYTEA,"
-      " error TEXT,"
+      " error BYTEA,"
       " created_at BIGINT NOT NULL,"
       " started_at BIGINT,"
       " finished_at BIGINT,"
@@ -56,7 +60,7 @@ static const char PG_SCHEMA_BASE[]
       " lease_ms BIGINT NOT NULL DEFAULT 0,"
       " lease_deadline BIGINT,"
       " worker_id TEXT,"
-      " idem_key TEXT,"
+      " idem_key BYTEA,"
       " request_id BIGINT,"
       " cancel_requested BIGINT NOT NULL DEFAULT 0,"
       " workflow_id BIGINT,"
@@ -88,8 +92,8 @@ static const char PG_SCHEMA_BASE[]
       " created_at BIGINT NOT NULL,"
       " finished_at BIGINT,"
       " timeout_ms BIGINT NOT NULL DEFAULT 0,"
-      " error TEXT,"
-      " idem_key TEXT,"
+      " error BYTEA,"
+      " idem_key BYTEA,"
       " request_id BIGINT,"
       " n_steps BIGINT NOT NULL,"
       " n_settled BIGINT NOT NULL DEFAULT 0,"
@@ -120,7 +124,8 @@ static const char PG_SCHEMA_BASE[]
       " key TEXT PRIMARY KEY,"
       " value BIGINT NOT NULL);"
       "INSERT INTO meta(key, value) VALUES('" PG_HWM_JOBS "', 0),"
-      " ('" PG_HWM_FLOWS "', 0), ('" PG_HWM_EVENTS "', 0);"
+      " ('" PG_HWM_FLOWS "', 0);"
+      "CREATE SEQUENCE events_seq;"
       "CREATE TABLE events ("
       " seq BIGINT PRIMARY KEY,"
       " kind BIGINT NOT NULL,"
@@ -132,7 +137,7 @@ static const char PG_SCHEMA_BASE[]
       " queue TEXT,"
       " worker TEXT,"
       " attempt BIGINT NOT NULL DEFAULT 0,"
-      " message TEXT,"
+      " message BYTEA,"
       " progress BIGINT);"
       "CREATE INDEX events_job ON events(job_id, seq)"
       " WHERE job_id IS NOT NULL;"

@@ -135,8 +135,10 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                             "expires_at, revoked_at FROM tokens ORDER BY id",
     [PG_TOKEN_REVOKE]     = "UPDATE tokens SET revoked_at = $2 WHERE id = $1 "
                             "AND revoked_at = 0",
-    [PG_EVENT_INSERT]     = "INSERT INTO events(" PG_EV_COLS ") VALUES($1, $2, "
-                            "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    // The seq from sequence events_seq (store_pg_events.c).
+    [PG_EVENT_INSERT] = "INSERT INTO events(" PG_EV_COLS ") VALUES("
+                        "nextval('events_seq'), $1, $2, $3, $4, $5, $6, $7, "
+                        "$8, $9, $10, $11) RETURNING seq",
     // $2 NULL: no LIMIT.
     [PG_EVENTS_SCAN]    = "SELECT " PG_EV_COLS " FROM events WHERE seq > $1 "
                           "ORDER BY seq LIMIT $2",
@@ -148,8 +150,8 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                           "ORDER BY seq LIMIT $2",
     [PG_EVENTS_BOUNDS]
     = "SELECT coalesce((SELECT min(seq) FROM events), 0), "
-      "GREATEST(coalesce((SELECT max(seq) FROM events), 0), "
-      "coalesce((SELECT value FROM meta WHERE key = '" PG_HWM_EVENTS "'), 0))",
+      "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+      "FROM events_seq)",
     [PG_SWEEP_EVENTS_SCAN] = "SELECT seq, at FROM events ORDER BY seq "
                              "LIMIT $1",
     [PG_SWEEP_EVENTS]      = "DELETE FROM events WHERE seq <= $1",
