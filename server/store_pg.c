@@ -7,6 +7,15 @@
 // there are some) says. That is the durability point, so the backend has
 // no deferred sync: needs_sync is false and sync does nothing.
 //
+// Round trips: each statement waits for its answer, so transaction control
+// is sent with the next thing that needs it. BEGIN goes out with the
+// batch's first savepoint or statement (a batch that did nothing sends
+// nothing), and a command's RELEASE with the next command's SAVEPOINT
+// ("RELEASE cmd; SAVEPOINT cmd", one round trip) or not at all before
+// COMMIT, which releases it. Statements between a release and the next
+// savepoint run inside the released savepoint, which changes nothing: its
+// writes join the transaction either way.
+//
 // A lost connection fails the call in progress with UNAVAILABLE; the next
 // store_begin() reconnects once (PQreset) and prepares the statements
 // again, so anvild recovers from a PostgreSQL restart without a restart of
@@ -238,6 +247,19 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
 
 // ---- running statements ----
 
+static int pg_simple_raw(struct pg_store *st, const char *sql,
+    struct anvil_error *err, const char *what);
+
+// Sends a BEGIN not sent yet.
+static int
+flush(struct pg_store *st, struct anvil_error *err)
+{
+    if (!st->begin_pending)
+        return ANVIL_OK;
+    st->begin_pending = false;
+    return pg_simple_raw(st, "BEGIN", err, "starting a transaction");
+}
+
 // The failure seam (store_hook_step, store.h): ANVIL_OK, or the failure
 // it injects before statement sid runs (which then does not run).
 static int
@@ -274,7 +296,9 @@ pg_query(struct pg_store *st, int sid, const struct pg_params *p,
     int rc = injected(sid, err, what);
     if (rc != ANVIL_OK)
         return rc;
-    char      name[16];
+    char name[16];
+    if ((rc = flush(st, err)) != ANVIL_OK)
+        return rc;
     PGresult *r = PQexecPrepared(st->conn, stmt_name(name, sizeof(name), sid),
         p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
         p ? p->formats : NULL, 1);
@@ -355,6 +379,8 @@ pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
     int rc = injected(sid, err, what);
     if (rc != ANVIL_OK)
         return rc;
+    if ((rc = flush(st, err)) != ANVIL_OK)
+        return rc;
     char name[16];
     if (!PQsendQueryPrepared(st->conn, stmt_name(name, sizeof(name), sid),
             p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
@@ -380,6 +406,14 @@ pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
 
 int
 pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
+    const char *what)
+{
+    int rc = flush(st, err);
+    return rc != ANVIL_OK ? rc : pg_simple_raw(st, sql, err, what);
+}
+
+static int
+pg_simple_raw(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
     PGresult *r  = PQexec(st->conn, sql);
@@ -552,17 +586,28 @@ pgs_begin(struct store *base, struct anvil_error *err)
         if (rc != ANVIL_OK)
             return rc;
     }
-    return pg_control(st, PG_BEGIN, "BEGIN", err, "starting a transaction");
+    int rc = injected(PG_BEGIN, err, "starting a transaction");
+    if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
+        rc = av_error_set(
+            err, ANVIL_INTERNAL, "starting a transaction: one is already open");
+    st->begin_pending   = rc == ANVIL_OK;
+    st->release_pending = false;
+    return rc;
 }
 
 static int
 pgs_commit(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
-    // COMMIT of a transaction that failed answers ROLLBACK, not an error.
-    int rc = injected(PG_COMMIT, err, "committing");
+    int              rc = injected(PG_COMMIT, err, "committing");
     if (rc != ANVIL_OK)
         return rc;
+    st->release_pending = false; // COMMIT releases it
+    if (st->begin_pending) {     // nothing was sent: nothing to commit
+        st->begin_pending = false;
+        return ANVIL_OK;
+    }
+    // COMMIT of a transaction that failed answers ROLLBACK, not an error.
     PGresult *r = PQexec(st->conn, "COMMIT");
     if (r == NULL || !ok(r))
         rc = pg_error(st, r, err, "committing");
@@ -576,8 +621,13 @@ pgs_commit(struct store *base, struct anvil_error *err)
 static int
 pgs_rollback(struct store *base, struct anvil_error *err)
 {
-    struct pg_store        *st = pg(base);
-    PGTransactionStatusType t  = PQtransactionStatus(st->conn);
+    struct pg_store *st = pg(base);
+    st->release_pending = false;
+    if (st->begin_pending) {
+        st->begin_pending = false;
+        return ANVIL_OK;
+    }
+    PGTransactionStatusType t = PQtransactionStatus(st->conn);
     if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN)
         return ANVIL_OK; // none open, or the connection (and it) is gone
     return pg_control(st, PG_ROLLBACK, "ROLLBACK", err, "rolling back");
@@ -586,15 +636,26 @@ pgs_rollback(struct store *base, struct anvil_error *err)
 static int
 pgs_savepoint(struct store *base, struct anvil_error *err)
 {
-    return pg_control(
-        pg(base), PG_SAVEPOINT, "SAVEPOINT cmd", err, "opening a savepoint");
+    struct pg_store *st = pg(base);
+    int              rc = injected(PG_SAVEPOINT, err, "opening a savepoint");
+    if (rc != ANVIL_OK)
+        return rc;
+    char sql[64];
+    snprintf(sql, sizeof(sql), "%s%sSAVEPOINT cmd",
+        st->begin_pending ? "BEGIN; " : "",
+        st->release_pending ? "RELEASE cmd; " : "");
+    st->begin_pending   = false;
+    st->release_pending = false;
+    return pg_simple_raw(st, sql, err, "opening a savepoint");
 }
 
 static int
 pgs_release(struct store *base, struct anvil_error *err)
 {
-    return pg_control(
-        pg(base), PG_RELEASE, "RELEASE cmd", err, "releasing a savepoint");
+    int rc = injected(PG_RELEASE, err, "releasing a savepoint");
+    if (rc == ANVIL_OK)
+        pg(base)->release_pending = true;
+    return rc;
 }
 
 static int

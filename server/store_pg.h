@@ -119,6 +119,10 @@ struct pg_store {
     struct store_ops ops;  // base.ops points here
     PGconn          *conn;
     char             where[200]; // "host=... port=... dbname=..." for errors
+    // Transaction control not sent yet (store_pg.c, "Round trips"): a
+    // BEGIN, and a RELEASE of the last command's savepoint.
+    bool begin_pending;
+    bool release_pending;
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
