@@ -587,9 +587,11 @@ pgs_begin(struct store *base, struct anvil_error *err)
             return rc;
     }
     int rc = injected(PG_BEGIN, err, "starting a transaction");
-    if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
-        rc = av_error_set(
-            err, ANVIL_INTERNAL, "starting a transaction: one is already open");
+    // A transaction left open by a rollback that failed goes first.
+    if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE) {
+        AV_WARN("store.stale_transaction", "server=\"%s\"", st->where);
+        rc = pg_simple_raw(st, "ROLLBACK", err, "starting a transaction");
+    }
     st->begin_pending   = rc == ANVIL_OK;
     st->release_pending = false;
     return rc;
