@@ -180,29 +180,36 @@ pg_blob(const PGresult *r, int row, int col, size_t *len)
 
 // ---- errors ----
 
-// Where the connection goes, for messages: never the password.
+// Where the connection goes, for messages: the host, port, database and
+// user the string gives (libpq's defaults for the rest), never the
+// password.
 static void
 describe(struct pg_store *st, const char *conninfo)
 {
-    char             *msg  = NULL;
-    PQconninfoOption *o    = PQconninfoParse(conninfo, &msg);
-    const char       *host = NULL, *port = NULL, *db = NULL;
+    static const char *const keys[]
+        = { "host", "hostaddr", "port", "dbname", "user" };
+    char             *msg = NULL;
+    PQconninfoOption *o   = PQconninfoParse(conninfo, &msg);
+    size_t n = (size_t) snprintf(st->where, sizeof(st->where), "PostgreSQL at");
+    bool   any = false;
     for (PQconninfoOption *i = o; i != NULL && i->keyword != NULL; i++) {
-        if (strcmp(i->keyword, "host") == 0)
-            host = i->val;
-        else if (strcmp(i->keyword, "port") == 0)
-            port = i->val;
-        else if (strcmp(i->keyword, "dbname") == 0)
-            db = i->val;
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            if (strcmp(i->keyword, keys[k]) != 0 || i->val == NULL
+                || n >= sizeof(st->where))
+                continue;
+            n += (size_t) snprintf(st->where + n, sizeof(st->where) - n,
+                " %s=%s", keys[k], i->val);
+            any = true;
+        }
     }
-    snprintf(st->where, sizeof(st->where),
-        "PostgreSQL at host=%s port=%s dbname=%s", host ? host : "(default)",
-        port ? port : "(default)", db ? db : "(default)");
+    if (!any)
+        snprintf(st->where, sizeof(st->where), "PostgreSQL (libpq defaults)");
     PQfreemem(msg);
     PQconninfoFree(o);
 }
 
-// The server's message without its trailing newline.
+// The server's or libpq's message on one line: newlines (libpq writes
+// hints on lines of their own) become spaces, the trailing one goes.
 static void
 trim(char *buf, size_t len, const char *msg)
 {
@@ -210,6 +217,9 @@ trim(char *buf, size_t len, const char *msg)
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
         buf[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\n' || buf[i] == '\t')
+            buf[i] = ' ';
 }
 
 int
@@ -231,8 +241,8 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
                 || strncmp(state, "57P", 3) == 0));
     if (lost)
         return av_error_set(err, ANVIL_UNAVAILABLE,
-            "lost the connection to %s while %s: %s; check that the server "
-            "is running (anvild reconnects at its next transaction)",
+            "lost the connection to %s while %s (anvild reconnects at its "
+            "next batch): %s",
             st->where, what, msg);
     if (state != NULL && strcmp(state, "53100") == 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
@@ -498,8 +508,7 @@ connect_db(struct pg_store *st, const char *conninfo, struct anvil_error *err)
         char msg[300];
         trim(msg, sizeof(msg), PQerrorMessage(st->conn));
         return av_error_set(err, ANVIL_UNAVAILABLE,
-            "cannot connect to %s: %s; check that the server is running "
-            "and the connection string (--store)",
+            "cannot connect to %s (is it running? is --store right?): %s",
             st->where, msg);
     }
     // Messages in one form whatever the server's locale.
