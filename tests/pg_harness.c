@@ -3,6 +3,7 @@
 #include "pg_harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -76,6 +77,46 @@ stop(void)
     cluster.started = false;
 }
 
+// A test that aborts (a failed assert under CMOCKA_TEST_ABORT, a crash, a
+// kill) runs no atexit handler. So a watchdog process, forked before the
+// cluster starts, blocks on a pipe whose write end only the test process
+// holds (close-on-exec: not anvild's), and when it reads end of file,
+// however the test process ended, stops the cluster if it still runs.
+static void
+watchdog(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return; // atexit alone
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[1]);
+        (void) setsid(); // outlives a signal to the test's process group
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        char    c;
+        ssize_t r;
+        do
+            r = read(fds[0], &c, 1);
+        while (r > 0 || (r < 0 && errno == EINTR));
+        cluster.owner = getpid();
+        if (access(cluster.dir, F_OK) == 0)
+            stop();
+        _exit(0);
+    }
+    close(fds[0]);
+    (void) fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+}
+
 // Which user runs the cluster; as root, `postgres`, which owns dir.
 static int
 pick_user(void)
@@ -145,6 +186,7 @@ start(void)
     cluster.owner   = getpid();
     cluster.started = true;
     atexit(stop);
+    watchdog();
     if (run_as(cmd) != 0) {
         fprintf(stderr, "pg_harness: pg_ctl start failed:\n");
         show_log();

@@ -31,7 +31,8 @@ setup(void **state)
     struct anvil_error err = { 0 };
     if (f == NULL || pg_harness_new_db(f->conninfo, sizeof(f->conninfo)) != 0
         || store_open_pg(f->conninfo, &f->st, &err) != ANVIL_OK) {
-        fprintf(stderr, "setup: %s\n", err.msg);
+        if (err.msg[0] != '\0')
+            fprintf(stderr, "setup: %s\n", err.msg);
         free(f);
         return -1;
     }
