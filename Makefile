@@ -4,6 +4,7 @@
 #   make FLAVOR=debug   the debug build (-O1) into build/debug/bin
 #   make test       unit, integration and install tests on the debug build
 #                   (installs missing packages)
+#   make test-pg    the store, engine and integration tests on PostgreSQL
 #   make check-asan the same tests under AddressSanitizer + UBSan
 #   make demo       start anvild and a worker, run the Sleep job, stop
 #   make install    PREFIX (/usr/local) and DESTDIR; make uninstall
@@ -11,7 +12,7 @@
 # The test targets build the debug flavour unless FLAVOR is given; anything
 # else builds the release flavour, the one users run.
 TEST_GOALS := test tests test-unit test-integration test-crash test-install \
-              test-browser
+              test-browser test-pg
 ifneq ($(filter $(TEST_GOALS),$(MAKECMDGOALS)),)
 FLAVOR ?= debug
 endif
@@ -47,8 +48,9 @@ ifeq ($(FLAVOR),fuzz)
 CC     := clang
 endif
 # Lazily expanded: pkg-config runs only once the packages are installed.
-PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
-PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls)
+# libpq: the PostgreSQL backend (server/store_pg*.c), Debian's libpq-dev.
+PKG_CFLAGS = $(shell pkg-config --cflags libprotobuf-c sqlite3 jansson libmicrohttpd gnutls libpq)
+PKG_LIBS   = $(shell pkg-config --libs libprotobuf-c sqlite3 jansson libmicrohttpd gnutls libpq)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 # libcurl: the HTTP client of the integration tests only (test_http).
 CURL_LIBS   = $(shell pkg-config --libs libcurl)
@@ -128,6 +130,7 @@ CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
+        test-pg \
         test-browser \
         bench-http bench-wrk bench-events \
         fuzz fuzz-run \
@@ -214,14 +217,14 @@ $(BIN)/examples/%: $(B)/obj/examples/%.o $(LIBANVIL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
-$(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS) $(CURL_LIBS)
 
-$(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c) $(LIBS_ALL)
+$(B)/tests/crash/%: $(B)/obj/tests/crash/%.o $(call obj,tests/harness.c tests/pg_harness.c) $(LIBS_ALL)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
@@ -250,10 +253,20 @@ fuzz-run: $(FUZZ_BINS)
 tests: all $(UNIT_BINS) $(INTEG_BINS) $(CRASH_BINS) $(TEST_DEPS_STAMP)
 
 # make test runs the crash test small (2,000 jobs, for CI); make test-crash
-# runs it with 20,000 jobs.
+# runs it with 20,000 jobs. It also runs test_store again on the PostgreSQL
+# backend (a private cluster, tests/pg_harness.c; a few seconds);
+# make test-pg runs the store, engine and integration tests there.
+PG_QUICK_BINS := $(B)/tests/unit/test_store
+PG_BINS := $(addprefix $(B)/tests/unit/,test_store test_store_events \
+               test_engine test_engine_tx test_workflow_sdk) $(INTEG_BINS)
 test: tests
 	@$(TEST_ENV) sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
 	    $(CRASH_BINS) $(INSTALL_TESTS) $(BROWSER_TESTS)
+	@echo "== again on PostgreSQL (ANVIL_TEST_STORE=postgresql)"
+	@ANVIL_TEST_STORE=postgresql sh scripts/run-tests.sh $(PG_QUICK_BINS)
+
+test-pg: tests
+	@ANVIL_TEST_STORE=postgresql sh scripts/run-tests.sh $(PG_BINS)
 
 # The browser test alone: make test-browser (screenshots in
 # $(B)/screenshots/).

@@ -59,6 +59,8 @@ struct bench_opts {
     int         runs;
     const char *server_url; // NULL: start our own anvild
     const char *anvild;     // path of the anvild binary
+    const char *store;      // PostgreSQL conninfo for anvild --store; NULL
+                            // = an SQLite file in the run's directory
 };
 
 // One figure of a result: key (JSON), label and unit (table), value. NAN

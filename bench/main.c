@@ -70,7 +70,10 @@ static const char usage_text[]
       "  --http URL        with --server and --transport http: its HTTP\n"
       "                    endpoint, http://IPv4:port\n"
       "  --anvild PATH     the anvild to start (default " ANVIL_BIN_DIR
-      "/anvild)\n";
+      "/anvild)\n"
+      "  --store URL       start anvild on this PostgreSQL database\n"
+      "                    (anvild --store) instead of an SQLite file; give\n"
+      "                    an empty database: runs add to what is there\n";
 
 static int
 parse_long(const char *flag, const char *s, long min, long max, long *out)
@@ -168,6 +171,8 @@ parse_flag(struct bench_opts *o, int argc, char **argv, int *i)
         o->server_url = v;
     else if (strcmp(f, "--anvild") == 0)
         o->anvild = v;
+    else if (strcmp(f, "--store") == 0)
+        o->store = v;
     else if (strcmp(f, "--http") == 0)
         o->http_url = v;
     else {

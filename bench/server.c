@@ -121,9 +121,11 @@ spawn(const struct bench_opts *o, struct bench_server *s)
     char db[96];
     snprintf(db, sizeof(db), "%s/anvil.db", s->dir);
     snprintf(s->log, sizeof(s->log), "%s/anvild.log", s->dir);
-    char *argv[14] = { "anvild", "--listen", s->url, "--db", db, "--log-level",
-        "warn", "--durability", (char *) o->durability, NULL };
-    int   argc     = 9;
+    char *argv[14]
+        = { "anvild", "--listen", s->url, o->store != NULL ? "--store" : "--db",
+              o->store != NULL ? (char *) o->store : db, "--log-level", "warn",
+              "--durability", (char *) o->durability, NULL };
+    int argc = 9;
     if (s->http_port > 0) {
         argv[argc++] = "--http";
         argv[argc++] = s->http_url;

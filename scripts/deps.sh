@@ -5,7 +5,8 @@ set -eu
 
 PKGS="pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler \
 libsqlite3-dev libcmocka-dev libjansson-dev libmbedtls-dev mandoc \
-libmicrohttpd-dev libgnutls28-dev curl libcurl4-openssl-dev"
+libmicrohttpd-dev libgnutls28-dev curl libcurl4-openssl-dev libpq-dev \
+postgresql"
 # `deps.sh fuzz` adds clang and its libFuzzer runtime.
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 # `deps.sh test` adds what only the tests use: promtool, from Debian's

@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <nng/nng.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,8 @@ static const char usage_text[]
       "  --public-metrics        serve GET /metrics without a token\n"
       "  --no-metrics            count nothing for GET /metrics\n"
       "  --db PATH               SQLite database (default ./anvil.db)\n"
+      "  --store URL             PostgreSQL instead: a libpq connection\n"
+      "                          string or postgresql://user@host/db URI\n"
       "  --log-level LEVEL       error, warn, info (default) or debug\n"
       "  --log-format FMT        text (default) or json lines\n"
       "  --max-payload BYTES     payload and result limit (default 1048576,\n"
@@ -127,6 +130,23 @@ set_durability(struct server_config *cfg, const char *v)
     return NULL;
 }
 
+// Any libpq connection string or URI libpq itself can parse; whether the
+// server answers is for store_open_pg to say.
+static const char *
+set_store(struct server_config *cfg, const char *v)
+{
+    char             *msg = NULL;
+    PQconninfoOption *o   = PQconninfoParse(v, &msg);
+    PQfreemem(msg);
+    if (o == NULL)
+        return "a libpq connection string such as \"host=/run/postgresql "
+               "dbname=anvil\" or a URI such as "
+               "postgresql://anvil@db.example/anvil";
+    PQconninfoFree(o);
+    cfg->store_url = v;
+    return NULL;
+}
+
 static const char *
 set_lease(struct server_config *cfg, const char *v)
 {
@@ -206,6 +226,7 @@ static const struct option options[] = {
     { "--public-metrics", FIELD(TRUE, public_metrics) },
     { "--no-metrics", FIELD(FALSE, metrics) },
     { "--db", FIELD(STRING, db_path) },
+    { "--store", FN(set_store) },
     { "--log-level", FN(set_level) },
     { "--log-format", FN(set_format) },
     { "--max-payload", FN(set_payload) },

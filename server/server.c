@@ -136,7 +136,9 @@ prepare(struct server *s, struct anvil_error *err)
 {
     const struct server_config *cfg = &s->cfg;
     bool                        on  = security_auth_on(cfg);
-    int rc = store_open(cfg->db_path, cfg->synchronous, &s->store, err);
+    int                         rc  = cfg->store_url != NULL
+                                 ? store_open_pg(cfg->store_url, &s->store, err)
+                                 : store_open(cfg->db_path, cfg->synchronous, &s->store, err);
     // FULL: the engine's sync thread makes each batch durable while the
     // engine applies the next one (engine.c).
     if (rc == ANVIL_OK && cfg->synchronous == 2)
@@ -257,7 +259,8 @@ server_start(const struct server_config *cfg, struct server **out,
         return err ? err->code : rc;
     }
     AV_INFO("server.listening", "url=%s db=%s auth=%s", cfg->listen_url,
-        cfg->db_path, auth_enabled(s->auth) ? "tokens" : "off");
+        cfg->store_url != NULL ? "postgresql" : cfg->db_path,
+        auth_enabled(s->auth) ? "tokens" : "off");
     *out = s;
     return ANVIL_OK;
 }

@@ -29,6 +29,7 @@ enum server_auth {
 struct server_config {
     const char *listen_url;   // default "tcp://127.0.0.1:7700"
     const char *db_path;      // default "./anvil.db"
+    const char *store_url;    // PostgreSQL conninfo; NULL = SQLite db_path
     size_t      max_payload;  // payload and result limit; default 1 MiB
     int         synchronous;  // SQLite synchronous: 2 FULL (default), 1 NORMAL
     int         contexts;     // REP contexts receiving at once; default 64

@@ -7,7 +7,8 @@
 // PostgreSQL) adds its own open function, which fills every member of a
 // struct store_ops and returns its own struct whose first member is a
 // struct store pointing at those ops; the engine and the store_* calls do
-// not change. What every backend must guarantee:
+// not change; store_open_pg() opens the PostgreSQL backend (store_pg.h).
+// What every backend must guarantee:
 //
 // - Threads: one store is owned by the engine thread, the only caller of
 //   everything (tests call it from their own single thread), except
@@ -43,8 +44,8 @@
 //   call only.
 //
 // Failure seams for tests (store_hook_step, store_stmt_sql,
-// store_hook_fdatasync) act on the SQLite backend; see the end of this
-// file.
+// store_hook_fdatasync) act on the SQLite backend, and store_hook_step on
+// the PostgreSQL backend too; see the end of this file.
 #ifndef SERVER_STORE_H
 #define SERVER_STORE_H
 
@@ -213,6 +214,14 @@ struct store {
 // SQLite's PRAGMA synchronous (2 FULL, 1 NORMAL). *out is the caller's.
 int store_open(const char *path, int synchronous, struct store **out,
     struct anvil_error *err);
+
+// Opens (creating or migrating) the schema in the PostgreSQL database that
+// conninfo names (any libpq connection string or postgresql:// URI). A
+// server that cannot be reached is UNAVAILABLE, naming it. Commits are as
+// durable as the server's synchronous_commit makes them (store_pg.c).
+// *out is the caller's.
+int store_open_pg(
+    const char *conninfo, struct store **out, struct anvil_error *err);
 
 // Closes the database; NULL is ignored. Call it after every thread that
 // calls store_sync() has stopped.
@@ -715,7 +724,9 @@ void store_schedules_free(struct store_schedule *s, size_t n);
 // the step run; ANVIL_RESOURCE_EXHAUSTED makes it fail as SQLITE_FULL (the
 // call answers RESOURCE_EXHAUSTED, "disk full"); any other non-zero value
 // makes it fail as SQLITE_IOERR (the call answers INTERNAL). The statement
-// is not run. Set it only while no store is in use on another thread.
+// is not run. The PostgreSQL backend calls it the same way before each
+// statement it sends (its own indexes, store_pg.h), with the same answers.
+// Set it only while no store is in use on another thread.
 extern int (*store_hook_step)(int stmt);
 
 // Seam for tests: when set, store_sync() calls it instead of fdatasync(2)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../server/store.h"
+#include "pg_harness.h"
 #include "util/clock.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -105,6 +106,8 @@ harness_open(struct harness *h)
     }
     snprintf(h->url, sizeof(h->url), "ipc://%s/s", h->dir);
     snprintf(h->db, sizeof(h->db), "%s/anvil.db", h->dir);
+    if (harness_pg() && pg_harness_new_db(h->store, sizeof(h->store)) != 0)
+        return -1;
     rv = anvil_client_open(&h->client, h->url, &err);
     if (rv != ANVIL_OK) {
         fprintf(stderr, "harness: client_open %s: %s: %s\n", h->url,
@@ -127,6 +130,7 @@ harness_start_with(struct harness *h, const struct server_config *cfg)
         h->cfg = *cfg;
     h->cfg.listen_url = h->url;
     h->cfg.db_path    = h->db;
+    h->cfg.store_url  = h->store[0] != '\0' ? h->store : NULL;
     rv                = server_start(&h->cfg, &h->server, &err);
     if (rv != ANVIL_OK) {
         fprintf(stderr, "harness: server_start %s: %s: %s\n", h->url,
@@ -381,8 +385,8 @@ harness_spawn_anvild(struct harness *h, ...)
     argv[n++] = "anvild";
     argv[n++] = "--listen";
     argv[n++] = h->url;
-    argv[n++] = "--db";
-    argv[n++] = h->db;
+    argv[n++] = h->store[0] != '\0' ? "--store" : "--db";
+    argv[n++] = h->store[0] != '\0' ? h->store : h->db;
     va_start(ap, h);
     for (char *a = va_arg(ap, char *); a != NULL; a = va_arg(ap, char *)) {
         if (n < MAX_ARGS - 1)
@@ -678,6 +682,30 @@ harness_open_teardown(void **state)
     return rv;
 }
 
+bool
+harness_pg(void)
+{
+    return pg_harness_wanted();
+}
+
+int
+harness_store_new_path(const char *dir, const char *name, char *buf, size_t len)
+{
+    if (harness_pg())
+        return pg_harness_new_db(buf, len);
+    snprintf(buf, len, "%s/%s", dir, name);
+    return 0;
+}
+
+int
+harness_store_open_at(const char *path, int synchronous, struct store **st,
+    struct anvil_error *err)
+{
+    if (pg_harness_is_conninfo(path))
+        return store_open_pg(path, st, err);
+    return store_open(path, synchronous, st, err);
+}
+
 int
 harness_store_setup(void **state, int synchronous)
 {
@@ -691,7 +719,15 @@ harness_store_setup(void **state, int synchronous)
     }
     snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
     struct anvil_error err = { 0 };
-    if (store_open(f->path, synchronous, &f->st, &err) != ANVIL_OK) {
+    f->pg                  = harness_pg();
+    if (f->pg && pg_harness_new_db(f->path, sizeof(f->path)) != 0) {
+        harness_remove_tree(f->dir);
+        free(f);
+        return -1;
+    }
+    if ((f->pg ? store_open_pg(f->path, &f->st, &err)
+               : store_open(f->path, synchronous, &f->st, &err))
+        != ANVIL_OK) {
         fprintf(stderr, "store_open: %s\n", err.msg);
         harness_remove_tree(f->dir);
         free(f);
@@ -760,6 +796,8 @@ harness_make_cert(const char *dir, const char *name, const char *subject,
 int
 harness_sql_text(const char *path, const char *sql, char *buf, size_t len)
 {
+    if (pg_harness_is_conninfo(path))
+        return pg_harness_sql_text(path, sql, buf, len);
     sqlite3      *db = NULL;
     sqlite3_stmt *s  = NULL;
     int           rc = -1;
@@ -787,6 +825,8 @@ harness_sql_int(const char *path, const char *sql)
 int
 harness_sql_exec(const char *path, const char *sql)
 {
+    if (pg_harness_is_conninfo(path))
+        return pg_harness_sql_exec(path, sql);
     sqlite3 *db  = NULL;
     char    *msg = NULL;
     int      rc  = sqlite3_open(path, &db);
@@ -831,7 +871,9 @@ harness_store_reopen(struct harness_store *f)
     struct anvil_error err = { 0 };
     store_close(f->st);
     f->st = NULL;
-    if (store_open(f->path, 1, &f->st, &err) == ANVIL_OK)
+    if ((f->pg ? store_open_pg(f->path, &f->st, &err)
+               : store_open(f->path, 1, &f->st, &err))
+        == ANVIL_OK)
         return 0;
     fprintf(stderr, "store_open: %s\n", err.msg);
     return -1;

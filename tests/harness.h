@@ -40,12 +40,15 @@ struct harness_proc {
 };
 
 struct harness {
-    char                 dir[64];  // "/tmp/anvil-XXXXXX"
-    char                 url[128]; // "ipc:///tmp/anvil-XXXXXX/s"
-    char                 db[128];  // "/tmp/anvil-XXXXXX/anvil.db"
-    struct server_config cfg;      // what the in-process server runs with
-    struct server       *server;   // NULL unless started in-process
-    anvil_client        *client;   // open for the whole test
+    char dir[64];  // "/tmp/anvil-XXXXXX"
+    char url[128]; // "ipc:///tmp/anvil-XXXXXX/s"
+    char db[128];  // "/tmp/anvil-XXXXXX/anvil.db"
+    // With ANVIL_TEST_STORE=postgresql (pg_harness.h): the conninfo of a
+    // fresh database that servers use instead of db (--store); else "".
+    char                 store[256];
+    struct server_config cfg;    // what the in-process server runs with
+    struct server       *server; // NULL unless started in-process
+    anvil_client        *client; // open for the whole test
     struct harness_proc  procs[HARNESS_MAX_PROCS];
     int                  n_procs;
     anvil_worker        *workers[HARNESS_MAX_WORKERS];
@@ -80,7 +83,8 @@ void harness_stop_server(struct harness *h);
 // Returns at once: the pid, or -1. The harness reaps it in harness_stop().
 pid_t harness_spawn(struct harness *h, const char *prog, char *const argv[]);
 
-// Forks and execs ANVIL_BIN_DIR/anvild --listen h->url --db h->db, followed
+// Forks and execs ANVIL_BIN_DIR/anvild --listen h->url --db h->db (or
+// --store h->store when the tests run on PostgreSQL), followed
 // by the extra arguments (a NULL-terminated list of strings), with its
 // stderr in a file of the directory, and waits until Health answers.
 // Returns the child's pid, or -1 if it could not start or exited early.
@@ -157,9 +161,14 @@ void harness_remove_tree(const char *path);
 struct store;
 struct harness_store {
     char          dir[64];
-    char          path[128]; // <dir>/anvil.db
+    char          path[256]; // <dir>/anvil.db, or a PostgreSQL conninfo
+    bool          pg;        // the store is PostgreSQL's (harness_pg())
     struct store *st;
 };
+
+// True when the tests run on the PostgreSQL backend
+// (ANVIL_TEST_STORE=postgresql, see pg_harness.h).
+bool harness_pg(void);
 
 // cmocka fixtures for tests that spawn anvild themselves: *state becomes a
 // new struct harness after harness_open() (0, or -1 after a line on
@@ -169,9 +178,21 @@ int harness_open_setup(void **state);
 int harness_open_teardown(void **state);
 
 // Makes *state a new struct harness_store: a temporary directory and a
-// store opened at `synchronous` (1 NORMAL, 2 FULL). 0, or -1 after a line
-// on stderr.
+// store opened at `synchronous` (1 NORMAL, 2 FULL); with harness_pg(), a
+// new database on the private PostgreSQL cluster instead. 0, or -1 after
+// a line on stderr.
 int harness_store_setup(void **state, int synchronous);
+
+// A fresh place for a store: with harness_pg(), a new database on the
+// private PostgreSQL cluster (its conninfo), else "<dir>/<name>". 0, or -1
+// after a line on stderr.
+int harness_store_new_path(
+    const char *dir, const char *name, char *buf, size_t len);
+
+// Opens the store at path: a PostgreSQL conninfo (store_open_pg) or an
+// SQLite file (store_open at `synchronous`).
+int harness_store_open_at(const char *path, int synchronous, struct store **st,
+    struct anvil_error *err);
 
 // Clears the store's test hooks, closes the store, removes the directory
 // and frees *state. Returns 0.
@@ -213,7 +234,8 @@ int harness_failed_migration(
 #define HARNESS_SQL_BACK_TO_V6 \
     HARNESS_SQL_BACK_TO_V7 "DROP TABLE paused_queues;"
 
-// Runs sql on a second connection to the database at path: its first
+// Runs sql on a second connection to the database at path (a file, or a
+// PostgreSQL conninfo such as harness_store's path on PostgreSQL): its first
 // row's first column as an integer (-1 if the statement yields no row or
 // fails), or as text into buf (0, or -1 when there is no row), or, for
 // harness_sql_exec, 0 when the whole script ran (else -1 after a line on

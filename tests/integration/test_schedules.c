@@ -100,11 +100,29 @@ stay_down(void)
     nanosleep(&ts, NULL);
 }
 
+// The store's database: the SQLite file, or the PostgreSQL conninfo when
+// the tests run there (pg_harness.h).
+static const char *
+db(const struct harness *h)
+{
+    return h->store[0] != '\0' ? h->store : h->db;
+}
+
+// A tick's time in ms from its job's key "schedule/tick/<ms>" (keys are
+// BYTEA on PostgreSQL).
+static const char *
+tick_ms(const struct harness *h)
+{
+    return h->store[0] != '\0'
+        ? "CAST(convert_from(substr(idem_key, 15), 'UTF8') AS BIGINT)"
+        : "CAST(substr(idem_key, 15) AS INTEGER)";
+}
+
 static bool
 all_succeeded(void *arg)
 {
     struct harness *h = arg;
-    return harness_sql_int(h->db, "SELECT COUNT(*) FROM jobs WHERE state != 5")
+    return harness_sql_int(db(h), "SELECT COUNT(*) FROM jobs WHERE state != 5")
         == 0;
 }
 
@@ -153,19 +171,20 @@ test_every_second_fires_each_tick_once_across_two_kill_9(void **state)
 
     // One job per tick: keys distinct, ticks one second apart from the
     // first to the last (none lost), as many as the ticks between them.
-    int64_t n     = harness_sql_int(h->db, "SELECT COUNT(*) FROM jobs");
-    int64_t keys  = harness_sql_int(h->db,
-         "SELECT COUNT(DISTINCT idem_key) FROM jobs "
-          "WHERE idem_key LIKE 'schedule/tick/%'");
-    int64_t first = harness_sql_int(
-        h->db, "SELECT MIN(CAST(substr(idem_key, 15) AS INTEGER)) FROM jobs");
-    int64_t last = harness_sql_int(
-        h->db, "SELECT MAX(CAST(substr(idem_key, 15) AS INTEGER)) FROM jobs");
-    int64_t gaps = harness_sql_int(h->db,
-        "SELECT COUNT(*) FROM (SELECT CAST(substr(idem_key, 15) AS INTEGER) "
-        "AS t, LAG(CAST(substr(idem_key, 15) AS INTEGER)) OVER (ORDER BY "
-        "CAST(substr(idem_key, 15) AS INTEGER)) AS p FROM jobs) "
-        "WHERE p IS NOT NULL AND t - p != 1000");
+    int64_t n    = harness_sql_int(db(h), "SELECT COUNT(*) FROM jobs");
+    int64_t keys = harness_sql_int(db(h),
+        "SELECT COUNT(DISTINCT idem_key) FROM jobs "
+        "WHERE idem_key LIKE 'schedule/tick/%'");
+    char    sql[512];
+    snprintf(sql, sizeof(sql), "SELECT MIN(%s) FROM jobs", tick_ms(h));
+    int64_t first = harness_sql_int(db(h), sql);
+    snprintf(sql, sizeof(sql), "SELECT MAX(%s) FROM jobs", tick_ms(h));
+    int64_t last = harness_sql_int(db(h), sql);
+    snprintf(sql, sizeof(sql),
+        "SELECT COUNT(*) FROM (SELECT %s AS t, LAG(%s) OVER (ORDER BY %s) "
+        "AS p FROM jobs) AS g WHERE p IS NOT NULL AND t - p != 1000",
+        tick_ms(h), tick_ms(h), tick_ms(h));
+    int64_t gaps = harness_sql_int(db(h), sql);
     fprintf(stderr, "schedule: %lld jobs for %lld ticks over %lld ms\n",
         (long long) n, (long long) ((last - first) / 1000 + 1),
         (long long) (last - first));
@@ -174,7 +193,7 @@ test_every_second_fires_each_tick_once_across_two_kill_9(void **state)
     assert_int_equal(gaps, 0);
     assert_int_equal((last - first) / 1000 + 1, n);
     int64_t fired = harness_sql_int(
-        h->db, "SELECT fired FROM schedules WHERE name = 'tick'");
+        db(h), "SELECT fired FROM schedules WHERE name = 'tick'");
     assert_int_equal(fired, n);
 }
 
@@ -202,7 +221,7 @@ static bool
 two_workflows_succeeded(void *arg)
 {
     struct harness *h = arg;
-    return harness_sql_int(h->db,
+    return harness_sql_int(db(h),
                "SELECT COUNT(*) FROM workflows WHERE state = 2 "
                "AND idem_key LIKE 'schedule/etl/%'")
         >= 2;
@@ -238,13 +257,13 @@ test_workflow_template_fires_a_workflow_per_tick(void **state)
         anvil_schedule_pause(h->client, "etl", &s, &err), ANVIL_OK);
     // Every workflow it fired has its own tick's key and both steps; the
     // last one is the schedule's last_workflow_id.
-    int64_t n     = harness_sql_int(h->db, "SELECT COUNT(*) FROM workflows");
-    int64_t keys  = harness_sql_int(h->db,
+    int64_t n     = harness_sql_int(db(h), "SELECT COUNT(*) FROM workflows");
+    int64_t keys  = harness_sql_int(db(h),
          "SELECT COUNT(DISTINCT idem_key) FROM workflows "
           "WHERE idem_key LIKE 'schedule/etl/%' AND name = 'etl'");
     int64_t steps = harness_sql_int(
-        h->db, "SELECT COUNT(*) FROM jobs WHERE workflow_id IS NOT NULL");
-    int64_t last = harness_sql_int(h->db, "SELECT MAX(id) FROM workflows");
+        db(h), "SELECT COUNT(*) FROM jobs WHERE workflow_id IS NOT NULL");
+    int64_t last = harness_sql_int(db(h), "SELECT MAX(id) FROM workflows");
     fprintf(stderr, "schedule etl: %lld workflows, %lld steps\n", (long long) n,
         (long long) steps);
     assert_true(n >= 2);
@@ -257,7 +276,7 @@ test_workflow_template_fires_a_workflow_per_tick(void **state)
     assert_string_equal(s->last_job_id, "");
     anvil_schedule_free(s);
     // The succeeded ones ran extract before load.
-    assert_int_equal(harness_sql_int(h->db,
+    assert_int_equal(harness_sql_int(db(h),
                          "SELECT COUNT(*) FROM jobs l JOIN jobs x ON "
                          "l.workflow_id = x.workflow_id WHERE l.step = 'load' "
                          "AND x.step = 'extract' AND l.state = 5 "
@@ -270,7 +289,7 @@ static bool
 one_stuck2_canceled(void *arg)
 {
     struct harness *h = arg;
-    return harness_sql_int(h->db,
+    return harness_sql_int(db(h),
                "SELECT COUNT(*) FROM workflows WHERE name = 'stuck2' "
                "AND state = 4")
         >= 1;
@@ -315,20 +334,20 @@ test_workflow_template_overlap_skip_and_cancel_previous(void **state)
         anvil_schedule_pause(h->client, "cancel", &s, &err), ANVIL_OK);
     assert_true(s->fired >= 2);
     anvil_schedule_free(s);
-    assert_int_equal(harness_sql_int(h->db,
+    assert_int_equal(harness_sql_int(db(h),
                          "SELECT COUNT(*) FROM workflows WHERE name = 'stuck' "
                          "AND state = 1"),
         1);
-    assert_int_equal(harness_sql_int(h->db,
+    assert_int_equal(harness_sql_int(db(h),
                          "SELECT COUNT(*) FROM workflows WHERE name = 'stuck2' "
                          "AND state = 1"),
         1);
-    assert_int_equal(harness_sql_int(h->db,
+    assert_int_equal(harness_sql_int(db(h),
                          "SELECT COUNT(*) FROM workflows w WHERE name = "
                          "'stuck2' AND state = 4 AND error LIKE '%CANCEL_PREV%'"
                          " AND (SELECT COUNT(*) FROM jobs j WHERE "
                          "j.workflow_id = w.id AND j.state != 7) = 0"),
-        harness_sql_int(h->db,
+        harness_sql_int(db(h),
             "SELECT COUNT(*) FROM workflows WHERE name = 'stuck2' "
             "AND state = 4"));
 }

@@ -32,7 +32,7 @@
 
 struct fx {
     char                 dir[64];
-    char                 path[128];
+    char                 path[256]; // SQLite file or PostgreSQL conninfo
     struct store        *st;
     struct engine       *e;
     struct engine_config cfg;
@@ -43,7 +43,7 @@ static int
 open_engine(struct fx *f)
 {
     struct anvil_error err = { 0 };
-    if (store_open(f->path, 1, &f->st, &err) != ANVIL_OK
+    if (harness_store_open_at(f->path, 1, &f->st, &err) != ANVIL_OK
         || engine_start(f->st, &f->cfg, &f->e, &err) != ANVIL_OK) {
         fprintf(stderr, "open_engine: %s\n", err.msg);
         return -1;
@@ -71,9 +71,10 @@ setup(void **state)
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/anvil.db", f->dir);
     f->cfg = (struct engine_config) { .lease_ms = 30000, .max_attempts = 3 };
-    if (open_engine(f) != 0) {
+    if (harness_store_new_path(f->dir, "anvil.db", f->path, sizeof(f->path))
+            != 0
+        || open_engine(f) != 0) {
         close_engine(f);
         harness_remove_tree(f->dir);
         free(f);
@@ -409,11 +410,12 @@ enum probe {
 static int
 learn_stmt(struct fx *f, enum probe what)
 {
-    char path[160];
-    snprintf(path, sizeof(path), "%s/probe.db", f->dir);
+    char path[256];
+    assert_int_equal(
+        harness_store_new_path(f->dir, "probe.db", path, sizeof(path)), 0);
     struct store      *st  = NULL;
     struct anvil_error err = { 0 };
-    assert_int_equal(store_open(path, 1, &st, &err), ANVIL_OK);
+    assert_int_equal(harness_store_open_at(path, 1, &st, &err), ANVIL_OK);
     struct store_new_job nj = { .type = "t", .queue = "q", .state = 3 };
     struct job           j  = { 0 };
     int64_t              id = 0;

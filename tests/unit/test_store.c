@@ -1,7 +1,9 @@
-// test_store.c - the SQLite store: schema version and WAL, reopening,
-// refusing a newer schema, the job rows and their transitions, listing and
-// paging, the active scan, queue depths, and the failure seam
-// (store_hook_step) with savepoint rollback.
+// test_store.c - the store: schema version and WAL, reopening, refusing a
+// newer schema, the job rows and their transitions, listing and paging,
+// the active scan, queue depths, and the failure seam (store_hook_step)
+// with savepoint rollback. With ANVIL_TEST_STORE=postgresql the same cases
+// run on the PostgreSQL backend (pg_harness.h); the few about what only
+// SQLite has (WAL, PRAGMA user_version, its old schema versions) skip.
 #include "../../server/store.h"
 #include "../harness.h"
 
@@ -88,21 +90,50 @@ state_of(struct store *st, int64_t id)
     return s;
 }
 
-// Runs one SQL statement on a second connection; returns an int result.
+// Runs one SQL statement on a second connection (SQLite file or
+// PostgreSQL database); returns an int result.
 static int
 sql_int(const char *path, const char *sql)
 {
-    sqlite3      *db = NULL;
-    sqlite3_stmt *s  = NULL;
-    int           v  = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK
-        && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK
-        && sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
+    return (int) harness_sql_int(path, sql);
 }
+
+// The query of the schema version, per backend.
+static const char *
+version_sql(const struct harness_store *f)
+{
+    return f->pg ? "SELECT max(version) FROM schema_version"
+                 : "PRAGMA user_version";
+}
+
+// Sets the schema version on a second connection.
+static void
+set_version(const struct harness_store *f, int v)
+{
+    char sql[96];
+    if (f->pg)
+        snprintf(sql, sizeof(sql),
+            "INSERT INTO schema_version(version) VALUES(%d)", v);
+    else
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+    assert_int_equal(harness_sql_exec(f->path, sql), 0);
+}
+
+// Opens f's store again on its backend.
+static int
+open_again(struct harness_store *f, int synchronous, struct store **st,
+    struct anvil_error *err)
+{
+    return f->pg ? store_open_pg(f->path, st, err)
+                 : store_open(f->path, synchronous, st, err);
+}
+
+// What only the SQLite backend has skips on PostgreSQL.
+#define SQLITE_ONLY(f) \
+    do {               \
+        if ((f)->pg)   \
+            skip();    \
+    } while (0)
 
 // ---- the failure seam ----
 //
@@ -151,8 +182,11 @@ static void
 test_store_open_creates_schema_version_and_wal_mode(void **state)
 {
     struct harness_store *f = *state;
-    assert_int_equal(
-        sql_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->path, version_sql(f)), STORE_SCHEMA_VERSION);
+    // The jobs table exists and is empty.
+    assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 0);
+    if (f->pg)
+        return;
     sqlite3      *db = NULL;
     sqlite3_stmt *s  = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -162,8 +196,6 @@ test_store_open_creates_schema_version_and_wal_mode(void **state)
     assert_string_equal((const char *) sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
     sqlite3_close(db);
-    // The jobs table exists and is empty.
-    assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 0);
 }
 
 static void
@@ -209,7 +241,7 @@ test_store_reopen_keeps_jobs_and_schema(void **state)
     f->st = NULL;
 
     struct anvil_error err = { 0 };
-    assert_int_equal(store_open(f->path, 2, &f->st, &err), ANVIL_OK);
+    assert_int_equal(open_again(f, 2, &f->st, &err), ANVIL_OK);
     struct job j = get(f->st, id);
     assert_string_equal(j.type, "email.send");
     assert_string_equal(j.queue, "mail");
@@ -220,8 +252,7 @@ test_store_reopen_keeps_jobs_and_schema(void **state)
     assert_int_equal(found, id);
     // Ids keep growing after a reopen.
     assert_true(insert_queued(f->st, "t", "default") > id);
-    assert_int_equal(
-        sql_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(f->path, version_sql(f)), STORE_SCHEMA_VERSION);
 }
 
 static void
@@ -231,23 +262,16 @@ test_store_open_refuses_a_newer_schema_version(void **state)
     insert_queued(f->st, "t", "default");
     store_close(f->st);
     f->st = NULL;
-    char sql[64];
-    snprintf(
-        sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    set_version(f, STORE_SCHEMA_VERSION + 1);
 
     struct store      *st  = NULL;
     struct anvil_error err = { 0 };
-    assert_int_equal(
-        store_open(f->path, 1, &st, &err), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(open_again(f, 1, &st, &err), ANVIL_FAILED_PRECONDITION);
     assert_null(st);
     assert_non_null(strstr(err.msg, "newer"));
     // Nothing was changed: the version and the row are still there.
     assert_int_equal(
-        sql_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION + 1);
+        sql_int(f->path, version_sql(f)), STORE_SCHEMA_VERSION + 1);
     assert_int_equal(sql_int(f->path, "SELECT COUNT(*) FROM jobs"), 1);
 }
 
@@ -256,17 +280,11 @@ test_store_open_refuses_a_newer_schema_without_an_error_struct(void **state)
 {
     struct harness_store *f = *state;
     store_close(f->st);
-    f->st       = NULL;
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    f->st = NULL;
+    set_version(f, 999);
     struct store *st = NULL;
     // err may be NULL; the code must not change because of that.
-    assert_int_equal(
-        store_open(f->path, 1, &st, NULL), ANVIL_FAILED_PRECONDITION);
+    assert_int_equal(open_again(f, 1, &st, NULL), ANVIL_FAILED_PRECONDITION);
     assert_null(st);
 }
 
@@ -324,7 +342,8 @@ static void
 test_store_open_migrates_a_version_1_database_keeping_its_jobs(void **state)
 {
     struct harness_store *f = *state;
-    char                  path[160];
+    SQLITE_ONLY(f);
+    char path[160];
     snprintf(path, sizeof(path), "%s/v1.db", f->dir);
     make_v1_database(path, NULL);
 
@@ -366,7 +385,8 @@ static void
 test_store_failed_migration_leaves_the_old_database_untouched(void **state)
 {
     struct harness_store *f = *state;
-    char                  path[160];
+    SQLITE_ONLY(f);
+    char path[160];
     snprintf(path, sizeof(path), "%s/v1-conflict.db", f->dir);
     // A table in the way of the version-2 step makes it fail half-way.
     make_v1_database(path, "CREATE TABLE edges(x);");

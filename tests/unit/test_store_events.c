@@ -111,24 +111,17 @@ expect(struct store *st, struct store_event_filter f, const uint64_t *want,
 #define EXPECT_NONE(st, f, to) expect(st, f, NULL, 0, to)
 #define F(...) ((struct store_event_filter) { __VA_ARGS__ })
 
-// Runs sql on a second connection to the store's file.
+// Runs sql on a second connection to the store's database.
 static void
 sql_exec(const char *path, const char *sql)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    assert_int_equal(rc, SQLITE_OK);
+    assert_int_equal(harness_sql_exec(path, sql), 0);
 }
 
 static void
 reopen(struct harness_store *f)
 {
-    struct anvil_error err = { 0 };
-    store_close(f->st);
-    f->st = NULL;
-    assert_int_equal(store_open(f->path, 1, &f->st, &err), ANVIL_OK);
+    assert_int_equal(harness_store_reopen(f), 0);
 }
 
 static void
@@ -373,7 +366,9 @@ test_store_event_rolled_back_with_its_savepoint_leaves_a_gap(void **state)
     assert_int_equal(add_at(f->st, 4), 4);
     assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
     EXPECT(f->st, F(0), 3, 1, 3);
-    bounds(f->st, 1, 3);
+    // The highest seq handed out: SQLite's AUTOINCREMENT counter rolls back
+    // with the insert, PostgreSQL's sequence keeps the 4 it handed out.
+    bounds(f->st, 1, f->pg ? 4 : 3);
     assert_int_equal(add_at(f->st, 5), 5);
 }
 
@@ -479,6 +474,8 @@ plan_count(sqlite3 *db, const char *sql, const char *what)
 static void
 test_store_event_reads_walk_an_index_in_seq_order_without_sorting(void **state)
 {
+    if (((struct harness_store *) *state)->pg)
+        skip(); // SQLite's plans, statements and file limits
     struct harness_store *f      = *state;
     sqlite3              *db     = store_sqlite_db(f->st);
     const char           *scan   = store_stmt_sql(STMT_EVENTS_SCAN);
@@ -544,6 +541,8 @@ assert_failed(int rc, const struct anvil_error *err, int code, const char *in)
 static void
 test_store_event_insert_on_a_full_disk_answers_resource_exhausted(void **state)
 {
+    if (((struct harness_store *) *state)->pg)
+        skip(); // SQLite's plans, statements and file limits
     struct harness_store  *f   = *state;
     struct anvil_error     err = { 0 };
     struct store_new_event ev  = { .kind = EV_JOB_SUBMITTED, .at = 1 };
@@ -578,6 +577,8 @@ test_store_event_insert_on_a_full_disk_answers_resource_exhausted(void **state)
 static void
 test_store_event_statements_fail_through_the_seam(void **state)
 {
+    if (((struct harness_store *) *state)->pg)
+        skip(); // SQLite's plans, statements and file limits
     struct harness_store  *f   = *state;
     struct anvil_error     err = { 0 };
     struct store_new_event ev  = { .kind = EV_JOB_SUBMITTED, .at = 1 };

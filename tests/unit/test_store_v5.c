@@ -651,7 +651,7 @@ test_store_sync_makes_each_commit_durable_with_one_fdatasync(void **state)
     assert_int_equal(store_sync(f->st, &err), ANVIL_OK);
     assert_int_equal(atomic_load(&syncs), 1);
     // It synced the -wal file.
-    char wal[160];
+    char wal[272];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     struct stat a, b;
     assert_int_equal(stat(wal, &a), 0);
@@ -761,7 +761,7 @@ test_store_sync_fails_when_the_wal_file_is_gone(void **state)
     struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
-    char wal[160];
+    char wal[272];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     assert_int_equal(unlink(wal), 0);
     commit_one(f->st);
@@ -779,7 +779,7 @@ test_store_sync_follows_the_wal_across_checkpoints_and_restarts(void **state)
     struct anvil_error    err = { 0 };
     hook_sync();
     defer(f);
-    char wal[160];
+    char wal[272];
     snprintf(wal, sizeof(wal), "%s-wal", f->path);
     struct stat before, after;
     assert_int_equal(stat(wal, &before), 0);

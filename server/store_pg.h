@@ -1,0 +1,277 @@
+// store_pg.h - the PostgreSQL backend of store.h, private to its files.
+//
+// The backend speaks to one PostgreSQL server through libpq, over one
+// connection owned by the engine thread. It is split by concept, each file
+// filling its part of the store_ops table that store_pg.c assembles:
+//   store_pg.c         connection, parameters, prepared statements, error
+//                      mapping, ids, transactions, the ops table
+//   store_pg_sql.c     the SQL of every prepared statement
+//   store_pg_schema.c  DDL, the schema_version table and migrations
+//   store_pg_jobs.c    job rows
+//   store_pg_flows.c   workflows, edges, a step's parents
+//   store_pg_events.c  the event stream and the sweeps (retention)
+//   store_pg_misc.c    API tokens, paused queues, rate limits, schedules
+// Names with the pg_ prefix belong to this backend and to no other file.
+//
+// Every statement is prepared once per connection (PQprepare) and run with
+// PQexecPrepared: integers and text go as text parameters, BLOBs (payloads,
+// results, token hashes, workflow templates) as binary bytea parameters,
+// and every result comes back in binary form (pg_i64 and friends read it).
+// Threads as in store.h: the engine thread calls everything; sync and
+// needs_sync, which any thread may call, touch no connection state.
+#ifndef SERVER_STORE_PG_H
+#define SERVER_STORE_PG_H
+
+#include "store.h"
+
+#include <libpq-fe.h>
+
+enum pg_stmt_id {
+    PG_JOB_INSERT,
+    PG_JOB_BY_RID,
+    PG_JOB_BY_KEY,
+    PG_JOB_GET,
+    PG_JOB_LEASE,
+    PG_JOB_FINISH,
+    PG_JOB_REQUEUE,
+    PG_JOB_MAKE_READY,
+    PG_JOB_EXTEND,
+    PG_JOB_CANCEL_REQ,
+    PG_JOB_BRIEF,
+    PG_JOB_LIST,
+    PG_JOB_IDS,
+    PG_SCAN_ACTIVE,
+    PG_DEPTHS,
+    PG_RUNNING_BY_WORKER,
+    PG_JOB_RETRY,
+    PG_JOB_PROGRESS,
+    PG_WF_INSERT,
+    PG_WF_BY_RID,
+    PG_WF_BY_KEY,
+    PG_WF_GET,
+    PG_WF_STEPS,
+    PG_WF_EDGES,
+    PG_WF_LIST,
+    PG_WF_SETTLE,
+    PG_WF_FINISH,
+    PG_WF_UNFINISHED,
+    PG_WF_SCAN_ACTIVE,
+    PG_WF_REOPEN,
+    PG_EDGE_INSERT,
+    PG_CHILDREN,
+    PG_PARENT_RESULTS,
+    PG_PARENT_DONE,
+    PG_SWEEP_JOBS,
+    PG_SWEEP_FLOWS,
+    PG_SWEEP_FLOW_EDGES,
+    PG_SWEEP_FLOW_STEPS,
+    PG_SWEEP_FLOW,
+    PG_META_HWM,
+    PG_TOKEN_INSERT,
+    PG_TOKEN_LIST,
+    PG_TOKEN_REVOKE,
+    PG_EVENT_INSERT,
+    PG_EVENTS_SCAN,
+    PG_EVENTS_BY_JOB,
+    PG_EVENTS_BY_FLOW,
+    PG_EVENTS_BOUNDS,
+    PG_SWEEP_EVENTS_SCAN,
+    PG_SWEEP_EVENTS,
+    PG_QUEUE_PAUSE,
+    PG_QUEUE_RESUME,
+    PG_QUEUES_PAUSED,
+    PG_LIMIT_SET,
+    PG_LIMIT_DELETE,
+    PG_LIMIT_SAVE,
+    PG_LIMITS,
+    PG_LIMIT_GET,
+    PG_SCHED_INSERT,
+    PG_SCHED_GET,
+    PG_SCHED_GET_NAME,
+    PG_SCHED_LIST,
+    PG_SCHED_UPDATE,
+    PG_SCHED_DELETE,
+    PG_STMT_COUNT,
+    // Transaction control (pg_control), after the prepared statements.
+    PG_BEGIN = PG_STMT_COUNT,
+    PG_COMMIT,
+    PG_ROLLBACK,
+    PG_SAVEPOINT,
+    PG_RELEASE,
+    PG_ROLLBACK_TO
+};
+
+// The SQL of statement i (store_pg_sql.c); its name on the server is
+// "a<i>".
+extern const char *const pg_stmt_sql[PG_STMT_COUNT];
+
+// The partial indexes' predicates, as in the SQLite backend (store_sqlite.h
+// explains the numbers).
+#define PG_JOBS_ACTIVE "state BETWEEN 2 AND 4"
+#define PG_JOBS_FINAL "state >= 5 AND workflow_id IS NULL"
+#define PG_FLOWS_FINAL "state >= 2"
+
+// The high-water marks of ids in table meta (see store_pg.c).
+#define PG_HWM_JOBS "job_id_hwm"
+#define PG_HWM_FLOWS "workflow_id_hwm"
+
+struct pg_store {
+    struct store     base; // first: a struct store * is a struct pg_store *
+    struct store_ops ops;  // base.ops points here
+    PGconn          *conn;
+    char             where[200]; // "host=... port=... dbname=..." for errors
+    // Transaction control not sent yet (store_pg.c, "Round trips"): a
+    // BEGIN, and a RELEASE of the last command's savepoint.
+    bool begin_pending;
+    bool release_pending;
+    // Engine thread only: the next ids to hand out, and the rows the last
+    // pg_exec changed.
+    int64_t next_job_id;
+    int64_t next_wf_id;
+    int64_t changes;
+};
+
+static inline struct pg_store *
+pg(struct store *st)
+{
+    return (struct pg_store *) st;
+}
+
+// ---- parameters: appended in order, $1 first ----
+
+#define PG_MAX_PARAMS 30
+
+struct pg_params {
+    int         n;
+    const char *values[PG_MAX_PARAMS];
+    int         lengths[PG_MAX_PARAMS];
+    int         formats[PG_MAX_PARAMS];
+    char        num[PG_MAX_PARAMS][32];
+};
+
+void pg_p_init(struct pg_params *p);
+void pg_p_i64(struct pg_params *p, int64_t v);
+void pg_p_double(struct pg_params *p, double v);
+void pg_p_null(struct pg_params *p);
+// Borrowed until the statement ran. NULL binds SQL NULL.
+void pg_p_text(struct pg_params *p, const char *v);
+// NULL or "" binds SQL NULL.
+void pg_p_text_or_null(struct pg_params *p, const char *v);
+// The first len bytes of v, as text.
+void pg_p_text_len(struct pg_params *p, const char *v, size_t len);
+// A C string as binary bytea (the text columns that take any bytes);
+// NULL or "" binds SQL NULL.
+void pg_p_bytes_or_null(struct pg_params *p, const char *v);
+// Binary bytea; p NULL with n 0 is an empty value, not NULL.
+void pg_p_blob(struct pg_params *p, const void *v, size_t n);
+
+// ---- running statements ----
+
+// Runs statement sid with p (NULL: no parameters): ANVIL_OK and *out, the
+// result (binary columns, the caller's to PQclear), or the error mapped
+// into err (pg_error).
+int pg_query(struct pg_store *st, int sid, const struct pg_params *p,
+    PGresult **out, struct anvil_error *err, const char *what);
+
+// Runs a statement that returns no rows that matter; st->changes receives
+// how many rows it changed.
+int pg_exec(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// pg_exec of an UPDATE or DELETE of one row; NOT_FOUND (err untouched)
+// when it changed none.
+int pg_update_one(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// Runs a one-column id query; NOT_FOUND (err untouched) when no row.
+int pg_find_id(struct pg_store *st, int sid, const struct pg_params *p,
+    int64_t *out, struct anvil_error *err, const char *what);
+
+// Collects column 0 of a statement's rows as ids (*ids: free()).
+int pg_read_ids(struct pg_store *st, int sid, const struct pg_params *p,
+    int64_t **ids, size_t *n, struct anvil_error *err, const char *what);
+
+// Runs sid and calls fn for each row as it arrives (single-row mode: a
+// million rows are never held at once). fn's non-zero result stops the
+// calls (the rest of the rows are read and dropped) and is returned with
+// err set to "<what>: out of memory".
+int pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
+    int (*fn)(void *arg, const PGresult *r), void *arg, struct anvil_error *err,
+    const char *what);
+
+// Maps a failure (res: the failed result, or NULL for a failure to send)
+// to the caller's error and logs it: a lost connection or a server
+// shutting down is UNAVAILABLE naming the server, disk full (SQLSTATE
+// 53100) RESOURCE_EXHAUSTED with "disk full", out of memory (53200)
+// RESOURCE_EXHAUSTED, anything else INTERNAL with the server's message.
+int pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
+    const char *what);
+
+// Runs SQL text (no parameters, several statements allowed) for DDL and
+// transaction control.
+int pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
+    const char *what);
+
+// Runs transaction control statement id (PG_BEGIN...) as SQL text.
+int pg_control(struct pg_store *st, int id, const char *sql,
+    struct anvil_error *err, const char *what);
+
+// ---- reading binary result columns (NULL reads as 0 / "") ----
+
+bool    pg_null(const PGresult *r, int row, int col);
+int64_t pg_i64(const PGresult *r, int row, int col);
+double  pg_f64(const PGresult *r, int row, int col);
+// Copies; NULL only when out of memory.
+char *pg_str(const PGresult *r, int row, int col);
+// A copy with a NUL after it; NULL only when out of memory.
+uint8_t *pg_blob(const PGresult *r, int row, int col, size_t *len);
+
+// Raises high-water mark key to next - 1, the highest id handed out.
+int pg_raise_hwm(struct pg_store *st, const char *key, int64_t next,
+    struct anvil_error *err);
+
+// ---- store_pg_schema.c ----
+
+// Creates the schema in an empty database or migrates an older one; a
+// newer one is FAILED_PRECONDITION.
+int pg_migrate(struct pg_store *st, struct anvil_error *err);
+
+// ---- store_pg_jobs.c ----
+
+// Columns read into a struct job, in this order (as JOB_COLS in
+// store_sqlite.h).
+#define PG_JOB_COLS                                                       \
+    "id, type, queue, payload, priority, state, attempt, max_attempts, "  \
+    "result, error, created_at, started_at, finished_at, run_at, "        \
+    "timeout_ms, lease_deadline, worker_id, idem_key, cancel_requested, " \
+    "workflow_id, step, lease_ms, backoff_initial_ms, backoff_max_ms, "   \
+    "backoff_multiplier, progress_percent, progress_message, "            \
+    "concurrency_key, concurrency_limit"
+
+#define PG_WF_COLS                                                       \
+    "id, name, state, on_failure, created_at, finished_at, timeout_ms, " \
+    "error, idem_key, n_steps, n_settled, n_succeeded, n_failed, "       \
+    "retried_at"
+
+#define PG_EV_COLS                                                    \
+    "seq, kind, at, job_id, workflow_id, step, type, queue, worker, " \
+    "attempt, message, progress"
+
+#define PG_SCHED_COLS                                                      \
+    "id, name, expr, tz, type, queue, payload, priority, max_attempts, "   \
+    "backoff_initial_ms, backoff_max_ms, backoff_multiplier, timeout_ms, " \
+    "lease_ms, overlap, catch_up, catch_up_limit, paused, next_fire_at, "  \
+    "last_fire_at, last_job_id, fired, skipped, created_at, request_id, "  \
+    "workflow"
+
+// Reads the PG_JOB_COLS rows of statement sid into a new array
+// (job_array_free).
+int pg_read_jobs(struct pg_store *st, int sid, const struct pg_params *p,
+    struct job **jobs, size_t *n, struct anvil_error *err, const char *what);
+
+void pg_jobs_ops(struct store_ops *o);   // store_pg_jobs.c
+void pg_flows_ops(struct store_ops *o);  // store_pg_flows.c
+void pg_events_ops(struct store_ops *o); // store_pg_events.c
+void pg_misc_ops(struct store_ops *o);   // store_pg_misc.c
+
+#endif
