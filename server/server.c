@@ -72,6 +72,7 @@ server_wait(struct server *s)
 void
 server_config_init(struct server_config *cfg)
 {
+    *cfg                       = (struct server_config) { 0 };
     cfg->listen_url            = "tcp://127.0.0.1:7700";
     cfg->db_path               = "./anvil.db";
     cfg->max_payload           = 1024 * 1024;
