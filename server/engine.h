@@ -245,7 +245,9 @@ struct cmd_wf_step {
     int32_t             priority;
     int64_t             timeout_ms;
     int64_t             lease_ms;
-    struct retry_policy retry; // 0 fields = default
+    struct retry_policy retry;  // 0 fields = default
+    const char         *ckey;   // concurrency key; NULL = none
+    uint32_t            climit; // with ckey
 };
 
 struct dag;

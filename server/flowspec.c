@@ -31,7 +31,9 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
         .timeout_ms = st->timeout_ms,
         .lease_ms   = st->lease_ms,
     };
-    if (handlers_check_policy(&pol, &e) != ANVIL_OK)
+    if (handlers_check_policy(&pol, &e) != ANVIL_OK
+        || handlers_check_concurrency(
+            st->concurrency_key, st->concurrency_limit, &e))
         return av_error_set(err, e.code, "step '%s': %s", st->name, e.msg);
     *out = (struct cmd_wf_step) {
         .name       = st->name,
@@ -43,6 +45,8 @@ check_step(const struct handler_limits *lim, const Anvil__V1__StepSpec *st,
         .timeout_ms = st->timeout_ms,
         .lease_ms   = st->lease_ms,
         .retry      = pol.retry,
+        .ckey       = st->concurrency_key[0] ? st->concurrency_key : NULL,
+        .climit     = st->concurrency_limit,
     };
     return ANVIL_OK;
 }

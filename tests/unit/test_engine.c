@@ -3237,6 +3237,159 @@ test_engine_parked_poll_gets_the_slot_a_complete_frees(void **state)
     job_fini(&a);
 }
 
+// ---- concurrency keys on workflow steps ----
+
+// Leases what one Poll of type "t" gets now (at most max) into out.
+static size_t
+lease_some(struct fx *f, struct job *out, size_t max)
+{
+    const char *types[] = { "t" };
+    struct req  r;
+    poll_init(&r, types, 1, (uint32_t) max, 0);
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    size_t n = r.c.u.poll.n;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = r.c.u.poll.jobs[i];
+        memset(&r.c.u.poll.jobs[i], 0, sizeof(out[i]));
+    }
+    engine_cmd_fini(&r.c);
+    return n;
+}
+
+// Submits a workflow of six steps c0..c5 of type "t" keyed "k" limit 2;
+// with_root: they all run after a step r (no key), else in parallel at once.
+static int64_t
+keyed_flow(struct fx *f, bool with_root)
+{
+    static const char *const names[]
+        = { "c0", "c1", "c2", "c3", "c4", "c5", "r" };
+    static const char *const after[] = { "r" };
+    struct dag_step          g[7];
+    struct cmd_wf_step       s[7];
+    size_t                   n = with_root ? 7 : 6;
+    for (size_t i = 0; i < n; i++) {
+        bool root  = i == 6;
+        bool kid   = with_root && !root;
+        g[i]       = (struct dag_step) { .name = names[i] };
+        s[i]       = (struct cmd_wf_step) { .name = names[i], .type = "t" };
+        s[i].queue = "default";
+        if (kid) {
+            g[i].after   = after;
+            g[i].n_after = 1;
+        }
+        if (!root) {
+            s[i].ckey   = "k";
+            s[i].climit = 2;
+        }
+    }
+    struct dag        *dag = NULL;
+    struct anvil_error err = { 0 };
+    assert_int_equal(dag_build(g, n, &dag, &err), ANVIL_OK);
+    struct req r;
+    req_init(&r, CMD_WF_SUBMIT);
+    r.c.u.wf_submit = (struct cmd_wf_submit) {
+        .name = "keyed", .steps = s, .n = n, .dag = dag
+    };
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    dag_free(dag);
+    return r.c.u.wf_submit.id;
+}
+
+// Completes running[0..1] one at a time until *left steps remain: each
+// Complete lets exactly one more step of key "k" run, never a third.
+static void
+drain_keyed(struct fx *f, struct job *running, size_t left)
+{
+    struct job more[4];
+    while (left > 0) {
+        assert_int_equal(
+            complete(f, running[0].id, running[0].attempt, "ok"), ANVIL_OK);
+        job_fini(&running[0]);
+        running[0] = running[1];
+        memset(&running[1], 0, sizeof(running[1]));
+        left--;
+        size_t n = lease_some(f, more, 4);
+        assert_int_equal(n, left >= 2 ? 1 : 0);
+        if (n == 1) {
+            assert_string_equal(more[0].concurrency_key, "k");
+            assert_int_equal(more[0].concurrency_limit, 2);
+            running[1] = more[0];
+        }
+    }
+}
+
+static int
+flow_state(struct fx *f, int64_t wf)
+{
+    struct req r;
+    req_init(&r, CMD_WF_GET);
+    r.c.u.wf.id = wf;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    int state = r.c.u.wf.wf.state;
+    engine_cmd_fini(&r.c);
+    return state;
+}
+
+// Steps queued by their parent's Complete carry their key: 2 run, the
+// other 4 wait, also across a restart.
+static void
+test_engine_workflow_steps_queued_by_a_parent_keep_their_key(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    wf = keyed_flow(f, true);
+    struct job r  = lease_one(f, "t");
+    assert_string_equal(r.step, "r");
+    assert_string_equal(r.concurrency_key, "");
+    assert_int_equal(poll_count(f, "t"), 0);
+    assert_int_equal(complete(f, r.id, r.attempt, "ok"), ANVIL_OK);
+    job_fini(&r);
+    struct job running[8];
+    struct job extra[8];
+    assert_int_equal(lease_some(f, running, 8), 2);
+    assert_int_equal(lease_some(f, extra, 8), 0);
+    restart(f, 30000); // the two leases keep their slots
+    assert_int_equal(lease_some(f, extra, 8), 0);
+    drain_keyed(f, running, 6);
+    assert_int_equal(flow_state(f, wf), WF_SUCCEEDED);
+}
+
+// Six parallel steps keyed "k" limit 2 never have 3 running: at submit,
+// and again after RetryWorkflow.
+static void
+test_engine_workflow_steps_keyed_2_never_run_3(void **state)
+{
+    struct fx *f  = *state;
+    int64_t    wf = keyed_flow(f, false);
+    struct job running[8];
+    struct job extra[8];
+    assert_int_equal(lease_some(f, running, 8), 2);
+    assert_int_equal(lease_some(f, extra, 8), 0);
+    assert_string_equal(running[0].concurrency_key, "k");
+    // One step fails for good: FAIL_FAST cancels the rest, the running one
+    // when its worker reports.
+    int     st;
+    int64_t at;
+    assert_int_equal(
+        fail_job(f, running[0].id, running[0].attempt, "no", true, &st, &at),
+        ANVIL_OK);
+    assert_int_equal(
+        complete(f, running[1].id, running[1].attempt, "ok"), ANVIL_OK);
+    job_fini(&running[0]);
+    job_fini(&running[1]);
+    assert_int_equal(flow_state(f, wf), WF_FAILED);
+    assert_int_equal(lease_some(f, extra, 8), 0);
+
+    struct req r;
+    req_init(&r, CMD_WF_RETRY);
+    r.c.u.wf.id = wf;
+    assert_int_equal(call(f, &r), ANVIL_OK);
+    engine_cmd_fini(&r.c);
+    assert_int_equal(lease_some(f, running, 8), 2);
+    assert_int_equal(lease_some(f, extra, 8), 0);
+    drain_keyed(f, running, 6);
+    assert_int_equal(flow_state(f, wf), WF_SUCCEEDED);
+}
+
 int
 main(void)
 {
@@ -3252,6 +3405,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_engine_parked_poll_gets_the_slot_a_complete_frees, setup,
             teardown),
+        T(test_engine_workflow_steps_queued_by_a_parent_keep_their_key),
+        T(test_engine_workflow_steps_keyed_2_never_run_3),
         T(test_engine_submit_makes_a_queued_job),
         T(test_engine_get_of_an_unknown_job_is_not_found),
         T(test_engine_poll_leases_a_queued_job_once),

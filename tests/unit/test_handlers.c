@@ -1450,6 +1450,80 @@ test_handlers_create_schedule_takes_exactly_one_template_checked_as_submit_workf
         ANVIL_INVALID_ARGUMENT, "idempotency_key is set by each tick");
 }
 
+// A step's concurrency key and limit are checked as SubmitJob's, with the
+// same message after "step 'NAME': ".
+static void
+test_handlers_submit_workflow_checks_step_concurrency_as_submit_job(
+    void **state)
+{
+    struct fx                       *f = *state;
+    struct wf_fixture                w;
+    Anvil__V1__SubmitWorkflowRequest sub
+        = ANVIL__V1__SUBMIT_WORKFLOW_REQUEST__INIT;
+    Anvil__V1__SubmitJobRequest job = ANVIL__V1__SUBMIT_JOB_REQUEST__INIT;
+    char                       *big = repeat('k', 129);
+    const char *keys[]   = { "", "k", "k", "a b", "x/y", "\xc3\xbc", big };
+    uint32_t    limits[] = { 3, 0, 1000001, 2, 2, 2, 2 };
+    char        want[sizeof(f->err.msg) + 20];
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        wf_fixture_init(&w);
+        w.b.concurrency_key   = (char *) keys[i];
+        w.b.concurrency_limit = limits[i];
+        sub.spec              = &w.wf;
+        job.type              = "t";
+        job.concurrency_key   = (char *) keys[i];
+        job.concurrency_limit = limits[i];
+        assert_int_equal(
+            decode(f, "SubmitJob", &job.base), ANVIL_INVALID_ARGUMENT);
+        snprintf(want, sizeof(want), "step 'b': %s", f->err.msg);
+        assert_names(f, decode(f, "SubmitWorkflow", &sub.base),
+            ANVIL_INVALID_ARGUMENT, want);
+        assert_names(f, decode(f, "SubmitWorkflow", &sub.base),
+            ANVIL_INVALID_ARGUMENT, i < 1 ? "concurrency_key" : "concurrency");
+    }
+    free(big);
+
+    // Good ones reach the engine's command; none stays none.
+    wf_fixture_init(&w);
+    w.b.concurrency_key   = "tenant-7";
+    w.b.concurrency_limit = 1000000;
+    sub.spec              = &w.wf;
+    assert_int_equal(decode(f, "SubmitWorkflow", &sub.base), ANVIL_OK);
+    const struct cmd_wf_submit *ws = &f->call.cmd.u.wf_submit;
+    assert_null(ws->steps[0].ckey);
+    assert_int_equal(ws->steps[0].climit, 0);
+    assert_string_equal(ws->steps[1].ckey, "tenant-7");
+    assert_int_equal(ws->steps[1].climit, 1000000);
+}
+
+// A schedule's workflow template keeps its steps' keys: each tick builds
+// them from the stored bytes; a bad one is refused at CreateSchedule.
+static void
+test_handlers_schedule_workflow_template_keeps_step_concurrency(void **state)
+{
+    struct fx        *f = *state;
+    struct wf_fixture w;
+    wf_fixture_init(&w);
+    w.a.concurrency_key   = "db";
+    w.a.concurrency_limit = 1;
+    assert_int_equal(decode(f, "CreateSchedule", &w.req.base), ANVIL_OK);
+    const struct store_schedule *s   = &f->call.cmd.u.schedule.spec;
+    struct flowspec              fs  = { 0 };
+    struct cmd_wf_submit         ws  = { 0 };
+    struct anvil_error           err = { 0 };
+    assert_int_equal(
+        flowspec_unpack(s->workflow, s->workflow_len, &fs, &ws, &err),
+        ANVIL_OK);
+    assert_string_equal(ws.steps[0].ckey, "db");
+    assert_int_equal(ws.steps[0].climit, 1);
+    assert_null(ws.steps[1].ckey);
+    flowspec_fini(&fs);
+    w.a.concurrency_limit = 0;
+    assert_names(f, decode(f, "CreateSchedule", &w.req.base),
+        ANVIL_INVALID_ARGUMENT,
+        "spec.workflow: step 'a': concurrency_limit 0 is outside 1..1000000");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1457,6 +1531,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_handlers_table_matches_the_service_descriptor),
+        T(test_handlers_submit_workflow_checks_step_concurrency_as_submit_job),
+        T(test_handlers_schedule_workflow_template_keeps_step_concurrency),
         T(test_handlers_valid_name_accepts_the_allowed_characters),
         T(test_handlers_valid_name_rejects_empty_long_and_other_characters),
         T(test_handlers_decode_refuses_unknown_methods),
