@@ -78,6 +78,7 @@ step_fini(struct wf_step *s)
     free(s->type);
     free(s->queue);
     free(s->payload);
+    free(s->ckey);
     convert_strv_free(s->after, s->n_after);
 }
 
@@ -165,6 +166,13 @@ check_step_args(const anvil_workflow_spec *wf, const char *name,
     return ANVIL_OK;
 }
 
+// A copy of an optional string (NULL stays NULL).
+static char *
+dup_opt(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
 int
 anvil_workflow_spec_add_step(anvil_workflow_spec *wf, const char *name,
     const char *type, const void *payload, size_t len,
@@ -180,14 +188,17 @@ anvil_workflow_spec_add_step(anvil_workflow_spec *wf, const char *name,
     s.type           = strdup(type);
     s.payload        = malloc(len + 1);
     if (opts != NULL) {
-        s.queue      = opts->queue != NULL ? strdup(opts->queue) : NULL;
+        s.queue      = dup_opt(opts->queue);
         s.priority   = opts->priority;
         s.timeout_ms = opts->timeout_ms;
         s.lease_ms   = opts->lease_ms;
         s.retry      = opts->retry;
+        s.ckey       = dup_opt(opts->concurrency_key);
+        s.climit     = opts->concurrency_limit;
     }
     if (s.name == NULL || s.type == NULL || s.payload == NULL
-        || (opts != NULL && opts->queue != NULL && s.queue == NULL)) {
+        || (opts != NULL && opts->queue != NULL && s.queue == NULL)
+        || (opts != NULL && opts->concurrency_key != NULL && s.ckey == NULL)) {
         step_fini(&s);
         return oom(err);
     }
@@ -383,6 +394,8 @@ workflow_pb_init(struct workflow_pb *pb, const anvil_workflow_spec *wf)
         p->initial_backoff_ms = s->retry.initial_backoff_ms;
         p->max_backoff_ms     = s->retry.max_backoff_ms;
         p->backoff_multiplier = s->retry.backoff_multiplier;
+        p->concurrency_key    = s->ckey != NULL ? s->ckey : (char *) "";
+        p->concurrency_limit  = s->climit;
         pb->ptrs[i]           = p;
     }
     pb->spec.steps   = pb->ptrs;

@@ -22,6 +22,8 @@ struct wf_step {
     int64_t                   timeout_ms;
     int64_t                   lease_ms;
     struct anvil_retry_policy retry;
+    char                     *ckey; // concurrency key; NULL = none
+    uint32_t                  climit;
     char **after; // names of the parents, each once, in the order added
     size_t n_after;
     size_t cap_after;

@@ -60,6 +60,8 @@ static const char *const step_keys[] = {
     "initial_backoff_ms",
     "max_backoff_ms",
     "backoff_multiplier",
+    "concurrency_key",
+    "concurrency_limit",
     NULL,
 };
 
@@ -96,7 +98,7 @@ check_keys(const json_t *obj, const char *const *known, const char *at,
             k++;
         if (known[k] != NULL)
             continue;
-        char   list[160];
+        char   list[256];
         size_t used = 0;
         list[0]     = '\0';
         for (k = 0; known[k] != NULL && used < sizeof(list); k++)
@@ -186,7 +188,7 @@ static int
 step_opts(const json_t *js, const char *at, struct step_fields *f,
     struct anvil_error *err)
 {
-    int64_t prio = 0, attempts = 0, timeout = 0;
+    int64_t prio = 0, attempts = 0, timeout = 0, climit = 0;
     int     rc = get_string(js, "queue", false, at, &f->opts.queue, err);
     if (rc == ANVIL_OK)
         rc = get_int(js, "priority", INT32_MIN, INT32_MAX, at, &prio, err);
@@ -205,6 +207,13 @@ step_opts(const json_t *js, const char *at, struct step_fields *f,
     if (rc == ANVIL_OK)
         rc = get_number(js, "backoff_multiplier", 0, 1e9, at,
             &f->opts.retry.backoff_multiplier, err);
+    // Both or neither, and their ranges, are the server's to judge.
+    if (rc == ANVIL_OK)
+        rc = get_string(
+            js, "concurrency_key", false, at, &f->opts.concurrency_key, err);
+    if (rc == ANVIL_OK)
+        rc = get_int(js, "concurrency_limit", 0, UINT32_MAX, at, &climit, err);
+    f->opts.concurrency_limit  = (uint32_t) climit;
     f->opts.priority           = (int32_t) prio;
     f->opts.retry.max_attempts = (uint32_t) attempts;
     f->opts.timeout_ms         = timeout;

@@ -144,14 +144,19 @@ test_builder_step_copies_its_fields_and_options(void **state)
     struct anvil_error     err  = { 0 };
     char                   q[]  = "media";
     char                   p[]  = "{\"k\":1}";
-    struct anvil_step_opts opts = {
-        .queue = q, .priority = -3, .retry.max_attempts = 5, .timeout_ms = 900
-    };
+    char                   ck[] = "tenant-7";
+    struct anvil_step_opts opts = { .queue = q,
+        .priority                          = -3,
+        .retry.max_attempts                = 5,
+        .timeout_ms                        = 900,
+        .concurrency_key                   = ck,
+        .concurrency_limit                 = 2 };
     assert_int_equal(anvil_workflow_spec_add_step(
                          wf, "a", "resize", p, strlen(p), &opts, &err),
         ANVIL_OK);
     q[0]                    = 'X'; // copied, so later changes do not show
     p[0]                    = 'X';
+    ck[0]                   = 'X';
     const struct wf_step *s = step_of(wf, "a");
     assert_string_equal(s->type, "resize");
     assert_string_equal(s->queue, "media");
@@ -160,10 +165,13 @@ test_builder_step_copies_its_fields_and_options(void **state)
     assert_int_equal(s->priority, -3);
     assert_int_equal(s->retry.max_attempts, 5);
     assert_int_equal(s->timeout_ms, 900);
+    assert_string_equal(s->ckey, "tenant-7");
+    assert_int_equal(s->climit, 2);
     assert_int_equal(
         anvil_workflow_spec_add_step(wf, "b", "t", NULL, 0, NULL, &err),
         ANVIL_OK);
     assert_null(step_of(wf, "b")->queue);
+    assert_null(step_of(wf, "b")->ckey);
     assert_int_equal(step_of(wf, "b")->len, 0);
     anvil_workflow_spec_free(wf);
 }
@@ -394,7 +402,10 @@ test_spec_wire_form_carries_every_field(void **state)
     (void) state;
     anvil_workflow_spec   *wf   = new_spec("w");
     struct anvil_error     err  = { 0 };
-    struct anvil_step_opts opts = { .queue = "q", .priority = 2 };
+    struct anvil_step_opts opts = { .queue = "q",
+        .priority                          = 2,
+        .concurrency_key                   = "k",
+        .concurrency_limit                 = 3 };
     assert_int_equal(
         anvil_workflow_spec_add_step(wf, "a", "t1", "xy", 2, &opts, &err),
         ANVIL_OK);
@@ -415,7 +426,11 @@ test_spec_wire_form_carries_every_field(void **state)
     assert_string_equal(pb.spec.steps[0]->queue, "q");
     assert_int_equal(pb.spec.steps[0]->priority, 2);
     assert_int_equal(pb.spec.steps[0]->payload.len, 2);
+    assert_string_equal(pb.spec.steps[0]->concurrency_key, "k");
+    assert_int_equal(pb.spec.steps[0]->concurrency_limit, 3);
     assert_string_equal(pb.spec.steps[1]->queue, "");
+    assert_string_equal(pb.spec.steps[1]->concurrency_key, "");
+    assert_int_equal(pb.spec.steps[1]->concurrency_limit, 0);
     assert_int_equal(pb.spec.steps[1]->n_after, 1);
     assert_string_equal(pb.spec.steps[1]->after[0], "a");
     // It packs: the request is a valid message.
@@ -450,7 +465,8 @@ test_json_parses_every_field(void **state)
         " {\"name\": \"fetch\", \"type\": \"http.get\", "
         "  \"data\": {\"url\": \"http://x/a.png\", \"n\": [1, 2.5, true]},"
         "  \"queue\": \"io\", \"priority\": -5, \"max_attempts\": 7, "
-        "  \"timeout_ms\": 30000},"
+        "  \"timeout_ms\": 30000, \"concurrency_key\": \"host.x\", "
+        "  \"concurrency_limit\": 4},"
         " {\"name\": \"resize\", \"type\": \"img\", \"after\": [\"fetch\"]}"
         "]}");
     assert_string_equal(wf->name, "thumbs");
@@ -466,9 +482,13 @@ test_json_parses_every_field(void **state)
     assert_int_equal(f->priority, -5);
     assert_int_equal(f->retry.max_attempts, 7);
     assert_int_equal(f->timeout_ms, 30000);
+    assert_string_equal(f->ckey, "host.x");
+    assert_int_equal(f->climit, 4);
     const struct wf_step *r = step_of(wf, "resize");
     assert_int_equal(r->len, 0);
     assert_null(r->queue);
+    assert_null(r->ckey);
+    assert_int_equal(r->climit, 0);
     assert_after(wf, "resize", 1, "fetch");
     anvil_workflow_spec_free(wf);
 }
@@ -565,7 +585,8 @@ static const struct {
       "\"t\", \"dat\": 1}]}",
         "steps[1] (\"fetch\"): unknown key \"dat\" (known: name, type, data, "
         "after, queue, priority, max_attempts, timeout_ms, lease_ms, "
-        "initial_backoff_ms, max_backoff_ms, backoff_multiplier)" },
+        "initial_backoff_ms, max_backoff_ms, backoff_multiplier, "
+        "concurrency_key, concurrency_limit)" },
     { "{\"name\": \"w\", \"steps\": [" ST
       ", {\"name\": \"y\", \"type\": \"t\"}, {\"name\": \"fetch\", "
       "\"type\": \"t\", \"after\": \"x\"}]}",
@@ -599,6 +620,18 @@ static const struct {
     { "{\"name\": \"w\", \"steps\": [{\"name\": \"f\", \"type\": \"t\", "
       "\"timeout_ms\": \"5s\"}]}",
         "steps[0] (\"f\"): \"timeout_ms\" must be an integer from 0 to *" },
+    { "{\"name\": \"w\", \"steps\": [{\"name\": \"f\", \"type\": \"t\", "
+      "\"concurrency_key\": 7}]}",
+        "steps[0] (\"f\"): \"concurrency_key\" must be a string, not a "
+        "number" },
+    { "{\"name\": \"w\", \"steps\": [{\"name\": \"f\", \"type\": \"t\", "
+      "\"concurrency_key\": \"k\", \"concurrency_limit\": -1}]}",
+        "steps[0] (\"f\"): \"concurrency_limit\" must be an integer from 0 "
+        "to 4294967295" },
+    { "{\"name\": \"w\", \"steps\": [{\"name\": \"f\", \"type\": \"t\", "
+      "\"concurrency_limit\": \"2\"}]}",
+        "steps[0] (\"f\"): \"concurrency_limit\" must be an integer from 0 "
+        "to 4294967295" },
 };
 
 static void

@@ -92,12 +92,18 @@ struct anvil_step_opts {
     int64_t                   timeout_ms; // per attempt; 0 = none
     int64_t                   lease_ms;   // as in struct anvil_job_opts
     struct anvil_retry_policy retry;      // 0 fields = the server's defaults
+    // As in struct anvil_job_opts: at most concurrency_limit (1..1,000,000)
+    // jobs and steps with concurrency_key ([A-Za-z0-9_.-]{1,128}) run at
+    // once, counted from when the step is QUEUED. Both or neither (NULL and
+    // 0); the server refuses anything else, naming the step.
+    const char *concurrency_key;
+    uint32_t    concurrency_limit;
 };
 
-// Adds a step (name, type, payload and opts->queue copied; opts may be
-// NULL). ALREADY_EXISTS if the name is taken in this workflow;
-// INVALID_ARGUMENT for NULL arguments (payload may be NULL when len is 0).
-// Names and types are checked by the server ([A-Za-z0-9_.-]{1,128}).
+// Adds a step (name, type, payload, opts->queue and opts->concurrency_key
+// copied; opts may be NULL). ALREADY_EXISTS if the name is taken in this
+// workflow; INVALID_ARGUMENT for NULL arguments (payload may be NULL when len
+// is 0). Names and types are checked by the server ([A-Za-z0-9_.-]{1,128}).
 ANVIL_API int anvil_workflow_spec_add_step(anvil_workflow_spec *wf,
     const char *name, const char *type, const void *payload, size_t len,
     const struct anvil_step_opts *opts, struct anvil_error *err);
