@@ -3,7 +3,9 @@
 // itself counts how many jobs of key "k" (limit 2) run at once and never
 // sees 3, while jobs of key "other", queued behind all of them, run
 // alongside; anvil status shows the key; Health lists a key held at its
-// limit with jobs waiting, and forgets it once its jobs end.
+// limit with jobs waiting, and forgets it once its jobs end. Workflow
+// steps: a fan-out of 8 steps keyed "k" limit 2 on one worker of 8 slots
+// never runs 3 at once; a step with a bad key is refused, naming it.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,8 @@
 #include <time.h>
 
 #include "../harness.h"
+
+#include <anvil/workflow.h>
 
 #define WAIT_MS 30000
 #define N_K 20
@@ -221,6 +225,92 @@ test_health_lists_a_key_at_its_limit_with_jobs_waiting(void **state)
     assert_int_equal(c.n_keys, 0);
 }
 
+// ---- workflow steps ----
+
+#define N_STEPS 8
+
+// A fan-out: step "start" (no key), then N_STEPS steps of type "t" after
+// it, each with key "k" and limit 2; bad: one step carries a key without
+// a limit.
+static anvil_workflow_spec *
+fanout(bool bad)
+{
+    anvil_workflow_spec *wf  = NULL;
+    struct anvil_error   err = { 0 };
+    assert_int_equal(anvil_workflow_spec_new(&wf, "fanout", &err), ANVIL_OK);
+    assert_int_equal(
+        anvil_workflow_spec_add_step(wf, "start", "t", "{}", 2, NULL, &err),
+        ANVIL_OK);
+    const char *names[N_STEPS];
+    char        buf[N_STEPS][8];
+    for (int i = 0; i < N_STEPS; i++) {
+        struct anvil_step_opts o = { .concurrency_key = "k",
+            .concurrency_limit                        = bad && i == 3 ? 0 : 2 };
+        snprintf(buf[i], sizeof(buf[i]), "s%d", i);
+        names[i] = buf[i];
+        assert_int_equal(
+            anvil_workflow_spec_add_step(wf, buf[i], "t", "{}", 2, &o, &err),
+            ANVIL_OK);
+    }
+    assert_int_equal(
+        anvil_workflow_spec_add_group(wf, "start", names, N_STEPS, NULL, &err),
+        ANVIL_OK);
+    return wf;
+}
+
+static void
+test_workflow_steps_keyed_never_run_more_than_the_limit(void **state)
+{
+    struct harness *h = *state;
+    struct seen     s = { 0 };
+    assert_true(harness_spawn_anvild(h, (char *) NULL) > 0);
+    anvil_workflow_spec *wf  = fanout(false);
+    struct anvil_error   err = { 0 };
+    char                *id  = NULL;
+    assert_int_equal(
+        anvil_workflow_submit(h->client, wf, &id, NULL, &err), ANVIL_OK);
+    anvil_workflow_spec_free(wf);
+    // One worker of 8 slots: without the key, all 8 steps would run at once.
+    assert_non_null(
+        harness_start_worker(h, 8, "t", count_handler, &s, (char *) NULL));
+    struct anvil_workflow *got = NULL;
+    assert_int_equal(
+        anvil_workflow_wait(h->client, id, WAIT_MS, &got, &err), ANVIL_OK);
+    assert_int_equal(got->state, ANVIL_WORKFLOW_SUCCEEDED);
+    assert_int_equal(got->steps_succeeded, N_STEPS + 1);
+    const struct anvil_job *s0 = anvil_workflow_find_step(got, "s0");
+    assert_non_null(s0);
+    assert_string_equal(s0->concurrency_key, "k");
+    assert_int_equal(s0->concurrency_limit, 2);
+    assert_string_equal(
+        anvil_workflow_find_step(got, "start")->concurrency_key, "");
+    anvil_workflow_free(got);
+    anvil_free(id);
+    assert_int_equal(atomic_load(&s.max_k), 2);
+}
+
+static void
+test_workflow_step_with_a_bad_key_is_refused_naming_it(void **state)
+{
+    struct harness *h = *state;
+    assert_true(harness_spawn_anvild(h, (char *) NULL) > 0);
+    anvil_workflow_spec *wf  = fanout(true);
+    struct anvil_error   err = { 0 };
+    char                *id  = NULL;
+    assert_int_equal(anvil_workflow_submit(h->client, wf, &id, NULL, &err),
+        ANVIL_INVALID_ARGUMENT);
+    assert_null(id);
+    assert_non_null(strstr(err.msg,
+        "step 's3': concurrency_limit 0 is outside 1..1000000 "
+        "(concurrency_key 'k' needs one)"));
+    anvil_workflow_spec_free(wf);
+    // Nothing of it was stored.
+    struct anvil_workflow_list *l = NULL;
+    assert_int_equal(anvil_workflow_list(h->client, NULL, &l, &err), ANVIL_OK);
+    assert_int_equal(l->n, 0);
+    anvil_workflow_list_free(l);
+}
+
 int
 main(void)
 {
@@ -233,6 +323,12 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_health_lists_a_key_at_its_limit_with_jobs_waiting, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_workflow_steps_keyed_never_run_more_than_the_limit, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_workflow_step_with_a_bad_key_is_refused_naming_it, setup,
             teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1038,6 +1038,50 @@ test_workflows_submit_get_list_wait_and_cancel(void **state)
     expect_error(&r, 404, "NOT_FOUND", "w99999");
 }
 
+// A step's concurrency key and limit: taken from the definition, shown
+// on its job, and refused with the step named when bad.
+static void
+test_workflow_steps_take_a_concurrency_key(void **state)
+{
+    struct fixture *f = *state;
+    start(f);
+    char id[32], path[96];
+    submit_workflow(f,
+        "{\"name\":\"keyed\",\"steps\":[{\"name\":\"a\",\"type\":\"nobody\","
+        "\"concurrency_key\":\"tenant-7\",\"concurrency_limit\":2},"
+        "{\"name\":\"b\",\"type\":\"nobody\",\"after\":[\"a\"]}]}",
+        id, sizeof(id));
+    snprintf(path, sizeof(path), "/v1/workflows/%s", id);
+    struct resp r = get(f, path);
+    expect_status(&r, 200);
+    expect_str(&r, "workflow.steps.0.concurrency_key", "tenant-7");
+    assert_int_equal(
+        json_integer_value(jpath(r.j, "workflow.steps.0.concurrency_limit")),
+        2);
+    expect_str(&r, "workflow.steps.1.concurrency_key", "");
+    resp_free(&r);
+
+    r = post(f, "/v1/workflows",
+        "{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"type\":\"t\","
+        "\"concurrency_key\":\"k\"}]}");
+    expect_error(&r, 400, "INVALID_ARGUMENT",
+        "step 'a': concurrency_limit 0 is outside 1..1000000");
+    r = post(f, "/v1/workflows",
+        "{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"type\":\"t\","
+        "\"concurrency_limit\":2}]}");
+    expect_error(&r, 400, "INVALID_ARGUMENT",
+        "step 'a': concurrency_limit 2 needs a concurrency_key");
+    r = post(f, "/v1/workflows",
+        "{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"type\":\"t\","
+        "\"concurrency_key\":\"a b\",\"concurrency_limit\":2}]}");
+    expect_error(&r, 400, "INVALID_ARGUMENT", "step 'a': concurrency_key");
+    r = post(f, "/v1/workflows",
+        "{\"name\":\"x\",\"steps\":[{\"name\":\"a\",\"type\":\"t\","
+        "\"concurrency_key\":\"k\",\"concurrency_limit\":\"2\"}]}");
+    expect_error(&r, 400, "INVALID_ARGUMENT",
+        "steps[0] (\"a\"): \"concurrency_limit\" must be an integer");
+}
+
 // ---- health, readiness, workers ----
 
 static void
@@ -2001,6 +2045,7 @@ main(void)
         T(test_worker_calls_drive_jobs_to_succeeded_and_failed),
         T(test_report_and_stale_tokens),
         T(test_workflows_submit_get_list_wait_and_cancel),
+        T(test_workflow_steps_take_a_concurrency_key),
         T(test_health_healthz_readyz_and_workers),
         T(test_metrics_count_http_requests),
         T(test_metrics_under_load_pass_promtool),
