@@ -272,8 +272,8 @@ flush(struct pg_store *st, struct anvil_error *err)
 
 // The failure seam (store_hook_step, store.h): ANVIL_OK, or the failure
 // it injects before statement sid runs (which then does not run).
-static int
-injected(int sid, struct anvil_error *err, const char *what)
+int
+pg_injected(int sid, struct anvil_error *err, const char *what)
 {
     int h = store_hook_step != NULL ? store_hook_step(sid) : 0;
     if (h == 0)
@@ -299,26 +299,17 @@ stmt_name(char *buf, size_t len, int sid)
     return buf;
 }
 
+// Sent after whatever is queued, in the same round trip.
 int
 pg_query(struct pg_store *st, int sid, const struct pg_params *p,
     PGresult **out, struct anvil_error *err, const char *what)
 {
-    int rc = injected(sid, err, what);
-    if (rc != ANVIL_OK)
-        return rc;
-    char name[16];
-    if ((rc = flush(st, err)) != ANVIL_OK)
-        return rc;
-    PGresult *r = PQexecPrepared(st->conn, stmt_name(name, sizeof(name), sid),
-        p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
-        p ? p->formats : NULL, 1);
-    if (r != NULL && ok(r)) {
-        *out = r;
-        return ANVIL_OK;
-    }
-    rc = pg_error(st, r, err, what);
-    PQclear(r);
-    return rc;
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(sid, err, what);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_send(st, sid, p, err, what);
+    return rc != ANVIL_OK ? rc : pg_pipe_sync(st, out, err, what);
 }
 
 int
@@ -386,10 +377,14 @@ pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
     int (*fn)(void *arg, const PGresult *r), void *arg, struct anvil_error *err,
     const char *what)
 {
-    int rc = injected(sid, err, what);
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(sid, err, what);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, false, err, what);
+    if (rc == ANVIL_OK)
+        rc = flush(st, err);
     if (rc != ANVIL_OK)
-        return rc;
-    if ((rc = flush(st, err)) != ANVIL_OK)
         return rc;
     char name[16];
     if (!PQsendQueryPrepared(st->conn, stmt_name(name, sizeof(name), sid),
@@ -426,8 +421,10 @@ static int
 pg_simple_raw(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    PGresult *r  = PQexec(st->conn, sql);
-    int       rc = ANVIL_OK;
+    int rc = pg_pipe_end(st, false, err, what);
+    if (rc != ANVIL_OK)
+        return rc;
+    PGresult *r = PQexec(st->conn, sql);
     if (r == NULL || !ok(r))
         rc = pg_error(st, r, err, what);
     PQclear(r);
@@ -438,7 +435,7 @@ int
 pg_control(struct pg_store *st, int id, const char *sql,
     struct anvil_error *err, const char *what)
 {
-    int rc = injected(id, err, what);
+    int rc = pg_injected(id, err, what);
     return rc != ANVIL_OK ? rc : pg_simple(st, sql, err, what);
 }
 
@@ -574,6 +571,7 @@ reconnect(struct pg_store *st, struct anvil_error *err)
     PQreset(st->conn);
     if (PQstatus(st->conn) != CONNECTION_OK)
         return pg_error(st, NULL, err, "reconnecting");
+    pg_pipe_reset(st);
     PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
     int rc = pg_simple(st,
         "SET client_min_messages = warning; SET lc_messages = 'C'; "
@@ -595,13 +593,19 @@ pgs_begin(struct store *base, struct anvil_error *err)
         if (rc != ANVIL_OK)
             return rc;
     }
-    int rc = injected(PG_BEGIN, err, "starting a transaction");
+    if (st->piped) { // a pipeline a failure left: its answers go
+        struct anvil_error ignored = { 0 };
+        (void) pg_pipe_end(st, true, &ignored, "starting a transaction");
+    }
+    pg_pipe_reset(st);
+    int rc = pg_injected(PG_BEGIN, err, "starting a transaction");
     // A transaction left open by a rollback that failed goes first.
     if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE) {
         AV_WARN("store.stale_transaction", "server=\"%s\"", st->where);
         rc = pg_simple_raw(st, "ROLLBACK", err, "starting a transaction");
     }
     st->begin_pending   = rc == ANVIL_OK;
+    st->in_tx           = rc == ANVIL_OK;
     st->release_pending = false;
     return rc;
 }
@@ -610,19 +614,27 @@ static int
 pgs_commit(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
-    int              rc = injected(PG_COMMIT, err, "committing");
+    int              rc = pg_injected(PG_COMMIT, err, "committing");
     if (rc != ANVIL_OK)
         return rc;
     st->release_pending = false; // COMMIT releases it
-    if (st->begin_pending) {     // nothing was sent: nothing to commit
+    st->cmd_open        = false;
+    st->in_tx           = false;
+    if (st->begin_pending) { // nothing was sent: nothing to commit
         st->begin_pending = false;
         return ANVIL_OK;
     }
+    // COMMIT goes with the answers still queued (the batch's events).
     // COMMIT of a transaction that failed answers ROLLBACK, not an error.
-    PGresult *r = PQexec(st->conn, "COMMIT");
-    if (r == NULL || !ok(r))
-        rc = pg_error(st, r, err, "committing");
-    else if (strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+    PGresult *r = NULL;
+    rc          = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sql_send(st, "COMMIT", err, "committing");
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sync(st, &r, err, "committing");
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, false, err, "committing");
+    if (rc == ANVIL_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
         rc = av_error_set(err, ANVIL_INTERNAL,
             "committing: the transaction had failed and was rolled back");
     PQclear(r);
@@ -634,10 +646,15 @@ pgs_rollback(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
     st->release_pending = false;
+    st->in_tx           = false;
     if (st->begin_pending) {
         st->begin_pending = false;
         return ANVIL_OK;
     }
+    // The queued answers go unread: all of it is rolled back.
+    struct anvil_error ignored = { 0 };
+    (void) pg_pipe_end(st, true, &ignored, "rolling back");
+    pg_pipe_reset(st);
     PGTransactionStatusType t = PQtransactionStatus(st->conn);
     if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN)
         return ANVIL_OK; // none open, or the connection (and it) is gone
@@ -648,32 +665,51 @@ static int
 pgs_savepoint(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
-    int              rc = injected(PG_SAVEPOINT, err, "opening a savepoint");
+    int              rc = pg_injected(PG_SAVEPOINT, err, "opening a savepoint");
     if (rc != ANVIL_OK)
         return rc;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "%s%sSAVEPOINT cmd",
-        st->begin_pending ? "BEGIN; " : "",
-        st->release_pending ? "RELEASE cmd; " : "");
-    st->begin_pending   = false;
+    if (pg_pipe_check(st, err) != ANVIL_OK)
+        return err->code;
+    // Queued: BEGIN, the last command's RELEASE and this SAVEPOINT go
+    // with the command's first read.
+    rc = pg_pipe_begin(st, err);
+    if (rc == ANVIL_OK && st->release_pending)
+        rc = pg_pipe_sql(
+            st, "RELEASE cmd", false, err, "releasing a savepoint");
     st->release_pending = false;
-    return pg_simple_raw(st, sql, err, "opening a savepoint");
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sql(
+            st, "SAVEPOINT cmd", false, err, "opening a savepoint");
+    st->epoch++;
+    st->cmd_open = rc == ANVIL_OK;
+    return rc;
 }
 
 static int
 pgs_release(struct store *base, struct anvil_error *err)
 {
-    int rc = injected(PG_RELEASE, err, "releasing a savepoint");
+    int rc = pg_injected(PG_RELEASE, err, "releasing a savepoint");
     if (rc == ANVIL_OK)
         pg(base)->release_pending = true;
+    pg(base)->cmd_open = false;
     return rc;
 }
 
 static int
 pgs_rollback_savepoint(struct store *base, struct anvil_error *err)
 {
-    return pg_control(pg(base), PG_ROLLBACK_TO, "ROLLBACK TO cmd; RELEASE cmd",
-        err, "rolling back a savepoint");
+    // The command's own queued statements are rolled back unread; one of
+    // an earlier command that failed poisons the transaction (an error
+    // here: the engine refuses the batch).
+    struct pg_store *st = pg(base);
+    int              rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, true, err, "rolling back a savepoint");
+    st->cmd_open = false;
+    return rc != ANVIL_OK
+        ? rc
+        : pg_control(st, PG_ROLLBACK_TO, "ROLLBACK TO cmd; RELEASE cmd", err,
+            "rolling back a savepoint");
 }
 
 // ---- sync: PostgreSQL's COMMIT is the durability point ----

@@ -115,6 +115,14 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 #define PG_HWM_JOBS "job_id_hwm"
 #define PG_HWM_FLOWS "workflow_id_hwm"
 
+// A statement queued in the pipeline: what it does, for its error, and
+// the savepoint epoch it was sent in (0: outside the open command's).
+#define PG_QUEUE_MAX 256
+struct pg_queued {
+    const char *what;
+    int         epoch;
+};
+
 struct pg_store {
     struct store     base; // first: a struct store * is a struct pg_store *
     struct store_ops ops;  // base.ops points here
@@ -124,6 +132,18 @@ struct pg_store {
     // BEGIN, and a RELEASE of the last command's savepoint.
     bool begin_pending;
     bool release_pending;
+    // The pipeline (store_pg_pipe.c): in pipeline mode, the statements
+    // whose answers are not read yet, the open command's savepoint
+    // (epoch counts them; cmd_open until its release) and a transaction
+    // poisoned by a queued statement that failed.
+    bool               piped;
+    int                n_queued;
+    struct pg_queued   queued[PG_QUEUE_MAX];
+    int                epoch;
+    bool               cmd_open;
+    bool               in_tx; // between store_begin and its end
+    bool               poisoned;
+    struct anvil_error poison;
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
@@ -215,6 +235,50 @@ int pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
 // Runs transaction control statement id (PG_BEGIN...) as SQL text.
 int pg_control(struct pg_store *st, int id, const char *sql,
     struct anvil_error *err, const char *what);
+
+// ---- the pipeline (store_pg_pipe.c) ----
+
+// Queues a write whose only answer is success (no row count): its
+// failure is reported by a later call (see store_pg_pipe.c).
+int pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// Queues SQL text without parameters (one statement); own: it belongs
+// to the open command's savepoint.
+int pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
+    struct anvil_error *err, const char *what);
+
+// Queues the BEGIN not sent yet, if there is one.
+int pg_pipe_begin(struct pg_store *st, struct anvil_error *err);
+
+// Sends SQL text like pg_pipe_send, to be read by pg_pipe_sync(out).
+int pg_pipe_sql_send(struct pg_store *st, const char *sql,
+    struct anvil_error *err, const char *what);
+
+// Sends statement sid (after the BEGIN not sent yet) without noting it:
+// the caller reads its answer with pg_pipe_sync(out).
+int pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// Sends everything queued and reads the answers; out (or NULL): the last
+// statement sent by pg_pipe_send, the caller's to PQclear.
+int pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
+    const char *what);
+
+// Reads every queued answer and leaves pipeline mode (before a statement
+// run the plain way). discard_own: a failure of the open command's own
+// statements is no error (it is being rolled back).
+int pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
+    const char *what);
+
+// The poisoned transaction's error, or ANVIL_OK.
+int pg_pipe_check(struct pg_store *st, struct anvil_error *err);
+
+// Forgets the pipeline's state (a new transaction, a new connection).
+void pg_pipe_reset(struct pg_store *st);
+
+// The failure seam (store_hook_step, store.h) for statement sid.
+int pg_injected(int sid, struct anvil_error *err, const char *what);
 
 // ---- reading binary result columns (NULL reads as 0 / "") ----
 

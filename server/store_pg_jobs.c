@@ -43,7 +43,7 @@ pgs_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     pg_p_i64(&p, st->next_job_id);
     pg_p_text_or_null(&p, nj->concurrency_key);
     pg_p_i64(&p, nj->concurrency_limit);
-    int rc = pg_exec(st, PG_JOB_INSERT, &p, err, "inserting a job");
+    int rc = pg_defer(st, PG_JOB_INSERT, &p, err, "inserting a job");
     if (rc == ANVIL_OK)
         *id = st->next_job_id++;
     return rc;
@@ -181,7 +181,7 @@ pgs_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
         pg_p_null(&p);
     pg_p_bytes_or_null(&p, error);
     pg_p_i64(&p, now);
-    return pg_exec(pg(base), PG_JOB_FINISH, &p, err, "finishing a job");
+    return pg_defer(pg(base), PG_JOB_FINISH, &p, err, "finishing a job");
 }
 
 static int
@@ -194,7 +194,7 @@ pgs_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     pg_p_i64(&p, state);
     pg_p_i64(&p, run_at);
     pg_p_bytes_or_null(&p, error);
-    return pg_exec(pg(base), PG_JOB_REQUEUE, &p, err, "requeueing a job");
+    return pg_defer(pg(base), PG_JOB_REQUEUE, &p, err, "requeueing a job");
 }
 
 static int
@@ -231,7 +231,7 @@ pgs_job_extend(
     pg_p_init(&p);
     pg_p_i64(&p, id);
     pg_p_i64(&p, deadline);
-    return pg_exec(pg(base), PG_JOB_EXTEND, &p, err, "extending a lease");
+    return pg_defer(pg(base), PG_JOB_EXTEND, &p, err, "extending a lease");
 }
 
 static int
@@ -240,7 +240,8 @@ pgs_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
     struct pg_params p;
     pg_p_init(&p);
     pg_p_i64(&p, id);
-    return pg_exec(pg(base), PG_JOB_CANCEL_REQ, &p, err, "requesting a cancel");
+    return pg_defer(
+        pg(base), PG_JOB_CANCEL_REQ, &p, err, "requesting a cancel");
 }
 
 static int

@@ -159,7 +159,9 @@ test_store_pg_unique_violation_is_internal_with_the_servers_message(
 }
 
 // A statement PostgreSQL refuses aborts its transaction; rolling back to
-// the command's savepoint makes it usable again, as the engine does.
+// the command's savepoint makes it usable again, as the engine does. In a
+// transaction a write is queued (store_pg_pipe.c): its failure is
+// reported by the command's next read.
 static void
 test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
 {
@@ -173,7 +175,12 @@ test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
     insert(f->st, "half", "k2");
     struct store_new_job dup = new_job("dup", "k1");
     int64_t              id  = 0;
-    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
+    int64_t found = 0;
+    assert_int_equal(
+        store_job_by_key(f->st, "k2", &found, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "database error while inserting a job"));
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
     assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     insert(f->st, "after", "k2");
@@ -185,6 +192,43 @@ test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
         0);
 }
 
+// A queued write of a command already released fails later: that
+// command was answered OK, so the transaction cannot commit any more;
+// every later call fails, a rollback to a savepoint too (the engine then
+// refuses the batch), and nothing of it is kept.
+static void
+test_store_pg_a_failed_write_of_an_earlier_command_fails_the_transaction(
+    void **state)
+{
+    struct fx         *f   = *state;
+    struct anvil_error err = { 0 };
+    insert(f->st, "a", "same");
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    insert(f->st, "lost", NULL);
+    struct store_new_job dup = new_job("dup", "same");
+    int64_t              id  = 0;
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    int64_t found = 0;
+    assert_int_equal(
+        store_job_by_key(f->st, "same", &found, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
+    err = (struct anvil_error) { 0 };
+    assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+    assert_int_equal(count_jobs(f), 1);
+    // The store still works.
+    insert(f->st, "b", NULL);
+    assert_int_equal(count_jobs(f), 2);
+}
+
+// The batch's events and last writes go with COMMIT: a failure there
+// fails the commit.
 static void
 test_store_pg_commit_of_a_failed_transaction_is_reported(void **state)
 {
@@ -195,14 +239,18 @@ test_store_pg_commit_of_a_failed_transaction_is_reported(void **state)
     insert(f->st, "lost", NULL);
     struct store_new_job dup = new_job("dup", "same");
     int64_t              id  = 0;
-    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
     assert_int_equal(store_commit(f->st, &err), ANVIL_INTERNAL);
-    assert_non_null(strstr(err.msg, "rolled back"));
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
     assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
     assert_int_equal(count_jobs(f), 1);
-    // The store still works.
+    // The store still works, in and out of transactions.
     insert(f->st, "b", NULL);
     assert_int_equal(count_jobs(f), 2);
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    insert(f->st, "c", NULL);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(count_jobs(f), 3);
 }
 
 // Errors, idempotency keys and event messages take any bytes, as in
@@ -302,6 +350,7 @@ main(void)
         T(test_store_pg_lost_connection_is_unavailable_then_reconnects),
         T(test_store_pg_unique_violation_is_internal_with_the_servers_message),
         T(test_store_pg_a_failed_command_is_undone_by_its_savepoint),
+        T(test_store_pg_a_failed_write_of_an_earlier_command_fails_the_transaction),
         T(test_store_pg_commit_of_a_failed_transaction_is_reported),
         T(test_store_pg_free_text_keeps_bytes_that_are_not_utf8),
         T(test_store_pg_disk_full_is_resource_exhausted),

@@ -1,0 +1,235 @@
+// store_pg_pipe.c - the PostgreSQL backend's pipeline: statements whose
+// only answer is success are queued (libpq pipeline mode) and their
+// answers read with the next statement whose answer is needed, so a
+// transaction costs one round trip per read and one for COMMIT instead of
+// one per statement.
+//
+// What is queued: BEGIN, SAVEPOINT and RELEASE, the writes whose row count
+// nobody reads (pg_defer: inserts, finishing a job, events) and COMMIT.
+// What waits for its answer: reads, writes whose row count matters, and
+// the rare control statements (ROLLBACK, ROLLBACK TO), which first read
+// every queued answer (pg_pipe_end).
+//
+// Errors: an injected failure (store_hook_step) fails the call itself, as
+// before, and the statement is not sent. A queued statement that the
+// server refuses is reported by the call that reads its answer:
+// - queued inside the command's savepoint that is still open (the command
+//   that is running), the error is that command's, as if its own statement
+//   had failed: the engine rolls back to its savepoint;
+// - queued by an earlier command, or outside any savepoint (BEGIN, a
+//   RELEASE, the batch's events), the command it belonged to has already
+//   been answered OK in the engine's eyes: the transaction is then
+//   poisoned, every later call of this transaction fails with that error
+//   (a rollback to a savepoint too, so the engine refuses the whole batch)
+//   and COMMIT fails, so nothing of the batch is kept. A statement queued
+//   after the failed one never runs (the pipeline is aborted up to the
+//   next sync).
+// The statements queued are ones the engine has already checked (ids it
+// handed out, rows it read in this transaction), so only the server's own
+// failures (disk full, a lost connection, a timeout) land there, and
+// those refuse the batch either way.
+#include "store_pg.h"
+
+#include "util/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool
+poisoned(struct pg_store *st, struct anvil_error *err)
+{
+    if (!st->poisoned)
+        return false;
+    av_error_set(err, st->poison.code, "%s", st->poison.msg);
+    return true;
+}
+
+int
+pg_pipe_check(struct pg_store *st, struct anvil_error *err)
+{
+    return poisoned(st, err) ? err->code : ANVIL_OK;
+}
+
+static int
+enter(struct pg_store *st, struct anvil_error *err, const char *what)
+{
+    if (st->piped)
+        return ANVIL_OK;
+    if (!PQenterPipelineMode(st->conn))
+        return pg_error(st, NULL, err, what);
+    st->piped = true;
+    return ANVIL_OK;
+}
+
+// Queues one more answer to read; a full queue is read first.
+static int
+note(struct pg_store *st, const char *what, bool own, struct anvil_error *err)
+{
+    struct pg_queued *q = &st->queued[st->n_queued++];
+    q->what             = what;
+    q->epoch            = own && st->cmd_open ? st->epoch : 0;
+    if (st->n_queued == PG_QUEUE_MAX)
+        return pg_pipe_sync(st, NULL, err, what);
+    return ANVIL_OK;
+}
+
+int
+pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
+    struct anvil_error *err, const char *what)
+{
+    int rc = pg_pipe_sql_send(st, sql, err, what);
+    return rc != ANVIL_OK ? rc : note(st, what, own, err);
+}
+
+int
+pg_pipe_begin(struct pg_store *st, struct anvil_error *err)
+{
+    if (!st->begin_pending)
+        return ANVIL_OK;
+    st->begin_pending = false;
+    return pg_pipe_sql(st, "BEGIN", false, err, "starting a transaction");
+}
+
+int
+pg_pipe_sql_send(struct pg_store *st, const char *sql, struct anvil_error *err,
+    const char *what)
+{
+    int rc = enter(st, err, what);
+    if (rc == ANVIL_OK
+        && !PQsendQueryParams(st->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
+        rc = pg_error(st, NULL, err, what);
+    return rc;
+}
+
+int
+pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
+    int rc = pg_pipe_begin(st, err);
+    if (rc == ANVIL_OK)
+        rc = enter(st, err, what);
+    if (rc != ANVIL_OK)
+        return rc;
+    char name[16];
+    snprintf(name, sizeof(name), "a%d", sid);
+    if (!PQsendQueryPrepared(st->conn, name, p ? p->n : 0, p ? p->values : NULL,
+            p ? p->lengths : NULL, p ? p->formats : NULL, 1))
+        return pg_error(st, NULL, err, what);
+    return ANVIL_OK;
+}
+
+int
+pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
+    if (!st->in_tx) // autocommit: the answer is the statement's
+        return pg_exec(st, sid, p, err, what);
+    if (poisoned(st, err))
+        return err->code;
+    int rc = pg_injected(sid, err, what);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_send(st, sid, p, err, what);
+    return rc == ANVIL_OK ? note(st, what, true, err) : rc;
+}
+
+static bool
+good(ExecStatusType s)
+{
+    return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+// Reads one statement's answers; the first failure goes to *rc (with
+// *own_err telling whether it is the open command's) unless one is
+// there. *keep, when given, receives the good result.
+static void
+read_one(struct pg_store *st, const char *what, int epoch, PGresult **keep,
+    int *rc, bool *own_err, struct anvil_error *err)
+{
+    PGresult *r;
+    while ((r = PQgetResult(st->conn)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (good(s) && keep != NULL && *keep == NULL) {
+            *keep = r;
+            continue;
+        }
+        if (!good(s) && s != PGRES_PIPELINE_ABORTED && *rc == ANVIL_OK) {
+            *rc      = pg_error(st, r, err, what);
+            *own_err = epoch != 0 && epoch == st->epoch && st->cmd_open;
+        }
+        PQclear(r);
+    }
+}
+
+int
+pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
+    const char *what)
+{
+    int  rc      = ANVIL_OK;
+    bool own     = true;
+    int  n       = st->n_queued;
+    st->n_queued = 0;
+    if (!PQpipelineSync(st->conn))
+        return pg_error(st, NULL, err, what);
+    for (int i = 0; i < n && PQstatus(st->conn) == CONNECTION_OK; i++)
+        read_one(
+            st, st->queued[i].what, st->queued[i].epoch, NULL, &rc, &own, err);
+    PGresult *got = NULL;
+    if (out != NULL && PQstatus(st->conn) == CONNECTION_OK) {
+        read_one(st, what, st->epoch, &got, &rc, &own, err);
+        if (got == NULL && rc == ANVIL_OK)
+            rc = pg_error(st, NULL, err, what); // aborted with no cause
+    }
+    PGresult *sync
+        = PQstatus(st->conn) == CONNECTION_OK ? PQgetResult(st->conn) : NULL;
+    if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+        if (rc == ANVIL_OK)
+            rc = pg_error(st, sync, err, what);
+        own = false;
+    }
+    PQclear(sync);
+    if (rc != ANVIL_OK) {
+        PQclear(got);
+        if (!own && st->in_tx) { // outside, each sync is a transaction
+            st->poisoned = true;
+            av_error_set(&st->poison, err->code, "%s", err->msg);
+        }
+        return rc;
+    }
+    if (out != NULL)
+        *out = got;
+    return ANVIL_OK;
+}
+
+int
+pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
+    const char *what)
+{
+    if (!st->piped)
+        return ANVIL_OK;
+    int rc = ANVIL_OK;
+    if (st->n_queued > 0) {
+        struct anvil_error e = { 0 };
+        rc                   = pg_pipe_sync(st, NULL, &e, what);
+        if (rc != ANVIL_OK && (!discard_own || st->poisoned))
+            av_error_set(err, e.code, "%s", e.msg);
+        else
+            rc = ANVIL_OK;
+    }
+    if (PQstatus(st->conn) != CONNECTION_OK || !PQexitPipelineMode(st->conn)) {
+        st->piped = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
+        return rc != ANVIL_OK ? rc : pg_error(st, NULL, err, what);
+    }
+    st->piped = false;
+    return rc;
+}
+
+void
+pg_pipe_reset(struct pg_store *st)
+{
+    st->n_queued = 0;
+    st->poisoned = false;
+    st->cmd_open = false;
+    st->in_tx    = false;
+    st->piped    = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
+    av_error_clear(&st->poison);
+}
