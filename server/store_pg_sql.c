@@ -28,13 +28,17 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_JOB_BY_RID] = "SELECT id FROM jobs WHERE request_id = $1",
     [PG_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = $1",
     [PG_JOB_GET]    = "SELECT " PG_JOB_COLS " FROM jobs WHERE id = $1",
-    // $6: the ready queue's "queue\x1ftype", NULL = any.
+    // $6: the ready queue's "queue\x1ftype", NULL = any. "state + 0"
+    // keeps the planner on the primary key: "state = 3" implies
+    // jobs_active's predicate, and on a young table (its statistics
+    // those of a few rows) the cached plan took that index and walked
+    // every queued job's entry for each lease.
     [PG_JOB_LEASE]   = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
                        "started_at = $2, lease_deadline = $2 + CASE WHEN "
                        "lease_ms > 0 THEN lease_ms ELSE $3 END, "
                        "worker_id = $4, lease_token = $5, "
                        "finished_at = NULL, progress_percent = NULL, "
-                       "progress_message = NULL WHERE id = $1 AND state = 3 "
+                       "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
                        "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
                        "RETURNING " PG_JOB_COLS,
     [PG_JOB_FINISH]  = "UPDATE jobs SET state = $2, result = $3, error = $4, "
