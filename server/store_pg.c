@@ -414,6 +414,7 @@ pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
     int rc = flush(st, err);
+    pg_briefs_forget(st); // SQL text may write anything
     return rc != ANVIL_OK ? rc : pg_simple_raw(st, sql, err, what);
 }
 
@@ -534,6 +535,10 @@ store_open_pg(const char *conninfo, struct store **out, struct anvil_error *err)
     fill_ops(&st->ops);
     st->base.ops = &st->ops;
     describe(st, conninfo);
+    if (pg_briefs_open(st) != 0) {
+        free(st);
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
     int rc = connect_db(st, conninfo, err);
     if (rc == ANVIL_OK)
         PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
@@ -558,6 +563,7 @@ pg_close(struct store *base)
 {
     struct pg_store *st = pg(base);
     PQfinish(st->conn);
+    pg_briefs_close(st);
     free(st);
 }
 
@@ -572,6 +578,7 @@ reconnect(struct pg_store *st, struct anvil_error *err)
     if (PQstatus(st->conn) != CONNECTION_OK)
         return pg_error(st, NULL, err, "reconnecting");
     pg_pipe_reset(st);
+    pg_briefs_forget(st);
     PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
     int rc = pg_simple(st,
         "SET client_min_messages = warning; SET lc_messages = 'C'; "
@@ -602,6 +609,7 @@ pgs_begin(struct store *base, struct anvil_error *err)
     // A transaction left open by a rollback that failed goes first.
     if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE) {
         AV_WARN("store.stale_transaction", "server=\"%s\"", st->where);
+        pg_briefs_forget(st);
         rc = pg_simple_raw(st, "ROLLBACK", err, "starting a transaction");
     }
     st->begin_pending   = rc == ANVIL_OK;
@@ -620,6 +628,7 @@ pgs_commit(struct store *base, struct anvil_error *err)
     st->release_pending = false; // COMMIT releases it
     st->cmd_open        = false;
     st->in_tx           = false;
+    st->rid_valid       = false;
     if (st->begin_pending) { // nothing was sent: nothing to commit
         st->begin_pending = false;
         return ANVIL_OK;
@@ -638,6 +647,8 @@ pgs_commit(struct store *base, struct anvil_error *err)
         rc = av_error_set(err, ANVIL_INTERNAL,
             "committing: the transaction had failed and was rolled back");
     PQclear(r);
+    if (rc != ANVIL_OK)
+        pg_briefs_forget(st);
     return rc;
 }
 
@@ -655,6 +666,7 @@ pgs_rollback(struct store *base, struct anvil_error *err)
     struct anvil_error ignored = { 0 };
     (void) pg_pipe_end(st, true, &ignored, "rolling back");
     pg_pipe_reset(st);
+    pg_briefs_forget(st); // leases rolled back
     PGTransactionStatusType t = PQtransactionStatus(st->conn);
     if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN)
         return ANVIL_OK; // none open, or the connection (and it) is gone
@@ -705,7 +717,9 @@ pgs_rollback_savepoint(struct store *base, struct anvil_error *err)
     int              rc = pg_pipe_check(st, err);
     if (rc == ANVIL_OK)
         rc = pg_pipe_end(st, true, err, "rolling back a savepoint");
-    st->cmd_open = false;
+    st->cmd_open  = false;
+    st->rid_valid = false;
+    pg_briefs_forget(st); // its leases are undone
     return rc != ANVIL_OK
         ? rc
         : pg_control(st, PG_ROLLBACK_TO, "ROLLBACK TO cmd; RELEASE cmd", err,

@@ -29,6 +29,7 @@
 enum pg_stmt_id {
     PG_JOB_INSERT,
     PG_JOB_BY_RID,
+    PG_JOB_BY_RIDS,
     PG_JOB_BY_KEY,
     PG_JOB_GET,
     PG_JOB_LEASE,
@@ -38,6 +39,7 @@ enum pg_stmt_id {
     PG_JOB_EXTEND,
     PG_JOB_CANCEL_REQ,
     PG_JOB_BRIEF,
+    PG_JOB_BRIEF_CHECK,
     PG_JOB_LIST,
     PG_JOB_IDS,
     PG_SCAN_ACTIVE,
@@ -118,6 +120,9 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 // A statement queued in the pipeline: what it does, for its error, and
 // the savepoint epoch it was sent in (0: outside the open command's).
 #define PG_QUEUE_MAX 256
+#define PG_RID_SPAN 64
+#define PG_BRIEFS 1024
+struct pg_brief;
 struct pg_queued {
     const char *what;
     int         epoch;
@@ -136,12 +141,24 @@ struct pg_store {
     // whose answers are not read yet, the open command's savepoint
     // (epoch counts them; cmd_open until its release) and a transaction
     // poisoned by a queued statement that failed.
-    bool               piped;
-    int                n_queued;
-    struct pg_queued   queued[PG_QUEUE_MAX];
-    int                epoch;
-    bool               cmd_open;
-    bool               in_tx; // between store_begin and its end
+    bool             piped;
+    int              n_queued;
+    struct pg_queued queued[PG_QUEUE_MAX];
+    int              epoch;
+    bool             cmd_open;
+    bool             in_tx; // between store_begin and its end
+    // Request ids [rid_lo, rid_lo + PG_RID_SPAN) and their jobs (0: none),
+    // read at once for a SubmitJobs' items (ids R + i) and kept up to date
+    // by this transaction's inserts; forgotten at every savepoint
+    // rollback, transaction end and DELETE (store_pg_jobs.c).
+    // The briefs of jobs leased (store_pg_brief.c), and what each
+    // statement does to them: 0 nothing, 1 forgets the job $1, 2 all.
+    struct pg_brief   *briefs;
+    int                n_briefs;
+    char               brief_effect[PG_STMT_COUNT];
+    bool               rid_valid;
+    int64_t            rid_lo;
+    int64_t            rid_job[PG_RID_SPAN];
     bool               poisoned;
     struct anvil_error poison;
     // Engine thread only: the next ids to hand out, and the rows the last
@@ -276,6 +293,21 @@ int pg_pipe_check(struct pg_store *st, struct anvil_error *err);
 
 // Forgets the pipeline's state (a new transaction, a new connection).
 void pg_pipe_reset(struct pg_store *st);
+
+// ---- the leased jobs' briefs (store_pg_brief.c) ----
+
+int  pg_briefs_open(struct pg_store *st);
+void pg_briefs_close(struct pg_store *st);
+// Forgets every brief (a rollback, a new connection).
+void pg_briefs_forget(struct pg_store *st);
+// Statement sid with p is about to run: forgets what it may change.
+void pg_brief_written(struct pg_store *st, int sid, const struct pg_params *p);
+// Keeps the brief of job j, just leased with token_id.
+void pg_brief_leased(
+    struct pg_store *st, const struct job *j, int64_t token_id);
+// *hit and *b when the job's brief is kept (its check queued).
+int pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
+    struct anvil_error *err, bool *hit);
 
 // The failure seam (store_hook_step, store.h) for statement sid.
 int pg_injected(int sid, struct anvil_error *err, const char *what);

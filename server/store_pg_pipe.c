@@ -110,6 +110,9 @@ pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
         rc = enter(st, err, what);
     if (rc != ANVIL_OK)
         return rc;
+    if (pg_stmt_sql[sid][0] == 'D') // a DELETE may take a known job
+        st->rid_valid = false;
+    pg_brief_written(st, sid, p);
     char name[16];
     snprintf(name, sizeof(name), "a%d", sid);
     if (!PQsendQueryPrepared(st->conn, name, p ? p->n : 0, p ? p->values : NULL,
@@ -226,10 +229,11 @@ pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
 void
 pg_pipe_reset(struct pg_store *st)
 {
-    st->n_queued = 0;
-    st->poisoned = false;
-    st->cmd_open = false;
-    st->in_tx    = false;
-    st->piped    = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
+    st->n_queued  = 0;
+    st->poisoned  = false;
+    st->cmd_open  = false;
+    st->in_tx     = false;
+    st->rid_valid = false;
+    st->piped     = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
     av_error_clear(&st->poison);
 }

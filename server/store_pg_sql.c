@@ -15,19 +15,21 @@
     "AND created_at >= $6 AND created_at < $7"
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
-    [PG_JOB_INSERT] = "INSERT INTO jobs(type, queue, payload, priority, "
-                      "state, max_attempts, created_at, run_at, "
-                      "timeout_ms, lease_ms, idem_key, request_id, "
-                      "workflow_id, step, pending_parents, "
-                      "backoff_initial_ms, backoff_max_ms, "
-                      "backoff_multiplier, id, concurrency_key, "
-                      "concurrency_limit) "
-                      "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                      "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-                      "$21)",
-    [PG_JOB_BY_RID] = "SELECT id FROM jobs WHERE request_id = $1",
-    [PG_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = $1",
-    [PG_JOB_GET]    = "SELECT " PG_JOB_COLS " FROM jobs WHERE id = $1",
+    [PG_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
+                       "state, max_attempts, created_at, run_at, "
+                       "timeout_ms, lease_ms, idem_key, request_id, "
+                       "workflow_id, step, pending_parents, "
+                       "backoff_initial_ms, backoff_max_ms, "
+                       "backoff_multiplier, id, concurrency_key, "
+                       "concurrency_limit) "
+                       "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                       "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+                       "$21)",
+    [PG_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = $1",
+    [PG_JOB_BY_RIDS] = "SELECT request_id, id FROM jobs "
+                       "WHERE request_id >= $1 AND request_id < $2",
+    [PG_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = $1",
+    [PG_JOB_GET]     = "SELECT " PG_JOB_COLS " FROM jobs WHERE id = $1",
     // $6: the ready queue's "queue\x1ftype", NULL = any. "state + 0"
     // keeps the planner on the primary key: "state = 3" implies
     // jobs_active's predicate, and on a young table (its statistics
@@ -57,7 +59,15 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      "backoff_max_ms, backoff_multiplier, lease_token, "
                      "queue, type, step, concurrency_key, "
                      "concurrency_limit FROM jobs WHERE id = $1",
-    [PG_JOB_LIST]  = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
+    // Fails (division by zero) unless the row is as its kept brief says
+    // (store_pg_brief.c).
+    [PG_JOB_BRIEF_CHECK]
+    = "SELECT 1 / (SELECT count(*)::int FROM jobs WHERE id = $1 "
+      "AND state = $2 AND attempt = $3 AND max_attempts = $4 "
+      "AND coalesce(lease_deadline, 0) = $5 AND coalesce(started_at, 0) = $6 "
+      "AND coalesce(run_at, 0) = $7 AND cancel_requested = $8 "
+      "AND lease_token = $9)",
+    [PG_JOB_LIST] = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
                     " ORDER BY id DESC LIMIT $5",
     [PG_JOB_IDS] = "SELECT id FROM jobs WHERE " PG_JOB_FILTER
                    " AND ($8::bigint = 0 OR workflow_id IS NULL)"
