@@ -33,6 +33,7 @@ enum pg_stmt_id {
     PG_JOB_BY_KEY,
     PG_JOB_GET,
     PG_JOB_LEASE,
+    PG_JOB_LEASE_QUEUED,
     PG_JOB_FINISH,
     PG_JOB_REQUEUE,
     PG_JOB_MAKE_READY,
@@ -122,7 +123,9 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 #define PG_QUEUE_MAX 256
 #define PG_RID_SPAN 64
 #define PG_BRIEFS 1024
+#define PG_KEPT 4096
 struct pg_brief;
+struct pg_kept_job;
 struct pg_queued {
     const char *what;
     int         epoch;
@@ -153,14 +156,17 @@ struct pg_store {
     // rollback, transaction end and DELETE (store_pg_jobs.c).
     // The briefs of jobs leased (store_pg_brief.c), and what each
     // statement does to them: 0 nothing, 1 forgets the job $1, 2 all.
-    struct pg_brief   *briefs;
-    int                n_briefs;
-    char               brief_effect[PG_STMT_COUNT];
-    bool               rid_valid;
-    int64_t            rid_lo;
-    int64_t            rid_job[PG_RID_SPAN];
-    bool               poisoned;
-    struct anvil_error poison;
+    struct pg_brief *briefs;
+    int              n_briefs;
+    char             brief_effect[PG_STMT_COUNT];
+    // The rows of jobs inserted QUEUED, until leased (store_pg_lease.c).
+    struct pg_kept_job *kept;
+    int                 n_kept;
+    bool                rid_valid;
+    int64_t             rid_lo;
+    int64_t             rid_job[PG_RID_SPAN];
+    bool                poisoned;
+    struct anvil_error  poison;
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
@@ -260,6 +266,11 @@ int pg_control(struct pg_store *st, int id, const char *sql,
 int pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what);
 
+// pg_defer of sid standing in for statement seam (its failure seam,
+// store_hook_step): a queued form of a statement that waits.
+int pg_defer_as(struct pg_store *st, int sid, int seam,
+    const struct pg_params *p, struct anvil_error *err, const char *what);
+
 // Queues SQL text without parameters (one statement); own: it belongs
 // to the open command's savepoint.
 int pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
@@ -308,6 +319,21 @@ void pg_brief_leased(
 // *hit and *b when the job's brief is kept (its check queued).
 int pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err, bool *hit);
+
+// ---- the rows of jobs inserted, until leased (store_pg_lease.c) ----
+
+int  pg_kept_open(struct pg_store *st);
+void pg_kept_close(struct pg_store *st);
+void pg_kept_forget_all(struct pg_store *st);
+void pg_kept_forget(struct pg_store *st, int64_t id);
+// Job id was just inserted as nj.
+void pg_kept_inserted(
+    struct pg_store *st, const struct store_new_job *nj, int64_t id);
+// *hit and *out when job id is kept and leasable as store_job_lease_key
+// asks (its UPDATE queued).
+int pg_kept_lease(struct pg_store *st, int64_t id, const char *key,
+    const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
+    struct job *out, struct anvil_error *err, bool *hit);
 
 // The failure seam (store_hook_step, store.h) for statement sid.
 int pg_injected(int sid, struct anvil_error *err, const char *what);

@@ -32,7 +32,7 @@ int
 pg_briefs_open(struct pg_store *st)
 {
     st->briefs = calloc(PG_BRIEFS, sizeof(*st->briefs));
-    if (st->briefs == NULL)
+    if (st->briefs == NULL || pg_kept_open(st) != 0)
         return -1;
     // What each statement does to the table (pg_brief_written).
     for (int i = 0; i < PG_STMT_COUNT; i++) {
@@ -51,6 +51,7 @@ pg_briefs_close(struct pg_store *st)
 {
     free(st->briefs);
     st->briefs = NULL;
+    pg_kept_close(st);
 }
 
 void
@@ -59,6 +60,7 @@ pg_briefs_forget(struct pg_store *st)
     if (st->briefs != NULL && st->n_briefs > 0)
         memset(st->briefs, 0, PG_BRIEFS * sizeof(*st->briefs));
     st->n_briefs = 0;
+    pg_kept_forget_all(st);
 }
 
 static struct pg_brief *
@@ -70,7 +72,8 @@ slot_of(struct pg_store *st, int64_t id)
 void
 pg_brief_written(struct pg_store *st, int sid, const struct pg_params *p)
 {
-    if (st->briefs == NULL || st->n_briefs == 0 || sid >= PG_STMT_COUNT)
+    if (st->briefs == NULL || sid >= PG_STMT_COUNT
+        || (st->n_briefs == 0 && st->n_kept == 0))
         return;
     if (st->brief_effect[sid] == 2) {
         pg_briefs_forget(st);
@@ -80,6 +83,7 @@ pg_brief_written(struct pg_store *st, int sid, const struct pg_params *p)
         struct pg_brief *s  = slot_of(st, id);
         if (s->id == id)
             s->id = 0;
+        pg_kept_forget(st, id);
     }
 }
 
@@ -139,7 +143,7 @@ pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     pg_p_i64(&p, s->b.run_at);
     pg_p_i64(&p, s->b.cancel_requested ? 1 : 0);
     pg_p_i64(&p, s->b.lease_token);
-    int rc = pg_defer(st, PG_JOB_BRIEF_CHECK, &p, err,
+    int rc = pg_defer_as(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, err,
         "checking a job's state (its row changed outside this server)");
     if (rc != ANVIL_OK)
         return rc;

@@ -49,6 +49,8 @@ pgs_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
         && rid >= st->rid_lo && rid - st->rid_lo < PG_RID_SPAN)
         st->rid_job[rid - st->rid_lo] = st->next_job_id;
     if (rc == ANVIL_OK)
+        pg_kept_inserted(st, nj, st->next_job_id);
+    if (rc == ANVIL_OK)
         *id = st->next_job_id++;
     return rc;
 }
@@ -200,6 +202,13 @@ pgs_job_lease_key(struct store *base, int64_t id, const char *key,
     const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
     struct job *out, struct anvil_error *err)
 {
+    bool hit = false;
+    int  rc  = pg_kept_lease(pg(base), id, key, worker, token_id, now,
+          default_lease, out, err, &hit);
+    if (rc == ANVIL_OK && hit)
+        pg_brief_leased(pg(base), out, token_id);
+    if (rc != ANVIL_OK || hit)
+        return rc;
     struct pg_params p;
     pg_p_init(&p);
     pg_p_i64(&p, id);
@@ -208,7 +217,7 @@ pgs_job_lease_key(struct store *base, int64_t id, const char *key,
     pg_p_text(&p, worker != NULL ? worker : "");
     pg_p_i64(&p, token_id);
     pg_p_text(&p, key);
-    int rc = one_job(pg(base), PG_JOB_LEASE, &p, out, err, "leasing a job");
+    rc = one_job(pg(base), PG_JOB_LEASE, &p, out, err, "leasing a job");
     if (rc == ANVIL_OK)
         pg_brief_leased(pg(base), out, token_id);
     return rc;

@@ -125,11 +125,18 @@ int
 pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
+    return pg_defer_as(st, sid, sid, p, err, what);
+}
+
+int
+pg_defer_as(struct pg_store *st, int sid, int seam, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
     if (!st->in_tx) // autocommit: the answer is the statement's
         return pg_exec(st, sid, p, err, what);
     if (poisoned(st, err))
         return err->code;
-    int rc = pg_injected(sid, err, what);
+    int rc = pg_injected(seam, err, what);
     if (rc == ANVIL_OK)
         rc = pg_pipe_send(st, sid, p, err, what);
     return rc == ANVIL_OK ? note(st, what, true, err) : rc;

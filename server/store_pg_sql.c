@@ -35,14 +35,27 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     // jobs_active's predicate, and on a young table (its statistics
     // those of a few rows) the cached plan took that index and walked
     // every queued job's entry for each lease.
-    [PG_JOB_LEASE]   = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
-                       "started_at = $2, lease_deadline = $2 + CASE WHEN "
-                       "lease_ms > 0 THEN lease_ms ELSE $3 END, "
-                       "worker_id = $4, lease_token = $5, "
-                       "finished_at = NULL, progress_percent = NULL, "
-                       "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
-                       "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
-                       "RETURNING " PG_JOB_COLS,
+    [PG_JOB_LEASE]
+    = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
+      "started_at = $2, lease_deadline = $2 + CASE WHEN "
+      "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+      "worker_id = $4, lease_token = $5, "
+      "finished_at = NULL, progress_percent = NULL, "
+      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
+      "RETURNING " PG_JOB_COLS, // The same, queued (store_pg_lease.c): also
+                                // only at attempt $7, and
+    // fails (division by zero) when it leased nothing.
+    [PG_JOB_LEASE_QUEUED]
+    = "WITH u AS (UPDATE jobs SET state = 4, attempt = attempt + 1, "
+      "started_at = $2, lease_deadline = $2 + CASE WHEN "
+      "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+      "worker_id = $4, lease_token = $5, "
+      "finished_at = NULL, progress_percent = NULL, "
+      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+      "AND attempt = $7 "
+      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
+      "RETURNING 1) SELECT 1 / (SELECT count(*)::int FROM u)",
     [PG_JOB_FINISH]  = "UPDATE jobs SET state = $2, result = $3, error = $4, "
                        "finished_at = $5, lease_deadline = NULL "
                        "WHERE id = $1",
