@@ -564,6 +564,7 @@ pg_close(struct store *base)
     struct pg_store *st = pg(base);
     PQfinish(st->conn);
     pg_briefs_close(st);
+    pg_evbuf_free(st);
     free(st);
 }
 
@@ -661,8 +662,8 @@ pgs_rollback(struct store *base, struct anvil_error *err)
     if (st->begin_pending) {
         st->begin_pending = false;
         return ANVIL_OK;
-    }
-    // The queued answers go unread: all of it is rolled back.
+    } // The queued answers go unread: all of it is rolled back.
+    pg_evbuf_drop(st);
     struct anvil_error ignored = { 0 };
     (void) pg_pipe_end(st, true, &ignored, "rolling back");
     pg_pipe_reset(st);

@@ -74,6 +74,7 @@ enum pg_stmt_id {
     PG_TOKEN_LIST,
     PG_TOKEN_REVOKE,
     PG_EVENT_INSERT,
+    PG_EVENT_INSERT_MANY,
     PG_EVENTS_SCAN,
     PG_EVENTS_BY_JOB,
     PG_EVENTS_BY_FLOW,
@@ -124,6 +125,18 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 #define PG_RID_SPAN 64
 #define PG_BRIEFS 1024
 #define PG_KEPT 4096
+// Events collected into one INSERT (store_pg_evbuf.c): a column's values
+// as a binary array being built (HEADER bytes left for its header).
+#define PG_EV_NCOLS 11
+#define PG_EV_MAX 4096
+struct pg_evcol {
+    char  *buf;
+    size_t len, cap;
+};
+struct pg_evbuf {
+    int             n;
+    struct pg_evcol col[PG_EV_NCOLS];
+};
 struct pg_brief;
 struct pg_kept_job;
 struct pg_queued {
@@ -162,6 +175,7 @@ struct pg_store {
     // The rows of jobs inserted QUEUED, until leased (store_pg_lease.c).
     struct pg_kept_job *kept;
     int                 n_kept;
+    struct pg_evbuf     evbuf; // events not sent yet (store_pg_evbuf.c)
     bool                rid_valid;
     int64_t             rid_lo;
     int64_t             rid_job[PG_RID_SPAN];
@@ -319,6 +333,20 @@ void pg_brief_leased(
 // *hit and *b when the job's brief is kept (its check queued).
 int pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     struct anvil_error *err, bool *hit);
+
+// ---- events collected into one INSERT (store_pg_evbuf.c) ----
+
+// Adds an event (its message cut to message_len bytes).
+int pg_evbuf_add(struct pg_store *st, const struct store_new_event *ev,
+    size_t message_len, struct anvil_error *err);
+// Queues the INSERT of the events added, if any.
+int  pg_evbuf_send(struct pg_store *st, struct anvil_error *err);
+void pg_evbuf_drop(struct pg_store *st); // forgets them (a rollback)
+void pg_evbuf_free(struct pg_store *st);
+
+// pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
+int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
 
 // ---- the rows of jobs inserted, until leased (store_pg_lease.c) ----
 

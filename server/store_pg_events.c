@@ -89,9 +89,17 @@ static int
 pgs_event_append(struct store *base, const struct store_new_event *ev,
     struct anvil_error *err)
 {
+    struct pg_store *st = pg(base);
+    if (st->in_tx) { // collected into one INSERT
+        int rc = pg_pipe_check(st, err);
+        if (rc == ANVIL_OK)
+            rc = pg_injected(PG_EVENT_INSERT, err, "recording an event");
+        size_t mlen = ev->message != NULL ? message_len(ev->message) : 0;
+        return rc != ANVIL_OK ? rc : pg_evbuf_add(st, ev, mlen, err);
+    }
     struct pg_params p;
     event_params(&p, ev);
-    return pg_defer(pg(base), PG_EVENT_INSERT, &p, err, "recording an event");
+    return pg_defer(st, PG_EVENT_INSERT, &p, err, "recording an event");
 }
 
 static bool

@@ -94,7 +94,9 @@ int
 pg_pipe_sql_send(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    int rc = enter(st, err, what);
+    int rc = pg_evbuf_send(st, err); // the events queued go first
+    if (rc == ANVIL_OK)
+        rc = enter(st, err, what);
     if (rc == ANVIL_OK
         && !PQsendQueryParams(st->conn, sql, 0, NULL, NULL, NULL, NULL, 1))
         rc = pg_error(st, NULL, err, what);
@@ -106,6 +108,8 @@ pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
     int rc = pg_pipe_begin(st, err);
+    if (rc == ANVIL_OK && sid != PG_EVENT_INSERT_MANY)
+        rc = pg_evbuf_send(st, err); // the events queued go first
     if (rc == ANVIL_OK)
         rc = enter(st, err, what);
     if (rc != ANVIL_OK)
@@ -119,6 +123,14 @@ pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
             p ? p->lengths : NULL, p ? p->formats : NULL, 1))
         return pg_error(st, NULL, err, what);
     return ANVIL_OK;
+}
+
+int
+pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
+    int rc = pg_pipe_send(st, sid, p, err, what);
+    return rc == ANVIL_OK ? note(st, what, true, err) : rc;
 }
 
 int
@@ -137,9 +149,7 @@ pg_defer_as(struct pg_store *st, int sid, int seam, const struct pg_params *p,
     if (poisoned(st, err))
         return err->code;
     int rc = pg_injected(seam, err, what);
-    if (rc == ANVIL_OK)
-        rc = pg_pipe_send(st, sid, p, err, what);
-    return rc == ANVIL_OK ? note(st, what, true, err) : rc;
+    return rc == ANVIL_OK ? pg_pipe_queue(st, sid, p, err, what) : rc;
 }
 
 static bool
@@ -174,7 +184,10 @@ int
 pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
     const char *what)
 {
-    int  rc      = ANVIL_OK;
+    int rc = ANVIL_OK;
+    // The events queued go too (with a read, pg_pipe_send sent them).
+    if (out == NULL && (rc = pg_evbuf_send(st, err)) != ANVIL_OK)
+        return rc;
     bool own     = true;
     int  n       = st->n_queued;
     st->n_queued = 0;
@@ -214,9 +227,9 @@ int
 pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
     const char *what)
 {
-    if (!st->piped)
-        return ANVIL_OK;
-    int rc = ANVIL_OK;
+    int rc = pg_evbuf_send(st, err);
+    if (rc != ANVIL_OK || !st->piped)
+        return rc;
     if (st->n_queued > 0) {
         struct anvil_error e = { 0 };
         rc                   = pg_pipe_sync(st, NULL, &e, what);
@@ -236,7 +249,8 @@ pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
 void
 pg_pipe_reset(struct pg_store *st)
 {
-    st->n_queued  = 0;
+    st->n_queued = 0;
+    pg_evbuf_drop(st);
     st->poisoned  = false;
     st->cmd_open  = false;
     st->in_tx     = false;

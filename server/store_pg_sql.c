@@ -163,9 +163,17 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_TOKEN_REVOKE]     = "UPDATE tokens SET revoked_at = $2 WHERE id = $1 "
                             "AND revoked_at = 0",
     // The seq from sequence events_seq (store_pg_events.c).
-    [PG_EVENT_INSERT] = "INSERT INTO events(" PG_EV_COLS ") VALUES("
-                        "nextval('events_seq'), $1, $2, $3, $4, $5, $6, $7, "
-                        "$8, $9, $10, $11) RETURNING seq",
+    [PG_EVENT_INSERT]
+    = "INSERT INTO events(" PG_EV_COLS ") VALUES("
+      "nextval('events_seq'), $1, $2, $3, $4, $5, $6, $7, "
+      "$8, $9, $10, $11) RETURNING seq", // Events as arrays, one per column
+                                         // (store_pg_evbuf.c): unnest yields
+    // them, and nextval numbers them, in order.
+    [PG_EVENT_INSERT_MANY]
+    = "INSERT INTO events(" PG_EV_COLS ") SELECT nextval('events_seq'), * "
+      "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], "
+      "$5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], "
+      "$10::bytea[], $11::int8[])",
     // $2 NULL: no LIMIT.
     [PG_EVENTS_SCAN]    = "SELECT " PG_EV_COLS " FROM events WHERE seq > $1 "
                           "ORDER BY seq LIMIT $2",
