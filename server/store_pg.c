@@ -308,6 +308,8 @@ pg_query(struct pg_store *st, int sid, const struct pg_params *p,
     if (rc == ANVIL_OK)
         rc = pg_injected(sid, err, what);
     if (rc == ANVIL_OK)
+        rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
         rc = pg_pipe_send(st, sid, p, err, what);
     return rc != ANVIL_OK ? rc : pg_pipe_sync(st, out, err, what);
 }
@@ -381,6 +383,8 @@ pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
     if (rc == ANVIL_OK)
         rc = pg_injected(sid, err, what);
     if (rc == ANVIL_OK)
+        rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
         rc = pg_pipe_end(st, false, err, what);
     if (rc == ANVIL_OK)
         rc = flush(st, err);
@@ -413,7 +417,9 @@ int
 pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    int rc = flush(st, err);
+    int rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
+        rc = flush(st, err);
     pg_briefs_forget(st); // SQL text may write anything
     return rc != ANVIL_OK ? rc : pg_simple_raw(st, sql, err, what);
 }
@@ -535,7 +541,8 @@ store_open_pg(const char *conninfo, struct store **out, struct anvil_error *err)
     fill_ops(&st->ops);
     st->base.ops = &st->ops;
     describe(st, conninfo);
-    if (pg_briefs_open(st) != 0) {
+    if (pg_hold_open(st) != 0 || pg_briefs_open(st) != 0) {
+        free(st->held);
         free(st);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     }
@@ -565,6 +572,9 @@ pg_close(struct store *base)
     PQfinish(st->conn);
     pg_briefs_close(st);
     pg_evbuf_free(st);
+    pg_hold_drop(st);
+    free(st->held);
+    st->held = NULL;
     free(st);
 }
 
@@ -630,7 +640,8 @@ pgs_commit(struct store *base, struct anvil_error *err)
     st->cmd_open        = false;
     st->in_tx           = false;
     st->rid_valid       = false;
-    if (st->begin_pending) { // nothing was sent: nothing to commit
+    // Nothing sent, queued or held: nothing to commit.
+    if (st->begin_pending && st->evbuf.n == 0 && st->n_held == 0) {
         st->begin_pending = false;
         return ANVIL_OK;
     }
@@ -638,6 +649,8 @@ pgs_commit(struct store *base, struct anvil_error *err)
     // COMMIT of a transaction that failed answers ROLLBACK, not an error.
     PGresult *r = NULL;
     rc          = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK && st->sp_pending) // a command never released
+        rc = pg_cmd_release(st, err);
     if (rc == ANVIL_OK)
         rc = pg_pipe_sql_send(st, "COMMIT", err, "committing");
     if (rc == ANVIL_OK)
@@ -659,11 +672,15 @@ pgs_rollback(struct store *base, struct anvil_error *err)
     struct pg_store *st = pg(base);
     st->release_pending = false;
     st->in_tx           = false;
-    if (st->begin_pending) {
-        st->begin_pending = false;
-        return ANVIL_OK;
-    } // The queued answers go unread: all of it is rolled back.
+    // The queued answers go unread: all of it is rolled back.
     pg_evbuf_drop(st);
+    pg_hold_drop(st);
+    if (st->begin_pending) { // nothing was sent
+        st->begin_pending = false;
+        st->sp_pending    = false;
+        return ANVIL_OK;
+    }
+    st->sp_pending             = false;
     struct anvil_error ignored = { 0 };
     (void) pg_pipe_end(st, true, &ignored, "rolling back");
     pg_pipe_reset(st);
@@ -682,30 +699,28 @@ pgs_savepoint(struct store *base, struct anvil_error *err)
     if (rc != ANVIL_OK)
         return rc;
     if (pg_pipe_check(st, err) != ANVIL_OK)
-        return err->code;
-    // Queued: BEGIN, the last command's RELEASE and this SAVEPOINT go
-    // with the command's first read.
-    rc = pg_pipe_begin(st, err);
-    if (rc == ANVIL_OK && st->release_pending)
-        rc = pg_pipe_sql(
-            st, "RELEASE cmd", false, err, "releasing a savepoint");
-    st->release_pending = false;
-    if (rc == ANVIL_OK)
-        rc = pg_pipe_sql(
-            st, "SAVEPOINT cmd", false, err, "opening a savepoint");
+        return err->code; // Sent with the command's first read, if it has one,
+                          // else never
+    // (store_pg_pipe.c, pg_cmd_protect).
+    pg_hold_drop(st);
+    st->sp_pending = true;
+    st->sp_sent    = false;
     st->epoch++;
-    st->cmd_open = rc == ANVIL_OK;
-    return rc;
+    st->cmd_open = true;
+    return ANVIL_OK;
 }
 
 static int
 pgs_release(struct store *base, struct anvil_error *err)
 {
-    int rc = pg_injected(PG_RELEASE, err, "releasing a savepoint");
-    if (rc == ANVIL_OK)
-        pg(base)->release_pending = true;
-    pg(base)->cmd_open = false;
-    return rc;
+    struct pg_store *st = pg(base);
+    int              rc = pg_injected(PG_RELEASE, err, "releasing a savepoint");
+    if (rc != ANVIL_OK) { // as before: the command stays open, undone next
+        st->release_pending = st->sp_sent;
+        st->cmd_open        = false;
+        return rc;
+    }
+    return pg_cmd_release(st, err);
 }
 
 static int
@@ -715,7 +730,15 @@ pgs_rollback_savepoint(struct store *base, struct anvil_error *err)
     // an earlier command that failed poisons the transaction (an error
     // here: the engine refuses the batch).
     struct pg_store *st = pg(base);
-    int              rc = pg_pipe_check(st, err);
+    if (st->sp_pending) { // nothing of the command was sent: drop it
+        pg_hold_drop(st);
+        st->sp_pending = false;
+        st->cmd_open   = false;
+        st->rid_valid  = false;
+        pg_briefs_forget(st);
+        return pg_pipe_check(st, err);
+    }
+    int rc = pg_pipe_check(st, err);
     if (rc == ANVIL_OK)
         rc = pg_pipe_end(st, true, err, "rolling back a savepoint");
     st->cmd_open  = false;

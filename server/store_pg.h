@@ -139,6 +139,8 @@ struct pg_evbuf {
 };
 struct pg_brief;
 struct pg_kept_job;
+#define PG_HELD_MAX 64
+struct pg_held;
 struct pg_queued {
     const char *what;
     int         epoch;
@@ -176,11 +178,17 @@ struct pg_store {
     struct pg_kept_job *kept;
     int                 n_kept;
     struct pg_evbuf     evbuf; // events not sent yet (store_pg_evbuf.c)
-    bool                rid_valid;
-    int64_t             rid_lo;
-    int64_t             rid_job[PG_RID_SPAN];
-    bool                poisoned;
-    struct anvil_error  poison;
+    // The open command's savepoint not sent yet and its writes held
+    // (store_pg_pipe.c); sp_sent: it was sent.
+    bool               sp_pending;
+    bool               sp_sent;
+    int                n_held;
+    struct pg_held    *held;
+    bool               rid_valid;
+    int64_t            rid_lo;
+    int64_t            rid_job[PG_RID_SPAN];
+    bool               poisoned;
+    struct anvil_error poison;
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
@@ -343,6 +351,17 @@ int pg_evbuf_add(struct pg_store *st, const struct store_new_event *ev,
 int  pg_evbuf_send(struct pg_store *st, struct anvil_error *err);
 void pg_evbuf_drop(struct pg_store *st); // forgets them (a rollback)
 void pg_evbuf_free(struct pg_store *st);
+
+// The open command's savepoint: opened (queued) now, before a read, with
+// the writes held; released (the writes held queued without one).
+int pg_cmd_protect(struct pg_store *st, struct anvil_error *err);
+int pg_cmd_release(struct pg_store *st, struct anvil_error *err);
+// A write of the open command: held while its savepoint is not sent,
+// else queued.
+int  pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
+     struct anvil_error *err, const char *what);
+void pg_hold_drop(struct pg_store *st);
+int  pg_hold_open(struct pg_store *st);
 
 // pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
 int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,

@@ -33,6 +33,7 @@
 #include "util/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool
@@ -149,7 +150,7 @@ pg_defer_as(struct pg_store *st, int sid, int seam, const struct pg_params *p,
     if (poisoned(st, err))
         return err->code;
     int rc = pg_injected(seam, err, what);
-    return rc == ANVIL_OK ? pg_pipe_queue(st, sid, p, err, what) : rc;
+    return rc == ANVIL_OK ? pg_hold_or_queue(st, sid, p, err, what) : rc;
 }
 
 static bool
@@ -251,10 +252,162 @@ pg_pipe_reset(struct pg_store *st)
 {
     st->n_queued = 0;
     pg_evbuf_drop(st);
-    st->poisoned  = false;
-    st->cmd_open  = false;
-    st->in_tx     = false;
-    st->rid_valid = false;
-    st->piped     = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
+    pg_hold_drop(st);
+    st->sp_pending = false;
+    st->sp_sent    = false;
+    st->poisoned   = false;
+    st->cmd_open   = false;
+    st->in_tx      = false;
+    st->rid_valid  = false;
+    st->piped      = PQpipelineStatus(st->conn) != PQ_PIPELINE_OFF;
     av_error_clear(&st->poison);
+}
+
+// ---- a command's writes held until it shows it needs its savepoint ----
+//
+// SAVEPOINT and RELEASE cost the server two statements and a
+// subtransaction per command; most commands only queue writes (a
+// SubmitJobs item's insert, a report's finish) whose failure is read after
+// the command ended anyway, when a savepoint could no longer help. So
+// store_savepoint sends nothing: the command's writes are held here (with
+// copies of their parameters) and
+// - at its first read (or statement run the plain way) the SAVEPOINT is
+//   queued, then the writes held, then the read: the command is protected
+//   as if SAVEPOINT had been sent at once;
+// - at its release the writes are queued without a savepoint;
+// - at a rollback to its savepoint they are dropped unsent: the command
+//   leaves nothing, exactly as ROLLBACK TO would have made it.
+
+struct pg_held {
+    int              sid;
+    const char      *what;
+    struct pg_params p;
+    char            *bytes; // the values not in p.num
+};
+
+static void
+held_free(struct pg_held *h)
+{
+    free(h->bytes);
+    h->bytes = NULL;
+}
+
+int
+pg_hold_open(struct pg_store *st)
+{
+    st->held = calloc(PG_HELD_MAX, sizeof(*st->held));
+    return st->held != NULL ? 0 : -1;
+}
+
+void
+pg_hold_drop(struct pg_store *st)
+{
+    for (int i = 0; i < st->n_held; i++)
+        held_free(&st->held[i]);
+    st->n_held = 0;
+}
+
+static int
+hold(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
+    struct pg_held *h = &st->held[st->n_held];
+    size_t          n = 0;
+    h->sid            = sid;
+    h->what           = what;
+    h->bytes          = NULL;
+    if (p != NULL) {
+        h->p = *p;
+    } else {
+        pg_p_init(&h->p);
+    }
+    for (int i = 0; i < h->p.n; i++)
+        if (h->p.values[i] != NULL && h->p.values[i] != p->num[i])
+            n += h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
+                                      : strlen(h->p.values[i]) + 1;
+    if (n > 0 && (h->bytes = malloc(n)) == NULL)
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    size_t at = 0;
+    for (int i = 0; i < h->p.n; i++) {
+        if (h->p.values[i] == NULL)
+            continue;
+        if (h->p.values[i] == p->num[i]) {
+            h->p.values[i] = h->p.num[i];
+            continue;
+        }
+        size_t len = h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
+                                          : strlen(h->p.values[i]) + 1;
+        memcpy(h->bytes + at, h->p.values[i], len);
+        h->p.values[i] = h->bytes + at;
+        at += len;
+    }
+    st->n_held++;
+    if (st->n_held == PG_HELD_MAX)
+        return pg_cmd_protect(st, err);
+    return ANVIL_OK;
+}
+
+// Queues the writes held; own: under the command's savepoint.
+static int
+unhold(struct pg_store *st, bool own, struct anvil_error *err)
+{
+    int rc = ANVIL_OK;
+    for (int i = 0; i < st->n_held; i++) {
+        struct pg_held *h = &st->held[i];
+        if (rc == ANVIL_OK)
+            rc = pg_pipe_send(st, h->sid, &h->p, err, h->what);
+        if (rc == ANVIL_OK)
+            rc = note(st, h->what, own, err);
+        held_free(h);
+    }
+    st->n_held = 0;
+    return rc;
+}
+
+int
+pg_cmd_protect(struct pg_store *st, struct anvil_error *err)
+{
+    if (!st->sp_pending)
+        return ANVIL_OK;
+    st->sp_pending = false;
+    int rc         = pg_pipe_begin(st, err);
+    if (rc == ANVIL_OK && st->release_pending)
+        rc = pg_pipe_sql(
+            st, "RELEASE cmd", false, err, "releasing a savepoint");
+    st->release_pending = false;
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sql(
+            st, "SAVEPOINT cmd", false, err, "opening a savepoint");
+    st->sp_sent = rc == ANVIL_OK;
+    if (rc == ANVIL_OK)
+        return unhold(st, true, err);
+    pg_hold_drop(st);
+    return rc;
+}
+
+int
+pg_cmd_release(struct pg_store *st, struct anvil_error *err)
+{
+    st->cmd_open = false;
+    if (st->sp_pending) { // no savepoint was sent: none to release
+        st->sp_pending = false;
+        return unhold(st, false, err);
+    }
+    st->release_pending = st->sp_sent;
+    st->sp_sent         = false;
+    return ANVIL_OK;
+}
+
+int
+pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what)
+{
+    if (st->sp_pending) {
+        // What the statement may change is forgotten now, as if sent.
+        if (pg_stmt_sql[sid][0] == 'D')
+            st->rid_valid = false;
+        pg_brief_written(st, sid, p);
+        return hold(st, sid, p, err, what);
+    }
+    return pg_pipe_queue(st, sid, p, err, what);
 }
