@@ -385,9 +385,10 @@ test_store_pg_a_row_changed_elsewhere_fails_the_transaction(void **state)
     assert_int_equal(store_release(f->st, &err), ANVIL_OK);
     assert_int_not_equal(store_commit(f->st, &err), ANVIL_OK);
     assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
-    assert_int_equal(
-        harness_sql_int(f->conninfo, "SELECT state FROM jobs WHERE id = 2"),
-        ANVIL_JOB_RUNNING);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = %lld",
+        (long long) b);
+    assert_int_equal(harness_sql_int(f->conninfo, sql), ANVIL_JOB_RUNNING);
     // Read afresh, the brief is the row's.
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_job_brief(f->st, b, &br, &err), ANVIL_OK);
