@@ -7,14 +7,10 @@
 // there are some) says. That is the durability point, so the backend has
 // no deferred sync: needs_sync is false and sync does nothing.
 //
-// Round trips: each statement waits for its answer, so transaction control
-// is sent with the next thing that needs it. BEGIN goes out with the
-// batch's first savepoint or statement (a batch that did nothing sends
-// nothing), and a command's RELEASE with the next command's SAVEPOINT
-// ("RELEASE cmd; SAVEPOINT cmd", one round trip) or not at all before
-// COMMIT, which releases it. Statements between a release and the next
-// savepoint run inside the released savepoint, which changes nothing: its
-// writes join the transaction either way.
+// Round trips: statements run in libpq's pipeline mode; the writes nobody
+// reads an answer of, transaction control and the batch's events are
+// queued and go with the next read or COMMIT (store_pg_pipe.c, which also
+// says how their failures are reported).
 //
 // A lost connection fails the call in progress with UNAVAILABLE; the next
 // store_begin() reconnects once (PQreset) and prepares the statements
@@ -29,87 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// ---- parameters ----
-
-void
-pg_p_init(struct pg_params *p)
-{
-    p->n = 0;
-}
-
-static int
-slot(struct pg_params *p)
-{
-    AV_ASSERT(p->n < PG_MAX_PARAMS);
-    int i         = p->n++;
-    p->values[i]  = NULL;
-    p->lengths[i] = 0;
-    p->formats[i] = 0;
-    return i;
-}
-
-void
-pg_p_i64(struct pg_params *p, int64_t v)
-{
-    int i = slot(p);
-    snprintf(p->num[i], sizeof(p->num[i]), "%lld", (long long) v);
-    p->values[i] = p->num[i];
-}
-
-void
-pg_p_double(struct pg_params *p, double v)
-{
-    int i = slot(p);
-    snprintf(p->num[i], sizeof(p->num[i]), "%.17g", v);
-    p->values[i] = p->num[i];
-}
-
-void
-pg_p_null(struct pg_params *p)
-{
-    (void) slot(p);
-}
-
-void
-pg_p_text(struct pg_params *p, const char *v)
-{
-    p->values[slot(p)] = v;
-}
-
-void
-pg_p_text_or_null(struct pg_params *p, const char *v)
-{
-    p->values[slot(p)] = v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-// Text in binary format is its bytes: the length is honoured.
-void
-pg_p_text_len(struct pg_params *p, const char *v, size_t len)
-{
-    int i         = slot(p);
-    p->values[i]  = v;
-    p->lengths[i] = (int) len;
-    p->formats[i] = 1;
-}
-
-void
-pg_p_bytes_or_null(struct pg_params *p, const char *v)
-{
-    if (v == NULL || v[0] == '\0')
-        pg_p_null(p);
-    else
-        pg_p_blob(p, v, strlen(v));
-}
-
-void
-pg_p_blob(struct pg_params *p, const void *v, size_t n)
-{
-    int i         = slot(p);
-    p->values[i]  = v != NULL ? (const char *) v : "";
-    p->lengths[i] = (int) n;
-    p->formats[i] = 1;
-}
 
 // ---- results ----
 
