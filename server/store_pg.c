@@ -456,7 +456,11 @@ store_open_pg(const char *conninfo, struct store **out, struct anvil_error *err)
     fill_ops(&st->ops);
     st->base.ops = &st->ops;
     describe(st, conninfo);
-    if (pg_hold_open(st) != 0 || pg_briefs_open(st) != 0) {
+    pthread_mutex_init(&st->sync_lock, NULL);
+    st->conninfo = strdup(conninfo);
+    if (st->conninfo == NULL || pg_hold_open(st) != 0
+        || pg_briefs_open(st) != 0) {
+        free(st->conninfo);
         free(st->held);
         free(st);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
@@ -485,6 +489,7 @@ pg_close(struct store *base)
 {
     struct pg_store *st = pg(base);
     PQfinish(st->conn);
+    pg_sync_close(st);
     pg_briefs_close(st);
     pg_evbuf_free(st);
     pg_hold_drop(st);
@@ -510,6 +515,9 @@ reconnect(struct pg_store *st, struct anvil_error *err)
         "SET client_min_messages = warning; SET lc_messages = 'C'; "
         "SET TIME ZONE 'UTC'",
         err, "configuring the session");
+    if (rc == ANVIL_OK && atomic_load(&st->deferred))
+        rc = pg_simple(
+            st, "SET synchronous_commit = off", err, "configuring the session");
     if (rc == ANVIL_OK)
         rc = prepare_all(st, err);
     if (rc == ANVIL_OK)
@@ -578,6 +586,8 @@ pgs_commit(struct store *base, struct anvil_error *err)
     PQclear(r);
     if (rc != ANVIL_OK)
         pg_briefs_forget(st);
+    else
+        pg_sync_committed(st);
     return rc;
 }
 
@@ -665,30 +675,24 @@ pgs_rollback_savepoint(struct store *base, struct anvil_error *err)
             "rolling back a savepoint");
 }
 
-// ---- sync: PostgreSQL's COMMIT is the durability point ----
+// ---- sync: COMMIT, or with deferred sync store_sync (store_pg_sync.c) ----
 
 static int
 pgs_set_deferred_sync(struct store *base, bool on, struct anvil_error *err)
 {
-    (void) base;
-    (void) on;
-    (void) err;
-    return ANVIL_OK;
+    return pg_sync_set(pg(base), on, err);
 }
 
 static bool
 pgs_needs_sync(const struct store *base)
 {
-    (void) base;
-    return false;
+    return pg_sync_needed((const struct pg_store *) base);
 }
 
 static int
 pgs_sync(struct store *base, struct anvil_error *err)
 {
-    (void) base;
-    (void) err;
-    return ANVIL_OK;
+    return pg_sync(pg(base), err);
 }
 
 static void

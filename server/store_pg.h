@@ -25,6 +25,8 @@
 #include "store.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 enum pg_stmt_id {
     PG_JOB_INSERT,
@@ -178,6 +180,16 @@ struct pg_store {
     struct pg_kept_job *kept;
     int                 n_kept;
     struct pg_evbuf     evbuf; // events not sent yet (store_pg_evbuf.c)
+    // Deferred sync (store_pg_sync.c): its own connection, the commits
+    // counted and the count the last sync covered.
+    char                *conninfo;
+    atomic_bool          deferred;
+    atomic_uint_fast64_t commits;
+    PGconn              *sync_conn;
+    pthread_mutex_t      sync_lock;
+    uint64_t             synced;
+    bool                 sync_failed;
+    struct anvil_error   sync_err;
     // The open command's savepoint not sent yet and its writes held
     // (store_pg_pipe.c); sp_sent: it was sent.
     bool               sp_pending;
@@ -366,6 +378,14 @@ int  pg_hold_open(struct pg_store *st);
 // pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
 int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what);
+
+// ---- deferred sync (store_pg_sync.c) ----
+
+int  pg_sync_set(struct pg_store *st, bool on, struct anvil_error *err);
+bool pg_sync_needed(const struct pg_store *st);
+void pg_sync_committed(struct pg_store *st); // after each COMMIT
+int  pg_sync(struct pg_store *st, struct anvil_error *err);
+void pg_sync_close(struct pg_store *st);
 
 // ---- the rows of jobs inserted, until leased (store_pg_lease.c) ----
 
