@@ -37,6 +37,7 @@ enum pg_stmt_id {
     PG_JOB_LEASE,
     PG_JOB_LEASE_QUEUED,
     PG_JOB_FINISH,
+    PG_JOB_FINISH_CHECKED,
     PG_JOB_REQUEUE,
     PG_JOB_MAKE_READY,
     PG_JOB_EXTEND,
@@ -146,6 +147,7 @@ struct pg_held;
 struct pg_queued {
     const char *what;
     int         epoch;
+    int         expect; // rows it must return or change; -1: any
 };
 
 struct pg_store {
@@ -305,6 +307,11 @@ int pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
 int pg_defer_as(struct pg_store *st, int sid, int seam,
     const struct pg_params *p, struct anvil_error *err, const char *what);
 
+// pg_defer_as of a statement that must return or change expect rows.
+int pg_defer_expect(struct pg_store *st, int sid, int seam,
+    const struct pg_params *p, int expect, struct anvil_error *err,
+    const char *what);
+
 // Queues SQL text without parameters (one statement); own: it belongs
 // to the open command's savepoint.
 int pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
@@ -371,9 +378,20 @@ int pg_cmd_release(struct pg_store *st, struct anvil_error *err);
 // A write of the open command: held while its savepoint is not sent,
 // else queued.
 int  pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
-     struct anvil_error *err, const char *what);
+     int expect, struct anvil_error *err, const char *what);
 void pg_hold_drop(struct pg_store *st);
-int  pg_hold_open(struct pg_store *st);
+// Whether the last write held is sid of job id ($1).
+bool pg_hold_last_is(struct pg_store *st, int sid, int64_t id);
+// Replaces that write with sid, whose parameters are front's followed by
+// the held one's but its first, expected to change one row.
+int pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
+    struct anvil_error *err, const char *what);
+// pg_pipe_queue of a statement that must return or change expect rows
+// (else a failure, "the row changed outside this server").
+int pg_pipe_queue_expect(struct pg_store *st, int sid,
+    const struct pg_params *p, int expect, struct anvil_error *err,
+    const char *what);
+int pg_hold_open(struct pg_store *st);
 
 // pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
 int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,

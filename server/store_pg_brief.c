@@ -10,8 +10,10 @@
 // savepoint and a new connection, since a lease they undo is in the table.
 //
 // A brief read from the table is checked where it counts: a check is
-// queued with it (PG_JOB_BRIEF_CHECK) that fails, dividing by zero, unless
-// the row still has the state, attempt, lease and cancel flag read. So a
+// queued with it (PG_JOB_BRIEF_CHECK, or, when the job's finish follows at
+// once, the finish itself, PG_JOB_FINISH_CHECKED) that must find (change)
+// the row with the state, attempt, lease and cancel flag read, else it
+// fails ("the row changed outside this server", pg_defer_expect). So a
 // row changed by anything else (another process, an operator's SQL)
 // fails the command or, read after its command ended, the whole
 // transaction: never is a decision made on a stale brief committed.
@@ -143,7 +145,7 @@ pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     pg_p_i64(&p, s->b.run_at);
     pg_p_i64(&p, s->b.cancel_requested ? 1 : 0);
     pg_p_i64(&p, s->b.lease_token);
-    int rc = pg_defer_as(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, err,
+    int rc = pg_defer_expect(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, 1, err,
         "checking a job's state (its row changed outside this server)");
     if (rc != ANVIL_OK)
         return rc;

@@ -237,7 +237,18 @@ pgs_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
         pg_p_null(&p);
     pg_p_bytes_or_null(&p, error);
     pg_p_i64(&p, now);
-    return pg_defer(pg(base), PG_JOB_FINISH, &p, err, "finishing a job");
+    // Right after its brief was read from what is kept, the check of the
+    // brief and the finish are one statement (store_pg_brief.c).
+    struct pg_store *st = pg(base);
+    if (!pg_hold_last_is(st, PG_JOB_BRIEF_CHECK, id))
+        return pg_defer(st, PG_JOB_FINISH, &p, err, "finishing a job");
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(PG_JOB_FINISH, err, "finishing a job");
+    if (rc == ANVIL_OK)
+        rc = pg_hold_fold(
+            st, PG_JOB_FINISH_CHECKED, &p, err, "finishing a job");
+    return rc;
 }
 
 static int

@@ -10,7 +10,7 @@
 // a savepoint and a new connection, so what is kept is the row as this
 // server last wrote it. The queued UPDATE leases only a row still QUEUED
 // with the attempt kept (and in the ready queue the lease names) and
-// fails, dividing by zero, when it changes none: a row changed by anything
+// fails when it changes none (pg_defer_expect): a row changed by anything
 // else fails the command or, read after its command ended, the whole
 // transaction. Payloads over PG_LEASE_PAYLOAD_MAX are not kept: their
 // jobs are leased the plain way.
@@ -208,8 +208,8 @@ pg_kept_lease(struct pg_store *st, int64_t id, const char *key,
     pg_p_text(&p, key);
     pg_p_i64(&p, k->j.attempt);
     drop(st, k); // the row changes
-    int rc = pg_defer_as(
-        st, PG_JOB_LEASE_QUEUED, PG_JOB_LEASE, &p, err, "leasing a job");
+    int rc = pg_defer_expect(
+        st, PG_JOB_LEASE_QUEUED, PG_JOB_LEASE, &p, 1, err, "leasing a job");
     if (rc != ANVIL_OK) {
         job_fini(out);
         return rc;

@@ -64,10 +64,12 @@ enter(struct pg_store *st, struct anvil_error *err, const char *what)
 
 // Queues one more answer to read; a full queue is read first.
 static int
-note(struct pg_store *st, const char *what, bool own, struct anvil_error *err)
+note(struct pg_store *st, const char *what, bool own, int expect,
+    struct anvil_error *err)
 {
     struct pg_queued *q = &st->queued[st->n_queued++];
     q->what             = what;
+    q->expect           = expect;
     q->epoch            = own && st->cmd_open ? st->epoch : 0;
     if (st->n_queued == PG_QUEUE_MAX)
         return pg_pipe_sync(st, NULL, err, what);
@@ -79,7 +81,7 @@ pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
     struct anvil_error *err, const char *what)
 {
     int rc = pg_pipe_sql_send(st, sql, err, what);
-    return rc != ANVIL_OK ? rc : note(st, what, own, err);
+    return rc != ANVIL_OK ? rc : note(st, what, own, -1, err);
 }
 
 int
@@ -130,8 +132,15 @@ int
 pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
+    return pg_pipe_queue_expect(st, sid, p, -1, err, what);
+}
+
+int
+pg_pipe_queue_expect(struct pg_store *st, int sid, const struct pg_params *p,
+    int expect, struct anvil_error *err, const char *what)
+{
     int rc = pg_pipe_send(st, sid, p, err, what);
-    return rc == ANVIL_OK ? note(st, what, true, err) : rc;
+    return rc == ANVIL_OK ? note(st, what, true, expect, err) : rc;
 }
 
 int
@@ -145,12 +154,21 @@ int
 pg_defer_as(struct pg_store *st, int sid, int seam, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
+    return pg_defer_expect(st, sid, seam, p, -1, err, what);
+}
+
+int
+pg_defer_expect(struct pg_store *st, int sid, int seam,
+    const struct pg_params *p, int expect, struct anvil_error *err,
+    const char *what)
+{
     if (!st->in_tx) // autocommit: the answer is the statement's
         return pg_exec(st, sid, p, err, what);
     if (poisoned(st, err))
         return err->code;
     int rc = pg_injected(seam, err, what);
-    return rc == ANVIL_OK ? pg_hold_or_queue(st, sid, p, err, what) : rc;
+    return rc == ANVIL_OK ? pg_hold_or_queue(st, sid, p, expect, err, what)
+                          : rc;
 }
 
 static bool
@@ -163,8 +181,8 @@ good(ExecStatusType s)
 // *own_err telling whether it is the open command's) unless one is
 // there. *keep, when given, receives the good result.
 static void
-read_one(struct pg_store *st, const char *what, int epoch, PGresult **keep,
-    int *rc, bool *own_err, struct anvil_error *err)
+read_one(struct pg_store *st, const char *what, int epoch, int expect,
+    PGresult **keep, int *rc, bool *own_err, struct anvil_error *err)
 {
     PGresult *r;
     while ((r = PQgetResult(st->conn)) != NULL) {
@@ -172,6 +190,15 @@ read_one(struct pg_store *st, const char *what, int epoch, PGresult **keep,
         if (good(s) && keep != NULL && *keep == NULL) {
             *keep = r;
             continue;
+        }
+        long rows = s == PGRES_TUPLES_OK ? PQntuples(r)
+                                         : strtol(PQcmdTuples(r), NULL, 10);
+        if (good(s) && expect >= 0 && rows != expect && *rc == ANVIL_OK) {
+            *rc      = av_error_set(err, ANVIL_INTERNAL,
+                     "database error while %s: the row changed outside this "
+                          "server",
+                     what);
+            *own_err = epoch != 0 && epoch == st->epoch && st->cmd_open;
         }
         if (!good(s) && s != PGRES_PIPELINE_ABORTED && *rc == ANVIL_OK) {
             *rc      = pg_error(st, r, err, what);
@@ -195,11 +222,11 @@ pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
     if (!PQpipelineSync(st->conn))
         return pg_error(st, NULL, err, what);
     for (int i = 0; i < n && PQstatus(st->conn) == CONNECTION_OK; i++)
-        read_one(
-            st, st->queued[i].what, st->queued[i].epoch, NULL, &rc, &own, err);
+        read_one(st, st->queued[i].what, st->queued[i].epoch,
+            st->queued[i].expect, NULL, &rc, &own, err);
     PGresult *got = NULL;
     if (out != NULL && PQstatus(st->conn) == CONNECTION_OK) {
-        read_one(st, what, st->epoch, &got, &rc, &own, err);
+        read_one(st, what, st->epoch, -1, &got, &rc, &own, err);
         if (got == NULL && rc == ANVIL_OK)
             rc = pg_error(st, NULL, err, what); // aborted with no cause
     }
@@ -280,6 +307,7 @@ pg_pipe_reset(struct pg_store *st)
 
 struct pg_held {
     int              sid;
+    int              expect;
     const char      *what;
     struct pg_params p;
     char            *bytes; // the values not in p.num
@@ -308,12 +336,13 @@ pg_hold_drop(struct pg_store *st)
 }
 
 static int
-hold(struct pg_store *st, int sid, const struct pg_params *p,
+hold(struct pg_store *st, int sid, const struct pg_params *p, int expect,
     struct anvil_error *err, const char *what)
 {
     struct pg_held *h = &st->held[st->n_held];
     size_t          n = 0;
     h->sid            = sid;
+    h->expect         = expect;
     h->what           = what;
     h->bytes          = NULL;
     if (p != NULL) {
@@ -357,7 +386,7 @@ unhold(struct pg_store *st, bool own, struct anvil_error *err)
         if (rc == ANVIL_OK)
             rc = pg_pipe_send(st, h->sid, &h->p, err, h->what);
         if (rc == ANVIL_OK)
-            rc = note(st, h->what, own, err);
+            rc = note(st, h->what, own, h->expect, err);
         held_free(h);
     }
     st->n_held = 0;
@@ -400,14 +429,40 @@ pg_cmd_release(struct pg_store *st, struct anvil_error *err)
 
 int
 pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
-    struct anvil_error *err, const char *what)
+    int expect, struct anvil_error *err, const char *what)
 {
     if (st->sp_pending) {
         // What the statement may change is forgotten now, as if sent.
         if (pg_stmt_sql[sid][0] == 'D')
             st->rid_valid = false;
         pg_brief_written(st, sid, p);
-        return hold(st, sid, p, err, what);
+        return hold(st, sid, p, expect, err, what);
     }
-    return pg_pipe_queue(st, sid, p, err, what);
+    return pg_pipe_queue_expect(st, sid, p, expect, err, what);
+}
+
+bool
+pg_hold_last_is(struct pg_store *st, int sid, int64_t id)
+{
+    const struct pg_held *last
+        = st->n_held > 0 ? &st->held[st->n_held - 1] : NULL;
+    return st->sp_pending && last != NULL && last->sid == sid && last->p.n >= 1
+        && strtoll(last->p.values[0], NULL, 10) == id;
+}
+
+int
+pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
+    struct anvil_error *err, const char *what)
+{
+    struct pg_held  *last = &st->held[st->n_held - 1];
+    struct pg_params p    = *front;
+    for (int i = 0; i < front->n; i++)
+        if (front->values[i] == front->num[i])
+            p.values[i] = p.num[i];
+    for (int i = 1; i < last->p.n; i++)
+        pg_p_i64(&p, strtoll(last->p.values[i], NULL, 10));
+    held_free(last);
+    st->n_held--;
+    pg_brief_written(st, sid, &p); // as pg_hold_or_queue does
+    return hold(st, sid, &p, 1, err, what);
 }

@@ -14,6 +14,15 @@
     "AND ($3::text IS NULL OR queue = $3) AND id < $4 "                   \
     "AND created_at >= $6 AND created_at < $7"
 
+// A job's row is as its kept brief says (store_pg_brief.c): its state,
+// attempt, max_attempts, lease deadline, start, run_at, cancel flag and
+// lease token are parameters n1...n8.
+#define PG_BRIEF_IS(n1, n2, n3, n4, n5, n6, n7, n8)                         \
+    "state = $" n1 " AND attempt = $" n2 " AND max_attempts = $" n3         \
+    " AND coalesce(lease_deadline, 0) = $" n4                               \
+    " AND coalesce(started_at, 0) = $" n5 " AND coalesce(run_at, 0) = $" n6 \
+    " AND cancel_requested = $" n7 " AND lease_token = $" n8
+
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
                        "state, max_attempts, created_at, run_at, "
@@ -35,32 +44,36 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     // jobs_active's predicate, and on a young table (its statistics
     // those of a few rows) the cached plan took that index and walked
     // every queued job's entry for each lease.
-    [PG_JOB_LEASE]
+    [PG_JOB_LEASE] = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
+                     "started_at = $2, lease_deadline = $2 + CASE WHEN "
+                     "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+                     "worker_id = $4, lease_token = $5, "
+                     "finished_at = NULL, progress_percent = NULL, "
+                     "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+                     "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
+                     "RETURNING " PG_JOB_COLS,
+    // The same, queued (store_pg_lease.c): also only at attempt $7; it
+    // must change one row (pg_defer_expect).
+    [PG_JOB_LEASE_QUEUED]
     = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
       "started_at = $2, lease_deadline = $2 + CASE WHEN "
       "lease_ms > 0 THEN lease_ms ELSE $3 END, "
       "worker_id = $4, lease_token = $5, "
       "finished_at = NULL, progress_percent = NULL, "
       "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
-      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
-      "RETURNING " PG_JOB_COLS, // The same, queued (store_pg_lease.c): also
-                                // only at attempt $7, and
-    // fails (division by zero) when it leased nothing.
-    [PG_JOB_LEASE_QUEUED]
-    = "WITH u AS (UPDATE jobs SET state = 4, attempt = attempt + 1, "
-      "started_at = $2, lease_deadline = $2 + CASE WHEN "
-      "lease_ms > 0 THEN lease_ms ELSE $3 END, "
-      "worker_id = $4, lease_token = $5, "
-      "finished_at = NULL, progress_percent = NULL, "
-      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
       "AND attempt = $7 "
-      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
-      "RETURNING 1) SELECT 1 / (SELECT count(*)::int FROM u)",
-    [PG_JOB_FINISH]  = "UPDATE jobs SET state = $2, result = $3, error = $4, "
-                       "finished_at = $5, lease_deadline = NULL "
-                       "WHERE id = $1",
-    [PG_JOB_REQUEUE] = "UPDATE jobs SET state = $2, run_at = $3, "
-                       "error = $4, lease_deadline = NULL WHERE id = $1",
+      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6)",
+    [PG_JOB_FINISH] = "UPDATE jobs SET state = $2, result = $3, error = $4, "
+                      "finished_at = $5, lease_deadline = NULL "
+                      "WHERE id = $1",
+    // PG_JOB_FINISH and PG_JOB_BRIEF_CHECK in one (store_pg_brief.c).
+    [PG_JOB_FINISH_CHECKED]
+    = "UPDATE jobs SET state = $2, result = $3, "
+      "error = $4, finished_at = $5, lease_deadline = NULL "
+      "WHERE id = $1 AND " PG_BRIEF_IS(
+          "6", "7", "8", "9", "10", "11", "12", "13"),
+    [PG_JOB_REQUEUE]    = "UPDATE jobs SET state = $2, run_at = $3, "
+                          "error = $4, lease_deadline = NULL WHERE id = $1",
     [PG_JOB_MAKE_READY] = "UPDATE jobs SET state = 3 "
                           "WHERE id = $1 AND state BETWEEN 1 AND 2",
     [PG_JOB_EXTEND]     = "UPDATE jobs SET lease_deadline = $2 WHERE id = $1",
@@ -72,14 +85,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      "backoff_max_ms, backoff_multiplier, lease_token, "
                      "queue, type, step, concurrency_key, "
                      "concurrency_limit FROM jobs WHERE id = $1",
-    // Fails (division by zero) unless the row is as its kept brief says
-    // (store_pg_brief.c).
-    [PG_JOB_BRIEF_CHECK]
-    = "SELECT 1 / (SELECT count(*)::int FROM jobs WHERE id = $1 "
-      "AND state = $2 AND attempt = $3 AND max_attempts = $4 "
-      "AND coalesce(lease_deadline, 0) = $5 AND coalesce(started_at, 0) = $6 "
-      "AND coalesce(run_at, 0) = $7 AND cancel_requested = $8 "
-      "AND lease_token = $9)",
+    // One row if the row is as its kept brief says (store_pg_brief.c).
+    [PG_JOB_BRIEF_CHECK] = "SELECT 1 FROM jobs WHERE id = $1 AND " PG_BRIEF_IS(
+        "2", "3", "4", "5", "6", "7", "8", "9"),
     [PG_JOB_LIST] = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
                     " ORDER BY id DESC LIMIT $5",
     [PG_JOB_IDS] = "SELECT id FROM jobs WHERE " PG_JOB_FILTER
