@@ -45,6 +45,9 @@ pg_briefs_open(struct pg_store *st)
             : strstr(sql, " WHERE id = $1") != NULL && sql[0] == 'U' ? 1
                                                                      : 2;
     }
+    // The queued lease keeps what it knows itself (store_pg_lease.c): the
+    // brief it sets must outlive the statement's sending, later.
+    st->brief_effect[PG_JOB_LEASE_QUEUED] = 0;
     return 0;
 }
 
