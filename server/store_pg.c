@@ -4,8 +4,8 @@
 // Durability: COMMIT returns once PostgreSQL has made the transaction as
 // durable as the server's synchronous_commit (set by the operator, on by
 // default: flushed to the server's WAL, and to synchronous standbys when
-// there are some) says. That is the durability point, so the backend has
-// no deferred sync: needs_sync is false and sync does nothing.
+// there are some) says; with deferred sync on, store_sync waits for that
+// instead (store_pg_sync.c).
 //
 // Round trips: statements run in libpq's pipeline mode; the writes nobody
 // reads an answer of, transaction control and the batch's events are
