@@ -213,8 +213,7 @@ events_flush(struct engine *e, struct batch *b, struct anvil_error *err)
         ev.queue                       = text_of(eb, p->off[2]);
         ev.worker                      = text_of(eb, p->off[3]);
         ev.message                     = text_of(eb, p->off[4]);
-        uint64_t seq;
-        int      rc = store_event_insert(e->st, &ev, &seq, err);
+        int rc                         = store_event_append(e->st, &ev, err);
         if (rc != ANVIL_OK)
             return rc;
         count_minute(e, &ev);

@@ -382,6 +382,16 @@ store_event_insert(struct store *st, const struct store_new_event *ev,
 }
 
 int
+store_event_append(
+    struct store *st, const struct store_new_event *ev, struct anvil_error *err)
+{
+    uint64_t seq;
+    if (st->ops->event_append != NULL)
+        return st->ops->event_append(st, ev, err);
+    return st->ops->event_insert(st, ev, &seq, err);
+}
+
+int
 store_events_read(struct store *st, const struct store_event_filter *f,
     struct store_event **out, size_t *n, uint64_t *scanned_to,
     struct anvil_error *err)

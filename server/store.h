@@ -173,6 +173,9 @@ struct store_ops {
         struct store *st, int64_t id, int64_t now, struct anvil_error *err);
     int (*event_insert)(struct store *st, const struct store_new_event *ev,
         uint64_t *seq, struct anvil_error *err);
+    // Optional (NULL: event_insert): store_event_append.
+    int (*event_append)(struct store *st, const struct store_new_event *ev,
+        struct anvil_error *err);
     int (*events_read)(struct store *st, const struct store_event_filter *f,
         struct store_event **out, size_t *n, uint64_t *scanned_to,
         struct anvil_error *err);
@@ -590,6 +593,13 @@ struct store_event_filter {
 // were deleted and the store reopened, nor when the insert is rolled back).
 int store_event_insert(struct store *st, const struct store_new_event *ev,
     uint64_t *seq, struct anvil_error *err);
+
+// store_event_insert for a caller that needs no seq: a backend may send
+// it with the transaction's COMMIT, and then reports its failure there
+// (the PostgreSQL backend's pipeline), so it suits only writes whose
+// failure refuses the whole transaction anyway (the batch's events).
+int store_event_append(struct store *st, const struct store_new_event *ev,
+    struct anvil_error *err);
 
 // The events after f->after_seq that match f, in seq order, at most
 // f->limit of them (*out, *n: store_events_free). *scanned_to receives the

@@ -4,17 +4,13 @@
 // Durability: COMMIT returns once PostgreSQL has made the transaction as
 // durable as the server's synchronous_commit (set by the operator, on by
 // default: flushed to the server's WAL, and to synchronous standbys when
-// there are some) says. That is the durability point, so the backend has
-// no deferred sync: needs_sync is false and sync does nothing.
+// there are some) says; with deferred sync on, store_sync waits for that
+// instead (store_pg_sync.c).
 //
-// Round trips: each statement waits for its answer, so transaction control
-// is sent with the next thing that needs it. BEGIN goes out with the
-// batch's first savepoint or statement (a batch that did nothing sends
-// nothing), and a command's RELEASE with the next command's SAVEPOINT
-// ("RELEASE cmd; SAVEPOINT cmd", one round trip) or not at all before
-// COMMIT, which releases it. Statements between a release and the next
-// savepoint run inside the released savepoint, which changes nothing: its
-// writes join the transaction either way.
+// Round trips: statements run in libpq's pipeline mode; the writes nobody
+// reads an answer of, transaction control and the batch's events are
+// queued and go with the next read or COMMIT (store_pg_pipe.c, which also
+// says how their failures are reported).
 //
 // A lost connection fails the call in progress with UNAVAILABLE; the next
 // store_begin() reconnects once (PQreset) and prepares the statements
@@ -29,87 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-// ---- parameters ----
-
-void
-pg_p_init(struct pg_params *p)
-{
-    p->n = 0;
-}
-
-static int
-slot(struct pg_params *p)
-{
-    AV_ASSERT(p->n < PG_MAX_PARAMS);
-    int i         = p->n++;
-    p->values[i]  = NULL;
-    p->lengths[i] = 0;
-    p->formats[i] = 0;
-    return i;
-}
-
-void
-pg_p_i64(struct pg_params *p, int64_t v)
-{
-    int i = slot(p);
-    snprintf(p->num[i], sizeof(p->num[i]), "%lld", (long long) v);
-    p->values[i] = p->num[i];
-}
-
-void
-pg_p_double(struct pg_params *p, double v)
-{
-    int i = slot(p);
-    snprintf(p->num[i], sizeof(p->num[i]), "%.17g", v);
-    p->values[i] = p->num[i];
-}
-
-void
-pg_p_null(struct pg_params *p)
-{
-    (void) slot(p);
-}
-
-void
-pg_p_text(struct pg_params *p, const char *v)
-{
-    p->values[slot(p)] = v;
-}
-
-void
-pg_p_text_or_null(struct pg_params *p, const char *v)
-{
-    p->values[slot(p)] = v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-// Text in binary format is its bytes: the length is honoured.
-void
-pg_p_text_len(struct pg_params *p, const char *v, size_t len)
-{
-    int i         = slot(p);
-    p->values[i]  = v;
-    p->lengths[i] = (int) len;
-    p->formats[i] = 1;
-}
-
-void
-pg_p_bytes_or_null(struct pg_params *p, const char *v)
-{
-    if (v == NULL || v[0] == '\0')
-        pg_p_null(p);
-    else
-        pg_p_blob(p, v, strlen(v));
-}
-
-void
-pg_p_blob(struct pg_params *p, const void *v, size_t n)
-{
-    int i         = slot(p);
-    p->values[i]  = v != NULL ? (const char *) v : "";
-    p->lengths[i] = (int) n;
-    p->formats[i] = 1;
-}
 
 // ---- results ----
 
@@ -272,8 +187,8 @@ flush(struct pg_store *st, struct anvil_error *err)
 
 // The failure seam (store_hook_step, store.h): ANVIL_OK, or the failure
 // it injects before statement sid runs (which then does not run).
-static int
-injected(int sid, struct anvil_error *err, const char *what)
+int
+pg_injected(int sid, struct anvil_error *err, const char *what)
 {
     int h = store_hook_step != NULL ? store_hook_step(sid) : 0;
     if (h == 0)
@@ -299,26 +214,19 @@ stmt_name(char *buf, size_t len, int sid)
     return buf;
 }
 
+// Sent after whatever is queued, in the same round trip.
 int
 pg_query(struct pg_store *st, int sid, const struct pg_params *p,
     PGresult **out, struct anvil_error *err, const char *what)
 {
-    int rc = injected(sid, err, what);
-    if (rc != ANVIL_OK)
-        return rc;
-    char name[16];
-    if ((rc = flush(st, err)) != ANVIL_OK)
-        return rc;
-    PGresult *r = PQexecPrepared(st->conn, stmt_name(name, sizeof(name), sid),
-        p ? p->n : 0, p ? p->values : NULL, p ? p->lengths : NULL,
-        p ? p->formats : NULL, 1);
-    if (r != NULL && ok(r)) {
-        *out = r;
-        return ANVIL_OK;
-    }
-    rc = pg_error(st, r, err, what);
-    PQclear(r);
-    return rc;
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(sid, err, what);
+    if (rc == ANVIL_OK)
+        rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_send(st, sid, p, err, what);
+    return rc != ANVIL_OK ? rc : pg_pipe_sync(st, out, err, what);
 }
 
 int
@@ -386,10 +294,16 @@ pg_each_row(struct pg_store *st, int sid, const struct pg_params *p,
     int (*fn)(void *arg, const PGresult *r), void *arg, struct anvil_error *err,
     const char *what)
 {
-    int rc = injected(sid, err, what);
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(sid, err, what);
+    if (rc == ANVIL_OK)
+        rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, false, err, what);
+    if (rc == ANVIL_OK)
+        rc = flush(st, err);
     if (rc != ANVIL_OK)
-        return rc;
-    if ((rc = flush(st, err)) != ANVIL_OK)
         return rc;
     char name[16];
     if (!PQsendQueryPrepared(st->conn, stmt_name(name, sizeof(name), sid),
@@ -418,7 +332,10 @@ int
 pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    int rc = flush(st, err);
+    int rc = pg_cmd_protect(st, err);
+    if (rc == ANVIL_OK)
+        rc = flush(st, err);
+    pg_briefs_forget(st); // SQL text may write anything
     return rc != ANVIL_OK ? rc : pg_simple_raw(st, sql, err, what);
 }
 
@@ -426,8 +343,10 @@ static int
 pg_simple_raw(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    PGresult *r  = PQexec(st->conn, sql);
-    int       rc = ANVIL_OK;
+    int rc = pg_pipe_end(st, false, err, what);
+    if (rc != ANVIL_OK)
+        return rc;
+    PGresult *r = PQexec(st->conn, sql);
     if (r == NULL || !ok(r))
         rc = pg_error(st, r, err, what);
     PQclear(r);
@@ -438,7 +357,7 @@ int
 pg_control(struct pg_store *st, int id, const char *sql,
     struct anvil_error *err, const char *what)
 {
-    int rc = injected(id, err, what);
+    int rc = pg_injected(id, err, what);
     return rc != ANVIL_OK ? rc : pg_simple(st, sql, err, what);
 }
 
@@ -537,6 +456,15 @@ store_open_pg(const char *conninfo, struct store **out, struct anvil_error *err)
     fill_ops(&st->ops);
     st->base.ops = &st->ops;
     describe(st, conninfo);
+    pthread_mutex_init(&st->sync_lock, NULL);
+    st->conninfo = strdup(conninfo);
+    if (st->conninfo == NULL || pg_hold_open(st) != 0
+        || pg_briefs_open(st) != 0) {
+        free(st->conninfo);
+        free(st->held);
+        free(st);
+        return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
     int rc = connect_db(st, conninfo, err);
     if (rc == ANVIL_OK)
         PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
@@ -561,6 +489,12 @@ pg_close(struct store *base)
 {
     struct pg_store *st = pg(base);
     PQfinish(st->conn);
+    pg_sync_close(st);
+    pg_briefs_close(st);
+    pg_evbuf_free(st);
+    pg_hold_drop(st);
+    free(st->held);
+    st->held = NULL;
     free(st);
 }
 
@@ -574,11 +508,16 @@ reconnect(struct pg_store *st, struct anvil_error *err)
     PQreset(st->conn);
     if (PQstatus(st->conn) != CONNECTION_OK)
         return pg_error(st, NULL, err, "reconnecting");
+    pg_pipe_reset(st);
+    pg_briefs_forget(st);
     PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
     int rc = pg_simple(st,
         "SET client_min_messages = warning; SET lc_messages = 'C'; "
         "SET TIME ZONE 'UTC'",
         err, "configuring the session");
+    if (rc == ANVIL_OK && atomic_load(&st->deferred))
+        rc = pg_simple(
+            st, "SET synchronous_commit = off", err, "configuring the session");
     if (rc == ANVIL_OK)
         rc = prepare_all(st, err);
     if (rc == ANVIL_OK)
@@ -595,13 +534,20 @@ pgs_begin(struct store *base, struct anvil_error *err)
         if (rc != ANVIL_OK)
             return rc;
     }
-    int rc = injected(PG_BEGIN, err, "starting a transaction");
+    if (st->piped) { // a pipeline a failure left: its answers go
+        struct anvil_error ignored = { 0 };
+        (void) pg_pipe_end(st, true, &ignored, "starting a transaction");
+    }
+    pg_pipe_reset(st);
+    int rc = pg_injected(PG_BEGIN, err, "starting a transaction");
     // A transaction left open by a rollback that failed goes first.
     if (rc == ANVIL_OK && PQtransactionStatus(st->conn) != PQTRANS_IDLE) {
         AV_WARN("store.stale_transaction", "server=\"%s\"", st->where);
+        pg_briefs_forget(st);
         rc = pg_simple_raw(st, "ROLLBACK", err, "starting a transaction");
     }
     st->begin_pending   = rc == ANVIL_OK;
+    st->in_tx           = rc == ANVIL_OK;
     st->release_pending = false;
     return rc;
 }
@@ -610,22 +556,38 @@ static int
 pgs_commit(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
-    int              rc = injected(PG_COMMIT, err, "committing");
+    int              rc = pg_injected(PG_COMMIT, err, "committing");
     if (rc != ANVIL_OK)
         return rc;
     st->release_pending = false; // COMMIT releases it
-    if (st->begin_pending) {     // nothing was sent: nothing to commit
+    st->cmd_open        = false;
+    st->in_tx           = false;
+    st->rid_valid       = false;
+    // Nothing sent, queued or held: nothing to commit.
+    if (st->begin_pending && st->evbuf.n == 0 && st->n_held == 0) {
         st->begin_pending = false;
         return ANVIL_OK;
     }
+    // COMMIT goes with the answers still queued (the batch's events).
     // COMMIT of a transaction that failed answers ROLLBACK, not an error.
-    PGresult *r = PQexec(st->conn, "COMMIT");
-    if (r == NULL || !ok(r))
-        rc = pg_error(st, r, err, "committing");
-    else if (strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+    PGresult *r = NULL;
+    rc          = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK && st->sp_pending) // a command never released
+        rc = pg_cmd_release(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sql_send(st, "COMMIT", err, "committing");
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_sync(st, &r, err, "committing");
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, false, err, "committing");
+    if (rc == ANVIL_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
         rc = av_error_set(err, ANVIL_INTERNAL,
             "committing: the transaction had failed and was rolled back");
     PQclear(r);
+    if (rc != ANVIL_OK)
+        pg_briefs_forget(st);
+    else
+        pg_sync_committed(st);
     return rc;
 }
 
@@ -634,10 +596,20 @@ pgs_rollback(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
     st->release_pending = false;
-    if (st->begin_pending) {
+    st->in_tx           = false;
+    // The queued answers go unread: all of it is rolled back.
+    pg_evbuf_drop(st);
+    pg_hold_drop(st);
+    if (st->begin_pending) { // nothing was sent
         st->begin_pending = false;
+        st->sp_pending    = false;
         return ANVIL_OK;
     }
+    st->sp_pending             = false;
+    struct anvil_error ignored = { 0 };
+    (void) pg_pipe_end(st, true, &ignored, "rolling back");
+    pg_pipe_reset(st);
+    pg_briefs_forget(st); // leases rolled back
     PGTransactionStatusType t = PQtransactionStatus(st->conn);
     if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN)
         return ANVIL_OK; // none open, or the connection (and it) is gone
@@ -648,58 +620,79 @@ static int
 pgs_savepoint(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
-    int              rc = injected(PG_SAVEPOINT, err, "opening a savepoint");
+    int              rc = pg_injected(PG_SAVEPOINT, err, "opening a savepoint");
     if (rc != ANVIL_OK)
         return rc;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "%s%sSAVEPOINT cmd",
-        st->begin_pending ? "BEGIN; " : "",
-        st->release_pending ? "RELEASE cmd; " : "");
-    st->begin_pending   = false;
-    st->release_pending = false;
-    return pg_simple_raw(st, sql, err, "opening a savepoint");
+    if (pg_pipe_check(st, err) != ANVIL_OK)
+        return err->code; // Sent with the command's first read, if it has one,
+                          // else never
+    // (store_pg_pipe.c, pg_cmd_protect).
+    pg_hold_drop(st);
+    st->sp_pending = true;
+    st->sp_sent    = false;
+    st->epoch++;
+    st->cmd_open = true;
+    return ANVIL_OK;
 }
 
 static int
 pgs_release(struct store *base, struct anvil_error *err)
 {
-    int rc = injected(PG_RELEASE, err, "releasing a savepoint");
-    if (rc == ANVIL_OK)
-        pg(base)->release_pending = true;
-    return rc;
+    struct pg_store *st = pg(base);
+    int              rc = pg_injected(PG_RELEASE, err, "releasing a savepoint");
+    if (rc != ANVIL_OK) { // as before: the command stays open, undone next
+        st->release_pending = st->sp_sent;
+        st->cmd_open        = false;
+        return rc;
+    }
+    return pg_cmd_release(st, err);
 }
 
 static int
 pgs_rollback_savepoint(struct store *base, struct anvil_error *err)
 {
-    return pg_control(pg(base), PG_ROLLBACK_TO, "ROLLBACK TO cmd; RELEASE cmd",
-        err, "rolling back a savepoint");
+    // The command's own queued statements are rolled back unread; one of
+    // an earlier command that failed poisons the transaction (an error
+    // here: the engine refuses the batch).
+    struct pg_store *st = pg(base);
+    if (st->sp_pending) { // nothing of the command was sent: drop it
+        pg_hold_drop(st);
+        st->sp_pending = false;
+        st->cmd_open   = false;
+        st->rid_valid  = false;
+        pg_briefs_forget(st);
+        return pg_pipe_check(st, err);
+    }
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_pipe_end(st, true, err, "rolling back a savepoint");
+    st->cmd_open  = false;
+    st->rid_valid = false;
+    pg_briefs_forget(st); // its leases are undone
+    return rc != ANVIL_OK
+        ? rc
+        : pg_control(st, PG_ROLLBACK_TO, "ROLLBACK TO cmd; RELEASE cmd", err,
+            "rolling back a savepoint");
 }
 
-// ---- sync: PostgreSQL's COMMIT is the durability point ----
+// ---- sync: COMMIT, or with deferred sync store_sync (store_pg_sync.c) ----
 
 static int
 pgs_set_deferred_sync(struct store *base, bool on, struct anvil_error *err)
 {
-    (void) base;
-    (void) on;
-    (void) err;
-    return ANVIL_OK;
+    return pg_sync_set(pg(base), on, err);
 }
 
 static bool
 pgs_needs_sync(const struct store *base)
 {
-    (void) base;
-    return false;
+    return pg_sync_needed((const struct pg_store *) base);
 }
 
 static int
 pgs_sync(struct store *base, struct anvil_error *err)
 {
-    (void) base;
-    (void) err;
-    return ANVIL_OK;
+    return pg_sync(pg(base), err);
 }
 
 static void

@@ -25,19 +25,25 @@
 #include "store.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 enum pg_stmt_id {
     PG_JOB_INSERT,
     PG_JOB_BY_RID,
+    PG_JOB_BY_RIDS,
     PG_JOB_BY_KEY,
     PG_JOB_GET,
     PG_JOB_LEASE,
+    PG_JOB_LEASE_QUEUED,
     PG_JOB_FINISH,
+    PG_JOB_FINISH_CHECKED,
     PG_JOB_REQUEUE,
     PG_JOB_MAKE_READY,
     PG_JOB_EXTEND,
     PG_JOB_CANCEL_REQ,
     PG_JOB_BRIEF,
+    PG_JOB_BRIEF_CHECK,
     PG_JOB_LIST,
     PG_JOB_IDS,
     PG_SCAN_ACTIVE,
@@ -71,6 +77,7 @@ enum pg_stmt_id {
     PG_TOKEN_LIST,
     PG_TOKEN_REVOKE,
     PG_EVENT_INSERT,
+    PG_EVENT_INSERT_MANY,
     PG_EVENTS_SCAN,
     PG_EVENTS_BY_JOB,
     PG_EVENTS_BY_FLOW,
@@ -115,6 +122,34 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 #define PG_HWM_JOBS "job_id_hwm"
 #define PG_HWM_FLOWS "workflow_id_hwm"
 
+// A statement queued in the pipeline: what it does, for its error, and
+// the savepoint epoch it was sent in (0: outside the open command's).
+#define PG_QUEUE_MAX 256
+#define PG_RID_SPAN 64
+#define PG_BRIEFS 1024
+#define PG_KEPT 4096
+// Events collected into one INSERT (store_pg_evbuf.c): a column's values
+// as a binary array being built (HEADER bytes left for its header).
+#define PG_EV_NCOLS 11
+#define PG_EV_MAX 4096
+struct pg_evcol {
+    char  *buf;
+    size_t len, cap;
+};
+struct pg_evbuf {
+    int             n;
+    struct pg_evcol col[PG_EV_NCOLS];
+};
+struct pg_brief;
+struct pg_kept_job;
+#define PG_HELD_MAX 64
+struct pg_held;
+struct pg_queued {
+    const char *what;
+    int         epoch;
+    int         expect; // rows it must return or change; -1: any
+};
+
 struct pg_store {
     struct store     base; // first: a struct store * is a struct pg_store *
     struct store_ops ops;  // base.ops points here
@@ -124,6 +159,50 @@ struct pg_store {
     // BEGIN, and a RELEASE of the last command's savepoint.
     bool begin_pending;
     bool release_pending;
+    // The pipeline (store_pg_pipe.c): in pipeline mode, the statements
+    // whose answers are not read yet, the open command's savepoint
+    // (epoch counts them; cmd_open until its release) and a transaction
+    // poisoned by a queued statement that failed.
+    bool             piped;
+    int              n_queued;
+    struct pg_queued queued[PG_QUEUE_MAX];
+    int              epoch;
+    bool             cmd_open;
+    bool             in_tx; // between store_begin and its end
+    // Request ids [rid_lo, rid_lo + PG_RID_SPAN) and their jobs (0: none),
+    // read at once for a SubmitJobs' items (ids R + i) and kept up to date
+    // by this transaction's inserts; forgotten at every savepoint
+    // rollback, transaction end and DELETE (store_pg_jobs.c).
+    // The briefs of jobs leased (store_pg_brief.c), and what each
+    // statement does to them: 0 nothing, 1 forgets the job $1, 2 all.
+    struct pg_brief *briefs;
+    int              n_briefs;
+    char             brief_effect[PG_STMT_COUNT];
+    // The rows of jobs inserted QUEUED, until leased (store_pg_lease.c).
+    struct pg_kept_job *kept;
+    int                 n_kept;
+    struct pg_evbuf     evbuf; // events not sent yet (store_pg_evbuf.c)
+    // Deferred sync (store_pg_sync.c): its own connection, the commits
+    // counted and the count the last sync covered.
+    char                *conninfo;
+    atomic_bool          deferred;
+    atomic_uint_fast64_t commits;
+    PGconn              *sync_conn;
+    pthread_mutex_t      sync_lock;
+    uint64_t             synced;
+    bool                 sync_failed;
+    struct anvil_error   sync_err;
+    // The open command's savepoint not sent yet and its writes held
+    // (store_pg_pipe.c); sp_sent: it was sent.
+    bool               sp_pending;
+    bool               sp_sent;
+    int                n_held;
+    struct pg_held    *held;
+    bool               rid_valid;
+    int64_t            rid_lo;
+    int64_t            rid_job[PG_RID_SPAN];
+    bool               poisoned;
+    struct anvil_error poison;
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
@@ -215,6 +294,134 @@ int pg_simple(struct pg_store *st, const char *sql, struct anvil_error *err,
 // Runs transaction control statement id (PG_BEGIN...) as SQL text.
 int pg_control(struct pg_store *st, int id, const char *sql,
     struct anvil_error *err, const char *what);
+
+// ---- the pipeline (store_pg_pipe.c) ----
+
+// Queues a write whose only answer is success (no row count): its
+// failure is reported by a later call (see store_pg_pipe.c).
+int pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// pg_defer of sid standing in for statement seam (its failure seam,
+// store_hook_step): a queued form of a statement that waits.
+int pg_defer_as(struct pg_store *st, int sid, int seam,
+    const struct pg_params *p, struct anvil_error *err, const char *what);
+
+// pg_defer_as of a statement that must return or change expect rows.
+int pg_defer_expect(struct pg_store *st, int sid, int seam,
+    const struct pg_params *p, int expect, struct anvil_error *err,
+    const char *what);
+
+// Queues SQL text without parameters (one statement); own: it belongs
+// to the open command's savepoint.
+int pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
+    struct anvil_error *err, const char *what);
+
+// Queues the BEGIN not sent yet, if there is one.
+int pg_pipe_begin(struct pg_store *st, struct anvil_error *err);
+
+// Sends SQL text like pg_pipe_send, to be read by pg_pipe_sync(out).
+int pg_pipe_sql_send(struct pg_store *st, const char *sql,
+    struct anvil_error *err, const char *what);
+
+// Sends statement sid (after the BEGIN not sent yet) without noting it:
+// the caller reads its answer with pg_pipe_sync(out).
+int pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// Sends everything queued and reads the answers; out (or NULL): the last
+// statement sent by pg_pipe_send, the caller's to PQclear.
+int pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
+    const char *what);
+
+// Reads every queued answer and leaves pipeline mode (before a statement
+// run the plain way). discard_own: a failure of the open command's own
+// statements is no error (it is being rolled back).
+int pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
+    const char *what);
+
+// The poisoned transaction's error, or ANVIL_OK.
+int pg_pipe_check(struct pg_store *st, struct anvil_error *err);
+
+// Forgets the pipeline's state (a new transaction, a new connection).
+void pg_pipe_reset(struct pg_store *st);
+
+// ---- the leased jobs' briefs (store_pg_brief.c) ----
+
+int  pg_briefs_open(struct pg_store *st);
+void pg_briefs_close(struct pg_store *st);
+// Forgets every brief (a rollback, a new connection).
+void pg_briefs_forget(struct pg_store *st);
+// Statement sid with p is about to run: forgets what it may change.
+void pg_brief_written(struct pg_store *st, int sid, const struct pg_params *p);
+// Keeps the brief of job j, just leased with token_id.
+void pg_brief_leased(
+    struct pg_store *st, const struct job *j, int64_t token_id);
+// *hit and *b when the job's brief is kept (its check queued).
+int pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
+    struct anvil_error *err, bool *hit);
+
+// ---- events collected into one INSERT (store_pg_evbuf.c) ----
+
+// Adds an event (its message cut to message_len bytes).
+int pg_evbuf_add(struct pg_store *st, const struct store_new_event *ev,
+    size_t message_len, struct anvil_error *err);
+// Queues the INSERT of the events added, if any.
+int  pg_evbuf_send(struct pg_store *st, struct anvil_error *err);
+void pg_evbuf_drop(struct pg_store *st); // forgets them (a rollback)
+void pg_evbuf_free(struct pg_store *st);
+
+// The open command's savepoint: opened (queued) now, before a read, with
+// the writes held; released (the writes held queued without one).
+int pg_cmd_protect(struct pg_store *st, struct anvil_error *err);
+int pg_cmd_release(struct pg_store *st, struct anvil_error *err);
+// A write of the open command: held while its savepoint is not sent,
+// else queued.
+int  pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
+     int expect, struct anvil_error *err, const char *what);
+void pg_hold_drop(struct pg_store *st);
+// Whether the last write held is sid of job id ($1).
+bool pg_hold_last_is(struct pg_store *st, int sid, int64_t id);
+// Replaces that write with sid, whose parameters are front's followed by
+// the held one's but its first, expected to change one row.
+int pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
+    struct anvil_error *err, const char *what);
+// pg_pipe_queue of a statement that must return or change expect rows
+// (else a failure, "the row changed outside this server").
+int pg_pipe_queue_expect(struct pg_store *st, int sid,
+    const struct pg_params *p, int expect, struct anvil_error *err,
+    const char *what);
+int pg_hold_open(struct pg_store *st);
+
+// pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
+int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
+    struct anvil_error *err, const char *what);
+
+// ---- deferred sync (store_pg_sync.c) ----
+
+int  pg_sync_set(struct pg_store *st, bool on, struct anvil_error *err);
+bool pg_sync_needed(const struct pg_store *st);
+void pg_sync_committed(struct pg_store *st); // after each COMMIT
+int  pg_sync(struct pg_store *st, struct anvil_error *err);
+void pg_sync_close(struct pg_store *st);
+
+// ---- the rows of jobs inserted, until leased (store_pg_lease.c) ----
+
+int  pg_kept_open(struct pg_store *st);
+void pg_kept_close(struct pg_store *st);
+void pg_kept_forget_all(struct pg_store *st);
+void pg_kept_forget(struct pg_store *st, int64_t id);
+// Job id was just inserted as nj.
+void pg_kept_inserted(
+    struct pg_store *st, const struct store_new_job *nj, int64_t id);
+// *hit and *out when job id is kept and leasable as store_job_lease_key
+// asks (its UPDATE queued).
+int pg_kept_lease(struct pg_store *st, int64_t id, const char *key,
+    const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
+    struct job *out, struct anvil_error *err, bool *hit);
+
+// The failure seam (store_hook_step, store.h) for statement sid.
+int pg_injected(int sid, struct anvil_error *err, const char *what);
 
 // ---- reading binary result columns (NULL reads as 0 / "") ----
 

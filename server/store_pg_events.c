@@ -37,45 +37,69 @@ message_len(const char *m)
     return n;
 }
 
+static void
+event_params(struct pg_params *p, const struct store_new_event *ev)
+{
+    pg_p_init(p);
+    pg_p_i64(p, ev->kind);
+    pg_p_i64(p, ev->at);
+    if (ev->job_id != 0)
+        pg_p_i64(p, ev->job_id);
+    else
+        pg_p_null(p);
+    if (ev->workflow_id != 0)
+        pg_p_i64(p, ev->workflow_id);
+    else
+        pg_p_null(p);
+    pg_p_text_or_null(p, ev->step);
+    pg_p_text_or_null(p, ev->type);
+    pg_p_text_or_null(p, ev->queue);
+    pg_p_text_or_null(p, ev->worker);
+    pg_p_i64(p, ev->attempt);
+    size_t mlen = ev->message != NULL ? message_len(ev->message) : 0;
+    if (mlen > 0)
+        pg_p_text_len(p, ev->message, mlen);
+    else
+        pg_p_null(p);
+    if (ev->has_progress)
+        pg_p_i64(p, ev->progress_percent);
+    else
+        pg_p_null(p);
+}
+
 static int
 pgs_event_insert(struct store *base, const struct store_new_event *ev,
     uint64_t *seq, struct anvil_error *err)
 {
-    struct pg_store *st = pg(base);
     struct pg_params p;
-    pg_p_init(&p);
-    pg_p_i64(&p, ev->kind);
-    pg_p_i64(&p, ev->at);
-    if (ev->job_id != 0)
-        pg_p_i64(&p, ev->job_id);
-    else
-        pg_p_null(&p);
-    if (ev->workflow_id != 0)
-        pg_p_i64(&p, ev->workflow_id);
-    else
-        pg_p_null(&p);
-    pg_p_text_or_null(&p, ev->step);
-    pg_p_text_or_null(&p, ev->type);
-    pg_p_text_or_null(&p, ev->queue);
-    pg_p_text_or_null(&p, ev->worker);
-    pg_p_i64(&p, ev->attempt);
-    size_t mlen = ev->message != NULL ? message_len(ev->message) : 0;
-    if (mlen > 0)
-        pg_p_text_len(&p, ev->message, mlen);
-    else
-        pg_p_null(&p);
-    if (ev->has_progress)
-        pg_p_i64(&p, ev->progress_percent);
-    else
-        pg_p_null(&p);
-    int64_t v = 0;
-    int rc = pg_find_id(st, PG_EVENT_INSERT, &p, &v, err, "recording an event");
+    event_params(&p, ev);
+    int64_t v  = 0;
+    int     rc = pg_find_id(
+            pg(base), PG_EVENT_INSERT, &p, &v, err, "recording an event");
     if (rc == ANVIL_NOT_FOUND)
         rc = av_error_set(
             err, ANVIL_INTERNAL, "recording an event: no seq returned");
     if (rc == ANVIL_OK)
         *seq = (uint64_t) v;
     return rc;
+}
+
+// Queued: sent with the next read or the COMMIT (store_pg_pipe.c).
+static int
+pgs_event_append(struct store *base, const struct store_new_event *ev,
+    struct anvil_error *err)
+{
+    struct pg_store *st = pg(base);
+    if (st->in_tx) { // collected into one INSERT
+        int rc = pg_pipe_check(st, err);
+        if (rc == ANVIL_OK)
+            rc = pg_injected(PG_EVENT_INSERT, err, "recording an event");
+        size_t mlen = ev->message != NULL ? message_len(ev->message) : 0;
+        return rc != ANVIL_OK ? rc : pg_evbuf_add(st, ev, mlen, err);
+    }
+    struct pg_params p;
+    event_params(&p, ev);
+    return pg_defer(st, PG_EVENT_INSERT, &p, err, "recording an event");
 }
 
 static bool
@@ -333,6 +357,7 @@ void
 pg_events_ops(struct store_ops *o)
 {
     o->event_insert    = pgs_event_insert;
+    o->event_append    = pgs_event_append;
     o->events_read     = pgs_events_read;
     o->events_bounds   = pgs_events_bounds;
     o->sweep_jobs      = pgs_sweep_jobs;

@@ -25,7 +25,7 @@ pgs_workflow_insert(struct store *base, const struct store_new_workflow *nw,
         pg_p_null(&p);
     pg_p_i64(&p, nw->n_steps);
     pg_p_i64(&p, st->next_wf_id);
-    int rc = pg_exec(st, PG_WF_INSERT, &p, err, "inserting a workflow");
+    int rc = pg_defer(st, PG_WF_INSERT, &p, err, "inserting a workflow");
     if (rc == ANVIL_OK)
         *id = st->next_wf_id++;
     return rc;
@@ -39,7 +39,7 @@ pgs_edge_insert(
     pg_p_init(&p);
     pg_p_i64(&p, parent);
     pg_p_i64(&p, child);
-    return pg_exec(pg(base), PG_EDGE_INSERT, &p, err, "inserting an edge");
+    return pg_defer(pg(base), PG_EDGE_INSERT, &p, err, "inserting an edge");
 }
 
 static int

@@ -43,10 +43,43 @@ pgs_job_insert(struct store *base, const struct store_new_job *nj, int64_t *id,
     pg_p_i64(&p, st->next_job_id);
     pg_p_text_or_null(&p, nj->concurrency_key);
     pg_p_i64(&p, nj->concurrency_limit);
-    int rc = pg_exec(st, PG_JOB_INSERT, &p, err, "inserting a job");
+    int     rc  = pg_defer(st, PG_JOB_INSERT, &p, err, "inserting a job");
+    int64_t rid = (int64_t) nj->request_id;
+    if (rc == ANVIL_OK && nj->request_id != 0 && st->rid_valid
+        && rid >= st->rid_lo && rid - st->rid_lo < PG_RID_SPAN)
+        st->rid_job[rid - st->rid_lo] = st->next_job_id;
+    if (rc == ANVIL_OK)
+        pg_kept_inserted(st, nj, st->next_job_id);
     if (rc == ANVIL_OK)
         *id = st->next_job_id++;
     return rc;
+}
+
+// Reads the jobs of request ids [rid, rid + PG_RID_SPAN) into the
+// transaction's cache: a SubmitJobs of n items then costs one round trip
+// for its lookups instead of n.
+static int
+read_rids(struct pg_store *st, int64_t rid, struct anvil_error *err)
+{
+    struct pg_params p;
+    pg_p_init(&p);
+    pg_p_i64(&p, rid);
+    pg_p_i64(&p, rid + PG_RID_SPAN);
+    PGresult *r  = NULL;
+    int       rc = pg_query(
+              st, PG_JOB_BY_RIDS, &p, &r, err, "looking up jobs by request id");
+    if (rc != ANVIL_OK)
+        return rc;
+    memset(st->rid_job, 0, sizeof(st->rid_job));
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t at = pg_i64(r, i, 0) - rid;
+        if (at >= 0 && at < PG_RID_SPAN)
+            st->rid_job[at] = pg_i64(r, i, 1);
+    }
+    PQclear(r);
+    st->rid_lo    = rid;
+    st->rid_valid = true;
+    return ANVIL_OK;
 }
 
 static int
@@ -63,8 +96,21 @@ static int
 pgs_job_by_request(
     struct store *base, uint64_t rid, int64_t *id, struct anvil_error *err)
 {
-    return by_i64(base, PG_JOB_BY_RID, (int64_t) rid, id, err,
-        "looking up a job by request id");
+    struct pg_store *st = pg(base);
+    int64_t          r  = (int64_t) rid;
+    if (!st->in_tx || r > INT64_MAX - PG_RID_SPAN)
+        return by_i64(
+            base, PG_JOB_BY_RID, r, id, err, "looking up a job by request id");
+    if (!st->rid_valid || r < st->rid_lo || r - st->rid_lo >= PG_RID_SPAN) {
+        int rc = read_rids(st, r, err);
+        if (rc != ANVIL_OK)
+            return rc;
+    }
+    int64_t job = st->rid_job[r - st->rid_lo];
+    if (job == 0)
+        return ANVIL_NOT_FOUND;
+    *id = job;
+    return ANVIL_OK;
 }
 
 static int
@@ -156,6 +202,13 @@ pgs_job_lease_key(struct store *base, int64_t id, const char *key,
     const char *worker, int64_t token_id, int64_t now, int64_t default_lease,
     struct job *out, struct anvil_error *err)
 {
+    bool hit = false;
+    int  rc  = pg_kept_lease(pg(base), id, key, worker, token_id, now,
+          default_lease, out, err, &hit);
+    if (rc == ANVIL_OK && hit)
+        pg_brief_leased(pg(base), out, token_id);
+    if (rc != ANVIL_OK || hit)
+        return rc;
     struct pg_params p;
     pg_p_init(&p);
     pg_p_i64(&p, id);
@@ -164,7 +217,10 @@ pgs_job_lease_key(struct store *base, int64_t id, const char *key,
     pg_p_text(&p, worker != NULL ? worker : "");
     pg_p_i64(&p, token_id);
     pg_p_text(&p, key);
-    return one_job(pg(base), PG_JOB_LEASE, &p, out, err, "leasing a job");
+    rc = one_job(pg(base), PG_JOB_LEASE, &p, out, err, "leasing a job");
+    if (rc == ANVIL_OK)
+        pg_brief_leased(pg(base), out, token_id);
+    return rc;
 }
 
 static int
@@ -181,7 +237,18 @@ pgs_job_finish(struct store *base, int64_t id, int state, const uint8_t *result,
         pg_p_null(&p);
     pg_p_bytes_or_null(&p, error);
     pg_p_i64(&p, now);
-    return pg_exec(pg(base), PG_JOB_FINISH, &p, err, "finishing a job");
+    // Right after its brief was read from what is kept, the check of the
+    // brief and the finish are one statement (store_pg_brief.c).
+    struct pg_store *st = pg(base);
+    if (!pg_hold_last_is(st, PG_JOB_BRIEF_CHECK, id))
+        return pg_defer(st, PG_JOB_FINISH, &p, err, "finishing a job");
+    int rc = pg_pipe_check(st, err);
+    if (rc == ANVIL_OK)
+        rc = pg_injected(PG_JOB_FINISH, err, "finishing a job");
+    if (rc == ANVIL_OK)
+        rc = pg_hold_fold(
+            st, PG_JOB_FINISH_CHECKED, &p, err, "finishing a job");
+    return rc;
 }
 
 static int
@@ -194,7 +261,7 @@ pgs_job_requeue(struct store *base, int64_t id, int state, int64_t run_at,
     pg_p_i64(&p, state);
     pg_p_i64(&p, run_at);
     pg_p_bytes_or_null(&p, error);
-    return pg_exec(pg(base), PG_JOB_REQUEUE, &p, err, "requeueing a job");
+    return pg_defer(pg(base), PG_JOB_REQUEUE, &p, err, "requeueing a job");
 }
 
 static int
@@ -231,7 +298,7 @@ pgs_job_extend(
     pg_p_init(&p);
     pg_p_i64(&p, id);
     pg_p_i64(&p, deadline);
-    return pg_exec(pg(base), PG_JOB_EXTEND, &p, err, "extending a lease");
+    return pg_defer(pg(base), PG_JOB_EXTEND, &p, err, "extending a lease");
 }
 
 static int
@@ -240,7 +307,8 @@ pgs_job_request_cancel(struct store *base, int64_t id, struct anvil_error *err)
     struct pg_params p;
     pg_p_init(&p);
     pg_p_i64(&p, id);
-    return pg_exec(pg(base), PG_JOB_CANCEL_REQ, &p, err, "requesting a cancel");
+    return pg_defer(
+        pg(base), PG_JOB_CANCEL_REQ, &p, err, "requesting a cancel");
 }
 
 static int
@@ -268,12 +336,15 @@ static int
 pgs_job_brief(struct store *base, int64_t id, struct store_job_brief *b,
     struct anvil_error *err)
 {
+    bool hit = false;
+    int  rc  = pg_brief_cached(pg(base), id, b, err, &hit);
+    if (rc != ANVIL_OK || hit)
+        return rc;
     struct pg_params p;
     pg_p_init(&p);
     pg_p_i64(&p, id);
-    PGresult *r  = NULL;
-    int       rc = pg_query(
-              pg(base), PG_JOB_BRIEF, &p, &r, err, "reading a job's state");
+    PGresult *r = NULL;
+    rc = pg_query(pg(base), PG_JOB_BRIEF, &p, &r, err, "reading a job's state");
     if (rc != ANVIL_OK)
         return rc;
     if (PQntuples(r) == 0) {

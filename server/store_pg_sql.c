@@ -14,34 +14,66 @@
     "AND ($3::text IS NULL OR queue = $3) AND id < $4 "                   \
     "AND created_at >= $6 AND created_at < $7"
 
+// A job's row is as its kept brief says (store_pg_brief.c): its state,
+// attempt, max_attempts, lease deadline, start, run_at, cancel flag and
+// lease token are parameters n1...n8.
+#define PG_BRIEF_IS(n1, n2, n3, n4, n5, n6, n7, n8)                         \
+    "state = $" n1 " AND attempt = $" n2 " AND max_attempts = $" n3         \
+    " AND coalesce(lease_deadline, 0) = $" n4                               \
+    " AND coalesce(started_at, 0) = $" n5 " AND coalesce(run_at, 0) = $" n6 \
+    " AND cancel_requested = $" n7 " AND lease_token = $" n8
+
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
-    [PG_JOB_INSERT] = "INSERT INTO jobs(type, queue, payload, priority, "
-                      "state, max_attempts, created_at, run_at, "
-                      "timeout_ms, lease_ms, idem_key, request_id, "
-                      "workflow_id, step, pending_parents, "
-                      "backoff_initial_ms, backoff_max_ms, "
-                      "backoff_multiplier, id, concurrency_key, "
-                      "concurrency_limit) "
-                      "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                      "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-                      "$21)",
-    [PG_JOB_BY_RID] = "SELECT id FROM jobs WHERE request_id = $1",
-    [PG_JOB_BY_KEY] = "SELECT id FROM jobs WHERE idem_key = $1",
-    [PG_JOB_GET]    = "SELECT " PG_JOB_COLS " FROM jobs WHERE id = $1",
-    // $6: the ready queue's "queue\x1ftype", NULL = any.
-    [PG_JOB_LEASE]   = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
-                       "started_at = $2, lease_deadline = $2 + CASE WHEN "
-                       "lease_ms > 0 THEN lease_ms ELSE $3 END, "
-                       "worker_id = $4, lease_token = $5, "
-                       "finished_at = NULL, progress_percent = NULL, "
-                       "progress_message = NULL WHERE id = $1 AND state = 3 "
-                       "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
-                       "RETURNING " PG_JOB_COLS,
-    [PG_JOB_FINISH]  = "UPDATE jobs SET state = $2, result = $3, error = $4, "
-                       "finished_at = $5, lease_deadline = NULL "
-                       "WHERE id = $1",
-    [PG_JOB_REQUEUE] = "UPDATE jobs SET state = $2, run_at = $3, "
-                       "error = $4, lease_deadline = NULL WHERE id = $1",
+    [PG_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
+                       "state, max_attempts, created_at, run_at, "
+                       "timeout_ms, lease_ms, idem_key, request_id, "
+                       "workflow_id, step, pending_parents, "
+                       "backoff_initial_ms, backoff_max_ms, "
+                       "backoff_multiplier, id, concurrency_key, "
+                       "concurrency_limit) "
+                       "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                       "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+                       "$21)",
+    [PG_JOB_BY_RID]  = "SELECT id FROM jobs WHERE request_id = $1",
+    [PG_JOB_BY_RIDS] = "SELECT request_id, id FROM jobs "
+                       "WHERE request_id >= $1 AND request_id < $2",
+    [PG_JOB_BY_KEY]  = "SELECT id FROM jobs WHERE idem_key = $1",
+    [PG_JOB_GET]     = "SELECT " PG_JOB_COLS " FROM jobs WHERE id = $1",
+    // $6: the ready queue's "queue\x1ftype", NULL = any. "state + 0"
+    // keeps the planner on the primary key: "state = 3" implies
+    // jobs_active's predicate, and on a young table (its statistics
+    // those of a few rows) the cached plan took that index and walked
+    // every queued job's entry for each lease.
+    [PG_JOB_LEASE] = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
+                     "started_at = $2, lease_deadline = $2 + CASE WHEN "
+                     "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+                     "worker_id = $4, lease_token = $5, "
+                     "finished_at = NULL, progress_percent = NULL, "
+                     "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+                     "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
+                     "RETURNING " PG_JOB_COLS,
+    // The same, queued (store_pg_lease.c): also only at attempt $7; it
+    // must change one row (pg_defer_expect).
+    [PG_JOB_LEASE_QUEUED]
+    = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
+      "started_at = $2, lease_deadline = $2 + CASE WHEN "
+      "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+      "worker_id = $4, lease_token = $5, "
+      "finished_at = NULL, progress_percent = NULL, "
+      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+      "AND attempt = $7 "
+      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6)",
+    [PG_JOB_FINISH] = "UPDATE jobs SET state = $2, result = $3, error = $4, "
+                      "finished_at = $5, lease_deadline = NULL "
+                      "WHERE id = $1",
+    // PG_JOB_FINISH and PG_JOB_BRIEF_CHECK in one (store_pg_brief.c).
+    [PG_JOB_FINISH_CHECKED]
+    = "UPDATE jobs SET state = $2, result = $3, "
+      "error = $4, finished_at = $5, lease_deadline = NULL "
+      "WHERE id = $1 AND " PG_BRIEF_IS(
+          "6", "7", "8", "9", "10", "11", "12", "13"),
+    [PG_JOB_REQUEUE]    = "UPDATE jobs SET state = $2, run_at = $3, "
+                          "error = $4, lease_deadline = NULL WHERE id = $1",
     [PG_JOB_MAKE_READY] = "UPDATE jobs SET state = 3 "
                           "WHERE id = $1 AND state BETWEEN 1 AND 2",
     [PG_JOB_EXTEND]     = "UPDATE jobs SET lease_deadline = $2 WHERE id = $1",
@@ -53,7 +85,10 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      "backoff_max_ms, backoff_multiplier, lease_token, "
                      "queue, type, step, concurrency_key, "
                      "concurrency_limit FROM jobs WHERE id = $1",
-    [PG_JOB_LIST]  = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
+    // One row if the row is as its kept brief says (store_pg_brief.c).
+    [PG_JOB_BRIEF_CHECK] = "SELECT 1 FROM jobs WHERE id = $1 AND " PG_BRIEF_IS(
+        "2", "3", "4", "5", "6", "7", "8", "9"),
+    [PG_JOB_LIST] = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
                     " ORDER BY id DESC LIMIT $5",
     [PG_JOB_IDS] = "SELECT id FROM jobs WHERE " PG_JOB_FILTER
                    " AND ($8::bigint = 0 OR workflow_id IS NULL)"
@@ -136,9 +171,17 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_TOKEN_REVOKE]     = "UPDATE tokens SET revoked_at = $2 WHERE id = $1 "
                             "AND revoked_at = 0",
     // The seq from sequence events_seq (store_pg_events.c).
-    [PG_EVENT_INSERT] = "INSERT INTO events(" PG_EV_COLS ") VALUES("
-                        "nextval('events_seq'), $1, $2, $3, $4, $5, $6, $7, "
-                        "$8, $9, $10, $11) RETURNING seq",
+    [PG_EVENT_INSERT]
+    = "INSERT INTO events(" PG_EV_COLS ") VALUES("
+      "nextval('events_seq'), $1, $2, $3, $4, $5, $6, $7, "
+      "$8, $9, $10, $11) RETURNING seq", // Events as arrays, one per column
+                                         // (store_pg_evbuf.c): unnest yields
+    // them, and nextval numbers them, in order.
+    [PG_EVENT_INSERT_MANY]
+    = "INSERT INTO events(" PG_EV_COLS ") SELECT nextval('events_seq'), * "
+      "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], "
+      "$5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], "
+      "$10::bytea[], $11::int8[])",
     // $2 NULL: no LIMIT.
     [PG_EVENTS_SCAN]    = "SELECT " PG_EV_COLS " FROM events WHERE seq > $1 "
                           "ORDER BY seq LIMIT $2",

@@ -159,7 +159,9 @@ test_store_pg_unique_violation_is_internal_with_the_servers_message(
 }
 
 // A statement PostgreSQL refuses aborts its transaction; rolling back to
-// the command's savepoint makes it usable again, as the engine does.
+// the command's savepoint makes it usable again, as the engine does. In a
+// transaction a write is queued (store_pg_pipe.c): its failure is
+// reported by the command's next read.
 static void
 test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
 {
@@ -173,7 +175,12 @@ test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
     insert(f->st, "half", "k2");
     struct store_new_job dup = new_job("dup", "k1");
     int64_t              id  = 0;
-    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
+    int64_t found = 0;
+    assert_int_equal(
+        store_job_by_key(f->st, "k2", &found, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "database error while inserting a job"));
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
     assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_OK);
     assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
     insert(f->st, "after", "k2");
@@ -185,6 +192,43 @@ test_store_pg_a_failed_command_is_undone_by_its_savepoint(void **state)
         0);
 }
 
+// A queued write of a command already released fails later: that
+// command was answered OK, so the transaction cannot commit any more;
+// every later call fails, a rollback to a savepoint too (the engine then
+// refuses the batch), and nothing of it is kept.
+static void
+test_store_pg_a_failed_write_of_an_earlier_command_fails_the_transaction(
+    void **state)
+{
+    struct fx         *f   = *state;
+    struct anvil_error err = { 0 };
+    insert(f->st, "a", "same");
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    insert(f->st, "lost", NULL);
+    struct store_new_job dup = new_job("dup", "same");
+    int64_t              id  = 0;
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    int64_t found = 0;
+    assert_int_equal(
+        store_job_by_key(f->st, "same", &found, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
+    err = (struct anvil_error) { 0 };
+    assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_INTERNAL);
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+    assert_int_equal(count_jobs(f), 1);
+    // The store still works.
+    insert(f->st, "b", NULL);
+    assert_int_equal(count_jobs(f), 2);
+}
+
+// The batch's events and last writes go with COMMIT: a failure there
+// fails the commit.
 static void
 test_store_pg_commit_of_a_failed_transaction_is_reported(void **state)
 {
@@ -195,14 +239,195 @@ test_store_pg_commit_of_a_failed_transaction_is_reported(void **state)
     insert(f->st, "lost", NULL);
     struct store_new_job dup = new_job("dup", "same");
     int64_t              id  = 0;
-    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_INTERNAL);
+    assert_int_equal(store_job_insert(f->st, &dup, &id, &err), ANVIL_OK);
     assert_int_equal(store_commit(f->st, &err), ANVIL_INTERNAL);
-    assert_non_null(strstr(err.msg, "rolled back"));
+    assert_non_null(strstr(err.msg, "jobs_idem_key"));
     assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
     assert_int_equal(count_jobs(f), 1);
-    // The store still works.
+    // The store still works, in and out of transactions.
     insert(f->st, "b", NULL);
     assert_int_equal(count_jobs(f), 2);
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    insert(f->st, "c", NULL);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(count_jobs(f), 3);
+}
+
+// A job inserted QUEUED here is leased without a round trip, the leased
+// row computed from the inserted one (store_pg_lease.c): it must read as
+// the row PostgreSQL holds after the lease, and its brief, kept for the
+// report, as the brief read from the row.
+static void
+test_store_pg_a_lease_computed_here_reads_as_the_row(void **state)
+{
+    struct fx           *f   = *state;
+    struct anvil_error   err = { 0 };
+    struct store_new_job nj  = new_job("mail.send", "k-1");
+    nj.priority              = 7;
+    nj.timeout_ms            = 9000;
+    nj.request_id            = 4242;
+    nj.concurrency_key       = "tenant-1";
+    nj.concurrency_limit     = 2;
+    nj.retry                 = (struct retry_policy) { .max_attempts = 4,
+                        .initial_backoff_ms                          = 10,
+                        .max_backoff_ms                              = 900,
+                        .backoff_multiplier                          = 1.5 };
+    int64_t id               = 0;
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_insert(f->st, &nj, &id, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+
+    struct job got = { 0 };
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_lease_key(f->st, id, "default\x1fmail.send",
+                         "worker-9", 17, 5000, 30000, &got, &err),
+        ANVIL_OK);
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+
+    struct job row = { 0 };
+    assert_int_equal(store_job_get(f->st, id, &row, &err), ANVIL_OK);
+    assert_int_equal(got.id, row.id);
+    assert_string_equal(got.type, row.type);
+    assert_string_equal(got.queue, row.queue);
+    assert_int_equal(got.payload_len, row.payload_len);
+    assert_memory_equal(got.payload, row.payload, row.payload_len);
+    assert_int_equal(got.priority, row.priority);
+    assert_int_equal(got.state, row.state);
+    assert_int_equal(got.state, ANVIL_JOB_RUNNING);
+    assert_int_equal(got.attempt, row.attempt);
+    assert_int_equal(got.retry.max_attempts, row.retry.max_attempts);
+    assert_int_equal(
+        got.retry.initial_backoff_ms, row.retry.initial_backoff_ms);
+    assert_int_equal(got.retry.max_backoff_ms, row.retry.max_backoff_ms);
+    assert_true(got.retry.backoff_multiplier == row.retry.backoff_multiplier);
+    assert_int_equal(got.result_len, row.result_len);
+    assert_string_equal(got.error, row.error);
+    assert_int_equal(got.created_at, row.created_at);
+    assert_int_equal(got.started_at, row.started_at);
+    assert_int_equal(got.finished_at, row.finished_at);
+    assert_int_equal(got.run_at, row.run_at);
+    assert_int_equal(got.timeout_ms, row.timeout_ms);
+    assert_int_equal(got.lease_deadline, row.lease_deadline);
+    assert_int_equal(got.lease_deadline, 35000);
+    assert_string_equal(got.worker_id, row.worker_id);
+    assert_string_equal(got.idem_key, row.idem_key);
+    assert_int_equal(got.cancel_requested, row.cancel_requested);
+    assert_int_equal(got.workflow_id, row.workflow_id);
+    assert_string_equal(got.step, row.step);
+    assert_int_equal(got.lease_ms, row.lease_ms);
+    assert_int_equal(got.has_progress, row.has_progress);
+    assert_string_equal(got.progress_message, row.progress_message);
+    assert_string_equal(got.concurrency_key, row.concurrency_key);
+    assert_int_equal(got.concurrency_limit, row.concurrency_limit);
+    job_fini(&got);
+    job_fini(&row);
+
+    // The brief kept for the report, read in a transaction, is the row's
+    // (read outside one).
+    struct store_job_brief kept = { 0 }, read = { 0 };
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_brief(f->st, id, &kept, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_brief(f->st, id, &read, &err), ANVIL_OK);
+    assert_memory_equal(&kept, &read, sizeof(kept));
+}
+
+// What is kept is checked where it is used: a row changed by something
+// else (here SQL behind the store's back) fails the transaction instead
+// of a lease or a report being committed on a stale row.
+static void
+test_store_pg_a_row_changed_elsewhere_fails_the_transaction(void **state)
+{
+    struct fx           *f   = *state;
+    struct anvil_error   err = { 0 };
+    int64_t              a = 0, b = 0;
+    struct store_new_job nj = new_job("t", NULL);
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_insert(f->st, &nj, &a, &err), ANVIL_OK);
+    assert_int_equal(store_job_insert(f->st, &nj, &b, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+
+    // a's lease: its attempt changed elsewhere.
+    assert_int_equal(
+        harness_sql_exec(f->conninfo, "UPDATE jobs SET attempt = 5"), 0);
+    struct job j = { 0 };
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(
+        store_job_lease(f->st, a, "w", 0, 100, 1000, &j, &err), ANVIL_OK);
+    job_fini(&j);
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_not_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_non_null(strstr(err.msg, "changed outside this server"));
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+    assert_int_equal(harness_sql_int(f->conninfo,
+                         "SELECT COUNT(*) FROM jobs WHERE state = 3"),
+        2);
+
+    // b's report: leased here (its brief kept), then cancelled elsewhere.
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(
+        store_job_lease(f->st, b, "w", 0, 100, 1000, &j, &err), ANVIL_OK);
+    job_fini(&j);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(
+        harness_sql_exec(f->conninfo, "UPDATE jobs SET cancel_requested = 1"),
+        0);
+    struct store_job_brief br = { 0 };
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_brief(f->st, b, &br, &err), ANVIL_OK);
+    assert_int_equal(store_job_finish(f->st, b, ANVIL_JOB_SUCCEEDED, NULL, 0,
+                         NULL, 200, &err),
+        ANVIL_OK);
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_not_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = %lld",
+        (long long) b);
+    assert_int_equal(harness_sql_int(f->conninfo, sql), ANVIL_JOB_RUNNING);
+    // Read afresh, the brief is the row's.
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_brief(f->st, b, &br, &err), ANVIL_OK);
+    assert_true(br.cancel_requested);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+}
+
+// A command's writes wait for its first read (store_pg_pipe.c): rolled
+// back before one, they are dropped unsent; a command with a read is
+// rolled back to the savepoint sent before it.
+static void
+test_store_pg_a_command_rolled_back_leaves_nothing_with_or_without_a_read(
+    void **state)
+{
+    struct fx         *f     = *state;
+    struct anvil_error err   = { 0 };
+    int64_t            found = 0;
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    insert(f->st, "kept", "k1");
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    insert(f->st, "dropped", "k2"); // held, never sent
+    assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    insert(f->st, "undone", "k3");
+    assert_int_equal(store_job_by_key(f->st, "k1", &found, &err), ANVIL_OK);
+    assert_int_equal(store_rollback_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    assert_int_equal(
+        store_job_by_key(f->st, "k3", &found, &err), ANVIL_NOT_FOUND);
+    insert(f->st, "after", "k4");
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(count_jobs(f), 2);
+    assert_int_equal(harness_sql_int(f->conninfo,
+                         "SELECT COUNT(*) FROM jobs WHERE type IN "
+                         "('kept', 'after')"),
+        2);
 }
 
 // Errors, idempotency keys and event messages take any bytes, as in
@@ -302,7 +527,11 @@ main(void)
         T(test_store_pg_lost_connection_is_unavailable_then_reconnects),
         T(test_store_pg_unique_violation_is_internal_with_the_servers_message),
         T(test_store_pg_a_failed_command_is_undone_by_its_savepoint),
+        T(test_store_pg_a_failed_write_of_an_earlier_command_fails_the_transaction),
         T(test_store_pg_commit_of_a_failed_transaction_is_reported),
+        T(test_store_pg_a_lease_computed_here_reads_as_the_row),
+        T(test_store_pg_a_row_changed_elsewhere_fails_the_transaction),
+        T(test_store_pg_a_command_rolled_back_leaves_nothing_with_or_without_a_read),
         T(test_store_pg_free_text_keeps_bytes_that_are_not_utf8),
         T(test_store_pg_disk_full_is_resource_exhausted),
         T(test_store_pg_scan_active_streams_and_stops_on_a_failure),
