@@ -22,6 +22,8 @@
 // its own.
 #include "store_pg.h"
 
+#include "leader.h"
+
 #include "util/error.h"
 #include "util/log.h"
 
@@ -239,6 +241,9 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
         || (state != NULL
             && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0)
                 || strncmp(state, "57P", 3) == 0));
+    if (state != NULL && strcmp(state, LEADER_FENCED_STATE) == 0)
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader: %s", msg);
     if (lost)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "lost the connection to %s while %s (anvild reconnects at its "
@@ -267,7 +272,9 @@ flush(struct pg_store *st, struct anvil_error *err)
     if (!st->begin_pending)
         return ANVIL_OK;
     st->begin_pending = false;
-    return pg_simple_raw(st, "BEGIN", err, "starting a transaction");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "BEGIN; %s", st->fence);
+    return pg_simple_raw(st, sql, err, "starting a transaction");
 }
 
 // The failure seam (store_hook_step, store.h): ANVIL_OK, or the failure
@@ -651,9 +658,9 @@ pgs_savepoint(struct store *base, struct anvil_error *err)
     int              rc = injected(PG_SAVEPOINT, err, "opening a savepoint");
     if (rc != ANVIL_OK)
         return rc;
-    char sql[64];
-    snprintf(sql, sizeof(sql), "%s%sSAVEPOINT cmd",
-        st->begin_pending ? "BEGIN; " : "",
+    char sql[160];
+    snprintf(sql, sizeof(sql), "%s%s%sSAVEPOINT cmd",
+        st->begin_pending ? "BEGIN; " : "", st->begin_pending ? st->fence : "",
         st->release_pending ? "RELEASE cmd; " : "");
     st->begin_pending   = false;
     st->release_pending = false;

@@ -124,6 +124,9 @@ struct pg_store {
     // BEGIN, and a RELEASE of the last command's savepoint.
     bool begin_pending;
     bool release_pending;
+    // Sent right after each BEGIN: "" or "SELECT anvil_fence(...); "
+    // (store_pg_fence.c).
+    char fence[80];
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;
