@@ -241,9 +241,16 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
         || (state != NULL
             && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0)
                 || strncmp(state, "57P", 3) == 0));
+    // The fence failed (leader.h), or a statement after it in the same
+    // aborted transaction (25P02): not applied; the leader has it.
     if (state != NULL && strcmp(state, LEADER_FENCED_STATE) == 0)
+        st->fenced = true;
+    if (st->fenced && state != NULL
+        && (strcmp(state, LEADER_FENCED_STATE) == 0
+            || strcmp(state, "25P02") == 0))
         return av_error_set(err, ANVIL_UNAVAILABLE,
-            "this anvild is no longer the leader: %s", msg);
+            "this anvild is no longer the leader (retry on the leader): %s",
+            msg);
     if (lost)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "lost the connection to %s while %s (anvild reconnects at its "
@@ -597,6 +604,9 @@ static int
 pgs_begin(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
+    if (st->fenced) // deposed: nothing more is written (leader.h)
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader; retry on the leader");
     if (PQstatus(st->conn) == CONNECTION_BAD) {
         int rc = reconnect(st, err);
         if (rc != ANVIL_OK)
@@ -629,6 +639,9 @@ pgs_commit(struct store *base, struct anvil_error *err)
     PGresult *r = PQexec(st->conn, "COMMIT");
     if (r == NULL || !ok(r))
         rc = pg_error(st, r, err, "committing");
+    else if (strcmp(PQcmdStatus(r), "ROLLBACK") == 0 && st->fenced)
+        rc = av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader; retry on the leader");
     else if (strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
         rc = av_error_set(err, ANVIL_INTERNAL,
             "committing: the transaction had failed and was rolled back");
