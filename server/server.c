@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define RECV_MARGIN (64 * 1024)
 
@@ -237,6 +238,14 @@ server_serve(struct server *s, struct anvil_error *err)
             .metrics            = s->metrics,
         };
         rc = rpc_start(&rcf, &s->rpc, err);
+        // A standby that just took over may still be letting its socket
+        // go (standby.c): the URL is free again within a moment.
+        for (int i = 0; rc == ANVIL_UNAVAILABLE && s->leader != NULL && i < 30;
+             i++) {
+            struct timespec ts = { 0, 100000000L };
+            nanosleep(&ts, NULL);
+            rc = rpc_start(&rcf, &s->rpc, err);
+        }
     }
     for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
         rc = start_http(s, cfg->http_urls[i], &s->http[i], err);

@@ -13,9 +13,11 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STANDBY_CONTEXTS 8
 #define STANDBY_URL_MAX 512
@@ -232,13 +234,20 @@ standby_start(const struct standby_config *cfg, struct standby **out,
     return ANVIL_OK;
 }
 
-void
-standby_stop(struct standby *s)
+// The nng side's teardown, on a thread of its own: nng 1.5.2's nng_close
+// can wait forever for a connection that was mid-handshake when the
+// socket closed. Its listener is closed first, so the URL is free again
+// even then; the rest (this socket and s) is then left to the thread.
+struct closer {
+    struct standby *s;
+    atomic_bool     done;
+};
+
+static void *
+close_nng(void *arg)
 {
-    if (s == NULL)
-        return;
-    for (int i = 0; i < s->n_http; i++)
-        MHD_stop_daemon(s->http[i]);
+    struct closer  *c = arg;
+    struct standby *s = c->s;
     for (int i = 0; i < s->n_ctx; i++)
         nng_aio_stop(s->ctx[i].aio);
     if (s->sock_open)
@@ -249,4 +258,36 @@ standby_stop(struct standby *s)
     }
     pthread_mutex_destroy(&s->lock);
     free(s);
+    atomic_store(&c->done, true); // c's last use here
+    return NULL;
+}
+
+void
+standby_stop(struct standby *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->n_http; i++)
+        MHD_stop_daemon(s->http[i]);
+    struct closer *c = malloc(sizeof(*c));
+    pthread_t      t;
+    if (c == NULL)
+        return; // out of memory: s is leaked, open
+    c->s = s;
+    atomic_init(&c->done, false);
+    if (pthread_create(&t, NULL, close_nng, c) != 0) {
+        close_nng(c);
+        free(c);
+        return;
+    }
+    pthread_detach(t);
+    for (int i = 0; i < 100 && !atomic_load(&c->done); i++) {
+        struct timespec ts = { 0, 5000000L };
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&c->done))
+        free(c);
+    else
+        AV_WARN("standby.close_slow",
+            "msg=\"the standby socket is still closing; serving anyway\"");
 }

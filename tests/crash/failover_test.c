@@ -102,6 +102,7 @@ struct fo {
     int64_t       takeover_ms[MAX_EVENTS]; // kill or stop -> new leader
     int           n_takeover;
     int           kills, stops, deposed, pg_restarts;
+    int           exits; // nodes that exited by themselves (and restarted)
     int64_t       pg_back_ms;
 
     pthread_mutex_t mu; // guards the fields below
@@ -297,6 +298,27 @@ probe(struct node *n, int ms)
     return rc;
 }
 
+static void start_node(struct fo *f, int k);
+
+// A node that exited by itself is started again, as its supervisor would:
+// a leader exits 1 when deposed, or when its engine cannot rebuild from
+// the database after a failed commit (PostgreSQL restarting). Any other
+// end is a failure.
+static void
+revive(struct fo *f)
+{
+    for (int k = 0; k < NODES; k++) {
+        int status = 0;
+        if (f->nodes[k].pid <= 0
+            || waitpid(f->nodes[k].pid, &status, WNOHANG) != f->nodes[k].pid)
+            continue;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 1)
+            fail("node %d ended with status 0x%x", k, (unsigned) status);
+        f->exits++;
+        start_node(f, k);
+    }
+}
+
 // The node that leads (its Health succeeds), other than `not`; -1 if none
 // within timeout_ms.
 static int
@@ -304,6 +326,7 @@ find_leader(struct fo *f, int not, int64_t timeout_ms)
 {
     int64_t end = av_mono_ms() + timeout_ms;
     do {
+        revive(f);
         for (int k = 0; k < NODES; k++) {
             if (k != not &&f->nodes[k].pid > 0
                 && probe(&f->nodes[k], 100) == ANVIL_OK)
@@ -1020,8 +1043,10 @@ main(int argc, char **argv)
            "%d, submits retried %d\n",
         f.o.jobs, f.acked, f.wf_acked, f.retried);
     printf("failover_test: leader kills %d, stops %d (zombies deposed %d), "
-           "PostgreSQL restarts %d (leader back in %lld ms)\n",
-        f.kills, f.stops, f.deposed, f.pg_restarts, (long long) f.pg_back_ms);
+           "PostgreSQL restarts %d (leader back in %lld ms), nodes that "
+           "exited by themselves %d\n",
+        f.kills, f.stops, f.deposed, f.pg_restarts, (long long) f.pg_back_ms,
+        f.exits);
     if (f.n_takeover > 0)
         printf("failover_test: fail-over (leader gone -> first rpc answered "
                "by the new leader) p50 %lld ms, max %lld ms over %d\n",
