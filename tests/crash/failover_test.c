@@ -945,10 +945,12 @@ measure_queued(struct fo *f)
             f->o.queued, (long long) f->takeover_ms[f->n_takeover - 1]);
         fflush(stdout);
     }
-    struct anvil_health *h = NULL;
-    if (anvil_health_get(f->client, &h, NULL) != ANVIL_OK)
-        fail("no Health from the new leader");
-    anvil_health_free(h);
+    struct anvil_job *j = NULL;
+    if (anvil_job_get(f->client, res[0].id, &j, NULL) != ANVIL_OK
+        || j->state != ANVIL_JOB_QUEUED)
+        fail(
+            "job %s of the backlog is not QUEUED on the new leader", res[0].id);
+    anvil_job_free(j);
 }
 
 static void
