@@ -225,8 +225,9 @@ int store_open_pg(
 
 // Fences every later transaction of a PostgreSQL store with the leader
 // lease of epoch (leader.h): each starts with anvil_fence(epoch, ttl_ms),
-// and fails UNAVAILABLE once another node holds the lease. Before the
-// first transaction; a no-op for another backend.
+// and fails UNAVAILABLE once another node holds the lease; after such a
+// failure every transaction fails UNAVAILABLE until the next call here.
+// Between transactions; a no-op for another backend.
 void store_pg_fence(struct store *st, int64_t epoch, int64_t ttl_ms);
 
 // Closes the database; NULL is ignored. Call it after every thread that

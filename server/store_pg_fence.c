@@ -10,6 +10,7 @@ store_pg_fence(struct store *st, int64_t epoch, int64_t ttl_ms)
 {
     if (st == NULL || strcmp(st->ops->name, "postgresql") != 0)
         return;
+    pg(st)->fenced = false; // a new epoch: the old one's failure is over
     snprintf(pg(st)->fence, sizeof(pg(st)->fence),
         "SELECT anvil_fence(%lld, %lld); ", (long long) epoch,
         (long long) ttl_ms);

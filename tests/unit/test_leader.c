@@ -170,6 +170,9 @@ test_fenced_write_fails(void **state)
     assert_int_equal(pause(st, "q2", &err), ANVIL_UNAVAILABLE);
     assert_non_null(strstr(err.msg, "no longer the leader"));
     assert_int_equal(store_rollback(st, &err), ANVIL_OK);
+    // From then on nothing is even tried.
+    assert_int_equal(store_begin(st, &err), ANVIL_UNAVAILABLE);
+    assert_non_null(strstr(err.msg, "no longer the leader"));
 
     store_pg_fence(st, eb, TTL);
     assert_int_equal(store_begin(st, &err), ANVIL_OK);
