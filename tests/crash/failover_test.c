@@ -173,7 +173,8 @@ handler(void *arg, const struct anvil_lease *l, struct anvil_job_ctx *ctx)
         anvil_job_ctx_set_error(ctx, true, "log write: %s", strerror(errno));
         return ANVIL_INTERNAL;
     }
-    pause_ms(1 + (int64_t) (l->job.payload_len % 3));
+    // Long enough that kills land while leases are held.
+    pause_ms(20 + (int64_t) (l->job.payload_len * 13 % 40));
     return anvil_job_ctx_set_result(ctx, l->job.payload, l->job.payload_len);
 }
 
