@@ -16,9 +16,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
-
-#define RECV_MARGIN (64 * 1024)
 
 void
 server_end(struct server *s, int code)
@@ -170,14 +167,14 @@ start_http(struct server *s, const char *url, struct http **out,
 {
     const struct server_config *cfg = &s->cfg;
     struct http_config          hcf = {
-                 .url                = url,
-                 .engine             = s->engine,
-                 .auth               = s->auth,
-                 .metrics            = s->metrics,
-                 .limits             = { .max_payload = cfg->max_payload },
-                 .max_body           = cfg->max_payload * 2 + RECV_MARGIN,
-                 .max_conns          = cfg->max_conns,
-                 .max_waits          = cfg->max_waits,
+                 .url       = url,
+                 .engine    = s->engine,
+                 .auth      = s->auth,
+                 .metrics   = s->metrics,
+                 .limits    = { .max_payload = cfg->max_payload },
+                 .max_body  = cfg->max_payload * 2 + SERVER_RECV_MARGIN,
+                 .max_conns = cfg->max_conns,
+                 .max_waits = cfg->max_waits,
                  .max_waits_per_conn = cfg->max_waits_per_conn,
                  .idle_timeout_ms    = cfg->http_idle_timeout_ms,
                  .read_timeout_ms    = cfg->http_read_timeout_ms,
@@ -226,7 +223,7 @@ server_serve(struct server *s, struct anvil_error *err)
     if (rc == ANVIL_OK) {
         struct rpc_config rcf = {
             .url                = cfg->listen_url,
-            .recv_max           = cfg->max_payload + RECV_MARGIN,
+            .recv_max           = cfg->max_payload + SERVER_RECV_MARGIN,
             .contexts           = cfg->contexts,
             .limits             = { .max_payload = cfg->max_payload },
             .engine             = s->engine,
@@ -236,16 +233,11 @@ server_serve(struct server *s, struct anvil_error *err)
             .max_conns          = cfg->max_conns,
             .tls                = s->tls,
             .metrics            = s->metrics,
+            .has_sock           = s->has_sock,
+            .sock               = s->sock,
         };
-        rc = rpc_start(&rcf, &s->rpc, err);
-        // A standby that just took over may still be letting its socket
-        // go (standby.c): the URL is free again within a moment.
-        for (int i = 0; rc == ANVIL_UNAVAILABLE && s->leader != NULL && i < 30;
-             i++) {
-            struct timespec ts = { 0, 100000000L };
-            nanosleep(&ts, NULL);
-            rc = rpc_start(&rcf, &s->rpc, err);
-        }
+        rc          = rpc_start(&rcf, &s->rpc, err);
+        s->has_sock = false; // the rpc endpoint owns (or closed) it
     }
     for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
         rc = start_http(s, cfg->http_urls[i], &s->http[i], err);
@@ -297,6 +289,8 @@ server_stop(struct server *s)
     rpc_free(s->rpc);
     for (int i = 0; i < SERVER_MAX_HTTP; i++)
         http_free(s->http[i]);
+    if (s->has_sock && s->rpc == NULL) // handed over, never taken
+        nng_close(s->sock);
     server_node_release(s); // after the engine's last commit
     store_close(s->store);
     auth_free(s->auth);

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// What an rpc's receive limit allows beyond --max-payload (the envelope).
+#define SERVER_RECV_MARGIN (64 * 1024)
+
 struct server {
     struct server_config cfg;
     struct store        *store;
@@ -25,6 +28,8 @@ struct server {
     // while not leading, and the node thread that renews or waits.
     struct leader  *leader;
     struct standby *standby;
+    nng_socket      sock; // the standby's, handed to rpc (has_sock)
+    bool            has_sock;
     int64_t         epoch;   // the lease's epoch while leading; else 0
     bool            leading; // serving: store, engine and listeners open
     bool            node_on; // node thread started

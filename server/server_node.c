@@ -4,12 +4,12 @@
 //
 // server_node_start() listens as a standby first (so a node that could
 // bind its URL knows the last holder of that URL on this host is gone),
-// then tries the lease once: taken, it stops the standby and serves at
-// once (server_serve: open the store, rebuild from it, listen; what a
-// restart does). The node thread then renews the lease every ttl/3 while
-// leading, or tries to take it every ttl/10 while standing by, telling the
-// standby the leader's URL each time. A leader that finds the lease taken
-// (a new epoch) logs leader.deposed and ends server_wait() with
+// then tries the lease once: taken, it hands the standby's socket to the
+// rpc endpoint and serves at once (server_serve: open the store, rebuild from
+// it, listen; what a restart does). The node thread then renews the lease every
+// ttl/3 while leading, or tries to take it every ttl/10 while standing by,
+// telling the standby the leader's URL each time. A leader that finds the lease
+// taken (a new epoch) logs leader.deposed and ends server_wait() with
 // UNAVAILABLE: anvild exits and its supervisor starts it again, as a
 // standby. A leader that cannot reach the database keeps trying: as long
 // as no other node took the lease (the epoch is unchanged) it leads, and
@@ -42,10 +42,11 @@ static int
 lead(struct server *s, int64_t epoch, struct anvil_error *err)
 {
     int64_t t0 = av_mono_us();
-    standby_stop(s->standby);
-    s->standby = NULL;
-    s->epoch   = epoch;
-    s->leading = true;
+    standby_hand_over(s->standby, &s->sock); // its connections stay
+    s->standby  = NULL;
+    s->has_sock = true;
+    s->epoch    = epoch;
+    s->leading  = true;
     AV_INFO("leader.elected", "epoch=%lld advertise=%s", (long long) epoch,
         advertise(s));
     int rc = server_serve(s, err);
@@ -147,6 +148,7 @@ server_node_start(struct server *s, struct anvil_error *err)
             cfg->leader_ttl_ms, &s->leader, err);
     struct standby_config scf = {
         .url       = cfg->listen_url,
+        .recv_max  = cfg->max_payload + SERVER_RECV_MARGIN,
         .tls       = s->tls,
         .http_urls = cfg->http_urls,
         .n_http    = cfg->n_http,

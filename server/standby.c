@@ -120,10 +120,13 @@ start_nng(struct standby *s, const struct standby_config *cfg,
         return av_error_set(
             err, ANVIL_INTERNAL, "cannot open socket: %s", nng_strerror(rv));
     s->sock_open = true;
+    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
     nng_listener l;
     rv = nng_listener_create(&l, s->sock, cfg->url);
     if (rv == 0 && cfg->tls != NULL)
         rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
     if (rv == 0)
         rv = nng_listener_start(l, 0);
     if (rv != 0)
@@ -290,4 +293,20 @@ standby_stop(struct standby *s)
     else
         AV_WARN("standby.close_slow",
             "msg=\"the standby socket is still closing; serving anyway\"");
+}
+
+void
+standby_hand_over(struct standby *s, nng_socket *sock)
+{
+    for (int i = 0; i < s->n_http; i++)
+        MHD_stop_daemon(s->http[i]);
+    for (int i = 0; i < s->n_ctx; i++)
+        nng_aio_stop(s->ctx[i].aio);
+    for (int i = 0; i < s->n_ctx; i++) {
+        nng_ctx_close(s->ctx[i].ctx);
+        nng_aio_free(s->ctx[i].aio);
+    }
+    *sock = s->sock;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
 }

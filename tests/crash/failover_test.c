@@ -103,6 +103,7 @@ struct fo {
     int           n_takeover;
     int           kills, stops, deposed, pg_restarts;
     int           exits; // nodes that exited by themselves (and restarted)
+    int           hung;  // children that ignored SIGTERM for 15 s
     int64_t       pg_back_ms;
 
     pthread_mutex_t mu; // guards the fields below
@@ -470,6 +471,10 @@ takeover(struct fo *f, int old, int64_t t0)
     int k = find_leader(f, old, TAKEOVER_TIMEOUT_MS);
     if (k < 0) {
         fail("no node took over within %d ms", TAKEOVER_TIMEOUT_MS);
+        if (getenv("ANVIL_FAILOVER_HOLD") != NULL) { // to attach a debugger
+            fprintf(stderr, "failover_test: holding for 10 minutes\n");
+            pause_ms(600000);
+        }
         return -1;
     }
     if (f->n_takeover < MAX_EVENTS)
@@ -954,24 +959,35 @@ measure_queued(struct fo *f)
     anvil_job_free(j);
 }
 
+// Ends child *pid with sig; after SIGTERM, SIGKILL if it has not exited
+// within 15 s (counted in f->hung).
+static void
+end_child(struct fo *f, pid_t *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGCONT);
+    kill(*pid, sig);
+    int64_t end = av_mono_ms() + 15000;
+    while (sig == SIGTERM && waitpid(*pid, NULL, WNOHANG) == 0) {
+        if (av_mono_ms() > end) {
+            f->hung++;
+            kill(*pid, SIGKILL);
+            break;
+        }
+        pause_ms(10);
+    }
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
 static void
 stop_children(struct fo *f, int sig)
 {
-    for (int k = 0; k < f->o.workers; k++) {
-        if (f->workers[k] > 0) {
-            kill(f->workers[k], sig);
-            waitpid(f->workers[k], NULL, 0);
-            f->workers[k] = 0;
-        }
-    }
-    for (int k = 0; k < NODES; k++) {
-        if (f->nodes[k].pid > 0) {
-            kill(f->nodes[k].pid, SIGCONT);
-            kill(f->nodes[k].pid, sig);
-            waitpid(f->nodes[k].pid, NULL, 0);
-            f->nodes[k].pid = 0;
-        }
-    }
+    for (int k = 0; k < f->o.workers; k++)
+        end_child(f, &f->workers[k], sig);
+    for (int k = 0; k < NODES; k++)
+        end_child(f, &f->nodes[k].pid, sig);
 }
 
 static int
@@ -1055,6 +1071,10 @@ main(int argc, char **argv)
                "by the new leader) p50 %lld ms, max %lld ms over %d\n",
             (long long) f.takeover_ms[f.n_takeover / 2],
             (long long) f.takeover_ms[f.n_takeover - 1], f.n_takeover);
+    if (f.hung > 0) // a known nng 1.5.2 hang in nng_close, not a failure
+        printf("failover_test: children still running 15 s after SIGTERM "
+               "(killed): %d\n",
+            f.hung);
     printf("failover_test: executions %zu, repeats %zu (all on leases logged "
            "lost unless reported above)\n",
         t.runs, t.repeats);
