@@ -388,6 +388,9 @@ submit_job(struct fo *f, int i)
             fail("submit %s: %s: %s", key, anvil_code_name(rc), err.msg);
             return -1;
         }
+        if (tries == 3 && getenv("ANVIL_FAILOVER_HOLD") != NULL)
+            fprintf(
+                stderr, "failover_test: submit %s stuck: %s\n", key, err.msg);
         if (tries == 0) {
             pthread_mutex_lock(&f->mu);
             f->retried++;
