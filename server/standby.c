@@ -111,6 +111,9 @@ ctx_cb(void *arg)
     nng_ctx_recv(x->ctx, x->aio);
 }
 
+// The contexts receive before the listener starts: clients reconnect the
+// moment the URL is back (a node restarted after a crash), and their
+// requests must find a context waiting.
 static int
 start_nng(struct standby *s, const struct standby_config *cfg,
     struct anvil_error *err)
@@ -121,18 +124,6 @@ start_nng(struct standby *s, const struct standby_config *cfg,
             err, ANVIL_INTERNAL, "cannot open socket: %s", nng_strerror(rv));
     s->sock_open = true;
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-    nng_listener l;
-    rv = nng_listener_create(&l, s->sock, cfg->url);
-    if (rv == 0 && cfg->tls != NULL)
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
-    if (rv == 0)
-        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-    if (rv == 0)
-        rv = nng_listener_start(l, 0);
-    if (rv != 0)
-        return av_error_set(err,
-            rv == NNG_EADDRINUSE ? ANVIL_UNAVAILABLE : ANVIL_INVALID_ARGUMENT,
-            "cannot listen on %s: %s", cfg->url, nng_strerror(rv));
     for (; s->n_ctx < STANDBY_CONTEXTS; s->n_ctx++) {
         struct sb_ctx *x = &s->ctx[s->n_ctx];
         x->sb            = s;
@@ -147,6 +138,18 @@ start_nng(struct standby *s, const struct standby_config *cfg,
     if (rv != 0)
         return av_error_set(
             err, ANVIL_INTERNAL, "cannot open contexts: %s", nng_strerror(rv));
+    nng_listener l;
+    rv = nng_listener_create(&l, s->sock, cfg->url);
+    if (rv == 0 && cfg->tls != NULL)
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
+    if (rv == 0)
+        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    if (rv != 0)
+        return av_error_set(err,
+            rv == NNG_EADDRINUSE ? ANVIL_UNAVAILABLE : ANVIL_INVALID_ARGUMENT,
+            "cannot listen on %s: %s", cfg->url, nng_strerror(rv));
     return ANVIL_OK;
 }
 
