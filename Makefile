@@ -5,6 +5,7 @@
 #   make test       unit, integration and install tests on the debug build
 #                   (installs missing packages)
 #   make test-pg    the store, engine and integration tests on PostgreSQL
+#   make test-failover  three anvild on PostgreSQL, the leader killed often
 #   make check-asan the same tests under AddressSanitizer + UBSan
 #   make demo       start anvild and a worker, run the Sleep job, stop
 #   make install    PREFIX (/usr/local) and DESTDIR; make uninstall
@@ -12,7 +13,7 @@
 # The test targets build the debug flavour unless FLAVOR is given; anything
 # else builds the release flavour, the one users run.
 TEST_GOALS := test tests test-unit test-integration test-crash test-install \
-              test-browser test-pg
+              test-browser test-pg test-failover
 ifneq ($(filter $(TEST_GOALS),$(MAKECMDGOALS)),)
 FLAVOR ?= debug
 endif
@@ -130,7 +131,7 @@ CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
-        test-pg \
+        test-pg test-failover \
         test-browser \
         bench-http bench-wrk bench-events \
         fuzz fuzz-run \
@@ -284,6 +285,15 @@ test-install: all
 test-crash: tests
 	@ANVIL_CRASH_JOBS=20000 ANVIL_CRASH_KILLS=12 ANVIL_TEST_TIMEOUT=3000 \
 	    sh scripts/run-tests.sh $(CRASH_BINS)
+
+# make test runs the fail-over test short (300 jobs, 3 leader kills, 1
+# SIGSTOP); make test-failover runs it long: 5,000 jobs, 12 kills, 2
+# stops and a PostgreSQL restart.
+test-failover: tests
+	@ANVIL_FAILOVER_JOBS=5000 ANVIL_FAILOVER_KILLS=12 \
+	    ANVIL_FAILOVER_STOPS=2 ANVIL_FAILOVER_PG_RESTART=1 \
+	    ANVIL_TEST_TIMEOUT=3000 sh scripts/run-tests.sh \
+	    $(B)/tests/crash/failover_test
 
 test-unit: all $(UNIT_BINS) $(TEST_DEPS_STAMP)
 	@sh scripts/run-tests.sh $(UNIT_BINS)

@@ -465,8 +465,8 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
 // ---- start and stop ----
 
 // "http://host:port" or "https://host:port" into an address.
-static int
-parse_url(const char *url, bool *tls, struct sockaddr_storage *sa,
+int
+http_parse_url(const char *url, bool *tls, struct sockaddr_storage *sa,
     socklen_t *salen, struct anvil_error *err)
 {
     const char *p;
@@ -559,7 +559,7 @@ http_start(
     bool                    tls = false;
     struct sockaddr_storage sa;
     socklen_t               salen;
-    int                     rc = parse_url(cfg->url, &tls, &sa, &salen, err);
+    int rc = http_parse_url(cfg->url, &tls, &sa, &salen, err);
     if (rc == ANVIL_OK && tls)
         rc = load_tls(h, err);
     if (rc != ANVIL_OK) {

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define HTTP_MAX_PATH 512
 #define HTTP_JSON_TYPE "application/json"
@@ -172,5 +173,10 @@ const char *http_events_kind_name(int kind, char *buf, size_t len);
 // or q's error answer (400, 429, ...). Returns what queuing did.
 enum MHD_Result http_events_open(
     struct hreq *q, ProtobufCMessage *m, int64_t token_id, int role);
+
+// "http://host:port" or "https://host:port" into an address (http.c;
+// the standby's listener uses it too).
+int http_parse_url(const char *url, bool *tls, struct sockaddr_storage *sa,
+    socklen_t *salen, struct anvil_error *err);
 
 #endif

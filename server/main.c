@@ -35,6 +35,10 @@ static const char usage_text[]
       "  --db PATH               SQLite database (default ./anvil.db)\n"
       "  --store URL             PostgreSQL instead: a libpq connection\n"
       "                          string or postgresql://user@host/db URI\n"
+      "  --advertise URL         with --store: the URL standbys send clients\n"
+      "                          to while this node leads (default: --listen)\n"
+      "  --leader-ttl DUR        with --store: the leader lease's time to\n"
+      "                          live (default 2s; 300ms to 10m)\n"
       "  --log-level LEVEL       error, warn, info (default) or debug\n"
       "  --log-format FMT        text (default) or json lines\n"
       "  --max-payload BYTES     payload and result limit (default 1048576,\n"
@@ -227,6 +231,9 @@ static const struct option options[] = {
     { "--no-metrics", FIELD(FALSE, metrics) },
     { "--db", FIELD(STRING, db_path) },
     { "--store", FN(set_store) },
+    { "--advertise", FIELD(STRING, advertise_url) },
+    { "--leader-ttl",
+        DURATION(leader_ttl_ms, 300, "a duration from 300ms to 10m, e.g. 2s") },
     { "--log-level", FN(set_level) },
     { "--log-format", FN(set_format) },
     { "--max-payload", FN(set_payload) },

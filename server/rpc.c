@@ -298,8 +298,8 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     pthread_mutex_lock(&r->lock);
     if (ev == NNG_PIPE_EV_ADD_PRE)
         over = ++r->conns > r->cfg.max_conns;
-    else if (ev == NNG_PIPE_EV_REM_POST)
-        r->conns--;
+    else if (ev == NNG_PIPE_EV_REM_POST && r->conns > 0)
+        r->conns--; // (pipes a standby's socket had are not counted)
     pthread_mutex_unlock(&r->lock);
     if (over) {
         AV_WARN("rpc.conns",
@@ -339,7 +339,11 @@ rpc_start(
     r->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&r->lock, NULL);
     gate_init(&r->gate, &r->lock);
-    int rv = nng_rep0_open(&r->sock);
+    int rv = 0;
+    if (cfg->has_sock)
+        r->sock = cfg->sock;
+    else
+        rv = nng_rep0_open(&r->sock);
     if (rv != 0) {
         gate_fini(&r->gate);
         pthread_mutex_destroy(&r->lock);
@@ -350,7 +354,8 @@ rpc_start(
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, r);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
-    rv = listen_on(r, cfg);
+    if (!cfg->has_sock)
+        rv = listen_on(r, cfg);
     if (rv != 0) {
         av_error_set(err, av_code_from_nng(rv), "cannot listen on %s: %s",
             cfg->url, nng_strerror(rv));

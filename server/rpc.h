@@ -12,6 +12,8 @@
 #include "handlers.h"
 
 #include <anvil/anvil.h>
+#include <nng/nng.h>
+#include <stdbool.h>
 
 struct auth;
 struct metrics;
@@ -29,6 +31,11 @@ struct rpc_config {
     int                    max_conns;          // connections open at once
     struct nng_tls_config *tls;     // for tls+tcp:// URLs; NULL otherwise
     struct metrics        *metrics; // each reply counted; NULL = off
+    // A REP socket already listening on url (a standby's that took over,
+    // standby.h), used instead of a new one so that no connection to it
+    // is dropped; false: rpc_start opens and listens.
+    bool       has_sock;
+    nng_socket sock;
 };
 
 struct rpc;

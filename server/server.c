@@ -1,9 +1,11 @@
 // server.c - the lifecycle of struct server: store, engine, rpc endpoint.
 #include "server.h"
+#include "server_impl.h"
 
 #include "engine.h"
 #include "handlers.h"
 #include "http.h"
+#include "leader.h"
 #include "metrics.h"
 #include "rpc.h"
 #include "security.h"
@@ -15,27 +17,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#define RECV_MARGIN (64 * 1024)
-
-struct server {
-    struct server_config cfg;
-    struct store        *store;
-    struct auth         *auth;
-    nng_tls_config      *tls;
-    struct engine       *engine;
-    struct rpc          *rpc;
-    struct http         *http[SERVER_MAX_HTTP];
-    struct metrics      *metrics; // NULL = off
-
-    pthread_mutex_t lock; // guards ended, code
-    pthread_cond_t  ended_cv;
-    bool            ended; // server_shutdown() or a fatal engine error
-    int             code;  // ANVIL_OK, or the fatal error's code
-};
-
-// Ends server_wait() with code (the first end wins).
-static void
-end(struct server *s, int code)
+void
+server_end(struct server *s, int code)
 {
     pthread_mutex_lock(&s->lock);
     if (!s->ended)
@@ -49,13 +32,13 @@ end(struct server *s, int code)
 static void
 on_fatal(void *arg, const struct anvil_error *err)
 {
-    end(arg, err->code != ANVIL_OK ? err->code : ANVIL_INTERNAL);
+    server_end(arg, err->code != ANVIL_OK ? err->code : ANVIL_INTERNAL);
 }
 
 void
 server_shutdown(struct server *s)
 {
-    end(s, ANVIL_OK);
+    server_end(s, ANVIL_OK);
 }
 
 int
@@ -99,6 +82,8 @@ server_config_init(struct server_config *cfg)
     cfg->http_sse_keepalive_ms = 15000;
     cfg->public_metrics        = false;
     cfg->metrics               = true;
+    cfg->advertise_url         = NULL;
+    cfg->leader_ttl_ms         = LEADER_TTL_MS;
 }
 
 static int
@@ -125,6 +110,10 @@ check_config(const struct server_config *cfg, struct anvil_error *err)
             "at most %d HTTP listeners; the HTTP idle timeout must be at "
             "least 1s and the read timeout at least 100ms",
             SERVER_MAX_HTTP);
+    if (cfg->leader_ttl_ms < LEADER_TTL_MIN_MS
+        || cfg->leader_ttl_ms > LEADER_TTL_MAX_MS)
+        return av_error_set(err, ANVIL_INVALID_ARGUMENT,
+            "the leader ttl must be between 300ms and 10m");
     if (handlers_check() != 0)
         return av_error_set(err, ANVIL_INTERNAL,
             "rpc handler table does not match the service descriptor");
@@ -142,6 +131,9 @@ prepare(struct server *s, struct anvil_error *err)
                                  : store_open(cfg->db_path, cfg->synchronous, &s->store, err);
     // FULL: the engine's sync thread makes each batch durable while the
     // engine applies the next one (engine.c).
+    // A leader's every transaction is fenced with its epoch (leader.h).
+    if (rc == ANVIL_OK && s->leader != NULL)
+        store_pg_fence(s->store, s->epoch, cfg->leader_ttl_ms);
     if (rc == ANVIL_OK && cfg->synchronous == 2)
         rc = store_set_deferred_sync(s->store, true, err);
     if (rc == ANVIL_OK && (s->auth = auth_new(on)) == NULL)
@@ -153,7 +145,7 @@ prepare(struct server *s, struct anvil_error *err)
     if (rc == ANVIL_OK && cfg->bootstrap_token_file != NULL)
         rc = security_bootstrap(
             s->store, s->auth, cfg->bootstrap_token_file, err);
-    if (rc == ANVIL_OK)
+    if (rc == ANVIL_OK && s->tls == NULL) // a standby may have made it
         rc = security_tls(cfg, &s->tls, err);
     if (rc == ANVIL_OK && !on && !security_is_local(cfg->listen_url))
         AV_WARN("server.insecure",
@@ -176,14 +168,14 @@ start_http(struct server *s, const char *url, struct http **out,
 {
     const struct server_config *cfg = &s->cfg;
     struct http_config          hcf = {
-                 .url                = url,
-                 .engine             = s->engine,
-                 .auth               = s->auth,
-                 .metrics            = s->metrics,
-                 .limits             = { .max_payload = cfg->max_payload },
-                 .max_body           = cfg->max_payload * 2 + RECV_MARGIN,
-                 .max_conns          = cfg->max_conns,
-                 .max_waits          = cfg->max_waits,
+                 .url       = url,
+                 .engine    = s->engine,
+                 .auth      = s->auth,
+                 .metrics   = s->metrics,
+                 .limits    = { .max_payload = cfg->max_payload },
+                 .max_body  = cfg->max_payload * 2 + SERVER_RECV_MARGIN,
+                 .max_conns = cfg->max_conns,
+                 .max_waits = cfg->max_waits,
                  .max_waits_per_conn = cfg->max_waits_per_conn,
                  .idle_timeout_ms    = cfg->http_idle_timeout_ms,
                  .read_timeout_ms    = cfg->http_read_timeout_ms,
@@ -208,6 +200,56 @@ server_http_port(const struct server *s, int i)
 }
 
 int
+server_serve(struct server *s, struct anvil_error *err)
+{
+    const struct server_config *cfg = &s->cfg;
+    struct engine_config        ecf = {
+               .on_fatal           = on_fatal,
+               .fatal_arg          = s,
+               .auth               = NULL,
+               .lease_ms           = cfg->lease_ms,
+               .max_attempts       = 3,
+               .retention_ms       = cfg->retention_ms,
+               .worker_lost_ms     = cfg->worker_lost_ms,
+               .event_retention_ms = cfg->event_retention_ms,
+               .event_max          = cfg->event_max,
+               .no_events          = !cfg->events,
+               .max_queue          = cfg->max_queue,
+    };
+    int rc      = prepare(s, err);
+    ecf.auth    = s->auth;
+    ecf.metrics = s->metrics;
+    if (rc == ANVIL_OK)
+        rc = engine_start(s->store, &ecf, &s->engine, err);
+    if (rc == ANVIL_OK) {
+        struct rpc_config rcf = {
+            .url                = cfg->listen_url,
+            .recv_max           = cfg->max_payload + SERVER_RECV_MARGIN,
+            .contexts           = cfg->contexts,
+            .limits             = { .max_payload = cfg->max_payload },
+            .engine             = s->engine,
+            .auth               = s->auth,
+            .max_waits          = cfg->max_waits,
+            .max_waits_per_conn = cfg->max_waits_per_conn,
+            .max_conns          = cfg->max_conns,
+            .tls                = s->tls,
+            .metrics            = s->metrics,
+            .has_sock           = s->has_sock,
+            .sock               = s->sock,
+        };
+        rc          = rpc_start(&rcf, &s->rpc, err);
+        s->has_sock = false; // the rpc endpoint owns (or closed) it
+    }
+    for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
+        rc = start_http(s, cfg->http_urls[i], &s->http[i], err);
+    if (rc == ANVIL_OK)
+        AV_INFO("server.listening", "url=%s db=%s auth=%s", cfg->listen_url,
+            cfg->store_url != NULL ? "postgresql" : cfg->db_path,
+            auth_enabled(s->auth) ? "tokens" : "off");
+    return rc;
+}
+
+int
 server_start(const struct server_config *cfg, struct server **out,
     struct anvil_error *err)
 {
@@ -219,49 +261,14 @@ server_start(const struct server_config *cfg, struct server **out,
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->ended_cv, NULL);
-    struct engine_config ecf = {
-        .on_fatal           = on_fatal,
-        .fatal_arg          = s,
-        .auth               = NULL,
-        .lease_ms           = cfg->lease_ms,
-        .max_attempts       = 3,
-        .retention_ms       = cfg->retention_ms,
-        .worker_lost_ms     = cfg->worker_lost_ms,
-        .event_retention_ms = cfg->event_retention_ms,
-        .event_max          = cfg->event_max,
-        .no_events          = !cfg->events,
-        .max_queue          = cfg->max_queue,
-    };
-    int rc      = prepare(s, err);
-    ecf.auth    = s->auth;
-    ecf.metrics = s->metrics;
-    if (rc == ANVIL_OK)
-        rc = engine_start(s->store, &ecf, &s->engine, err);
-    if (rc == ANVIL_OK) {
-        struct rpc_config rcf = {
-            .url                = cfg->listen_url,
-            .recv_max           = cfg->max_payload + RECV_MARGIN,
-            .contexts           = cfg->contexts,
-            .limits             = { .max_payload = cfg->max_payload },
-            .engine             = s->engine,
-            .auth               = s->auth,
-            .max_waits          = cfg->max_waits,
-            .max_waits_per_conn = cfg->max_waits_per_conn,
-            .max_conns          = cfg->max_conns,
-            .tls                = s->tls,
-            .metrics            = s->metrics,
-        };
-        rc = rpc_start(&rcf, &s->rpc, err);
-    }
-    for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
-        rc = start_http(s, cfg->http_urls[i], &s->http[i], err);
+    // On PostgreSQL the node first takes the leader lease or stands by
+    // (server_node.c); on SQLite it serves at once.
+    int rc = cfg->store_url != NULL ? server_node_start(s, err)
+                                    : server_serve(s, err);
     if (rc != ANVIL_OK) {
         server_stop(s);
         return err ? err->code : rc;
     }
-    AV_INFO("server.listening", "url=%s db=%s auth=%s", cfg->listen_url,
-        cfg->store_url != NULL ? "postgresql" : cfg->db_path,
-        auth_enabled(s->auth) ? "tokens" : "off");
     *out = s;
     return ANVIL_OK;
 }
@@ -274,6 +281,7 @@ server_stop(struct server *s)
     // The engine answers what it holds while the socket is still open;
     // only then is the socket closed (nng 1.5.2 must not send on a closed
     // socket's contexts).
+    server_node_stop(s); // the node thread ends before what it started
     rpc_quiesce(s->rpc);
     for (int i = 0; i < SERVER_MAX_HTTP; i++)
         http_quiesce(s->http[i]);
@@ -282,6 +290,9 @@ server_stop(struct server *s)
     rpc_free(s->rpc);
     for (int i = 0; i < SERVER_MAX_HTTP; i++)
         http_free(s->http[i]);
+    if (s->has_sock && s->rpc == NULL) // handed over, never taken
+        nng_close(s->sock);
+    server_node_release(s); // after the engine's last commit
     store_close(s->store);
     auth_free(s->auth);
     if (s->tls != NULL)

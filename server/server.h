@@ -58,6 +58,11 @@ struct server_config {
     int64_t     http_sse_keepalive_ms; // an idle event stream's; 15 s
     bool        public_metrics;        // GET /metrics without a token
     bool        metrics; // count for GET /metrics; true (--no-metrics)
+    // Several nodes on one PostgreSQL database (store_url set): the URL
+    // clients are sent to while this node leads (NULL = listen_url), and
+    // the leader lease's time to live (leader.h; default 2 s).
+    const char *advertise_url;
+    int64_t     leader_ttl_ms;
 };
 
 // Fills cfg with the defaults above.
@@ -66,7 +71,11 @@ void server_config_init(struct server_config *cfg);
 struct server;
 
 // Opens the database (creating or migrating it), rebuilds in-memory state
-// from it, starts the engine thread and listens on cfg->listen_url.
+// from it, starts the engine thread and listens on cfg->listen_url. With
+// a PostgreSQL store the node first takes the leader lease: while another
+// node holds it, this one listens as a standby (answering UNAVAILABLE with
+// the leader's URL) and does all that when it takes over; a leader that
+// finds the lease taken by another ends server_wait() with UNAVAILABLE.
 // On success *out is the caller's, to stop with server_stop(). cfg's
 // strings must outlive the server. Errors: INVALID_ARGUMENT (bad URL or
 // option), UNAVAILABLE (address in use), INTERNAL (database).

@@ -226,6 +226,13 @@ int store_open(const char *path, int synchronous, struct store **out,
 int store_open_pg(
     const char *conninfo, struct store **out, struct anvil_error *err);
 
+// Fences every later transaction of a PostgreSQL store with the leader
+// lease of epoch (leader.h): each starts with anvil_fence(epoch, ttl_ms),
+// and fails UNAVAILABLE once another node holds the lease; after such a
+// failure every transaction fails UNAVAILABLE until the next call here.
+// Between transactions; a no-op for another backend.
+void store_pg_fence(struct store *st, int64_t epoch, int64_t ttl_ms);
+
 // Closes the database; NULL is ignored. Call it after every thread that
 // calls store_sync() has stopped.
 void store_close(struct store *st);

@@ -18,6 +18,8 @@
 // its own.
 #include "store_pg.h"
 
+#include "leader.h"
+
 #include "util/error.h"
 #include "util/log.h"
 
@@ -154,6 +156,16 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
         || (state != NULL
             && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0)
                 || strncmp(state, "57P", 3) == 0));
+    // The fence failed (leader.h), or a statement after it in the same
+    // aborted transaction (25P02): not applied; the leader has it.
+    if (state != NULL && strcmp(state, LEADER_FENCED_STATE) == 0)
+        st->fenced = true;
+    if (st->fenced && state != NULL
+        && (strcmp(state, LEADER_FENCED_STATE) == 0
+            || strcmp(state, "25P02") == 0))
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader (retry on the leader): %s",
+            msg);
     if (lost)
         return av_error_set(err, ANVIL_UNAVAILABLE,
             "lost the connection to %s while %s (anvild reconnects at its "
@@ -182,7 +194,9 @@ flush(struct pg_store *st, struct anvil_error *err)
     if (!st->begin_pending)
         return ANVIL_OK;
     st->begin_pending = false;
-    return pg_simple_raw(st, "BEGIN", err, "starting a transaction");
+    char sql[96];
+    snprintf(sql, sizeof(sql), "BEGIN; %s", st->fence);
+    return pg_simple_raw(st, sql, err, "starting a transaction");
 }
 
 // The failure seam (store_hook_step, store.h): ANVIL_OK, or the failure
@@ -529,6 +543,9 @@ static int
 pgs_begin(struct store *base, struct anvil_error *err)
 {
     struct pg_store *st = pg(base);
+    if (st->fenced) // deposed: nothing more is written (leader.h)
+        return av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader; retry on the leader");
     if (PQstatus(st->conn) == CONNECTION_BAD) {
         int rc = reconnect(st, err);
         if (rc != ANVIL_OK)
@@ -580,7 +597,10 @@ pgs_commit(struct store *base, struct anvil_error *err)
         rc = pg_pipe_sync(st, &r, err, "committing");
     if (rc == ANVIL_OK)
         rc = pg_pipe_end(st, false, err, "committing");
-    if (rc == ANVIL_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+    if (rc == ANVIL_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0 && st->fenced)
+        rc = av_error_set(err, ANVIL_UNAVAILABLE,
+            "this anvild is no longer the leader; retry on the leader");
+    else if (rc == ANVIL_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
         rc = av_error_set(err, ANVIL_INTERNAL,
             "committing: the transaction had failed and was rolled back");
     PQclear(r);

@@ -203,6 +203,10 @@ struct pg_store {
     int64_t            rid_job[PG_RID_SPAN];
     bool               poisoned;
     struct anvil_error poison;
+    // Sent right after each BEGIN: "" or "SELECT anvil_fence(...); "
+    // (store_pg_fence.c).
+    char fence[80];
+    bool fenced; // a fence failed: this node is no longer the leader
     // Engine thread only: the next ids to hand out, and the rows the last
     // pg_exec changed.
     int64_t next_job_id;

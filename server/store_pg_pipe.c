@@ -90,7 +90,16 @@ pg_pipe_begin(struct pg_store *st, struct anvil_error *err)
     if (!st->begin_pending)
         return ANVIL_OK;
     st->begin_pending = false;
-    return pg_pipe_sql(st, "BEGIN", false, err, "starting a transaction");
+    int rc = pg_pipe_sql(st, "BEGIN", false, err, "starting a transaction");
+    if (rc != ANVIL_OK || st->fence[0] == '\0')
+        return rc;
+    // The leader's fence (store_pg_fence.c), one statement: its "; " goes.
+    char   sql[sizeof(st->fence)];
+    size_t n = strlen(st->fence);
+    while (n > 0 && (st->fence[n - 1] == ' ' || st->fence[n - 1] == ';'))
+        n--;
+    snprintf(sql, sizeof(sql), "%.*s", (int) n, st->fence);
+    return pg_pipe_sql(st, sql, false, err, "checking the leader's fence");
 }
 
 int

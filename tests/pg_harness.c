@@ -198,6 +198,23 @@ start(void)
 }
 
 int
+pg_harness_restart(void)
+{
+    char cmd[1024];
+    if (!cluster.started)
+        return -1;
+    snprintf(cmd, sizeof(cmd),
+        "%s/pg_ctl -D %s/data -l %s/server.log -m fast -w -t 60 restart",
+        cluster.bin, cluster.dir, cluster.dir);
+    if (run_as(cmd) != 0) {
+        fprintf(stderr, "pg_harness: pg_ctl restart failed:\n");
+        show_log();
+        return -1;
+    }
+    return 0;
+}
+
+int
 pg_harness_conninfo(const char *db, char *buf, size_t len)
 {
     if (!cluster.started)

@@ -36,6 +36,11 @@ int pg_harness_new_db(char *buf, size_t len);
 // runs SQL of its own). 0, or -1 when the cluster is not running.
 int pg_harness_conninfo(const char *db, char *buf, size_t len);
 
+// Restarts the cluster (pg_ctl restart -m fast: every connection is cut)
+// and waits until it accepts connections again. 0, or -1 after a line on
+// stderr.
+int pg_harness_restart(void);
+
 // Whether a harness path is a PostgreSQL conninfo rather than a file.
 bool pg_harness_is_conninfo(const char *path);
 
