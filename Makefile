@@ -128,6 +128,11 @@ EXAMPLES := $(patsubst examples/%.c,$(BIN)/examples/%,$(EXAMPLE_SRCS))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRCS))
 CRASH_BINS := $(patsubst tests/crash/%.c,$(B)/tests/crash/%,$(CRASH_SRCS))
+# What make test runs of them: the fail-over test (three anvild and a
+# PostgreSQL cluster, timed leases of 2 s) only in the plain flavours, as
+# the browser test; the sanitizer build runs the crash test alone.
+TEST_CRASH_BINS := $(if $(filter debug release,$(FLAVOR)),$(CRASH_BINS),\
+                     $(filter-out %/failover_test,$(CRASH_BINS)))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all deps test test-unit test-integration test-crash check-asan bench \
@@ -262,7 +267,7 @@ PG_BINS := $(addprefix $(B)/tests/unit/,test_store test_store_events \
                test_engine test_engine_tx test_workflow_sdk) $(INTEG_BINS)
 test: tests
 	@$(TEST_ENV) sh scripts/run-tests.sh $(UNIT_BINS) $(INTEG_BINS) \
-	    $(CRASH_BINS) $(INSTALL_TESTS) $(BROWSER_TESTS)
+	    $(TEST_CRASH_BINS) $(INSTALL_TESTS) $(BROWSER_TESTS)
 	@echo "== again on PostgreSQL (ANVIL_TEST_STORE=postgresql)"
 	@ANVIL_TEST_STORE=postgresql sh scripts/run-tests.sh $(PG_QUICK_BINS)
 
