@@ -242,7 +242,7 @@ fanout(bool bad)
         anvil_workflow_spec_add_step(wf, "start", "t", "{}", 2, NULL, &err),
         ANVIL_OK);
     const char *names[N_STEPS];
-    char        buf[N_STEPS][8];
+    char        buf[N_STEPS][16];
     for (int i = 0; i < N_STEPS; i++) {
         struct anvil_step_opts o = { .concurrency_key = "k",
             .concurrency_limit                        = bad && i == 3 ? 0 : 2 };
