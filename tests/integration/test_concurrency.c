@@ -27,29 +27,6 @@
 #define N_K 20
 #define N_OTHER 20
 
-// A harness with no server yet (each test spawns its anvild).
-static int
-setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h != NULL && harness_open(h) == 0) {
-        *state = h;
-        return 0;
-    }
-    if (h != NULL)
-        harness_stop(h);
-    free(h);
-    return -1;
-}
-
-static int
-teardown(void **state)
-{
-    int rv = harness_stop(*state);
-    free(*state);
-    return rv;
-}
-
 // What the handler saw, across all slots of both workers.
 struct seen {
     atomic_int running_k;  // jobs of key "k" running now
@@ -316,20 +293,20 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_a_key_never_runs_more_than_its_limit_and_others_go_on, setup,
-            teardown),
+            test_a_key_never_runs_more_than_its_limit_and_others_go_on,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_status_shows_the_key_and_bad_settings_are_refused, setup,
-            teardown),
+            test_status_shows_the_key_and_bad_settings_are_refused,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_health_lists_a_key_at_its_limit_with_jobs_waiting, setup,
-            teardown),
+            test_health_lists_a_key_at_its_limit_with_jobs_waiting,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_workflow_steps_keyed_never_run_more_than_the_limit, setup,
-            teardown),
+            test_workflow_steps_keyed_never_run_more_than_the_limit,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_workflow_step_with_a_bad_key_is_refused_naming_it, setup,
-            teardown),
+            test_workflow_step_with_a_bad_key_is_refused_naming_it,
+            harness_open_setup, harness_open_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nng_fini();

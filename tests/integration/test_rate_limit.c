@@ -21,28 +21,6 @@
 
 #define MAX_STARTS 2000
 
-static int
-setup(void **state)
-{
-    struct harness *h = calloc(1, sizeof(*h));
-    if (h != NULL && harness_open(h) == 0) {
-        *state = h;
-        return 0;
-    }
-    if (h != NULL)
-        harness_stop(h);
-    free(h);
-    return -1;
-}
-
-static int
-teardown(void **state)
-{
-    int rv = harness_stop(*state);
-    free(*state);
-    return rv;
-}
-
 static int64_t
 mono_ms(void)
 {
@@ -248,11 +226,12 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_fifty_a_second_holds_within_ten_percent_over_ten_seconds,
-            setup, teardown),
+            harness_open_setup, harness_open_teardown),
+        cmocka_unit_test_setup_teardown(test_a_restart_grants_no_second_burst,
+            harness_open_setup, harness_open_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_restart_grants_no_second_burst, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_bad_limits_are_refused_and_none_removes, setup, teardown),
+            test_bad_limits_are_refused_and_none_removes, harness_open_setup,
+            harness_open_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nng_fini();
