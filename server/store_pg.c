@@ -150,12 +150,15 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
                                             : PQerrorMessage(st->conn));
     AV_ERR("store.error", "op=\"%s\" sqlstate=%s err=\"%s\"", what,
         state ? state : "-", msg);
-    // Class 08 but a protocol violation (08P01), and the server shutting
-    // down or starting (57P): the connection is gone or going.
+    // Class 08 but a protocol violation (08P01), the server shutting down
+    // or starting (57P), and a session it ended for idling in a
+    // transaction (25P03: a leader stopped mid-batch, leader.h): the
+    // connection is gone or going.
     bool lost = PQstatus(st->conn) == CONNECTION_BAD
         || (state != NULL
             && ((strncmp(state, "08", 2) == 0 && strcmp(state, "08P01") != 0)
-                || strncmp(state, "57P", 3) == 0));
+                || strncmp(state, "57P", 3) == 0
+                || strcmp(state, "25P03") == 0));
     // The fence failed (leader.h), or a statement after it in the same
     // aborted transaction (25P02): not applied; the leader has it.
     if (state != NULL && strcmp(state, LEADER_FENCED_STATE) == 0)

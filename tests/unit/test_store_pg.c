@@ -142,6 +142,64 @@ test_store_pg_lost_connection_is_unavailable_then_reconnects(void **state)
     assert_int_equal(count_jobs(f), 2);
 }
 
+// Sessions on database anvil other than the asking one (the store's)
+// that are idle inside a transaction.
+static int64_t
+idle_in_transaction(const struct fx *f)
+{
+    return harness_sql_int(f->conninfo,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = 'anvil' "
+        "AND pid <> pg_backend_pid() AND state = 'idle in transaction'");
+}
+
+static bool
+none_idle_in_transaction(void *arg)
+{
+    return idle_in_transaction(arg) == 0;
+}
+
+// A session PostgreSQL ends for idling in a transaction (how a leader
+// stopped mid-batch is cut off) is a lost connection: UNAVAILABLE, which
+// a client retries elsewhere, not INTERNAL.
+static void
+test_store_pg_a_session_ended_for_idling_is_unavailable(void **state)
+{
+    struct fx         *f   = *state;
+    struct anvil_error err = { 0 };
+    int64_t            id  = insert(f->st, "t", NULL);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    // New sessions of the store take the setting: end the current ones.
+    assert_int_equal(pg_harness_sql_exec(f->conninfo,
+                         "ALTER DATABASE anvil SET "
+                         "idle_in_transaction_session_timeout = '300ms'"),
+        0);
+    assert_true(harness_sql_int(f->conninfo,
+                    "SELECT COUNT(pg_terminate_backend(pid)) FROM "
+                    "pg_stat_activity WHERE datname = 'anvil' AND pid <> "
+                    "pg_backend_pid() AND backend_type = 'client backend'")
+        >= 1);
+    struct job j  = { 0 };
+    int        rc = ANVIL_UNAVAILABLE;
+    for (int i = 0; i < 3 && rc == ANVIL_UNAVAILABLE; i++) {
+        (void) store_rollback(f->st, &err);
+        rc = store_begin(f->st, &err);
+        if (rc == ANVIL_OK)
+            rc = store_job_get(f->st, id, &j, &err);
+    }
+    assert_int_equal(rc, ANVIL_OK);
+    job_fini(&j);
+    assert_int_equal(idle_in_transaction(f), 1);
+    assert_true(harness_wait_for(none_idle_in_transaction, f, 5000));
+    rc = store_job_get(f->st, id, &j, &err);
+    assert_int_equal(pg_harness_sql_exec(f->conninfo,
+                         "ALTER DATABASE anvil RESET "
+                         "idle_in_transaction_session_timeout"),
+        0);
+    assert_int_equal(rc, ANVIL_UNAVAILABLE);
+    assert_non_null(strstr(err.msg, "lost the connection to PostgreSQL"));
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+}
+
 static void
 test_store_pg_unique_violation_is_internal_with_the_servers_message(
     void **state)
@@ -525,6 +583,7 @@ main(void)
         T(test_store_pg_records_the_schema_version_once),
         T(test_store_pg_unreachable_server_is_unavailable_naming_it),
         T(test_store_pg_lost_connection_is_unavailable_then_reconnects),
+        T(test_store_pg_a_session_ended_for_idling_is_unavailable),
         T(test_store_pg_unique_violation_is_internal_with_the_servers_message),
         T(test_store_pg_a_failed_command_is_undone_by_its_savepoint),
         T(test_store_pg_a_failed_write_of_an_earlier_command_fails_the_transaction),
