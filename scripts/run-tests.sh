@@ -4,12 +4,14 @@
 # binary (the crash test) counts as one test, passed if it exits 0, and
 # skipped if it exits 77 (the browser test without a browser: it says
 # why). Exits non-zero if any test failed or any binary crashed or timed
-# out.
+# out; the last lines of each such binary's output are printed again at
+# the end, where a log cut to its tail still shows them.
 set -u
 passed=0
 failed=0
 skipped=0
 broken=""
+tails=$(mktemp)
 limit=${ANVIL_TEST_TIMEOUT:-300}
 for t in "$@"; do
     echo "== $t"
@@ -29,8 +31,13 @@ for t in "$@"; do
     elif [ "$rc" -eq 0 ] && [ -z "$p" ] && [ -z "$f" ]; then
         passed=$((passed + 1))
     fi
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+        { echo "== $t (exit $rc), its last lines:"; tail -n 25 "$out"; } >>"$tails"
+    fi
     rm -f "$out"
 done
+cat "$tails"
+rm -f "$tails"
 [ -n "$broken" ] && echo "crashed or timed out:$broken"
 if [ "$skipped" -gt 0 ]; then
     echo "tests: $passed passed, $failed failed, $skipped skipped"
