@@ -42,7 +42,7 @@ static int
 lead(struct server *s, int64_t epoch, struct anvil_error *err)
 {
     int64_t t0 = av_mono_us();
-    standby_hand_over(s->standby, &s->sock); // its connections stay
+    standby_hand_over(s->standby, &s->sock, advertise(s)); // connections stay
     s->standby  = NULL;
     s->has_sock = true;
     s->epoch    = epoch;

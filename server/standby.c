@@ -22,16 +22,23 @@
 #define STANDBY_CONTEXTS 8
 #define STANDBY_URL_MAX 512
 
+// What a context's aio is doing. A context that received a request always
+// answers it, even while the node hands its socket over: a request taken
+// off the connection and never answered would leave its client waiting
+// for its whole timeout.
+enum sb_state { SB_RECV, SB_SEND, SB_IDLE };
+
 struct sb_ctx {
     struct standby *sb;
     nng_aio        *aio;
     nng_ctx         ctx;
-    bool            sending;
+    enum sb_state   state; // under sb->lock
 };
 
 struct standby {
-    pthread_mutex_t    lock; // guards leader
+    pthread_mutex_t    lock; // guards leader, closing and each ctx's state
     char               leader[STANDBY_URL_MAX];
+    bool               closing; // handing over: answer, receive no more
     nng_socket         sock;
     bool               sock_open;
     struct sb_ctx      ctx[STANDBY_CONTEXTS];
@@ -54,8 +61,14 @@ answer_text(struct standby *s, char *msg, size_t len, char *url, size_t ulen)
 {
     pthread_mutex_lock(&s->lock);
     snprintf(url, ulen, "%s", s->leader);
+    bool closing = s->closing;
     pthread_mutex_unlock(&s->lock);
-    if (url[0] != '\0')
+    if (closing)
+        snprintf(msg, len,
+            "this anvild is taking over as the leader at %s; send the "
+            "request again",
+            url);
+    else if (url[0] != '\0')
         snprintf(msg, len,
             "this anvild is a standby; the leader is at %s (send requests "
             "there, or give the client every server's URL)",
@@ -67,6 +80,8 @@ answer_text(struct standby *s, char *msg, size_t len, char *url, size_t ulen)
 }
 
 // ---- nng ----
+
+static void next(struct sb_ctx *x, int rv);
 
 static void
 reply(struct sb_ctx *x, nng_msg *in)
@@ -84,13 +99,29 @@ reply(struct sb_ctx *x, nng_msg *in)
     anvil__v1__request__free_unpacked(req, NULL);
     nng_msg *out;
     if (nng_msg_alloc(&out, anvil__v1__reply__get_packed_size(&rep)) != 0) {
-        nng_ctx_recv(x->ctx, x->aio);
+        next(x, 0);
         return;
     }
     anvil__v1__reply__pack(&rep, nng_msg_body(out));
     nng_aio_set_msg(x->aio, out);
-    x->sending = true;
+    pthread_mutex_lock(&x->sb->lock);
+    x->state = SB_SEND;
+    pthread_mutex_unlock(&x->sb->lock);
     nng_ctx_send(x->ctx, x->aio);
+}
+
+// After an answer (or a failed receive): receive again, unless the socket
+// is closing or being handed over.
+static void
+next(struct sb_ctx *x, int rv)
+{
+    struct standby *s = x->sb;
+    pthread_mutex_lock(&s->lock);
+    bool again = !s->closing && rv != NNG_ECLOSED && rv != NNG_ECANCELED;
+    x->state   = again ? SB_RECV : SB_IDLE;
+    pthread_mutex_unlock(&s->lock);
+    if (again)
+        nng_ctx_recv(x->ctx, x->aio);
 }
 
 static void
@@ -98,17 +129,17 @@ ctx_cb(void *arg)
 {
     struct sb_ctx *x  = arg;
     int            rv = nng_aio_result(x->aio);
-    if (x->sending) {
-        x->sending = false;
+    pthread_mutex_lock(&x->sb->lock);
+    bool sent = x->state == SB_SEND;
+    pthread_mutex_unlock(&x->sb->lock);
+    if (sent) {
         if (rv != 0)
             nng_msg_free(nng_aio_get_msg(x->aio));
     } else if (rv == 0) {
         reply(x, nng_aio_get_msg(x->aio));
         return;
     }
-    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-        return;
-    nng_ctx_recv(x->ctx, x->aio);
+    next(x, rv);
 }
 
 // The contexts receive before the listener starts: clients reconnect the
@@ -298,11 +329,39 @@ standby_stop(struct standby *s)
             "msg=\"the standby socket is still closing; serving anyway\"");
 }
 
+// True when no context is receiving or answering.
+static bool
+all_idle(struct standby *s)
+{
+    bool idle = true;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_ctx; i++)
+        idle = idle && s->ctx[i].state == SB_IDLE;
+    pthread_mutex_unlock(&s->lock);
+    return idle;
+}
+
 void
-standby_hand_over(struct standby *s, nng_socket *sock)
+standby_hand_over(struct standby *s, nng_socket *sock, const char *self)
 {
     for (int i = 0; i < s->n_http; i++)
         MHD_stop_daemon(s->http[i]);
+    // Receives still waiting are cancelled (their requests stay queued on
+    // the connections for the rpc endpoint's contexts); a request already
+    // received is answered, naming this node, before its context closes.
+    // The cancel only queues the callback (nng's task queue), so it may be
+    // made under the lock that makes "still waiting" true.
+    pthread_mutex_lock(&s->lock);
+    s->closing = true;
+    snprintf(s->leader, sizeof(s->leader), "%s", self);
+    for (int i = 0; i < s->n_ctx; i++)
+        if (s->ctx[i].state == SB_RECV)
+            nng_aio_cancel(s->ctx[i].aio);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < 200 && !all_idle(s); i++) {
+        struct timespec ts = { 0, 1000000L };
+        nanosleep(&ts, NULL);
+    }
     for (int i = 0; i < s->n_ctx; i++)
         nng_aio_stop(s->ctx[i].aio);
     for (int i = 0; i < s->n_ctx; i++) {

@@ -42,6 +42,9 @@ void standby_stop(struct standby *s);
 // open and listening: *sock is the caller's (rpc.h has_sock). Frees s.
 // Closing it instead would drop a connection being set up in a way nng
 // 1.5.2 never reports to the client, whose dialer then waits forever.
-void standby_hand_over(struct standby *s, nng_socket *sock);
+// Requests not yet received stay queued for the caller's contexts; one
+// already received is answered UNAVAILABLE naming self (this node's
+// advertised URL), so its client sends it again at once.
+void standby_hand_over(struct standby *s, nng_socket *sock, const char *self);
 
 #endif
