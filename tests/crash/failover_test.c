@@ -356,6 +356,11 @@ wait_up(struct fo *f, int k)
         }
         pause_ms(20);
     }
+    if (getenv("ANVIL_FAILOVER_HOLD") != NULL) { // to look at it
+        fprintf(stderr, "failover_test: node %d (pid %d) silent; holding for "
+                        "10 minutes\n", k, (int) f->nodes[k].pid);
+        pause_ms(600000);
+    }
     fail("node %d did not answer within 20 s", k);
     return -1;
 }
