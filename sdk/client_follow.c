@@ -16,7 +16,12 @@
 //  (c) the connection the request went out on closes while the call waits
 //      for its reply (the leader was killed): the pipe callback below marks
 //      the call lost and cancels its aio, so even a parked long-poll moves
-//      at once rather than at its timeout.
+//      at once rather than at its timeout;
+//  (d) a request sent gets no reply within the call's time (a leader
+//      frozen, SIGSTOP or a paused machine, whose kernel still takes the
+//      bytes): that call ends DEADLINE_EXCEEDED, and the next goes to the
+//      next server, whose answer (a standby names the leader) brings it
+//      back here if this one still leads.
 // Each time the call sends the same encoded request again, with the same
 // request id: the server applies a request id once (stored for submits,
 // memoised otherwise), so a request that reached the old leader before it
@@ -397,7 +402,7 @@ client_follow_exchange(anvil_client *c, struct inflight *in, const char *method,
             break;
         }
         uint64_t gen;
-        nng_msg *r;
+        nng_msg *r = NULL;
         int      rv = follow_send(&f, &gen);
         if (rv == NNG_ETIMEDOUT) {
             if (av_mono_ms() < f.send_end) // else the call gives up
@@ -408,6 +413,8 @@ client_follow_exchange(anvil_client *c, struct inflight *in, const char *method,
             rv = follow_recv(&f, &r);
         if (rv == FOLLOW_LOST && follow_lost(&f))
             continue;
+        if (rv == NNG_ETIMEDOUT) // sent, and no reply: (d) above
+            follow_switch(c, gen, NULL);
         if (rv != 0) {
             rc = rv == FOLLOW_LOST ? av_error_set(err, ANVIL_UNAVAILABLE,
                      "%s: lost the connection to the server %d times", method,

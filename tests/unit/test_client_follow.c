@@ -32,6 +32,7 @@
 struct canned {
     char         url[128];
     const char  *leader; // NULL: answers OK (a leader); else UNAVAILABLE
+    bool         mute;   // takes requests and never answers (frozen)
     nng_socket   sock;
     pthread_t    thread;
     _Atomic bool stop;
@@ -84,7 +85,7 @@ canned_run(void *arg)
             continue;
         if (c->n_seen < MAX_SEEN)
             c->seen[c->n_seen++] = req->request_id;
-        nng_msg *out = answer(c, req);
+        nng_msg *out = c->mute ? NULL : answer(c, req);
         anvil__v1__request__free_unpacked(req, NULL);
         if (out != NULL && nng_sendmsg(c->sock, out, 0) != 0)
             nng_msg_free(out);
@@ -183,6 +184,40 @@ test_a_standby_sends_the_client_to_the_leader_it_names(void **state)
     assert_true(f->standby.seen[0] == f->leader.seen[0]);
 }
 
+// A server that takes the request and never answers (a frozen leader):
+// that call ends at its timeout, and the next goes to the next server.
+static void
+test_a_server_that_never_answers_is_left_after_a_timeout(void **state)
+{
+    struct fixture *f = *state;
+    f->standby.mute   = true; // the first of the list, frozen
+    canned_start(&f->standby, f->dir, "standby", NULL);
+    canned_start(&f->leader, f->dir, "leader", NULL);
+    char list[300];
+    snprintf(list, sizeof(list), "%s,%s", f->standby.url, f->leader.url);
+    anvil_client      *c   = NULL;
+    struct anvil_error err = { 0, "" };
+    assert_int_equal(anvil_client_open(&c, list, &err), ANVIL_OK);
+    anvil_client_set_timeout(c, 300, NULL);
+    struct anvil_health *h  = NULL;
+    int64_t              t0 = av_mono_ms();
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_DEADLINE_EXCEEDED);
+    int64_t first = av_mono_ms() - t0;
+    t0            = av_mono_ms();
+    assert_int_equal(anvil_health_get(c, &h, &err), ANVIL_OK);
+    int64_t second = av_mono_ms() - t0;
+    anvil_health_free(h);
+    anvil_client_close(c);
+    canned_stop(&f->standby);
+    canned_stop(&f->leader);
+    fprintf(stderr, "frozen: %lld ms, then the next server: %lld ms\n",
+        (long long) first, (long long) second);
+    assert_true(first >= 300 && first < 2000);
+    assert_true(second < 1000);
+    assert_int_equal(f->standby.n_seen, 1);
+    assert_int_equal(f->leader.n_seen, 1);
+}
+
 // A standby that knows no leader (an election): the client pauses, tries
 // the next server, and that one's answer counts.
 static void
@@ -252,6 +287,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_a_server_that_never_answers_is_left_after_a_timeout, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_a_standby_sends_the_client_to_the_leader_it_names, setup,
             teardown),
