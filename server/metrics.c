@@ -421,18 +421,23 @@ put_hist(struct mbuf *b, const char *name, const char *labels,
         labels[0] ? "}" : "", (unsigned long long) cum);
 }
 
+// Build info, whether this node serves, and the process_* series.
 static void
-put_process(struct mbuf *b, const struct metrics *m)
+put_process(struct mbuf *b, double start_time, bool leader)
 {
     put(b,
         "# HELP anvil_build_info The running anvild's version.\n"
         "# TYPE anvil_build_info gauge\nanvil_build_info{");
     label(b, "version", ANVIL_VERSION, true);
     put(b, "} 1\n");
-    if (m->start_time > 0) {
+    head(b, "anvil_leader", "gauge",
+        "1 on the anvild that serves (the leader, or the only node), 0 on a "
+        "standby.");
+    put(b, "anvil_leader %d\n", leader ? 1 : 0);
+    if (start_time > 0) {
         head(b, "process_start_time_seconds", "gauge",
             "Start time of the process since unix epoch in seconds.");
-        put(b, "process_start_time_seconds %.2f\n", m->start_time);
+        put(b, "process_start_time_seconds %.2f\n", start_time);
     }
     unsigned long long size, rss;
     FILE              *f = fopen("/proc/self/statm", "r");
@@ -631,12 +636,27 @@ metrics_render(
     struct metrics *m, const struct metrics_state *s, char **text, size_t *len)
 {
     struct mbuf b = { 0 };
-    put_process(&b, m);
+    put_process(&b, m->start_time, true);
     put_jobs(&b, m);
     put_depths(&b, m, s);
     put_histograms(&b, m);
     put_rpc(&b, m);
     put_engine(&b, s);
+    if (b.oom || !reserve(&b, 0)) {
+        free(b.p);
+        return ANVIL_RESOURCE_EXHAUSTED;
+    }
+    b.p[b.len] = '\0';
+    *text      = b.p;
+    *len       = b.len;
+    return ANVIL_OK;
+}
+
+int
+metrics_render_standby(char **text, size_t *len)
+{
+    struct mbuf b = { 0 };
+    put_process(&b, process_start(), false);
     if (b.oom || !reserve(&b, 0)) {
         free(b.p);
         return ANVIL_RESOURCE_EXHAUSTED;

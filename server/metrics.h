@@ -16,8 +16,9 @@
 // per queue and type, queue depths, job wait and run time, rpcs per
 // transport, method and code with their duration, commit batch size and
 // time, sync time, workers, parked long-polls, concurrency keys (totals
-// only: never a series per key), build info and the standard
-// process_* series. Queue and type pairs past METRICS_MAX_LABEL_SETS are
+// only: never a series per key), build info, whether the node leads
+// (anvil_leader) and the standard process_* series. Queue and type pairs
+// past METRICS_MAX_LABEL_SETS are
 // counted together under queue="*", type="*" (names never contain '*').
 #ifndef SERVER_METRICS_H
 #define SERVER_METRICS_H
@@ -90,5 +91,10 @@ void metrics_commit(struct metrics *m, size_t n, int64_t us);
 // ANVIL_OK, or ANVIL_RESOURCE_EXHAUSTED.
 int metrics_render(
     struct metrics *m, const struct metrics_state *s, char **text, size_t *len);
+
+// What a standby renders (it has no engine): anvil_build_info,
+// anvil_leader 0 and the process_* series. Any thread; the same contract
+// for *text and *len.
+int metrics_render_standby(char **text, size_t *len);
 
 #endif

@@ -61,4 +61,9 @@ void server_node_stop(struct server *s);
 // stopped (its last transaction committed).
 void server_node_release(struct server *s);
 
+// The URL a client on this host dials to reach listen into out: the same
+// URL, or for a tcp wildcard the loopback address. False for URLs a
+// standby does not check itself on (TLS: a client needs the CA).
+bool server_node_self_url(const char *listen, char *out, size_t len);
+
 #endif

@@ -4,6 +4,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "http_impl.h"
+#include "metrics.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -11,6 +12,7 @@
 #include <microhttpd.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,6 +47,11 @@ struct standby {
     int                n_ctx;
     struct MHD_Daemon *http[8];
     int                n_http;
+    // The self-check (standby_answers): a client of this node's own URL.
+    nng_socket probe;
+    bool       probe_open;
+    int        probe_dialers;
+    bool       probe_failed; // the last check got no answer
 };
 
 void
@@ -186,13 +193,56 @@ start_nng(struct standby *s, const struct standby_config *cfg,
 
 // ---- HTTP ----
 
+// A body of ours (malloc'd, freed by libmicrohttpd) with its type.
+static enum MHD_Result
+send_text(struct MHD_Connection *mc, unsigned status, char *body, size_t len,
+    const char *type)
+{
+    struct MHD_Response *r
+        = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    enum MHD_Result ok = MHD_queue_response(mc, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+// GET /healthz (the process is up: an orchestrator's liveness probe must
+// not restart a standby) and GET /metrics (anvil_leader 0, so a scrape of
+// every node shows which one serves). Anything else, /readyz included,
+// is 503: a standby takes no traffic.
+static enum MHD_Result
+answer_own(
+    struct MHD_Connection *mc, const char *url, const char *verb, bool *done)
+{
+    bool get    = strcmp(verb, "GET") == 0;
+    bool health = get && strcmp(url, "/healthz") == 0;
+    bool scrape = get && strcmp(url, "/metrics") == 0;
+    *done       = health || scrape;
+    if (!*done)
+        return MHD_YES;
+    char  *text = NULL;
+    size_t len  = 0;
+    if (health) {
+        text = strdup("ok\n");
+        len  = 3;
+    } else if (metrics_render_standby(&text, &len) != ANVIL_OK) {
+        text = NULL;
+    }
+    if (text == NULL)
+        return MHD_NO;
+    return send_text(
+        mc, 200, text, len, health ? "text/plain" : METRICS_CONTENT_TYPE);
+}
+
 static enum MHD_Result
 on_http(void *cls, struct MHD_Connection *mc, const char *url, const char *verb,
     const char *version, const char *upload, size_t *upload_size,
     void **con_cls)
 {
-    (void) url;
-    (void) verb;
     (void) version;
     (void) upload;
     if (*con_cls == NULL) { // headers only: wait for the body
@@ -203,6 +253,10 @@ on_http(void *cls, struct MHD_Connection *mc, const char *url, const char *verb,
         *upload_size = 0;
         return MHD_YES;
     }
+    bool            done = false;
+    enum MHD_Result own  = answer_own(mc, url, verb, &done);
+    if (done)
+        return own;
     char msg[STANDBY_URL_MAX + 128], lurl[STANDBY_URL_MAX];
     answer_text(cls, msg, sizeof(msg), lurl, sizeof(lurl));
     json_t *j = json_pack(
@@ -271,6 +325,33 @@ standby_start(const struct standby_config *cfg, struct standby **out,
     return ANVIL_OK;
 }
 
+static void *
+close_probe_thread(void *arg)
+{
+    nng_socket *probe = arg;
+    nng_close(*probe);
+    free(probe);
+    return NULL;
+}
+
+// Closes the self-check's socket on a thread of its own (nng 1.5.2 may
+// wait forever closing a dialer caught mid-handshake): the node serves
+// meanwhile.
+static void
+close_probe(nng_socket probe)
+{
+    nng_socket *p = malloc(sizeof(*p));
+    pthread_t   t;
+    if (p == NULL)
+        return; // out of memory: the socket is leaked, open
+    *p = probe;
+    if (pthread_create(&t, NULL, close_probe_thread, p) != 0) {
+        free(p);
+        return;
+    }
+    pthread_detach(t);
+}
+
 // The nng side's teardown, on a thread of its own: nng 1.5.2's nng_close
 // can wait forever for a connection that was mid-handshake when the
 // socket closed. Its listener is closed first, so the URL is free again
@@ -287,6 +368,8 @@ close_nng(void *arg)
     struct standby *s = c->s;
     for (int i = 0; i < s->n_ctx; i++)
         nng_aio_stop(s->ctx[i].aio);
+    if (s->probe_open)
+        nng_close(s->probe);
     if (s->sock_open)
         nng_close(s->sock);
     for (int i = 0; i < s->n_ctx; i++) {
@@ -369,6 +452,42 @@ standby_hand_over(struct standby *s, nng_socket *sock, const char *self)
         nng_aio_free(s->ctx[i].aio);
     }
     *sock = s->sock;
+    if (s->probe_open)
+        close_probe(s->probe);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+// ---- the self-check ----
+
+bool
+standby_answers(struct standby *s, const char *url, int timeout_ms)
+{
+    if (!s->probe_open) {
+        if (nng_req0_open(&s->probe) != 0)
+            return true; // cannot check: not evidence of silence
+        s->probe_open = true;
+        nng_socket_set_ms(s->probe, NNG_OPT_RECONNMINT, 20);
+        nng_socket_set_ms(s->probe, NNG_OPT_RECONNMAXT, 100);
+        nng_socket_set_ms(s->probe, NNG_OPT_REQ_RESENDTIME, 3600000);
+    }
+    // A dialer at the first check, and another at each check after a
+    // failed one (four in all, at most): nng 1.5.2's dialer can wait
+    // forever on a connection that was reset while it was set up, and a
+    // stuck client must not pass for a silent server.
+    if ((s->probe_dialers == 0 || (s->probe_failed && s->probe_dialers < 4))
+        && nng_dial(s->probe, url, NULL, NNG_FLAG_NONBLOCK) == 0)
+        s->probe_dialers++;
+    nng_socket_set_ms(s->probe, NNG_OPT_SENDTIMEO, timeout_ms);
+    nng_socket_set_ms(s->probe, NNG_OPT_RECVTIMEO, timeout_ms);
+    Anvil__V1__Request req = ANVIL__V1__REQUEST__INIT;
+    req.method             = "Health";
+    uint8_t buf[32];
+    size_t  len     = anvil__v1__request__pack(&req, buf);
+    void   *in      = NULL;
+    s->probe_failed = nng_send(s->probe, buf, len, 0) != 0
+        || nng_recv(s->probe, &in, &len, NNG_FLAG_ALLOC) != 0;
+    if (!s->probe_failed)
+        nng_free(in, len);
+    return !s->probe_failed;
 }

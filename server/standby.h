@@ -14,6 +14,7 @@
 
 #include <anvil/anvil.h>
 #include <nng/nng.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct nng_tls_config;
@@ -46,5 +47,14 @@ void standby_stop(struct standby *s);
 // already received is answered UNAVAILABLE naming self (this node's
 // advertised URL), so its client sends it again at once.
 void standby_hand_over(struct standby *s, nng_socket *sock, const char *self);
+
+// The self-check, from the node thread while standing by: a Health sent
+// over the node's own URL (url: the listen URL as a client on this host
+// dials it) is answered within timeout_ms. nng 1.5.2 has been seen to
+// stop serving a socket's new connections for good (they are accepted and
+// never read) in a node started on the URL of one just killed; the node
+// thread makes the process exit after a few silent checks, and its
+// supervisor starts it again. One thread at a time.
+bool standby_answers(struct standby *s, const char *url, int timeout_ms);
 
 #endif

@@ -111,12 +111,33 @@ static size_t
 collect(char *p, size_t size, size_t n, void *arg)
 {
     char  *buf  = arg;
-    size_t have = strlen(buf), add = size * n;
-    if (have + add < 1024) {
-        memcpy(buf + have, p, add);
-        buf[have + add] = '\0';
-    }
+    size_t have = strlen(buf), add = size * n, keep = add;
+    if (have + keep > 1023)
+        keep = 1023 - have; // the first 1023 bytes are kept
+    memcpy(buf + have, p, keep);
+    buf[have + keep] = '\0';
     return add;
+}
+
+// GET base+path: the status, the body and the headers (each < 1024
+// bytes kept).
+static long
+http_get(const char *base, const char *path, char *body, char *hdr)
+{
+    CURL *c = curl_easy_init();
+    char  url[160];
+    body[0] = hdr[0] = '\0';
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, hdr);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
 }
 
 static void
@@ -139,23 +160,20 @@ test_standby_names_the_leader(void **state)
     assert_int_equal((int) rep->code, ANVIL_OK);
     anvil__v1__reply__free_unpacked(rep, NULL);
 
-    // HTTP: 503, the leader in the body and a header.
-    CURL *c = curl_easy_init();
-    char  url[128], body[1024] = "", hdr[1024] = "";
-    snprintf(url, sizeof(url), "%s/v1/health", f->http_b);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, hdr);
-    assert_int_equal(curl_easy_perform(c), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    assert_int_equal(status, 503);
+    // HTTP: 503, the leader in the body and a header; /readyz too. But
+    // the process is alive (/healthz), and a scrape says it stands by.
+    char body[1024], hdr[1024];
+    assert_int_equal(http_get(f->http_b, "/v1/health", body, hdr), 503);
     assert_non_null(strstr(body, "\"code\":\"UNAVAILABLE\""));
     assert_non_null(strstr(body, "\"leader\":\"ipc://"));
     assert_non_null(strstr(hdr, "Anvil-Leader: ipc://"));
+    assert_int_equal(http_get(f->http_b, "/readyz", body, hdr), 503);
+    assert_int_equal(http_get(f->http_b, "/healthz", body, hdr), 200);
+    assert_string_equal(body, "ok\n");
+    assert_int_equal(http_get(f->http_b, "/metrics", body, hdr), 200);
+    assert_non_null(strstr(body, "\nanvil_leader 0\n"));
+    assert_non_null(strstr(body, "anvil_build_info{version="));
+    assert_non_null(strstr(hdr, "text/plain; version=0.0.4"));
 
     // A client given the standby first follows it to the leader.
     char list[400];
@@ -202,6 +220,10 @@ test_takeover_serves_the_stored_state(void **state)
     f->a = NULL;
     assert_true(harness_wait_for(b_leads, f, 5000));
     assert_true(av_mono_ms() - t0 < 2000); // released: no wait for expiry
+    char body[1024], hdr[1024];
+    assert_int_equal(http_get(f->http_b, "/readyz", body, hdr), 200);
+    assert_int_equal(http_get(f->http_b, "/metrics", body, hdr), 200);
+    assert_non_null(strstr(body, "\nanvil_leader 1\n")); // near the top
 
     assert_int_equal(anvil_client_open(&cb, f->url_b, &err), ANVIL_OK);
     bool existed = false;
