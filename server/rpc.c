@@ -9,6 +9,7 @@
 #include "anvil/v1/anvil.pb-c.h"
 #include "auth.h"
 #include "gate.h"
+#include "listen_guard.h"
 #include "metrics.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -42,14 +43,15 @@ struct rpc_ctx {
 };
 
 struct rpc {
-    struct rpc_config cfg;
-    nng_socket        sock;
-    pthread_mutex_t   lock; // guards all, receiving, gate, waits
-    struct gate       gate; // callbacks inside engine_submit()
-    struct rpc_ctx   *all;
-    int               receiving;
-    struct waits      waits; // long-polls in flight
-    int               conns; // connections open (pipe callbacks)
+    struct rpc_config    cfg;
+    nng_socket           sock;
+    pthread_mutex_t      lock; // guards all, receiving, gate, waits
+    struct gate          gate; // callbacks inside engine_submit()
+    struct rpc_ctx      *all;
+    int                  receiving;
+    struct waits         waits; // long-polls in flight
+    int                  conns; // connections open (pipe callbacks)
+    struct listen_guard *guard; // the listener, when rpc_start made it
 };
 
 static void ctx_cb(void *arg);
@@ -312,29 +314,17 @@ on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
         gate_pipe_closed(&r->gate, r->cfg.engine, (uint32_t) nng_pipe_id(p));
 }
 
-// Listens synchronously, with the TLS configuration when there is one.
-static int
-listen_on(struct rpc *r, const struct rpc_config *cfg)
-{
-    nng_listener l;
-    int          rv = nng_listener_create(&l, r->sock, cfg->url);
-    if (rv == 0 && cfg->tls != NULL)
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
-    if (rv == 0)
-        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-    if (rv == 0)
-        rv = nng_listener_start(l, 0);
-    return rv;
-}
-
 int
 rpc_start(
     const struct rpc_config *cfg, struct rpc **out, struct anvil_error *err)
 {
     struct rpc *r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL) {
+        listen_guard_free(cfg->guard);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
+    }
     r->cfg                = *cfg;
+    r->guard              = cfg->guard; // NULL unless has_sock
     r->waits.max          = cfg->max_waits;
     r->waits.max_per_conn = cfg->max_waits_per_conn;
     pthread_mutex_init(&r->lock, NULL);
@@ -354,14 +344,14 @@ rpc_start(
     nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, r);
     nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
-    if (!cfg->has_sock)
-        rv = listen_on(r, cfg);
-    if (rv != 0) {
-        av_error_set(err, av_code_from_nng(rv), "cannot listen on %s: %s",
-            cfg->url, nng_strerror(rv));
-        rpc_close(r);
-        rpc_free(r);
-        return err ? err->code : ANVIL_INTERNAL;
+    if (!cfg->has_sock) {
+        int rc = listen_guard_start(
+            r->sock, cfg->url, cfg->tls, cfg->recv_max, &r->guard, err);
+        if (rc != ANVIL_OK) {
+            rpc_close(r);
+            rpc_free(r);
+            return rc;
+        }
     }
     for (int i = 0; i < cfg->contexts && rv == 0; i++)
         rv = ctx_add(r);
@@ -390,6 +380,7 @@ rpc_close(struct rpc *r)
     if (r == NULL)
         return;
     rpc_quiesce(r);
+    listen_guard_stop(r->guard); // no listener is opened again
     nng_close(r->sock);
 }
 
@@ -408,6 +399,7 @@ rpc_free(struct rpc *r)
         nng_aio_free(x->aio);
         free(x);
     }
+    listen_guard_free(r->guard);
     gate_fini(&r->gate);
     pthread_mutex_destroy(&r->lock);
     free(r);

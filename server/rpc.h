@@ -36,8 +36,12 @@ struct rpc_config {
     // is dropped; false: rpc_start opens and listens.
     bool       has_sock;
     nng_socket sock;
+    // With has_sock: the guard of its listener (listen_guard.h), which the
+    // endpoint stops and frees with the socket, whatever rpc_start returns.
+    struct listen_guard *guard;
 };
 
+struct listen_guard;
 struct rpc;
 
 // Listens on cfg->url (synchronously: on return, clients can connect).

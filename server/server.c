@@ -6,6 +6,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "leader.h"
+#include "listen_guard.h"
 #include "metrics.h"
 #include "rpc.h"
 #include "security.h"
@@ -236,9 +237,11 @@ server_serve(struct server *s, struct anvil_error *err)
             .metrics            = s->metrics,
             .has_sock           = s->has_sock,
             .sock               = s->sock,
+            .guard              = s->guard,
         };
         rc          = rpc_start(&rcf, &s->rpc, err);
         s->has_sock = false; // the rpc endpoint owns (or closed) it
+        s->guard    = NULL;  // and its guard
     }
     for (int i = 0; rc == ANVIL_OK && i < cfg->n_http; i++)
         rc = start_http(s, cfg->http_urls[i], &s->http[i], err);
@@ -290,8 +293,11 @@ server_stop(struct server *s)
     rpc_free(s->rpc);
     for (int i = 0; i < SERVER_MAX_HTTP; i++)
         http_free(s->http[i]);
-    if (s->has_sock && s->rpc == NULL) // handed over, never taken
+    if (s->has_sock && s->rpc == NULL) { // handed over, never taken
+        listen_guard_stop(s->guard);
         nng_close(s->sock);
+    }
+    listen_guard_free(s->guard);
     server_node_release(s); // after the engine's last commit
     store_close(s->store);
     auth_free(s->auth);

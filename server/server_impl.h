@@ -26,14 +26,15 @@ struct server {
 
     // PostgreSQL only (server_node.c): the lease, the standby's answers
     // while not leading, and the node thread that renews or waits.
-    struct leader  *leader;
-    struct standby *standby;
-    nng_socket      sock; // the standby's, handed to rpc (has_sock)
-    bool            has_sock;
-    int64_t         epoch;   // the lease's epoch while leading; else 0
-    bool            leading; // serving: store, engine and listeners open
-    bool            node_on; // node thread started
-    pthread_t       node;
+    struct leader       *leader;
+    struct standby      *standby;
+    nng_socket           sock;  // the standby's, handed to rpc (has_sock)
+    struct listen_guard *guard; // its listener's, handed with it
+    bool                 has_sock;
+    int64_t              epoch;   // the lease's epoch while leading; else 0
+    bool                 leading; // serving: store, engine and listeners open
+    bool                 node_on; // node thread started
+    pthread_t            node;
 
     pthread_mutex_t lock; // guards ended, code, stopping
     pthread_cond_t  ended_cv;
@@ -60,10 +61,5 @@ void server_node_stop(struct server *s);
 // Gives the lease up if this node leads, and closes it. After the engine
 // stopped (its last transaction committed).
 void server_node_release(struct server *s);
-
-// The URL a client on this host dials to reach listen into out: the same
-// URL, or for a tcp wildcard the loopback address. False for URLs a
-// standby does not check itself on (TLS: a client needs the CA).
-bool server_node_self_url(const char *listen, char *out, size_t len);
 
 #endif

@@ -42,7 +42,8 @@ static int
 lead(struct server *s, int64_t epoch, struct anvil_error *err)
 {
     int64_t t0 = av_mono_us();
-    standby_hand_over(s->standby, &s->sock, advertise(s)); // connections stay
+    // Its connections stay open, its listener guarded.
+    standby_hand_over(s->standby, &s->sock, &s->guard, advertise(s));
     s->standby  = NULL;
     s->has_sock = true;
     s->epoch    = epoch;
@@ -122,75 +123,16 @@ try_take(struct server *s)
     return true;
 }
 
-// How often a standby checks that its own URL answers, and how many
-// silent checks in a row make it exit (standby.h: standby_answers).
-#define SELF_CHECK_MS 1000
-#define SELF_CHECK_FAILS 5
-
-bool
-server_node_self_url(const char *listen, char *out, size_t len)
-{
-    static const char *const any[][2] = {
-        { "tcp://0.0.0.0:", "tcp://127.0.0.1:" },
-        { "tcp://*:", "tcp://127.0.0.1:" },
-        { "tcp://:", "tcp://127.0.0.1:" },
-        { "tcp4://0.0.0.0:", "tcp4://127.0.0.1:" },
-        { "tcp://[::]:", "tcp://[::1]:" },
-        { "tcp6://[::]:", "tcp6://[::1]:" },
-    };
-    for (size_t i = 0; i < sizeof(any) / sizeof(any[0]); i++) {
-        size_t n = strlen(any[i][0]);
-        if (strncmp(listen, any[i][0], n) == 0)
-            return snprintf(out, len, "%s%s", any[i][1], listen + n)
-                < (int) len;
-    }
-    bool plain = strncmp(listen, "ipc://", 6) == 0
-        || strncmp(listen, "tcp://", 6) == 0
-        || strncmp(listen, "tcp4://", 7) == 0
-        || strncmp(listen, "tcp6://", 7) == 0;
-    return plain && snprintf(out, len, "%s", listen) < (int) len;
-}
-
-// One self-check; false when the node has given up (server ended).
-static bool
-check_self(struct server *s, int *silent)
-{
-    char url[600];
-    if (!server_node_self_url(s->cfg.listen_url, url, sizeof(url)))
-        return true; // a TLS URL: its own certificate is not a client's
-    if (standby_answers(s->standby, url, SELF_CHECK_MS)) {
-        *silent = 0;
-        return true;
-    }
-    if (++*silent < SELF_CHECK_FAILS) {
-        AV_WARN("standby.silent", "url=%s checks=%d", url, *silent);
-        return true;
-    }
-    AV_ERR("standby.unresponsive",
-        "url=%s checks=%d msg=\"this standby's own URL answers no new "
-        "connection; it exits so that its supervisor starts it again\"",
-        url, *silent);
-    server_end(s, ANVIL_UNAVAILABLE);
-    return false;
-}
-
 static void *
 node_main(void *arg)
 {
-    struct server *s       = arg;
-    int64_t        ttl     = s->cfg.leader_ttl_ms;
-    int64_t        checked = av_mono_ms();
-    int            silent  = 0;
+    struct server *s   = arg;
+    int64_t        ttl = s->cfg.leader_ttl_ms;
     for (;;) {
         if (pause_ms(s, s->leading ? ttl / 3 : ttl / 10))
             return NULL;
         if (!(s->leading ? renew(s) : try_take(s)))
             return NULL;
-        if (!s->leading && av_mono_ms() - checked >= SELF_CHECK_MS) {
-            if (!check_self(s, &silent))
-                return NULL;
-            checked = av_mono_ms();
-        }
     }
 }
 

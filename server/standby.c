@@ -4,6 +4,7 @@
 
 #include "anvil/v1/anvil.pb-c.h"
 #include "http_impl.h"
+#include "listen_guard.h"
 #include "metrics.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -12,7 +13,6 @@
 #include <microhttpd.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -38,20 +38,16 @@ struct sb_ctx {
 };
 
 struct standby {
-    pthread_mutex_t    lock; // guards leader, closing and each ctx's state
-    char               leader[STANDBY_URL_MAX];
-    bool               closing; // handing over: answer, receive no more
-    nng_socket         sock;
-    bool               sock_open;
-    struct sb_ctx      ctx[STANDBY_CONTEXTS];
-    int                n_ctx;
-    struct MHD_Daemon *http[8];
-    int                n_http;
-    // The self-check (standby_answers): a client of this node's own URL.
-    nng_socket probe;
-    bool       probe_open;
-    int        probe_dialers;
-    bool       probe_failed; // the last check got no answer
+    pthread_mutex_t      lock; // guards leader, closing and each ctx's state
+    char                 leader[STANDBY_URL_MAX];
+    bool                 closing; // handing over: answer, receive no more
+    nng_socket           sock;
+    bool                 sock_open;
+    struct sb_ctx        ctx[STANDBY_CONTEXTS];
+    int                  n_ctx;
+    struct MHD_Daemon   *http[8];
+    int                  n_http;
+    struct listen_guard *guard; // the listener
 };
 
 void
@@ -176,19 +172,8 @@ start_nng(struct standby *s, const struct standby_config *cfg,
     if (rv != 0)
         return av_error_set(
             err, ANVIL_INTERNAL, "cannot open contexts: %s", nng_strerror(rv));
-    nng_listener l;
-    rv = nng_listener_create(&l, s->sock, cfg->url);
-    if (rv == 0 && cfg->tls != NULL)
-        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg->tls);
-    if (rv == 0)
-        rv = nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-    if (rv == 0)
-        rv = nng_listener_start(l, 0);
-    if (rv != 0)
-        return av_error_set(err,
-            rv == NNG_EADDRINUSE ? ANVIL_UNAVAILABLE : ANVIL_INVALID_ARGUMENT,
-            "cannot listen on %s: %s", cfg->url, nng_strerror(rv));
-    return ANVIL_OK;
+    return listen_guard_start(
+        s->sock, cfg->url, cfg->tls, cfg->recv_max, &s->guard, err);
 }
 
 // ---- HTTP ----
@@ -325,33 +310,6 @@ standby_start(const struct standby_config *cfg, struct standby **out,
     return ANVIL_OK;
 }
 
-static void *
-close_probe_thread(void *arg)
-{
-    nng_socket *probe = arg;
-    nng_close(*probe);
-    free(probe);
-    return NULL;
-}
-
-// Closes the self-check's socket on a thread of its own (nng 1.5.2 may
-// wait forever closing a dialer caught mid-handshake): the node serves
-// meanwhile.
-static void
-close_probe(nng_socket probe)
-{
-    nng_socket *p = malloc(sizeof(*p));
-    pthread_t   t;
-    if (p == NULL)
-        return; // out of memory: the socket is leaked, open
-    *p = probe;
-    if (pthread_create(&t, NULL, close_probe_thread, p) != 0) {
-        free(p);
-        return;
-    }
-    pthread_detach(t);
-}
-
 // The nng side's teardown, on a thread of its own: nng 1.5.2's nng_close
 // can wait forever for a connection that was mid-handshake when the
 // socket closed. Its listener is closed first, so the URL is free again
@@ -368,10 +326,9 @@ close_nng(void *arg)
     struct standby *s = c->s;
     for (int i = 0; i < s->n_ctx; i++)
         nng_aio_stop(s->ctx[i].aio);
-    if (s->probe_open)
-        nng_close(s->probe);
     if (s->sock_open)
         nng_close(s->sock);
+    listen_guard_free(s->guard); // after its socket closed
     for (int i = 0; i < s->n_ctx; i++) {
         nng_ctx_close(s->ctx[i].ctx);
         nng_aio_free(s->ctx[i].aio);
@@ -389,6 +346,7 @@ standby_stop(struct standby *s)
         return;
     for (int i = 0; i < s->n_http; i++)
         MHD_stop_daemon(s->http[i]);
+    listen_guard_stop(s->guard); // its listener is not opened again
     struct closer *c = malloc(sizeof(*c));
     pthread_t      t;
     if (c == NULL)
@@ -425,7 +383,8 @@ all_idle(struct standby *s)
 }
 
 void
-standby_hand_over(struct standby *s, nng_socket *sock, const char *self)
+standby_hand_over(struct standby *s, nng_socket *sock,
+    struct listen_guard **guard, const char *self)
 {
     for (int i = 0; i < s->n_http; i++)
         MHD_stop_daemon(s->http[i]);
@@ -451,43 +410,8 @@ standby_hand_over(struct standby *s, nng_socket *sock, const char *self)
         nng_ctx_close(s->ctx[i].ctx);
         nng_aio_free(s->ctx[i].aio);
     }
-    *sock = s->sock;
-    if (s->probe_open)
-        close_probe(s->probe);
+    *sock  = s->sock;
+    *guard = s->guard;
     pthread_mutex_destroy(&s->lock);
     free(s);
-}
-
-// ---- the self-check ----
-
-bool
-standby_answers(struct standby *s, const char *url, int timeout_ms)
-{
-    if (!s->probe_open) {
-        if (nng_req0_open(&s->probe) != 0)
-            return true; // cannot check: not evidence of silence
-        s->probe_open = true;
-        nng_socket_set_ms(s->probe, NNG_OPT_RECONNMINT, 20);
-        nng_socket_set_ms(s->probe, NNG_OPT_RECONNMAXT, 100);
-        nng_socket_set_ms(s->probe, NNG_OPT_REQ_RESENDTIME, 3600000);
-    }
-    // A dialer at the first check, and another at each check after a
-    // failed one (four in all, at most): nng 1.5.2's dialer can wait
-    // forever on a connection that was reset while it was set up, and a
-    // stuck client must not pass for a silent server.
-    if ((s->probe_dialers == 0 || (s->probe_failed && s->probe_dialers < 4))
-        && nng_dial(s->probe, url, NULL, NNG_FLAG_NONBLOCK) == 0)
-        s->probe_dialers++;
-    nng_socket_set_ms(s->probe, NNG_OPT_SENDTIMEO, timeout_ms);
-    nng_socket_set_ms(s->probe, NNG_OPT_RECVTIMEO, timeout_ms);
-    Anvil__V1__Request req = ANVIL__V1__REQUEST__INIT;
-    req.method             = "Health";
-    uint8_t buf[32];
-    size_t  len     = anvil__v1__request__pack(&req, buf);
-    void   *in      = NULL;
-    s->probe_failed = nng_send(s->probe, buf, len, 0) != 0
-        || nng_recv(s->probe, &in, &len, NNG_FLAG_ALLOC) != 0;
-    if (!s->probe_failed)
-        nng_free(in, len);
-    return !s->probe_failed;
 }

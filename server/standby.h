@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct listen_guard;
 struct nng_tls_config;
 struct standby;
 
@@ -45,16 +46,10 @@ void standby_stop(struct standby *s);
 // 1.5.2 never reports to the client, whose dialer then waits forever.
 // Requests not yet received stay queued for the caller's contexts; one
 // already received is answered UNAVAILABLE naming self (this node's
-// advertised URL), so its client sends it again at once.
-void standby_hand_over(struct standby *s, nng_socket *sock, const char *self);
-
-// The self-check, from the node thread while standing by: a Health sent
-// over the node's own URL (url: the listen URL as a client on this host
-// dials it) is answered within timeout_ms. nng 1.5.2 has been seen to
-// stop serving a socket's new connections for good (they are accepted and
-// never read) in a node started on the URL of one just killed; the node
-// thread makes the process exit after a few silent checks, and its
-// supervisor starts it again. One thread at a time.
-bool standby_answers(struct standby *s, const char *url, int timeout_ms);
+// advertised URL), so its client sends it again at once. *guard: the
+// listener's guard (listen_guard.h), the caller's to stop and free with
+// the socket.
+void standby_hand_over(struct standby *s, nng_socket *sock,
+    struct listen_guard **guard, const char *self);
 
 #endif
