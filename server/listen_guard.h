@@ -1,8 +1,10 @@
 // listen_guard.h - an nng listener that is watched and replaced when it
 // stops taking connections.
 //
-// nng 1.5.2 (Debian bookworm's) has a defect in its ipc and tcp
-// transports: when the SP header exchange of a newly accepted connection
+// nng 1.5.2 (Debian bookworm's) has a defect in its ipc transport (its
+// tcp transport has the same code, though a peer that leaves does not
+// make the send fail there in practice; we could not make it happen):
+// when the SP header exchange of a newly accepted connection
 // fails because the peer has already gone (EPIPE, which nng maps to
 // NNG_ECLOSED), the error is handed to the socket's pending accept, which
 // takes NNG_ECLOSED for "the listener was closed" and never accepts again.
