@@ -205,10 +205,10 @@ guard_main(void *arg)
         atomic_fetch_add(&g->replaced, 1);
         if (rv == 0)
             AV_WARN("listener.replaced",
-                "url=%s msg=\"no new connection became a pipe for %d s "
+                "url=%s msg=\"no new connection became a pipe in %d ms "
                 "(nng 1.5.2 stops accepting after a peer that leaves "
                 "mid-handshake); listening again\"",
-                g->url, GUARD_MISSES);
+                g->url, GUARD_MISSES * LISTEN_GUARD_PERIOD_MS);
         else
             AV_ERR("listener.replaced",
                 "url=%s err=\"%s\" msg=\"could not listen again; the next "

@@ -29,7 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LISTEN_GUARD_PERIOD_MS 1000
+#define LISTEN_GUARD_PERIOD_MS 500
 
 struct nng_tls_config;
 struct listen_guard;
