@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -904,4 +905,23 @@ harness_store_old(const char *path, const char *queue, const char *downgrade)
         return -1;
     }
     return harness_sql_exec(path, downgrade);
+}
+
+int
+harness_greet_and_leave(const char *path, int n)
+{
+    static const unsigned char hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+    struct sockaddr_un         sa       = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -1;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+            (void) !write(fd, hello, sizeof(hello));
+        close(fd);
+    }
+    return 0;
 }

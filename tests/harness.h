@@ -154,6 +154,11 @@ uint64_t harness_get_be64(const uint8_t *p);
 // released), or -1.
 int harness_free_tcp_port(void);
 
+// n peers that connect to the Unix socket at path, send the SP greeting
+// of a REQ socket and close at once (what stops nng 1.5.2's listener:
+// server/listen_guard.h). 0, or -1 if the path is too long for one.
+int harness_greet_and_leave(const char *path, int n);
+
 // Removes path and everything below it, without following symlinks.
 void harness_remove_tree(const char *path);
 

@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../harness.h"
@@ -38,22 +36,6 @@ new_client_answered(const struct harness *h, int ms)
 }
 
 static void
-hit_and_run(const char *path, int n)
-{
-    static const unsigned char hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-    struct sockaddr_un         sa       = { .sun_family = AF_UNIX };
-    assert_true(strlen(path) < sizeof(sa.sun_path));
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    for (int i = 0; i < n; i++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
-            (void) !write(fd, hello, sizeof(hello));
-        close(fd);
-    }
-}
-
-static void
 test_peers_leaving_mid_greeting_do_not_stop_the_listener(void **state)
 {
     struct harness *h = *state;
@@ -72,7 +54,7 @@ test_peers_leaving_mid_greeting_do_not_stop_the_listener(void **state)
     // listener stopped) or twenty rounds went by.
     int round = 0;
     for (; round < 20; round++) {
-        hit_and_run(path, 100);
+        assert_int_equal(harness_greet_and_leave(path, 100), 0);
         if (!new_client_answered(h, 300))
             break;
     }

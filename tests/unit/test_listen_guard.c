@@ -5,6 +5,7 @@
 // answered within a few seconds. A listener that works is left alone, and
 // the URL a guard dials to check is the listen URL or its loopback.
 #include "../../server/listen_guard.h"
+#include "../harness.h"
 #include "util/clock.h"
 
 #include <nng/nng.h>
@@ -15,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 // cmocka.h needs these three before it: keep it in a block of its own.
@@ -110,23 +109,6 @@ answered(const char *url, int ms)
     return ok;
 }
 
-// Peers that send the SP header of a REQ socket and leave at once.
-static void
-hit_and_run(const char *path, int n)
-{
-    static const unsigned char hdr[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-    struct sockaddr_un         sa     = { .sun_family = AF_UNIX };
-    assert_true(strlen(path) < sizeof(sa.sun_path));
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    for (int i = 0; i < n; i++) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        assert_true(fd >= 0);
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
-            (void) !write(fd, hdr, sizeof(hdr));
-        close(fd);
-    }
-}
-
 static void
 test_a_listener_that_stopped_taking_connections_is_replaced(void **state)
 {
@@ -138,7 +120,7 @@ test_a_listener_that_stopped_taking_connections_is_replaced(void **state)
     int64_t t0 = av_mono_ms();
     for (int round = 0; round < 20 && listen_guard_replaced(f->g) == 0;
          round++) {
-        hit_and_run(f->path, 100);
+        assert_int_equal(harness_greet_and_leave(f->path, 100), 0);
         if (!answered(f->url, 200)) // stuck: wait for the guard
             break;
     }
