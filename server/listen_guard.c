@@ -136,8 +136,8 @@ wait_change(struct listen_guard *g, atomic_uint_fast64_t *counter,
     }
 }
 
-// One check: a new connection from the probe socket becomes a pipe of the
-// listening socket within a period.
+// One check: false when a new connection from the probe socket was set up
+// and did not become a pipe of the listening socket within a period.
 //
 // The check must not be what it looks for: a client that leaves while
 // the server has yet to send its header is what stops nng 1.5.2's
@@ -156,7 +156,7 @@ check(struct listen_guard *g)
     }
     if (g->has_pending) {
         if (atomic_load(&g->probe_pipes) == g->pending_at)
-            return false; // the last check's connection is still not set up
+            return true; // the last check's connection is still not set up
         nng_dialer_close(g->pending);
         g->has_pending = false;
     }
@@ -171,9 +171,14 @@ check(struct listen_guard *g)
         nng_dialer_close(d); // never connected
         return true;
     }
+    // Only a connection set up on this side and not adopted by the
+    // listening socket is evidence of the stuck listener (nng's transport
+    // still greets every connection then). One that is not set up in time
+    // proves nothing: the URL may not be reachable from this host, or the
+    // machine is busy; the listener is not replaced for it.
     int64_t end = av_mono_ms() + LISTEN_GUARD_PERIOD_MS;
     bool    up  = wait_change(g, &g->probe_pipes, cli, end);
-    bool    ok  = up && wait_change(g, &g->pipes, srv, end);
+    bool    ok  = !up || wait_change(g, &g->pipes, srv, end);
     if (up) {
         nng_dialer_close(d);
     } else {
