@@ -41,7 +41,9 @@ struct listen_guard {
     uint64_t               pending_at; // probe_pipes when it started
     pthread_t              thread;
     bool                   running;
-    pthread_mutex_t        lock; // guards stop
+    atomic_bool            done;     // guard_main returned
+    bool                   orphaned; // left running: g is never freed
+    pthread_mutex_t        lock;     // guards stop
     pthread_cond_t         cv;
     bool                   stop;
 };
@@ -220,6 +222,12 @@ guard_main(void *arg)
                 "check tries again\"",
                 g->url, nng_strerror(rv));
     }
+    // The probe's close is this thread's, so that a close that never
+    // returns (nng 1.5.2, a dialer caught mid-handshake) holds up only it.
+    if (g->probe_open)
+        nng_close(g->probe);
+    g->probe_open = false;
+    atomic_store(&g->done, true);
     return NULL;
 }
 
@@ -270,21 +278,31 @@ listen_guard_replaced(const struct listen_guard *g)
 void
 listen_guard_stop(struct listen_guard *g)
 {
-    if (g == NULL)
+    if (g == NULL || !g->running)
         return;
     pthread_mutex_lock(&g->lock);
     g->stop = true;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->lock);
-    if (g->running)
-        pthread_join(g->thread, NULL);
+    // A check ends within a period; nng calls inside one (a dialer's or
+    // the listener's close) have been seen to hang in nng 1.5.2. After two
+    // seconds the thread is left to itself, with g, and anvild stops
+    // without it.
+    for (int i = 0; i < 200 && !atomic_load(&g->done); i++) {
+        struct timespec ts = { 0, 10000000L };
+        nanosleep(&ts, NULL);
+    }
     g->running = false;
-    // Its dialers are connected, or (a pending one) refused or connecting
-    // to a listener that negotiates: none is caught mid-handshake, where
-    // nng 1.5.2's close can wait forever.
-    if (g->probe_open)
-        nng_close(g->probe);
-    g->probe_open = false;
+    if (atomic_load(&g->done)) {
+        pthread_join(g->thread, NULL);
+        return;
+    }
+    pthread_detach(g->thread);
+    g->orphaned = true;
+    AV_WARN("listener.guard_stuck",
+        "url=%s msg=\"the listener's guard did not stop within 2 s (inside "
+        "nng); stopping without it\"",
+        g->url);
 }
 
 void
@@ -293,6 +311,10 @@ listen_guard_free(struct listen_guard *g)
     if (g == NULL)
         return;
     listen_guard_stop(g);
+    if (g->orphaned)
+        return;        // its thread may still touch it
+    if (g->probe_open) // no thread ever ran
+        nng_close(g->probe);
     pthread_mutex_destroy(&g->lock);
     pthread_cond_destroy(&g->cv);
     free(g);

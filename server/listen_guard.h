@@ -46,9 +46,9 @@ int listen_guard_start(nng_socket sock, const char *url,
 // How many times the listener was replaced.
 int listen_guard_replaced(const struct listen_guard *g);
 
-// Stops the guard thread and closes its client socket: the listener is
-// no longer replaced (it stays open: closing the socket closes it). NULL
-// is ignored.
+// Stops the guard thread (which closes its client socket), waiting 2 s
+// at most: the listener is no longer replaced (it stays open: closing the
+// socket closes it). NULL is ignored.
 void listen_guard_stop(struct listen_guard *g);
 
 // Stops the guard if it runs and frees g: after the socket was closed

@@ -558,6 +558,13 @@ stop_leader(struct fo *f)
     int64_t end    = av_mono_ms() + 20000;
     while (waitpid(f->nodes[l].pid, &status, WNOHANG) == 0) {
         if (av_mono_ms() > end) {
+            if (getenv("ANVIL_FAILOVER_HOLD") != NULL) { // to look at it
+                fprintf(stderr,
+                    "failover_test: zombie node %d (pid %d) did not exit; "
+                    "holding for 10 minutes\n",
+                    l, (int) f->nodes[l].pid);
+                pause_ms(600000);
+            }
             fail("the zombie leader (node %d) did not exit after SIGCONT", l);
             kill(f->nodes[l].pid, SIGKILL);
             waitpid(f->nodes[l].pid, &status, 0);
