@@ -25,6 +25,20 @@
 
 #include <cmocka.h>
 
+// nng 1.5.2 never frees a listener that stopped this way once it is
+// closed (its greeted connections and it hold each other: LeakSanitizer
+// reports about 13 KB of nng's own objects, "indirect" leaks only). This
+// test makes that happen on purpose, so under -fsanitize=address it tells
+// LeakSanitizer to expect leaks inside libnng. Not in anvild: there, the
+// same pattern would hide leaks of anvild's own objects made in nng
+// callbacks.
+const char *__lsan_default_suppressions(void);
+const char *
+__lsan_default_suppressions(void)
+{
+    return "leak:libnng.so.1\n";
+}
+
 struct fx {
     char                 dir[64];
     char                 path[128], url[160];
