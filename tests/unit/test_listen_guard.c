@@ -32,8 +32,9 @@
 // LeakSanitizer to expect leaks inside libnng. Not in anvild: there, the
 // same pattern would hide leaks of anvild's own objects made in nng
 // callbacks.
-const char *__lsan_default_suppressions(void);
-const char *
+__attribute__((visibility("default"))) const char *__lsan_default_suppressions(
+    void);
+__attribute__((visibility("default"))) const char *
 __lsan_default_suppressions(void)
 {
     return "leak:libnng.so.1\n";
