@@ -402,7 +402,7 @@ client_follow_exchange(anvil_client *c, struct inflight *in, const char *method,
             break;
         }
         uint64_t gen;
-        nng_msg *r = NULL;
+        nng_msg *r  = NULL;
         int      rv = follow_send(&f, &gen);
         if (rv == NNG_ETIMEDOUT) {
             if (av_mono_ms() < f.send_end) // else the call gives up
