@@ -925,3 +925,19 @@ harness_greet_and_leave(const char *path, int n)
     }
     return 0;
 }
+
+int
+harness_expect_nng_listener_leak(struct harness *h)
+{
+    char supp[160], opts[512];
+    snprintf(supp, sizeof(supp), "%s/lsan.supp", h->dir);
+    FILE *fp = fopen(supp, "w");
+    if (fp == NULL)
+        return -1;
+    fputs("leak:libnng.so.1\n", fp);
+    fclose(fp);
+    const char *was = getenv("LSAN_OPTIONS");
+    snprintf(opts, sizeof(opts), "%s%ssuppressions=%s:print_suppressions=0",
+        was != NULL ? was : "", was != NULL && was[0] != '\0' ? ":" : "", supp);
+    return setenv("LSAN_OPTIONS", opts, 1);
+}

@@ -159,6 +159,14 @@ int harness_free_tcp_port(void);
 // server/listen_guard.h). 0, or -1 if the path is too long for one.
 int harness_greet_and_leave(const char *path, int n);
 
+// For a test that stops an anvild's nng listener on purpose: the anvild
+// processes it spawns from now on tell LeakSanitizer (under
+// -fsanitize=address) to expect leaks inside libnng, which never frees a
+// listener stopped that way (server/listen_guard.h). Scoped to the calling
+// test's process: elsewhere the pattern would hide leaks of anvild's own
+// objects made in nng callbacks. 0 or -1.
+int harness_expect_nng_listener_leak(struct harness *h);
+
 // Removes path and everything below it, without following symlinks.
 void harness_remove_tree(const char *path);
 
