@@ -108,14 +108,7 @@ listen_now(struct listen_guard *g)
 static bool
 pause_ms(struct listen_guard *g, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = av_deadline_in(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&g->lock);
     while (!g->stop && pthread_cond_timedwait(&g->cv, &g->lock, &ts) == 0)
         ;

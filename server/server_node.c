@@ -61,14 +61,7 @@ lead(struct server *s, int64_t epoch, struct anvil_error *err)
 static bool
 pause_ms(struct server *s, int64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = av_deadline_in(CLOCK_REALTIME, ms);
     pthread_mutex_lock(&s->lock);
     while (!s->stopping
         && pthread_cond_timedwait(&s->ended_cv, &s->lock, &ts) != ETIMEDOUT)
