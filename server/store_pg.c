@@ -475,10 +475,11 @@ store_open_pg(const char *conninfo, struct store **out, struct anvil_error *err)
     describe(st, conninfo);
     pthread_mutex_init(&st->sync_lock, NULL);
     st->conninfo = strdup(conninfo);
-    if (st->conninfo == NULL || pg_hold_open(st) != 0
+    if (st->conninfo == NULL || pg_hold_open(st) != 0 || pg_merge_open(st) != 0
         || pg_briefs_open(st) != 0) {
         free(st->conninfo);
         free(st->held);
+        pg_merge_close(st);
         free(st);
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     }
@@ -509,6 +510,7 @@ pg_close(struct store *base)
     pg_sync_close(st);
     pg_briefs_close(st);
     pg_evbuf_free(st);
+    pg_merge_close(st);
     pg_hold_drop(st);
     free(st->held);
     st->held = NULL;
@@ -622,6 +624,7 @@ pgs_rollback(struct store *base, struct anvil_error *err)
     st->in_tx           = false;
     // The queued answers go unread: all of it is rolled back.
     pg_evbuf_drop(st);
+    pg_merge_drop(st);
     pg_hold_drop(st);
     if (st->begin_pending) { // nothing was sent
         st->begin_pending = false;

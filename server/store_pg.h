@@ -11,6 +11,7 @@
 //   store_pg_flows.c   workflows, edges, a step's parents
 //   store_pg_events.c  the event stream and the sweeps (retention)
 //   store_pg_misc.c    API tokens, paused queues, rate limits, schedules
+//   store_pg_merge.c   consecutive writes of one kind sent as one statement
 // Names with the pg_ prefix belong to this backend and to no other file.
 //
 // Every statement is prepared once per connection (PQprepare) and run with
@@ -98,6 +99,11 @@ enum pg_stmt_id {
     PG_SCHED_LIST,
     PG_SCHED_UPDATE,
     PG_SCHED_DELETE,
+    // The merged forms of writes (store_pg_merge.c, pg_merge_specs).
+    PG_JOB_INSERT_MANY,
+    PG_JOB_LEASE_QUEUED_MANY,
+    PG_JOB_FINISH_MANY,
+    PG_JOB_FINISH_CHECKED_MANY,
     PG_STMT_COUNT,
     // Transaction control (pg_control), after the prepared statements.
     PG_BEGIN = PG_STMT_COUNT,
@@ -128,22 +134,39 @@ extern const char *const pg_stmt_sql[PG_STMT_COUNT];
 #define PG_RID_SPAN 64
 #define PG_BRIEFS 1024
 #define PG_KEPT 4096
-// Events collected into one INSERT (store_pg_evbuf.c): a column's values
-// as a binary array being built (HEADER bytes left for its header).
-#define PG_EV_NCOLS 11
-#define PG_EV_MAX 4096
-struct pg_evcol {
+// A binary array parameter being built (store_pg_evbuf.c, pg_arr_*):
+// PG_ARR_HEADER bytes left for its header, then its elements.
+#define PG_ARR_HEADER 20 // ndim, flags, element type, length, lower bound
+#define PG_MAX_PARAMS 30 // of a statement
+struct pg_arr {
     char  *buf;
     size_t len, cap;
 };
+// Events collected into one INSERT (store_pg_evbuf.c): a column's values
+// as one array each.
+#define PG_EV_NCOLS 11
+#define PG_EV_MAX 4096
 struct pg_evbuf {
-    int             n;
-    struct pg_evcol col[PG_EV_NCOLS];
+    int           n;
+    struct pg_arr col[PG_EV_NCOLS];
 };
 struct pg_brief;
 struct pg_kept_job;
 #define PG_HELD_MAX 64
 struct pg_held;
+// Writes of one statement queued in a row, not sent yet
+// (store_pg_merge.c): copies of their parameters, sent as one statement
+// (its merged form) before anything else is sent.
+#define PG_MERGE_MAX 128
+struct pg_merge {
+    int             sid; // the statement merged; -1: none
+    int             n;
+    int             epoch;  // as note() tags a queued statement
+    int             expect; // the rows they must change, summed; -1: any
+    const char     *what;
+    struct pg_held *rows;               // PG_MERGE_MAX
+    struct pg_arr   col[PG_MAX_PARAMS]; // the arrays, built when sent
+};
 struct pg_queued {
     const char *what;
     int         epoch;
@@ -182,6 +205,7 @@ struct pg_store {
     struct pg_kept_job *kept;
     int                 n_kept;
     struct pg_evbuf     evbuf; // events not sent yet (store_pg_evbuf.c)
+    struct pg_merge     merge; // writes not sent yet (store_pg_merge.c)
     // Deferred sync (store_pg_sync.c): its own connection, the commits
     // counted and the count the last sync covered.
     char                *conninfo;
@@ -222,8 +246,6 @@ pg(struct store *st)
 
 // ---- parameters: appended in order, $1 first ----
 
-#define PG_MAX_PARAMS 30
-
 struct pg_params {
     int         n;
     const char *values[PG_MAX_PARAMS];
@@ -247,6 +269,20 @@ void pg_p_text_len(struct pg_params *p, const char *v, size_t len);
 void pg_p_bytes_or_null(struct pg_params *p, const char *v);
 // Binary bytea; p NULL with n 0 is an empty value, not NULL.
 void pg_p_blob(struct pg_params *p, const void *v, size_t n);
+
+// A write kept to be sent later: its parameters, with copies of the
+// values that p does not hold itself (bytes: free()).
+struct pg_held {
+    int              sid;
+    int              expect;
+    const char      *what;
+    struct pg_params p;
+    char            *bytes;
+};
+// Fills h with sid, expect, what and a copy of p (NULL: no parameters).
+int  pg_held_set(struct pg_held *h, int sid, const struct pg_params *p,
+     int expect, const char *what);
+void pg_held_free(struct pg_held *h);
 
 // ---- running statements ----
 
@@ -375,6 +411,39 @@ int  pg_evbuf_send(struct pg_store *st, struct anvil_error *err);
 void pg_evbuf_drop(struct pg_store *st); // forgets them (a rollback)
 void pg_evbuf_free(struct pg_store *st);
 
+// Binary array parameters (store_pg_evbuf.c): pg_arr_start, elements
+// (null: an SQL NULL element), then pg_arr_end with the element type and
+// count fills the header. Non-zero: out of memory.
+void pg_arr_start(struct pg_arr *a);
+int  pg_arr_i64(struct pg_arr *a, int64_t v, bool null);
+int  pg_arr_f64(struct pg_arr *a, double v, bool null);
+int  pg_arr_bytes(struct pg_arr *a, const char *v, size_t n, bool null);
+void pg_arr_end(struct pg_arr *a, unsigned oid, int n);
+void pg_arr_free(struct pg_arr *a);
+
+// ---- writes merged into one statement (store_pg_merge.c) ----
+
+// What each merged statement stands for: single, the statement merged,
+// and kinds, the element type of each parameter's array: 'i' int8, 'f'
+// float8, 't' text, 'b' bytea (store_pg_sql.c).
+struct pg_merge_spec {
+    int         single;
+    int         many;
+    const char *kinds;
+};
+extern const struct pg_merge_spec pg_merge_specs[];
+extern const int                  pg_merge_nspecs;
+
+int  pg_merge_open(struct pg_store *st);
+void pg_merge_close(struct pg_store *st);
+// Queues a write of the transaction (as pg_pipe_send and note() would),
+// merged with the writes of the same statement queued just before it.
+int pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
+    int epoch, int expect, struct anvil_error *err, const char *what);
+// Sends the writes merged, if any; before anything else is sent.
+int  pg_merge_send(struct pg_store *st, struct anvil_error *err);
+void pg_merge_drop(struct pg_store *st); // forgets them (a rollback)
+
 // The open command's savepoint: opened (queued) now, before a read, with
 // the writes held; released (the writes held queued without one).
 int pg_cmd_protect(struct pg_store *st, struct anvil_error *err);
@@ -397,6 +466,11 @@ int pg_pipe_queue_expect(struct pg_store *st, int sid,
     const char *what);
 int pg_hold_open(struct pg_store *st);
 
+// The savepoint epoch a statement queued now is tagged with (own: it
+// belongs to the open command), and the noting of its answer to read.
+int pg_pipe_epoch(const struct pg_store *st, bool own);
+int pg_pipe_note(struct pg_store *st, const char *what, int epoch, int expect,
+    struct anvil_error *err);
 // pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
 int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what);

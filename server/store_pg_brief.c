@@ -48,6 +48,9 @@ pg_briefs_open(struct pg_store *st)
     // The queued lease keeps what it knows itself (store_pg_lease.c): the
     // brief it sets must outlive the statement's sending, later.
     st->brief_effect[PG_JOB_LEASE_QUEUED] = 0;
+    // A merged write's rows did theirs when kept (store_pg_merge.c).
+    for (int i = 0; i < pg_merge_nspecs; i++)
+        st->brief_effect[pg_merge_specs[i].many] = 0;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "util/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ---- parameters ----
@@ -86,4 +87,49 @@ pg_p_blob(struct pg_params *p, const void *v, size_t n)
     p->values[i]  = v != NULL ? (const char *) v : "";
     p->lengths[i] = (int) n;
     p->formats[i] = 1;
+}
+
+// ---- a write kept to be sent later ----
+
+int
+pg_held_set(struct pg_held *h, int sid, const struct pg_params *p, int expect,
+    const char *what)
+{
+    size_t n  = 0;
+    h->sid    = sid;
+    h->expect = expect;
+    h->what   = what;
+    h->bytes  = NULL;
+    if (p != NULL)
+        h->p = *p;
+    else
+        pg_p_init(&h->p);
+    for (int i = 0; i < h->p.n; i++)
+        if (h->p.values[i] != NULL && h->p.values[i] != p->num[i])
+            n += h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
+                                      : strlen(h->p.values[i]) + 1;
+    if (n > 0 && (h->bytes = malloc(n)) == NULL)
+        return -1;
+    size_t at = 0;
+    for (int i = 0; i < h->p.n; i++) {
+        if (h->p.values[i] == NULL)
+            continue;
+        if (h->p.values[i] == p->num[i]) {
+            h->p.values[i] = h->p.num[i];
+            continue;
+        }
+        size_t len = h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
+                                          : strlen(h->p.values[i]) + 1;
+        memcpy(h->bytes + at, h->p.values[i], len);
+        h->p.values[i] = h->bytes + at;
+        at += len;
+    }
+    return 0;
+}
+
+void
+pg_held_free(struct pg_held *h)
+{
+    free(h->bytes);
+    h->bytes = NULL;
 }

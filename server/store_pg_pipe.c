@@ -62,18 +62,39 @@ enter(struct pg_store *st, struct anvil_error *err, const char *what)
     return ANVIL_OK;
 }
 
-// Queues one more answer to read; a full queue is read first.
-static int
-note(struct pg_store *st, const char *what, bool own, int expect,
+int
+pg_pipe_epoch(const struct pg_store *st, bool own)
+{
+    return own && st->cmd_open ? st->epoch : 0;
+}
+
+int
+pg_pipe_note(struct pg_store *st, const char *what, int epoch, int expect,
     struct anvil_error *err)
 {
     struct pg_queued *q = &st->queued[st->n_queued++];
     q->what             = what;
     q->expect           = expect;
-    q->epoch            = own && st->cmd_open ? st->epoch : 0;
+    q->epoch            = epoch;
     if (st->n_queued == PG_QUEUE_MAX)
         return pg_pipe_sync(st, NULL, err, what);
     return ANVIL_OK;
+}
+
+static int
+note(struct pg_store *st, const char *what, bool own, int expect,
+    struct anvil_error *err)
+{
+    return pg_pipe_note(st, what, pg_pipe_epoch(st, own), expect, err);
+}
+
+// What is kept to be sent later goes first: the writes merged, then the
+// events.
+static int
+send_kept(struct pg_store *st, bool events, struct anvil_error *err)
+{
+    int rc = pg_merge_send(st, err);
+    return rc == ANVIL_OK && events ? pg_evbuf_send(st, err) : rc;
 }
 
 int
@@ -106,7 +127,7 @@ int
 pg_pipe_sql_send(struct pg_store *st, const char *sql, struct anvil_error *err,
     const char *what)
 {
-    int rc = pg_evbuf_send(st, err); // the events queued go first
+    int rc = send_kept(st, true, err);
     if (rc == ANVIL_OK)
         rc = enter(st, err, what);
     if (rc == ANVIL_OK
@@ -120,8 +141,8 @@ pg_pipe_send(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
     int rc = pg_pipe_begin(st, err);
-    if (rc == ANVIL_OK && sid != PG_EVENT_INSERT_MANY)
-        rc = pg_evbuf_send(st, err); // the events queued go first
+    if (rc == ANVIL_OK)
+        rc = send_kept(st, sid != PG_EVENT_INSERT_MANY, err);
     if (rc == ANVIL_OK)
         rc = enter(st, err, what);
     if (rc != ANVIL_OK)
@@ -222,8 +243,8 @@ pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
     const char *what)
 {
     int rc = ANVIL_OK;
-    // The events queued go too (with a read, pg_pipe_send sent them).
-    if (out == NULL && (rc = pg_evbuf_send(st, err)) != ANVIL_OK)
+    // What is kept goes too (with a read, pg_pipe_send sent it).
+    if (out == NULL && (rc = send_kept(st, true, err)) != ANVIL_OK)
         return rc;
     bool own     = true;
     int  n       = st->n_queued;
@@ -264,7 +285,7 @@ int
 pg_pipe_end(struct pg_store *st, bool discard_own, struct anvil_error *err,
     const char *what)
 {
-    int rc = pg_evbuf_send(st, err);
+    int rc = send_kept(st, true, err);
     if (rc != ANVIL_OK || !st->piped)
         return rc;
     if (st->n_queued > 0) {
@@ -288,6 +309,7 @@ pg_pipe_reset(struct pg_store *st)
 {
     st->n_queued = 0;
     pg_evbuf_drop(st);
+    pg_merge_drop(st);
     pg_hold_drop(st);
     st->sp_pending = false;
     st->sp_sent    = false;
@@ -314,21 +336,6 @@ pg_pipe_reset(struct pg_store *st)
 // - at a rollback to its savepoint they are dropped unsent: the command
 //   leaves nothing, exactly as ROLLBACK TO would have made it.
 
-struct pg_held {
-    int              sid;
-    int              expect;
-    const char      *what;
-    struct pg_params p;
-    char            *bytes; // the values not in p.num
-};
-
-static void
-held_free(struct pg_held *h)
-{
-    free(h->bytes);
-    h->bytes = NULL;
-}
-
 int
 pg_hold_open(struct pg_store *st)
 {
@@ -340,7 +347,7 @@ void
 pg_hold_drop(struct pg_store *st)
 {
     for (int i = 0; i < st->n_held; i++)
-        held_free(&st->held[i]);
+        pg_held_free(&st->held[i]);
     st->n_held = 0;
 }
 
@@ -348,37 +355,8 @@ static int
 hold(struct pg_store *st, int sid, const struct pg_params *p, int expect,
     struct anvil_error *err, const char *what)
 {
-    struct pg_held *h = &st->held[st->n_held];
-    size_t          n = 0;
-    h->sid            = sid;
-    h->expect         = expect;
-    h->what           = what;
-    h->bytes          = NULL;
-    if (p != NULL) {
-        h->p = *p;
-    } else {
-        pg_p_init(&h->p);
-    }
-    for (int i = 0; i < h->p.n; i++)
-        if (h->p.values[i] != NULL && h->p.values[i] != p->num[i])
-            n += h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
-                                      : strlen(h->p.values[i]) + 1;
-    if (n > 0 && (h->bytes = malloc(n)) == NULL)
+    if (pg_held_set(&st->held[st->n_held], sid, p, expect, what) != 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
-    size_t at = 0;
-    for (int i = 0; i < h->p.n; i++) {
-        if (h->p.values[i] == NULL)
-            continue;
-        if (h->p.values[i] == p->num[i]) {
-            h->p.values[i] = h->p.num[i];
-            continue;
-        }
-        size_t len = h->p.formats[i] == 1 ? (size_t) h->p.lengths[i]
-                                          : strlen(h->p.values[i]) + 1;
-        memcpy(h->bytes + at, h->p.values[i], len);
-        h->p.values[i] = h->bytes + at;
-        at += len;
-    }
     st->n_held++;
     if (st->n_held == PG_HELD_MAX)
         return pg_cmd_protect(st, err);
@@ -389,14 +367,14 @@ hold(struct pg_store *st, int sid, const struct pg_params *p, int expect,
 static int
 unhold(struct pg_store *st, bool own, struct anvil_error *err)
 {
-    int rc = ANVIL_OK;
+    int rc    = ANVIL_OK;
+    int epoch = pg_pipe_epoch(st, own);
     for (int i = 0; i < st->n_held; i++) {
         struct pg_held *h = &st->held[i];
         if (rc == ANVIL_OK)
-            rc = pg_pipe_send(st, h->sid, &h->p, err, h->what);
-        if (rc == ANVIL_OK)
-            rc = note(st, h->what, own, h->expect, err);
-        held_free(h);
+            rc = pg_merge_queue(
+                st, h->sid, &h->p, epoch, h->expect, err, h->what);
+        pg_held_free(h);
     }
     st->n_held = 0;
     return rc;
@@ -447,7 +425,8 @@ pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
         pg_brief_written(st, sid, p);
         return hold(st, sid, p, expect, err, what);
     }
-    return pg_pipe_queue_expect(st, sid, p, expect, err, what);
+    return pg_merge_queue(
+        st, sid, p, pg_pipe_epoch(st, true), expect, err, what);
 }
 
 bool
@@ -470,7 +449,7 @@ pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
             p.values[i] = p.num[i];
     for (int i = 1; i < last->p.n; i++)
         pg_p_i64(&p, strtoll(last->p.values[i], NULL, 10));
-    held_free(last);
+    pg_held_free(last);
     st->n_held--;
     pg_brief_written(st, sid, &p); // as pg_hold_or_queue does
     return hold(st, sid, &p, 1, err, what);

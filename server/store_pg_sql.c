@@ -233,4 +233,59 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     = "UPDATE schedules SET paused = $2, next_fire_at = $3, last_fire_at = $4, "
       "last_job_id = $5, fired = $6, skipped = $7 WHERE id = $1",
     [PG_SCHED_DELETE] = "DELETE FROM schedules WHERE id = $1",
+    // The merged writes (store_pg_merge.c): $i is an array of the single
+    // statement's $i. The UPDATEs find their rows by id = ANY($1) (the
+    // primary key) and compare state + 0, never an index of state.
+    [PG_JOB_INSERT_MANY]
+    = "INSERT INTO jobs(type, queue, payload, priority, state, "
+      "max_attempts, created_at, run_at, timeout_ms, lease_ms, idem_key, "
+      "request_id, workflow_id, step, pending_parents, backoff_initial_ms, "
+      "backoff_max_ms, backoff_multiplier, id, concurrency_key, "
+      "concurrency_limit) SELECT * FROM unnest($1::text[], $2::text[], "
+      "$3::bytea[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], "
+      "$8::int8[], $9::int8[], $10::int8[], $11::bytea[], $12::int8[], "
+      "$13::int8[], $14::text[], $15::int8[], $16::int8[], $17::int8[], "
+      "$18::float8[], $19::int8[], $20::text[], $21::int8[])",
+    [PG_JOB_LEASE_QUEUED_MANY]
+    = "UPDATE jobs j SET state = 4, attempt = j.attempt + 1, "
+      "started_at = u.started, lease_deadline = u.started + CASE WHEN "
+      "j.lease_ms > 0 THEN j.lease_ms ELSE u.lease END, worker_id = u.worker, "
+      "lease_token = u.token, finished_at = NULL, progress_percent = NULL, "
+      "progress_message = NULL FROM unnest($1::int8[], $2::int8[], "
+      "$3::int8[], $4::text[], $5::int8[], $6::text[], $7::int8[]) "
+      "AS u(id, started, lease, worker, token, qkey, attempt) "
+      "WHERE j.id = ANY($1::int8[]) AND j.id = u.id AND j.state + 0 = 3 "
+      "AND j.attempt = u.attempt "
+      "AND (u.qkey IS NULL OR j.queue || E'\\x1f' || j.type = u.qkey)",
+    [PG_JOB_FINISH_MANY]
+    = "UPDATE jobs j SET state = u.state, result = u.result, "
+      "error = u.error, finished_at = u.finished, lease_deadline = NULL "
+      "FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], "
+      "$5::int8[]) AS u(id, state, result, error, finished) "
+      "WHERE j.id = ANY($1::int8[]) AND j.id = u.id",
+    [PG_JOB_FINISH_CHECKED_MANY]
+    = "UPDATE jobs j SET state = u.state, result = u.result, "
+      "error = u.error, finished_at = u.finished, lease_deadline = NULL "
+      "FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], "
+      "$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], "
+      "$10::int8[], $11::int8[], $12::int8[], $13::int8[]) "
+      "AS u(id, state, result, error, finished, was, attempt, max_attempts, "
+      "lease_deadline, started_at, run_at, cancel_requested, lease_token) "
+      "WHERE j.id = ANY($1::int8[]) AND j.id = u.id AND j.state + 0 = u.was "
+      "AND j.attempt = u.attempt AND j.max_attempts = u.max_attempts "
+      "AND coalesce(j.lease_deadline, 0) = u.lease_deadline "
+      "AND coalesce(j.started_at, 0) = u.started_at "
+      "AND coalesce(j.run_at, 0) = u.run_at "
+      "AND j.cancel_requested = u.cancel_requested "
+      "AND j.lease_token = u.lease_token",
 };
+
+// The writes merged (store_pg_merge.c) and the type of each parameter's
+// array: i int8, f float8, t text, b bytea.
+const struct pg_merge_spec pg_merge_specs[] = {
+    { PG_JOB_INSERT, PG_JOB_INSERT_MANY, "ttbiiiiiiibiitiiifiti" },
+    { PG_JOB_LEASE_QUEUED, PG_JOB_LEASE_QUEUED_MANY, "iiititi" },
+    { PG_JOB_FINISH, PG_JOB_FINISH_MANY, "iibbi" },
+    { PG_JOB_FINISH_CHECKED, PG_JOB_FINISH_CHECKED_MANY, "iibbiiiiiiiii" },
+};
+const int pg_merge_nspecs = sizeof(pg_merge_specs) / sizeof(pg_merge_specs[0]);

@@ -574,6 +574,150 @@ test_store_pg_scan_active_streams_and_stops_on_a_failure(void **state)
     assert_int_equal(n, -1000000 + 2000);
 }
 
+static int64_t
+state_of(const struct fx *f, int64_t id)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = %lld",
+        (long long) id);
+    return harness_sql_int(f->conninfo, sql);
+}
+
+// Writes of one statement in a row go as one statement over arrays
+// (store_pg_merge.c): each row ends as its own write would have left it,
+// a job named twice keeps the later write, and a row changed elsewhere
+// still fails them all.
+static void
+test_store_pg_writes_merged_mean_what_they_meant_one_by_one(void **state)
+{
+    struct fx         *f   = *state;
+    struct anvil_error err = { 0 };
+    enum { N = 6 };
+    int64_t id[N] = { 0 };
+    // Inserts, in one command and then in commands of their own.
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < N; i++) {
+        if (i == 3) {
+            assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+            assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+        }
+        struct store_new_job nj     = new_job(i % 2 ? "odd" : "even", NULL);
+        nj.priority                 = i;
+        nj.request_id               = i == 2 ? 0 : 700 + (uint64_t) i;
+        nj.concurrency_key          = i == 4 ? "tenant-4" : NULL;
+        nj.concurrency_limit        = i == 4 ? 3 : 0;
+        nj.retry.backoff_multiplier = 1.25 + i;
+        assert_int_equal(store_job_insert(f->st, &nj, &id[i], &err), ANVIL_OK);
+    }
+    assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < N; i++) {
+        struct job row = { 0 };
+        assert_int_equal(store_job_get(f->st, id[i], &row, &err), ANVIL_OK);
+        assert_string_equal(row.type, i % 2 ? "odd" : "even");
+        assert_int_equal(row.payload_len, 9);
+        assert_memory_equal(row.payload, "{\"a\":\0\x01}", 9);
+        assert_int_equal(row.priority, i);
+        assert_int_equal(row.state, ANVIL_JOB_QUEUED);
+        assert_true(row.retry.backoff_multiplier == 1.25 + i);
+        assert_string_equal(row.concurrency_key, i == 4 ? "tenant-4" : "");
+        assert_int_equal(row.concurrency_limit, i == 4 ? 3 : 0);
+        job_fini(&row);
+    }
+    assert_int_equal(harness_sql_int(f->conninfo,
+                         "SELECT COUNT(*) FROM jobs WHERE request_id IS NULL"),
+        1);
+
+    // Leases, a command each, all kept rows.
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < N; i++) {
+        struct job got = { 0 };
+        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+        assert_int_equal(store_job_lease_key(f->st, id[i], NULL, "w-1", 100 + i,
+                             5000, 30000, &got, &err),
+            ANVIL_OK);
+        job_fini(&got);
+        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    }
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < N; i++) {
+        struct job row = { 0 };
+        assert_int_equal(store_job_get(f->st, id[i], &row, &err), ANVIL_OK);
+        assert_int_equal(row.state, ANVIL_JOB_RUNNING);
+        assert_int_equal(row.attempt, 1);
+        assert_int_equal(row.lease_deadline, 35000);
+        assert_string_equal(row.worker_id, "w-1");
+        job_fini(&row);
+    }
+
+    // Reports (brief, then finish): a row changed elsewhere is left as it
+    // is and fails the commit, as its own statement would.
+    assert_int_equal(harness_sql_exec(f->conninfo,
+                         "UPDATE jobs SET lease_token = 99 WHERE priority = 4"),
+        0);
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    for (int i = 3; i < N; i++) {
+        struct store_job_brief b = { 0 };
+        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+        assert_int_equal(store_job_brief(f->st, id[i], &b, &err), ANVIL_OK);
+        assert_int_equal(store_job_finish(f->st, id[i], ANVIL_JOB_SUCCEEDED,
+                             (const uint8_t *) "ok", 2, NULL, 6000, &err),
+            ANVIL_OK);
+        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    }
+    assert_int_not_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_non_null(strstr(err.msg, "changed outside this server"));
+    assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
+    assert_int_equal(state_of(f, id[4]), ANVIL_JOB_RUNNING);
+    assert_int_equal(harness_sql_int(f->conninfo,
+                         "SELECT lease_token FROM jobs WHERE priority = 4"),
+        99);
+
+    // The others' reports commit; then a job finished twice in a row of
+    // finishes keeps the later one.
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < 3; i++) {
+        struct store_job_brief b = { 0 };
+        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+        assert_int_equal(store_job_brief(f->st, id[i], &b, &err), ANVIL_OK);
+        assert_int_equal(store_job_finish(f->st, id[i], ANVIL_JOB_SUCCEEDED,
+                             (const uint8_t *) "ok", 2, NULL, 6000, &err),
+            ANVIL_OK);
+        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    }
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    assert_int_equal(store_job_finish(f->st, id[3], ANVIL_JOB_FAILED, NULL, 0,
+                         "first", 7000, &err),
+        ANVIL_OK);
+    assert_int_equal(store_job_finish(f->st, id[4], ANVIL_JOB_FAILED, NULL, 0,
+                         "only", 7000, &err),
+        ANVIL_OK);
+    assert_int_equal(store_job_finish(f->st, id[3], ANVIL_JOB_SUCCEEDED,
+                         (const uint8_t *) "later", 5, NULL, 7001, &err),
+        ANVIL_OK);
+    assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
+    for (int i = 0; i < N; i++) {
+        struct job row = { 0 };
+        assert_int_equal(store_job_get(f->st, id[i], &row, &err), ANVIL_OK);
+        assert_int_equal(
+            row.state, i == 4 ? ANVIL_JOB_FAILED : ANVIL_JOB_SUCCEEDED);
+        if (i < 3) {
+            assert_int_equal(row.result_len, 2);
+            assert_int_equal(row.finished_at, 6000);
+        }
+        job_fini(&row);
+    }
+    struct job row = { 0 };
+    assert_int_equal(store_job_get(f->st, id[3], &row, &err), ANVIL_OK);
+    assert_int_equal(row.result_len, 5);
+    assert_memory_equal(row.result, "later", 5);
+    assert_string_equal(row.error, "");
+    assert_int_equal(row.finished_at, 7001);
+    job_fini(&row);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -594,6 +738,7 @@ main(void)
         T(test_store_pg_free_text_keeps_bytes_that_are_not_utf8),
         T(test_store_pg_disk_full_is_resource_exhausted),
         T(test_store_pg_scan_active_streams_and_stops_on_a_failure),
+        T(test_store_pg_writes_merged_mean_what_they_meant_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
