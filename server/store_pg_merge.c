@@ -15,8 +15,9 @@
 // - the rows they must change add up: n leases that must each change one
 //   row must change n together, so a row changed outside this server
 //   still fails them ("the row changed outside this server");
-// - only writes tagged with the same savepoint epoch merge, so a failure
-//   is the open command's exactly when it would have been;
+// - only writes tagged with the same savepoint epoch merge (a tag whose
+//   command has ended is no tag), so a failure is the open command's
+//   exactly when it would have been;
 // - an UPDATE names a job once: a write naming a job already kept sends
 //   those first (an UPDATE ... FROM would apply one of the two rows, not
 //   both in order);
@@ -123,6 +124,11 @@ pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
     const struct pg_merge_spec *sp = spec_of(sid);
     if (sp == NULL || m->rows == NULL || !fits(sp, p))
         return send_one(st, sid, p, epoch, expect, err, what);
+    // A tag whose command has ended reads as no command's (read_one), so
+    // the writes of a SubmitJobs' first item, queued under its savepoint,
+    // merge with the items after it, which are released without one.
+    if (m->n > 0 && (!st->cmd_open || m->epoch != st->epoch))
+        m->epoch = 0;
     int rc = ANVIL_OK;
     if (m->n > 0
         && (m->sid != sid || m->epoch != epoch
