@@ -181,6 +181,12 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
     if (state != NULL && strncmp(state, "53", 2) == 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
             "%s is out of resources while %s: %s", st->where, what, msg);
+    // A checked write or check found its row changed (PG_CHECKED,
+    // store_pg_sql.c): no statement divides otherwise.
+    if (state != NULL && strcmp(state, "22012") == 0)
+        return av_error_set(err, ANVIL_INTERNAL,
+            "database error while %s: the row changed outside this server",
+            what);
     return av_error_set(
         err, ANVIL_INTERNAL, "database error while %s: %s", what, msg);
 }

@@ -423,13 +423,15 @@ void pg_arr_free(struct pg_arr *a);
 
 // ---- writes merged into one statement (store_pg_merge.c) ----
 
-// What each merged statement stands for: single, the statement merged,
-// and kinds, the element type of each parameter's array: 'i' int8, 'f'
-// float8, 't' text, 'b' bytea (store_pg_sql.c).
+// What each merged statement stands for: single, the statement merged;
+// kinds, the element type of each parameter's array: 'i' int8, 'f'
+// float8, 't' text, 'b' bytea; by_id, whether $1 names the job an UPDATE
+// changes (store_pg_sql.c).
 struct pg_merge_spec {
     int         single;
     int         many;
     const char *kinds;
+    bool        by_id;
 };
 extern const struct pg_merge_spec pg_merge_specs[];
 extern const int                  pg_merge_nspecs;

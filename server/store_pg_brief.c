@@ -13,10 +13,12 @@
 // queued with it (PG_JOB_BRIEF_CHECK, or, when the job's finish follows at
 // once, the finish itself, PG_JOB_FINISH_CHECKED) that must find (change)
 // the row with the state, attempt, lease and cancel flag read, else it
-// fails ("the row changed outside this server", pg_defer_expect). So a
-// row changed by anything else (another process, an operator's SQL)
-// fails the command or, read after its command ended, the whole
-// transaction: never is a decision made on a stale brief committed.
+// fails in PostgreSQL ("the row changed outside this server",
+// PG_CHECKED in store_pg_sql.c). So a row changed by anything else
+// (another process, an operator's SQL) fails the command (its savepoint
+// undoes it) or, read after its command ended, the whole transaction:
+// never is a decision made on a stale brief committed, nor anything else
+// of its batch.
 #include "store_pg.h"
 
 #include "util/error.h"
@@ -48,6 +50,8 @@ pg_briefs_open(struct pg_store *st)
     // The queued lease keeps what it knows itself (store_pg_lease.c): the
     // brief it sets must outlive the statement's sending, later.
     st->brief_effect[PG_JOB_LEASE_QUEUED] = 0;
+    // The checked finish (an UPDATE in a WITH) forgets its job.
+    st->brief_effect[PG_JOB_FINISH_CHECKED] = 1;
     // A merged write's rows did theirs when kept (store_pg_merge.c).
     for (int i = 0; i < pg_merge_nspecs; i++)
         st->brief_effect[pg_merge_specs[i].many] = 0;

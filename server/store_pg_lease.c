@@ -10,10 +10,10 @@
 // a savepoint and a new connection, so what is kept is the row as this
 // server last wrote it. The queued UPDATE leases only a row still QUEUED
 // with the attempt kept (and in the ready queue the lease names) and
-// fails when it changes none (pg_defer_expect): a row changed by anything
-// else fails the command or, read after its command ended, the whole
-// transaction. Payloads over PG_LEASE_PAYLOAD_MAX are not kept: their
-// jobs are leased the plain way.
+// fails in PostgreSQL when it changes none (PG_CHECKED, store_pg_sql.c):
+// a row changed by anything else fails the command or, read after its
+// command ended, the whole transaction. Payloads over PG_LEASE_PAYLOAD_MAX are
+// not kept: their jobs are leased the plain way.
 #include "store_pg.h"
 
 #include "util/error.h"

@@ -13,8 +13,9 @@
 //
 // Merged, the writes mean what they meant one by one:
 // - the rows they must change add up: n leases that must each change one
-//   row must change n together, so a row changed outside this server
-//   still fails them ("the row changed outside this server");
+//   row must change n together, else the statement fails (PG_CHECKED,
+//   store_pg_sql.c: "the row changed outside this server"), and returns
+//   its one row, as each of them did;
 // - only writes tagged with the same savepoint epoch merge (a tag whose
 //   command has ended is no tag), so a failure is the open command's
 //   exactly when it would have been;
@@ -99,7 +100,7 @@ fits(const struct pg_merge_spec *sp, const struct pg_params *p)
 static bool
 names_kept(const struct pg_merge *m, const struct pg_params *p)
 {
-    if (pg_stmt_sql[m->sid][0] != 'U' || p->values[0] == NULL)
+    if (!spec_of(m->sid)->by_id || p->values[0] == NULL)
         return false;
     for (int i = 0; i < m->n; i++)
         if (m->rows[i].p.values[0] != NULL
@@ -149,8 +150,6 @@ pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
         m->epoch  = epoch;
         m->expect = expect;
         m->what   = what;
-    } else if (expect >= 0) {
-        m->expect += expect;
     }
     m->n++;
     return m->n == PG_MERGE_MAX ? pg_merge_send(st, err) : ANVIL_OK;
@@ -210,7 +209,7 @@ send_merged(struct pg_store *st, int n, struct anvil_error *err)
     if (bad != 0)
         return av_error_set(
             err, ANVIL_RESOURCE_EXHAUSTED, "%s: out of memory", m->what);
-    if (pg_stmt_sql[sp->many][0] != 'U')
+    if (!sp->by_id)
         return send_one(st, sp->many, &p, m->epoch, m->expect, err, m->what);
     // The UPDATE's plan is made with sequential scans off (see the top).
     int rc = pg_pipe_sql(st, "SET LOCAL enable_seqscan = off", false, err,

@@ -23,6 +23,15 @@
     " AND coalesce(started_at, 0) = $" n5 " AND coalesce(run_at, 0) = $" n6 \
     " AND cancel_requested = $" n7 " AND lease_token = $" n8
 
+// An UPDATE that must change n rows (an SQL expression), else fails with
+// division_by_zero, which pg_error reads as "the row changed outside this
+// server". The failure is PostgreSQL's own, so the statement and its
+// transaction (or its command's savepoint) fail there: nothing of a batch
+// that decided on a row changed elsewhere is committed.
+#define PG_CHECKED(update, n)                                      \
+    "WITH w AS (" update " RETURNING 1) SELECT 1 / (count(*) = " n \
+    ")::int FROM w"
+
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
                        "state, max_attempts, created_at, run_at, "
@@ -52,26 +61,29 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
                      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6) "
                      "RETURNING " PG_JOB_COLS,
-    // The same, queued (store_pg_lease.c): also only at attempt $7; it
-    // must change one row (pg_defer_expect).
+    // The same, queued (store_pg_lease.c): also only at attempt $7. It
+    // must change one row, else it fails (PG_CHECKED) and so does the
+    // transaction, unless its command's savepoint undoes it.
     [PG_JOB_LEASE_QUEUED]
-    = "UPDATE jobs SET state = 4, attempt = attempt + 1, "
-      "started_at = $2, lease_deadline = $2 + CASE WHEN "
-      "lease_ms > 0 THEN lease_ms ELSE $3 END, "
-      "worker_id = $4, lease_token = $5, "
-      "finished_at = NULL, progress_percent = NULL, "
-      "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
-      "AND attempt = $7 "
-      "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6)",
+    = PG_CHECKED("UPDATE jobs SET state = 4, attempt = attempt + 1, "
+                 "started_at = $2, lease_deadline = $2 + CASE WHEN "
+                 "lease_ms > 0 THEN lease_ms ELSE $3 END, "
+                 "worker_id = $4, lease_token = $5, "
+                 "finished_at = NULL, progress_percent = NULL, "
+                 "progress_message = NULL WHERE id = $1 AND state + 0 = 3 "
+                 "AND attempt = $7 "
+                 "AND ($6::text IS NULL OR queue || E'\\x1f' || type = $6)",
+        "1"),
     [PG_JOB_FINISH] = "UPDATE jobs SET state = $2, result = $3, error = $4, "
                       "finished_at = $5, lease_deadline = NULL "
                       "WHERE id = $1",
     // PG_JOB_FINISH and PG_JOB_BRIEF_CHECK in one (store_pg_brief.c).
     [PG_JOB_FINISH_CHECKED]
-    = "UPDATE jobs SET state = $2, result = $3, "
-      "error = $4, finished_at = $5, lease_deadline = NULL "
-      "WHERE id = $1 AND " PG_BRIEF_IS(
-          "6", "7", "8", "9", "10", "11", "12", "13"),
+    = PG_CHECKED("UPDATE jobs SET state = $2, result = $3, "
+                 "error = $4, finished_at = $5, lease_deadline = NULL "
+                 "WHERE id = $1 AND " PG_BRIEF_IS(
+                     "6", "7", "8", "9", "10", "11", "12", "13"),
+        "1"),
     [PG_JOB_REQUEUE]    = "UPDATE jobs SET state = $2, run_at = $3, "
                           "error = $4, lease_deadline = NULL WHERE id = $1",
     [PG_JOB_MAKE_READY] = "UPDATE jobs SET state = 3 "
@@ -85,8 +97,9 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
                      "backoff_max_ms, backoff_multiplier, lease_token, "
                      "queue, type, step, concurrency_key, "
                      "concurrency_limit FROM jobs WHERE id = $1",
-    // One row if the row is as its kept brief says (store_pg_brief.c).
-    [PG_JOB_BRIEF_CHECK] = "SELECT 1 FROM jobs WHERE id = $1 AND " PG_BRIEF_IS(
+    // Fails unless the row is as its kept brief says (store_pg_brief.c).
+    [PG_JOB_BRIEF_CHECK]
+    = "SELECT 1 / count(*)::int FROM jobs WHERE id = $1 AND " PG_BRIEF_IS(
         "2", "3", "4", "5", "6", "7", "8", "9"),
     [PG_JOB_LIST] = "SELECT " PG_JOB_COLS " FROM jobs WHERE " PG_JOB_FILTER
                     " ORDER BY id DESC LIMIT $5",
@@ -246,46 +259,53 @@ const char *const pg_stmt_sql[PG_STMT_COUNT] = {
       "$8::int8[], $9::int8[], $10::int8[], $11::bytea[], $12::int8[], "
       "$13::int8[], $14::text[], $15::int8[], $16::int8[], $17::int8[], "
       "$18::float8[], $19::int8[], $20::text[], $21::int8[])",
-    [PG_JOB_LEASE_QUEUED_MANY]
-    = "UPDATE jobs j SET state = 4, attempt = j.attempt + 1, "
-      "started_at = u.started, lease_deadline = u.started + CASE WHEN "
-      "j.lease_ms > 0 THEN j.lease_ms ELSE u.lease END, worker_id = u.worker, "
-      "lease_token = u.token, finished_at = NULL, progress_percent = NULL, "
-      "progress_message = NULL FROM unnest($1::int8[], $2::int8[], "
-      "$3::int8[], $4::text[], $5::int8[], $6::text[], $7::int8[]) "
-      "AS u(id, started, lease, worker, token, qkey, attempt) "
-      "WHERE j.id = ANY($1::int8[]) AND j.id = u.id AND j.state + 0 = 3 "
-      "AND j.attempt = u.attempt "
-      "AND (u.qkey IS NULL OR j.queue || E'\\x1f' || j.type = u.qkey)",
+    [PG_JOB_LEASE_QUEUED_MANY] = PG_CHECKED(
+        "UPDATE jobs j SET state = 4, attempt = j.attempt + 1, "
+        "started_at = u.started, lease_deadline = u.started + CASE WHEN "
+        "j.lease_ms > 0 THEN j.lease_ms ELSE u.lease END, "
+        "worker_id = u.worker, lease_token = u.token, finished_at = NULL, "
+        "progress_percent = NULL, progress_message = NULL "
+        "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], "
+        "$5::int8[], $6::text[], $7::int8[]) "
+        "AS u(id, started, lease, worker, token, qkey, attempt) "
+        "WHERE j.id = ANY($1::int8[]) AND j.id = u.id AND j.state + 0 = 3 "
+        "AND j.attempt = u.attempt "
+        "AND (u.qkey IS NULL OR j.queue || E'\\x1f' || j.type = u.qkey)",
+        "cardinality($1::int8[])"),
     [PG_JOB_FINISH_MANY]
     = "UPDATE jobs j SET state = u.state, result = u.result, "
       "error = u.error, finished_at = u.finished, lease_deadline = NULL "
       "FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], "
       "$5::int8[]) AS u(id, state, result, error, finished) "
       "WHERE j.id = ANY($1::int8[]) AND j.id = u.id",
-    [PG_JOB_FINISH_CHECKED_MANY]
-    = "UPDATE jobs j SET state = u.state, result = u.result, "
-      "error = u.error, finished_at = u.finished, lease_deadline = NULL "
-      "FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], "
-      "$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], "
-      "$10::int8[], $11::int8[], $12::int8[], $13::int8[]) "
-      "AS u(id, state, result, error, finished, was, attempt, max_attempts, "
-      "lease_deadline, started_at, run_at, cancel_requested, lease_token) "
-      "WHERE j.id = ANY($1::int8[]) AND j.id = u.id AND j.state + 0 = u.was "
-      "AND j.attempt = u.attempt AND j.max_attempts = u.max_attempts "
-      "AND coalesce(j.lease_deadline, 0) = u.lease_deadline "
-      "AND coalesce(j.started_at, 0) = u.started_at "
-      "AND coalesce(j.run_at, 0) = u.run_at "
-      "AND j.cancel_requested = u.cancel_requested "
-      "AND j.lease_token = u.lease_token",
+    [PG_JOB_FINISH_CHECKED_MANY] = PG_CHECKED(
+        "UPDATE jobs j SET state = u.state, result = u.result, "
+        "error = u.error, finished_at = u.finished, lease_deadline = NULL "
+        "FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::bytea[], "
+        "$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], "
+        "$10::int8[], $11::int8[], $12::int8[], $13::int8[]) "
+        "AS u(id, state, result, error, finished, was, attempt, "
+        "max_attempts, lease_deadline, started_at, run_at, "
+        "cancel_requested, lease_token) "
+        "WHERE j.id = ANY($1::int8[]) AND j.id = u.id "
+        "AND j.state + 0 = u.was AND j.attempt = u.attempt "
+        "AND j.max_attempts = u.max_attempts "
+        "AND coalesce(j.lease_deadline, 0) = u.lease_deadline "
+        "AND coalesce(j.started_at, 0) = u.started_at "
+        "AND coalesce(j.run_at, 0) = u.run_at "
+        "AND j.cancel_requested = u.cancel_requested "
+        "AND j.lease_token = u.lease_token",
+        "cardinality($1::int8[])"),
 };
 
-// The writes merged (store_pg_merge.c) and the type of each parameter's
-// array: i int8, f float8, t text, b bytea.
+// The writes merged (store_pg_merge.c), the type of each parameter's
+// array (i int8, f float8, t text, b bytea) and whether $1 names the job
+// an UPDATE changes.
 const struct pg_merge_spec pg_merge_specs[] = {
-    { PG_JOB_INSERT, PG_JOB_INSERT_MANY, "ttbiiiiiiibiitiiifiti" },
-    { PG_JOB_LEASE_QUEUED, PG_JOB_LEASE_QUEUED_MANY, "iiititi" },
-    { PG_JOB_FINISH, PG_JOB_FINISH_MANY, "iibbi" },
-    { PG_JOB_FINISH_CHECKED, PG_JOB_FINISH_CHECKED_MANY, "iibbiiiiiiiii" },
+    { PG_JOB_INSERT, PG_JOB_INSERT_MANY, "ttbiiiiiiibiitiiifiti", false },
+    { PG_JOB_LEASE_QUEUED, PG_JOB_LEASE_QUEUED_MANY, "iiititi", true },
+    { PG_JOB_FINISH, PG_JOB_FINISH_MANY, "iibbi", true },
+    { PG_JOB_FINISH_CHECKED, PG_JOB_FINISH_CHECKED_MANY, "iibbiiiiiiiii",
+        true },
 };
 const int pg_merge_nspecs = sizeof(pg_merge_specs) / sizeof(pg_merge_specs[0]);
