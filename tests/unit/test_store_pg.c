@@ -591,6 +591,24 @@ state_of(const struct fx *f, int64_t id)
     return harness_sql_int(f->conninfo, sql);
 }
 
+// Begins a transaction and reports jobs id[from..to) SUCCEEDED, each in a
+// command of its own that reads its brief first (the kept one).
+static void
+report_ok(struct fx *f, const int64_t *id, int from, int to)
+{
+    struct anvil_error err = { 0 };
+    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
+    for (int i = from; i < to; i++) {
+        struct store_job_brief b = { 0 };
+        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
+        assert_int_equal(store_job_brief(f->st, id[i], &b, &err), ANVIL_OK);
+        assert_int_equal(store_job_finish(f->st, id[i], ANVIL_JOB_SUCCEEDED,
+                             (const uint8_t *) "ok", 2, NULL, 6000, &err),
+            ANVIL_OK);
+        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
+    }
+}
+
 // Writes of one statement in a row go as one statement over arrays
 // (store_pg_merge.c): each row ends as its own write would have left it,
 // a job named twice keeps the later write, and a row changed elsewhere
@@ -664,16 +682,7 @@ test_store_pg_writes_merged_mean_what_they_meant_one_by_one(void **state)
     assert_int_equal(harness_sql_exec(f->conninfo,
                          "UPDATE jobs SET lease_token = 99 WHERE priority = 4"),
         0);
-    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
-    for (int i = 3; i < N; i++) {
-        struct store_job_brief b = { 0 };
-        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
-        assert_int_equal(store_job_brief(f->st, id[i], &b, &err), ANVIL_OK);
-        assert_int_equal(store_job_finish(f->st, id[i], ANVIL_JOB_SUCCEEDED,
-                             (const uint8_t *) "ok", 2, NULL, 6000, &err),
-            ANVIL_OK);
-        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
-    }
+    report_ok(f, id, 3, N);
     assert_int_not_equal(store_commit(f->st, &err), ANVIL_OK);
     assert_non_null(strstr(err.msg, "changed outside this server"));
     assert_int_equal(store_rollback(f->st, &err), ANVIL_OK);
@@ -685,16 +694,7 @@ test_store_pg_writes_merged_mean_what_they_meant_one_by_one(void **state)
 
     // The others' reports commit; then a job finished twice in a row of
     // finishes keeps the later one.
-    assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
-    for (int i = 0; i < 3; i++) {
-        struct store_job_brief b = { 0 };
-        assert_int_equal(store_savepoint(f->st, &err), ANVIL_OK);
-        assert_int_equal(store_job_brief(f->st, id[i], &b, &err), ANVIL_OK);
-        assert_int_equal(store_job_finish(f->st, id[i], ANVIL_JOB_SUCCEEDED,
-                             (const uint8_t *) "ok", 2, NULL, 6000, &err),
-            ANVIL_OK);
-        assert_int_equal(store_release(f->st, &err), ANVIL_OK);
-    }
+    report_ok(f, id, 0, 3);
     assert_int_equal(store_commit(f->st, &err), ANVIL_OK);
     assert_int_equal(store_begin(f->st, &err), ANVIL_OK);
     assert_int_equal(store_job_finish(f->st, id[3], ANVIL_JOB_FAILED, NULL, 0,
