@@ -162,7 +162,7 @@ struct pg_merge {
     int             sid; // the statement merged; -1: none
     int             n;
     int             epoch;  // as note() tags a queued statement
-    int             expect; // the rows they must change, summed; -1: any
+    int             expect; // rows it returns: 1 (a check's), -1: any
     const char     *what;
     struct pg_held *rows;               // PG_MERGE_MAX
     struct pg_arr   col[PG_MAX_PARAMS]; // the arrays, built when sent
