@@ -148,6 +148,11 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
     trim(msg, sizeof(msg),
         res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
                                             : PQerrorMessage(st->conn));
+    // A checked write or check found its row changed (PG_CHECKED,
+    // store_pg_sql.c): no statement divides otherwise.
+    bool changed = state != NULL && strcmp(state, "22012") == 0;
+    if (changed)
+        snprintf(msg, sizeof(msg), "the row changed outside this server");
     AV_ERR("store.error", "op=\"%s\" sqlstate=%s err=\"%s\"", what,
         state ? state : "-", msg);
     // Class 08 but a protocol violation (08P01), the server shutting down
@@ -181,9 +186,7 @@ pg_error(struct pg_store *st, const PGresult *res, struct anvil_error *err,
     if (state != NULL && strncmp(state, "53", 2) == 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED,
             "%s is out of resources while %s: %s", st->where, what, msg);
-    // A checked write or check found its row changed (PG_CHECKED,
-    // store_pg_sql.c): no statement divides otherwise.
-    if (state != NULL && strcmp(state, "22012") == 0)
+    if (changed)
         return av_error_set(err, ANVIL_INTERNAL,
             "database error while %s: the row changed outside this server",
             what);

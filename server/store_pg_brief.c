@@ -156,7 +156,7 @@ pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     pg_p_i64(&p, s->b.cancel_requested ? 1 : 0);
     pg_p_i64(&p, s->b.lease_token);
     int rc = pg_defer_expect(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, 1, err,
-        "checking a job's state (its row changed outside this server)");
+        "checking a job's state");
     if (rc != ANVIL_OK)
         return rc;
     *b   = s->b;
