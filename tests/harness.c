@@ -278,6 +278,13 @@ harness_stop(struct harness *h)
     harness_stop_server(h);
     anvil_client_close(h->client);
     h->client = NULL;
+    if (h->lsan_changed) { // harness_expect_nng_listener_leak's, undone
+        if (h->lsan_had)
+            setenv("LSAN_OPTIONS", h->lsan_was, 1);
+        else
+            unsetenv("LSAN_OPTIONS");
+        h->lsan_changed = false;
+    }
     if (h->dir[0] == '\0')
         return unclean ? -1 : 0;
     if (getenv("ANVIL_TEST_KEEP") != NULL)
@@ -937,6 +944,11 @@ harness_expect_nng_listener_leak(struct harness *h)
     fputs("leak:libnng.so.1\n", fp);
     fclose(fp);
     const char *was = getenv("LSAN_OPTIONS");
+    if (!h->lsan_changed) {
+        h->lsan_changed = true;
+        h->lsan_had     = was != NULL;
+        snprintf(h->lsan_was, sizeof(h->lsan_was), "%s", was ? was : "");
+    }
     snprintf(opts, sizeof(opts), "%s%ssuppressions=%s:print_suppressions=0",
         was != NULL ? was : "", was != NULL && was[0] != '\0' ? ":" : "", supp);
     return setenv("LSAN_OPTIONS", opts, 1);

@@ -53,6 +53,10 @@ struct harness {
     int                  n_procs;
     anvil_worker        *workers[HARNESS_MAX_WORKERS];
     int                  n_workers;
+    // LSAN_OPTIONS before harness_expect_nng_listener_leak, put back by
+    // harness_stop (lsan_had: it was set).
+    bool lsan_changed, lsan_had;
+    char lsan_was[512];
 };
 
 // Creates the directory, fills url and db, and opens h->client, without
@@ -163,8 +167,8 @@ int harness_greet_and_leave(const char *path, int n);
 // processes it spawns from now on tell LeakSanitizer (under
 // -fsanitize=address) to expect leaks inside libnng, which never frees a
 // listener stopped that way (server/listen_guard.h). Scoped to the calling
-// test's process: elsewhere the pattern would hide leaks of anvild's own
-// objects made in nng callbacks. 0 or -1.
+// test (harness_stop puts LSAN_OPTIONS back): elsewhere the pattern would
+// hide leaks of anvild's own objects made in nng callbacks. 0 or -1.
 int harness_expect_nng_listener_leak(struct harness *h);
 
 // Removes path and everything below it, without following symlinks.
