@@ -117,6 +117,9 @@ enum pg_stmt_id {
 // The SQL of statement i (store_pg_sql.c); its name on the server is
 // "a<i>".
 extern const char *const pg_stmt_sql[PG_STMT_COUNT];
+// How a checked write begins (PG_CHECKED, store_pg_sql.c): the UPDATE
+// follows.
+#define PG_CHECKED_HEAD "WITH w AS ("
 
 // The partial indexes' predicates, as in the SQLite backend (store_sqlite.h
 // explains the numbers).
@@ -161,8 +164,7 @@ struct pg_held;
 struct pg_merge {
     int             sid; // the statement merged; -1: none
     int             n;
-    int             epoch;  // as note() tags a queued statement
-    int             expect; // rows it returns: 1 (a check's), -1: any
+    int             epoch; // as note() tags a queued statement
     const char     *what;
     struct pg_held *rows;               // PG_MERGE_MAX
     struct pg_arr   col[PG_MAX_PARAMS]; // the arrays, built when sent
@@ -170,7 +172,6 @@ struct pg_merge {
 struct pg_queued {
     const char *what;
     int         epoch;
-    int         expect; // rows it must return or change; -1: any
 };
 
 struct pg_store {
@@ -274,14 +275,13 @@ void pg_p_blob(struct pg_params *p, const void *v, size_t n);
 // values that p does not hold itself (bytes: free()).
 struct pg_held {
     int              sid;
-    int              expect;
     const char      *what;
     struct pg_params p;
     char            *bytes;
 };
-// Fills h with sid, expect, what and a copy of p (NULL: no parameters).
-int  pg_held_set(struct pg_held *h, int sid, const struct pg_params *p,
-     int expect, const char *what);
+// Fills h with sid, what and a copy of p (NULL: no parameters).
+int pg_held_set(
+    struct pg_held *h, int sid, const struct pg_params *p, const char *what);
 void pg_held_free(struct pg_held *h);
 
 // ---- running statements ----
@@ -347,11 +347,6 @@ int pg_defer(struct pg_store *st, int sid, const struct pg_params *p,
 int pg_defer_as(struct pg_store *st, int sid, int seam,
     const struct pg_params *p, struct anvil_error *err, const char *what);
 
-// pg_defer_as of a statement that must return or change expect rows.
-int pg_defer_expect(struct pg_store *st, int sid, int seam,
-    const struct pg_params *p, int expect, struct anvil_error *err,
-    const char *what);
-
 // Queues SQL text without parameters (one statement); own: it belongs
 // to the open command's savepoint.
 int pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
@@ -411,9 +406,9 @@ int  pg_evbuf_send(struct pg_store *st, struct anvil_error *err);
 void pg_evbuf_drop(struct pg_store *st); // forgets them (a rollback)
 void pg_evbuf_free(struct pg_store *st);
 
-// Binary array parameters (store_pg_evbuf.c): pg_arr_start, elements
-// (null: an SQL NULL element), then pg_arr_end with the element type and
-// count fills the header. Non-zero: out of memory.
+// Binary array parameters (store_pg_evbuf.c): pg_arr_start, one element
+// or more (null: an SQL NULL element), then pg_arr_end with the element
+// type and count fills the header. Non-zero: out of memory.
 void pg_arr_start(struct pg_arr *a);
 int  pg_arr_i64(struct pg_arr *a, int64_t v, bool null);
 int  pg_arr_f64(struct pg_arr *a, double v, bool null);
@@ -441,7 +436,7 @@ void pg_merge_close(struct pg_store *st);
 // Queues a write of the transaction (as pg_pipe_send and note() would),
 // merged with the writes of the same statement queued just before it.
 int pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
-    int epoch, int expect, struct anvil_error *err, const char *what);
+    int epoch, struct anvil_error *err, const char *what);
 // Sends the writes merged, if any; before anything else is sent.
 int  pg_merge_send(struct pg_store *st, struct anvil_error *err);
 void pg_merge_drop(struct pg_store *st); // forgets them (a rollback)
@@ -453,26 +448,21 @@ int pg_cmd_release(struct pg_store *st, struct anvil_error *err);
 // A write of the open command: held while its savepoint is not sent,
 // else queued.
 int  pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
-     int expect, struct anvil_error *err, const char *what);
+     struct anvil_error *err, const char *what);
 void pg_hold_drop(struct pg_store *st);
 // Whether the last write held is sid of job id ($1).
 bool pg_hold_last_is(struct pg_store *st, int sid, int64_t id);
 // Replaces that write with sid, whose parameters are front's followed by
-// the held one's but its first, expected to change one row.
+// the held one's but its first.
 int pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
     struct anvil_error *err, const char *what);
-// pg_pipe_queue of a statement that must return or change expect rows
-// (else a failure, "the row changed outside this server").
-int pg_pipe_queue_expect(struct pg_store *st, int sid,
-    const struct pg_params *p, int expect, struct anvil_error *err,
-    const char *what);
 int pg_hold_open(struct pg_store *st);
 
 // The savepoint epoch a statement queued now is tagged with (own: it
 // belongs to the open command), and the noting of its answer to read.
 int pg_pipe_epoch(const struct pg_store *st, bool own);
-int pg_pipe_note(struct pg_store *st, const char *what, int epoch, int expect,
-    struct anvil_error *err);
+int pg_pipe_note(
+    struct pg_store *st, const char *what, int epoch, struct anvil_error *err);
 // pg_pipe_send, noted as queued (no failure seam; pg_defer has one).
 int pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what);

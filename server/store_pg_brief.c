@@ -40,8 +40,10 @@ pg_briefs_open(struct pg_store *st)
         return -1;
     // What each statement does to the table (pg_brief_written).
     for (int i = 0; i < PG_STMT_COUNT; i++) {
-        const char *sql  = pg_stmt_sql[i];
-        bool        jobs = strncmp(sql, "UPDATE jobs ", 12) == 0
+        const char *sql = pg_stmt_sql[i];
+        if (strncmp(sql, PG_CHECKED_HEAD, strlen(PG_CHECKED_HEAD)) == 0)
+            sql += strlen(PG_CHECKED_HEAD); // the UPDATE it checks
+        bool jobs = strncmp(sql, "UPDATE jobs ", 12) == 0
             || strncmp(sql, "DELETE FROM jobs ", 17) == 0;
         st->brief_effect[i] = !jobs                                  ? 0
             : strstr(sql, " WHERE id = $1") != NULL && sql[0] == 'U' ? 1
@@ -50,8 +52,6 @@ pg_briefs_open(struct pg_store *st)
     // The queued lease keeps what it knows itself (store_pg_lease.c): the
     // brief it sets must outlive the statement's sending, later.
     st->brief_effect[PG_JOB_LEASE_QUEUED] = 0;
-    // The checked finish (an UPDATE in a WITH) forgets its job.
-    st->brief_effect[PG_JOB_FINISH_CHECKED] = 1;
     // A merged write's rows did theirs when kept (store_pg_merge.c).
     for (int i = 0; i < pg_merge_nspecs; i++)
         st->brief_effect[pg_merge_specs[i].many] = 0;
@@ -155,7 +155,7 @@ pg_brief_cached(struct pg_store *st, int64_t id, struct store_job_brief *b,
     pg_p_i64(&p, s->b.run_at);
     pg_p_i64(&p, s->b.cancel_requested ? 1 : 0);
     pg_p_i64(&p, s->b.lease_token);
-    int rc = pg_defer_expect(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, 1, err,
+    int rc = pg_defer_as(st, PG_JOB_BRIEF_CHECK, PG_JOB_BRIEF, &p, err,
         "checking a job's state");
     if (rc != ANVIL_OK)
         return rc;

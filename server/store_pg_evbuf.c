@@ -102,9 +102,7 @@ pg_arr_bytes(struct pg_arr *a, const char *v, size_t n, bool null)
 void
 pg_arr_end(struct pg_arr *a, unsigned oid, int n)
 {
-    if (a->buf == NULL && grow(a, PG_ARR_HEADER) != 0)
-        return; // an empty array is started with its header's room
-    size_t len = a->len;
+    size_t len = a->len; // an element's grow() made room for the header
     a->len     = 0;
     put32(a, 1); // one dimension
     put32(a, 1); // may hold NULLs

@@ -12,8 +12,8 @@
 // with the attempt kept (and in the ready queue the lease names) and
 // fails in PostgreSQL when it changes none (PG_CHECKED, store_pg_sql.c):
 // a row changed by anything else fails the command or, read after its
-// command ended, the whole transaction. Payloads over PG_LEASE_PAYLOAD_MAX are
-// not kept: their jobs are leased the plain way.
+// command ended, the whole transaction. Payloads over
+// PG_LEASE_PAYLOAD_MAX are not kept: their jobs are leased the plain way.
 #include "store_pg.h"
 
 #include "util/error.h"
@@ -208,8 +208,8 @@ pg_kept_lease(struct pg_store *st, int64_t id, const char *key,
     pg_p_text(&p, key);
     pg_p_i64(&p, k->j.attempt);
     drop(st, k); // the row changes
-    int rc = pg_defer_expect(
-        st, PG_JOB_LEASE_QUEUED, PG_JOB_LEASE, &p, 1, err, "leasing a job");
+    int rc = pg_defer_as(
+        st, PG_JOB_LEASE_QUEUED, PG_JOB_LEASE, &p, err, "leasing a job");
     if (rc != ANVIL_OK) {
         job_fini(out);
         return rc;

@@ -14,8 +14,7 @@
 // Merged, the writes mean what they meant one by one:
 // - the rows they must change add up: n leases that must each change one
 //   row must change n together, else the statement fails (PG_CHECKED,
-//   store_pg_sql.c: "the row changed outside this server"), and returns
-//   its one row, as each of them did;
+//   store_pg_sql.c: "the row changed outside this server");
 // - only writes tagged with the same savepoint epoch merge (a tag whose
 //   command has ended is no tag), so a failure is the open command's
 //   exactly when it would have been;
@@ -111,29 +110,27 @@ names_kept(const struct pg_merge *m, const struct pg_params *p)
 
 static int
 send_one(struct pg_store *st, int sid, const struct pg_params *p, int epoch,
-    int expect, struct anvil_error *err, const char *what)
+    struct anvil_error *err, const char *what)
 {
     int rc = pg_pipe_send(st, sid, p, err, what);
-    return rc == ANVIL_OK ? pg_pipe_note(st, what, epoch, expect, err) : rc;
+    return rc == ANVIL_OK ? pg_pipe_note(st, what, epoch, err) : rc;
 }
 
 int
 pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
-    int epoch, int expect, struct anvil_error *err, const char *what)
+    int epoch, struct anvil_error *err, const char *what)
 {
     struct pg_merge            *m  = &st->merge;
     const struct pg_merge_spec *sp = spec_of(sid);
     if (sp == NULL || m->rows == NULL || !fits(sp, p))
-        return send_one(st, sid, p, epoch, expect, err, what);
+        return send_one(st, sid, p, epoch, err, what);
     // A tag whose command has ended reads as no command's (read_one), so
     // the writes of a SubmitJobs' first item, queued under its savepoint,
     // merge with the items after it, which are released without one.
     if (m->n > 0 && (!st->cmd_open || m->epoch != st->epoch))
         m->epoch = 0;
     int rc = ANVIL_OK;
-    if (m->n > 0
-        && (m->sid != sid || m->epoch != epoch
-            || (m->expect < 0) != (expect < 0) || names_kept(m, p)))
+    if (m->n > 0 && (m->sid != sid || m->epoch != epoch || names_kept(m, p)))
         rc = pg_merge_send(st, err);
     // BEGIN goes first, as it would before the write itself.
     if (rc == ANVIL_OK)
@@ -142,14 +139,13 @@ pg_merge_queue(struct pg_store *st, int sid, const struct pg_params *p,
         return rc;
     // What the write may change is forgotten now, as if sent.
     pg_brief_written(st, sid, p);
-    if (pg_held_set(&m->rows[m->n], sid, p, expect, what) != 0)
+    if (pg_held_set(&m->rows[m->n], sid, p, what) != 0)
         return av_error_set(
             err, ANVIL_RESOURCE_EXHAUSTED, "%s: out of memory", what);
     if (m->n == 0) {
-        m->sid    = sid;
-        m->epoch  = epoch;
-        m->expect = expect;
-        m->what   = what;
+        m->sid   = sid;
+        m->epoch = epoch;
+        m->what  = what;
     }
     m->n++;
     return m->n == PG_MERGE_MAX ? pg_merge_send(st, err) : ANVIL_OK;
@@ -210,12 +206,12 @@ send_merged(struct pg_store *st, int n, struct anvil_error *err)
         return av_error_set(
             err, ANVIL_RESOURCE_EXHAUSTED, "%s: out of memory", m->what);
     if (!sp->by_id)
-        return send_one(st, sp->many, &p, m->epoch, m->expect, err, m->what);
+        return send_one(st, sp->many, &p, m->epoch, err, m->what);
     // The UPDATE's plan is made with sequential scans off (see the top).
     int rc = pg_pipe_sql(st, "SET LOCAL enable_seqscan = off", false, err,
         "configuring the transaction");
     if (rc == ANVIL_OK)
-        rc = send_one(st, sp->many, &p, m->epoch, m->expect, err, m->what);
+        rc = send_one(st, sp->many, &p, m->epoch, err, m->what);
     if (rc == ANVIL_OK)
         rc = pg_pipe_sql(st, "SET LOCAL enable_seqscan TO DEFAULT", false, err,
             "configuring the transaction");
@@ -232,8 +228,8 @@ pg_merge_send(struct pg_store *st, struct anvil_error *err)
     // Sent or not, they are gone (and what sends them sends nothing
     // merged again).
     m->n   = 0;
-    int rc = n == 1 ? send_one(st, m->rows[0].sid, &m->rows[0].p, m->epoch,
-                 m->rows[0].expect, err, m->rows[0].what)
+    int rc = n == 1 ? send_one(st, m->rows[0].sid, &m->rows[0].p, m->epoch, err,
+                 m->rows[0].what)
                     : send_merged(st, n, err);
     for (int i = 0; i < n; i++)
         pg_held_free(&m->rows[i]);

@@ -92,14 +92,13 @@ pg_p_blob(struct pg_params *p, const void *v, size_t n)
 // ---- a write kept to be sent later ----
 
 int
-pg_held_set(struct pg_held *h, int sid, const struct pg_params *p, int expect,
-    const char *what)
+pg_held_set(
+    struct pg_held *h, int sid, const struct pg_params *p, const char *what)
 {
-    size_t n  = 0;
-    h->sid    = sid;
-    h->expect = expect;
-    h->what   = what;
-    h->bytes  = NULL;
+    size_t n = 0;
+    h->sid   = sid;
+    h->what  = what;
+    h->bytes = NULL;
     if (p != NULL)
         h->p = *p;
     else

@@ -69,12 +69,11 @@ pg_pipe_epoch(const struct pg_store *st, bool own)
 }
 
 int
-pg_pipe_note(struct pg_store *st, const char *what, int epoch, int expect,
-    struct anvil_error *err)
+pg_pipe_note(
+    struct pg_store *st, const char *what, int epoch, struct anvil_error *err)
 {
     struct pg_queued *q = &st->queued[st->n_queued++];
     q->what             = what;
-    q->expect           = expect;
     q->epoch            = epoch;
     if (st->n_queued == PG_QUEUE_MAX)
         return pg_pipe_sync(st, NULL, err, what);
@@ -82,10 +81,9 @@ pg_pipe_note(struct pg_store *st, const char *what, int epoch, int expect,
 }
 
 static int
-note(struct pg_store *st, const char *what, bool own, int expect,
-    struct anvil_error *err)
+note(struct pg_store *st, const char *what, bool own, struct anvil_error *err)
 {
-    return pg_pipe_note(st, what, pg_pipe_epoch(st, own), expect, err);
+    return pg_pipe_note(st, what, pg_pipe_epoch(st, own), err);
 }
 
 // What is kept to be sent later goes first: the writes merged, then the
@@ -102,7 +100,7 @@ pg_pipe_sql(struct pg_store *st, const char *sql, bool own,
     struct anvil_error *err, const char *what)
 {
     int rc = pg_pipe_sql_send(st, sql, err, what);
-    return rc != ANVIL_OK ? rc : note(st, what, own, -1, err);
+    return rc != ANVIL_OK ? rc : note(st, what, own, err);
 }
 
 int
@@ -162,15 +160,8 @@ int
 pg_pipe_queue(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
-    return pg_pipe_queue_expect(st, sid, p, -1, err, what);
-}
-
-int
-pg_pipe_queue_expect(struct pg_store *st, int sid, const struct pg_params *p,
-    int expect, struct anvil_error *err, const char *what)
-{
     int rc = pg_pipe_send(st, sid, p, err, what);
-    return rc == ANVIL_OK ? note(st, what, true, expect, err) : rc;
+    return rc == ANVIL_OK ? note(st, what, true, err) : rc;
 }
 
 int
@@ -184,21 +175,12 @@ int
 pg_defer_as(struct pg_store *st, int sid, int seam, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
-    return pg_defer_expect(st, sid, seam, p, -1, err, what);
-}
-
-int
-pg_defer_expect(struct pg_store *st, int sid, int seam,
-    const struct pg_params *p, int expect, struct anvil_error *err,
-    const char *what)
-{
     if (!st->in_tx) // autocommit: the answer is the statement's
         return pg_exec(st, sid, p, err, what);
     if (poisoned(st, err))
         return err->code;
     int rc = pg_injected(seam, err, what);
-    return rc == ANVIL_OK ? pg_hold_or_queue(st, sid, p, expect, err, what)
-                          : rc;
+    return rc == ANVIL_OK ? pg_hold_or_queue(st, sid, p, err, what) : rc;
 }
 
 static bool
@@ -211,8 +193,8 @@ good(ExecStatusType s)
 // *own_err telling whether it is the open command's) unless one is
 // there. *keep, when given, receives the good result.
 static void
-read_one(struct pg_store *st, const char *what, int epoch, int expect,
-    PGresult **keep, int *rc, bool *own_err, struct anvil_error *err)
+read_one(struct pg_store *st, const char *what, int epoch, PGresult **keep,
+    int *rc, bool *own_err, struct anvil_error *err)
 {
     PGresult *r;
     while ((r = PQgetResult(st->conn)) != NULL) {
@@ -220,15 +202,6 @@ read_one(struct pg_store *st, const char *what, int epoch, int expect,
         if (good(s) && keep != NULL && *keep == NULL) {
             *keep = r;
             continue;
-        }
-        long rows = s == PGRES_TUPLES_OK ? PQntuples(r)
-                                         : strtol(PQcmdTuples(r), NULL, 10);
-        if (good(s) && expect >= 0 && rows != expect && *rc == ANVIL_OK) {
-            *rc      = av_error_set(err, ANVIL_INTERNAL,
-                     "database error while %s: the row changed outside this "
-                          "server",
-                     what);
-            *own_err = epoch != 0 && epoch == st->epoch && st->cmd_open;
         }
         if (!good(s) && s != PGRES_PIPELINE_ABORTED && *rc == ANVIL_OK) {
             *rc      = pg_error(st, r, err, what);
@@ -252,11 +225,11 @@ pg_pipe_sync(struct pg_store *st, PGresult **out, struct anvil_error *err,
     if (!PQpipelineSync(st->conn))
         return pg_error(st, NULL, err, what);
     for (int i = 0; i < n && PQstatus(st->conn) == CONNECTION_OK; i++)
-        read_one(st, st->queued[i].what, st->queued[i].epoch,
-            st->queued[i].expect, NULL, &rc, &own, err);
+        read_one(
+            st, st->queued[i].what, st->queued[i].epoch, NULL, &rc, &own, err);
     PGresult *got = NULL;
     if (out != NULL && PQstatus(st->conn) == CONNECTION_OK) {
-        read_one(st, what, st->epoch, -1, &got, &rc, &own, err);
+        read_one(st, what, st->epoch, &got, &rc, &own, err);
         if (got == NULL && rc == ANVIL_OK)
             rc = pg_error(st, NULL, err, what); // aborted with no cause
     }
@@ -352,10 +325,10 @@ pg_hold_drop(struct pg_store *st)
 }
 
 static int
-hold(struct pg_store *st, int sid, const struct pg_params *p, int expect,
+hold(struct pg_store *st, int sid, const struct pg_params *p,
     struct anvil_error *err, const char *what)
 {
-    if (pg_held_set(&st->held[st->n_held], sid, p, expect, what) != 0)
+    if (pg_held_set(&st->held[st->n_held], sid, p, what) != 0)
         return av_error_set(err, ANVIL_RESOURCE_EXHAUSTED, "out of memory");
     st->n_held++;
     if (st->n_held == PG_HELD_MAX)
@@ -372,8 +345,7 @@ unhold(struct pg_store *st, bool own, struct anvil_error *err)
     for (int i = 0; i < st->n_held; i++) {
         struct pg_held *h = &st->held[i];
         if (rc == ANVIL_OK)
-            rc = pg_merge_queue(
-                st, h->sid, &h->p, epoch, h->expect, err, h->what);
+            rc = pg_merge_queue(st, h->sid, &h->p, epoch, err, h->what);
         pg_held_free(h);
     }
     st->n_held = 0;
@@ -416,17 +388,16 @@ pg_cmd_release(struct pg_store *st, struct anvil_error *err)
 
 int
 pg_hold_or_queue(struct pg_store *st, int sid, const struct pg_params *p,
-    int expect, struct anvil_error *err, const char *what)
+    struct anvil_error *err, const char *what)
 {
     if (st->sp_pending) {
         // What the statement may change is forgotten now, as if sent.
         if (pg_stmt_sql[sid][0] == 'D')
             st->rid_valid = false;
         pg_brief_written(st, sid, p);
-        return hold(st, sid, p, expect, err, what);
+        return hold(st, sid, p, err, what);
     }
-    return pg_merge_queue(
-        st, sid, p, pg_pipe_epoch(st, true), expect, err, what);
+    return pg_merge_queue(st, sid, p, pg_pipe_epoch(st, true), err, what);
 }
 
 bool
@@ -452,5 +423,5 @@ pg_hold_fold(struct pg_store *st, int sid, const struct pg_params *front,
     pg_held_free(last);
     st->n_held--;
     pg_brief_written(st, sid, &p); // as pg_hold_or_queue does
-    return hold(st, sid, &p, 1, err, what);
+    return hold(st, sid, &p, err, what);
 }

@@ -28,9 +28,9 @@
 // server". The failure is PostgreSQL's own, so the statement and its
 // transaction (or its command's savepoint) fail there: nothing of a batch
 // that decided on a row changed elsewhere is committed.
-#define PG_CHECKED(update, n)                                      \
-    "WITH w AS (" update " RETURNING 1) SELECT 1 / (count(*) = " n \
-    ")::int FROM w"
+#define PG_CHECKED(update, n)                                        \
+    PG_CHECKED_HEAD update " RETURNING 1) SELECT 1 / (count(*) = " n \
+                           ")::int FROM w"
 
 const char *const pg_stmt_sql[PG_STMT_COUNT] = {
     [PG_JOB_INSERT]  = "INSERT INTO jobs(type, queue, payload, priority, "
